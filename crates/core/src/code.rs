@@ -1,0 +1,152 @@
+//! One-time codes: drawn from the OS CSPRNG, stored only as a keyed digest (HMAC-SHA256) for
+//! checking and sealed with AES-256-GCM so a resend can repeat the same code. Neither reveals
+//! the code without the server secret; comparisons are constant-time.
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, aead::Aead, aead::Payload};
+use hmac::{Hmac, Mac};
+use rand::{Rng, TryRngCore, rngs::OsRng};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+pub const MIN_LENGTH: u8 = 4;
+pub const MAX_LENGTH: u8 = 10;
+pub const DEFAULT_LENGTH: u8 = 6;
+
+/// A one-time code in clear. Deliberately not `Display`, and `Debug` is redacted, so it cannot
+/// reach a log line by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Code(String);
+
+impl std::fmt::Debug for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Code(<redacted>)")
+    }
+}
+
+impl Code {
+    /// Draws `len` uniform decimal digits from the OS CSPRNG.
+    pub fn generate(len: u8) -> Self {
+        let mut rng = OsRng.unwrap_err();
+        Self((0..len).map(|_| char::from(b'0' + rng.random_range(0..10u8))).collect())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// True when `input` could be a code of `len` digits; anything else is refused before it costs
+/// an attempt.
+pub fn is_well_formed(input: &str, len: u8) -> bool {
+    input.len() == len as usize && input.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Keys derived from the server secret.
+#[derive(Clone)]
+pub struct CodeKeys {
+    digest_key: [u8; 32],
+    seal: Aes256Gcm,
+}
+
+impl std::fmt::Debug for CodeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeKeys(<redacted>)")
+    }
+}
+
+fn derive(secret: &[u8], label: &str) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret).expect("HMAC accepts any key length");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+impl CodeKeys {
+    pub fn from_secret(secret: &[u8]) -> Self {
+        let seal_key = derive(secret, "phonegate/v1/code-seal");
+        Self { digest_key: derive(secret, "phonegate/v1/code-digest"), seal: Aes256Gcm::new_from_slice(&seal_key).expect("32-byte key") }
+    }
+
+    /// HMAC-SHA256 over the verification id and the code, so equal codes of different
+    /// verifications have unrelated digests.
+    pub fn digest(&self, verification_id: &str, code: &str) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.digest_key).expect("32-byte key");
+        mac.update(verification_id.as_bytes());
+        mac.update(&[0]);
+        mac.update(code.as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub fn matches(&self, verification_id: &str, code: &str, stored_digest: &[u8]) -> bool {
+        bool::from(self.digest(verification_id, code).as_slice().ct_eq(stored_digest))
+    }
+
+    /// Encrypts the code for a later resend: 12-byte random nonce followed by the ciphertext,
+    /// authenticated together with the verification id.
+    pub fn seal(&self, verification_id: &str, code: &Code) -> Vec<u8> {
+        let mut nonce = [0u8; 12];
+        OsRng.try_fill_bytes(&mut nonce).expect("OS random source unavailable");
+        let payload = Payload { msg: code.0.as_bytes(), aad: verification_id.as_bytes() };
+        let ciphertext = self.seal.encrypt(Nonce::from_slice(&nonce), payload).expect("AES-GCM encryption cannot fail");
+        [nonce.as_slice(), &ciphertext].concat()
+    }
+
+    pub fn open(&self, verification_id: &str, sealed: &[u8]) -> Option<Code> {
+        if sealed.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(12);
+        let payload = Payload { msg: ciphertext, aad: verification_id.as_bytes() };
+        let plain = self.seal.decrypt(Nonce::from_slice(nonce), payload).ok()?;
+        String::from_utf8(plain).ok().map(Code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn digits_are_roughly_uniform() {
+        let mut counts = [0u32; 10];
+        for _ in 0..2000 {
+            for b in Code::generate(10).0.bytes() {
+                counts[(b - b'0') as usize] += 1;
+            }
+        }
+        // 20,000 digits: each expected 2,000; a fair source stays well within ±15%.
+        assert!(counts.iter().all(|&c| (1700..2300).contains(&c)), "{counts:?}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_code() {
+        let code = Code::generate(6);
+        assert!(!format!("{code:?}").contains(code.expose()));
+    }
+
+    #[test]
+    fn sealed_code_opens_only_for_its_verification_and_key() {
+        let keys = CodeKeys::from_secret(b"secret one");
+        let code = Code::generate(6);
+        let sealed = keys.seal("VEa", &code);
+        assert_eq!(keys.open("VEa", &sealed), Some(code.clone()));
+        assert_eq!(keys.open("VEb", &sealed), None);
+        assert_eq!(CodeKeys::from_secret(b"secret two").open("VEa", &sealed), None);
+        assert!(!sealed.windows(6).any(|w| w == code.expose().as_bytes()));
+    }
+
+    proptest! {
+        #[test]
+        fn generated_codes_have_the_requested_length(len in MIN_LENGTH..=MAX_LENGTH) {
+            let code = Code::generate(len);
+            prop_assert!(is_well_formed(code.expose(), len));
+        }
+
+        #[test]
+        fn digest_matches_only_the_same_code(a in "[0-9]{6}", b in "[0-9]{6}") {
+            let keys = CodeKeys::from_secret(b"k");
+            let d = keys.digest("VE1", &a);
+            prop_assert!(keys.matches("VE1", &a, &d));
+            prop_assert_eq!(keys.matches("VE1", &b, &d), a == b);
+            prop_assert!(!keys.matches("VE2", &a, &d));
+        }
+    }
+}

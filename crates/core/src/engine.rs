@@ -1,0 +1,279 @@
+//! The verification engine: starts, resends, checks, cancels and expires verifications by
+//! loading a record, applying the state machine and writing it back with compare-and-swap.
+use crate::clock::Clock;
+use crate::code::{self, Code, CodeKeys};
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::phone::{PhoneNumber, PhonePolicy};
+use crate::ports::{Observer, Sms, SmsSender, Store, StoreError};
+use crate::service::{self, DEFAULT_SERVICE, Service, ServiceSettings};
+use crate::verification::{Channel, CheckOutcome, SendRefusal, Status, Verification};
+use std::sync::Arc;
+
+pub use crate::verification::Limits;
+
+/// How often a write that lost a race is retried before the caller is told to retry.
+const MAX_RACES: usize = 64;
+
+pub struct Verifier {
+    store: Arc<dyn Store>,
+    sender: Arc<dyn SmsSender>,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+    keys: CodeKeys,
+    phones: PhonePolicy,
+    limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// Service id or name; the default service when absent.
+    pub service: Option<String>,
+    pub to: String,
+    pub channel: Channel,
+    pub locale: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub verification: Verification,
+    /// True when an already pending verification was sent again instead of a new one.
+    pub resent: bool,
+}
+
+pub struct VerifierParts {
+    pub store: Arc<dyn Store>,
+    pub sender: Arc<dyn SmsSender>,
+    pub clock: Arc<dyn Clock>,
+    pub observer: Arc<dyn Observer>,
+    pub keys: CodeKeys,
+    pub phones: PhonePolicy,
+    pub limits: Limits,
+}
+
+impl Verifier {
+    pub fn new(p: VerifierParts) -> Self {
+        Self { store: p.store, sender: p.sender, clock: p.clock, observer: p.observer, keys: p.keys, phones: p.phones, limits: p.limits }
+    }
+
+    pub fn phones(&self) -> &PhonePolicy {
+        &self.phones
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Creates the default service if it does not exist yet.
+    pub async fn ensure_default_service(&self) -> Result<Service, VerifyError> {
+        match self.create_service(ServiceSettings { name: DEFAULT_SERVICE.into(), ..Default::default() }).await {
+            Ok(s) => Ok(s),
+            Err(VerifyError::ServiceNameTaken) => self.service(Some(DEFAULT_SERVICE)).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn create_service(&self, settings: ServiceSettings) -> Result<Service, VerifyError> {
+        let service = settings.into_service(self.clock.now())?;
+        match self.store.insert_service(&service).await {
+            Ok(()) => Ok(service),
+            Err(StoreError::Conflict) => Err(VerifyError::ServiceNameTaken),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A service by id or name; the default service for `None`.
+    pub async fn service(&self, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
+        let key = id_or_name.unwrap_or(DEFAULT_SERVICE);
+        self.store.get_service(key).await?.ok_or(VerifyError::ServiceNotFound)
+    }
+
+    pub fn parse_phone(&self, raw: &str) -> Result<PhoneNumber, VerifyError> {
+        Ok(self.phones.parse(raw)?)
+    }
+
+    /// Starts a verification, or re-sends the pending one for the same service and number
+    /// (same id, same code) within the send limit.
+    pub async fn start(&self, req: StartRequest) -> Result<Started, VerifyError> {
+        let to = self.parse_phone(&req.to)?;
+        let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
+        let service = self.service(req.service.as_deref()).await?;
+        for _ in 0..MAX_RACES {
+            let now = self.clock.now();
+            if let Some(mut pending) = self.store.find_pending_verification(&service.id, &to).await? {
+                let version = pending.version;
+                match pending.register_send(now, &self.limits) {
+                    Ok(()) => {}
+                    Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
+                    Err(SendRefusal::NotPending(_)) => {
+                        // It expired just now: record that, then start afresh.
+                        if self.write(&mut pending, version).await? {
+                            self.observer.verification_entered(&pending.service_id, pending.channel, pending.status);
+                        }
+                        continue;
+                    }
+                }
+                if let Some(l) = &locale {
+                    pending.locale.clone_from(l);
+                }
+                if !self.write(&mut pending, version).await? {
+                    continue;
+                }
+                let code = self
+                    .keys
+                    .open(&pending.id, &pending.code_sealed)
+                    .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
+                let verification = self.deliver(&service, pending, &code, true).await?;
+                return Ok(Started { verification, resent: true });
+            }
+            let code = Code::generate(service.code_length);
+            let id = new_id("VE");
+            let fresh = Verification {
+                code_digest: self.keys.digest(&id, code.expose()),
+                code_sealed: self.keys.seal(&id, &code),
+                id,
+                service_id: service.id.clone(),
+                to: to.clone(),
+                channel: req.channel,
+                locale: locale.clone().unwrap_or_else(|| "en".into()),
+                status: Status::Pending,
+                code_length: service.code_length,
+                attempts: 0,
+                sends: 1,
+                send_window_started_at: now,
+                created_at: now,
+                updated_at: now,
+                expires_at: now + service.code_ttl(),
+                approved_at: None,
+                canceled_at: None,
+                expired_at: None,
+                max_attempts_reached_at: None,
+                failed_at: None,
+                failure_reason: None,
+                version: 0,
+            };
+            match self.store.insert_verification(&fresh).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            self.observer.verification_entered(&service.id, fresh.channel, Status::Pending);
+            let verification = self.deliver(&service, fresh, &code, false).await?;
+            return Ok(Started { verification, resent: false });
+        }
+        Err(VerifyError::Busy)
+    }
+
+    /// Hands the message to the sender. A first send that fails marks the verification failed;
+    /// a failed resend leaves it pending (the earlier message may still arrive).
+    async fn deliver(&self, service: &Service, mut v: Verification, code: &Code, resend: bool) -> Result<Verification, VerifyError> {
+        let sms = Sms { to: v.to.clone(), body: service.render(&v.locale, code.expose()), verification_id: Some(v.id.clone()) };
+        match self.sender.send(&sms).await {
+            Ok(sent) => {
+                self.observer.sms_sent(&sent.provider, true);
+                Ok(v)
+            }
+            Err(e) => {
+                self.observer.sms_sent(self.sender.name(), false);
+                tracing::warn!(verification = %v.id, error = %e, "sending the code failed");
+                if !resend {
+                    let version = v.version;
+                    v.fail(self.clock.now(), e.to_string());
+                    if self.write(&mut v, version).await? {
+                        self.observer.verification_entered(&v.service_id, v.channel, Status::Failed);
+                    }
+                }
+                Err(VerifyError::DeliveryFailed { verification_id: v.id, reason: e.to_string() })
+            }
+        }
+    }
+
+    /// Checks a code against a verification by id.
+    pub async fn check(&self, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        for _ in 0..MAX_RACES {
+            let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
+            if !code::is_well_formed(code, v.code_length) {
+                return Err(VerifyError::invalid("code", format!("must be {} digits", v.code_length)));
+            }
+            let before = v.clone();
+            let matches = self.keys.matches(&v.id, code, &v.code_digest);
+            let outcome = v.check(matches, self.clock.now(), &self.limits);
+            if v != before {
+                if !self.write(&mut v, before.version).await? {
+                    continue;
+                }
+                if v.status != before.status {
+                    self.observer.verification_entered(&v.service_id, v.channel, v.status);
+                }
+            }
+            return Ok((v, outcome));
+        }
+        Err(VerifyError::Busy)
+    }
+
+    /// Checks a code against the pending verification for a number.
+    pub async fn check_number(&self, service: Option<&str>, to: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let to = self.parse_phone(to)?;
+        let service = self.service(service).await?;
+        let pending = self.store.find_pending_verification(&service.id, &to).await?;
+        let v = pending.ok_or(VerifyError::NoPendingVerification)?;
+        self.check(&v.id, code).await
+    }
+
+    /// Reads a verification, recording its expiry if the deadline has passed.
+    pub async fn get(&self, id: &str) -> Result<Verification, VerifyError> {
+        for _ in 0..MAX_RACES {
+            let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
+            let version = v.version;
+            if !v.expire_if_due(self.clock.now()) {
+                return Ok(v);
+            }
+            if self.write(&mut v, version).await? {
+                self.observer.verification_entered(&v.service_id, v.channel, v.status);
+                return Ok(v);
+            }
+        }
+        Err(VerifyError::Busy)
+    }
+
+    pub async fn cancel(&self, id: &str) -> Result<Verification, VerifyError> {
+        for _ in 0..MAX_RACES {
+            let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
+            let version = v.version;
+            let expired = v.expire_if_due(self.clock.now());
+            if let Err(status) = v.cancel(self.clock.now()) {
+                if expired && self.write(&mut v, version).await? {
+                    self.observer.verification_entered(&v.service_id, v.channel, v.status);
+                }
+                return Err(VerifyError::NotPending(status));
+            }
+            if self.write(&mut v, version).await? {
+                self.observer.verification_entered(&v.service_id, v.channel, v.status);
+                return Ok(v);
+            }
+        }
+        Err(VerifyError::Busy)
+    }
+
+    /// Expires every overdue pending verification (the background sweep).
+    pub async fn expire_due(&self, batch: u32) -> Result<usize, VerifyError> {
+        let expired = self.store.expire_due_verifications(self.clock.now(), batch).await?;
+        for (service_id, channel) in &expired {
+            self.observer.verification_entered(service_id, *channel, Status::Expired);
+        }
+        Ok(expired.len())
+    }
+
+    /// Compare-and-swap write; on success the in-memory record carries the new version.
+    async fn write(&self, v: &mut Verification, expected_version: i64) -> Result<bool, VerifyError> {
+        let written = self.store.update_verification(v, expected_version).await?;
+        if written {
+            v.version = expected_version + 1;
+        }
+        Ok(written)
+    }
+}

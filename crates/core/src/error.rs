@@ -1,0 +1,36 @@
+//! What can go wrong in the core, in terms a client can act on.
+use crate::phone::PhoneError;
+use crate::ports::StoreError;
+use crate::verification::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Phone(#[from] PhoneError),
+    #[error("{field}: {message}")]
+    InvalidParameter { field: &'static str, message: String },
+    #[error("no such service")]
+    ServiceNotFound,
+    #[error("a service with this name already exists")]
+    ServiceNameTaken,
+    #[error("no such verification")]
+    VerificationNotFound,
+    #[error("no pending verification for this number")]
+    NoPendingVerification,
+    #[error("the verification is {}", .0.as_str())]
+    NotPending(Status),
+    #[error("too many codes sent for this verification; wait before asking again")]
+    MaxSendsReached,
+    #[error("the message could not be delivered: {reason}")]
+    DeliveryFailed { verification_id: String, reason: String },
+    #[error("too many concurrent requests for this verification; retry")]
+    Busy,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl VerifyError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidParameter { field, message: message.into() }
+    }
+}

@@ -1,0 +1,21 @@
+//! phonegate's domain core: phone numbers, one-time codes, services and the verification state
+//! machine. It knows nothing of HTTP or SQL; adapters call it and implement its ports.
+pub mod apikey;
+pub mod clock;
+pub mod code;
+pub mod engine;
+pub mod error;
+pub mod ids;
+pub mod outbox;
+pub mod phone;
+pub mod ports;
+pub mod service;
+pub mod verification;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use engine::{Limits, StartRequest, Started, Verifier};
+pub use error::VerifyError;
+pub use phone::{NumberKind, PhoneError, PhoneNumber, PhonePolicy};
+pub use ports::{Store, StoreError};
+pub use service::Service;
+pub use verification::{Channel, CheckOutcome, Status, Verification};

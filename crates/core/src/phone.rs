@@ -1,0 +1,217 @@
+//! E.164 phone numbers: parsed, validated and classified once at the edge (libphonenumber
+//! metadata via the `phonenumber` crate), then carried as a trusted newtype.
+use phonenumber::{Mode, Type, country, metadata::DATABASE};
+use serde::{Deserialize, Serialize};
+use std::{fmt, str::FromStr};
+
+/// A valid phone number in E.164 form (`+4915123456789`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// For values read back from our own storage, which only ever holds parsed numbers.
+    pub fn from_trusted(e164: String) -> Self {
+        Self(e164)
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a number is for, as far as its numbering plan tells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NumberKind {
+    Mobile,
+    FixedLineOrMobile,
+    FixedLine,
+    TollFree,
+    PremiumRate,
+    SharedCost,
+    PersonalNumber,
+    Voip,
+    Pager,
+    Uan,
+    Voicemail,
+    Other,
+}
+
+impl NumberKind {
+    /// Kinds that can receive a text message: what `PhonePolicy::default` accepts.
+    pub const SMS_CAPABLE: [NumberKind; 4] =
+        [NumberKind::Mobile, NumberKind::FixedLineOrMobile, NumberKind::PersonalNumber, NumberKind::Voip];
+
+    fn from_type(t: Type) -> Self {
+        match t {
+            Type::Mobile => Self::Mobile,
+            Type::FixedLineOrMobile => Self::FixedLineOrMobile,
+            Type::FixedLine => Self::FixedLine,
+            Type::TollFree => Self::TollFree,
+            Type::PremiumRate => Self::PremiumRate,
+            Type::SharedCost => Self::SharedCost,
+            Type::PersonalNumber => Self::PersonalNumber,
+            Type::Voip => Self::Voip,
+            Type::Pager => Self::Pager,
+            Type::Uan => Self::Uan,
+            Type::Voicemail => Self::Voicemail,
+            _ => Self::Other,
+        }
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Mobile => "mobile",
+            Self::FixedLineOrMobile => "fixed_line_or_mobile",
+            Self::FixedLine => "fixed_line",
+            Self::TollFree => "toll_free",
+            Self::PremiumRate => "premium_rate",
+            Self::SharedCost => "shared_cost",
+            Self::PersonalNumber => "personal_number",
+            Self::Voip => "voip",
+            Self::Pager => "pager",
+            Self::Uan => "uan",
+            Self::Voicemail => "voicemail",
+            Self::Other => "other",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PhoneError {
+    #[error("this is not a phone number")]
+    NotANumber,
+    #[error("the number has no valid country code; use the international format (+49…) or set a default region")]
+    InvalidCountryCode,
+    #[error("the number is too short")]
+    TooShort,
+    #[error("the number is too long")]
+    TooLong,
+    #[error("the number is not in an assigned range of its country's numbering plan")]
+    Unassigned,
+    #[error("{} numbers cannot receive verification messages", .0.as_str())]
+    KindNotAllowed(NumberKind),
+}
+
+impl PhoneError {
+    /// Stable machine-readable code for API responses.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotANumber => "phone_number_invalid",
+            Self::InvalidCountryCode => "phone_number_country_invalid",
+            Self::TooShort => "phone_number_too_short",
+            Self::TooLong => "phone_number_too_long",
+            Self::Unassigned => "phone_number_unassigned",
+            Self::KindNotAllowed(_) => "phone_number_type_not_allowed",
+        }
+    }
+}
+
+/// How raw input becomes a `PhoneNumber`: the region assumed for national formats and the
+/// number kinds accepted.
+#[derive(Debug, Clone)]
+pub struct PhonePolicy {
+    pub default_region: Option<country::Id>,
+    pub allowed_kinds: Vec<NumberKind>,
+}
+
+impl Default for PhonePolicy {
+    fn default() -> Self {
+        Self { default_region: None, allowed_kinds: NumberKind::SMS_CAPABLE.to_vec() }
+    }
+}
+
+/// Parses an ISO 3166-1 alpha-2 region code ("DE", "us").
+pub fn parse_region(code: &str) -> Option<country::Id> {
+    country::Id::from_str(&code.to_ascii_uppercase()).ok()
+}
+
+impl PhonePolicy {
+    pub fn parse(&self, raw: &str) -> Result<PhoneNumber, PhoneError> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 64 || raw.chars().any(|c| c.is_alphabetic()) {
+            return Err(PhoneError::NotANumber);
+        }
+        let number = phonenumber::parse(self.default_region, raw).map_err(|e| match e {
+            phonenumber::ParseError::InvalidCountryCode => PhoneError::InvalidCountryCode,
+            phonenumber::ParseError::TooShortAfterIdd | phonenumber::ParseError::TooShortNsn => PhoneError::TooShort,
+            phonenumber::ParseError::TooLong => PhoneError::TooLong,
+            _ => PhoneError::NotANumber,
+        })?;
+        if !number.is_valid() {
+            return Err(length_error(&number).unwrap_or(PhoneError::Unassigned));
+        }
+        let kind = NumberKind::from_type(number.number_type(&DATABASE));
+        if !self.allowed_kinds.contains(&kind) {
+            return Err(PhoneError::KindNotAllowed(kind));
+        }
+        Ok(PhoneNumber(number.format().mode(Mode::E164).to_string()))
+    }
+}
+
+/// Distinguishes "too short"/"too long" from "unassigned" for a number that failed validation.
+fn length_error(number: &phonenumber::PhoneNumber) -> Option<PhoneError> {
+    let metas = DATABASE.by_code(&number.code().value())?;
+    // The crate leaves the general descriptor's lengths empty; take those of the concrete types.
+    let lengths: Vec<u16> = metas
+        .iter()
+        .flat_map(|m| [m.descriptors().mobile(), m.descriptors().fixed_line()])
+        .flatten()
+        .flat_map(|d| d.possible_length().iter().copied())
+        .collect();
+    let national = number.national();
+    let len = (national.value().checked_ilog10().unwrap_or(0) + 1) as u16 + national.zeros() as u16;
+    let (min, max) = (lengths.iter().min()?, lengths.iter().max()?);
+    if len < *min {
+        Some(PhoneError::TooShort)
+    } else if len > *max {
+        Some(PhoneError::TooLong)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(region: Option<&str>) -> PhonePolicy {
+        PhonePolicy { default_region: region.and_then(parse_region), ..Default::default() }
+    }
+
+    #[test]
+    fn international_and_national_formats_normalize_to_e164() {
+        assert_eq!(policy(None).parse("+49 151 23456789").unwrap().as_str(), "+4915123456789");
+        assert_eq!(policy(Some("DE")).parse("0151 2345 6789").unwrap().as_str(), "+4915123456789");
+        assert_eq!(policy(Some("US")).parse("(201) 555-0123").unwrap().as_str(), "+12015550123");
+    }
+
+    #[test]
+    fn national_format_without_region_is_refused() {
+        assert_eq!(policy(None).parse("0151 23456789"), Err(PhoneError::InvalidCountryCode));
+    }
+
+    #[test]
+    fn bad_numbers_get_specific_errors() {
+        let p = policy(None);
+        assert_eq!(p.parse("hello"), Err(PhoneError::NotANumber));
+        assert_eq!(p.parse(""), Err(PhoneError::NotANumber));
+        assert_eq!(p.parse("+1 201 555"), Err(PhoneError::TooShort));
+        assert_eq!(p.parse("+49 151 2345678901234567"), Err(PhoneError::TooLong));
+        assert!(matches!(p.parse("+1 201 055 0123"), Err(PhoneError::Unassigned)));
+    }
+
+    #[test]
+    fn premium_rate_is_refused_by_default_and_allowed_by_policy() {
+        let p = policy(None);
+        assert_eq!(p.parse("+49 900 1234567"), Err(PhoneError::KindNotAllowed(NumberKind::PremiumRate)));
+        let open = PhonePolicy { allowed_kinds: vec![NumberKind::PremiumRate], ..Default::default() };
+        assert_eq!(open.parse("+49 900 1234567").unwrap().as_str(), "+499001234567");
+    }
+}

@@ -1,0 +1,159 @@
+//! Services (tenants): each has its own code length, code lifetime and message templates.
+use crate::code;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::BTreeMap;
+
+pub const DEFAULT_SERVICE: &str = "phonegate";
+pub const DEFAULT_TTL_SECS: i64 = 600;
+pub const MIN_TTL_SECS: i64 = 60;
+pub const MAX_TTL_SECS: i64 = 24 * 3600;
+pub const MAX_TEMPLATE_LEN: usize = 640;
+
+/// Built-in message templates; a service may override any locale.
+pub const BUILTIN_TEMPLATES: [(&str, &str); 4] = [
+    ("en", "Your {service} verification code is: {code}"),
+    ("de", "Ihr {service} Bestätigungscode lautet: {code}"),
+    ("fr", "Votre code de vérification {service} est : {code}"),
+    ("es", "Tu código de verificación de {service} es: {code}"),
+];
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Service {
+    pub id: String,
+    pub name: String,
+    pub code_length: u8,
+    pub code_ttl_secs: i64,
+    /// Locale → template overrides.
+    pub templates: BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a caller may set when creating a service; unset fields take the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceSettings {
+    pub name: String,
+    pub code_length: Option<u8>,
+    pub code_ttl_secs: Option<i64>,
+    pub templates: BTreeMap<String, String>,
+}
+
+impl ServiceSettings {
+    pub fn into_service(self, now: DateTime<Utc>) -> Result<Service, VerifyError> {
+        let name = self.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(VerifyError::invalid("name", "must be 1 to 64 printable characters"));
+        }
+        let code_length = self.code_length.unwrap_or(code::DEFAULT_LENGTH);
+        if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_length) {
+            return Err(VerifyError::invalid("code_length", "must be between 4 and 10"));
+        }
+        let code_ttl_secs = self.code_ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
+        if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&code_ttl_secs) {
+            return Err(VerifyError::invalid("code_ttl_secs", "must be between 60 (1 minute) and 86400 (24 hours)"));
+        }
+        let mut templates = BTreeMap::new();
+        for (locale, template) in self.templates {
+            let locale = normalize_locale(&locale)?;
+            if !template.contains("{code}") || template.chars().count() > MAX_TEMPLATE_LEN {
+                return Err(VerifyError::invalid("templates", "each template must contain {code} and be at most 640 characters"));
+            }
+            templates.insert(locale, template);
+        }
+        Ok(Service { id: new_id("VA"), name, code_length, code_ttl_secs, templates, created_at: now })
+    }
+}
+
+/// Reduces a locale tag to its language ("de-AT" → "de"); refuses anything that is not a tag.
+pub fn normalize_locale(tag: &str) -> Result<String, VerifyError> {
+    let lang = tag.split(['-', '_']).next().unwrap_or_default();
+    let well_formed =
+        tag.len() <= 35 && (2..=3).contains(&lang.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !well_formed {
+        return Err(VerifyError::invalid("locale", "must be a language tag such as en, de or fr-CA"));
+    }
+    Ok(lang.to_ascii_lowercase())
+}
+
+impl Service {
+    pub fn code_ttl(&self) -> Duration {
+        Duration::seconds(self.code_ttl_secs)
+    }
+
+    /// The template for `locale`: the service's own, else the built-in one, else English.
+    pub fn template(&self, locale: &str) -> &str {
+        let builtin = |l: &str| BUILTIN_TEMPLATES.iter().find(|(k, _)| *k == l).map(|(_, t)| *t);
+        self.templates
+            .get(locale)
+            .map(String::as_str)
+            .or_else(|| builtin(locale))
+            .or_else(|| self.templates.get("en").map(String::as_str))
+            .unwrap_or(BUILTIN_TEMPLATES[0].1)
+    }
+
+    pub fn render(&self, locale: &str, code: &str) -> String {
+        self.template(locale).replace("{service}", &self.name).replace("{code}", code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(templates: &[(&str, &str)]) -> Service {
+        ServiceSettings {
+            name: "Acme".into(),
+            templates: templates.iter().map(|(l, t)| (l.to_string(), t.to_string())).collect(),
+            ..Default::default()
+        }
+        .into_service(Utc::now())
+        .unwrap()
+    }
+
+    #[test]
+    fn renders_builtin_templates_per_locale_with_fallback_to_english() {
+        let s = service(&[]);
+        assert_eq!(s.render("en", "123456"), "Your Acme verification code is: 123456");
+        assert_eq!(s.render("de", "123456"), "Ihr Acme Bestätigungscode lautet: 123456");
+        assert!(s.render("fr", "1").starts_with("Votre code"));
+        assert!(s.render("es", "1").starts_with("Tu código"));
+        assert_eq!(s.render("ja", "42"), "Your Acme verification code is: 42");
+    }
+
+    #[test]
+    fn service_templates_override_builtin_ones() {
+        let s = service(&[("en", "{code} is your {service} code"), ("de-DE", "Code: {code}")]);
+        assert_eq!(s.render("en", "99"), "99 is your Acme code");
+        assert_eq!(s.render("de", "99"), "Code: 99");
+        assert_eq!(s.render("it", "99"), "99 is your Acme code");
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        let bad = |f: fn(&mut ServiceSettings)| {
+            let mut s = ServiceSettings { name: "x".into(), ..Default::default() };
+            f(&mut s);
+            s.into_service(Utc::now()).unwrap_err()
+        };
+        assert!(matches!(bad(|s| s.code_length = Some(3)), VerifyError::InvalidParameter { field: "code_length", .. }));
+        assert!(matches!(bad(|s| s.code_length = Some(11)), VerifyError::InvalidParameter { field: "code_length", .. }));
+        assert!(matches!(bad(|s| s.code_ttl_secs = Some(59)), VerifyError::InvalidParameter { field: "code_ttl_secs", .. }));
+        assert!(matches!(bad(|s| s.code_ttl_secs = Some(86401)), VerifyError::InvalidParameter { .. }));
+        assert!(matches!(bad(|s| s.name = " ".into()), VerifyError::InvalidParameter { field: "name", .. }));
+        assert!(matches!(
+            bad(|s| {
+                s.templates.insert("en".into(), "no placeholder".into());
+            }),
+            VerifyError::InvalidParameter { field: "templates", .. }
+        ));
+    }
+
+    #[test]
+    fn locales_are_normalized_or_refused() {
+        assert_eq!(normalize_locale("fr-CA").unwrap(), "fr");
+        assert_eq!(normalize_locale("DE").unwrap(), "de");
+        assert!(normalize_locale("").is_err());
+        assert!(normalize_locale("<script>").is_err());
+    }
+}

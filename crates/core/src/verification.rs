@@ -1,0 +1,220 @@
+//! The verification state machine. Pure: every rule about statuses, expiry, check attempts and
+//! resends lives here; the engine loads a record, applies one of these methods and writes it back
+//! with a compare-and-swap on `version`, so the rules hold across threads and instances.
+use crate::phone::PhoneNumber;
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Canceled,
+    Expired,
+    MaxAttemptsReached,
+    Failed,
+}
+
+impl Status {
+    pub const ALL: [Status; 6] =
+        [Status::Pending, Status::Approved, Status::Canceled, Status::Expired, Status::MaxAttemptsReached, Status::Failed];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Canceled => "canceled",
+            Self::Expired => "expired",
+            Self::MaxAttemptsReached => "max_attempts_reached",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Sms,
+}
+
+impl Channel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Sms => "sms",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        (s == "sms").then_some(Self::Sms)
+    }
+}
+
+/// The rules every verification obeys, whatever API created it.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_attempts: u32,
+    pub max_sends: u32,
+    pub send_window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_attempts: 5, max_sends: 5, send_window: Duration::minutes(10) }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verification {
+    pub id: String,
+    pub service_id: String,
+    pub to: PhoneNumber,
+    pub channel: Channel,
+    pub locale: String,
+    pub status: Status,
+    pub code_length: u8,
+    pub code_digest: Vec<u8>,
+    pub code_sealed: Vec<u8>,
+    pub attempts: u32,
+    pub sends: u32,
+    pub send_window_started_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub canceled_at: Option<DateTime<Utc>>,
+    pub expired_at: Option<DateTime<Utc>>,
+    pub max_attempts_reached_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub failure_reason: Option<String>,
+    /// Optimistic-concurrency token: bumped by every write.
+    pub version: i64,
+}
+
+/// What a check did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckOutcome {
+    Approved,
+    /// Wrong code; the verification stays pending.
+    Rejected {
+        attempts_left: u32,
+    },
+    /// Wrong code, and it was the last allowed attempt.
+    LockedOut,
+    /// The verification was not pending (or expired just now); nothing was consumed.
+    NotPending(Status),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendRefusal {
+    NotPending(Status),
+    TooManySends,
+}
+
+impl Verification {
+    pub fn status_at(&self, now: DateTime<Utc>) -> Status {
+        if self.status == Status::Pending && now >= self.expires_at { Status::Expired } else { self.status }
+    }
+
+    /// Marks a pending verification whose deadline has passed as expired, stamped with the
+    /// deadline itself. Returns whether anything changed.
+    pub fn expire_if_due(&mut self, now: DateTime<Utc>) -> bool {
+        if self.status_at(now) == Status::Expired && self.status == Status::Pending {
+            self.status = Status::Expired;
+            self.expired_at = Some(self.expires_at);
+            self.updated_at = now;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Consumes one attempt. A matching code approves only while pending, unexpired and within
+    /// the attempt limit; the attempt that reaches the limit with a wrong code locks it.
+    pub fn check(&mut self, code_matches: bool, now: DateTime<Utc>, limits: &Limits) -> CheckOutcome {
+        self.expire_if_due(now);
+        if self.status != Status::Pending {
+            return CheckOutcome::NotPending(self.status);
+        }
+        if self.attempts >= limits.max_attempts {
+            // Only reachable if limits were lowered after the record was written.
+            self.lock(now);
+            return CheckOutcome::NotPending(self.status);
+        }
+        self.attempts += 1;
+        self.updated_at = now;
+        if code_matches {
+            self.status = Status::Approved;
+            self.approved_at = Some(now);
+            CheckOutcome::Approved
+        } else if self.attempts >= limits.max_attempts {
+            self.lock(now);
+            CheckOutcome::LockedOut
+        } else {
+            CheckOutcome::Rejected { attempts_left: limits.max_attempts - self.attempts }
+        }
+    }
+
+    fn lock(&mut self, now: DateTime<Utc>) {
+        self.status = Status::MaxAttemptsReached;
+        self.max_attempts_reached_at = Some(now);
+        self.updated_at = now;
+    }
+
+    /// Counts one more send of the same code, at most `max_sends` per `send_window`.
+    pub fn register_send(&mut self, now: DateTime<Utc>, limits: &Limits) -> Result<(), SendRefusal> {
+        if self.expire_if_due(now) || self.status != Status::Pending {
+            return Err(SendRefusal::NotPending(self.status));
+        }
+        if now - self.send_window_started_at >= limits.send_window {
+            self.send_window_started_at = now;
+            self.sends = 0;
+        }
+        if self.sends >= limits.max_sends {
+            return Err(SendRefusal::TooManySends);
+        }
+        self.sends += 1;
+        self.updated_at = now;
+        Ok(())
+    }
+
+    pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<(), Status> {
+        self.expire_if_due(now);
+        if self.status != Status::Pending {
+            return Err(self.status);
+        }
+        self.status = Status::Canceled;
+        self.canceled_at = Some(now);
+        self.updated_at = now;
+        Ok(())
+    }
+
+    /// Every provider refused the message.
+    pub fn fail(&mut self, now: DateTime<Utc>, reason: String) {
+        if self.status == Status::Pending {
+            self.status = Status::Failed;
+            self.failed_at = Some(now);
+            self.failure_reason = Some(reason);
+            self.updated_at = now;
+        }
+    }
+
+    /// When the current status was entered.
+    pub fn status_changed_at(&self) -> DateTime<Utc> {
+        match self.status {
+            Status::Pending => Some(self.created_at),
+            Status::Approved => self.approved_at,
+            Status::Canceled => self.canceled_at,
+            Status::Expired => self.expired_at,
+            Status::MaxAttemptsReached => self.max_attempts_reached_at,
+            Status::Failed => self.failed_at,
+        }
+        .unwrap_or(self.updated_at)
+    }
+}
+
+#[cfg(test)]
+mod tests;

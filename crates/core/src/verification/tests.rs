@@ -1,0 +1,152 @@
+//! Unit and property tests of the state machine.
+use super::*;
+use chrono::TimeZone;
+use proptest::prelude::*;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap()
+}
+
+fn pending() -> Verification {
+    Verification {
+        id: "VE1".into(),
+        service_id: "VA1".into(),
+        to: PhoneNumber::from_trusted("+4915123456789".into()),
+        channel: Channel::Sms,
+        locale: "en".into(),
+        status: Status::Pending,
+        code_length: 6,
+        code_digest: vec![],
+        code_sealed: vec![],
+        attempts: 0,
+        sends: 1,
+        send_window_started_at: t0(),
+        created_at: t0(),
+        updated_at: t0(),
+        expires_at: t0() + Duration::minutes(10),
+        approved_at: None,
+        canceled_at: None,
+        expired_at: None,
+        max_attempts_reached_at: None,
+        failed_at: None,
+        failure_reason: None,
+        version: 0,
+    }
+}
+
+const L: Limits = Limits { max_attempts: 5, max_sends: 5, send_window: Duration::minutes(10) };
+
+#[test]
+fn right_code_approves_once() {
+    let mut v = pending();
+    let at = t0() + Duration::seconds(5);
+    assert_eq!(v.check(true, at, &L), CheckOutcome::Approved);
+    assert_eq!((v.status, v.approved_at, v.status_changed_at()), (Status::Approved, Some(at), at));
+    assert_eq!(v.check(true, at, &L), CheckOutcome::NotPending(Status::Approved));
+    assert_eq!(v.attempts, 1);
+}
+
+#[test]
+fn five_wrong_codes_lock_and_then_the_right_code_is_refused() {
+    let mut v = pending();
+    for left in (1..5).rev() {
+        assert_eq!(v.check(false, t0(), &L), CheckOutcome::Rejected { attempts_left: left });
+    }
+    assert_eq!(v.check(false, t0(), &L), CheckOutcome::LockedOut);
+    assert_eq!(v.status, Status::MaxAttemptsReached);
+    assert!(v.max_attempts_reached_at.is_some());
+    assert_eq!(v.check(true, t0(), &L), CheckOutcome::NotPending(Status::MaxAttemptsReached));
+    assert_eq!(v.attempts, 5);
+}
+
+#[test]
+fn expiry_is_reached_at_the_deadline_and_stamped_with_it() {
+    let mut v = pending();
+    let deadline = v.expires_at;
+    assert_eq!(v.status_at(deadline - Duration::milliseconds(1)), Status::Pending);
+    assert_eq!(v.check(true, deadline, &L), CheckOutcome::NotPending(Status::Expired));
+    assert_eq!((v.status, v.expired_at, v.attempts), (Status::Expired, Some(deadline), 0));
+}
+
+#[test]
+fn cancel_only_from_pending() {
+    let mut v = pending();
+    assert_eq!(v.cancel(t0()), Ok(()));
+    assert_eq!(v.canceled_at, Some(t0()));
+    assert_eq!(v.cancel(t0()), Err(Status::Canceled));
+    assert_eq!(v.check(true, t0(), &L), CheckOutcome::NotPending(Status::Canceled));
+}
+
+#[test]
+fn fail_records_reason_only_from_pending() {
+    let mut v = pending();
+    v.fail(t0(), "all providers refused".into());
+    assert_eq!((v.status, v.failure_reason.as_deref()), (Status::Failed, Some("all providers refused")));
+    let mut approved = pending();
+    approved.check(true, t0(), &L);
+    approved.fail(t0(), "late".into());
+    assert_eq!(approved.status, Status::Approved);
+}
+
+#[test]
+fn sends_are_limited_per_window_and_the_window_slides() {
+    let mut v = pending();
+    for _ in 1..5 {
+        assert_eq!(v.register_send(t0(), &L), Ok(()));
+    }
+    assert_eq!(v.register_send(t0(), &L), Err(SendRefusal::TooManySends));
+    v.expires_at = t0() + Duration::hours(1);
+    assert_eq!(v.register_send(t0() + Duration::minutes(10), &L), Ok(()));
+    assert_eq!(v.sends, 1);
+}
+
+#[test]
+fn no_send_after_expiry() {
+    let mut v = pending();
+    assert_eq!(v.register_send(v.expires_at, &L), Err(SendRefusal::NotPending(Status::Expired)));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Check(bool),
+    Send,
+    Cancel,
+    Advance(i64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![any::<bool>().prop_map(Op::Check), Just(Op::Send), Just(Op::Cancel), (0i64..400).prop_map(Op::Advance),]
+}
+
+proptest! {
+    /// Whatever happens: attempts never exceed the limit, at most one approval, a final status
+    /// never changes again, and the status matches its timestamp.
+    #[test]
+    fn invariants_hold_for_any_sequence(ops in proptest::collection::vec(op(), 0..40)) {
+        let mut v = pending();
+        let mut now = t0();
+        let mut approvals = 0;
+        for op in ops {
+            let before = v.status;
+            match op {
+                Op::Check(right) => if v.check(right, now, &L) == CheckOutcome::Approved { approvals += 1 },
+                Op::Send => { let _ = v.register_send(now, &L); }
+                Op::Cancel => { let _ = v.cancel(now); }
+                Op::Advance(s) => now += Duration::seconds(s),
+            }
+            prop_assert!(v.attempts <= L.max_attempts);
+            prop_assert!(v.sends <= L.max_sends);
+            prop_assert!(approvals <= 1);
+            if before != Status::Pending { prop_assert_eq!(v.status, before); }
+            let stamped = match v.status {
+                Status::Pending => true,
+                Status::Approved => v.approved_at.is_some(),
+                Status::Canceled => v.canceled_at.is_some(),
+                Status::Expired => v.expired_at == Some(v.expires_at),
+                Status::MaxAttemptsReached => v.max_attempts_reached_at.is_some(),
+                Status::Failed => v.failed_at.is_some(),
+            };
+            prop_assert!(stamped);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Builds the application from configuration: store, secret, engine, router and listener.
+//! Tests call `App::build` with port 0 and their own clock; `serve` runs it until a signal.
+use crate::config::Config;
+use crate::http::{self, AppState};
+use crate::metrics::Metrics;
+use anyhow::Context;
+use phonegate_core::code::CodeKeys;
+use phonegate_core::engine::VerifierParts;
+use phonegate_core::outbox::OutboxSender;
+use phonegate_core::{Clock, Limits, SystemClock, Verifier};
+use rand::TryRngCore;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub struct App {
+    pub state: AppState,
+    listener: TcpListener,
+    config: Config,
+}
+
+impl App {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
+        let store = phonegate_store::connect(&config.database_url).await.context("cannot open the database")?;
+        let mut candidate = [0u8; 32];
+        rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
+        let secret = store.get_or_create_secret("code_keys", &candidate).await.context("cannot load the server secret")?;
+        let metrics = Arc::new(Metrics::default());
+        let sender = Arc::new(OutboxSender::new(store.clone(), clock.clone()));
+        let verifier = Arc::new(Verifier::new(VerifierParts {
+            store: store.clone(),
+            sender,
+            clock: clock.clone(),
+            observer: metrics.clone(),
+            keys: CodeKeys::from_secret(&secret),
+            phones: config.phone_policy(),
+            limits: Limits::default(),
+        }));
+        verifier.ensure_default_service().await.context("cannot create the default service")?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let state = AppState { verifier, store, metrics, outbox: true };
+        Ok(App { state, listener, config })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let sweeper = tokio::spawn(sweep_expired(self.state.clone(), Duration::from_secs(self.config.expiry_sweep_secs)));
+        let router = http::router(self.state, &self.config);
+        let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        sweeper.abort();
+        result
+    }
+}
+
+async fn sweep_expired(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        match state.verifier.expire_due(1000).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(expired = n, "expired overdue verifications"),
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+    }
+}
+
+/// `phonegate serve`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config.clone(), Arc::new(SystemClock)).await?;
+    tracing::warn!(
+        "SMS provider is the dev outbox: NO message leaves this machine. Codes are stored locally; read them with `phonegate outbox` or GET /api/dev/outbox"
+    );
+    tracing::info!(address = %app.local_addr(), database = %redact_url(&config.database_url), "phonegate is listening");
+    app.run_until(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Drops any credentials from a database URL before it is logged.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credentials_are_redacted_from_urls() {
+        assert_eq!(super::redact_url("postgres://u:pw@db/x"), "postgres://***@db/x");
+        assert_eq!(super::redact_url("sqlite://a.db"), "sqlite://a.db");
+    }
+}

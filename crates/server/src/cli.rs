@@ -1,0 +1,75 @@
+//! The command line: `phonegate serve | migrate | keys … | outbox`.
+use crate::config::LogFormat;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// phonegate proves that a person holds a phone number: it sends one-time codes and checks them.
+#[derive(Debug, Parser)]
+#[command(name = "phonegate", version, about, long_about = None)]
+pub struct Cli {
+    /// TOML configuration file (keys as in the README); environment variables PHONEGATE_* and
+    /// flags override it.
+    #[arg(long, global = true, env = "PHONEGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL, e.g. sqlite://phonegate.db [config: database_url]
+    #[arg(long, global = true)]
+    pub database: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (creates and migrates the database, creates the default service).
+    Serve {
+        /// Address to listen on, e.g. 127.0.0.1:8080 [config: listen]
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Log format [config: log_format]
+        #[arg(long, value_enum)]
+        log_format: Option<LogFormat>,
+    },
+    /// Create the database if needed and apply pending migrations, then exit.
+    Migrate,
+    /// Manage API keys (they authenticate every API request).
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Show the messages the dev outbox provider stored instead of sending, newest first.
+    Outbox {
+        /// Only messages to this number (E.164 or national format with default_region).
+        #[arg(long)]
+        to: Option<String>,
+        /// How many messages to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its id and secret. The secret is shown only this once.
+    Create {
+        /// A name to recognise the key by.
+        #[arg(long)]
+        name: String,
+        /// Print {"id":…,"secret":…} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (ids, names, creation and revocation times; never secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; requests using it are refused from then on.
+    Revoke {
+        /// The key id (SK…).
+        id: String,
+    },
+}

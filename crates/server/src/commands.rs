@@ -1,0 +1,74 @@
+//! The one-shot commands of the binary: migrate, keys, outbox. They talk to the database directly.
+use crate::config::Config;
+use anyhow::{Context, bail};
+use phonegate_core::apikey;
+use phonegate_core::ports::Store;
+use std::sync::Arc;
+
+async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    phonegate_store::connect(&config.database_url).await.context("cannot open the database")
+}
+
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    open(config).await?;
+    println!("database is up to date");
+    Ok(())
+}
+
+pub async fn keys_create(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        bail!("--name must be 1 to 100 characters");
+    }
+    let store = open(config).await?;
+    let (key, secret) = apikey::generate(name, chrono::Utc::now());
+    store.insert_api_key(&key).await?;
+    if json {
+        println!("{}", serde_json::json!({ "id": key.id, "name": key.name, "secret": secret }));
+    } else {
+        println!(
+            "id:     {}\nsecret: {secret}\n\nThe secret is shown only now. Use it as `Authorization: Bearer SECRET`\nor as HTTP Basic credentials `id:secret`.",
+            key.id
+        );
+    }
+    Ok(())
+}
+
+pub async fn keys_list(config: &Config, json: bool) -> anyhow::Result<()> {
+    let keys = open(config).await?.list_api_keys().await?;
+    if json {
+        let list: Vec<_> = keys
+            .iter()
+            .map(|k| serde_json::json!({ "id": k.id, "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at }))
+            .collect();
+        println!("{}", serde_json::json!({ "keys": list }));
+        return Ok(());
+    }
+    for k in keys {
+        let state = k.revoked_at.map(|t| format!("revoked {}", t.to_rfc3339())).unwrap_or_else(|| "active".into());
+        println!("{}  {}  created {}  {}", k.id, k.name, k.created_at.to_rfc3339(), state);
+    }
+    Ok(())
+}
+
+pub async fn keys_revoke(config: &Config, id: &str) -> anyhow::Result<()> {
+    if !open(config).await?.revoke_api_key(id, chrono::Utc::now()).await? {
+        bail!("no active key with id {id}");
+    }
+    println!("revoked {id}");
+    Ok(())
+}
+
+pub async fn outbox(config: &Config, to: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
+    let to = to.map(|raw| config.phone_policy().parse(raw)).transpose().context("--to")?;
+    let messages = open(config).await?.list_outbox(to.as_ref().map(|p| p.as_str()), limit).await?;
+    if json {
+        println!("{}", serde_json::json!({ "messages": messages }));
+    } else if messages.is_empty() {
+        println!("the outbox is empty");
+    }
+    for m in messages.iter().filter(|_| !json) {
+        println!("{}  to {}\n    {}", m.created_at.to_rfc3339(), m.to, m.body);
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! API-key authentication as an extractor: `Authorization: Bearer SECRET` or HTTP Basic `id:secret`.
+use super::{AppState, error::ApiError};
+use axum::extract::FromRequestParts;
+use axum::http::{header, request::Parts};
+use base64::Engine;
+use phonegate_core::apikey::{self, ApiKey};
+use utoipa::Modify;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+
+/// The authenticated caller. Handlers that take it are closed to anyone without a valid key.
+pub struct Authenticated(#[allow(dead_code)] pub ApiKey);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
+        let (scheme, credentials) = value.split_once(' ').ok_or_else(ApiError::unauthorized)?;
+        let credentials = credentials.trim();
+        let key = if scheme.eq_ignore_ascii_case("bearer") {
+            apikey::authenticate_secret(state.store.as_ref(), credentials).await?
+        } else if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).map_err(|_| ApiError::unauthorized())?;
+            let decoded = String::from_utf8(decoded).map_err(|_| ApiError::unauthorized())?;
+            let (id, secret) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
+            apikey::authenticate_pair(state.store.as_ref(), id, secret).await?
+        } else {
+            None
+        };
+        key.map(Authenticated).ok_or_else(ApiError::unauthorized)
+    }
+}
+
+pub struct SecurityAddon;
+
+impl Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+    }
+}

@@ -1,0 +1,145 @@
+//! The one place where errors become HTTP responses: `{"error":{"code","message"}}` with a stable
+//! code and the right status. Internal details are logged, never sent.
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use phonegate_core::{StoreError, VerifyError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub verification_id: Option<String>,
+}
+
+/// Error body of every failed request.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `phone_number_invalid`.
+    code: String,
+    /// Human-readable explanation.
+    message: String,
+    /// The verification concerned, where one was created despite the error (`delivery_failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification_id: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { status, code: code.into(), message: message.into(), verification_id: None }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required (Authorization: Bearer SECRET, or Basic id:secret)",
+        )
+    }
+
+    fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server could not complete the request")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable; retry shortly")
+            }
+            other => {
+                tracing::error!(error = %other, "store error");
+                Self::internal()
+            }
+        }
+    }
+}
+
+impl From<VerifyError> for ApiError {
+    fn from(e: VerifyError) -> Self {
+        use StatusCode as S;
+        let message = e.to_string();
+        match e {
+            VerifyError::Phone(p) => Self::new(S::BAD_REQUEST, p.code(), message),
+            VerifyError::InvalidParameter { .. } => Self::new(S::BAD_REQUEST, "invalid_parameter", message),
+            VerifyError::ServiceNotFound => Self::new(S::NOT_FOUND, "service_not_found", message),
+            VerifyError::ServiceNameTaken => Self::new(S::CONFLICT, "service_name_taken", message),
+            VerifyError::VerificationNotFound => Self::new(S::NOT_FOUND, "verification_not_found", message),
+            VerifyError::NoPendingVerification => Self::new(S::NOT_FOUND, "no_pending_verification", message),
+            VerifyError::NotPending(status) => Self::new(S::CONFLICT, format!("verification_{}", status.as_str()), message),
+            VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, "max_sends_reached", message),
+            VerifyError::DeliveryFailed { verification_id, .. } => {
+                Self { verification_id: Some(verification_id), ..Self::new(S::BAD_GATEWAY, "delivery_failed", message) }
+            }
+            VerifyError::Busy => Self::new(S::SERVICE_UNAVAILABLE, "busy", message),
+            VerifyError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, verification_id: self.verification_id } };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"phonegate\", charset=\"UTF-8\""));
+            }
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not accept that method")
+}
+
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::internal().into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonegate_core::{PhoneError, Status};
+
+    #[test]
+    fn domain_errors_map_to_stable_codes_and_statuses() {
+        let cases = [
+            (VerifyError::Phone(PhoneError::TooShort), 400, "phone_number_too_short"),
+            (VerifyError::invalid("code", "x"), 400, "invalid_parameter"),
+            (VerifyError::VerificationNotFound, 404, "verification_not_found"),
+            (VerifyError::NotPending(Status::Approved), 409, "verification_approved"),
+            (VerifyError::NotPending(Status::MaxAttemptsReached), 409, "verification_max_attempts_reached"),
+            (VerifyError::MaxSendsReached, 429, "max_sends_reached"),
+            (VerifyError::Busy, 503, "busy"),
+            (VerifyError::Store(StoreError::Unavailable("down".into())), 503, "database_unavailable"),
+            (VerifyError::Store(StoreError::Other("secret detail".into())), 500, "internal_error"),
+        ];
+        for (err, status, code) in cases {
+            let api = ApiError::from(err);
+            assert_eq!((api.status.as_u16(), api.code.as_str()), (status, code));
+            assert!(!api.message.contains("secret detail"));
+        }
+    }
+}

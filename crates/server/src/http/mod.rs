@@ -1,0 +1,72 @@
+//! The HTTP adapters: they parse, authenticate, call the core and render. No rules live here.
+mod auth;
+mod docs;
+mod error;
+mod extract;
+mod ops;
+mod outbox;
+mod services;
+mod verifications;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use auth::SecurityAddon;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
+use phonegate_core::Verifier;
+use phonegate_core::ports::Store;
+use std::sync::Arc;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub verifier: Arc<Verifier>,
+    pub store: Arc<dyn Store>,
+    pub metrics: Arc<Metrics>,
+    /// True when the dev outbox is the SMS provider (its read endpoints exist only then).
+    pub outbox: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "phonegate", description = "Prove that a person holds a phone number: send one-time codes and check them."),
+    modifiers(&SecurityAddon),
+    security(("bearer" = []), ("basic" = []))
+)]
+struct ApiDoc;
+
+/// The OpenAPI document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().split_for_parts().1
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(verifications::routes())
+        .merge(services::routes())
+        .merge(outbox::routes())
+        .merge(ops::routes())
+}
+
+pub fn router(state: AppState, config: &Config) -> Router {
+    let (api, spec) = api_router().split_for_parts();
+    let spec = Arc::new(spec);
+    api.merge(docs::routes(spec))
+        .merge(outbox::page_routes())
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        // Path only: query strings may carry credentials (compat APIs) and are never logged.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %req.uri().path())),
+        )
+        .with_state(state)
+}

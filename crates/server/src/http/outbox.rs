@@ -1,0 +1,81 @@
+//! The dev outbox, readable over the API and as a page (HTTP Basic with a key id and secret).
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, auth::Authenticated, extract::ApiQuery};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Html;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use phonegate_core::outbox::OutboxMessage;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
+}
+
+pub fn page_routes() -> axum::Router<AppState> {
+    axum::Router::new().route("/dev/outbox", get(page))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    /// Only messages to this number.
+    to: Option<String>,
+    /// At most this many messages (default 50, at most 500).
+    limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OutboxView {
+    messages: Vec<MessageView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageView {
+    to: String,
+    body: String,
+    verification_id: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+async fn messages(s: &AppState, q: OutboxQuery) -> Result<Vec<OutboxMessage>, ApiError> {
+    if !s.outbox {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "outbox_disabled", "the dev outbox is not the configured SMS provider"));
+    }
+    let to = q.to.as_deref().map(|raw| s.verifier.parse_phone(raw)).transpose()?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    Ok(s.store.list_outbox(to.as_ref().map(|p| p.as_str()), limit).await?)
+}
+
+/// Messages the dev outbox stored instead of sending, newest first.
+#[utoipa::path(get, path = "/api/dev/outbox", tag = "dev", params(OutboxQuery),
+    responses((status = 200, body = OutboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list(State(s): State<AppState>, _: Authenticated, ApiQuery(q): ApiQuery<OutboxQuery>) -> Result<Json<OutboxView>, ApiError> {
+    let messages = messages(&s, q).await?;
+    let messages = messages
+        .into_iter()
+        .map(|m| MessageView { to: m.to, body: m.body, verification_id: m.verification_id, created_at: m.created_at })
+        .collect();
+    Ok(Json(OutboxView { messages }))
+}
+
+async fn page(State(s): State<AppState>, _: Authenticated, ApiQuery(q): ApiQuery<OutboxQuery>) -> Result<Html<String>, ApiError> {
+    let messages = messages(&s, q).await?;
+    let esc = |t: &str| html_escape::encode_text(t).to_string();
+    let rows: String = messages
+        .iter()
+        .map(|m| format!("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&m.created_at.to_rfc3339()), esc(&m.to), esc(&m.body)))
+        .collect();
+    let empty = if messages.is_empty() { "<p>No messages yet. Start a verification and reload.</p>" } else { "" };
+    Ok(Html(format!(
+        "<!doctype html><html lang=en><meta charset=utf-8><title>phonegate outbox</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}</style>\
+         <h1>Dev outbox</h1><p>These messages were <strong>not sent</strong>: the outbox provider keeps them here.</p>\
+         <form><label>Number <input name=to></label> <button>Filter</button></form>{empty}\
+         <table><tr><th>Created</th><th>To</th><th>Message</th></tr>{rows}</table></html>"
+    )))
+}

@@ -1,0 +1,85 @@
+//! Services (tenants): create, list, read.
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, auth::Authenticated, extract::ApiJson};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use phonegate_core::Service;
+use phonegate_core::service::ServiceSettings;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServiceBody {
+    /// Unique name; also what `{service}` renders to in messages.
+    name: String,
+    /// Digits per code, 4 to 10 (default 6).
+    code_length: Option<u8>,
+    /// Code lifetime in seconds, 60 to 86400 (default 600).
+    code_ttl_secs: Option<i64>,
+    /// Message templates by locale; each must contain `{code}` and may contain `{service}`.
+    #[serde(default)]
+    templates: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceView {
+    id: String,
+    name: String,
+    code_length: u8,
+    code_ttl_secs: i64,
+    templates: BTreeMap<String, String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Service> for ServiceView {
+    fn from(s: Service) -> Self {
+        Self {
+            id: s.id,
+            name: s.name,
+            code_length: s.code_length,
+            code_ttl_secs: s.code_ttl_secs,
+            templates: s.templates,
+            created_at: s.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServiceList {
+    services: Vec<ServiceView>,
+}
+
+/// Create a service.
+#[utoipa::path(post, path = "/api/services", tag = "services", request_body = CreateServiceBody,
+    responses((status = 201, body = ServiceView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "service_name_taken")))]
+async fn create(
+    State(s): State<AppState>,
+    _: Authenticated,
+    ApiJson(b): ApiJson<CreateServiceBody>,
+) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
+    let settings = ServiceSettings { name: b.name, code_length: b.code_length, code_ttl_secs: b.code_ttl_secs, templates: b.templates };
+    Ok((StatusCode::CREATED, Json(s.verifier.create_service(settings).await?.into())))
+}
+
+/// List services, sorted by name.
+#[utoipa::path(get, path = "/api/services", tag = "services", responses((status = 200, body = ServiceList)))]
+async fn list(State(s): State<AppState>, _: Authenticated) -> Result<Json<ServiceList>, ApiError> {
+    let services = s.store.list_services().await?;
+    Ok(Json(ServiceList { services: services.into_iter().map(Into::into).collect() }))
+}
+
+/// Read a service by id or name.
+#[utoipa::path(get, path = "/api/services/{id}", tag = "services", params(("id" = String, Path, description = "VA… id or name")),
+    responses((status = 200, body = ServiceView), (status = 404, body = ErrorBody)))]
+async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<ServiceView>, ApiError> {
+    Ok(Json(s.verifier.service(Some(&id)).await?.into()))
+}

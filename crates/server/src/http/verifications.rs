@@ -1,0 +1,198 @@
+//! Native verification API: start (or re-send), check, read, cancel.
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, auth::Authenticated, extract::ApiJson};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use phonegate_core::ids::is_id;
+use phonegate_core::{Channel, CheckOutcome, StartRequest, Status, Verification, VerifyError};
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(get))
+        .routes(routes!(check))
+        .routes(routes!(check_number))
+        .routes(routes!(cancel))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// Phone number, E.164 (`+4915123456789`) or national format with the configured default region.
+    to: String,
+    /// Delivery channel; only `sms` so far. Defaults to `sms`.
+    channel: Option<String>,
+    /// Service id (`VA…`) or name; the default service when omitted.
+    service: Option<String>,
+    /// Language of the message (`en`, `de`, `fr`, `es`…); falls back to English.
+    locale: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    code: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckNumberBody {
+    to: String,
+    code: String,
+    service: Option<String>,
+}
+
+/// A verification as the API shows it. The code itself is never shown.
+#[derive(Serialize, ToSchema)]
+pub struct VerificationView {
+    id: String,
+    service_id: String,
+    to: String,
+    #[schema(value_type = String, example = "sms")]
+    channel: Channel,
+    #[schema(value_type = String, example = "pending")]
+    status: Status,
+    locale: String,
+    /// Check attempts used so far.
+    attempts: u32,
+    /// Codes sent in the current send window.
+    sends: u32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    approved_at: Option<DateTime<Utc>>,
+    canceled_at: Option<DateTime<Utc>>,
+    expired_at: Option<DateTime<Utc>>,
+    max_attempts_reached_at: Option<DateTime<Utc>>,
+    failed_at: Option<DateTime<Utc>>,
+    failure_reason: Option<String>,
+}
+
+impl From<Verification> for VerificationView {
+    fn from(v: Verification) -> Self {
+        Self {
+            id: v.id,
+            service_id: v.service_id,
+            to: v.to.to_string(),
+            channel: v.channel,
+            status: v.status,
+            locale: v.locale,
+            attempts: v.attempts,
+            sends: v.sends,
+            created_at: v.created_at,
+            updated_at: v.updated_at,
+            expires_at: v.expires_at,
+            approved_at: v.approved_at,
+            canceled_at: v.canceled_at,
+            expired_at: v.expired_at,
+            max_attempts_reached_at: v.max_attempts_reached_at,
+            failed_at: v.failed_at,
+            failure_reason: v.failure_reason,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StartedView {
+    #[serde(flatten)]
+    verification: VerificationView,
+    /// True when a pending verification for this number was sent again (same id, same code).
+    resent: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckView {
+    id: String,
+    #[schema(value_type = String, example = "approved")]
+    status: Status,
+    /// True only for the one check that approved the verification.
+    valid: bool,
+}
+
+/// Start a verification: send a code to the number. Starting again while one is pending re-sends
+/// the same code (at most 5 sends per 10 minutes).
+#[utoipa::path(post, path = "/api/verifications", tag = "verifications", request_body = StartBody,
+    responses((status = 201, body = StartedView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached")))]
+async fn start(
+    State(s): State<AppState>,
+    _: Authenticated,
+    ApiJson(b): ApiJson<StartBody>,
+) -> Result<(StatusCode, Json<StartedView>), ApiError> {
+    let channel = match b.channel.as_deref() {
+        None => Channel::Sms,
+        Some(c) => Channel::parse(c).ok_or_else(|| {
+            ApiError::new(StatusCode::BAD_REQUEST, "channel_not_supported", format!("channel `{c}` is not supported; use `sms`"))
+        })?,
+    };
+    let started = s.verifier.start(StartRequest { service: b.service, to: b.to, channel, locale: b.locale }).await?;
+    Ok((StatusCode::CREATED, Json(StartedView { verification: started.verification.into(), resent: started.resent })))
+}
+
+fn known_id(id: &str) -> Result<(), ApiError> {
+    if is_id("VE", id) { Ok(()) } else { Err(VerifyError::VerificationNotFound.into()) }
+}
+
+/// Read a verification.
+#[utoipa::path(get, path = "/api/verifications/{id}", tag = "verifications", params(("id" = String, Path)),
+    responses((status = 200, body = VerificationView), (status = 404, body = ErrorBody)))]
+async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationView>, ApiError> {
+    known_id(&id)?;
+    Ok(Json(s.verifier.get(&id).await?.into()))
+}
+
+fn check_view(
+    s: &AppState,
+    started: Instant,
+    result: Result<(Verification, CheckOutcome), VerifyError>,
+) -> Result<Json<CheckView>, ApiError> {
+    s.metrics.observe_check(started.elapsed().as_secs_f64());
+    let (v, outcome) = result?;
+    match outcome {
+        CheckOutcome::NotPending(status) => Err(VerifyError::NotPending(status).into()),
+        _ => Ok(Json(CheckView { id: v.id, status: v.status, valid: outcome == CheckOutcome::Approved })),
+    }
+}
+
+/// Check a code. Every check of a pending verification uses one of its 5 attempts; the fifth
+/// wrong code locks it. A verification that is no longer pending answers 409.
+#[utoipa::path(post, path = "/api/verifications/{id}/check", tag = "verifications", params(("id" = String, Path)), request_body = CheckBody,
+    responses((status = 200, body = CheckView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …")))]
+async fn check(
+    State(s): State<AppState>,
+    _: Authenticated,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<CheckBody>,
+) -> Result<Json<CheckView>, ApiError> {
+    known_id(&id)?;
+    let t = Instant::now();
+    let result = s.verifier.check(&id, &b.code).await;
+    check_view(&s, t, result)
+}
+
+/// Check a code against the pending verification for a number.
+#[utoipa::path(post, path = "/api/verifications/check", tag = "verifications", request_body = CheckNumberBody,
+    responses((status = 200, body = CheckView), (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody)))]
+async fn check_number(
+    State(s): State<AppState>,
+    _: Authenticated,
+    ApiJson(b): ApiJson<CheckNumberBody>,
+) -> Result<Json<CheckView>, ApiError> {
+    let t = Instant::now();
+    let result = s.verifier.check_number(b.service.as_deref(), &b.to, &b.code).await;
+    check_view(&s, t, result)
+}
+
+/// Cancel a pending verification.
+#[utoipa::path(post, path = "/api/verifications/{id}/cancel", tag = "verifications", params(("id" = String, Path)),
+    responses((status = 200, body = VerificationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationView>, ApiError> {
+    known_id(&id)?;
+    Ok(Json(s.verifier.cancel(&id).await?.into()))
+}

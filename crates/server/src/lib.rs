@@ -1,0 +1,8 @@
+//! phonegate's server: configuration, the HTTP adapters and the commands of the binary.
+pub mod app;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod telemetry;

@@ -1,0 +1,42 @@
+//! The `phonegate` binary: parses the command line and runs the chosen command.
+use clap::Parser;
+use phonegate::cli::{Cli, Command, KeysCommand};
+use phonegate::config::{Config, Overrides};
+use phonegate::{app, commands, telemetry};
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = match &cli.command {
+        Command::Serve { listen, log_format } => Overrides { listen: *listen, database_url: cli.database.clone(), log_format: *log_format },
+        _ => Overrides { database_url: cli.database.clone(), ..Default::default() },
+    };
+    let config = match Config::load(cli.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("phonegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { .. } => {
+            telemetry::init(&config);
+            app::serve(config).await
+        }
+        Command::Migrate => commands::migrate(&config).await,
+        Command::Keys { command } => match command {
+            KeysCommand::Create { name, json } => commands::keys_create(&config, &name, json).await,
+            KeysCommand::List { json } => commands::keys_list(&config, json).await,
+            KeysCommand::Revoke { id } => commands::keys_revoke(&config, &id).await,
+        },
+        Command::Outbox { to, limit, json } => commands::outbox(&config, to.as_deref(), limit, json).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("phonegate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Prometheus metrics, held by the app (no global registry) and fed by the core's `Observer`.
+use phonegate_core::ports::Observer;
+use phonegate_core::{Channel, Status};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VerificationLabels {
+    service: String,
+    channel: String,
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SmsLabels {
+    provider: String,
+    result: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    verifications: Family<VerificationLabels, Counter>,
+    sms: Family<SmsLabels, Counter>,
+    check_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("phonegate");
+        let verifications = Family::<VerificationLabels, Counter>::default();
+        let sms = Family::<SmsLabels, Counter>::default();
+        let check_seconds = Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]);
+        registry.register(
+            "verifications",
+            "Verification events (started, approved, expired, failed, canceled, max_attempts_reached) by service and channel",
+            verifications.clone(),
+        );
+        registry.register("sms_sends", "SMS handed to a provider, by provider and result", sms.clone());
+        registry.register("check_duration_seconds", "Time to answer a code check", check_seconds.clone());
+        Self { registry, verifications, sms, check_seconds }
+    }
+}
+
+impl Metrics {
+    pub fn observe_check(&self, seconds: f64) {
+        self.check_seconds.observe(seconds);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Observer for Metrics {
+    fn verification_entered(&self, service_id: &str, channel: Channel, status: Status) {
+        let event = if status == Status::Pending { "started" } else { status.as_str() };
+        let labels = VerificationLabels { service: service_id.into(), channel: channel.as_str().into(), event: event.into() };
+        self.verifications.get_or_create(&labels).inc();
+    }
+
+    fn sms_sent(&self, provider: &str, ok: bool) {
+        let labels = SmsLabels { provider: provider.into(), result: if ok { "ok" } else { "error" }.into() };
+        self.sms.get_or_create(&labels).inc();
+    }
+}

@@ -1,0 +1,130 @@
+//! The binary: keys, outbox, migrate, configuration errors, serving and graceful shutdown.
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn phonegate(db: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .args(args)
+        .env("PHONEGATE_DATABASE_URL", db)
+        .env_remove("PHONEGATE_CONFIG")
+        .output()
+        .expect("binary runs")
+}
+
+fn stdout_json(out: &std::process::Output) -> Value {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn keys_are_created_listed_and_revoked_and_secrets_shown_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let created = stdout_json(&phonegate(&db, &["keys", "create", "--name", "ci", "--json"]));
+    let (id, secret) = (created["id"].as_str().unwrap(), created["secret"].as_str().unwrap());
+    assert!(id.starts_with("SK") && secret.len() > 40);
+    let listed = stdout_json(&phonegate(&db, &["keys", "list", "--json"]));
+    assert_eq!(listed["keys"][0]["id"], id);
+    assert!(listed["keys"][0]["revoked_at"].is_null());
+    assert!(!listed.to_string().contains(secret));
+    assert!(phonegate(&db, &["keys", "revoke", id]).status.success());
+    assert!(stdout_json(&phonegate(&db, &["keys", "list", "--json"]))["keys"][0]["revoked_at"].is_string());
+    let again = phonegate(&db, &["keys", "revoke", id]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no active key"));
+}
+
+#[test]
+fn configuration_mistakes_are_reported_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("phonegate.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\nlisten_port = 3\n").unwrap();
+    let out = phonegate("sqlite://unused.db", &["--config", file.to_str().unwrap(), "migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listen_port"));
+    let out = phonegate("mysql://x", &["migrate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
+
+#[test]
+fn every_command_explains_itself() {
+    for args in
+        [vec!["--help"], vec!["serve", "--help"], vec!["keys", "create", "--help"], vec!["outbox", "--help"], vec!["migrate", "--help"]]
+    {
+        let out = phonegate("sqlite://unused.db", &args);
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: phonegate"));
+    }
+}
+
+/// Serves on a real port, starts a verification with the key from the CLI, reads the code with
+/// `phonegate outbox`, checks it, then stops on SIGTERM. The code never appears in the logs.
+#[test]
+fn serve_end_to_end_then_graceful_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let key = stdout_json(&phonegate(&db, &["keys", "create", "--name", "e2e", "--json"]));
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .env("PHONEGATE_DATABASE_URL", &db)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let address = loop {
+        let mut line = String::new();
+        assert!(logs.read_line(&mut line).unwrap() > 0, "server exited early: {seen}");
+        seen.push_str(&line);
+        let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+        if let Some(a) = entry["address"].as_str() {
+            break a.to_string();
+        }
+    };
+    assert!(seen.contains("NO message leaves this machine"), "outbox warning: {seen}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let to = "+4915199990000";
+    rt.block_on(async {
+        let r = client
+            .post(format!("http://{address}/api/verifications"))
+            .bearer_auth(&secret)
+            .json(&serde_json::json!({ "to": to }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    });
+    let outbox = stdout_json(&phonegate(&db, &["outbox", "--to", to, "--json"]));
+    let body = outbox["messages"][0]["body"].as_str().unwrap();
+    let code = body.rsplit(' ').next().unwrap().to_string();
+    let id = outbox["messages"][0]["verification_id"].as_str().unwrap().to_string();
+    rt.block_on(async {
+        let r: Value = client
+            .post(format!("http://{address}/api/verifications/{id}/check"))
+            .bearer_auth(&secret)
+            .json(&serde_json::json!({ "code": code }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["status"], "approved");
+    });
+    let text = phonegate(&db, &["outbox"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains(&code));
+
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "graceful exit, got {status}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut logs, &mut rest).unwrap();
+    seen.push_str(&rest);
+    assert!(seen.contains("shutting down"), "{seen}");
+    assert!(!seen.contains(&code), "a code reached the logs");
+    assert!(!seen.contains(&secret), "a secret reached the logs");
+}

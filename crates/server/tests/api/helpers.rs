@@ -1,0 +1,110 @@
+//! Shared helpers: spawn the app, call the API, read codes from the dev outbox.
+use chrono::{Duration, TimeZone, Utc};
+use phonegate::app::App;
+use phonegate::config::Config;
+use phonegate::http::AppState;
+use phonegate_core::{ManualClock, apikey};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub key_id: String,
+    pub secret: String,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub database_url: String,
+    _dir: TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A fresh, valid German mobile number per call, so tests never share a pending verification.
+pub fn fresh_number() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) + std::process::id() as u64 * 1000;
+    format!("+49151{:08}", n % 100_000_000)
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = format!("sqlite://{}", dir.path().join("phonegate.db").display());
+        let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url: database_url.clone(), ..Config::default() };
+        configure(&mut config);
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
+        let app = App::build(config, clock.clone()).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state.clone();
+        let (key, secret) = apikey::generate("tests", Utc::now());
+        state.store.insert_api_key(&key).await.expect("key stored");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        Self { base, client, key_id: key.id, secret, clock, state, database_url, _dir: dir, _shutdown: tx }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.client.post(self.url(path)).bearer_auth(&self.secret).json(&body).send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).bearer_auth(&self.secret).send().await.expect("request sent")
+    }
+
+    /// Starts a verification and returns its JSON, asserting 201.
+    pub async fn start(&self, to: &str) -> Value {
+        let r = self.post("/api/verifications", json!({ "to": to })).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        r.json().await.unwrap()
+    }
+
+    /// The code in the newest outbox message to `to`.
+    pub async fn code_for(&self, to: &str) -> String {
+        let messages = self.outbox(to).await;
+        let body = messages[0]["body"].as_str().expect("a message was stored").to_string();
+        body.rsplit(' ').next().unwrap().to_string()
+    }
+
+    pub async fn outbox(&self, to: &str) -> Vec<Value> {
+        let r = self.client.get(self.url("/api/dev/outbox")).query(&[("to", to)]).bearer_auth(&self.secret).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        v["messages"].as_array().unwrap().clone()
+    }
+
+    pub async fn check(&self, id: &str, code: &str) -> Response {
+        self.post(&format!("/api/verifications/{id}/check"), json!({ "code": code })).await
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+/// A wrong code of the right length for `code`.
+pub fn wrong(code: &str) -> String {
+    code.chars().map(|c| if c == '0' { '1' } else { '0' }).collect()
+}
+
+/// Asserts status and error code of an error response; returns its `error` object.
+pub async fn expect_error(r: Response, status: u16, code: &str) -> Value {
+    assert_eq!(r.status().as_u16(), status, "status for expected `{code}`");
+    let v: Value = r.json().await.expect("error body is JSON");
+    assert_eq!(v["error"]["code"], code, "{v}");
+    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    v["error"].clone()
+}

@@ -1,0 +1,11 @@
+//! HTTP integration tests: each starts the real server on port 0 with its own SQLite file and a
+//! manual clock, and talks to it over real sockets. One test binary; modules by behaviour.
+mod helpers;
+
+mod auth;
+mod bad_input;
+mod cli;
+mod concurrency;
+mod ops;
+mod services;
+mod verifications;

@@ -1,0 +1,69 @@
+//! Health, readiness, metrics, the OpenAPI document, the docs and outbox pages.
+use crate::helpers::{TestApp, fresh_number, wrong};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_key() {
+    let app = TestApp::spawn().await;
+    let h: Value = app.client.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(h["status"], "ok");
+    let r: Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["status"], "ready");
+}
+
+#[tokio::test]
+async fn metrics_count_verifications_sends_and_check_latency() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let id = app.start(&to).await["id"].as_str().unwrap().to_string();
+    let code = app.code_for(&to).await;
+    app.check(&id, &wrong(&code)).await;
+    app.check(&id, &code).await;
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let service = app.state.verifier.service(None).await.unwrap().id;
+    assert!(
+        text.contains(&format!("phonegate_verifications_total{{service=\"{service}\",channel=\"sms\",event=\"started\"}} 1")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("phonegate_verifications_total{{service=\"{service}\",channel=\"sms\",event=\"approved\"}} 1")),
+        "{text}"
+    );
+    assert!(text.contains("phonegate_sms_sends_total{provider=\"outbox\",result=\"ok\"} 1"), "{text}");
+    assert!(text.contains("phonegate_check_duration_seconds_count 2"), "{text}");
+    assert!(!text.contains(&code));
+}
+
+#[tokio::test]
+async fn openapi_document_and_offline_docs_page_describe_the_api() {
+    let app = TestApp::spawn().await;
+    let spec: Value = app.client.get(app.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/verifications", "/api/verifications/{id}/check", "/api/verifications/check", "/api/services", "/api/dev/outbox"] {
+        assert!(spec["paths"][path].is_object(), "missing {path}");
+    }
+    assert!(spec["components"]["schemas"]["StartBody"].is_object());
+    let page = app.client.get(app.url("/docs")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("/api/verifications/{id}/cancel"));
+    assert!(!html.contains("<script"), "the docs page must work without fetching scripts");
+}
+
+#[tokio::test]
+async fn the_outbox_page_shows_messages_escaped_behind_basic_auth() {
+    let app = TestApp::spawn().await;
+    let r = app.post("/api/services", json!({ "name": "<i>Shop</i>" })).await;
+    assert_eq!(r.status(), 201);
+    let to = fresh_number();
+    assert_eq!(app.post("/api/verifications", json!({ "to": to, "service": "<i>Shop</i>" })).await.status(), 201);
+    let anonymous = app.client.get(app.url("/dev/outbox")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(anonymous.headers().contains_key("www-authenticate"));
+    let page = app.client.get(app.url("/dev/outbox")).basic_auth(&app.key_id, Some(&app.secret)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&to));
+    assert!(html.contains("&lt;i&gt;Shop&lt;/i&gt;"));
+    assert!(!html.contains("<i>Shop</i>"));
+}
