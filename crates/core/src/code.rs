@@ -1,5 +1,6 @@
 //! One-time codes: drawn from the OS CSPRNG, stored only as a keyed digest (HMAC-SHA256) for
-//! checking and sealed with AES-256-GCM so a resend can repeat the same code. Neither reveals
+//! checking and sealed with AES-256-GCM so a resend can repeat the same code (queued message
+//! bodies are sealed the same way). Neither reveals
 //! the code without the server secret; comparisons are constant-time.
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce, aead::Aead, aead::Payload};
 use hmac::{Hmac, Mac};
@@ -41,14 +42,14 @@ pub fn is_well_formed(input: &str, len: u8) -> bool {
 
 /// Keys derived from the server secret.
 #[derive(Clone)]
-pub struct CodeKeys {
+pub struct ServerKeys {
     digest_key: [u8; 32],
     seal: Aes256Gcm,
 }
 
-impl std::fmt::Debug for CodeKeys {
+impl std::fmt::Debug for ServerKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("CodeKeys(<redacted>)")
+        f.write_str("ServerKeys(<redacted>)")
     }
 }
 
@@ -58,7 +59,7 @@ fn derive(secret: &[u8], label: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-impl CodeKeys {
+impl ServerKeys {
     pub fn from_secret(secret: &[u8]) -> Self {
         let seal_key = derive(secret, "phonegate/v1/code-seal");
         Self { digest_key: derive(secret, "phonegate/v1/code-digest"), seal: Aes256Gcm::new_from_slice(&seal_key).expect("32-byte key") }
@@ -78,24 +79,33 @@ impl CodeKeys {
         bool::from(self.digest(verification_id, code).as_slice().ct_eq(stored_digest))
     }
 
-    /// Encrypts the code for a later resend: 12-byte random nonce followed by the ciphertext,
-    /// authenticated together with the verification id.
+    /// Encrypts the code for a later resend, bound to its verification id.
     pub fn seal(&self, verification_id: &str, code: &Code) -> Vec<u8> {
+        self.seal_text(verification_id, &code.0)
+    }
+
+    pub fn open(&self, verification_id: &str, sealed: &[u8]) -> Option<Code> {
+        self.open_text(verification_id, sealed).map(Code)
+    }
+
+    /// Encrypts text (a code, a queued message body): 12-byte random nonce followed by the
+    /// ciphertext, authenticated together with `bound_to` (the id of the record holding it).
+    pub fn seal_text(&self, bound_to: &str, text: &str) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         OsRng.try_fill_bytes(&mut nonce).expect("OS random source unavailable");
-        let payload = Payload { msg: code.0.as_bytes(), aad: verification_id.as_bytes() };
+        let payload = Payload { msg: text.as_bytes(), aad: bound_to.as_bytes() };
         let ciphertext = self.seal.encrypt(Nonce::from_slice(&nonce), payload).expect("AES-GCM encryption cannot fail");
         [nonce.as_slice(), &ciphertext].concat()
     }
 
-    pub fn open(&self, verification_id: &str, sealed: &[u8]) -> Option<Code> {
+    pub fn open_text(&self, bound_to: &str, sealed: &[u8]) -> Option<String> {
         if sealed.len() < 12 {
             return None;
         }
         let (nonce, ciphertext) = sealed.split_at(12);
-        let payload = Payload { msg: ciphertext, aad: verification_id.as_bytes() };
+        let payload = Payload { msg: ciphertext, aad: bound_to.as_bytes() };
         let plain = self.seal.decrypt(Nonce::from_slice(nonce), payload).ok()?;
-        String::from_utf8(plain).ok().map(Code)
+        String::from_utf8(plain).ok()
     }
 }
 
@@ -124,12 +134,12 @@ mod tests {
 
     #[test]
     fn sealed_code_opens_only_for_its_verification_and_key() {
-        let keys = CodeKeys::from_secret(b"secret one");
+        let keys = ServerKeys::from_secret(b"secret one");
         let code = Code::generate(6);
         let sealed = keys.seal("VEa", &code);
         assert_eq!(keys.open("VEa", &sealed), Some(code.clone()));
         assert_eq!(keys.open("VEb", &sealed), None);
-        assert_eq!(CodeKeys::from_secret(b"secret two").open("VEa", &sealed), None);
+        assert_eq!(ServerKeys::from_secret(b"secret two").open("VEa", &sealed), None);
         assert!(!sealed.windows(6).any(|w| w == code.expose().as_bytes()));
     }
 
@@ -142,7 +152,7 @@ mod tests {
 
         #[test]
         fn digest_matches_only_the_same_code(a in "[0-9]{6}", b in "[0-9]{6}") {
-            let keys = CodeKeys::from_secret(b"k");
+            let keys = ServerKeys::from_secret(b"k");
             let d = keys.digest("VE1", &a);
             prop_assert!(keys.matches("VE1", &a, &d));
             prop_assert_eq!(keys.matches("VE1", &b, &d), a == b);

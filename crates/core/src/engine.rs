@@ -1,28 +1,49 @@
 //! The verification engine: starts, resends, checks, cancels and expires verifications by
 //! loading a record, applying the state machine and writing it back with compare-and-swap.
 use crate::clock::Clock;
-use crate::code::{self, Code, CodeKeys};
+use crate::code::{self, Code, ServerKeys};
+use crate::delivery::DispatchOutcome;
 use crate::error::VerifyError;
 use crate::ids::new_id;
 use crate::phone::{PhoneNumber, PhonePolicy};
-use crate::ports::{Observer, Sms, SmsSender, Store, StoreError};
+use crate::ports::{Observer, SmsSender, Store, StoreError};
 use crate::service::{self, DEFAULT_SERVICE, Service, ServiceSettings};
 use crate::verification::{Channel, CheckOutcome, SendRefusal, Status, Verification};
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use crate::verification::Limits;
 
 /// How often a write that lost a race is retried before the caller is told to retry.
 const MAX_RACES: usize = 64;
 
+/// Cheap to clone: every part is shared, so a send can continue in the background.
+#[derive(Clone)]
 pub struct Verifier {
-    store: Arc<dyn Store>,
-    sender: Arc<dyn SmsSender>,
-    clock: Arc<dyn Clock>,
-    observer: Arc<dyn Observer>,
-    keys: CodeKeys,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) sender: Arc<dyn SmsSender>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) observer: Arc<dyn Observer>,
+    pub(crate) keys: ServerKeys,
     phones: PhonePolicy,
     limits: Limits,
+    pub(crate) delivery: DeliveryTimes,
+}
+
+/// Bounds on sending.
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryTimes {
+    /// How long a start request waits for the first provider answer before returning 201 and
+    /// leaving the send to the background.
+    pub send_wait: Duration,
+    /// How long a claimed message is held before another worker may take it over.
+    pub lease: chrono::Duration,
+}
+
+impl Default for DeliveryTimes {
+    fn default() -> Self {
+        Self { send_wait: Duration::from_secs(5), lease: chrono::Duration::seconds(60) }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -46,14 +67,24 @@ pub struct VerifierParts {
     pub sender: Arc<dyn SmsSender>,
     pub clock: Arc<dyn Clock>,
     pub observer: Arc<dyn Observer>,
-    pub keys: CodeKeys,
+    pub keys: ServerKeys,
     pub phones: PhonePolicy,
     pub limits: Limits,
+    pub delivery: DeliveryTimes,
 }
 
 impl Verifier {
     pub fn new(p: VerifierParts) -> Self {
-        Self { store: p.store, sender: p.sender, clock: p.clock, observer: p.observer, keys: p.keys, phones: p.phones, limits: p.limits }
+        Self {
+            store: p.store,
+            sender: p.sender,
+            clock: p.clock,
+            observer: p.observer,
+            keys: p.keys,
+            phones: p.phones,
+            limits: p.limits,
+            delivery: p.delivery,
+        }
     }
 
     pub fn phones(&self) -> &PhonePolicy {
@@ -102,6 +133,9 @@ impl Verifier {
         let to = self.parse_phone(&req.to)?;
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.service(req.service.as_deref()).await?;
+        if self.store.is_opted_out(&to).await? {
+            return Err(VerifyError::OptedOut);
+        }
         for _ in 0..MAX_RACES {
             let now = self.clock.now();
             if let Some(mut pending) = self.store.find_pending_verification(&service.id, &to).await? {
@@ -168,27 +202,19 @@ impl Verifier {
         Err(VerifyError::Busy)
     }
 
-    /// Hands the message to the sender. A first send that fails marks the verification failed;
-    /// a failed resend leaves it pending (the earlier message may still arrive).
-    async fn deliver(&self, service: &Service, mut v: Verification, code: &Code, resend: bool) -> Result<Verification, VerifyError> {
-        let sms = Sms { to: v.to.clone(), body: service.render(&v.locale, code.expose()), verification_id: Some(v.id.clone()) };
-        match self.sender.send(&sms).await {
-            Ok(sent) => {
-                self.observer.sms_sent(&sent.provider, true);
-                Ok(v)
-            }
-            Err(e) => {
-                self.observer.sms_sent(self.sender.name(), false);
-                tracing::warn!(verification = %v.id, error = %e, "sending the code failed");
-                if !resend {
-                    let version = v.version;
-                    v.fail(self.clock.now(), e.to_string());
-                    if self.write(&mut v, version).await? {
-                        self.observer.verification_entered(&v.service_id, v.channel, Status::Failed);
-                    }
-                }
-                Err(VerifyError::DeliveryFailed { verification_id: v.id, reason: e.to_string() })
-            }
+    /// Queues the message, then waits (boundedly) for the first provider answer. A first send
+    /// that every provider refuses marks the verification failed; a failed resend leaves it
+    /// pending (the earlier message may still arrive).
+    async fn deliver(&self, service: &Service, v: Verification, code: &Code, resend: bool) -> Result<Verification, VerifyError> {
+        let body = service.render(&v.locale, code.expose());
+        let message_id = self.enqueue(&v, &service.name, &body, resend).await?;
+        let this = self.clone();
+        let sending = tokio::spawn(async move { this.dispatch(&message_id).await });
+        match tokio::time::timeout(self.delivery.send_wait, sending).await {
+            Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => Err(VerifyError::DeliveryFailed { verification_id: v.id, reason }),
+            Ok(Ok(Err(e))) => Err(e),
+            // Sent, taken over by a worker, or still sending in the background.
+            _ => Ok(v),
         }
     }
 

@@ -21,6 +21,8 @@ pub enum VerifyError {
     NotPending(Status),
     #[error("too many codes sent for this verification; wait before asking again")]
     MaxSendsReached,
+    #[error("the recipient has opted out of messages (replied STOP); they can reply START to opt in again")]
+    OptedOut,
     #[error("the message could not be delivered: {reason}")]
     DeliveryFailed { verification_id: String, reason: String },
     #[error("too many concurrent requests for this verification; retry")]

@@ -3,9 +3,11 @@
 pub mod apikey;
 pub mod clock;
 pub mod code;
+pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod message;
 pub mod outbox;
 pub mod phone;
 pub mod ports;
@@ -13,7 +15,7 @@ pub mod service;
 pub mod verification;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Limits, StartRequest, Started, Verifier};
+pub use engine::{DeliveryTimes, Limits, StartRequest, Started, Verifier};
 pub use error::VerifyError;
 pub use phone::{NumberKind, PhoneError, PhoneNumber, PhonePolicy};
 pub use ports::{Store, StoreError};

@@ -30,10 +30,6 @@ impl OutboxSender {
 
 #[async_trait]
 impl SmsSender for OutboxSender {
-    fn name(&self) -> &str {
-        "outbox"
-    }
-
     async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
         let message = OutboxMessage {
             id: new_id("SM"),
@@ -44,7 +40,7 @@ impl SmsSender for OutboxSender {
         };
         if let Err(e) = self.store.push_outbox(&message).await {
             tracing::error!(error = %e, "the dev outbox could not store a message");
-            return Err(SendError::Transient("the dev outbox could not store the message".into()));
+            return Err(SendError::retryable("the dev outbox could not store the message"));
         }
         Ok(SentSms { provider: "outbox".into(), provider_message_id: Some(message.id) })
     }

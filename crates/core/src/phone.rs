@@ -17,6 +17,20 @@ impl PhoneNumber {
     pub fn from_trusted(e164: String) -> Self {
         Self(e164)
     }
+
+    /// A sender's number as gateways report it (E.164, with or without `+`), checked for shape
+    /// only: inbound senders are whatever the network says, kind and range rules do not apply.
+    pub fn parse_e164_lenient(raw: &str) -> Result<Self, PhoneError> {
+        let digits = raw.trim().trim_start_matches('+');
+        let n = phonenumber::parse(None, format!("+{digits}")).map_err(|_| PhoneError::NotANumber)?;
+        Ok(Self(n.format().mode(Mode::E164).to_string()))
+    }
+
+    /// The ISO 3166 region of the number, when its country code maps to one.
+    pub fn region(&self) -> Option<String> {
+        let n = phonenumber::parse(None, &self.0).ok()?;
+        n.country().id().map(|id| id.as_ref().to_string())
+    }
 }
 
 impl fmt::Display for PhoneNumber {

@@ -1,6 +1,7 @@
 //! The traits the core needs from the outside world: storage (one trait per aggregate, combined
 //! in `Store`), SMS delivery and an observer for metrics.
 use crate::apikey::ApiKey;
+use crate::message::{DeliveryStatus, InboundMessage, Message};
 use crate::outbox::OutboxMessage;
 use crate::phone::PhoneNumber;
 use crate::service::Service;
@@ -71,8 +72,60 @@ pub trait SecretStore: Send + Sync {
     async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
+/// How a claimed message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageResult {
+    pub status: DeliveryStatus,
+    pub provider: Option<String>,
+    pub provider_message_id: Option<String>,
+    pub error: Option<String>,
+}
+
 #[async_trait]
-pub trait Store: VerificationStore + ServiceStore + ApiKeyStore + OutboxStore + SecretStore {
+pub trait MessageStore: Send + Sync {
+    async fn insert_message(&self, m: &Message) -> StoreResult<()>;
+    /// Takes the message for sending if it is queued or its previous lease has run out; the
+    /// lease token identifies this claim. `None` when someone else holds it or it is done.
+    async fn claim_message(&self, id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, token: &str) -> StoreResult<Option<Message>>;
+    /// Claims up to `limit` messages that are queued or whose lease ran out.
+    async fn claim_due_messages(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        token: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>>;
+    /// Records the result of a claimed send; false when the claim was lost (lease expired and
+    /// taken over), in which case nothing is written.
+    async fn finish_message(&self, id: &str, token: &str, result: &MessageResult, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Applies a delivery receipt to the message a provider knows by `provider_message_id`,
+    /// never moving a final status backwards. Returns the updated message.
+    async fn apply_receipt(
+        &self,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>>;
+    async fn list_messages_for_verification(&self, verification_id: &str) -> StoreResult<Vec<Message>>;
+}
+
+#[async_trait]
+pub trait OptOutStore: Send + Sync {
+    async fn is_opted_out(&self, number: &PhoneNumber) -> StoreResult<bool>;
+    async fn set_opted_out(&self, number: &PhoneNumber, opted_out: bool, now: DateTime<Utc>) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait InboundStore: Send + Sync {
+    /// Stores an inbound message; `Conflict` if this provider message id was seen before.
+    async fn insert_inbound(&self, m: &InboundMessage) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait Store:
+    VerificationStore + ServiceStore + ApiKeyStore + OutboxStore + SecretStore + MessageStore + OptOutStore + InboundStore
+{
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
 }
@@ -80,43 +133,63 @@ pub trait Store: VerificationStore + ServiceStore + ApiKeyStore + OutboxStore + 
 /// A text message to deliver. `Debug` hides the body: it carries a code.
 #[derive(Clone)]
 pub struct Sms {
+    /// Our message id (`SM…`), for providers that carry a reference.
+    pub message_id: String,
     pub to: PhoneNumber,
     pub body: String,
+    /// Name of the service sending it, for per-service routing.
+    pub service: Option<String>,
+    /// Sender id or number; set by routing, else the provider's default.
+    pub from: Option<String>,
     pub verification_id: Option<String>,
 }
 
 impl std::fmt::Debug for Sms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sms").field("to", &self.to).field("verification_id", &self.verification_id).finish_non_exhaustive()
+        f.debug_struct("Sms").field("message_id", &self.message_id).field("to", &self.to).finish_non_exhaustive()
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentSms {
+    /// Name of the configured provider that accepted the message.
     pub provider: String,
     pub provider_message_id: Option<String>,
 }
 
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Timeouts, 5xx, network errors: another provider may succeed.
-    #[error("temporary delivery failure: {0}")]
-    Transient(String),
-    /// The provider refused this message for good (invalid number, blocked…).
-    #[error("delivery refused: {0}")]
-    Permanent(String),
+    /// The provider could not take the message (network, timeout, 5xx, throttling, bad
+    /// credentials); another provider may. `retry_safe` says the request surely was not
+    /// processed, so the same provider may be asked again without risking a duplicate.
+    #[error("provider unavailable: {reason}")]
+    Unavailable { reason: String, retry_safe: bool },
+    /// The message was refused for its recipient or content; no provider will do better.
+    #[error("message rejected: {0}")]
+    Rejected(String),
+}
+
+impl SendError {
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Self::Unavailable { reason: reason.into(), retry_safe: false }
+    }
+    pub fn retryable(reason: impl Into<String>) -> Self {
+        Self::Unavailable { reason: reason.into(), retry_safe: true }
+    }
 }
 
 #[async_trait]
 pub trait SmsSender: Send + Sync {
-    fn name(&self) -> &str;
     async fn send(&self, sms: &Sms) -> Result<SentSms, SendError>;
 }
 
 /// Receives the domain events that metrics count.
 pub trait Observer: Send + Sync {
     fn verification_entered(&self, service_id: &str, channel: Channel, status: Status);
-    fn sms_sent(&self, provider: &str, ok: bool);
+    /// One attempt at one provider: `ok`, `unavailable` or `rejected`.
+    fn sms_attempt(&self, provider: &str, result: &str);
+    /// A delivery receipt, with the recipient's region (ISO 3166 code or `unknown`).
+    fn sms_receipt(&self, provider: &str, region: &str, status: DeliveryStatus);
 }
 
 /// An observer that ignores everything (CLI commands, unit tests).
@@ -124,5 +197,6 @@ pub struct NoObserver;
 
 impl Observer for NoObserver {
     fn verification_entered(&self, _: &str, _: Channel, _: Status) {}
-    fn sms_sent(&self, _: &str, _: bool) {}
+    fn sms_attempt(&self, _: &str, _: &str) {}
+    fn sms_receipt(&self, _: &str, _: &str, _: DeliveryStatus) {}
 }

@@ -1,13 +1,15 @@
 //! Builds the application from configuration: store, secret, engine, router and listener.
 //! Tests call `App::build` with port 0 and their own clock; `serve` runs it until a signal.
 use crate::config::Config;
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, WebhookKeys};
 use crate::metrics::Metrics;
 use anyhow::Context;
-use phonegate_core::code::CodeKeys;
+use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
 use phonegate_core::outbox::OutboxSender;
+use phonegate_core::ports::{Observer, Store};
 use phonegate_core::{Clock, Limits, SystemClock, Verifier};
+use phonegate_providers::{BuildContext, Providers};
 use rand::TryRngCore;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,19 +30,21 @@ impl App {
         rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
         let secret = store.get_or_create_secret("code_keys", &candidate).await.context("cannot load the server secret")?;
         let metrics = Arc::new(Metrics::default());
-        let sender = Arc::new(OutboxSender::new(store.clone(), clock.clone()));
+        let providers = build_providers(&config, store.clone(), clock.clone(), metrics.clone())?;
         let verifier = Arc::new(Verifier::new(VerifierParts {
             store: store.clone(),
-            sender,
+            sender: providers.sender.clone(),
             clock: clock.clone(),
             observer: metrics.clone(),
-            keys: CodeKeys::from_secret(&secret),
+            keys: ServerKeys::from_secret(&secret),
             phones: config.phone_policy(),
             limits: Limits::default(),
+            delivery: config.delivery_times(),
         }));
         verifier.ensure_default_service().await.context("cannot create the default service")?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let state = AppState { verifier, store, metrics, outbox: true };
+        let webhooks = Arc::new(WebhookKeys { twilio: providers.twilio, vonage: providers.vonage, public_url: config.public_url.clone() });
+        let state = AppState { verifier, store, metrics, outbox: providers.has_outbox, webhooks, clock };
         Ok(App { state, listener, config })
     }
 
@@ -51,9 +55,11 @@ impl App {
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let sweeper = tokio::spawn(sweep_expired(self.state.clone(), Duration::from_secs(self.config.expiry_sweep_secs)));
+        let sender = tokio::spawn(send_queued(self.state.clone(), Duration::from_millis(self.config.dispatch_interval_ms)));
         let router = http::router(self.state, &self.config);
         let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
         sweeper.abort();
+        sender.abort();
         result
     }
 }
@@ -70,12 +76,41 @@ async fn sweep_expired(state: AppState, every: Duration) {
     }
 }
 
+/// The queue worker: sends messages nobody is sending (the start request's wait ran out, or a
+/// sender died and its lease ended).
+async fn send_queued(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.verifier.dispatch_due(50).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(sent = n, "sent queued messages"),
+            Err(e) => tracing::warn!(error = %e, "sending queued messages failed"),
+        }
+    }
+}
+
+/// The configured SMS providers behind the router (the dev outbox when none are configured).
+pub fn build_providers(
+    config: &Config,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<Providers> {
+    let outbox = Arc::new(OutboxSender::new(store, clock));
+    let ctx = BuildContext { public_url: config.public_url.clone(), outbox, observer };
+    phonegate_providers::build(&config.providers, &config.routing, ctx).map_err(|e| anyhow::anyhow!("invalid provider configuration: {e}"))
+}
+
 /// `phonegate serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let app = App::build(config.clone(), Arc::new(SystemClock)).await?;
-    tracing::warn!(
-        "SMS provider is the dev outbox: NO message leaves this machine. Codes are stored locally; read them with `phonegate outbox` or GET /api/dev/outbox"
-    );
+    if app.state.outbox {
+        tracing::warn!(
+            "SMS provider is the dev outbox: NO message leaves this machine. Codes are stored locally; read them with `phonegate outbox` or GET /api/dev/outbox"
+        );
+    }
     tracing::info!(address = %app.local_addr(), database = %redact_url(&config.database_url), "phonegate is listening");
     app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -37,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Send SMS directly through the configured providers (to try a provider's settings).
+    Sms {
+        #[command(subcommand)]
+        command: SmsCommand,
+    },
     /// Show the messages the dev outbox provider stored instead of sending, newest first.
     Outbox {
         /// Only messages to this number (E.164 or national format with default_region).
@@ -71,5 +76,21 @@ pub enum KeysCommand {
     Revoke {
         /// The key id (SK…).
         id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmsCommand {
+    /// Send one message now, through the routing or through one named provider.
+    Send {
+        /// Recipient (E.164, or national format with default_region).
+        #[arg(long)]
+        to: String,
+        /// Message text.
+        #[arg(long)]
+        body: String,
+        /// Use only this provider (a name under [providers]) instead of the routing.
+        #[arg(long)]
+        provider: Option<String>,
     },
 }

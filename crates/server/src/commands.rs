@@ -1,8 +1,10 @@
 //! The one-shot commands of the binary: migrate, keys, outbox. They talk to the database directly.
 use crate::config::Config;
 use anyhow::{Context, bail};
+use phonegate_core::SystemClock;
 use phonegate_core::apikey;
-use phonegate_core::ports::Store;
+use phonegate_core::ids::new_id;
+use phonegate_core::ports::{NoObserver, Sms, SmsSender, Store};
 use std::sync::Arc;
 
 async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
@@ -70,5 +72,21 @@ pub async fn outbox(config: &Config, to: Option<&str>, limit: u32, json: bool) -
     for m in messages.iter().filter(|_| !json) {
         println!("{}  to {}\n    {}", m.created_at.to_rfc3339(), m.to, m.body);
     }
+    Ok(())
+}
+
+pub async fn sms_send(config: &Config, to: &str, body: &str, provider: Option<&str>) -> anyhow::Result<()> {
+    let to = config.phone_policy().parse(to).context("--to")?;
+    if body.is_empty() {
+        bail!("--body must not be empty");
+    }
+    let store = open(config).await?;
+    let providers = crate::app::build_providers(config, store, Arc::new(SystemClock), Arc::new(NoObserver))?;
+    let sms = Sms { message_id: new_id("SM"), to, body: body.to_string(), service: None, from: None, verification_id: None };
+    let sent = match provider {
+        Some(name) => providers.sender.send_via(name, &sms).await,
+        None => providers.sender.send(&sms).await,
+    }?;
+    println!("sent via {} (provider message id: {})", sent.provider, sent.provider_message_id.as_deref().unwrap_or("none"));
     Ok(())
 }

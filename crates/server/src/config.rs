@@ -2,10 +2,16 @@
 //! variables → command-line flags. Unknown keys are an error, not silently ignored.
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::Value;
+use phonegate_core::DeliveryTimes;
 use phonegate_core::phone::{NumberKind, PhonePolicy, parse_region};
+use phonegate_providers::ProviderSettings;
+use phonegate_providers::routing::RoutingSettings;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -22,8 +28,20 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `phonegate=debug,info`.
     pub log_level: String,
-    /// Where codes go. Only `outbox` (stored locally, nothing leaves the machine) exists so far.
-    pub sms_provider: String,
+    /// Public base URL of this server (`https://verify.example.com`): status callbacks point
+    /// there and Twilio's webhook signatures are checked against it.
+    pub public_url: Option<String>,
+    /// SMS providers by name (`[providers.NAME]` with `kind = "twilio" | "vonage" | "sipgate" |
+    /// "http" | "outbox"`). None configured: the dev outbox.
+    pub providers: BTreeMap<String, ProviderSettings>,
+    /// Which providers to try, in order, per service and number prefix.
+    pub routing: RoutingSettings,
+    /// Milliseconds a start request waits for the provider before answering (the send goes on).
+    pub send_wait_ms: u64,
+    /// Milliseconds between queue sweeps that (re)send waiting messages.
+    pub dispatch_interval_ms: u64,
+    /// Seconds a sender holds a message before another may take it over.
+    pub send_lease_secs: u64,
     /// Seconds between sweeps that mark overdue verifications expired.
     pub expiry_sweep_secs: u64,
     /// Largest request body accepted, in bytes.
@@ -46,7 +64,12 @@ impl Default for Config {
             allowed_number_types: NumberKind::SMS_CAPABLE.to_vec(),
             log_format: LogFormat::Human,
             log_level: "info".into(),
-            sms_provider: "outbox".into(),
+            public_url: None,
+            providers: BTreeMap::new(),
+            routing: RoutingSettings::default(),
+            send_wait_ms: 5000,
+            dispatch_interval_ms: 1000,
+            send_lease_secs: 60,
             expiry_sweep_secs: 30,
             max_body_bytes: 64 * 1024,
         }
@@ -73,11 +96,10 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("PHONEGATE_").ignore(&["config"]))
-            .merge(Serialized::defaults(overrides))
-            .extract()
-            .map_err(|e| format!("invalid configuration: {e}"))?;
+        let figment = figment.merge(Env::prefixed("PHONEGATE_").ignore(&["config"]).split("__")).merge(Serialized::defaults(overrides));
+        let mut tree: Value = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
+        resolve_secret_files(&mut tree)?;
+        let config: Config = tree.deserialize().map_err(|e| format!("invalid configuration: {e}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -86,13 +108,26 @@ impl Config {
         if let Some(region) = &self.default_region {
             parse_region(region).ok_or_else(|| format!("default_region `{region}` is not an ISO 3166-1 region code"))?;
         }
-        if self.sms_provider != "outbox" {
-            return Err(format!("sms_provider `{}` is not available; the only provider is `outbox`", self.sms_provider));
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(format!("public_url `{url}` must start with https:// or http://"));
+        }
+        if self.send_lease_secs == 0 || self.dispatch_interval_ms == 0 {
+            return Err("send_lease_secs and dispatch_interval_ms must be at least 1".into());
         }
         if self.expiry_sweep_secs == 0 {
             return Err("expiry_sweep_secs must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The send bounds the engine works with.
+    pub fn delivery_times(&self) -> DeliveryTimes {
+        DeliveryTimes {
+            send_wait: Duration::from_millis(self.send_wait_ms),
+            lease: chrono::Duration::seconds(self.send_lease_secs.min(86_400) as i64),
+        }
     }
 
     pub fn phone_policy(&self) -> PhonePolicy {
@@ -101,6 +136,25 @@ impl Config {
             allowed_kinds: self.allowed_number_types.clone(),
         }
     }
+}
+
+/// Replaces every `KEY_file = "PATH"` inside a provider table by `KEY = <contents of PATH>`, so
+/// secrets can come from files (container secrets) instead of the configuration itself.
+fn resolve_secret_files(tree: &mut Value) -> Result<(), String> {
+    let Value::Dict(_, root) = tree else { return Ok(()) };
+    let Some(Value::Dict(_, providers)) = root.get_mut("providers") else { return Ok(()) };
+    for (name, table) in providers.iter_mut() {
+        let Value::Dict(_, fields) = table else { continue };
+        let file_keys: Vec<String> = fields.keys().filter(|k| k.ends_with("_file")).cloned().collect();
+        for key in file_keys {
+            let path =
+                fields.remove(&key).and_then(|v| v.into_string()).ok_or_else(|| format!("providers.{name}.{key} must be a file path"))?;
+            let contents = std::fs::read_to_string(&path).map_err(|e| format!("providers.{name}.{key}: cannot read {path}: {e}"))?;
+            let base = key.trim_end_matches("_file").to_string();
+            fields.insert(base, Value::from(contents.trim_end_matches(['\n', '\r']).to_string()));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -124,6 +178,54 @@ mod tests {
             assert!(err.contains("lissten"), "{err}");
             jail.set_env("PHONEGATE_DATABSE_URL", "x");
             assert!(Config::load(None, &Overrides::default()).unwrap_err().contains("databse_url"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn providers_and_routing_load_with_secrets_from_files() {
+        Jail::expect_with(|jail| {
+            jail.create_file("token.txt", "s3cret\n")?;
+            jail.create_file(
+                "p.toml",
+                r#"
+                [providers.tw]
+                kind = "twilio"
+                account_sid = "AC1"
+                auth_token_file = "token.txt"
+                from = "+15005550006"
+                timeout_ms = 800
+                [providers.sg]
+                kind = "sipgate"
+                token_id = "token-1"
+                token = "t"
+                sms_id = "s0"
+                [routing]
+                providers = ["tw"]
+                [[routing.routes]]
+                prefix = "+49"
+                providers = ["sg", "tw"]
+                "#,
+            )?;
+            jail.set_env("PHONEGATE_PROVIDERS__SG__SMS_ID", "s1");
+            let c = Config::load(Some(Path::new("p.toml")), &Overrides::default()).unwrap();
+            let tw = &c.providers["tw"];
+            assert_eq!(tw.timeout_ms, 800);
+            match &tw.kind {
+                phonegate_providers::ProviderKind::Twilio(t) => assert_eq!(t.auth_token.expose(), "s3cret"),
+                other => panic!("{other:?}"),
+            }
+            match &c.providers["sg"].kind {
+                phonegate_providers::ProviderKind::Sipgate(s) => assert_eq!(s.sms_id, "s1"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(c.routing.default.routes[0].providers, ["sg", "tw"]);
+            assert!(!format!("{c:?}").contains("s3cret"), "secrets are redacted in Debug");
+
+            jail.clear_env();
+            jail.create_file("bad.toml", "[providers.x]\nkind = \"twilio\"\naccount_sid = \"AC\"\nauth_token = \"t\"\nauth_tokn = \"t\"")?;
+            let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+            assert!(err.contains("auth_tokn"), "{err}");
             Ok(())
         });
     }

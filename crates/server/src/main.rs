@@ -1,6 +1,6 @@
 //! The `phonegate` binary: parses the command line and runs the chosen command.
 use clap::Parser;
-use phonegate::cli::{Cli, Command, KeysCommand};
+use phonegate::cli::{Cli, Command, KeysCommand, SmsCommand};
 use phonegate::config::{Config, Overrides};
 use phonegate::{app, commands, telemetry};
 use std::process::ExitCode;
@@ -30,6 +30,9 @@ async fn main() -> ExitCode {
             KeysCommand::List { json } => commands::keys_list(&config, json).await,
             KeysCommand::Revoke { id } => commands::keys_revoke(&config, &id).await,
         },
+        Command::Sms { command: SmsCommand::Send { to, body, provider } } => {
+            commands::sms_send(&config, &to, &body, provider.as_deref()).await
+        }
         Command::Outbox { to, limit, json } => commands::outbox(&config, to.as_deref(), limit, json).await,
     };
     match result {

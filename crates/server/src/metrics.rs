@@ -1,4 +1,5 @@
 //! Prometheus metrics, held by the app (no global registry) and fed by the core's `Observer`.
+use phonegate_core::message::DeliveryStatus;
 use phonegate_core::ports::Observer;
 use phonegate_core::{Channel, Status};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,10 +19,18 @@ struct SmsLabels {
     result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReceiptLabels {
+    provider: String,
+    region: String,
+    status: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     verifications: Family<VerificationLabels, Counter>,
     sms: Family<SmsLabels, Counter>,
+    receipts: Family<ReceiptLabels, Counter>,
     check_seconds: Histogram,
 }
 
@@ -36,9 +45,19 @@ impl Default for Metrics {
             "Verification events (started, approved, expired, failed, canceled, max_attempts_reached) by service and channel",
             verifications.clone(),
         );
-        registry.register("sms_sends", "SMS handed to a provider, by provider and result", sms.clone());
+        let receipts = Family::<ReceiptLabels, Counter>::default();
+        registry.register(
+            "sms_attempts",
+            "Attempts to hand an SMS to a provider, by provider and result (ok, unavailable, rejected)",
+            sms.clone(),
+        );
+        registry.register(
+            "sms_receipts",
+            "Delivery receipts by provider, recipient region and status; delivery rate = delivered / all",
+            receipts.clone(),
+        );
         registry.register("check_duration_seconds", "Time to answer a code check", check_seconds.clone());
-        Self { registry, verifications, sms, check_seconds }
+        Self { registry, verifications, sms, receipts, check_seconds }
     }
 }
 
@@ -61,8 +80,12 @@ impl Observer for Metrics {
         self.verifications.get_or_create(&labels).inc();
     }
 
-    fn sms_sent(&self, provider: &str, ok: bool) {
-        let labels = SmsLabels { provider: provider.into(), result: if ok { "ok" } else { "error" }.into() };
-        self.sms.get_or_create(&labels).inc();
+    fn sms_attempt(&self, provider: &str, result: &str) {
+        self.sms.get_or_create(&SmsLabels { provider: provider.into(), result: result.into() }).inc();
+    }
+
+    fn sms_receipt(&self, provider: &str, region: &str, status: DeliveryStatus) {
+        let labels = ReceiptLabels { provider: provider.into(), region: region.into(), status: status.as_str().into() };
+        self.receipts.get_or_create(&labels).inc();
     }
 }

@@ -7,6 +7,7 @@ mod ops;
 mod outbox;
 mod services;
 mod verifications;
+mod webhooks;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -14,8 +15,9 @@ use auth::SecurityAddon;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use phonegate_core::Verifier;
 use phonegate_core::ports::Store;
+use phonegate_core::{Clock, Verifier};
+use phonegate_providers::{TwilioAccount, VonageAccount};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -29,8 +31,18 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
-    /// True when the dev outbox is the SMS provider (its read endpoints exist only then).
+    /// True when the dev outbox is a configured provider (its read endpoints exist only then).
     pub outbox: bool,
+    pub webhooks: Arc<WebhookKeys>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// What verifies the providers' webhooks.
+pub struct WebhookKeys {
+    pub twilio: Vec<TwilioAccount>,
+    pub vonage: Vec<VonageAccount>,
+    /// The public base URL Twilio signs; without it, the request's Host header is trusted.
+    pub public_url: Option<String>,
 }
 
 #[derive(OpenApi)]
@@ -59,6 +71,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let spec = Arc::new(spec);
     api.merge(docs::routes(spec))
         .merge(outbox::page_routes())
+        .merge(webhooks::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use phonegate_core::ids::is_id;
+use phonegate_core::message::DeliveryStatus;
 use phonegate_core::{Channel, CheckOutcome, StartRequest, Status, Verification, VerifyError};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -98,6 +99,29 @@ impl From<Verification> for VerificationView {
     }
 }
 
+/// One SMS sent (or being sent) for a verification. The body is never shown.
+#[derive(Serialize, ToSchema)]
+pub struct MessageView {
+    id: String,
+    /// queued, sending, sent, delivered, undelivered, failed
+    #[schema(value_type = String, example = "delivered")]
+    status: DeliveryStatus,
+    /// The configured provider that accepted it.
+    provider: Option<String>,
+    provider_message_id: Option<String>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A verification with the messages sent for it.
+#[derive(Serialize, ToSchema)]
+pub struct VerificationDetail {
+    #[serde(flatten)]
+    verification: VerificationView,
+    messages: Vec<MessageView>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct StartedView {
     #[serde(flatten)]
@@ -139,12 +163,26 @@ fn known_id(id: &str) -> Result<(), ApiError> {
     if is_id("VE", id) { Ok(()) } else { Err(VerifyError::VerificationNotFound.into()) }
 }
 
-/// Read a verification.
+/// Read a verification, with its messages and their delivery status.
 #[utoipa::path(get, path = "/api/verifications/{id}", tag = "verifications", params(("id" = String, Path)),
-    responses((status = 200, body = VerificationView), (status = 404, body = ErrorBody)))]
-async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationView>, ApiError> {
+    responses((status = 200, body = VerificationDetail), (status = 404, body = ErrorBody)))]
+async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationDetail>, ApiError> {
     known_id(&id)?;
-    Ok(Json(s.verifier.get(&id).await?.into()))
+    let verification = s.verifier.get(&id).await?;
+    let messages = s.verifier.messages_for(&id).await?;
+    let messages = messages
+        .into_iter()
+        .map(|m| MessageView {
+            id: m.id,
+            status: m.status,
+            provider: m.provider,
+            provider_message_id: m.provider_message_id,
+            error: m.error,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+        .collect();
+    Ok(Json(VerificationDetail { verification: verification.into(), messages }))
 }
 
 fn check_view(

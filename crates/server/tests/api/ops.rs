@@ -29,7 +29,7 @@ async fn metrics_count_verifications_sends_and_check_latency() {
         text.contains(&format!("phonegate_verifications_total{{service=\"{service}\",channel=\"sms\",event=\"approved\"}} 1")),
         "{text}"
     );
-    assert!(text.contains("phonegate_sms_sends_total{provider=\"outbox\",result=\"ok\"} 1"), "{text}");
+    assert!(text.contains("phonegate_sms_attempts_total{provider=\"outbox\",result=\"ok\"} 1"), "{text}");
     assert!(text.contains("phonegate_check_duration_seconds_count 2"), "{text}");
     assert!(!text.contains(&code));
 }

@@ -1,6 +1,7 @@
 //! SQLite backend: one file in WAL mode, every guarantee enforced by single statements
 //! (conditional UPDATE on `version`, partial unique indexes).
 mod accounts;
+mod messages;
 mod verifications;
 
 use async_trait::async_trait;

@@ -1,0 +1,203 @@
+//! Sending through the durable queue, delivery receipts and inbound messages. A message is
+//! written before any provider sees it; a sender claims it with a lease, so two workers never
+//! send the same message at once and a crashed sender's message is taken over when its lease ends.
+use crate::engine::Verifier;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
+use crate::phone::PhoneNumber;
+use crate::ports::{MessageResult, SendError, Sms, StoreError};
+use crate::verification::{Status, Verification};
+
+const MAX_RACES: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchOutcome {
+    Sent {
+        provider: String,
+    },
+    Failed(String),
+    /// Another sender holds the message, or it was already done.
+    NotClaimed,
+}
+
+/// What an inbound message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundOutcome {
+    Stored,
+    OptedOut,
+    OptedIn,
+    /// This provider message id was processed before.
+    Duplicate,
+}
+
+impl Verifier {
+    pub(crate) async fn enqueue(&self, v: &Verification, service: &str, body: &str, resend: bool) -> Result<String, VerifyError> {
+        let id = new_id("SM");
+        let now = self.clock.now();
+        let message = Message {
+            body_sealed: self.keys.seal_text(&id, body),
+            id: id.clone(),
+            verification_id: Some(v.id.clone()),
+            service: Some(service.to_string()),
+            to: v.to.clone(),
+            resend,
+            status: DeliveryStatus::Queued,
+            provider: None,
+            provider_message_id: None,
+            error: None,
+            claims: 0,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.insert_message(&message).await?;
+        Ok(id)
+    }
+
+    /// Sends one queued message now, unless another sender holds it.
+    pub async fn dispatch(&self, message_id: &str) -> Result<DispatchOutcome, VerifyError> {
+        let now = self.clock.now();
+        let token = new_id("LT");
+        match self.store.claim_message(message_id, now, now + self.delivery.lease, &token).await? {
+            Some(message) => self.send_claimed(message, &token).await,
+            None => Ok(DispatchOutcome::NotClaimed),
+        }
+    }
+
+    /// The background worker's step: claims and sends up to `limit` due messages.
+    pub async fn dispatch_due(&self, limit: u32) -> Result<usize, VerifyError> {
+        let now = self.clock.now();
+        let token = new_id("LT");
+        let claimed = self.store.claim_due_messages(now, now + self.delivery.lease, &token, limit).await?;
+        let count = claimed.len();
+        for message in claimed {
+            self.send_claimed(message, &token).await?;
+        }
+        Ok(count)
+    }
+
+    async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
+        let Some(body) = self.keys.open_text(&message.id, &message.body_sealed) else {
+            return Err(StoreError::Other(format!("message {} does not open with the server secret", message.id)).into());
+        };
+        let sms = Sms {
+            message_id: message.id.clone(),
+            to: message.to.clone(),
+            body,
+            service: message.service.clone(),
+            from: None,
+            verification_id: message.verification_id.clone(),
+        };
+        let result = self.sender.send(&sms).await;
+        let now = self.clock.now();
+        let (record, outcome) = match &result {
+            Ok(sent) => (
+                MessageResult {
+                    status: DeliveryStatus::Sent,
+                    provider: Some(sent.provider.clone()),
+                    provider_message_id: sent.provider_message_id.clone(),
+                    error: None,
+                },
+                DispatchOutcome::Sent { provider: sent.provider.clone() },
+            ),
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::warn!(message = %message.id, error = %reason, "no provider delivered the message");
+                let record = MessageResult {
+                    status: DeliveryStatus::Failed,
+                    provider: None,
+                    provider_message_id: None,
+                    error: Some(reason.clone()),
+                };
+                (record, DispatchOutcome::Failed(reason))
+            }
+        };
+        if !self.store.finish_message(&message.id, token, &record, now).await? {
+            tracing::warn!(message = %message.id, "lost the claim on a message while sending it");
+            return Ok(outcome);
+        }
+        if let (Err(e), false, Some(vid)) = (&result, message.resend, &message.verification_id) {
+            self.fail_verification(vid, failure_reason(e)).await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn fail_verification(&self, id: &str, reason: String) -> Result<(), VerifyError> {
+        for _ in 0..MAX_RACES {
+            let Some(mut v) = self.store.get_verification(id).await? else { return Ok(()) };
+            let version = v.version;
+            v.fail(self.clock.now(), reason.clone());
+            if v.status != Status::Failed || v.version != version {
+                return Ok(());
+            }
+            if self.store.update_verification(&v, version).await? {
+                self.observer.verification_entered(&v.service_id, v.channel, Status::Failed);
+                return Ok(());
+            }
+        }
+        Err(VerifyError::Busy)
+    }
+
+    /// Applies a provider's delivery receipt; unknown message ids are ignored.
+    pub async fn record_receipt(
+        &self,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+    ) -> Result<Option<Message>, VerifyError> {
+        let updated = self.store.apply_receipt(provider_message_id, status, error, self.clock.now()).await?;
+        if let Some(m) = &updated {
+            let region = m.to.region().unwrap_or_else(|| "unknown".into());
+            self.observer.sms_receipt(m.provider.as_deref().unwrap_or("unknown"), &region, status);
+        }
+        Ok(updated)
+    }
+
+    /// Stores an inbound message once and runs its handlers (so far: STOP / START opt-out).
+    pub async fn receive(
+        &self,
+        provider: &str,
+        provider_message_id: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<InboundOutcome, VerifyError> {
+        let from = PhoneNumber::parse_e164_lenient(from)?;
+        let now = self.clock.now();
+        let inbound = InboundMessage {
+            id: new_id("IM"),
+            provider: provider.into(),
+            provider_message_id: provider_message_id.into(),
+            from: from.clone(),
+            to: to.into(),
+            body: body.into(),
+            received_at: now,
+        };
+        match self.store.insert_inbound(&inbound).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(InboundOutcome::Duplicate),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(match opt_command(body) {
+            Some(OptCommand::OptOut) => {
+                self.store.set_opted_out(&from, true, now).await?;
+                tracing::info!(inbound = %inbound.id, "recipient opted out");
+                InboundOutcome::OptedOut
+            }
+            Some(OptCommand::OptIn) => {
+                self.store.set_opted_out(&from, false, now).await?;
+                tracing::info!(inbound = %inbound.id, "recipient opted in");
+                InboundOutcome::OptedIn
+            }
+            None => InboundOutcome::Stored,
+        })
+    }
+
+    pub async fn messages_for(&self, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
+        Ok(self.store.list_messages_for_verification(verification_id).await?)
+    }
+}
+
+fn failure_reason(e: &SendError) -> String {
+    e.to_string()
+}

@@ -1,0 +1,45 @@
+//! What every HTTP provider shares: the client, transport-error classification, GSM-7 detection.
+use phonegate_core::ports::SendError;
+use std::time::Duration;
+
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .user_agent(concat!("phonegate/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("TLS backend available")
+}
+
+/// Network failures: a failed connection surely sent nothing (safe to retry); a timeout may have
+/// reached the provider (fail over instead). URLs are stripped: they may carry tokens.
+pub fn transport_error(provider: &str, e: reqwest::Error) -> SendError {
+    let connect = e.is_connect();
+    let reason = format!("{provider}: {}", e.without_url());
+    if connect { SendError::retryable(reason) } else { SendError::unavailable(reason) }
+}
+
+/// Classifies an HTTP failure that carried no provider-specific rejection.
+pub fn status_error(provider: &str, status: reqwest::StatusCode, detail: &str) -> SendError {
+    let reason = format!("{provider}: HTTP {} {detail}", status.as_u16());
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS { SendError::retryable(reason) } else { SendError::unavailable(reason) }
+}
+
+/// True when every character is in the GSM 03.38 default alphabet or its extension table, so
+/// the text fits 160-character segments; anything else must go as Unicode (70 per segment).
+pub fn is_gsm7(text: &str) -> bool {
+    const BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+    const EXTENSION: &str = "^{}\\[~]|€\u{c}";
+    text.chars().all(|c| BASIC.contains(c) || EXTENSION.contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gsm7_detection() {
+        assert!(super::is_gsm7("Your code is 123456 [ok] €"));
+        assert!(super::is_gsm7("Ihr Bestätigungscode lautet: 1"));
+        assert!(!super::is_gsm7("Código de verificación: 1 — ✓"));
+        assert!(!super::is_gsm7("验证码 123456"));
+    }
+}

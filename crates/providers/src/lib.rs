@@ -1,0 +1,137 @@
+//! phonegate's SMS providers, each speaking its provider's wire format behind the core's
+//! `SmsSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
+mod common;
+pub mod routing;
+pub mod secret;
+pub mod signature;
+mod sipgate;
+mod twilio;
+mod vonage;
+mod webhook;
+
+use phonegate_core::ports::{Observer, SmsSender};
+use routing::{Provider, RoutedSender, RoutingSettings};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use secret::Secret;
+pub use signature::VonageSigMethod;
+pub use sipgate::SipgateSettings;
+pub use twilio::TwilioSettings;
+pub use vonage::VonageSettings;
+pub use webhook::WebhookSettings;
+
+/// One configured provider (a table under `[providers.NAME]`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct ProviderSettings {
+    #[serde(flatten)]
+    pub kind: ProviderKind,
+    /// Per-attempt timeout in milliseconds (default 5000).
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Extra attempts for failures that surely sent nothing (default 1).
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_timeout_ms() -> u64 {
+    5000
+}
+fn default_retries() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProviderKind {
+    /// The dev outbox: stores messages locally, sends nothing.
+    Outbox,
+    Twilio(TwilioSettings),
+    Vonage(VonageSettings),
+    Sipgate(SipgateSettings),
+    /// The generic HTTP provider.
+    Http(WebhookSettings),
+}
+
+/// Credentials that verify webhooks from Twilio.
+#[derive(Clone, Debug)]
+pub struct TwilioAccount {
+    pub account_sid: String,
+    pub auth_token: Secret,
+}
+
+/// Credentials that verify webhooks from Vonage.
+#[derive(Clone, Debug)]
+pub struct VonageAccount {
+    pub api_key: String,
+    pub signature_secret: Option<Secret>,
+    pub signature_method: VonageSigMethod,
+}
+
+/// Everything built from the provider configuration.
+pub struct Providers {
+    pub sender: Arc<RoutedSender>,
+    pub twilio: Vec<TwilioAccount>,
+    pub vonage: Vec<VonageAccount>,
+    pub has_outbox: bool,
+}
+
+pub struct BuildContext {
+    /// Public base URL of this server, for status callbacks (`https://verify.example.com`).
+    pub public_url: Option<String>,
+    /// The dev outbox sender.
+    pub outbox: Arc<dyn SmsSender>,
+    pub observer: Arc<dyn Observer>,
+}
+
+/// Builds the providers and the router. With no providers configured, the dev outbox is the
+/// only one.
+pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSettings, ctx: BuildContext) -> Result<Providers, String> {
+    let mut settings = settings.clone();
+    let mut routing = routing.clone();
+    if settings.is_empty() {
+        settings.insert(
+            "outbox".into(),
+            ProviderSettings { kind: ProviderKind::Outbox, timeout_ms: default_timeout_ms(), retries: default_retries() },
+        );
+    }
+    if routing.default.providers.is_empty() && settings.len() == 1 {
+        routing.default.providers = settings.keys().cloned().collect();
+    }
+    let callback = |path: &str| ctx.public_url.as_ref().map(|u| format!("{}{path}", u.trim_end_matches('/')));
+    let (mut providers, mut twilio, mut vonage, mut has_outbox) = (Vec::new(), Vec::new(), Vec::new(), false);
+    for (name, s) in &settings {
+        let timeout = Duration::from_millis(s.timeout_ms.max(1));
+        let client = common::client(timeout);
+        let sender: Arc<dyn SmsSender> = match &s.kind {
+            ProviderKind::Outbox => {
+                has_outbox = true;
+                ctx.outbox.clone()
+            }
+            ProviderKind::Twilio(t) => {
+                twilio.push(TwilioAccount { account_sid: t.account_sid.clone(), auth_token: t.auth_token.clone() });
+                Arc::new(twilio::Twilio {
+                    name: name.clone(),
+                    settings: t.clone(),
+                    client,
+                    status_callback: callback("/webhooks/twilio/status"),
+                })
+            }
+            ProviderKind::Vonage(v) => {
+                vonage.push(VonageAccount {
+                    api_key: v.api_key.clone(),
+                    signature_secret: v.signature_secret.clone(),
+                    signature_method: v.signature_method.unwrap_or(VonageSigMethod::Md5hash),
+                });
+                Arc::new(vonage::Vonage { name: name.clone(), settings: v.clone(), client, callback: callback("/webhooks/vonage/dlr") })
+            }
+            ProviderKind::Sipgate(sg) => Arc::new(sipgate::Sipgate { name: name.clone(), settings: sg.clone(), client }),
+            ProviderKind::Http(w) => Arc::new(webhook::Webhook { name: name.clone(), settings: w.clone(), client }),
+        };
+        providers.push(Provider { name: name.clone(), sender, timeout, retries: s.retries });
+    }
+    let sender = Arc::new(RoutedSender::new(providers, routing, ctx.observer)?);
+    Ok(Providers { sender, twilio, vonage, has_outbox })
+}

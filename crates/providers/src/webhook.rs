@@ -1,0 +1,60 @@
+//! The generic HTTP provider, for any other gateway: POSTs JSON
+//! `{message_id, to, body, from, service, verification_id}` with an `X-Phonegate-Signature`
+//! header (see `signature::webhook_signature`) and `Idempotency-Key: message_id`, so the gateway
+//! can drop a repeated delivery. A JSON response may name the gateway's id as `id`.
+use crate::common::{status_error, transport_error};
+use crate::secret::Secret;
+use crate::signature::webhook_signature;
+use async_trait::async_trait;
+use phonegate_core::ports::{SendError, SentSms, Sms, SmsSender};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    pub url: String,
+    /// Signs every request (HMAC-SHA256).
+    pub secret: Secret,
+}
+
+pub struct Webhook {
+    pub(crate) name: String,
+    pub(crate) settings: WebhookSettings,
+    pub(crate) client: reqwest::Client,
+}
+
+#[async_trait]
+impl SmsSender for Webhook {
+    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "message_id": sms.message_id,
+            "to": sms.to.as_str(),
+            "body": sms.body,
+            "from": sms.from,
+            "service": sms.service,
+            "verification_id": sms.verification_id,
+        }))
+        .expect("JSON of strings");
+        let signature = webhook_signature(self.settings.secret.expose(), chrono::Utc::now().timestamp(), &body);
+        let response = self
+            .client
+            .post(&self.settings.url)
+            .header("content-type", "application/json")
+            .header("x-phonegate-signature", signature)
+            .header("idempotency-key", &sms.message_id)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, e))?;
+        let status = response.status();
+        let text: String = response.text().await.unwrap_or_default().chars().take(500).collect();
+        if status.is_success() {
+            let id = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["id"].as_str().map(str::to_string));
+            return Ok(SentSms { provider: self.name.clone(), provider_message_id: id });
+        }
+        match status.as_u16() {
+            400 | 422 => Err(SendError::Rejected(format!("{}: HTTP {} {text}", self.name, status.as_u16()))),
+            _ => Err(status_error(&self.name, status, &text)),
+        }
+    }
+}
