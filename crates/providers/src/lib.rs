@@ -5,6 +5,8 @@ pub mod routing;
 pub mod secret;
 pub mod signature;
 mod sipgate;
+#[cfg(test)]
+mod testing;
 mod twilio;
 mod vonage;
 mod webhook;

@@ -142,3 +142,142 @@ impl SmsSender for RoutedSender {
         Err(SendError::unavailable(format!("every provider failed: {}", failures.join("; "))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::sms;
+    use phonegate_core::ports::NoObserver;
+    use std::sync::Mutex;
+
+    /// A provider that answers from a script and records what it was asked.
+    struct Scripted {
+        answers: Mutex<Vec<Result<SentSms, SendError>>>,
+        delay: Duration,
+        seen: Mutex<Vec<Sms>>,
+    }
+
+    #[async_trait]
+    impl SmsSender for Scripted {
+        async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+            self.seen.lock().unwrap().push(sms.clone());
+            tokio::time::sleep(self.delay).await;
+            let mut answers = self.answers.lock().unwrap();
+            if answers.is_empty() {
+                Ok(SentSms { provider: String::new(), provider_message_id: Some("x".into()) })
+            } else {
+                answers.remove(0)
+            }
+        }
+    }
+
+    fn scripted(answers: Vec<Result<SentSms, SendError>>, delay_ms: u64) -> Arc<Scripted> {
+        Arc::new(Scripted { answers: Mutex::new(answers), delay: Duration::from_millis(delay_ms), seen: Mutex::new(vec![]) })
+    }
+
+    fn provider(name: &str, s: &Arc<Scripted>, timeout_ms: u64, retries: u32) -> Provider {
+        Provider { name: name.into(), sender: s.clone(), timeout: Duration::from_millis(timeout_ms), retries }
+    }
+
+    fn routing(providers: &[&str]) -> RoutingSettings {
+        RoutingSettings {
+            default: Routing { providers: providers.iter().map(|p| p.to_string()).collect(), ..Default::default() },
+            ..Default::default()
+        }
+    }
+
+    fn calls(s: &Scripted) -> usize {
+        s.seen.lock().unwrap().len()
+    }
+
+    #[tokio::test]
+    async fn routes_by_longest_prefix_and_service_with_sender_ids() {
+        let (a, b, c) = (scripted(vec![], 0), scripted(vec![], 0), scripted(vec![], 0));
+        let mut settings = routing(&["a"]);
+        settings.default.from = Some("Default".into());
+        settings.default.routes = vec![
+            Route { prefix: "+49".into(), providers: vec!["b".into()], from: Some("DE".into()) },
+            Route { prefix: "+4915".into(), providers: vec!["c".into()], from: None },
+        ];
+        settings.services.insert("shop".into(), Routing { providers: vec!["c".into()], from: Some("Shop".into()), routes: vec![] });
+        let router = RoutedSender::new(
+            vec![provider("a", &a, 1000, 0), provider("b", &b, 1000, 0), provider("c", &c, 1000, 0)],
+            settings,
+            Arc::new(NoObserver),
+        )
+        .unwrap();
+        assert_eq!(router.plan(None, "+4930123"), (vec!["b"], Some("DE")));
+        assert_eq!(router.plan(None, "+4915123"), (vec!["c"], Some("Default")));
+        assert_eq!(router.plan(None, "+1201555"), (vec!["a"], Some("Default")));
+        assert_eq!(router.plan(Some("shop"), "+4930123"), (vec!["c"], Some("Shop")));
+        assert_eq!(router.plan(Some("other"), "+4930123"), (vec!["b"], Some("DE")));
+
+        let sent = router.send(&sms("hi")).await.unwrap();
+        assert_eq!(sent.provider, "c");
+        assert_eq!(c.seen.lock().unwrap()[0].from.as_deref(), Some("Default"));
+        assert_eq!((calls(&a), calls(&b)), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn fails_over_on_timeout_and_unavailability() {
+        let slow = scripted(vec![], 500);
+        let down = scripted(vec![Err(SendError::unavailable("HTTP 503"))], 0);
+        let ok = scripted(vec![], 0);
+        let router = RoutedSender::new(
+            vec![provider("slow", &slow, 50, 3), provider("down", &down, 1000, 3), provider("ok", &ok, 1000, 0)],
+            routing(&["slow", "down", "ok"]),
+            Arc::new(NoObserver),
+        )
+        .unwrap();
+        let sent = router.send(&sms("hi")).await.unwrap();
+        assert_eq!(sent.provider, "ok");
+        // A timeout or a 5xx may have reached the provider: no retry there, only failover.
+        assert_eq!((calls(&slow), calls(&down), calls(&ok)), (1, 1, 1));
+    }
+
+    #[tokio::test]
+    async fn retries_only_what_is_safe_and_stops_on_rejection() {
+        let flaky = scripted(vec![Err(SendError::retryable("connect refused")), Err(SendError::retryable("connect refused"))], 0);
+        let next = scripted(vec![], 0);
+        let router = RoutedSender::new(
+            vec![provider("flaky", &flaky, 1000, 2), provider("next", &next, 1000, 0)],
+            routing(&["flaky", "next"]),
+            Arc::new(NoObserver),
+        )
+        .unwrap();
+        assert_eq!(router.send(&sms("hi")).await.unwrap().provider, "flaky");
+        assert_eq!((calls(&flaky), calls(&next)), (3, 0));
+
+        let refusing = scripted(vec![Err(SendError::Rejected("invalid number".into()))], 0);
+        let never = scripted(vec![], 0);
+        let router = RoutedSender::new(
+            vec![provider("r", &refusing, 1000, 2), provider("n", &never, 1000, 0)],
+            routing(&["r", "n"]),
+            Arc::new(NoObserver),
+        )
+        .unwrap();
+        assert_eq!(router.send(&sms("hi")).await, Err(SendError::Rejected("invalid number".into())));
+        assert_eq!((calls(&refusing), calls(&never)), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn reports_every_failure_when_all_fail() {
+        let a = scripted(vec![Err(SendError::unavailable("a: HTTP 500"))], 0);
+        let b = scripted(vec![Err(SendError::unavailable("b: HTTP 401"))], 0);
+        let router =
+            RoutedSender::new(vec![provider("a", &a, 1000, 0), provider("b", &b, 1000, 0)], routing(&["a", "b"]), Arc::new(NoObserver))
+                .unwrap();
+        let err = router.send(&sms("hi")).await.unwrap_err().to_string();
+        assert!(err.contains("a: HTTP 500") && err.contains("b: HTTP 401"), "{err}");
+    }
+
+    #[test]
+    fn refuses_routing_to_unknown_providers() {
+        let a = scripted(vec![], 0);
+        let err = RoutedSender::new(vec![provider("a", &a, 1, 0)], routing(&["a", "b"]), Arc::new(NoObserver)).err().unwrap();
+        assert!(err.contains("`b`"));
+        let mut bad_prefix = routing(&["a"]);
+        bad_prefix.default.routes.push(Route { prefix: "49".into(), providers: vec!["a".into()], from: None });
+        assert!(RoutedSender::new(vec![provider("a", &a, 1, 0)], bad_prefix, Arc::new(NoObserver)).is_err());
+    }
+}

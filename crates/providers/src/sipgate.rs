@@ -50,3 +50,40 @@ impl SmsSender for Sipgate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{basic, client, only_request, sms};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn sipgate(status: u16) -> (Sipgate, MockServer) {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/v2/sessions/sms")).respond_with(ResponseTemplate::new(status)).mount(&server).await;
+        let settings =
+            SipgateSettings { token_id: "token-ABC".into(), token: Secret::new("pat"), sms_id: "s0".into(), base_url: Some(server.uri()) };
+        (Sipgate { name: "sg".into(), settings, client: client() }, server)
+    }
+
+    #[tokio::test]
+    async fn sends_the_exact_json_sipgate_expects() {
+        let (s, server) = sipgate(204).await;
+        let sent = s.send(&sms("Ihr Code: 123456 — ✓")).await.unwrap();
+        assert_eq!(sent, SentSms { provider: "sg".into(), provider_message_id: None });
+        let r = only_request(&server).await;
+        assert_eq!(r.headers["authorization"], basic("token-ABC", "pat").as_str());
+        assert_eq!(r.headers["content-type"], "application/json");
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body, serde_json::json!({ "smsId": "s0", "recipient": "+4915123456789", "message": "Ihr Code: 123456 — ✓" }));
+    }
+
+    #[tokio::test]
+    async fn maps_error_statuses() {
+        for (status, rejected) in [(400, true), (401, false), (402, false), (403, false), (500, false)] {
+            let (s, _server) = sipgate(status).await;
+            let err = s.send(&sms("x")).await.unwrap_err();
+            assert_eq!(matches!(err, SendError::Rejected(_)), rejected, "{status}: {err}");
+        }
+    }
+}

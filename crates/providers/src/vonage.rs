@@ -93,3 +93,103 @@ impl SmsSender for Vonage {
         Ok(SentSms { provider: self.name.clone(), provider_message_id: id })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{client, only_request, sms};
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn vonage(server: &MockServer) -> Vonage {
+        Vonage {
+            name: "vg".into(),
+            settings: VonageSettings {
+                api_key: "abcd1234".into(),
+                api_secret: Secret::new("s3cr3t"),
+                from: Some("Acme".into()),
+                signature_secret: None,
+                signature_method: None,
+                base_url: Some(server.uri()),
+            },
+            client: client(),
+            callback: Some("https://verify.example.com/webhooks/vonage/dlr".into()),
+        }
+    }
+
+    async fn answering(status: u16, body: serde_json::Value) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/sms/json"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(body))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    fn parts(statuses: &[&str]) -> serde_json::Value {
+        let messages: Vec<_> = statuses
+            .iter()
+            .enumerate()
+            .map(|(i, s)| serde_json::json!({ "to": "4915123456789", "message-id": format!("id-{i}"), "status": s, "error-text": format!("error {s}") }))
+            .collect();
+        serde_json::json!({ "message-count": statuses.len().to_string(), "messages": messages })
+    }
+
+    #[tokio::test]
+    async fn sends_the_exact_form_vonage_expects() {
+        let server = answering(200, parts(&["0"])).await;
+        let sent = vonage(&server).send(&sms("Your code: 123456")).await.unwrap();
+        assert_eq!(sent.provider_message_id.as_deref(), Some("id-0"));
+        let r = only_request(&server).await;
+        assert_eq!(r.headers["content-type"], "application/x-www-form-urlencoded");
+        assert_eq!(
+            String::from_utf8(r.body).unwrap(),
+            "api_key=abcd1234&api_secret=s3cr3t&from=Acme&to=4915123456789&text=Your+code%3A+123456\
+             &client-ref=SM00000000000000000000000000000001\
+             &callback=https%3A%2F%2Fverify.example.com%2Fwebhooks%2Fvonage%2Fdlr&status-report-req=1"
+        );
+    }
+
+    #[tokio::test]
+    async fn non_gsm_text_goes_as_unicode_and_multipart_needs_every_part() {
+        let server = answering(200, parts(&["0", "0", "0"])).await;
+        let text = format!("验证码 123456 {}", "码".repeat(150));
+        let sent = vonage(&server).send(&sms(&text)).await.unwrap();
+        assert_eq!(sent.provider_message_id.as_deref(), Some("id-0"));
+        let body = String::from_utf8(only_request(&server).await.body).unwrap();
+        assert!(body.contains("&type=unicode"), "{body}");
+        assert!(body.contains("text=%E9%AA%8C%E8%AF%81%E7%A0%81+123456+"), "{body}");
+
+        let server = answering(200, parts(&["0", "6"])).await;
+        assert!(matches!(vonage(&server).send(&sms("x")).await, Err(SendError::Rejected(r)) if r.contains("status 6")));
+    }
+
+    #[tokio::test]
+    async fn maps_documented_status_codes() {
+        for (status, expected) in [
+            ("1", "retryable"),
+            ("2", "unavailable"),
+            ("4", "unavailable"),
+            ("5", "unavailable"),
+            ("6", "rejected"),
+            ("7", "rejected"),
+            ("9", "unavailable"),
+            ("15", "unavailable"),
+            ("29", "rejected"),
+        ] {
+            let server = answering(200, parts(&[status])).await;
+            let err = vonage(&server).send(&sms("x")).await.unwrap_err();
+            let kind = match &err {
+                SendError::Rejected(_) => "rejected",
+                SendError::Unavailable { retry_safe: true, .. } => "retryable",
+                SendError::Unavailable { .. } => "unavailable",
+            };
+            assert_eq!(kind, expected, "status {status}: {err}");
+            assert!(err.to_string().contains(&format!("error {status}")));
+        }
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+        assert!(matches!(vonage(&server).send(&sms("x")).await, Err(SendError::Unavailable { retry_safe: false, .. })));
+    }
+}

@@ -58,3 +58,50 @@ impl SmsSender for Webhook {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{client, only_request, sms};
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    async fn gateway(response: ResponseTemplate) -> (Webhook, MockServer) {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(response).mount(&server).await;
+        let settings = WebhookSettings { url: format!("{}/send?token=abc", server.uri()), secret: Secret::new("whsec") };
+        (Webhook { name: "gw".into(), settings, client: client() }, server)
+    }
+
+    #[tokio::test]
+    async fn posts_signed_json_with_an_idempotency_key() {
+        let (w, server) = gateway(ResponseTemplate::new(200).set_body_json(serde_json::json!({ "id": "gw-1" }))).await;
+        let sent = w.send(&sms("code 123456")).await.unwrap();
+        assert_eq!(sent.provider_message_id.as_deref(), Some("gw-1"));
+        let r = only_request(&server).await;
+        assert_eq!(r.url.path(), "/send");
+        assert_eq!(r.url.query(), Some("token=abc"));
+        assert_eq!(r.headers["idempotency-key"], "SM00000000000000000000000000000001");
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["to"], "+4915123456789");
+        assert_eq!(body["body"], "code 123456");
+        assert_eq!(body["verification_id"], "VE00000000000000000000000000000001");
+        let header = r.headers["x-phonegate-signature"].to_str().unwrap();
+        let t: i64 = header.strip_prefix("t=").unwrap().split(',').next().unwrap().parse().unwrap();
+        assert_eq!(header, webhook_signature("whsec", t, &r.body));
+        assert!((chrono::Utc::now().timestamp() - t).abs() < 60);
+    }
+
+    #[tokio::test]
+    async fn maps_error_statuses() {
+        for (status, expected) in [(400, "rejected"), (422, "rejected"), (429, "retryable"), (401, "unavailable"), (503, "unavailable")] {
+            let (w, _server) = gateway(ResponseTemplate::new(status)).await;
+            let kind = match w.send(&sms("x")).await.unwrap_err() {
+                SendError::Rejected(_) => "rejected",
+                SendError::Unavailable { retry_safe: true, .. } => "retryable",
+                SendError::Unavailable { .. } => "unavailable",
+            };
+            assert_eq!(kind, expected, "{status}");
+        }
+    }
+}

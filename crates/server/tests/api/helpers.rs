@@ -108,3 +108,72 @@ pub async fn expect_error(r: Response, status: u16, code: &str) -> Value {
     assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
     v["error"].clone()
 }
+
+/// Provider settings for tests, pointing at local mock servers.
+pub mod providers {
+    use phonegate_providers::{ProviderKind, ProviderSettings, Secret, TwilioSettings, VonageSettings, WebhookSettings};
+
+    pub fn http(url: &str, timeout_ms: u64) -> ProviderSettings {
+        ProviderSettings {
+            kind: ProviderKind::Http(WebhookSettings { url: url.into(), secret: Secret::new("whsec") }),
+            timeout_ms,
+            retries: 0,
+        }
+    }
+
+    pub fn twilio(base_url: &str, timeout_ms: u64) -> ProviderSettings {
+        ProviderSettings {
+            kind: ProviderKind::Twilio(TwilioSettings {
+                account_sid: "AC0123".into(),
+                auth_token: Secret::new("twilio-token"),
+                api_key_sid: None,
+                api_key_secret: None,
+                from: Some("+15005550006".into()),
+                messaging_service_sid: None,
+                base_url: Some(base_url.into()),
+            }),
+            timeout_ms,
+            retries: 0,
+        }
+    }
+
+    pub fn vonage(base_url: &str) -> ProviderSettings {
+        ProviderSettings {
+            kind: ProviderKind::Vonage(VonageSettings {
+                api_key: "abcd1234".into(),
+                api_secret: Secret::new("vonage-secret"),
+                from: Some("Acme".into()),
+                signature_secret: Some(Secret::new("sig-secret")),
+                signature_method: None,
+                base_url: Some(base_url.into()),
+            }),
+            timeout_ms: 2000,
+            retries: 0,
+        }
+    }
+}
+
+/// Polls `f` until it returns Some, for at most five seconds (background sends finish quickly;
+/// this only bounds a broken test).
+pub async fn eventually<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "condition not reached in time");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+impl TestApp {
+    /// The app clock as Unix seconds (what signed webhooks' timestamps are checked against).
+    pub fn clock_now_unix(&self) -> i64 {
+        use phonegate_core::Clock;
+        self.clock.now().timestamp()
+    }
+}

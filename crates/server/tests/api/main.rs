@@ -6,6 +6,8 @@ mod auth;
 mod bad_input;
 mod cli;
 mod concurrency;
+mod delivery;
 mod ops;
 mod services;
 mod verifications;
+mod webhooks;

@@ -1,0 +1,31 @@
+//! Test helpers: a message to send and the requests a mock provider received.
+use phonegate_core::PhoneNumber;
+use phonegate_core::ports::Sms;
+use std::time::Duration;
+
+pub fn sms(body: &str) -> Sms {
+    Sms {
+        message_id: "SM00000000000000000000000000000001".into(),
+        to: PhoneNumber::from_trusted("+4915123456789".into()),
+        body: body.into(),
+        service: None,
+        from: None,
+        verification_id: Some("VE00000000000000000000000000000001".into()),
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    crate::common::client(Duration::from_secs(5))
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// The single request the mock received: (method, path, headers, body).
+pub async fn only_request(server: &wiremock::MockServer) -> wiremock::Request {
+    let mut requests = server.received_requests().await.expect("recording on");
+    assert_eq!(requests.len(), 1, "exactly one request");
+    requests.remove(0)
+}

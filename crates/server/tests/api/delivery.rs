@@ -1,0 +1,229 @@
+//! Sending through real HTTP providers (local mocks): failover, rejection, all-fail, bounded
+//! waits, restart-resume and no double sends.
+use crate::helpers::{TestApp, eventually, expect_error, fresh_number, providers};
+use serde_json::{Value, json};
+use std::time::Duration;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+async fn mock(status: u16, body: Value, delay_ms: u64) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body).set_delay(Duration::from_millis(delay_ms)))
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn requests(server: &MockServer) -> Vec<wiremock::Request> {
+    server.received_requests().await.unwrap()
+}
+
+async fn detail(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/verifications/{id}")).await.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_timed_out_provider_fails_over_to_the_next() {
+    let slow = mock(201, json!({ "sid": "SMslow" }), 3000).await;
+    let vonage = mock(200, json!({ "message-count": "1", "messages": [{ "status": "0", "message-id": "vg-1" }] }), 0).await;
+    let app = TestApp::spawn_with(|c| {
+        c.providers.insert("twilio".into(), providers::twilio(&slow.uri(), 200));
+        c.providers.insert("vonage".into(), providers::vonage(&vonage.uri()));
+        c.routing.default.providers = vec!["twilio".into(), "vonage".into()];
+    })
+    .await;
+    let to = fresh_number();
+    let v = app.start(&to).await;
+    let d = detail(&app, v["id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "pending");
+    assert_eq!(d["messages"][0]["status"], "sent");
+    assert_eq!(d["messages"][0]["provider"], "vonage");
+    assert_eq!(d["messages"][0]["provider_message_id"], "vg-1");
+    assert_eq!(requests(&slow).await.len(), 1, "the slow provider was tried once, not retried");
+    let sent = &requests(&vonage).await[0];
+    let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&sent.body).unwrap();
+    assert!(form.contains(&("to".into(), to.trim_start_matches('+').into())));
+    let text = &form.iter().find(|(k, _)| k == "text").unwrap().1;
+    assert!(text.starts_with("Your phonegate verification code is: "));
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("phonegate_sms_attempts_total{provider=\"twilio\",result=\"unavailable\"} 1"), "{metrics}");
+    assert!(metrics.contains("phonegate_sms_attempts_total{provider=\"vonage\",result=\"ok\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn when_every_provider_fails_the_verification_fails_with_the_reason() {
+    let down = mock(503, json!({}), 0).await;
+    let broken = mock(401, json!({ "code": 20003, "message": "Authenticate" }), 0).await;
+    let app = TestApp::spawn_with(|c| {
+        c.providers.insert("gw".into(), providers::http(&down.uri(), 1000));
+        c.providers.insert("twilio".into(), providers::twilio(&broken.uri(), 1000));
+        c.routing.default.providers = vec!["gw".into(), "twilio".into()];
+    })
+    .await;
+    let err = expect_error(app.post("/api/verifications", json!({ "to": fresh_number() })).await, 502, "delivery_failed").await;
+    let d = detail(&app, err["verification_id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "failed");
+    let reason = d["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("gw: HTTP 503") && reason.contains("20003"), "{reason}");
+    assert!(!reason.contains("twilio-token"));
+    assert_eq!(d["messages"][0]["status"], "failed");
+}
+
+#[tokio::test]
+async fn a_rejected_number_is_not_tried_elsewhere() {
+    let rejecting = mock(400, json!({ "code": 21614, "message": "'To' number is not a valid mobile number" }), 0).await;
+    let other = mock(200, json!({}), 0).await;
+    let app = TestApp::spawn_with(|c| {
+        c.providers.insert("twilio".into(), providers::twilio(&rejecting.uri(), 1000));
+        c.providers.insert("gw".into(), providers::http(&other.uri(), 1000));
+        c.routing.default.providers = vec!["twilio".into(), "gw".into()];
+    })
+    .await;
+    let err = expect_error(app.post("/api/verifications", json!({ "to": fresh_number() })).await, 502, "delivery_failed").await;
+    assert!(err["message"].as_str().unwrap().contains("21614"));
+    assert!(requests(&other).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_slow_provider_does_not_hold_the_request_past_the_send_wait() {
+    let slow = mock(200, json!({ "id": "gw-slow" }), 700).await;
+    let app = TestApp::spawn_with(|c| {
+        c.providers.insert("gw".into(), providers::http(&slow.uri(), 5000));
+        c.send_wait_ms = 50;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let v = app.start(&fresh_number()).await;
+    assert!(started.elapsed() < Duration::from_millis(650), "answered before the provider did");
+    let id = v["id"].as_str().unwrap().to_string();
+    let message = eventually(|| async {
+        let d = detail(&app, &id).await;
+        (d["messages"][0]["status"] == "sent").then(|| d["messages"][0].clone())
+    })
+    .await;
+    assert_eq!(message["provider_message_id"], "gw-slow");
+    assert_eq!(requests(&slow).await.len(), 1);
+}
+
+/// Two instances on one database, both sending: every message reaches the provider once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_senders_never_send_a_message_twice() {
+    let gateway = mock(200, json!({}), 150).await;
+    let a = TestApp::spawn_with(|c| {
+        c.providers.insert("gw".into(), providers::http(&gateway.uri(), 5000));
+        c.send_wait_ms = 0;
+        c.dispatch_interval_ms = 10;
+    })
+    .await;
+    let url = a.database_url.clone();
+    let b = TestApp::spawn_with(|c| {
+        c.database_url = url;
+        c.providers.insert("gw".into(), providers::http(&gateway.uri(), 5000));
+        c.dispatch_interval_ms = 10;
+    })
+    .await;
+    let numbers: Vec<String> = (0..10).map(|_| fresh_number()).collect();
+    for n in &numbers {
+        a.start(n).await;
+    }
+    eventually(|| async { (requests(&gateway).await.len() >= 10).then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let keys: Vec<String> = requests(&gateway).await.iter().map(|r| r.headers["idempotency-key"].to_str().unwrap().to_string()).collect();
+    let unique: std::collections::HashSet<_> = keys.iter().collect();
+    assert_eq!((keys.len(), unique.len()), (10, 10), "{keys:?}");
+    drop(b);
+}
+
+/// A message claimed by an instance that dies mid-send is sent by the next instance once the
+/// lease ends, exactly once, with the same code.
+#[test]
+fn a_message_left_by_a_crashed_instance_is_sent_once_after_restart() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (hanging, working) = rt.block_on(async { (mock(200, json!({}), 30_000).await, mock(200, json!({ "id": "gw-2" }), 0).await) });
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let to = fresh_number();
+
+    // Instance 1 runs in its own runtime, starts a verification whose send hangs, and is killed.
+    let crashed = tokio::runtime::Runtime::new().unwrap();
+    let (key_secret, verification_id) = crashed.block_on(async {
+        let app = TestApp::spawn_with(|c| {
+            c.database_url = db.clone();
+            c.providers.insert("gw".into(), providers::http(&hanging.uri(), 60_000));
+            c.send_wait_ms = 100;
+        })
+        .await;
+        let v = app.start(&to).await;
+        eventually(|| async { (!hanging.received_requests().await.unwrap().is_empty()).then_some(()) }).await;
+        (app.secret.clone(), v["id"].as_str().unwrap().to_string())
+    });
+    crashed.shutdown_background();
+
+    rt.block_on(async {
+        let app = TestApp::spawn_with(|c| {
+            c.database_url = db.clone();
+            c.providers.insert("gw".into(), providers::http(&working.uri(), 5000));
+            c.dispatch_interval_ms = 20;
+        })
+        .await;
+        // Still leased by the dead instance: nothing is sent yet.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(working.received_requests().await.unwrap().is_empty());
+        app.advance(chrono::Duration::seconds(61));
+        eventually(|| async { (!working.received_requests().await.unwrap().is_empty()).then_some(()) }).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = working.received_requests().await.unwrap();
+        assert_eq!(sent.len(), 1, "sent exactly once after the restart");
+        let first: Value = serde_json::from_slice(&hanging.received_requests().await.unwrap()[0].body).unwrap();
+        let resumed: Value = serde_json::from_slice(&sent[0].body).unwrap();
+        assert_eq!(first["body"], resumed["body"], "the same code");
+        assert_eq!(first["message_id"], resumed["message_id"]);
+        let d: Value = app
+            .client
+            .get(app.url(&format!("/api/verifications/{verification_id}")))
+            .bearer_auth(&key_secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(d["messages"][0]["status"], "sent");
+        assert_eq!(d["messages"][0]["provider_message_id"], "gw-2");
+    });
+}
+
+#[tokio::test]
+async fn the_sms_send_command_uses_a_named_provider() {
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/sms"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": "cli-1" })))
+        .mount(&gateway)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("p.toml");
+    std::fs::write(&config, format!("[providers.gw]\nkind = \"http\"\nurl = \"{}/sms\"\nsecret = \"s\"\n", gateway.uri())).unwrap();
+    let database = format!("sqlite://{}", dir.path().join("c.db").display());
+    let run = move |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+            .args(["--config", config.to_str().unwrap(), "--database", &database])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || {
+        let ok = run(&["sms", "send", "--to", "+4915123456789", "--body", "hello", "--provider", "gw"]);
+        let unknown = run(&["sms", "send", "--to", "+4915123456789", "--body", "hello", "--provider", "nope"]);
+        (ok, unknown)
+    })
+    .await
+    .unwrap();
+    assert!(out.0.status.success(), "{}", String::from_utf8_lossy(&out.0.stderr));
+    assert!(String::from_utf8_lossy(&out.0.stdout).contains("sent via gw (provider message id: cli-1)"));
+    assert!(!out.1.status.success());
+    assert!(String::from_utf8_lossy(&out.1.stderr).contains("no provider named `nope`"));
+    let body: Value = serde_json::from_slice(&requests(&gateway).await[0].body).unwrap();
+    assert_eq!((body["to"].as_str(), body["body"].as_str()), (Some("+4915123456789"), Some("hello")));
+}
