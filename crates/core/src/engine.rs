@@ -9,6 +9,7 @@ use crate::phone::{PhoneNumber, PhonePolicy};
 use crate::ports::{Observer, SmsSender, Store, StoreError};
 use crate::service::{self, DEFAULT_SERVICE, Service, ServiceSettings};
 use crate::verification::{Channel, CheckOutcome, SendRefusal, Status, Verification};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,23 @@ pub struct StartRequest {
     pub to: String,
     pub channel: Channel,
     pub locale: Option<String>,
+    /// Options for a new verification (ignored when a pending one is re-sent); each is
+    /// validated against the same bounds as service settings.
+    pub options: StartOptions,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Digits in the code, 4 to 10 (default: the service's).
+    pub code_length: Option<u8>,
+    /// Code lifetime in seconds, 60 to 86400 (default: the service's).
+    pub ttl_secs: Option<i64>,
+    /// Check attempts, 1 to the server's limit (default: that limit).
+    pub max_attempts: Option<u32>,
+    /// Name shown in the message instead of the service's name.
+    pub brand: Option<String>,
+    /// ISO 3166 region for a number written in national format.
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +148,27 @@ impl Verifier {
     /// Starts a verification, or re-sends the pending one for the same service and number
     /// (same id, same code) within the send limit.
     pub async fn start(&self, req: StartRequest) -> Result<Started, VerifyError> {
-        let to = self.parse_phone(&req.to)?;
+        let to = match &req.options.region {
+            Some(region) => {
+                let region = crate::phone::parse_region(region)
+                    .ok_or_else(|| VerifyError::invalid("country", "must be an ISO 3166-1 region code"))?;
+                PhonePolicy { default_region: Some(region), ..self.phones.clone() }.parse(&req.to)?
+            }
+            None => self.parse_phone(&req.to)?,
+        };
+        let opts = &req.options;
+        if opts.code_length.is_some_and(|l| !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&l)) {
+            return Err(VerifyError::invalid("code_length", "must be between 4 and 10"));
+        }
+        if opts.ttl_secs.is_some_and(|t| !(service::MIN_TTL_SECS..=service::MAX_TTL_SECS).contains(&t)) {
+            return Err(VerifyError::invalid("ttl", "must be between 60 and 86400 seconds"));
+        }
+        if opts.max_attempts.is_some_and(|m| m == 0 || m > self.limits.max_attempts) {
+            return Err(VerifyError::invalid("max_attempts", format!("must be between 1 and {}", self.limits.max_attempts)));
+        }
+        if opts.brand.as_deref().is_some_and(|b| b.trim().is_empty() || b.chars().count() > 64 || b.chars().any(char::is_control)) {
+            return Err(VerifyError::invalid("brand", "must be 1 to 64 printable characters"));
+        }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.service(req.service.as_deref()).await?;
         if self.store.is_opted_out(&to).await? {
@@ -164,7 +202,8 @@ impl Verifier {
                 let verification = self.deliver(&service, pending, &code, true).await?;
                 return Ok(Started { verification, resent: true });
             }
-            let code = Code::generate(service.code_length);
+            let code_length = opts.code_length.unwrap_or(service.code_length);
+            let code = Code::generate(code_length);
             let id = new_id("VE");
             let fresh = Verification {
                 code_digest: self.keys.digest(&id, code.expose()),
@@ -175,13 +214,15 @@ impl Verifier {
                 channel: req.channel,
                 locale: locale.clone().unwrap_or_else(|| "en".into()),
                 status: Status::Pending,
-                code_length: service.code_length,
+                code_length,
                 attempts: 0,
+                max_attempts: opts.max_attempts.unwrap_or(self.limits.max_attempts),
+                brand: opts.brand.clone(),
                 sends: 1,
                 send_window_started_at: now,
                 created_at: now,
                 updated_at: now,
-                expires_at: now + service.code_ttl(),
+                expires_at: now + opts.ttl_secs.map(chrono::Duration::seconds).unwrap_or_else(|| service.code_ttl()),
                 approved_at: None,
                 canceled_at: None,
                 expired_at: None,
@@ -206,7 +247,7 @@ impl Verifier {
     /// that every provider refuses marks the verification failed; a failed resend leaves it
     /// pending (the earlier message may still arrive).
     async fn deliver(&self, service: &Service, v: Verification, code: &Code, resend: bool) -> Result<Verification, VerifyError> {
-        let body = service.render(&v.locale, code.expose());
+        let body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
         let message_id = self.enqueue(&v, &service.name, &body, resend).await?;
         let this = self.clone();
         let sending = tokio::spawn(async move { this.dispatch(&message_id).await });
@@ -227,7 +268,7 @@ impl Verifier {
             }
             let before = v.clone();
             let matches = self.keys.matches(&v.id, code, &v.code_digest);
-            let outcome = v.check(matches, self.clock.now(), &self.limits);
+            let outcome = v.check(matches, self.clock.now());
             if v != before {
                 if !self.write(&mut v, before.version).await? {
                     continue;
@@ -267,11 +308,24 @@ impl Verifier {
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Verification, VerifyError> {
+        self.transition(id, Verification::cancel).await
+    }
+
+    /// Approves a pending verification without a code (an administrator's decision).
+    pub async fn approve(&self, id: &str) -> Result<Verification, VerifyError> {
+        self.transition(id, Verification::approve_out_of_band).await
+    }
+
+    async fn transition(
+        &self,
+        id: &str,
+        apply: fn(&mut Verification, DateTime<Utc>) -> Result<(), Status>,
+    ) -> Result<Verification, VerifyError> {
         for _ in 0..MAX_RACES {
             let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
             let version = v.version;
             let expired = v.expire_if_due(self.clock.now());
-            if let Err(status) = v.cancel(self.clock.now()) {
+            if let Err(status) = apply(&mut v, self.clock.now()) {
                 if expired && self.write(&mut v, version).await? {
                     self.observer.verification_entered(&v.service_id, v.channel, v.status);
                 }

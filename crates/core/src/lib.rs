@@ -15,7 +15,7 @@ pub mod service;
 pub mod verification;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{DeliveryTimes, Limits, StartRequest, Started, Verifier};
+pub use engine::{DeliveryTimes, Limits, StartOptions, StartRequest, Started, Verifier};
 pub use error::VerifyError;
 pub use phone::{NumberKind, PhoneError, PhoneNumber, PhonePolicy};
 pub use ports::{Store, StoreError};

@@ -93,7 +93,12 @@ impl Service {
     }
 
     pub fn render(&self, locale: &str, code: &str) -> String {
-        self.template(locale).replace("{service}", &self.name).replace("{code}", code)
+        self.render_as(&self.name, locale, code)
+    }
+
+    /// Renders with another name in `{service}` (a per-verification brand).
+    pub fn render_as(&self, name: &str, locale: &str, code: &str) -> String {
+        self.template(locale).replace("{service}", name).replace("{code}", code)
     }
 }
 

@@ -79,6 +79,11 @@ pub struct Verification {
     pub code_digest: Vec<u8>,
     pub code_sealed: Vec<u8>,
     pub attempts: u32,
+    /// Check attempts allowed for this verification (at most `Limits::max_attempts`).
+    pub max_attempts: u32,
+    /// Name shown in the message instead of the service's (Twilio `CustomFriendlyName`,
+    /// Vonage `brand`).
+    pub brand: Option<String>,
     pub sends: u32,
     pub send_window_started_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -134,12 +139,12 @@ impl Verification {
 
     /// Consumes one attempt. A matching code approves only while pending, unexpired and within
     /// the attempt limit; the attempt that reaches the limit with a wrong code locks it.
-    pub fn check(&mut self, code_matches: bool, now: DateTime<Utc>, limits: &Limits) -> CheckOutcome {
+    pub fn check(&mut self, code_matches: bool, now: DateTime<Utc>) -> CheckOutcome {
         self.expire_if_due(now);
         if self.status != Status::Pending {
             return CheckOutcome::NotPending(self.status);
         }
-        if self.attempts >= limits.max_attempts {
+        if self.attempts >= self.max_attempts {
             // Only reachable if limits were lowered after the record was written.
             self.lock(now);
             return CheckOutcome::NotPending(self.status);
@@ -150,12 +155,25 @@ impl Verification {
             self.status = Status::Approved;
             self.approved_at = Some(now);
             CheckOutcome::Approved
-        } else if self.attempts >= limits.max_attempts {
+        } else if self.attempts >= self.max_attempts {
             self.lock(now);
             CheckOutcome::LockedOut
         } else {
-            CheckOutcome::Rejected { attempts_left: limits.max_attempts - self.attempts }
+            CheckOutcome::Rejected { attempts_left: self.max_attempts - self.attempts }
         }
+    }
+
+    /// Approves without a code, as an administrator confirming the number some other way
+    /// (Twilio's `Status=approved`). Only a pending verification can be approved.
+    pub fn approve_out_of_band(&mut self, now: DateTime<Utc>) -> Result<(), Status> {
+        self.expire_if_due(now);
+        if self.status != Status::Pending {
+            return Err(self.status);
+        }
+        self.status = Status::Approved;
+        self.approved_at = Some(now);
+        self.updated_at = now;
+        Ok(())
     }
 
     fn lock(&mut self, now: DateTime<Utc>) {

@@ -19,6 +19,8 @@ fn pending() -> Verification {
         code_digest: vec![],
         code_sealed: vec![],
         attempts: 0,
+        max_attempts: 5,
+        brand: None,
         sends: 1,
         send_window_started_at: t0(),
         created_at: t0(),
@@ -40,9 +42,9 @@ const L: Limits = Limits { max_attempts: 5, max_sends: 5, send_window: Duration:
 fn right_code_approves_once() {
     let mut v = pending();
     let at = t0() + Duration::seconds(5);
-    assert_eq!(v.check(true, at, &L), CheckOutcome::Approved);
+    assert_eq!(v.check(true, at), CheckOutcome::Approved);
     assert_eq!((v.status, v.approved_at, v.status_changed_at()), (Status::Approved, Some(at), at));
-    assert_eq!(v.check(true, at, &L), CheckOutcome::NotPending(Status::Approved));
+    assert_eq!(v.check(true, at), CheckOutcome::NotPending(Status::Approved));
     assert_eq!(v.attempts, 1);
 }
 
@@ -50,12 +52,12 @@ fn right_code_approves_once() {
 fn five_wrong_codes_lock_and_then_the_right_code_is_refused() {
     let mut v = pending();
     for left in (1..5).rev() {
-        assert_eq!(v.check(false, t0(), &L), CheckOutcome::Rejected { attempts_left: left });
+        assert_eq!(v.check(false, t0()), CheckOutcome::Rejected { attempts_left: left });
     }
-    assert_eq!(v.check(false, t0(), &L), CheckOutcome::LockedOut);
+    assert_eq!(v.check(false, t0()), CheckOutcome::LockedOut);
     assert_eq!(v.status, Status::MaxAttemptsReached);
     assert!(v.max_attempts_reached_at.is_some());
-    assert_eq!(v.check(true, t0(), &L), CheckOutcome::NotPending(Status::MaxAttemptsReached));
+    assert_eq!(v.check(true, t0()), CheckOutcome::NotPending(Status::MaxAttemptsReached));
     assert_eq!(v.attempts, 5);
 }
 
@@ -64,8 +66,26 @@ fn expiry_is_reached_at_the_deadline_and_stamped_with_it() {
     let mut v = pending();
     let deadline = v.expires_at;
     assert_eq!(v.status_at(deadline - Duration::milliseconds(1)), Status::Pending);
-    assert_eq!(v.check(true, deadline, &L), CheckOutcome::NotPending(Status::Expired));
+    assert_eq!(v.check(true, deadline), CheckOutcome::NotPending(Status::Expired));
     assert_eq!((v.status, v.expired_at, v.attempts), (Status::Expired, Some(deadline), 0));
+}
+
+#[test]
+fn a_lower_per_verification_limit_locks_sooner() {
+    let mut v = Verification { max_attempts: 3, ..pending() };
+    assert_eq!(v.check(false, t0()), CheckOutcome::Rejected { attempts_left: 2 });
+    assert_eq!(v.check(false, t0()), CheckOutcome::Rejected { attempts_left: 1 });
+    assert_eq!(v.check(false, t0()), CheckOutcome::LockedOut);
+}
+
+#[test]
+fn out_of_band_approval_only_from_pending() {
+    let mut v = pending();
+    assert_eq!(v.approve_out_of_band(t0()), Ok(()));
+    assert_eq!((v.status, v.attempts), (Status::Approved, 0));
+    assert_eq!(v.approve_out_of_band(t0()), Err(Status::Approved));
+    let mut late = pending();
+    assert_eq!(late.approve_out_of_band(late.expires_at), Err(Status::Expired));
 }
 
 #[test]
@@ -74,7 +94,7 @@ fn cancel_only_from_pending() {
     assert_eq!(v.cancel(t0()), Ok(()));
     assert_eq!(v.canceled_at, Some(t0()));
     assert_eq!(v.cancel(t0()), Err(Status::Canceled));
-    assert_eq!(v.check(true, t0(), &L), CheckOutcome::NotPending(Status::Canceled));
+    assert_eq!(v.check(true, t0()), CheckOutcome::NotPending(Status::Canceled));
 }
 
 #[test]
@@ -83,7 +103,7 @@ fn fail_records_reason_only_from_pending() {
     v.fail(t0(), "all providers refused".into());
     assert_eq!((v.status, v.failure_reason.as_deref()), (Status::Failed, Some("all providers refused")));
     let mut approved = pending();
-    approved.check(true, t0(), &L);
+    approved.check(true, t0());
     approved.fail(t0(), "late".into());
     assert_eq!(approved.status, Status::Approved);
 }
@@ -129,7 +149,7 @@ proptest! {
         for op in ops {
             let before = v.status;
             match op {
-                Op::Check(right) => if v.check(right, now, &L) == CheckOutcome::Approved { approvals += 1 },
+                Op::Check(right) => if v.check(right, now) == CheckOutcome::Approved { approvals += 1 },
                 Op::Send => { let _ = v.register_send(now, &L); }
                 Op::Cancel => { let _ = v.cancel(now); }
                 Op::Advance(s) => now += Duration::seconds(s),

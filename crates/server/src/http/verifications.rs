@@ -155,7 +155,8 @@ async fn start(
             ApiError::new(StatusCode::BAD_REQUEST, "channel_not_supported", format!("channel `{c}` is not supported; use `sms`"))
         })?,
     };
-    let started = s.verifier.start(StartRequest { service: b.service, to: b.to, channel, locale: b.locale }).await?;
+    let started =
+        s.verifier.start(StartRequest { service: b.service, to: b.to, channel, locale: b.locale, options: Default::default() }).await?;
     Ok((StatusCode::CREATED, Json(StartedView { verification: started.verification.into(), resent: started.resent })))
 }
 

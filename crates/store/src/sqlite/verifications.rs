@@ -12,7 +12,7 @@ macro_rules! columns {
     () => {
         "id, service_id, to_number, channel, locale, status, code_length, code_digest, code_sealed, \
          attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, canceled_at, \
-         expired_at, max_attempts_reached_at, failed_at, failure_reason, version"
+         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand"
     };
 }
 
@@ -31,6 +31,8 @@ fn from_row(r: &SqliteRow) -> Result<Verification, sqlx::Error> {
         code_digest: r.try_get("code_digest")?,
         code_sealed: r.try_get("code_sealed")?,
         attempts: r.try_get::<i64, _>("attempts")? as u32,
+        max_attempts: r.try_get::<i64, _>("max_attempts")? as u32,
+        brand: r.try_get("brand")?,
         sends: r.try_get::<i64, _>("sends")? as u32,
         send_window_started_at: ts(r.try_get("send_window_started_at")?),
         created_at: ts(r.try_get("created_at")?),
@@ -53,7 +55,7 @@ fn decode(r: Option<SqliteRow>) -> StoreResult<Option<Verification>> {
 #[async_trait]
 impl VerificationStore for SqliteStore {
     async fn insert_verification(&self, v: &Verification) -> StoreResult<()> {
-        let sql = concat!("INSERT INTO verifications (", columns!(), ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        let sql = concat!("INSERT INTO verifications (", columns!(), ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
         sqlx::query(sql)
             .bind(&v.id)
             .bind(&v.service_id)
@@ -77,6 +79,8 @@ impl VerificationStore for SqliteStore {
             .bind(v.failed_at.map(ms))
             .bind(&v.failure_reason)
             .bind(v.version)
+            .bind(v.max_attempts as i64)
+            .bind(&v.brand)
             .execute(&self.pool)
             .await
             .map(|_| ())
