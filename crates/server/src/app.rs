@@ -44,7 +44,15 @@ impl App {
         verifier.ensure_default_service().await.context("cannot create the default service")?;
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let webhooks = Arc::new(WebhookKeys { twilio: providers.twilio, vonage: providers.vonage, public_url: config.public_url.clone() });
-        let state = AppState { verifier, store, metrics, outbox: providers.has_outbox, webhooks, clock };
+        let state = AppState {
+            verifier,
+            store,
+            metrics,
+            outbox: providers.has_outbox,
+            webhooks,
+            clock,
+            vonage_min_cancel_secs: config.vonage_min_cancel_secs,
+        };
         Ok(App { state, listener, config })
     }
 

@@ -42,6 +42,9 @@ pub struct Config {
     pub dispatch_interval_ms: u64,
     /// Seconds a sender holds a message before another may take it over.
     pub send_lease_secs: u64,
+    /// Vonage Verify compatibility: a verification younger than this cannot be cancelled
+    /// (Vonage's own rule is 30 seconds).
+    pub vonage_min_cancel_secs: u64,
     /// Seconds between sweeps that mark overdue verifications expired.
     pub expiry_sweep_secs: u64,
     /// Largest request body accepted, in bytes.
@@ -70,6 +73,7 @@ impl Default for Config {
             send_wait_ms: 5000,
             dispatch_interval_ms: 1000,
             send_lease_secs: 60,
+            vonage_min_cancel_secs: 30,
             expiry_sweep_secs: 30,
             max_body_bytes: 64 * 1024,
         }

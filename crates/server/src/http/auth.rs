@@ -3,6 +3,7 @@ use super::{AppState, error::ApiError};
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 use base64::Engine;
+use phonegate_core::StoreError;
 use phonegate_core::apikey::{self, ApiKey};
 use utoipa::Modify;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -14,20 +15,26 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let value = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(ApiError::unauthorized)?;
-        let (scheme, credentials) = value.split_once(' ').ok_or_else(ApiError::unauthorized)?;
-        let credentials = credentials.trim();
-        let key = if scheme.eq_ignore_ascii_case("bearer") {
-            apikey::authenticate_secret(state.store.as_ref(), credentials).await?
-        } else if scheme.eq_ignore_ascii_case("basic") {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).map_err(|_| ApiError::unauthorized())?;
-            let decoded = String::from_utf8(decoded).map_err(|_| ApiError::unauthorized())?;
-            let (id, secret) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
-            apikey::authenticate_pair(state.store.as_ref(), id, secret).await?
-        } else {
-            None
-        };
-        key.map(Authenticated).ok_or_else(ApiError::unauthorized)
+        authenticate(parts, state).await?.map(Authenticated).ok_or_else(ApiError::unauthorized)
+    }
+}
+
+/// The active key named by the `Authorization` header, if any. Every API's extractor calls this
+/// and renders a missing key in its own wire format.
+pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<ApiKey>, StoreError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+    let Some((scheme, credentials)) = value.split_once(' ') else { return Ok(None) };
+    let credentials = credentials.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        apikey::authenticate_secret(state.store.as_ref(), credentials).await
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok().and_then(|d| String::from_utf8(d).ok());
+        match decoded.as_deref().and_then(|d| d.split_once(':')) {
+            Some((id, secret)) => apikey::authenticate_pair(state.store.as_ref(), id, secret).await,
+            None => Ok(None),
+        }
+    } else {
+        Ok(None)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP adapters: they parse, authenticate, call the core and render. No rules live here.
 mod auth;
+mod compat;
 mod docs;
 mod error;
 mod extract;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub outbox: bool,
     pub webhooks: Arc<WebhookKeys>,
     pub clock: Arc<dyn Clock>,
+    /// Vonage refuses to cancel a verification younger than this (30 s, as Vonage does).
+    pub vonage_min_cancel_secs: u64,
 }
 
 /// What verifies the providers' webhooks.
@@ -72,6 +75,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
     api.merge(docs::routes(spec))
         .merge(outbox::page_routes())
         .merge(webhooks::routes())
+        .merge(compat::twilio::routes())
+        .merge(compat::vonage::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -5,6 +5,8 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod cli;
+mod compat_twilio;
+mod compat_vonage;
 mod concurrency;
 mod delivery;
 mod ops;

@@ -1,0 +1,14 @@
+//! Wire-compatible adapters for apps written against Twilio Verify v2 and Vonage Verify v1. They
+//! translate requests and responses only; every decision is the core's.
+pub mod twilio;
+pub mod vonage;
+
+use axum::http::{HeaderMap, header};
+
+/// The base URL clients reach this server at: `public_url`, else the request's Host.
+pub fn base_url(public_url: Option<&str>, headers: &HeaderMap) -> String {
+    match public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}", headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost")),
+    }
+}

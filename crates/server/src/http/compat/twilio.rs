@@ -1,0 +1,310 @@
+//! Twilio Verify v2 at Twilio's own paths: form-encoded requests, HTTP Basic with a phonegate key
+//! id and secret, Twilio's JSON field names, statuses and error codes.
+use super::base_url;
+use crate::http::AppState;
+use crate::http::auth::authenticate;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::{HeaderMap, StatusCode, request::Parts};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use phonegate_core::apikey::ApiKey;
+use phonegate_core::service::ServiceSettings;
+use phonegate_core::{Channel, CheckOutcome, Service, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
+use serde_json::{Value, json};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v2/Services", post(create_service))
+        .route("/v2/Services/{service}", get(fetch_service))
+        .route("/v2/Services/{service}/Verifications", post(start))
+        .route("/v2/Services/{service}/Verifications/{target}", get(fetch).post(update))
+        .route("/v2/Services/{service}/VerificationCheck", post(check))
+}
+
+/// Twilio's error body: `{code, message, more_info, status}`.
+#[derive(Debug)]
+pub struct TwilioError {
+    status: StatusCode,
+    code: u32,
+    message: String,
+}
+
+impl TwilioError {
+    fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+    fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 60200, message)
+    }
+    fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, 20404, "The requested resource was not found")
+    }
+}
+
+impl IntoResponse for TwilioError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "code": self.code,
+            "message": self.message,
+            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
+            "status": self.status.as_u16(),
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for TwilioError {
+    fn from(e: StoreError) -> Self {
+        VerifyError::Store(e).into()
+    }
+}
+
+impl From<VerifyError> for TwilioError {
+    fn from(e: VerifyError) -> Self {
+        use StatusCode as S;
+        match e {
+            VerifyError::Phone(p) => Self::invalid(format!("Invalid parameter `To`: {p}")),
+            VerifyError::InvalidParameter { field, message } => Self::invalid(format!("Invalid parameter `{field}`: {message}")),
+            VerifyError::ServiceNameTaken => Self::invalid("Invalid parameter `FriendlyName`: another service already uses this name"),
+            VerifyError::ServiceNotFound | VerifyError::VerificationNotFound | VerifyError::NoPendingVerification => Self::not_found(),
+            VerifyError::NotPending(Status::MaxAttemptsReached) => Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached"),
+            VerifyError::NotPending(_) => Self::not_found(),
+            VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, 60203, "Max send attempts reached"),
+            VerifyError::Busy => Self::new(S::TOO_MANY_REQUESTS, 60212, "Too many concurrent requests for phone number"),
+            VerifyError::OptedOut => Self::new(S::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient"),
+            VerifyError::DeliveryFailed { reason, .. } => Self::new(S::BAD_GATEWAY, 60008, format!("Unable to deliver the code: {reason}")),
+            VerifyError::Store(StoreError::Unavailable(detail)) => {
+                tracing::warn!(error = %detail, "database unavailable");
+                Self::new(S::SERVICE_UNAVAILABLE, 20503, "Service unavailable")
+            }
+            VerifyError::Store(other) => {
+                tracing::error!(error = %other, "store error");
+                Self::new(S::INTERNAL_SERVER_ERROR, 20500, "Internal server error")
+            }
+        }
+    }
+}
+
+/// The caller's key, authenticated like every API; a missing or wrong key is Twilio's 20003.
+pub struct TwilioAuth(ApiKey);
+
+impl FromRequestParts<AppState> for TwilioAuth {
+    type Rejection = TwilioError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, TwilioError> {
+        let key = authenticate(parts, state).await?;
+        key.map(TwilioAuth).ok_or_else(|| TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate"))
+    }
+}
+
+impl TwilioAuth {
+    /// A stable account SID for the key, so responses carry Twilio's `AC…` shape.
+    fn account_sid(&self) -> String {
+        format!("AC{}", self.0.id.trim_start_matches("SK"))
+    }
+}
+
+/// Form parameters as Twilio's SDKs send them.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(body: &[u8]) -> Result<Self, TwilioError> {
+        serde_urlencoded::from_bytes(body).map(Params).map_err(|_| TwilioError::invalid("The request body must be form-encoded"))
+    }
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+    }
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn service_json(s: &Service, auth: &TwilioAuth, base: &str) -> Value {
+    let url = format!("{base}/v2/Services/{}", s.id);
+    json!({
+        "sid": s.id,
+        "account_sid": auth.account_sid(),
+        "friendly_name": s.name,
+        "code_length": s.code_length,
+        "lookup_enabled": false,
+        "psd2_enabled": false,
+        "skip_sms_to_landlines": false,
+        "dtmf_input_required": false,
+        "tts_name": null,
+        "do_not_share_warning_enabled": false,
+        "custom_code_enabled": false,
+        "push": {},
+        "totp": {},
+        "default_template_sid": null,
+        "date_created": time(s.created_at),
+        "date_updated": time(s.created_at),
+        "url": url,
+        "links": { "verifications": format!("{url}/Verifications"), "verification_checks": format!("{url}/VerificationCheck") },
+    })
+}
+
+async fn verification_json(s: &AppState, v: &Verification, auth: &TwilioAuth, base: &str) -> Result<Value, TwilioError> {
+    let attempts: Vec<Value> = s
+        .verifier
+        .messages_for(&v.id)
+        .await?
+        .iter()
+        .map(|m| json!({ "attempt_sid": m.id, "channel": "sms", "time": time(m.created_at) }))
+        .collect();
+    Ok(json!({
+        "sid": v.id,
+        "service_sid": v.service_id,
+        "account_sid": auth.account_sid(),
+        "to": v.to.as_str(),
+        "channel": v.channel.as_str(),
+        "status": v.status.as_str(),
+        "valid": v.status == Status::Approved,
+        "lookup": {},
+        "amount": null,
+        "payee": null,
+        "send_code_attempts": attempts,
+        "sna": null,
+        "date_created": time(v.created_at),
+        "date_updated": time(v.updated_at),
+        "url": format!("{base}/v2/Services/{}/Verifications/{}", v.service_id, v.id),
+    }))
+}
+
+async fn create_service(
+    State(s): State<AppState>,
+    auth: TwilioAuth,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), TwilioError> {
+    let p = Params::parse(&body)?;
+    let name = p.get("FriendlyName").ok_or_else(|| TwilioError::invalid("Missing required parameter FriendlyName in the post body"))?;
+    let code_length = match p.get("CodeLength") {
+        Some(l) => {
+            Some(l.parse::<u8>().map_err(|_| TwilioError::invalid("Invalid parameter `CodeLength`: must be a number between 4 and 10"))?)
+        }
+        None => None,
+    };
+    let service = s.verifier.create_service(ServiceSettings { name: name.into(), code_length, ..Default::default() }).await?;
+    Ok((StatusCode::CREATED, Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers)))))
+}
+
+async fn fetch_service(
+    State(s): State<AppState>,
+    auth: TwilioAuth,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+) -> Result<Json<Value>, TwilioError> {
+    let service = s.verifier.service(Some(&sid)).await?;
+    Ok(Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers))))
+}
+
+async fn start(
+    State(s): State<AppState>,
+    auth: TwilioAuth,
+    headers: HeaderMap,
+    Path(sid): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), TwilioError> {
+    let p = Params::parse(&body)?;
+    let service = s.verifier.service(Some(&sid)).await?;
+    let to = p.get("To").ok_or_else(|| TwilioError::invalid("Missing required parameter To in the post body"))?;
+    let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
+    let channel = Channel::parse(channel)
+        .ok_or_else(|| TwilioError::invalid(format!("Invalid parameter `Channel`: {channel} is not supported; use sms")))?;
+    if p.get("CustomCode").is_some() {
+        return Err(TwilioError::invalid("Invalid parameter `CustomCode`: custom codes are not enabled for this service"));
+    }
+    let options = StartOptions { brand: p.get("CustomFriendlyName").map(str::to_string), ..Default::default() };
+    let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
+    let started = s.verifier.start(req).await?;
+    let base = base_url(s.webhooks.public_url.as_deref(), &headers);
+    Ok((StatusCode::CREATED, Json(verification_json(&s, &started.verification, &auth, &base).await?)))
+}
+
+/// The pending verification a path names, by `VE…` sid or by `To` number. Twilio forgets
+/// verifications once they end, so anything not pending is not found.
+async fn pending_target(s: &AppState, service_sid: &str, target: &str) -> Result<Verification, TwilioError> {
+    let v = target_of(s, service_sid, target).await?;
+    if v.status_at(s.clock.now()) != Status::Pending {
+        return Err(TwilioError::not_found());
+    }
+    Ok(v)
+}
+
+/// The verification a `VE…` sid or a `To` number (its pending verification) names in a service.
+async fn target_of(s: &AppState, service_sid: &str, target: &str) -> Result<Verification, TwilioError> {
+    let service = s.verifier.service(Some(service_sid)).await?;
+    let v = if target.starts_with("VE") {
+        s.verifier.get(target).await?
+    } else {
+        let to = s.verifier.parse_phone(target)?;
+        s.store.find_pending_verification(&service.id, &to).await?.ok_or_else(TwilioError::not_found)?
+    };
+    if v.service_id != service.id {
+        return Err(TwilioError::not_found());
+    }
+    Ok(v)
+}
+
+async fn fetch(
+    State(s): State<AppState>,
+    auth: TwilioAuth,
+    headers: HeaderMap,
+    Path((sid, target)): Path<(String, String)>,
+) -> Result<Json<Value>, TwilioError> {
+    let v = pending_target(&s, &sid, &target).await?;
+    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers)).await?))
+}
+
+async fn update(
+    State(s): State<AppState>,
+    auth: TwilioAuth,
+    headers: HeaderMap,
+    Path((sid, target)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Json<Value>, TwilioError> {
+    let p = Params::parse(&body)?;
+    let v = pending_target(&s, &sid, &target).await?;
+    let v = match p.get("Status") {
+        Some("canceled") => s.verifier.cancel(&v.id).await?,
+        Some("approved") => s.verifier.approve(&v.id).await?,
+        _ => return Err(TwilioError::invalid("Invalid parameter `Status`: must be canceled or approved")),
+    };
+    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers)).await?))
+}
+
+async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {
+    let p = Params::parse(&body)?;
+    let code = p.get("Code").ok_or_else(|| TwilioError::invalid("Missing required parameter Code in the post body"))?;
+    let target = p
+        .get("VerificationSid")
+        .or(p.get("To"))
+        .ok_or_else(|| TwilioError::new(StatusCode::BAD_REQUEST, 60221, "Either a 'To' number or 'VerificationSid' must be specified"))?;
+    // The engine answers for ended verifications: locked → 60202, anything else → 20404.
+    let v = target_of(&s, &sid, target).await?;
+    let started = std::time::Instant::now();
+    let result = s.verifier.check(&v.id, code).await;
+    s.metrics.observe_check(started.elapsed().as_secs_f64());
+    let (v, outcome) = result?;
+    if let CheckOutcome::NotPending(status) = outcome {
+        return Err(VerifyError::NotPending(status).into());
+    }
+    Ok(Json(json!({
+        "sid": v.id,
+        "service_sid": v.service_id,
+        "account_sid": auth.account_sid(),
+        "to": v.to.as_str(),
+        "channel": v.channel.as_str(),
+        "status": v.status.as_str(),
+        "valid": outcome == CheckOutcome::Approved,
+        "amount": null,
+        "payee": null,
+        "sna_attempts_error_codes": [],
+        "date_created": time(v.created_at),
+        "date_updated": time(v.updated_at),
+    })))
+}

@@ -1,0 +1,275 @@
+//! Vonage (Nexmo) Verify v1: `/verify/json`, `/verify/check/json`, `/verify/search/json`,
+//! `/verify/control/json`, GET or POST, form or JSON, `api_key`/`api_secret` as parameters,
+//! HTTP 200 with Vonage's string status codes. Vonage request ids are our verification ids
+//! without the `VE` prefix (Vonage allows 32 characters).
+use crate::http::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use phonegate_core::apikey;
+use phonegate_core::{Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Vonage allows 3 checks per verification.
+const VONAGE_MAX_ATTEMPTS: u32 = 3;
+/// Vonage's default PIN lifetime.
+const VONAGE_DEFAULT_PIN_EXPIRY: i64 = 300;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/verify/json", get(start).post(start))
+        .route("/verify/check/json", get(check).post(check))
+        .route("/verify/search/json", get(search).post(search))
+        .route("/verify/control/json", get(control).post(control))
+}
+
+/// A Vonage answer: always HTTP 200, the outcome in `status`.
+pub struct Answer(Value);
+
+impl IntoResponse for Answer {
+    fn into_response(self) -> Response {
+        (StatusCode::OK, Json(self.0)).into_response()
+    }
+}
+
+fn fail(status: &str, text: impl Into<String>) -> Answer {
+    Answer(json!({ "status": status, "error_text": text.into() }))
+}
+
+fn missing(param: &str) -> Answer {
+    fail("2", format!("Your request is incomplete and missing the mandatory parameter `{param}`"))
+}
+
+fn invalid(param: &str) -> Answer {
+    fail("3", format!("Invalid value for parameter `{param}`"))
+}
+
+fn from_error(e: VerifyError) -> Answer {
+    match e {
+        VerifyError::Phone(p) => fail("3", format!("Invalid value for parameter `number`: {p}")),
+        VerifyError::InvalidParameter { field, message } => fail("3", format!("Invalid value for parameter `{field}`: {message}")),
+        VerifyError::ServiceNotFound
+        | VerifyError::VerificationNotFound
+        | VerifyError::NoPendingVerification
+        | VerifyError::NotPending(_) => fail("6", "The Verify request could not be found, or has been verified already"),
+        VerifyError::MaxSendsReached => fail("10", "Concurrent verifications to the same number are not allowed"),
+        VerifyError::OptedOut => fail("7", "The number you are trying to verify is blacklisted for verification"),
+        VerifyError::Busy => fail("1", "Throttled"),
+        VerifyError::ServiceNameTaken | VerifyError::DeliveryFailed { .. } => fail("5", "Internal Error"),
+        VerifyError::Store(StoreError::Unavailable(detail)) => {
+            tracing::warn!(error = %detail, "database unavailable");
+            fail("5", "Internal Error")
+        }
+        VerifyError::Store(other) => {
+            tracing::error!(error = %other, "store error");
+            fail("5", "Internal Error")
+        }
+    }
+}
+
+type Params = BTreeMap<String, String>;
+
+/// Query string, form body or JSON body, merged.
+fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer> {
+    let mut p: Params = serde_urlencoded::from_str(uri.query().unwrap_or_default()).map_err(|_| fail("3", "Malformed query string"))?;
+    let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("application/json"));
+    if json {
+        let object: serde_json::Map<String, Value> = serde_json::from_slice(body).map_err(|_| fail("3", "Malformed JSON body"))?;
+        for (k, v) in object {
+            p.insert(k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        }
+    } else if !body.is_empty() {
+        let form: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| fail("3", "Malformed form body"))?;
+        p.extend(form);
+    }
+    p.retain(|_, v| !v.is_empty());
+    Ok(p)
+}
+
+/// Parses and authenticates a request (`api_key` and `api_secret` are a phonegate key id and secret).
+async fn authenticated(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer> {
+    let p = params(uri, headers, body)?;
+    let key = p.get("api_key").ok_or_else(|| missing("api_key"))?;
+    let secret = p.get("api_secret").ok_or_else(|| missing("api_secret"))?;
+    match apikey::authenticate_pair(s.store.as_ref(), key, secret).await {
+        Ok(Some(_)) => Ok(p),
+        Ok(None) => Err(fail("4", "Bad Credentials")),
+        Err(e) => Err(from_error(e.into())),
+    }
+}
+
+fn request_id(v: &Verification) -> &str {
+    v.id.trim_start_matches("VE")
+}
+
+fn verification_id(p: &Params) -> Result<String, Answer> {
+    let rid = p.get("request_id").ok_or_else(|| missing("request_id"))?;
+    Ok(format!("VE{rid}"))
+}
+
+fn bounded(p: &Params, name: &str, range: std::ops::RangeInclusive<i64>) -> Result<Option<i64>, Answer> {
+    match p.get(name) {
+        None => Ok(None),
+        Some(v) => v.parse::<i64>().ok().filter(|n| range.contains(n)).map(Some).ok_or_else(|| invalid(name)),
+    }
+}
+
+async fn start(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+    match start_inner(&s, &uri, &headers, &body).await {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+async fn start_inner(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Answer> {
+    let p = authenticated(s, uri, headers, body).await?;
+    let number = p.get("number").ok_or_else(|| missing("number"))?;
+    let brand = p.get("brand").ok_or_else(|| missing("brand"))?;
+    if brand.chars().count() > 18 {
+        return Err(fail("3", "Invalid value for parameter `brand`: at most 18 characters"));
+    }
+    let code_length = match p.get("code_length").map(String::as_str) {
+        None => None,
+        Some("4") => Some(4),
+        Some("6") => Some(6),
+        Some(_) => return Err(invalid("code_length")),
+    };
+    let pin_expiry = bounded(&p, "pin_expiry", 60..=3600)?;
+    bounded(&p, "next_event_wait", 60..=900)?;
+    bounded(&p, "workflow_id", 1..=7)?;
+    let options = StartOptions {
+        code_length,
+        ttl_secs: Some(pin_expiry.unwrap_or(VONAGE_DEFAULT_PIN_EXPIRY)),
+        max_attempts: Some(VONAGE_MAX_ATTEMPTS),
+        brand: Some(brand.clone()),
+        region: p.get("country").cloned(),
+    };
+    // Vonage takes the number in international format without `+`.
+    let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
+    let req = StartRequest { service: None, to, channel: Channel::Sms, locale: p.get("lg").cloned(), options };
+    let started = s.verifier.start(req).await.map_err(from_error)?;
+    let id = request_id(&started.verification);
+    if started.resent {
+        return Ok(Answer(
+            json!({ "request_id": id, "status": "10", "error_text": "Concurrent verifications to the same number are not allowed" }),
+        ));
+    }
+    Ok(Answer(json!({ "request_id": id, "status": "0" })))
+}
+
+async fn check(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+    let inner = async {
+        let p = authenticated(&s, &uri, &headers, &body).await?;
+        let id = verification_id(&p)?;
+        let code = p.get("code").ok_or_else(|| missing("code"))?;
+        let started = std::time::Instant::now();
+        let result = s.verifier.check(&id, code).await;
+        s.metrics.observe_check(started.elapsed().as_secs_f64());
+        let (v, outcome) = match result {
+            // A code of the wrong shape is simply not the code; it costs no attempt.
+            Err(VerifyError::InvalidParameter { field: "code", .. }) => {
+                return Err(fail("16", "The code provided does not match the expected value"));
+            }
+            other => other.map_err(from_error)?,
+        };
+        let rid = request_id(&v).to_string();
+        Ok(match outcome {
+            CheckOutcome::Approved => {
+                let event = s.verifier.messages_for(&v.id).await.ok().and_then(|m| m.last().map(|m| m.id.clone())).unwrap_or_default();
+                Answer(
+                    json!({ "request_id": rid, "event_id": event, "status": "0", "price": "0.00000000", "currency": "EUR", "estimated_price_messages_sent": "0.00000000" }),
+                )
+            }
+            CheckOutcome::Rejected { .. } => {
+                Answer(json!({ "request_id": rid, "status": "16", "error_text": "The code provided does not match the expected value" }))
+            }
+            CheckOutcome::LockedOut | CheckOutcome::NotPending(Status::MaxAttemptsReached) => {
+                Answer(json!({ "request_id": rid, "status": "17", "error_text": "The wrong code was provided too many times" }))
+            }
+            CheckOutcome::NotPending(_) => fail("6", "The Verify request could not be found, or has been verified already"),
+        })
+    };
+    match inner.await {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+fn vonage_time(t: Option<DateTime<Utc>>) -> Value {
+    t.map(|t| Value::from(t.format("%Y-%m-%d %H:%M:%S").to_string())).unwrap_or(Value::Null)
+}
+
+async fn search(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+    let inner = async {
+        let p = authenticated(&s, &uri, &headers, &body).await?;
+        let id = verification_id(&p)?;
+        let v = s.verifier.get(&id).await.map_err(|_| fail("101", "No response found"))?;
+        let messages = s.verifier.messages_for(&v.id).await.map_err(from_error)?;
+        let status = match v.status {
+            Status::Pending => "IN PROGRESS",
+            Status::Approved => "SUCCESS",
+            Status::MaxAttemptsReached | Status::Failed => "FAILED",
+            Status::Expired => "EXPIRED",
+            Status::Canceled => "CANCELLED",
+        };
+        let finalized = (v.status != Status::Pending).then(|| v.status_changed_at());
+        let events: Vec<Value> = messages.iter().map(|m| json!({ "type": "sms", "id": m.id })).collect();
+        Ok(Answer(json!({
+            "request_id": request_id(&v),
+            "account_id": p.get("api_key"),
+            "number": v.to.as_str().trim_start_matches('+'),
+            "sender_id": "verify",
+            "date_submitted": vonage_time(Some(v.created_at)),
+            "date_finalized": vonage_time(finalized),
+            "first_event_date": vonage_time(messages.first().map(|m| m.created_at)),
+            "last_event_date": vonage_time(messages.last().map(|m| m.created_at)),
+            "price": "0.00000000",
+            "currency": "EUR",
+            "status": status,
+            "checks": [],
+            "events": events,
+            "estimated_price_messages_sent": "0.00000000",
+        })))
+    };
+    match inner.await {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+async fn control(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+    let inner = async {
+        let p = authenticated(&s, &uri, &headers, &body).await?;
+        let id = verification_id(&p)?;
+        let cmd = p.get("cmd").ok_or_else(|| missing("cmd"))?;
+        let v = s.verifier.get(&id).await.map_err(from_error)?;
+        if v.status != Status::Pending {
+            return Err(fail("6", "The Verify request could not be found, or has been verified already"));
+        }
+        match cmd.as_str() {
+            "cancel" => {
+                let min_age = chrono::Duration::seconds(s.vonage_min_cancel_secs as i64);
+                if s.clock.now() - v.created_at < min_age {
+                    return Err(fail(
+                        "19",
+                        format!(
+                            "Verification request ['{}'] can't be cancelled within the first {} seconds.",
+                            request_id(&v),
+                            min_age.num_seconds()
+                        ),
+                    ));
+                }
+                s.verifier.cancel(&v.id).await.map_err(from_error)?;
+                Ok(Answer(json!({ "status": "0", "command": "cancel" })))
+            }
+            // Only the SMS event exists: there is never a next one.
+            "trigger_next_event" => Err(fail("19", "No more events are left to execute for the request")),
+            _ => Err(invalid("cmd")),
+        }
+    };
+    match inner.await {
+        Ok(a) | Err(a) => a,
+    }
+}

@@ -1,0 +1,150 @@
+//! Vonage (Nexmo) Verify v1 over raw HTTP: GET/POST, form/JSON, credentials as parameters,
+//! Vonage's response shapes and every status code.
+use crate::helpers::{TestApp, fresh_number, wrong};
+use serde_json::{Value, json};
+
+fn creds(app: &TestApp) -> Vec<(String, String)> {
+    vec![("api_key".into(), app.key_id.clone()), ("api_secret".into(), app.secret.clone())]
+}
+
+async fn post(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Value {
+    let mut all = creds(app);
+    all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let r = app.client.post(app.url(path)).form(&all).send().await.unwrap();
+    assert_eq!(r.status(), 200, "Vonage answers 200 and puts the outcome in `status`");
+    r.json().await.unwrap()
+}
+
+fn assert_status(v: &Value, status: &str) {
+    assert_eq!(v["status"], status, "{v}");
+    if status != "0" {
+        assert!(v["error_text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
+    }
+}
+
+#[tokio::test]
+async fn the_vonage_flow_with_three_attempts_and_brand() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let number = to.trim_start_matches('+');
+    let started = post(&app, "/verify/json", &[("number", number), ("brand", "AcmeInc"), ("code_length", "4"), ("lg", "de-de")]).await;
+    assert_status(&started, "0");
+    let rid = started["request_id"].as_str().unwrap().to_string();
+    assert_eq!(rid.len(), 32);
+    let body = app.outbox(&to).await[0]["body"].as_str().unwrap().to_string();
+    assert!(body.starts_with("Ihr AcmeInc Bestätigungscode lautet: "), "{body}");
+    let code = app.code_for(&to).await;
+    assert_eq!(code.len(), 4);
+
+    // A second start for the same number: Vonage's "concurrent verification", same request.
+    let again = post(&app, "/verify/json", &[("number", number), ("brand", "AcmeInc")]).await;
+    assert_status(&again, "10");
+    assert_eq!(again["request_id"], rid.as_str());
+
+    let search = post(&app, "/verify/search/json", &[("request_id", &rid)]).await;
+    assert_eq!((search["status"].as_str(), search["number"].as_str()), (Some("IN PROGRESS"), Some(number)));
+    assert_eq!(search["events"].as_array().unwrap().len(), 2);
+
+    assert_status(&post(&app, "/verify/check/json", &[("request_id", &rid), ("code", &wrong(&code))]).await, "16");
+    let ok = post(&app, "/verify/check/json", &[("request_id", &rid), ("code", &code)]).await;
+    assert_status(&ok, "0");
+    assert_eq!(ok["request_id"], rid.as_str());
+    assert!(ok["event_id"].as_str().unwrap().starts_with("SM"));
+    assert_status(&post(&app, "/verify/check/json", &[("request_id", &rid), ("code", &code)]).await, "6");
+    let search = post(&app, "/verify/search/json", &[("request_id", &rid)]).await;
+    assert_eq!(search["status"], "SUCCESS");
+    assert!(search["date_finalized"].is_string());
+
+    // Native view of the same verification.
+    let native: Value = app.get(&format!("/api/verifications/VE{rid}")).await.json().await.unwrap();
+    assert_eq!(native["status"], "approved");
+}
+
+#[tokio::test]
+async fn vonage_locks_after_three_wrong_codes() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let rid = post(&app, "/verify/json", &[("number", to.trim_start_matches('+')), ("brand", "Acme")]).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = app.code_for(&to).await;
+    assert_status(&post(&app, "/verify/check/json", &[("request_id", &rid), ("code", &wrong(&code))]).await, "16");
+    assert_status(&post(&app, "/verify/check/json", &[("request_id", &rid), ("code", &wrong(&code))]).await, "16");
+    assert_status(&post(&app, "/verify/check/json", &[("request_id", &rid), ("code", &wrong(&code))]).await, "17");
+    assert_status(&post(&app, "/verify/check/json", &[("request_id", &rid), ("code", &code)]).await, "17");
+    assert_eq!(post(&app, "/verify/search/json", &[("request_id", &rid)]).await["status"], "FAILED");
+}
+
+#[tokio::test]
+async fn cancel_after_thirty_seconds_and_no_next_event() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let rid = post(&app, "/verify/json", &[("number", to.trim_start_matches('+')), ("brand", "Acme")]).await["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_status(&post(&app, "/verify/control/json", &[("request_id", &rid), ("cmd", "cancel")]).await, "19");
+    assert_status(&post(&app, "/verify/control/json", &[("request_id", &rid), ("cmd", "trigger_next_event")]).await, "19");
+    app.advance(chrono::Duration::seconds(30));
+    let canceled = post(&app, "/verify/control/json", &[("request_id", &rid), ("cmd", "cancel")]).await;
+    assert_eq!(canceled, json!({ "status": "0", "command": "cancel" }));
+    assert_eq!(post(&app, "/verify/search/json", &[("request_id", &rid)]).await["status"], "CANCELLED");
+    assert_status(&post(&app, "/verify/control/json", &[("request_id", &rid), ("cmd", "cancel")]).await, "6");
+}
+
+#[tokio::test]
+async fn get_and_json_requests_work_too() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let mut query = creds(&app);
+    query.push(("number".into(), to.trim_start_matches('+').into()));
+    query.push(("brand".into(), "Acme".into()));
+    let v: Value = app.client.get(app.url("/verify/json")).query(&query).send().await.unwrap().json().await.unwrap();
+    assert_status(&v, "0");
+    let code = app.code_for(&to).await;
+    let body = json!({ "api_key": app.key_id, "api_secret": app.secret, "request_id": v["request_id"], "code": code });
+    let checked: Value = app.client.post(app.url("/verify/check/json")).json(&body).send().await.unwrap().json().await.unwrap();
+    assert_status(&checked, "0");
+}
+
+#[tokio::test]
+async fn every_vonage_status_code() {
+    let app = TestApp::spawn().await;
+    let r: Value = app
+        .client
+        .post(app.url("/verify/json"))
+        .form(&[("number", "4915123456789"), ("brand", "x")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_status(&r, "2");
+    let r: Value = app
+        .client
+        .post(app.url("/verify/json"))
+        .form(&[("api_key", app.key_id.as_str()), ("api_secret", "wrong"), ("number", "4915123456789"), ("brand", "x")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_status(&r, "4");
+    let n = fresh_number();
+    let number = n.trim_start_matches('+');
+    assert_status(&post(&app, "/verify/json", &[("brand", "x")]).await, "2");
+    assert_status(&post(&app, "/verify/json", &[("number", number)]).await, "2");
+    assert_status(&post(&app, "/verify/json", &[("number", "12"), ("brand", "x")]).await, "3");
+    assert_status(&post(&app, "/verify/json", &[("number", number), ("brand", "a brand that is far too long")]).await, "3");
+    assert_status(&post(&app, "/verify/json", &[("number", number), ("brand", "x"), ("code_length", "5")]).await, "3");
+    assert_status(&post(&app, "/verify/json", &[("number", number), ("brand", "x"), ("pin_expiry", "30")]).await, "3");
+    assert_status(&post(&app, "/verify/json", &[("number", number), ("brand", "x"), ("workflow_id", "9")]).await, "3");
+    assert_status(&post(&app, "/verify/json", &[("number", "015123456789"), ("brand", "x"), ("country", "DE")]).await, "0");
+    assert_status(&post(&app, "/verify/check/json", &[("code", "1234")]).await, "2");
+    assert_status(&post(&app, "/verify/check/json", &[("request_id", "00000000000000000000000000000000"), ("code", "1234")]).await, "6");
+    assert_status(&post(&app, "/verify/search/json", &[("request_id", "00000000000000000000000000000000")]).await, "101");
+    assert_status(&post(&app, "/verify/control/json", &[("request_id", "00000000000000000000000000000000"), ("cmd", "cancel")]).await, "6");
+}
