@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::http::{self, AppState, WebhookKeys};
 use crate::metrics::Metrics;
 use anyhow::Context;
+use axum_server::tls_rustls::RustlsConfig;
 use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
 use phonegate_core::outbox::OutboxSender;
@@ -11,8 +12,11 @@ use phonegate_core::ports::{Observer, Store};
 use phonegate_core::{Clock, Limits, SystemClock, Verifier};
 use phonegate_providers::{BuildContext, Providers};
 use rand::TryRngCore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -20,6 +24,7 @@ use tokio::net::TcpListener;
 pub struct App {
     pub state: AppState,
     listener: TcpListener,
+    tls: Option<RustlsConfig>,
     config: Config,
 }
 
@@ -42,6 +47,10 @@ impl App {
             delivery: config.delivery_times(),
         }));
         verifier.ensure_default_service().await.context("cannot create the default service")?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
+            _ => None,
+        };
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let webhooks = Arc::new(WebhookKeys { twilio: providers.twilio, vonage: providers.vonage, public_url: config.public_url.clone() });
         let state = AppState {
@@ -53,7 +62,11 @@ impl App {
             clock,
             vonage_min_cancel_secs: config.vonage_min_cancel_secs,
         };
-        Ok(App { state, listener, config })
+        Ok(App { state, listener, tls, config })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -65,11 +78,40 @@ impl App {
         let sweeper = tokio::spawn(sweep_expired(self.state.clone(), Duration::from_secs(self.config.expiry_sweep_secs)));
         let sender = tokio::spawn(send_queued(self.state.clone(), Duration::from_millis(self.config.dispatch_interval_ms)));
         let router = http::router(self.state, &self.config);
-        let result = axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await;
+        let result = match self.tls {
+            None => axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await,
+            Some(tls) => {
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
+                });
+                let listener = self.listener.into_std()?;
+                axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(router.into_make_service()).await
+            }
+        };
         sweeper.abort();
         sender.abort();
         result
     }
+}
+
+/// The HTTPS configuration from PEM files (rustls with the ring provider; HTTP/2 and 1.1).
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("cannot read the certificate chain {}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("cannot read the private key {}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the certificate and key do not form a valid pair")?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(server)))
 }
 
 async fn sweep_expired(state: AppState, every: Duration) {
@@ -119,7 +161,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "SMS provider is the dev outbox: NO message leaves this machine. Codes are stored locally; read them with `phonegate outbox` or GET /api/dev/outbox"
         );
     }
-    tracing::info!(address = %app.local_addr(), database = %redact_url(&config.database_url), "phonegate is listening");
+    let scheme = if app.is_tls() { "https" } else { "http" };
+    tracing::info!(address = %app.local_addr(), scheme, database = %redact_url(&config.database_url), "phonegate is listening");
     app.run_until(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -29,6 +29,12 @@ pub enum Command {
         /// Log format [config: log_format]
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
+        /// PEM certificate chain: serve HTTPS (with --tls-key) [config: tls_cert]
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert [config: tls_key]
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Create the database if needed and apply pending migrations, then exit.
     Migrate,

@@ -10,7 +10,7 @@ use phonegate_providers::routing::RoutingSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -18,6 +18,9 @@ use std::time::Duration;
 pub struct Config {
     /// Address the HTTP server binds to.
     pub listen: SocketAddr,
+    /// PEM certificate chain and private key: when both are set the listener speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     /// `sqlite://PATH` (created if missing).
     pub database_url: String,
     /// ISO 3166-1 region assumed for numbers written in national format ("DE", "US").
@@ -62,6 +65,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: ([127, 0, 0, 1], 8080).into(),
+            tls_cert: None,
+            tls_key: None,
             database_url: "sqlite://phonegate.db".into(),
             default_region: None,
             allowed_number_types: NumberKind::SMS_CAPABLE.to_vec(),
@@ -89,6 +94,10 @@ pub struct Overrides {
     pub database_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -116,6 +125,9 @@ impl Config {
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
             return Err(format!("public_url `{url}` must start with https:// or http://"));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err("tls_cert and tls_key must be given together".into());
         }
         if self.send_lease_secs == 0 || self.dispatch_interval_ms == 0 {
             return Err("send_lease_secs and dispatch_interval_ms must be at least 1".into());

@@ -9,7 +9,13 @@ use std::process::ExitCode;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let overrides = match &cli.command {
-        Command::Serve { listen, log_format } => Overrides { listen: *listen, database_url: cli.database.clone(), log_format: *log_format },
+        Command::Serve { listen, log_format, tls_cert, tls_key } => Overrides {
+            listen: *listen,
+            database_url: cli.database.clone(),
+            log_format: *log_format,
+            tls_cert: tls_cert.clone(),
+            tls_key: tls_key.clone(),
+        },
         _ => Overrides { database_url: cli.database.clone(), ..Default::default() },
     };
     let config = match Config::load(cli.config.as_deref(), &overrides) {

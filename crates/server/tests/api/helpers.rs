@@ -35,13 +35,19 @@ impl TestApp {
     }
 
     pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_trusting(configure, None).await
+    }
+
+    /// Spawns the app; `ca_pem` is a certificate the client trusts (for an HTTPS listener).
+    pub async fn spawn_trusting(configure: impl FnOnce(&mut Config), ca_pem: Option<&[u8]>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = format!("sqlite://{}", dir.path().join("phonegate.db").display());
         let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url: database_url.clone(), ..Config::default() };
         configure(&mut config);
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
         let app = App::build(config, clock.clone()).await.expect("app builds");
-        let base = format!("http://{}", app.local_addr());
+        let scheme = if app.is_tls() { "https" } else { "http" };
+        let base = format!("{scheme}://{}", app.local_addr());
         let state = app.state.clone();
         let (key, secret) = apikey::generate("tests", Utc::now());
         state.store.insert_api_key(&key).await.expect("key stored");
@@ -49,7 +55,11 @@ impl TestApp {
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
-        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+        let mut client = reqwest::Client::builder().pool_max_idle_per_host(64);
+        if let Some(pem) = ca_pem {
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+        }
+        let client = client.build().unwrap();
         Self { base, client, key_id: key.id, secret, clock, state, database_url, _dir: dir, _shutdown: tx }
     }
 

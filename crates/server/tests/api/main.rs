@@ -11,5 +11,6 @@ mod concurrency;
 mod delivery;
 mod ops;
 mod services;
+mod tls;
 mod verifications;
 mod webhooks;
