@@ -1,7 +1,7 @@
 //! API-key authentication as an extractor: `Authorization: Bearer SECRET` or HTTP Basic `id:secret`.
 use super::{AppState, error::ApiError};
 use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
+use axum::http::{HeaderMap, header, request::Parts};
 use base64::Engine;
 use phonegate_core::StoreError;
 use phonegate_core::apikey::{self, ApiKey};
@@ -15,14 +15,14 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(parts, state).await?.map(Authenticated).ok_or_else(ApiError::unauthorized)
+        authenticate(&parts.headers, state).await?.map(Authenticated).ok_or_else(ApiError::unauthorized)
     }
 }
 
 /// The active key named by the `Authorization` header, if any. Every API's extractor calls this
 /// and renders a missing key in its own wire format.
-pub async fn authenticate(parts: &Parts, state: &AppState) -> Result<Option<ApiKey>, StoreError> {
-    let Some(value) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Ok(None) };
+pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Option<ApiKey>, StoreError> {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return Ok(None) };
     let Some((scheme, credentials)) = value.split_once(' ') else { return Ok(None) };
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {

@@ -148,3 +148,54 @@ async fn every_vonage_status_code() {
     assert_status(&post(&app, "/verify/search/json", &[("request_id", "00000000000000000000000000000000")]).await, "101");
     assert_status(&post(&app, "/verify/control/json", &[("request_id", "00000000000000000000000000000000"), ("cmd", "cancel")]).await, "6");
 }
+
+#[tokio::test]
+async fn basic_auth_custom_pins_and_multi_search() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let basic = |path: &str| app.client.post(app.url(path)).basic_auth(&app.key_id, Some(&app.secret));
+    let started: Value = basic("/verify/json")
+        .form(&[("number", to.trim_start_matches('+')), ("brand", "Acme")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_status(&started, "0");
+    let wrong_key: Value = app
+        .client
+        .post(app.url("/verify/json"))
+        .basic_auth(&app.key_id, Some("nope"))
+        .form(&[("number", "4915123456789"), ("brand", "Acme")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_status(&wrong_key, "4");
+    let custom: Value = basic("/verify/json")
+        .form(&[("number", "4915123450000"), ("brand", "Acme"), ("pin_code", "1234")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_status(&custom, "3");
+    let rid = started["request_id"].as_str().unwrap();
+    let found: Value = app
+        .client
+        .get(app.url(&format!("/verify/search/json?request_ids={rid}&request_ids=00000000000000000000000000000000")))
+        .basic_auth(&app.key_id, Some(&app.secret))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let list = found["verification_requests"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["request_id"], rid);
+}

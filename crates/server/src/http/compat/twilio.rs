@@ -95,7 +95,7 @@ impl FromRequestParts<AppState> for TwilioAuth {
     type Rejection = TwilioError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, TwilioError> {
-        let key = authenticate(parts, state).await?;
+        let key = authenticate(&parts.headers, state).await?;
         key.map(TwilioAuth).ok_or_else(|| TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate"))
     }
 }

@@ -3,6 +3,7 @@
 //! HTTP 200 with Vonage's string status codes. Vonage request ids are our verification ids
 //! without the `VE` prefix (Vonage allows 32 characters).
 use crate::http::AppState;
+use crate::http::auth::authenticate;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -91,12 +92,18 @@ fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer>
     Ok(p)
 }
 
-/// Parses and authenticates a request (`api_key` and `api_secret` are a phonegate key id and secret).
+/// Parses and authenticates a request: HTTP Basic, or `api_key` and `api_secret` parameters
+/// (both are a phonegate key id and secret), as Vonage accepts either.
 async fn authenticated(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer> {
     let p = params(uri, headers, body)?;
-    let key = p.get("api_key").ok_or_else(|| missing("api_key"))?;
-    let secret = p.get("api_secret").ok_or_else(|| missing("api_secret"))?;
-    match apikey::authenticate_pair(s.store.as_ref(), key, secret).await {
+    let result = if headers.contains_key(header::AUTHORIZATION) {
+        authenticate(headers, s).await
+    } else {
+        let key = p.get("api_key").ok_or_else(|| missing("api_key"))?;
+        let secret = p.get("api_secret").ok_or_else(|| missing("api_secret"))?;
+        apikey::authenticate_pair(s.store.as_ref(), key, secret).await
+    };
+    match result {
         Ok(Some(_)) => Ok(p),
         Ok(None) => Err(fail("4", "Bad Credentials")),
         Err(e) => Err(from_error(e.into())),
@@ -138,6 +145,9 @@ async fn start_inner(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
         Some("6") => Some(6),
         Some(_) => return Err(invalid("code_length")),
     };
+    if p.contains_key("pin_code") {
+        return Err(fail("3", "Invalid value for parameter `pin_code`: custom codes are not enabled"));
+    }
     let pin_expiry = bounded(&p, "pin_expiry", 60..=3600)?;
     bounded(&p, "next_event_wait", 60..=900)?;
     bounded(&p, "workflow_id", 1..=7)?;
@@ -205,38 +215,55 @@ fn vonage_time(t: Option<DateTime<Utc>>) -> Value {
 async fn search(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
     let inner = async {
         let p = authenticated(&s, &uri, &headers, &body).await?;
+        // Several ids come as repeated `request_ids` parameters.
+        let all: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+        let many: Vec<&str> = all.iter().filter(|(k, _)| k == "request_ids").map(|(_, v)| v.as_str()).collect();
+        if !many.is_empty() {
+            let mut found = Vec::new();
+            for rid in many.iter().take(10) {
+                if let Ok(v) = s.verifier.get(&format!("VE{rid}")).await {
+                    found.push(status_json(&s, &v, &p).await?);
+                }
+            }
+            return Ok(Answer(json!({ "verification_requests": found })));
+        }
         let id = verification_id(&p)?;
         let v = s.verifier.get(&id).await.map_err(|_| fail("101", "No response found"))?;
-        let messages = s.verifier.messages_for(&v.id).await.map_err(from_error)?;
-        let status = match v.status {
-            Status::Pending => "IN PROGRESS",
-            Status::Approved => "SUCCESS",
-            Status::MaxAttemptsReached | Status::Failed => "FAILED",
-            Status::Expired => "EXPIRED",
-            Status::Canceled => "CANCELLED",
-        };
-        let finalized = (v.status != Status::Pending).then(|| v.status_changed_at());
-        let events: Vec<Value> = messages.iter().map(|m| json!({ "type": "sms", "id": m.id })).collect();
-        Ok(Answer(json!({
-            "request_id": request_id(&v),
-            "account_id": p.get("api_key"),
-            "number": v.to.as_str().trim_start_matches('+'),
-            "sender_id": "verify",
-            "date_submitted": vonage_time(Some(v.created_at)),
-            "date_finalized": vonage_time(finalized),
-            "first_event_date": vonage_time(messages.first().map(|m| m.created_at)),
-            "last_event_date": vonage_time(messages.last().map(|m| m.created_at)),
-            "price": "0.00000000",
-            "currency": "EUR",
-            "status": status,
-            "checks": [],
-            "events": events,
-            "estimated_price_messages_sent": "0.00000000",
-        })))
+        Ok(Answer(status_json(&s, &v, &p).await?))
     };
     match inner.await {
         Ok(a) | Err(a) => a,
     }
+}
+
+/// One verification as Vonage's search reports it.
+async fn status_json(s: &AppState, v: &Verification, p: &Params) -> Result<Value, Answer> {
+    let messages = s.verifier.messages_for(&v.id).await.map_err(from_error)?;
+    let status = match v.status {
+        Status::Pending => "IN PROGRESS",
+        Status::Approved => "SUCCESS",
+        Status::MaxAttemptsReached | Status::Failed => "FAILED",
+        Status::Expired => "EXPIRED",
+        Status::Canceled => "CANCELLED",
+    };
+    let finalized = (v.status != Status::Pending).then(|| v.status_changed_at());
+    let events: Vec<Value> = messages.iter().map(|m| json!({ "type": "sms", "id": m.id })).collect();
+    Ok(json!({
+        "request_id": request_id(v),
+        "account_id": p.get("api_key"),
+        "number": v.to.as_str().trim_start_matches('+'),
+        "sender_id": "verify",
+        "date_submitted": vonage_time(Some(v.created_at)),
+        "date_finalized": vonage_time(finalized),
+        "first_event_date": vonage_time(messages.first().map(|m| m.created_at)),
+        "last_event_date": vonage_time(messages.last().map(|m| m.created_at)),
+        "price": "0.00000000",
+        "currency": "EUR",
+        "status": status,
+        "checks": [],
+        "events": events,
+        "estimated_price_messages_sent": "0.00000000",
+    }))
 }
 
 async fn control(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs the official Twilio and Vonage client libraries (Python and Node) against a real phonegate
+# server over HTTPS, the way an unmodified app would call them. Installs the libraries itself.
+# Prints `sdk: N passed, M failed` last. Usage: sdk-tests/run.sh PATH_TO_PHONEGATE_BINARY
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bin=${1:?usage: run.sh PATH_TO_PHONEGATE_BINARY}
+work=$(mktemp -d)
+server=""
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
+
+export PHONEGATE_DATABASE_URL="sqlite://$work/sdk.db"
+key=$("$bin" keys create --name sdk-tests --json)
+export PHONEGATE_SDK_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$key")
+export PHONEGATE_SDK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$key")
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export PHONEGATE_SDK_BASE="https://127.0.0.1:$port"
+# Vonage refuses cancels in a verification's first 30 s; the SDK tests should not wait that long.
+PHONEGATE_VONAGE_MIN_CANCEL_SECS=0 "$bin" serve --listen "127.0.0.1:$port" \
+    --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" >"$work/server.log" 2>&1 &
+server=$!
+for _ in $(seq 100); do
+    python3 -c "import ssl, sys, urllib.request; urllib.request.urlopen(sys.argv[1], context=ssl.create_default_context(cafile=sys.argv[2]), timeout=1)" \
+        "$PHONEGATE_SDK_BASE/healthz" "$work/cert.pem" 2>/dev/null && break
+    sleep 0.1
+done
+export REQUESTS_CA_BUNDLE="$work/cert.pem" NODE_EXTRA_CA_CERTS="$work/cert.pem"
+
+passed=0
+failed=0
+
+# Python: the `twilio` and `vonage` packages, in a virtualenv under target/.
+venv="$root/target/sdk-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r "$here/python/requirements.txt"
+set +e
+(cd "$here/python" && "$venv/bin/python" -m pytest -q -p no:cacheprovider . 2>&1) | tee "$work/pytest.log"
+set -e
+# pytest's summary line: "2 failed, 6 passed in 1.23s" (errors count as failures).
+read -r p f < <(awk '/ in [0-9.]+s/ { p = 0; f = 0; for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|error)/) f += $i } } END { print p + 0, f + 0 }' "$work/pytest.log")
+passed=$((passed + p)); failed=$((failed + f))
+
+# Node: the `twilio` and `@vonage/server-sdk` packages, from the committed lockfile.
+(cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+set +e
+(cd "$here/node" && node --test 2>&1) | tee "$work/node.log"
+set -e
+p=$(grep -E '^# pass ' "$work/node.log" | grep -Eo '[0-9]+' || echo 0)
+f=$(grep -E '^# fail ' "$work/node.log" | grep -Eo '[0-9]+' || echo 0)
+passed=$((passed + p)); failed=$((failed + f))
+
+if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+    echo "--- server log ---"; tail -50 "$work/server.log"
+fi
+echo "sdk: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
