@@ -20,19 +20,24 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
 
 export PHONEGATE_DATABASE_URL="sqlite://$work/sdk.db"
 key=$("$bin" keys create --name sdk-tests --json)
-export PHONEGATE_SDK_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$key")
-export PHONEGATE_SDK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$key")
+export SDK_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$key")
+export SDK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$key")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export PHONEGATE_SDK_BASE="https://127.0.0.1:$port"
+export SDK_BASE="https://127.0.0.1:$port"
 # Vonage refuses cancels in a verification's first 30 s; the SDK tests should not wait that long.
 PHONEGATE_VONAGE_MIN_CANCEL_SECS=0 "$bin" serve --listen "127.0.0.1:$port" \
     --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" >"$work/server.log" 2>&1 &
 server=$!
+up=""
 for _ in $(seq 100); do
+    kill -0 "$server" 2>/dev/null || break
     python3 -c "import ssl, sys, urllib.request; urllib.request.urlopen(sys.argv[1], context=ssl.create_default_context(cafile=sys.argv[2]), timeout=1)" \
-        "$PHONEGATE_SDK_BASE/healthz" "$work/cert.pem" 2>/dev/null && break
+        "$SDK_BASE/healthz" "$work/cert.pem" 2>/dev/null && { up=1; break; }
     sleep 0.1
 done
+if [ -z "$up" ]; then
+    echo "phonegate did not start:"; cat "$work/server.log"; echo "sdk: 0 passed, 1 failed"; exit 1
+fi
 export REQUESTS_CA_BUNDLE="$work/cert.pem" NODE_EXTRA_CA_CERTS="$work/cert.pem"
 
 passed=0

@@ -5,9 +5,9 @@ import random
 import pytest
 import requests
 
-BASE = os.environ["PHONEGATE_SDK_BASE"]
-KEY_ID = os.environ["PHONEGATE_SDK_KEY_ID"]
-SECRET = os.environ["PHONEGATE_SDK_SECRET"]
+BASE = os.environ["SDK_BASE"]
+KEY_ID = os.environ["SDK_KEY_ID"]
+SECRET = os.environ["SDK_SECRET"]
 
 
 @pytest.fixture

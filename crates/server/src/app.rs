@@ -52,7 +52,12 @@ impl App {
             _ => None,
         };
         let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let webhooks = Arc::new(WebhookKeys { twilio: providers.twilio, vonage: providers.vonage, public_url: config.public_url.clone() });
+        let webhooks = Arc::new(WebhookKeys {
+            twilio: providers.twilio,
+            vonage: providers.vonage,
+            public_url: config.public_url.clone(),
+            tls: tls.is_some(),
+        });
         let state = AppState {
             verifier,
             store,

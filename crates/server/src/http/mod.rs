@@ -46,6 +46,8 @@ pub struct WebhookKeys {
     pub vonage: Vec<VonageAccount>,
     /// The public base URL Twilio signs; without it, the request's Host header is trusted.
     pub public_url: Option<String>,
+    /// Whether this server speaks HTTPS itself (for URLs built from the Host header).
+    pub tls: bool,
 }
 
 #[derive(OpenApi)]

@@ -1,6 +1,7 @@
 //! Provider webhooks: inbound SMS and delivery receipts from Twilio and Vonage. Each request is
 //! trusted only with a valid, fresh signature; anything else gets 403 and changes nothing.
 use super::AppState;
+use super::compat::base_url;
 use super::error::ApiError;
 use axum::Router;
 use axum::body::Bytes;
@@ -38,10 +39,7 @@ fn verify_twilio(s: &AppState, uri: &Uri, headers: &HeaderMap, params: &[(String
     let account = params.iter().find(|(k, _)| k == "AccountSid").map(|(_, v)| v.as_str()).unwrap_or_default();
     let token = s.webhooks.twilio.iter().find(|a| a.account_sid == account).ok_or_else(|| forbidden("unknown AccountSid"))?;
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = match &s.webhooks.public_url {
-        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
-        None => format!("http://{}{path}", headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost")),
-    };
+    let url = format!("{}{path}", base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, headers));
     if signature::verify_twilio(token.auth_token.expose(), &url, params, sig) { Ok(()) } else { Err(forbidden("signature mismatch")) }
 }
 

@@ -30,7 +30,9 @@ async fn serves_the_apis_over_https_only_when_configured() {
         .send()
         .await
         .unwrap();
-    let sid = r.json::<Value>().await.unwrap()["sid"].as_str().unwrap().to_string();
+    let service: Value = r.json().await.unwrap();
+    assert!(service["url"].as_str().unwrap().starts_with("https://"), "{service}");
+    let sid = service["sid"].as_str().unwrap().to_string();
     let r = app
         .client
         .post(app.url(&format!("/v2/Services/{sid}/Verifications")))

@@ -5,10 +5,14 @@ pub mod vonage;
 
 use axum::http::{HeaderMap, header};
 
-/// The base URL clients reach this server at: `public_url`, else the request's Host.
-pub fn base_url(public_url: Option<&str>, headers: &HeaderMap) -> String {
+/// The base URL clients reach this server at: `public_url`, else the scheme we serve and the
+/// request's Host.
+pub fn base_url(public_url: Option<&str>, tls: bool, headers: &HeaderMap) -> String {
     match public_url {
         Some(u) => u.trim_end_matches('/').to_string(),
-        None => format!("http://{}", headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost")),
+        None => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            format!("{}://{host}", if tls { "https" } else { "http" })
+        }
     }
 }

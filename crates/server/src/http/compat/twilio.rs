@@ -189,7 +189,7 @@ async fn create_service(
         None => None,
     };
     let service = s.verifier.create_service(ServiceSettings { name: name.into(), code_length, ..Default::default() }).await?;
-    Ok((StatusCode::CREATED, Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers)))))
+    Ok((StatusCode::CREATED, Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers)))))
 }
 
 async fn fetch_service(
@@ -199,7 +199,7 @@ async fn fetch_service(
     Path(sid): Path<String>,
 ) -> Result<Json<Value>, TwilioError> {
     let service = s.verifier.service(Some(&sid)).await?;
-    Ok(Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers))))
+    Ok(Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
 }
 
 async fn start(
@@ -221,7 +221,7 @@ async fn start(
     let options = StartOptions { brand: p.get("CustomFriendlyName").map(str::to_string), ..Default::default() };
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
     let started = s.verifier.start(req).await?;
-    let base = base_url(s.webhooks.public_url.as_deref(), &headers);
+    let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers);
     Ok((StatusCode::CREATED, Json(verification_json(&s, &started.verification, &auth, &base).await?)))
 }
 
@@ -257,7 +257,7 @@ async fn fetch(
     Path((sid, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, TwilioError> {
     let v = pending_target(&s, &sid, &target).await?;
-    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers)).await?))
+    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers)).await?))
 }
 
 async fn update(
@@ -274,7 +274,7 @@ async fn update(
         Some("approved") => s.verifier.approve(&v.id).await?,
         _ => return Err(TwilioError::invalid("Invalid parameter `Status`: must be canceled or approved")),
     };
-    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), &headers)).await?))
+    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers)).await?))
 }
 
 async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {

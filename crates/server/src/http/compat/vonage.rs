@@ -95,7 +95,7 @@ fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer>
 /// Parses and authenticates a request: HTTP Basic, or `api_key` and `api_secret` parameters
 /// (both are a phonegate key id and secret), as Vonage accepts either.
 async fn authenticated(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer> {
-    let p = params(uri, headers, body)?;
+    let mut p = params(uri, headers, body)?;
     let result = if headers.contains_key(header::AUTHORIZATION) {
         authenticate(headers, s).await
     } else {
@@ -104,7 +104,11 @@ async fn authenticated(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]
         apikey::authenticate_pair(s.store.as_ref(), key, secret).await
     };
     match result {
-        Ok(Some(_)) => Ok(p),
+        Ok(Some(key)) => {
+            // Vonage reports the account a request ran under; ours is the key.
+            p.insert("api_key".into(), key.id);
+            Ok(p)
+        }
         Ok(None) => Err(fail("4", "Bad Credentials")),
         Err(e) => Err(from_error(e.into())),
     }

@@ -1,0 +1,34 @@
+// Shared helpers for the SDK compatibility tests (not a test file itself).
+import { randomInt } from 'node:crypto';
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} must be set: SDK_BASE, SDK_KEY_ID, SDK_SECRET (and NODE_EXTRA_CA_CERTS for a self-signed cert)`);
+  return value;
+}
+
+export const BASE = env('SDK_BASE').replace(/\/+$/, '');
+export const KEY_ID = env('SDK_KEY_ID');
+export const SECRET = env('SDK_SECRET');
+
+/** A fresh, valid German mobile number in E.164 form: +49151 followed by 8 digits. */
+export function freshNumber() {
+  return '+49151' + String(randomInt(0, 1e8)).padStart(8, '0');
+}
+
+/** The newest code the server "sent" to `to` (E.164, with or without '+'), read from the dev outbox. */
+export async function latestCode(to) {
+  const e164 = to.startsWith('+') ? to : '+' + to;
+  const res = await fetch(`${BASE}/api/dev/outbox?to=${encodeURIComponent(e164)}`, {
+    headers: { Authorization: `Bearer ${SECRET}` },
+  });
+  if (!res.ok) throw new Error(`outbox answered HTTP ${res.status}: ${await res.text()}`);
+  const { messages } = await res.json();
+  if (!messages?.length) throw new Error(`no message in the outbox for ${e164}`);
+  return messages[0].body.trim().split(/\s+/).at(-1);
+}
+
+/** A code of the same length that is certainly not `code`. */
+export function wrongCode(code) {
+  return code.split('').map((d) => String((Number(d) + 1) % 10)).join('');
+}
