@@ -30,7 +30,8 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        let store = phonegate_store::connect(&config.database_url).await.context("cannot open the database")?;
+        let store =
+            phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
         let mut candidate = [0u8; 32];
         rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
         let secret = store.get_or_create_secret("code_keys", &candidate).await.context("cannot load the server secret")?;

@@ -8,7 +8,7 @@ use phonegate_core::ports::{NoObserver, Sms, SmsSender, Store};
 use std::sync::Arc;
 
 async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    phonegate_store::connect(&config.database_url).await.context("cannot open the database")
+    phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")
 }
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {

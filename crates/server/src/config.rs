@@ -21,8 +21,10 @@ pub struct Config {
     /// PEM certificate chain and private key: when both are set the listener speaks HTTPS only.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
-    /// `sqlite://PATH` (created if missing).
+    /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DB`.
     pub database_url: String,
+    /// Upper bound of the PostgreSQL connection pool per instance.
+    pub database_max_connections: u32,
     /// ISO 3166-1 region assumed for numbers written in national format ("DE", "US").
     pub default_region: Option<String>,
     /// Number types accepted; premium-rate, toll-free, fixed-line… are refused unless listed.
@@ -68,6 +70,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             database_url: "sqlite://phonegate.db".into(),
+            database_max_connections: 10,
             default_region: None,
             allowed_number_types: NumberKind::SMS_CAPABLE.to_vec(),
             log_format: LogFormat::Human,

@@ -5,7 +5,7 @@ mod accounts;
 mod messages;
 mod verifications;
 
-use crate::{ms, ts};
+pub(crate) use crate::{ms, opt_ts, ts};
 use async_trait::async_trait;
 use phonegate_core::ports::{SecretStore, Store, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -66,7 +66,8 @@ impl SecretStore for PgStore {
             .execute(&self.pool)
             .await
             .map_err(map_err)?;
-        let row = sqlx::query("SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await.map_err(map_err)?;
+        let row =
+            sqlx::query("SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(&self.pool).await.map_err(map_err)?;
         row.try_get("value").map_err(map_err)
     }
 }
@@ -77,9 +78,3 @@ impl Store for PgStore {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_err)
     }
 }
-
-#[allow(dead_code)]
-fn _uses(_: fn(chrono::DateTime<chrono::Utc>) -> i64, _: fn(i64) -> chrono::DateTime<chrono::Utc>) {}
-const _: () = {
-    let _ = (ms as fn(_) -> _, ts as fn(_) -> _);
-};

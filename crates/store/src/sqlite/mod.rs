@@ -4,8 +4,8 @@ mod accounts;
 mod messages;
 mod verifications;
 
+pub(crate) use crate::{ms, opt_ts, ts};
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use phonegate_core::ports::{SecretStore, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -49,18 +49,6 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.message().contains("database is locked") => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Other(e.to_string()),
     }
-}
-
-pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(crate) fn ts(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-pub(crate) fn opt_ts(ms: Option<i64>) -> Option<DateTime<Utc>> {
-    ms.map(ts)
 }
 
 #[async_trait]
