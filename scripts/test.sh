@@ -9,9 +9,22 @@ rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup com
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+# PostgreSQL (127.0.0.1:5432, trust auth): start it if it is installed but down, then give this
+# run a fresh database; every test makes its own schema in it.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS phonegate_test WITH (FORCE)" -c "CREATE DATABASE phonegate_test"
+pg_url="postgres://postgres@127.0.0.1:5432/phonegate_test"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# Everything on SQLite (the embedded default)…
 cargo test --workspace --all-targets 2>&1 | tee "$log"
+# …then the store conformance suite and the whole HTTP suite again on PostgreSQL.
+TEST_POSTGRES_URL="$pg_url" cargo test -p phonegate-store --test conformance 2>&1 | tee -a "$log"
+TEST_POSTGRES_URL="$pg_url" cargo test -p phonegate --test api 2>&1 | tee -a "$log"
 bash sdk-tests/run.sh target/debug/phonegate 2>&1 | tee -a "$log"
 
 # One closing line for the whole run: cargo prints one per test binary, the SDK runner its own.

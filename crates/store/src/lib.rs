@@ -2,6 +2,7 @@
 //! default) and PostgreSQL (many instances). `connect` picks the backend from the database URL.
 mod postgres;
 mod sqlite;
+pub mod testing;
 
 use chrono::{DateTime, Utc};
 use phonegate_core::ports::{Store, StoreError};

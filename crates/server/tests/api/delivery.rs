@@ -142,7 +142,7 @@ fn a_message_left_by_a_crashed_instance_is_sent_once_after_restart() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (hanging, working) = rt.block_on(async { (mock(200, json!({}), 30_000).await, mock(200, json!({ "id": "gw-2" }), 0).await) });
     let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("crash.db").display());
+    let db = rt.block_on(phonegate_store::testing::fresh_database_url(dir.path())).unwrap();
     let to = fresh_number();
 
     // Instance 1 runs in its own runtime, starts a verification whose send hangs, and is killed.

@@ -41,7 +41,7 @@ impl TestApp {
     /// Spawns the app; `ca_pem` is a certificate the client trusts (for an HTTPS listener).
     pub async fn spawn_trusting(configure: impl FnOnce(&mut Config), ca_pem: Option<&[u8]>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = format!("sqlite://{}", dir.path().join("phonegate.db").display());
+        let database_url = phonegate_store::testing::fresh_database_url(dir.path()).await.expect("a test database");
         let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url: database_url.clone(), ..Config::default() };
         configure(&mut config);
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
@@ -98,6 +98,17 @@ impl TestApp {
 
     pub async fn check(&self, id: &str, code: &str) -> Response {
         self.post(&format!("/api/verifications/{id}/check"), json!({ "code": code })).await
+    }
+
+    /// Runs one SQL statement on the app's database, whichever backend it is.
+    pub async fn execute_sql(&self, sql: &'static str) {
+        if self.database_url.starts_with("sqlite:") {
+            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        } else {
+            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
     }
 
     pub fn advance(&self, by: Duration) {

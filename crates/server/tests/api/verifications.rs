@@ -159,8 +159,7 @@ async fn check_by_number_uses_the_pending_verification() {
 async fn a_failed_delivery_marks_the_verification_failed_with_its_reason() {
     let app = TestApp::spawn().await;
     // Break the outbox so the (only) provider refuses every message.
-    let pool = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-    sqlx::query("DROP TABLE outbox_messages").execute(&pool).await.unwrap();
+    app.execute_sql("DROP TABLE outbox_messages").await;
     let err = expect_error(app.post("/api/verifications", json!({ "to": fresh_number() })).await, 502, "delivery_failed").await;
     assert!(!err["message"].as_str().unwrap().contains("no such table"), "internal detail leaked: {err}");
     let id = err["verification_id"].as_str().unwrap();

@@ -1,0 +1,29 @@
+//! Support for test suites that run against either backend: a fresh, isolated database for
+//! each test (a temporary SQLite file, or a new schema in the PostgreSQL database named by
+//! `TEST_POSTGRES_URL`), so runs and tests never see each other's rows.
+use phonegate_core::ports::StoreError;
+use sqlx::Connection;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The PostgreSQL database tests may create schemas in, when the suite runs on PostgreSQL.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A URL for a fresh database: a new schema on PostgreSQL when `TEST_POSTGRES_URL` is set,
+/// else a SQLite file in `dir`.
+pub async fn fresh_database_url(dir: &std::path::Path) -> Result<String, StoreError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let Some(admin) = postgres_url() else {
+        return Ok(format!("sqlite://{}", dir.join(format!("test-{n}.db")).display()));
+    };
+    let schema = format!("t{}_{n}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| StoreError::Other(e.to_string()))?;
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    Ok(format!("{admin}{sep}options=-c%20search_path%3D{schema}"))
+}
