@@ -1,7 +1,7 @@
 //! The binary: keys, outbox, migrate, configuration errors, serving and graceful shutdown.
+use crate::helpers::Server;
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 fn phonegate(db: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_phonegate"))
@@ -67,30 +67,14 @@ fn serve_end_to_end_then_graceful_shutdown() {
     let db = format!("sqlite://{}", dir.path().join("s.db").display());
     let key = stdout_json(&phonegate(&db, &["keys", "create", "--name", "e2e", "--json"]));
     let secret = key["secret"].as_str().unwrap().to_string();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_phonegate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("PHONEGATE_DATABASE_URL", &db)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut logs = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let address = loop {
-        let mut line = String::new();
-        assert!(logs.read_line(&mut line).unwrap() > 0, "server exited early: {seen}");
-        seen.push_str(&line);
-        let entry: Value = serde_json::from_str(&line).expect("JSON log line");
-        if let Some(a) = entry["address"].as_str() {
-            break a.to_string();
-        }
-    };
-    assert!(seen.contains("NO message leaves this machine"), "outbox warning: {seen}");
+    let mut server = Server::spawn(&db, &[]);
+    assert!(server.logs.contains("NO message leaves this machine"), "outbox warning: {}", server.logs);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
     let to = "+4915199990000";
     rt.block_on(async {
         let r = client
-            .post(format!("http://{address}/api/verifications"))
+            .post(format!("{}/api/verifications", server.base))
             .bearer_auth(&secret)
             .json(&serde_json::json!({ "to": to }))
             .send()
@@ -104,7 +88,7 @@ fn serve_end_to_end_then_graceful_shutdown() {
     let id = outbox["messages"][0]["verification_id"].as_str().unwrap().to_string();
     rt.block_on(async {
         let r: Value = client
-            .post(format!("http://{address}/api/verifications/{id}/check"))
+            .post(format!("{}/api/verifications/{id}/check", server.base))
             .bearer_auth(&secret)
             .json(&serde_json::json!({ "code": code }))
             .send()
@@ -118,13 +102,9 @@ fn serve_end_to_end_then_graceful_shutdown() {
     let text = phonegate(&db, &["outbox"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains(&code));
 
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "graceful exit, got {status}");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut logs, &mut rest).unwrap();
-    seen.push_str(&rest);
-    assert!(seen.contains("shutting down"), "{seen}");
-    assert!(!seen.contains(&code), "a code reached the logs");
-    assert!(!seen.contains(&secret), "a secret reached the logs");
+    let (clean, logs) = server.stop();
+    assert!(clean, "graceful exit");
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(!logs.contains(&code), "a code reached the logs");
+    assert!(!logs.contains(&secret), "a secret reached the logs");
 }

@@ -198,3 +198,54 @@ impl TestApp {
         self.clock.now().timestamp()
     }
 }
+
+/// A `phonegate serve` process on a free port, for tests that need real separate instances.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+    /// Log lines read so far (JSON), and the rest of stderr for later reading.
+    pub logs: String,
+    pub stderr: std::io::BufReader<std::process::ChildStderr>,
+}
+
+impl Server {
+    pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Server {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .env("PHONEGATE_DATABASE_URL", database_url)
+            .env_remove("PHONEGATE_CONFIG")
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary runs");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut logs = String::new();
+        let address = loop {
+            let mut line = String::new();
+            assert!(stderr.read_line(&mut line).unwrap() > 0, "server exited early: {logs}");
+            logs.push_str(&line);
+            let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+            if let Some(a) = entry["address"].as_str() {
+                break a.to_string();
+            }
+        };
+        Server { child, base: format!("http://{address}"), logs, stderr }
+    }
+
+    /// Sends SIGTERM and waits; returns whether it exited cleanly, and all of its logs.
+    pub fn stop(&mut self) -> (bool, String) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let ok = self.child.wait().map(|s| s.success()).unwrap_or(false);
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.stderr, &mut rest);
+        (ok, format!("{}{rest}", self.logs))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,123 @@
+//! Two phonegate processes on one database, parallel requests at both: every guarantee holds
+//! across instances with no sticky routing.
+use crate::helpers::{Server, fresh_number, wrong};
+use futures::future::join_all;
+use serde_json::{Value, json};
+
+struct Pair {
+    a: Server,
+    b: Server,
+    secret: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Pair {
+    async fn start() -> Pair {
+        let dir = tempfile::tempdir().unwrap();
+        let url = phonegate_store::testing::fresh_database_url(dir.path()).await.unwrap();
+        let (a, b, secret) = tokio::task::spawn_blocking(move || {
+            let key = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+                .args(["keys", "create", "--name", "pair", "--json"])
+                .env("PHONEGATE_DATABASE_URL", &url)
+                .output()
+                .unwrap();
+            assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
+            let key: Value = serde_json::from_slice(&key.stdout).unwrap();
+            let env = [("PHONEGATE_DISPATCH_INTERVAL_MS", "20")];
+            (Server::spawn(&url, &env), Server::spawn(&url, &env), key["secret"].as_str().unwrap().to_string())
+        })
+        .await
+        .unwrap();
+        Pair { a, b, secret, client: reqwest::Client::new(), _dir: dir }
+    }
+
+    /// Instance A for even `i`, B for odd.
+    fn base(&self, i: usize) -> &str {
+        if i % 2 == 0 { &self.a.base } else { &self.b.base }
+    }
+
+    async fn post(&self, i: usize, path: &str, body: Value) -> reqwest::Response {
+        self.client.post(format!("{}{path}", self.base(i))).bearer_auth(&self.secret).json(&body).send().await.unwrap()
+    }
+
+    async fn outbox(&self, i: usize, to: &str) -> Vec<Value> {
+        let r = self
+            .client
+            .get(format!("{}/api/dev/outbox", self.base(i)))
+            .query(&[("to", to)])
+            .bearer_auth(&self.secret)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["messages"].as_array().unwrap().clone()
+    }
+
+    async fn code(&self, to: &str) -> String {
+        self.outbox(1, to).await[0]["body"].as_str().unwrap().rsplit(' ').next().unwrap().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_every_guarantee() {
+    let pair = Pair::start().await;
+
+    // Started on A, checked on B.
+    let to = fresh_number();
+    let v: Value = pair.post(0, "/api/verifications", json!({ "to": to })).await.json().await.unwrap();
+    let code = pair.code(&to).await;
+    let r: Value = pair
+        .post(1, &format!("/api/verifications/{}/check", v["id"].as_str().unwrap()), json!({ "code": code }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "approved");
+
+    // 50 wrong checks spread over both instances: at most 5 attempts, then locked.
+    let to = fresh_number();
+    let v: Value = pair.post(1, "/api/verifications", json!({ "to": to })).await.json().await.unwrap();
+    let id = v["id"].as_str().unwrap().to_string();
+    let code = pair.code(&to).await;
+    let path = format!("/api/verifications/{id}/check");
+    let bad = wrong(&code);
+    let results = join_all((0..50).map(|i| pair.post(i, &path, json!({ "code": bad })))).await;
+    let statuses: Vec<u16> = results.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 409), "{statuses:?}");
+    assert_eq!(pair.post(0, &path, json!({ "code": code })).await.status(), 409);
+
+    // 20 right checks spread over both: exactly one approval.
+    let to = fresh_number();
+    let v: Value = pair.post(0, "/api/verifications", json!({ "to": to })).await.json().await.unwrap();
+    let code = pair.code(&to).await;
+    let path = format!("/api/verifications/{}/check", v["id"].as_str().unwrap());
+    let results = join_all((0..20).map(|i| pair.post(i, &path, json!({ "code": code })))).await;
+    let mut approvals = 0;
+    for r in results {
+        if r.status() == 200 {
+            approvals += r.json::<Value>().await.unwrap()["valid"].as_bool().unwrap() as u32;
+        }
+    }
+    assert_eq!(approvals, 1);
+
+    // 12 parallel starts for one number over both: one verification, 5 sends, each sent once.
+    let to = fresh_number();
+    let results = join_all((0..12).map(|i| pair.post(i, "/api/verifications", json!({ "to": to })))).await;
+    let mut ids = std::collections::HashSet::new();
+    let mut created = 0;
+    for r in results {
+        match r.status().as_u16() {
+            201 => {
+                ids.insert(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+                created += 1;
+            }
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((ids.len(), created), (1, 5));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let sent = pair.outbox(0, &to).await;
+    assert_eq!(sent.len(), 5, "every accepted send reached the provider exactly once");
+}
