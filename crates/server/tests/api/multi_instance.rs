@@ -34,7 +34,7 @@ impl Pair {
 
     /// Instance A for even `i`, B for odd.
     fn base(&self, i: usize) -> &str {
-        if i % 2 == 0 { &self.a.base } else { &self.b.base }
+        if i.is_multiple_of(2) { &self.a.base } else { &self.b.base }
     }
 
     async fn post(&self, i: usize, path: &str, body: Value) -> reqwest::Response {
