@@ -339,6 +339,11 @@ impl Verifier {
         Err(VerifyError::Busy)
     }
 
+    /// Deletes ended verifications (and their messages) last changed more than `retention` ago.
+    pub async fn purge_old(&self, retention: chrono::Duration, batch: u32) -> Result<u64, VerifyError> {
+        Ok(self.store.purge_before(self.clock.now() - retention, batch).await?)
+    }
+
     /// Expires every overdue pending verification (the background sweep).
     pub async fn expire_due(&self, batch: u32) -> Result<usize, VerifyError> {
         let expired = self.store.expire_due_verifications(self.clock.now(), batch).await?;

@@ -37,6 +37,10 @@ pub trait VerificationStore: Send + Sync {
     /// Marks every pending verification whose deadline has passed as expired; returns the
     /// service and channel of each, for metrics.
     async fn expire_due_verifications(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, Channel)>>;
+    /// Retention: deletes up to `limit` ended verifications last changed before `cutoff`, with
+    /// their messages, and dev-outbox and inbound messages older than `cutoff`. Returns how many
+    /// verifications went.
+    async fn purge_before(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]

@@ -81,7 +81,8 @@ impl App {
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let sweeper = tokio::spawn(sweep_expired(self.state.clone(), Duration::from_secs(self.config.expiry_sweep_secs)));
+        let retention = (self.config.retention_days > 0).then(|| chrono::Duration::days(self.config.retention_days.into()));
+        let sweeper = tokio::spawn(sweep_expired(self.state.clone(), Duration::from_secs(self.config.expiry_sweep_secs), retention));
         let sender = tokio::spawn(send_queued(self.state.clone(), Duration::from_millis(self.config.dispatch_interval_ms)));
         let router = http::router(self.state, &self.config);
         let result = match self.tls {
@@ -120,7 +121,8 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
     Ok(RustlsConfig::from_config(Arc::new(server)))
 }
 
-async fn sweep_expired(state: AppState, every: Duration) {
+/// Marks overdue verifications expired and deletes ended ones past the retention period.
+async fn sweep_expired(state: AppState, every: Duration, retention: Option<chrono::Duration>) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
@@ -128,6 +130,13 @@ async fn sweep_expired(state: AppState, every: Duration) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(expired = n, "expired overdue verifications"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
+        }
+        if let Some(retention) = retention {
+            match state.verifier.purge_old(retention, 5000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "deleted verifications past retention"),
+                Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+            }
         }
     }
 }

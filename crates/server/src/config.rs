@@ -50,8 +50,10 @@ pub struct Config {
     /// Vonage Verify compatibility: a verification younger than this cannot be cancelled
     /// (Vonage's own rule is 30 seconds).
     pub vonage_min_cancel_secs: u64,
-    /// Seconds between sweeps that mark overdue verifications expired.
+    /// Seconds between sweeps that mark overdue verifications expired (and apply retention).
     pub expiry_sweep_secs: u64,
+    /// Days an ended verification (and its messages) is kept; 0 keeps everything.
+    pub retention_days: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
 }
@@ -83,6 +85,7 @@ impl Default for Config {
             send_lease_secs: 60,
             vonage_min_cancel_secs: 30,
             expiry_sweep_secs: 30,
+            retention_days: 30,
             max_body_bytes: 64 * 1024,
         }
     }

@@ -299,3 +299,28 @@ async fn opt_outs_and_inbound_deduplication() {
         s.insert_inbound(&other_provider).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn retention_deletes_only_old_ended_verifications_with_their_messages() {
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let svc = service(s, "ret").await;
+        let mut old = verification("VEold", &svc, "+4915100000020");
+        old.status = Status::Approved;
+        old.approved_at = Some(t0());
+        s.insert_verification(&old).await.unwrap();
+        s.insert_message(&message("SMold", "VEold")).await.unwrap();
+        s.insert_verification(&verification("VEpending", &svc, "+4915100000021")).await.unwrap();
+        let mut recent = verification("VErecent", &svc, "+4915100000022");
+        recent.status = Status::Expired;
+        recent.updated_at = t0() + Duration::days(40);
+        s.insert_verification(&recent).await.unwrap();
+
+        let purged = s.purge_before(t0() + Duration::days(30), 100).await.unwrap();
+        assert_eq!(purged, 1, "{}", b.name);
+        assert!(s.get_verification("VEold").await.unwrap().is_none());
+        assert!(s.list_messages_for_verification("VEold").await.unwrap().is_empty());
+        assert!(s.get_verification("VEpending").await.unwrap().is_some(), "{}: pending rows stay", b.name);
+        assert!(s.get_verification("VErecent").await.unwrap().is_some());
+    }
+}

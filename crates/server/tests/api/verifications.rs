@@ -187,3 +187,19 @@ async fn national_numbers_use_the_configured_default_region() {
     let v = app.start("0151 2345 6789").await;
     assert_eq!(v["to"], "+4915123456789");
 }
+
+#[tokio::test]
+async fn retention_deletes_ended_verifications_after_the_period() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let id = app.start(&to).await["id"].as_str().unwrap().to_string();
+    let code = app.code_for(&to).await;
+    app.check(&id, &code).await;
+    let pending = app.start(&fresh_number()).await["id"].as_str().unwrap().to_string();
+    app.advance(Duration::days(31));
+    assert_eq!(app.state.verifier.purge_old(Duration::days(30), 100).await.unwrap(), 1);
+    expect_error(app.get(&format!("/api/verifications/{id}")).await, 404, "verification_not_found").await;
+    // A pending one is never deleted by retention; reading it now records its expiry.
+    let v: Value = app.get(&format!("/api/verifications/{pending}")).await.json().await.unwrap();
+    assert_eq!(v["status"], "expired");
+}

@@ -149,4 +149,34 @@ impl VerificationStore for PgStore {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(map_err)
     }
+
+    async fn purge_before(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        let cutoff = ms(cutoff);
+        sqlx::query(
+            "DELETE FROM messages WHERE verification_id IN \
+             (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+        )
+        .bind(cutoff)
+        .bind(limit as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        // Only verifications without messages go, so a row is never left pointing at nothing.
+        let done = sqlx::query(
+            "DELETE FROM verifications WHERE id IN (SELECT v.id FROM verifications v WHERE v.status <> 'pending' AND v.updated_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.verification_id = v.id) ORDER BY v.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(cutoff)
+        .bind(limit as i64)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        for sql in [
+            "DELETE FROM outbox_messages WHERE seq IN (SELECT seq FROM outbox_messages WHERE created_at < $1 LIMIT $2)",
+            "DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < $1 LIMIT $2)",
+        ] {
+            sqlx::query(sql).bind(cutoff).bind(limit as i64).execute(&self.pool).await.map_err(map_err)?;
+        }
+        Ok(done.rows_affected())
+    }
 }
