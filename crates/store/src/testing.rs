@@ -1,6 +1,6 @@
-//! Support for test suites that run against either backend: a fresh, isolated database for
-//! each test (a temporary SQLite file, or a new schema in the PostgreSQL database named by
-//! `TEST_POSTGRES_URL`), so runs and tests never see each other's rows.
+//! Support for test suites and the benchmark, which run against either backend: a fresh,
+//! isolated database each time (a temporary SQLite file, or a new schema in the PostgreSQL
+//! database named by `TEST_POSTGRES_URL`), so runs and tests never see each other's rows.
 use phonegate_core::ports::StoreError;
 use sqlx::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,15 +15,24 @@ pub fn postgres_url() -> Option<String> {
 pub async fn fresh_database_url(dir: &std::path::Path) -> Result<String, StoreError> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let Some(admin) = postgres_url() else {
-        return Ok(format!("sqlite://{}", dir.join(format!("test-{n}.db")).display()));
-    };
-    let schema = format!("t{}_{n}_{}", std::process::id(), chrono::Utc::now().timestamp_micros());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    match postgres_url() {
+        Some(admin) => fresh_postgres_schema(&admin, &format!("t{}_{n}", std::process::id())).await,
+        None => Ok(format!("sqlite://{}", dir.join(format!("test-{n}.db")).display())),
+    }
+}
+
+/// Creates a new, uniquely named schema in the PostgreSQL database `admin_url` names and returns
+/// a URL whose connections use it.
+pub async fn fresh_postgres_schema(admin_url: &str, prefix: &str) -> Result<String, StoreError> {
+    let schema = format!("{prefix}_{}", chrono::Utc::now().timestamp_micros());
+    if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(StoreError::Other("schema names are letters, digits and _".into()));
+    }
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
         .execute(&mut conn)
         .await
         .map_err(|e| StoreError::Other(e.to_string()))?;
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    Ok(format!("{admin}{sep}options=-c%20search_path%3D{schema}"))
+    let sep = if admin_url.contains('?') { '&' } else { '?' };
+    Ok(format!("{admin_url}{sep}options=-c%20search_path%3D{schema}"))
 }

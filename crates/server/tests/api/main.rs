@@ -4,6 +4,7 @@ mod helpers;
 
 mod auth;
 mod bad_input;
+mod bench;
 mod cli;
 mod compat_twilio;
 mod compat_vonage;

@@ -1,0 +1,97 @@
+//! Growth: pair throughput with many old verifications in the database, and how fast the
+//! retention job removes them.
+use crate::load;
+use crate::scenarios::{self, Ctx};
+use crate::server::Server;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Serialize)]
+pub struct Growth {
+    pub old_rows: u64,
+    pub pair_empty_per_sec: f64,
+    pub pair_with_rows_per_sec: f64,
+    pub ratio: f64,
+    pub insert_secs: f64,
+    /// Seconds until the retention sweep had deleted every old row (None: not within 10 minutes).
+    pub retention_secs: Option<f64>,
+}
+
+impl std::fmt::Display for Growth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} old rows: pairs/s {:.0} → {:.0} (ratio {:.3}); inserted in {:.1}s; retention removed them in {}",
+            self.old_rows,
+            self.pair_empty_per_sec,
+            self.pair_with_rows_per_sec,
+            self.ratio,
+            self.insert_secs,
+            self.retention_secs.map(|s| format!("{s:.1}s")).unwrap_or_else(|| "more than 10 minutes".into())
+        )
+    }
+}
+
+pub async fn measure(ctx: &Arc<Ctx>, srv: &Server, rows: u64, connections: usize, duration: Duration) -> anyhow::Result<Growth> {
+    let c = ctx.clone();
+    let empty = load::run("pair", connections, duration, srv.pid(), move |_| scenarios::pair(c.clone())).await;
+    let t = Instant::now();
+    insert_old(&srv.database_url, rows).await?;
+    let insert_secs = t.elapsed().as_secs_f64();
+    eprintln!("  inserted {rows} old verifications in {insert_secs:.1}s");
+    // Measure before the retention sweep can remove them: they are 60 days old, it runs every second.
+    let c = ctx.clone();
+    let full = load::run("pair+old", connections, duration, srv.pid(), move |_| scenarios::pair(c.clone())).await;
+    let left_at_end = count_old(&srv.database_url).await?;
+    eprintln!("  {left_at_end} old rows left after the loaded run");
+    let t = Instant::now();
+    let mut retention_secs = None;
+    while t.elapsed() < Duration::from_secs(600) {
+        if count_old(&srv.database_url).await? == 0 {
+            retention_secs = Some(t.elapsed().as_secs_f64());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(Growth {
+        old_rows: rows,
+        pair_empty_per_sec: empty.ops_per_sec,
+        pair_with_rows_per_sec: full.ops_per_sec,
+        ratio: full.ops_per_sec / empty.ops_per_sec,
+        insert_secs,
+        retention_secs,
+    })
+}
+
+const SQLITE_INSERT: &str = "INSERT INTO verifications (id, service_id, to_number, channel, locale, status, code_length, code_digest, \
+     code_sealed, attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, version, max_attempts, brand) \
+     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+     SELECT 'VE' || printf('%032x', i), (SELECT id FROM services WHERE name = 'phonegate'), '+49170' || printf('%08d', i), 'sms', 'en', \
+     'approved', 6, x'00', x'00', 1, 1, ?2, ?2, ?2, ?2, ?2, 1, 5, 'bench-old' FROM n";
+
+const PG_INSERT: &str = "INSERT INTO verifications (id, service_id, to_number, channel, locale, status, code_length, code_digest, \
+     code_sealed, attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, version, max_attempts, brand) \
+     SELECT 'VE' || lpad(to_hex(i), 32, '0'), (SELECT id FROM services WHERE name = 'phonegate'), '+49170' || lpad(i::text, 8, '0'), \
+     'sms', 'en', 'approved', 6, '\\x00', '\\x00', 1, 1, $2, $2, $2, $2, $2, 1, 5, 'bench-old' FROM generate_series(1, $1) AS i";
+
+async fn insert_old(url: &str, rows: u64) -> anyhow::Result<()> {
+    let sixty_days_ago = (chrono::Utc::now() - chrono::Duration::days(60)).timestamp_millis();
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await?;
+        sqlx::query(SQLITE_INSERT).bind(rows as i64).bind(sixty_days_ago).execute(&pool).await?;
+    } else {
+        let pool = sqlx::PgPool::connect(url).await?;
+        sqlx::query(PG_INSERT).bind(rows as i64).bind(sixty_days_ago).execute(&pool).await?;
+    }
+    Ok(())
+}
+
+async fn count_old(url: &str) -> anyhow::Result<i64> {
+    let sql = "SELECT count(*) FROM verifications WHERE brand = 'bench-old'";
+    Ok(if url.starts_with("sqlite:") {
+        sqlx::query_scalar(sql).fetch_one(&sqlx::SqlitePool::connect(url).await?).await?
+    } else {
+        sqlx::query_scalar(sql).fetch_one(&sqlx::PgPool::connect(url).await?).await?
+    })
+}

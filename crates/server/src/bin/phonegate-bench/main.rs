@@ -1,0 +1,138 @@
+//! phonegate-bench: starts phonegate on loopback with a fresh database and the dev outbox, drives
+//! it with N concurrent connections per scenario, and prints throughput, latency and memory next
+//! to a baseline measured in the same run (a bare endpoint of the same server stack).
+mod growth;
+mod load;
+mod scenarios;
+mod server;
+
+use clap::Parser;
+use load::Stats;
+use scenarios::Ctx;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "phonegate-bench", about = "Measure phonegate whole requests over loopback against a baseline from the same run")]
+struct Args {
+    /// Seconds per scenario.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Scenarios to run, in order (baseline always runs first).
+    #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat")]
+    scenarios: Vec<String>,
+    /// A PostgreSQL database to create a fresh schema in (default: a new SQLite file).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Also measure pairs with this many old verifications in the database, and their removal
+    /// by the retention job.
+    #[arg(long, default_value_t = 0)]
+    growth_rows: u64,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The phonegate binary (default: the one next to this program).
+    #[arg(long)]
+    server: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let (backend, url) = match &args.postgres {
+        Some(admin) => ("postgres", phonegate_store::testing::fresh_postgres_schema(admin, "bench").await?),
+        None => ("sqlite", format!("sqlite://{}", dir.path().join("bench.db").display())),
+    };
+    let binary = args.server.clone().unwrap_or_else(server::default_binary);
+    let srv = server::Server::start(&binary, &url)?;
+    let mut ctx = Ctx::new(srv.base.clone(), srv.key_id.clone(), srv.secret.clone(), args.connections);
+    ctx.twilio_service = scenarios::twilio_service(&ctx).await?;
+    let ctx = Arc::new(ctx);
+    let duration = Duration::from_secs(args.duration.max(1));
+    let (n, pid) = (args.connections, srv.pid());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss = server::rss_kib(pid) as f64 / 1024.0;
+    eprintln!("phonegate-bench: {backend}, {n} connections, {}s per scenario, idle RSS {idle_rss:.1} MiB", duration.as_secs());
+
+    let c = ctx.clone();
+    let baseline = load::run("baseline", n, duration, pid, move |_| scenarios::baseline(c.clone())).await;
+    let mut results = vec![baseline.clone()];
+    for name in &args.scenarios {
+        let c = ctx.clone();
+        let stats = match name.as_str() {
+            "start" => load::run("start", n, duration, pid, move |_| scenarios::start(c.clone())).await,
+            "status" | "check" => {
+                if ctx.ids.lock().map(|i| i.is_empty()).unwrap_or(true) {
+                    let c2 = ctx.clone();
+                    load::run("start", n, duration, pid, move |_| scenarios::start(c2.clone())).await;
+                }
+                if name == "status" {
+                    let ids = scenarios::ids(&ctx);
+                    load::run("status", n, duration, pid, move |i| scenarios::status(c.clone(), ids.clone(), i)).await
+                } else {
+                    // Each verification takes 4 wrong checks: have enough for the expected rate
+                    // (a read's rate, with a margin), created before the timing starts.
+                    let expected = results.iter().find(|r| r.scenario == "status").unwrap_or(&baseline).ops_per_sec;
+                    let needed = (expected * duration.as_secs_f64() / 4.0 * 1.5) as usize;
+                    scenarios::prefill(&ctx, needed, n).await;
+                    let ids = scenarios::ids(&ctx);
+                    load::run("check", n, duration, pid, move |i| scenarios::check(c.clone(), ids.clone(), i)).await
+                }
+            }
+            "pair" => load::run("pair", n, duration, pid, move |_| scenarios::pair(c.clone())).await,
+            "compat" => load::run("compat", n, duration, pid, move |_| scenarios::compat(c.clone())).await,
+            other => anyhow::bail!("unknown scenario `{other}` (start, status, check, pair, compat)"),
+        };
+        results.push(stats);
+    }
+    let growth = if args.growth_rows > 0 { Some(growth::measure(&ctx, &srv, args.growth_rows, n, duration).await?) } else { None };
+
+    for r in &mut results {
+        r.ratio_to_baseline = Some(r.ops_per_sec / baseline.requests_per_sec);
+    }
+    print_table(&results, idle_rss);
+    if let Some(g) = &growth {
+        println!("\ngrowth: {g}");
+    }
+    if let Some(path) = &args.json {
+        let report = json!({
+            "backend": backend,
+            "connections": n,
+            "duration_secs": duration.as_secs(),
+            "cpus": std::thread::available_parallelism().map(|p| p.get()).unwrap_or(1),
+            "idle_rss_mib": idle_rss,
+            "scenarios": results,
+            "growth": growth,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    Ok(())
+}
+
+fn print_table(results: &[Stats], idle_rss: f64) {
+    println!(
+        "{:<9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9}",
+        "scenario", "ops/s", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "ratio", "peak RSS"
+    );
+    for r in results {
+        println!(
+            "{:<9} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.3} {:>6.1} MiB",
+            r.scenario,
+            r.ops_per_sec,
+            r.requests_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.errors,
+            r.ratio_to_baseline.unwrap_or(0.0),
+            r.peak_rss_mib
+        );
+    }
+    println!("idle RSS {idle_rss:.1} MiB; ratio = operations/s ÷ baseline requests/s (a pair is one operation of two requests)");
+}

@@ -1,0 +1,33 @@
+//! The benchmark tool must not rot: every scenario runs for about a second on a tiny load and
+//! its JSON report parses (on PostgreSQL too when the suite runs there). Not timed.
+use serde_json::Value;
+
+#[test]
+fn the_bench_tool_runs_every_scenario_and_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("bench.json");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate-bench"));
+    cmd.args(["--duration", "1", "--connections", "4", "--json", report.to_str().unwrap()])
+        .args(["--server", env!("CARGO_BIN_EXE_phonegate")])
+        .env_remove("PHONEGATE_CONFIG");
+    if let Some(url) = phonegate_store::testing::postgres_url() {
+        cmd.args(["--postgres", &url]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let names: Vec<&str> = v["scenarios"].as_array().unwrap().iter().map(|s| s["scenario"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "start", "status", "check", "pair", "compat"]);
+    for s in v["scenarios"].as_array().unwrap() {
+        let name = s["scenario"].as_str().unwrap();
+        assert!(s["operations"].as_u64().unwrap() > 0, "{name}: {s}");
+        assert_eq!(s["errors"], 0, "{name}: {s}");
+        assert!(s["p99_ms"].as_f64().unwrap() >= s["p50_ms"].as_f64().unwrap(), "{name}");
+        assert!(s["ratio_to_baseline"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(s["peak_rss_mib"].as_f64().unwrap() > 0.0, "{name}");
+        assert!(table.contains(name), "the table lists {name}");
+    }
+    assert!(v["idle_rss_mib"].as_f64().unwrap() > 1.0);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[pair]"), "progress is shown while it runs");
+}
