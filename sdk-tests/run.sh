@@ -14,6 +14,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The client libraries first, while pip and npm trust only the system's certificates.
+venv="$root/target/sdk-venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check -r "$here/python/requirements.txt"
+(cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
     -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
@@ -38,26 +44,23 @@ done
 if [ -z "$up" ]; then
     echo "phonegate did not start:"; cat "$work/server.log"; echo "sdk: 0 passed, 1 failed"; exit 1
 fi
-export REQUESTS_CA_BUNDLE="$work/cert.pem" NODE_EXTRA_CA_CERTS="$work/cert.pem"
+# The test certificate is trusted by the tests only.
+ca="$work/cert.pem"
 
 passed=0
 failed=0
 
 # Python: the `twilio` and `vonage` packages, in a virtualenv under target/.
-venv="$root/target/sdk-venv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check -r "$here/python/requirements.txt"
 set +e
-(cd "$here/python" && "$venv/bin/python" -m pytest -q -p no:cacheprovider . 2>&1) | tee "$work/pytest.log"
+(cd "$here/python" && REQUESTS_CA_BUNDLE="$ca" "$venv/bin/python" -m pytest -q -p no:cacheprovider . 2>&1) | tee "$work/pytest.log"
 set -e
 # pytest's summary line: "2 failed, 6 passed in 1.23s" (errors count as failures).
 read -r p f < <(awk '/ in [0-9.]+s/ { p = 0; f = 0; for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|error)/) f += $i } } END { print p + 0, f + 0 }' "$work/pytest.log")
 passed=$((passed + p)); failed=$((failed + f))
 
 # Node: the `twilio` and `@vonage/server-sdk` packages, from the committed lockfile.
-(cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 set +e
-(cd "$here/node" && node --test 2>&1) | tee "$work/node.log"
+(cd "$here/node" && NODE_EXTRA_CA_CERTS="$ca" node --test 2>&1) | tee "$work/node.log"
 set -e
 p=$(grep -E '^# pass ' "$work/node.log" | grep -Eo '[0-9]+' || echo 0)
 f=$(grep -E '^# fail ' "$work/node.log" | grep -Eo '[0-9]+' || echo 0)

@@ -53,7 +53,7 @@ where
                 tick.tick().await;
                 peak = peak.max(crate::server::rss_kib(server_pid));
                 n += 1;
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     let ops = done.load(Ordering::Relaxed);
                     eprintln!(
                         "  [{name}] {:>4.1}s  {ops} ops  ({:.0}/s)  rss {:.1} MiB",
