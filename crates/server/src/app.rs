@@ -48,6 +48,8 @@ impl App {
             delivery: config.delivery_times(),
         }));
         verifier.ensure_default_service().await.context("cannot create the default service")?;
+        // Load the numbering-plan metadata now rather than on the first request.
+        let _ = verifier.parse_phone("+4915123456789");
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
