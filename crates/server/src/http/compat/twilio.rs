@@ -308,3 +308,32 @@ async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<Stri
         "date_updated": time(v.updated_at),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonegate_core::PhoneError;
+
+    /// Every core error has its Twilio code, including the ones hard to provoke over HTTP.
+    #[test]
+    fn core_errors_map_to_twilio_codes() {
+        let cases = [
+            (VerifyError::Phone(PhoneError::TooShort), 400, 60200),
+            (VerifyError::invalid("Code", "x"), 400, 60200),
+            (VerifyError::VerificationNotFound, 404, 20404),
+            (VerifyError::NotPending(Status::Approved), 404, 20404),
+            (VerifyError::NotPending(Status::Expired), 404, 20404),
+            (VerifyError::NotPending(Status::MaxAttemptsReached), 429, 60202),
+            (VerifyError::MaxSendsReached, 429, 60203),
+            (VerifyError::Busy, 429, 60212),
+            (VerifyError::OptedOut, 400, 21610),
+            (VerifyError::Store(StoreError::Unavailable("down".into())), 503, 20503),
+            (VerifyError::Store(StoreError::Other("detail".into())), 500, 20500),
+        ];
+        for (err, status, code) in cases {
+            let e = TwilioError::from(err);
+            assert_eq!((e.status.as_u16(), e.code), (status, code));
+            assert!(!e.message.contains("detail"));
+        }
+    }
+}

@@ -304,3 +304,27 @@ async fn control(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: 
         Ok(a) | Err(a) => a,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every core error has its Vonage status, including the ones hard to provoke over HTTP.
+    #[test]
+    fn core_errors_map_to_vonage_statuses() {
+        let cases = [
+            (VerifyError::invalid("brand", "x"), "3"),
+            (VerifyError::VerificationNotFound, "6"),
+            (VerifyError::NotPending(Status::Approved), "6"),
+            (VerifyError::MaxSendsReached, "10"),
+            (VerifyError::OptedOut, "7"),
+            (VerifyError::Busy, "1"),
+            (VerifyError::Store(StoreError::Unavailable("down".into())), "5"),
+        ];
+        for (err, status) in cases {
+            let Answer(body) = from_error(err);
+            assert_eq!(body["status"], status, "{body}");
+            assert!(body["error_text"].as_str().is_some_and(|t| !t.is_empty() && !t.contains("down")));
+        }
+    }
+}
