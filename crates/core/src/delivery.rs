@@ -64,16 +64,23 @@ impl Verifier {
         }
     }
 
-    /// The background worker's step: claims and sends up to `limit` due messages.
+    /// The background worker's step: sends up to `limit` due messages, claiming each one just
+    /// before sending it so no claim can run out while it waits behind others. A message that
+    /// fails to send is logged and the rest go on.
     pub async fn dispatch_due(&self, limit: u32) -> Result<usize, VerifyError> {
-        let now = self.clock.now();
-        let token = new_id("LT");
-        let claimed = self.store.claim_due_messages(now, now + self.delivery.lease, &token, limit).await?;
-        let count = claimed.len();
-        for message in claimed {
-            self.send_claimed(message, &token).await?;
+        let mut sent = 0;
+        for _ in 0..limit {
+            let now = self.clock.now();
+            let token = new_id("LT");
+            let queued_before = now - chrono::Duration::from_std(self.delivery.send_wait).unwrap_or_default();
+            let claimed = self.store.claim_due_messages(now, queued_before, now + self.delivery.lease, &token, 1).await?;
+            let Some(message) = claimed.into_iter().next() else { break };
+            if let Err(e) = self.send_claimed(message, &token).await {
+                tracing::warn!(error = %e, "a queued message could not be handled");
+            }
+            sent += 1;
         }
-        Ok(count)
+        Ok(sent)
     }
 
     async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
@@ -122,9 +129,14 @@ impl Verifier {
         Ok(outcome)
     }
 
+    /// Marks a verification failed because its first message could not be sent, unless it was
+    /// sent again meanwhile (the later message may well arrive).
     async fn fail_verification(&self, id: &str, reason: String) -> Result<(), VerifyError> {
         for _ in 0..MAX_RACES {
             let Some(mut v) = self.store.get_verification(id).await? else { return Ok(()) };
+            if v.sends > 1 {
+                return Ok(());
+            }
             let version = v.version;
             v.fail(self.clock.now(), reason.clone());
             if v.status != Status::Failed || v.version != version {
@@ -173,22 +185,19 @@ impl Verifier {
             body: body.into(),
             received_at: now,
         };
-        match self.store.insert_inbound(&inbound).await {
+        let command = opt_command(body);
+        let opt_out = command.map(|c| c == OptCommand::OptOut);
+        // Stored and applied together: a retried webhook after a failure is processed again, a
+        // duplicate of a processed one changes nothing.
+        match self.store.insert_inbound(&inbound, opt_out).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Ok(InboundOutcome::Duplicate),
             Err(e) => return Err(e.into()),
         }
-        Ok(match opt_command(body) {
-            Some(OptCommand::OptOut) => {
-                self.store.set_opted_out(&from, true, now).await?;
-                tracing::info!(inbound = %inbound.id, "recipient opted out");
-                InboundOutcome::OptedOut
-            }
-            Some(OptCommand::OptIn) => {
-                self.store.set_opted_out(&from, false, now).await?;
-                tracing::info!(inbound = %inbound.id, "recipient opted in");
-                InboundOutcome::OptedIn
-            }
+        tracing::info!(inbound = %inbound.id, ?command, "inbound message");
+        Ok(match command {
+            Some(OptCommand::OptOut) => InboundOutcome::OptedOut,
+            Some(OptCommand::OptIn) => InboundOutcome::OptedIn,
             None => InboundOutcome::Stored,
         })
     }

@@ -71,6 +71,9 @@ pub struct StartOptions {
     pub brand: Option<String>,
     /// ISO 3166 region for a number written in national format.
     pub region: Option<String>,
+    /// When a verification is already pending for the number: report it as
+    /// `VerifyError::AlreadyPending` instead of re-sending its code (Vonage's behaviour).
+    pub refuse_if_pending: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +180,9 @@ impl Verifier {
         for _ in 0..MAX_RACES {
             let now = self.clock.now();
             if let Some(mut pending) = self.store.find_pending_verification(&service.id, &to).await? {
+                if opts.refuse_if_pending && pending.status_at(now) == Status::Pending {
+                    return Err(VerifyError::AlreadyPending { verification_id: pending.id });
+                }
                 let version = pending.version;
                 match pending.register_send(now, &self.limits) {
                     Ok(()) => {}

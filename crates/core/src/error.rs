@@ -19,6 +19,8 @@ pub enum VerifyError {
     NoPendingVerification,
     #[error("the verification is {}", .0.as_str())]
     NotPending(Status),
+    #[error("a verification for this number is already pending")]
+    AlreadyPending { verification_id: String },
     #[error("too many codes sent for this verification; wait before asking again")]
     MaxSendsReached,
     #[error("the recipient has opted out of messages (replied STOP); they can reply START to opt in again")]

@@ -91,10 +91,12 @@ pub trait MessageStore: Send + Sync {
     /// Takes the message for sending if it is queued or its previous lease has run out; the
     /// lease token identifies this claim. `None` when someone else holds it or it is done.
     async fn claim_message(&self, id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, token: &str) -> StoreResult<Option<Message>>;
-    /// Claims up to `limit` messages that are queued or whose lease ran out.
+    /// Claims up to `limit` messages that were queued at or before `queued_before` (newer ones
+    /// are still being sent by the request that queued them) or whose lease ran out.
     async fn claim_due_messages(
         &self,
         now: DateTime<Utc>,
+        queued_before: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         token: &str,
         limit: u32,
@@ -122,8 +124,10 @@ pub trait OptOutStore: Send + Sync {
 
 #[async_trait]
 pub trait InboundStore: Send + Sync {
-    /// Stores an inbound message; `Conflict` if this provider message id was seen before.
-    async fn insert_inbound(&self, m: &InboundMessage) -> StoreResult<()>;
+    /// Stores an inbound message and, in the same transaction, sets (`Some(true)`) or clears
+    /// (`Some(false)`) the sender's opt-out; `Conflict` (and no change) if this provider message
+    /// id was seen before.
+    async fn insert_inbound(&self, m: &InboundMessage, opt_out: Option<bool>) -> StoreResult<()>;
 }
 
 #[async_trait]

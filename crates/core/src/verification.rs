@@ -212,6 +212,7 @@ impl Verification {
 
     /// Every provider refused the message.
     pub fn fail(&mut self, now: DateTime<Utc>, reason: String) {
+        self.expire_if_due(now);
         if self.status == Status::Pending {
             self.status = Status::Failed;
             self.failed_at = Some(now);

@@ -21,7 +21,7 @@ pub fn transport_error(provider: &str, e: reqwest::Error) -> SendError {
 
 /// Classifies an HTTP failure that carried no provider-specific rejection.
 pub fn status_error(provider: &str, status: reqwest::StatusCode, detail: &str) -> SendError {
-    let reason = format!("{provider}: HTTP {} {detail}", status.as_u16());
+    let reason = format!("{provider}: HTTP {} {detail}", status.as_u16()).trim_end().to_string();
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS { SendError::retryable(reason) } else { SendError::unavailable(reason) }
 }
 

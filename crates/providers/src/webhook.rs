@@ -47,14 +47,15 @@ impl SmsSender for Webhook {
             .await
             .map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
-        let text: String = response.text().await.unwrap_or_default().chars().take(500).collect();
         if status.is_success() {
-            let id = serde_json::from_str::<serde_json::Value>(&text).ok().and_then(|v| v["id"].as_str().map(str::to_string));
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let id = body["id"].as_str().map(|id| id.chars().take(100).collect());
             return Ok(SentSms { provider: self.name.clone(), provider_message_id: id });
         }
+        // Response bodies are not repeated: a gateway may echo the message, code included.
         match status.as_u16() {
-            400 | 422 => Err(SendError::Rejected(format!("{}: HTTP {} {text}", self.name, status.as_u16()))),
-            _ => Err(status_error(&self.name, status, &text)),
+            400 | 422 => Err(SendError::Rejected(format!("{}: HTTP {}", self.name, status.as_u16()))),
+            _ => Err(status_error(&self.name, status, "")),
         }
     }
 }

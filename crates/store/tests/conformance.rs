@@ -212,13 +212,16 @@ async fn the_message_queue_claims_leases_and_receipts() {
         let claimed = s.claim_message("SMa", t0(), lease, "tok1").await.unwrap().unwrap();
         assert_eq!((claimed.status, claimed.claims), (DeliveryStatus::Sending, 1), "{}", b.name);
         assert!(s.claim_message("SMa", t0(), lease, "tok2").await.unwrap().is_none(), "{}: held by tok1", b.name);
-        let due: Vec<String> = s.claim_due_messages(t0(), lease, "tok3", 10).await.unwrap().into_iter().map(|m| m.id).collect();
+        let due: Vec<String> = s.claim_due_messages(t0(), t0(), lease, "tok3", 10).await.unwrap().into_iter().map(|m| m.id).collect();
         assert_eq!(due, ["SMb"]);
+        s.insert_message(&Message { created_at: t0() + Duration::seconds(5), ..message("SMc", "VEq") }).await.unwrap();
+        let young = s.claim_due_messages(t0() + Duration::seconds(5), t0(), lease, "tok5", 10).await.unwrap();
+        assert!(young.is_empty(), "{}: a message newer than queued_before is left to its sender", b.name);
 
         // After the lease, another sender may take it over; the old holder can no longer finish.
         let later = t0() + Duration::seconds(61);
-        let taken = s.claim_due_messages(later, later + Duration::seconds(60), "tok4", 10).await.unwrap();
-        assert_eq!(taken.len(), 2, "{}", b.name);
+        let taken = s.claim_due_messages(later, later, later + Duration::seconds(60), "tok4", 10).await.unwrap();
+        assert_eq!(taken.len(), 3, "{}", b.name);
         let sent = MessageResult {
             status: DeliveryStatus::Sent,
             provider: Some("tw".into()),
@@ -234,7 +237,14 @@ async fn the_message_queue_claims_leases_and_receipts() {
         assert!(s.apply_receipt("unknown", DeliveryStatus::Delivered, None, later).await.unwrap().is_none());
         let listed: Vec<(String, DeliveryStatus)> =
             s.list_messages_for_verification("VEq").await.unwrap().into_iter().map(|m| (m.id, m.status)).collect();
-        assert_eq!(listed, [("SMa".to_string(), DeliveryStatus::Delivered), ("SMb".to_string(), DeliveryStatus::Sending)]);
+        assert_eq!(
+            listed,
+            [
+                ("SMa".to_string(), DeliveryStatus::Delivered),
+                ("SMb".to_string(), DeliveryStatus::Sending),
+                ("SMc".to_string(), DeliveryStatus::Sending)
+            ]
+        );
     }
 }
 
@@ -252,7 +262,7 @@ async fn parallel_claims_never_hand_out_a_message_twice() {
                 tokio::spawn(async move {
                     let mut mine = Vec::new();
                     loop {
-                        let got = store.claim_due_messages(t0(), t0() + Duration::seconds(60), &format!("w{w}"), 3).await.unwrap();
+                        let got = store.claim_due_messages(t0(), t0(), t0() + Duration::seconds(60), &format!("w{w}"), 3).await.unwrap();
                         if got.is_empty() {
                             return mine;
                         }
@@ -292,11 +302,14 @@ async fn opt_outs_and_inbound_deduplication() {
             body: "STOP".into(),
             received_at: t0(),
         };
-        s.insert_inbound(&inbound).await.unwrap();
-        let again = InboundMessage { id: "IM2".into(), ..inbound.clone() };
-        assert!(matches!(s.insert_inbound(&again).await, Err(StoreError::Conflict)), "{}", b.name);
+        s.insert_inbound(&inbound, Some(true)).await.unwrap();
+        assert!(s.is_opted_out(&n).await.unwrap(), "{}: stored and applied together", b.name);
+        let again = InboundMessage { id: "IM2".into(), body: "START".into(), ..inbound.clone() };
+        assert!(matches!(s.insert_inbound(&again, Some(false)).await, Err(StoreError::Conflict)), "{}", b.name);
+        assert!(s.is_opted_out(&n).await.unwrap(), "{}: a duplicate changes nothing", b.name);
         let other_provider = InboundMessage { id: "IM3".into(), provider: "vonage".into(), ..inbound };
-        s.insert_inbound(&other_provider).await.unwrap();
+        s.insert_inbound(&other_provider, Some(false)).await.unwrap();
+        assert!(!s.is_opted_out(&n).await.unwrap());
     }
 }
 

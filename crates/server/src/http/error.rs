@@ -78,6 +78,9 @@ impl From<VerifyError> for ApiError {
             VerifyError::NoPendingVerification => Self::new(S::NOT_FOUND, "no_pending_verification", message),
             VerifyError::NotPending(status) => Self::new(S::CONFLICT, format!("verification_{}", status.as_str()), message),
             VerifyError::OptedOut => Self::new(S::FORBIDDEN, "recipient_opted_out", message),
+            VerifyError::AlreadyPending { verification_id } => {
+                Self { verification_id: Some(verification_id), ..Self::new(S::CONFLICT, "verification_pending", message) }
+            }
             VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, "max_sends_reached", message),
             VerifyError::DeliveryFailed { verification_id, .. } => {
                 Self { verification_id: Some(verification_id), ..Self::new(S::BAD_GATEWAY, "delivery_failed", message) }

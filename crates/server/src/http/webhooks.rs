@@ -37,9 +37,15 @@ fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
 fn verify_twilio(s: &AppState, uri: &Uri, headers: &HeaderMap, params: &[(String, String)]) -> Result<(), ApiError> {
     let sig = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).ok_or_else(|| forbidden("no X-Twilio-Signature"))?;
     let account = params.iter().find(|(k, _)| k == "AccountSid").map(|(_, v)| v.as_str()).unwrap_or_default();
-    let token = s.webhooks.twilio.iter().find(|a| a.account_sid == account).ok_or_else(|| forbidden("unknown AccountSid"))?;
+    let token = s.webhooks.twilio.iter().find(|a| a.account_sid == account).ok_or_else(|| forbidden("signature mismatch"))?;
+    // Twilio signs the URL it called. Trusting the request's Host header for it would let a
+    // request signed for another host be replayed here, so the public URL must be configured.
+    let Some(public_url) = s.webhooks.public_url.as_deref() else {
+        tracing::warn!("a Twilio webhook arrived but public_url is not configured; refusing it");
+        return Err(forbidden("signed webhooks are not configured"));
+    };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("{}{path}", base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, headers));
+    let url = format!("{}{path}", base_url(Some(public_url), s.webhooks.tls, headers));
     if signature::verify_twilio(token.auth_token.expose(), &url, params, sig) { Ok(()) } else { Err(forbidden("signature mismatch")) }
 }
 
@@ -95,10 +101,10 @@ fn vonage_params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap
 
 fn verify_vonage(s: &AppState, params: &BTreeMap<String, String>) -> Result<(), ApiError> {
     let key = params.get("api-key").map(String::as_str).unwrap_or_default();
-    let account = s.webhooks.vonage.iter().find(|a| a.api_key == key).ok_or_else(|| forbidden("unknown api-key"))?;
+    let account = s.webhooks.vonage.iter().find(|a| a.api_key == key).ok_or_else(|| forbidden("signature mismatch"))?;
     let Some(secret) = &account.signature_secret else {
         tracing::warn!("a Vonage webhook arrived but no signature_secret is configured for its api-key; refusing it");
-        return Err(forbidden("signed webhooks are not configured"));
+        return Err(forbidden("signature mismatch"));
     };
     signature::verify_vonage(secret.expose(), account.signature_method, params, s.clock.now().timestamp()).map_err(|e| match e {
         SignatureError::Missing => forbidden("no sig parameter"),

@@ -179,3 +179,19 @@ async fn vonage_inbound_stop_is_verified_and_applied() {
     assert_eq!(r.status(), 200);
     expect_error(app.post("/api/verifications", json!({ "to": number })).await, 403, "recipient_opted_out").await;
 }
+
+/// Without `public_url` the signed URL would have to come from the request's Host header, which
+/// the caller controls: Twilio webhooks are refused instead.
+#[tokio::test]
+async fn twilio_webhooks_need_the_public_url() {
+    let app = TestApp::spawn_with(|c| {
+        c.providers.insert("tw".into(), providers::twilio("http://127.0.0.1:9", 1000));
+    })
+    .await;
+    let path = "/webhooks/twilio/sms";
+    let stop = params(&[("AccountSid", "AC0123"), ("MessageSid", "SMh1"), ("From", "+4915123456789"), ("Body", "STOP")]);
+    let host = app.base.trim_start_matches("http://").to_string();
+    let signed_for_host = twilio_signature("twilio-token", &format!("http://{host}{path}"), &stop);
+    expect_error(twilio_post(&app, path, &stop, Some(signed_for_host)).await, 403, "invalid_signature").await;
+    assert_eq!(app.post("/api/verifications", json!({ "to": "+4915123456789" })).await.status(), 502, "not opted out (the provider is unreachable)");
+}

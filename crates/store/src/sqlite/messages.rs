@@ -80,21 +80,23 @@ impl MessageStore for SqliteStore {
     async fn claim_due_messages(
         &self,
         now: DateTime<Utc>,
+        queued_before: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         token: &str,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
         let rows = sqlx::query(concat!(
             "UPDATE messages SET status = 'sending', claims = claims + 1, lease_token = ?1, lease_until = ?2, updated_at = ?3 \
-             WHERE id IN (SELECT id FROM messages WHERE status = 'queued' OR (status = 'sending' AND lease_until <= ?3) \
+             WHERE id IN (SELECT id FROM messages WHERE (status = 'queued' AND created_at <= ?5) OR (status = 'sending' AND lease_until <= ?3) \
                           ORDER BY created_at LIMIT ?4) \
-             AND (status = 'queued' OR (status = 'sending' AND lease_until <= ?3)) RETURNING ",
+             AND ((status = 'queued' AND created_at <= ?5) OR (status = 'sending' AND lease_until <= ?3)) RETURNING ",
             message_columns!()
         ))
         .bind(token)
         .bind(ms(lease_until))
         .bind(ms(now))
         .bind(limit as i64)
+        .bind(ms(queued_before))
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
@@ -180,7 +182,9 @@ impl OptOutStore for SqliteStore {
 
 #[async_trait]
 impl InboundStore for SqliteStore {
-    async fn insert_inbound(&self, m: &InboundMessage) -> StoreResult<()> {
+    async fn insert_inbound(&self, m: &InboundMessage, opt_out: Option<bool>) -> StoreResult<()> {
+        // The first statement writes, so the transaction takes the write lock at once.
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         sqlx::query(
             "INSERT INTO inbound_messages (id, provider, provider_message_id, from_number, to_number, body, received_at) VALUES (?,?,?,?,?,?,?)",
         )
@@ -191,9 +195,23 @@ impl InboundStore for SqliteStore {
         .bind(&m.to)
         .bind(&m.body)
         .bind(ms(m.received_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(map_err)
+        .map_err(map_err)?;
+        match opt_out {
+            Some(true) => {
+                sqlx::query("INSERT INTO opt_outs (number, created_at) VALUES (?, ?) ON CONFLICT (number) DO NOTHING")
+                    .bind(m.from.as_str())
+                    .bind(ms(m.received_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+            Some(false) => {
+                sqlx::query("DELETE FROM opt_outs WHERE number = ?").bind(m.from.as_str()).execute(&mut *tx).await.map_err(map_err)?;
+            }
+            None => {}
+        }
+        tx.commit().await.map_err(map_err)
     }
 }

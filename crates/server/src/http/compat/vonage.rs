@@ -59,6 +59,11 @@ fn from_error(e: VerifyError) -> Answer {
         | VerifyError::NoPendingVerification
         | VerifyError::NotPending(_) => fail("6", "The Verify request could not be found, or has been verified already"),
         VerifyError::MaxSendsReached => fail("10", "Concurrent verifications to the same number are not allowed"),
+        VerifyError::AlreadyPending { verification_id } => Answer(json!({
+            "request_id": verification_id.trim_start_matches("VE"),
+            "status": "10",
+            "error_text": "Concurrent verifications to the same number are not allowed",
+        })),
         VerifyError::OptedOut => fail("7", "The number you are trying to verify is blacklisted for verification"),
         VerifyError::Busy => fail("1", "Throttled"),
         VerifyError::ServiceNameTaken | VerifyError::DeliveryFailed { .. } => fail("5", "Internal Error"),
@@ -161,6 +166,8 @@ async fn start_inner(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
         max_attempts: Some(VONAGE_MAX_ATTEMPTS),
         brand: Some(brand.clone()),
         region: p.get("country").cloned(),
+        // Vonage answers a second start for a number with status 10 and sends nothing.
+        refuse_if_pending: true,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
