@@ -42,3 +42,69 @@ pub async fn authenticate_pair(store: &dyn ApiKeyStore, id: &str, secret: &str) 
     let presented = hash_secret(secret);
     Ok(key.filter(|k| k.revoked_at.is_none() && bool::from(k.secret_hash.ct_eq(&presented))))
 }
+
+/// Authenticated keys remembered for a short time, so a request costs no database read for its
+/// key. A revoked key is refused by every instance within `ttl`; only successes are remembered.
+pub struct KeyCache {
+    store: std::sync::Arc<dyn crate::ports::Store>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ttl: chrono::Duration,
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (ApiKey, DateTime<Utc>)>>,
+}
+
+/// Bound on remembered keys; the cache starts over when it is reached.
+const KEY_CACHE_LIMIT: usize = 10_000;
+
+impl KeyCache {
+    pub fn new(
+        store: std::sync::Arc<dyn crate::ports::Store>,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+        ttl: chrono::Duration,
+    ) -> Self {
+        Self { store, clock, ttl, entries: Default::default() }
+    }
+
+    fn cached(&self, hash: &[u8]) -> Option<ApiKey> {
+        let entries = self.entries.lock().ok()?;
+        let (key, at) = entries.get(hash)?;
+        (self.clock.now() - *at < self.ttl).then(|| key.clone())
+    }
+
+    fn remember(&self, hash: Vec<u8>, key: &ApiKey) {
+        if self.ttl <= chrono::Duration::zero() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= KEY_CACHE_LIMIT {
+                entries.clear();
+            }
+            entries.insert(hash, (key.clone(), self.clock.now()));
+        }
+    }
+
+    /// Bearer authentication.
+    pub async fn by_secret(&self, secret: &str) -> StoreResult<Option<ApiKey>> {
+        let hash = hash_secret(secret);
+        if let Some(key) = self.cached(&hash) {
+            return Ok(Some(key));
+        }
+        let key = authenticate_secret(self.store.as_ref(), secret).await?;
+        if let Some(k) = &key {
+            self.remember(hash, k);
+        }
+        Ok(key)
+    }
+
+    /// HTTP Basic (`id:secret`) authentication.
+    pub async fn by_pair(&self, id: &str, secret: &str) -> StoreResult<Option<ApiKey>> {
+        let hash = hash_secret(secret);
+        if let Some(key) = self.cached(&hash).filter(|k| k.id == id) {
+            return Ok(Some(key));
+        }
+        let key = authenticate_pair(self.store.as_ref(), id, secret).await?;
+        if let Some(k) = &key {
+            self.remember(hash, k);
+        }
+        Ok(key)
+    }
+}

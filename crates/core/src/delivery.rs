@@ -6,7 +6,7 @@ use crate::error::VerifyError;
 use crate::ids::new_id;
 use crate::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
 use crate::phone::PhoneNumber;
-use crate::ports::{MessageResult, SendError, Sms, StoreError};
+use crate::ports::{Lease, MessageResult, SendError, Sms, StoreError};
 use crate::verification::{Status, Verification};
 
 const MAX_RACES: usize = 64;
@@ -32,9 +32,11 @@ pub enum InboundOutcome {
 }
 
 impl Verifier {
-    pub(crate) async fn enqueue(&self, v: &Verification, service: &str, body: &str, resend: bool) -> Result<String, VerifyError> {
+    /// Writes the message already claimed by the caller, who sends it right away.
+    pub(crate) async fn enqueue(&self, v: &Verification, service: &str, body: &str, resend: bool) -> Result<(Message, Lease), VerifyError> {
         let id = new_id("SM");
         let now = self.clock.now();
+        let lease = Lease { token: new_id("LT"), until: now + self.delivery.lease };
         let message = Message {
             body_sealed: self.keys.seal_text(&id, body),
             id: id.clone(),
@@ -42,26 +44,16 @@ impl Verifier {
             service: Some(service.to_string()),
             to: v.to.clone(),
             resend,
-            status: DeliveryStatus::Queued,
+            status: DeliveryStatus::Sending,
             provider: None,
             provider_message_id: None,
             error: None,
-            claims: 0,
+            claims: 1,
             created_at: now,
             updated_at: now,
         };
-        self.store.insert_message(&message).await?;
-        Ok(id)
-    }
-
-    /// Sends one queued message now, unless another sender holds it.
-    pub async fn dispatch(&self, message_id: &str) -> Result<DispatchOutcome, VerifyError> {
-        let now = self.clock.now();
-        let token = new_id("LT");
-        match self.store.claim_message(message_id, now, now + self.delivery.lease, &token).await? {
-            Some(message) => self.send_claimed(message, &token).await,
-            None => Ok(DispatchOutcome::NotClaimed),
-        }
+        self.store.insert_message(&message, Some(&lease)).await?;
+        Ok((message, lease))
     }
 
     /// The background worker's step: sends up to `limit` due messages, claiming each one just
@@ -83,7 +75,7 @@ impl Verifier {
         Ok(sent)
     }
 
-    async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
+    pub(crate) async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
         let Some(body) = self.keys.open_text(&message.id, &message.body_sealed) else {
             return Err(StoreError::Other(format!("message {} does not open with the server secret", message.id)).into());
         };

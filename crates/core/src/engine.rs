@@ -29,6 +29,9 @@ pub struct Verifier {
     phones: PhonePolicy,
     limits: Limits,
     pub(crate) delivery: DeliveryTimes,
+    /// Services by id and by name. Services never change once created, so entries stay valid
+    /// on every instance.
+    services: Arc<std::sync::RwLock<std::collections::HashMap<String, Service>>>,
 }
 
 /// Bounds on sending.
@@ -105,6 +108,7 @@ impl Verifier {
             phones: p.phones,
             limits: p.limits,
             delivery: p.delivery,
+            services: Default::default(),
         }
     }
 
@@ -141,7 +145,25 @@ impl Verifier {
     /// A service by id or name; the default service for `None`.
     pub async fn service(&self, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
         let key = id_or_name.unwrap_or(DEFAULT_SERVICE);
-        self.store.get_service(key).await?.ok_or(VerifyError::ServiceNotFound)
+        if let Some(s) = self.services.read().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(s);
+        }
+        let service = self.store.get_service(key).await?.ok_or(VerifyError::ServiceNotFound)?;
+        self.remember_service(&service);
+        Ok(service)
+    }
+
+    fn remember_service(&self, s: &Service) {
+        if let Ok(mut m) = self.services.write() {
+            if m.len() > 10_000 {
+                m.clear();
+            }
+            m.insert(s.id.clone(), s.clone());
+            // A name shaped like an id must not shadow another service's id.
+            if !crate::ids::is_id("VA", &s.name) {
+                m.insert(s.name.clone(), s.clone());
+            }
+        }
     }
 
     pub fn parse_phone(&self, raw: &str) -> Result<PhoneNumber, VerifyError> {
@@ -254,13 +276,13 @@ impl Verifier {
     /// pending (the earlier message may still arrive).
     async fn deliver(&self, service: &Service, v: Verification, code: &Code, resend: bool) -> Result<Verification, VerifyError> {
         let body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
-        let message_id = self.enqueue(&v, &service.name, &body, resend).await?;
+        let (message, lease) = self.enqueue(&v, &service.name, &body, resend).await?;
         let this = self.clone();
-        let sending = tokio::spawn(async move { this.dispatch(&message_id).await });
+        let sending = tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
         match tokio::time::timeout(self.delivery.send_wait, sending).await {
             Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => Err(VerifyError::DeliveryFailed { verification_id: v.id, reason }),
             Ok(Ok(Err(e))) => Err(e),
-            // Sent, taken over by a worker, or still sending in the background.
+            // Sent, or still sending in the background.
             _ => Ok(v),
         }
     }

@@ -76,6 +76,13 @@ pub trait SecretStore: Send + Sync {
     async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
+/// A claim on a message: who holds it (a random token) and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub token: String,
+    pub until: DateTime<Utc>,
+}
+
 /// How a claimed message ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageResult {
@@ -87,10 +94,9 @@ pub struct MessageResult {
 
 #[async_trait]
 pub trait MessageStore: Send + Sync {
-    async fn insert_message(&self, m: &Message) -> StoreResult<()>;
-    /// Takes the message for sending if it is queued or its previous lease has run out; the
-    /// lease token identifies this claim. `None` when someone else holds it or it is done.
-    async fn claim_message(&self, id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, token: &str) -> StoreResult<Option<Message>>;
+    /// Queues a message; with a lease it is written already claimed by the caller, who sends it
+    /// at once (and anyone else may take it over only after `lease_until`).
+    async fn insert_message(&self, m: &Message, lease: Option<&Lease>) -> StoreResult<()>;
     /// Claims up to `limit` messages that were queued at or before `queued_before` (newer ones
     /// are still being sent by the request that queued them) or whose lease ran out.
     async fn claim_due_messages(

@@ -5,6 +5,7 @@ use crate::http::{self, AppState, WebhookKeys};
 use crate::metrics::Metrics;
 use anyhow::Context;
 use axum_server::tls_rustls::RustlsConfig;
+use phonegate_core::apikey::KeyCache;
 use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
 use phonegate_core::outbox::OutboxSender;
@@ -61,9 +62,11 @@ impl App {
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
         });
+        let keys = Arc::new(KeyCache::new(store.clone(), clock.clone(), chrono::Duration::milliseconds(config.api_key_cache_ms as i64)));
         let state = AppState {
             verifier,
             store,
+            keys,
             metrics,
             outbox: providers.has_outbox,
             webhooks,
@@ -134,10 +137,25 @@ async fn sweep_expired(state: AppState, every: Duration, retention: Option<chron
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
         }
         if let Some(retention) = retention {
-            match state.verifier.purge_old(retention, 5000).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "deleted verifications past retention"),
-                Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+            // Small batches, so the sweep never holds the database for long, until a backlog
+            // (say, after a long downtime) is gone.
+            let mut deleted = 0;
+            for _ in 0..200 {
+                match state.verifier.purge_old(retention, 2000).await {
+                    Ok(n) => {
+                        deleted += n;
+                        if n < 2000 {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention sweep failed");
+                        break;
+                    }
+                }
+            }
+            if deleted > 0 {
+                tracing::info!(deleted, "deleted verifications past retention");
             }
         }
     }

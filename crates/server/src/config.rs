@@ -25,6 +25,9 @@ pub struct Config {
     pub database_url: String,
     /// Upper bound of the PostgreSQL connection pool per instance.
     pub database_max_connections: u32,
+    /// Milliseconds an authenticated API key is remembered (a revoked key is refused by every
+    /// instance within this time); 0 checks the database on every request.
+    pub api_key_cache_ms: u64,
     /// ISO 3166-1 region assumed for numbers written in national format ("DE", "US").
     pub default_region: Option<String>,
     /// Number types accepted; premium-rate, toll-free, fixed-line… are refused unless listed.
@@ -73,6 +76,7 @@ impl Default for Config {
             tls_key: None,
             database_url: "sqlite://phonegate.db".into(),
             database_max_connections: 10,
+            api_key_cache_ms: 2000,
             default_region: None,
             allowed_number_types: NumberKind::SMS_CAPABLE.to_vec(),
             log_format: LogFormat::Human,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use phonegate_core::apikey;
 use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
 use phonegate_core::outbox::OutboxMessage;
-use phonegate_core::ports::{MessageResult, Store, StoreError};
+use phonegate_core::ports::{Lease, MessageResult, Store, StoreError};
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::{Channel, PhoneNumber, Status, Verification};
 use std::sync::Arc;
@@ -205,16 +205,15 @@ async fn the_message_queue_claims_leases_and_receipts() {
         let s = b.store.as_ref();
         let svc = service(s, "q").await;
         s.insert_verification(&verification("VEq", &svc, "+4915100000009")).await.unwrap();
-        s.insert_message(&message("SMa", "VEq")).await.unwrap();
-        s.insert_message(&message("SMb", "VEq")).await.unwrap();
+        // SMa is written already claimed by its sender (tok1), SMb queued.
+        let tok1 = Lease { token: "tok1".into(), until: t0() + Duration::seconds(60) };
+        s.insert_message(&Message { status: DeliveryStatus::Sending, claims: 1, ..message("SMa", "VEq") }, Some(&tok1)).await.unwrap();
+        s.insert_message(&message("SMb", "VEq"), None).await.unwrap();
         let lease = t0() + Duration::seconds(60);
 
-        let claimed = s.claim_message("SMa", t0(), lease, "tok1").await.unwrap().unwrap();
-        assert_eq!((claimed.status, claimed.claims), (DeliveryStatus::Sending, 1), "{}", b.name);
-        assert!(s.claim_message("SMa", t0(), lease, "tok2").await.unwrap().is_none(), "{}: held by tok1", b.name);
         let due: Vec<String> = s.claim_due_messages(t0(), t0(), lease, "tok3", 10).await.unwrap().into_iter().map(|m| m.id).collect();
-        assert_eq!(due, ["SMb"]);
-        s.insert_message(&Message { created_at: t0() + Duration::seconds(5), ..message("SMc", "VEq") }).await.unwrap();
+        assert_eq!(due, ["SMb"], "{}: SMa is held by tok1", b.name);
+        s.insert_message(&Message { created_at: t0() + Duration::seconds(5), ..message("SMc", "VEq") }, None).await.unwrap();
         let young = s.claim_due_messages(t0() + Duration::seconds(5), t0(), lease, "tok5", 10).await.unwrap();
         assert!(young.is_empty(), "{}: a message newer than queued_before is left to its sender", b.name);
 
@@ -254,7 +253,7 @@ async fn parallel_claims_never_hand_out_a_message_twice() {
         let svc = service(b.store.as_ref(), "pq").await;
         b.store.insert_verification(&verification("VEpq", &svc, "+4915100000010")).await.unwrap();
         for i in 0..30 {
-            b.store.insert_message(&message(&format!("SM{i:02}"), "VEpq")).await.unwrap();
+            b.store.insert_message(&message(&format!("SM{i:02}"), "VEpq"), None).await.unwrap();
         }
         let tasks: Vec<_> = (0..8)
             .map(|w| {
@@ -322,7 +321,7 @@ async fn retention_deletes_only_old_ended_verifications_with_their_messages() {
         old.status = Status::Approved;
         old.approved_at = Some(t0());
         s.insert_verification(&old).await.unwrap();
-        s.insert_message(&message("SMold", "VEold")).await.unwrap();
+        s.insert_message(&message("SMold", "VEold"), None).await.unwrap();
         s.insert_verification(&verification("VEpending", &svc, "+4915100000021")).await.unwrap();
         let mut recent = verification("VErecent", &svc, "+4915100000022");
         recent.status = Status::Expired;

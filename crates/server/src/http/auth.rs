@@ -4,7 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, header, request::Parts};
 use base64::Engine;
 use phonegate_core::StoreError;
-use phonegate_core::apikey::{self, ApiKey};
+use phonegate_core::apikey::ApiKey;
 use utoipa::Modify;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
@@ -26,11 +26,11 @@ pub async fn authenticate(headers: &HeaderMap, state: &AppState) -> Result<Optio
     let Some((scheme, credentials)) = value.split_once(' ') else { return Ok(None) };
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        apikey::authenticate_secret(state.store.as_ref(), credentials).await
+        state.keys.by_secret(credentials).await
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok().and_then(|d| String::from_utf8(d).ok());
         match decoded.as_deref().and_then(|d| d.split_once(':')) {
-            Some((id, secret)) => apikey::authenticate_pair(state.store.as_ref(), id, secret).await,
+            Some((id, secret)) => state.keys.by_pair(id, secret).await,
             None => Ok(None),
         }
     } else {

@@ -16,6 +16,7 @@ use auth::SecurityAddon;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
+use phonegate_core::apikey::KeyCache;
 use phonegate_core::ports::Store;
 use phonegate_core::{Clock, Verifier};
 use phonegate_providers::{TwilioAccount, VonageAccount};
@@ -31,6 +32,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub store: Arc<dyn Store>,
+    pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,
     /// True when the dev outbox is a configured provider (its read endpoints exist only then).
     pub outbox: bool,

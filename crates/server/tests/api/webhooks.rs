@@ -193,5 +193,9 @@ async fn twilio_webhooks_need_the_public_url() {
     let host = app.base.trim_start_matches("http://").to_string();
     let signed_for_host = twilio_signature("twilio-token", &format!("http://{host}{path}"), &stop);
     expect_error(twilio_post(&app, path, &stop, Some(signed_for_host)).await, 403, "invalid_signature").await;
-    assert_eq!(app.post("/api/verifications", json!({ "to": "+4915123456789" })).await.status(), 502, "not opted out (the provider is unreachable)");
+    assert_eq!(
+        app.post("/api/verifications", json!({ "to": "+4915123456789" })).await.status(),
+        502,
+        "not opted out (the provider is unreachable)"
+    );
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneNumber;
 use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
-use phonegate_core::ports::{InboundStore, MessageResult, MessageStore, OptOutStore, StoreResult};
+use phonegate_core::ports::{InboundStore, Lease, MessageResult, MessageStore, OptOutStore, StoreResult};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -41,41 +41,31 @@ fn messages(rows: Vec<PgRow>) -> StoreResult<Vec<Message>> {
 
 #[async_trait]
 impl MessageStore for PgStore {
-    async fn insert_message(&self, m: &Message) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO messages (", message_columns!(), ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"))
-            .bind(&m.id)
-            .bind(&m.verification_id)
-            .bind(&m.service)
-            .bind(m.to.as_str())
-            .bind(&m.body_sealed)
-            .bind(m.resend)
-            .bind(m.status.as_str())
-            .bind(&m.provider)
-            .bind(&m.provider_message_id)
-            .bind(&m.error)
-            .bind(m.claims as i32)
-            .bind(ms(m.created_at))
-            .bind(ms(m.updated_at))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(map_err)
-    }
-
-    async fn claim_message(&self, id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, token: &str) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(concat!(
-            "UPDATE messages SET status = 'sending', claims = claims + 1, lease_token = $1, lease_until = $2, updated_at = $3 \
-             WHERE id = $4 AND (status = 'queued' OR (status = 'sending' AND lease_until <= $3)) RETURNING ",
-            message_columns!()
+    async fn insert_message(&self, m: &Message, lease: Option<&Lease>) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO messages (",
+            message_columns!(),
+            ", lease_token, lease_until) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)"
         ))
-        .bind(token)
-        .bind(ms(lease_until))
-        .bind(ms(now))
-        .bind(id)
-        .fetch_optional(&self.pool)
+        .bind(&m.id)
+        .bind(&m.verification_id)
+        .bind(&m.service)
+        .bind(m.to.as_str())
+        .bind(&m.body_sealed)
+        .bind(m.resend)
+        .bind(m.status.as_str())
+        .bind(&m.provider)
+        .bind(&m.provider_message_id)
+        .bind(&m.error)
+        .bind(m.claims as i32)
+        .bind(ms(m.created_at))
+        .bind(ms(m.updated_at))
+        .bind(lease.map(|l| l.token.as_str()))
+        .bind(lease.map(|l| ms(l.until)))
+        .execute(&self.pool)
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(message_from_row).transpose().map_err(map_err)
+        .map(|_| ())
+        .map_err(map_err)
     }
 
     async fn claim_due_messages(

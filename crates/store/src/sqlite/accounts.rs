@@ -42,7 +42,7 @@ impl ServiceStore for SqliteStore {
             .bind(s.code_ttl_secs)
             .bind(templates)
             .bind(ms(s.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map(|_| ())
             .map_err(map_err)
@@ -72,7 +72,7 @@ impl ApiKeyStore for SqliteStore {
             .bind(&k.secret_hash)
             .bind(ms(k.created_at))
             .bind(k.revoked_at.map(ms))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map(|_| ())
             .map_err(map_err)
@@ -101,7 +101,7 @@ impl ApiKeyStore for SqliteStore {
         let done = sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
             .bind(ms(now))
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -117,7 +117,7 @@ impl OutboxStore for SqliteStore {
             .bind(&m.body)
             .bind(&m.verification_id)
             .bind(ms(m.created_at))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map(|_| ())
             .map_err(map_err)

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneNumber;
 use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
-use phonegate_core::ports::{InboundStore, MessageResult, MessageStore, OptOutStore, StoreResult};
+use phonegate_core::ports::{InboundStore, Lease, MessageResult, MessageStore, OptOutStore, StoreResult};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -40,41 +40,31 @@ fn messages(rows: Vec<SqliteRow>) -> StoreResult<Vec<Message>> {
 
 #[async_trait]
 impl MessageStore for SqliteStore {
-    async fn insert_message(&self, m: &Message) -> StoreResult<()> {
-        sqlx::query(concat!("INSERT INTO messages (", message_columns!(), ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"))
-            .bind(&m.id)
-            .bind(&m.verification_id)
-            .bind(&m.service)
-            .bind(m.to.as_str())
-            .bind(&m.body_sealed)
-            .bind(m.resend)
-            .bind(m.status.as_str())
-            .bind(&m.provider)
-            .bind(&m.provider_message_id)
-            .bind(&m.error)
-            .bind(m.claims as i64)
-            .bind(ms(m.created_at))
-            .bind(ms(m.updated_at))
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(map_err)
-    }
-
-    async fn claim_message(&self, id: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>, token: &str) -> StoreResult<Option<Message>> {
-        let row = sqlx::query(concat!(
-            "UPDATE messages SET status = 'sending', claims = claims + 1, lease_token = ?1, lease_until = ?2, updated_at = ?3 \
-             WHERE id = ?4 AND (status = 'queued' OR (status = 'sending' AND lease_until <= ?3)) RETURNING ",
-            message_columns!()
+    async fn insert_message(&self, m: &Message, lease: Option<&Lease>) -> StoreResult<()> {
+        sqlx::query(concat!(
+            "INSERT INTO messages (",
+            message_columns!(),
+            ", lease_token, lease_until) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
         ))
-        .bind(token)
-        .bind(ms(lease_until))
-        .bind(ms(now))
-        .bind(id)
-        .fetch_optional(&self.pool)
+        .bind(&m.id)
+        .bind(&m.verification_id)
+        .bind(&m.service)
+        .bind(m.to.as_str())
+        .bind(&m.body_sealed)
+        .bind(m.resend)
+        .bind(m.status.as_str())
+        .bind(&m.provider)
+        .bind(&m.provider_message_id)
+        .bind(&m.error)
+        .bind(m.claims as i64)
+        .bind(ms(m.created_at))
+        .bind(ms(m.updated_at))
+        .bind(lease.map(|l| l.token.as_str()))
+        .bind(lease.map(|l| ms(l.until)))
+        .execute(&self.writer)
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(message_from_row).transpose().map_err(map_err)
+        .map(|_| ())
+        .map_err(map_err)
     }
 
     async fn claim_due_messages(
@@ -97,7 +87,7 @@ impl MessageStore for SqliteStore {
         .bind(ms(now))
         .bind(limit as i64)
         .bind(ms(queued_before))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)?;
         messages(rows)
@@ -115,7 +105,7 @@ impl MessageStore for SqliteStore {
         .bind(ms(now))
         .bind(id)
         .bind(token)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -141,7 +131,7 @@ impl MessageStore for SqliteStore {
         .bind(ms(now))
         .bind(pmid)
         .bind(allowed)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(map_err)?;
         row.as_ref().map(message_from_row).transpose().map_err(map_err)
@@ -176,7 +166,7 @@ impl OptOutStore for SqliteStore {
         } else {
             sqlx::query("DELETE FROM opt_outs WHERE number = ?").bind(number.as_str())
         };
-        query.execute(&self.pool).await.map(|_| ()).map_err(map_err)
+        query.execute(&self.writer).await.map(|_| ()).map_err(map_err)
     }
 }
 
@@ -184,7 +174,7 @@ impl OptOutStore for SqliteStore {
 impl InboundStore for SqliteStore {
     async fn insert_inbound(&self, m: &InboundMessage, opt_out: Option<bool>) -> StoreResult<()> {
         // The first statement writes, so the transaction takes the write lock at once.
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         sqlx::query(
             "INSERT INTO inbound_messages (id, provider, provider_message_id, from_number, to_number, body, received_at) VALUES (?,?,?,?,?,?,?)",
         )

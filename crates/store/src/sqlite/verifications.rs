@@ -81,7 +81,7 @@ impl VerificationStore for SqliteStore {
             .bind(v.version)
             .bind(v.max_attempts as i64)
             .bind(&v.brand)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map(|_| ())
             .map_err(map_err)
@@ -118,7 +118,7 @@ impl VerificationStore for SqliteStore {
         .bind(&v.failure_reason)
         .bind(&v.id)
         .bind(expected_version)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         match done.rows_affected() {
@@ -136,7 +136,7 @@ impl VerificationStore for SqliteStore {
         )
         .bind(ms(now))
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.writer)
         .await
         .map_err(map_err)?;
         rows.iter()
@@ -156,7 +156,7 @@ impl VerificationStore for SqliteStore {
         )
         .bind(cutoff)
         .bind(limit as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         // Only verifications without messages go, so a row is never left pointing at nothing.
@@ -166,14 +166,14 @@ impl VerificationStore for SqliteStore {
         )
         .bind(cutoff)
         .bind(limit as i64)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_err)?;
         for sql in [
             "DELETE FROM outbox_messages WHERE seq IN (SELECT seq FROM outbox_messages WHERE created_at < ?1 LIMIT ?2)",
             "DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < ?1 LIMIT ?2)",
         ] {
-            sqlx::query(sql).bind(cutoff).bind(limit as i64).execute(&self.pool).await.map_err(map_err)?;
+            sqlx::query(sql).bind(cutoff).bind(limit as i64).execute(&self.writer).await.map_err(map_err)?;
         }
         Ok(done.rows_affected())
     }

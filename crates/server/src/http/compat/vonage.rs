@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use phonegate_core::apikey;
 use phonegate_core::{Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -106,7 +105,7 @@ async fn authenticated(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]
     } else {
         let key = p.get("api_key").ok_or_else(|| missing("api_key"))?;
         let secret = p.get("api_secret").ok_or_else(|| missing("api_secret"))?;
-        apikey::authenticate_pair(s.store.as_ref(), key, secret).await
+        s.keys.by_pair(key, secret).await
     };
     match result {
         Ok(Some(key)) => {
