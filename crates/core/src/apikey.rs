@@ -49,8 +49,11 @@ pub struct KeyCache {
     store: std::sync::Arc<dyn crate::ports::Store>,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
     ttl: chrono::Duration,
-    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, (ApiKey, DateTime<Utc>)>>,
+    entries: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Remembered>>,
 }
+
+/// A key and when it was last found active.
+type Remembered = (ApiKey, DateTime<Utc>);
 
 /// Bound on remembered keys; the cache starts over when it is reached.
 const KEY_CACHE_LIMIT: usize = 10_000;
