@@ -84,6 +84,9 @@ pub struct Started {
     pub verification: Verification,
     /// True when an already pending verification was sent again instead of a new one.
     pub resent: bool,
+    /// The message this start queued (`SM…`) and when.
+    pub message_id: String,
+    pub queued_at: DateTime<Utc>,
 }
 
 pub struct VerifierParts {
@@ -227,8 +230,8 @@ impl Verifier {
                     .keys
                     .open(&pending.id, &pending.code_sealed)
                     .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
-                let verification = self.deliver(&service, pending, &code, true).await?;
-                return Ok(Started { verification, resent: true });
+                let (verification, message_id, queued_at) = self.deliver(&service, pending, &code, true).await?;
+                return Ok(Started { verification, resent: true, message_id, queued_at });
             }
             let code_length = opts.code_length.unwrap_or(service.code_length);
             let code = Code::generate(code_length);
@@ -265,8 +268,8 @@ impl Verifier {
                 Err(e) => return Err(e.into()),
             }
             self.observer.verification_entered(&service.id, fresh.channel, Status::Pending);
-            let verification = self.deliver(&service, fresh, &code, false).await?;
-            return Ok(Started { verification, resent: false });
+            let (verification, message_id, queued_at) = self.deliver(&service, fresh, &code, false).await?;
+            return Ok(Started { verification, resent: false, message_id, queued_at });
         }
         Err(VerifyError::Busy)
     }
@@ -274,16 +277,23 @@ impl Verifier {
     /// Queues the message, then waits (boundedly) for the first provider answer. A first send
     /// that every provider refuses marks the verification failed; a failed resend leaves it
     /// pending (the earlier message may still arrive).
-    async fn deliver(&self, service: &Service, v: Verification, code: &Code, resend: bool) -> Result<Verification, VerifyError> {
+    async fn deliver(
+        &self,
+        service: &Service,
+        v: Verification,
+        code: &Code,
+        resend: bool,
+    ) -> Result<(Verification, String, DateTime<Utc>), VerifyError> {
         let body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
         let (message, lease) = self.enqueue(&v, &service.name, &body, resend).await?;
+        let (message_id, queued_at) = (message.id.clone(), message.created_at);
         let this = self.clone();
         let sending = tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
         match tokio::time::timeout(self.delivery.send_wait, sending).await {
             Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => Err(VerifyError::DeliveryFailed { verification_id: v.id, reason }),
             Ok(Ok(Err(e))) => Err(e),
             // Sent, or still sending in the background.
-            _ => Ok(v),
+            _ => Ok((v, message_id, queued_at)),
         }
     }
 

@@ -148,15 +148,17 @@ fn service_json(s: &Service, auth: &TwilioAuth, base: &str) -> Value {
     })
 }
 
-async fn verification_json(s: &AppState, v: &Verification, auth: &TwilioAuth, base: &str) -> Result<Value, TwilioError> {
-    let attempts: Vec<Value> = s
-        .verifier
-        .messages_for(&v.id)
-        .await?
-        .iter()
-        .map(|m| json!({ "attempt_sid": m.id, "channel": "sms", "time": time(m.created_at) }))
-        .collect();
-    Ok(json!({
+fn attempt(id: &str, at: DateTime<Utc>) -> Value {
+    json!({ "attempt_sid": id, "channel": "sms", "time": time(at) })
+}
+
+/// The send attempts of a verification, as Twilio lists them.
+async fn attempts(s: &AppState, v: &Verification) -> Result<Vec<Value>, TwilioError> {
+    Ok(s.verifier.messages_for(&v.id).await?.iter().map(|m| attempt(&m.id, m.created_at)).collect())
+}
+
+fn verification_json(v: &Verification, attempts: Vec<Value>, auth: &TwilioAuth, base: &str) -> Value {
+    json!({
         "sid": v.id,
         "service_sid": v.service_id,
         "account_sid": auth.account_sid(),
@@ -172,7 +174,7 @@ async fn verification_json(s: &AppState, v: &Verification, auth: &TwilioAuth, ba
         "date_created": time(v.created_at),
         "date_updated": time(v.updated_at),
         "url": format!("{base}/v2/Services/{}/Verifications/{}", v.service_id, v.id),
-    }))
+    })
 }
 
 async fn create_service(
@@ -223,7 +225,12 @@ async fn start(
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
     let started = s.verifier.start(req).await?;
     let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers);
-    Ok((StatusCode::CREATED, Json(verification_json(&s, &started.verification, &auth, &base).await?)))
+    // A first send's only attempt is the one just queued; a resend lists them all.
+    let sent = match started.resent {
+        false => vec![attempt(&started.message_id, started.queued_at)],
+        true => attempts(&s, &started.verification).await?,
+    };
+    Ok((StatusCode::CREATED, Json(verification_json(&started.verification, sent, &auth, &base))))
 }
 
 /// The pending verification a path names, by `VE…` sid or by `To` number. Twilio forgets
@@ -258,7 +265,8 @@ async fn fetch(
     Path((sid, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, TwilioError> {
     let v = pending_target(&s, &sid, &target).await?;
-    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers)).await?))
+    let sent = attempts(&s, &v).await?;
+    Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
 }
 
 async fn update(
@@ -275,7 +283,8 @@ async fn update(
         Some("approved") => s.verifier.approve(&v.id).await?,
         _ => return Err(TwilioError::invalid("Invalid parameter `Status`: must be canceled or approved")),
     };
-    Ok(Json(verification_json(&s, &v, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers)).await?))
+    let sent = attempts(&s, &v).await?;
+    Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
 }
 
 async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {
