@@ -14,7 +14,8 @@ pub struct Growth {
     pub pair_with_rows_per_sec: f64,
     pub ratio: f64,
     pub insert_secs: f64,
-    /// Seconds until the retention sweep had deleted every old row (None: not within 10 minutes).
+    /// Seconds from the rows falling due until the retention sweep had deleted them all (None:
+    /// not within 10 minutes).
     pub retention_secs: Option<f64>,
 }
 
@@ -36,15 +37,20 @@ impl std::fmt::Display for Growth {
 pub async fn measure(ctx: &Arc<Ctx>, srv: &Server, rows: u64, connections: usize, duration: Duration) -> anyhow::Result<Growth> {
     let c = ctx.clone();
     let empty = load::run("pair", connections, duration, srv.pid(), move |_| scenarios::pair(c.clone())).await;
+    // The rows become due for retention (30 days) only after the loaded run, so the run measures
+    // a large table, not the sweep deleting from it.
+    let grace = duration + Duration::from_secs(10);
+    let last_changed = chrono::Utc::now() - chrono::Duration::days(30) + chrono::Duration::from_std(grace)?;
     let t = Instant::now();
-    insert_old(&srv.database_url, rows).await?;
+    insert_old(&srv.database_url, rows, last_changed.timestamp_millis()).await?;
     let insert_secs = t.elapsed().as_secs_f64();
     eprintln!("  inserted {rows} old verifications in {insert_secs:.1}s");
-    // Measure before the retention sweep can remove them: they are 60 days old, it runs every second.
     let c = ctx.clone();
     let full = load::run("pair+old", connections, duration, srv.pid(), move |_| scenarios::pair(c.clone())).await;
-    let left_at_end = count_old(&srv.database_url).await?;
-    eprintln!("  {left_at_end} old rows left after the loaded run");
+    let left = count_old(&srv.database_url).await?;
+    eprintln!("  {left} old rows still there after the loaded run; waiting for them to fall due");
+    let due_in = (last_changed - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(due_in).await;
     let t = Instant::now();
     let mut retention_secs = None;
     while t.elapsed() < Duration::from_secs(600) {
@@ -75,14 +81,13 @@ const PG_INSERT: &str = "INSERT INTO verifications (id, service_id, to_number, c
      SELECT 'VE' || lpad(to_hex(i), 32, '0'), (SELECT id FROM services WHERE name = 'phonegate'), '+49170' || lpad(i::text, 8, '0'), \
      'sms', 'en', 'approved', 6, '\\x00', '\\x00', 1, 1, $2, $2, $2, $2, $2, 1, 5, 'bench-old' FROM generate_series(1, $1) AS i";
 
-async fn insert_old(url: &str, rows: u64) -> anyhow::Result<()> {
-    let sixty_days_ago = (chrono::Utc::now() - chrono::Duration::days(60)).timestamp_millis();
+async fn insert_old(url: &str, rows: u64, last_changed_ms: i64) -> anyhow::Result<()> {
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(url).await?;
-        sqlx::query(SQLITE_INSERT).bind(rows as i64).bind(sixty_days_ago).execute(&pool).await?;
+        sqlx::query(SQLITE_INSERT).bind(rows as i64).bind(last_changed_ms).execute(&pool).await?;
     } else {
         let pool = sqlx::PgPool::connect(url).await?;
-        sqlx::query(PG_INSERT).bind(rows as i64).bind(sixty_days_ago).execute(&pool).await?;
+        sqlx::query(PG_INSERT).bind(rows as i64).bind(last_changed_ms).execute(&pool).await?;
     }
     Ok(())
 }
