@@ -6,7 +6,7 @@ use crate::error::VerifyError;
 use crate::ids::new_id;
 use crate::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
 use crate::phone::PhoneNumber;
-use crate::ports::{Lease, MessageResult, SendError, Sms, StoreError};
+use crate::ports::{Lease, MessageResult, Sms, StoreError};
 use crate::verification::{Status, Verification};
 
 const MAX_RACES: usize = 64;
@@ -116,7 +116,7 @@ impl Verifier {
             return Ok(outcome);
         }
         if let (Err(e), false, Some(vid)) = (&result, message.resend, &message.verification_id) {
-            self.fail_verification(vid, failure_reason(e)).await?;
+            self.fail_verification(vid, e.to_string()).await?;
         }
         Ok(outcome)
     }
@@ -197,8 +197,4 @@ impl Verifier {
     pub async fn messages_for(&self, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
         Ok(self.store.list_messages_for_verification(verification_id).await?)
     }
-}
-
-fn failure_reason(e: &SendError) -> String {
-    e.to_string()
 }

@@ -115,18 +115,6 @@ impl Verifier {
         }
     }
 
-    pub fn phones(&self) -> &PhonePolicy {
-        &self.phones
-    }
-
-    pub fn limits(&self) -> &Limits {
-        &self.limits
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Creates the default service if it does not exist yet.
     pub async fn ensure_default_service(&self) -> Result<Service, VerifyError> {
         match self.create_service(ServiceSettings { name: DEFAULT_SERVICE.into(), ..Default::default() }).await {

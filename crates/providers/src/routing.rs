@@ -71,10 +71,6 @@ impl RoutedSender {
         Ok(Self { providers, routing, observer })
     }
 
-    pub fn provider_names(&self) -> impl Iterator<Item = &str> {
-        self.providers.keys().map(String::as_str)
-    }
-
     /// The providers to try for a message, and the sender id to use.
     pub fn plan(&self, service: Option<&str>, to: &str) -> (Vec<&str>, Option<&str>) {
         let routing = service.and_then(|s| self.routing.services.get(s)).unwrap_or(&self.routing.default);
