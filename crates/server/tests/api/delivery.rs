@@ -227,3 +227,41 @@ async fn the_sms_send_command_uses_a_named_provider() {
     let body: Value = serde_json::from_slice(&requests(&gateway).await[0].body).unwrap();
     assert_eq!((body["to"].as_str(), body["body"].as_str()), (Some("+4915123456789"), Some("hello")));
 }
+
+/// The first message fails only after the user already asked for (and got) a resend: the
+/// verification stays usable instead of turning `failed` under them.
+#[tokio::test]
+async fn a_late_failure_of_the_first_message_does_not_fail_a_resent_verification() {
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(600)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&gateway)
+        .await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(json!({}))).with_priority(2).mount(&gateway).await;
+    let app = TestApp::spawn_with(|c| {
+        c.providers.insert("gw".into(), providers::http(&gateway.uri(), 5000));
+        c.send_wait_ms = 50;
+    })
+    .await;
+    let to = fresh_number();
+    let first = app.start(&to).await;
+    let again = app.start(&to).await;
+    assert_eq!((again["id"].as_str(), again["resent"].as_bool()), (first["id"].as_str(), Some(true)));
+    let id = first["id"].as_str().unwrap().to_string();
+    let messages = eventually(|| async {
+        let d = detail(&app, &id).await;
+        let m = d["messages"].as_array().unwrap().clone();
+        (m.len() == 2 && m.iter().all(|m| m["status"] != "sending")).then_some((d["status"].clone(), m))
+    })
+    .await;
+    let mut statuses: Vec<&str> = messages.1.iter().map(|m| m["status"].as_str().unwrap()).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["failed", "sent"]);
+    assert_eq!(messages.0, "pending", "the resent code is still good");
+    let sent = requests(&gateway).await;
+    let body: Value = serde_json::from_slice(&sent.last().unwrap().body).unwrap();
+    let code = body["body"].as_str().unwrap().rsplit(' ').next().unwrap();
+    assert_eq!(app.check(&id, code).await.json::<Value>().await.unwrap()["valid"], true);
+}
