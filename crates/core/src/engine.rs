@@ -192,35 +192,6 @@ impl Verifier {
         }
         for _ in 0..MAX_RACES {
             let now = self.clock.now();
-            if let Some(mut pending) = self.store.find_pending_verification(&service.id, &to).await? {
-                if opts.refuse_if_pending && pending.status_at(now) == Status::Pending {
-                    return Err(VerifyError::AlreadyPending { verification_id: pending.id });
-                }
-                let version = pending.version;
-                match pending.register_send(now, &self.limits) {
-                    Ok(()) => {}
-                    Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
-                    Err(SendRefusal::NotPending(_)) => {
-                        // It expired just now: record that, then start afresh.
-                        if self.write(&mut pending, version).await? {
-                            self.observer.verification_entered(&pending.service_id, pending.channel, pending.status);
-                        }
-                        continue;
-                    }
-                }
-                if let Some(l) = &locale {
-                    pending.locale.clone_from(l);
-                }
-                if !self.write(&mut pending, version).await? {
-                    continue;
-                }
-                let code = self
-                    .keys
-                    .open(&pending.id, &pending.code_sealed)
-                    .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
-                let (verification, message_id, queued_at) = self.deliver(&service, pending, &code, true).await?;
-                return Ok(Started { verification, resent: true, message_id, queued_at });
-            }
             let code_length = opts.code_length.unwrap_or(service.code_length);
             let code = Code::generate(code_length);
             let id = new_id("VE");
@@ -250,14 +221,47 @@ impl Verifier {
                 failure_reason: None,
                 version: 0,
             };
+            // Most starts are for a number with nothing pending: try the insert first; the unique
+            // index on pending verifications says when there is one.
             match self.store.insert_verification(&fresh).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict) => continue,
+                Ok(()) => {
+                    self.observer.verification_entered(&service.id, fresh.channel, Status::Pending);
+                    let (verification, message_id, queued_at) = self.deliver(&service, fresh, &code, false).await?;
+                    return Ok(Started { verification, resent: false, message_id, queued_at });
+                }
+                Err(StoreError::Conflict) => {}
                 Err(e) => return Err(e.into()),
             }
-            self.observer.verification_entered(&service.id, fresh.channel, Status::Pending);
-            let (verification, message_id, queued_at) = self.deliver(&service, fresh, &code, false).await?;
-            return Ok(Started { verification, resent: false, message_id, queued_at });
+            // A verification is pending for this number: send it again (or report it).
+            if let Some(mut pending) = self.store.find_pending_verification(&service.id, &to).await? {
+                if opts.refuse_if_pending && pending.status_at(now) == Status::Pending {
+                    return Err(VerifyError::AlreadyPending { verification_id: pending.id });
+                }
+                let version = pending.version;
+                match pending.register_send(now, &self.limits) {
+                    Ok(()) => {}
+                    Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
+                    Err(SendRefusal::NotPending(_)) => {
+                        // It expired just now: record that, then start afresh.
+                        if self.write(&mut pending, version).await? {
+                            self.observer.verification_entered(&pending.service_id, pending.channel, pending.status);
+                        }
+                        continue;
+                    }
+                }
+                if let Some(l) = &locale {
+                    pending.locale.clone_from(l);
+                }
+                if !self.write(&mut pending, version).await? {
+                    continue;
+                }
+                let code = self
+                    .keys
+                    .open(&pending.id, &pending.code_sealed)
+                    .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
+                let (verification, message_id, queued_at) = self.deliver(&service, pending, &code, true).await?;
+                return Ok(Started { verification, resent: true, message_id, queued_at });
+            }
         }
         Err(VerifyError::Busy)
     }
