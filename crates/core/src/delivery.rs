@@ -115,6 +115,12 @@ impl Verifier {
             tracing::warn!(message = %message.id, "lost the claim on a message while sending it");
             return Ok(outcome);
         }
+        // A receipt may have overtaken this result.
+        if let Some(pmid) = &record.provider_message_id
+            && let Some((status, error)) = self.store.take_held_receipt(pmid).await?
+        {
+            self.record_receipt(pmid, status, error.as_deref()).await?;
+        }
         if let (Err(e), false, Some(vid)) = (&result, message.resend, &message.verification_id) {
             self.fail_verification(vid, e.to_string()).await?;
         }
@@ -142,14 +148,21 @@ impl Verifier {
         Err(VerifyError::Busy)
     }
 
-    /// Applies a provider's delivery receipt; unknown message ids are ignored.
+    /// Applies a provider's delivery receipt. One for a message id not (yet) known is held until
+    /// the send's result names it; retention drops it if that never happens.
     pub async fn record_receipt(
         &self,
         provider_message_id: &str,
         status: DeliveryStatus,
         error: Option<&str>,
     ) -> Result<Option<Message>, VerifyError> {
-        let updated = self.store.apply_receipt(provider_message_id, status, error, self.clock.now()).await?;
+        let now = self.clock.now();
+        let mut updated = self.store.apply_receipt(provider_message_id, status, error, now).await?;
+        // No message took it: either the receipt overtook the send's result (hold it), or it came
+        // too late for its message's status, or the result was stored in between (apply again).
+        if updated.is_none() && !self.store.hold_receipt(provider_message_id, status, error, now).await? {
+            updated = self.store.apply_receipt(provider_message_id, status, error, now).await?;
+        }
         if let Some(m) = &updated {
             let region = m.to.region().unwrap_or_else(|| "unknown".into());
             self.observer.sms_receipt(m.provider.as_deref().unwrap_or("unknown"), &region, status);

@@ -120,6 +120,17 @@ pub trait MessageStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Message>>;
     async fn list_messages_for_verification(&self, verification_id: &str) -> StoreResult<Vec<Message>>;
+    /// Keeps a receipt for a provider message id no message carries yet (the receipt overtook the
+    /// send's result). Returns false, keeping nothing, when a message carries it by now.
+    async fn hold_receipt(
+        &self,
+        provider_message_id: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Removes and returns the receipt held for a provider message id, if any.
+    async fn take_held_receipt(&self, provider_message_id: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>>;
 }
 
 #[async_trait]

@@ -336,3 +336,25 @@ async fn retention_deletes_only_old_ended_verifications_with_their_messages() {
         assert!(s.get_verification("VErecent").await.unwrap().is_some());
     }
 }
+
+#[tokio::test]
+async fn early_receipts_are_held_until_a_message_carries_their_id() {
+    for b in backends().await {
+        let s = b.store.as_ref();
+        assert!(s.hold_receipt("P9", DeliveryStatus::Sent, None, t0()).await.unwrap(), "{}", b.name);
+        assert!(s.hold_receipt("P9", DeliveryStatus::Delivered, Some("late"), t0()).await.unwrap(), "{}: the latest wins", b.name);
+        assert_eq!(s.take_held_receipt("P9").await.unwrap(), Some((DeliveryStatus::Delivered, Some("late".into()))));
+        assert_eq!(s.take_held_receipt("P9").await.unwrap(), None, "{}: taken once", b.name);
+
+        let svc = service(s, "er").await;
+        s.insert_verification(&verification("VEer", &svc, "+4915100000030")).await.unwrap();
+        s.insert_message(
+            &Message { provider_message_id: Some("P10".into()), status: DeliveryStatus::Sent, ..message("SMer", "VEer") },
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(!s.hold_receipt("P10", DeliveryStatus::Delivered, None, t0()).await.unwrap(), "{}: a message carries P10", b.name);
+        assert_eq!(s.take_held_receipt("P10").await.unwrap(), None);
+    }
+}

@@ -199,3 +199,21 @@ async fn twilio_webhooks_need_the_public_url() {
         "not opted out (the provider is unreachable)"
     );
 }
+
+/// Twilio may call the status callback before its API answer reaches us: the receipt is held
+/// and applied once the send's result names the message.
+#[tokio::test]
+async fn a_receipt_that_overtakes_the_send_result_is_applied_afterwards() {
+    let (app, _, _) = app_with_twilio_and_vonage().await;
+    let path = "/webhooks/twilio/status";
+    let delivered = params(&[("AccountSid", "AC0123"), ("MessageSid", "SMtw1"), ("MessageStatus", "delivered")]);
+    assert_eq!(twilio_post(&app, path, &delivered, Some(twilio_sig(path, &delivered))).await.status(), 204);
+    let v = app.start(&fresh_number()).await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let m = crate::helpers::eventually(|| async {
+        let m = message(&app, &id).await;
+        (m["status"] == "delivered").then_some(m)
+    })
+    .await;
+    assert_eq!(m["provider_message_id"], "SMtw1");
+}

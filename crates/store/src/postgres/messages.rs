@@ -138,6 +138,33 @@ impl MessageStore for PgStore {
         row.as_ref().map(message_from_row).transpose().map_err(map_err)
     }
 
+    async fn hold_receipt(&self, pmid: &str, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO early_receipts (provider_message_id, status, error, received_at) \
+             SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = $1) \
+             ON CONFLICT (provider_message_id) DO UPDATE SET status = excluded.status, error = excluded.error, received_at = excluded.received_at",
+        )
+        .bind(pmid)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn take_held_receipt(&self, pmid: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>> {
+        let row = sqlx::query("DELETE FROM early_receipts WHERE provider_message_id = $1 RETURNING status, error")
+            .bind(pmid)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status").map_err(map_err)?;
+        Ok(DeliveryStatus::parse(&status).map(|s| (s, row.try_get("error").ok().flatten())))
+    }
+
     async fn list_messages_for_verification(&self, verification_id: &str) -> StoreResult<Vec<Message>> {
         let rows = sqlx::query(concat!("SELECT ", message_columns!(), " FROM messages WHERE verification_id = $1 ORDER BY created_at, id"))
             .bind(verification_id)

@@ -172,6 +172,7 @@ impl VerificationStore for SqliteStore {
         for sql in [
             "DELETE FROM outbox_messages WHERE seq IN (SELECT seq FROM outbox_messages WHERE created_at < ?1 LIMIT ?2)",
             "DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < ?1 LIMIT ?2)",
+            "DELETE FROM early_receipts WHERE provider_message_id IN (SELECT provider_message_id FROM early_receipts WHERE received_at < ?1 LIMIT ?2)",
         ] {
             sqlx::query(sql).bind(cutoff).bind(limit as i64).execute(&self.writer).await.map_err(map_err)?;
         }
