@@ -8,7 +8,7 @@ use crate::ids::new_id;
 use crate::phone::{PhoneNumber, PhonePolicy};
 use crate::ports::{Observer, SmsSender, Store, StoreError};
 use crate::service::{self, DEFAULT_SERVICE, Service, ServiceSettings};
-use crate::verification::{Channel, CheckOutcome, SendRefusal, Status, Verification};
+use crate::verification::{CancelRefusal, Channel, CheckOutcome, SendRefusal, Status, Verification};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -338,28 +338,39 @@ impl Verifier {
     }
 
     pub async fn cancel(&self, id: &str) -> Result<Verification, VerifyError> {
-        self.transition(id, Verification::cancel).await
+        self.transition(id, |v, now| v.cancel(now).map_err(VerifyError::NotPending)).await
+    }
+
+    /// Cancels a verification only once it is at least `min_age` old (Vonage's rule).
+    pub async fn cancel_once_older_than(&self, id: &str, min_age: chrono::Duration) -> Result<Verification, VerifyError> {
+        self.transition(id, |v, now| {
+            v.cancel_once_older_than(now, min_age).map_err(|refusal| match refusal {
+                CancelRefusal::NotPending(status) => VerifyError::NotPending(status),
+                CancelRefusal::TooEarly => VerifyError::TooEarlyToCancel { min_age_secs: min_age.num_seconds() },
+            })
+        })
+        .await
     }
 
     /// Approves a pending verification without a code (an administrator's decision).
     pub async fn approve(&self, id: &str) -> Result<Verification, VerifyError> {
-        self.transition(id, Verification::approve_out_of_band).await
+        self.transition(id, |v, now| v.approve_out_of_band(now).map_err(VerifyError::NotPending)).await
     }
 
     async fn transition(
         &self,
         id: &str,
-        apply: fn(&mut Verification, DateTime<Utc>) -> Result<(), Status>,
+        apply: impl Fn(&mut Verification, DateTime<Utc>) -> Result<(), VerifyError>,
     ) -> Result<Verification, VerifyError> {
         for _ in 0..MAX_RACES {
             let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
             let version = v.version;
             let expired = v.expire_if_due(self.clock.now());
-            if let Err(status) = apply(&mut v, self.clock.now()) {
+            if let Err(refused) = apply(&mut v, self.clock.now()) {
                 if expired && self.write(&mut v, version).await? {
                     self.observer.verification_entered(&v.service_id, v.channel, v.status);
                 }
-                return Err(VerifyError::NotPending(status));
+                return Err(refused);
             }
             if self.write(&mut v, version).await? {
                 self.observer.verification_entered(&v.service_id, v.channel, v.status);

@@ -27,6 +27,8 @@ pub enum VerifyError {
     OptedOut,
     #[error("the message could not be delivered: {reason}")]
     DeliveryFailed { verification_id: String, reason: String },
+    #[error("the verification cannot be canceled before it is {min_age_secs} seconds old")]
+    TooEarlyToCancel { min_age_secs: i64 },
     #[error("too many concurrent requests for this verification; retry")]
     Busy,
     #[error(transparent)]

@@ -114,6 +114,12 @@ pub enum CheckOutcome {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelRefusal {
+    NotPending(Status),
+    TooEarly,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendRefusal {
     NotPending(Status),
     TooManySends,
@@ -161,6 +167,14 @@ impl Verification {
         } else {
             CheckOutcome::Rejected { attempts_left: self.max_attempts - self.attempts }
         }
+    }
+
+    /// Cancels, but only a verification at least `min_age` old (Vonage refuses earlier cancels).
+    pub fn cancel_once_older_than(&mut self, now: DateTime<Utc>, min_age: Duration) -> Result<(), CancelRefusal> {
+        if self.status_at(now) == Status::Pending && now - self.created_at < min_age {
+            return Err(CancelRefusal::TooEarly);
+        }
+        self.cancel(now).map_err(CancelRefusal::NotPending)
     }
 
     /// Approves without a code, as an administrator confirming the number some other way

@@ -98,6 +98,16 @@ fn cancel_only_from_pending() {
 }
 
 #[test]
+fn a_minimum_age_holds_back_a_cancel() {
+    let mut v = pending();
+    let min = Duration::seconds(30);
+    assert_eq!(v.cancel_once_older_than(t0() + Duration::seconds(29), min), Err(CancelRefusal::TooEarly));
+    assert_eq!(v.status, Status::Pending);
+    assert_eq!(v.cancel_once_older_than(t0() + min, min), Ok(()));
+    assert_eq!(v.cancel_once_older_than(t0() + min, min), Err(CancelRefusal::NotPending(Status::Canceled)));
+}
+
+#[test]
 fn fail_records_reason_only_from_pending() {
     let mut v = pending();
     v.fail(t0(), "all providers refused".into());

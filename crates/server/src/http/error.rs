@@ -81,6 +81,7 @@ impl From<VerifyError> for ApiError {
             VerifyError::AlreadyPending { verification_id } => {
                 Self { verification_id: Some(verification_id), ..Self::new(S::CONFLICT, "verification_pending", message) }
             }
+            VerifyError::TooEarlyToCancel { .. } => Self::new(S::CONFLICT, "cancel_too_early", message),
             VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, "max_sends_reached", message),
             VerifyError::DeliveryFailed { verification_id, .. } => {
                 Self { verification_id: Some(verification_id), ..Self::new(S::BAD_GATEWAY, "delivery_failed", message) }

@@ -73,6 +73,7 @@ impl From<VerifyError> for TwilioError {
             VerifyError::NotPending(Status::MaxAttemptsReached) => Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached"),
             VerifyError::NotPending(_) => Self::not_found(),
             VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, 60203, "Max send attempts reached"),
+            VerifyError::TooEarlyToCancel { .. } => Self::invalid("Invalid parameter `Status`: the verification cannot be canceled yet"),
             VerifyError::AlreadyPending { .. } => Self::new(S::TOO_MANY_REQUESTS, 60212, "Too many concurrent requests for phone number"),
             VerifyError::Busy => Self::new(S::TOO_MANY_REQUESTS, 60212, "Too many concurrent requests for phone number"),
             VerifyError::OptedOut => Self::new(S::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient"),

@@ -57,6 +57,9 @@ fn from_error(e: VerifyError) -> Answer {
         | VerifyError::VerificationNotFound
         | VerifyError::NoPendingVerification
         | VerifyError::NotPending(_) => fail("6", "The Verify request could not be found, or has been verified already"),
+        VerifyError::TooEarlyToCancel { min_age_secs } => {
+            fail("19", format!("Verification request can't be cancelled within the first {min_age_secs} seconds."))
+        }
         VerifyError::MaxSendsReached => fail("10", "Concurrent verifications to the same number are not allowed"),
         VerifyError::AlreadyPending { verification_id } => Answer(json!({
             "request_id": verification_id.trim_start_matches("VE"),
@@ -281,28 +284,19 @@ async fn control(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: 
         let p = authenticated(&s, &uri, &headers, &body).await?;
         let id = verification_id(&p)?;
         let cmd = p.get("cmd").ok_or_else(|| missing("cmd"))?;
-        let v = s.verifier.get(&id).await.map_err(from_error)?;
-        if v.status != Status::Pending {
-            return Err(fail("6", "The Verify request could not be found, or has been verified already"));
-        }
         match cmd.as_str() {
             "cancel" => {
                 let min_age = chrono::Duration::seconds(s.vonage_min_cancel_secs as i64);
-                if s.clock.now() - v.created_at < min_age {
-                    return Err(fail(
-                        "19",
-                        format!(
-                            "Verification request ['{}'] can't be cancelled within the first {} seconds.",
-                            request_id(&v),
-                            min_age.num_seconds()
-                        ),
-                    ));
-                }
-                s.verifier.cancel(&v.id).await.map_err(from_error)?;
+                s.verifier.cancel_once_older_than(&id, min_age).await.map_err(from_error)?;
                 Ok(Answer(json!({ "status": "0", "command": "cancel" })))
             }
-            // Only the SMS event exists: there is never a next one.
-            "trigger_next_event" => Err(fail("19", "No more events are left to execute for the request")),
+            "trigger_next_event" => {
+                if s.verifier.get(&id).await.map_err(from_error)?.status != Status::Pending {
+                    return Err(from_error(VerifyError::VerificationNotFound));
+                }
+                // Only the SMS event exists: there is never a next one.
+                Err(fail("19", "No more events are left to execute for the request"))
+            }
             _ => Err(invalid("cmd")),
         }
     };
@@ -325,6 +319,7 @@ mod tests {
             (VerifyError::MaxSendsReached, "10"),
             (VerifyError::OptedOut, "7"),
             (VerifyError::Busy, "1"),
+            (VerifyError::TooEarlyToCancel { min_age_secs: 30 }, "19"),
             (VerifyError::Store(StoreError::Unavailable("down".into())), "5"),
         ];
         for (err, status) in cases {
