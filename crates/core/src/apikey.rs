@@ -1,8 +1,11 @@
 //! API keys: an id (`SK…`) and a random secret shown once. Only a SHA-256 of the secret is
 //! stored: the secret has 192 bits of entropy, so a slow password hash would add cost per
 //! request without adding safety.
+use crate::caller::Caller;
+use crate::engine::Verifier;
+use crate::error::VerifyError;
 use crate::ids::new_id;
-use crate::ports::{ApiKeyStore, StoreResult};
+use crate::ports::{self, Store, StoreResult};
 use chrono::{DateTime, Utc};
 use rand::{TryRngCore, rngs::OsRng};
 use sha2::{Digest, Sha256};
@@ -31,16 +34,43 @@ pub fn generate(name: &str, now: DateTime<Utc>) -> (ApiKey, String) {
 }
 
 /// Finds the active key a secret belongs to (Bearer authentication).
-pub async fn authenticate_secret(store: &dyn ApiKeyStore, secret: &str) -> StoreResult<Option<ApiKey>> {
-    let key = store.find_api_key_by_hash(&hash_secret(secret)).await?;
+pub async fn authenticate_secret(store: &dyn Store, secret: &str) -> StoreResult<Option<ApiKey>> {
+    let hash = hash_secret(secret);
+    let key = ports::read(store, move |tx| Box::pin(async move { tx.api_key_by_hash(&hash).await })).await?;
     Ok(key.filter(|k| k.revoked_at.is_none()))
 }
 
 /// Checks an id and secret pair (HTTP Basic authentication) in constant time.
-pub async fn authenticate_pair(store: &dyn ApiKeyStore, id: &str, secret: &str) -> StoreResult<Option<ApiKey>> {
-    let key = store.get_api_key(id).await?;
+pub async fn authenticate_pair(store: &dyn Store, id: &str, secret: &str) -> StoreResult<Option<ApiKey>> {
+    let id = id.to_string();
+    let key = ports::read(store, move |tx| Box::pin(async move { tx.api_key(&id).await })).await?;
     let presented = hash_secret(secret);
     Ok(key.filter(|k| k.revoked_at.is_none() && bool::from(k.secret_hash.ct_eq(&presented))))
+}
+
+impl Verifier {
+    /// Creates a key named `name` (1 to 100 characters); the secret is returned only now.
+    pub async fn create_api_key(&self, _caller: &Caller, name: &str) -> Result<(ApiKey, String), VerifyError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(VerifyError::invalid("name", "must be 1 to 100 characters"));
+        }
+        let (key, secret) = generate(name, self.clock.now());
+        let k = key.clone();
+        ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_api_key(&k).await?) })).await?;
+        Ok((key, secret))
+    }
+
+    /// Every key, oldest first, revoked ones included.
+    pub async fn api_keys(&self, _caller: &Caller) -> Result<Vec<ApiKey>, VerifyError> {
+        ports::read(self.store.as_ref(), |tx| Box::pin(async move { Ok(tx.api_keys().await?) })).await
+    }
+
+    /// Revokes an active key; false when no active key has this id.
+    pub async fn revoke_api_key(&self, _caller: &Caller, id: &str) -> Result<bool, VerifyError> {
+        let (id, now) = (id.to_string(), self.clock.now());
+        ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.revoke_api_key(&id, now).await?) })).await
+    }
 }
 
 /// Authenticated keys remembered for a short time, so a request costs no database read for its

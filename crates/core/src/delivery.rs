@@ -1,15 +1,15 @@
 //! Sending through the durable queue, delivery receipts and inbound messages. A message is
-//! written before any provider sees it; a sender claims it with a lease, so two workers never
-//! send the same message at once and a crashed sender's message is taken over when its lease ends.
-use crate::engine::Verifier;
+//! written (in the start's own transaction) before any provider sees it; a sender claims it with
+//! a lease, so two workers never send the same message at once and a crashed sender's message is
+//! taken over when its lease ends.
+use crate::caller::Caller;
+use crate::engine::{Verifier, save};
 use crate::error::VerifyError;
 use crate::ids::new_id;
 use crate::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
 use crate::phone::PhoneNumber;
-use crate::ports::{Lease, MessageResult, Sms, StoreError};
+use crate::ports::{self, MessageResult, Sms, StoreError, Tx};
 use crate::verification::{Status, Verification};
-
-const MAX_RACES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -32,30 +32,6 @@ pub enum InboundOutcome {
 }
 
 impl Verifier {
-    /// Writes the message already claimed by the caller, who sends it right away.
-    pub(crate) async fn enqueue(&self, v: &Verification, service: &str, body: &str, resend: bool) -> Result<(Message, Lease), VerifyError> {
-        let id = new_id("SM");
-        let now = self.clock.now();
-        let lease = Lease { token: new_id("LT"), until: now + self.delivery.lease };
-        let message = Message {
-            body_sealed: self.keys.seal_text(&id, body),
-            id: id.clone(),
-            verification_id: Some(v.id.clone()),
-            service: Some(service.to_string()),
-            to: v.to.clone(),
-            resend,
-            status: DeliveryStatus::Sending,
-            provider: None,
-            provider_message_id: None,
-            error: None,
-            claims: 1,
-            created_at: now,
-            updated_at: now,
-        };
-        self.store.insert_message(&message, Some(&lease)).await?;
-        Ok((message, lease))
-    }
-
     /// The background worker's step: sends up to `limit` due messages, claiming each one just
     /// before sending it so no claim can run out while it waits behind others. A message that
     /// fails to send is logged and the rest go on.
@@ -65,7 +41,11 @@ impl Verifier {
             let now = self.clock.now();
             let token = new_id("LT");
             let queued_before = now - chrono::Duration::from_std(self.delivery.send_wait).unwrap_or_default();
-            let claimed = self.store.claim_due_messages(now, queued_before, now + self.delivery.lease, &token, 1).await?;
+            let (lease_until, claim) = (now + self.delivery.lease, token.clone());
+            let claimed: Vec<Message> = ports::write(self.store.as_ref(), move |tx| {
+                Box::pin(async move { Ok::<_, VerifyError>(tx.claim_due_messages(now, queued_before, lease_until, &claim, 1).await?) })
+            })
+            .await?;
             let Some(message) = claimed.into_iter().next() else { break };
             if let Err(e) = self.send_claimed(message, &token).await {
                 tracing::warn!(error = %e, "a queued message could not be handled");
@@ -75,6 +55,9 @@ impl Verifier {
         Ok(sent)
     }
 
+    /// Sends a message this process holds the claim on, then records the result in one
+    /// transaction: the message's status, a receipt that overtook it, and (for a first send
+    /// that no provider took) the verification's failure.
     pub(crate) async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
         let Some(body) = self.keys.open_text(&message.id, &message.body_sealed) else {
             return Err(StoreError::Other(format!("message {} does not open with the server secret", message.id)).into());
@@ -88,7 +71,6 @@ impl Verifier {
             verification_id: message.verification_id.clone(),
         };
         let result = self.sender.send(&sms).await;
-        let now = self.clock.now();
         let (record, outcome) = match &result {
             Ok(sent) => (
                 MessageResult {
@@ -111,68 +93,82 @@ impl Verifier {
                 (record, DispatchOutcome::Failed(reason))
             }
         };
-        if !self.store.finish_message(&message.id, token, &record, now).await? {
-            tracing::warn!(message = %message.id, "lost the claim on a message while sending it");
-            return Ok(outcome);
-        }
-        // A receipt may have overtaken this result.
-        if let Some(pmid) = &record.provider_message_id
-            && let Some((status, error)) = self.store.take_held_receipt(pmid).await?
-        {
-            self.record_receipt(pmid, status, error.as_deref()).await?;
-        }
-        if let (Err(e), false, Some(vid)) = (&result, message.resend, &message.verification_id) {
-            self.fail_verification(vid, e.to_string()).await?;
+        let (now, token) = (self.clock.now(), token.to_string());
+        let finished: Option<(Option<Message>, Option<Verification>)> = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                if !tx.finish_message(&message.id, &token, &record, now).await? {
+                    return Ok(None);
+                }
+                // A receipt may have overtaken this result.
+                let mut receipt = None;
+                if let Some(pmid) = &record.provider_message_id
+                    && let Some((status, error)) = tx.take_held_receipt(pmid).await?
+                {
+                    receipt = tx.apply_receipt(pmid, status, error.as_deref(), now).await?;
+                }
+                let mut failed = None;
+                if let (Some(reason), false, Some(vid)) = (&record.error, message.resend, &message.verification_id) {
+                    failed = fail_first_send(tx, vid, reason, now).await?;
+                }
+                Ok::<_, VerifyError>(Some((receipt, failed)))
+            })
+        })
+        .await?;
+        match finished {
+            None => tracing::warn!("lost the claim on a message while sending it"),
+            Some((receipt, failed)) => {
+                if let Some(m) = receipt {
+                    self.observe_receipt(&m);
+                }
+                if let Some(v) = failed {
+                    self.observer.verification_entered(&v.service_id, v.channel, v.status);
+                }
+            }
         }
         Ok(outcome)
-    }
-
-    /// Marks a verification failed because its first message could not be sent, unless it was
-    /// sent again meanwhile (the later message may well arrive).
-    async fn fail_verification(&self, id: &str, reason: String) -> Result<(), VerifyError> {
-        for _ in 0..MAX_RACES {
-            let Some(mut v) = self.store.get_verification(id).await? else { return Ok(()) };
-            if v.sends > 1 {
-                return Ok(());
-            }
-            let version = v.version;
-            v.fail(self.clock.now(), reason.clone());
-            if v.status != Status::Failed || v.version != version {
-                return Ok(());
-            }
-            if self.store.update_verification(&v, version).await? {
-                self.observer.verification_entered(&v.service_id, v.channel, Status::Failed);
-                return Ok(());
-            }
-        }
-        Err(VerifyError::Busy)
     }
 
     /// Applies a provider's delivery receipt. One for a message id not (yet) known is held until
     /// the send's result names it; retention drops it if that never happens.
     pub async fn record_receipt(
         &self,
+        _caller: &Caller,
         provider_message_id: &str,
         status: DeliveryStatus,
         error: Option<&str>,
     ) -> Result<Option<Message>, VerifyError> {
         let now = self.clock.now();
-        let mut updated = self.store.apply_receipt(provider_message_id, status, error, now).await?;
-        // No message took it: either the receipt overtook the send's result (hold it), or it came
-        // too late for its message's status, or the result was stored in between (apply again).
-        if updated.is_none() && !self.store.hold_receipt(provider_message_id, status, error, now).await? {
-            updated = self.store.apply_receipt(provider_message_id, status, error, now).await?;
-        }
+        let (pmid, error) = (provider_message_id.to_string(), error.map(str::to_string));
+        let updated = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut updated = tx.apply_receipt(&pmid, status, error.as_deref(), now).await?;
+                // No message took it: either the receipt overtook the send's result (hold it), or
+                // it came too late for its message's status, or the result was stored in between
+                // (apply again).
+                if updated.is_none() && !tx.hold_receipt(&pmid, status, error.as_deref(), now).await? {
+                    updated = tx.apply_receipt(&pmid, status, error.as_deref(), now).await?;
+                }
+                Ok::<_, VerifyError>(updated)
+            })
+        })
+        .await?;
         if let Some(m) = &updated {
-            let region = m.to.region().unwrap_or_else(|| "unknown".into());
-            self.observer.sms_receipt(m.provider.as_deref().unwrap_or("unknown"), &region, status);
+            self.observe_receipt(m);
         }
         Ok(updated)
     }
 
-    /// Stores an inbound message once and runs its handlers (so far: STOP / START opt-out).
+    fn observe_receipt(&self, m: &Message) {
+        let region = m.to.region().unwrap_or_else(|| "unknown".into());
+        self.observer.sms_receipt(m.provider.as_deref().unwrap_or("unknown"), &region, m.status);
+    }
+
+    /// Stores an inbound message once and runs its handlers (so far: STOP / START opt-out), in
+    /// one transaction: a retried webhook after a failure is processed again, a duplicate of a
+    /// processed one changes nothing.
     pub async fn receive(
         &self,
+        _caller: &Caller,
         provider: &str,
         provider_message_id: &str,
         from: &str,
@@ -185,21 +181,29 @@ impl Verifier {
             id: new_id("IM"),
             provider: provider.into(),
             provider_message_id: provider_message_id.into(),
-            from: from.clone(),
+            from,
             to: to.into(),
             body: body.into(),
             received_at: now,
         };
         let command = opt_command(body);
-        let opt_out = command.map(|c| c == OptCommand::OptOut);
-        // Stored and applied together: a retried webhook after a failure is processed again, a
-        // duplicate of a processed one changes nothing.
-        match self.store.insert_inbound(&inbound, opt_out).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => return Ok(InboundOutcome::Duplicate),
-            Err(e) => return Err(e.into()),
+        let id = inbound.id.clone();
+        let stored = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                if !tx.insert_inbound(&inbound).await? {
+                    return Ok::<_, VerifyError>(false);
+                }
+                if let Some(c) = command {
+                    tx.set_opted_out(&inbound.from, c == OptCommand::OptOut, now).await?;
+                }
+                Ok(true)
+            })
+        })
+        .await?;
+        if !stored {
+            return Ok(InboundOutcome::Duplicate);
         }
-        tracing::info!(inbound = %inbound.id, ?command, "inbound message");
+        tracing::info!(inbound = %id, ?command, "inbound message");
         Ok(match command {
             Some(OptCommand::OptOut) => InboundOutcome::OptedOut,
             Some(OptCommand::OptIn) => InboundOutcome::OptedIn,
@@ -207,7 +211,29 @@ impl Verifier {
         })
     }
 
-    pub async fn messages_for(&self, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
-        Ok(self.store.list_messages_for_verification(verification_id).await?)
+    /// The messages sent for a verification, oldest first.
+    pub async fn messages_for(&self, _caller: &Caller, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
+        let id = verification_id.to_string();
+        ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.messages_for_verification(&id).await?) })).await
     }
+}
+
+/// Marks a verification failed because its first message could not be sent, unless it was sent
+/// again meanwhile (the later message may well arrive). Returns it when it changed.
+async fn fail_first_send(
+    tx: &mut dyn Tx,
+    id: &str,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<Verification>, StoreError> {
+    let Some(mut v) = tx.verification(id).await? else { return Ok(None) };
+    if v.sends > 1 || v.status != Status::Pending {
+        return Ok(None);
+    }
+    v.fail(now, reason.to_string());
+    if v.status != Status::Failed {
+        return Ok(None);
+    }
+    save(tx, &mut v).await?;
+    Ok(Some(v))
 }

@@ -1,12 +1,15 @@
-//! The verification engine: starts, resends, checks, cancels and expires verifications by
-//! loading a record, applying the state machine and writing it back with compare-and-swap.
+//! The verification engine: starts, resends, checks, cancels and expires verifications. Each use
+//! case is one unit of work: it loads the record (locked until commit), applies the state machine
+//! and writes the record and its message in the same transaction.
+use crate::caller::Caller;
 use crate::clock::Clock;
 use crate::code::{self, Code, ServerKeys};
 use crate::delivery::DispatchOutcome;
 use crate::error::VerifyError;
 use crate::ids::new_id;
+use crate::message::{DeliveryStatus, Message};
 use crate::phone::{PhoneNumber, PhonePolicy};
-use crate::ports::{Observer, SmsSender, Store, StoreError};
+use crate::ports::{self, Lease, Observer, SmsSender, Store, StoreError, Tx};
 use crate::service::{self, DEFAULT_SERVICE, Service, ServiceSettings};
 use crate::verification::{CancelRefusal, Channel, CheckOutcome, SendRefusal, Status, Verification};
 use chrono::{DateTime, Utc};
@@ -14,9 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::verification::Limits;
-
-/// How often a write that lost a race is retried before the caller is told to retry.
-const MAX_RACES: usize = 64;
 
 /// Cheap to clone: every part is shared, so a send can continue in the background.
 #[derive(Clone)]
@@ -100,6 +100,20 @@ pub struct VerifierParts {
     pub delivery: DeliveryTimes,
 }
 
+/// What a start's unit of work did.
+struct StartDone {
+    verification: Verification,
+    resent: bool,
+    message: Message,
+    lease: Lease,
+    /// A pending verification found expired on the way (recorded in the same transaction).
+    expired: Option<Verification>,
+}
+
+/// How often a start retries when the pending verification it collided with ended before it
+/// could lock it (PostgreSQL, another instance).
+const START_ROUNDS: usize = 4;
+
 impl Verifier {
     pub fn new(p: VerifierParts) -> Self {
         Self {
@@ -117,31 +131,40 @@ impl Verifier {
 
     /// Creates the default service if it does not exist yet.
     pub async fn ensure_default_service(&self) -> Result<Service, VerifyError> {
-        match self.create_service(ServiceSettings { name: DEFAULT_SERVICE.into(), ..Default::default() }).await {
+        let caller = Caller::system("start-up");
+        match self.create_service(&caller, ServiceSettings { name: DEFAULT_SERVICE.into(), ..Default::default() }).await {
             Ok(s) => Ok(s),
-            Err(VerifyError::ServiceNameTaken) => self.service(Some(DEFAULT_SERVICE)).await,
+            Err(VerifyError::ServiceNameTaken) => self.service(&caller, Some(DEFAULT_SERVICE)).await,
             Err(e) => Err(e),
         }
     }
 
-    pub async fn create_service(&self, settings: ServiceSettings) -> Result<Service, VerifyError> {
+    pub async fn create_service(&self, _caller: &Caller, settings: ServiceSettings) -> Result<Service, VerifyError> {
         let service = settings.into_service(self.clock.now())?;
-        match self.store.insert_service(&service).await {
-            Ok(()) => Ok(service),
-            Err(StoreError::Conflict) => Err(VerifyError::ServiceNameTaken),
-            Err(e) => Err(e.into()),
-        }
+        let s = service.clone();
+        ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move { if tx.insert_service(&s).await? { Ok(()) } else { Err(VerifyError::ServiceNameTaken) } })
+        })
+        .await?;
+        Ok(service)
     }
 
     /// A service by id or name; the default service for `None`.
-    pub async fn service(&self, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
-        let key = id_or_name.unwrap_or(DEFAULT_SERVICE);
-        if let Some(s) = self.services.read().ok().and_then(|m| m.get(key).cloned()) {
+    pub async fn service(&self, _caller: &Caller, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
+        let key = id_or_name.unwrap_or(DEFAULT_SERVICE).to_string();
+        if let Some(s) = self.services.read().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(s);
         }
-        let service = self.store.get_service(key).await?.ok_or(VerifyError::ServiceNotFound)?;
+        let service = ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.service(&key).await?) }))
+            .await?
+            .ok_or(VerifyError::ServiceNotFound)?;
         self.remember_service(&service);
         Ok(service)
+    }
+
+    /// Every service, by name.
+    pub async fn services(&self, _caller: &Caller) -> Result<Vec<Service>, VerifyError> {
+        ports::read(self.store.as_ref(), |tx| Box::pin(async move { Ok(tx.services().await?) })).await
     }
 
     fn remember_service(&self, s: &Service) {
@@ -162,8 +185,9 @@ impl Verifier {
     }
 
     /// Starts a verification, or re-sends the pending one for the same service and number
-    /// (same id, same code) within the send limit.
-    pub async fn start(&self, req: StartRequest) -> Result<Started, VerifyError> {
+    /// (same id, same code) within the send limit. The verification (or its new send count) and
+    /// its message are written in one transaction; the message is then sent at once.
+    pub async fn start(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
         let to = match &req.options.region {
             Some(region) => {
                 let region = crate::phone::parse_region(region)
@@ -172,7 +196,7 @@ impl Verifier {
             }
             None => self.parse_phone(&req.to)?,
         };
-        let opts = &req.options;
+        let opts = req.options;
         if opts.code_length.is_some_and(|l| !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&l)) {
             return Err(VerifyError::invalid("code_length", "must be between 4 and 10"));
         }
@@ -186,164 +210,231 @@ impl Verifier {
             return Err(VerifyError::invalid("brand", "must be 1 to 64 printable characters"));
         }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
-        let service = self.service(req.service.as_deref()).await?;
-        if self.store.is_opted_out(&to).await? {
-            return Err(VerifyError::OptedOut);
-        }
-        for _ in 0..MAX_RACES {
-            let now = self.clock.now();
-            let code_length = opts.code_length.unwrap_or(service.code_length);
-            let code = Code::generate(code_length);
-            let id = new_id("VE");
-            let fresh = Verification {
-                code_digest: self.keys.digest(&id, code.expose()),
-                code_sealed: self.keys.seal(&id, &code),
-                id,
-                service_id: service.id.clone(),
-                to: to.clone(),
-                channel: req.channel,
-                locale: locale.clone().unwrap_or_else(|| "en".into()),
-                status: Status::Pending,
-                code_length,
-                attempts: 0,
-                max_attempts: opts.max_attempts.unwrap_or(self.limits.max_attempts),
-                brand: opts.brand.clone(),
-                sends: 1,
-                send_window_started_at: now,
-                created_at: now,
-                updated_at: now,
-                expires_at: now + opts.ttl_secs.map(chrono::Duration::seconds).unwrap_or_else(|| service.code_ttl()),
-                approved_at: None,
-                canceled_at: None,
-                expired_at: None,
-                max_attempts_reached_at: None,
-                failed_at: None,
-                failure_reason: None,
-                version: 0,
-            };
-            // Most starts are for a number with nothing pending: try the insert first; the unique
-            // index on pending verifications says when there is one.
-            match self.store.insert_verification(&fresh).await {
-                Ok(()) => {
-                    self.observer.verification_entered(&service.id, fresh.channel, Status::Pending);
-                    let (verification, message_id, queued_at) = self.deliver(&service, fresh, &code, false).await?;
-                    return Ok(Started { verification, resent: false, message_id, queued_at });
-                }
-                Err(StoreError::Conflict) => {}
-                Err(e) => return Err(e.into()),
-            }
-            // A verification is pending for this number: send it again (or report it).
-            if let Some(mut pending) = self.store.find_pending_verification(&service.id, &to).await? {
-                if opts.refuse_if_pending && pending.status_at(now) == Status::Pending {
-                    return Err(VerifyError::AlreadyPending { verification_id: pending.id });
-                }
-                let version = pending.version;
-                match pending.register_send(now, &self.limits) {
-                    Ok(()) => {}
-                    Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
-                    Err(SendRefusal::NotPending(_)) => {
-                        // It expired just now: record that, then start afresh.
-                        if self.write(&mut pending, version).await? {
-                            self.observer.verification_entered(&pending.service_id, pending.channel, pending.status);
-                        }
-                        continue;
-                    }
-                }
-                if let Some(l) = &locale {
-                    pending.locale.clone_from(l);
-                }
-                if !self.write(&mut pending, version).await? {
-                    continue;
-                }
-                let code = self
-                    .keys
-                    .open(&pending.id, &pending.code_sealed)
-                    .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
-                let (verification, message_id, queued_at) = self.deliver(&service, pending, &code, true).await?;
-                return Ok(Started { verification, resent: true, message_id, queued_at });
-            }
-        }
-        Err(VerifyError::Busy)
-    }
-
-    /// Queues the message, then waits (boundedly) for the first provider answer. A first send
-    /// that every provider refuses marks the verification failed; a failed resend leaves it
-    /// pending (the earlier message may still arrive).
-    async fn deliver(
-        &self,
-        service: &Service,
-        v: Verification,
-        code: &Code,
-        resend: bool,
-    ) -> Result<(Verification, String, DateTime<Utc>), VerifyError> {
-        let body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
-        let (message, lease) = self.enqueue(&v, &service.name, &body, resend).await?;
-        let (message_id, queued_at) = (message.id.clone(), message.created_at);
+        let service = self.service(caller, req.service.as_deref()).await?;
+        let now = self.clock.now();
+        let code_length = opts.code_length.unwrap_or(service.code_length);
+        let code = Code::generate(code_length);
+        let id = new_id("VE");
+        let fresh = Verification {
+            code_digest: self.keys.digest(&id, code.expose()),
+            code_sealed: self.keys.seal(&id, &code),
+            id,
+            service_id: service.id.clone(),
+            to: to.clone(),
+            channel: req.channel,
+            locale: locale.clone().unwrap_or_else(|| "en".into()),
+            status: Status::Pending,
+            code_length,
+            attempts: 0,
+            max_attempts: opts.max_attempts.unwrap_or(self.limits.max_attempts),
+            brand: opts.brand.clone(),
+            sends: 1,
+            send_window_started_at: now,
+            created_at: now,
+            updated_at: now,
+            expires_at: now + opts.ttl_secs.map(chrono::Duration::seconds).unwrap_or_else(|| service.code_ttl()),
+            approved_at: None,
+            canceled_at: None,
+            expired_at: None,
+            max_attempts_reached_at: None,
+            failed_at: None,
+            failure_reason: None,
+            version: 0,
+        };
         let this = self.clone();
-        let sending = tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+        let refuse_if_pending = opts.refuse_if_pending;
+        let done = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                if tx.is_opted_out(&fresh.to).await? {
+                    return Err(VerifyError::OptedOut);
+                }
+                let mut expired = None;
+                for _ in 0..START_ROUNDS {
+                    // Most starts are for a number with nothing pending: the insert comes first and
+                    // the unique index on pending verifications says when there is one.
+                    if tx.insert_verification(&fresh).await? {
+                        let (message, lease) = this.queue(tx, &service, &fresh, &code, false, now).await?;
+                        return Ok(StartDone { verification: fresh, resent: false, message, lease, expired });
+                    }
+                    let Some(mut pending) = tx.pending_verification(&fresh.service_id, &fresh.to).await? else { continue };
+                    if refuse_if_pending && pending.status_at(now) == Status::Pending {
+                        return Err(VerifyError::AlreadyPending { verification_id: pending.id });
+                    }
+                    match pending.register_send(now, &this.limits) {
+                        Ok(()) => {}
+                        Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
+                        Err(SendRefusal::NotPending(_)) => {
+                            // Its deadline passed unswept: record that, then start afresh.
+                            save(tx, &mut pending).await?;
+                            expired = Some(pending);
+                            continue;
+                        }
+                    }
+                    if let Some(l) = &locale {
+                        pending.locale.clone_from(l);
+                    }
+                    save(tx, &mut pending).await?;
+                    let code = this
+                        .keys
+                        .open(&pending.id, &pending.code_sealed)
+                        .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
+                    let (message, lease) = this.queue(tx, &service, &pending, &code, true, now).await?;
+                    return Ok(StartDone { verification: pending, resent: true, message, lease, expired });
+                }
+                Err(VerifyError::Busy)
+            })
+        })
+        .await?;
+        if let Some(v) = &done.expired {
+            self.observer.verification_entered(&v.service_id, v.channel, v.status);
+        }
+        if !done.resent {
+            self.observer.verification_entered(&done.verification.service_id, done.verification.channel, Status::Pending);
+        }
+        tracing::debug!(request = %caller.request_id, verification = %done.verification.id, resent = done.resent, "verification started");
+        let (message_id, queued_at) = (done.message.id.clone(), done.message.created_at);
+        let this = self.clone();
+        let (message, token) = (done.message, done.lease.token);
+        let sending = tokio::spawn(async move { this.send_claimed(message, &token).await });
+        // Wait (boundedly) for the first provider answer. A first send that every provider
+        // refuses marks the verification failed; a failed resend leaves it pending (the earlier
+        // message may still arrive).
         match tokio::time::timeout(self.delivery.send_wait, sending).await {
-            Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => Err(VerifyError::DeliveryFailed { verification_id: v.id, reason }),
+            Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => {
+                Err(VerifyError::DeliveryFailed { verification_id: done.verification.id, reason })
+            }
             Ok(Ok(Err(e))) => Err(e),
             // Sent, or still sending in the background.
-            _ => Ok((v, message_id, queued_at)),
+            _ => Ok(Started { verification: done.verification, resent: done.resent, message_id, queued_at }),
         }
+    }
+
+    /// Writes the message carrying `code` for `v`, already claimed by the caller, who sends it
+    /// right after the commit.
+    async fn queue(
+        &self,
+        tx: &mut dyn Tx,
+        service: &Service,
+        v: &Verification,
+        code: &Code,
+        resend: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Message, Lease), VerifyError> {
+        let body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
+        let id = new_id("SM");
+        let lease = Lease { token: new_id("LT"), until: now + self.delivery.lease };
+        let message = Message {
+            body_sealed: self.keys.seal_text(&id, &body),
+            id,
+            verification_id: Some(v.id.clone()),
+            service: Some(service.name.clone()),
+            to: v.to.clone(),
+            resend,
+            status: DeliveryStatus::Sending,
+            provider: None,
+            provider_message_id: None,
+            error: None,
+            claims: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert_message(&message, Some(&lease)).await?;
+        Ok((message, lease))
     }
 
     /// Checks a code against a verification by id.
-    pub async fn check(&self, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
-        for _ in 0..MAX_RACES {
-            let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
-            if !code::is_well_formed(code, v.code_length) {
-                return Err(VerifyError::invalid("code", format!("must be {} digits", v.code_length)));
-            }
-            let before = v.clone();
-            let matches = self.keys.matches(&v.id, code, &v.code_digest);
-            let outcome = v.check(matches, self.clock.now());
-            if v != before {
-                if !self.write(&mut v, before.version).await? {
-                    continue;
-                }
-                if v.status != before.status {
-                    self.observer.verification_entered(&v.service_id, v.channel, v.status);
-                }
-            }
-            return Ok((v, outcome));
+    pub async fn check(&self, _caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let (this, id, code) = (self.clone(), id.to_string(), code.to_string());
+        let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let v = tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound)?;
+                this.check_locked(tx, v, &code).await
+            })
+        })
+        .await?;
+        if v.status != Status::Pending {
+            self.observer.verification_entered(&v.service_id, v.channel, v.status);
         }
-        Err(VerifyError::Busy)
+        Ok((v, outcome))
     }
 
     /// Checks a code against the pending verification for a number.
-    pub async fn check_number(&self, service: Option<&str>, to: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+    pub async fn check_number(
+        &self,
+        caller: &Caller,
+        service: Option<&str>,
+        to: &str,
+        code: &str,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let to = self.parse_phone(to)?;
-        let service = self.service(service).await?;
-        let pending = self.store.find_pending_verification(&service.id, &to).await?;
-        let v = pending.ok_or(VerifyError::NoPendingVerification)?;
-        self.check(&v.id, code).await
-    }
-
-    /// Reads a verification, recording its expiry if the deadline has passed.
-    pub async fn get(&self, id: &str) -> Result<Verification, VerifyError> {
-        for _ in 0..MAX_RACES {
-            let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
-            let version = v.version;
-            if !v.expire_if_due(self.clock.now()) {
-                return Ok(v);
-            }
-            if self.write(&mut v, version).await? {
-                self.observer.verification_entered(&v.service_id, v.channel, v.status);
-                return Ok(v);
-            }
+        let service = self.service(caller, service).await?;
+        let (this, code) = (self.clone(), code.to_string());
+        let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let v = tx.pending_verification(&service.id, &to).await?.ok_or(VerifyError::NoPendingVerification)?;
+                this.check_locked(tx, v, &code).await
+            })
+        })
+        .await?;
+        if v.status != Status::Pending {
+            self.observer.verification_entered(&v.service_id, v.channel, v.status);
         }
-        Err(VerifyError::Busy)
+        Ok((v, outcome))
     }
 
-    pub async fn cancel(&self, id: &str) -> Result<Verification, VerifyError> {
+    /// One check inside a unit of work that holds `v`'s lock. A verification that is not pending
+    /// is refused before anything else, the same way by every engine method.
+    async fn check_locked(&self, tx: &mut dyn Tx, mut v: Verification, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let now = self.clock.now();
+        let status = v.status_at(now);
+        if status != Status::Pending {
+            return Err(VerifyError::NotPending(status));
+        }
+        if !code::is_well_formed(code, v.code_length) {
+            return Err(VerifyError::invalid("code", format!("must be {} digits", v.code_length)));
+        }
+        let matches = self.keys.matches(&v.id, code, &v.code_digest);
+        let outcome = v.check(matches, now);
+        if let CheckOutcome::NotPending(status) = outcome {
+            return Err(VerifyError::NotPending(status));
+        }
+        save(tx, &mut v).await?;
+        Ok((v, outcome))
+    }
+
+    /// The pending verification for a number in a service.
+    pub async fn pending(&self, caller: &Caller, service: Option<&str>, to: &str) -> Result<Verification, VerifyError> {
+        let to = self.parse_phone(to)?;
+        let service = self.service(caller, service).await?;
+        let now = self.clock.now();
+        ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let v = tx.pending_verification(&service.id, &to).await?;
+                v.filter(|v| v.status_at(now) == Status::Pending).ok_or(VerifyError::NoPendingVerification)
+            })
+        })
+        .await
+    }
+
+    /// Reads a verification. One whose deadline has passed is reported expired (the sweep
+    /// records it); reading never writes.
+    pub async fn get(&self, _caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
+        let id = id.to_string();
+        let mut v = ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move { tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound) })
+        })
+        .await?;
+        v.expire_if_due(self.clock.now());
+        Ok(v)
+    }
+
+    pub async fn cancel(&self, _caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
         self.transition(id, |v, now| v.cancel(now).map_err(VerifyError::NotPending)).await
     }
 
     /// Cancels a verification only once it is at least `min_age` old (Vonage's rule).
-    pub async fn cancel_once_older_than(&self, id: &str, min_age: chrono::Duration) -> Result<Verification, VerifyError> {
-        self.transition(id, |v, now| {
+    pub async fn cancel_once_older_than(&self, _caller: &Caller, id: &str, min_age: chrono::Duration) -> Result<Verification, VerifyError> {
+        self.transition(id, move |v, now| {
             v.cancel_once_older_than(now, min_age).map_err(|refusal| match refusal {
                 CancelRefusal::NotPending(status) => VerifyError::NotPending(status),
                 CancelRefusal::TooEarly => VerifyError::TooEarlyToCancel { min_age_secs: min_age.num_seconds() },
@@ -353,53 +444,53 @@ impl Verifier {
     }
 
     /// Approves a pending verification without a code (an administrator's decision).
-    pub async fn approve(&self, id: &str) -> Result<Verification, VerifyError> {
+    pub async fn approve(&self, _caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
         self.transition(id, |v, now| v.approve_out_of_band(now).map_err(VerifyError::NotPending)).await
     }
 
+    /// Loads, applies `apply` and writes back, in one unit of work. A refusal writes nothing.
     async fn transition(
         &self,
         id: &str,
-        apply: impl Fn(&mut Verification, DateTime<Utc>) -> Result<(), VerifyError>,
+        apply: impl FnOnce(&mut Verification, DateTime<Utc>) -> Result<(), VerifyError> + Send + 'static,
     ) -> Result<Verification, VerifyError> {
-        for _ in 0..MAX_RACES {
-            let mut v = self.store.get_verification(id).await?.ok_or(VerifyError::VerificationNotFound)?;
-            let version = v.version;
-            let expired = v.expire_if_due(self.clock.now());
-            if let Err(refused) = apply(&mut v, self.clock.now()) {
-                if expired && self.write(&mut v, version).await? {
-                    self.observer.verification_entered(&v.service_id, v.channel, v.status);
-                }
-                return Err(refused);
-            }
-            if self.write(&mut v, version).await? {
-                self.observer.verification_entered(&v.service_id, v.channel, v.status);
-                return Ok(v);
-            }
-        }
-        Err(VerifyError::Busy)
+        let (id, now) = (id.to_string(), self.clock.now());
+        let v = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut v = tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound)?;
+                apply(&mut v, now)?;
+                save(tx, &mut v).await?;
+                Ok::<_, VerifyError>(v)
+            })
+        })
+        .await?;
+        self.observer.verification_entered(&v.service_id, v.channel, v.status);
+        Ok(v)
     }
 
     /// Deletes ended verifications (and their messages) last changed more than `retention` ago.
     pub async fn purge_old(&self, retention: chrono::Duration, batch: u32) -> Result<u64, VerifyError> {
-        Ok(self.store.purge_before(self.clock.now() - retention, batch).await?)
+        let cutoff = self.clock.now() - retention;
+        ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.purge_before(cutoff, batch).await?) })).await
     }
 
     /// Expires every overdue pending verification (the background sweep).
     pub async fn expire_due(&self, batch: u32) -> Result<usize, VerifyError> {
-        let expired = self.store.expire_due_verifications(self.clock.now(), batch).await?;
+        let now = self.clock.now();
+        let expired: Vec<(String, Channel)> = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.expire_due_verifications(now, batch).await?) })
+        })
+        .await?;
         for (service_id, channel) in &expired {
             self.observer.verification_entered(service_id, *channel, Status::Expired);
         }
         Ok(expired.len())
     }
+}
 
-    /// Compare-and-swap write; on success the in-memory record carries the new version.
-    async fn write(&self, v: &mut Verification, expected_version: i64) -> Result<bool, VerifyError> {
-        let written = self.store.update_verification(v, expected_version).await?;
-        if written {
-            v.version = expected_version + 1;
-        }
-        Ok(written)
-    }
+/// Writes a verification the unit holds locked; the in-memory record carries the new version.
+pub(crate) async fn save(tx: &mut dyn Tx, v: &mut Verification) -> Result<(), StoreError> {
+    tx.update_verification(v).await?;
+    v.version += 1;
+    Ok(())
 }

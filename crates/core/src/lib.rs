@@ -1,6 +1,7 @@
 //! phonegate's domain core: phone numbers, one-time codes, services and the verification state
 //! machine. It knows nothing of HTTP or SQL; adapters call it and implement its ports.
 pub mod apikey;
+pub mod caller;
 pub mod clock;
 pub mod code;
 pub mod delivery;
@@ -14,6 +15,7 @@ pub mod ports;
 pub mod service;
 pub mod verification;
 
+pub use caller::{Caller, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{DeliveryTimes, Limits, StartOptions, StartRequest, Started, Verifier};
 pub use error::VerifyError;

@@ -1,8 +1,11 @@
 //! The dev outbox: an `SmsSender` that stores messages in the database instead of sending them,
 //! so a new user can run phonegate with no SMS account and read the codes locally.
+use crate::caller::Caller;
 use crate::clock::Clock;
+use crate::engine::Verifier;
+use crate::error::VerifyError;
 use crate::ids::new_id;
-use crate::ports::{OutboxStore, SendError, SentSms, Sms, SmsSender};
+use crate::ports::{self, SendError, SentSms, Sms, SmsSender, Store};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -18,12 +21,12 @@ pub struct OutboxMessage {
 }
 
 pub struct OutboxSender {
-    store: Arc<dyn OutboxStore>,
+    store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
 }
 
 impl OutboxSender {
-    pub fn new(store: Arc<dyn OutboxStore>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self { store, clock }
     }
 }
@@ -38,10 +41,24 @@ impl SmsSender for OutboxSender {
             verification_id: sms.verification_id.clone(),
             created_at: self.clock.now(),
         };
-        if let Err(e) = self.store.push_outbox(&message).await {
+        let m = message.clone();
+        if let Err(e) = ports::write(self.store.as_ref(), move |tx| Box::pin(async move { tx.push_outbox(&m).await })).await {
             tracing::error!(error = %e, "the dev outbox could not store a message");
             return Err(SendError::retryable("the dev outbox could not store the message"));
         }
         Ok(SentSms { provider: "outbox".into(), provider_message_id: Some(message.id) })
+    }
+}
+
+impl Verifier {
+    /// The newest `limit` messages the dev outbox stored, optionally only those to one number.
+    pub async fn outbox(&self, _caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
+        let to = to.map(|raw| self.parse_phone(raw)).transpose()?.map(|p| p.as_str().to_string());
+        ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.outbox(to.as_deref(), limit).await?) })).await
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping(&self) -> Result<(), VerifyError> {
+        Ok(self.store.ping().await?)
     }
 }

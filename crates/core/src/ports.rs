@@ -1,5 +1,6 @@
-//! The traits the core needs from the outside world: storage (one trait per aggregate, combined
-//! in `Store`), SMS delivery and an observer for metrics.
+//! The traits the core needs from the outside world: storage (units of work run as one
+//! transaction, over statements grouped by aggregate in `Tx`), SMS delivery and an observer for
+//! metrics.
 use crate::apikey::ApiKey;
 use crate::message::{DeliveryStatus, InboundMessage, Message};
 use crate::outbox::OutboxMessage;
@@ -17,6 +18,10 @@ pub enum StoreError {
     /// The database could not be reached or timed out; the operation may be retried.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The unit of work returned an error, so its writes were rolled back. `ports::write` turns
+    /// this back into the unit's own error; it never reaches a client.
+    #[error("unit of work aborted")]
+    Aborted,
     /// Anything else; the text is for logs only, never for clients.
     #[error("database error: {0}")]
     Other(String),
@@ -24,56 +29,69 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A boxed future, as the store's units of work return them.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// One use case's work against the store: it runs inside one transaction and must only await the
+/// `Tx` it is given (on SQLite it runs on the writer thread, where nothing else can wake it).
+pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, StoreResult<()>> + Send>;
+
+/// The statements a unit of work can run, one trait per aggregate. Inside `Store::write` a read
+/// of a row the unit may change (`verification`, `pending_verification`) locks it until commit,
+/// so a unit never races another unit on the same row.
+pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + OutboxTx + SecretTx + MessageTx + OptOutTx + InboundTx {}
+impl<T: VerificationTx + ServiceTx + ApiKeyTx + OutboxTx + SecretTx + MessageTx + OptOutTx + InboundTx> Tx for T {}
+
 #[async_trait]
-pub trait VerificationStore: Send + Sync {
-    /// Inserts a new pending verification; `Conflict` when one is already pending for the same
-    /// service and number.
-    async fn insert_verification(&self, v: &Verification) -> StoreResult<()>;
-    async fn get_verification(&self, id: &str) -> StoreResult<Option<Verification>>;
-    async fn find_pending_verification(&self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
-    /// Writes `v` only if the stored version is still `expected_version` (and bumps it).
-    /// Returns false when someone else wrote first.
-    async fn update_verification(&self, v: &Verification, expected_version: i64) -> StoreResult<bool>;
-    /// Marks every pending verification whose deadline has passed as expired; returns the
-    /// service and channel of each, for metrics.
-    async fn expire_due_verifications(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, Channel)>>;
+pub trait VerificationTx: Send {
+    /// Inserts a new pending verification; false (and nothing written) when one is already
+    /// pending for the same service and number.
+    async fn insert_verification(&mut self, v: &Verification) -> StoreResult<bool>;
+    async fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>>;
+    async fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
+    /// Writes `v` over the stored row of the same id and version, bumping the version.
+    /// `Conflict` when the stored version differs (a unit that read without its lock).
+    async fn update_verification(&mut self, v: &Verification) -> StoreResult<()>;
+    /// Marks up to `limit` pending verifications whose deadline has passed as expired; returns
+    /// the service and channel of each, for metrics.
+    async fn expire_due_verifications(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, Channel)>>;
     /// Retention: deletes up to `limit` ended verifications last changed before `cutoff`, with
-    /// their messages, and dev-outbox and inbound messages older than `cutoff`. Returns how many
-    /// verifications went.
-    async fn purge_before(&self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+    /// their messages, and dev-outbox, inbound messages and held receipts older than `cutoff`.
+    /// Returns how many verifications went.
+    async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
 
 #[async_trait]
-pub trait ServiceStore: Send + Sync {
-    /// `Conflict` when the name is taken.
-    async fn insert_service(&self, s: &Service) -> StoreResult<()>;
-    /// Looks a service up by id or by name.
-    async fn get_service(&self, id_or_name: &str) -> StoreResult<Option<Service>>;
-    async fn list_services(&self) -> StoreResult<Vec<Service>>;
+pub trait ServiceTx: Send {
+    /// False (and nothing written) when the name is taken.
+    async fn insert_service(&mut self, s: &Service) -> StoreResult<bool>;
+    /// A service by id or by name (the id wins).
+    async fn service(&mut self, id_or_name: &str) -> StoreResult<Option<Service>>;
+    async fn services(&mut self) -> StoreResult<Vec<Service>>;
 }
 
 #[async_trait]
-pub trait ApiKeyStore: Send + Sync {
-    async fn insert_api_key(&self, key: &ApiKey) -> StoreResult<()>;
-    async fn get_api_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
-    async fn find_api_key_by_hash(&self, secret_hash: &[u8]) -> StoreResult<Option<ApiKey>>;
-    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
-    /// Returns false when no active key has this id.
-    async fn revoke_api_key(&self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+pub trait ApiKeyTx: Send {
+    async fn insert_api_key(&mut self, key: &ApiKey) -> StoreResult<()>;
+    async fn api_key(&mut self, id: &str) -> StoreResult<Option<ApiKey>>;
+    async fn api_key_by_hash(&mut self, secret_hash: &[u8]) -> StoreResult<Option<ApiKey>>;
+    async fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>>;
+    /// False when no active key has this id.
+    async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
 }
 
 #[async_trait]
-pub trait OutboxStore: Send + Sync {
-    async fn push_outbox(&self, m: &OutboxMessage) -> StoreResult<()>;
+pub trait OutboxTx: Send {
+    async fn push_outbox(&mut self, m: &OutboxMessage) -> StoreResult<()>;
     /// Newest first.
-    async fn list_outbox(&self, to: Option<&str>, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
+    async fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
 }
 
 #[async_trait]
-pub trait SecretStore: Send + Sync {
-    /// Returns the secret stored under `name`, storing `candidate` first if there is none, so
-    /// every instance on one database ends up with the same secret.
-    async fn get_or_create_secret(&self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+pub trait SecretTx: Send {
+    /// The secret stored under `name`, storing `candidate` first if there is none, so every
+    /// instance on one database ends up with the same secret.
+    async fn secret_or_insert(&mut self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
 }
 
 /// A claim on a message: who holds it (a random token) and until when.
@@ -93,14 +111,15 @@ pub struct MessageResult {
 }
 
 #[async_trait]
-pub trait MessageStore: Send + Sync {
+pub trait MessageTx: Send {
     /// Queues a message; with a lease it is written already claimed by the caller, who sends it
-    /// at once (and anyone else may take it over only after `lease_until`).
-    async fn insert_message(&self, m: &Message, lease: Option<&Lease>) -> StoreResult<()>;
+    /// at once (and anyone else may take it over only after `lease.until`).
+    async fn insert_message(&mut self, m: &Message, lease: Option<&Lease>) -> StoreResult<()>;
     /// Claims up to `limit` messages that were queued at or before `queued_before` (newer ones
-    /// are still being sent by the request that queued them) or whose lease ran out.
+    /// are still being sent by the request that queued them) or whose lease ran out. Several
+    /// instances claiming at once never get the same message.
     async fn claim_due_messages(
-        &self,
+        &mut self,
         now: DateTime<Utc>,
         queued_before: DateTime<Utc>,
         lease_until: DateTime<Utc>,
@@ -109,50 +128,110 @@ pub trait MessageStore: Send + Sync {
     ) -> StoreResult<Vec<Message>>;
     /// Records the result of a claimed send; false when the claim was lost (lease expired and
     /// taken over), in which case nothing is written.
-    async fn finish_message(&self, id: &str, token: &str, result: &MessageResult, now: DateTime<Utc>) -> StoreResult<bool>;
+    async fn finish_message(&mut self, id: &str, token: &str, result: &MessageResult, now: DateTime<Utc>) -> StoreResult<bool>;
     /// Applies a delivery receipt to the message a provider knows by `provider_message_id`,
-    /// never moving a final status backwards. Returns the updated message.
+    /// only where `status.can_follow` its current status. Returns the updated message.
     async fn apply_receipt(
-        &self,
+        &mut self,
         provider_message_id: &str,
         status: DeliveryStatus,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Message>>;
-    async fn list_messages_for_verification(&self, verification_id: &str) -> StoreResult<Vec<Message>>;
+    async fn messages_for_verification(&mut self, verification_id: &str) -> StoreResult<Vec<Message>>;
     /// Keeps a receipt for a provider message id no message carries yet (the receipt overtook the
     /// send's result). Returns false, keeping nothing, when a message carries it by now.
     async fn hold_receipt(
-        &self,
+        &mut self,
         provider_message_id: &str,
         status: DeliveryStatus,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
     /// Removes and returns the receipt held for a provider message id, if any.
-    async fn take_held_receipt(&self, provider_message_id: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>>;
+    async fn take_held_receipt(&mut self, provider_message_id: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>>;
 }
 
 #[async_trait]
-pub trait OptOutStore: Send + Sync {
-    async fn is_opted_out(&self, number: &PhoneNumber) -> StoreResult<bool>;
-    async fn set_opted_out(&self, number: &PhoneNumber, opted_out: bool, now: DateTime<Utc>) -> StoreResult<()>;
+pub trait OptOutTx: Send {
+    async fn is_opted_out(&mut self, number: &PhoneNumber) -> StoreResult<bool>;
+    async fn set_opted_out(&mut self, number: &PhoneNumber, opted_out: bool, now: DateTime<Utc>) -> StoreResult<()>;
 }
 
 #[async_trait]
-pub trait InboundStore: Send + Sync {
-    /// Stores an inbound message and, in the same transaction, sets (`Some(true)`) or clears
-    /// (`Some(false)`) the sender's opt-out; `Conflict` (and no change) if this provider message
-    /// id was seen before.
-    async fn insert_inbound(&self, m: &InboundMessage, opt_out: Option<bool>) -> StoreResult<()>;
+pub trait InboundTx: Send {
+    /// Stores an inbound message; false (and nothing written) if this provider message id was
+    /// seen before.
+    async fn insert_inbound(&mut self, m: &InboundMessage) -> StoreResult<bool>;
 }
 
+/// A database: units of work, each run as one transaction.
 #[async_trait]
-pub trait Store:
-    VerificationStore + ServiceStore + ApiKeyStore + OutboxStore + SecretStore + MessageStore + OptOutStore + InboundStore
-{
+pub trait Store: Send + Sync {
+    /// Runs `work` in one transaction: everything it wrote is committed together, or, if it
+    /// returns an error, nothing is. Returns once the commit is durable.
+    async fn write(&self, work: Work) -> StoreResult<()>;
+    /// Runs `work` on a read-only connection: it can read but never write.
+    async fn read(&self, work: Work) -> StoreResult<()>;
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+}
+
+/// Runs a unit of work that yields a value, as one transaction (`Store::write`). If it returns an
+/// error, everything it wrote is rolled back and the error is returned.
+pub async fn write<T, E, F>(store: &dyn Store, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, Result<T, E>> + Send + 'static,
+{
+    let (work, slot) = unit(f);
+    finish(store.write(work).await, slot)
+}
+
+/// Runs a read-only unit of work that yields a value (`Store::read`).
+pub async fn read<T, E, F>(store: &dyn Store, f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, Result<T, E>> + Send + 'static,
+{
+    let (work, slot) = unit(f);
+    finish(store.read(work).await, slot)
+}
+
+type Slot<T, E> = std::sync::Arc<std::sync::Mutex<Option<Result<T, E>>>>;
+
+/// Wraps `f` as `Work` that leaves its result in a slot; an error result makes the unit fail
+/// (`StoreError::Aborted`), so the store rolls it back.
+fn unit<T, E, F>(f: F) -> (Work, Slot<T, E>)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    F: for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, Result<T, E>> + Send + 'static,
+{
+    let slot: Slot<T, E> = Default::default();
+    let out = slot.clone();
+    let work: Work = Box::new(move |tx| {
+        Box::pin(async move {
+            let result = f(tx).await;
+            let failed = result.is_err();
+            if let Ok(mut out) = out.lock() {
+                *out = Some(result);
+            }
+            if failed { Err(StoreError::Aborted) } else { Ok(()) }
+        })
+    });
+    (work, slot)
+}
+
+fn finish<T, E: From<StoreError>>(ran: StoreResult<()>, slot: Slot<T, E>) -> Result<T, E> {
+    let result = slot.lock().ok().and_then(|mut s| s.take());
+    match (ran, result) {
+        (Ok(()), Some(result)) | (Err(StoreError::Aborted), Some(result @ Err(_))) => result,
+        (Ok(()), None) | (Err(StoreError::Aborted), _) => Err(StoreError::Other("a unit of work ended without a result".into()).into()),
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
 /// A text message to deliver. `Debug` hides the body: it carries a code.

@@ -1,6 +1,7 @@
 //! The verification state machine. Pure: every rule about statuses, expiry, check attempts and
-//! resends lives here; the engine loads a record, applies one of these methods and writes it back
-//! with a compare-and-swap on `version`, so the rules hold across threads and instances.
+//! resends lives here; the engine loads a record inside a unit of work (which locks it), applies
+//! one of these methods and writes it back in the same transaction, so the rules hold across
+//! threads and instances.
 use crate::phone::PhoneNumber;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -153,7 +154,7 @@ impl Verification {
         if self.attempts >= self.max_attempts {
             // Only reachable if limits were lowered after the record was written.
             self.lock(now);
-            return CheckOutcome::NotPending(self.status);
+            return CheckOutcome::LockedOut;
         }
         self.attempts += 1;
         self.updated_at = now;

@@ -31,26 +31,8 @@ pub struct App {
 
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        let store =
-            phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
-        let mut candidate = [0u8; 32];
-        rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
-        let secret = store.get_or_create_secret("code_keys", &candidate).await.context("cannot load the server secret")?;
         let metrics = Arc::new(Metrics::default());
-        let providers = build_providers(&config, store.clone(), clock.clone(), metrics.clone())?;
-        let verifier = Arc::new(Verifier::new(VerifierParts {
-            store: store.clone(),
-            sender: providers.sender.clone(),
-            clock: clock.clone(),
-            observer: metrics.clone(),
-            keys: ServerKeys::from_secret(&secret),
-            phones: config.phone_policy(),
-            limits: Limits::default(),
-            delivery: config.delivery_times(),
-        }));
-        verifier.ensure_default_service().await.context("cannot create the default service")?;
-        // Load the numbering-plan metadata now rather than on the first request.
-        let _ = verifier.parse_phone("+4915123456789");
+        let (verifier, providers, store) = engine(&config, clock.clone(), metrics.clone()).await?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
@@ -65,7 +47,6 @@ impl App {
         let keys = Arc::new(KeyCache::new(store.clone(), clock.clone(), chrono::Duration::milliseconds(config.api_key_cache_ms as i64)));
         let state = AppState {
             verifier,
-            store,
             keys,
             metrics,
             outbox: providers.has_outbox,
@@ -91,7 +72,11 @@ impl App {
         let sender = tokio::spawn(send_queued(self.state.clone(), Duration::from_millis(self.config.dispatch_interval_ms)));
         let router = http::router(self.state, &self.config);
         let result = match self.tls {
-            None => axum::serve(self.listener, router).with_graceful_shutdown(shutdown).await,
+            None => {
+                axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
             Some(tls) => {
                 let handle = axum_server::Handle::new();
                 let stopper = handle.clone();
@@ -100,7 +85,10 @@ impl App {
                     stopper.graceful_shutdown(Some(Duration::from_secs(30)));
                 });
                 let listener = self.listener.into_std()?;
-                axum_server::from_tcp_rustls(listener, tls)?.handle(handle).serve(router.into_make_service()).await
+                axum_server::from_tcp_rustls(listener, tls)?
+                    .handle(handle)
+                    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+                    .await
             }
         };
         sweeper.abort();
@@ -174,6 +162,35 @@ async fn send_queued(state: AppState, every: Duration) {
             Err(e) => tracing::warn!(error = %e, "sending queued messages failed"),
         }
     }
+}
+
+/// The engine on the configured database, with the configured SMS providers: what `serve` and
+/// the one-shot commands run on. The store is returned only for the key cache to read through.
+pub async fn engine(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+) -> anyhow::Result<(Arc<Verifier>, Providers, Arc<dyn Store>)> {
+    let store =
+        phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
+    let mut candidate = [0u8; 32];
+    rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
+    let secret = ServerKeys::load_or_create(store.as_ref(), &candidate).await.context("cannot load the server secret")?;
+    let providers = build_providers(config, store.clone(), clock.clone(), observer.clone())?;
+    let verifier = Arc::new(Verifier::new(VerifierParts {
+        store: store.clone(),
+        sender: providers.sender.clone(),
+        clock,
+        observer,
+        keys: secret,
+        phones: config.phone_policy(),
+        limits: Limits::default(),
+        delivery: config.delivery_times(),
+    }));
+    verifier.ensure_default_service().await.context("cannot create the default service")?;
+    // Load the numbering-plan metadata now rather than on the first request.
+    let _ = verifier.parse_phone("+4915123456789");
+    Ok((verifier, providers, store))
 }
 
 /// The configured SMS providers behind the router (the dev outbox when none are configured).

@@ -1,14 +1,20 @@
-//! The one-shot commands of the binary: migrate, keys, outbox. They talk to the database directly.
+//! The one-shot commands of the binary: migrate, keys, outbox, sms. Like the HTTP adapters, they
+//! call the engine.
 use crate::config::Config;
 use anyhow::{Context, bail};
-use phonegate_core::SystemClock;
-use phonegate_core::apikey;
 use phonegate_core::ids::new_id;
-use phonegate_core::ports::{NoObserver, Sms, SmsSender, Store};
+use phonegate_core::ports::{NoObserver, Sms, SmsSender};
+use phonegate_core::{Caller, SystemClock, Verifier};
+use phonegate_providers::Providers;
 use std::sync::Arc;
 
-async fn open(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")
+async fn open(config: &Config) -> anyhow::Result<(Arc<Verifier>, Providers)> {
+    let (verifier, providers, _) = crate::app::engine(config, Arc::new(SystemClock), Arc::new(NoObserver)).await?;
+    Ok((verifier, providers))
+}
+
+fn cli() -> Caller {
+    Caller::system("cli")
 }
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
@@ -18,13 +24,11 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 }
 
 pub async fn keys_create(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.trim().is_empty() || name.trim().chars().count() > 100 {
         bail!("--name must be 1 to 100 characters");
     }
-    let store = open(config).await?;
-    let (key, secret) = apikey::generate(name, chrono::Utc::now());
-    store.insert_api_key(&key).await?;
+    let (verifier, _) = open(config).await?;
+    let (key, secret) = verifier.create_api_key(&cli(), name).await?;
     if json {
         println!("{}", serde_json::json!({ "id": key.id, "name": key.name, "secret": secret }));
     } else {
@@ -37,7 +41,7 @@ pub async fn keys_create(config: &Config, name: &str, json: bool) -> anyhow::Res
 }
 
 pub async fn keys_list(config: &Config, json: bool) -> anyhow::Result<()> {
-    let keys = open(config).await?.list_api_keys().await?;
+    let keys = open(config).await?.0.api_keys(&cli()).await?;
     if json {
         let list: Vec<_> = keys
             .iter()
@@ -54,7 +58,7 @@ pub async fn keys_list(config: &Config, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn keys_revoke(config: &Config, id: &str) -> anyhow::Result<()> {
-    if !open(config).await?.revoke_api_key(id, chrono::Utc::now()).await? {
+    if !open(config).await?.0.revoke_api_key(&cli(), id).await? {
         bail!("no active key with id {id}");
     }
     println!("revoked {id}");
@@ -62,8 +66,10 @@ pub async fn keys_revoke(config: &Config, id: &str) -> anyhow::Result<()> {
 }
 
 pub async fn outbox(config: &Config, to: Option<&str>, limit: u32, json: bool) -> anyhow::Result<()> {
-    let to = to.map(|raw| config.phone_policy().parse(raw)).transpose().context("--to")?;
-    let messages = open(config).await?.list_outbox(to.as_ref().map(|p| p.as_str()), limit).await?;
+    if let Some(raw) = to {
+        config.phone_policy().parse(raw).context("--to")?;
+    }
+    let messages = open(config).await?.0.outbox(&cli(), to, limit).await?;
     if json {
         println!("{}", serde_json::json!({ "messages": messages }));
     } else if messages.is_empty() {
@@ -80,8 +86,7 @@ pub async fn sms_send(config: &Config, to: &str, body: &str, provider: Option<&s
     if body.is_empty() {
         bail!("--body must not be empty");
     }
-    let store = open(config).await?;
-    let providers = crate::app::build_providers(config, store, Arc::new(SystemClock), Arc::new(NoObserver))?;
+    let (_, providers) = open(config).await?;
     let sms = Sms { message_id: new_id("SM"), to, body: body.to_string(), service: None, from: None, verification_id: None };
     let sent = match provider {
         Some(name) => providers.sender.send_via(name, &sms).await,

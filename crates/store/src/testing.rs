@@ -36,3 +36,32 @@ pub async fn fresh_postgres_schema(admin_url: &str, prefix: &str) -> Result<Stri
     let sep = if admin_url.contains('?') { '&' } else { '?' };
     Ok(format!("{admin_url}{sep}options=-c%20search_path%3D{schema}"))
 }
+
+/// Runs one SQL statement on the database `url` names, whichever backend it is (tests that
+/// break the database on purpose).
+pub async fn execute(url: &str, sql: &str) -> Result<(), StoreError> {
+    if url.starts_with("sqlite:") {
+        let conn = rusqlite::Connection::open(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:"))
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        conn.execute_batch(sql).map_err(|e| StoreError::Other(e.to_string()))
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| StoreError::Other(e.to_string()))
+    }
+}
+
+/// Runs a query that yields one integer (a count) on the database `url` names.
+pub async fn count(url: &str, sql: &str) -> Result<i64, StoreError> {
+    if url.starts_with("sqlite:") {
+        let conn = rusqlite::Connection::open(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:"))
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        conn.query_row(sql, [], |r| r.get(0)).map_err(|e| StoreError::Other(e.to_string()))
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut conn).await.map_err(|e| StoreError::Other(e.to_string()))
+    }
+}

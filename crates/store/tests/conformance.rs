@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use phonegate_core::apikey;
 use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
 use phonegate_core::outbox::OutboxMessage;
-use phonegate_core::ports::{Lease, MessageResult, Store, StoreError};
+use phonegate_core::ports::{self, Lease, MessageResult, Store, StoreError};
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::{Channel, PhoneNumber, Status, Verification};
 use std::sync::Arc;
@@ -33,10 +33,28 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 1, 8, 0, 0).unwrap()
 }
 
+/// Runs the statements in `$body` (with `tx` in scope) as one write unit; what they use is
+/// cloned in first.
+macro_rules! write {
+    ($s:expr, [$($v:ident),*], |$tx:ident| $body:expr) => {{
+        $(let $v = $v.clone();)*
+        ports::write($s, move |$tx| Box::pin(async move { $body })).await
+    }};
+}
+
+/// The same as read-only work.
+macro_rules! read {
+    ($s:expr, [$($v:ident),*], |$tx:ident| $body:expr) => {{
+        $(let $v = $v.clone();)*
+        ports::read($s, move |$tx| Box::pin(async move { $body })).await
+    }};
+}
+
 async fn service(store: &dyn Store, name: &str) -> String {
     let s = ServiceSettings { name: name.into(), ..Default::default() }.into_service(t0()).unwrap();
-    store.insert_service(&s).await.unwrap();
-    s.id
+    let id = s.id.clone();
+    assert!(write!(store, [s], |tx| tx.insert_service(&s).await).unwrap());
+    id
 }
 
 fn verification(id: &str, service_id: &str, to: &str) -> Verification {
@@ -68,54 +86,106 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
     }
 }
 
+async fn get(s: &dyn Store, id: &str) -> Option<Verification> {
+    let id = id.to_string();
+    read!(s, [], |tx| tx.verification(&id).await).unwrap()
+}
+
+async fn insert(s: &dyn Store, v: &Verification) -> bool {
+    let v = v.clone();
+    write!(s, [], |tx| tx.insert_verification(&v).await).unwrap()
+}
+
 #[tokio::test]
-async fn verifications_round_trip_and_compare_and_swap() {
+async fn verifications_round_trip_with_one_pending_per_number() {
     for b in backends().await {
         let s = b.store.as_ref();
         let svc = service(s, "a").await;
         let v = verification("VE1", &svc, "+4915100000001");
-        s.insert_verification(&v).await.unwrap();
-        assert_eq!(s.get_verification("VE1").await.unwrap().as_ref(), Some(&v), "{}", b.name);
-        assert_eq!(s.get_verification("VE404").await.unwrap(), None);
+        assert!(insert(s, &v).await);
+        assert_eq!(get(s, "VE1").await.as_ref(), Some(&v), "{}", b.name);
+        assert_eq!(get(s, "VE404").await, None);
 
-        // A second pending verification for the same service and number is refused.
+        // A second pending verification for the same service and number is not written.
         let twin = verification("VE2", &svc, "+4915100000001");
-        assert!(matches!(s.insert_verification(&twin).await, Err(StoreError::Conflict)), "{}", b.name);
-        assert_eq!(s.find_pending_verification(&svc, &v.to).await.unwrap().map(|v| v.id), Some("VE1".into()));
+        assert!(!insert(s, &twin).await, "{}", b.name);
+        let (svc2, to) = (svc.clone(), v.to.clone());
+        let pending = read!(s, [svc2, to], |tx| tx.pending_verification(&svc2, &to).await).unwrap();
+        assert_eq!(pending.map(|v| v.id), Some("VE1".into()));
 
         let mut approved = v.clone();
         approved.attempts = 1;
         approved.status = Status::Approved;
         approved.approved_at = Some(t0() + Duration::seconds(3));
-        assert!(s.update_verification(&approved, 0).await.unwrap());
-        assert!(!s.update_verification(&approved, 0).await.unwrap(), "{}: a stale version must lose", b.name);
-        let stored = s.get_verification("VE1").await.unwrap().unwrap();
+        write!(s, [approved], |tx| tx.update_verification(&approved).await).unwrap();
+        let stale = write!(s, [approved], |tx| tx.update_verification(&approved).await);
+        assert!(matches!(stale, Err(StoreError::Conflict)), "{}: a stale version must lose", b.name);
+        let stored = get(s, "VE1").await.unwrap();
         assert_eq!((stored.status, stored.attempts, stored.version, stored.approved_at), (Status::Approved, 1, 1, approved.approved_at));
         // Not pending any more: the number is free for a new one.
-        assert_eq!(s.find_pending_verification(&svc, &v.to).await.unwrap(), None);
-        s.insert_verification(&twin).await.unwrap();
+        assert_eq!(read!(s, [svc2, to], |tx| tx.pending_verification(&svc2, &to).await).unwrap(), None);
+        assert!(insert(s, &twin).await);
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Refused {
+    ByTheStore,
+    ByTheUseCase,
+}
+
+impl From<StoreError> for Refused {
+    fn from(_: StoreError) -> Self {
+        Self::ByTheStore
     }
 }
 
 #[tokio::test]
-async fn parallel_compare_and_swap_has_exactly_one_winner() {
+async fn a_failing_unit_writes_nothing_and_read_only_work_cannot_write() {
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let svc = service(s, "atomic").await;
+        let v = verification("VEatom", &svc, "+4915100000040");
+        let failed: Result<(), Refused> = write!(s, [v], |tx| {
+            assert!(tx.insert_verification(&v).await?);
+            tx.insert_message(&message("SMatom", "VEatom"), None).await?;
+            Err(Refused::ByTheUseCase)
+        });
+        assert_eq!(failed, Err(Refused::ByTheUseCase));
+        assert_eq!(get(s, "VEatom").await, None, "{}: nothing of a failed unit is kept", b.name);
+        let messages = read!(s, [], |tx| tx.messages_for_verification("VEatom").await).unwrap();
+        assert!(messages.is_empty(), "{}", b.name);
+
+        let wrote = read!(s, [v], |tx| tx.insert_verification(&v).await);
+        assert!(wrote.is_err(), "{}: read-only work must not write", b.name);
+        assert_eq!(get(s, "VEatom").await, None, "{}", b.name);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_units_on_one_row_take_turns() {
     for b in backends().await {
         let svc = service(b.store.as_ref(), "race").await;
         let v = verification("VErace", &svc, "+4915100000002");
-        b.store.insert_verification(&v).await.unwrap();
+        assert!(insert(b.store.as_ref(), &v).await);
+        // Twenty units each read the row, add one attempt and write it back: none may be lost.
         let tasks: Vec<_> = (0..20)
-            .map(|i| {
+            .map(|_| {
                 let store = b.store.clone();
-                let mut mine = v.clone();
-                mine.attempts = i + 1;
-                tokio::spawn(async move { store.update_verification(&mine, 0).await.unwrap() })
+                tokio::spawn(async move {
+                    write!(store.as_ref(), [], |tx| {
+                        let mut v = tx.verification("VErace").await?.unwrap();
+                        v.attempts += 1;
+                        tx.update_verification(&v).await
+                    })
+                })
             })
             .collect();
-        let mut winners = 0;
         for t in tasks {
-            winners += t.await.unwrap() as u32;
+            t.await.unwrap().unwrap();
         }
-        assert_eq!(winners, 1, "{}", b.name);
+        let stored = get(b.store.as_ref(), "VErace").await.unwrap();
+        assert_eq!((stored.attempts, stored.version), (20, 20), "{}", b.name);
     }
 }
 
@@ -126,14 +196,15 @@ async fn expiry_sweep_takes_only_overdue_pending_rows() {
         let svc = service(s, "exp").await;
         let mut early = verification("VEearly", &svc, "+4915100000003");
         early.expires_at = t0() + Duration::minutes(1);
-        s.insert_verification(&early).await.unwrap();
-        s.insert_verification(&verification("VElate", &svc, "+4915100000004")).await.unwrap();
-        let expired = s.expire_due_verifications(t0() + Duration::minutes(2), 100).await.unwrap();
+        assert!(insert(s, &early).await);
+        assert!(insert(s, &verification("VElate", &svc, "+4915100000004")).await);
+        let at = t0() + Duration::minutes(2);
+        let expired = write!(s, [], |tx| tx.expire_due_verifications(at, 100).await).unwrap();
         assert_eq!(expired, vec![(svc.clone(), Channel::Sms)], "{}", b.name);
-        let e = s.get_verification("VEearly").await.unwrap().unwrap();
+        let e = get(s, "VEearly").await.unwrap();
         assert_eq!((e.status, e.expired_at, e.version), (Status::Expired, Some(early.expires_at), 1));
-        assert_eq!(s.get_verification("VElate").await.unwrap().unwrap().status, Status::Pending);
-        assert!(s.expire_due_verifications(t0() + Duration::minutes(2), 100).await.unwrap().is_empty());
+        assert_eq!(get(s, "VElate").await.unwrap().status, Status::Pending);
+        assert!(write!(s, [], |tx| tx.expire_due_verifications(at, 100).await).unwrap().is_empty());
     }
 }
 
@@ -142,27 +213,27 @@ async fn services_keys_secrets_and_outbox() {
     for b in backends().await {
         let s = b.store.as_ref();
         let id = service(s, "Shop").await;
-        assert_eq!(s.get_service("Shop").await.unwrap().unwrap().id, id);
-        assert_eq!(s.get_service(&id).await.unwrap().unwrap().name, "Shop");
+        assert_eq!(read!(s, [], |tx| tx.service("Shop").await).unwrap().unwrap().id, id);
+        assert_eq!(read!(s, [id], |tx| tx.service(&id).await).unwrap().unwrap().name, "Shop");
         let dup = ServiceSettings { name: "Shop".into(), ..Default::default() }.into_service(t0()).unwrap();
-        assert!(matches!(s.insert_service(&dup).await, Err(StoreError::Conflict)), "{}", b.name);
+        assert!(!write!(s, [dup], |tx| tx.insert_service(&dup).await).unwrap(), "{}", b.name);
         service(s, "Alpha").await;
-        let names: Vec<String> = s.list_services().await.unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<String> = read!(s, [], |tx| tx.services().await).unwrap().into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["Alpha", "Shop"]);
 
         let (key, secret) = apikey::generate("ci", t0());
-        s.insert_api_key(&key).await.unwrap();
+        write!(s, [key], |tx| tx.insert_api_key(&key).await).unwrap();
         assert_eq!(apikey::authenticate_secret(s, &secret).await.unwrap().map(|k| k.id), Some(key.id.clone()));
         assert_eq!(apikey::authenticate_pair(s, &key.id, &secret).await.unwrap().map(|k| k.name), Some("ci".into()));
         assert!(apikey::authenticate_pair(s, &key.id, "wrong").await.unwrap().is_none());
-        assert!(s.revoke_api_key(&key.id, t0()).await.unwrap());
-        assert!(!s.revoke_api_key(&key.id, t0()).await.unwrap());
+        let kid = key.id.clone();
+        assert!(write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0()).await).unwrap());
+        assert!(!write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0()).await).unwrap());
         assert!(apikey::authenticate_secret(s, &secret).await.unwrap().is_none());
-        assert_eq!(s.list_api_keys().await.unwrap()[0].revoked_at, Some(t0()));
+        assert_eq!(read!(s, [], |tx| tx.api_keys().await).unwrap()[0].revoked_at, Some(t0()));
 
-        let first = s.get_or_create_secret("k", b"one").await.unwrap();
-        assert_eq!(first, b"one");
-        assert_eq!(s.get_or_create_secret("k", b"two").await.unwrap(), b"one", "{}", b.name);
+        assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"one").await).unwrap(), b"one");
+        assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"two").await).unwrap(), b"one", "{}", b.name);
 
         for (i, to) in ["+491", "+492", "+491"].iter().enumerate() {
             let m = OutboxMessage {
@@ -172,11 +243,11 @@ async fn services_keys_secrets_and_outbox() {
                 verification_id: None,
                 created_at: t0(),
             };
-            s.push_outbox(&m).await.unwrap();
+            write!(s, [m], |tx| tx.push_outbox(&m).await).unwrap();
         }
-        let bodies: Vec<String> = s.list_outbox(Some("+491"), 10).await.unwrap().into_iter().map(|m| m.body).collect();
+        let bodies: Vec<String> = read!(s, [], |tx| tx.outbox(Some("+491"), 10).await).unwrap().into_iter().map(|m| m.body).collect();
         assert_eq!(bodies, ["body 2", "body 0"], "{}: newest first", b.name);
-        assert_eq!(s.list_outbox(None, 2).await.unwrap().len(), 2);
+        assert_eq!(read!(s, [], |tx| tx.outbox(None, 2).await).unwrap().len(), 2);
         s.ping().await.unwrap();
     }
 }
@@ -199,27 +270,36 @@ fn message(id: &str, verification_id: &str) -> Message {
     }
 }
 
+async fn queue(s: &dyn Store, m: Message, lease: Option<Lease>) {
+    write!(s, [], |tx| tx.insert_message(&m, lease.as_ref()).await).unwrap()
+}
+
+async fn claim(s: &dyn Store, now: DateTime<Utc>, queued_before: DateTime<Utc>, until: DateTime<Utc>, token: &str, n: u32) -> Vec<Message> {
+    let token = token.to_string();
+    write!(s, [], |tx| tx.claim_due_messages(now, queued_before, until, &token, n).await).unwrap()
+}
+
 #[tokio::test]
 async fn the_message_queue_claims_leases_and_receipts() {
     for b in backends().await {
         let s = b.store.as_ref();
         let svc = service(s, "q").await;
-        s.insert_verification(&verification("VEq", &svc, "+4915100000009")).await.unwrap();
+        assert!(insert(s, &verification("VEq", &svc, "+4915100000009")).await);
         // SMa is written already claimed by its sender (tok1), SMb queued.
         let tok1 = Lease { token: "tok1".into(), until: t0() + Duration::seconds(60) };
-        s.insert_message(&Message { status: DeliveryStatus::Sending, claims: 1, ..message("SMa", "VEq") }, Some(&tok1)).await.unwrap();
-        s.insert_message(&message("SMb", "VEq"), None).await.unwrap();
+        queue(s, Message { status: DeliveryStatus::Sending, claims: 1, ..message("SMa", "VEq") }, Some(tok1)).await;
+        queue(s, message("SMb", "VEq"), None).await;
         let lease = t0() + Duration::seconds(60);
 
-        let due: Vec<String> = s.claim_due_messages(t0(), t0(), lease, "tok3", 10).await.unwrap().into_iter().map(|m| m.id).collect();
+        let due: Vec<String> = claim(s, t0(), t0(), lease, "tok3", 10).await.into_iter().map(|m| m.id).collect();
         assert_eq!(due, ["SMb"], "{}: SMa is held by tok1", b.name);
-        s.insert_message(&Message { created_at: t0() + Duration::seconds(5), ..message("SMc", "VEq") }, None).await.unwrap();
-        let young = s.claim_due_messages(t0() + Duration::seconds(5), t0(), lease, "tok5", 10).await.unwrap();
+        queue(s, Message { created_at: t0() + Duration::seconds(5), ..message("SMc", "VEq") }, None).await;
+        let young = claim(s, t0() + Duration::seconds(5), t0(), lease, "tok5", 10).await;
         assert!(young.is_empty(), "{}: a message newer than queued_before is left to its sender", b.name);
 
         // After the lease, another sender may take it over; the old holder can no longer finish.
         let later = t0() + Duration::seconds(61);
-        let taken = s.claim_due_messages(later, later, later + Duration::seconds(60), "tok4", 10).await.unwrap();
+        let taken = claim(s, later, later, later + Duration::seconds(60), "tok4", 10).await;
         assert_eq!(taken.len(), 3, "{}", b.name);
         let sent = MessageResult {
             status: DeliveryStatus::Sent,
@@ -227,15 +307,16 @@ async fn the_message_queue_claims_leases_and_receipts() {
             provider_message_id: Some("P1".into()),
             error: None,
         };
-        assert!(!s.finish_message("SMa", "tok1", &sent, later).await.unwrap(), "{}: stale token", b.name);
-        assert!(s.finish_message("SMa", "tok4", &sent, later).await.unwrap());
+        assert!(!write!(s, [sent], |tx| tx.finish_message("SMa", "tok1", &sent, later).await).unwrap(), "{}: stale token", b.name);
+        assert!(write!(s, [sent], |tx| tx.finish_message("SMa", "tok4", &sent, later).await).unwrap());
 
-        let delivered = s.apply_receipt("P1", DeliveryStatus::Delivered, None, later).await.unwrap().unwrap();
+        let receipt = async |pmid: &'static str, status| write!(s, [], |tx| tx.apply_receipt(pmid, status, None, later).await);
+        let delivered = receipt("P1", DeliveryStatus::Delivered).await.unwrap().unwrap();
         assert_eq!((delivered.status, delivered.provider.as_deref()), (DeliveryStatus::Delivered, Some("tw")));
-        assert!(s.apply_receipt("P1", DeliveryStatus::Sent, None, later).await.unwrap().is_none(), "{}: never backwards", b.name);
-        assert!(s.apply_receipt("unknown", DeliveryStatus::Delivered, None, later).await.unwrap().is_none());
+        assert!(receipt("P1", DeliveryStatus::Sent).await.unwrap().is_none(), "{}: never backwards", b.name);
+        assert!(receipt("unknown", DeliveryStatus::Delivered).await.unwrap().is_none());
         let listed: Vec<(String, DeliveryStatus)> =
-            s.list_messages_for_verification("VEq").await.unwrap().into_iter().map(|m| (m.id, m.status)).collect();
+            read!(s, [], |tx| tx.messages_for_verification("VEq").await).unwrap().into_iter().map(|m| (m.id, m.status)).collect();
         assert_eq!(
             listed,
             [
@@ -251,9 +332,9 @@ async fn the_message_queue_claims_leases_and_receipts() {
 async fn parallel_claims_never_hand_out_a_message_twice() {
     for b in backends().await {
         let svc = service(b.store.as_ref(), "pq").await;
-        b.store.insert_verification(&verification("VEpq", &svc, "+4915100000010")).await.unwrap();
+        assert!(insert(b.store.as_ref(), &verification("VEpq", &svc, "+4915100000010")).await);
         for i in 0..30 {
-            b.store.insert_message(&message(&format!("SM{i:02}"), "VEpq"), None).await.unwrap();
+            queue(b.store.as_ref(), message(&format!("SM{i:02}"), "VEpq"), None).await;
         }
         let tasks: Vec<_> = (0..8)
             .map(|w| {
@@ -261,7 +342,7 @@ async fn parallel_claims_never_hand_out_a_message_twice() {
                 tokio::spawn(async move {
                     let mut mine = Vec::new();
                     loop {
-                        let got = store.claim_due_messages(t0(), t0(), t0() + Duration::seconds(60), &format!("w{w}"), 3).await.unwrap();
+                        let got = claim(store.as_ref(), t0(), t0(), t0() + Duration::seconds(60), &format!("w{w}"), 3).await;
                         if got.is_empty() {
                             return mine;
                         }
@@ -285,12 +366,13 @@ async fn opt_outs_and_inbound_deduplication() {
     for b in backends().await {
         let s = b.store.as_ref();
         let n = PhoneNumber::from_trusted("+4915100000011".into());
-        assert!(!s.is_opted_out(&n).await.unwrap());
-        s.set_opted_out(&n, true, t0()).await.unwrap();
-        s.set_opted_out(&n, true, t0()).await.unwrap();
-        assert!(s.is_opted_out(&n).await.unwrap(), "{}", b.name);
-        s.set_opted_out(&n, false, t0()).await.unwrap();
-        assert!(!s.is_opted_out(&n).await.unwrap());
+        let opted_out = async || read!(s, [n], |tx| tx.is_opted_out(&n).await);
+        assert!(!opted_out().await.unwrap());
+        write!(s, [n], |tx| tx.set_opted_out(&n, true, t0()).await).unwrap();
+        write!(s, [n], |tx| tx.set_opted_out(&n, true, t0()).await).unwrap();
+        assert!(opted_out().await.unwrap(), "{}", b.name);
+        write!(s, [n], |tx| tx.set_opted_out(&n, false, t0()).await).unwrap();
+        assert!(!opted_out().await.unwrap());
 
         let inbound = InboundMessage {
             id: "IM1".into(),
@@ -301,14 +383,11 @@ async fn opt_outs_and_inbound_deduplication() {
             body: "STOP".into(),
             received_at: t0(),
         };
-        s.insert_inbound(&inbound, Some(true)).await.unwrap();
-        assert!(s.is_opted_out(&n).await.unwrap(), "{}: stored and applied together", b.name);
+        assert!(write!(s, [inbound], |tx| tx.insert_inbound(&inbound).await).unwrap());
         let again = InboundMessage { id: "IM2".into(), body: "START".into(), ..inbound.clone() };
-        assert!(matches!(s.insert_inbound(&again, Some(false)).await, Err(StoreError::Conflict)), "{}", b.name);
-        assert!(s.is_opted_out(&n).await.unwrap(), "{}: a duplicate changes nothing", b.name);
+        assert!(!write!(s, [again], |tx| tx.insert_inbound(&again).await).unwrap(), "{}: a duplicate is not stored", b.name);
         let other_provider = InboundMessage { id: "IM3".into(), provider: "vonage".into(), ..inbound };
-        s.insert_inbound(&other_provider, Some(false)).await.unwrap();
-        assert!(!s.is_opted_out(&n).await.unwrap());
+        assert!(write!(s, [other_provider], |tx| tx.insert_inbound(&other_provider).await).unwrap());
     }
 }
 
@@ -320,20 +399,21 @@ async fn retention_deletes_only_old_ended_verifications_with_their_messages() {
         let mut old = verification("VEold", &svc, "+4915100000020");
         old.status = Status::Approved;
         old.approved_at = Some(t0());
-        s.insert_verification(&old).await.unwrap();
-        s.insert_message(&message("SMold", "VEold"), None).await.unwrap();
-        s.insert_verification(&verification("VEpending", &svc, "+4915100000021")).await.unwrap();
+        assert!(insert(s, &old).await);
+        queue(s, message("SMold", "VEold"), None).await;
+        assert!(insert(s, &verification("VEpending", &svc, "+4915100000021")).await);
         let mut recent = verification("VErecent", &svc, "+4915100000022");
         recent.status = Status::Expired;
         recent.updated_at = t0() + Duration::days(40);
-        s.insert_verification(&recent).await.unwrap();
+        assert!(insert(s, &recent).await);
 
-        let purged = s.purge_before(t0() + Duration::days(30), 100).await.unwrap();
+        let cutoff = t0() + Duration::days(30);
+        let purged = write!(s, [], |tx| tx.purge_before(cutoff, 100).await).unwrap();
         assert_eq!(purged, 1, "{}", b.name);
-        assert!(s.get_verification("VEold").await.unwrap().is_none());
-        assert!(s.list_messages_for_verification("VEold").await.unwrap().is_empty());
-        assert!(s.get_verification("VEpending").await.unwrap().is_some(), "{}: pending rows stay", b.name);
-        assert!(s.get_verification("VErecent").await.unwrap().is_some());
+        assert!(get(s, "VEold").await.is_none());
+        assert!(read!(s, [], |tx| tx.messages_for_verification("VEold").await).unwrap().is_empty());
+        assert!(get(s, "VEpending").await.is_some(), "{}: pending rows stay", b.name);
+        assert!(get(s, "VErecent").await.is_some());
     }
 }
 
@@ -341,20 +421,19 @@ async fn retention_deletes_only_old_ended_verifications_with_their_messages() {
 async fn early_receipts_are_held_until_a_message_carries_their_id() {
     for b in backends().await {
         let s = b.store.as_ref();
-        assert!(s.hold_receipt("P9", DeliveryStatus::Sent, None, t0()).await.unwrap(), "{}", b.name);
-        assert!(s.hold_receipt("P9", DeliveryStatus::Delivered, Some("late"), t0()).await.unwrap(), "{}: the latest wins", b.name);
-        assert_eq!(s.take_held_receipt("P9").await.unwrap(), Some((DeliveryStatus::Delivered, Some("late".into()))));
-        assert_eq!(s.take_held_receipt("P9").await.unwrap(), None, "{}: taken once", b.name);
+        let hold = async |pmid: &'static str, status, error: Option<&'static str>| {
+            write!(s, [], |tx| tx.hold_receipt(pmid, status, error, t0()).await)
+        };
+        let take = async |pmid: &'static str| write!(s, [], |tx| tx.take_held_receipt(pmid).await);
+        assert!(hold("P9", DeliveryStatus::Sent, None).await.unwrap(), "{}", b.name);
+        assert!(hold("P9", DeliveryStatus::Delivered, Some("late")).await.unwrap(), "{}: the latest wins", b.name);
+        assert_eq!(take("P9").await.unwrap(), Some((DeliveryStatus::Delivered, Some("late".into()))));
+        assert_eq!(take("P9").await.unwrap(), None, "{}: taken once", b.name);
 
         let svc = service(s, "er").await;
-        s.insert_verification(&verification("VEer", &svc, "+4915100000030")).await.unwrap();
-        s.insert_message(
-            &Message { provider_message_id: Some("P10".into()), status: DeliveryStatus::Sent, ..message("SMer", "VEer") },
-            None,
-        )
-        .await
-        .unwrap();
-        assert!(!s.hold_receipt("P10", DeliveryStatus::Delivered, None, t0()).await.unwrap(), "{}: a message carries P10", b.name);
-        assert_eq!(s.take_held_receipt("P10").await.unwrap(), None);
+        assert!(insert(s, &verification("VEer", &svc, "+4915100000030")).await);
+        queue(s, Message { provider_message_id: Some("P10".into()), status: DeliveryStatus::Sent, ..message("SMer", "VEer") }, None).await;
+        assert!(!hold("P10", DeliveryStatus::Delivered, None).await.unwrap(), "{}: a message carries P10", b.name);
+        assert_eq!(take("P10").await.unwrap(), None);
     }
 }

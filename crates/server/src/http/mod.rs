@@ -17,7 +17,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use phonegate_core::apikey::KeyCache;
-use phonegate_core::ports::Store;
 use phonegate_core::{Clock, Verifier};
 use phonegate_providers::{TwilioAccount, VonageAccount};
 use std::sync::Arc;
@@ -31,7 +30,6 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub verifier: Arc<Verifier>,
-    pub store: Arc<dyn Store>,
     pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,
     /// True when the dev outbox is a configured provider (its read endpoints exist only then).
@@ -85,6 +83,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn(auth::request_meta))
         // Path only: query strings may carry credentials (compat APIs) and are never logged.
         .layer(
             TraceLayer::new_for_http()

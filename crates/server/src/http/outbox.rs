@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Html;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
+use phonegate_core::Caller;
 use phonegate_core::outbox::OutboxMessage;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -42,20 +43,23 @@ pub struct MessageView {
     created_at: DateTime<Utc>,
 }
 
-async fn messages(s: &AppState, q: OutboxQuery) -> Result<Vec<OutboxMessage>, ApiError> {
+async fn messages(s: &AppState, caller: &Caller, q: OutboxQuery) -> Result<Vec<OutboxMessage>, ApiError> {
     if !s.outbox {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "outbox_disabled", "the dev outbox is not the configured SMS provider"));
     }
-    let to = q.to.as_deref().map(|raw| s.verifier.parse_phone(raw)).transpose()?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    Ok(s.store.list_outbox(to.as_ref().map(|p| p.as_str()), limit).await?)
+    Ok(s.verifier.outbox(caller, q.to.as_deref(), limit).await?)
 }
 
 /// Messages the dev outbox stored instead of sending, newest first.
 #[utoipa::path(get, path = "/api/dev/outbox", tag = "dev", params(OutboxQuery),
     responses((status = 200, body = OutboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
-async fn list(State(s): State<AppState>, _: Authenticated, ApiQuery(q): ApiQuery<OutboxQuery>) -> Result<Json<OutboxView>, ApiError> {
-    let messages = messages(&s, q).await?;
+async fn list(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
+) -> Result<Json<OutboxView>, ApiError> {
+    let messages = messages(&s, &caller, q).await?;
     let messages = messages
         .into_iter()
         .map(|m| MessageView { to: m.to, body: m.body, verification_id: m.verification_id, created_at: m.created_at })
@@ -63,8 +67,12 @@ async fn list(State(s): State<AppState>, _: Authenticated, ApiQuery(q): ApiQuery
     Ok(Json(OutboxView { messages }))
 }
 
-async fn page(State(s): State<AppState>, _: Authenticated, ApiQuery(q): ApiQuery<OutboxQuery>) -> Result<Html<String>, ApiError> {
-    let messages = messages(&s, q).await?;
+async fn page(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    ApiQuery(q): ApiQuery<OutboxQuery>,
+) -> Result<Html<String>, ApiError> {
+    let messages = messages(&s, &caller, q).await?;
     let esc = |t: &str| html_escape::encode_text(t).to_string();
     let rows: String = messages
         .iter()

@@ -63,23 +63,27 @@ pub struct ServiceList {
     responses((status = 201, body = ServiceView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "service_name_taken")))]
 async fn create(
     State(s): State<AppState>,
-    _: Authenticated,
+    Authenticated(caller): Authenticated,
     ApiJson(b): ApiJson<CreateServiceBody>,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
     let settings = ServiceSettings { name: b.name, code_length: b.code_length, code_ttl_secs: b.code_ttl_secs, templates: b.templates };
-    Ok((StatusCode::CREATED, Json(s.verifier.create_service(settings).await?.into())))
+    Ok((StatusCode::CREATED, Json(s.verifier.create_service(&caller, settings).await?.into())))
 }
 
 /// List services, sorted by name.
 #[utoipa::path(get, path = "/api/services", tag = "services", responses((status = 200, body = ServiceList)))]
-async fn list(State(s): State<AppState>, _: Authenticated) -> Result<Json<ServiceList>, ApiError> {
-    let services = s.store.list_services().await?;
+async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<ServiceList>, ApiError> {
+    let services = s.verifier.services(&caller).await?;
     Ok(Json(ServiceList { services: services.into_iter().map(Into::into).collect() }))
 }
 
 /// Read a service by id or name.
 #[utoipa::path(get, path = "/api/services/{id}", tag = "services", params(("id" = String, Path, description = "VA… id or name")),
     responses((status = 200, body = ServiceView), (status = 404, body = ErrorBody)))]
-async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<ServiceView>, ApiError> {
-    Ok(Json(s.verifier.service(Some(&id)).await?.into()))
+async fn get(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<ServiceView>, ApiError> {
+    Ok(Json(s.verifier.service(&caller, Some(&id)).await?.into()))
 }

@@ -146,7 +146,7 @@ pub struct CheckView {
         (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached")))]
 async fn start(
     State(s): State<AppState>,
-    _: Authenticated,
+    Authenticated(caller): Authenticated,
     ApiJson(b): ApiJson<StartBody>,
 ) -> Result<(StatusCode, Json<StartedView>), ApiError> {
     let channel = match b.channel.as_deref() {
@@ -155,8 +155,10 @@ async fn start(
             ApiError::new(StatusCode::BAD_REQUEST, "channel_not_supported", format!("channel `{c}` is not supported; use `sms`"))
         })?,
     };
-    let started =
-        s.verifier.start(StartRequest { service: b.service, to: b.to, channel, locale: b.locale, options: Default::default() }).await?;
+    let started = s
+        .verifier
+        .start(&caller, StartRequest { service: b.service, to: b.to, channel, locale: b.locale, options: Default::default() })
+        .await?;
     Ok((StatusCode::CREATED, Json(StartedView { verification: started.verification.into(), resent: started.resent })))
 }
 
@@ -167,10 +169,14 @@ fn known_id(id: &str) -> Result<(), ApiError> {
 /// Read a verification, with its messages and their delivery status.
 #[utoipa::path(get, path = "/api/verifications/{id}", tag = "verifications", params(("id" = String, Path)),
     responses((status = 200, body = VerificationDetail), (status = 404, body = ErrorBody)))]
-async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationDetail>, ApiError> {
+async fn get(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<VerificationDetail>, ApiError> {
     known_id(&id)?;
-    let verification = s.verifier.get(&id).await?;
-    let messages = s.verifier.messages_for(&id).await?;
+    let verification = s.verifier.get(&caller, &id).await?;
+    let messages = s.verifier.messages_for(&caller, &id).await?;
     let messages = messages
         .into_iter()
         .map(|m| MessageView {
@@ -193,10 +199,7 @@ fn check_view(
 ) -> Result<Json<CheckView>, ApiError> {
     s.metrics.observe_check(started.elapsed().as_secs_f64());
     let (v, outcome) = result?;
-    match outcome {
-        CheckOutcome::NotPending(status) => Err(VerifyError::NotPending(status).into()),
-        _ => Ok(Json(CheckView { id: v.id, status: v.status, valid: outcome == CheckOutcome::Approved })),
-    }
+    Ok(Json(CheckView { id: v.id, status: v.status, valid: outcome == CheckOutcome::Approved }))
 }
 
 /// Check a code. Every check of a pending verification uses one of its 5 attempts; the fifth
@@ -205,13 +208,13 @@ fn check_view(
     responses((status = 200, body = CheckView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …")))]
 async fn check(
     State(s): State<AppState>,
-    _: Authenticated,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     ApiJson(b): ApiJson<CheckBody>,
 ) -> Result<Json<CheckView>, ApiError> {
     known_id(&id)?;
     let t = Instant::now();
-    let result = s.verifier.check(&id, &b.code).await;
+    let result = s.verifier.check(&caller, &id, &b.code).await;
     check_view(&s, t, result)
 }
 
@@ -220,18 +223,22 @@ async fn check(
     responses((status = 200, body = CheckView), (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody)))]
 async fn check_number(
     State(s): State<AppState>,
-    _: Authenticated,
+    Authenticated(caller): Authenticated,
     ApiJson(b): ApiJson<CheckNumberBody>,
 ) -> Result<Json<CheckView>, ApiError> {
     let t = Instant::now();
-    let result = s.verifier.check_number(b.service.as_deref(), &b.to, &b.code).await;
+    let result = s.verifier.check_number(&caller, b.service.as_deref(), &b.to, &b.code).await;
     check_view(&s, t, result)
 }
 
 /// Cancel a pending verification.
 #[utoipa::path(post, path = "/api/verifications/{id}/cancel", tag = "verifications", params(("id" = String, Path)),
     responses((status = 200, body = VerificationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-async fn cancel(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationView>, ApiError> {
+async fn cancel(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<VerificationView>, ApiError> {
     known_id(&id)?;
-    Ok(Json(s.verifier.cancel(&id).await?.into()))
+    Ok(Json(s.verifier.cancel(&caller, &id).await?.into()))
 }

@@ -1,14 +1,15 @@
 //! Provider webhooks: inbound SMS and delivery receipts from Twilio and Vonage. Each request is
 //! trusted only with a valid, fresh signature; anything else gets 403 and changes nothing.
 use super::AppState;
+use super::auth::RequestMeta;
 use super::compat::base_url;
 use super::error::ApiError;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use phonegate_core::message::DeliveryStatus;
 use phonegate_providers::signature::{self, SignatureError};
 use std::collections::BTreeMap;
@@ -53,21 +54,40 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-async fn twilio_sms(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+async fn twilio_sms(
+    State(s): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let params = form(&body)?;
     verify_twilio(&s, &uri, &headers, &params)?;
     let sid = param(&params, "MessageSid").ok_or_else(|| missing("MessageSid"))?;
     let from = param(&params, "From").ok_or_else(|| missing("From"))?;
     let outcome = s
         .verifier
-        .receive("twilio", sid, from, param(&params, "To").unwrap_or_default(), param(&params, "Body").unwrap_or_default())
+        .receive(
+            &meta.provider(),
+            "twilio",
+            sid,
+            from,
+            param(&params, "To").unwrap_or_default(),
+            param(&params, "Body").unwrap_or_default(),
+        )
         .await?;
     tracing::info!(?outcome, "inbound SMS from Twilio");
     // An empty TwiML response: no automatic reply.
     Ok(([(header::CONTENT_TYPE, "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>").into_response())
 }
 
-async fn twilio_status(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn twilio_status(
+    State(s): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let params = form(&body)?;
     verify_twilio(&s, &uri, &headers, &params)?;
     let sid = param(&params, "MessageSid").ok_or_else(|| missing("MessageSid"))?;
@@ -79,7 +99,7 @@ async fn twilio_status(State(s): State<AppState>, uri: Uri, headers: HeaderMap, 
         _ => return Ok(StatusCode::NO_CONTENT),
     };
     let error = param(&params, "ErrorCode").filter(|c| !c.is_empty()).map(|c| format!("Twilio error {c}"));
-    s.verifier.record_receipt(sid, status, error.as_deref()).await?;
+    s.verifier.record_receipt(&meta.provider(), sid, status, error.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -113,19 +133,31 @@ fn verify_vonage(s: &AppState, params: &BTreeMap<String, String>) -> Result<(), 
     })
 }
 
-async fn vonage_sms(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn vonage_sms(
+    State(s): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let params = vonage_params(&uri, &headers, &body)?;
     verify_vonage(&s, &params)?;
     let id = params.get("messageId").ok_or_else(|| missing("messageId"))?;
     let from = params.get("msisdn").ok_or_else(|| missing("msisdn"))?;
     let to = params.get("to").map(String::as_str).unwrap_or_default();
     let text = params.get("text").map(String::as_str).unwrap_or_default();
-    let outcome = s.verifier.receive("vonage", id, from, to, text).await?;
+    let outcome = s.verifier.receive(&meta.provider(), "vonage", id, from, to, text).await?;
     tracing::info!(?outcome, "inbound SMS from Vonage");
     Ok(StatusCode::OK)
 }
 
-async fn vonage_dlr(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Result<StatusCode, ApiError> {
+async fn vonage_dlr(
+    State(s): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
     let params = vonage_params(&uri, &headers, &body)?;
     verify_vonage(&s, &params)?;
     let id = params.get("messageId").ok_or_else(|| missing("messageId"))?;
@@ -137,6 +169,6 @@ async fn vonage_dlr(State(s): State<AppState>, uri: Uri, headers: HeaderMap, bod
         _ => return Ok(StatusCode::OK),
     };
     let error = params.get("err-code").filter(|c| c.as_str() != "0").map(|c| format!("Vonage error {c}"));
-    s.verifier.record_receipt(id, status, error.as_deref()).await?;
+    s.verifier.record_receipt(&meta.provider(), id, status, error.as_deref()).await?;
     Ok(StatusCode::OK)
 }

@@ -3,7 +3,7 @@ use chrono::{Duration, TimeZone, Utc};
 use phonegate::app::App;
 use phonegate::config::Config;
 use phonegate::http::AppState;
-use phonegate_core::{ManualClock, apikey};
+use phonegate_core::{Caller, ManualClock};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -49,8 +49,7 @@ impl TestApp {
         let scheme = if app.is_tls() { "https" } else { "http" };
         let base = format!("{scheme}://{}", app.local_addr());
         let state = app.state.clone();
-        let (key, secret) = apikey::generate("tests", Utc::now());
-        state.store.insert_api_key(&key).await.expect("key stored");
+        let (key, secret) = state.verifier.create_api_key(&Caller::system("tests"), "tests").await.expect("key stored");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -102,13 +101,7 @@ impl TestApp {
 
     /// Runs one SQL statement on the app's database, whichever backend it is.
     pub async fn execute_sql(&self, sql: &'static str) {
-        if self.database_url.starts_with("sqlite:") {
-            let pool = sqlx::SqlitePool::connect(&self.database_url).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        } else {
-            let pool = sqlx::PgPool::connect(&self.database_url).await.unwrap();
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
+        phonegate_store::testing::execute(&self.database_url, sql).await.unwrap();
     }
 
     pub fn advance(&self, by: Duration) {

@@ -72,31 +72,22 @@ pub async fn measure(ctx: &Arc<Ctx>, srv: &Server, rows: u64, connections: usize
 
 const SQLITE_INSERT: &str = "INSERT INTO verifications (id, service_id, to_number, channel, locale, status, code_length, code_digest, \
      code_sealed, attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, version, max_attempts, brand) \
-     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1) \
+     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) \
      SELECT 'VE' || printf('%032x', i), (SELECT id FROM services WHERE name = 'phonegate'), '+49170' || printf('%08d', i), 'sms', 'en', \
-     'approved', 6, x'00', x'00', 1, 1, ?2, ?2, ?2, ?2, ?2, 1, 5, 'bench-old' FROM n";
+     'approved', 6, x'00', x'00', 1, 1, {at}, {at}, {at}, {at}, {at}, 1, 5, 'bench-old' FROM n";
 
 const PG_INSERT: &str = "INSERT INTO verifications (id, service_id, to_number, channel, locale, status, code_length, code_digest, \
      code_sealed, attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, version, max_attempts, brand) \
      SELECT 'VE' || lpad(to_hex(i), 32, '0'), (SELECT id FROM services WHERE name = 'phonegate'), '+49170' || lpad(i::text, 8, '0'), \
-     'sms', 'en', 'approved', 6, '\\x00', '\\x00', 1, 1, $2, $2, $2, $2, $2, 1, 5, 'bench-old' FROM generate_series(1, $1) AS i";
+     'sms', 'en', 'approved', 6, '\\x00', '\\x00', 1, 1, {at}, {at}, {at}, {at}, {at}, 1, 5, 'bench-old' FROM generate_series(1, {rows}) AS i";
 
 async fn insert_old(url: &str, rows: u64, last_changed_ms: i64) -> anyhow::Result<()> {
-    if url.starts_with("sqlite:") {
-        let pool = sqlx::SqlitePool::connect(url).await?;
-        sqlx::query(SQLITE_INSERT).bind(rows as i64).bind(last_changed_ms).execute(&pool).await?;
-    } else {
-        let pool = sqlx::PgPool::connect(url).await?;
-        sqlx::query(PG_INSERT).bind(rows as i64).bind(last_changed_ms).execute(&pool).await?;
-    }
+    let template = if url.starts_with("sqlite:") { SQLITE_INSERT } else { PG_INSERT };
+    let sql = template.replace("{rows}", &rows.to_string()).replace("{at}", &last_changed_ms.to_string());
+    phonegate_store::testing::execute(url, &sql).await?;
     Ok(())
 }
 
 async fn count_old(url: &str) -> anyhow::Result<i64> {
-    let sql = "SELECT count(*) FROM verifications WHERE brand = 'bench-old'";
-    Ok(if url.starts_with("sqlite:") {
-        sqlx::query_scalar(sql).fetch_one(&sqlx::SqlitePool::connect(url).await?).await?
-    } else {
-        sqlx::query_scalar(sql).fetch_one(&sqlx::PgPool::connect(url).await?).await?
-    })
+    Ok(phonegate_store::testing::count(url, "SELECT count(*) FROM verifications WHERE brand = 'bench-old'").await?)
 }

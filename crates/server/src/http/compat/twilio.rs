@@ -2,7 +2,7 @@
 //! id and secret, Twilio's JSON field names, statuses and error codes.
 use super::base_url;
 use crate::http::AppState;
-use crate::http::auth::authenticate;
+use crate::http::auth::{authenticate, meta};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{HeaderMap, StatusCode, request::Parts};
@@ -10,9 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use phonegate_core::apikey::ApiKey;
 use phonegate_core::service::ServiceSettings;
-use phonegate_core::{Channel, CheckOutcome, Service, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
+use phonegate_core::{Caller, Channel, CheckOutcome, Service, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
@@ -91,21 +90,21 @@ impl From<VerifyError> for TwilioError {
 }
 
 /// The caller's key, authenticated like every API; a missing or wrong key is Twilio's 20003.
-pub struct TwilioAuth(ApiKey);
+pub struct TwilioAuth(Caller);
 
 impl FromRequestParts<AppState> for TwilioAuth {
     type Rejection = TwilioError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, TwilioError> {
-        let key = authenticate(&parts.headers, state).await?;
-        key.map(TwilioAuth).ok_or_else(|| TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate"))
+        let caller = authenticate(&parts.headers, &meta(parts), state).await?;
+        caller.map(TwilioAuth).ok_or_else(|| TwilioError::new(StatusCode::UNAUTHORIZED, 20003, "Authenticate"))
     }
 }
 
 impl TwilioAuth {
     /// A stable account SID for the key, so responses carry Twilio's `AC…` shape.
     fn account_sid(&self) -> String {
-        format!("AC{}", self.0.id.trim_start_matches("SK"))
+        format!("AC{}", self.0.key_id.as_deref().unwrap_or_default().trim_start_matches("SK"))
     }
 }
 
@@ -154,8 +153,8 @@ fn attempt(id: &str, at: DateTime<Utc>) -> Value {
 }
 
 /// The send attempts of a verification, as Twilio lists them.
-async fn attempts(s: &AppState, v: &Verification) -> Result<Vec<Value>, TwilioError> {
-    Ok(s.verifier.messages_for(&v.id).await?.iter().map(|m| attempt(&m.id, m.created_at)).collect())
+async fn attempts(s: &AppState, auth: &TwilioAuth, v: &Verification) -> Result<Vec<Value>, TwilioError> {
+    Ok(s.verifier.messages_for(&auth.0, &v.id).await?.iter().map(|m| attempt(&m.id, m.created_at)).collect())
 }
 
 fn verification_json(v: &Verification, attempts: Vec<Value>, auth: &TwilioAuth, base: &str) -> Value {
@@ -192,7 +191,7 @@ async fn create_service(
         }
         None => None,
     };
-    let service = s.verifier.create_service(ServiceSettings { name: name.into(), code_length, ..Default::default() }).await?;
+    let service = s.verifier.create_service(&auth.0, ServiceSettings { name: name.into(), code_length, ..Default::default() }).await?;
     Ok((StatusCode::CREATED, Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers)))))
 }
 
@@ -202,7 +201,7 @@ async fn fetch_service(
     headers: HeaderMap,
     Path(sid): Path<String>,
 ) -> Result<Json<Value>, TwilioError> {
-    let service = s.verifier.service(Some(&sid)).await?;
+    let service = s.verifier.service(&auth.0, Some(&sid)).await?;
     Ok(Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
 }
 
@@ -214,7 +213,7 @@ async fn start(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), TwilioError> {
     let p = Params::parse(&body)?;
-    let service = s.verifier.service(Some(&sid)).await?;
+    let service = s.verifier.service(&auth.0, Some(&sid)).await?;
     let to = p.get("To").ok_or_else(|| TwilioError::invalid("Missing required parameter To in the post body"))?;
     let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
     let channel = Channel::parse(channel)
@@ -224,20 +223,20 @@ async fn start(
     }
     let options = StartOptions { brand: p.get("CustomFriendlyName").map(str::to_string), ..Default::default() };
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
-    let started = s.verifier.start(req).await?;
+    let started = s.verifier.start(&auth.0, req).await?;
     let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers);
     // A first send's only attempt is the one just queued; a resend lists them all.
     let sent = match started.resent {
         false => vec![attempt(&started.message_id, started.queued_at)],
-        true => attempts(&s, &started.verification).await?,
+        true => attempts(&s, &auth, &started.verification).await?,
     };
     Ok((StatusCode::CREATED, Json(verification_json(&started.verification, sent, &auth, &base))))
 }
 
 /// The pending verification a path names, by `VE…` sid or by `To` number. Twilio forgets
 /// verifications once they end, so anything not pending is not found.
-async fn pending_target(s: &AppState, service_sid: &str, target: &str) -> Result<Verification, TwilioError> {
-    let v = target_of(s, service_sid, target).await?;
+async fn pending_target(s: &AppState, auth: &TwilioAuth, service_sid: &str, target: &str) -> Result<Verification, TwilioError> {
+    let v = target_of(s, auth, service_sid, target).await?;
     if v.status_at(s.clock.now()) != Status::Pending {
         return Err(TwilioError::not_found());
     }
@@ -245,13 +244,12 @@ async fn pending_target(s: &AppState, service_sid: &str, target: &str) -> Result
 }
 
 /// The verification a `VE…` sid or a `To` number (its pending verification) names in a service.
-async fn target_of(s: &AppState, service_sid: &str, target: &str) -> Result<Verification, TwilioError> {
-    let service = s.verifier.service(Some(service_sid)).await?;
+async fn target_of(s: &AppState, auth: &TwilioAuth, service_sid: &str, target: &str) -> Result<Verification, TwilioError> {
+    let service = s.verifier.service(&auth.0, Some(service_sid)).await?;
     let v = if target.starts_with("VE") {
-        s.verifier.get(target).await?
+        s.verifier.get(&auth.0, target).await?
     } else {
-        let to = s.verifier.parse_phone(target)?;
-        s.store.find_pending_verification(&service.id, &to).await?.ok_or_else(TwilioError::not_found)?
+        s.verifier.pending(&auth.0, Some(&service.id), target).await?
     };
     if v.service_id != service.id {
         return Err(TwilioError::not_found());
@@ -265,8 +263,8 @@ async fn fetch(
     headers: HeaderMap,
     Path((sid, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, TwilioError> {
-    let v = pending_target(&s, &sid, &target).await?;
-    let sent = attempts(&s, &v).await?;
+    let v = pending_target(&s, &auth, &sid, &target).await?;
+    let sent = attempts(&s, &auth, &v).await?;
     Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
 }
 
@@ -278,32 +276,36 @@ async fn update(
     body: Bytes,
 ) -> Result<Json<Value>, TwilioError> {
     let p = Params::parse(&body)?;
-    let v = pending_target(&s, &sid, &target).await?;
+    let v = pending_target(&s, &auth, &sid, &target).await?;
     let v = match p.get("Status") {
-        Some("canceled") => s.verifier.cancel(&v.id).await?,
-        Some("approved") => s.verifier.approve(&v.id).await?,
+        Some("canceled") => s.verifier.cancel(&auth.0, &v.id).await?,
+        Some("approved") => s.verifier.approve(&auth.0, &v.id).await?,
         _ => return Err(TwilioError::invalid("Invalid parameter `Status`: must be canceled or approved")),
     };
-    let sent = attempts(&s, &v).await?;
+    let sent = attempts(&s, &auth, &v).await?;
     Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
 }
 
 async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {
     let p = Params::parse(&body)?;
     let code = p.get("Code").ok_or_else(|| TwilioError::invalid("Missing required parameter Code in the post body"))?;
-    let target = p
-        .get("VerificationSid")
-        .or(p.get("To"))
-        .ok_or_else(|| TwilioError::new(StatusCode::BAD_REQUEST, 60221, "Either a 'To' number or 'VerificationSid' must be specified"))?;
     // The engine answers for ended verifications: locked → 60202, anything else → 20404.
-    let v = target_of(&s, &sid, target).await?;
     let started = std::time::Instant::now();
-    let result = s.verifier.check(&v.id, code).await;
+    let result = match (p.get("VerificationSid"), p.get("To")) {
+        (Some(vsid), _) => {
+            let v = target_of(&s, &auth, &sid, vsid).await?;
+            s.verifier.check(&auth.0, &v.id, code).await
+        }
+        (None, Some(to)) => {
+            let service = s.verifier.service(&auth.0, Some(&sid)).await?;
+            s.verifier.check_number(&auth.0, Some(&service.id), to, code).await
+        }
+        (None, None) => {
+            return Err(TwilioError::new(StatusCode::BAD_REQUEST, 60221, "Either a 'To' number or 'VerificationSid' must be specified"));
+        }
+    };
     s.metrics.observe_check(started.elapsed().as_secs_f64());
     let (v, outcome) = result?;
-    if let CheckOutcome::NotPending(status) = outcome {
-        return Err(VerifyError::NotPending(status).into());
-    }
     Ok(Json(json!({
         "sid": v.id,
         "service_sid": v.service_id,

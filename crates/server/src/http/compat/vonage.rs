@@ -3,7 +3,8 @@
 //! HTTP 200 with Vonage's string status codes. Vonage request ids are our verification ids
 //! without the `VE` prefix (Vonage allows 32 characters).
 use crate::http::AppState;
-use crate::http::auth::authenticate;
+use crate::http::auth::{RequestMeta, authenticate};
+use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -11,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use phonegate_core::{Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
+use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -101,20 +102,20 @@ fn params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer>
 
 /// Parses and authenticates a request: HTTP Basic, or `api_key` and `api_secret` parameters
 /// (both are a phonegate key id and secret), as Vonage accepts either.
-async fn authenticated(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Params, Answer> {
+async fn authenticated(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(Params, Caller), Answer> {
     let mut p = params(uri, headers, body)?;
     let result = if headers.contains_key(header::AUTHORIZATION) {
-        authenticate(headers, s).await
+        authenticate(headers, meta, s).await
     } else {
         let key = p.get("api_key").ok_or_else(|| missing("api_key"))?;
         let secret = p.get("api_secret").ok_or_else(|| missing("api_secret"))?;
-        s.keys.by_pair(key, secret).await
+        s.keys.by_pair(key, secret).await.map(|k| k.map(|k| Caller::key(k.id, meta.ip, meta.request_id.clone())))
     };
     match result {
-        Ok(Some(key)) => {
+        Ok(Some(caller)) => {
             // Vonage reports the account a request ran under; ours is the key.
-            p.insert("api_key".into(), key.id);
-            Ok(p)
+            p.insert("api_key".into(), caller.key_id.clone().unwrap_or_default());
+            Ok((p, caller))
         }
         Ok(None) => Err(fail("4", "Bad Credentials")),
         Err(e) => Err(from_error(e.into())),
@@ -137,14 +138,14 @@ fn bounded(p: &Params, name: &str, range: std::ops::RangeInclusive<i64>) -> Resu
     }
 }
 
-async fn start(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
-    match start_inner(&s, &uri, &headers, &body).await {
+async fn start(State(s): State<AppState>, Extension(meta): Extension<RequestMeta>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+    match start_inner(&s, &meta, &uri, &headers, &body).await {
         Ok(a) | Err(a) => a,
     }
 }
 
-async fn start_inner(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Answer> {
-    let p = authenticated(s, uri, headers, body).await?;
+async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Answer> {
+    let (p, caller) = authenticated(s, meta, uri, headers, body).await?;
     let number = p.get("number").ok_or_else(|| missing("number"))?;
     let brand = p.get("brand").ok_or_else(|| missing("brand"))?;
     if brand.chars().count() > 18 {
@@ -174,7 +175,7 @@ async fn start_inner(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
     let req = StartRequest { service: None, to, channel: Channel::Sms, locale: p.get("lg").cloned(), options };
-    let started = s.verifier.start(req).await.map_err(from_error)?;
+    let started = s.verifier.start(&caller, req).await.map_err(from_error)?;
     let id = request_id(&started.verification);
     if started.resent {
         return Ok(Answer(
@@ -184,25 +185,29 @@ async fn start_inner(s: &AppState, uri: &Uri, headers: &HeaderMap, body: &[u8]) 
     Ok(Answer(json!({ "request_id": id, "status": "0" })))
 }
 
-async fn check(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+async fn check(State(s): State<AppState>, Extension(meta): Extension<RequestMeta>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
     let inner = async {
-        let p = authenticated(&s, &uri, &headers, &body).await?;
+        let (p, caller) = authenticated(&s, &meta, &uri, &headers, &body).await?;
         let id = verification_id(&p)?;
         let code = p.get("code").ok_or_else(|| missing("code"))?;
         let started = std::time::Instant::now();
-        let result = s.verifier.check(&id, code).await;
+        let result = s.verifier.check(&caller, &id, code).await;
         s.metrics.observe_check(started.elapsed().as_secs_f64());
         let (v, outcome) = match result {
             // A code of the wrong shape is simply not the code; it costs no attempt.
             Err(VerifyError::InvalidParameter { field: "code", .. }) => {
                 return Err(fail("16", "The code provided does not match the expected value"));
             }
+            Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => {
+                return Err(fail("17", "The wrong code was provided too many times"));
+            }
             other => other.map_err(from_error)?,
         };
         let rid = request_id(&v).to_string();
         Ok(match outcome {
             CheckOutcome::Approved => {
-                let event = s.verifier.messages_for(&v.id).await.ok().and_then(|m| m.last().map(|m| m.id.clone())).unwrap_or_default();
+                let event =
+                    s.verifier.messages_for(&caller, &v.id).await.ok().and_then(|m| m.last().map(|m| m.id.clone())).unwrap_or_default();
                 Answer(
                     json!({ "request_id": rid, "event_id": event, "status": "0", "price": "0.00000000", "currency": "EUR", "estimated_price_messages_sent": "0.00000000" }),
                 )
@@ -210,7 +215,7 @@ async fn check(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: By
             CheckOutcome::Rejected { .. } => {
                 Answer(json!({ "request_id": rid, "status": "16", "error_text": "The code provided does not match the expected value" }))
             }
-            CheckOutcome::LockedOut | CheckOutcome::NotPending(Status::MaxAttemptsReached) => {
+            CheckOutcome::LockedOut => {
                 Answer(json!({ "request_id": rid, "status": "17", "error_text": "The wrong code was provided too many times" }))
             }
             CheckOutcome::NotPending(_) => fail("6", "The Verify request could not be found, or has been verified already"),
@@ -225,24 +230,24 @@ fn vonage_time(t: Option<DateTime<Utc>>) -> Value {
     t.map(|t| Value::from(t.format("%Y-%m-%d %H:%M:%S").to_string())).unwrap_or(Value::Null)
 }
 
-async fn search(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMeta>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
     let inner = async {
-        let p = authenticated(&s, &uri, &headers, &body).await?;
+        let (p, caller) = authenticated(&s, &meta, &uri, &headers, &body).await?;
         // Several ids come as repeated `request_ids` parameters.
         let all: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
         let many: Vec<&str> = all.iter().filter(|(k, _)| k == "request_ids").map(|(_, v)| v.as_str()).collect();
         if !many.is_empty() {
             let mut found = Vec::new();
             for rid in many.iter().take(10) {
-                if let Ok(v) = s.verifier.get(&format!("VE{rid}")).await {
-                    found.push(status_json(&s, &v, &p).await?);
+                if let Ok(v) = s.verifier.get(&caller, &format!("VE{rid}")).await {
+                    found.push(status_json(&s, &caller, &v, &p).await?);
                 }
             }
             return Ok(Answer(json!({ "verification_requests": found })));
         }
         let id = verification_id(&p)?;
-        let v = s.verifier.get(&id).await.map_err(|_| fail("101", "No response found"))?;
-        Ok(Answer(status_json(&s, &v, &p).await?))
+        let v = s.verifier.get(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
+        Ok(Answer(status_json(&s, &caller, &v, &p).await?))
     };
     match inner.await {
         Ok(a) | Err(a) => a,
@@ -250,8 +255,8 @@ async fn search(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: B
 }
 
 /// One verification as Vonage's search reports it.
-async fn status_json(s: &AppState, v: &Verification, p: &Params) -> Result<Value, Answer> {
-    let messages = s.verifier.messages_for(&v.id).await.map_err(from_error)?;
+async fn status_json(s: &AppState, caller: &Caller, v: &Verification, p: &Params) -> Result<Value, Answer> {
+    let messages = s.verifier.messages_for(caller, &v.id).await.map_err(from_error)?;
     let status = match v.status {
         Status::Pending => "IN PROGRESS",
         Status::Approved => "SUCCESS",
@@ -279,19 +284,19 @@ async fn status_json(s: &AppState, v: &Verification, p: &Params) -> Result<Value
     }))
 }
 
-async fn control(State(s): State<AppState>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
+async fn control(State(s): State<AppState>, Extension(meta): Extension<RequestMeta>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
     let inner = async {
-        let p = authenticated(&s, &uri, &headers, &body).await?;
+        let (p, caller) = authenticated(&s, &meta, &uri, &headers, &body).await?;
         let id = verification_id(&p)?;
         let cmd = p.get("cmd").ok_or_else(|| missing("cmd"))?;
         match cmd.as_str() {
             "cancel" => {
                 let min_age = chrono::Duration::seconds(s.vonage_min_cancel_secs as i64);
-                s.verifier.cancel_once_older_than(&id, min_age).await.map_err(from_error)?;
+                s.verifier.cancel_once_older_than(&caller, &id, min_age).await.map_err(from_error)?;
                 Ok(Answer(json!({ "status": "0", "command": "cancel" })))
             }
             "trigger_next_event" => {
-                if s.verifier.get(&id).await.map_err(from_error)?.status != Status::Pending {
+                if s.verifier.get(&caller, &id).await.map_err(from_error)?.status != Status::Pending {
                     return Err(from_error(VerifyError::VerificationNotFound));
                 }
                 // Only the SMS event exists: there is never a next one.

@@ -1,0 +1,41 @@
+//! Who is asking. Every call into the engine carries a `Caller`, so authorization, rate limits
+//! and audit can be decided in the core, once, for every API.
+use std::net::IpAddr;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// The API key that authenticated the request (`SK…`); `None` for the server's own work and
+    /// for signed provider webhooks.
+    pub key_id: Option<String>,
+    pub scope: Scope,
+    /// The client's address, where the request came over the network.
+    pub ip: Option<IpAddr>,
+    /// Correlates the call with the request's logs (`x-request-id`).
+    pub request_id: String,
+}
+
+/// What a caller may touch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Every service. API keys carry this scope until keys can be limited to services.
+    All,
+    /// A signed provider webhook: receipts and inbound messages only.
+    Provider,
+}
+
+impl Caller {
+    /// A request authenticated by an API key.
+    pub fn key(key_id: impl Into<String>, ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
+        Self { key_id: Some(key_id.into()), scope: Scope::All, ip, request_id: request_id.into() }
+    }
+
+    /// A provider's signed webhook.
+    pub fn provider(ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
+        Self { key_id: None, scope: Scope::Provider, ip, request_id: request_id.into() }
+    }
+
+    /// The server itself: the CLI, start-up and background jobs.
+    pub fn system(task: &str) -> Self {
+        Self { key_id: None, scope: Scope::All, ip: None, request_id: task.to_string() }
+    }
+}

@@ -1,0 +1,82 @@
+//! Schema migrations, per backend in `migrations/{sqlite,postgres}` with matching versions.
+//! PostgreSQL uses sqlx's migrator; SQLite keeps its version in `PRAGMA user_version`.
+use crate::sqlite::map_err;
+use phonegate_core::ports::{StoreError, StoreResult};
+use rusqlite::Connection;
+
+/// The SQLite migrations, in order. A new migration is added here and, with the same number,
+/// in `migrations/postgres` (a test checks both directories agree with this list).
+pub(crate) const SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_messages.sql")),
+    (3, include_str!("../migrations/sqlite/0003_verification_options.sql")),
+    (4, include_str!("../migrations/sqlite/0004_retention.sql")),
+    (5, include_str!("../migrations/sqlite/0005_early_receipts.sql")),
+];
+
+/// Brings a SQLite database up to date, each migration in its own transaction. Several processes
+/// may start at once on one file: the write lock taken first makes them take turns.
+pub(crate) fn sqlite(conn: &Connection) -> StoreResult<()> {
+    for (version, sql) in SQLITE {
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+        let applied = current_sqlite_version(conn);
+        let step = match applied {
+            Ok(v) if v >= *version => Ok(()),
+            Ok(_) => {
+                conn.execute_batch(sql).and_then(|()| conn.execute_batch(&format!("PRAGMA user_version = {version}"))).map_err(map_err)
+            }
+            Err(e) => Err(e),
+        };
+        match step {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(map_err)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(StoreError::Other(format!("migration {version} failed: {e}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The schema version; a database that an earlier release migrated with sqlx records it in
+/// `_sqlx_migrations` instead.
+fn current_sqlite_version(conn: &Connection) -> StoreResult<i64> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(map_err)?;
+    if version > 0 {
+        return Ok(version);
+    }
+    let legacy: bool = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'", [], |r| r.get(0))
+        .map_err(map_err)?;
+    if !legacy {
+        return Ok(0);
+    }
+    conn.query_row("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success", [], |r| r.get(0)).map_err(map_err)
+}
+
+pub(crate) async fn postgres(pool: &sqlx::PgPool) -> StoreResult<()> {
+    sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(inner) => crate::postgres::map_err(inner),
+        other => StoreError::Other(format!("migration failed: {other}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    /// Both backends have the same migrations, and SQLite's list names every file.
+    #[test]
+    fn migrations_are_in_step() {
+        let names = |dir: &str| {
+            let mut v: Vec<String> = std::fs::read_dir(format!("{}/migrations/{dir}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let sqlite = names("sqlite");
+        assert_eq!(sqlite, names("postgres"));
+        let versions: Vec<i64> = sqlite.iter().map(|n| n[..4].parse().unwrap()).collect();
+        assert_eq!(versions, super::SQLITE.iter().map(|(v, _)| *v).collect::<Vec<_>>());
+    }
+}

@@ -1,0 +1,125 @@
+//! PostgreSQL backend (sqlx) for many stateless instances on one database. A write is one
+//! transaction (BEGIN, the unit's statements, COMMIT) in which rows the unit will change are read
+//! `FOR UPDATE`, so concurrent units on one row take turns; queue claims skip rows another
+//! instance holds (`FOR UPDATE SKIP LOCKED`). Reads run without a transaction.
+use crate::sql::dialect::{Mode, Sql};
+use crate::sql::{Cell, Db, Repo, Row, Value};
+use async_trait::async_trait;
+use phonegate_core::ports::{Store, StoreError, StoreResult, Work};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{Column, PgConnection, PgPool, Row as _, TypeInfo};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// A bounded pool; connections are opened lazily, so a database that is down at start makes
+    /// requests fail with 503 (and `/readyz` say so) until it is back, instead of a crash loop.
+    pub fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(format!("invalid PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(3))
+            .idle_timeout(Duration::from_secs(300))
+            .test_before_acquire(false)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    pub async fn migrate(&self) -> StoreResult<()> {
+        crate::migrations::postgres(&self.pool).await
+    }
+}
+
+/// SQLSTATE classes that mean "try again later": connection exceptions (08), operator
+/// intervention such as a shutdown (57), insufficient resources (53), serialization failures
+/// and deadlocks (40).
+fn transient(code: &str) -> bool {
+    ["08", "57", "53", "40"].iter().any(|class| code.starts_with(class))
+}
+
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| transient(&c)) => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn write(&self, work: Work) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let result = work(&mut Repo(PgDb { conn: &mut tx, mode: Mode::Write })).await;
+        match result {
+            Ok(()) => tx.commit().await.map_err(map_err),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn read(&self, work: Work) -> StoreResult<()> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        work(&mut Repo(PgDb { conn: &mut conn, mode: Mode::Read })).await
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_err)
+    }
+}
+
+struct PgDb<'c> {
+    conn: &'c mut PgConnection,
+    mode: Mode,
+}
+
+fn query(sql: &'static Sql, mode: Mode, args: Vec<Value>) -> sqlx::query::Query<'static, sqlx::Postgres, PgArguments> {
+    args.into_iter().fold(sqlx::query(sql.postgres(mode)), |q, v| match v {
+        Value::Int(v) => q.bind(v),
+        Value::Text(v) => q.bind(v),
+        Value::Blob(v) => q.bind(v),
+        Value::Bool(v) => q.bind(v),
+    })
+}
+
+fn cells(r: &PgRow) -> Result<Row, sqlx::Error> {
+    let mut out = Vec::with_capacity(r.columns().len());
+    for (i, c) in r.columns().iter().enumerate() {
+        let cell = match c.type_info().name() {
+            "INT8" => r.try_get::<Option<i64>, _>(i)?.map(Cell::Int),
+            "INT4" => r.try_get::<Option<i32>, _>(i)?.map(|v| Cell::Int(v.into())),
+            "INT2" => r.try_get::<Option<i16>, _>(i)?.map(|v| Cell::Int(v.into())),
+            "BOOL" => r.try_get::<Option<bool>, _>(i)?.map(Cell::Bool),
+            "BYTEA" => r.try_get::<Option<Vec<u8>>, _>(i)?.map(Cell::Blob),
+            _ => r.try_get::<Option<String>, _>(i)?.map(Cell::Text),
+        };
+        out.push(cell.unwrap_or(Cell::Null));
+    }
+    Ok(Row(out))
+}
+
+#[async_trait]
+impl Db for PgDb<'_> {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    async fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
+        let done = query(sql, self.mode, args).execute(&mut *self.conn).await.map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
+        let rows = query(sql, self.mode, args).fetch_all(&mut *self.conn).await.map_err(map_err)?;
+        rows.iter().map(cells).collect::<Result<_, _>>().map_err(map_err)
+    }
+}

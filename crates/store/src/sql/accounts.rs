@@ -1,0 +1,118 @@
+//! Services, API keys, server secrets and the dev outbox.
+use super::dialect::Sql;
+use super::{Db, Repo, Row, args};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use phonegate_core::apikey::ApiKey;
+use phonegate_core::outbox::OutboxMessage;
+use phonegate_core::ports::{ApiKeyTx, OutboxTx, SecretTx, ServiceTx, StoreError, StoreResult};
+use phonegate_core::service::Service;
+
+static INSERT_SERVICE: Sql = Sql::new(
+    "INSERT INTO services (id, name, code_length, code_ttl_secs, templates, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (name) DO NOTHING",
+);
+static SERVICE: Sql = Sql::new(
+    "SELECT id, name, code_length, code_ttl_secs, templates, created_at FROM services \
+     WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1",
+);
+static SERVICES: Sql = Sql::new("SELECT id, name, code_length, code_ttl_secs, templates, created_at FROM services ORDER BY name");
+static INSERT_KEY: Sql = Sql::new("INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)");
+static KEY: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys WHERE id = $1");
+static KEY_BY_HASH: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys WHERE secret_hash = $1");
+static KEYS: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys ORDER BY created_at, id");
+static REVOKE_KEY: Sql = Sql::new("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
+static PUSH_OUTBOX: Sql =
+    Sql::new("INSERT INTO outbox_messages (id, to_number, body, verification_id, created_at) VALUES ($1, $2, $3, $4, $5)");
+static OUTBOX: Sql = Sql::new(
+    "SELECT id, to_number, body, verification_id, created_at FROM outbox_messages \
+     WHERE $1 IS NULL OR to_number = $1 ORDER BY seq DESC LIMIT $2",
+);
+static INSERT_SECRET: Sql = Sql::new("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING");
+static SECRET: Sql = Sql::new("SELECT value FROM server_secrets WHERE name = $1");
+
+fn service(mut r: Row) -> StoreResult<Service> {
+    Ok(Service {
+        id: r.text(0)?,
+        name: r.text(1)?,
+        code_length: r.int(2)? as u8,
+        code_ttl_secs: r.int(3)?,
+        templates: serde_json::from_str(&r.text(4)?).map_err(|e| StoreError::Other(format!("service templates: {e}")))?,
+        created_at: r.ts(5)?,
+    })
+}
+
+fn key(mut r: Row) -> StoreResult<ApiKey> {
+    Ok(ApiKey { id: r.text(0)?, name: r.text(1)?, secret_hash: r.blob(2)?, created_at: r.ts(3)?, revoked_at: r.opt_ts(4)? })
+}
+
+#[async_trait]
+impl<D: Db> ServiceTx for Repo<D> {
+    async fn insert_service(&mut self, s: &Service) -> StoreResult<bool> {
+        let templates = serde_json::to_string(&s.templates).map_err(|e| StoreError::Other(format!("service templates: {e}")))?;
+        let args = args![&s.id, &s.name, i64::from(s.code_length), s.code_ttl_secs, &templates, s.created_at];
+        Ok(self.exec(&INSERT_SERVICE, args).await? == 1)
+    }
+
+    async fn service(&mut self, id_or_name: &str) -> StoreResult<Option<Service>> {
+        self.row(&SERVICE, args![id_or_name]).await?.map(service).transpose()
+    }
+
+    async fn services(&mut self) -> StoreResult<Vec<Service>> {
+        self.rows(&SERVICES, args![]).await?.into_iter().map(service).collect()
+    }
+}
+
+#[async_trait]
+impl<D: Db> ApiKeyTx for Repo<D> {
+    async fn insert_api_key(&mut self, k: &ApiKey) -> StoreResult<()> {
+        self.exec(&INSERT_KEY, args![&k.id, &k.name, &k.secret_hash, k.created_at, k.revoked_at]).await.map(|_| ())
+    }
+
+    async fn api_key(&mut self, id: &str) -> StoreResult<Option<ApiKey>> {
+        self.row(&KEY, args![id]).await?.map(key).transpose()
+    }
+
+    async fn api_key_by_hash(&mut self, secret_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
+        self.row(&KEY_BY_HASH, args![secret_hash]).await?.map(key).transpose()
+    }
+
+    async fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>> {
+        self.rows(&KEYS, args![]).await?.into_iter().map(key).collect()
+    }
+
+    async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.exec(&REVOKE_KEY, args![now, id]).await? == 1)
+    }
+}
+
+#[async_trait]
+impl<D: Db> OutboxTx for Repo<D> {
+    async fn push_outbox(&mut self, m: &OutboxMessage) -> StoreResult<()> {
+        self.exec(&PUSH_OUTBOX, args![&m.id, &m.to, &m.body, &m.verification_id, m.created_at]).await.map(|_| ())
+    }
+
+    async fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
+        let rows = self.rows(&OUTBOX, args![to, limit]).await?;
+        rows.into_iter()
+            .map(|mut r| {
+                Ok(OutboxMessage {
+                    id: r.text(0)?,
+                    to: r.text(1)?,
+                    body: r.text(2)?,
+                    verification_id: r.opt_text(3)?,
+                    created_at: r.ts(4)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl<D: Db> SecretTx for Repo<D> {
+    async fn secret_or_insert(&mut self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        self.exec(&INSERT_SECRET, args![name, candidate]).await?;
+        let mut row = self.row(&SECRET, args![name]).await?.ok_or_else(|| StoreError::Other(format!("secret `{name}` vanished")))?;
+        row.blob(0)
+    }
+}

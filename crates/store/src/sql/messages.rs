@@ -1,0 +1,170 @@
+//! The outbound message queue, held receipts, inbound messages and opt-outs.
+use super::dialect::Sql;
+use super::{Db, Repo, Row, args};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use phonegate_core::PhoneNumber;
+use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
+use phonegate_core::ports::{InboundTx, Lease, MessageResult, MessageTx, OptOutTx, StoreError, StoreResult};
+
+macro_rules! columns {
+    () => {
+        "id, verification_id, service, to_number, body_sealed, resend, status, provider, provider_message_id, error, \
+         claims, created_at, updated_at"
+    };
+}
+
+static INSERT: Sql = Sql::new(concat!(
+    "INSERT INTO messages (",
+    columns!(),
+    ", lease_token, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+));
+/// Several instances claim at once: each skips the rows another is claiming.
+static CLAIM_DUE: Sql = Sql::new(concat!(
+    "UPDATE messages SET status = 'sending', claims = claims + 1, lease_token = $1, lease_until = $2, updated_at = $3 \
+     WHERE id IN (SELECT id FROM messages WHERE (status = 'queued' AND created_at <= $5) OR (status = 'sending' AND lease_until <= $3) \
+                  ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     AND ((status = 'queued' AND created_at <= $5) OR (status = 'sending' AND lease_until <= $3)) RETURNING ",
+    columns!()
+));
+static FINISH: Sql = Sql::new(
+    "UPDATE messages SET status = $1, provider = $2, provider_message_id = $3, error = $4, updated_at = $5, \
+     lease_token = NULL, lease_until = NULL WHERE id = $6 AND status = 'sending' AND lease_token = $7",
+);
+/// `$5`/`$6`: the statuses the receipt may follow (the core's rule), padded with a status no
+/// message has.
+static APPLY_RECEIPT: Sql = Sql::new(concat!(
+    "UPDATE messages SET status = $1, error = COALESCE($2, error), updated_at = $3 \
+     WHERE provider_message_id = $4 AND status IN ($5, $6) RETURNING ",
+    columns!()
+));
+static HOLD_RECEIPT: Sql = Sql::new(
+    "INSERT INTO early_receipts (provider_message_id, status, error, received_at) \
+     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = $1) \
+     ON CONFLICT (provider_message_id) DO UPDATE SET status = excluded.status, error = excluded.error, received_at = excluded.received_at",
+);
+static TAKE_HELD_RECEIPT: Sql = Sql::new("DELETE FROM early_receipts WHERE provider_message_id = $1 RETURNING status, error");
+static FOR_VERIFICATION: Sql =
+    Sql::new(concat!("SELECT ", columns!(), " FROM messages WHERE verification_id = $1 ORDER BY created_at, id"));
+static IS_OPTED_OUT: Sql = Sql::new("SELECT 1 AS one FROM opt_outs WHERE number = $1");
+static OPT_OUT: Sql = Sql::new("INSERT INTO opt_outs (number, created_at) VALUES ($1, $2) ON CONFLICT (number) DO NOTHING");
+static OPT_IN: Sql = Sql::new("DELETE FROM opt_outs WHERE number = $1");
+static INSERT_INBOUND: Sql = Sql::new(
+    "INSERT INTO inbound_messages (id, provider, provider_message_id, from_number, to_number, body, received_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (provider, provider_message_id) DO NOTHING",
+);
+
+fn decode(mut r: Row) -> StoreResult<Message> {
+    let status = r.text(6)?;
+    Ok(Message {
+        id: r.text(0)?,
+        verification_id: r.opt_text(1)?,
+        service: r.opt_text(2)?,
+        to: PhoneNumber::from_trusted(r.text(3)?),
+        body_sealed: r.blob(4)?,
+        resend: r.bool(5)?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("unknown delivery status `{status}`")))?,
+        provider: r.opt_text(7)?,
+        provider_message_id: r.opt_text(8)?,
+        error: r.opt_text(9)?,
+        claims: r.int(10)? as u32,
+        created_at: r.ts(11)?,
+        updated_at: r.ts(12)?,
+    })
+}
+
+fn decode_all(rows: Vec<Row>) -> StoreResult<Vec<Message>> {
+    rows.into_iter().map(decode).collect()
+}
+
+#[async_trait]
+impl<D: Db> MessageTx for Repo<D> {
+    async fn insert_message(&mut self, m: &Message, lease: Option<&Lease>) -> StoreResult<()> {
+        let args = args![
+            &m.id,
+            &m.verification_id,
+            &m.service,
+            m.to.as_str(),
+            &m.body_sealed,
+            m.resend,
+            m.status.as_str(),
+            &m.provider,
+            &m.provider_message_id,
+            &m.error,
+            m.claims,
+            m.created_at,
+            m.updated_at,
+            lease.map(|l| l.token.as_str()),
+            lease.map(|l| l.until),
+        ];
+        self.exec(&INSERT, args).await.map(|_| ())
+    }
+
+    async fn claim_due_messages(
+        &mut self,
+        now: DateTime<Utc>,
+        queued_before: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        token: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<Message>> {
+        decode_all(self.rows(&CLAIM_DUE, args![token, lease_until, now, limit, queued_before]).await?)
+    }
+
+    async fn finish_message(&mut self, id: &str, token: &str, r: &MessageResult, now: DateTime<Utc>) -> StoreResult<bool> {
+        let args = args![r.status.as_str(), &r.provider, &r.provider_message_id, &r.error, now, id, token];
+        Ok(self.exec(&FINISH, args).await? == 1)
+    }
+
+    async fn apply_receipt(
+        &mut self,
+        pmid: &str,
+        status: DeliveryStatus,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Message>> {
+        let mut follows = DeliveryStatus::ALL.into_iter().filter(|c| status.can_follow(*c)).map(|c| c.as_str());
+        let (Some(first), second) = (follows.next(), follows.next()) else { return Ok(None) };
+        debug_assert!(follows.next().is_none(), "a receipt follows at most two statuses");
+        let args = args![status.as_str(), error, now, pmid, first, second.unwrap_or("")];
+        self.row(&APPLY_RECEIPT, args).await?.map(decode).transpose()
+    }
+
+    async fn messages_for_verification(&mut self, verification_id: &str) -> StoreResult<Vec<Message>> {
+        decode_all(self.rows(&FOR_VERIFICATION, args![verification_id]).await?)
+    }
+
+    async fn hold_receipt(&mut self, pmid: &str, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.exec(&HOLD_RECEIPT, args![pmid, status.as_str(), error, now]).await? > 0)
+    }
+
+    async fn take_held_receipt(&mut self, pmid: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>> {
+        let Some(mut row) = self.row(&TAKE_HELD_RECEIPT, args![pmid]).await? else { return Ok(None) };
+        let status = row.text(0)?;
+        Ok(DeliveryStatus::parse(&status).map(|s| (s, row.opt_text(1).ok().flatten())))
+    }
+}
+
+#[async_trait]
+impl<D: Db> OptOutTx for Repo<D> {
+    async fn is_opted_out(&mut self, number: &PhoneNumber) -> StoreResult<bool> {
+        Ok(self.row(&IS_OPTED_OUT, args![number.as_str()]).await?.is_some())
+    }
+
+    async fn set_opted_out(&mut self, number: &PhoneNumber, opted_out: bool, now: DateTime<Utc>) -> StoreResult<()> {
+        if opted_out {
+            self.exec(&OPT_OUT, args![number.as_str(), now]).await?;
+        } else {
+            self.exec(&OPT_IN, args![number.as_str()]).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Db> InboundTx for Repo<D> {
+    async fn insert_inbound(&mut self, m: &InboundMessage) -> StoreResult<bool> {
+        let args = args![&m.id, &m.provider, &m.provider_message_id, m.from.as_str(), &m.to, &m.body, m.received_at];
+        Ok(self.exec(&INSERT_INBOUND, args).await? == 1)
+    }
+}

@@ -1,0 +1,167 @@
+//! Verification rows.
+use super::dialect::Sql;
+use super::{Db, Repo, Row, args};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use phonegate_core::ports::{StoreError, StoreResult, VerificationTx};
+use phonegate_core::{Channel, PhoneNumber, Status, Verification};
+
+/// The column list, as a macro so statements stay `&'static str`.
+macro_rules! columns {
+    () => {
+        "id, service_id, to_number, channel, locale, status, code_length, code_digest, code_sealed, \
+         attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, canceled_at, \
+         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand"
+    };
+}
+
+static INSERT: Sql = Sql::new(concat!(
+    "INSERT INTO verifications (",
+    columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+     ON CONFLICT (service_id, to_number) WHERE status = 'pending' DO NOTHING"
+));
+static BY_ID: Sql = Sql::new(concat!("SELECT ", columns!(), " FROM verifications WHERE id = $1 FOR UPDATE"));
+static PENDING: Sql = Sql::new(concat!(
+    "SELECT ",
+    columns!(),
+    " FROM verifications WHERE service_id = $1 AND to_number = $2 AND status = 'pending' FOR UPDATE"
+));
+static UPDATE: Sql = Sql::new(
+    "UPDATE verifications SET locale = $1, status = $2, attempts = $3, sends = $4, send_window_started_at = $5, \
+     updated_at = $6, approved_at = $7, canceled_at = $8, expired_at = $9, max_attempts_reached_at = $10, \
+     failed_at = $11, failure_reason = $12, version = version + 1 WHERE id = $13 AND version = $14",
+);
+static EXPIRE_DUE: Sql = Sql::new(
+    "UPDATE verifications SET status = 'expired', expired_at = expires_at, updated_at = $1, version = version + 1 \
+     WHERE id IN (SELECT id FROM verifications WHERE status = 'pending' AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
+     AND status = 'pending' RETURNING service_id, channel",
+);
+static PURGE_MESSAGES: Sql = Sql::new(
+    "DELETE FROM messages WHERE verification_id IN \
+     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+);
+// Only verifications without messages go, so a row is never left pointing at nothing.
+static PURGE_VERIFICATIONS: Sql = Sql::new(
+    "DELETE FROM verifications WHERE id IN (SELECT v.id FROM verifications v WHERE v.status <> 'pending' AND v.updated_at < $1 \
+     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.verification_id = v.id) ORDER BY v.updated_at LIMIT $2)",
+);
+static PURGE_OUTBOX: Sql =
+    Sql::new("DELETE FROM outbox_messages WHERE seq IN (SELECT seq FROM outbox_messages WHERE created_at < $1 LIMIT $2)");
+static PURGE_INBOUND: Sql =
+    Sql::new("DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < $1 LIMIT $2)");
+static PURGE_HELD_RECEIPTS: Sql = Sql::new(
+    "DELETE FROM early_receipts WHERE provider_message_id IN \
+     (SELECT provider_message_id FROM early_receipts WHERE received_at < $1 LIMIT $2)",
+);
+
+fn decode(mut r: Row) -> StoreResult<Verification> {
+    let channel = r.text(3)?;
+    let status = r.text(5)?;
+    let corrupt = |what: &str, v: &str| StoreError::Other(format!("unknown {what} `{v}`"));
+    Ok(Verification {
+        id: r.text(0)?,
+        service_id: r.text(1)?,
+        to: PhoneNumber::from_trusted(r.text(2)?),
+        channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel))?,
+        locale: r.text(4)?,
+        status: Status::parse(&status).ok_or_else(|| corrupt("status", &status))?,
+        code_length: r.int(6)? as u8,
+        code_digest: r.blob(7)?,
+        code_sealed: r.blob(8)?,
+        attempts: r.int(9)? as u32,
+        sends: r.int(10)? as u32,
+        send_window_started_at: r.ts(11)?,
+        created_at: r.ts(12)?,
+        updated_at: r.ts(13)?,
+        expires_at: r.ts(14)?,
+        approved_at: r.opt_ts(15)?,
+        canceled_at: r.opt_ts(16)?,
+        expired_at: r.opt_ts(17)?,
+        max_attempts_reached_at: r.opt_ts(18)?,
+        failed_at: r.opt_ts(19)?,
+        failure_reason: r.opt_text(20)?,
+        version: r.int(21)?,
+        max_attempts: r.int(22)? as u32,
+        brand: r.opt_text(23)?,
+    })
+}
+
+#[async_trait]
+impl<D: Db> VerificationTx for Repo<D> {
+    async fn insert_verification(&mut self, v: &Verification) -> StoreResult<bool> {
+        let args = args![
+            &v.id,
+            &v.service_id,
+            v.to.as_str(),
+            v.channel.as_str(),
+            &v.locale,
+            v.status.as_str(),
+            i64::from(v.code_length),
+            &v.code_digest,
+            &v.code_sealed,
+            v.attempts,
+            v.sends,
+            v.send_window_started_at,
+            v.created_at,
+            v.updated_at,
+            v.expires_at,
+            v.approved_at,
+            v.canceled_at,
+            v.expired_at,
+            v.max_attempts_reached_at,
+            v.failed_at,
+            &v.failure_reason,
+            v.version,
+            v.max_attempts,
+            &v.brand,
+        ];
+        Ok(self.exec(&INSERT, args).await? == 1)
+    }
+
+    async fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>> {
+        self.row(&BY_ID, args![id]).await?.map(decode).transpose()
+    }
+
+    async fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
+        self.row(&PENDING, args![service_id, to.as_str()]).await?.map(decode).transpose()
+    }
+
+    async fn update_verification(&mut self, v: &Verification) -> StoreResult<()> {
+        let args = args![
+            &v.locale,
+            v.status.as_str(),
+            v.attempts,
+            v.sends,
+            v.send_window_started_at,
+            v.updated_at,
+            v.approved_at,
+            v.canceled_at,
+            v.expired_at,
+            v.max_attempts_reached_at,
+            v.failed_at,
+            &v.failure_reason,
+            &v.id,
+            v.version,
+        ];
+        match self.exec(&UPDATE, args).await? {
+            1 => Ok(()),
+            0 => Err(StoreError::Conflict),
+            n => Err(StoreError::Other(format!("an update of one verification touched {n} rows"))),
+        }
+    }
+
+    async fn expire_due_verifications(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, Channel)>> {
+        let rows = self.rows(&EXPIRE_DUE, args![now, limit]).await?;
+        rows.into_iter().map(|mut r| Ok((r.text(0)?, Channel::parse(&r.text(1)?).unwrap_or(Channel::Sms)))).collect()
+    }
+
+    async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        self.exec(&PURGE_MESSAGES, args![cutoff, limit]).await?;
+        let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit]).await?;
+        for sql in [&PURGE_OUTBOX, &PURGE_INBOUND, &PURGE_HELD_RECEIPTS] {
+            self.exec(sql, args![cutoff, limit]).await?;
+        }
+        Ok(deleted)
+    }
+}
