@@ -20,7 +20,8 @@ pg_url="postgres://postgres@127.0.0.1:5432/phonegate_test"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-# Everything on SQLite (the embedded default)…
+# Everything on SQLite (the embedded default)… This also builds phonegate-bench (crates/bench),
+# which the API suite's smoke test runs from the same target directory.
 cargo test --workspace --all-targets 2>&1 | tee "$log"
 # …then the store conformance suite and the whole HTTP suite again on PostgreSQL.
 TEST_POSTGRES_URL="$pg_url" cargo test -p phonegate-store --test conformance 2>&1 | tee -a "$log"

@@ -2,13 +2,12 @@
 use phonegate_core::ports::SendError;
 use std::time::Duration;
 
-pub fn client(timeout: Duration) -> reqwest::Client {
+pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("phonegate/", env!("CARGO_PKG_VERSION")))
         .build()
-        .expect("TLS backend available")
 }
 
 /// Network failures: a failed connection surely sent nothing (safe to retry); a timeout may have

@@ -1,6 +1,7 @@
 //! phonegate's SMS providers, each speaking its provider's wire format behind the core's
 //! `SmsSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
 mod common;
+mod error;
 pub mod routing;
 pub mod secret;
 pub mod signature;
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use error::BuildError;
 pub use secret::Secret;
 pub use signature::VonageSigMethod;
 pub use sipgate::SipgateSettings;
@@ -90,7 +92,7 @@ pub struct BuildContext {
 
 /// Builds the providers and the router. With no providers configured, the dev outbox is the
 /// only one.
-pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSettings, ctx: BuildContext) -> Result<Providers, String> {
+pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSettings, ctx: BuildContext) -> Result<Providers, BuildError> {
     let mut settings = settings.clone();
     let mut routing = routing.clone();
     if settings.is_empty() {
@@ -106,7 +108,7 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
     let (mut providers, mut twilio, mut vonage, mut has_outbox) = (Vec::new(), Vec::new(), Vec::new(), false);
     for (name, s) in &settings {
         let timeout = Duration::from_millis(s.timeout_ms.max(1));
-        let client = common::client(timeout);
+        let client = common::client(timeout).map_err(|source| BuildError::HttpClient { provider: name.clone(), source })?;
         let sender: Arc<dyn SmsSender> = match &s.kind {
             ProviderKind::Outbox => {
                 has_outbox = true;

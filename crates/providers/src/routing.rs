@@ -1,6 +1,7 @@
 //! Routing and failover: per service an ordered provider list and per-prefix routes, each with
 //! its sender id. Unavailable providers are retried (only when that cannot duplicate a message)
 //! and then skipped; a rejection stops at once.
+use crate::BuildError;
 use async_trait::async_trait;
 use phonegate_core::ports::{Observer, SendError, SentSms, Sms, SmsSender};
 use serde::{Deserialize, Serialize};
@@ -52,21 +53,21 @@ pub struct RoutedSender {
 }
 
 impl RoutedSender {
-    pub fn new(providers: Vec<Provider>, routing: RoutingSettings, observer: Arc<dyn Observer>) -> Result<Self, String> {
+    pub fn new(providers: Vec<Provider>, routing: RoutingSettings, observer: Arc<dyn Observer>) -> Result<Self, BuildError> {
         let providers: BTreeMap<String, Provider> = providers.into_iter().map(|p| (p.name.clone(), p)).collect();
         let all = std::iter::once(&routing.default).chain(routing.services.values());
         for r in all {
             for name in r.providers.iter().chain(r.routes.iter().flat_map(|route| &route.providers)) {
                 if !providers.contains_key(name) {
-                    return Err(format!("routing names provider `{name}`, which is not configured"));
+                    return Err(BuildError::UnknownProvider { name: name.clone() });
                 }
             }
-            if r.routes.iter().any(|route| !route.prefix.starts_with('+')) {
-                return Err("route prefixes are E.164 prefixes and start with `+`".into());
+            if let Some(route) = r.routes.iter().find(|route| !route.prefix.starts_with('+')) {
+                return Err(BuildError::BadPrefix { prefix: route.prefix.clone() });
             }
         }
         if routing.default.providers.is_empty() {
-            return Err("routing.providers must list at least one provider".into());
+            return Err(BuildError::NoDefaultProvider);
         }
         Ok(Self { providers, routing, observer })
     }
@@ -271,9 +272,15 @@ mod tests {
     fn refuses_routing_to_unknown_providers() {
         let a = scripted(vec![], 0);
         let err = RoutedSender::new(vec![provider("a", &a, 1, 0)], routing(&["a", "b"]), Arc::new(NoObserver)).err().unwrap();
-        assert!(err.contains("`b`"));
+        assert!(matches!(&err, BuildError::UnknownProvider { name } if name == "b"), "{err:?}");
+        assert_eq!(err.to_string(), "routing names provider `b`, which is not configured");
         let mut bad_prefix = routing(&["a"]);
         bad_prefix.default.routes.push(Route { prefix: "49".into(), providers: vec!["a".into()], from: None });
-        assert!(RoutedSender::new(vec![provider("a", &a, 1, 0)], bad_prefix, Arc::new(NoObserver)).is_err());
+        let err = RoutedSender::new(vec![provider("a", &a, 1, 0)], bad_prefix, Arc::new(NoObserver)).err().unwrap();
+        assert!(matches!(&err, BuildError::BadPrefix { prefix } if prefix == "49"), "{err:?}");
+        assert!(err.to_string().starts_with("route prefixes are E.164 prefixes and start with `+`"), "{err}");
+        let err = RoutedSender::new(vec![provider("a", &a, 1, 0)], routing(&[]), Arc::new(NoObserver)).err().unwrap();
+        assert!(matches!(err, BuildError::NoDefaultProvider), "{err:?}");
+        assert_eq!(err.to_string(), "routing.providers must list at least one provider");
     }
 }

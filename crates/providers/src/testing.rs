@@ -15,7 +15,7 @@ pub fn sms(body: &str) -> Sms {
 }
 
 pub fn client() -> reqwest::Client {
-    crate::common::client(Duration::from_secs(5))
+    crate::common::client(Duration::from_secs(5)).expect("TLS backend available")
 }
 
 pub fn basic(user: &str, password: &str) -> String {

@@ -202,7 +202,7 @@ pub fn build_providers(
 ) -> anyhow::Result<Providers> {
     let outbox = Arc::new(OutboxSender::new(store, clock));
     let ctx = BuildContext { public_url: config.public_url.clone(), outbox, observer };
-    phonegate_providers::build(&config.providers, &config.routing, ctx).map_err(|e| anyhow::anyhow!("invalid provider configuration: {e}"))
+    phonegate_providers::build(&config.providers, &config.routing, ctx).context("invalid provider configuration")
 }
 
 /// `phonegate serve`.

@@ -110,40 +110,73 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
 }
 
+/// Why a configuration cannot be used. Each is reported before anything starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--config` (or `PHONEGATE_CONFIG`) names a file that is not there.
+    #[error("configuration file {} does not exist", .path.display())]
+    MissingFile { path: PathBuf },
+    /// The layers do not make a configuration: bad TOML, an unknown key, a value of the wrong type.
+    #[error("invalid configuration: {0}")]
+    Invalid(Box<figment::Error>),
+    /// A `KEY_file` entry of a provider table whose value is not a path.
+    #[error("providers.{provider}.{key} must be a file path")]
+    SecretPath { provider: String, key: String },
+    /// A `KEY_file` entry of a provider table names a file that cannot be read.
+    #[error("providers.{provider}.{key}: cannot read {path}: {error}")]
+    SecretFile { provider: String, key: String, path: String, error: std::io::Error },
+    #[error("default_region `{region}` is not an ISO 3166-1 region code")]
+    Region { region: String },
+    #[error("public_url `{url}` must start with https:// or http://")]
+    PublicUrl { url: String },
+    #[error("tls_cert and tls_key must be given together")]
+    TlsHalf,
+    #[error("send_lease_secs and dispatch_interval_ms must be at least 1")]
+    SendIntervals,
+    #[error("expiry_sweep_secs must be at least 1")]
+    ExpirySweep,
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        ConfigError::Invalid(Box::new(e))
+    }
+}
+
 impl Config {
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, String> {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(format!("configuration file {} does not exist", path.display()));
+                return Err(ConfigError::MissingFile { path: path.to_path_buf() });
             }
             figment = figment.merge(Toml::file(path));
         }
         let figment = figment.merge(Env::prefixed("PHONEGATE_").ignore(&["config"]).split("__")).merge(Serialized::defaults(overrides));
-        let mut tree: Value = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
+        let mut tree: Value = figment.extract()?;
         resolve_secret_files(&mut tree)?;
-        let config: Config = tree.deserialize().map_err(|e| format!("invalid configuration: {e}"))?;
+        let config: Config = tree.deserialize()?;
         config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if let Some(region) = &self.default_region {
-            parse_region(region).ok_or_else(|| format!("default_region `{region}` is not an ISO 3166-1 region code"))?;
+            parse_region(region).ok_or_else(|| ConfigError::Region { region: region.clone() })?;
         }
         if let Some(url) = &self.public_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
-            return Err(format!("public_url `{url}` must start with https:// or http://"));
+            return Err(ConfigError::PublicUrl { url: url.clone() });
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return Err("tls_cert and tls_key must be given together".into());
+            return Err(ConfigError::TlsHalf);
         }
         if self.send_lease_secs == 0 || self.dispatch_interval_ms == 0 {
-            return Err("send_lease_secs and dispatch_interval_ms must be at least 1".into());
+            return Err(ConfigError::SendIntervals);
         }
         if self.expiry_sweep_secs == 0 {
-            return Err("expiry_sweep_secs must be at least 1".into());
+            return Err(ConfigError::ExpirySweep);
         }
         Ok(())
     }
@@ -166,16 +199,23 @@ impl Config {
 
 /// Replaces every `KEY_file = "PATH"` inside a provider table by `KEY = <contents of PATH>`, so
 /// secrets can come from files (container secrets) instead of the configuration itself.
-fn resolve_secret_files(tree: &mut Value) -> Result<(), String> {
+fn resolve_secret_files(tree: &mut Value) -> Result<(), ConfigError> {
     let Value::Dict(_, root) = tree else { return Ok(()) };
     let Some(Value::Dict(_, providers)) = root.get_mut("providers") else { return Ok(()) };
     for (name, table) in providers.iter_mut() {
         let Value::Dict(_, fields) = table else { continue };
         let file_keys: Vec<String> = fields.keys().filter(|k| k.ends_with("_file")).cloned().collect();
         for key in file_keys {
-            let path =
-                fields.remove(&key).and_then(|v| v.into_string()).ok_or_else(|| format!("providers.{name}.{key} must be a file path"))?;
-            let contents = std::fs::read_to_string(&path).map_err(|e| format!("providers.{name}.{key}: cannot read {path}: {e}"))?;
+            let path = fields
+                .remove(&key)
+                .and_then(|v| v.into_string())
+                .ok_or_else(|| ConfigError::SecretPath { provider: name.clone(), key: key.clone() })?;
+            let contents = std::fs::read_to_string(&path).map_err(|error| ConfigError::SecretFile {
+                provider: name.clone(),
+                key: key.clone(),
+                path: path.clone(),
+                error,
+            })?;
             let base = key.trim_end_matches("_file").to_string();
             fields.insert(base, Value::from(contents.trim_end_matches(['\n', '\r']).to_string()));
         }
@@ -201,9 +241,9 @@ mod tests {
 
             jail.create_file("bad.toml", "lissten = \"127.0.0.1:1\"")?;
             let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
-            assert!(err.contains("lissten"), "{err}");
+            assert!(matches!(err, ConfigError::Invalid(_)) && err.to_string().contains("lissten"), "{err}");
             jail.set_env("PHONEGATE_DATABSE_URL", "x");
-            assert!(Config::load(None, &Overrides::default()).unwrap_err().contains("databse_url"));
+            assert!(Config::load(None, &Overrides::default()).unwrap_err().to_string().contains("databse_url"));
             Ok(())
         });
     }
@@ -251,7 +291,21 @@ mod tests {
             jail.clear_env();
             jail.create_file("bad.toml", "[providers.x]\nkind = \"twilio\"\naccount_sid = \"AC\"\nauth_token = \"t\"\nauth_tokn = \"t\"")?;
             let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
-            assert!(err.contains("auth_tokn"), "{err}");
+            assert!(err.to_string().contains("auth_tokn"), "{err}");
+
+            jail.create_file(
+                "missing-secret.toml",
+                "[providers.x]\nkind = \"twilio\"\naccount_sid = \"AC\"\nauth_token_file = \"nope.txt\"",
+            )?;
+            let err = Config::load(Some(Path::new("missing-secret.toml")), &Overrides::default()).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::SecretFile { provider, key, .. } if provider == "x" && key == "auth_token_file"),
+                "{err:?}"
+            );
+            assert!(err.to_string().starts_with("providers.x.auth_token_file: cannot read nope.txt: "), "{err}");
+            jail.create_file("not-a-path.toml", "[providers.x]\nkind = \"twilio\"\naccount_sid = \"AC\"\nauth_token_file = 7")?;
+            let err = Config::load(Some(Path::new("not-a-path.toml")), &Overrides::default()).unwrap_err();
+            assert_eq!(err.to_string(), "providers.x.auth_token_file must be a file path");
             Ok(())
         });
     }
@@ -259,8 +313,24 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         Jail::expect_with(|jail| {
+            let load = || Config::load(None, &Overrides::default()).unwrap_err();
             jail.set_env("PHONEGATE_DEFAULT_REGION", "XX");
-            assert!(Config::load(None, &Overrides::default()).unwrap_err().contains("default_region"));
+            assert_eq!(load().to_string(), "default_region `XX` is not an ISO 3166-1 region code");
+            jail.clear_env();
+            jail.set_env("PHONEGATE_PUBLIC_URL", "verify.example.com");
+            assert!(matches!(load(), ConfigError::PublicUrl { url } if url == "verify.example.com"));
+            jail.clear_env();
+            jail.set_env("PHONEGATE_TLS_CERT", "cert.pem");
+            assert_eq!(load().to_string(), "tls_cert and tls_key must be given together");
+            jail.clear_env();
+            jail.set_env("PHONEGATE_SEND_LEASE_SECS", "0");
+            assert!(matches!(load(), ConfigError::SendIntervals));
+            jail.clear_env();
+            jail.set_env("PHONEGATE_EXPIRY_SWEEP_SECS", "0");
+            assert!(matches!(load(), ConfigError::ExpirySweep));
+            jail.clear_env();
+            let err = Config::load(Some(Path::new("absent.toml")), &Overrides::default()).unwrap_err();
+            assert_eq!(err.to_string(), "configuration file absent.toml does not exist");
             Ok(())
         });
     }

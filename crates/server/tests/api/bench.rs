@@ -1,12 +1,24 @@
 //! The benchmark tool must not rot: every scenario runs for about a second on a tiny load and
 //! its JSON report parses (on PostgreSQL too when the suite runs there). Not timed.
+//!
+//! The tool is its own package (`crates/bench`), so cargo does not build it for this one: the
+//! test takes the `phonegate-bench` next to the `phonegate` it tests, which `cargo test
+//! --workspace` (scripts/test.sh) and `cargo build` put there.
 use serde_json::Value;
+use std::path::PathBuf;
+
+fn bench_binary() -> PathBuf {
+    let server = std::path::Path::new(env!("CARGO_BIN_EXE_phonegate"));
+    let bench = server.with_file_name(format!("phonegate-bench{}", std::env::consts::EXE_SUFFIX));
+    assert!(bench.exists(), "{} is missing: build it first with `cargo build -p phonegate-bench`", bench.display());
+    bench
+}
 
 #[test]
 fn the_bench_tool_runs_every_scenario_and_reports_json() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("bench.json");
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate-bench"));
+    let mut cmd = std::process::Command::new(bench_binary());
     cmd.args(["--duration", "1", "--connections", "4", "--json", report.to_str().unwrap()])
         .args(["--server", env!("CARGO_BIN_EXE_phonegate")])
         .env_remove("PHONEGATE_CONFIG");

@@ -1,0 +1,25 @@
+//! The command line stays what docs/performance.md describes. (Running every scenario against a
+//! real server is the smoke test in crates/server/tests/api/bench.rs, which needs this binary:
+//! having a test here makes `cargo test --workspace` build it.)
+use std::process::Command;
+
+#[test]
+fn help_lists_every_option() {
+    let out = Command::new(env!("CARGO_BIN_EXE_phonegate-bench")).arg("--help").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in ["--duration", "--connections", "--scenarios", "--postgres", "--growth-rows", "--json", "--server"] {
+        assert!(help.contains(option), "{option} in\n{help}");
+    }
+}
+
+#[test]
+fn a_missing_server_binary_is_reported() {
+    let out = Command::new(env!("CARGO_BIN_EXE_phonegate-bench"))
+        .args(["--duration", "1", "--server", "/nonexistent/phonegate"])
+        .env_remove("PHONEGATE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run /nonexistent/phonegate"), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,20 @@
+//! Why the providers could not be built from their configuration.
+
+/// A provider or routing configuration that cannot work, found when the providers are built (at
+/// start-up), never while sending.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A routing list (default, per service or per prefix) names a provider that has no
+    /// `[providers.NAME]` table.
+    #[error("routing names provider `{name}`, which is not configured")]
+    UnknownProvider { name: String },
+    /// A prefix route whose prefix is not an E.164 prefix.
+    #[error("route prefixes are E.164 prefixes and start with `+` (not `{prefix}`)")]
+    BadPrefix { prefix: String },
+    /// The default routing lists no provider, so some messages would have nowhere to go.
+    #[error("routing.providers must list at least one provider")]
+    NoDefaultProvider,
+    /// The HTTP client of a provider could not be set up (no TLS backend).
+    #[error("provider `{provider}`: cannot set up its HTTP client: {source}")]
+    HttpClient { provider: String, source: reqwest::Error },
+}
