@@ -9,6 +9,7 @@ mod cli;
 mod compat_twilio;
 mod compat_vonage;
 mod concurrency;
+mod crash;
 mod delivery;
 mod multi_instance;
 mod ops;
