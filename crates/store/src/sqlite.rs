@@ -237,3 +237,124 @@ impl Db for SqliteDb<'_> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonegate_core::PhoneNumber;
+    use phonegate_core::ports::Tx;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use tokio::sync::oneshot;
+
+    fn number(n: u32) -> PhoneNumber {
+        PhoneNumber::from_trusted(format!("+49151000{n:05}"))
+    }
+
+    fn opt_out(n: u32) -> Work {
+        Box::new(move |tx: &mut dyn Tx| Box::pin(async move { tx.set_opted_out(&number(n), true, chrono::Utc::now()).await }))
+    }
+
+    fn job(work: Work) -> (Job, oneshot::Receiver<StoreResult<()>>) {
+        let (done, answer) = oneshot::channel();
+        (Job { work, done }, answer)
+    }
+
+    fn opted_out(conn: &mut Connection, n: u32) -> bool {
+        let found = Arc::new(AtomicBool::new(false));
+        let out = found.clone();
+        let work: Work = Box::new(move |tx: &mut dyn Tx| {
+            Box::pin(async move {
+                out.store(tx.is_opted_out(&number(n)).await?, Ordering::SeqCst);
+                Ok(())
+            })
+        });
+        run_now(conn, Mode::Read, work).unwrap();
+        found.load(Ordering::SeqCst)
+    }
+
+    fn database() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = connect(&dir.path().join("g.db"), false).unwrap();
+        crate::migrations::sqlite(&conn).unwrap();
+        (dir, conn)
+    }
+
+    #[test]
+    fn a_failing_unit_rolls_back_only_itself() {
+        let (_dir, mut conn) = database();
+        let failing: Work = Box::new(|tx: &mut dyn Tx| {
+            Box::pin(async move {
+                tx.set_opted_out(&number(2), true, chrono::Utc::now()).await?;
+                Err(StoreError::Aborted)
+            })
+        });
+        let (a, mut ra) = job(opt_out(1));
+        let (b, mut rb) = job(failing);
+        let (c, mut rc) = job(opt_out(3));
+        commit_batch(&mut conn, vec![a, b, c]);
+        assert!(ra.try_recv().unwrap().is_ok());
+        assert!(matches!(rb.try_recv().unwrap(), Err(StoreError::Aborted)));
+        assert!(rc.try_recv().unwrap().is_ok());
+        assert!(opted_out(&mut conn, 1) && opted_out(&mut conn, 3));
+        assert!(!opted_out(&mut conn, 2), "the failed unit's write is rolled back");
+    }
+
+    #[test]
+    fn no_unit_is_answered_before_its_batch_commits() {
+        let (_dir, mut conn) = database();
+        let (first, answer) = job(opt_out(1));
+        let answer = Arc::new(Mutex::new(answer));
+        let seen = answer.clone();
+        let peek: Work = Box::new(move |_tx: &mut dyn Tx| {
+            Box::pin(async move {
+                // Runs after the first unit, in the same batch: its answer must not be out yet.
+                let early = seen.lock().unwrap().try_recv();
+                assert!(matches!(early, Err(oneshot::error::TryRecvError::Empty)), "answered before the commit");
+                Ok(())
+            })
+        });
+        let (second, mut second_answer) = job(peek);
+        commit_batch(&mut conn, vec![first, second]);
+        assert!(second_answer.try_recv().unwrap().is_ok());
+        assert!(answer.lock().unwrap().try_recv().unwrap().is_ok());
+    }
+
+    #[test]
+    fn a_batch_that_never_commits_leaves_nothing_behind() {
+        // What a crash mid-batch leaves: the transaction was open, nothing was answered.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.db");
+        {
+            let conn = connect(&path, false).unwrap();
+            crate::migrations::sqlite(&conn).unwrap();
+            let mut conn = conn;
+            commit_batch(&mut conn, vec![job(opt_out(1)).0]);
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            run_now(&mut conn, Mode::Write, opt_out(2)).unwrap();
+            // The process dies here: the connection goes without a COMMIT.
+        }
+        let mut conn = connect(&path, false).unwrap();
+        assert!(opted_out(&mut conn, 1), "committed work survives");
+        assert!(!opted_out(&mut conn, 2), "uncommitted work is gone");
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_all_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&format!("sqlite://{}", dir.path().join("s.db").display())).unwrap());
+        let writes: Vec<_> = (0..200)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move { store.write(opt_out(n)).await })
+            })
+            .collect();
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+        let count = crate::testing::count(&format!("sqlite://{}", dir.path().join("s.db").display()), "SELECT count(*) FROM opt_outs")
+            .await
+            .unwrap();
+        assert_eq!(count, 200);
+    }
+}
