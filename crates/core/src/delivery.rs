@@ -211,6 +211,22 @@ impl Verifier {
         })
     }
 
+    /// A verification (reported expired once its deadline passed, as `get` does) with the
+    /// messages sent for it, oldest first, in one read.
+    pub async fn detail(&self, _caller: &Caller, id: &str) -> Result<(Verification, Vec<Message>), VerifyError> {
+        let id = id.to_string();
+        let (mut v, messages) = ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let v = tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound)?;
+                let messages = tx.messages_for_verification(&id).await?;
+                Ok::<_, VerifyError>((v, messages))
+            })
+        })
+        .await?;
+        v.expire_if_due(self.clock.now());
+        Ok((v, messages))
+    }
+
     /// The messages sent for a verification, oldest first.
     pub async fn messages_for(&self, _caller: &Caller, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
         let id = verification_id.to_string();

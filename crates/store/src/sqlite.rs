@@ -28,7 +28,12 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Dropped with the store, which stops the checkpointer.
+    _checkpoints: mpsc::Sender<()>,
 }
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 struct Job {
     work: Work,
@@ -43,12 +48,18 @@ impl SqliteStore {
         let writer = connect(&path, false)?;
         crate::migrations::sqlite(&writer)?;
         let readers = (0..READERS).map(|_| connect(&path, true).map(Mutex::new)).collect::<StoreResult<Vec<_>>>()?;
+        let checkpointer = connect(&path, false)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || write_loop(writer, rx))
             .map_err(|e| StoreError::Other(format!("cannot start the SQLite writer: {e}")))?;
-        Ok(Self { writer: tx, readers, next_reader: AtomicUsize::new(0) })
+        let (stop, stopped) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stopped))
+            .map_err(|e| StoreError::Other(format!("cannot start the SQLite checkpointer: {e}")))?;
+        Ok(Self { writer: tx, readers, next_reader: AtomicUsize::new(0), _checkpoints: stop })
     }
 }
 
@@ -112,6 +123,17 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> StoreResult<()> {
         self.read(Box::new(|_| Box::pin(async { Ok(()) }))).await
+    }
+}
+
+/// Copies the WAL back into the database file now and then without blocking the writer or
+/// readers (a passive checkpoint), so the WAL stays small while commits never wait for a
+/// checkpoint and its fsync. Stops when the store is dropped.
+fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "SQLite checkpoint failed");
+        }
     }
 }
 

@@ -175,8 +175,7 @@ async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<VerificationDetail>, ApiError> {
     known_id(&id)?;
-    let verification = s.verifier.get(&caller, &id).await?;
-    let messages = s.verifier.messages_for(&caller, &id).await?;
+    let (verification, messages) = s.verifier.detail(&caller, &id).await?;
     let messages = messages
         .into_iter()
         .map(|m| MessageView {
