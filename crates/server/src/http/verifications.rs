@@ -101,7 +101,7 @@ impl From<Verification> for VerificationView {
 
 /// One SMS sent (or being sent) for a verification. The body is never shown.
 #[derive(Serialize, ToSchema)]
-pub struct MessageView {
+pub struct DeliveryView {
     id: String,
     /// queued, sending, sent, delivered, undelivered, failed
     #[schema(value_type = String, example = "delivered")]
@@ -119,7 +119,7 @@ pub struct MessageView {
 pub struct VerificationDetail {
     #[serde(flatten)]
     verification: VerificationView,
-    messages: Vec<MessageView>,
+    messages: Vec<DeliveryView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -173,7 +173,7 @@ async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>
     let messages = s.verifier.messages_for(&id).await?;
     let messages = messages
         .into_iter()
-        .map(|m| MessageView {
+        .map(|m| DeliveryView {
             id: m.id,
             status: m.status,
             provider: m.provider,
