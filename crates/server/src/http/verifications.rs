@@ -143,7 +143,9 @@ pub struct CheckView {
 /// the same code (at most 5 sends per 10 minutes).
 #[utoipa::path(post, path = "/api/verifications", tag = "verifications", request_body = StartBody,
     responses((status = 201, body = StartedView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached")))]
+        (status = 403, body = ErrorBody, description = "recipient_opted_out: the number sent STOP"),
+        (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached"),
+        (status = 502, body = ErrorBody, description = "delivery_failed: no provider accepted the message; `verification_id` names the failed verification")))]
 async fn start(
     State(s): State<AppState>,
     _: Authenticated,
@@ -166,7 +168,7 @@ fn known_id(id: &str) -> Result<(), ApiError> {
 
 /// Read a verification, with its messages and their delivery status.
 #[utoipa::path(get, path = "/api/verifications/{id}", tag = "verifications", params(("id" = String, Path)),
-    responses((status = 200, body = VerificationDetail), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = VerificationDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationDetail>, ApiError> {
     known_id(&id)?;
     let verification = s.verifier.get(&id).await?;
@@ -202,7 +204,9 @@ fn check_view(
 /// Check a code. Every check of a pending verification uses one of its 5 attempts; the fifth
 /// wrong code locks it. A verification that is no longer pending answers 409.
 #[utoipa::path(post, path = "/api/verifications/{id}/check", tag = "verifications", params(("id" = String, Path)), request_body = CheckBody,
-    responses((status = 200, body = CheckView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …")))]
+    responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "the code is not a code of this verification's length"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …")))]
 async fn check(
     State(s): State<AppState>,
     _: Authenticated,
@@ -217,7 +221,8 @@ async fn check(
 
 /// Check a code against the pending verification for a number.
 #[utoipa::path(post, path = "/api/verifications/check", tag = "verifications", request_body = CheckNumberBody,
-    responses((status = 200, body = CheckView), (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "invalid number or code"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody)))]
 async fn check_number(
     State(s): State<AppState>,
     _: Authenticated,
@@ -230,7 +235,7 @@ async fn check_number(
 
 /// Cancel a pending verification.
 #[utoipa::path(post, path = "/api/verifications/{id}/cancel", tag = "verifications", params(("id" = String, Path)),
-    responses((status = 200, body = VerificationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = VerificationView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel(State(s): State<AppState>, _: Authenticated, Path(id): Path<String>) -> Result<Json<VerificationView>, ApiError> {
     known_id(&id)?;
     Ok(Json(s.verifier.cancel(&id).await?.into()))

@@ -11,6 +11,7 @@ mod compat_vonage;
 mod concurrency;
 mod delivery;
 mod multi_instance;
+mod openapi;
 mod ops;
 mod resilience;
 mod services;
