@@ -35,8 +35,8 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
     Ok(Json(Health { status: "ready" }))
 }
 
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(), responses((status = 200, content_type = "text/plain")))]
+/// Prometheus metrics in the OpenMetrics text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(), responses((status = 200, body = String, content_type = "application/openmetrics-text")))]
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
 }

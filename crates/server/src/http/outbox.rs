@@ -32,11 +32,12 @@ pub struct OutboxQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct OutboxView {
-    messages: Vec<MessageView>,
+    messages: Vec<OutboxMessageView>,
 }
 
+/// A message the dev outbox stored instead of sending it (the body shows the code).
 #[derive(Serialize, ToSchema)]
-pub struct MessageView {
+pub struct OutboxMessageView {
     to: String,
     body: String,
     verification_id: Option<String>,
@@ -62,7 +63,7 @@ async fn list(
     let messages = messages(&s, &caller, q).await?;
     let messages = messages
         .into_iter()
-        .map(|m| MessageView { to: m.to, body: m.body, verification_id: m.verification_id, created_at: m.created_at })
+        .map(|m| OutboxMessageView { to: m.to, body: m.body, verification_id: m.verification_id, created_at: m.created_at })
         .collect();
     Ok(Json(OutboxView { messages }))
 }

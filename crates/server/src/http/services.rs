@@ -60,7 +60,8 @@ pub struct ServiceList {
 
 /// Create a service.
 #[utoipa::path(post, path = "/api/services", tag = "services", request_body = CreateServiceBody,
-    responses((status = 201, body = ServiceView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody, description = "service_name_taken")))]
+    responses((status = 201, body = ServiceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "service_name_taken")))]
 async fn create(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -71,7 +72,7 @@ async fn create(
 }
 
 /// List services, sorted by name.
-#[utoipa::path(get, path = "/api/services", tag = "services", responses((status = 200, body = ServiceList)))]
+#[utoipa::path(get, path = "/api/services", tag = "services", responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody)))]
 async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<ServiceList>, ApiError> {
     let services = s.verifier.services(&caller).await?;
     Ok(Json(ServiceList { services: services.into_iter().map(Into::into).collect() }))
@@ -79,7 +80,7 @@ async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated) -
 
 /// Read a service by id or name.
 #[utoipa::path(get, path = "/api/services/{id}", tag = "services", params(("id" = String, Path, description = "VA… id or name")),
-    responses((status = 200, body = ServiceView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ServiceView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

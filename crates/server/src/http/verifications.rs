@@ -101,7 +101,7 @@ impl From<Verification> for VerificationView {
 
 /// One SMS sent (or being sent) for a verification. The body is never shown.
 #[derive(Serialize, ToSchema)]
-pub struct MessageView {
+pub struct DeliveryView {
     id: String,
     /// queued, sending, sent, delivered, undelivered, failed
     #[schema(value_type = String, example = "delivered")]
@@ -119,7 +119,7 @@ pub struct MessageView {
 pub struct VerificationDetail {
     #[serde(flatten)]
     verification: VerificationView,
-    messages: Vec<MessageView>,
+    messages: Vec<DeliveryView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -143,7 +143,9 @@ pub struct CheckView {
 /// the same code (at most 5 sends per 10 minutes).
 #[utoipa::path(post, path = "/api/verifications", tag = "verifications", request_body = StartBody,
     responses((status = 201, body = StartedView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached")))]
+        (status = 403, body = ErrorBody, description = "recipient_opted_out: the number sent STOP"),
+        (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached"),
+        (status = 502, body = ErrorBody, description = "delivery_failed: no provider accepted the message; `verification_id` names the failed verification")))]
 async fn start(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -168,7 +170,7 @@ fn known_id(id: &str) -> Result<(), ApiError> {
 
 /// Read a verification, with its messages and their delivery status.
 #[utoipa::path(get, path = "/api/verifications/{id}", tag = "verifications", params(("id" = String, Path)),
-    responses((status = 200, body = VerificationDetail), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = VerificationDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -178,7 +180,7 @@ async fn get(
     let (verification, messages) = s.verifier.detail(&caller, &id).await?;
     let messages = messages
         .into_iter()
-        .map(|m| MessageView {
+        .map(|m| DeliveryView {
             id: m.id,
             status: m.status,
             provider: m.provider,
@@ -204,7 +206,9 @@ fn check_view(
 /// Check a code. Every check of a pending verification uses one of its 5 attempts; the fifth
 /// wrong code locks it. A verification that is no longer pending answers 409.
 #[utoipa::path(post, path = "/api/verifications/{id}/check", tag = "verifications", params(("id" = String, Path)), request_body = CheckBody,
-    responses((status = 200, body = CheckView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …")))]
+    responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "the code is not a code of this verification's length"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …")))]
 async fn check(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -219,7 +223,8 @@ async fn check(
 
 /// Check a code against the pending verification for a number.
 #[utoipa::path(post, path = "/api/verifications/check", tag = "verifications", request_body = CheckNumberBody,
-    responses((status = 200, body = CheckView), (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "invalid number or code"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody)))]
 async fn check_number(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -232,7 +237,7 @@ async fn check_number(
 
 /// Cancel a pending verification.
 #[utoipa::path(post, path = "/api/verifications/{id}/cancel", tag = "verifications", params(("id" = String, Path)),
-    responses((status = 200, body = VerificationView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = VerificationView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn cancel(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,

@@ -56,8 +56,8 @@ async fn when_every_provider_fails_the_verification_fails_with_the_reason() {
     let down = mock(503, json!({}), 0).await;
     let broken = mock(401, json!({ "code": 20003, "message": "Authenticate" }), 0).await;
     let app = TestApp::spawn_with(|c| {
-        c.providers.insert("gw".into(), providers::http(&down.uri(), 1000));
-        c.providers.insert("twilio".into(), providers::twilio(&broken.uri(), 1000));
+        c.providers.insert("gw".into(), providers::http(&down.uri(), 30_000));
+        c.providers.insert("twilio".into(), providers::twilio(&broken.uri(), 30_000));
         c.routing.default.providers = vec!["gw".into(), "twilio".into()];
     })
     .await;
@@ -75,8 +75,8 @@ async fn a_rejected_number_is_not_tried_elsewhere() {
     let rejecting = mock(400, json!({ "code": 21614, "message": "'To' number is not a valid mobile number" }), 0).await;
     let other = mock(200, json!({}), 0).await;
     let app = TestApp::spawn_with(|c| {
-        c.providers.insert("twilio".into(), providers::twilio(&rejecting.uri(), 1000));
-        c.providers.insert("gw".into(), providers::http(&other.uri(), 1000));
+        c.providers.insert("twilio".into(), providers::twilio(&rejecting.uri(), 30_000));
+        c.providers.insert("gw".into(), providers::http(&other.uri(), 30_000));
         c.routing.default.providers = vec!["twilio".into(), "gw".into()];
     })
     .await;
@@ -87,15 +87,16 @@ async fn a_rejected_number_is_not_tried_elsewhere() {
 
 #[tokio::test]
 async fn a_slow_provider_does_not_hold_the_request_past_the_send_wait() {
-    let slow = mock(200, json!({ "id": "gw-slow" }), 700).await;
+    // The provider answers after 5 s, a hundred times what a start takes even on a busy machine.
+    let slow = mock(200, json!({ "id": "gw-slow" }), 5000).await;
     let app = TestApp::spawn_with(|c| {
-        c.providers.insert("gw".into(), providers::http(&slow.uri(), 5000));
+        c.providers.insert("gw".into(), providers::http(&slow.uri(), 60_000));
         c.send_wait_ms = 50;
     })
     .await;
     let started = std::time::Instant::now();
     let v = app.start(&fresh_number()).await;
-    assert!(started.elapsed() < Duration::from_millis(650), "answered before the provider did");
+    assert!(started.elapsed() < Duration::from_millis(5000), "answered before the provider did");
     let id = v["id"].as_str().unwrap().to_string();
     let message = eventually(|| async {
         let d = detail(&app, &id).await;
@@ -124,11 +125,16 @@ async fn racing_senders_never_send_a_message_twice() {
     })
     .await;
     let numbers: Vec<String> = (0..10).map(|_| fresh_number()).collect();
+    let mut ids = Vec::new();
     for n in &numbers {
-        a.start(n).await;
+        ids.push(a.start(n).await["id"].as_str().unwrap().to_string());
     }
-    eventually(|| async { (requests(&gateway).await.len() >= 10).then_some(()) }).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every send has finished, and no message was ever claimed a second time (each is written
+    // claimed by its start request): nothing else can reach the provider.
+    for id in &ids {
+        eventually(|| async { (detail(&a, id).await["messages"][0]["status"] == "sent").then_some(()) }).await;
+    }
+    assert_eq!(a.query_i64("SELECT CAST(SUM(claims) AS BIGINT) FROM messages").await, 10, "one claim per message");
     let keys: Vec<String> = requests(&gateway).await.iter().map(|r| r.headers["idempotency-key"].to_str().unwrap().to_string()).collect();
     let unique: std::collections::HashSet<_> = keys.iter().collect();
     assert_eq!((keys.len(), unique.len()), (10, 10), "{keys:?}");
@@ -167,30 +173,29 @@ fn a_message_left_by_a_crashed_instance_is_sent_once_after_restart() {
             c.dispatch_interval_ms = 20;
         })
         .await;
-        // Still leased by the dead instance: nothing is sent yet.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Still leased by the dead instance: a whole pass of the queue worker sends nothing.
+        assert_eq!(app.state.verifier.dispatch_due(50).await.unwrap(), 0);
         assert!(working.received_requests().await.unwrap().is_empty());
         app.advance(chrono::Duration::seconds(61));
-        eventually(|| async { (!working.received_requests().await.unwrap().is_empty()).then_some(()) }).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let status_of = |id: String| {
+            let (client, url, secret) = (app.client.clone(), app.url(&format!("/api/verifications/{id}")), key_secret.clone());
+            async move {
+                let d: Value = client.get(url).bearer_auth(secret).send().await.unwrap().json().await.unwrap();
+                d["messages"][0].clone()
+            }
+        };
+        // Sent by the takeover, and nothing is left to send (a second claim would show in claims).
+        eventually(|| async { (status_of(verification_id.clone()).await["status"] == "sent").then_some(()) }).await;
+        assert_eq!(app.state.verifier.dispatch_due(50).await.unwrap(), 0);
+        assert_eq!(app.query_i64("SELECT CAST(SUM(claims) AS BIGINT) FROM messages").await, 2, "claimed by the dead instance, then once");
         let sent = working.received_requests().await.unwrap();
         assert_eq!(sent.len(), 1, "sent exactly once after the restart");
         let first: Value = serde_json::from_slice(&hanging.received_requests().await.unwrap()[0].body).unwrap();
         let resumed: Value = serde_json::from_slice(&sent[0].body).unwrap();
         assert_eq!(first["body"], resumed["body"], "the same code");
         assert_eq!(first["message_id"], resumed["message_id"]);
-        let d: Value = app
-            .client
-            .get(app.url(&format!("/api/verifications/{verification_id}")))
-            .bearer_auth(&key_secret)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(d["messages"][0]["status"], "sent");
-        assert_eq!(d["messages"][0]["provider_message_id"], "gw-2");
+        let m = status_of(verification_id.clone()).await;
+        assert_eq!((m["status"].as_str(), m["provider_message_id"].as_str()), (Some("sent"), Some("gw-2")), "{m}");
     });
 }
 
@@ -233,8 +238,9 @@ async fn the_sms_send_command_uses_a_named_provider() {
 #[tokio::test]
 async fn a_late_failure_of_the_first_message_does_not_fail_a_resent_verification() {
     let gateway = MockServer::start().await;
+    // The first send fails 5 s after it starts: long after the resend, even on a busy machine.
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(600)))
+        .respond_with(ResponseTemplate::new(503).set_delay(Duration::from_millis(5000)))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&gateway)

@@ -42,8 +42,12 @@ impl TestApp {
     pub async fn spawn_trusting(configure: impl FnOnce(&mut Config), ca_pem: Option<&[u8]>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = phonegate_store::testing::fresh_database_url(dir.path()).await.expect("a test database");
-        let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url: database_url.clone(), ..Config::default() };
+        // The start request waits for the send's result (a test that wants it not to sets its own
+        // send_wait_ms): how long a send takes on a busy machine must not change what a test sees.
+        let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url, send_wait_ms: 60_000, ..Config::default() };
         configure(&mut config);
+        // The database the app really uses (a test may point it at another one).
+        let database_url = config.database_url.clone();
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
         let app = App::build(config, clock.clone()).await.expect("app builds");
         let scheme = if app.is_tls() { "https" } else { "http" };
@@ -104,6 +108,11 @@ impl TestApp {
         phonegate_store::testing::execute(&self.database_url, sql).await.unwrap();
     }
 
+    /// The one integer a SQL query returns, from the app's database.
+    pub async fn query_i64(&self, sql: &'static str) -> i64 {
+        query_i64(&self.database_url, sql).await
+    }
+
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
@@ -161,20 +170,26 @@ pub mod providers {
                 signature_method: None,
                 base_url: Some(base_url.into()),
             }),
-            timeout_ms: 2000,
+            timeout_ms: 30_000,
             retries: 0,
         }
     }
 }
 
-/// Polls `f` until it returns Some, for at most five seconds (background sends finish quickly;
-/// this only bounds a broken test).
+/// The one integer a SQL query returns, from the database `database_url` names (either backend).
+pub async fn query_i64(database_url: &str, sql: &'static str) -> i64 {
+    phonegate_store::testing::count(database_url, sql).await.unwrap()
+}
+
+/// Polls `f` every 20 ms until it returns Some. The 30 s bound is far above anything a working
+/// server needs even on a loaded machine (a passing test returns as soon as the condition
+/// holds); it only stops a broken test from hanging.
 pub async fn eventually<T, F, Fut>(mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         if let Some(v) = f().await {
             return v;

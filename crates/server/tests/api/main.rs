@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 mod delivery;
 mod multi_instance;
+mod openapi;
 mod ops;
 mod resilience;
 mod services;

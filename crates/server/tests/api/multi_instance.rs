@@ -1,6 +1,6 @@
 //! Two phonegate processes on one database, parallel requests at both: every guarantee holds
 //! across instances with no sticky routing.
-use crate::helpers::{Server, fresh_number, wrong};
+use crate::helpers::{Server, eventually, fresh_number, query_i64, wrong};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -9,6 +9,7 @@ struct Pair {
     b: Server,
     secret: String,
     client: reqwest::Client,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -16,6 +17,7 @@ impl Pair {
     async fn start() -> Pair {
         let dir = tempfile::tempdir().unwrap();
         let url = phonegate_store::testing::fresh_database_url(dir.path()).await.unwrap();
+        let database_url = url.clone();
         let (a, b, secret) = tokio::task::spawn_blocking(move || {
             let key = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
                 .args(["keys", "create", "--name", "pair", "--json"])
@@ -29,7 +31,7 @@ impl Pair {
         })
         .await
         .unwrap();
-        Pair { a, b, secret, client: reqwest::Client::new(), _dir: dir }
+        Pair { a, b, secret, client: reqwest::Client::new(), database_url, _dir: dir }
     }
 
     /// Instance A for even `i`, B for odd.
@@ -117,7 +119,17 @@ async fn two_instances_share_every_guarantee() {
         }
     }
     assert_eq!((ids.len(), created), (1, 5));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Every send has finished, none was claimed twice: nothing more can reach the outbox.
+    let id = ids.into_iter().next().unwrap();
+    eventually(|| async {
+        let r = pair.client.get(format!("{}/api/verifications/{id}", pair.base(0))).bearer_auth(&pair.secret).send().await.unwrap();
+        let d: Value = r.json().await.unwrap();
+        let messages = d["messages"].as_array().cloned().unwrap_or_default();
+        (messages.len() == 5 && messages.iter().all(|m| m["status"] == "sent")).then_some(())
+    })
+    .await;
+    let extra_claims = query_i64(&pair.database_url, "SELECT CAST(SUM(claims) - COUNT(*) AS BIGINT) FROM messages").await;
+    assert_eq!(extra_claims, 0, "every message of the test was claimed once");
     let sent = pair.outbox(0, &to).await;
     assert_eq!(sent.len(), 5, "every accepted send reached the provider exactly once");
 }

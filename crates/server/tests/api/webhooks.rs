@@ -9,6 +9,9 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const PUBLIC: &str = "https://verify.example.com";
 
+/// The app with Twilio and Vonage mocks. Keep both mock servers alive (bound to a name, not `_`)
+/// for the whole test: wiremock pools its servers, and a dropped one is handed, same port and
+/// new mocks, to the next test that starts one, so this app's sends would get that test's answers.
 async fn app_with_twilio_and_vonage() -> (TestApp, MockServer, MockServer) {
     let twilio = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SMtw1" }))).mount(&twilio).await;
@@ -22,7 +25,8 @@ async fn app_with_twilio_and_vonage() -> (TestApp, MockServer, MockServer) {
         .await;
     let app = TestApp::spawn_with(|c| {
         c.public_url = Some(PUBLIC.into());
-        c.providers.insert("tw".into(), providers::twilio(&twilio.uri(), 2000));
+        // The mocks answer at once; a long timeout keeps a loaded machine from failing the send.
+        c.providers.insert("tw".into(), providers::twilio(&twilio.uri(), 30_000));
         c.providers.insert("vg".into(), providers::vonage(&vonage.uri()));
         c.routing.default.providers = vec!["tw".into()];
         c.routing.default.routes =
@@ -55,7 +59,7 @@ async fn message(app: &TestApp, verification_id: &str) -> Value {
 
 #[tokio::test]
 async fn signed_twilio_status_callbacks_update_delivery_and_forged_ones_change_nothing() {
-    let (app, twilio, _) = app_with_twilio_and_vonage().await;
+    let (app, twilio, _vonage) = app_with_twilio_and_vonage().await;
     let v = app.start(&fresh_number()).await;
     let id = v["id"].as_str().unwrap();
     let sent = &twilio.received_requests().await.unwrap()[0];
@@ -93,7 +97,7 @@ fn vonage_signed(p: &[(&str, &str)], timestamp: i64) -> BTreeMap<String, String>
 
 #[tokio::test]
 async fn signed_vonage_receipts_update_delivery_and_stale_ones_are_refused() {
-    let (app, _, vonage) = app_with_twilio_and_vonage().await;
+    let (app, _twilio, vonage) = app_with_twilio_and_vonage().await;
     let to = "+4916012345678";
     let v = app.start(to).await;
     let id = v["id"].as_str().unwrap();
@@ -122,7 +126,7 @@ async fn signed_vonage_receipts_update_delivery_and_stale_ones_are_refused() {
 
 #[tokio::test]
 async fn stop_through_a_signed_webhook_blocks_codes_until_start() {
-    let (app, twilio, _) = app_with_twilio_and_vonage().await;
+    let (app, twilio, _vonage) = app_with_twilio_and_vonage().await;
     let number = fresh_number();
     let path = "/webhooks/twilio/sms";
     let inbound = |sid: &str, body: &str| {
@@ -162,7 +166,7 @@ async fn stop_through_a_signed_webhook_blocks_codes_until_start() {
 
 #[tokio::test]
 async fn vonage_inbound_stop_is_verified_and_applied() {
-    let (app, _, _) = app_with_twilio_and_vonage().await;
+    let (app, _twilio, _vonage) = app_with_twilio_and_vonage().await;
     let number = fresh_number();
     let now = app.clock_now_unix();
     let digits = number.trim_start_matches('+').to_string();
@@ -204,16 +208,17 @@ async fn twilio_webhooks_need_the_public_url() {
 /// and applied once the send's result names the message.
 #[tokio::test]
 async fn a_receipt_that_overtakes_the_send_result_is_applied_afterwards() {
-    let (app, _, _) = app_with_twilio_and_vonage().await;
+    let (app, _twilio, _vonage) = app_with_twilio_and_vonage().await;
     let path = "/webhooks/twilio/status";
     let delivered = params(&[("AccountSid", "AC0123"), ("MessageSid", "SMtw1"), ("MessageStatus", "delivered")]);
     assert_eq!(twilio_post(&app, path, &delivered, Some(twilio_sig(path, &delivered))).await.status(), 204);
     let v = app.start(&fresh_number()).await;
     let id = v["id"].as_str().unwrap().to_string();
+    // Wait for the send itself to finish (it normally has when start answers), then look.
     let m = crate::helpers::eventually(|| async {
         let m = message(&app, &id).await;
-        (m["status"] == "delivered").then_some(m)
+        (m["status"].is_string() && m["status"] != "sending").then_some(m)
     })
     .await;
-    assert_eq!(m["provider_message_id"], "SMtw1");
+    assert_eq!((m["status"].as_str(), m["provider_message_id"].as_str()), (Some("delivered"), Some("SMtw1")), "{m}");
 }

@@ -1,0 +1,318 @@
+//! The served `/openapi.json` against the real server: every documented operation is called for
+//! every response it documents, and each answer must have the documented media type and match the
+//! documented schema (JSON Schema 2020-12, `$ref`s resolved into the document's components), with
+//! no field the schema does not declare. A response that is documented but never produced here,
+//! or produced but not documented, fails the test.
+use crate::helpers::{TestApp, fresh_number, providers, wrong};
+use phonegate::config::Config;
+use phonegate_core::ports::Store;
+use phonegate_store::PgStore;
+use reqwest::RequestBuilder;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Every operation the document describes: exactly these, each exercised below.
+const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/api/dev/outbox"),
+    ("get", "/api/services"),
+    ("post", "/api/services"),
+    ("get", "/api/services/{id}"),
+    ("post", "/api/verifications"),
+    ("post", "/api/verifications/check"),
+    ("get", "/api/verifications/{id}"),
+    ("post", "/api/verifications/{id}/cancel"),
+    ("post", "/api/verifications/{id}/check"),
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/readyz"),
+];
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// The served document, and the (method, path, status) answers checked against it so far.
+struct Contract {
+    doc: Value,
+    seen: BTreeSet<(String, String, u16)>,
+}
+
+impl Contract {
+    async fn fetch(app: &TestApp) -> Contract {
+        let r = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let doc: Value = r.json().await.unwrap();
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1.")), "utoipa 5 writes OpenAPI 3.1: {}", doc["openapi"]);
+        Contract { doc, seen: BTreeSet::new() }
+    }
+
+    fn operations(&self) -> BTreeSet<(String, String)> {
+        let paths = self.doc["paths"].as_object().expect("paths");
+        paths
+            .iter()
+            .flat_map(|(path, item)| METHODS.iter().filter(|m| item.get(**m).is_some()).map(move |m| (m.to_string(), path.clone())))
+            .collect()
+    }
+
+    fn responses(&self) -> BTreeSet<(String, String, u16)> {
+        let mut out = BTreeSet::new();
+        for (method, path) in self.operations() {
+            for status in self.doc["paths"][&path][&method]["responses"].as_object().expect("responses").keys() {
+                out.insert((method.clone(), path.clone(), status.parse().unwrap_or_else(|_| panic!("{method} {path}: status {status}"))));
+            }
+        }
+        out
+    }
+
+    /// Sends `request`, one call of the operation (`method`, `path` template), expects `status`
+    /// and checks the answer against the document. Returns the JSON body (Null for other media).
+    async fn call(&mut self, method: &str, path: &str, request: RequestBuilder, status: u16) -> Value {
+        let what = format!("{} {path} → {status}", method.to_uppercase());
+        let op = self.doc["paths"][path][method].clone();
+        assert!(op.is_object(), "{what}: the operation is not documented");
+        let response = request.send().await.expect("request sent");
+        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let actual = response.status().as_u16();
+        let bytes = response.bytes().await.expect("body read");
+        assert_eq!(actual, status, "{what}: got {actual}: {}", String::from_utf8_lossy(&bytes));
+        let documented = &op["responses"][status.to_string()];
+        assert!(documented.is_object(), "{what}: the server answers {status}, which is not documented");
+        self.seen.insert((method.into(), path.into(), status));
+
+        let Some(content) = documented["content"].as_object() else {
+            assert!(bytes.is_empty(), "{what}: documented without a body, but one came: {content_type}");
+            return Value::Null;
+        };
+        assert_eq!(content.len(), 1, "{what}: one media type per response");
+        let (media_type, media) = content.iter().next().unwrap();
+        assert_eq!(essence(&content_type), essence(media_type), "{what}: Content-Type `{content_type}`, documented `{media_type}`");
+        let schema = media.get("schema").unwrap_or_else(|| panic!("{what}: no schema"));
+        let (body, json) = if essence(media_type) == "application/json" {
+            let body: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"));
+            (body.clone(), body)
+        } else {
+            (Value::String(String::from_utf8(bytes.to_vec()).expect("a text body")), Value::Null)
+        };
+        self.validate(&what, schema, &body);
+        json
+    }
+
+    /// Validates `body` against `schema` (a schema object of the document) and checks that every
+    /// object member in it is declared.
+    fn validate(&self, what: &str, schema: &Value, body: &Value) {
+        let mut root = schema.as_object().cloned().unwrap_or_else(|| panic!("{what}: schema is not an object"));
+        root.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+        // `#/components/schemas/…` resolves in the document this schema is the root of.
+        root.insert("components".into(), self.doc["components"].clone());
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&Value::Object(root))
+            .unwrap_or_else(|e| panic!("{what}: the documented schema does not compile: {e}"));
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at `{}`", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{what}: the body does not match its documented schema:\n{}\nbody: {body:#}", errors.join("\n"));
+        let mut undeclared = Vec::new();
+        self.undeclared(schema, body, "", &mut undeclared);
+        assert!(undeclared.is_empty(), "{what}: fields the schema does not declare: {undeclared:?}\nbody: {body:#}");
+    }
+
+    fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(r) => self.resolve(self.doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("unresolved $ref {r}"))),
+            None => schema,
+        }
+    }
+
+    /// The properties `schema` declares, with those of its `allOf` members.
+    fn properties(&self, schema: &Value, out: &mut Map<String, Value>) {
+        let schema = self.resolve(schema);
+        if let Some(p) = schema.get("properties").and_then(Value::as_object) {
+            out.extend(p.clone());
+        }
+        for member in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+            self.properties(member, out);
+        }
+    }
+
+    /// JSON pointers of object members in `body` that `schema` does not declare.
+    fn undeclared(&self, schema: &Value, body: &Value, at: &str, out: &mut Vec<String>) {
+        let schema = self.resolve(schema);
+        match body {
+            Value::Object(members) => {
+                let mut declared = Map::new();
+                self.properties(schema, &mut declared);
+                let rest = schema.get("additionalProperties").filter(|s| s.is_object());
+                for (name, value) in members {
+                    let at = format!("{at}/{name}");
+                    match declared.get(name).or(rest) {
+                        Some(s) => self.undeclared(s, value, &at, out),
+                        None => out.push(at),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(s) = schema.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        self.undeclared(s, item, &format!("{at}/{i}"), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `type/subtype` of a media type, without parameters.
+fn essence(media_type: &str) -> String {
+    media_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+}
+
+/// The same app's routes over a store whose database cannot be reached (PostgreSQL on a port
+/// nobody listens on; the pool connects lazily): how the server answers during an outage.
+async fn with_database_down(app: &TestApp) -> String {
+    let mut state = app.state.clone();
+    let unreachable: Arc<dyn Store> = Arc::new(PgStore::connect("postgres://phonegate@127.0.0.1:1/phonegate", 1).unwrap());
+    let clock: Arc<dyn phonegate_core::Clock> = app.clock.clone();
+    state.verifier = Arc::new(phonegate_core::Verifier::new(phonegate_core::engine::VerifierParts {
+        store: unreachable.clone(),
+        sender: Arc::new(phonegate_core::outbox::OutboxSender::new(unreachable, clock.clone())),
+        clock,
+        observer: Arc::new(phonegate_core::ports::NoObserver),
+        keys: phonegate_core::code::ServerKeys::from_secret(b"outage"),
+        phones: Default::default(),
+        limits: Default::default(),
+        delivery: Default::default(),
+    }));
+    let router = phonegate::http::router(state, &Config::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    base
+}
+
+#[tokio::test]
+async fn every_documented_response_matches_what_the_server_sends() {
+    // The expiry sweep runs once at start, then never during the test: a verification whose code
+    // has expired stays pending until it is read or checked.
+    let app = TestApp::spawn_with(|c| c.expiry_sweep_secs = 86_400).await;
+    let mut api = Contract::fetch(&app).await;
+    let listed: BTreeSet<(String, String)> = OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(api.operations(), listed, "the documented operations changed: exercise each new one here and list it");
+
+    let (client, url) = (&app.client, |path: &str| app.url(path));
+    let get = |path: &str| client.get(url(path)).bearer_auth(&app.secret);
+    let post = |path: &str, body: Value| client.post(url(path)).bearer_auth(&app.secret).json(&body);
+
+    // Operations.
+    api.call("get", "/healthz", client.get(url("/healthz")), 200).await;
+    api.call("get", "/readyz", client.get(url("/readyz")), 200).await;
+    let down = with_database_down(&app).await;
+    let r = api.call("get", "/readyz", client.get(format!("{down}/readyz")), 503).await;
+    assert_eq!(r["error"]["code"], "database_unavailable");
+
+    // Without a key, every operation that documents 401 answers it (before reading the body).
+    for (method, path) in OPERATIONS {
+        if api.doc["paths"][path][method]["responses"]["401"].is_null() {
+            continue;
+        }
+        let concrete = url(&path.replace("{id}", "VE0123456789abcdef0123456789abcdef"));
+        let request = if *method == "get" { client.get(concrete) } else { client.post(concrete).json(&json!({})) };
+        let r = api.call(method, path, request, 401).await;
+        assert_eq!(r["error"]["code"], "unauthorized");
+    }
+
+    // Services.
+    let shop = json!({ "name": "Shop", "code_length": 8, "templates": { "de": "Ihr {service}-Code lautet {code}" } });
+    let service = api.call("post", "/api/services", post("/api/services", shop.clone()), 201).await;
+    let r = api.call("post", "/api/services", post("/api/services", shop), 409).await;
+    assert_eq!(r["error"]["code"], "service_name_taken");
+    api.call("post", "/api/services", post("/api/services", json!({ "name": "Tiny", "code_length": 2 })), 400).await;
+    let list = api.call("get", "/api/services", get("/api/services"), 200).await;
+    assert_eq!(list["services"].as_array().map(Vec::len), Some(2), "the default service and Shop");
+    let service_id = service["id"].as_str().unwrap();
+    api.call("get", "/api/services/{id}", get(&format!("/api/services/{service_id}")), 200).await;
+    api.call("get", "/api/services/{id}", get("/api/services/Shop"), 200).await;
+    api.call("get", "/api/services/{id}", get("/api/services/VA0123456789abcdef0123456789abcdef"), 404).await;
+
+    // Start: a code, the same code re-sent up to five sends, then 429.
+    let to = fresh_number();
+    let started = api
+        .call("post", "/api/verifications", post("/api/verifications", json!({ "to": to, "service": "Shop", "locale": "de" })), 201)
+        .await;
+    let id = started["id"].as_str().unwrap().to_string();
+    for _ in 0..4 {
+        let again = api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": to, "service": "Shop" })), 201).await;
+        assert_eq!((again["id"].as_str(), again["resent"].as_bool()), (Some(id.as_str()), Some(true)));
+    }
+    let r = api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": to, "service": "Shop" })), 429).await;
+    assert_eq!(r["error"]["code"], "max_sends_reached");
+    api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": "12" })), 400).await;
+    api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": fresh_number(), "service": "Nope" })), 404).await;
+    let stopped = fresh_number();
+    let sql = format!("INSERT INTO opt_outs (number, created_at) VALUES ('{stopped}', 0)");
+    phonegate_store::testing::execute(&app.database_url, &sql).await.unwrap();
+    let r = api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": stopped })), 403).await;
+    assert_eq!(r["error"]["code"], "recipient_opted_out");
+    // A provider that refuses every connection: the verification fails, and the error names it.
+    let failing = TestApp::spawn_with(|c| {
+        c.providers.insert("gw".into(), providers::http("http://127.0.0.1:9/sms", 30_000));
+    })
+    .await;
+    let request =
+        failing.client.post(failing.url("/api/verifications")).bearer_auth(&failing.secret).json(&json!({ "to": fresh_number() }));
+    let r = api.call("post", "/api/verifications", request, 502).await;
+    assert_eq!(r["error"]["code"], "delivery_failed");
+    assert!(r["error"]["verification_id"].as_str().is_some_and(|v| v.starts_with("VE")), "{r}");
+
+    // The dev outbox.
+    let outbox = api.call("get", "/api/dev/outbox", get("/api/dev/outbox").query(&[("to", &to)]), 200).await;
+    assert_eq!(outbox["messages"].as_array().map(Vec::len), Some(5), "{outbox}");
+    api.call("get", "/api/dev/outbox", get("/api/dev/outbox?to=abc"), 400).await;
+
+    // Reading a verification, with its five messages.
+    let detail = api.call("get", "/api/verifications/{id}", get(&format!("/api/verifications/{id}")), 200).await;
+    assert_eq!(detail["messages"].as_array().map(Vec::len), Some(5), "{detail}");
+    api.call("get", "/api/verifications/{id}", get("/api/verifications/VE0123456789abcdef0123456789abcdef"), 404).await;
+
+    // Checking by id: wrong, malformed, right, then no longer pending.
+    let code = app.code_for(&to).await;
+    assert_eq!(code.len(), 8, "Shop's codes have 8 digits");
+    let check = format!("/api/verifications/{id}/check");
+    let r = api.call("post", "/api/verifications/{id}/check", post(&check, json!({ "code": wrong(&code) })), 200).await;
+    assert_eq!(r["valid"], false);
+    api.call("post", "/api/verifications/{id}/check", post(&check, json!({ "code": "12" })), 400).await;
+    let r = api.call("post", "/api/verifications/{id}/check", post(&check, json!({ "code": code })), 200).await;
+    assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("approved"), Some(true)));
+    let r = api.call("post", "/api/verifications/{id}/check", post(&check, json!({ "code": code })), 409).await;
+    assert_eq!(r["error"]["code"], "verification_approved");
+    let unknown = "/api/verifications/VE0123456789abcdef0123456789abcdef/check";
+    api.call("post", "/api/verifications/{id}/check", post(unknown, json!({ "code": "123456" })), 404).await;
+
+    // Cancelling.
+    let other = api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": fresh_number() })), 201).await;
+    let cancel = format!("/api/verifications/{}/cancel", other["id"].as_str().unwrap());
+    let r = api.call("post", "/api/verifications/{id}/cancel", post(&cancel, json!({})), 200).await;
+    assert_eq!(r["status"], "canceled");
+    api.call("post", "/api/verifications/{id}/cancel", post(&cancel, json!({})), 409).await;
+    let unknown = "/api/verifications/VE0123456789abcdef0123456789abcdef/cancel";
+    api.call("post", "/api/verifications/{id}/cancel", post(unknown, json!({})), 404).await;
+
+    // Checking by number; last, because it lets the codes expire.
+    let to = fresh_number();
+    api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": to })), 201).await;
+    let code = app.code_for(&to).await;
+    let by_number = |to: &str, code: &str| post("/api/verifications/check", json!({ "to": to, "code": code }));
+    let r = api.call("post", "/api/verifications/check", by_number(&to, &wrong(&code)), 200).await;
+    assert_eq!(r["valid"], false);
+    api.call("post", "/api/verifications/check", by_number("12", &code), 400).await;
+    let r = api.call("post", "/api/verifications/check", by_number(&fresh_number(), &code), 404).await;
+    assert_eq!(r["error"]["code"], "no_pending_verification");
+    app.advance(chrono::Duration::minutes(11));
+    let r = api.call("post", "/api/verifications/check", by_number(&to, &code), 409).await;
+    assert_eq!(r["error"]["code"], "verification_expired");
+
+    // Metrics last, so they have something to count.
+    api.call("get", "/metrics", client.get(url("/metrics")), 200).await;
+
+    let missing: Vec<_> = api.responses().difference(&api.seen).cloned().collect();
+    assert!(missing.is_empty(), "documented responses this test never produced: {missing:?}");
+}
