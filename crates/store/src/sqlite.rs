@@ -220,8 +220,9 @@ impl ToSql for Value {
 }
 
 impl SqliteDb<'_> {
-    fn statement(&self, sql: &'static Sql) -> StoreResult<rusqlite::CachedStatement<'_>> {
-        self.conn.prepare_cached(sql.sqlite()).map_err(map_err)
+    /// The prepared statement; `None` for one SQLite skips (see `dialect`).
+    fn statement(&self, sql: &'static Sql) -> StoreResult<Option<rusqlite::CachedStatement<'_>>> {
+        sql.sqlite().map(|text| self.conn.prepare_cached(text).map_err(map_err)).transpose()
     }
 }
 
@@ -232,12 +233,12 @@ impl Db for SqliteDb<'_> {
     }
 
     async fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
-        let mut stmt = self.statement(sql)?;
+        let Some(mut stmt) = self.statement(sql)? else { return Ok(0) };
         stmt.execute(rusqlite::params_from_iter(args.iter())).map(|n| n as u64).map_err(map_err)
     }
 
     async fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
-        let mut stmt = self.statement(sql)?;
+        let Some(mut stmt) = self.statement(sql)? else { return Ok(Vec::new()) };
         let columns = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(args.iter())).map_err(map_err)?;
         let mut out = Vec::new();

@@ -437,3 +437,45 @@ async fn early_receipts_are_held_until_a_message_carries_their_id() {
         assert_eq!(take("P10").await.unwrap(), None);
     }
 }
+
+/// PostgreSQL, READ COMMITTED: a receipt held by a unit that has not committed yet must still be
+/// found by the send's result that names its message id, and not be left held forever.
+#[tokio::test]
+async fn a_receipt_held_while_the_send_result_is_stored_is_not_lost() {
+    for b in backends().await.into_iter().filter(|b| b.name == "postgres") {
+        let s = b.store.clone();
+        let svc = service(s.as_ref(), "race-r").await;
+        assert!(insert(s.as_ref(), &verification("VErr", &svc, "+4915100000050")).await);
+        let lease = Lease { token: "tokr".into(), until: t0() + Duration::seconds(60) };
+        queue(s.as_ref(), Message { status: DeliveryStatus::Sending, claims: 1, ..message("SMrr", "VErr") }, Some(lease)).await;
+
+        let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
+        let receipt = tokio::spawn({
+            let s = s.clone();
+            async move {
+                write!(s.as_ref(), [], |tx| {
+                    assert!(tx.apply_receipt("Prr", DeliveryStatus::Delivered, None, t0()).await?.is_none());
+                    assert!(tx.hold_receipt("Prr", DeliveryStatus::Delivered, None, t0()).await?);
+                    let _ = held_tx.send(());
+                    // Commit only after the send's result had every chance to look.
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    Ok::<_, StoreError>(())
+                })
+            }
+        });
+        held.await.unwrap();
+        let sent = MessageResult {
+            status: DeliveryStatus::Sent,
+            provider: Some("tw".into()),
+            provider_message_id: Some("Prr".into()),
+            error: None,
+        };
+        let taken = write!(s.as_ref(), [sent], |tx| {
+            assert!(tx.finish_message("SMrr", "tokr", &sent, t0()).await?);
+            tx.take_held_receipt("Prr").await
+        })
+        .unwrap();
+        receipt.await.unwrap().unwrap();
+        assert_eq!(taken, Some((DeliveryStatus::Delivered, None)), "the held receipt was missed");
+    }
+}

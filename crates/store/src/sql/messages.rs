@@ -43,6 +43,10 @@ static HOLD_RECEIPT: Sql = Sql::new(
      SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM messages WHERE provider_message_id = $1) \
      ON CONFLICT (provider_message_id) DO UPDATE SET status = excluded.status, error = excluded.error, received_at = excluded.received_at",
 );
+/// Holding a receipt and taking it for a newly sent message take turns per provider message id,
+/// so neither misses the other's write (READ COMMITTED sees only what was committed before each
+/// statement).
+static LOCK_PROVIDER_MESSAGE_ID: Sql = Sql::postgres_only("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))");
 static TAKE_HELD_RECEIPT: Sql = Sql::new("DELETE FROM early_receipts WHERE provider_message_id = $1 RETURNING status, error");
 static FOR_VERIFICATION: Sql =
     Sql::new(concat!("SELECT ", columns!(), " FROM messages WHERE verification_id = $1 ORDER BY created_at, id"));
@@ -135,10 +139,12 @@ impl<D: Db> MessageTx for Repo<D> {
     }
 
     async fn hold_receipt(&mut self, pmid: &str, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.exec(&LOCK_PROVIDER_MESSAGE_ID, args![pmid]).await?;
         Ok(self.exec(&HOLD_RECEIPT, args![pmid, status.as_str(), error, now]).await? > 0)
     }
 
     async fn take_held_receipt(&mut self, pmid: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>> {
+        self.exec(&LOCK_PROVIDER_MESSAGE_ID, args![pmid]).await?;
         let Some(mut row) = self.row(&TAKE_HELD_RECEIPT, args![pmid]).await? else { return Ok(None) };
         let status = row.text(0)?;
         Ok(DeliveryStatus::parse(&status).map(|s| (s, row.opt_text(1).ok().flatten())))
