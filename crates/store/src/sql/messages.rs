@@ -19,10 +19,13 @@ static INSERT: Sql = Sql::new(concat!(
     columns!(),
     ", lease_token, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 ));
-/// Several instances claim at once: each skips the rows another is claiming.
+/// Several instances claim at once: each skips the rows another is claiming. The first
+/// `status IN (…)` is the condition of the partial index `messages_due`: without it the OR keeps
+/// the planner off that index and every claim scans the whole table.
 static CLAIM_DUE: Sql = Sql::new(concat!(
     "UPDATE messages SET status = 'sending', claims = claims + 1, lease_token = $1, lease_until = $2, updated_at = $3 \
-     WHERE id IN (SELECT id FROM messages WHERE (status = 'queued' AND created_at <= $5) OR (status = 'sending' AND lease_until <= $3) \
+     WHERE id IN (SELECT id FROM messages WHERE status IN ('queued', 'sending') \
+                  AND ((status = 'queued' AND created_at <= $5) OR (status = 'sending' AND lease_until <= $3)) \
                   ORDER BY created_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      AND ((status = 'queued' AND created_at <= $5) OR (status = 'sending' AND lease_until <= $3)) RETURNING ",
     columns!()
