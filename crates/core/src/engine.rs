@@ -352,10 +352,7 @@ impl Verifier {
             })
         })
         .await?;
-        if v.status != Status::Pending {
-            self.observer.verification_entered(&v.service_id, v.channel, v.status);
-        }
-        Ok((v, outcome))
+        Ok(self.checked(v, outcome))
     }
 
     /// Checks a code against the pending verification for a number.
@@ -376,10 +373,15 @@ impl Verifier {
             })
         })
         .await?;
+        Ok(self.checked(v, outcome))
+    }
+
+    /// After a committed check: a verification it ended is counted.
+    fn checked(&self, v: Verification, outcome: CheckOutcome) -> (Verification, CheckOutcome) {
         if v.status != Status::Pending {
             self.observer.verification_entered(&v.service_id, v.channel, v.status);
         }
-        Ok((v, outcome))
+        (v, outcome)
     }
 
     /// One check inside a unit of work that holds `v`'s lock. A verification that is not pending

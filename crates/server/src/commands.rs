@@ -24,9 +24,6 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 }
 
 pub async fn keys_create(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
-    if name.trim().is_empty() || name.trim().chars().count() > 100 {
-        bail!("--name must be 1 to 100 characters");
-    }
     let (verifier, _) = open(config).await?;
     let (key, secret) = verifier.create_api_key(&cli(), name).await?;
     if json {

@@ -63,7 +63,7 @@ impl SqliteStore {
     }
 }
 
-fn path_of(url: &str) -> StoreResult<PathBuf> {
+pub(crate) fn path_of(url: &str) -> StoreResult<PathBuf> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
     let path = rest.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
@@ -121,8 +121,10 @@ impl Store for SqliteStore {
         run_now(&mut conn, Mode::Read, work)
     }
 
+    /// An empty unit on the writer: answers only if the writer thread is alive and can take the
+    /// database's write lock (it commits nothing).
     async fn ping(&self) -> StoreResult<()> {
-        self.read(Box::new(|_| Box::pin(async { Ok(()) }))).await
+        self.write(Box::new(|_| Box::pin(async { Ok(()) }))).await
     }
 }
 

@@ -41,8 +41,7 @@ pub async fn fresh_postgres_schema(admin_url: &str, prefix: &str) -> Result<Stri
 /// break the database on purpose).
 pub async fn execute(url: &str, sql: &str) -> Result<(), StoreError> {
     if url.starts_with("sqlite:") {
-        let conn = rusqlite::Connection::open(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:"))
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let conn = rusqlite::Connection::open(crate::sqlite::path_of(url)?).map_err(|e| StoreError::Other(e.to_string()))?;
         conn.execute_batch(sql).map_err(|e| StoreError::Other(e.to_string()))
     } else {
         let mut conn = sqlx::PgConnection::connect(url).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -57,8 +56,7 @@ pub async fn execute(url: &str, sql: &str) -> Result<(), StoreError> {
 /// Runs a query that yields one integer (a count) on the database `url` names.
 pub async fn count(url: &str, sql: &str) -> Result<i64, StoreError> {
     if url.starts_with("sqlite:") {
-        let conn = rusqlite::Connection::open(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:"))
-            .map_err(|e| StoreError::Other(e.to_string()))?;
+        let conn = rusqlite::Connection::open(crate::sqlite::path_of(url)?).map_err(|e| StoreError::Other(e.to_string()))?;
         conn.query_row(sql, [], |r| r.get(0)).map_err(|e| StoreError::Other(e.to_string()))
     } else {
         let mut conn = sqlx::PgConnection::connect(url).await.map_err(|e| StoreError::Unavailable(e.to_string()))?;

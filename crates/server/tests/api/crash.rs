@@ -1,7 +1,7 @@
 //! Crash safety: the server is killed with SIGKILL again and again while parallel starts and
 //! checks are in flight. Whatever it acknowledged must be in the database afterwards, nothing
 //! may be approved twice, and no pending verification may be left without its message.
-use crate::helpers::{Server, fresh_number};
+use crate::helpers::{Server, cli_key, fresh_number};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,14 +18,8 @@ struct Seen {
 async fn keyed_server(url: &str) -> (Server, String) {
     let url = url.to_string();
     tokio::task::spawn_blocking(move || {
-        let key = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
-            .args(["keys", "create", "--name", "crash", "--json"])
-            .env("PHONEGATE_DATABASE_URL", &url)
-            .output()
-            .unwrap();
-        assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
-        let key: Value = serde_json::from_slice(&key.stdout).unwrap();
-        (Server::spawn(&url, &[]), key["secret"].as_str().unwrap().to_string())
+        let secret = cli_key(&url, "crash");
+        (Server::spawn(&url, &[]), secret)
     })
     .await
     .unwrap()

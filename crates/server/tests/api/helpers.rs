@@ -216,6 +216,19 @@ pub struct Server {
     pub stderr: std::io::BufReader<std::process::ChildStderr>,
 }
 
+/// Creates an API key with the `keys create` command on the database `url` names; returns its
+/// secret. Blocking: call it from `spawn_blocking`.
+pub fn cli_key(url: &str, name: &str) -> String {
+    let key = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .args(["keys", "create", "--name", name, "--json"])
+        .env("PHONEGATE_DATABASE_URL", url)
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
+    let key: Value = serde_json::from_slice(&key.stdout).unwrap();
+    key["secret"].as_str().unwrap().to_string()
+}
+
 impl Server {
     pub fn spawn(database_url: &str, env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;

@@ -1,6 +1,6 @@
 //! Two phonegate processes on one database, parallel requests at both: every guarantee holds
 //! across instances with no sticky routing.
-use crate::helpers::{Server, eventually, fresh_number, query_i64, wrong};
+use crate::helpers::{Server, cli_key, eventually, fresh_number, query_i64, wrong};
 use futures::future::join_all;
 use serde_json::{Value, json};
 
@@ -19,15 +19,9 @@ impl Pair {
         let url = phonegate_store::testing::fresh_database_url(dir.path()).await.unwrap();
         let database_url = url.clone();
         let (a, b, secret) = tokio::task::spawn_blocking(move || {
-            let key = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
-                .args(["keys", "create", "--name", "pair", "--json"])
-                .env("PHONEGATE_DATABASE_URL", &url)
-                .output()
-                .unwrap();
-            assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
-            let key: Value = serde_json::from_slice(&key.stdout).unwrap();
+            let secret = cli_key(&url, "pair");
             let env = [("PHONEGATE_DISPATCH_INTERVAL_MS", "20")];
-            (Server::spawn(&url, &env), Server::spawn(&url, &env), key["secret"].as_str().unwrap().to_string())
+            (Server::spawn(&url, &env), Server::spawn(&url, &env), secret)
         })
         .await
         .unwrap();

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use phonegate_core::message::Message;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -239,15 +240,15 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
         if !many.is_empty() {
             let mut found = Vec::new();
             for rid in many.iter().take(10) {
-                if let Ok(v) = s.verifier.get(&caller, &format!("VE{rid}")).await {
-                    found.push(status_json(&s, &caller, &v, &p).await?);
+                if let Ok((v, messages)) = s.verifier.detail(&caller, &format!("VE{rid}")).await {
+                    found.push(status_json(&v, &messages, &p));
                 }
             }
             return Ok(Answer(json!({ "verification_requests": found })));
         }
         let id = verification_id(&p)?;
-        let v = s.verifier.get(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
-        Ok(Answer(status_json(&s, &caller, &v, &p).await?))
+        let (v, messages) = s.verifier.detail(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
+        Ok(Answer(status_json(&v, &messages, &p)))
     };
     match inner.await {
         Ok(a) | Err(a) => a,
@@ -255,8 +256,7 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
 }
 
 /// One verification as Vonage's search reports it.
-async fn status_json(s: &AppState, caller: &Caller, v: &Verification, p: &Params) -> Result<Value, Answer> {
-    let messages = s.verifier.messages_for(caller, &v.id).await.map_err(from_error)?;
+fn status_json(v: &Verification, messages: &[Message], p: &Params) -> Value {
     let status = match v.status {
         Status::Pending => "IN PROGRESS",
         Status::Approved => "SUCCESS",
@@ -266,7 +266,7 @@ async fn status_json(s: &AppState, caller: &Caller, v: &Verification, p: &Params
     };
     let finalized = (v.status != Status::Pending).then(|| v.status_changed_at());
     let events: Vec<Value> = messages.iter().map(|m| json!({ "type": "sms", "id": m.id })).collect();
-    Ok(json!({
+    json!({
         "request_id": request_id(v),
         "account_id": p.get("api_key"),
         "number": v.to.as_str().trim_start_matches('+'),
@@ -281,7 +281,7 @@ async fn status_json(s: &AppState, caller: &Caller, v: &Verification, p: &Params
         "checks": [],
         "events": events,
         "estimated_price_messages_sent": "0.00000000",
-    }))
+    })
 }
 
 async fn control(State(s): State<AppState>, Extension(meta): Extension<RequestMeta>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
