@@ -1,15 +1,16 @@
-//! The dev outbox: an `SmsSender` that stores messages in the database instead of sending them,
-//! so a new user can run phonegate with no SMS account and read the codes locally.
+//! The dev outbox: an `SmsSender` that sends nothing, so a new user can run phonegate with no SMS
+//! account. The messages it "sent" are the queue's own rows that name it as their provider; the
+//! outbox view opens their sealed bodies so the codes can be read locally.
 use crate::caller::Caller;
-use crate::clock::Clock;
 use crate::engine::Verifier;
 use crate::error::VerifyError;
-use crate::ids::new_id;
-use crate::ports::{self, SendError, SentSms, Sms, SmsSender, Store};
+use crate::ports::{self, SendError, SentSms, Sms, SmsSender, StoreError};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::sync::Arc;
+
+/// The provider name the dev outbox records on the messages it takes.
+pub const PROVIDER: &str = "outbox";
 
 #[derive(Clone, Debug, Serialize)]
 pub struct OutboxMessage {
@@ -20,41 +21,35 @@ pub struct OutboxMessage {
     pub created_at: DateTime<Utc>,
 }
 
-pub struct OutboxSender {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-}
-
-impl OutboxSender {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
-    }
-}
+pub struct OutboxSender;
 
 #[async_trait]
 impl SmsSender for OutboxSender {
+    /// Takes the message and sends nothing: the message's row (written before any provider sees
+    /// it) is the outbox's record of it.
     async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
-        let message = OutboxMessage {
-            id: new_id("SM"),
-            to: sms.to.to_string(),
-            body: sms.body.clone(),
-            verification_id: sms.verification_id.clone(),
-            created_at: self.clock.now(),
-        };
-        let m = message.clone();
-        if let Err(e) = ports::write(self.store.as_ref(), move |tx| Box::pin(async move { tx.push_outbox(&m).await })).await {
-            tracing::error!(error = %e, "the dev outbox could not store a message");
-            return Err(SendError::retryable("the dev outbox could not store the message"));
-        }
-        Ok(SentSms { provider: "outbox".into(), provider_message_id: Some(message.id) })
+        Ok(SentSms { provider: PROVIDER.into(), provider_message_id: Some(sms.message_id.clone()) })
     }
 }
 
 impl Verifier {
-    /// The newest `limit` messages the dev outbox stored, optionally only those to one number.
+    /// The newest `limit` messages the dev outbox took, optionally only those to one number.
     pub async fn outbox(&self, _caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
         let to = to.map(|raw| self.parse_phone(raw)).transpose()?.map(|p| p.as_str().to_string());
-        ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.outbox(to.as_deref(), limit).await?) })).await
+        let messages = ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.outbox(to.as_deref(), limit).await?) })
+        })
+        .await?;
+        messages
+            .into_iter()
+            .map(|m| {
+                let body = self
+                    .keys
+                    .open_text(&m.id, &m.body_sealed)
+                    .ok_or_else(|| StoreError::Other(format!("message {} does not open with the server secret", m.id)))?;
+                Ok(OutboxMessage { body, to: m.to.to_string(), verification_id: m.verification_id, created_at: m.created_at, id: m.id })
+            })
+            .collect()
     }
 
     /// Whether the database answers (readiness).

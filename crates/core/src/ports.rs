@@ -3,7 +3,6 @@
 //! metrics.
 use crate::apikey::ApiKey;
 use crate::message::{DeliveryStatus, InboundMessage, Message};
-use crate::outbox::OutboxMessage;
 use crate::phone::PhoneNumber;
 use crate::service::Service;
 use crate::verification::{Channel, Status, Verification};
@@ -39,8 +38,8 @@ pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, StoreRes
 /// The statements a unit of work can run, one trait per aggregate. Inside `Store::write` a read
 /// of a row the unit may change (`verification`, `pending_verification`) locks it until commit,
 /// so a unit never races another unit on the same row.
-pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + OutboxTx + SecretTx + MessageTx + OptOutTx + InboundTx {}
-impl<T: VerificationTx + ServiceTx + ApiKeyTx + OutboxTx + SecretTx + MessageTx + OptOutTx + InboundTx> Tx for T {}
+pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx {}
+impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx> Tx for T {}
 
 #[async_trait]
 pub trait VerificationTx: Send {
@@ -56,7 +55,7 @@ pub trait VerificationTx: Send {
     /// the service and channel of each, for metrics.
     async fn expire_due_verifications(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, Channel)>>;
     /// Retention: deletes up to `limit` ended verifications last changed before `cutoff`, with
-    /// their messages, and dev-outbox, inbound messages and held receipts older than `cutoff`.
+    /// their messages, and inbound messages and held receipts older than `cutoff`.
     /// Returns how many verifications went.
     async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
 }
@@ -78,13 +77,6 @@ pub trait ApiKeyTx: Send {
     async fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>>;
     /// False when no active key has this id.
     async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
-}
-
-#[async_trait]
-pub trait OutboxTx: Send {
-    async fn push_outbox(&mut self, m: &OutboxMessage) -> StoreResult<()>;
-    /// Newest first.
-    async fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<OutboxMessage>>;
 }
 
 #[async_trait]
@@ -139,6 +131,9 @@ pub trait MessageTx: Send {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Message>>;
     async fn messages_for_verification(&mut self, verification_id: &str) -> StoreResult<Vec<Message>>;
+    /// The messages the dev outbox took (their provider is `outbox::PROVIDER`), optionally only
+    /// those to one number, newest first.
+    async fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<Message>>;
     /// Keeps a receipt for a provider message id no message carries yet (the receipt overtook the
     /// send's result). Returns false, keeping nothing, when a message carries it by now.
     async fn hold_receipt(

@@ -14,6 +14,9 @@ pub enum BuildError {
     /// The default routing lists no provider, so some messages would have nowhere to go.
     #[error("routing.providers must list at least one provider")]
     NoDefaultProvider,
+    /// The dev outbox is read back by its name, so it has exactly one.
+    #[error("the dev outbox provider must be named `outbox` (not `{name}`)")]
+    OutboxName { name: String },
     /// The HTTP client of a provider could not be set up (no TLS backend).
     #[error("provider `{provider}`: cannot set up its HTTP client: {source}")]
     HttpClient { provider: String, source: reqwest::Error },

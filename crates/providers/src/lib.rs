@@ -50,7 +50,8 @@ fn default_retries() -> u32 {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ProviderKind {
-    /// The dev outbox: stores messages locally, sends nothing.
+    /// The dev outbox: sends nothing; the messages it takes are read back locally. Its name must
+    /// be `outbox`.
     Outbox,
     Twilio(TwilioSettings),
     Vonage(VonageSettings),
@@ -85,8 +86,6 @@ pub struct Providers {
 pub struct BuildContext {
     /// Public base URL of this server, for status callbacks (`https://verify.example.com`).
     pub public_url: Option<String>,
-    /// The dev outbox sender.
-    pub outbox: Arc<dyn SmsSender>,
     pub observer: Arc<dyn Observer>,
 }
 
@@ -97,7 +96,7 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
     let mut routing = routing.clone();
     if settings.is_empty() {
         settings.insert(
-            "outbox".into(),
+            phonegate_core::outbox::PROVIDER.into(),
             ProviderSettings { kind: ProviderKind::Outbox, timeout_ms: default_timeout_ms(), retries: default_retries() },
         );
     }
@@ -110,9 +109,10 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
         let timeout = Duration::from_millis(s.timeout_ms.max(1));
         let client = common::client(timeout).map_err(|source| BuildError::HttpClient { provider: name.clone(), source })?;
         let sender: Arc<dyn SmsSender> = match &s.kind {
+            ProviderKind::Outbox if name != phonegate_core::outbox::PROVIDER => return Err(BuildError::OutboxName { name: name.clone() }),
             ProviderKind::Outbox => {
                 has_outbox = true;
-                ctx.outbox.clone()
+                Arc::new(phonegate_core::outbox::OutboxSender)
             }
             ProviderKind::Twilio(t) => {
                 twilio.push(TwilioAccount { account_sid: t.account_sid.clone(), auth_token: t.auth_token.clone() });

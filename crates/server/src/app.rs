@@ -8,7 +8,6 @@ use axum_server::tls_rustls::RustlsConfig;
 use phonegate_core::apikey::KeyCache;
 use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
-use phonegate_core::outbox::OutboxSender;
 use phonegate_core::ports::{Observer, Store};
 use phonegate_core::{Clock, Limits, SystemClock, Verifier};
 use phonegate_providers::{BuildContext, Providers};
@@ -176,7 +175,7 @@ pub async fn engine(
     let mut candidate = [0u8; 32];
     rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
     let secret = ServerKeys::load_or_create(store.as_ref(), &candidate).await.context("cannot load the server secret")?;
-    let providers = build_providers(config, store.clone(), clock.clone(), observer.clone())?;
+    let providers = build_providers(config, observer.clone())?;
     let verifier = Arc::new(Verifier::new(VerifierParts {
         store: store.clone(),
         sender: providers.sender.clone(),
@@ -194,14 +193,8 @@ pub async fn engine(
 }
 
 /// The configured SMS providers behind the router (the dev outbox when none are configured).
-pub fn build_providers(
-    config: &Config,
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    observer: Arc<dyn Observer>,
-) -> anyhow::Result<Providers> {
-    let outbox = Arc::new(OutboxSender::new(store, clock));
-    let ctx = BuildContext { public_url: config.public_url.clone(), outbox, observer };
+pub fn build_providers(config: &Config, observer: Arc<dyn Observer>) -> anyhow::Result<Providers> {
+    let ctx = BuildContext { public_url: config.public_url.clone(), observer };
     phonegate_providers::build(&config.providers, &config.routing, ctx).context("invalid provider configuration")
 }
 

@@ -89,6 +89,9 @@ pub async fn sms_send(config: &Config, to: &str, body: &str, provider: Option<&s
         Some(name) => providers.sender.send_via(name, &sms).await,
         None => providers.sender.send(&sms).await,
     }?;
+    if sent.provider == phonegate_core::outbox::PROVIDER {
+        bail!("the dev outbox sends nothing and keeps only verification messages: configure a provider to try it");
+    }
     println!("sent via {} (provider message id: {})", sent.provider, sent.provider_message_id.as_deref().unwrap_or("none"));
     Ok(())
 }

@@ -32,8 +32,12 @@ pub struct SqliteStore {
     _checkpoints: mpsc::Sender<()>,
 }
 
-/// How often the WAL is copied back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often the checkpointer copies the WAL back into the database file. Often enough that
+/// the writer's own checkpoint (at 1000 WAL pages, SQLite's default) finds nearly everything
+/// copied and synced already: measured, a 10000-page threshold with 500 ms checkpoints made
+/// that checkpoint stall the writer for up to 70 ms; this keeps stalls under ~20 ms and lets
+/// the WAL restart from its beginning instead of growing.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 struct Job {
     work: Work,
@@ -76,11 +80,7 @@ fn connect(path: &Path, read_only: bool) -> StoreResult<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(map_err)?;
     conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(map_err)?;
-    // Checkpoint (and fsync) every ~40 MiB of WAL instead of every 4 MiB.
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000;",
-    )
-    .map_err(map_err)?;
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;").map_err(map_err)?;
     if read_only {
         conn.execute_batch("PRAGMA query_only = ON;").map_err(map_err)?;
     }

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use phonegate_core::apikey;
 use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
-use phonegate_core::outbox::OutboxMessage;
 use phonegate_core::ports::{self, Lease, MessageResult, Store, StoreError};
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::{Channel, PhoneNumber, Status, Verification};
@@ -209,7 +208,7 @@ async fn expiry_sweep_takes_only_overdue_pending_rows() {
 }
 
 #[tokio::test]
-async fn services_keys_secrets_and_outbox() {
+async fn services_keys_and_secrets() {
     for b in backends().await {
         let s = b.store.as_ref();
         let id = service(s, "Shop").await;
@@ -235,19 +234,6 @@ async fn services_keys_secrets_and_outbox() {
         assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"one").await).unwrap(), b"one");
         assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"two").await).unwrap(), b"one", "{}", b.name);
 
-        for (i, to) in ["+491", "+492", "+491"].iter().enumerate() {
-            let m = OutboxMessage {
-                id: format!("SM{i}"),
-                to: to.to_string(),
-                body: format!("body {i}"),
-                verification_id: None,
-                created_at: t0(),
-            };
-            write!(s, [m], |tx| tx.push_outbox(&m).await).unwrap();
-        }
-        let bodies: Vec<String> = read!(s, [], |tx| tx.outbox(Some("+491"), 10).await).unwrap().into_iter().map(|m| m.body).collect();
-        assert_eq!(bodies, ["body 2", "body 0"], "{}: newest first", b.name);
-        assert_eq!(read!(s, [], |tx| tx.outbox(None, 2).await).unwrap().len(), 2);
         s.ping().await.unwrap();
     }
 }
@@ -325,6 +311,44 @@ async fn the_message_queue_claims_leases_and_receipts() {
                 ("SMc".to_string(), DeliveryStatus::Sending)
             ]
         );
+    }
+}
+
+#[tokio::test]
+async fn the_outbox_lists_the_messages_the_outbox_provider_took_newest_first() {
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let svc = service(s, "o").await;
+        assert!(insert(s, &verification("VEo", &svc, "+4915100000009")).await);
+        let lease = Lease { token: "t".into(), until: t0() + Duration::seconds(60) };
+        let to = |n: &str| PhoneNumber::from_trusted(n.into());
+        for (i, (number, provider)) in
+            [("+4915100000009", "outbox"), ("+4915100000008", "outbox"), ("+4915100000009", "outbox"), ("+4915100000009", "tw")]
+                .into_iter()
+                .enumerate()
+        {
+            let id = format!("SMo{i}");
+            let m = Message {
+                to: to(number),
+                status: DeliveryStatus::Sending,
+                created_at: t0() + Duration::seconds(i as i64),
+                ..message(&id, "VEo")
+            };
+            queue(s, m, Some(lease.clone())).await;
+            let done = MessageResult {
+                status: DeliveryStatus::Sent,
+                provider: Some(provider.into()),
+                provider_message_id: Some(id.clone()),
+                error: None,
+            };
+            assert!(write!(s, [id, done], |tx| tx.finish_message(&id, "t", &done, t0()).await).unwrap());
+        }
+        queue(s, Message { to: to("+4915100000009"), ..message("SMqueued", "VEo") }, None).await;
+        let ids = async |number: Option<&'static str>, limit| -> Vec<String> {
+            read!(s, [], |tx| tx.outbox(number, limit).await).unwrap().into_iter().map(|m| m.id).collect()
+        };
+        assert_eq!(ids(Some("+4915100000009"), 10).await, ["SMo2", "SMo0"], "{}: the outbox's own, newest first", b.name);
+        assert_eq!(ids(None, 2).await, ["SMo2", "SMo1"], "{}", b.name);
     }
 }
 

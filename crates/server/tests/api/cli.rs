@@ -46,6 +46,20 @@ fn configuration_mistakes_are_reported_not_ignored() {
     let out = phonegate("mysql://x", &["migrate"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+    std::fs::write(&file, "[providers.dev]\nkind = \"outbox\"\n").unwrap();
+    let db = format!("sqlite://{}", dir.path().join("c.db").display());
+    let out = phonegate(&db, &["--config", file.to_str().unwrap(), "outbox"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be named `outbox`"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_test_sms_through_the_dev_outbox_is_refused_not_pretended() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("s.db").display());
+    let out = phonegate(&db, &["sms", "send", "--to", "+4915123456789", "--body", "hi"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("configure a provider"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -103,11 +103,6 @@ impl TestApp {
         self.post(&format!("/api/verifications/{id}/check"), json!({ "code": code })).await
     }
 
-    /// Runs one SQL statement on the app's database, whichever backend it is.
-    pub async fn execute_sql(&self, sql: &'static str) {
-        phonegate_store::testing::execute(&self.database_url, sql).await.unwrap();
-    }
-
     /// The one integer a SQL query returns, from the app's database.
     pub async fn query_i64(&self, sql: &'static str) -> i64 {
         query_i64(&self.database_url, sql).await

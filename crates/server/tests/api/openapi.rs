@@ -173,8 +173,8 @@ async fn with_database_down(app: &TestApp) -> String {
     let unreachable: Arc<dyn Store> = Arc::new(PgStore::connect("postgres://phonegate@127.0.0.1:1/phonegate", 1).unwrap());
     let clock: Arc<dyn phonegate_core::Clock> = app.clock.clone();
     state.verifier = Arc::new(phonegate_core::Verifier::new(phonegate_core::engine::VerifierParts {
-        store: unreachable.clone(),
-        sender: Arc::new(phonegate_core::outbox::OutboxSender::new(unreachable, clock.clone())),
+        store: unreachable,
+        sender: Arc::new(phonegate_core::outbox::OutboxSender),
         clock,
         observer: Arc::new(phonegate_core::ports::NoObserver),
         keys: phonegate_core::code::ServerKeys::from_secret(b"outage"),

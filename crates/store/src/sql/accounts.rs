@@ -1,11 +1,10 @@
-//! Services, API keys, server secrets and the dev outbox.
+//! Services, API keys and server secrets.
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::apikey::ApiKey;
-use phonegate_core::outbox::OutboxMessage;
-use phonegate_core::ports::{ApiKeyTx, OutboxTx, SecretTx, ServiceTx, StoreError, StoreResult};
+use phonegate_core::ports::{ApiKeyTx, SecretTx, ServiceTx, StoreError, StoreResult};
 use phonegate_core::service::Service;
 
 static INSERT_SERVICE: Sql = Sql::new(
@@ -22,14 +21,6 @@ static KEY: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at
 static KEY_BY_HASH: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys WHERE secret_hash = $1");
 static KEYS: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys ORDER BY created_at, id");
 static REVOKE_KEY: Sql = Sql::new("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
-static PUSH_OUTBOX: Sql =
-    Sql::new("INSERT INTO outbox_messages (id, to_number, body, verification_id, created_at) VALUES ($1, $2, $3, $4, $5)");
-// Two statements, not `$1 IS NULL OR to_number = $1`: an OR keeps the planner off the index on
-// (to_number, seq), and reading one number's messages would scan the whole outbox.
-static OUTBOX: Sql = Sql::new("SELECT id, to_number, body, verification_id, created_at FROM outbox_messages ORDER BY seq DESC LIMIT $1");
-static OUTBOX_TO: Sql = Sql::new(
-    "SELECT id, to_number, body, verification_id, created_at FROM outbox_messages WHERE to_number = $1 ORDER BY seq DESC LIMIT $2",
-);
 static INSERT_SECRET: Sql = Sql::new("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING");
 static SECRET: Sql = Sql::new("SELECT value FROM server_secrets WHERE name = $1");
 
@@ -85,31 +76,6 @@ impl<D: Db> ApiKeyTx for Repo<D> {
 
     async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
         Ok(self.exec(&REVOKE_KEY, args![now, id]).await? == 1)
-    }
-}
-
-#[async_trait]
-impl<D: Db> OutboxTx for Repo<D> {
-    async fn push_outbox(&mut self, m: &OutboxMessage) -> StoreResult<()> {
-        self.exec(&PUSH_OUTBOX, args![&m.id, &m.to, &m.body, &m.verification_id, m.created_at]).await.map(|_| ())
-    }
-
-    async fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<OutboxMessage>> {
-        let rows = match to {
-            Some(to) => self.rows(&OUTBOX_TO, args![to, limit]).await?,
-            None => self.rows(&OUTBOX, args![limit]).await?,
-        };
-        rows.into_iter()
-            .map(|mut r| {
-                Ok(OutboxMessage {
-                    id: r.text(0)?,
-                    to: r.text(1)?,
-                    body: r.text(2)?,
-                    verification_id: r.opt_text(3)?,
-                    created_at: r.ts(4)?,
-                })
-            })
-            .collect()
     }
 }
 

@@ -53,6 +53,15 @@ static LOCK_PROVIDER_MESSAGE_ID: Sql = Sql::postgres_only("SELECT pg_advisory_xa
 static TAKE_HELD_RECEIPT: Sql = Sql::new("DELETE FROM early_receipts WHERE provider_message_id = $1 RETURNING status, error");
 static FOR_VERIFICATION: Sql =
     Sql::new(concat!("SELECT ", columns!(), " FROM messages WHERE verification_id = $1 ORDER BY created_at, id"));
+// `'outbox'` is `outbox::PROVIDER`, written out so the partial indexes on it apply. Two
+// statements, not `$1 IS NULL OR to_number = $1`: an OR keeps the planner off the index.
+static OUTBOX: Sql =
+    Sql::new(concat!("SELECT ", columns!(), " FROM messages WHERE provider = 'outbox' ORDER BY created_at DESC, id DESC LIMIT $1"));
+static OUTBOX_TO: Sql = Sql::new(concat!(
+    "SELECT ",
+    columns!(),
+    " FROM messages WHERE provider = 'outbox' AND to_number = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+));
 static IS_OPTED_OUT: Sql = Sql::new("SELECT 1 AS one FROM opt_outs WHERE number = $1");
 static OPT_OUT: Sql = Sql::new("INSERT INTO opt_outs (number, created_at) VALUES ($1, $2) ON CONFLICT (number) DO NOTHING");
 static OPT_IN: Sql = Sql::new("DELETE FROM opt_outs WHERE number = $1");
@@ -139,6 +148,13 @@ impl<D: Db> MessageTx for Repo<D> {
 
     async fn messages_for_verification(&mut self, verification_id: &str) -> StoreResult<Vec<Message>> {
         decode_all(self.rows(&FOR_VERIFICATION, args![verification_id]).await?)
+    }
+
+    async fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<Message>> {
+        decode_all(match to {
+            Some(to) => self.rows(&OUTBOX_TO, args![to, limit]).await?,
+            None => self.rows(&OUTBOX, args![limit]).await?,
+        })
     }
 
     async fn hold_receipt(&mut self, pmid: &str, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> StoreResult<bool> {

@@ -46,8 +46,6 @@ static PURGE_VERIFICATIONS: Sql = Sql::new(
     "DELETE FROM verifications WHERE id IN (SELECT v.id FROM verifications v WHERE v.status <> 'pending' AND v.updated_at < $1 \
      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.verification_id = v.id) ORDER BY v.updated_at LIMIT $2)",
 );
-static PURGE_OUTBOX: Sql =
-    Sql::new("DELETE FROM outbox_messages WHERE seq IN (SELECT seq FROM outbox_messages WHERE created_at < $1 LIMIT $2)");
 static PURGE_INBOUND: Sql =
     Sql::new("DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < $1 LIMIT $2)");
 static PURGE_HELD_RECEIPTS: Sql = Sql::new(
@@ -159,7 +157,7 @@ impl<D: Db> VerificationTx for Repo<D> {
     async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
         self.exec(&PURGE_MESSAGES, args![cutoff, limit]).await?;
         let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit]).await?;
-        for sql in [&PURGE_OUTBOX, &PURGE_INBOUND, &PURGE_HELD_RECEIPTS] {
+        for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS] {
             self.exec(sql, args![cutoff, limit]).await?;
         }
         Ok(deleted)
