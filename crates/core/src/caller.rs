@@ -10,6 +10,9 @@ pub struct Caller {
     pub scope: Scope,
     /// The client's address, where the request came over the network.
     pub ip: Option<IpAddr>,
+    /// The end user's address, which IP budgets count: the peer of a public page, or what an
+    /// app's backend passes for its user (`client_ip`, Twilio's `DeviceIp`). `None` when unknown.
+    pub end_user_ip: Option<IpAddr>,
     /// Correlates the call with the request's logs (`x-request-id`).
     pub request_id: String,
 }
@@ -26,16 +29,22 @@ pub enum Scope {
 impl Caller {
     /// A request authenticated by an API key.
     pub fn key(key_id: impl Into<String>, ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
-        Self { key_id: Some(key_id.into()), scope: Scope::All, ip, request_id: request_id.into() }
+        Self { key_id: Some(key_id.into()), scope: Scope::All, ip, end_user_ip: None, request_id: request_id.into() }
     }
 
     /// A provider's signed webhook.
     pub fn provider(ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
-        Self { key_id: None, scope: Scope::Provider, ip, request_id: request_id.into() }
+        Self { key_id: None, scope: Scope::Provider, ip, end_user_ip: None, request_id: request_id.into() }
+    }
+
+    /// The same caller acting for an end user at `ip`.
+    pub fn for_end_user(mut self, ip: Option<IpAddr>) -> Self {
+        self.end_user_ip = ip.or(self.end_user_ip);
+        self
     }
 
     /// The server itself: the CLI, start-up and background jobs.
     pub fn system(task: &str) -> Self {
-        Self { key_id: None, scope: Scope::All, ip: None, request_id: task.to_string() }
+        Self { key_id: None, scope: Scope::All, ip: None, end_user_ip: None, request_id: task.to_string() }
     }
 }

@@ -1,6 +1,7 @@
 //! The verification engine: starts, resends, checks, cancels and expires verifications. Each use
 //! case is one unit of work: it loads the record (locked until commit), applies the state machine
 //! and writes the record and its message in the same transaction.
+use crate::budget::{Budgets, Charge};
 use crate::caller::Caller;
 use crate::clock::Clock;
 use crate::code::{self, Code, ServerKeys};
@@ -28,6 +29,7 @@ pub struct Verifier {
     pub(crate) keys: ServerKeys,
     phones: PhonePolicy,
     limits: Limits,
+    budgets: Arc<Budgets>,
     pub(crate) delivery: DeliveryTimes,
     /// Services by id and by name. Services never change once created, so entries stay valid
     /// on every instance.
@@ -97,6 +99,7 @@ pub struct VerifierParts {
     pub keys: ServerKeys,
     pub phones: PhonePolicy,
     pub limits: Limits,
+    pub budgets: Budgets,
     pub delivery: DeliveryTimes,
 }
 
@@ -108,6 +111,20 @@ struct StartDone {
     lease: Lease,
     /// A pending verification found expired on the way (recorded in the same transaction).
     expired: Option<Verification>,
+}
+
+/// Takes one from each charge's counter, or refuses with the first budget that has nothing left
+/// (the unit's rollback returns what was taken before it).
+async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Result<(), VerifyError> {
+    for c in charges {
+        let (start, end) = c.rate.window(now);
+        let shard = rand::random::<u32>() % crate::budget::SHARDS;
+        if !tx.take_budget(c, start, shard, end).await? {
+            tracing::info!(budget = c.budget.as_str(), rate = %c.rate, "over budget");
+            return Err(VerifyError::OverBudget { budget: c.budget, retry_after_secs: (end - now).num_seconds().max(1) });
+        }
+    }
+    Ok(())
 }
 
 /// How often a start retries when the pending verification it collided with ended before it
@@ -124,6 +141,7 @@ impl Verifier {
             keys: p.keys,
             phones: p.phones,
             limits: p.limits,
+            budgets: Arc::new(p.budgets),
             delivery: p.delivery,
             services: Default::default(),
         }
@@ -243,16 +261,22 @@ impl Verifier {
         };
         let this = self.clone();
         let refuse_if_pending = opts.refuse_if_pending;
+        let mut charges = self.budgets.for_start(caller.end_user_ip);
+        charges.extend(self.budgets.for_send(to.as_str(), &to.calling_code(), caller.key_id.as_deref(), &service.id));
         let done = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 if tx.is_opted_out(&fresh.to).await? {
                     return Err(VerifyError::OptedOut);
                 }
+
                 let mut expired = None;
                 for _ in 0..START_ROUNDS {
                     // Most starts are for a number with nothing pending: the insert comes first and
                     // the unique index on pending verifications says when there is one.
                     if tx.insert_verification(&fresh).await? {
+                        // Whatever the start turns into, it sends a code: a refusal rolls the
+                        // whole unit back.
+                        charge(tx, &charges, now).await?;
                         let (message, lease) = this.queue(tx, &service, &fresh, &code, false, now).await?;
                         return Ok(StartDone { verification: fresh, resent: false, message, lease, expired });
                     }
@@ -274,6 +298,7 @@ impl Verifier {
                         pending.locale.clone_from(l);
                     }
                     save(tx, &mut pending).await?;
+                    charge(tx, &charges, now).await?;
                     let code = this
                         .keys
                         .open(&pending.id, &pending.code_sealed)
@@ -343,12 +368,12 @@ impl Verifier {
     }
 
     /// Checks a code against a verification by id.
-    pub async fn check(&self, _caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
-        let (this, id, code) = (self.clone(), id.to_string(), code.to_string());
+    pub async fn check(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let (this, id, code, ip) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip);
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let v = tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound)?;
-                this.check_locked(tx, v, &code).await
+                this.check_locked(tx, v, &code, ip).await
             })
         })
         .await?;
@@ -365,11 +390,11 @@ impl Verifier {
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let to = self.parse_phone(to)?;
         let service = self.service(caller, service).await?;
-        let (this, code) = (self.clone(), code.to_string());
+        let (this, code, ip) = (self.clone(), code.to_string(), caller.end_user_ip);
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let v = tx.pending_verification(&service.id, &to).await?.ok_or(VerifyError::NoPendingVerification)?;
-                this.check_locked(tx, v, &code).await
+                this.check_locked(tx, v, &code, ip).await
             })
         })
         .await?;
@@ -385,8 +410,16 @@ impl Verifier {
     }
 
     /// One check inside a unit of work that holds `v`'s lock. A verification that is not pending
-    /// is refused before anything else, the same way by every engine method.
-    async fn check_locked(&self, tx: &mut dyn Tx, mut v: Verification, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+    /// is refused before anything else, the same way by every engine method. The number's guess
+    /// budget is taken before the code is compared (so no guess is ever compared over budget)
+    /// and given back when the code was right.
+    async fn check_locked(
+        &self,
+        tx: &mut dyn Tx,
+        mut v: Verification,
+        code: &str,
+        ip: Option<std::net::IpAddr>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let now = self.clock.now();
         let status = v.status_at(now);
         if status != Status::Pending {
@@ -395,7 +428,15 @@ impl Verifier {
         if !code::is_well_formed(code, v.code_length) {
             return Err(VerifyError::invalid("code", format!("must be {} digits", v.code_length)));
         }
+        charge(tx, &self.budgets.for_check(ip), now).await?;
+        let guess = self.budgets.for_guess(v.to.as_str());
+        charge(tx, &guess, now).await?;
         let matches = self.keys.matches(&v.id, code, &v.code_digest);
+        if matches {
+            for c in &guess {
+                tx.give_back_budget(c, c.rate.window(now).0).await?;
+            }
+        }
         let outcome = v.check(matches, now);
         if let CheckOutcome::NotPending(status) = outcome {
             return Err(VerifyError::NotPending(status));

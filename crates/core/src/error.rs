@@ -29,10 +29,27 @@ pub enum VerifyError {
     DeliveryFailed { verification_id: String, reason: String },
     #[error("the verification cannot be canceled before it is {min_age_secs} seconds old")]
     TooEarlyToCancel { min_age_secs: i64 },
+    #[error("{}", over_budget_message(*.budget, *.retry_after_secs))]
+    OverBudget { budget: crate::budget::Budget, retry_after_secs: i64 },
     #[error("too many concurrent requests for this verification; retry")]
     Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn over_budget_message(budget: crate::budget::Budget, retry_after_secs: i64) -> String {
+    use crate::budget::Budget as B;
+    let what = match budget {
+        B::FailedChecksPerNumber => "too many wrong codes for this phone number: checks are locked",
+        B::SendsPerNumber => "too many codes sent to this phone number",
+        B::SendsPerKey => "too many codes sent with this API key",
+        B::SendsPerService => "too many codes sent for this service",
+        B::SendsPerCountry => "too many codes sent to this country",
+        B::SendsPerPrefix => "too many codes sent to numbers starting like this one",
+        B::StartsPerIp => "too many verifications started from this IP address",
+        B::ChecksPerIp => "too many codes checked from this IP address",
+    };
+    format!("{what}; retry in {retry_after_secs} seconds")
 }
 
 impl VerifyError {

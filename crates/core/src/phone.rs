@@ -26,6 +26,11 @@ impl PhoneNumber {
         Ok(Self(n.format().mode(Mode::E164).to_string()))
     }
 
+    /// The country calling code with its `+` (`+49`).
+    pub fn calling_code(&self) -> String {
+        phonenumber::parse(None, &self.0).map_or_else(|_| self.0.chars().take(2).collect(), |n| format!("+{}", n.code().value()))
+    }
+
     /// The ISO 3166 region of the number, when its country code maps to one.
     pub fn region(&self) -> Option<String> {
         let n = phonenumber::parse(None, &self.0).ok()?;

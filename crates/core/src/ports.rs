@@ -2,6 +2,7 @@
 //! transaction, over statements grouped by aggregate in `Tx`), SMS delivery and an observer for
 //! metrics.
 use crate::apikey::ApiKey;
+use crate::budget::Charge;
 use crate::message::{DeliveryStatus, InboundMessage, Message};
 use crate::phone::PhoneNumber;
 use crate::service::Service;
@@ -38,8 +39,8 @@ pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, StoreRes
 /// The statements a unit of work can run, one trait per aggregate. Inside `Store::write` a read
 /// of a row the unit may change (`verification`, `pending_verification`) locks it until commit,
 /// so a unit never races another unit on the same row.
-pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx {}
-impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx> Tx for T {}
+pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx {}
+impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx> Tx for T {}
 
 #[async_trait]
 pub trait VerificationTx: Send {
@@ -77,6 +78,18 @@ pub trait ApiKeyTx: Send {
     async fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>>;
     /// False when no active key has this id.
     async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+}
+
+/// Budget counters (see `budget`), one per budget, subject, rate and window.
+#[async_trait]
+pub trait BudgetTx: Send {
+    /// Adds one to the counter of `charge`'s window starting at `window_start` (a Unix time) if
+    /// it stays within the rate's limit; false, taking nothing, when it would not. An exact
+    /// charge locks its counter until the unit ends; a shared one adds to one of
+    /// `budget::SHARDS` shards (`shard`) after reading their sum.
+    async fn take_budget(&mut self, charge: &Charge, window_start: i64, shard: u32, expires_at: DateTime<Utc>) -> StoreResult<bool>;
+    /// Gives back one taken from an exact charge (a guess that was right).
+    async fn give_back_budget(&mut self, charge: &Charge, window_start: i64) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -184,6 +184,7 @@ pub async fn engine(
         keys: secret,
         phones: config.phone_policy(),
         limits: Limits::default(),
+        budgets: config.budgets.clone(),
         delivery: config.delivery_times(),
     }));
     verifier.ensure_default_service().await.context("cannot create the default service")?;

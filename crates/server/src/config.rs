@@ -59,6 +59,9 @@ pub struct Config {
     pub retention_days: u32,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// What a phone number, key, service, country, prefix or end-user IP may use
+    /// (`[budgets]`, rates like `"5/10m"`; see the README's security section).
+    pub budgets: phonegate_core::budget::Budgets,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -91,6 +94,7 @@ impl Default for Config {
             expiry_sweep_secs: 30,
             retention_days: 30,
             max_body_bytes: 64 * 1024,
+            budgets: Default::default(),
         }
     }
 }

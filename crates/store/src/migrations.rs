@@ -13,6 +13,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/0004_retention.sql")),
     (5, include_str!("../migrations/sqlite/0005_early_receipts.sql")),
     (6, include_str!("../migrations/sqlite/0006_outbox_in_messages.sql")),
+    (7, include_str!("../migrations/sqlite/0007_budget_counters.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

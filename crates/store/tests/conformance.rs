@@ -503,3 +503,26 @@ async fn a_receipt_held_while_the_send_result_is_stored_is_not_lost() {
         assert_eq!(taken, Some((DeliveryStatus::Delivered, None)), "the held receipt was missed");
     }
 }
+
+#[tokio::test]
+async fn budget_counters_take_within_the_limit_and_give_back() {
+    use phonegate_core::budget::{Budget, Charge};
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let exact = Charge { budget: Budget::FailedChecksPerNumber, subject: "+4915100000009".into(), rate: "2/1h".parse().unwrap() };
+        let shared = Charge { budget: Budget::SendsPerPrefix, subject: "+49151".into(), rate: "3/1h".parse().unwrap() };
+        let take = async |c: &Charge, shard: u32| {
+            let c = c.clone();
+            write!(s, [], |tx| tx.take_budget(&c, 3600, shard, t0()).await).unwrap()
+        };
+        assert!(take(&exact, 0).await && take(&exact, 0).await, "{}", b.name);
+        assert!(!take(&exact, 0).await, "{}: the third is over the limit", b.name);
+        let c = exact.clone();
+        write!(s, [c], |tx| tx.give_back_budget(&c, 3600).await).unwrap();
+        assert!(take(&exact, 0).await, "{}: one given back can be taken again", b.name);
+        for shard in [1, 5, 1] {
+            assert!(take(&shared, shard).await, "{}", b.name);
+        }
+        assert!(!take(&shared, 2).await, "{}: the shards' sum is at the limit", b.name);
+    }
+}

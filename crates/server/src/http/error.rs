@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use phonegate_core::budget::Budget;
 use phonegate_core::{StoreError, VerifyError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,6 +14,8 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub verification_id: Option<String>,
+    /// Seconds for `Retry-After` (429 and 503 answers; 1 when not given).
+    pub retry_after_secs: Option<i64>,
 }
 
 /// Error body of every failed request.
@@ -34,7 +37,7 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), verification_id: None }
+        Self { status, code: code.into(), message: message.into(), verification_id: None, retry_after_secs: None }
     }
 
     pub fn unauthorized() -> Self {
@@ -83,6 +86,14 @@ impl From<VerifyError> for ApiError {
             }
             VerifyError::TooEarlyToCancel { .. } => Self::new(S::CONFLICT, "cancel_too_early", message),
             VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, "max_sends_reached", message),
+            VerifyError::OverBudget { budget, retry_after_secs } => {
+                let code = match budget {
+                    Budget::FailedChecksPerNumber => "checks_locked",
+                    Budget::StartsPerIp | Budget::ChecksPerIp => "rate_limited",
+                    _ => "send_budget_exceeded",
+                };
+                Self { retry_after_secs: Some(retry_after_secs), ..Self::new(S::TOO_MANY_REQUESTS, code, message) }
+            }
             VerifyError::DeliveryFailed { verification_id, .. } => {
                 Self { verification_id: Some(verification_id), ..Self::new(S::BAD_GATEWAY, "delivery_failed", message) }
             }
@@ -102,7 +113,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"phonegate\", charset=\"UTF-8\""));
             }
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                headers.insert(header::RETRY_AFTER, self.retry_after_secs.unwrap_or(1).into());
             }
             _ => {}
         }

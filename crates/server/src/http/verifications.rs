@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use phonegate_core::ids::is_id;
 use phonegate_core::message::DeliveryStatus;
-use phonegate_core::{Channel, CheckOutcome, StartRequest, Status, Verification, VerifyError};
+use phonegate_core::{Caller, Channel, CheckOutcome, StartRequest, Status, Verification, VerifyError};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use utoipa::ToSchema;
@@ -33,12 +33,16 @@ pub struct StartBody {
     service: Option<String>,
     /// Language of the message (`en`, `de`, `fr`, `es`…); falls back to English.
     locale: Option<String>,
+    /// The end user's IP address, from an app's backend: the per-IP budgets count it.
+    client_ip: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckBody {
     code: String,
+    /// The end user's IP address, from an app's backend: the per-IP budgets count it.
+    client_ip: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -47,6 +51,8 @@ pub struct CheckNumberBody {
     to: String,
     code: String,
     service: Option<String>,
+    /// The end user's IP address, from an app's backend: the per-IP budgets count it.
+    client_ip: Option<String>,
 }
 
 /// A verification as the API shows it. The code itself is never shown.
@@ -144,7 +150,7 @@ pub struct CheckView {
 #[utoipa::path(post, path = "/api/verifications", tag = "verifications", request_body = StartBody,
     responses((status = 201, body = StartedView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "recipient_opted_out: the number sent STOP"),
-        (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached"),
+        (status = 404, body = ErrorBody, description = "unknown service"), (status = 429, body = ErrorBody, description = "max_sends_reached (this verification), send_budget_exceeded (the number's, key's, service's, country's or prefix's budget), rate_limited (the end user's IP); `Retry-After` says when to retry"),
         (status = 502, body = ErrorBody, description = "delivery_failed: no provider accepted the message; `verification_id` names the failed verification")))]
 async fn start(
     State(s): State<AppState>,
@@ -157,11 +163,21 @@ async fn start(
             ApiError::new(StatusCode::BAD_REQUEST, "channel_not_supported", format!("channel `{c}` is not supported; use `sms`"))
         })?,
     };
+    let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let started = s
         .verifier
         .start(&caller, StartRequest { service: b.service, to: b.to, channel, locale: b.locale, options: Default::default() })
         .await?;
     Ok((StatusCode::CREATED, Json(StartedView { verification: started.verification.into(), resent: started.resent })))
+}
+
+/// The caller acting for the end user at `client_ip`, when the app's backend says who that is.
+fn for_end_user(caller: Caller, client_ip: Option<&str>) -> Result<Caller, ApiError> {
+    let ip = client_ip
+        .map(|ip| ip.trim().parse::<std::net::IpAddr>())
+        .transpose()
+        .map_err(|_| VerifyError::invalid("client_ip", "must be an IPv4 or IPv6 address"))?;
+    Ok(caller.for_end_user(ip))
 }
 
 fn known_id(id: &str) -> Result<(), ApiError> {
@@ -208,7 +224,8 @@ fn check_view(
 #[utoipa::path(post, path = "/api/verifications/{id}/check", tag = "verifications", params(("id" = String, Path)), request_body = CheckBody,
     responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "the code is not a code of this verification's length"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …")))]
+        (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …"),
+        (status = 429, body = ErrorBody, description = "checks_locked: too many wrong codes for this number (across verifications and services); rate_limited: the end user's IP; `Retry-After` says when to retry")))]
 async fn check(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
@@ -216,6 +233,7 @@ async fn check(
     ApiJson(b): ApiJson<CheckBody>,
 ) -> Result<Json<CheckView>, ApiError> {
     known_id(&id)?;
+    let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let t = Instant::now();
     let result = s.verifier.check(&caller, &id, &b.code).await;
     check_view(&s, t, result)
@@ -224,12 +242,14 @@ async fn check(
 /// Check a code against the pending verification for a number.
 #[utoipa::path(post, path = "/api/verifications/check", tag = "verifications", request_body = CheckNumberBody,
     responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "invalid number or code"), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody)))]
+        (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "checks_locked or rate_limited; `Retry-After` says when to retry")))]
 async fn check_number(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
     ApiJson(b): ApiJson<CheckNumberBody>,
 ) -> Result<Json<CheckView>, ApiError> {
+    let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let t = Instant::now();
     let result = s.verifier.check_number(&caller, b.service.as_deref(), &b.to, &b.code).await;
     check_view(&s, t, result)

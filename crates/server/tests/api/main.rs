@@ -5,6 +5,7 @@ mod helpers;
 mod auth;
 mod bad_input;
 mod bench;
+mod budgets;
 mod cli;
 mod compat_twilio;
 mod compat_vonage;

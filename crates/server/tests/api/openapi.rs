@@ -180,6 +180,7 @@ async fn with_database_down(app: &TestApp) -> String {
         keys: phonegate_core::code::ServerKeys::from_secret(b"outage"),
         phones: Default::default(),
         limits: Default::default(),
+        budgets: Default::default(),
         delivery: Default::default(),
     }));
     let router = phonegate::http::router(state, &Config::default());
@@ -295,6 +296,26 @@ async fn every_documented_response_matches_what_the_server_sends() {
     api.call("post", "/api/verifications/{id}/cancel", post(&cancel, json!({})), 409).await;
     let unknown = "/api/verifications/VE0123456789abcdef0123456789abcdef/cancel";
     api.call("post", "/api/verifications/{id}/cancel", post(unknown, json!({})), 404).await;
+
+    // Ten wrong codes for one number (the default guess budget per hour, across verifications)
+    // lock its checks: 429 on both check endpoints, even for the right code.
+    let locked = fresh_number();
+    for round in 0..3 {
+        app.advance(chrono::Duration::seconds(1));
+        let v = api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": locked })), 201).await;
+        let path = format!("/api/verifications/{}/check", v["id"].as_str().unwrap());
+        let code = app.code_for(&locked).await;
+        if round < 2 {
+            for _ in 0..5 {
+                api.call("post", "/api/verifications/{id}/check", post(&path, json!({ "code": wrong(&code) })), 200).await;
+            }
+            continue;
+        }
+        let r = api.call("post", "/api/verifications/{id}/check", post(&path, json!({ "code": code })), 429).await;
+        assert_eq!(r["error"]["code"], "checks_locked");
+        let by_number = post("/api/verifications/check", json!({ "to": locked, "code": code }));
+        api.call("post", "/api/verifications/check", by_number, 429).await;
+    }
 
     // Checking by number; last, because it lets the codes expire.
     let to = fresh_number();

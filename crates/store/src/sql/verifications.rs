@@ -157,7 +157,7 @@ impl<D: Db> VerificationTx for Repo<D> {
     async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
         self.exec(&PURGE_MESSAGES, args![cutoff, limit]).await?;
         let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit]).await?;
-        for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS] {
+        for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS, &super::budgets::PURGE_COUNTERS] {
             self.exec(sql, args![cutoff, limit]).await?;
         }
         Ok(deleted)

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
+use phonegate_core::budget::Budget;
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::{Caller, Channel, CheckOutcome, Service, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
@@ -29,11 +30,12 @@ pub struct TwilioError {
     status: StatusCode,
     code: u32,
     message: String,
+    retry_after_secs: Option<i64>,
 }
 
 impl TwilioError {
     fn new(status: StatusCode, code: u32, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self { status, code, message: message.into(), retry_after_secs: None }
     }
     fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, 60200, message)
@@ -51,7 +53,11 @@ impl IntoResponse for TwilioError {
             "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
             "status": self.status.as_u16(),
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -72,6 +78,14 @@ impl From<VerifyError> for TwilioError {
             VerifyError::NotPending(Status::MaxAttemptsReached) => Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached"),
             VerifyError::NotPending(_) => Self::not_found(),
             VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, 60203, "Max send attempts reached"),
+            VerifyError::OverBudget { budget, retry_after_secs } => {
+                let (code, message) = match budget {
+                    Budget::FailedChecksPerNumber => (60202, "Max check attempts reached"),
+                    Budget::StartsPerIp | Budget::ChecksPerIp => (20429, "Too Many Requests"),
+                    _ => (60203, "Max send attempts reached"),
+                };
+                Self { retry_after_secs: Some(retry_after_secs), ..Self::new(S::TOO_MANY_REQUESTS, code, message) }
+            }
             VerifyError::TooEarlyToCancel { .. } => Self::invalid("Invalid parameter `Status`: the verification cannot be canceled yet"),
             VerifyError::AlreadyPending { .. } => Self::new(S::TOO_MANY_REQUESTS, 60212, "Too many concurrent requests for phone number"),
             VerifyError::Busy => Self::new(S::TOO_MANY_REQUESTS, 60212, "Too many concurrent requests for phone number"),
@@ -223,7 +237,13 @@ async fn start(
     }
     let options = StartOptions { brand: p.get("CustomFriendlyName").map(str::to_string), ..Default::default() };
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
-    let started = s.verifier.start(&auth.0, req).await?;
+    // Twilio's `DeviceIp`: the end user's address, which the per-IP budgets count.
+    let device_ip = p
+        .get("DeviceIp")
+        .map(|ip| ip.trim().parse::<std::net::IpAddr>())
+        .transpose()
+        .map_err(|_| TwilioError::invalid("Invalid parameter `DeviceIp`: must be an IPv4 or IPv6 address"))?;
+    let started = s.verifier.start(&auth.0.clone().for_end_user(device_ip), req).await?;
     let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers);
     // A first send's only attempt is the one just queued; a resend lists them all.
     let sent = match started.resent {

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use phonegate_core::budget::Budget;
 use phonegate_core::message::Message;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
@@ -63,6 +64,11 @@ fn from_error(e: VerifyError) -> Answer {
             fail("19", format!("Verification request can't be cancelled within the first {min_age_secs} seconds."))
         }
         VerifyError::MaxSendsReached => fail("10", "Concurrent verifications to the same number are not allowed"),
+        VerifyError::OverBudget { budget: Budget::FailedChecksPerNumber, .. } => fail("17", "The wrong code was provided too many times"),
+        VerifyError::OverBudget { budget: Budget::SendsPerNumber, .. } => {
+            fail("10", "Concurrent verifications to the same number are not allowed")
+        }
+        VerifyError::OverBudget { .. } => fail("1", "Throttled"),
         VerifyError::AlreadyPending { verification_id } => Answer(json!({
             "request_id": verification_id.trim_start_matches("VE"),
             "status": "10",

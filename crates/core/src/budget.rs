@@ -1,0 +1,280 @@
+//! Budgets: how much one phone number, API key, service, country, number prefix or end-user IP
+//! may use, across verifications, services, the three APIs and every instance. Each is counted in
+//! the store, in fixed windows, inside the use case's own transaction: a start or check that goes
+//! over a budget writes nothing at all.
+//!
+//! Counters on one phone number are exact (the counter row is locked until the unit commits, so
+//! parallel guesses on one number take turns). Counters shared by much traffic (a key, a service,
+//! a country, a prefix, an IP) are spread over shards so they never serialize unrelated requests;
+//! under concurrency they may overshoot by the requests in flight.
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// "`limit` per `secs`", written `5/10m`, `10/1h`, `20/1d` (units `s`, `m`, `h`, `d`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub limit: u32,
+    pub secs: i64,
+}
+
+impl Rate {
+    /// The start of the fixed window holding `now`, and its end.
+    pub fn window(&self, now: DateTime<Utc>) -> (i64, DateTime<Utc>) {
+        let t = now.timestamp();
+        let start = t - t.rem_euclid(self.secs);
+        (start, DateTime::from_timestamp(start + self.secs, 0).unwrap_or(now))
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a rate like `5/10m` (a count, `/`, a period in s, m, h or d)");
+        let (limit, period) = s.trim().split_once('/').ok_or_else(bad)?;
+        let limit: u32 = limit.trim().parse().map_err(|_| bad())?;
+        let period = period.trim();
+        let (n, unit) = period.split_at(period.find(|c: char| !c.is_ascii_digit()).unwrap_or(period.len()));
+        let n: i64 = if n.is_empty() { 1 } else { n.parse().map_err(|_| bad())? };
+        let unit = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return Err(bad()),
+        };
+        if n <= 0 || n > 366 * 86_400 / unit {
+            return Err(bad());
+        }
+        Ok(Self { limit, secs: n * unit })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (n, unit) = match self.secs {
+            s if s % 86_400 == 0 => (s / 86_400, "d"),
+            s if s % 3600 == 0 => (s / 3600, "h"),
+            s if s % 60 == 0 => (s / 60, "m"),
+            s => (s, "s"),
+        };
+        write!(f, "{}/{n}{unit}", self.limit)
+    }
+}
+
+impl Serialize for Rate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn rates(list: &[&str]) -> Vec<Rate> {
+    list.iter().map(|r| r.parse().expect("built-in rate")).collect()
+}
+
+/// Every budget, each a list of rates that must all hold. An empty list means no budget.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Budgets {
+    /// Wrong codes per phone number, whatever the verification, service or API. At 50 per UTC
+    /// day, no 24 hours can see more than 100 wrong guesses, so a 6-digit code is guessed with a
+    /// probability of at most 100 / 10^6 = 1 in 10,000 per number per day (see the README for
+    /// each code length).
+    pub failed_checks_per_number: Vec<Rate>,
+    /// Codes sent per phone number, across verifications and services.
+    pub sends_per_number: Vec<Rate>,
+    /// Codes sent per API key, per service, per country calling code and per number prefix
+    /// (the calling code and the next `prefix_digits` digits).
+    pub sends_per_key: Vec<Rate>,
+    pub sends_per_service: Vec<Rate>,
+    pub sends_per_country: Vec<Rate>,
+    pub sends_per_prefix: Vec<Rate>,
+    pub prefix_digits: u8,
+    /// Starts and checks per end-user IP address (the address an app's backend passes as
+    /// `client_ip` / `DeviceIp`, or the peer of a public page).
+    pub starts_per_ip: Vec<Rate>,
+    pub checks_per_ip: Vec<Rate>,
+    /// End-user networks no IP budget applies to (`10.0.0.0/8`, `2001:db8::/32`).
+    pub exempt_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            failed_checks_per_number: rates(&["10/1h", "50/1d"]),
+            sends_per_number: rates(&["5/10m", "10/1h", "20/1d"]),
+            sends_per_key: Vec::new(),
+            sends_per_service: Vec::new(),
+            sends_per_country: Vec::new(),
+            sends_per_prefix: rates(&["300/1h", "2000/1d"]),
+            prefix_digits: 3,
+            starts_per_ip: rates(&["20/1h", "100/1d"]),
+            checks_per_ip: rates(&["60/1h", "300/1d"]),
+            exempt_networks: Vec::new(),
+        }
+    }
+}
+
+/// Which budget refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Budget {
+    FailedChecksPerNumber,
+    SendsPerNumber,
+    SendsPerKey,
+    SendsPerService,
+    SendsPerCountry,
+    SendsPerPrefix,
+    StartsPerIp,
+    ChecksPerIp,
+}
+
+impl Budget {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FailedChecksPerNumber => "failed_checks_per_number",
+            Self::SendsPerNumber => "sends_per_number",
+            Self::SendsPerKey => "sends_per_key",
+            Self::SendsPerService => "sends_per_service",
+            Self::SendsPerCountry => "sends_per_country",
+            Self::SendsPerPrefix => "sends_per_prefix",
+            Self::StartsPerIp => "starts_per_ip",
+            Self::ChecksPerIp => "checks_per_ip",
+        }
+    }
+
+    /// Whether it counts something done to one phone number (exact, locked counters).
+    fn per_number(self) -> bool {
+        matches!(self, Self::FailedChecksPerNumber | Self::SendsPerNumber)
+    }
+}
+
+/// Shards of a shared counter.
+pub const SHARDS: u32 = 8;
+
+/// One counter to take from: the budget, what it counts (`+4915…`, a key id, `+49`…), one rate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Charge {
+    pub budget: Budget,
+    pub subject: String,
+    pub rate: Rate,
+}
+
+impl Charge {
+    /// The counter's name in the store.
+    pub fn counter(&self) -> String {
+        format!("{}:{}:{}", self.budget.as_str(), self.rate.secs, self.subject)
+    }
+
+    pub fn exact(&self) -> bool {
+        self.budget.per_number()
+    }
+}
+
+impl Budgets {
+    fn charges(budget: Budget, rates: &[Rate], subject: &str, out: &mut Vec<Charge>) {
+        out.extend(rates.iter().map(|&rate| Charge { budget, subject: subject.to_string(), rate }));
+    }
+
+    /// The end-user IP an IP budget applies to, unless it is in an exempt network.
+    fn ip(&self, ip: Option<IpAddr>) -> Option<String> {
+        ip.filter(|ip| !self.exempt_networks.iter().any(|n| n.contains(ip))).map(|ip| ip.to_string())
+    }
+
+    /// What one code sent to `to` costs: `country` is its calling code with `+`.
+    pub fn for_send(&self, to: &str, country: &str, key: Option<&str>, service_id: &str) -> Vec<Charge> {
+        let mut out = Vec::new();
+        Self::charges(Budget::SendsPerNumber, &self.sends_per_number, to, &mut out);
+        if let Some(key) = key {
+            Self::charges(Budget::SendsPerKey, &self.sends_per_key, key, &mut out);
+        }
+        Self::charges(Budget::SendsPerService, &self.sends_per_service, service_id, &mut out);
+        Self::charges(Budget::SendsPerCountry, &self.sends_per_country, country, &mut out);
+        let prefix: String = to.chars().take(country.len() + usize::from(self.prefix_digits)).collect();
+        Self::charges(Budget::SendsPerPrefix, &self.sends_per_prefix, &prefix, &mut out);
+        out
+    }
+
+    /// What a start from an end user at `ip` costs.
+    pub fn for_start(&self, ip: Option<IpAddr>) -> Vec<Charge> {
+        let mut out = Vec::new();
+        if let Some(ip) = self.ip(ip) {
+            Self::charges(Budget::StartsPerIp, &self.starts_per_ip, &ip, &mut out);
+        }
+        out
+    }
+
+    /// What a check from an end user at `ip` costs.
+    pub fn for_check(&self, ip: Option<IpAddr>) -> Vec<Charge> {
+        let mut out = Vec::new();
+        if let Some(ip) = self.ip(ip) {
+            Self::charges(Budget::ChecksPerIp, &self.checks_per_ip, &ip, &mut out);
+        }
+        out
+    }
+
+    /// What a wrong code for `to` costs (taken before the code is compared, given back when it
+    /// was right).
+    pub fn for_guess(&self, to: &str) -> Vec<Charge> {
+        let mut out = Vec::new();
+        Self::charges(Budget::FailedChecksPerNumber, &self.failed_checks_per_number, to, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_and_print() {
+        assert_eq!("5/10m".parse::<Rate>().unwrap(), Rate { limit: 5, secs: 600 });
+        assert_eq!("20/1d".parse::<Rate>().unwrap().to_string(), "20/1d");
+        assert_eq!("3/h".parse::<Rate>().unwrap(), Rate { limit: 3, secs: 3600 });
+        for bad in ["5", "x/1h", "5/0m", "5/1w", "-1/1h", "5/400d", ""] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn windows_are_aligned_and_end_where_the_next_begins() {
+        let rate: Rate = "1/1h".parse().unwrap();
+        let now = DateTime::from_timestamp(7200 + 1799, 0).unwrap();
+        let (start, end) = rate.window(now);
+        assert_eq!((start, end.timestamp()), (7200, 10_800));
+    }
+
+    #[test]
+    fn the_default_guess_budget_keeps_a_six_digit_code_at_one_in_ten_thousand_a_day() {
+        let b = Budgets::default();
+        // Fixed windows: any 24 hours overlap at most two daily windows.
+        let daily = b.failed_checks_per_number.iter().filter(|r| r.secs == 86_400).map(|r| r.limit).min().unwrap();
+        assert!(f64::from(2 * daily) / 1e6 <= 1e-4);
+    }
+
+    #[test]
+    fn a_send_is_charged_to_the_number_key_service_country_and_prefix() {
+        let b = Budgets { sends_per_key: vec!["1/1h".parse().unwrap()], ..Budgets::default() };
+        let charges = b.for_send("+4915123456789", "+49", Some("SKa"), "SVx");
+        let prefix = charges.iter().find(|c| c.budget == Budget::SendsPerPrefix).unwrap();
+        assert_eq!(prefix.subject, "+49151");
+        assert!(charges.iter().any(|c| c.budget == Budget::SendsPerKey && c.subject == "SKa"));
+        assert!(charges.iter().filter(|c| c.exact()).all(|c| c.subject == "+4915123456789"));
+    }
+
+    #[test]
+    fn exempt_networks_have_no_ip_budget() {
+        let b = Budgets { exempt_networks: vec!["10.0.0.0/8".parse().unwrap()], ..Budgets::default() };
+        assert!(b.for_start(Some("10.1.2.3".parse().unwrap())).is_empty());
+        assert!(!b.for_start(Some("192.0.2.1".parse().unwrap())).is_empty());
+        assert!(b.for_check(None).is_empty());
+    }
+}

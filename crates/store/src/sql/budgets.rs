@@ -1,0 +1,51 @@
+//! Budget counters: one row per budget, subject, rate, window and shard.
+use super::dialect::Sql;
+use super::{Db, Repo, args};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use phonegate_core::budget::Charge;
+use phonegate_core::ports::{BudgetTx, StoreResult};
+
+/// Adds `$4` only while the sum stays within `$6`. On PostgreSQL the conflicting row is locked
+/// even when the condition refuses, so parallel takes on one counter take turns.
+static TAKE_EXACT: Sql = Sql::new(
+    "INSERT INTO budget_counters (name, window_start, shard, used, expires_at) SELECT $1, $2, $3, $4, $5 WHERE $4 <= $6 \
+     ON CONFLICT (name, window_start, shard) DO UPDATE SET used = budget_counters.used + excluded.used \
+     WHERE budget_counters.used + excluded.used <= $6 RETURNING used",
+);
+// PostgreSQL sums BIGINTs into NUMERIC: cast back.
+static USED: Sql =
+    Sql::new("SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) AS used FROM budget_counters WHERE name = $1 AND window_start = $2");
+static ADD_SHARED: Sql = Sql::new(
+    "INSERT INTO budget_counters (name, window_start, shard, used, expires_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (name, window_start, shard) DO UPDATE SET used = budget_counters.used + excluded.used",
+);
+static GIVE_BACK: Sql =
+    Sql::new("UPDATE budget_counters SET used = used - 1 WHERE name = $1 AND window_start = $2 AND shard = 0 AND used > 0");
+pub(super) static PURGE_COUNTERS: Sql = Sql::new(
+    "DELETE FROM budget_counters WHERE (name, window_start, shard) IN \
+     (SELECT name, window_start, shard FROM budget_counters WHERE expires_at < $1 LIMIT $2)",
+);
+
+#[async_trait]
+impl<D: Db> BudgetTx for Repo<D> {
+    async fn take_budget(&mut self, charge: &Charge, window_start: i64, shard: u32, expires_at: DateTime<Utc>) -> StoreResult<bool> {
+        let (name, limit) = (charge.counter(), i64::from(charge.rate.limit));
+        if charge.exact() {
+            return Ok(self.row(&TAKE_EXACT, args![&name, window_start, 0u32, 1i64, expires_at, limit]).await?.is_some());
+        }
+        let used = match self.row(&USED, args![&name, window_start]).await? {
+            Some(mut r) => r.int(0)?,
+            None => 0,
+        };
+        if used + 1 > limit {
+            return Ok(false);
+        }
+        self.exec(&ADD_SHARED, args![&name, window_start, shard % phonegate_core::budget::SHARDS, 1i64, expires_at]).await?;
+        Ok(true)
+    }
+
+    async fn give_back_budget(&mut self, charge: &Charge, window_start: i64) -> StoreResult<()> {
+        self.exec(&GIVE_BACK, args![&charge.counter(), window_start]).await.map(|_| ())
+    }
+}
