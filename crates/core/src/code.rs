@@ -49,6 +49,12 @@ pub fn is_well_formed(input: &str, len: u8) -> bool {
     input.len() == len as usize && input.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `input` could be a code of some verification (4 to 10 digits). Only this is checked
+/// before a verification is looked up, so the answer to a malformed code never depends on one.
+pub fn is_plausible(input: &str) -> bool {
+    (MIN_LENGTH as usize..=MAX_LENGTH as usize).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Keys derived from the server secret.
 #[derive(Clone)]
 pub struct ServerKeys {

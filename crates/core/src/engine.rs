@@ -113,6 +113,11 @@ struct StartDone {
     expired: Option<Verification>,
 }
 
+/// Refuses what cannot be a code of any verification, before any is looked up.
+fn plausible(code: &str) -> Result<(), VerifyError> {
+    if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid("code", "must be 4 to 10 digits")) }
+}
+
 /// Takes one from each charge's counter, or refuses with the first budget that has nothing left
 /// (the unit's rollback returns what was taken before it).
 async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Result<(), VerifyError> {
@@ -369,6 +374,7 @@ impl Verifier {
 
     /// Checks a code against a verification by id.
     pub async fn check(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        plausible(code)?;
         let (this, id, code, ip) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip);
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
@@ -380,7 +386,8 @@ impl Verifier {
         Ok(self.checked(v, outcome))
     }
 
-    /// Checks a code against the pending verification for a number.
+    /// Checks a code against the pending verification for a number. With none pending it
+    /// answers `NoPendingVerification` after counting the check like a wrong code.
     pub async fn check_number(
         &self,
         caller: &Caller,
@@ -388,16 +395,26 @@ impl Verifier {
         to: &str,
         code: &str,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
+        plausible(code)?;
         let to = self.parse_phone(to)?;
         let service = self.service(caller, service).await?;
         let (this, code, ip) = (self.clone(), code.to_string(), caller.end_user_ip);
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let v = tx.pending_verification(&service.id, &to).await?.ok_or(VerifyError::NoPendingVerification)?;
-                this.check_locked(tx, v, &code, ip).await
+                let now = this.clock.now();
+                match tx.pending_verification(&service.id, &to).await? {
+                    Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip).await.map(Ok),
+                    // None pending (or one whose deadline passed unswept): counted like a wrong
+                    // code, so not even the budgets tell whether one is pending.
+                    _ => {
+                        charge(tx, &this.budgets.for_check(ip), now).await?;
+                        charge(tx, &this.budgets.for_guess(to.as_str()), now).await?;
+                        Ok(Err(VerifyError::NoPendingVerification))
+                    }
+                }
             })
         })
-        .await?;
+        .await??;
         Ok(self.checked(v, outcome))
     }
 
@@ -425,13 +442,11 @@ impl Verifier {
         if status != Status::Pending {
             return Err(VerifyError::NotPending(status));
         }
-        if !code::is_well_formed(code, v.code_length) {
-            return Err(VerifyError::invalid("code", format!("must be {} digits", v.code_length)));
-        }
         charge(tx, &self.budgets.for_check(ip), now).await?;
         let guess = self.budgets.for_guess(v.to.as_str());
         charge(tx, &guess, now).await?;
-        let matches = self.keys.matches(&v.id, code, &v.code_digest);
+        // A code of another length is a wrong code like any other (and says nothing of the length).
+        let matches = code::is_well_formed(code, v.code_length) && self.keys.matches(&v.id, code, &v.code_digest);
         if matches {
             for c in &guess {
                 tx.give_back_budget(c, c.rate.window(now).0).await?;

@@ -222,7 +222,7 @@ fn check_view(
 /// Check a code. Every check of a pending verification uses one of its 5 attempts; the fifth
 /// wrong code locks it. A verification that is no longer pending answers 409.
 #[utoipa::path(post, path = "/api/verifications/{id}/check", tag = "verifications", params(("id" = String, Path)), request_body = CheckBody,
-    responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "the code is not a code of this verification's length"),
+    responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "the code is not 4 to 10 digits (a code of another length than this verification's is a wrong code)"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not pending: verification_approved, verification_expired, …"),
         (status = 429, body = ErrorBody, description = "checks_locked: too many wrong codes for this number (across verifications and services); rate_limited: the end user's IP; `Retry-After` says when to retry")))]
@@ -239,10 +239,12 @@ async fn check(
     check_view(&s, t, result)
 }
 
-/// Check a code against the pending verification for a number.
+/// Check a code against the pending verification for a number. With none pending, the answer
+/// is the one for a wrong code (`pending`, `valid: false`, an id that names nothing): this
+/// endpoint never tells whether a number has a verification pending.
 #[utoipa::path(post, path = "/api/verifications/check", tag = "verifications", request_body = CheckNumberBody,
     responses((status = 200, body = CheckView), (status = 400, body = ErrorBody, description = "invalid number or code"), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "no_pending_verification"), (status = 409, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "service_not_found"),
         (status = 429, body = ErrorBody, description = "checks_locked or rate_limited; `Retry-After` says when to retry")))]
 async fn check_number(
     State(s): State<AppState>,
@@ -252,6 +254,12 @@ async fn check_number(
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let t = Instant::now();
     let result = s.verifier.check_number(&caller, b.service.as_deref(), &b.to, &b.code).await;
+    if let Err(VerifyError::NoPendingVerification) = result {
+        // Answered as a wrong code (with an id that names nothing), so this endpoint never tells
+        // whether a number has a verification pending.
+        s.metrics.observe_check(t.elapsed().as_secs_f64());
+        return Ok(Json(CheckView { id: phonegate_core::ids::new_id("VE"), status: Status::Pending, valid: false }));
+    }
     check_view(&s, t, result)
 }
 

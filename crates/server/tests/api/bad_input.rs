@@ -62,11 +62,16 @@ async fn bad_parameters_and_unknown_things() {
     expect_error(app.post("/api/verifications", json!({ "to": to, "locale": "<b>" })).await, 400, "invalid_parameter").await;
     expect_error(app.post("/api/verifications", json!({ "to": to, "service": "nope" })).await, 404, "service_not_found").await;
     let id = app.start(&to).await["id"].as_str().unwrap().to_string();
-    for code in ["12345", "1234567", "abcdef", "", "12 456"] {
+    for code in ["123", "12345678901", "abcdef", "", "12 456"] {
         expect_error(app.check(&id, code).await, 400, "invalid_parameter").await;
     }
     let v: serde_json::Value = app.get(&format!("/api/verifications/{id}")).await.json().await.unwrap();
-    assert_eq!(v["attempts"], 0, "malformed codes cost no attempt");
+    assert_eq!(v["attempts"], 0, "what cannot be a code costs no attempt");
+    // A code of another length is a wrong code: it says nothing of the length, and costs an attempt.
+    let r: serde_json::Value = app.check(&id, "12345").await.json().await.unwrap();
+    assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("pending"), Some(false)));
+    let v: serde_json::Value = app.get(&format!("/api/verifications/{id}")).await.json().await.unwrap();
+    assert_eq!(v["attempts"], 1);
     expect_error(app.check("VE00000000000000000000000000000000", "123456").await, 404, "verification_not_found").await;
     expect_error(app.get("/api/verifications/not-an-id").await, 404, "verification_not_found").await;
     expect_error(app.get("/api/verifications/VE00000000000000000000000000000000").await, 404, "verification_not_found").await;
