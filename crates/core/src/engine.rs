@@ -427,9 +427,8 @@ impl Verifier {
     }
 
     /// One check inside a unit of work that holds `v`'s lock. A verification that is not pending
-    /// is refused before anything else, the same way by every engine method. The number's guess
-    /// budget is taken before the code is compared (so no guess is ever compared over budget)
-    /// and given back when the code was right.
+    /// is refused before anything else, the same way by every engine method. Over the number's
+    /// guess budget every code is refused alike; within it, only wrong codes are counted.
     async fn check_locked(
         &self,
         tx: &mut dyn Tx,
@@ -443,14 +442,20 @@ impl Verifier {
             return Err(VerifyError::NotPending(status));
         }
         charge(tx, &self.budgets.for_check(ip), now).await?;
-        let guess = self.budgets.for_guess(v.to.as_str());
-        charge(tx, &guess, now).await?;
         // A code of another length is a wrong code like any other (and says nothing of the length).
         let matches = code::is_well_formed(code, v.code_length) && self.keys.matches(&v.id, code, &v.code_digest);
+        // A number over its guess budget is locked: the answer is the same whatever the code, and
+        // a wrong one is counted (the budget's counters are locked until this unit ends).
+        let guess = self.budgets.for_guess(v.to.as_str());
         if matches {
             for c in &guess {
-                tx.give_back_budget(c, c.rate.window(now).0).await?;
+                let (start, end) = c.rate.window(now);
+                if !tx.budget_left(c, start).await? {
+                    return Err(VerifyError::OverBudget { budget: c.budget, retry_after_secs: (end - now).num_seconds().max(1) });
+                }
             }
+        } else {
+            charge(tx, &guess, now).await?;
         }
         let outcome = v.check(matches, now);
         if let CheckOutcome::NotPending(status) = outcome {

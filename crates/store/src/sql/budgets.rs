@@ -20,8 +20,7 @@ static ADD_SHARED: Sql = Sql::new(
     "INSERT INTO budget_counters (name, window_start, shard, used, expires_at) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (name, window_start, shard) DO UPDATE SET used = budget_counters.used + excluded.used",
 );
-static GIVE_BACK: Sql =
-    Sql::new("UPDATE budget_counters SET used = used - 1 WHERE name = $1 AND window_start = $2 AND shard = 0 AND used > 0");
+static EXACT_USED: Sql = Sql::new("SELECT used FROM budget_counters WHERE name = $1 AND window_start = $2 AND shard = 0 FOR UPDATE");
 pub(super) static PURGE_COUNTERS: Sql = Sql::new(
     "DELETE FROM budget_counters WHERE (name, window_start, shard) IN \
      (SELECT name, window_start, shard FROM budget_counters WHERE expires_at < $1 LIMIT $2)",
@@ -45,7 +44,11 @@ impl<D: Db> BudgetTx for Repo<D> {
         Ok(true)
     }
 
-    async fn give_back_budget(&mut self, charge: &Charge, window_start: i64) -> StoreResult<()> {
-        self.exec(&GIVE_BACK, args![&charge.counter(), window_start]).await.map(|_| ())
+    async fn budget_left(&mut self, charge: &Charge, window_start: i64) -> StoreResult<bool> {
+        let used = match self.row(&EXACT_USED, args![&charge.counter(), window_start]).await? {
+            Some(mut r) => r.int(0)?,
+            None => 0,
+        };
+        Ok(used < i64::from(charge.rate.limit))
     }
 }
