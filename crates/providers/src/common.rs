@@ -18,7 +18,9 @@ pub fn transport_error(provider: &str, e: reqwest::Error) -> SendError {
     if connect { SendError::retryable(reason) } else { SendError::unavailable(reason) }
 }
 
-/// Classifies an HTTP failure that carried no provider-specific rejection.
+/// Classifies an HTTP failure that carried no provider-specific rejection. `detail` is built
+/// from known codes only, never from a response's text: a provider may echo the request, with
+/// its credentials and the message (the code).
 pub fn status_error(provider: &str, status: reqwest::StatusCode, detail: &str) -> SendError {
     let reason = format!("{provider}: HTTP {} {detail}", status.as_u16()).trim_end().to_string();
     if status == reqwest::StatusCode::TOO_MANY_REQUESTS { SendError::retryable(reason) } else { SendError::unavailable(reason) }

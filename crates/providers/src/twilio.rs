@@ -60,7 +60,11 @@ impl SmsSender for Twilio {
             let sid = body["sid"].as_str().map(str::to_string);
             return Ok(SentSms { provider: self.name.clone(), provider_message_id: sid });
         }
-        let detail = format!("Twilio error {}: {}", body["code"], body["message"].as_str().unwrap_or("no message"));
+        // The code only: Twilio's `message` may echo the request (the message, so the code).
+        let detail = match body["code"].as_u64() {
+            Some(code) => format!("Twilio error {code}"),
+            None => "no Twilio error code".to_string(),
+        };
         match body["code"].as_u64() {
             Some(code) if status.is_client_error() && REJECTIONS.contains(&code) => {
                 Err(SendError::Rejected(format!("{}: {detail}", self.name)))

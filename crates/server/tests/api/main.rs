@@ -16,6 +16,7 @@ mod multi_instance;
 mod openapi;
 mod ops;
 mod resilience;
+mod secrets;
 mod services;
 mod tls;
 mod verifications;
