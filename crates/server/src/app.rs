@@ -4,7 +4,6 @@ use crate::config::Config;
 use crate::http::{self, AppState, WebhookKeys};
 use crate::metrics::Metrics;
 use anyhow::Context;
-use axum_server::tls_rustls::RustlsConfig;
 use phonegate_core::apikey::KeyCache;
 use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
@@ -24,7 +23,7 @@ use tokio::net::TcpListener;
 pub struct App {
     pub state: AppState,
     listener: TcpListener,
-    tls: Option<RustlsConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     config: Config,
 }
 
@@ -70,26 +69,7 @@ impl App {
         let sweeper = tokio::spawn(sweep_expired(self.state.clone(), Duration::from_secs(self.config.expiry_sweep_secs), retention));
         let sender = tokio::spawn(send_queued(self.state.clone(), Duration::from_millis(self.config.dispatch_interval_ms)));
         let router = http::router(self.state, &self.config);
-        let result = match self.tls {
-            None => {
-                axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(Duration::from_secs(30)));
-                });
-                let listener = self.listener.into_std()?;
-                axum_server::from_tcp_rustls(listener, tls)?
-                    .handle(handle)
-                    .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-                    .await
-            }
-        };
+        let result = crate::listen::serve(self.listener, self.tls, router, self.config.connections.clone(), shutdown).await;
         sweeper.abort();
         sender.abort();
         result
@@ -97,7 +77,7 @@ impl App {
 }
 
 /// The HTTPS configuration from PEM files (rustls with the ring provider; HTTP/2 and 1.1).
-fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .with_context(|| format!("cannot read the certificate chain {}", cert.display()))?;
@@ -110,7 +90,7 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<RustlsConfig> {
         .with_single_cert(certs, key)
         .context("the certificate and key do not form a valid pair")?;
     server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(RustlsConfig::from_config(Arc::new(server)))
+    Ok(Arc::new(server))
 }
 
 /// Marks overdue verifications expired and deletes ended ones past the retention period.
@@ -201,7 +181,13 @@ pub fn build_providers(config: &Config, observer: Arc<dyn Observer>) -> anyhow::
 
 /// `phonegate serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let files = crate::listen::raise_file_limit();
     let app = App::build(config.clone(), Arc::new(SystemClock)).await?;
+    if let Some(files) = files
+        && files < config.connections.max_connections as u64 + 64
+    {
+        tracing::warn!(files, max_connections = config.connections.max_connections, "the open-file limit is below the connection cap");
+    }
     if app.state.outbox {
         tracing::warn!(
             "SMS provider is the dev outbox: NO message leaves this machine. Codes are stored locally; read them with `phonegate outbox` or GET /api/dev/outbox"

@@ -62,6 +62,8 @@ pub struct Config {
     /// What a phone number, key, service, country, prefix or end-user IP may use
     /// (`[budgets]`, rates like `"5/10m"`; see the README's security section).
     pub budgets: phonegate_core::budget::Budgets,
+    /// Limits on client connections (`[connections]`; see the README's security section).
+    pub connections: crate::listen::ConnectionLimits,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +97,7 @@ impl Default for Config {
             retention_days: 30,
             max_body_bytes: 64 * 1024,
             budgets: Default::default(),
+            connections: Default::default(),
         }
     }
 }

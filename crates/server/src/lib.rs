@@ -4,5 +4,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod telemetry;

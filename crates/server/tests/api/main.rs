@@ -10,6 +10,7 @@ mod cli;
 mod compat_twilio;
 mod compat_vonage;
 mod concurrency;
+mod connections;
 mod crash;
 mod delivery;
 mod multi_instance;
