@@ -116,6 +116,9 @@ pub enum PhoneError {
     Unassigned,
     #[error("{} numbers cannot receive verification messages", .0.as_str())]
     KindNotAllowed(NumberKind),
+    /// A costly or abused range (satellite, international networks) or a country not allowed.
+    #[error("numbers in this range or country cannot receive verification messages")]
+    DestinationNotAllowed,
 }
 
 impl PhoneError {
@@ -128,6 +131,7 @@ impl PhoneError {
             Self::TooLong => "phone_number_too_long",
             Self::Unassigned => "phone_number_unassigned",
             Self::KindNotAllowed(_) => "phone_number_type_not_allowed",
+            Self::DestinationNotAllowed => "phone_number_destination_not_allowed",
         }
     }
 }
@@ -138,11 +142,26 @@ impl PhoneError {
 pub struct PhonePolicy {
     pub default_region: Option<country::Id>,
     pub allowed_kinds: Vec<NumberKind>,
+    /// E.164 prefixes no message goes to (`+881`…).
+    pub denied_prefixes: Vec<String>,
+    /// ISO 3166 regions messages may go to; empty: every region not denied.
+    pub allowed_regions: Vec<String>,
+    pub denied_regions: Vec<String>,
 }
+
+/// Ranges refused by default: satellite (Inmarsat +870, Global Mobile Satellite +881) and
+/// international networks (+882, +883), favourites of SMS pumping and billed at premium rates.
+pub const DENIED_PREFIXES: [&str; 4] = ["+870", "+881", "+882", "+883"];
 
 impl Default for PhonePolicy {
     fn default() -> Self {
-        Self { default_region: None, allowed_kinds: NumberKind::SMS_CAPABLE.to_vec() }
+        Self {
+            default_region: None,
+            allowed_kinds: NumberKind::SMS_CAPABLE.to_vec(),
+            denied_prefixes: DENIED_PREFIXES.iter().map(|p| p.to_string()).collect(),
+            allowed_regions: Vec::new(),
+            denied_regions: Vec::new(),
+        }
     }
 }
 
@@ -166,11 +185,20 @@ impl PhonePolicy {
         if !number.is_valid() {
             return Err(length_error(&number).unwrap_or(PhoneError::Unassigned));
         }
+        let e164 = number.format().mode(Mode::E164).to_string();
+        if self.denied_prefixes.iter().any(|p| e164.starts_with(p.as_str())) {
+            return Err(PhoneError::DestinationNotAllowed);
+        }
+        let region = number.country().id().map(|id| id.as_ref().to_string()).unwrap_or_default();
+        let listed = |list: &[String]| list.iter().any(|r| r.eq_ignore_ascii_case(&region));
+        if listed(&self.denied_regions) || (!self.allowed_regions.is_empty() && !listed(&self.allowed_regions)) {
+            return Err(PhoneError::DestinationNotAllowed);
+        }
         let kind = NumberKind::from_type(number.number_type(&DATABASE));
         if !self.allowed_kinds.contains(&kind) {
             return Err(PhoneError::KindNotAllowed(kind));
         }
-        Ok(PhoneNumber(number.format().mode(Mode::E164).to_string()))
+        Ok(PhoneNumber(e164))
     }
 }
 
@@ -224,6 +252,29 @@ mod tests {
         assert_eq!(p.parse("+1 201 555"), Err(PhoneError::TooShort));
         assert_eq!(p.parse("+49 151 2345678901234567"), Err(PhoneError::TooLong));
         assert!(matches!(p.parse("+1 201 055 0123"), Err(PhoneError::Unassigned)));
+    }
+
+    #[test]
+    fn satellite_and_international_network_ranges_are_refused_by_default() {
+        let p = policy(None);
+        for n in ["+881 6 12345678", "+882 16 12345678", "+883 5100 12345678", "+870 772 123456"] {
+            // Each is refused, as out of range if not as a denied destination.
+            assert!(p.parse(n).is_err(), "{n}");
+            if phonenumber::parse(None, n).is_ok_and(|parsed| parsed.is_valid()) {
+                assert_eq!(p.parse(n), Err(PhoneError::DestinationNotAllowed), "{n}");
+            }
+        }
+        assert_eq!(p.parse("+8816 12345678").map_err(|e| e.code()).err().unwrap_or("accepted"), "phone_number_destination_not_allowed");
+    }
+
+    #[test]
+    fn countries_can_be_allowed_or_denied() {
+        let only_de = PhonePolicy { allowed_regions: vec!["de".into()], ..Default::default() };
+        assert!(only_de.parse("+4915123456789").is_ok());
+        assert_eq!(only_de.parse("+33612345678"), Err(PhoneError::DestinationNotAllowed));
+        let no_fr = PhonePolicy { denied_regions: vec!["FR".into()], ..Default::default() };
+        assert_eq!(no_fr.parse("+33612345678"), Err(PhoneError::DestinationNotAllowed));
+        assert!(no_fr.parse("+4915123456789").is_ok());
     }
 
     #[test]

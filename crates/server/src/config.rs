@@ -32,6 +32,11 @@ pub struct Config {
     pub default_region: Option<String>,
     /// Number types accepted; premium-rate, toll-free, fixed-line… are refused unless listed.
     pub allowed_number_types: Vec<NumberKind>,
+    /// E.164 prefixes never sent to (satellite and international-network ranges by default).
+    pub denied_prefixes: Vec<String>,
+    /// ISO 3166-1 regions codes may be sent to (empty: all but `denied_countries`).
+    pub allowed_countries: Vec<String>,
+    pub denied_countries: Vec<String>,
     /// `human` or `json`.
     pub log_format: LogFormat,
     /// A tracing filter such as `info` or `phonegate=debug,info`.
@@ -84,6 +89,9 @@ impl Default for Config {
             api_key_cache_ms: 2000,
             default_region: None,
             allowed_number_types: NumberKind::SMS_CAPABLE.to_vec(),
+            denied_prefixes: phonegate_core::phone::DENIED_PREFIXES.iter().map(|p| p.to_string()).collect(),
+            allowed_countries: Vec::new(),
+            denied_countries: Vec::new(),
             log_format: LogFormat::Human,
             log_level: "info".into(),
             public_url: None,
@@ -120,6 +128,8 @@ pub struct Overrides {
 /// Why a configuration cannot be used. Each is reported before anything starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("denied_prefixes: `{prefix}` is not an E.164 prefix like `+881`")]
+    Prefix { prefix: String },
     /// `--config` (or `PHONEGATE_CONFIG`) names a file that is not there.
     #[error("configuration file {} does not exist", .path.display())]
     MissingFile { path: PathBuf },
@@ -168,6 +178,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        for region in self.allowed_countries.iter().chain(&self.denied_countries) {
+            parse_region(region).ok_or_else(|| ConfigError::Region { region: region.clone() })?;
+        }
+        if let Some(p) =
+            self.denied_prefixes.iter().find(|p| !p.starts_with('+') || p.len() < 2 || !p[1..].bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(ConfigError::Prefix { prefix: p.clone() });
+        }
         if let Some(region) = &self.default_region {
             parse_region(region).ok_or_else(|| ConfigError::Region { region: region.clone() })?;
         }
@@ -200,6 +218,9 @@ impl Config {
         PhonePolicy {
             default_region: self.default_region.as_deref().and_then(parse_region),
             allowed_kinds: self.allowed_number_types.clone(),
+            denied_prefixes: self.denied_prefixes.clone(),
+            allowed_regions: self.allowed_countries.clone(),
+            denied_regions: self.denied_countries.clone(),
         }
     }
 }

@@ -83,3 +83,32 @@ async fn bad_parameters_and_unknown_things() {
     let r = app.client.get(app.url("/api/dev/outbox?to=garbage")).bearer_auth(&app.secret).send().await.unwrap();
     expect_error(r, 400, "phone_number_invalid").await;
 }
+
+#[tokio::test]
+async fn satellite_ranges_and_countries_outside_the_allow_list_get_no_code_in_any_api() {
+    let app = TestApp::spawn_with(|c| c.allowed_countries = vec!["DE".into(), "AT".into()]).await;
+    for to in ["+881612345678", "+33612345678"] {
+        expect_error(app.post("/api/verifications", json!({ "to": to })).await, 400, "phone_number_destination_not_allowed").await;
+        let svc: serde_json::Value = app.post("/api/services", json!({ "name": format!("S{}", &to[1..4]) })).await.json().await.unwrap();
+        let url = app.url(&format!("/v2/Services/{}/Verifications", svc["id"].as_str().unwrap()));
+        let r =
+            app.client.post(url).basic_auth(&app.key_id, Some(&app.secret)).form(&[("To", to), ("Channel", "sms")]).send().await.unwrap();
+        assert_eq!(r.status(), 403);
+        assert_eq!(r.json::<serde_json::Value>().await.unwrap()["code"], 60605);
+        let form = [("api_key", app.key_id.as_str()), ("api_secret", app.secret.as_str()), ("number", &to[1..]), ("brand", "Acme")];
+        let v: serde_json::Value = app.client.post(app.url("/verify/json")).form(&form).send().await.unwrap().json().await.unwrap();
+        assert_eq!(v["status"], "15", "{v}");
+    }
+    assert_eq!(app.post("/api/verifications", json!({ "to": "+436641234567" })).await.status(), 201);
+    let sent = app
+        .client
+        .get(app.url("/api/dev/outbox"))
+        .bearer_auth(&app.secret)
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    assert_eq!(sent["messages"].as_array().unwrap().len(), 1, "only the allowed country got a message");
+}

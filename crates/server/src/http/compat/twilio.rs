@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
+use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::{Caller, Channel, CheckOutcome, Service, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
@@ -71,6 +72,9 @@ impl From<VerifyError> for TwilioError {
     fn from(e: VerifyError) -> Self {
         use StatusCode as S;
         match e {
+            VerifyError::Phone(PhoneError::DestinationNotAllowed) => {
+                Self::new(S::FORBIDDEN, 60605, "Verification delivery attempt blocked")
+            }
             VerifyError::Phone(p) => Self::invalid(format!("Invalid parameter `To`: {p}")),
             VerifyError::InvalidParameter { field, message } => Self::invalid(format!("Invalid parameter `{field}`: {message}")),
             VerifyError::ServiceNameTaken => Self::invalid("Invalid parameter `FriendlyName`: another service already uses this name"),

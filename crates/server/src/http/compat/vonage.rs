@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
 use phonegate_core::message::Message;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
@@ -54,6 +55,7 @@ fn invalid(param: &str) -> Answer {
 
 fn from_error(e: VerifyError) -> Answer {
     match e {
+        VerifyError::Phone(PhoneError::DestinationNotAllowed) => fail("15", "The destination number is not in a supported network"),
         VerifyError::Phone(p) => fail("3", format!("Invalid value for parameter `number`: {p}")),
         VerifyError::InvalidParameter { field, message } => fail("3", format!("Invalid value for parameter `{field}`: {message}")),
         VerifyError::ServiceNotFound
