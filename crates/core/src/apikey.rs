@@ -16,8 +16,27 @@ pub struct ApiKey {
     pub id: String,
     pub name: String,
     pub secret_hash: Vec<u8>,
+    pub scope: KeyScope,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// What a key may touch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyScope {
+    /// Everything: services, keys, audit, every verification.
+    Admin,
+    /// Only the verifications (and dev-outbox messages) of these services, by id.
+    Services(Vec<String>),
+}
+
+impl KeyScope {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Services(_) => "service",
+        }
+    }
 }
 
 pub fn hash_secret(secret: &str) -> Vec<u8> {
@@ -25,11 +44,12 @@ pub fn hash_secret(secret: &str) -> Vec<u8> {
 }
 
 /// Creates a key; the returned secret is never stored and cannot be shown again.
-pub fn generate(name: &str, now: DateTime<Utc>) -> (ApiKey, String) {
+pub fn generate(name: &str, scope: KeyScope, now: DateTime<Utc>) -> (ApiKey, String) {
     let mut bytes = [0u8; 24];
     OsRng.try_fill_bytes(&mut bytes).expect("OS random source unavailable");
     let secret = format!("pgs_{}", hex::encode(bytes));
-    let key = ApiKey { id: new_id("SK"), name: name.to_string(), secret_hash: hash_secret(&secret), created_at: now, revoked_at: None };
+    let key =
+        ApiKey { id: new_id("SK"), name: name.to_string(), secret_hash: hash_secret(&secret), scope, created_at: now, revoked_at: None };
     (key, secret)
 }
 
@@ -49,25 +69,42 @@ pub async fn authenticate_pair(store: &dyn Store, id: &str, secret: &str) -> Sto
 }
 
 impl Verifier {
-    /// Creates a key named `name` (1 to 100 characters); the secret is returned only now.
-    pub async fn create_api_key(&self, _caller: &Caller, name: &str) -> Result<(ApiKey, String), VerifyError> {
+    /// Creates a key named `name` (1 to 100 characters) with `scope` (services by id or name);
+    /// the secret is returned only now. Admins only.
+    pub async fn create_api_key(&self, caller: &Caller, name: &str, scope: KeyScope) -> Result<(ApiKey, String), VerifyError> {
+        caller.require_admin()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
             return Err(VerifyError::invalid("name", "must be 1 to 100 characters"));
         }
-        let (key, secret) = generate(name, self.clock.now());
+        let scope = match scope {
+            KeyScope::Admin => KeyScope::Admin,
+            KeyScope::Services(names) if names.is_empty() => {
+                return Err(VerifyError::invalid("service", "a service key names at least one service"));
+            }
+            KeyScope::Services(names) => {
+                let mut ids = Vec::new();
+                for n in &names {
+                    ids.push(self.service(caller, Some(n)).await?.id);
+                }
+                KeyScope::Services(ids)
+            }
+        };
+        let (key, secret) = generate(name, scope, self.clock.now());
         let k = key.clone();
         ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_api_key(&k).await?) })).await?;
         Ok((key, secret))
     }
 
     /// Every key, oldest first, revoked ones included.
-    pub async fn api_keys(&self, _caller: &Caller) -> Result<Vec<ApiKey>, VerifyError> {
+    pub async fn api_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>, VerifyError> {
+        caller.require_admin()?;
         ports::read(self.store.as_ref(), |tx| Box::pin(async move { Ok(tx.api_keys().await?) })).await
     }
 
     /// Revokes an active key; false when no active key has this id.
-    pub async fn revoke_api_key(&self, _caller: &Caller, id: &str) -> Result<bool, VerifyError> {
+    pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<bool, VerifyError> {
+        caller.require_admin()?;
         let (id, now) = (id.to_string(), self.clock.now());
         ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.revoke_api_key(&id, now).await?) })).await
     }

@@ -1,5 +1,7 @@
 //! Who is asking. Every call into the engine carries a `Caller`, so authorization, rate limits
 //! and audit can be decided in the core, once, for every API.
+use crate::apikey::{ApiKey, KeyScope};
+use crate::error::VerifyError;
 use std::net::IpAddr;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,18 +20,38 @@ pub struct Caller {
 }
 
 /// What a caller may touch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
-    /// Every service. API keys carry this scope until keys can be limited to services.
+    /// Everything: an admin key, the CLI, the server's own jobs.
     All,
+    /// The verifications of these services (ids) only: a service key.
+    Services(Vec<String>),
     /// A signed provider webhook: receipts and inbound messages only.
     Provider,
 }
 
 impl Caller {
-    /// A request authenticated by an API key.
-    pub fn key(key_id: impl Into<String>, ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
-        Self { key_id: Some(key_id.into()), scope: Scope::All, ip, end_user_ip: None, request_id: request_id.into() }
+    /// A request authenticated by an API key, with the key's scope.
+    pub fn key(key: &ApiKey, ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
+        let scope = match &key.scope {
+            KeyScope::Admin => Scope::All,
+            KeyScope::Services(ids) => Scope::Services(ids.clone()),
+        };
+        Self { key_id: Some(key.id.clone()), scope, ip, end_user_ip: None, request_id: request_id.into() }
+    }
+
+    /// Whether the caller may see what belongs to the service `service_id`.
+    pub fn may_see(&self, service_id: &str) -> bool {
+        match &self.scope {
+            Scope::All => true,
+            Scope::Services(ids) => ids.iter().any(|id| id == service_id),
+            Scope::Provider => false,
+        }
+    }
+
+    /// Refuses anyone but an admin (or the server itself).
+    pub fn require_admin(&self) -> Result<(), VerifyError> {
+        if self.scope == Scope::All { Ok(()) } else { Err(VerifyError::Forbidden) }
     }
 
     /// A provider's signed webhook.

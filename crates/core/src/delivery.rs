@@ -213,11 +213,11 @@ impl Verifier {
 
     /// A verification (reported expired once its deadline passed, as `get` does) with the
     /// messages sent for it, oldest first, in one read.
-    pub async fn detail(&self, _caller: &Caller, id: &str) -> Result<(Verification, Vec<Message>), VerifyError> {
-        let id = id.to_string();
+    pub async fn detail(&self, caller: &Caller, id: &str) -> Result<(Verification, Vec<Message>), VerifyError> {
+        let (id, caller) = (id.to_string(), caller.clone());
         let (mut v, messages) = ports::read(self.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let v = tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound)?;
+                let v = crate::engine::visible(&caller, tx.verification(&id).await?)?;
                 let messages = tx.messages_for_verification(&id).await?;
                 Ok::<_, VerifyError>((v, messages))
             })
@@ -228,9 +228,8 @@ impl Verifier {
     }
 
     /// The messages sent for a verification, oldest first.
-    pub async fn messages_for(&self, _caller: &Caller, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
-        let id = verification_id.to_string();
-        ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.messages_for_verification(&id).await?) })).await
+    pub async fn messages_for(&self, caller: &Caller, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
+        Ok(self.detail(caller, verification_id).await?.1)
     }
 }
 

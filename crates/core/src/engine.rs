@@ -113,6 +113,11 @@ struct StartDone {
     expired: Option<Verification>,
 }
 
+/// A verification the caller may see; another tenant's does not exist for it.
+pub(crate) fn visible(caller: &Caller, v: Option<Verification>) -> Result<Verification, VerifyError> {
+    v.filter(|v| caller.may_see(&v.service_id)).ok_or(VerifyError::VerificationNotFound)
+}
+
 /// Refuses what cannot be a code of any verification, before any is looked up.
 fn plausible(code: &str) -> Result<(), VerifyError> {
     if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid("code", "must be 4 to 10 digits")) }
@@ -162,7 +167,8 @@ impl Verifier {
         }
     }
 
-    pub async fn create_service(&self, _caller: &Caller, settings: ServiceSettings) -> Result<Service, VerifyError> {
+    pub async fn create_service(&self, caller: &Caller, settings: ServiceSettings) -> Result<Service, VerifyError> {
+        caller.require_admin()?;
         let service = settings.into_service(self.clock.now())?;
         let s = service.clone();
         ports::write(self.store.as_ref(), move |tx| {
@@ -172,22 +178,35 @@ impl Verifier {
         Ok(service)
     }
 
-    /// A service by id or name; the default service for `None`.
-    pub async fn service(&self, _caller: &Caller, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
-        let key = id_or_name.unwrap_or(DEFAULT_SERVICE).to_string();
-        if let Some(s) = self.services.read().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(s);
+    /// A service by id or name, as the caller may see it (another tenant's does not exist for
+    /// it); for `None`, the default service, or a service key's first service.
+    pub async fn service(&self, caller: &Caller, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
+        let key = match (id_or_name, &caller.scope) {
+            (Some(k), _) => k.to_string(),
+            (None, crate::caller::Scope::Services(ids)) => ids.first().cloned().ok_or(VerifyError::ServiceNotFound)?,
+            (None, _) => DEFAULT_SERVICE.to_string(),
+        };
+        let cached = self.services.read().ok().and_then(|m| m.get(&key).cloned());
+        let service = match cached {
+            Some(s) => s,
+            None => {
+                let s = ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.service(&key).await?) }))
+                    .await?
+                    .ok_or(VerifyError::ServiceNotFound)?;
+                self.remember_service(&s);
+                s
+            }
+        };
+        if !caller.may_see(&service.id) {
+            return Err(VerifyError::ServiceNotFound);
         }
-        let service = ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.service(&key).await?) }))
-            .await?
-            .ok_or(VerifyError::ServiceNotFound)?;
-        self.remember_service(&service);
         Ok(service)
     }
 
-    /// Every service, by name.
-    pub async fn services(&self, _caller: &Caller) -> Result<Vec<Service>, VerifyError> {
-        ports::read(self.store.as_ref(), |tx| Box::pin(async move { Ok(tx.services().await?) })).await
+    /// Every service the caller may see, by name.
+    pub async fn services(&self, caller: &Caller) -> Result<Vec<Service>, VerifyError> {
+        let all = ports::read(self.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.services().await?) })).await?;
+        Ok(all.into_iter().filter(|s| caller.may_see(&s.id)).collect())
     }
 
     fn remember_service(&self, s: &Service) {
@@ -229,7 +248,11 @@ impl Verifier {
         if opts.max_attempts.is_some_and(|m| m == 0 || m > self.limits.max_attempts) {
             return Err(VerifyError::invalid("max_attempts", format!("must be between 1 and {}", self.limits.max_attempts)));
         }
-        if opts.brand.as_deref().is_some_and(|b| b.trim().is_empty() || b.chars().count() > 64 || b.chars().any(char::is_control)) {
+        if opts
+            .brand
+            .as_deref()
+            .is_some_and(|b| b.trim().is_empty() || b.chars().count() > 64 || b.chars().any(service::is_unsafe) || b.contains('\n'))
+        {
             return Err(VerifyError::invalid("brand", "must be 1 to 64 printable characters"));
         }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
@@ -375,10 +398,10 @@ impl Verifier {
     /// Checks a code against a verification by id.
     pub async fn check(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
         plausible(code)?;
-        let (this, id, code, ip) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip);
+        let (this, id, code, ip, caller) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip, caller.clone());
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let v = tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound)?;
+                let v = visible(&caller, tx.verification(&id).await?)?;
                 this.check_locked(tx, v, &code, ip).await
             })
         })
@@ -481,23 +504,21 @@ impl Verifier {
 
     /// Reads a verification. One whose deadline has passed is reported expired (the sweep
     /// records it); reading never writes.
-    pub async fn get(&self, _caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
-        let id = id.to_string();
-        let mut v = ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move { tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound) })
-        })
-        .await?;
+    pub async fn get(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
+        let (id, caller) = (id.to_string(), caller.clone());
+        let mut v =
+            ports::read(self.store.as_ref(), move |tx| Box::pin(async move { visible(&caller, tx.verification(&id).await?) })).await?;
         v.expire_if_due(self.clock.now());
         Ok(v)
     }
 
-    pub async fn cancel(&self, _caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
-        self.transition(id, |v, now| v.cancel(now).map_err(VerifyError::NotPending)).await
+    pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
+        self.transition(caller, id, |v, now| v.cancel(now).map_err(VerifyError::NotPending)).await
     }
 
     /// Cancels a verification only once it is at least `min_age` old (Vonage's rule).
-    pub async fn cancel_once_older_than(&self, _caller: &Caller, id: &str, min_age: chrono::Duration) -> Result<Verification, VerifyError> {
-        self.transition(id, move |v, now| {
+    pub async fn cancel_once_older_than(&self, caller: &Caller, id: &str, min_age: chrono::Duration) -> Result<Verification, VerifyError> {
+        self.transition(caller, id, move |v, now| {
             v.cancel_once_older_than(now, min_age).map_err(|refusal| match refusal {
                 CancelRefusal::NotPending(status) => VerifyError::NotPending(status),
                 CancelRefusal::TooEarly => VerifyError::TooEarlyToCancel { min_age_secs: min_age.num_seconds() },
@@ -507,20 +528,21 @@ impl Verifier {
     }
 
     /// Approves a pending verification without a code (an administrator's decision).
-    pub async fn approve(&self, _caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
-        self.transition(id, |v, now| v.approve_out_of_band(now).map_err(VerifyError::NotPending)).await
+    pub async fn approve(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
+        self.transition(caller, id, |v, now| v.approve_out_of_band(now).map_err(VerifyError::NotPending)).await
     }
 
     /// Loads, applies `apply` and writes back, in one unit of work. A refusal writes nothing.
     async fn transition(
         &self,
+        caller: &Caller,
         id: &str,
         apply: impl FnOnce(&mut Verification, DateTime<Utc>) -> Result<(), VerifyError> + Send + 'static,
     ) -> Result<Verification, VerifyError> {
-        let (id, now) = (id.to_string(), self.clock.now());
+        let (id, now, caller) = (id.to_string(), self.clock.now(), caller.clone());
         let v = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let mut v = tx.verification(&id).await?.ok_or(VerifyError::VerificationNotFound)?;
+                let mut v = visible(&caller, tx.verification(&id).await?)?;
                 apply(&mut v, now)?;
                 save(tx, &mut v).await?;
                 Ok::<_, VerifyError>(v)

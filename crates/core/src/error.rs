@@ -9,6 +9,8 @@ pub enum VerifyError {
     Phone(#[from] PhoneError),
     #[error("{field}: {message}")]
     InvalidParameter { field: &'static str, message: String },
+    #[error("this API key may not do that (an admin key may)")]
+    Forbidden,
     #[error("no such service")]
     ServiceNotFound,
     #[error("a service with this name already exists")]

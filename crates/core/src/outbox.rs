@@ -34,14 +34,20 @@ impl SmsSender for OutboxSender {
 
 impl Verifier {
     /// The newest `limit` messages the dev outbox took, optionally only those to one number.
-    pub async fn outbox(&self, _caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
+    /// A service key sees only its services' messages.
+    pub async fn outbox(&self, caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
         let to = to.map(|raw| self.parse_phone(raw)).transpose()?.map(|p| p.as_str().to_string());
+        let names: Option<Vec<String>> = match &caller.scope {
+            crate::caller::Scope::All => None,
+            _ => Some(self.services(caller).await?.into_iter().map(|s| s.name).collect()),
+        };
         let messages = ports::read(self.store.as_ref(), move |tx| {
             Box::pin(async move { Ok::<_, VerifyError>(tx.outbox(to.as_deref(), limit).await?) })
         })
         .await?;
         messages
             .into_iter()
+            .filter(|m| names.as_ref().is_none_or(|names| m.service.as_ref().is_some_and(|s| names.contains(s))))
             .map(|m| {
                 let body = self
                     .keys

@@ -9,7 +9,15 @@ pub const DEFAULT_SERVICE: &str = "phonegate";
 pub const DEFAULT_TTL_SECS: i64 = 600;
 pub const MIN_TTL_SECS: i64 = 60;
 pub const MAX_TTL_SECS: i64 = 24 * 3600;
-pub const MAX_TEMPLATE_LEN: usize = 640;
+/// Two concatenated GSM-7 segments; longer texts cost more segments per code sent.
+pub const MAX_TEMPLATE_LEN: usize = 320;
+
+/// Characters no name, brand or template may hold: control characters (NUL, BEL…; a template's
+/// line breaks excepted) and the invisible bidirectional controls that can make a message read
+/// other than it is (U+200E/F, U+202A–U+202E, U+2066–U+2069).
+pub fn is_unsafe(c: char) -> bool {
+    (c.is_control() && c != '\n') || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
 
 /// Built-in message templates; a service may override any locale.
 pub const BUILTIN_TEMPLATES: [(&str, &str); 4] = [
@@ -42,7 +50,7 @@ pub struct ServiceSettings {
 impl ServiceSettings {
     pub fn into_service(self, now: DateTime<Utc>) -> Result<Service, VerifyError> {
         let name = self.name.trim().to_string();
-        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(is_unsafe) || name.contains('\n') {
             return Err(VerifyError::invalid("name", "must be 1 to 64 printable characters"));
         }
         let code_length = self.code_length.unwrap_or(code::DEFAULT_LENGTH);
@@ -56,8 +64,13 @@ impl ServiceSettings {
         let mut templates = BTreeMap::new();
         for (locale, template) in self.templates {
             let locale = normalize_locale(&locale)?;
-            if !template.contains("{code}") || template.chars().count() > MAX_TEMPLATE_LEN {
-                return Err(VerifyError::invalid("templates", "each template must contain {code} and be at most 640 characters"));
+            if !template.contains("{code}") || template.chars().count() > MAX_TEMPLATE_LEN || template.chars().any(is_unsafe) {
+                return Err(VerifyError::invalid(
+                    "templates",
+                    format!(
+                        "each template must contain {{code}}, be at most {MAX_TEMPLATE_LEN} characters and hold no control or bidirectional-override characters"
+                    ),
+                ));
             }
             templates.insert(locale, template);
         }
@@ -114,6 +127,22 @@ mod tests {
         }
         .into_service(Utc::now())
         .unwrap()
+    }
+
+    #[test]
+    fn templates_with_control_or_bidi_characters_or_too_long_are_refused() {
+        let settings = |t: String| ServiceSettings { name: "Shop".into(), templates: [("en".to_string(), t)].into(), ..Default::default() };
+        for bad in [
+            "Code {code}\u{0}".to_string(),
+            "Code {code}\u{7}".into(),
+            "Code \u{202E}{code}".into(),
+            format!("{{code}}{}", "x".repeat(400)),
+        ] {
+            assert!(settings(bad.clone()).into_service(chrono::Utc::now()).is_err(), "{bad:?}");
+        }
+        assert!(settings("Your code:\n{code}".into()).into_service(chrono::Utc::now()).is_ok());
+        let named = |n: &str| ServiceSettings { name: n.into(), ..Default::default() }.into_service(chrono::Utc::now());
+        assert!(named("Shop\u{2066}").is_err() && named("Sh\nop").is_err() && named("Shop").is_ok());
     }
 
     #[test]

@@ -69,6 +69,12 @@ pub enum KeysCommand {
         /// A name to recognise the key by.
         #[arg(long)]
         name: String,
+        /// `admin` (services, keys, every verification) or `service` (only the `--service`s).
+        #[arg(long, value_enum, default_value_t = KeyScopeArg::Admin)]
+        scope: KeyScopeArg,
+        /// A service (name or id) a `service` key may use; repeat for several.
+        #[arg(long = "service")]
+        services: Vec<String>,
         /// Print {"id":…,"secret":…} as JSON.
         #[arg(long)]
         json: bool,
@@ -83,6 +89,12 @@ pub enum KeysCommand {
         /// The key id (SK…).
         id: String,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyScopeArg {
+    Admin,
+    Service,
 }
 
 #[derive(Debug, Subcommand)]

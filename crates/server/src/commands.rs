@@ -1,7 +1,9 @@
 //! The one-shot commands of the binary: migrate, keys, outbox, sms. Like the HTTP adapters, they
 //! call the engine.
+use crate::cli::KeyScopeArg;
 use crate::config::Config;
 use anyhow::{Context, bail};
+use phonegate_core::apikey::KeyScope;
 use phonegate_core::ids::new_id;
 use phonegate_core::ports::{NoObserver, Sms, SmsSender};
 use phonegate_core::{Caller, SystemClock, Verifier};
@@ -23,11 +25,16 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn keys_create(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
+pub async fn keys_create(config: &Config, name: &str, scope: KeyScopeArg, services: Vec<String>, json: bool) -> anyhow::Result<()> {
+    let scope = match scope {
+        KeyScopeArg::Admin if !services.is_empty() => bail!("--service goes with --scope service (an admin key sees every service)"),
+        KeyScopeArg::Admin => KeyScope::Admin,
+        KeyScopeArg::Service => KeyScope::Services(services),
+    };
     let (verifier, _) = open(config).await?;
-    let (key, secret) = verifier.create_api_key(&cli(), name).await?;
+    let (key, secret) = verifier.create_api_key(&cli(), name, scope).await?;
     if json {
-        println!("{}", serde_json::json!({ "id": key.id, "name": key.name, "secret": secret }));
+        println!("{}", serde_json::json!({ "id": key.id, "name": key.name, "scope": key.scope.as_str(), "secret": secret }));
     } else {
         println!(
             "id:     {}\nsecret: {secret}\n\nThe secret is shown only now. Use it as `Authorization: Bearer SECRET`\nor as HTTP Basic credentials `id:secret`.",
@@ -42,14 +49,20 @@ pub async fn keys_list(config: &Config, json: bool) -> anyhow::Result<()> {
     if json {
         let list: Vec<_> = keys
             .iter()
-            .map(|k| serde_json::json!({ "id": k.id, "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at }))
+            .map(|k| {
+                let services = match &k.scope {
+                    KeyScope::Admin => Vec::new(),
+                    KeyScope::Services(ids) => ids.clone(),
+                };
+                serde_json::json!({ "id": k.id, "name": k.name, "scope": k.scope.as_str(), "services": services, "created_at": k.created_at, "revoked_at": k.revoked_at })
+            })
             .collect();
         println!("{}", serde_json::json!({ "keys": list }));
         return Ok(());
     }
     for k in keys {
         let state = k.revoked_at.map(|t| format!("revoked {}", t.to_rfc3339())).unwrap_or_else(|| "active".into());
-        println!("{}  {}  created {}  {}", k.id, k.name, k.created_at.to_rfc3339(), state);
+        println!("{}  {}  {}  created {}  {}", k.id, k.name, k.scope.as_str(), k.created_at.to_rfc3339(), state);
     }
     Ok(())
 }

@@ -32,7 +32,7 @@ async fn main() -> ExitCode {
         }
         Command::Migrate => commands::migrate(&config).await,
         Command::Keys { command } => match command {
-            KeysCommand::Create { name, json } => commands::keys_create(&config, &name, json).await,
+            KeysCommand::Create { name, scope, services, json } => commands::keys_create(&config, &name, scope, services, json).await,
             KeysCommand::List { json } => commands::keys_list(&config, json).await,
             KeysCommand::Revoke { id } => commands::keys_revoke(&config, &id).await,
         },

@@ -14,6 +14,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/0005_early_receipts.sql")),
     (6, include_str!("../migrations/sqlite/0006_outbox_in_messages.sql")),
     (7, include_str!("../migrations/sqlite/0007_budget_counters.sql")),
+    (8, include_str!("../migrations/sqlite/0008_key_scopes.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

@@ -220,10 +220,12 @@ async fn services_keys_and_secrets() {
         let names: Vec<String> = read!(s, [], |tx| tx.services().await).unwrap().into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["Alpha", "Shop"]);
 
-        let (key, secret) = apikey::generate("ci", t0());
+        let (key, secret) = apikey::generate("ci", apikey::KeyScope::Services(vec![id.clone(), "VAother".into()]), t0());
         write!(s, [key], |tx| tx.insert_api_key(&key).await).unwrap();
         assert_eq!(apikey::authenticate_secret(s, &secret).await.unwrap().map(|k| k.id), Some(key.id.clone()));
         assert_eq!(apikey::authenticate_pair(s, &key.id, &secret).await.unwrap().map(|k| k.name), Some("ci".into()));
+        let scope = apikey::authenticate_secret(s, &secret).await.unwrap().unwrap().scope;
+        assert_eq!(scope, apikey::KeyScope::Services(vec![id.clone(), "VAother".into()]), "{}: the scope round-trips", b.name);
         assert!(apikey::authenticate_pair(s, &key.id, "wrong").await.unwrap().is_none());
         let kid = key.id.clone();
         assert!(write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0()).await).unwrap());

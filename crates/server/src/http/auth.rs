@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for Authenticated {
 /// calls this and renders a missing key in its own wire format.
 pub async fn authenticate(headers: &HeaderMap, meta: &RequestMeta, state: &AppState) -> Result<Option<Caller>, StoreError> {
     let key = key_of(headers, state).await?;
-    Ok(key.map(|k| Caller::key(k.id, meta.ip, meta.request_id.clone())))
+    Ok(key.map(|k| Caller::key(&k, meta.ip, meta.request_id.clone())))
 }
 
 async fn key_of(headers: &HeaderMap, state: &AppState) -> Result<Option<phonegate_core::apikey::ApiKey>, StoreError> {

@@ -75,6 +75,7 @@ impl From<VerifyError> for ApiError {
         match e {
             VerifyError::Phone(p) => Self::new(S::BAD_REQUEST, p.code(), message),
             VerifyError::InvalidParameter { .. } => Self::new(S::BAD_REQUEST, "invalid_parameter", message),
+            VerifyError::Forbidden => Self::new(S::FORBIDDEN, "forbidden", message),
             VerifyError::ServiceNotFound => Self::new(S::NOT_FOUND, "service_not_found", message),
             VerifyError::ServiceNameTaken => Self::new(S::CONFLICT, "service_name_taken", message),
             VerifyError::VerificationNotFound => Self::new(S::NOT_FOUND, "verification_not_found", message),

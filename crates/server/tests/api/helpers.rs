@@ -53,7 +53,11 @@ impl TestApp {
         let scheme = if app.is_tls() { "https" } else { "http" };
         let base = format!("{scheme}://{}", app.local_addr());
         let state = app.state.clone();
-        let (key, secret) = state.verifier.create_api_key(&Caller::system("tests"), "tests").await.expect("key stored");
+        let (key, secret) = state
+            .verifier
+            .create_api_key(&Caller::system("tests"), "tests", phonegate_core::apikey::KeyScope::Admin)
+            .await
+            .expect("key stored");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;

@@ -19,6 +19,7 @@ mod ops;
 mod resilience;
 mod secrets;
 mod services;
+mod tenants;
 mod tls;
 mod verifications;
 mod webhooks;

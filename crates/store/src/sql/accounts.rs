@@ -3,7 +3,7 @@ use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use phonegate_core::apikey::ApiKey;
+use phonegate_core::apikey::{ApiKey, KeyScope};
 use phonegate_core::ports::{ApiKeyTx, SecretTx, ServiceTx, StoreError, StoreResult};
 use phonegate_core::service::Service;
 
@@ -16,10 +16,14 @@ static SERVICE: Sql = Sql::new(
      WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1",
 );
 static SERVICES: Sql = Sql::new("SELECT id, name, code_length, code_ttl_secs, templates, created_at FROM services ORDER BY name");
-static INSERT_KEY: Sql = Sql::new("INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at) VALUES ($1, $2, $3, $4, $5)");
-static KEY: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys WHERE id = $1");
-static KEY_BY_HASH: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys WHERE secret_hash = $1");
-static KEYS: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at FROM api_keys ORDER BY created_at, id");
+static INSERT_KEY: Sql = Sql::new(
+    "INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at, scope, service_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+);
+static KEY: Sql = Sql::new("SELECT id, name, secret_hash, created_at, revoked_at, scope, service_ids FROM api_keys WHERE id = $1");
+static KEY_BY_HASH: Sql =
+    Sql::new("SELECT id, name, secret_hash, created_at, revoked_at, scope, service_ids FROM api_keys WHERE secret_hash = $1");
+static KEYS: Sql =
+    Sql::new("SELECT id, name, secret_hash, created_at, revoked_at, scope, service_ids FROM api_keys ORDER BY created_at, id");
 static REVOKE_KEY: Sql = Sql::new("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
 static INSERT_SECRET: Sql = Sql::new("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING");
 static SECRET: Sql = Sql::new("SELECT value FROM server_secrets WHERE name = $1");
@@ -36,7 +40,12 @@ fn service(mut r: Row) -> StoreResult<Service> {
 }
 
 fn key(mut r: Row) -> StoreResult<ApiKey> {
-    Ok(ApiKey { id: r.text(0)?, name: r.text(1)?, secret_hash: r.blob(2)?, created_at: r.ts(3)?, revoked_at: r.opt_ts(4)? })
+    let scope = match r.text(5)?.as_str() {
+        "admin" => KeyScope::Admin,
+        "service" => KeyScope::Services(r.text(6)?.split_whitespace().map(str::to_string).collect()),
+        other => return Err(StoreError::Other(format!("unknown key scope `{other}`"))),
+    };
+    Ok(ApiKey { id: r.text(0)?, name: r.text(1)?, secret_hash: r.blob(2)?, scope, created_at: r.ts(3)?, revoked_at: r.opt_ts(4)? })
 }
 
 #[async_trait]
@@ -59,7 +68,12 @@ impl<D: Db> ServiceTx for Repo<D> {
 #[async_trait]
 impl<D: Db> ApiKeyTx for Repo<D> {
     async fn insert_api_key(&mut self, k: &ApiKey) -> StoreResult<()> {
-        self.exec(&INSERT_KEY, args![&k.id, &k.name, &k.secret_hash, k.created_at, k.revoked_at]).await.map(|_| ())
+        let services = match &k.scope {
+            KeyScope::Admin => String::new(),
+            KeyScope::Services(ids) => ids.join(" "),
+        };
+        let args = args![&k.id, &k.name, &k.secret_hash, k.created_at, k.revoked_at, k.scope.as_str(), &services];
+        self.exec(&INSERT_KEY, args).await.map(|_| ())
     }
 
     async fn api_key(&mut self, id: &str) -> StoreResult<Option<ApiKey>> {

@@ -78,6 +78,7 @@ impl From<VerifyError> for TwilioError {
             VerifyError::Phone(p) => Self::invalid(format!("Invalid parameter `To`: {p}")),
             VerifyError::InvalidParameter { field, message } => Self::invalid(format!("Invalid parameter `{field}`: {message}")),
             VerifyError::ServiceNameTaken => Self::invalid("Invalid parameter `FriendlyName`: another service already uses this name"),
+            VerifyError::Forbidden => Self::new(S::FORBIDDEN, 20403, "Forbidden"),
             VerifyError::ServiceNotFound | VerifyError::VerificationNotFound | VerifyError::NoPendingVerification => Self::not_found(),
             VerifyError::NotPending(Status::MaxAttemptsReached) => Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached"),
             VerifyError::NotPending(_) => Self::not_found(),

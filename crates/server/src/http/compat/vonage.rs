@@ -58,6 +58,7 @@ fn from_error(e: VerifyError) -> Answer {
         VerifyError::Phone(PhoneError::DestinationNotAllowed) => fail("15", "The destination number is not in a supported network"),
         VerifyError::Phone(p) => fail("3", format!("Invalid value for parameter `number`: {p}")),
         VerifyError::InvalidParameter { field, message } => fail("3", format!("Invalid value for parameter `{field}`: {message}")),
+        VerifyError::Forbidden => fail("4", "Invalid credentials were provided"),
         VerifyError::ServiceNotFound
         | VerifyError::VerificationNotFound
         | VerifyError::NoPendingVerification
@@ -118,7 +119,7 @@ async fn authenticated(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &He
     } else {
         let key = p.get("api_key").ok_or_else(|| missing("api_key"))?;
         let secret = p.get("api_secret").ok_or_else(|| missing("api_secret"))?;
-        s.keys.by_pair(key, secret).await.map(|k| k.map(|k| Caller::key(k.id, meta.ip, meta.request_id.clone())))
+        s.keys.by_pair(key, secret).await.map(|k| k.map(|k| Caller::key(&k, meta.ip, meta.request_id.clone())))
     };
     match result {
         Ok(Some(caller)) => {

@@ -1,0 +1,125 @@
+//! Tenant-scoped API keys: a service key sees only its services' verifications, in every API,
+//! and another tenant's things answer exactly as if they did not exist.
+use crate::helpers::{TestApp, expect_error, fresh_number};
+use phonegate_core::Caller;
+use phonegate_core::apikey::KeyScope;
+use serde_json::{Value, json};
+
+struct Key {
+    id: String,
+    secret: String,
+}
+
+async fn service_key(app: &TestApp, service: &str) -> Key {
+    let scope = KeyScope::Services(vec![service.into()]);
+    let (key, secret) = app.state.verifier.create_api_key(&Caller::system("tests"), service, scope).await.unwrap();
+    Key { id: key.id, secret }
+}
+
+async fn native(app: &TestApp, key: &Key, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+    let r = app.client.request(method, app.url(path)).bearer_auth(&key.secret);
+    match body {
+        Some(b) => r.json(&b),
+        None => r,
+    }
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn twilio(app: &TestApp, key: &Key, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let r = app.client.post(app.url(path)).basic_auth(&key.id, Some(&key.secret)).form(form).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+async fn vonage(app: &TestApp, key: &Key, path: &str, params: &[(&str, &str)]) -> Value {
+    let mut all = vec![("api_key", key.id.as_str()), ("api_secret", key.secret.as_str())];
+    all.extend_from_slice(params);
+    app.client.post(app.url(path)).form(&all).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_service_key_finds_nothing_of_another_tenant_in_any_api() {
+    let app = TestApp::spawn().await;
+    let a: Value = app.post("/api/services", json!({ "name": "Alpha" })).await.json().await.unwrap();
+    let b: Value = app.post("/api/services", json!({ "name": "Beta" })).await.json().await.unwrap();
+    let (a_id, b_id) = (a["id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string());
+    let (ka, kb) = (service_key(&app, "Alpha").await, service_key(&app, &b_id).await);
+
+    // Key A works in its own service, which is its default.
+    let to = fresh_number();
+    let r = native(&app, &ka, reqwest::Method::POST, "/api/verifications", Some(json!({ "to": to }))).await;
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["verification"]["service_id"].as_str().or(v["service_id"].as_str()), Some(a_id.as_str()), "{v}");
+    let id = v["id"].as_str().or(v["verification"]["id"].as_str()).unwrap().to_string();
+    let code = app.code_for(&to).await;
+
+    // Key B: not found, as if it did not exist, in the native API…
+    use reqwest::Method as M;
+    expect_error(native(&app, &kb, M::GET, &format!("/api/verifications/{id}"), None).await, 404, "verification_not_found").await;
+    let check = native(&app, &kb, M::POST, &format!("/api/verifications/{id}/check"), Some(json!({ "code": code }))).await;
+    expect_error(check, 404, "verification_not_found").await;
+    expect_error(
+        native(&app, &kb, M::POST, &format!("/api/verifications/{id}/cancel"), Some(json!({}))).await,
+        404,
+        "verification_not_found",
+    )
+    .await;
+    let by_number =
+        native(&app, &kb, M::POST, "/api/verifications/check", Some(json!({ "to": to, "code": code, "service": "Alpha" }))).await;
+    expect_error(by_number, 404, "service_not_found").await;
+    let start = native(&app, &kb, M::POST, "/api/verifications", Some(json!({ "to": fresh_number(), "service": a_id }))).await;
+    expect_error(start, 404, "service_not_found").await;
+    expect_error(native(&app, &kb, M::GET, &format!("/api/services/{a_id}"), None).await, 404, "service_not_found").await;
+    let listed: Value = native(&app, &kb, M::GET, "/api/services", None).await.json().await.unwrap();
+    let names: Vec<&str> = listed["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Beta"]);
+    expect_error(native(&app, &kb, M::POST, "/api/services", Some(json!({ "name": "Gamma" }))).await, 403, "forbidden").await;
+    let outbox: Value =
+        native(&app, &kb, M::GET, &format!("/api/dev/outbox?to={}", to.replace('+', "%2B")), None).await.json().await.unwrap();
+    assert!(outbox["messages"].as_array().unwrap().is_empty(), "B reads none of A's codes: {outbox}");
+
+    // … in Twilio's…
+    let (status, body) = twilio(&app, &kb, &format!("/v2/Services/{a_id}/VerificationCheck"), &[("To", &to), ("Code", &code)]).await;
+    assert_eq!((status, body["code"].as_u64()), (404, Some(20404)));
+    let (status, body) = twilio(&app, &kb, &format!("/v2/Services/{a_id}/Verifications/{id}"), &[("Status", "approved")]).await;
+    assert_eq!((status, body["code"].as_u64()), (404, Some(20404)));
+    let (status, body) = twilio(&app, &kb, &format!("/v2/Services/{b_id}/Verifications/{id}"), &[("Status", "approved")]).await;
+    assert_eq!((status, body["code"].as_u64()), (404, Some(20404)), "another service's verification through one's own service");
+    let (status, body) = twilio(&app, &kb, "/v2/Services", &[("FriendlyName", "Gamma")]).await;
+    assert_eq!((status, body["code"].as_u64()), (403, Some(20403)));
+
+    // … and in Vonage's.
+    let rid = id.trim_start_matches("VE");
+    assert_eq!(vonage(&app, &kb, "/verify/check/json", &[("request_id", rid), ("code", &code)]).await["status"], "6");
+    assert_eq!(vonage(&app, &kb, "/verify/search/json", &[("request_id", rid)]).await["status"], "101");
+    assert_eq!(vonage(&app, &kb, "/verify/control/json", &[("request_id", rid), ("cmd", "cancel")]).await["status"], "6");
+
+    // Nothing of A's changed; A itself can finish it.
+    let r = native(&app, &ka, M::POST, &format!("/api/verifications/{id}/check"), Some(json!({ "code": code }))).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "approved");
+    // Admin keys still see everything.
+    assert_eq!(app.get(&format!("/api/verifications/{id}")).await.status(), 200);
+}
+
+#[test]
+fn keys_are_created_with_a_scope_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("k.db").display());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_phonegate")).args(args).env("PHONEGATE_DATABASE_URL", &db).output().unwrap()
+    };
+    let out = run(&["keys", "create", "--name", "shop", "--scope", "service", "--service", "phonegate", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(created["scope"], "service");
+    let listed: Value = serde_json::from_slice(&run(&["keys", "list", "--json"]).stdout).unwrap();
+    assert_eq!(listed["keys"][0]["scope"], "service");
+    assert!(listed["keys"][0]["services"][0].as_str().unwrap().starts_with("VA"));
+    let out = run(&["keys", "create", "--name", "x", "--scope", "service", "--service", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such service"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&["keys", "create", "--name", "x", "--scope", "service"]);
+    assert!(!out.status.success());
+}
