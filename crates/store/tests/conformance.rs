@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 struct Backend {
     name: &'static str,
+    url: String,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
@@ -19,11 +20,11 @@ async fn backends() -> Vec<Backend> {
     let mut out = Vec::new();
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("c.db").display());
-    out.push(Backend { name: "sqlite", store: phonegate_store::connect(&url, 4).await.unwrap(), _dir: dir });
+    out.push(Backend { name: "sqlite", store: phonegate_store::connect(&url, 4).await.unwrap(), url, _dir: dir });
     if phonegate_store::testing::postgres_url().is_some() {
         let dir = tempfile::tempdir().unwrap();
         let url = phonegate_store::testing::fresh_database_url(dir.path()).await.unwrap();
-        out.push(Backend { name: "postgres", store: phonegate_store::connect(&url, 8).await.unwrap(), _dir: dir });
+        out.push(Backend { name: "postgres", store: phonegate_store::connect(&url, 8).await.unwrap(), url, _dir: dir });
     }
     out
 }
@@ -412,8 +413,16 @@ async fn opt_outs_and_inbound_deduplication() {
         assert!(write!(s, [inbound], |tx| tx.insert_inbound(&inbound).await).unwrap());
         let again = InboundMessage { id: "IM2".into(), body: "START".into(), ..inbound.clone() };
         assert!(!write!(s, [again], |tx| tx.insert_inbound(&again).await).unwrap(), "{}: a duplicate is not stored", b.name);
-        let other_provider = InboundMessage { id: "IM3".into(), provider: "vonage".into(), ..inbound };
+        let other_provider = InboundMessage { id: "IM3".into(), provider: "vonage".into(), ..inbound.clone() };
         assert!(write!(s, [other_provider], |tx| tx.insert_inbound(&other_provider).await).unwrap());
+
+        // Retention clears what an inbound message said, never that it was seen: a captured
+        // webhook replayed after retention is still a duplicate.
+        write!(s, [], |tx| tx.purge_before(t0() + Duration::days(400), 100).await).unwrap();
+        let replay = InboundMessage { id: "IM4".into(), ..inbound };
+        assert!(!write!(s, [replay], |tx| tx.insert_inbound(&replay).await).unwrap(), "{}: a replay after retention", b.name);
+        let kept = phonegate_store::testing::count(&b.url, "SELECT count(*) FROM inbound_messages WHERE body <> '' OR from_number <> ''");
+        assert_eq!(kept.await.unwrap(), 0, "{}: the old messages' text and sender are gone", b.name);
     }
 }
 

@@ -46,8 +46,12 @@ static PURGE_VERIFICATIONS: Sql = Sql::new(
     "DELETE FROM verifications WHERE id IN (SELECT v.id FROM verifications v WHERE v.status <> 'pending' AND v.updated_at < $1 \
      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.verification_id = v.id) ORDER BY v.updated_at LIMIT $2)",
 );
-static PURGE_INBOUND: Sql =
-    Sql::new("DELETE FROM inbound_messages WHERE id IN (SELECT id FROM inbound_messages WHERE received_at < $1 LIMIT $2)");
+/// Old inbound messages lose their text and sender but keep their provider id, so a replayed
+/// webhook stays a duplicate however old it is (a Twilio signature carries no timestamp).
+static PURGE_INBOUND: Sql = Sql::new(
+    "UPDATE inbound_messages SET body = '', from_number = '' WHERE id IN \
+     (SELECT id FROM inbound_messages WHERE received_at < $1 AND (body <> '' OR from_number <> '') LIMIT $2)",
+);
 static PURGE_HELD_RECEIPTS: Sql = Sql::new(
     "DELETE FROM early_receipts WHERE provider_message_id IN \
      (SELECT provider_message_id FROM early_receipts WHERE received_at < $1 LIMIT $2)",
