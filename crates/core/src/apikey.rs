@@ -93,6 +93,7 @@ impl Verifier {
         let (key, secret) = generate(name, scope, self.clock.now());
         let k = key.clone();
         ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_api_key(&k).await?) })).await?;
+        self.audit(caller, "key_created", Some(&key.id), key.scope.as_str()).await;
         Ok((key, secret))
     }
 
@@ -105,8 +106,14 @@ impl Verifier {
     /// Revokes an active key; false when no active key has this id.
     pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<bool, VerifyError> {
         caller.require_admin()?;
-        let (id, now) = (id.to_string(), self.clock.now());
-        ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.revoke_api_key(&id, now).await?) })).await
+        let (key, now) = (id.to_string(), self.clock.now());
+        let revoked =
+            ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.revoke_api_key(&key, now).await?) }))
+                .await?;
+        if revoked {
+            self.audit(caller, "key_revoked", Some(id), "key revoked").await;
+        }
+        Ok(revoked)
     }
 }
 

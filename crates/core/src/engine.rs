@@ -30,6 +30,7 @@ pub struct Verifier {
     phones: PhonePolicy,
     limits: Limits,
     budgets: Arc<Budgets>,
+    pub(crate) recent_audits: Arc<crate::audit::Recent>,
     pub(crate) delivery: DeliveryTimes,
     /// Services by id and by name. Services never change once created, so entries stay valid
     /// on every instance.
@@ -152,6 +153,7 @@ impl Verifier {
             phones: p.phones,
             limits: p.limits,
             budgets: Arc::new(p.budgets),
+            recent_audits: Default::default(),
             delivery: p.delivery,
             services: Default::default(),
         }
@@ -175,6 +177,7 @@ impl Verifier {
             Box::pin(async move { if tx.insert_service(&s).await? { Ok(()) } else { Err(VerifyError::ServiceNameTaken) } })
         })
         .await?;
+        self.audit(caller, "service_created", Some(&service.id), "service created").await;
         Ok(service)
     }
 
@@ -230,6 +233,15 @@ impl Verifier {
     /// (same id, same code) within the send limit. The verification (or its new send count) and
     /// its message are written in one transaction; the message is then sent at once.
     pub async fn start(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
+        let raw: String = req.to.chars().take(32).collect();
+        let result = self.start_unaudited(caller, req).await;
+        if let Err(e) = &result {
+            self.audit_refusal(caller, e, &raw).await;
+        }
+        result
+    }
+
+    async fn start_unaudited(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
         let to = match &req.options.region {
             Some(region) => {
                 let region = crate::phone::parse_region(region)
@@ -397,6 +409,14 @@ impl Verifier {
 
     /// Checks a code against a verification by id.
     pub async fn check(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let result = self.check_unaudited(caller, id, code).await;
+        if let Err(e) = &result {
+            self.audit_refusal(caller, e, id).await;
+        }
+        result
+    }
+
+    async fn check_unaudited(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
         plausible(code)?;
         let (this, id, code, ip, caller) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip, caller.clone());
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
@@ -412,6 +432,20 @@ impl Verifier {
     /// Checks a code against the pending verification for a number. With none pending it
     /// answers `NoPendingVerification` after counting the check like a wrong code.
     pub async fn check_number(
+        &self,
+        caller: &Caller,
+        service: Option<&str>,
+        to: &str,
+        code: &str,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let result = self.check_number_unaudited(caller, service, to, code).await;
+        if let Err(e) = &result {
+            self.audit_refusal(caller, e, &to.chars().take(32).collect::<String>()).await;
+        }
+        result
+    }
+
+    async fn check_number_unaudited(
         &self,
         caller: &Caller,
         service: Option<&str>,

@@ -1,6 +1,7 @@
 //! phonegate's domain core: phone numbers, one-time codes, services and the verification state
 //! machine. It knows nothing of HTTP or SQL; adapters call it and implement its ports.
 pub mod apikey;
+pub mod audit;
 pub mod budget;
 pub mod caller;
 pub mod clock;

@@ -2,6 +2,7 @@
 //! transaction, over statements grouped by aggregate in `Tx`), SMS delivery and an observer for
 //! metrics.
 use crate::apikey::ApiKey;
+use crate::audit::AuditEvent;
 use crate::budget::Charge;
 use crate::message::{DeliveryStatus, InboundMessage, Message};
 use crate::phone::PhoneNumber;
@@ -39,8 +40,8 @@ pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, StoreRes
 /// The statements a unit of work can run, one trait per aggregate. Inside `Store::write` a read
 /// of a row the unit may change (`verification`, `pending_verification`) locks it until commit,
 /// so a unit never races another unit on the same row.
-pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx {}
-impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx> Tx for T {}
+pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx {}
+impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx> Tx for T {}
 
 #[async_trait]
 pub trait VerificationTx: Send {
@@ -78,6 +79,13 @@ pub trait ApiKeyTx: Send {
     async fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>>;
     /// False when no active key has this id.
     async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+}
+
+#[async_trait]
+pub trait AuditTx: Send {
+    async fn insert_audit_event(&mut self, e: &AuditEvent) -> StoreResult<()>;
+    /// Newest first, optionally of one kind and since a time.
+    async fn audit_events(&mut self, kind: Option<&str>, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// Budget counters (see `budget`), one per budget, subject, rate and window.
@@ -303,6 +311,8 @@ pub trait Observer: Send + Sync {
     fn sms_attempt(&self, provider: &str, result: &str);
     /// A delivery receipt, with the recipient's region (ISO 3166 code or `unknown`).
     fn sms_receipt(&self, provider: &str, region: &str, status: DeliveryStatus);
+    /// A security event was recorded in the audit log.
+    fn audit_event(&self, _kind: &str) {}
 }
 
 /// An observer that ignores everything (CLI commands, unit tests).

@@ -26,8 +26,14 @@ struct ReceiptLabels {
     status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuditLabels {
+    kind: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    audit: Family<AuditLabels, Counter>,
     verifications: Family<VerificationLabels, Counter>,
     sms: Family<SmsLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
@@ -57,7 +63,13 @@ impl Default for Metrics {
             receipts.clone(),
         );
         registry.register("check_duration_seconds", "Time to answer a code check", check_seconds.clone());
-        Self { registry, verifications, sms, receipts, check_seconds }
+        let audit = Family::<AuditLabels, Counter>::default();
+        registry.register(
+            "audit_events",
+            "Security events recorded in the audit log, by kind (budget_exceeded, checks_locked, destination_refused, webhook_forged, key_created, …)",
+            audit.clone(),
+        );
+        Self { registry, audit, verifications, sms, receipts, check_seconds }
     }
 }
 
@@ -82,6 +94,10 @@ impl Observer for Metrics {
 
     fn sms_attempt(&self, provider: &str, result: &str) {
         self.sms.get_or_create(&SmsLabels { provider: provider.into(), result: result.into() }).inc();
+    }
+
+    fn audit_event(&self, kind: &str) {
+        self.audit.get_or_create(&AuditLabels { kind: kind.into() }).inc();
     }
 
     fn sms_receipt(&self, provider: &str, region: &str, status: DeliveryStatus) {

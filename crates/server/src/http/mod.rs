@@ -1,4 +1,5 @@
 //! The HTTP adapters: they parse, authenticate, call the core and render. No rules live here.
+mod audit;
 mod auth;
 mod compat;
 mod docs;
@@ -69,6 +70,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(services::routes())
         .merge(outbox::routes())
         .merge(ops::routes())
+        .merge(audit::routes())
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {

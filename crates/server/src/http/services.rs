@@ -61,6 +61,7 @@ pub struct ServiceList {
 /// Create a service.
 #[utoipa::path(post, path = "/api/services", tag = "services", request_body = CreateServiceBody,
     responses((status = 201, body = ServiceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden: only admin keys create services"),
         (status = 409, body = ErrorBody, description = "service_name_taken")))]
 async fn create(
     State(s): State<AppState>,

@@ -26,6 +26,14 @@ fn forbidden(why: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "invalid_signature", format!("webhook refused: {why}"))
 }
 
+/// A refused signature is a forged (or misconfigured) webhook: recorded in the audit log.
+async fn audited(s: &AppState, meta: &RequestMeta, provider: &str, verified: Result<(), ApiError>) -> Result<(), ApiError> {
+    if let Err(e) = &verified {
+        s.verifier.audit(&meta.provider(), "webhook_forged", Some(provider), &e.message).await;
+    }
+    verified
+}
+
 fn missing(field: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", format!("{field} is required"))
 }
@@ -62,7 +70,7 @@ async fn twilio_sms(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let params = form(&body)?;
-    verify_twilio(&s, &uri, &headers, &params)?;
+    audited(&s, &meta, "twilio", verify_twilio(&s, &uri, &headers, &params)).await?;
     let sid = param(&params, "MessageSid").ok_or_else(|| missing("MessageSid"))?;
     let from = param(&params, "From").ok_or_else(|| missing("From"))?;
     let outcome = s
@@ -89,7 +97,7 @@ async fn twilio_status(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let params = form(&body)?;
-    verify_twilio(&s, &uri, &headers, &params)?;
+    audited(&s, &meta, "twilio", verify_twilio(&s, &uri, &headers, &params)).await?;
     let sid = param(&params, "MessageSid").ok_or_else(|| missing("MessageSid"))?;
     let status = match param(&params, "MessageStatus").ok_or_else(|| missing("MessageStatus"))? {
         "delivered" | "read" => DeliveryStatus::Delivered,
@@ -141,7 +149,7 @@ async fn vonage_sms(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let params = vonage_params(&uri, &headers, &body)?;
-    verify_vonage(&s, &params)?;
+    audited(&s, &meta, "vonage", verify_vonage(&s, &params)).await?;
     let id = params.get("messageId").ok_or_else(|| missing("messageId"))?;
     let from = params.get("msisdn").ok_or_else(|| missing("msisdn"))?;
     let to = params.get("to").map(String::as_str).unwrap_or_default();
@@ -159,7 +167,7 @@ async fn vonage_dlr(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let params = vonage_params(&uri, &headers, &body)?;
-    verify_vonage(&s, &params)?;
+    audited(&s, &meta, "vonage", verify_vonage(&s, &params)).await?;
     let id = params.get("messageId").ok_or_else(|| missing("messageId"))?;
     let status = match params.get("status").map(String::as_str).ok_or_else(|| missing("status"))? {
         "delivered" => DeliveryStatus::Delivered,

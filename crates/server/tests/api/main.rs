@@ -2,6 +2,7 @@
 //! manual clock, and talks to it over real sockets. One test binary; modules by behaviour.
 mod helpers;
 
+mod audit;
 mod auth;
 mod bad_input;
 mod bench;

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 /// Every operation the document describes: exactly these, each exercised below.
 const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/api/audit"),
     ("get", "/api/dev/outbox"),
     ("get", "/api/services"),
     ("post", "/api/services"),
@@ -230,6 +231,19 @@ async fn every_documented_response_matches_what_the_server_sends() {
     let list = api.call("get", "/api/services", get("/api/services"), 200).await;
     assert_eq!(list["services"].as_array().map(Vec::len), Some(2), "the default service and Shop");
     let service_id = service["id"].as_str().unwrap();
+
+    // A service key may not create services nor read the audit log; an admin key may.
+    let scope = phonegate_core::apikey::KeyScope::Services(vec!["Shop".into()]);
+    let (_, shop_secret) = app.state.verifier.create_api_key(&phonegate_core::Caller::system("tests"), "shop", scope).await.unwrap();
+    let as_shop = |path: &str| client.get(url(path)).bearer_auth(&shop_secret);
+    let r = api
+        .call("post", "/api/services", client.post(url("/api/services")).bearer_auth(&shop_secret).json(&json!({ "name": "X" })), 403)
+        .await;
+    assert_eq!(r["error"]["code"], "forbidden");
+    api.call("get", "/api/audit", as_shop("/api/audit"), 403).await;
+    let audit = api.call("get", "/api/audit", get("/api/audit?kind=key_created&limit=5"), 200).await;
+    assert!(audit["events"].as_array().is_some_and(|e| !e.is_empty()), "{audit}");
+    api.call("get", "/api/audit", get("/api/audit?limit=many"), 400).await;
     api.call("get", "/api/services/{id}", get(&format!("/api/services/{service_id}")), 200).await;
     api.call("get", "/api/services/{id}", get("/api/services/Shop"), 200).await;
     api.call("get", "/api/services/{id}", get("/api/services/VA0123456789abcdef0123456789abcdef"), 404).await;

@@ -3,6 +3,7 @@
 //! statements of the core's `Tx` are implemented once, on `Repo`, over the two backends' `Db`:
 //! a backend only runs text with arguments and hands back rows.
 mod accounts;
+mod audit;
 mod budgets;
 pub(crate) mod dialect;
 mod messages;

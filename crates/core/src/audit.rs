@@ -1,0 +1,110 @@
+//! The audit log: security events (budget breaches and lockouts, refused destinations, forged
+//! webhooks, keys and services created or revoked), who caused them and when. Readable by admin
+//! keys only. Events that an attacker can cause at will are recorded once per kind and subject
+//! per minute on each instance, so the log cannot be turned into a write flood.
+use crate::caller::Caller;
+use crate::engine::Verifier;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::ports;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub id: String,
+    pub at: DateTime<Utc>,
+    /// `budget_exceeded`, `checks_locked`, `destination_refused`, `webhook_forged`,
+    /// `key_created`, `key_revoked`, `service_created`.
+    pub kind: String,
+    /// The API key that caused it, if any.
+    pub key_id: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: String,
+    /// What it concerns: a phone number, key id, service id, prefix or provider.
+    pub subject: Option<String>,
+    /// A short fixed description (never a secret, a code or a provider's text).
+    pub detail: String,
+}
+
+/// Filters for reading the log, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    pub kind: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// When each (kind, subject) was last recorded by this instance.
+#[derive(Default)]
+pub(crate) struct Recent(Mutex<HashMap<(String, String), DateTime<Utc>>>);
+
+impl Recent {
+    /// True when the event should be written now (not seen in the last minute).
+    fn admit(&self, kind: &str, subject: &str, now: DateTime<Utc>) -> bool {
+        let Ok(mut seen) = self.0.lock() else { return true };
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        let key = (kind.to_string(), subject.to_string());
+        match seen.get(&key) {
+            Some(at) if now - *at < chrono::Duration::minutes(1) => false,
+            _ => {
+                seen.insert(key, now);
+                true
+            }
+        }
+    }
+}
+
+impl Verifier {
+    /// Records a security event (best effort: a failure to record is logged, never returned).
+    pub async fn audit(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) {
+        let now = self.clock.now();
+        if !self.recent_audits.admit(kind, subject.unwrap_or_default(), now) {
+            return;
+        }
+        self.observer.audit_event(kind);
+        let event = AuditEvent {
+            id: new_id("AU"),
+            at: now,
+            kind: kind.into(),
+            key_id: caller.key_id.clone(),
+            ip: caller.end_user_ip.or(caller.ip).map(|ip| ip.to_string()),
+            request_id: caller.request_id.clone(),
+            subject: subject.map(str::to_string),
+            detail: detail.into(),
+        };
+        tracing::info!(kind, request = %caller.request_id, "audit event");
+        let written = ports::write(self.store.as_ref(), move |tx| Box::pin(async move { tx.insert_audit_event(&event).await })).await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, kind, "an audit event could not be recorded");
+        }
+    }
+
+    /// Records what a refused request says about an attack, if anything.
+    pub(crate) async fn audit_refusal(&self, caller: &Caller, e: &VerifyError, subject: &str) {
+        match e {
+            VerifyError::OverBudget { budget: crate::budget::Budget::FailedChecksPerNumber, .. } => {
+                self.audit(caller, "checks_locked", Some(subject), "too many wrong codes for this number").await;
+            }
+            VerifyError::OverBudget { budget, .. } => self.audit(caller, "budget_exceeded", Some(subject), budget.as_str()).await,
+            VerifyError::Phone(crate::phone::PhoneError::DestinationNotAllowed) => {
+                self.audit(caller, "destination_refused", Some(subject), "denied range or country").await;
+            }
+            _ => {}
+        }
+    }
+
+    /// The audit log, newest first. Admins only.
+    pub async fn audit_events(&self, caller: &Caller, query: AuditQuery) -> Result<Vec<AuditEvent>, VerifyError> {
+        caller.require_admin()?;
+        let limit = query.limit.clamp(1, 1000);
+        ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.audit_events(query.kind.as_deref(), query.since, limit).await?) })
+        })
+        .await
+    }
+}
