@@ -355,6 +355,7 @@ impl Verifier {
         }
         if !done.resent {
             self.observer.verification_entered(&done.verification.service_id, done.verification.channel, Status::Pending);
+            self.observer.conversion(&done.verification.to.region().unwrap_or_else(|| "unknown".into()), "started");
         }
         tracing::debug!(request = %caller.request_id, verification = %done.verification.id, resent = done.resent, "verification started");
         let (message_id, queued_at) = (done.message.id.clone(), done.message.created_at);
@@ -479,6 +480,9 @@ impl Verifier {
     fn checked(&self, v: Verification, outcome: CheckOutcome) -> (Verification, CheckOutcome) {
         if v.status != Status::Pending {
             self.observer.verification_entered(&v.service_id, v.channel, v.status);
+        }
+        if v.status == Status::Approved {
+            self.observer.conversion(&v.to.region().unwrap_or_else(|| "unknown".into()), "approved");
         }
         (v, outcome)
     }

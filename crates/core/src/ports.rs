@@ -313,6 +313,9 @@ pub trait Observer: Send + Sync {
     fn sms_receipt(&self, provider: &str, region: &str, status: DeliveryStatus);
     /// A security event was recorded in the audit log.
     fn audit_event(&self, _kind: &str) {}
+    /// A verification to a number of `region` (ISO 3166 or `unknown`) was `started` or
+    /// `approved`: their ratio per country is the conversion rate SMS pumping drives down.
+    fn conversion(&self, _region: &str, _event: &str) {}
 }
 
 /// An observer that ignores everything (CLI commands, unit tests).

@@ -27,6 +27,12 @@ struct ReceiptLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConversionLabels {
+    region: String,
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuditLabels {
     kind: String,
 }
@@ -34,6 +40,7 @@ struct AuditLabels {
 pub struct Metrics {
     registry: Registry,
     audit: Family<AuditLabels, Counter>,
+    conversions: Family<ConversionLabels, Counter>,
     verifications: Family<VerificationLabels, Counter>,
     sms: Family<SmsLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
@@ -69,7 +76,13 @@ impl Default for Metrics {
             "Security events recorded in the audit log, by kind (budget_exceeded, checks_locked, destination_refused, webhook_forged, key_created, …)",
             audit.clone(),
         );
-        Self { registry, audit, verifications, sms, receipts, check_seconds }
+        let conversions = Family::<ConversionLabels, Counter>::default();
+        registry.register(
+            "conversions",
+            "Verifications started and approved by the recipient's country (ISO 3166); approved / started is the conversion rate, which SMS pumping drives down",
+            conversions.clone(),
+        );
+        Self { registry, audit, conversions, verifications, sms, receipts, check_seconds }
     }
 }
 
@@ -94,6 +107,10 @@ impl Observer for Metrics {
 
     fn sms_attempt(&self, provider: &str, result: &str) {
         self.sms.get_or_create(&SmsLabels { provider: provider.into(), result: result.into() }).inc();
+    }
+
+    fn conversion(&self, region: &str, event: &str) {
+        self.conversions.get_or_create(&ConversionLabels { region: region.into(), event: event.into() }).inc();
     }
 
     fn audit_event(&self, kind: &str) {

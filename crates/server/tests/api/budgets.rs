@@ -168,7 +168,15 @@ async fn a_prefix_budget_stops_pumping_while_other_countries_keep_flowing() {
     .await;
     let mut refused = 0;
     for n in 0..12 {
-        let r = app.post("/api/verifications", json!({ "to": format!("+4915200000{n:03}"), "client_ip": format!("198.51.100.{n}") })).await;
+        // Each from another address, and claiming yet another in a spoofed X-Forwarded-For.
+        let body = json!({ "to": format!("+4915200000{n:03}"), "client_ip": format!("198.51.100.{n}") });
+        let r = app
+            .client
+            .post(app.url("/api/verifications"))
+            .bearer_auth(&app.secret)
+            .header("x-forwarded-for", format!("203.0.113.{n}"))
+            .json(&body);
+        let r = r.send().await.unwrap();
         match r.status().as_u16() {
             201 => {}
             429 => {

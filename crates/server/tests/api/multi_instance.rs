@@ -15,12 +15,17 @@ struct Pair {
 
 impl Pair {
     async fn start() -> Pair {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(extra: &[(&'static str, &'static str)]) -> Pair {
         let dir = tempfile::tempdir().unwrap();
         let url = phonegate_store::testing::fresh_database_url(dir.path()).await.unwrap();
         let database_url = url.clone();
+        let mut env = vec![("PHONEGATE_DISPATCH_INTERVAL_MS", "20")];
+        env.extend_from_slice(extra);
         let (a, b, secret) = tokio::task::spawn_blocking(move || {
             let secret = cli_key(&url, "pair");
-            let env = [("PHONEGATE_DISPATCH_INTERVAL_MS", "20")];
             (Server::spawn(&url, &env), Server::spawn(&url, &env), secret)
         })
         .await
@@ -126,4 +131,42 @@ async fn two_instances_share_every_guarantee() {
     assert_eq!(extra_claims, 0, "every message of the test was claimed once");
     let sent = pair.outbox(0, &to).await;
     assert_eq!(sent.len(), 5, "every accepted send reached the provider exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn budgets_hold_across_instances_services_and_parallel_requests() {
+    let pair = Pair::start_with(&[
+        ("PHONEGATE_BUDGETS__FAILED_CHECKS_PER_NUMBER", r#"["10/1d"]"#),
+        ("PHONEGATE_BUDGETS__SENDS_PER_NUMBER", r#"["5/1h"]"#),
+    ])
+    .await;
+    let to = fresh_number();
+    let mut services = Vec::new();
+    for i in 0..8 {
+        let r: Value = pair.post(i, "/api/services", json!({ "name": format!("S{i}") })).await.json().await.unwrap();
+        services.push(r["id"].as_str().unwrap().to_string());
+    }
+    // Eight parallel starts for one number in eight services, at both instances: five sends.
+    let starts =
+        join_all(services.iter().enumerate().map(|(i, svc)| pair.post(i, "/api/verifications", json!({ "to": to, "service": svc })))).await;
+    let mut ids = Vec::new();
+    for r in starts {
+        match r.status().as_u16() {
+            201 => ids.push(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()),
+            429 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(ids.len(), 5, "the number's send budget holds across instances");
+    assert_eq!(pair.outbox(0, &to).await.len(), 5);
+    // Twenty-five parallel wrong codes over its five verifications: ten are compared.
+    let code = pair.code(&to).await;
+    let pair = &pair;
+    let guesses = ids.iter().flat_map(|id| (0..5).map(move |_| id.clone())).enumerate().map(|(i, id)| {
+        let guess = wrong(&code);
+        async move { pair.post(i, &format!("/api/verifications/{id}/check"), json!({ "code": guess })).await.status().as_u16() }
+    });
+    let statuses = join_all(guesses).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
 }

@@ -31,6 +31,9 @@ async fn metrics_count_verifications_sends_and_check_latency() {
     );
     assert!(text.contains("phonegate_sms_attempts_total{provider=\"outbox\",result=\"ok\"} 1"), "{text}");
     assert!(text.contains("phonegate_check_duration_seconds_count 2"), "{text}");
+    // Conversion per country: one German number started, one approved.
+    assert!(text.contains("phonegate_conversions_total{region=\"DE\",event=\"started\"} 1"), "{text}");
+    assert!(text.contains("phonegate_conversions_total{region=\"DE\",event=\"approved\"} 1"), "{text}");
     assert!(!text.contains(&code));
 }
 
