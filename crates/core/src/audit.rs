@@ -90,6 +90,9 @@ impl Verifier {
             VerifyError::OverBudget { budget: crate::budget::Budget::FailedChecksPerNumber, .. } => {
                 self.audit(caller, "checks_locked", Some(subject), "too many wrong codes for this number").await;
             }
+            VerifyError::OverBudget { budget: crate::budget::Budget::PrefixThrottled, .. } => {
+                self.audit(caller, "prefix_throttled", Some(subject), "many codes sent into this prefix, few used").await;
+            }
             VerifyError::OverBudget { budget, .. } => self.audit(caller, "budget_exceeded", Some(subject), budget.as_str()).await,
             VerifyError::Phone(crate::phone::PhoneError::DestinationNotAllowed) => {
                 self.audit(caller, "destination_refused", Some(subject), "denied range or country").await;

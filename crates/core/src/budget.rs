@@ -105,6 +105,12 @@ pub struct Budgets {
     pub checks_per_ip: Vec<Rate>,
     /// End-user networks no IP budget applies to (`10.0.0.0/8`, `2001:db8::/32`).
     pub exempt_networks: Vec<ipnet::IpNet>,
+    /// The automatic prefix throttle: once this many *new* numbers in one prefix were sent a
+    /// code within the window, and fewer than `throttle_min_conversion` of them were approved,
+    /// further new numbers there are refused for the rest of the window and the whole next
+    /// one. `None` turns it off.
+    pub throttle_after: Option<Rate>,
+    pub throttle_min_conversion: f64,
 }
 
 impl Default for Budgets {
@@ -120,6 +126,8 @@ impl Default for Budgets {
             starts_per_ip: rates(&["20/1h", "100/1d"]),
             checks_per_ip: rates(&["60/1h", "300/1d"]),
             exempt_networks: Vec::new(),
+            throttle_after: Some(rates(&["100/1h"])[0]),
+            throttle_min_conversion: 0.2,
         }
     }
 }
@@ -135,6 +143,11 @@ pub enum Budget {
     SendsPerPrefix,
     StartsPerIp,
     ChecksPerIp,
+    /// The prefix throttle refused (see `Budgets::throttle_after`).
+    PrefixThrottled,
+    /// Counters behind the prefix throttle: new numbers sent a code, and approved.
+    PrefixNewNumbers,
+    PrefixApprovals,
 }
 
 impl Budget {
@@ -148,6 +161,9 @@ impl Budget {
             Self::SendsPerPrefix => "sends_per_prefix",
             Self::StartsPerIp => "starts_per_ip",
             Self::ChecksPerIp => "checks_per_ip",
+            Self::PrefixThrottled => "prefix_throttled",
+            Self::PrefixNewNumbers => "prefix_new_numbers",
+            Self::PrefixApprovals => "prefix_approvals",
         }
     }
 
@@ -198,9 +214,28 @@ impl Budgets {
         }
         Self::charges(Budget::SendsPerService, &self.sends_per_service, service_id, &mut out);
         Self::charges(Budget::SendsPerCountry, &self.sends_per_country, country, &mut out);
-        let prefix: String = to.chars().take(country.len() + usize::from(self.prefix_digits)).collect();
-        Self::charges(Budget::SendsPerPrefix, &self.sends_per_prefix, &prefix, &mut out);
+        Self::charges(Budget::SendsPerPrefix, &self.sends_per_prefix, &self.prefix(to, country), &mut out);
         out
+    }
+
+    /// The number's prefix: its calling code (`+49`) and the next `prefix_digits` digits.
+    pub fn prefix(&self, to: &str, country: &str) -> String {
+        to.chars().take(country.len() + usize::from(self.prefix_digits)).collect()
+    }
+
+    /// The throttle's two counters for a prefix (new numbers, approvals), when it is on.
+    pub fn throttle_counters(&self, prefix: &str) -> Option<(Charge, Charge)> {
+        let rate = self.throttle_after?;
+        let unlimited = Rate { limit: u32::MAX, secs: rate.secs };
+        Some((
+            Charge { budget: Budget::PrefixNewNumbers, subject: prefix.into(), rate: unlimited },
+            Charge { budget: Budget::PrefixApprovals, subject: prefix.into(), rate: unlimited },
+        ))
+    }
+
+    /// Whether a window with `new` new numbers and `approved` approvals trips the throttle.
+    pub fn trips_throttle(&self, new: i64, approved: i64) -> bool {
+        self.throttle_after.is_some_and(|r| new >= i64::from(r.limit) && (approved as f64) < new as f64 * self.throttle_min_conversion)
     }
 
     /// What a start from an end user at `ip` costs.

@@ -124,6 +124,28 @@ fn plausible(code: &str) -> Result<(), VerifyError> {
     if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid("code", "must be 4 to 10 digits")) }
 }
 
+impl Verifier {
+    /// The automatic prefix throttle, for a code to a new number: refused while the current or
+    /// the previous window sent many codes into the prefix and few were used; else counted.
+    async fn throttle(&self, tx: &mut dyn Tx, (new, approved): &(Charge, Charge), now: DateTime<Utc>) -> Result<(), VerifyError> {
+        let (start, end) = new.rate.window(now);
+        for window in [start, start - new.rate.secs] {
+            let sent = tx.budget_used(new, window).await?;
+            if self.budgets.trips_throttle(sent, tx.budget_used(approved, window).await?) {
+                let until = if window == start { end + chrono::Duration::seconds(new.rate.secs) } else { end };
+                tracing::warn!(prefix = %new.subject, sent, "prefix throttled: many codes, few used");
+                return Err(VerifyError::OverBudget {
+                    budget: crate::budget::Budget::PrefixThrottled,
+                    retry_after_secs: (until - now).num_seconds().max(1),
+                });
+            }
+        }
+        let shard = rand::random::<u32>() % crate::budget::SHARDS;
+        tx.take_budget(new, start, shard, end + chrono::Duration::seconds(new.rate.secs)).await?;
+        Ok(())
+    }
+}
+
 /// Takes one from each charge's counter, or refuses with the first budget that has nothing left
 /// (the unit's rollback returns what was taken before it).
 async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Result<(), VerifyError> {
@@ -301,8 +323,10 @@ impl Verifier {
         };
         let this = self.clone();
         let refuse_if_pending = opts.refuse_if_pending;
+        let country = to.calling_code();
         let mut charges = self.budgets.for_start(caller.end_user_ip);
-        charges.extend(self.budgets.for_send(to.as_str(), &to.calling_code(), caller.key_id.as_deref(), &service.id));
+        charges.extend(self.budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id));
+        let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));
         let done = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 if tx.is_opted_out(&fresh.to).await? {
@@ -317,6 +341,9 @@ impl Verifier {
                         // Whatever the start turns into, it sends a code: a refusal rolls the
                         // whole unit back.
                         charge(tx, &charges, now).await?;
+                        if let Some(counters) = &throttle {
+                            this.throttle(tx, counters, now).await?;
+                        }
                         let (message, lease) = this.queue(tx, &service, &fresh, &code, false, now).await?;
                         return Ok(StartDone { verification: fresh, resent: false, message, lease, expired });
                     }
@@ -521,6 +548,13 @@ impl Verifier {
         let outcome = v.check(matches, now);
         if let CheckOutcome::NotPending(status) = outcome {
             return Err(VerifyError::NotPending(status));
+        }
+        if outcome == CheckOutcome::Approved
+            && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
+        {
+            let (start, end) = approved.rate.window(now);
+            let shard = rand::random::<u32>() % crate::budget::SHARDS;
+            tx.take_budget(&approved, start, shard, end + chrono::Duration::seconds(approved.rate.secs)).await?;
         }
         save(tx, &mut v).await?;
         Ok((v, outcome))

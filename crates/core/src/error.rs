@@ -50,6 +50,9 @@ fn over_budget_message(budget: crate::budget::Budget, retry_after_secs: i64) -> 
         B::SendsPerPrefix => "too many codes sent to numbers starting like this one",
         B::StartsPerIp => "too many verifications started from this IP address",
         B::ChecksPerIp => "too many codes checked from this IP address",
+        B::PrefixThrottled | B::PrefixNewNumbers | B::PrefixApprovals => {
+            "codes to numbers starting like this one are paused: many were sent and few were used"
+        }
     };
     format!("{what}; retry in {retry_after_secs} seconds")
 }

@@ -96,6 +96,8 @@ pub trait BudgetTx: Send {
     /// charge locks its counter until the unit ends; a shared one adds to one of
     /// `budget::SHARDS` shards (`shard`) after reading their sum.
     async fn take_budget(&mut self, charge: &Charge, window_start: i64, shard: u32, expires_at: DateTime<Utc>) -> StoreResult<bool>;
+    /// The sum of a shared charge's counter in a window (no lock).
+    async fn budget_used(&mut self, charge: &Charge, window_start: i64) -> StoreResult<i64>;
     /// Whether an exact charge's counter is still below its limit, locking it until the unit
     /// ends (so a take on it cannot slip in between).
     async fn budget_left(&mut self, charge: &Charge, window_start: i64) -> StoreResult<bool>;

@@ -240,3 +240,35 @@ async fn starts_and_checks_per_end_user_ip_with_exempt_networks() {
     expect_error(app.post("/api/verifications", json!({ "to": fresh_number(), "client_ip": "not-an-ip" })).await, 400, "invalid_parameter")
         .await;
 }
+
+#[tokio::test]
+async fn a_prefix_where_codes_go_unused_is_throttled_while_others_flow() {
+    let app = TestApp::spawn_with(|c| {
+        c.budgets.throttle_after = Some("10/1h".parse().unwrap());
+        c.budgets.throttle_min_conversion = 0.5;
+    })
+    .await;
+    // A prefix whose codes get used is never throttled…
+    for n in 0..12 {
+        let to = format!("+4916000000{n:03}");
+        let v = app.start(&to).await;
+        let code = app.code_for(&to).await;
+        assert_eq!(app.check(v["id"].as_str().unwrap(), &code).await.status(), 200);
+    }
+    // … one pumped with codes nobody enters is, after ten new numbers.
+    for n in 0..10 {
+        app.start(&format!("+4915700000{n:03}")).await;
+    }
+    let r = app.post("/api/verifications", json!({ "to": "+4915700000999" })).await;
+    let retry: i64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 3600, "the rest of this window and the next: {retry}");
+    expect_error(r, 429, "send_budget_exceeded").await;
+    assert_eq!(app.post("/api/verifications", json!({ "to": "+4916000000999" })).await.status(), 201);
+    // A resend to a number already pending is not a new number.
+    assert_eq!(app.post("/api/verifications", json!({ "to": "+4915700000001" })).await.status(), 201);
+    let audit: Value = app.get("/api/audit?kind=prefix_throttled").await.json().await.unwrap();
+    assert_eq!(audit["events"].as_array().unwrap().len(), 1);
+    // The pause ends after the next window.
+    app.advance(chrono::Duration::hours(2));
+    assert_eq!(app.post("/api/verifications", json!({ "to": "+4915700000998" })).await.status(), 201);
+}

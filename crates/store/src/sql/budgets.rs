@@ -33,15 +33,19 @@ impl<D: Db> BudgetTx for Repo<D> {
         if charge.exact() {
             return Ok(self.row(&TAKE_EXACT, args![&name, window_start, 0u32, 1i64, expires_at, limit]).await?.is_some());
         }
-        let used = match self.row(&USED, args![&name, window_start]).await? {
-            Some(mut r) => r.int(0)?,
-            None => 0,
-        };
+        let used = self.budget_used(charge, window_start).await?;
         if used + 1 > limit {
             return Ok(false);
         }
         self.exec(&ADD_SHARED, args![&name, window_start, shard % phonegate_core::budget::SHARDS, 1i64, expires_at]).await?;
         Ok(true)
+    }
+
+    async fn budget_used(&mut self, charge: &Charge, window_start: i64) -> StoreResult<i64> {
+        match self.row(&USED, args![&charge.counter(), window_start]).await? {
+            Some(mut r) => r.int(0),
+            None => Ok(0),
+        }
     }
 
     async fn budget_left(&mut self, charge: &Charge, window_start: i64) -> StoreResult<bool> {
