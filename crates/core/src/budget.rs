@@ -111,6 +111,24 @@ pub struct Budgets {
     /// one. `None` turns it off.
     pub throttle_after: Option<Rate>,
     pub throttle_min_conversion: f64,
+    /// Per service (by name), budgets that replace the global ones for that service's
+    /// requests. Counters stay shared: a number's sends count in every service, each service
+    /// applying its own limit to the total.
+    pub services: std::collections::BTreeMap<String, Overrides>,
+}
+
+/// A service's own budgets; what is not given is the global budget.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overrides {
+    pub failed_checks_per_number: Option<Vec<Rate>>,
+    pub sends_per_number: Option<Vec<Rate>>,
+    pub sends_per_key: Option<Vec<Rate>>,
+    pub sends_per_service: Option<Vec<Rate>>,
+    pub sends_per_country: Option<Vec<Rate>>,
+    pub sends_per_prefix: Option<Vec<Rate>>,
+    pub starts_per_ip: Option<Vec<Rate>>,
+    pub checks_per_ip: Option<Vec<Rate>>,
 }
 
 impl Default for Budgets {
@@ -128,6 +146,7 @@ impl Default for Budgets {
             exempt_networks: Vec::new(),
             throttle_after: Some(rates(&["100/1h"])[0]),
             throttle_min_conversion: 0.2,
+            services: Default::default(),
         }
     }
 }
@@ -196,6 +215,24 @@ impl Charge {
 }
 
 impl Budgets {
+    /// The budgets that apply to requests of the service named `name`.
+    pub fn for_service(&self, name: &str) -> std::borrow::Cow<'_, Budgets> {
+        let Some(o) = self.services.get(name) else { return std::borrow::Cow::Borrowed(self) };
+        let pick = |own: &Option<Vec<Rate>>, global: &Vec<Rate>| own.clone().unwrap_or_else(|| global.clone());
+        std::borrow::Cow::Owned(Budgets {
+            failed_checks_per_number: pick(&o.failed_checks_per_number, &self.failed_checks_per_number),
+            sends_per_number: pick(&o.sends_per_number, &self.sends_per_number),
+            sends_per_key: pick(&o.sends_per_key, &self.sends_per_key),
+            sends_per_service: pick(&o.sends_per_service, &self.sends_per_service),
+            sends_per_country: pick(&o.sends_per_country, &self.sends_per_country),
+            sends_per_prefix: pick(&o.sends_per_prefix, &self.sends_per_prefix),
+            starts_per_ip: pick(&o.starts_per_ip, &self.starts_per_ip),
+            checks_per_ip: pick(&o.checks_per_ip, &self.checks_per_ip),
+            services: Default::default(),
+            ..self.clone()
+        })
+    }
+
     fn charges(budget: Budget, rates: &[Rate], subject: &str, out: &mut Vec<Charge>) {
         out.extend(rates.iter().map(|&rate| Charge { budget, subject: subject.to_string(), rate }));
     }

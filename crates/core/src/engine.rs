@@ -324,8 +324,9 @@ impl Verifier {
         let this = self.clone();
         let refuse_if_pending = opts.refuse_if_pending;
         let country = to.calling_code();
-        let mut charges = self.budgets.for_start(caller.end_user_ip);
-        charges.extend(self.budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id));
+        let budgets = self.budgets.for_service(&service.name);
+        let mut charges = budgets.for_start(caller.end_user_ip);
+        charges.extend(budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id));
         let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));
         let done = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
@@ -492,8 +493,9 @@ impl Verifier {
                     // None pending (or one whose deadline passed unswept): counted like a wrong
                     // code, so not even the budgets tell whether one is pending.
                     _ => {
-                        charge(tx, &this.budgets.for_check(ip), now).await?;
-                        charge(tx, &this.budgets.for_guess(to.as_str()), now).await?;
+                        let budgets = this.budgets.for_service(&service.name);
+                        charge(tx, &budgets.for_check(ip), now).await?;
+                        charge(tx, &budgets.for_guess(to.as_str()), now).await?;
                         Ok(Err(VerifyError::NoPendingVerification))
                     }
                 }
@@ -529,12 +531,18 @@ impl Verifier {
         if status != Status::Pending {
             return Err(VerifyError::NotPending(status));
         }
-        charge(tx, &self.budgets.for_check(ip), now).await?;
+        // A service's own budgets, when it has any (its name is read in this same unit).
+        let service_name = match self.budgets.services.is_empty() {
+            true => None,
+            false => tx.service(&v.service_id).await?.map(|s| s.name),
+        };
+        let budgets = service_name.as_deref().map_or(std::borrow::Cow::Borrowed(self.budgets.as_ref()), |n| self.budgets.for_service(n));
+        charge(tx, &budgets.for_check(ip), now).await?;
         // A code of another length is a wrong code like any other (and says nothing of the length).
         let matches = code::is_well_formed(code, v.code_length) && self.keys.matches(&v.id, code, &v.code_digest);
         // A number over its guess budget is locked: the answer is the same whatever the code, and
         // a wrong one is counted (the budget's counters are locked until this unit ends).
-        let guess = self.budgets.for_guess(v.to.as_str());
+        let guess = budgets.for_guess(v.to.as_str());
         if matches {
             for c in &guess {
                 let (start, end) = c.rate.window(now);

@@ -272,3 +272,27 @@ async fn a_prefix_where_codes_go_unused_is_throttled_while_others_flow() {
     app.advance(chrono::Duration::hours(2));
     assert_eq!(app.post("/api/verifications", json!({ "to": "+4915700000998" })).await.status(), 201);
 }
+
+#[tokio::test]
+async fn a_service_can_have_its_own_budgets_over_the_shared_counters() {
+    let app = TestApp::spawn_with(|c| {
+        guesses(c, &["10/1h"]);
+        let strict = phonegate_core::budget::Overrides { failed_checks_per_number: Some(rates(&["2/1h"])), ..Default::default() };
+        c.budgets.services.insert("Strict".into(), strict);
+    })
+    .await;
+    let strict = service(&app, "Strict").await;
+    let to = fresh_number();
+    let (id, code) = start_in(&app, &strict, &to).await;
+    for _ in 0..2 {
+        assert_eq!(app.check(&id, &wrong(&code)).await.status(), 200);
+    }
+    expect_error(app.check(&id, &wrong(&code)).await, 429, "checks_locked").await;
+    // The default service applies the global budget to the same counter: 2 used, 8 left.
+    let (id, code) = start_in(&app, "phonegate", &to).await;
+    for _ in 0..4 {
+        assert_eq!(app.check(&id, &wrong(&code)).await.status(), 200);
+    }
+    let (id, code) = start_in(&app, "phonegate", &fresh_number()).await;
+    assert_eq!(app.check(&id, &code).await.status(), 200);
+}
