@@ -67,6 +67,9 @@ pub struct Config {
     /// What a phone number, key, service, country, prefix or end-user IP may use
     /// (`[budgets]`, rates like `"5/10m"`; see the README's security section).
     pub budgets: phonegate_core::budget::Budgets,
+    /// Networks of reverse proxies whose `X-Forwarded-For` names the client (empty: the peer
+    /// address is the client, and the header is ignored).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Limits on client connections (`[connections]`; see the README's security section).
     pub connections: crate::listen::ConnectionLimits,
 }
@@ -106,6 +109,7 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             budgets: Default::default(),
             connections: Default::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

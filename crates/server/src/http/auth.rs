@@ -2,7 +2,7 @@
 //! API-key authentication (`Authorization: Bearer SECRET` or HTTP Basic `id:secret`) turns it
 //! into the core's `Caller`.
 use super::{AppState, error::ApiError};
-use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -31,8 +31,9 @@ const REQUEST_ID: &str = "x-request-id";
 
 /// Gives every request its `RequestMeta`: the client's address and a request id (the client's
 /// own `x-request-id` when it is a short token, else a new one), echoed in the answer.
-pub async fn request_meta(mut req: Request, next: Next) -> Response {
-    let ip = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+pub async fn request_meta(State(proxies): State<TrustedProxies>, mut req: Request, next: Next) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let ip = peer.map(|peer| client_ip(peer, req.headers(), &proxies));
     let offered = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok());
     let request_id = match offered {
         Some(id) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => id.to_string(),
@@ -45,6 +46,27 @@ pub async fn request_meta(mut req: Request, next: Next) -> Response {
         response.headers_mut().insert(REQUEST_ID, h);
     }
     response
+}
+
+/// Networks of the reverse proxies whose `X-Forwarded-For` is believed.
+pub type TrustedProxies = std::sync::Arc<Vec<ipnet::IpNet>>;
+
+/// The client's address: the peer's, unless the peer is a trusted proxy; then the right-most
+/// address in `X-Forwarded-For` that is not itself a trusted proxy. A header from anyone else
+/// is ignored, so a client cannot choose the address it is counted under.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> IpAddr {
+    let trusted = |ip: &IpAddr| proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|a| a.trim().parse().ok())
+        .collect();
+    forwarded.into_iter().rev().find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
 /// The meta of a request (present on every route; a default only outside the router).

@@ -85,7 +85,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(axum::middleware::from_fn(auth::request_meta))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(config.trusted_proxies.clone()), auth::request_meta))
         // Path only: query strings may carry credentials (compat APIs) and are never logged.
         .layer(
             TraceLayer::new_for_http()

@@ -67,3 +67,25 @@ async fn a_flood_of_refusals_writes_one_event_a_minute_per_subject() {
     assert_eq!(app.post("/api/verifications", json!({ "to": "+881612345678" })).await.status(), 400);
     assert_eq!(events(&app, "?kind=destination_refused").await.len(), 2);
 }
+
+async fn forged_from(app: &TestApp, forwarded: &str) -> String {
+    let r = app
+        .client
+        .post(app.url("/webhooks/twilio/sms"))
+        .header("x-forwarded-for", forwarded)
+        .form(&[("Body", "STOP")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let events = events(app, "?kind=webhook_forged").await;
+    events[0]["ip"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
+    let direct = TestApp::spawn().await;
+    assert_eq!(forged_from(&direct, "198.51.100.7").await, "127.0.0.1", "a client cannot choose its address");
+    let proxied = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    assert_eq!(forged_from(&proxied, "203.0.113.9, 198.51.100.7, 127.0.0.2").await, "198.51.100.7", "the right-most untrusted hop");
+}
