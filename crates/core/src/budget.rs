@@ -129,6 +129,10 @@ pub struct Overrides {
     pub sends_per_prefix: Option<Vec<Rate>>,
     pub starts_per_ip: Option<Vec<Rate>>,
     pub checks_per_ip: Option<Vec<Rate>>,
+    /// ISO 3166 regions this service may send to (empty: those the global policy allows), and
+    /// regions it may not, on top of the global lists.
+    pub allowed_countries: Vec<String>,
+    pub denied_countries: Vec<String>,
 }
 
 impl Default for Budgets {
@@ -231,6 +235,14 @@ impl Budgets {
             services: Default::default(),
             ..self.clone()
         })
+    }
+
+    /// Whether the service named `service` may send to a number of `region` (ISO 3166, empty
+    /// when the number has none).
+    pub fn destination_allowed(&self, service: &str, region: &str) -> bool {
+        let Some(o) = self.services.get(service) else { return true };
+        let listed = |list: &[String]| list.iter().any(|r| r.eq_ignore_ascii_case(region));
+        !listed(&o.denied_countries) && (o.allowed_countries.is_empty() || listed(&o.allowed_countries))
     }
 
     fn charges(budget: Budget, rates: &[Rate], subject: &str, out: &mut Vec<Charge>) {

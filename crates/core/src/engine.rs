@@ -291,6 +291,9 @@ impl Verifier {
         }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.service(caller, req.service.as_deref()).await?;
+        if !self.budgets.destination_allowed(&service.name, &to.region().unwrap_or_default()) {
+            return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
+        }
         let now = self.clock.now();
         let code_length = opts.code_length.unwrap_or(service.code_length);
         let code = Code::generate(code_length);

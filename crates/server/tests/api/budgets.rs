@@ -296,3 +296,22 @@ async fn a_service_can_have_its_own_budgets_over_the_shared_counters() {
     let (id, code) = start_in(&app, "phonegate", &fresh_number()).await;
     assert_eq!(app.check(&id, &code).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_service_can_be_limited_to_some_countries() {
+    let app = TestApp::spawn_with(|c| {
+        let de_only = phonegate_core::budget::Overrides { allowed_countries: vec!["DE".into()], ..Default::default() };
+        c.budgets.services.insert("Berlin".into(), de_only);
+        let no_fr = phonegate_core::budget::Overrides { denied_countries: vec!["FR".into()], ..Default::default() };
+        c.budgets.services.insert("NoFrance".into(), no_fr);
+    })
+    .await;
+    service(&app, "Berlin").await;
+    service(&app, "NoFrance").await;
+    let start = |to: &'static str, svc: &'static str| app.post("/api/verifications", json!({ "to": to, "service": svc }));
+    expect_error(start("+33612345678", "Berlin").await, 400, "phone_number_destination_not_allowed").await;
+    expect_error(start("+33612345678", "NoFrance").await, 400, "phone_number_destination_not_allowed").await;
+    assert_eq!(start("+4915123456789", "Berlin").await.status(), 201);
+    assert_eq!(start("+436641234567", "NoFrance").await.status(), 201);
+    assert_eq!(start("+33612345678", "phonegate").await.status(), 201, "other services follow the global policy");
+}
