@@ -129,11 +129,12 @@ impl Verifier {
     /// the previous window sent many codes into the prefix and few were used; else counted.
     async fn throttle(&self, tx: &mut dyn Tx, (new, approved): &(Charge, Charge), now: DateTime<Utc>) -> Result<(), VerifyError> {
         let (start, end) = new.rate.window(now);
-        for window in [start, start - new.rate.secs] {
-            let sent = tx.budget_used(new, window).await?;
-            if self.budgets.trips_throttle(sent, tx.budget_used(approved, window).await?) {
+        let windows = [start, start - new.rate.secs];
+        let [sent, used] = tx.budgets_used(new, approved, windows).await?;
+        for (i, window) in windows.into_iter().enumerate() {
+            if self.budgets.trips_throttle(sent[i], used[i]) {
                 let until = if window == start { end + chrono::Duration::seconds(new.rate.secs) } else { end };
-                tracing::warn!(prefix = %new.subject, sent, "prefix throttled: many codes, few used");
+                tracing::warn!(prefix = %new.subject, sent = sent[i], "prefix throttled: many codes, few used");
                 return Err(VerifyError::OverBudget {
                     budget: crate::budget::Budget::PrefixThrottled,
                     retry_after_secs: (until - now).num_seconds().max(1),

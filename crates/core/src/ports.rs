@@ -98,6 +98,8 @@ pub trait BudgetTx: Send {
     async fn take_budget(&mut self, charge: &Charge, window_start: i64, shard: u32, expires_at: DateTime<Utc>) -> StoreResult<bool>;
     /// The sum of a shared charge's counter in a window (no lock).
     async fn budget_used(&mut self, charge: &Charge, window_start: i64) -> StoreResult<i64>;
+    /// Two shared counters' sums in two windows, in one read: `[a, b][window]`.
+    async fn budgets_used(&mut self, a: &Charge, b: &Charge, windows: [i64; 2]) -> StoreResult<[[i64; 2]; 2]>;
     /// Whether an exact charge's counter is still below its limit, locking it until the unit
     /// ends (so a take on it cannot slip in between).
     async fn budget_left(&mut self, charge: &Charge, window_start: i64) -> StoreResult<bool>;

@@ -540,3 +540,22 @@ async fn budget_counters_take_within_the_limit() {
         assert!(!take(&shared, 2).await, "{}: the shards' sum is at the limit", b.name);
     }
 }
+
+#[tokio::test]
+async fn two_counters_in_two_windows_are_read_at_once() {
+    use phonegate_core::budget::{Budget, Charge};
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let charge = |budget| Charge { budget, subject: "+49157".into(), rate: "4294967295/1h".parse().unwrap() };
+        let (new, approved) = (charge(Budget::PrefixNewNumbers), charge(Budget::PrefixApprovals));
+        for (c, window, times) in [(&new, 3600, 3), (&new, 0, 2), (&approved, 3600, 1)] {
+            for shard in 0..times {
+                let c = c.clone();
+                assert!(write!(s, [], |tx| tx.take_budget(&c, window, shard, t0()).await).unwrap());
+            }
+        }
+        let (a, b2) = (new.clone(), approved.clone());
+        let used = read!(s, [], |tx| tx.budgets_used(&a, &b2, [3600, 0]).await).unwrap();
+        assert_eq!(used, [[3, 2], [1, 0]], "{}", b.name);
+    }
+}

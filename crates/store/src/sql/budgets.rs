@@ -16,6 +16,11 @@ static TAKE_EXACT: Sql = Sql::new(
 // PostgreSQL sums BIGINTs into NUMERIC: cast back.
 static USED: Sql =
     Sql::new("SELECT CAST(COALESCE(SUM(used), 0) AS BIGINT) AS used FROM budget_counters WHERE name = $1 AND window_start = $2");
+/// Two counters in two windows, summed over shards, in one statement.
+static USED_2X2: Sql = Sql::new(
+    "SELECT name, window_start, CAST(SUM(used) AS BIGINT) AS used FROM budget_counters \
+     WHERE name IN ($1, $2) AND window_start IN ($3, $4) GROUP BY name, window_start",
+);
 static ADD_SHARED: Sql = Sql::new(
     "INSERT INTO budget_counters (name, window_start, shard, used, expires_at) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (name, window_start, shard) DO UPDATE SET used = budget_counters.used + excluded.used",
@@ -33,8 +38,8 @@ impl<D: Db> BudgetTx for Repo<D> {
         if charge.exact() {
             return Ok(self.row(&TAKE_EXACT, args![&name, window_start, 0u32, 1i64, expires_at, limit]).await?.is_some());
         }
-        let used = self.budget_used(charge, window_start).await?;
-        if used + 1 > limit {
+        // A counter with no limit (what the prefix throttle counts) needs no sum first.
+        if charge.rate.limit != u32::MAX && self.budget_used(charge, window_start).await? + 1 > limit {
             return Ok(false);
         }
         self.exec(&ADD_SHARED, args![&name, window_start, shard % phonegate_core::budget::SHARDS, 1i64, expires_at]).await?;
@@ -46,6 +51,18 @@ impl<D: Db> BudgetTx for Repo<D> {
             Some(mut r) => r.int(0),
             None => Ok(0),
         }
+    }
+
+    async fn budgets_used(&mut self, a: &Charge, b: &Charge, windows: [i64; 2]) -> StoreResult<[[i64; 2]; 2]> {
+        let (na, nb) = (a.counter(), b.counter());
+        let mut out = [[0; 2]; 2];
+        for mut r in self.rows(&USED_2X2, args![&na, &nb, windows[0], windows[1]]).await? {
+            let (name, window, used) = (r.text(0)?, r.int(1)?, r.int(2)?);
+            let i = usize::from(name != na);
+            let j = usize::from(window != windows[0]);
+            out[i][j] = used;
+        }
+        Ok(out)
     }
 
     async fn budget_left(&mut self, charge: &Charge, window_start: i64) -> StoreResult<bool> {
