@@ -84,8 +84,9 @@ impl Verifier {
         }
     }
 
-    /// Records what a refused request says about an attack, if anything.
-    pub(crate) async fn audit_refusal(&self, caller: &Caller, e: &VerifyError, subject: &str) {
+    /// Passes `result` on, first recording what a refusal says about an attack, if anything.
+    pub(crate) async fn audited<T>(&self, caller: &Caller, subject: &str, result: Result<T, VerifyError>) -> Result<T, VerifyError> {
+        let Err(e) = &result else { return result };
         match e {
             VerifyError::OverBudget { budget: crate::budget::Budget::FailedChecksPerNumber, .. } => {
                 self.audit(caller, "checks_locked", Some(subject), "too many wrong codes for this number").await;
@@ -99,6 +100,7 @@ impl Verifier {
             }
             _ => {}
         }
+        result
     }
 
     /// The audit log, newest first. Admins only.

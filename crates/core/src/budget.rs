@@ -208,6 +208,12 @@ pub struct Charge {
 }
 
 impl Charge {
+    /// The refusal of this charge at `now`: retry once its window ends.
+    pub fn refusal(&self, now: DateTime<Utc>) -> crate::error::VerifyError {
+        let (_, end) = self.rate.window(now);
+        crate::error::VerifyError::OverBudget { budget: self.budget, retry_after_secs: (end - now).num_seconds().max(1) }
+    }
+
     /// The counter's name in the store.
     pub fn counter(&self) -> String {
         format!("{}:{}:{}", self.budget.as_str(), self.rate.secs, self.subject)
@@ -237,11 +243,14 @@ impl Budgets {
         })
     }
 
-    /// Whether the service named `service` may send to a number of `region` (ISO 3166, empty
-    /// when the number has none).
-    pub fn destination_allowed(&self, service: &str, region: &str) -> bool {
-        let Some(o) = self.services.get(service) else { return true };
-        let listed = |list: &[String]| list.iter().any(|r| r.eq_ignore_ascii_case(region));
+    /// Whether the service named `service` may send to `to` (its region is looked up only for a
+    /// service with country lists).
+    pub fn destination_allowed(&self, service: &str, to: &crate::phone::PhoneNumber) -> bool {
+        let Some(o) = self.services.get(service).filter(|o| !o.allowed_countries.is_empty() || !o.denied_countries.is_empty()) else {
+            return true;
+        };
+        let region = to.region().unwrap_or_default();
+        let listed = |list: &[String]| list.iter().any(|r| r.eq_ignore_ascii_case(&region));
         !listed(&o.denied_countries) && (o.allowed_countries.is_empty() || listed(&o.allowed_countries))
     }
 

@@ -141,10 +141,15 @@ impl Verifier {
                 });
             }
         }
-        let shard = rand::random::<u32>() % crate::budget::SHARDS;
-        tx.take_budget(new, start, shard, end + chrono::Duration::seconds(new.rate.secs)).await?;
-        Ok(())
+        count(tx, new, now).await
     }
+}
+
+/// Adds one to a limitless counter the throttle reads, kept for two windows (it looks back one).
+async fn count(tx: &mut dyn Tx, c: &Charge, now: DateTime<Utc>) -> Result<(), VerifyError> {
+    let (start, end) = c.rate.window(now);
+    tx.take_budget(c, start, rand::random::<u32>() % crate::budget::SHARDS, end + chrono::Duration::seconds(c.rate.secs)).await?;
+    Ok(())
 }
 
 /// Takes one from each charge's counter, or refuses with the first budget that has nothing left
@@ -155,7 +160,7 @@ async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Resu
         let shard = rand::random::<u32>() % crate::budget::SHARDS;
         if !tx.take_budget(c, start, shard, end).await? {
             tracing::info!(budget = c.budget.as_str(), rate = %c.rate, "over budget");
-            return Err(VerifyError::OverBudget { budget: c.budget, retry_after_secs: (end - now).num_seconds().max(1) });
+            return Err(c.refusal(now));
         }
     }
     Ok(())
@@ -256,12 +261,9 @@ impl Verifier {
     /// (same id, same code) within the send limit. The verification (or its new send count) and
     /// its message are written in one transaction; the message is then sent at once.
     pub async fn start(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
-        let raw: String = req.to.chars().take(32).collect();
+        let subject: String = req.to.chars().take(32).collect();
         let result = self.start_unaudited(caller, req).await;
-        if let Err(e) = &result {
-            self.audit_refusal(caller, e, &raw).await;
-        }
-        result
+        self.audited(caller, &subject, result).await
     }
 
     async fn start_unaudited(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
@@ -292,7 +294,7 @@ impl Verifier {
         }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.service(caller, req.service.as_deref()).await?;
-        if !self.budgets.destination_allowed(&service.name, &to.region().unwrap_or_default()) {
+        if !self.budgets.destination_allowed(&service.name, &to) {
             return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
         }
         let now = self.clock.now();
@@ -443,10 +445,7 @@ impl Verifier {
     /// Checks a code against a verification by id.
     pub async fn check(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
         let result = self.check_unaudited(caller, id, code).await;
-        if let Err(e) = &result {
-            self.audit_refusal(caller, e, id).await;
-        }
-        result
+        self.audited(caller, id, result).await
     }
 
     async fn check_unaudited(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
@@ -472,10 +471,7 @@ impl Verifier {
         code: &str,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let result = self.check_number_unaudited(caller, service, to, code).await;
-        if let Err(e) = &result {
-            self.audit_refusal(caller, e, &to.chars().take(32).collect::<String>()).await;
-        }
-        result
+        self.audited(caller, &to.chars().take(32).collect::<String>(), result).await
     }
 
     async fn check_number_unaudited(
@@ -549,9 +545,8 @@ impl Verifier {
         let guess = budgets.for_guess(v.to.as_str());
         if matches {
             for c in &guess {
-                let (start, end) = c.rate.window(now);
-                if !tx.budget_left(c, start).await? {
-                    return Err(VerifyError::OverBudget { budget: c.budget, retry_after_secs: (end - now).num_seconds().max(1) });
+                if !tx.budget_left(c, c.rate.window(now).0).await? {
+                    return Err(c.refusal(now));
                 }
             }
         } else {
@@ -564,9 +559,7 @@ impl Verifier {
         if outcome == CheckOutcome::Approved
             && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
         {
-            let (start, end) = approved.rate.window(now);
-            let shard = rand::random::<u32>() % crate::budget::SHARDS;
-            tx.take_budget(&approved, start, shard, end + chrono::Duration::seconds(approved.rate.secs)).await?;
+            count(tx, &approved, now).await?;
         }
         save(tx, &mut v).await?;
         Ok((v, outcome))

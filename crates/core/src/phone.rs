@@ -27,8 +27,14 @@ impl PhoneNumber {
     }
 
     /// The country calling code with its `+` (`+49`).
+    /// Looked up in the numbering-plan metadata by prefix (calling codes are prefix-free), with
+    /// no parse: starts and checks ask for it on the hot path.
     pub fn calling_code(&self) -> String {
-        phonenumber::parse(None, &self.0).map_or_else(|_| self.0.chars().take(2).collect(), |n| format!("+{}", n.code().value()))
+        let digits = self.0.trim_start_matches('+');
+        (1..=3)
+            .filter_map(|n| digits.get(..n))
+            .find(|p| p.parse::<u16>().ok().and_then(|c| DATABASE.by_code(&c)).is_some())
+            .map_or_else(|| self.0.chars().take(2).collect(), |p| format!("+{p}"))
     }
 
     /// The ISO 3166 region of the number, when its country code maps to one.
@@ -265,6 +271,13 @@ mod tests {
             }
         }
         assert_eq!(p.parse("+8816 12345678").map_err(|e| e.code()).err().unwrap_or("accepted"), "phone_number_destination_not_allowed");
+    }
+
+    #[test]
+    fn calling_codes_come_from_the_numbering_plan() {
+        for (n, code) in [("+4915123456789", "+49"), ("+12015550123", "+1"), ("+33612345678", "+33"), ("+3584573975000", "+358")] {
+            assert_eq!(PhoneNumber::from_trusted(n.into()).calling_code(), code, "{n}");
+        }
     }
 
     #[test]
