@@ -62,10 +62,15 @@ impl Recent {
 impl Verifier {
     /// Records a security event (best effort: a failure to record is logged, never returned).
     pub async fn audit(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) {
-        let now = self.clock.now();
-        if !self.recent_audits.admit(kind, subject.unwrap_or_default(), now) {
-            return;
+        if self.recent_audits.admit(kind, subject.unwrap_or_default(), self.clock.now()) {
+            self.record(caller, kind, subject, detail).await;
         }
+    }
+
+    /// Records an event every time (for what a user does to their own account, which an
+    /// attacker cannot repeat at will: sign-ups, logins, logouts).
+    pub async fn record(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) {
+        let now = self.clock.now();
         self.observer.audit_event(kind);
         let event = AuditEvent {
             id: new_id("AU"),

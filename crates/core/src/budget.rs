@@ -103,6 +103,11 @@ pub struct Budgets {
     /// `client_ip` / `DeviceIp`, or the peer of a public page).
     pub starts_per_ip: Vec<Rate>,
     pub checks_per_ip: Vec<Rate>,
+    /// Sign-ups, logins and resends of login codes per end-user IP address.
+    pub logins_per_ip: Vec<Rate>,
+    /// Wrong passwords and wrong login codes per account tried (username, e-mail or number,
+    /// whether or not it exists).
+    pub failed_logins_per_account: Vec<Rate>,
     /// End-user networks no IP budget applies to (`10.0.0.0/8`, `2001:db8::/32`).
     pub exempt_networks: Vec<ipnet::IpNet>,
     /// The automatic prefix throttle: once this many *new* numbers in one prefix were sent a
@@ -147,6 +152,8 @@ impl Default for Budgets {
             prefix_digits: 3,
             starts_per_ip: rates(&["20/1h", "100/1d"]),
             checks_per_ip: rates(&["60/1h", "300/1d"]),
+            logins_per_ip: rates(&["30/15m", "200/1d"]),
+            failed_logins_per_account: rates(&["5/15m", "20/1d"]),
             exempt_networks: Vec::new(),
             throttle_after: Some(rates(&["100/1h"])[0]),
             throttle_min_conversion: 0.2,
@@ -166,6 +173,8 @@ pub enum Budget {
     SendsPerPrefix,
     StartsPerIp,
     ChecksPerIp,
+    LoginsPerIp,
+    FailedLoginsPerAccount,
     /// The prefix throttle refused (see `Budgets::throttle_after`).
     PrefixThrottled,
     /// Counters behind the prefix throttle: new numbers sent a code, and approved.
@@ -184,6 +193,8 @@ impl Budget {
             Self::SendsPerPrefix => "sends_per_prefix",
             Self::StartsPerIp => "starts_per_ip",
             Self::ChecksPerIp => "checks_per_ip",
+            Self::LoginsPerIp => "logins_per_ip",
+            Self::FailedLoginsPerAccount => "failed_logins_per_account",
             Self::PrefixThrottled => "prefix_throttled",
             Self::PrefixNewNumbers => "prefix_new_numbers",
             Self::PrefixApprovals => "prefix_approvals",
@@ -192,7 +203,7 @@ impl Budget {
 
     /// Whether it counts something done to one phone number (exact, locked counters).
     fn per_number(self) -> bool {
-        matches!(self, Self::FailedChecksPerNumber | Self::SendsPerNumber)
+        matches!(self, Self::FailedChecksPerNumber | Self::SendsPerNumber | Self::FailedLoginsPerAccount)
     }
 }
 
@@ -311,6 +322,22 @@ impl Budgets {
         if let Some(ip) = self.ip(ip) {
             Self::charges(Budget::ChecksPerIp, &self.checks_per_ip, &ip, &mut out);
         }
+        out
+    }
+
+    /// What a sign-up, login or resend from an end user at `ip` costs.
+    pub fn for_login(&self, ip: Option<IpAddr>) -> Vec<Charge> {
+        let mut out = Vec::new();
+        if let Some(ip) = self.ip(ip) {
+            Self::charges(Budget::LoginsPerIp, &self.logins_per_ip, &ip, &mut out);
+        }
+        out
+    }
+
+    /// What a wrong password or login code for the account tried as `login` costs.
+    pub fn for_failed_login(&self, login: &str) -> Vec<Charge> {
+        let mut out = Vec::new();
+        Self::charges(Budget::FailedLoginsPerAccount, &self.failed_logins_per_account, login, &mut out);
         out
     }
 

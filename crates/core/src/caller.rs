@@ -65,6 +65,12 @@ impl Caller {
         self
     }
 
+    /// An end user's own request to the public account endpoints (no API key): it may see no
+    /// service; the accounts core acts for it.
+    pub fn end_user(ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
+        Self { key_id: None, scope: Scope::Services(Vec::new()), ip, end_user_ip: ip, request_id: request_id.into() }
+    }
+
     /// The server itself: the CLI, start-up and background jobs.
     pub fn system(task: &str) -> Self {
         Self { key_id: None, scope: Scope::All, ip: None, end_user_ip: None, request_id: task.to_string() }

@@ -29,7 +29,7 @@ pub struct Verifier {
     pub(crate) keys: ServerKeys,
     phones: PhonePolicy,
     limits: Limits,
-    budgets: Arc<Budgets>,
+    pub(crate) budgets: Arc<Budgets>,
     pub(crate) recent_audits: Arc<crate::audit::Recent>,
     pub(crate) delivery: DeliveryTimes,
     /// Services by id and by name. Services never change once created, so entries stay valid
@@ -80,6 +80,9 @@ pub struct StartOptions {
     /// When a verification is already pending for the number: report it as
     /// `VerifyError::AlreadyPending` instead of re-sending its code (Vonage's behaviour).
     pub refuse_if_pending: bool,
+    /// Answer as soon as the message is queued, without waiting for the provider (the send
+    /// goes on in the background).
+    pub background: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +157,7 @@ async fn count(tx: &mut dyn Tx, c: &Charge, now: DateTime<Utc>) -> Result<(), Ve
 
 /// Takes one from each charge's counter, or refuses with the first budget that has nothing left
 /// (the unit's rollback returns what was taken before it).
-async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Result<(), VerifyError> {
+pub(crate) async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Result<(), VerifyError> {
     for c in charges {
         let (start, end) = c.rate.window(now);
         let shard = rand::random::<u32>() % crate::budget::SHARDS;
@@ -328,7 +331,7 @@ impl Verifier {
             version: 0,
         };
         let this = self.clone();
-        let refuse_if_pending = opts.refuse_if_pending;
+        let (refuse_if_pending, background) = (opts.refuse_if_pending, opts.background);
         let country = to.calling_code();
         let budgets = self.budgets.for_service(&service.name);
         let mut charges = budgets.for_start(caller.end_user_ip);
@@ -396,6 +399,9 @@ impl Verifier {
         let this = self.clone();
         let (message, token) = (done.message, done.lease.token);
         let sending = tokio::spawn(async move { this.send_claimed(message, &token).await });
+        if background {
+            return Ok(Started { verification: done.verification, resent: done.resent, message_id, queued_at });
+        }
         // Wait (boundedly) for the first provider answer. A first send that every provider
         // refuses marks the verification failed; a failed resend leaves it pending (the earlier
         // message may still arrive).
@@ -519,7 +525,7 @@ impl Verifier {
     /// One check inside a unit of work that holds `v`'s lock. A verification that is not pending
     /// is refused before anything else, the same way by every engine method. Over the number's
     /// guess budget every code is refused alike; within it, only wrong codes are counted.
-    async fn check_locked(
+    pub(crate) async fn check_locked(
         &self,
         tx: &mut dyn Tx,
         mut v: Verification,

@@ -35,6 +35,28 @@ pub enum VerifyError {
     OverBudget { budget: crate::budget::Budget, retry_after_secs: i64 },
     #[error("too many concurrent requests for this verification; retry")]
     Busy,
+    #[error("this username is taken")]
+    UsernameTaken,
+    #[error("this e-mail address belongs to another account")]
+    EmailTaken,
+    #[error("this phone number belongs to another account")]
+    PhoneTaken,
+    #[error("no such login flow (or it was used already): start again")]
+    FlowNotFound,
+    #[error("the code is incorrect; {attempts_left} attempts left")]
+    CodeIncorrect { attempts_left: u32 },
+    #[error("the code has expired: start again to get a new one")]
+    CodeExpired,
+    #[error("too many wrong codes: start again later to get a new one")]
+    CodeLocked,
+    #[error("a code was sent moments ago; wait {retry_after_secs} seconds before asking again")]
+    ResendTooSoon { retry_after_secs: i64 },
+    #[error("sign in first: a valid session cookie or access token is required")]
+    Unauthenticated,
+    #[error("the refresh token is invalid, expired or already used: sign in again")]
+    RefreshTokenInvalid,
+    #[error("no such session")]
+    SessionNotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,6 +72,8 @@ fn over_budget_message(budget: crate::budget::Budget, retry_after_secs: i64) -> 
         B::SendsPerPrefix => "too many codes sent to numbers starting like this one",
         B::StartsPerIp => "too many verifications started from this IP address",
         B::ChecksPerIp => "too many codes checked from this IP address",
+        B::LoginsPerIp => "too many logins from this IP address",
+        B::FailedLoginsPerAccount => "too many failed logins for this account",
         B::PrefixThrottled | B::PrefixNewNumbers | B::PrefixApprovals => {
             "codes to numbers starting like this one are paused: many were sent and few were used"
         }

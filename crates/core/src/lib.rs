@@ -1,5 +1,6 @@
 //! phonegate's domain core: phone numbers, one-time codes, services and the verification state
 //! machine. It knows nothing of HTTP or SQL; adapters call it and implement its ports.
+pub mod accounts;
 pub mod apikey;
 pub mod audit;
 pub mod budget;

@@ -1,6 +1,7 @@
 //! The traits the core needs from the outside world: storage (units of work run as one
 //! transaction, over statements grouped by aggregate in `Tx`), SMS delivery and an observer for
 //! metrics.
+use crate::accounts::{Flow, JwtKey, Session, User};
 use crate::apikey::ApiKey;
 use crate::audit::AuditEvent;
 use crate::budget::Charge;
@@ -40,8 +41,8 @@ pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, StoreRes
 /// The statements a unit of work can run, one trait per aggregate. Inside `Store::write` a read
 /// of a row the unit may change (`verification`, `pending_verification`) locks it until commit,
 /// so a unit never races another unit on the same row.
-pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx {}
-impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx> Tx for T {}
+pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx {}
+impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx> Tx for T {}
 
 #[async_trait]
 pub trait VerificationTx: Send {
@@ -79,6 +80,51 @@ pub trait ApiKeyTx: Send {
     async fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>>;
     /// False when no active key has this id.
     async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+}
+
+/// Users, their login flows, sessions, refresh tokens and the access-token signing keys.
+#[async_trait]
+pub trait AccountTx: Send {
+    /// `Conflict` when the username, e-mail or phone number is taken.
+    async fn insert_user(&mut self, u: &User) -> StoreResult<()>;
+    async fn user(&mut self, id: &str) -> StoreResult<Option<User>>;
+    /// By lower-cased username or e-mail address.
+    async fn user_by_login(&mut self, login_lc: &str) -> StoreResult<Option<User>>;
+    async fn user_by_phone(&mut self, phone: &PhoneNumber) -> StoreResult<Option<User>>;
+    async fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool>;
+    async fn email_taken(&mut self, email_lc: &str) -> StoreResult<bool>;
+    async fn set_last_login(&mut self, user_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// `Conflict` when another account has the number.
+    async fn set_user_phone(&mut self, user_id: &str, phone: &PhoneNumber) -> StoreResult<()>;
+    /// Deletes the user with every session and refresh token; false when there was none.
+    async fn delete_user(&mut self, user_id: &str) -> StoreResult<bool>;
+
+    async fn insert_flow(&mut self, f: &Flow) -> StoreResult<()>;
+    /// Locks the flow until the unit ends.
+    async fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>>;
+    /// Writes attempts, last send and use.
+    async fn update_flow(&mut self, f: &Flow) -> StoreResult<()>;
+
+    async fn insert_session(&mut self, s: &Session) -> StoreResult<()>;
+    async fn session(&mut self, id: &str) -> StoreResult<Option<Session>>;
+    async fn session_by_secret(&mut self, secret_hash: &[u8]) -> StoreResult<Option<Session>>;
+    /// A user's sessions, newest first.
+    async fn sessions_of(&mut self, user_id: &str) -> StoreResult<Vec<Session>>;
+    async fn touch_session(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn set_session_secret(&mut self, id: &str, secret_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()>;
+    /// Deletes a session of the user (and its refresh tokens); false when it had none by that id.
+    async fn delete_session(&mut self, user_id: &str, id: &str) -> StoreResult<bool>;
+    /// Deletes all of a user's sessions; returns how many.
+    async fn delete_sessions_of(&mut self, user_id: &str) -> StoreResult<u64>;
+
+    async fn insert_refresh_token(&mut self, token_hash: &[u8], session_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// The session a refresh token belongs to and when it was spent, locked until the unit ends.
+    async fn refresh_token(&mut self, token_hash: &[u8]) -> StoreResult<Option<(String, Option<DateTime<Utc>>)>>;
+    async fn spend_refresh_token(&mut self, token_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()>;
+
+    /// Every signing key, newest first.
+    async fn jwt_keys(&mut self) -> StoreResult<Vec<JwtKey>>;
+    async fn insert_jwt_key(&mut self, k: &JwtKey) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::http::{self, AppState, WebhookKeys};
 use crate::metrics::Metrics;
 use anyhow::Context;
+use phonegate_core::accounts::Accounts;
 use phonegate_core::apikey::KeyCache;
 use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
@@ -43,7 +44,11 @@ impl App {
             tls: tls.is_some(),
         });
         let keys = Arc::new(KeyCache::new(store.clone(), clock.clone(), chrono::Duration::milliseconds(config.api_key_cache_ms as i64)));
+        let accounts = accounts(&config, verifier.clone()).await?;
+        let secure_cookies = tls.is_some() || config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let state = AppState {
+            secure_cookies,
+            accounts,
             verifier,
             keys,
             metrics,
@@ -171,6 +176,13 @@ pub async fn engine(
     // Load the numbering-plan metadata now rather than on the first request.
     let _ = verifier.parse_phone("+4915123456789");
     Ok((verifier, providers, store))
+}
+
+/// Accounts on the engine: makes sure the `accounts` service and a signing key exist.
+pub async fn accounts(config: &Config, verifier: Arc<Verifier>) -> anyhow::Result<Arc<Accounts>> {
+    let accounts =
+        Accounts::new(verifier, config.accounts.clone(), config.public_url.as_deref()).await.context("cannot set up accounts")?;
+    Ok(Arc::new(accounts))
 }
 
 /// The configured SMS providers behind the router (the dev outbox when none are configured).

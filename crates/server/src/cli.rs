@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SmsCommand,
     },
+    /// Manage the keys access tokens (JWTs) are signed with.
+    Jwt {
+        #[command(subcommand)]
+        command: JwtCommand,
+    },
     /// Show the messages the dev outbox provider stored instead of sending, newest first.
     Outbox {
         /// Only messages to this number (E.164 or national format with default_region).
@@ -60,6 +65,13 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JwtCommand {
+    /// Make a new signing key: it signs from now on (every instance within a minute); tokens
+    /// signed by earlier keys stay valid until they expire.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,6 +19,14 @@ fn cli() -> Caller {
     Caller::system("cli")
 }
 
+pub async fn jwt_rotate(config: &Config) -> anyhow::Result<()> {
+    let (verifier, _) = open(config).await?;
+    let accounts = crate::app::accounts(config, verifier).await?;
+    let kid = accounts.rotate_key().await?;
+    println!("new signing key {kid}: it signs access tokens from now on (running servers pick it up within a minute)");
+    Ok(())
+}
+
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     open(config).await?;
     println!("database is up to date");

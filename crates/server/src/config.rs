@@ -72,6 +72,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Limits on client connections (`[connections]`; see the README's security section).
     pub connections: crate::listen::ConnectionLimits,
+    /// Accounts and login (`[accounts]`: sessions, tokens, codes; see docs/accounts.md).
+    pub accounts: phonegate_core::accounts::AccountSettings,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -110,6 +112,7 @@ impl Default for Config {
             budgets: Default::default(),
             connections: Default::default(),
             trusted_proxies: Vec::new(),
+            accounts: Default::default(),
         }
     }
 }

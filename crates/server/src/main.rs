@@ -1,6 +1,6 @@
 //! The `phonegate` binary: parses the command line and runs the chosen command.
 use clap::Parser;
-use phonegate::cli::{Cli, Command, KeysCommand, SmsCommand};
+use phonegate::cli::{Cli, Command, JwtCommand, KeysCommand, SmsCommand};
 use phonegate::config::{Config, Overrides};
 use phonegate::{app, commands, telemetry};
 use std::process::ExitCode;
@@ -39,6 +39,7 @@ async fn main() -> ExitCode {
         Command::Sms { command: SmsCommand::Send { to, body, provider } } => {
             commands::sms_send(&config, &to, &body, provider.as_deref()).await
         }
+        Command::Jwt { command: JwtCommand::Rotate } => commands::jwt_rotate(&config).await,
         Command::Outbox { to, limit, json } => commands::outbox(&config, to.as_deref(), limit, json).await,
     };
     match result {

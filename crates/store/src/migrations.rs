@@ -16,6 +16,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/0007_budget_counters.sql")),
     (8, include_str!("../migrations/sqlite/0008_key_scopes.sql")),
     (9, include_str!("../migrations/sqlite/0009_audit_events.sql")),
+    (10, include_str!("../migrations/sqlite/0010_accounts.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

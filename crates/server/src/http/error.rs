@@ -16,6 +16,8 @@ pub struct ApiError {
     pub verification_id: Option<String>,
     /// Seconds for `Retry-After` (429 and 503 answers; 1 when not given).
     pub retry_after_secs: Option<i64>,
+    /// Codes left for a flow after a wrong one (`code_incorrect`).
+    pub attempts_left: Option<u32>,
 }
 
 /// Error body of every failed request.
@@ -33,11 +35,14 @@ pub struct ErrorDetail {
     /// The verification concerned, where one was created despite the error (`delivery_failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     verification_id: Option<String>,
+    /// Codes left after a wrong one (`code_incorrect`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_left: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into(), verification_id: None, retry_after_secs: None }
+        Self { status, code: code.into(), message: message.into(), verification_id: None, retry_after_secs: None, attempts_left: None }
     }
 
     pub fn unauthorized() -> Self {
@@ -91,6 +96,7 @@ impl From<VerifyError> for ApiError {
                 let code = match budget {
                     Budget::FailedChecksPerNumber => "checks_locked",
                     Budget::StartsPerIp | Budget::ChecksPerIp => "rate_limited",
+                    Budget::LoginsPerIp | Budget::FailedLoginsPerAccount => "login_throttled",
                     _ => "send_budget_exceeded",
                 };
                 Self { retry_after_secs: Some(retry_after_secs), ..Self::new(S::TOO_MANY_REQUESTS, code, message) }
@@ -99,6 +105,21 @@ impl From<VerifyError> for ApiError {
                 Self { verification_id: Some(verification_id), ..Self::new(S::BAD_GATEWAY, "delivery_failed", message) }
             }
             VerifyError::Busy => Self::new(S::SERVICE_UNAVAILABLE, "busy", message),
+            VerifyError::UsernameTaken => Self::new(S::CONFLICT, "username_taken", message),
+            VerifyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", message),
+            VerifyError::PhoneTaken => Self::new(S::CONFLICT, "phone_number_taken", message),
+            VerifyError::FlowNotFound => Self::new(S::NOT_FOUND, "flow_not_found", message),
+            VerifyError::CodeIncorrect { attempts_left } => {
+                Self { attempts_left: Some(attempts_left), ..Self::new(S::BAD_REQUEST, "code_incorrect", message) }
+            }
+            VerifyError::CodeExpired => Self::new(S::GONE, "code_expired", message),
+            VerifyError::CodeLocked => Self::new(S::TOO_MANY_REQUESTS, "code_locked", message),
+            VerifyError::ResendTooSoon { retry_after_secs } => {
+                Self { retry_after_secs: Some(retry_after_secs), ..Self::new(S::TOO_MANY_REQUESTS, "resend_too_soon", message) }
+            }
+            VerifyError::Unauthenticated => Self::new(S::UNAUTHORIZED, "unauthenticated", message),
+            VerifyError::RefreshTokenInvalid => Self::new(S::UNAUTHORIZED, "refresh_token_invalid", message),
+            VerifyError::SessionNotFound => Self::new(S::NOT_FOUND, "session_not_found", message),
             VerifyError::Store(s) => s.into(),
         }
     }
@@ -106,10 +127,23 @@ impl From<VerifyError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, verification_id: self.verification_id } };
+        let body_code = self.code.clone();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                verification_id: self.verification_id,
+                attempts_left: self.attempts_left,
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         let headers = response.headers_mut();
         match self.status {
+            // The account endpoints take access tokens; a Basic challenge there would make
+            // browsers pop up a password dialog.
+            StatusCode::UNAUTHORIZED if code_is_account(&body_code) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"phonegate\""));
+            }
             StatusCode::UNAUTHORIZED => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"phonegate\", charset=\"UTF-8\""));
             }
@@ -120,6 +154,10 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+fn code_is_account(code: &str) -> bool {
+    matches!(code, "unauthenticated" | "refresh_token_invalid")
 }
 
 pub async fn not_found() -> ApiError {

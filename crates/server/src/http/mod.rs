@@ -1,4 +1,5 @@
 //! The HTTP adapters: they parse, authenticate, call the core and render. No rules live here.
+mod accounts;
 mod audit;
 mod auth;
 mod compat;
@@ -7,7 +8,9 @@ mod error;
 mod extract;
 mod ops;
 mod outbox;
+mod pages;
 mod services;
+mod session;
 mod verifications;
 mod webhooks;
 
@@ -30,6 +33,10 @@ pub use error::ApiError;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// Whether browsers reach this server over HTTPS (TLS here, or an `https` public URL): the
+    /// session cookie is then `Secure` with the `__Host-` prefix.
+    pub secure_cookies: bool,
+    pub accounts: Arc<phonegate_core::accounts::Accounts>,
     pub verifier: Arc<Verifier>,
     pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,
@@ -71,6 +78,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(outbox::routes())
         .merge(ops::routes())
         .merge(audit::routes())
+        .merge(accounts::routes())
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {
@@ -78,6 +86,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let spec = Arc::new(spec);
     api.merge(docs::routes(spec))
         .merge(outbox::page_routes())
+        .merge(pages::routes())
         .merge(webhooks::routes())
         .merge(compat::twilio::routes())
         .merge(compat::vonage::routes())

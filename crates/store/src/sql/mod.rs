@@ -7,6 +7,7 @@ mod audit;
 mod budgets;
 pub(crate) mod dialect;
 mod messages;
+mod users;
 mod verifications;
 
 use async_trait::async_trait;
@@ -110,6 +111,10 @@ fn corrupt(i: usize, want: &str, got: &Cell) -> StoreError {
 }
 
 impl Row {
+    pub fn take_cell(&mut self, i: usize) -> Cell {
+        self.take(i)
+    }
+
     fn take(&mut self, i: usize) -> Cell {
         self.0.get_mut(i).map(|c| std::mem::replace(c, Cell::Null)).unwrap_or(Cell::Null)
     }

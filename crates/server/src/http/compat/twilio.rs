@@ -104,6 +104,11 @@ impl From<VerifyError> for TwilioError {
                 tracing::error!(error = %other, "store error");
                 Self::new(S::INTERNAL_SERVER_ERROR, 20500, "Internal server error")
             }
+            // Account and login errors: the Verify API never meets them.
+            other => {
+                tracing::error!(error = %other, "unexpected error in the Twilio API");
+                Self::new(S::INTERNAL_SERVER_ERROR, 20500, "Internal server error")
+            }
         }
     }
 }

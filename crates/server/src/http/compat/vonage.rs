@@ -88,6 +88,11 @@ fn from_error(e: VerifyError) -> Answer {
             tracing::error!(error = %other, "store error");
             fail("5", "Internal Error")
         }
+        // Account and login errors: the Verify API never meets them.
+        other => {
+            tracing::error!(error = %other, "unexpected error in the Vonage API");
+            fail("5", "Internal Error")
+        }
     }
 }
 
@@ -181,6 +186,7 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         region: p.get("country").cloned(),
         // Vonage answers a second start for a number with status 10 and sends nothing.
         refuse_if_pending: true,
+        background: false,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };

@@ -1,0 +1,56 @@
+//! Flows: one sign-up, login or phone change waiting for its code. A flow has an unguessable id,
+//! expires with its code and is used once. A *decoy* flow (no verification) is what a login for
+//! an unknown account or with a wrong password gets: it looks the same and no code is right.
+use crate::phone::PhoneNumber;
+use chrono::{DateTime, Utc};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowKind {
+    Signup,
+    Login,
+    PhoneChange,
+}
+
+impl FlowKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Signup => "signup",
+            Self::Login => "login",
+            Self::PhoneChange => "phone_change",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "signup" => Some(Self::Signup),
+            "login" => Some(Self::Login),
+            "phone_change" => Some(Self::PhoneChange),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    pub id: String,
+    pub kind: FlowKind,
+    /// The account logged in to or changed (none for a sign-up).
+    pub user_id: Option<String>,
+    /// Where the code goes (a decoy for an unknown username may have none).
+    pub phone: Option<PhoneNumber>,
+    /// A sign-up's account details.
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    /// The verification carrying the code; `None` for a decoy.
+    pub verification_id: Option<String>,
+    /// What the login was tried with (lower-cased username, e-mail or number): wrong codes are
+    /// charged to it like wrong passwords.
+    pub login: Option<String>,
+    /// Wrong codes entered (decoys count their own; real flows rely on the verification's).
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_sent_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,399 @@
+//! The flows: sign-up, login (by number, or password then code), phone change, resend and the
+//! verification that ends each one.
+use super::{Accounts, Flow, FlowKind, FlowStarted, SessionKind, SignedIn, User, Verified, user};
+use crate::caller::Caller;
+use crate::engine::{StartOptions, StartRequest};
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::phone::PhoneNumber;
+use crate::ports;
+use crate::verification::{Channel, CheckOutcome, Status};
+use chrono::{DateTime, Utc};
+
+pub struct SignupRequest {
+    pub username: String,
+    pub phone: String,
+    pub email: Option<String>,
+    pub password: Option<String>,
+    pub locale: Option<String>,
+}
+
+pub enum LoginRequest {
+    /// Passwordless: a code to the number.
+    Phone { phone: String, locale: Option<String> },
+    /// Username or e-mail and password, then a code to the account's number.
+    Password { identifier: String, password: String, locale: Option<String> },
+}
+
+/// Wrong codes a decoy flow takes before it answers "locked", like a verification.
+const DECOY_ATTEMPTS: u32 = 5;
+
+impl Accounts {
+    /// Starts a sign-up: a code to the number. A number that already has an account gets a
+    /// login flow instead (only its holder, who receives the code, learns that).
+    pub async fn signup(&self, caller: &Caller, req: SignupRequest) -> Result<FlowStarted, VerifyError> {
+        let username = user::username(&req.username)?;
+        let email = req.email.filter(|e| !e.is_empty()).map(|e| user::email(&e)).transpose()?;
+        if let Some(p) = &req.password {
+            user::password(p)?;
+        }
+        let phone = self.verifier.parse_phone(&req.phone)?;
+        self.admit(caller, None).await?;
+        let (name_lc, p) = (username.to_lowercase(), phone.clone());
+        let (taken, existing) = ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>((tx.username_taken(&name_lc).await?, tx.user_by_phone(&p).await?)) })
+        })
+        .await?;
+        if taken && existing.as_ref().is_none_or(|u| !u.username.eq_ignore_ascii_case(&username)) {
+            return Err(VerifyError::UsernameTaken);
+        }
+        let password_hash = match &req.password {
+            Some(p) if existing.is_none() => Some(self.passwords.hash(p).await),
+            _ => None,
+        };
+        let (kind, user_id) = match &existing {
+            Some(u) => (FlowKind::Login, Some(u.id.clone())),
+            None => (FlowKind::Signup, None),
+        };
+        let flow = Flow { user_id, username: Some(username), email, password_hash, ..self.new_flow(kind, Some(phone.clone()), None) };
+        self.start_flow(caller, flow, req.locale).await
+    }
+
+    /// Starts a login. Whatever the account's existence or the password, the answer looks the
+    /// same; only a real account with the right password (or the number's holder) gets a code.
+    pub async fn login(&self, caller: &Caller, req: LoginRequest) -> Result<FlowStarted, VerifyError> {
+        match req {
+            LoginRequest::Phone { phone, locale } => {
+                let phone = self.verifier.parse_phone(&phone)?;
+                let login = phone.as_str().to_string();
+                self.admit(caller, Some(&login)).await?;
+                let p = phone.clone();
+                let user = ports::read(self.verifier.store.as_ref(), move |tx| {
+                    Box::pin(async move { Ok::<_, VerifyError>(tx.user_by_phone(&p).await?) })
+                })
+                .await?;
+                match user {
+                    Some(u) => {
+                        let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(phone), Some(login)) };
+                        self.start_flow(caller, flow, locale).await
+                    }
+                    None => self.decoy(caller, Some(phone), login, false).await,
+                }
+            }
+            LoginRequest::Password { identifier, password, locale } => {
+                let login = identifier.trim().to_lowercase();
+                if login.is_empty() || login.len() > 254 || password.is_empty() || password.chars().count() > 128 {
+                    return Err(VerifyError::invalid("identifier", "a username or e-mail address and a password are required"));
+                }
+                self.admit(caller, Some(&login)).await?;
+                let l = login.clone();
+                let user = ports::read(self.verifier.store.as_ref(), move |tx| {
+                    Box::pin(async move { Ok::<_, VerifyError>(tx.user_by_login(&l).await?) })
+                })
+                .await?;
+                let right = self.passwords.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await;
+                match user {
+                    Some(u) if right => {
+                        let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(u.phone), Some(login)) };
+                        self.start_flow(caller, flow, locale).await
+                    }
+                    _ => self.decoy(caller, None, login, true).await,
+                }
+            }
+        }
+    }
+
+    /// Starts a change of the signed-in user's number: a code to the new number.
+    pub async fn change_phone(
+        &self,
+        caller: &Caller,
+        p: &super::Principal,
+        phone: &str,
+        locale: Option<String>,
+    ) -> Result<FlowStarted, VerifyError> {
+        let phone = self.verifier.parse_phone(phone)?;
+        self.admit(caller, None).await?;
+        let flow = Flow { user_id: Some(p.user_id.clone()), ..self.new_flow(FlowKind::PhoneChange, Some(phone), None) };
+        self.start_flow(caller, flow, locale).await
+    }
+
+    fn new_flow(&self, kind: FlowKind, phone: Option<PhoneNumber>, login: Option<String>) -> Flow {
+        let now = self.now();
+        Flow {
+            id: new_id("fl"),
+            kind,
+            user_id: None,
+            phone,
+            username: None,
+            email: None,
+            password_hash: None,
+            verification_id: None,
+            login,
+            attempts: 0,
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(self.settings.code_ttl_secs),
+            last_sent_at: now,
+            used_at: None,
+        }
+    }
+
+    /// Logins from one end-user address, and whether the account tried is throttled.
+    async fn admit(&self, caller: &Caller, login: Option<&str>) -> Result<(), VerifyError> {
+        let budgets = &self.verifier.budgets;
+        let per_ip = budgets.for_login(caller.end_user_ip.or(caller.ip));
+        let per_account = login.map(|l| budgets.for_failed_login(l)).unwrap_or_default();
+        let now = self.now();
+        let result = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                crate::engine::charge(tx, &per_ip, now).await?;
+                for c in &per_account {
+                    if !tx.budget_left(c, c.rate.window(now).0).await? {
+                        return Err(c.refusal(now));
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await;
+        self.verifier.audited(caller, login.unwrap_or("login"), result).await
+    }
+
+    async fn send_code(&self, caller: &Caller, phone: &PhoneNumber, locale: Option<String>) -> Result<crate::engine::Started, VerifyError> {
+        let req = StartRequest {
+            service: Some(self.service_id.to_string()),
+            to: phone.as_str().to_string(),
+            channel: Channel::Sms,
+            locale,
+            options: StartOptions {
+                ttl_secs: Some(self.settings.code_ttl_secs),
+                brand: Some(self.settings.brand.clone()),
+                // The answer must not wait for the provider: it would tell real flows from decoys.
+                background: true,
+                ..Default::default()
+            },
+        };
+        self.verifier.start(&self.engine_caller(caller), req).await
+    }
+
+    async fn start_flow(&self, caller: &Caller, mut flow: Flow, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
+        let phone = flow.phone.clone().ok_or_else(|| VerifyError::invalid("phone", "a phone number is required"))?;
+        let started = self.send_code(caller, &phone, locale).await?;
+        flow.verification_id = Some(started.verification.id.clone());
+        flow.expires_at = flow.expires_at.min(started.verification.expires_at);
+        self.save_flow(flow, None).await
+    }
+
+    /// A flow that sends nothing and accepts no code, for a login that must not say why.
+    async fn decoy(
+        &self,
+        caller: &Caller,
+        phone: Option<PhoneNumber>,
+        login: String,
+        wrong_password: bool,
+    ) -> Result<FlowStarted, VerifyError> {
+        let flow = self.new_flow(FlowKind::Login, phone, Some(login.clone()));
+        let charge = if wrong_password { self.verifier.budgets.for_failed_login(&login) } else { Vec::new() };
+        let started = self.save_flow(flow, Some(charge)).await?;
+        self.verifier.audit(caller, "login_failed", Some(&login), "unknown account or wrong password").await;
+        Ok(started)
+    }
+
+    async fn save_flow(&self, flow: Flow, charge: Option<Vec<crate::budget::Charge>>) -> Result<FlowStarted, VerifyError> {
+        let now = self.now();
+        let answer =
+            FlowStarted { flow_id: flow.id.clone(), expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs };
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                tx.insert_flow(&flow).await?;
+                if let Some(charges) = charge {
+                    // Counted, not refused: this login was already admitted.
+                    for c in &charges {
+                        let (start, end) = c.rate.window(now);
+                        tx.take_budget(c, start, 0, end).await?;
+                    }
+                }
+                Ok::<_, VerifyError>(())
+            })
+        })
+        .await?;
+        Ok(answer)
+    }
+
+    /// Sends a flow's code again, once the cooldown has passed.
+    pub async fn resend(&self, caller: &Caller, flow_id: &str, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
+        self.admit(caller, None).await?;
+        let (id, now, cooldown) = (flow_id.to_string(), self.now(), chrono::Duration::seconds(self.settings.resend_cooldown_secs));
+        let flow = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut flow = tx.flow(&id).await?.filter(|f| f.used_at.is_none()).ok_or(VerifyError::FlowNotFound)?;
+                if now >= flow.expires_at {
+                    return Err(VerifyError::CodeExpired);
+                }
+                let wait = (flow.last_sent_at + cooldown - now).num_seconds();
+                if wait > 0 {
+                    return Err(VerifyError::ResendTooSoon { retry_after_secs: wait });
+                }
+                flow.last_sent_at = now;
+                tx.update_flow(&flow).await?;
+                Ok(flow)
+            })
+        })
+        .await?;
+        if let (Some(_), Some(phone)) = (&flow.verification_id, &flow.phone) {
+            self.send_code(caller, phone, locale).await?;
+        }
+        Ok(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs })
+    }
+
+    /// Checks a flow's code. Right: the flow is used, and a sign-up creates the account, a login
+    /// opens a session (`kind`), a phone change changes the number — in the same transaction as
+    /// the check. Wrong, expired and locked codes get distinct errors. A phone change is
+    /// completed only by its own signed-in user (`signed_in`: that user's id).
+    pub async fn verify(
+        &self,
+        caller: &Caller,
+        flow_id: &str,
+        code: &str,
+        kind: SessionKind,
+        device: Option<String>,
+        signed_in: Option<&str>,
+    ) -> Result<Verified, VerifyError> {
+        if !crate::code::is_plausible(code) {
+            return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
+        }
+        let (this, id, code, now) = (self.clone(), flow_id.to_string(), code.to_string(), self.now());
+        let ip = caller.end_user_ip.or(caller.ip);
+        let owner = signed_in.map(str::to_string);
+        let done = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut flow = tx
+                    .flow(&id)
+                    .await?
+                    .filter(|f| f.used_at.is_none() && (f.kind != FlowKind::PhoneChange || f.user_id == owner))
+                    .ok_or(VerifyError::FlowNotFound)?;
+                if now >= flow.expires_at {
+                    return Err(VerifyError::CodeExpired);
+                }
+                let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l)).unwrap_or_default();
+                for c in &failed {
+                    if !tx.budget_left(c, c.rate.window(now).0).await? {
+                        return Err(c.refusal(now));
+                    }
+                }
+                let wrong = match &flow.verification_id {
+                    None => {
+                        if flow.attempts >= DECOY_ATTEMPTS {
+                            return Err(VerifyError::CodeLocked);
+                        }
+                        flow.attempts += 1;
+                        tx.update_flow(&flow).await?;
+                        Some(if flow.attempts >= DECOY_ATTEMPTS {
+                            VerifyError::CodeLocked
+                        } else {
+                            VerifyError::CodeIncorrect { attempts_left: DECOY_ATTEMPTS - flow.attempts }
+                        })
+                    }
+                    Some(vid) => {
+                        let v = tx.verification(vid).await?.ok_or(VerifyError::FlowNotFound)?;
+                        match this.verifier.check_locked(tx, v, &code, ip).await {
+                            Ok((_, CheckOutcome::Approved)) => None,
+                            Ok((_, CheckOutcome::Rejected { attempts_left })) => Some(VerifyError::CodeIncorrect { attempts_left }),
+                            Ok((_, CheckOutcome::LockedOut)) => Some(VerifyError::CodeLocked),
+                            Ok((_, CheckOutcome::NotPending(s))) | Err(VerifyError::NotPending(s)) => return Err(not_pending(s)),
+                            Err(e) => return Err(e),
+                        }
+                    }
+                };
+                if let Some(wrong) = wrong {
+                    for c in &failed {
+                        let (start, end) = c.rate.window(now);
+                        tx.take_budget(c, start, 0, end).await?;
+                    }
+                    // Committed: the attempt counts.
+                    return Ok(Err(wrong));
+                }
+                flow.used_at = Some(now);
+                tx.update_flow(&flow).await?;
+                this.finish(tx, flow, kind, device, ip.map(|i| i.to_string()), now).await.map(Ok)
+            })
+        })
+        .await??;
+        let (user, opened) = done;
+        match opened {
+            None => {
+                self.verifier.record(caller, "phone_changed", Some(&user.id), "the account's phone number was changed").await;
+                Ok(Verified::PhoneChanged(user))
+            }
+            Some((session, secret, created)) => {
+                let kind_text = if created { "signup" } else { "login" };
+                self.verifier.record(caller, kind_text, Some(&user.id), if created { "account created" } else { "signed in" }).await;
+                let access_token = self.access_token(&*self.ring().await?, &user, &session.id)?;
+                let (refresh_token, cookie) = match session.kind {
+                    SessionKind::App => (Some(secret), None),
+                    SessionKind::Browser => (None, Some(secret)),
+                };
+                let expires_in = self.settings.access_token_secs;
+                Ok(Verified::SignedIn(Box::new(SignedIn { user, session, access_token, expires_in, refresh_token, cookie })))
+            }
+        }
+    }
+
+    /// What a verified flow does, inside the verifying unit.
+    #[allow(clippy::type_complexity)]
+    async fn finish(
+        &self,
+        tx: &mut dyn ports::Tx,
+        flow: Flow,
+        kind: SessionKind,
+        device: Option<String>,
+        ip: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(User, Option<(super::Session, String, bool)>), VerifyError> {
+        let phone = flow.phone.clone().ok_or(VerifyError::FlowNotFound)?;
+        let (user, created) = match flow.kind {
+            FlowKind::Signup => {
+                let user = User {
+                    id: new_id("us"),
+                    username: flow.username.clone().unwrap_or_default(),
+                    email: flow.email.clone(),
+                    phone,
+                    password_hash: flow.password_hash.clone(),
+                    roles: Vec::new(),
+                    created_at: now,
+                    last_login_at: Some(now),
+                };
+                match tx.insert_user(&user).await {
+                    Ok(()) => (user, true),
+                    Err(ports::StoreError::Conflict) => {
+                        let lc = user.username.to_lowercase();
+                        return Err(if tx.username_taken(&lc).await? { VerifyError::UsernameTaken } else { VerifyError::EmailTaken });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            FlowKind::Login => {
+                let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
+                (tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?, false)
+            }
+            FlowKind::PhoneChange => {
+                let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
+                match tx.set_user_phone(id, &phone).await {
+                    Ok(()) => {}
+                    Err(ports::StoreError::Conflict) => return Err(VerifyError::PhoneTaken),
+                    Err(e) => return Err(e.into()),
+                }
+                return Ok((tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?, None));
+            }
+        };
+        let (session, secret) = self.open_session(tx, &user, kind, device, ip, now).await?;
+        Ok((user, Some((session, secret, created))))
+    }
+}
+
+fn not_pending(s: Status) -> VerifyError {
+    match s {
+        Status::Expired => VerifyError::CodeExpired,
+        Status::MaxAttemptsReached => VerifyError::CodeLocked,
+        _ => VerifyError::FlowNotFound,
+    }
+}

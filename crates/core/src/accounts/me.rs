@@ -1,0 +1,102 @@
+//! What a signed-in user does with their account: read it, list and end sessions, renew the
+//! browser session, delete the account.
+use super::{Accounts, Principal, Session, SessionKind, User, session};
+use crate::caller::Caller;
+use crate::error::VerifyError;
+use crate::ports;
+
+impl Accounts {
+    pub async fn me(&self, p: &Principal) -> Result<User, VerifyError> {
+        let id = p.user_id.clone();
+        ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.user(&id).await?) }))
+            .await?
+            .ok_or(VerifyError::Unauthenticated)
+    }
+
+    /// The user's live sessions, newest first.
+    pub async fn sessions(&self, p: &Principal) -> Result<Vec<Session>, VerifyError> {
+        let (id, now, idle) = (p.user_id.clone(), self.now(), self.settings.idle());
+        let all =
+            ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.sessions_of(&id).await?) }))
+                .await?;
+        Ok(all.into_iter().filter(|s| s.live(now, idle)).collect())
+    }
+
+    /// Ends one of the user's sessions (its refresh tokens die with it).
+    pub async fn revoke_session(&self, caller: &Caller, p: &Principal, session_id: &str) -> Result<(), VerifyError> {
+        let (user, id) = (p.user_id.clone(), session_id.to_string());
+        let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.delete_session(&user, &id).await?) })
+        })
+        .await?;
+        if !gone {
+            return Err(VerifyError::SessionNotFound);
+        }
+        self.verifier.record(caller, "session_revoked", Some(&p.user_id), "a session was ended by its user").await;
+        Ok(())
+    }
+
+    /// Ends the caller's session, or every session of the user.
+    pub async fn logout(&self, caller: &Caller, p: &Principal, all: bool) -> Result<(), VerifyError> {
+        let (user, id) = (p.user_id.clone(), p.session_id.clone());
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                if all {
+                    tx.delete_sessions_of(&user).await?;
+                } else {
+                    tx.delete_session(&user, &id).await?;
+                }
+                Ok::<_, VerifyError>(())
+            })
+        })
+        .await?;
+        self.verifier.record(caller, "logout", Some(&p.user_id), if all { "signed out everywhere" } else { "signed out" }).await;
+        Ok(())
+    }
+
+    /// A new cookie value for the caller's browser session, whose idle deadline starts again.
+    pub async fn renew(&self, p: &Principal) -> Result<String, VerifyError> {
+        let (secret, hash) = session::new_secret("");
+        let (user, id, now) = (p.user_id.clone(), p.session_id.clone(), self.now());
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let s = tx.session(&id).await?.filter(|s| s.user_id == user && s.kind == SessionKind::Browser);
+                if s.is_none() {
+                    return Err(VerifyError::Unauthenticated);
+                }
+                tx.set_session_secret(&id, &hash, now).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(secret)
+    }
+
+    /// Deletes the account with all its sessions and refresh tokens.
+    pub async fn delete_account(&self, caller: &Caller, p: &Principal) -> Result<(), VerifyError> {
+        let user = p.user_id.clone();
+        let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.delete_user(&user).await?) })
+        })
+        .await?;
+        if !gone {
+            return Err(VerifyError::Unauthenticated);
+        }
+        self.verifier.record(caller, "account_deleted", Some(&p.user_id), "the account was deleted by its user").await;
+        Ok(())
+    }
+}
+
+impl Accounts {
+    /// The dev outbox's copy of the message a flow sent (for the code page in development);
+    /// `None` for a decoy or when nothing was stored. Only for servers whose provider is the
+    /// outbox: the caller checks that.
+    pub async fn dev_message(&self, flow_id: &str) -> Result<Option<crate::outbox::OutboxMessage>, VerifyError> {
+        let id = flow_id.to_string();
+        let flow =
+            ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.flow(&id).await?) })).await?;
+        let Some((vid, phone)) = flow.and_then(|f| f.verification_id.zip(f.phone)) else { return Ok(None) };
+        let messages = self.verifier.outbox(&Caller::system("dev-outbox"), Some(phone.as_str()), 20).await?;
+        Ok(messages.into_iter().find(|m| m.verification_id.as_deref() == Some(vid.as_str())))
+    }
+}

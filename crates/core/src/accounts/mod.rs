@@ -1,0 +1,398 @@
+//! Accounts: users who proved their phone number, and how they sign in. Sign-up, login and
+//! phone changes are *flows* that send a code through the verification engine (the `accounts`
+//! service, so every code budget and attempt limit applies); a verified flow opens a *session*
+//! (a browser cookie, or an app's rotating refresh token) and issues short-lived JWT access
+//! tokens. Nothing here tells whether an account exists: logins for unknown accounts or with a
+//! wrong password get a decoy flow that looks the same and sends nothing.
+pub mod flows;
+pub mod jwt;
+mod me;
+pub mod password;
+pub mod session;
+pub mod user;
+
+pub mod flow;
+
+pub use flow::{Flow, FlowKind};
+pub use jwt::{Claims, JwtAlgorithm, JwtKey};
+pub use session::{Session, SessionKind};
+pub use user::User;
+
+use crate::caller::{Caller, Scope};
+use crate::engine::Verifier;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::ports;
+use crate::service::ServiceSettings;
+use chrono::{DateTime, Utc};
+use jwt::KeyRing;
+use password::Passwords;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+/// The service whose verifications carry the login codes.
+pub const SERVICE: &str = "accounts";
+
+/// `[accounts]` in the configuration.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountSettings {
+    /// The name in the code message ("Your phonegate verification code is: …").
+    pub brand: String,
+    /// How long a flow and its code are valid (60 to 86400 seconds).
+    pub code_ttl_secs: i64,
+    /// The wait between two sends of a flow's code.
+    pub resend_cooldown_secs: i64,
+    /// A session ends after this many days unused…
+    pub session_idle_days: i64,
+    /// …and in any case this many days after the login.
+    pub session_max_days: i64,
+    /// Lifetime of an access token (JWT).
+    pub access_token_secs: i64,
+    pub jwt_algorithm: JwtAlgorithm,
+    /// `iss` of access tokens (default: the public URL, else `phonegate`).
+    pub jwt_issuer: Option<String>,
+    /// `aud` of access tokens.
+    pub jwt_audience: String,
+    /// Hosts (`host` or `host:port`) that the login pages and forward auth may send a browser
+    /// back to after login, besides phonegate's own pages.
+    pub return_hosts: Vec<String>,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            brand: "phonegate".into(),
+            code_ttl_secs: 600,
+            resend_cooldown_secs: 30,
+            session_idle_days: 30,
+            session_max_days: 365,
+            access_token_secs: 300,
+            jwt_algorithm: JwtAlgorithm::EdDSA,
+            jwt_issuer: None,
+            jwt_audience: "phonegate".into(),
+            return_hosts: Vec::new(),
+        }
+    }
+}
+
+impl AccountSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(crate::service::MIN_TTL_SECS..=crate::service::MAX_TTL_SECS).contains(&self.code_ttl_secs) {
+            return Err("accounts.code_ttl_secs must be between 60 and 86400".into());
+        }
+        if self.session_idle_days < 1 || self.session_max_days < self.session_idle_days {
+            return Err("accounts.session_idle_days must be at least 1 and at most session_max_days".into());
+        }
+        if !(30..=86_400).contains(&self.access_token_secs) {
+            return Err("accounts.access_token_secs must be between 30 and 86400".into());
+        }
+        if !(0..=3600).contains(&self.resend_cooldown_secs) {
+            return Err("accounts.resend_cooldown_secs must be between 0 and 3600".into());
+        }
+        Ok(())
+    }
+
+    fn idle(&self) -> chrono::Duration {
+        chrono::Duration::days(self.session_idle_days)
+    }
+}
+
+/// A flow waiting for its code, as the caller sees it (decoys look the same).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowStarted {
+    pub flow_id: String,
+    pub expires_at: DateTime<Utc>,
+    /// Seconds until the code may be sent again.
+    pub resend_after: i64,
+}
+
+/// A verified login: the session it opened and the tokens for it.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user: User,
+    pub session: Session,
+    pub access_token: String,
+    pub expires_in: i64,
+    /// An app session's refresh token.
+    pub refresh_token: Option<String>,
+    /// A browser session's cookie value.
+    pub cookie: Option<String>,
+}
+
+/// What a verified flow did.
+#[derive(Clone, Debug)]
+pub enum Verified {
+    SignedIn(Box<SignedIn>),
+    PhoneChanged(User),
+}
+
+/// Who a session cookie or access token says is calling.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: String,
+    pub session_id: String,
+    /// Present when authenticated by an access token.
+    pub claims: Option<Claims>,
+}
+
+/// Signing keys as loaded, and when.
+struct Keys {
+    ring: RwLock<Arc<KeyRing>>,
+    loaded: Mutex<Instant>,
+}
+
+#[derive(Clone)]
+pub struct Accounts {
+    verifier: Arc<Verifier>,
+    settings: Arc<AccountSettings>,
+    issuer: Arc<str>,
+    passwords: Passwords,
+    keys: Arc<Keys>,
+    service_id: Arc<str>,
+}
+
+/// How often the signing keys are re-read (so a rotation reaches every instance).
+const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(60);
+/// A session's last use is written at most this often.
+const TOUCH_EVERY_SECS: i64 = 60;
+
+impl Accounts {
+    /// Makes sure the `accounts` service and a signing key of the configured algorithm exist.
+    pub async fn new(verifier: Arc<Verifier>, settings: AccountSettings, public_url: Option<&str>) -> Result<Self, VerifyError> {
+        settings.validate().map_err(|m| VerifyError::invalid("accounts", m))?;
+        let system = Caller::system("start-up");
+        let service = match verifier.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
+            Ok(s) => s,
+            Err(VerifyError::ServiceNameTaken) => verifier.service(&system, Some(SERVICE)).await?,
+            Err(e) => return Err(e),
+        };
+        let issuer = settings.jwt_issuer.clone().or_else(|| public_url.map(|u| u.trim_end_matches('/').to_string()));
+        let this = Self {
+            verifier,
+            issuer: issuer.unwrap_or_else(|| "phonegate".into()).into(),
+            settings: Arc::new(settings),
+            passwords: Passwords::default(),
+            keys: Arc::new(Keys {
+                ring: RwLock::new(Arc::new(KeyRing::new(JwtAlgorithm::EdDSA, &[], |_| None))),
+                loaded: Mutex::new(Instant::now()),
+            }),
+            service_id: service.id.into(),
+        };
+        if !this.load_keys().await?.can_sign() {
+            this.rotate_key().await?;
+        }
+        Ok(this)
+    }
+
+    pub fn settings(&self) -> &AccountSettings {
+        &self.settings
+    }
+
+    /// The caller the engine sees for an end user's request: it may use the accounts service only.
+    fn engine_caller(&self, caller: &Caller) -> Caller {
+        Caller { scope: Scope::Services(vec![self.service_id.to_string()]), ..caller.clone() }.for_end_user(caller.ip)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.verifier.clock.now()
+    }
+
+    // --- signing keys -------------------------------------------------------------------
+
+    async fn load_keys(&self) -> Result<Arc<KeyRing>, VerifyError> {
+        let stored =
+            ports::read(self.verifier.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.jwt_keys().await?) })).await?;
+        let server = self.verifier.keys.clone();
+        let ring = Arc::new(KeyRing::new(self.settings.jwt_algorithm, &stored, |k| {
+            server.open_text(&k.kid, &k.private_sealed).and_then(|h| hex::decode(h).ok())
+        }));
+        if let Ok(mut r) = self.keys.ring.write() {
+            *r = ring.clone();
+        }
+        if let Ok(mut at) = self.keys.loaded.lock() {
+            *at = Instant::now();
+        }
+        Ok(ring)
+    }
+
+    /// Makes a new signing key of the configured algorithm, which signs from now on; earlier keys
+    /// stay published and valid for the tokens they signed.
+    pub async fn rotate_key(&self) -> Result<String, VerifyError> {
+        let alg = self.settings.jwt_algorithm;
+        let kid = new_id("kid");
+        let (der, jwk) = jwt::generate(alg, &kid);
+        let key = JwtKey {
+            private_sealed: self.verifier.keys.seal_text(&kid, &hex::encode(der)),
+            kid: kid.clone(),
+            alg,
+            public_jwk: jwk.to_string(),
+            created_at: self.now(),
+        };
+        ports::write(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_jwt_key(&key).await?) }))
+            .await?;
+        self.load_keys().await?;
+        self.verifier.audit(&Caller::system("jwt-rotate"), "jwt_key_rotated", Some(&kid), "new access-token signing key").await;
+        Ok(kid)
+    }
+
+    /// The keys, re-read when they are older than `KEY_RELOAD`.
+    async fn ring(&self) -> Result<Arc<KeyRing>, VerifyError> {
+        let stale = self.keys.loaded.lock().map(|at| at.elapsed() > KEY_RELOAD).unwrap_or(true);
+        let ring = self.keys.ring.read().map(|r| r.clone()).ok();
+        match ring {
+            Some(r) if !stale => Ok(r),
+            _ => self.load_keys().await,
+        }
+    }
+
+    /// The public keys, as a JWK set.
+    pub async fn jwks(&self) -> Result<serde_json::Value, VerifyError> {
+        Ok(self.ring().await?.jwks().clone())
+    }
+
+    fn access_token(&self, ring: &KeyRing, user: &User, session_id: &str) -> Result<String, VerifyError> {
+        let now = self.now();
+        let claims = Claims {
+            sub: user.id.clone(),
+            iss: self.issuer.to_string(),
+            aud: self.settings.jwt_audience.clone(),
+            exp: now.timestamp() + self.settings.access_token_secs,
+            iat: now.timestamp(),
+            sid: session_id.to_string(),
+            phone_number: user.phone.as_str().to_string(),
+            phone_number_verified: true,
+            preferred_username: user.username.clone(),
+        };
+        ring.sign(&claims).ok_or_else(|| VerifyError::Store(ports::StoreError::Other("no access-token signing key".into())))
+    }
+
+    // --- authentication -----------------------------------------------------------------
+
+    /// The principal of a valid access token (no database read: a token stays valid until it
+    /// expires, so access tokens are short).
+    pub async fn authenticate_bearer(&self, token: &str) -> Result<Principal, VerifyError> {
+        let mut ring = self.ring().await?;
+        if !ring.knows_kid(token) {
+            // A key made since (another instance rotated): re-read at most once a second.
+            let recent = self.keys.loaded.lock().map(|at| at.elapsed() < std::time::Duration::from_secs(1)).unwrap_or(true);
+            if !recent {
+                ring = self.load_keys().await?;
+            }
+        }
+        let claims = ring.verify(token, &self.issuer, &self.settings.jwt_audience, self.now()).ok_or(VerifyError::Unauthenticated)?;
+        Ok(Principal { user_id: claims.sub.clone(), session_id: claims.sid.clone(), claims: Some(claims) })
+    }
+
+    /// The principal of a live browser session; its last use is recorded (at most once a minute).
+    pub async fn authenticate_cookie(&self, cookie: &str) -> Result<Principal, VerifyError> {
+        if cookie.len() > 100 {
+            return Err(VerifyError::Unauthenticated);
+        }
+        let (hash, now, idle) = (session::digest(cookie), self.now(), self.settings.idle());
+        let s = ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.session_by_secret(&hash).await?) })
+        })
+        .await?
+        .filter(|s| s.kind == SessionKind::Browser && s.live(now, idle))
+        .ok_or(VerifyError::Unauthenticated)?;
+        if now - s.last_seen_at > chrono::Duration::seconds(TOUCH_EVERY_SECS) {
+            let id = s.id.clone();
+            ports::write(self.verifier.store.as_ref(), move |tx| {
+                Box::pin(async move { Ok::<_, VerifyError>(tx.touch_session(&id, now).await?) })
+            })
+            .await?;
+        }
+        Ok(Principal { user_id: s.user_id, session_id: s.id, claims: None })
+    }
+
+    /// Opens a session for `user` inside the unit that verified the login, and returns the
+    /// session with its secret (cookie value or refresh token).
+    async fn open_session(
+        &self,
+        tx: &mut dyn ports::Tx,
+        user: &User,
+        kind: SessionKind,
+        device: Option<String>,
+        ip: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(Session, String), VerifyError> {
+        let (secret, hash) = session::new_secret(if kind == SessionKind::Browser { "" } else { "rt_" });
+        let session = Session {
+            id: new_id("ss"),
+            user_id: user.id.clone(),
+            kind,
+            secret_hash: (kind == SessionKind::Browser).then(|| hash.clone()),
+            device,
+            ip,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + chrono::Duration::days(self.settings.session_max_days),
+        };
+        tx.insert_session(&session).await?;
+        if kind == SessionKind::App {
+            tx.insert_refresh_token(&hash, &session.id, now).await?;
+        }
+        tx.set_last_login(&user.id, now).await?;
+        Ok((session, secret))
+    }
+
+    /// Trades a refresh token for a new access and refresh token. The old one is spent; a
+    /// spent one presented again ends its session (the whole family).
+    pub async fn refresh(&self, caller: &Caller, refresh_token: &str) -> Result<(String, String, i64), VerifyError> {
+        if refresh_token.len() > 100 {
+            return Err(VerifyError::RefreshTokenInvalid);
+        }
+        enum Outcome {
+            Fresh(User, String, String),
+            Reused(String),
+            Invalid,
+        }
+        let (this, hash, now) = (self.clone(), session::digest(refresh_token), self.now());
+        let outcome = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let Some((session_id, spent)) = tx.refresh_token(&hash).await? else { return Ok::<_, VerifyError>(Outcome::Invalid) };
+                let Some(session) = tx.session(&session_id).await? else { return Ok(Outcome::Invalid) };
+                if spent.is_some() {
+                    tx.delete_session(&session.user_id, &session.id).await?;
+                    return Ok(Outcome::Reused(session.user_id));
+                }
+                let Some(user) = tx.user(&session.user_id).await?.filter(|_| session.live(now, this.settings.idle())) else {
+                    return Ok(Outcome::Invalid);
+                };
+                tx.spend_refresh_token(&hash, now).await?;
+                let (new, new_hash) = session::new_secret("rt_");
+                tx.insert_refresh_token(&new_hash, &session.id, now).await?;
+                tx.touch_session(&session.id, now).await?;
+                Ok(Outcome::Fresh(user, session.id, new))
+            })
+        })
+        .await?;
+        match outcome {
+            Outcome::Fresh(user, session_id, new) => {
+                let token = self.access_token(&*self.ring().await?, &user, &session_id)?;
+                Ok((token, new, self.settings.access_token_secs))
+            }
+            Outcome::Reused(user_id) => {
+                self.verifier
+                    .record(caller, "refresh_reuse", Some(&user_id), "a spent refresh token was used again: its session ended")
+                    .await;
+                Err(VerifyError::RefreshTokenInvalid)
+            }
+            Outcome::Invalid => Err(VerifyError::RefreshTokenInvalid),
+        }
+    }
+}
+
+impl Accounts {
+    /// The CSRF token for forms of a browser holding the anti-forgery cookie `anchor`.
+    pub fn csrf_token(&self, anchor: &str) -> String {
+        hex::encode(self.verifier.keys.digest("phonegate/csrf", anchor))
+    }
+
+    /// Whether a form's CSRF token belongs to the browser's anti-forgery cookie.
+    pub fn csrf_valid(&self, anchor: &str, token: &str) -> bool {
+        !anchor.is_empty() && hex::decode(token).is_ok_and(|t| self.verifier.keys.matches("phonegate/csrf", anchor, &t))
+    }
+}

@@ -1,0 +1,379 @@
+//! The accounts JSON API: sign-up, login, code verification, token refresh, the signed-in
+//! user's account and sessions, the JWKS, and forward auth for reverse proxies.
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
+use super::session::{EndUser, SignedIn, set_session};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use phonegate_core::VerifyError;
+use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
+use phonegate_core::accounts::{FlowStarted, Session, SessionKind, User, Verified, session::device_name};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(verify))
+        .routes(routes!(resend))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me, delete_me))
+        .routes(routes!(sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(change_phone))
+        .routes(routes!(verify_phone))
+        .routes(routes!(jwks))
+        .routes(routes!(forward))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupBody {
+    /// 3–32 characters: letters a–z, digits, `.`, `_`, `-`.
+    username: String,
+    /// E.164, or national format with the configured default region.
+    phone: String,
+    email: Option<String>,
+    /// 8–128 characters; with a password, logins can be password + code.
+    password: Option<String>,
+    /// Language of the code message (`en`, `de`…).
+    locale: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBody {
+    /// Passwordless: the account's number.
+    phone: Option<String>,
+    /// With `password`: a username or e-mail address.
+    identifier: Option<String>,
+    password: Option<String>,
+    locale: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyBody {
+    flow_id: String,
+    code: String,
+    /// `cookie` sets the browser session cookie instead of returning a refresh token.
+    session: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlowBody {
+    flow_id: String,
+    locale: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutBody {
+    /// End every session of the account, not only this one.
+    #[serde(default)]
+    all: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneBody {
+    phone: String,
+    locale: Option<String>,
+}
+
+/// A flow waiting for its code.
+#[derive(Serialize, ToSchema)]
+pub struct FlowView {
+    flow_id: String,
+    /// What the flow needs next: always `code`.
+    next: &'static str,
+    expires_at: DateTime<Utc>,
+    /// Seconds before the code can be sent again.
+    resend_after: i64,
+}
+
+impl From<FlowStarted> for FlowView {
+    fn from(f: FlowStarted) -> Self {
+        Self { flow_id: f.flow_id, next: "code", expires_at: f.expires_at, resend_after: f.resend_after }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    id: String,
+    username: String,
+    email: Option<String>,
+    phone_number: String,
+    roles: Vec<String>,
+    created_at: DateTime<Utc>,
+    last_login_at: Option<DateTime<Utc>>,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            phone_number: u.phone.as_str().to_string(),
+            roles: u.roles,
+            created_at: u.created_at,
+            last_login_at: u.last_login_at,
+        }
+    }
+}
+
+/// Tokens after a verified login or a refresh.
+#[derive(Serialize, ToSchema)]
+pub struct TokenView {
+    access_token: String,
+    token_type: &'static str,
+    /// Seconds the access token is valid.
+    expires_in: i64,
+    /// Absent for a cookie session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    id: String,
+    /// `browser` (cookie) or `app` (refresh token).
+    kind: &'static str,
+    device: Option<String>,
+    ip: Option<String>,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    /// The session making this request.
+    current: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionsView {
+    sessions: Vec<SessionView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    flow_id: String,
+    code: String,
+}
+
+pub fn session_view(s: Session, current: &str) -> SessionView {
+    SessionView {
+        current: s.id == current,
+        id: s.id,
+        kind: s.kind.as_str(),
+        device: s.device,
+        ip: s.ip,
+        created_at: s.created_at,
+        last_seen_at: s.last_seen_at,
+        expires_at: s.expires_at,
+    }
+}
+
+fn accepted(f: FlowStarted) -> (StatusCode, Json<FlowView>) {
+    (StatusCode::ACCEPTED, Json(f.into()))
+}
+
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    device_name(headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()))
+}
+
+/// Starts a sign-up: a code goes to the phone.
+#[utoipa::path(post, path = "/api/auth/signup", tag = "accounts", request_body = SignupBody, security(()),
+    responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn signup(
+    State(s): State<AppState>,
+    EndUser(caller): EndUser,
+    ApiJson(b): ApiJson<SignupBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let req = SignupRequest { username: b.username, phone: b.phone, email: b.email, password: b.password, locale: b.locale };
+    Ok(accepted(s.accounts.signup(&caller, req).await?))
+}
+
+/// Starts a login: passwordless with `phone`, or `identifier` + `password` then a code. The
+/// answer is the same whether or not the account exists or the password is right.
+#[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginBody, security(()),
+    responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn login(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b): ApiJson<LoginBody>) -> Result<impl IntoResponse, ApiError> {
+    let req = match (b.phone, b.identifier, b.password) {
+        (Some(phone), None, None) => LoginRequest::Phone { phone, locale: b.locale },
+        (None, Some(identifier), Some(password)) => LoginRequest::Password { identifier, password, locale: b.locale },
+        _ => return Err(VerifyError::invalid("login", "give either `phone`, or `identifier` and `password`").into()),
+    };
+    Ok(accepted(s.accounts.login(&caller, req).await?))
+}
+
+/// Checks a flow's code: signs in (tokens, or the session cookie), or changes the number.
+#[utoipa::path(post, path = "/api/auth/verify", tag = "accounts", request_body = VerifyBody, security(()),
+    responses((status = 200, body = TokenView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn verify(
+    State(s): State<AppState>,
+    EndUser(caller): EndUser,
+    headers: HeaderMap,
+    ApiJson(b): ApiJson<VerifyBody>,
+) -> Result<Response, ApiError> {
+    let kind = match b.session.as_deref() {
+        None | Some("token") => SessionKind::App,
+        Some("cookie") => SessionKind::Browser,
+        Some(_) => return Err(VerifyError::invalid("session", "must be `cookie` or `token`").into()),
+    };
+    match s.accounts.verify(&caller, &b.flow_id, &b.code, kind, user_agent(&headers), None).await? {
+        // A phone change is verified by its own user (`/api/me/phone/verify`), never here.
+        Verified::PhoneChanged(_) => Err(VerifyError::FlowNotFound.into()),
+        Verified::SignedIn(done) => {
+            let cookie =
+                done.cookie.as_deref().map(|c| set_session(s.secure_cookies, Some(c), s.accounts.settings().session_max_days * 86_400));
+            let body = TokenView {
+                access_token: done.access_token,
+                token_type: "Bearer",
+                expires_in: done.expires_in,
+                refresh_token: done.refresh_token,
+                user: Some(done.user.into()),
+            };
+            let mut response = Json(body).into_response();
+            if let Some(c) = cookie {
+                response.headers_mut().insert(header::SET_COOKIE, c);
+            }
+            response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            Ok(response)
+        }
+    }
+}
+
+/// Sends the flow's code again (after `resend_after` seconds).
+#[utoipa::path(post, path = "/api/auth/resend", tag = "accounts", request_body = FlowBody, security(()),
+    responses((status = 202, body = FlowView), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn resend(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b): ApiJson<FlowBody>) -> Result<impl IntoResponse, ApiError> {
+    Ok(accepted(s.accounts.resend(&caller, &b.flow_id, b.locale).await?))
+}
+
+/// Trades a refresh token for a new access token and refresh token (the old one is spent).
+#[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body = RefreshBody, security(()),
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody)))]
+async fn refresh(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b): ApiJson<RefreshBody>) -> Result<Response, ApiError> {
+    let (access_token, refresh_token, expires_in) = s.accounts.refresh(&caller, &b.refresh_token).await?;
+    let body = TokenView { access_token, token_type: "Bearer", expires_in, refresh_token: Some(refresh_token), user: None };
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Ends this session (or, with `all`, every session of the account).
+#[utoipa::path(post, path = "/api/auth/logout", tag = "accounts", request_body = LogoutBody,
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn logout(State(s): State<AppState>, me: SignedIn, body: Bytes) -> Result<Response, ApiError> {
+    let b: LogoutBody = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string()))?
+    };
+    s.accounts.logout(&me.caller, &me.principal, b.all).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if me.by_cookie {
+        response.headers_mut().insert(header::SET_COOKIE, set_session(s.secure_cookies, None, 0));
+    }
+    Ok(response)
+}
+
+/// The signed-in user (session cookie or bearer access token).
+#[utoipa::path(get, path = "/api/me", tag = "accounts", responses((status = 200, body = UserView), (status = 401, body = ErrorBody)))]
+async fn me(State(s): State<AppState>, me: SignedIn) -> Result<Json<UserView>, ApiError> {
+    Ok(Json(s.accounts.me(&me.principal).await?.into()))
+}
+
+/// Deletes the account: its sessions and refresh tokens stop working at once.
+#[utoipa::path(delete, path = "/api/me", tag = "accounts", responses((status = 204), (status = 401, body = ErrorBody)))]
+async fn delete_me(State(s): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
+    s.accounts.delete_account(&me.caller, &me.principal).await?;
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if me.by_cookie {
+        response.headers_mut().insert(header::SET_COOKIE, set_session(s.secure_cookies, None, 0));
+    }
+    Ok(response)
+}
+
+/// The account's live sessions (devices), newest first.
+#[utoipa::path(get, path = "/api/me/sessions", tag = "accounts", responses((status = 200, body = SessionsView), (status = 401, body = ErrorBody)))]
+async fn sessions(State(s): State<AppState>, me: SignedIn) -> Result<Json<SessionsView>, ApiError> {
+    let list = s.accounts.sessions(&me.principal).await?;
+    Ok(Json(SessionsView { sessions: list.into_iter().map(|x| session_view(x, &me.principal.session_id)).collect() }))
+}
+
+/// Ends one session of the account.
+#[utoipa::path(delete, path = "/api/me/sessions/{id}", tag = "accounts",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_session(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.accounts.revoke_session(&me.caller, &me.principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a change of the account's number: a code goes to the new number.
+#[utoipa::path(post, path = "/api/me/phone", tag = "accounts", request_body = PhoneBody,
+    responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn change_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<PhoneBody>) -> Result<impl IntoResponse, ApiError> {
+    Ok(accepted(s.accounts.change_phone(&me.caller, &me.principal, &b.phone, b.locale).await?))
+}
+
+/// Checks the code sent to the new number: the account's number is changed.
+#[utoipa::path(post, path = "/api/me/phone/verify", tag = "accounts", request_body = CodeBody,
+    responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn verify_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<CodeBody>) -> Result<Json<UserView>, ApiError> {
+    match s.accounts.verify(&me.caller, &b.flow_id, &b.code, SessionKind::App, None, Some(&me.principal.user_id)).await? {
+        Verified::PhoneChanged(user) => Ok(Json(user.into())),
+        Verified::SignedIn(_) => Err(VerifyError::FlowNotFound.into()),
+    }
+}
+
+/// The public keys access tokens are signed with (JWK set).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "accounts", security(()), responses((status = 200, body = Object)))]
+async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let mut response = Json(s.accounts.jwks().await?).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    Ok(response)
+}
+
+/// For reverse proxies (nginx `auth_request`, Traefik/Caddy forward auth): 200 with the user in
+/// `X-Phonegate-User`, `X-Phonegate-User-Id` and `X-Phonegate-Phone` for a valid session or
+/// access token, else 401.
+#[utoipa::path(get, path = "/api/auth/forward", tag = "accounts", responses((status = 200), (status = 401, body = ErrorBody)))]
+async fn forward(State(s): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
+    let (username, id, phone) = match &me.principal.claims {
+        Some(c) => (c.preferred_username.clone(), c.sub.clone(), c.phone_number.clone()),
+        None => {
+            let u = s.accounts.me(&me.principal).await?;
+            (u.username, u.id, u.phone.as_str().to_string())
+        }
+    };
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    for (name, value) in [("x-phonegate-user", username), ("x-phonegate-user-id", id), ("x-phonegate-phone", phone)] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

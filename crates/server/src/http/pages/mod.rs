@@ -1,0 +1,575 @@
+//! The account pages: sign up, log in (by number, or password then code), enter the code, and
+//! the account (phone, devices, renew, log out). Server-rendered, no JavaScript, English or
+//! German. Every form carries a CSRF token bound to the browser's anti-forgery cookie; every
+//! redirect goes to phonegate's own pages or to a configured host.
+mod texts;
+
+use super::AppState;
+use super::auth::meta;
+use super::session::{CSRF_COOKIE, cookie, session_cookie, set_csrf, set_session};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, FromRequestParts, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
+use phonegate_core::accounts::{FlowStarted, Principal, SessionKind, Verified, session::device_name};
+use phonegate_core::{Caller, VerifyError};
+use serde::Deserialize;
+use texts::Texts;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/signup", get(signup_page).post(signup_submit))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/login/code", get(code_page).post(code_submit))
+        .route("/login/resend", post(resend_submit))
+        .route("/account", get(account_page))
+        .route("/account/phone", post(phone_submit))
+        .route("/account/renew", post(renew_submit))
+        .route("/account/sessions/{id}/revoke", post(revoke_submit))
+        .route("/logout", post(logout_submit))
+        .route("/dev/outbox/flow/{flow}", get(dev_message))
+}
+
+/// What every page request carries: the language, the anti-forgery cookie, the caller.
+pub struct PageCtx {
+    t: &'static Texts,
+    /// The anti-forgery cookie's value; `fresh` when this answer must set it.
+    anchor: String,
+    fresh: bool,
+    caller: Caller,
+    headers: HeaderMap,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageCtx {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let m = meta(parts);
+        let t = texts::pick(parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+        let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|v| (20..=64).contains(&v.len())).map(str::to_string);
+        let (anchor, fresh) = match existing {
+            Some(a) => (a, false),
+            None => (phonegate_core::accounts::session::new_secret("").0, true),
+        };
+        Ok(PageCtx { t, anchor, fresh, caller: Caller::end_user(m.ip, m.request_id), headers: parts.headers.clone() })
+    }
+}
+
+impl PageCtx {
+    fn csrf(&self, s: &AppState) -> String {
+        s.accounts.csrf_token(&self.anchor)
+    }
+
+    /// A form is accepted only with the token of this browser's anti-forgery cookie: the
+    /// refusal page for one without it.
+    fn forged(&self, s: &AppState, token: &str) -> Option<Response> {
+        if !self.fresh && s.accounts.csrf_valid(&self.anchor, token) {
+            return None;
+        }
+        let page = MessagePage {
+            t: self.t,
+            title: self.t.form_expired_title,
+            message: self.t.form_expired,
+            link: "/login",
+            link_text: self.t.back,
+        };
+        Some(self.render(s, StatusCode::FORBIDDEN, &page))
+    }
+
+    fn render(&self, s: &AppState, status: StatusCode, page: &impl Template) -> Response {
+        let html = page.render().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a page did not render");
+            String::from("<!doctype html><title>phonegate</title><p>Something went wrong.</p>")
+        });
+        let mut response = (status, Html(html)).into_response();
+        self.finish(s, &mut response);
+        response
+    }
+
+    /// `303 See Other` to one of our pages or a checked return address.
+    fn redirect(&self, s: &AppState, to: &str) -> Response {
+        let mut response = StatusCode::SEE_OTHER.into_response();
+        if let Ok(v) = HeaderValue::from_str(to) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+        self.finish(s, &mut response);
+        response
+    }
+
+    fn finish(&self, s: &AppState, response: &mut Response) {
+        let h = response.headers_mut();
+        if self.fresh {
+            h.append(header::SET_COOKIE, set_csrf(s.secure_cookies, &self.anchor));
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    }
+
+    fn locale(&self) -> Option<String> {
+        Some(self.t.lang.to_string())
+    }
+
+    fn device(&self) -> Option<String> {
+        device_name(self.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()))
+    }
+
+    /// The signed-in user of this browser, if any.
+    async fn principal(&self, s: &AppState) -> Option<Principal> {
+        let value = cookie(&self.headers, session_cookie(s.secure_cookies))?;
+        s.accounts.authenticate_cookie(value).await.ok()
+    }
+}
+
+/// Where to go after login: a path on this server, or a URL on a configured host; anything
+/// else (other hosts, `//host`, backslashes, user info, other schemes) is dropped.
+pub fn safe_return(hosts: &[String], raw: &str) -> Option<String> {
+    if raw.is_empty() || raw.len() > 2048 || raw.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace()) {
+        return None;
+    }
+    if raw.starts_with('/') {
+        return (!raw.starts_with("//")).then(|| raw.to_string());
+    }
+    let url = url::Url::parse(raw).ok()?;
+    if !matches!(url.scheme(), "https" | "http") || !url.username().is_empty() || url.password().is_some() {
+        return None;
+    }
+    let host = url.host_str()?;
+    let authority = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    hosts.iter().any(|h| h.eq_ignore_ascii_case(&authority)).then(|| url.to_string())
+}
+
+fn return_to(s: &AppState, raw: Option<&str>) -> String {
+    raw.and_then(|r| safe_return(&s.accounts.settings().return_hosts, r)).unwrap_or_default()
+}
+
+fn code_url(flow: &str, return_to: &str) -> String {
+    let mut url = format!("/login/code?flow={}", urlencode(flow));
+    if !return_to.is_empty() {
+        url.push_str(&format!("&return_to={}", urlencode(return_to)));
+    }
+    url
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn status_of(e: &VerifyError) -> StatusCode {
+    match e {
+        VerifyError::UsernameTaken | VerifyError::EmailTaken | VerifyError::PhoneTaken => StatusCode::CONFLICT,
+        VerifyError::CodeExpired => StatusCode::GONE,
+        VerifyError::CodeLocked | VerifyError::OverBudget { .. } | VerifyError::ResendTooSoon { .. } | VerifyError::MaxSendsReached => {
+            StatusCode::TOO_MANY_REQUESTS
+        }
+        VerifyError::FlowNotFound => StatusCode::NOT_FOUND,
+        VerifyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+// --- templates ------------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "signup.html")]
+struct SignupPage<'a> {
+    t: &'a Texts,
+    csrf: String,
+    error: Option<String>,
+    username: String,
+    phone: String,
+    email: String,
+    return_to: String,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    t: &'a Texts,
+    csrf: String,
+    error: Option<String>,
+    phone: String,
+    identifier: String,
+    return_to: String,
+}
+
+#[derive(Template)]
+#[template(path = "code.html")]
+struct CodePage<'a> {
+    t: &'a Texts,
+    csrf: String,
+    flow: String,
+    error: Option<String>,
+    notice: Option<&'a str>,
+    return_to: String,
+    outbox: bool,
+}
+
+struct SessionRow {
+    id: String,
+    device: String,
+    ip: String,
+    created: String,
+    last_seen: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    t: &'a Texts,
+    csrf: String,
+    error: Option<String>,
+    notice: Option<&'a str>,
+    username: String,
+    phone: String,
+    sessions: Vec<SessionRow>,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    t: &'a Texts,
+    title: &'a str,
+    message: &'a str,
+    link: &'a str,
+    link_text: &'a str,
+}
+
+// --- forms ----------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct ReturnQuery {
+    return_to: Option<String>,
+    flow: Option<String>,
+    done: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SignupForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    phone: Option<String>,
+    identifier: Option<String>,
+    password: Option<String>,
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    flow: String,
+    #[serde(default)]
+    code: String,
+    return_to: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+    phone: Option<String>,
+    all: Option<String>,
+}
+
+// --- handlers -------------------------------------------------------------------------------
+
+async fn signup_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
+    let page = SignupPage {
+        t: ctx.t,
+        csrf: ctx.csrf(&s),
+        error: None,
+        username: String::new(),
+        phone: String::new(),
+        email: String::new(),
+        return_to: return_to(&s, q.return_to.as_deref()),
+    };
+    ctx.render(&s, StatusCode::OK, &page)
+}
+
+async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<SignupForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let back = return_to(&s, f.return_to.as_deref());
+    let req = SignupRequest {
+        username: f.username.trim().to_string(),
+        phone: f.phone.clone(),
+        email: Some(f.email.trim().to_string()).filter(|e| !e.is_empty()),
+        password: Some(f.password.clone()).filter(|p| !p.is_empty()),
+        locale: ctx.locale(),
+    };
+    match s.accounts.signup(&ctx.caller, req).await {
+        Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, &back)),
+        Err(e) => {
+            let page = SignupPage {
+                t: ctx.t,
+                csrf: ctx.csrf(&s),
+                error: Some(ctx.t.error(&e)),
+                username: f.username,
+                phone: f.phone,
+                email: f.email,
+                return_to: back,
+            };
+            ctx.render(&s, status_of(&e), &page)
+        }
+    }
+}
+
+async fn login_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
+    let back = return_to(&s, q.return_to.as_deref());
+    if ctx.principal(&s).await.is_some() {
+        return ctx.redirect(&s, if back.is_empty() { "/account" } else { &back });
+    }
+    let page = LoginPage { t: ctx.t, csrf: ctx.csrf(&s), error: None, phone: String::new(), identifier: String::new(), return_to: back };
+    ctx.render(&s, StatusCode::OK, &page)
+}
+
+async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<LoginForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let back = return_to(&s, f.return_to.as_deref());
+    let req = match (&f.phone, &f.identifier, &f.password) {
+        (Some(phone), _, _) => LoginRequest::Phone { phone: phone.clone(), locale: ctx.locale() },
+        (None, Some(identifier), Some(password)) => {
+            LoginRequest::Password { identifier: identifier.clone(), password: password.clone(), locale: ctx.locale() }
+        }
+        _ => LoginRequest::Password { identifier: String::new(), password: String::new(), locale: None },
+    };
+    let result: Result<FlowStarted, VerifyError> = s.accounts.login(&ctx.caller, req).await;
+    match result {
+        Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, &back)),
+        Err(e) => {
+            let page = LoginPage {
+                t: ctx.t,
+                csrf: ctx.csrf(&s),
+                error: Some(ctx.t.error(&e)),
+                phone: f.phone.unwrap_or_default(),
+                identifier: f.identifier.unwrap_or_default(),
+                return_to: back,
+            };
+            ctx.render(&s, status_of(&e), &page)
+        }
+    }
+}
+
+fn code_page_of(
+    s: &AppState,
+    ctx: &PageCtx,
+    flow: String,
+    error: Option<String>,
+    notice: Option<&'static str>,
+    back: String,
+) -> CodePage<'static> {
+    CodePage { t: ctx.t, csrf: ctx.csrf(s), flow, error, notice, return_to: back, outbox: s.outbox }
+}
+
+async fn code_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
+    let Some(flow) = q.flow.filter(|f| !f.is_empty() && f.len() <= 64) else { return ctx.redirect(&s, "/login") };
+    let notice = (q.done.as_deref() == Some("resent")).then_some(ctx.t.resent);
+    let page = code_page_of(&s, &ctx, flow, None, notice, return_to(&s, q.return_to.as_deref()));
+    ctx.render(&s, StatusCode::OK, &page)
+}
+
+async fn code_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CodeForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let back = return_to(&s, f.return_to.as_deref());
+    let code: String = f.code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect();
+    let result = if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
+        Err(VerifyError::CodeIncorrect { attempts_left: 0 })
+    } else {
+        let owner = ctx.principal(&s).await.map(|p| p.user_id);
+        s.accounts.verify(&ctx.caller, &f.flow, &code, SessionKind::Browser, ctx.device(), owner.as_deref()).await
+    };
+    match result {
+        Ok(Verified::SignedIn(done)) => {
+            let mut response = ctx.redirect(&s, if back.is_empty() { "/account" } else { &back });
+            let max_age = s.accounts.settings().session_max_days * 86_400;
+            response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, done.cookie.as_deref(), max_age));
+            response
+        }
+        Ok(Verified::PhoneChanged(_)) => ctx.redirect(&s, "/account?done=phone"),
+        Err(e) => {
+            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
+            ctx.render(&s, status_of(&e), &page)
+        }
+    }
+}
+
+async fn resend_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CodeForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let back = return_to(&s, f.return_to.as_deref());
+    match s.accounts.resend(&ctx.caller, &f.flow, ctx.locale()).await {
+        Ok(_) => ctx.redirect(&s, &format!("{}&done=resent", code_url(&f.flow, &back))),
+        Err(e) => {
+            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
+            ctx.render(&s, status_of(&e), &page)
+        }
+    }
+}
+
+async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
+    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let notice = match q.done.as_deref() {
+        Some("phone") => Some(ctx.t.phone_changed),
+        Some("revoked") => Some(ctx.t.revoked),
+        Some("renewed") => Some(ctx.t.renewed),
+        _ => None,
+    };
+    account(&s, &ctx, &p, None, notice, StatusCode::OK).await
+}
+
+async fn account(s: &AppState, ctx: &PageCtx, p: &Principal, error: Option<String>, notice: Option<&str>, status: StatusCode) -> Response {
+    let (user, sessions) = match (s.accounts.me(p).await, s.accounts.sessions(p).await) {
+        (Ok(u), Ok(list)) => (u, list),
+        _ => return ctx.redirect(s, "/login"),
+    };
+    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let sessions = sessions
+        .into_iter()
+        .map(|x| SessionRow {
+            current: x.id == p.session_id,
+            device: x.device.unwrap_or_else(|| ctx.t.unknown_device.to_string()),
+            ip: x.ip.unwrap_or_else(|| "-".into()),
+            created: fmt(x.created_at),
+            last_seen: fmt(x.last_seen_at),
+            id: x.id,
+        })
+        .collect();
+    let page = AccountPage {
+        t: ctx.t,
+        csrf: ctx.csrf(s),
+        error,
+        notice,
+        username: user.username,
+        phone: user.phone.as_str().to_string(),
+        sessions,
+    };
+    ctx.render(s, status, &page)
+}
+
+async fn phone_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    match s.accounts.change_phone(&ctx.caller, &p, f.phone.as_deref().unwrap_or_default(), ctx.locale()).await {
+        Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, "")),
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, status_of(&e)).await,
+    }
+}
+
+async fn renew_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    match s.accounts.renew(&p).await {
+        Ok(secret) => {
+            let mut response = ctx.redirect(&s, "/account?done=renewed");
+            let max_age = s.accounts.settings().session_max_days * 86_400;
+            response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, Some(&secret), max_age));
+            response
+        }
+        Err(_) => ctx.redirect(&s, "/login"),
+    }
+}
+
+async fn revoke_submit(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    match s.accounts.revoke_session(&ctx.caller, &p, &id).await {
+        Ok(()) => ctx.redirect(&s, "/account?done=revoked"),
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, StatusCode::NOT_FOUND).await,
+    }
+}
+
+async fn logout_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    if let Some(p) = ctx.principal(&s).await {
+        let all = f.all.as_deref().is_some_and(|v| !v.is_empty() && v != "0");
+        if let Err(e) = s.accounts.logout(&ctx.caller, &p, all).await {
+            tracing::warn!(error = %e, "logout failed");
+        }
+    }
+    let mut response = ctx.redirect(&s, "/login");
+    response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, None, 0));
+    response
+}
+
+/// Development only: the message a flow sent, from the dev outbox (absent with real providers).
+async fn dev_message(State(s): State<AppState>, ctx: PageCtx, Path(flow): Path<String>) -> Response {
+    if !s.outbox {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let message = s.accounts.dev_message(&flow).await.ok().flatten();
+    let body = message.map(|m| m.body).unwrap_or_else(|| "No message was stored for this login (yet).".into());
+    let page = MessagePage { t: ctx.t, title: "Dev outbox", message: &body, link: "/login", link_text: ctx.t.back };
+    ctx.render(&s, StatusCode::OK, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return;
+
+    #[test]
+    fn only_own_paths_and_configured_hosts_are_return_targets() {
+        let hosts = vec!["app.example.com".to_string(), "127.0.0.1:9000".to_string()];
+        assert_eq!(safe_return(&hosts, "/app/"), Some("/app/".into()));
+        assert_eq!(safe_return(&hosts, "https://app.example.com/x?y=1"), Some("https://app.example.com/x?y=1".into()));
+        assert_eq!(safe_return(&hosts, "http://127.0.0.1:9000/"), Some("http://127.0.0.1:9000/".into()));
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https:evil.example",
+            "https://evil.example/",
+            "https://app.example.com.evil.example/",
+            "https://app.example.com@evil.example/",
+            "https://user@app.example.com/",
+            "javascript:alert(1)",
+            "http://127.0.0.1:9001/",
+            "/\t/evil.example",
+            "",
+        ] {
+            assert_eq!(safe_return(&hosts, bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! How a browser or app proves who it is to the account endpoints: the session cookie or an
+//! access token (`Authorization: Bearer` with a JWT). Also the cookies themselves: the session
+//! cookie (`__Host-` and `Secure` over HTTPS) and the anti-forgery cookie the page forms use.
+use super::AppState;
+use super::auth::meta;
+use super::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
+use phonegate_core::Caller;
+use phonegate_core::accounts::Principal;
+
+/// The session cookie's name: with the `__Host-` prefix over HTTPS, which browsers accept only
+/// with `Secure`, `Path=/` and no `Domain` (so no sibling host can set or shadow it).
+pub fn session_cookie(secure: bool) -> &'static str {
+    if secure { "__Host-phonegate_session" } else { "phonegate_session" }
+}
+
+pub const CSRF_COOKIE: &str = "phonegate_csrf";
+
+/// A cookie's value from the request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+/// `Set-Cookie` for the session: `max_age` seconds, or removal with `None`.
+pub fn set_session(secure: bool, value: Option<&str>, max_age: i64) -> HeaderValue {
+    let name = session_cookie(secure);
+    let attrs = if secure { "; Secure" } else { "" };
+    let text = match value {
+        Some(v) => format!("{name}={v}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{attrs}"),
+        None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{attrs}"),
+    };
+    HeaderValue::from_str(&text).expect("cookie values are URL-safe base64")
+}
+
+/// `Set-Cookie` for the anti-forgery cookie (a browser-lifetime random value).
+pub fn set_csrf(secure: bool, value: &str) -> HeaderValue {
+    let attrs = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{CSRF_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{attrs}")).expect("URL-safe value")
+}
+
+/// The caller of an end user's request (no API key): what budgets and the audit log see.
+pub fn end_user(parts: &Parts) -> Caller {
+    let m = meta(parts);
+    Caller::end_user(m.ip, m.request_id)
+}
+
+/// An end user's request, for the public account endpoints.
+pub struct EndUser(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for EndUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(EndUser(end_user(parts)))
+    }
+}
+
+/// A signed-in user: by access token (a bearer JWT) or by session cookie.
+pub struct SignedIn {
+    pub principal: Principal,
+    pub caller: Caller,
+    /// Whether the session cookie (not a token) authenticated the request.
+    pub by_cookie: bool,
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
+        let caller = end_user(parts);
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        if let Some(token) = bearer {
+            let principal = s.accounts.authenticate_bearer(token).await?;
+            return Ok(SignedIn { principal, caller, by_cookie: false });
+        }
+        let Some(value) = cookie(&parts.headers, session_cookie(s.secure_cookies)) else {
+            return Err(phonegate_core::VerifyError::Unauthenticated.into());
+        };
+        let principal = s.accounts.authenticate_cookie(value).await?;
+        Ok(SignedIn { principal, caller, by_cookie: true })
+    }
+}

@@ -1,0 +1,61 @@
+-- Accounts: users, login flows, sessions (browser cookies and app refresh-token families),
+-- refresh tokens and the keys access tokens are signed with.
+CREATE TABLE users (
+    id             TEXT PRIMARY KEY,
+    username       TEXT NOT NULL,
+    username_lc    TEXT NOT NULL UNIQUE,
+    email          TEXT,
+    email_lc       TEXT UNIQUE,
+    phone          TEXT NOT NULL UNIQUE,
+    password_hash  TEXT,
+    roles          TEXT NOT NULL,
+    created_at     BIGINT NOT NULL,
+    last_login_at  BIGINT
+);
+
+CREATE TABLE auth_flows (
+    id              TEXT PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    user_id         TEXT,
+    phone           TEXT,
+    username        TEXT,
+    email           TEXT,
+    password_hash   TEXT,
+    verification_id TEXT,
+    login           TEXT,
+    attempts        BIGINT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL,
+    last_sent_at    BIGINT NOT NULL,
+    used_at         BIGINT
+);
+CREATE INDEX auth_flows_expires ON auth_flows (expires_at);
+
+CREATE TABLE sessions (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind         TEXT NOT NULL,
+    secret_hash  BYTEA UNIQUE,
+    device       TEXT,
+    ip           TEXT,
+    created_at   BIGINT NOT NULL,
+    last_seen_at BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+
+CREATE TABLE refresh_tokens (
+    token_hash BYTEA PRIMARY KEY,
+    session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    created_at BIGINT NOT NULL,
+    spent_at   BIGINT
+);
+CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
+
+CREATE TABLE jwt_keys (
+    kid            TEXT PRIMARY KEY,
+    alg            TEXT NOT NULL,
+    private_sealed BYTEA NOT NULL,
+    public_jwk     TEXT NOT NULL,
+    created_at     BIGINT NOT NULL
+);

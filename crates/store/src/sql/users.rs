@@ -1,0 +1,276 @@
+//! Users, login flows, sessions, refresh tokens and access-token signing keys.
+use super::dialect::Sql;
+use super::{Db, Repo, Row, args};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use phonegate_core::PhoneNumber;
+use phonegate_core::accounts::{Flow, FlowKind, JwtAlgorithm, JwtKey, Session, SessionKind, User};
+use phonegate_core::ports::{AccountTx, StoreError, StoreResult};
+
+macro_rules! user_sql {
+    ($where:literal) => {
+        Sql::new(concat!("SELECT id, username, email, phone, password_hash, roles, created_at, last_login_at FROM users ", $where))
+    };
+}
+static INSERT_USER: Sql = Sql::new(
+    "INSERT INTO users (id, username, username_lc, email, email_lc, phone, password_hash, roles, created_at, last_login_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+);
+static USER: Sql = user_sql!("WHERE id = $1");
+static USER_BY_LOGIN: Sql = user_sql!("WHERE username_lc = $1 OR email_lc = $1 ORDER BY (username_lc = $1) DESC LIMIT 1");
+static USER_BY_PHONE: Sql = user_sql!("WHERE phone = $1");
+static USERNAME_TAKEN: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE username_lc = $1");
+static EMAIL_TAKEN: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE email_lc = $1");
+static SET_LAST_LOGIN: Sql = Sql::new("UPDATE users SET last_login_at = $2 WHERE id = $1");
+static SET_PHONE: Sql = Sql::new("UPDATE users SET phone = $2 WHERE id = $1");
+static DELETE_USER_TOKENS: Sql = Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)");
+static DELETE_USER_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE user_id = $1");
+static DELETE_USER: Sql = Sql::new("DELETE FROM users WHERE id = $1");
+
+static INSERT_FLOW: Sql = Sql::new(
+    "INSERT INTO auth_flows (id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, \
+     expires_at, last_sent_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+);
+static FLOW: Sql = Sql::new(
+    "SELECT id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, expires_at, \
+     last_sent_at, used_at FROM auth_flows WHERE id = $1 FOR UPDATE",
+);
+static UPDATE_FLOW: Sql = Sql::new("UPDATE auth_flows SET attempts = $2, last_sent_at = $3, used_at = $4 WHERE id = $1");
+
+macro_rules! session_sql {
+    ($where:literal) => {
+        Sql::new(concat!("SELECT id, user_id, kind, secret_hash, device, ip, created_at, last_seen_at, expires_at FROM sessions ", $where))
+    };
+}
+static INSERT_SESSION: Sql = Sql::new(
+    "INSERT INTO sessions (id, user_id, kind, secret_hash, device, ip, created_at, last_seen_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+);
+static SESSION: Sql = session_sql!("WHERE id = $1 FOR UPDATE");
+static SESSION_BY_SECRET: Sql = session_sql!("WHERE secret_hash = $1");
+static SESSIONS_OF: Sql = session_sql!("WHERE user_id = $1 ORDER BY created_at DESC, id");
+static TOUCH_SESSION: Sql = Sql::new("UPDATE sessions SET last_seen_at = $2 WHERE id = $1");
+static SET_SESSION_SECRET: Sql = Sql::new("UPDATE sessions SET secret_hash = $2, last_seen_at = $3 WHERE id = $1");
+static DELETE_SESSION_TOKENS: Sql =
+    Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE id = $2 AND user_id = $1)");
+static DELETE_SESSION: Sql = Sql::new("DELETE FROM sessions WHERE id = $2 AND user_id = $1");
+
+static INSERT_REFRESH: Sql =
+    Sql::new("INSERT INTO refresh_tokens (token_hash, session_id, created_at, spent_at) VALUES ($1, $2, $3, NULL)");
+static REFRESH: Sql = Sql::new("SELECT session_id, spent_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE");
+static SPEND_REFRESH: Sql = Sql::new("UPDATE refresh_tokens SET spent_at = $2 WHERE token_hash = $1");
+
+static JWT_KEYS: Sql = Sql::new("SELECT kid, alg, private_sealed, public_jwk, created_at FROM jwt_keys ORDER BY created_at DESC, kid DESC");
+static INSERT_JWT_KEY: Sql =
+    Sql::new("INSERT INTO jwt_keys (kid, alg, private_sealed, public_jwk, created_at) VALUES ($1, $2, $3, $4, $5)");
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Other(format!("unknown {what} in the database"))
+}
+
+fn user(mut r: Row) -> StoreResult<User> {
+    Ok(User {
+        id: r.text(0)?,
+        username: r.text(1)?,
+        email: r.opt_text(2)?,
+        phone: PhoneNumber::from_trusted(r.text(3)?),
+        password_hash: r.opt_text(4)?,
+        roles: r.text(5)?.split_whitespace().map(str::to_string).collect(),
+        created_at: r.ts(6)?,
+        last_login_at: r.opt_ts(7)?,
+    })
+}
+
+fn flow(mut r: Row) -> StoreResult<Flow> {
+    Ok(Flow {
+        id: r.text(0)?,
+        kind: FlowKind::parse(&r.text(1)?).ok_or_else(|| corrupt("flow kind"))?,
+        user_id: r.opt_text(2)?,
+        phone: r.opt_text(3)?.map(PhoneNumber::from_trusted),
+        username: r.opt_text(4)?,
+        email: r.opt_text(5)?,
+        password_hash: r.opt_text(6)?,
+        verification_id: r.opt_text(7)?,
+        login: r.opt_text(8)?,
+        attempts: r.int(9)? as u32,
+        created_at: r.ts(10)?,
+        expires_at: r.ts(11)?,
+        last_sent_at: r.ts(12)?,
+        used_at: r.opt_ts(13)?,
+    })
+}
+
+fn session(mut r: Row) -> StoreResult<Session> {
+    Ok(Session {
+        id: r.text(0)?,
+        user_id: r.text(1)?,
+        kind: SessionKind::parse(&r.text(2)?).ok_or_else(|| corrupt("session kind"))?,
+        secret_hash: match r.take_cell(3) {
+            super::Cell::Blob(b) => Some(b),
+            _ => None,
+        },
+        device: r.opt_text(4)?,
+        ip: r.opt_text(5)?,
+        created_at: r.ts(6)?,
+        last_seen_at: r.ts(7)?,
+        expires_at: r.ts(8)?,
+    })
+}
+
+fn phone_text(p: &Option<PhoneNumber>) -> Option<String> {
+    p.as_ref().map(|p| p.as_str().to_string())
+}
+
+#[async_trait]
+impl<D: Db> AccountTx for Repo<D> {
+    async fn insert_user(&mut self, u: &User) -> StoreResult<()> {
+        let (name_lc, email_lc) = (u.username.to_lowercase(), u.email.as_ref().map(|e| e.to_lowercase()));
+        let roles = u.roles.join(" ");
+        let args = args![
+            &u.id,
+            &u.username,
+            &name_lc,
+            &u.email,
+            &email_lc,
+            u.phone.as_str(),
+            &u.password_hash,
+            &roles,
+            u.created_at,
+            u.last_login_at
+        ];
+        self.exec(&INSERT_USER, args).await.map(|_| ())
+    }
+
+    async fn user(&mut self, id: &str) -> StoreResult<Option<User>> {
+        self.row(&USER, args![id]).await?.map(user).transpose()
+    }
+
+    async fn user_by_login(&mut self, login_lc: &str) -> StoreResult<Option<User>> {
+        self.row(&USER_BY_LOGIN, args![login_lc]).await?.map(user).transpose()
+    }
+
+    async fn user_by_phone(&mut self, phone: &PhoneNumber) -> StoreResult<Option<User>> {
+        self.row(&USER_BY_PHONE, args![phone.as_str()]).await?.map(user).transpose()
+    }
+
+    async fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool> {
+        Ok(self.row(&USERNAME_TAKEN, args![username_lc]).await?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    async fn email_taken(&mut self, email_lc: &str) -> StoreResult<bool> {
+        Ok(self.row(&EMAIL_TAKEN, args![email_lc]).await?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    async fn set_last_login(&mut self, user_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&SET_LAST_LOGIN, args![user_id, at]).await.map(|_| ())
+    }
+
+    async fn set_user_phone(&mut self, user_id: &str, phone: &PhoneNumber) -> StoreResult<()> {
+        self.exec(&SET_PHONE, args![user_id, phone.as_str()]).await.map(|_| ())
+    }
+
+    async fn delete_user(&mut self, user_id: &str) -> StoreResult<bool> {
+        self.exec(&DELETE_USER_TOKENS, args![user_id]).await?;
+        self.exec(&DELETE_USER_SESSIONS, args![user_id]).await?;
+        Ok(self.exec(&DELETE_USER, args![user_id]).await? == 1)
+    }
+
+    async fn insert_flow(&mut self, f: &Flow) -> StoreResult<()> {
+        let args = args![
+            &f.id,
+            f.kind.as_str(),
+            &f.user_id,
+            &phone_text(&f.phone),
+            &f.username,
+            &f.email,
+            &f.password_hash,
+            &f.verification_id,
+            &f.login,
+            f.attempts,
+            f.created_at,
+            f.expires_at,
+            f.last_sent_at,
+            f.used_at
+        ];
+        self.exec(&INSERT_FLOW, args).await.map(|_| ())
+    }
+
+    async fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>> {
+        self.row(&FLOW, args![id]).await?.map(flow).transpose()
+    }
+
+    async fn update_flow(&mut self, f: &Flow) -> StoreResult<()> {
+        self.exec(&UPDATE_FLOW, args![&f.id, f.attempts, f.last_sent_at, f.used_at]).await.map(|_| ())
+    }
+
+    async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
+        let secret = super::Value::Blob(s.secret_hash.clone());
+        let mut a = args![&s.id, &s.user_id, s.kind.as_str()];
+        a.push(secret);
+        a.extend(args![&s.device, &s.ip, s.created_at, s.last_seen_at, s.expires_at]);
+        self.exec(&INSERT_SESSION, a).await.map(|_| ())
+    }
+
+    async fn session(&mut self, id: &str) -> StoreResult<Option<Session>> {
+        self.row(&SESSION, args![id]).await?.map(session).transpose()
+    }
+
+    async fn session_by_secret(&mut self, secret_hash: &[u8]) -> StoreResult<Option<Session>> {
+        self.row(&SESSION_BY_SECRET, args![secret_hash]).await?.map(session).transpose()
+    }
+
+    async fn sessions_of(&mut self, user_id: &str) -> StoreResult<Vec<Session>> {
+        self.rows(&SESSIONS_OF, args![user_id]).await?.into_iter().map(session).collect()
+    }
+
+    async fn touch_session(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&TOUCH_SESSION, args![id, at]).await.map(|_| ())
+    }
+
+    async fn set_session_secret(&mut self, id: &str, secret_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&SET_SESSION_SECRET, args![id, secret_hash, at]).await.map(|_| ())
+    }
+
+    async fn delete_session(&mut self, user_id: &str, id: &str) -> StoreResult<bool> {
+        self.exec(&DELETE_SESSION_TOKENS, args![user_id, id]).await?;
+        Ok(self.exec(&DELETE_SESSION, args![user_id, id]).await? == 1)
+    }
+
+    async fn delete_sessions_of(&mut self, user_id: &str) -> StoreResult<u64> {
+        self.exec(&DELETE_USER_TOKENS, args![user_id]).await?;
+        self.exec(&DELETE_USER_SESSIONS, args![user_id]).await
+    }
+
+    async fn insert_refresh_token(&mut self, token_hash: &[u8], session_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&INSERT_REFRESH, args![token_hash, session_id, at]).await.map(|_| ())
+    }
+
+    async fn refresh_token(&mut self, token_hash: &[u8]) -> StoreResult<Option<(String, Option<DateTime<Utc>>)>> {
+        let Some(mut r) = self.row(&REFRESH, args![token_hash]).await? else { return Ok(None) };
+        Ok(Some((r.text(0)?, r.opt_ts(1)?)))
+    }
+
+    async fn spend_refresh_token(&mut self, token_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&SPEND_REFRESH, args![token_hash, at]).await.map(|_| ())
+    }
+
+    async fn jwt_keys(&mut self) -> StoreResult<Vec<JwtKey>> {
+        self.rows(&JWT_KEYS, args![])
+            .await?
+            .into_iter()
+            .map(|mut r| {
+                Ok(JwtKey {
+                    kid: r.text(0)?,
+                    alg: JwtAlgorithm::parse(&r.text(1)?).ok_or_else(|| corrupt("signing algorithm"))?,
+                    private_sealed: r.blob(2)?,
+                    public_jwk: r.text(3)?,
+                    created_at: r.ts(4)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_jwt_key(&mut self, k: &JwtKey) -> StoreResult<()> {
+        self.exec(&INSERT_JWT_KEY, args![&k.kid, k.alg.as_str(), &k.private_sealed, &k.public_jwk, k.created_at]).await.map(|_| ())
+    }
+}
