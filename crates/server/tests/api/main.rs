@@ -2,6 +2,7 @@
 //! manual clock, and talks to it over real sockets. One test binary; modules by behaviour.
 mod helpers;
 
+mod accounts;
 mod audit;
 mod auth;
 mod bad_input;
