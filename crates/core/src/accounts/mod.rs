@@ -230,8 +230,17 @@ impl Accounts {
             public_jwk: jwk.to_string(),
             created_at: self.now(),
         };
-        ports::write(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_jwt_key(&key).await?) }))
-            .await?;
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                // Newest signs: a key made in the same millisecond as the last still comes after it.
+                let mut key = key;
+                if let Some(last) = tx.jwt_keys().await?.first() {
+                    key.created_at = key.created_at.max(last.created_at + chrono::Duration::milliseconds(1));
+                }
+                Ok::<_, VerifyError>(tx.insert_jwt_key(&key).await?)
+            })
+        })
+        .await?;
         self.load_keys().await?;
         self.verifier.audit(&Caller::system("jwt-rotate"), "jwt_key_rotated", Some(&kid), "new access-token signing key").await;
         Ok(kid)

@@ -1,0 +1,123 @@
+//! The account pages over plain HTTP (the browser suite in browser-tests/ drives them in
+//! Chromium): forms need their CSRF token, redirects stay on phonegate or configured hosts,
+//! cookies carry the right flags, and the language follows Accept-Language.
+use crate::helpers::{TestApp, fresh_number};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// A browser: its own cookie jar, no automatic redirects.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()["location"].to_str().unwrap().to_string()
+}
+
+/// Signs up through the pages and returns the browser, now signed in, and where it was sent.
+async fn sign_up(app: &TestApp, b: &reqwest::Client, username: &str, phone: &str, return_to: &str) -> String {
+    let html = b.get(app.url("/signup")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&html);
+    let form = [("csrf", csrf.as_str()), ("username", username), ("phone", phone), ("return_to", return_to)];
+    let r = b.post(app.url("/signup")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let code_page = location(&r);
+    assert!(code_page.starts_with("/login/code?flow=fl"), "{code_page}");
+    let code = app.code_after(phone, &[]).await;
+    let html = b.get(app.url(&code_page)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"autocomplete="one-time-code""#) && html.contains(r#"inputmode="numeric""#), "{html}");
+    let flow = code_page.split("flow=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let form = [("csrf", csrf_of(&html)), ("flow", flow), ("code", code), ("return_to", return_to.to_string())];
+    let r = b.post(app.url("/login/code")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let set: Vec<String> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let session = set.iter().find(|c| c.contains("phonegate_session=")).expect("a session cookie");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    location(&r)
+}
+
+#[tokio::test]
+async fn sign_up_in_the_pages_lands_on_the_account_and_logout_ends_it() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let phone = fresh_number();
+    assert_eq!(sign_up(&app, &b, "pager", &phone, "").await, "/account");
+    let html = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("pager") && html.contains(&phone), "{html}");
+    assert!(html.contains("this device"));
+
+    let form = [("csrf", csrf_of(&html))];
+    let r = b.post(app.url("/logout")).form(&form).send().await.unwrap();
+    assert_eq!((r.status(), location(&r)), (StatusCode::SEE_OTHER, "/login".to_string()));
+    let r = b.get(app.url("/account")).send().await.unwrap();
+    assert_eq!((r.status(), location(&r)), (StatusCode::SEE_OTHER, "/login".to_string()));
+}
+
+#[tokio::test]
+async fn forms_without_their_csrf_token_are_refused() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let phone = fresh_number();
+    // No anti-forgery cookie yet, or a token that is not this browser's.
+    let r = b.post(app.url("/login")).form(&[("phone", phone.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    b.get(app.url("/login")).send().await.unwrap();
+    let other = browser();
+    let foreign = csrf_of(&other.get(app.url("/login")).send().await.unwrap().text().await.unwrap());
+    let r = b.post(app.url("/login")).form(&[("csrf", foreign.as_str()), ("phone", phone.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(app.outbox(&phone).await.is_empty());
+}
+
+#[tokio::test]
+async fn return_targets_are_our_paths_or_configured_hosts_only() {
+    let app = TestApp::spawn_with(|c| c.accounts.return_hosts = vec!["app.example.com".into()]).await;
+    let cases = [
+        ("/app/", "/app/"),
+        ("https://app.example.com/welcome", "https://app.example.com/welcome"),
+        ("//evil.example", "/account"),
+        ("https:evil.example", "/account"),
+        ("https://app.example.com.evil.example/", "/account"),
+        ("https://app.example.com@evil.example/", "/account"),
+        ("\\\\evil.example", "/account"),
+        ("%2F%2Fevil.example", "/account"),
+        ("javascript:alert(1)", "/account"),
+    ];
+    for (i, (asked, landed)) in cases.into_iter().enumerate() {
+        let b = browser();
+        assert_eq!(sign_up(&app, &b, &format!("ret{i}"), &fresh_number(), asked).await, landed, "{asked}");
+    }
+}
+
+#[tokio::test]
+async fn pages_speak_german_to_german_browsers_and_never_load_anything_external() {
+    let app = TestApp::spawn().await;
+    let r = app.client.get(app.url("/login")).header("accept-language", "de-DE,de;q=0.9,en;q=0.5").send().await.unwrap();
+    assert_eq!(r.headers()["content-security-policy"].to_str().unwrap().split(';').next(), Some("default-src 'none'"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"<html lang="de">"#) && html.contains("Anmelden"), "{html}");
+    for page in ["/login", "/signup"] {
+        let html = app.client.get(app.url(page)).send().await.unwrap().text().await.unwrap();
+        assert!(html.contains(r#"<html lang="en">"#));
+        assert!(!html.contains("http://") && !html.contains("https://"), "{page} refers to another site");
+        assert!(html.matches("<label for=").count() >= 2, "{page}: every field has a label");
+    }
+}
+
+#[tokio::test]
+async fn behind_https_the_session_cookie_is_secure_and_host_only() {
+    let app = TestApp::spawn_with(|c| c.public_url = Some("https://id.example.com".into())).await;
+    let phone = fresh_number();
+    let (flow, code) = app.flow_code("/api/auth/signup", serde_json::json!({ "username": "secure", "phone": phone }), &phone).await;
+    let r = app.anon_post("/api/auth/verify", serde_json::json!({ "flow_id": flow["flow_id"], "code": code, "session": "cookie" })).await;
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("__Host-phonegate_session=") && set.contains("; Secure") && set.contains("Path=/"), "{set}");
+    assert!(!set.contains("Domain"), "{set}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["user"]["username"], "secure");
+}
