@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check of the project: formatting, lints, unit, property and HTTP integration tests,
-# then the official Twilio and Vonage client libraries against a running server.
+# then the official Twilio and Vonage client libraries against a running server, and the web pages
+# in headless Chromium.
 # Installs what it needs itself, so it works the same on a fresh machine and in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,8 +34,11 @@ if grep -rn '#\[ignore' crates/server/tests/api | grep -v '#\[ignore = "postgres
 fi
 TEST_POSTGRES_URL="$pg_url" cargo test -p phonegate --test api -- --include-ignored 2>&1 | tee -a "$log"
 bash sdk-tests/run.sh target/debug/phonegate 2>&1 | tee -a "$log"
+bash browser-tests/run.sh target/debug/phonegate 2>&1 | tee -a "$log"
 
-# One closing line for the whole run: cargo prints one per test binary, the SDK runner its own.
+# One closing line for the whole run: cargo prints one per test binary, the SDK and browser runners
+# their own.
 awk '/^test result:/ { p += $4; f += $6 }
      /^sdk: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^browser: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$log"

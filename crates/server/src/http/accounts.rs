@@ -148,8 +148,16 @@ pub struct TokenView {
     /// Absent for a cookie session.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<UserView>,
+    user: UserView,
+}
+
+/// A refreshed access token, and the refresh token that replaces the spent one.
+#[derive(Serialize, ToSchema)]
+pub struct RefreshedView {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -250,7 +258,7 @@ async fn verify(
                 token_type: "Bearer",
                 expires_in: done.expires_in,
                 refresh_token: done.refresh_token,
-                user: Some(done.user.into()),
+                user: done.user.into(),
             };
             let mut response = Json(body).into_response();
             if let Some(c) = cookie {
@@ -271,10 +279,10 @@ async fn resend(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b):
 
 /// Trades a refresh token for a new access token and refresh token (the old one is spent).
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "accounts", request_body = RefreshBody, security(()),
-    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = RefreshedView), (status = 401, body = ErrorBody)))]
 async fn refresh(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b): ApiJson<RefreshBody>) -> Result<Response, ApiError> {
     let (access_token, refresh_token, expires_in) = s.accounts.refresh(&caller, &b.refresh_token).await?;
-    let body = TokenView { access_token, token_type: "Bearer", expires_in, refresh_token: Some(refresh_token), user: None };
+    let body = RefreshedView { access_token, token_type: "Bearer", expires_in, refresh_token };
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
@@ -347,10 +355,32 @@ async fn verify_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJs
     }
 }
 
+/// A public signing key (RFC 7517).
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Jwk {
+    /// `OKP` (Ed25519) or `EC` (P-256).
+    kty: String,
+    crv: String,
+    x: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    y: Option<String>,
+    kid: String,
+    alg: String,
+    #[serde(rename = "use")]
+    use_: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JwkSet {
+    keys: Vec<Jwk>,
+}
+
 /// The public keys access tokens are signed with (JWK set).
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "accounts", security(()), responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "accounts", security(()), responses((status = 200, body = JwkSet)))]
 async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let mut response = Json(s.accounts.jwks().await?).into_response();
+    let keys = s.accounts.jwks().await?["keys"].as_array().cloned().unwrap_or_default();
+    let keys = keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect();
+    let mut response = Json(JwkSet { keys }).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     Ok(response)
 }

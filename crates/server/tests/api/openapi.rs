@@ -15,6 +15,20 @@ use std::sync::Arc;
 
 /// Every operation the document describes: exactly these, each exercised below.
 const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/.well-known/jwks.json"),
+    ("post", "/api/auth/signup"),
+    ("post", "/api/auth/login"),
+    ("post", "/api/auth/verify"),
+    ("post", "/api/auth/resend"),
+    ("post", "/api/auth/refresh"),
+    ("post", "/api/auth/logout"),
+    ("get", "/api/auth/forward"),
+    ("get", "/api/me"),
+    ("delete", "/api/me"),
+    ("get", "/api/me/sessions"),
+    ("delete", "/api/me/sessions/{id}"),
+    ("post", "/api/me/phone"),
+    ("post", "/api/me/phone/verify"),
     ("get", "/api/audit"),
     ("get", "/api/dev/outbox"),
     ("get", "/api/services"),
@@ -213,7 +227,8 @@ async fn every_documented_response_matches_what_the_server_sends() {
 
     // Without a key, every operation that documents 401 answers it (before reading the body).
     for (method, path) in OPERATIONS {
-        if api.doc["paths"][path][method]["responses"]["401"].is_null() {
+        // The account endpoints take a session or access token, not a key (tested below).
+        if api.doc["paths"][path][method]["responses"]["401"].is_null() || path.starts_with("/api/me") || path.starts_with("/api/auth") {
             continue;
         }
         let concrete = url(&path.replace("{id}", "VE0123456789abcdef0123456789abcdef"));
@@ -229,7 +244,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
     assert_eq!(r["error"]["code"], "service_name_taken");
     api.call("post", "/api/services", post("/api/services", json!({ "name": "Tiny", "code_length": 2 })), 400).await;
     let list = api.call("get", "/api/services", get("/api/services"), 200).await;
-    assert_eq!(list["services"].as_array().map(Vec::len), Some(2), "the default service and Shop");
+    assert_eq!(list["services"].as_array().map(Vec::len), Some(3), "the default service, accounts (login codes) and Shop");
     let service_id = service["id"].as_str().unwrap();
 
     // A service key may not create services nor read the audit log; an admin key may.
@@ -349,9 +364,111 @@ async fn every_documented_response_matches_what_the_server_sends() {
     let r = api.call("post", "/api/verifications/check", by_number(&to, &code), 200).await;
     assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("pending"), Some(false)));
 
+    accounts(&mut api, &app).await;
+
     // Metrics last, so they have something to count.
     api.call("get", "/metrics", client.get(url("/metrics")), 200).await;
 
     let missing: Vec<_> = api.responses().difference(&api.seen).cloned().collect();
     assert!(missing.is_empty(), "documented responses this test never produced: {missing:?}");
+}
+
+/// Every documented answer of the account endpoints.
+async fn accounts(api: &mut Contract, app: &TestApp) {
+    let (client, url) = (&app.client, |path: &str| app.url(path));
+    let anon = |path: &str, body: Value| client.post(url(path)).json(&body);
+    api.call("get", "/.well-known/jwks.json", client.get(url("/.well-known/jwks.json")), 200).await;
+
+    // Sign-up, and every refusal of it.
+    let phone = fresh_number();
+    let before = app.outbox(&phone).await;
+    let flow = api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "contract", "phone": phone })), 202).await;
+    let code = app.code_after(&phone, &before).await;
+    api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "no way", "phone": phone })), 400).await;
+    api.call("post", "/api/auth/resend", anon("/api/auth/resend", json!({ "flow_id": flow["flow_id"] })), 429).await;
+    api.call("post", "/api/auth/resend", anon("/api/auth/resend", json!({ "flow_id": "fl0123456789abcdef0123456789abcdef" })), 404).await;
+    app.advance(chrono::Duration::seconds(31));
+    api.call("post", "/api/auth/resend", anon("/api/auth/resend", json!({ "flow_id": flow["flow_id"] })), 202).await;
+    let verify = |flow: &Value, code: &str| anon("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "code": code }));
+    api.call("post", "/api/auth/verify", verify(&flow, &wrong(&code)), 400).await;
+    let signed = api.call("post", "/api/auth/verify", verify(&flow, &code), 200).await;
+    api.call("post", "/api/auth/verify", verify(&flow, &code), 404).await;
+    api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "CONTRACT", "phone": fresh_number() })), 409).await;
+    // A number's sends are limited: the sixth sign-up within ten minutes is refused.
+    let busy = fresh_number();
+    for _ in 0..5 {
+        api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "busy", "phone": busy })), 202).await;
+    }
+    api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "busy", "phone": busy })), 429).await;
+
+    // Logins: 202 whatever the account; a throttled account 429; a body of neither kind 400.
+    api.call("post", "/api/auth/login", anon("/api/auth/login", json!({ "phone": fresh_number() })), 202).await;
+    for _ in 0..5 {
+        let wrong_password = anon("/api/auth/login", json!({ "identifier": "contract", "password": "not the password" }));
+        api.call("post", "/api/auth/login", wrong_password, 202).await;
+    }
+    api.call("post", "/api/auth/login", anon("/api/auth/login", json!({ "identifier": "contract", "password": "again wrong" })), 429).await;
+    api.call("post", "/api/auth/login", anon("/api/auth/login", json!({ "identifier": "contract" })), 400).await;
+
+    // Locked and expired codes.
+    let (lock, late) = (fresh_number(), fresh_number());
+    let locked = api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "locked", "phone": lock })), 202).await;
+    let lock_code = app.code_after(&lock, &[]).await;
+    for _ in 0..4 {
+        api.call("post", "/api/auth/verify", verify(&locked, &wrong(&lock_code)), 400).await;
+    }
+    api.call("post", "/api/auth/verify", verify(&locked, &wrong(&lock_code)), 429).await;
+    let expiring = api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "late", "phone": late })), 202).await;
+    let late_code = app.code_after(&late, &[]).await;
+    app.advance(chrono::Duration::seconds(601));
+    api.call("post", "/api/auth/verify", verify(&expiring, &late_code), 410).await;
+
+    // The signed-in user.
+    let token = signed["access_token"].as_str().unwrap().to_string();
+    let refreshed =
+        api.call("post", "/api/auth/refresh", anon("/api/auth/refresh", json!({ "refresh_token": signed["refresh_token"] })), 200).await;
+    api.call("post", "/api/auth/refresh", anon("/api/auth/refresh", json!({ "refresh_token": "rt_nope" })), 401).await;
+    let token = refreshed["access_token"].as_str().map(str::to_string).unwrap_or(token);
+    let bearer = |r: RequestBuilder| r.bearer_auth(&token);
+    api.call("get", "/api/me", bearer(client.get(url("/api/me"))), 200).await;
+    api.call("get", "/api/me", client.get(url("/api/me")), 401).await;
+    api.call("get", "/api/auth/forward", bearer(client.get(url("/api/auth/forward"))), 200).await;
+    api.call("get", "/api/auth/forward", client.get(url("/api/auth/forward")), 401).await;
+    let list = api.call("get", "/api/me/sessions", bearer(client.get(url("/api/me/sessions"))), 200).await;
+    api.call("get", "/api/me/sessions", client.get(url("/api/me/sessions")), 401).await;
+    let session = list["sessions"][0]["id"].as_str().unwrap().to_string();
+    api.call("delete", "/api/me/sessions/{id}", bearer(client.delete(url("/api/me/sessions/ss0123456789abcdef0123456789abcdef"))), 404)
+        .await;
+    api.call("delete", "/api/me/sessions/{id}", client.delete(url(&format!("/api/me/sessions/{session}"))), 401).await;
+
+    // Phone change: to a number another account has (409), then to a free one.
+    let taken = fresh_number();
+    app.sign_up("taken", &taken, None).await;
+    let change = |phone: &str| bearer(client.post(url("/api/me/phone"))).json(&json!({ "phone": phone }));
+    api.call("post", "/api/me/phone", change("12"), 400).await;
+    api.call("post", "/api/me/phone", client.post(url("/api/me/phone")).json(&json!({ "phone": taken })), 401).await;
+    let before = app.outbox(&taken).await;
+    let to_taken = api.call("post", "/api/me/phone", change(&taken), 202).await;
+    let taken_code = app.code_after(&taken, &before).await;
+    let verify_phone = |flow: &Value, code: &str| {
+        bearer(client.post(url("/api/me/phone/verify"))).json(&json!({ "flow_id": flow["flow_id"], "code": code }))
+    };
+    api.call("post", "/api/me/phone/verify", verify_phone(&to_taken, &wrong(&taken_code)), 400).await;
+    api.call("post", "/api/me/phone/verify", verify_phone(&to_taken, &taken_code), 409).await;
+    let new_phone = fresh_number();
+    let to_new = api.call("post", "/api/me/phone", change(&new_phone), 202).await;
+    let new_code = app.code_after(&new_phone, &[]).await;
+    let anonymous = client.post(url("/api/me/phone/verify")).json(&json!({ "flow_id": to_new["flow_id"], "code": new_code }));
+    api.call("post", "/api/me/phone/verify", anonymous, 401).await;
+    api.call("post", "/api/me/phone/verify", verify_phone(&json!({ "flow_id": "fl0123456789abcdef0123456789abcdef" }), &new_code), 404)
+        .await;
+    let me = api.call("post", "/api/me/phone/verify", verify_phone(&to_new, &new_code), 200).await;
+    assert_eq!(me["phone_number"], new_phone.as_str());
+
+    // Ending it all.
+    api.call("delete", "/api/me/sessions/{id}", bearer(client.delete(url(&format!("/api/me/sessions/{session}")))), 204).await;
+    api.call("post", "/api/auth/logout", client.post(url("/api/auth/logout")), 401).await;
+    api.call("post", "/api/auth/logout", bearer(client.post(url("/api/auth/logout"))), 204).await;
+    api.call("delete", "/api/me", client.delete(url("/api/me")), 401).await;
+    api.call("delete", "/api/me", bearer(client.delete(url("/api/me"))), 204).await;
 }

@@ -38,7 +38,7 @@ async fn a_service_shapes_its_codes_messages_and_expiry() {
     assert_eq!(by_name["id"], s["id"]);
     let list: Value = app.get("/api/services").await.json().await.unwrap();
     let names: Vec<&str> = list["services"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["Acme", "phonegate"], "sorted by name");
+    assert_eq!(names, ["Acme", "accounts", "phonegate"], "sorted by name (accounts carries the login codes)");
 }
 
 #[tokio::test]

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Drives phonegate's web pages (sign-up, login, code, account; docs/accounts.md) in headless
+# Debian Chromium with playwright-core, against two real servers on temporary SQLite databases
+# (the second with a 60 s code lifetime for the expired-code test), partly through a small
+# forward-auth proxy (proxy.js). Installs Chromium and the npm packages itself. Full-page
+# screenshots of every page visited go to target/browser-artifacts/.
+# Prints `browser: N passed, M failed` last. Usage: browser-tests/run.sh PATH_TO_PHONEGATE_BINARY
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+bin=$(realpath "${1:?usage: run.sh PATH_TO_PHONEGATE_BINARY}")
+started=$SECONDS
+work=$(mktemp -d)
+servers=()
+cleanup() {
+    for pid in "${servers[@]}"; do kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Debian's Chromium (playwright's own browser download does not work here), then playwright-core
+# from the committed lockfile.
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+(cd "$here" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+
+artifacts="$root/target/browser-artifacts"
+rm -rf "$artifacts"
+mkdir -p "$artifacts"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+
+# start NAME [ENV=VALUE…]: a server on its own database and port with an admin key for the outbox;
+# sets base_NAME and secret_NAME.
+start() {
+    local name=$1; shift
+    local db="sqlite://$work/$name.db" port key pid up=""
+    port=$(free_port)
+    key=$(env "$@" PHONEGATE_DATABASE_URL="$db" "$bin" keys create --name browser --json) ||
+        { echo "phonegate ($name) could not make an API key"; echo "browser: 0 passed, 1 failed"; exit 1; }
+    env "$@" PHONEGATE_DATABASE_URL="$db" "$bin" serve --listen "127.0.0.1:$port" >"$work/$name.log" 2>&1 &
+    pid=$!
+    servers+=("$pid")
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        python3 -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+            "http://127.0.0.1:$port/healthz" 2>/dev/null && { up=1; break; }
+        sleep 0.1
+    done
+    if [ -z "$up" ]; then
+        echo "phonegate ($name) did not start:"; cat "$work/$name.log"; echo "browser: 0 passed, 1 failed"; exit 1
+    fi
+    printf -v "base_$name" 'http://127.0.0.1:%s' "$port"
+    printf -v "secret_$name" '%s' "$(json_field secret <<<"$key")"
+}
+start main
+start short_ttl PHONEGATE_ACCOUNTS__CODE_TTL_SECS=60
+
+export PHONEGATE_BASE=$base_main PHONEGATE_SECRET=$secret_main
+export PHONEGATE_SHORT_TTL_BASE=$base_short_ttl PHONEGATE_SHORT_TTL_SECRET=$secret_short_ttl
+export BROWSER_ARTIFACTS=$artifacts
+
+# Readable progress on stdout, TAP (counted below) in a file. (--test-force-exit would cut the
+# file's summary off; the tests close what they open, and `timeout` guards against a hang.)
+set +e
+(cd "$here" && timeout 300 node --test \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=tap --test-reporter-destination="$work/tap.log" 2>&1)
+set -e
+# TAP's summary: "# pass N", "# fail N", "# cancelled N" (a cancelled test counts as failed).
+read -r passed failed < <(awk '/^# pass [0-9]+$/ { p = $3 } /^# (fail|cancelled) [0-9]+$/ { f += $3 }
+    END { print p + 0, f + 0 }' "$work/tap.log" 2>/dev/null || echo 0 0)
+cp "$work"/main.log "$work"/short_ttl.log "$artifacts/" 2>/dev/null || true
+
+if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+    echo "--- server log (main) ---"; tail -40 "$work/main.log"
+    echo "--- server log (short_ttl) ---"; tail -20 "$work/short_ttl.log"
+    [ "$passed" -eq 0 ] && [ "$failed" -eq 0 ] && failed=1
+fi
+echo "screenshots and server logs: $artifacts ($((SECONDS - started)) s)"
+echo "browser: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
