@@ -1,6 +1,7 @@
 //! The traits the core needs from the outside world: storage (units of work run as one
 //! transaction, over statements grouped by aggregate in `Tx`), SMS delivery and an observer for
 //! metrics.
+use crate::accounts::events::AccountEvent;
 use crate::accounts::{Flow, JwtKey, Session, User};
 use crate::apikey::ApiKey;
 use crate::audit::AuditEvent;
@@ -125,6 +126,33 @@ pub trait AccountTx: Send {
     /// Every signing key, newest first.
     async fn jwt_keys(&mut self) -> StoreResult<Vec<JwtKey>>;
     async fn insert_jwt_key(&mut self, k: &JwtKey) -> StoreResult<()>;
+
+    /// Deletes what can no longer be used: flows that expired before `before`, sessions (with
+    /// their refresh tokens) past their end or unused since `idle_since`, and events delivered
+    /// (or given up) before `before`. Returns how many rows went.
+    async fn purge_accounts(&mut self, now: DateTime<Utc>, before: DateTime<Utc>, idle_since: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Queues an event for the app's webhook, due at once.
+    async fn insert_account_event(&mut self, e: &AccountEvent, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Claims up to `limit` undelivered events due at `now` (their lease moves them to
+    /// `lease_until`); concurrent claims never get the same event.
+    async fn claim_account_events(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        token: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AccountEvent>>;
+    /// Records a delivery attempt by the claim holder: delivered (or given up) with `done_at`,
+    /// else due again at `due_at`.
+    async fn finish_account_event(
+        &mut self,
+        id: &str,
+        token: &str,
+        attempts: u32,
+        due_at: DateTime<Utc>,
+        done_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
 }
 
 #[async_trait]

@@ -2,6 +2,7 @@
 //! `SmsSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
 mod common;
 mod error;
+pub mod events;
 pub mod routing;
 pub mod secret;
 pub mod signature;

@@ -5,6 +5,7 @@ use crate::http::{self, AppState, WebhookKeys};
 use crate::metrics::Metrics;
 use anyhow::Context;
 use phonegate_core::accounts::Accounts;
+use phonegate_core::accounts::events::EventSink;
 use phonegate_core::apikey::KeyCache;
 use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
@@ -103,6 +104,11 @@ async fn sweep_expired(state: AppState, every: Duration, retention: Option<chron
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
+        match state.accounts.purge().await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(deleted = n, "deleted expired flows, ended sessions and delivered events"),
+            Err(e) => tracing::warn!(error = %e, "account sweep failed"),
+        }
         match state.verifier.expire_due(1000).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(expired = n, "expired overdue verifications"),
@@ -145,6 +151,11 @@ async fn send_queued(state: AppState, every: Duration) {
             Ok(n) => tracing::debug!(sent = n, "sent queued messages"),
             Err(e) => tracing::warn!(error = %e, "sending queued messages failed"),
         }
+        match state.accounts.deliver_events(50).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(delivered = n, "delivered account events"),
+            Err(e) => tracing::warn!(error = %e, "delivering account events failed"),
+        }
     }
 }
 
@@ -180,8 +191,9 @@ pub async fn engine(
 
 /// Accounts on the engine: makes sure the `accounts` service and a signing key exist.
 pub async fn accounts(config: &Config, verifier: Arc<Verifier>) -> anyhow::Result<Arc<Accounts>> {
+    let events = config.account_webhook.clone().map(|w| Arc::new(phonegate_providers::events::AppWebhook::new(w)) as Arc<dyn EventSink>);
     let accounts =
-        Accounts::new(verifier, config.accounts.clone(), config.public_url.as_deref()).await.context("cannot set up accounts")?;
+        Accounts::new(verifier, config.accounts.clone(), config.public_url.as_deref(), events).await.context("cannot set up accounts")?;
     Ok(Arc::new(accounts))
 }
 

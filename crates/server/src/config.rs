@@ -74,6 +74,9 @@ pub struct Config {
     pub connections: crate::listen::ConnectionLimits,
     /// Accounts and login (`[accounts]`: sessions, tokens, codes; see docs/accounts.md).
     pub accounts: phonegate_core::accounts::AccountSettings,
+    /// The app's webhook for account events (`[account_webhook]` with `url` and `secret`):
+    /// user created, phone changed, deleted.
+    pub account_webhook: Option<phonegate_providers::events::AppWebhookSettings>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -113,6 +116,7 @@ impl Default for Config {
             connections: Default::default(),
             trusted_proxies: Vec::new(),
             accounts: Default::default(),
+            account_webhook: None,
         }
     }
 }

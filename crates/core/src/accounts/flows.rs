@@ -363,7 +363,10 @@ impl Accounts {
                     last_login_at: Some(now),
                 };
                 match tx.insert_user(&user).await {
-                    Ok(()) => (user, true),
+                    Ok(()) => {
+                        self.emit(tx, "user.created", &user, now).await?;
+                        (user, true)
+                    }
                     Err(ports::StoreError::Conflict) => {
                         let lc = user.username.to_lowercase();
                         return Err(if tx.username_taken(&lc).await? { VerifyError::UsernameTaken } else { VerifyError::EmailTaken });
@@ -382,7 +385,9 @@ impl Accounts {
                     Err(ports::StoreError::Conflict) => return Err(VerifyError::PhoneTaken),
                     Err(e) => return Err(e.into()),
                 }
-                return Ok((tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?, None));
+                let user = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?;
+                self.emit(tx, "user.phone_changed", &user, now).await?;
+                return Ok((user, None));
             }
         };
         let (session, secret) = self.open_session(tx, &user, kind, device, ip, now).await?;

@@ -74,9 +74,13 @@ impl Accounts {
 
     /// Deletes the account with all its sessions and refresh tokens.
     pub async fn delete_account(&self, caller: &Caller, p: &Principal) -> Result<(), VerifyError> {
-        let user = p.user_id.clone();
+        let (this, id, now) = (self.clone(), p.user_id.clone(), self.now());
         let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.delete_user(&user).await?) })
+            Box::pin(async move {
+                let Some(user) = tx.user(&id).await? else { return Ok::<_, VerifyError>(false) };
+                this.emit(tx, "user.deleted", &user, now).await?;
+                Ok(tx.delete_user(&id).await?)
+            })
         })
         .await?;
         if !gone {
@@ -88,6 +92,17 @@ impl Accounts {
 }
 
 impl Accounts {
+    /// Deletes flows and delivered events a day after they expired or were delivered, and ended
+    /// sessions with their refresh tokens: the background sweep.
+    pub async fn purge(&self) -> Result<u64, VerifyError> {
+        let now = self.now();
+        let (before, idle_since) = (now - chrono::Duration::days(1), now - self.settings.idle());
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.purge_accounts(now, before, idle_since).await?) })
+        })
+        .await
+    }
+
     /// The dev outbox's copy of the message a flow sent (for the code page in development);
     /// `None` for a decoy or when nothing was stored. Only for servers whose provider is the
     /// outbox: the caller checks that.

@@ -4,6 +4,7 @@
 //! (a browser cookie, or an app's rotating refresh token) and issues short-lived JWT access
 //! tokens. Nothing here tells whether an account exists: logins for unknown accounts or with a
 //! wrong password get a decoy flow that looks the same and sends nothing.
+pub mod events;
 pub mod flows;
 pub mod jwt;
 mod me;
@@ -151,6 +152,8 @@ pub struct Accounts {
     passwords: Passwords,
     keys: Arc<Keys>,
     service_id: Arc<str>,
+    /// The app's webhook, when one is configured.
+    events: Option<Arc<dyn events::EventSink>>,
 }
 
 /// How often the signing keys are re-read (so a rotation reaches every instance).
@@ -160,7 +163,12 @@ const TOUCH_EVERY_SECS: i64 = 60;
 
 impl Accounts {
     /// Makes sure the `accounts` service and a signing key of the configured algorithm exist.
-    pub async fn new(verifier: Arc<Verifier>, settings: AccountSettings, public_url: Option<&str>) -> Result<Self, VerifyError> {
+    pub async fn new(
+        verifier: Arc<Verifier>,
+        settings: AccountSettings,
+        public_url: Option<&str>,
+        events: Option<Arc<dyn events::EventSink>>,
+    ) -> Result<Self, VerifyError> {
         settings.validate().map_err(|m| VerifyError::invalid("accounts", m))?;
         let system = Caller::system("start-up");
         let service = match verifier.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
@@ -179,6 +187,7 @@ impl Accounts {
                 loaded: Mutex::new(Instant::now()),
             }),
             service_id: service.id.into(),
+            events,
         };
         if !this.load_keys().await?.can_sign() {
             this.rotate_key().await?;

@@ -275,6 +275,13 @@ async fn browser_sessions_are_cookies_that_idle_out_and_end_at_their_absolute_li
     expect_error(me(a).await.unwrap(), 401, "unauthenticated").await;
     let r = app.client.get(app.url("/api/me")).header("cookie", "phonegate_session=forged").send().await.unwrap();
     expect_error(r, 401, "unauthenticated").await;
+
+    // The sweep deletes the ended sessions and the long-expired flows; the account stays.
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM sessions").await, 3);
+    assert!(app.state.accounts.purge().await.unwrap() >= 6);
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM sessions").await, 0);
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM auth_flows").await, 0);
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM users").await, 1);
 }
 
 #[tokio::test]
@@ -418,4 +425,59 @@ async fn a_login_flood_does_not_starve_other_requests() {
     assert!(!flood.is_finished(), "the health check answered while the logins were still hashing");
     let statuses = flood.await.unwrap();
     assert!(statuses.iter().all(|s| *s == StatusCode::ACCEPTED), "{statuses:?}");
+}
+
+/// The app's webhook hears of every account created, renumbered and deleted, signed, and again
+/// after a failed delivery.
+#[tokio::test]
+async fn the_apps_webhook_receives_signed_account_events_until_it_accepts_them() {
+    use hmac::Mac;
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let hook = MockServer::start().await;
+    // The first delivery fails; the retry (after 30 s) and every later one succeed.
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).up_to_n_times(1).mount(&hook).await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(204)).mount(&hook).await;
+    let url = format!("{}/hooks/phonegate", hook.uri());
+    let app = TestApp::spawn_with(move |c| {
+        c.dispatch_interval_ms = 20;
+        c.account_webhook =
+            Some(phonegate_providers::events::AppWebhookSettings { url, secret: phonegate_providers::Secret::new("app-secret") });
+    })
+    .await;
+    let (phone, new_phone) = (fresh_number(), fresh_number());
+    let signed = app.sign_up("hooked", &phone, None).await;
+    let received = |n: usize| {
+        let hook = &hook;
+        eventually(move || async move { Some(hook.received_requests().await.unwrap_or_default()).filter(|r| r.len() >= n) })
+    };
+    received(1).await;
+    app.advance(Duration::seconds(31));
+    let token = signed["access_token"].as_str().unwrap();
+    let r = app.client.post(app.url("/api/me/phone")).bearer_auth(token).json(&json!({ "phone": new_phone })).send().await.unwrap();
+    let flow: Value = r.json().await.unwrap();
+    let code = app.code_after(&new_phone, &[]).await;
+    let body = json!({ "flow_id": flow["flow_id"], "code": code });
+    let r = app.client.post(app.url("/api/me/phone/verify")).bearer_auth(token).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.client.delete(app.url("/api/me")).bearer_auth(token).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    let requests = received(4).await;
+    let kinds: Vec<String> = requests.iter().map(|r| r.headers["x-phonegate-event"].to_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["user.created", "user.created", "user.phone_changed", "user.deleted"], "the failed delivery was retried");
+    assert_eq!(requests[0].headers["idempotency-key"], requests[1].headers["idempotency-key"], "a retry is the same event");
+    for r in &requests {
+        let signature = r.headers["x-phonegate-signature"].to_str().unwrap();
+        let (t, v1) = signature.split_once(',').unwrap();
+        let (t, v1) = (t.trim_start_matches("t="), v1.trim_start_matches("v1="));
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"app-secret").unwrap();
+        mac.update(format!("{t}.").as_bytes());
+        mac.update(&r.body);
+        assert_eq!(hex::encode(mac.finalize().into_bytes()), v1);
+        let event: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(event["data"]["user_id"], signed["user"]["id"]);
+    }
+    let last: Value = serde_json::from_slice(&requests[3].body).unwrap();
+    assert_eq!((last["type"].as_str(), last["data"]["phone_number"].as_str()), (Some("user.deleted"), Some(new_phone.as_str())));
 }

@@ -59,3 +59,17 @@ CREATE TABLE jwt_keys (
     public_jwk     TEXT NOT NULL,
     created_at     INTEGER NOT NULL
 );
+
+-- Events for the app's webhook (user created, phone changed, deleted), written in the same
+-- transaction as the change and delivered by the queue worker until the app accepts them.
+CREATE TABLE account_events (
+    id           TEXT PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    payload      TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    due_at       INTEGER NOT NULL,
+    lease_token  TEXT,
+    done_at      INTEGER
+);
+CREATE INDEX account_events_due ON account_events (due_at) WHERE done_at IS NULL;

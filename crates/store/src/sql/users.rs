@@ -4,6 +4,7 @@ use super::{Db, Repo, Row, args};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneNumber;
+use phonegate_core::accounts::events::AccountEvent;
 use phonegate_core::accounts::{Flow, FlowKind, JwtAlgorithm, JwtKey, Session, SessionKind, User};
 use phonegate_core::ports::{AccountTx, StoreError, StoreResult};
 
@@ -273,4 +274,61 @@ impl<D: Db> AccountTx for Repo<D> {
     async fn insert_jwt_key(&mut self, k: &JwtKey) -> StoreResult<()> {
         self.exec(&INSERT_JWT_KEY, args![&k.kid, k.alg.as_str(), &k.private_sealed, &k.public_jwk, k.created_at]).await.map(|_| ())
     }
+
+    async fn purge_accounts(&mut self, now: DateTime<Utc>, before: DateTime<Utc>, idle_since: DateTime<Utc>) -> StoreResult<u64> {
+        let mut n = self.exec(&PURGE_FLOWS, args![before]).await?;
+        self.exec(&PURGE_SESSION_TOKENS, args![now, idle_since]).await?;
+        n += self.exec(&PURGE_SESSIONS, args![now, idle_since]).await?;
+        n += self.exec(&PURGE_EVENTS, args![before]).await?;
+        Ok(n)
+    }
+
+    async fn insert_account_event(&mut self, e: &AccountEvent, now: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&INSERT_EVENT, args![&e.id, &e.kind, &e.payload, e.created_at, now]).await.map(|_| ())
+    }
+
+    async fn claim_account_events(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        token: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<AccountEvent>> {
+        self.rows(&CLAIM_EVENTS, args![token, lease_until, now, limit])
+            .await?
+            .into_iter()
+            .map(|mut r| {
+                Ok(AccountEvent { id: r.text(0)?, kind: r.text(1)?, payload: r.text(2)?, created_at: r.ts(3)?, attempts: r.int(4)? as u32 })
+            })
+            .collect()
+    }
+
+    async fn finish_account_event(
+        &mut self,
+        id: &str,
+        token: &str,
+        attempts: u32,
+        due_at: DateTime<Utc>,
+        done_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        self.exec(&FINISH_EVENT, args![id, token, attempts, due_at, done_at]).await.map(|_| ())
+    }
 }
+
+static PURGE_FLOWS: Sql = Sql::new("DELETE FROM auth_flows WHERE expires_at < $1");
+static PURGE_SESSION_TOKENS: Sql =
+    Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < $1 OR last_seen_at < $2)");
+static PURGE_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE expires_at < $1 OR last_seen_at < $2");
+static PURGE_EVENTS: Sql = Sql::new("DELETE FROM account_events WHERE done_at < $1");
+
+static INSERT_EVENT: Sql = Sql::new(
+    "INSERT INTO account_events (id, kind, payload, created_at, attempts, due_at, lease_token, done_at) \
+     VALUES ($1, $2, $3, $4, 0, $5, NULL, NULL)",
+);
+static CLAIM_EVENTS: Sql = Sql::new(
+    "UPDATE account_events SET lease_token = $1, due_at = $2 \
+     WHERE id IN (SELECT id FROM account_events WHERE done_at IS NULL AND due_at <= $3 ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     AND done_at IS NULL AND due_at <= $3 RETURNING id, kind, payload, created_at, attempts",
+);
+static FINISH_EVENT: Sql =
+    Sql::new("UPDATE account_events SET attempts = $3, due_at = $4, done_at = $5, lease_token = NULL WHERE id = $1 AND lease_token = $2");
