@@ -64,9 +64,56 @@ pub fn digest(secret: &str) -> Vec<u8> {
     sha2::Sha256::digest(secret.as_bytes()).to_vec()
 }
 
-/// A device name fit to show and store: printable, at most 120 characters.
+/// A device name a person recognises, from a User-Agent: "Firefox on Android", "Safari on
+/// iPhone"; for anything else, the agent's first 60 printable characters.
 pub fn device_name(user_agent: Option<&str>) -> Option<String> {
     let ua = user_agent?.trim();
-    let clean: String = ua.chars().filter(|c| !c.is_control()).take(120).collect();
-    (!clean.is_empty()).then_some(clean)
+    let has = |s: &str| ua.contains(s);
+    let browser = [("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari")]
+        .into_iter()
+        .find(|(mark, _)| has(mark))
+        .map(|(_, name)| if has("HeadlessChrome") { "Headless Chrome" } else { name });
+    let system = [
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Android", "Android"),
+        ("Windows", "Windows"),
+        ("Mac OS X", "macOS"),
+        ("CrOS", "ChromeOS"),
+        ("Linux", "Linux"),
+    ]
+    .into_iter()
+    .find(|(mark, _)| has(mark))
+    .map(|(_, name)| name);
+    match (browser, system) {
+        (Some(b), Some(s)) => Some(format!("{b} on {s}")),
+        _ => {
+            let clean: String = ua.chars().filter(|c| !c.is_control()).take(60).collect();
+            (!clean.is_empty()).then_some(clean)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::device_name;
+
+    #[test]
+    fn devices_get_names_people_recognise() {
+        let cases = [
+            ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36", "Chrome on Linux"),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile/15E148 Safari/604.1",
+                "Safari on iPhone",
+            ),
+            ("Mozilla/5.0 (Android 14; Mobile; rv:127.0) Gecko/127.0 Firefox/127.0", "Firefox on Android"),
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 Safari/537.36 Edg/126.0", "Edge on Windows"),
+            ("curl/8.5.0", "curl/8.5.0"),
+        ];
+        for (ua, name) in cases {
+            assert_eq!(device_name(Some(ua)).as_deref(), Some(name), "{ua}");
+        }
+        assert_eq!(device_name(Some("  ")), None);
+        assert_eq!(device_name(None), None);
+    }
 }

@@ -170,3 +170,46 @@ async fn budgets_hold_across_instances_services_and_parallel_requests() {
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 10, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
 }
+
+/// Accounts across instances: a flow started on one is verified on the other, tokens and session
+/// cookies of one are honoured by the other, a logout on one ends the session on both, and of
+/// parallel refreshes of one token spread over both, exactly one succeeds.
+#[tokio::test]
+async fn accounts_work_across_instances() {
+    let pair = Pair::start().await;
+    let anon = |i: usize, path: &str, body: Value| pair.client.post(format!("{}{path}", pair.base(i))).json(&body).send();
+    let phone = fresh_number();
+    let r = anon(0, "/api/auth/signup", json!({ "username": "twin", "phone": phone })).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let flow: Value = r.json().await.unwrap();
+    let code = eventually(|| async {
+        pair.outbox(1, &phone).await.first().map(|m| m["body"].as_str().unwrap().rsplit(' ').next().unwrap().to_string())
+    })
+    .await;
+    let r = anon(1, "/api/auth/verify", json!({ "flow_id": flow["flow_id"], "code": code })).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let signed: Value = r.json().await.unwrap();
+    let me = |i: usize, token: &str| pair.client.get(format!("{}/api/me", pair.base(i))).bearer_auth(token).send();
+    assert_eq!(me(0, signed["access_token"].as_str().unwrap()).await.unwrap().status(), 200);
+
+    let token = signed["refresh_token"].as_str().unwrap().to_string();
+    let refreshes = (0..8).map(|i| anon(i, "/api/auth/refresh", json!({ "refresh_token": token })));
+    let statuses: Vec<u16> = join_all(refreshes).await.into_iter().map(|r| r.unwrap().status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+
+    // A browser session made on A, used and ended on B.
+    let before = pair.outbox(0, &phone).await;
+    let flow: Value = anon(1, "/api/auth/login", json!({ "phone": phone })).await.unwrap().json().await.unwrap();
+    let messages = eventually(|| async { Some(pair.outbox(0, &phone).await).filter(|m| m.len() > before.len()) }).await;
+    // The message not there before (equal times would make "newest" ambiguous).
+    let new = messages.iter().find(|m| !before.contains(m)).unwrap();
+    let code = new["body"].as_str().unwrap().rsplit(' ').next().unwrap();
+    let r = anon(0, "/api/auth/verify", json!({ "flow_id": flow["flow_id"], "code": code, "session": "cookie" })).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let with_cookie = |i: usize| pair.client.get(format!("{}/api/me", pair.base(i))).header("cookie", &cookie).send();
+    assert_eq!(with_cookie(1).await.unwrap().status(), 200);
+    let r = pair.client.post(format!("{}/api/auth/logout", pair.b.base)).header("cookie", &cookie).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(with_cookie(0).await.unwrap().status(), 401);
+}
