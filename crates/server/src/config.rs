@@ -163,6 +163,8 @@ pub enum ConfigError {
     SendIntervals,
     #[error("expiry_sweep_secs must be at least 1")]
     ExpirySweep,
+    #[error("{0}")]
+    Accounts(String),
 }
 
 impl From<figment::Error> for ConfigError {
@@ -214,6 +216,7 @@ impl Config {
         if self.expiry_sweep_secs == 0 {
             return Err(ConfigError::ExpirySweep);
         }
+        self.accounts.validate().map_err(ConfigError::Accounts)?;
         Ok(())
     }
 

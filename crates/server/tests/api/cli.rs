@@ -122,3 +122,26 @@ fn serve_end_to_end_then_graceful_shutdown() {
     assert!(!logs.contains(&code), "a code reached the logs");
     assert!(!logs.contains(&secret), "a secret reached the logs");
 }
+
+#[tokio::test]
+async fn jwt_rotate_adds_a_signing_key_that_the_server_publishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("j.db").display());
+    let out = phonegate(&db, &["jwt", "rotate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("new signing key kid"));
+    let out = Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .args(["migrate"])
+        .env("PHONEGATE_DATABASE_URL", &db)
+        .env("PHONEGATE_ACCOUNTS__CODE_TTL_SECS", "5")
+        .env_remove("PHONEGATE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("code_ttl_secs"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut server = tokio::task::spawn_blocking(move || Server::spawn(&db, &[])).await.unwrap();
+    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", server.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "the first key and the rotated one: {jwks}");
+    assert!(server.stop().0);
+}
