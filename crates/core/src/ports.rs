@@ -103,7 +103,7 @@ pub trait AccountTx: Send {
     async fn insert_flow(&mut self, f: &Flow) -> StoreResult<()>;
     /// Locks the flow until the unit ends.
     async fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>>;
-    /// Writes attempts, last send and use.
+    /// Writes attempts, last send, use, verification and expiry.
     async fn update_flow(&mut self, f: &Flow) -> StoreResult<()>;
 
     async fn insert_session(&mut self, s: &Session) -> StoreResult<()>;

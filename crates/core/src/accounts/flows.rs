@@ -239,8 +239,21 @@ impl Accounts {
             })
         })
         .await?;
-        if let (Some(_), Some(phone)) = (&flow.verification_id, &flow.phone) {
-            self.send_code(caller, phone, locale).await?;
+        let mut flow = flow;
+        if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
+            let started = self.send_code(caller, &phone, locale).await?;
+            // The verification behind the flow ended (another flow for the number used it): the
+            // flow goes on with the new one.
+            if started.verification.id != current {
+                flow.verification_id = Some(started.verification.id.clone());
+                flow.expires_at = self.now() + chrono::Duration::seconds(self.settings.code_ttl_secs);
+                flow.expires_at = flow.expires_at.min(started.verification.expires_at);
+                let f = flow.clone();
+                ports::write(self.verifier.store.as_ref(), move |tx| {
+                    Box::pin(async move { Ok::<_, VerifyError>(tx.update_flow(&f).await?) })
+                })
+                .await?;
+            }
         }
         Ok(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs })
     }

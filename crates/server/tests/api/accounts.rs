@@ -481,3 +481,25 @@ async fn the_apps_webhook_receives_signed_account_events_until_it_accepts_them()
     let last: Value = serde_json::from_slice(&requests[3].body).unwrap();
     assert_eq!((last["type"].as_str(), last["data"]["phone_number"].as_str()), (Some("user.deleted"), Some(new_phone.as_str())));
 }
+
+/// Two logins for one number share its pending code; once one is used, a resend for the other
+/// sends a new code and that login goes on with it.
+#[tokio::test]
+async fn a_resend_after_another_login_used_the_code_continues_with_a_new_one() {
+    let app = TestApp::spawn().await;
+    let phone = fresh_number();
+    app.sign_up("shared", &phone, None).await;
+    let (first, code) = app.flow_code("/api/auth/login", json!({ "phone": phone }), &phone).await;
+    let r = app.anon_post("/api/auth/login", json!({ "phone": phone })).await;
+    let second: Value = r.json().await.unwrap();
+    app.verify_code(&first, &code, None).await;
+    let r = app.anon_post("/api/auth/verify", json!({ "flow_id": second["flow_id"], "code": code })).await;
+    expect_error(r, 404, "flow_not_found").await;
+    app.advance(Duration::seconds(31));
+    let before = app.outbox(&phone).await;
+    let r = app.anon_post("/api/auth/resend", json!({ "flow_id": second["flow_id"] })).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let fresh = app.code_after(&phone, &before).await;
+    let signed = app.verify_code(&second, &fresh, None).await;
+    assert_eq!(signed["user"]["username"], "shared");
+}

@@ -36,7 +36,8 @@ static FLOW: Sql = Sql::new(
     "SELECT id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, expires_at, \
      last_sent_at, used_at FROM auth_flows WHERE id = $1 FOR UPDATE",
 );
-static UPDATE_FLOW: Sql = Sql::new("UPDATE auth_flows SET attempts = $2, last_sent_at = $3, used_at = $4 WHERE id = $1");
+static UPDATE_FLOW: Sql =
+    Sql::new("UPDATE auth_flows SET attempts = $2, last_sent_at = $3, used_at = $4, verification_id = $5, expires_at = $6 WHERE id = $1");
 
 macro_rules! session_sql {
     ($where:literal) => {
@@ -201,7 +202,7 @@ impl<D: Db> AccountTx for Repo<D> {
     }
 
     async fn update_flow(&mut self, f: &Flow) -> StoreResult<()> {
-        self.exec(&UPDATE_FLOW, args![&f.id, f.attempts, f.last_sent_at, f.used_at]).await.map(|_| ())
+        self.exec(&UPDATE_FLOW, args![&f.id, f.attempts, f.last_sent_at, f.used_at, &f.verification_id, f.expires_at]).await.map(|_| ())
     }
 
     async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
