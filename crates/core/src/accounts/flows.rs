@@ -172,7 +172,24 @@ impl Accounts {
                 ..Default::default()
             },
         };
-        self.verifier.start(&self.engine_caller(caller), req).await
+        match self.verifier.start(&self.engine_caller(caller), req).await {
+            // A number's pending code was sent too often: answered like the number's send budget,
+            // which is all a decoy for a number without an account can say.
+            Err(VerifyError::MaxSendsReached) => Err(self
+                .send_charges(caller, phone)
+                .into_iter()
+                .find(|c| c.budget == crate::budget::Budget::SendsPerNumber)
+                .map_or(VerifyError::MaxSendsReached, |c| c.refusal(self.now()))),
+            other => other,
+        }
+    }
+
+    /// What sending a login code to `phone` costs in the engine's budgets (the accounts service's).
+    fn send_charges(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<crate::budget::Charge> {
+        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
+        charges.extend(budgets.for_send(phone.as_str(), &phone.calling_code(), None, &self.service_id));
+        charges
     }
 
     async fn start_flow(&self, caller: &Caller, mut flow: Flow, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
@@ -180,7 +197,7 @@ impl Accounts {
         let started = self.send_code(caller, &phone, locale).await?;
         flow.verification_id = Some(started.verification.id.clone());
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
-        self.save_flow(flow, None).await
+        self.save_flow(flow, Vec::new(), Vec::new()).await
     }
 
     /// A flow that sends nothing and accepts no code, for a login that must not say why.
@@ -191,26 +208,35 @@ impl Accounts {
         login: String,
         wrong_password: bool,
     ) -> Result<FlowStarted, VerifyError> {
+        // A decoy for a number costs what a code to it would, so the budgets' refusals come at
+        // the same point for numbers with and without an account.
+        let refusing = phone.as_ref().map(|p| self.send_charges(caller, p)).unwrap_or_default();
         let flow = self.new_flow(FlowKind::Login, phone, Some(login.clone()));
-        let charge = if wrong_password { self.verifier.budgets.for_failed_login(&login) } else { Vec::new() };
-        let started = self.save_flow(flow, Some(charge)).await?;
+        let counted = if wrong_password { self.verifier.budgets.for_failed_login(&login) } else { Vec::new() };
+        let started = self.save_flow(flow, refusing, counted).await;
+        let started = self.verifier.audited(caller, &login, started).await?;
         self.verifier.audit(caller, "login_failed", Some(&login), "unknown account or wrong password").await;
         Ok(started)
     }
 
-    async fn save_flow(&self, flow: Flow, charge: Option<Vec<crate::budget::Charge>>) -> Result<FlowStarted, VerifyError> {
+    /// Writes a flow, taking `refusing` (or refusing it over any of them) and counting `counted`.
+    async fn save_flow(
+        &self,
+        flow: Flow,
+        refusing: Vec<crate::budget::Charge>,
+        counted: Vec<crate::budget::Charge>,
+    ) -> Result<FlowStarted, VerifyError> {
         let now = self.now();
         let answer =
             FlowStarted { flow_id: flow.id.clone(), expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs };
         ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
+                crate::engine::charge(tx, &refusing, now).await?;
                 tx.insert_flow(&flow).await?;
-                if let Some(charges) = charge {
-                    // Counted, not refused: this login was already admitted.
-                    for c in &charges {
-                        let (start, end) = c.rate.window(now);
-                        tx.take_budget(c, start, 0, end).await?;
-                    }
+                // Counted, not refused: this login was already admitted.
+                for c in &counted {
+                    let (start, end) = c.rate.window(now);
+                    tx.take_budget(c, start, 0, end).await?;
                 }
                 Ok::<_, VerifyError>(())
             })

@@ -154,7 +154,13 @@ pub struct Accounts {
     service_id: Arc<str>,
     /// The app's webhook, when one is configured.
     events: Option<Arc<dyn events::EventSink>>,
+    /// Access tokens whose signature was checked, with their claims: a token seen again is
+    /// matched byte for byte instead of verifying its signature again (still refused once expired).
+    verified: Arc<RwLock<std::collections::HashMap<String, Claims>>>,
 }
+
+/// Tokens remembered as verified, at most (then the memory starts afresh).
+const VERIFIED_TOKENS: usize = 10_000;
 
 /// How often the signing keys are re-read (so a rotation reaches every instance).
 const KEY_RELOAD: std::time::Duration = std::time::Duration::from_secs(60);
@@ -188,6 +194,7 @@ impl Accounts {
             }),
             service_id: service.id.into(),
             events,
+            verified: Default::default(),
         };
         if !this.load_keys().await?.can_sign() {
             this.rotate_key().await?;
@@ -291,6 +298,15 @@ impl Accounts {
     /// The principal of a valid access token (no database read: a token stays valid until it
     /// expires, so access tokens are short).
     pub async fn authenticate_bearer(&self, token: &str) -> Result<Principal, VerifyError> {
+        let now = self.now().timestamp();
+        let known = self.verified.read().ok().and_then(|m| m.get(token).cloned());
+        if let Some(claims) = known {
+            return if claims.exp > now {
+                Ok(Principal { user_id: claims.sub.clone(), session_id: claims.sid.clone(), claims: Some(claims) })
+            } else {
+                Err(VerifyError::Unauthenticated)
+            };
+        }
         let mut ring = self.ring().await?;
         if !ring.knows_kid(token) {
             // A key made since (another instance rotated): re-read at most once a second.
@@ -300,6 +316,12 @@ impl Accounts {
             }
         }
         let claims = ring.verify(token, &self.issuer, &self.settings.jwt_audience, self.now()).ok_or(VerifyError::Unauthenticated)?;
+        if let Ok(mut m) = self.verified.write() {
+            if m.len() >= VERIFIED_TOKENS {
+                m.clear();
+            }
+            m.insert(token.to_string(), claims.clone());
+        }
         Ok(Principal { user_id: claims.sub.clone(), session_id: claims.sid.clone(), claims: Some(claims) })
     }
 

@@ -1,10 +1,12 @@
 //! Password hashing: Argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane), run on
 //! blocking threads behind a bound of one hash per core, so a flood of logins queues instead of
 //! starving every other request. Unknown users are checked against a dummy hash, so a wrong
-//! username takes as long as a wrong password.
+//! username takes as long as a wrong password. Checks reuse their 19 MiB of working memory (one
+//! buffer per permit), so a flood of logins neither allocates nor zeroes memory per attempt.
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::Arc;
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// OWASP's minimum for Argon2id: m=19456 KiB, t=2, p=1.
@@ -20,6 +22,8 @@ fn argon2() -> Argon2<'static> {
 pub struct Passwords {
     bound: Arc<Semaphore>,
     dummy: Arc<String>,
+    /// Working memory of finished checks, for the next ones (at most one per permit).
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl Default for Passwords {
@@ -32,7 +36,7 @@ impl Passwords {
     /// At most `parallel` hashes at once.
     pub fn new(parallel: usize) -> Self {
         let dummy = hash_now(&format!("dummy-{}", rand::random::<u64>()));
-        Self { bound: Arc::new(Semaphore::new(parallel.max(1))), dummy: Arc::new(dummy) }
+        Self { bound: Arc::new(Semaphore::new(parallel.max(1))), dummy: Arc::new(dummy), memory: Default::default() }
     }
 
     async fn bounded<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -51,10 +55,39 @@ impl Passwords {
     pub async fn verify(&self, password: &str, stored: Option<&str>) -> bool {
         let (password, real) = (password.to_string(), stored.is_some());
         let stored = stored.map_or_else(|| self.dummy.as_ref().clone(), str::to_string);
-        let matched =
-            self.bounded(move || PasswordHash::new(&stored).is_ok_and(|h| argon2().verify_password(password.as_bytes(), &h).is_ok())).await;
+        let memory = self.memory.clone();
+        let matched = self
+            .bounded(move || {
+                let mut blocks = memory.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default();
+                let matched = verify_now(&password, &stored, &mut blocks);
+                if let Ok(mut m) = memory.lock() {
+                    m.push(blocks);
+                }
+                matched
+            })
+            .await;
         matched && real
     }
+}
+
+/// Checks `password` against a PHC string. A hash with phonegate's own parameters is recomputed
+/// in `blocks` (grown to size once, then reused); any other is checked the library's way.
+fn verify_now(password: &str, stored: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else { return false };
+    let ours = hash.algorithm == argon2::ARGON2ID_IDENT
+        && hash.version == Some(Version::V0x13.into())
+        && Params::try_from(&hash).is_ok_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (MEMORY_KIB, PASSES, LANES));
+    let (Some(expected), Some(salt)) = (hash.hash, hash.salt) else { return false };
+    if !ours {
+        return argon2().verify_password(password.as_bytes(), &hash).is_ok();
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else { return false };
+    let argon = argon2();
+    blocks.resize(argon.params().block_count(), Block::default());
+    let mut out = vec![0u8; expected.len()];
+    argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, blocks.as_mut_slice()).is_ok()
+        && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 fn hash_now(password: &str) -> String {
@@ -75,5 +108,16 @@ mod tests {
         assert!(!p.verify("wrong horse", Some(&h)).await);
         assert!(!p.verify("correct horse", None).await);
         assert!(!p.verify("x", Some("not a hash")).await);
+        // Other parameters (an older hash) still verify, the library's way.
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap());
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let old = other.hash_password(b"old horse", &salt).unwrap().to_string();
+        assert!(p.verify("old horse", Some(&old)).await);
+        assert!(!p.verify("new horse", Some(&old)).await);
+        // Many checks reuse at most one buffer per permit.
+        for _ in 0..4 {
+            assert!(p.verify("correct horse", Some(&h)).await);
+        }
+        assert!(p.memory.lock().unwrap().len() <= 2);
     }
 }

@@ -503,3 +503,27 @@ async fn a_resend_after_another_login_used_the_code_continues_with_a_new_one() {
     let signed = app.verify_code(&second, &fresh, None).await;
     assert_eq!(signed["user"]["username"], "shared");
 }
+
+/// Repeated logins for a number with an account and for one without meet the same refusal at
+/// the same point: budgets tell nothing either.
+#[tokio::test]
+async fn repeated_logins_are_refused_alike_for_known_and_unknown_numbers() {
+    let app = TestApp::spawn().await;
+    let (known, unknown) = (fresh_number(), fresh_number());
+    app.sign_up("known", &known, None).await;
+    app.advance(Duration::minutes(11));
+    let mut answers = Vec::new();
+    for phone in [&known, &unknown] {
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            let r = app.anon_post("/api/auth/login", json!({ "phone": phone })).await;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            seen.push((status, body["error"]["code"].as_str().unwrap_or("").to_string()));
+        }
+        answers.push(seen);
+    }
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0].iter().filter(|(s, _)| *s == 202).count(), 5, "{:?}", answers[0]);
+    assert_eq!(answers[0][6], (429, "send_budget_exceeded".to_string()));
+}
