@@ -37,6 +37,16 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Sample> + Send,
 {
+    run_workers(name, connections, duration, server_pid, move |_, i| op(i)).await
+}
+
+/// [`run`], telling `op` which worker calls it (0..connections) besides the operation's
+/// sequence number: for scenarios where each worker keeps state of its own.
+pub async fn run_workers<F, Fut>(name: &str, connections: usize, duration: Duration, server_pid: u32, op: F) -> Stats
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Sample> + Send,
+{
     let op = Arc::new(op);
     let done = Arc::new(AtomicU64::new(0));
     let seq = Arc::new(AtomicU64::new(0));
@@ -69,12 +79,12 @@ where
         })
     };
     let workers: Vec<_> = (0..connections)
-        .map(|_| {
+        .map(|worker| {
             let (op, done, seq) = (op.clone(), done.clone(), seq.clone());
             tokio::spawn(async move {
                 let mut samples = Vec::new();
                 while Instant::now() < deadline {
-                    let s = op(seq.fetch_add(1, Ordering::Relaxed)).await;
+                    let s = op(worker, seq.fetch_add(1, Ordering::Relaxed)).await;
                     done.fetch_add(1, Ordering::Relaxed);
                     samples.push(s);
                 }
@@ -94,8 +104,7 @@ where
 fn summarise(name: &str, samples: Vec<Sample>, seconds: f64, peak_rss_kib: u64) -> Stats {
     let mut micros: Vec<u64> = samples.iter().map(|s| s.micros).collect();
     micros.sort_unstable();
-    let pct =
-        |p: f64| micros.get(((micros.len() as f64 * p) as usize).min(micros.len().saturating_sub(1))).copied().unwrap_or(0) as f64 / 1000.0;
+    let pct = |p: f64| percentile_ms(&micros, p);
     let operations = samples.len() as u64;
     let requests: u64 = samples.iter().map(|s| s.requests).sum();
     Stats {
@@ -112,4 +121,10 @@ fn summarise(name: &str, samples: Vec<Sample>, seconds: f64, peak_rss_kib: u64) 
         peak_rss_mib: peak_rss_kib as f64 / 1024.0,
         ratio_to_baseline: None,
     }
+}
+
+/// The `p` quantile (0..1) of sorted microseconds, in milliseconds (0 when there are none).
+pub fn percentile_ms(sorted_micros: &[u64], p: f64) -> f64 {
+    let i = ((sorted_micros.len() as f64 * p) as usize).min(sorted_micros.len().saturating_sub(1));
+    sorted_micros.get(i).copied().unwrap_or(0) as f64 / 1000.0
 }

@@ -1,6 +1,7 @@
 //! phonegate-bench: starts phonegate on loopback with a fresh database and the dev outbox, drives
 //! it with N concurrent connections per scenario, and prints throughput, latency and memory next
 //! to a baseline measured in the same run (a bare endpoint of the same server stack).
+mod accounts;
 mod growth;
 mod load;
 mod scenarios;
@@ -14,6 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Every scenario `--scenarios` accepts (`baseline` runs first whether it is named or not).
+const SCENARIOS: [&str; 10] =
+    ["baseline", "start", "status", "check", "pair", "compat", "me_bearer", "me_cookie", "refresh", "password_login"];
+
 #[derive(Parser)]
 #[command(name = "phonegate-bench", about = "Measure phonegate whole requests over loopback against a baseline from the same run")]
 struct Args {
@@ -23,8 +28,9 @@ struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Scenarios to run, in order (baseline always runs first).
-    #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat")]
+    /// Scenarios to run, in order (baseline always runs first); besides the default ones:
+    /// me_bearer, me_cookie, refresh, password_login (the accounts API).
+    #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
     /// A PostgreSQL database to create a fresh schema in (default: a new SQLite file).
     #[arg(long)]
@@ -63,9 +69,12 @@ async fn main() -> anyhow::Result<()> {
     let c = ctx.clone();
     let baseline = load::run("baseline", n, duration, pid, move |_| scenarios::baseline(c.clone())).await;
     let mut results = vec![baseline.clone()];
+    let mut login = None;
+    let mut failed = Vec::new();
     for name in &args.scenarios {
         let c = ctx.clone();
         let stats = match name.as_str() {
+            "baseline" => continue,
             "start" => load::run("start", n, duration, pid, move |_| scenarios::start(c.clone())).await,
             "status" | "check" => {
                 if ctx.ids.lock().map(|i| i.is_empty()).unwrap_or(true) {
@@ -88,7 +97,18 @@ async fn main() -> anyhow::Result<()> {
             }
             "pair" => load::run("pair", n, duration, pid, move |_| scenarios::pair(c.clone())).await,
             "compat" => load::run("compat", n, duration, pid, move |_| scenarios::compat(c.clone())).await,
-            other => anyhow::bail!("unknown scenario `{other}` (start, status, check, pair, compat)"),
+            name if accounts::NAMES.contains(&name) => match accounts::scenario(name, &ctx, n, duration, pid).await {
+                Ok((stats, report)) => {
+                    login = report.or(login);
+                    stats
+                }
+                Err(e) => {
+                    eprintln!("  {name} could not run: {e:#}");
+                    failed.push(format!("{name}: {e:#}"));
+                    continue;
+                }
+            },
+            other => anyhow::bail!("unknown scenario `{other}` ({})", SCENARIOS.join(", ")),
         };
         results.push(stats);
     }
@@ -98,6 +118,9 @@ async fn main() -> anyhow::Result<()> {
         r.ratio_to_baseline = Some(r.ops_per_sec / baseline.requests_per_sec);
     }
     print_table(&results, idle_rss);
+    if let Some(l) = &login {
+        println!("\n{l}");
+    }
     if let Some(g) = &growth {
         println!("\ngrowth: {g}");
     }
@@ -110,20 +133,24 @@ async fn main() -> anyhow::Result<()> {
             "idle_rss_mib": idle_rss,
             "scenarios": results,
             "growth": growth,
+            "password_login": login,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    if !failed.is_empty() {
+        anyhow::bail!("scenarios that could not run:\n  {}", failed.join("\n  "));
     }
     Ok(())
 }
 
 fn print_table(results: &[Stats], idle_rss: f64) {
     println!(
-        "{:<9} {:>10} {:>10} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9}",
+        "{:<14} {:>10} {:>10} {:>8} {:>8} {:>8} {:>7} {:>8} {:>9}",
         "scenario", "ops/s", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "ratio", "peak RSS"
     );
     for r in results {
         println!(
-            "{:<9} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.3} {:>6.1} MiB",
+            "{:<14} {:>10.0} {:>10.0} {:>8.2} {:>8.2} {:>8.1} {:>7} {:>8.3} {:>6.1} MiB",
             r.scenario,
             r.ops_per_sec,
             r.requests_per_sec,

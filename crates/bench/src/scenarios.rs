@@ -46,7 +46,7 @@ async fn json_of(r: Result<reqwest::Response, reqwest::Error>, expect: u16) -> O
 }
 
 /// Reads a number's newest code from the dev outbox (never part of the timing).
-async fn code(ctx: &Ctx, to: &str) -> Option<String> {
+pub async fn code(ctx: &Ctx, to: &str) -> Option<String> {
     let r =
         ctx.client.get(format!("{}/api/dev/outbox", ctx.base)).query(&[("to", to), ("limit", "1")]).bearer_auth(&ctx.secret).send().await;
     let v = json_of(r, 200).await?;

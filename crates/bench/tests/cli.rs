@@ -14,6 +14,22 @@ fn help_lists_every_option() {
 }
 
 #[test]
+fn scenarios_are_checked_before_anything_starts() {
+    let out = Command::new(env!("CARGO_BIN_EXE_phonegate-bench"))
+        .args(["--scenarios", "me_bearer,nope", "--server", "/nonexistent/phonegate"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nope") && !err.contains("cannot run"), "{err}");
+    let help = Command::new(env!("CARGO_BIN_EXE_phonegate-bench")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for name in ["start", "status", "check", "pair", "compat", "me_bearer", "me_cookie", "refresh", "password_login"] {
+        assert!(help.contains(name), "{name} in\n{help}");
+    }
+}
+
+#[test]
 fn a_missing_server_binary_is_reported() {
     let out = Command::new(env!("CARGO_BIN_EXE_phonegate-bench"))
         .args(["--duration", "1", "--server", "/nonexistent/phonegate"])
