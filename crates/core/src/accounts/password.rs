@@ -3,7 +3,7 @@
 //! starving every other request. Unknown users are checked against a dummy hash, so a wrong
 //! username takes as long as a wrong password. Checks reuse their 19 MiB of working memory (one
 //! buffer per permit), so a flood of logins neither allocates nor zeroes memory per attempt.
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
@@ -35,7 +35,7 @@ impl Default for Passwords {
 impl Passwords {
     /// At most `parallel` hashes at once.
     pub fn new(parallel: usize) -> Self {
-        let dummy = hash_now(&format!("dummy-{}", rand::random::<u64>()));
+        let dummy = hash_now(&format!("dummy-{}", rand::random::<u64>()), &mut Vec::new());
         Self { bound: Arc::new(Semaphore::new(parallel.max(1))), dummy: Arc::new(dummy), memory: Default::default() }
     }
 
@@ -46,8 +46,8 @@ impl Passwords {
 
     /// The PHC string of a new hash of `password`.
     pub async fn hash(&self, password: &str) -> String {
-        let password = password.to_string();
-        self.bounded(move || hash_now(&password)).await
+        let (password, memory) = (password.to_string(), self.memory.clone());
+        self.bounded(move || with_memory(&memory, |blocks| hash_now(&password, blocks))).await
     }
 
     /// Whether `password` matches `stored`; with no stored hash, it is checked against the
@@ -56,16 +56,7 @@ impl Passwords {
         let (password, real) = (password.to_string(), stored.is_some());
         let stored = stored.map_or_else(|| self.dummy.as_ref().clone(), str::to_string);
         let memory = self.memory.clone();
-        let matched = self
-            .bounded(move || {
-                let mut blocks = memory.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default();
-                let matched = verify_now(&password, &stored, &mut blocks);
-                if let Ok(mut m) = memory.lock() {
-                    m.push(blocks);
-                }
-                matched
-            })
-            .await;
+        let matched = self.bounded(move || with_memory(&memory, |blocks| verify_now(&password, &stored, blocks))).await;
         matched && real
     }
 }
@@ -90,14 +81,32 @@ fn verify_now(password: &str, stored: &str, blocks: &mut Vec<Block>) -> bool {
         && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
-fn hash_now(password: &str) -> String {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).expect("16 bytes make a salt");
-    argon2().hash_password(password.as_bytes(), &salt).expect("Argon2 hashes any password").to_string()
+/// Runs `f` with a working-memory buffer from the pool (or a new one), and returns it to the pool.
+fn with_memory<T>(pool: &Mutex<Vec<Vec<Block>>>, f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
+    let mut blocks = pool.lock().ok().and_then(|mut m| m.pop()).unwrap_or_default();
+    let result = f(&mut blocks);
+    if let Ok(mut m) = pool.lock() {
+        m.push(blocks);
+    }
+    result
+}
+
+/// A new hash of `password` in PHC string form, computed in `blocks`.
+fn hash_now(password: &str, blocks: &mut Vec<Block>) -> String {
+    let salt = rand::random::<[u8; 16]>();
+    let salt_text = SaltString::encode_b64(&salt).expect("16 bytes make a salt");
+    let argon = argon2();
+    blocks.resize(argon.params().block_count(), Block::default());
+    let mut out = [0u8; 32];
+    argon.hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks.as_mut_slice()).expect("Argon2 hashes any password");
+    let output = argon2::password_hash::Output::new(&out).expect("32 bytes are a valid output");
+    format!("${}$v=19$m={MEMORY_KIB},t={PASSES},p={LANES}${}${output}", argon2::ARGON2ID_IDENT, salt_text.as_str())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordHasher;
 
     #[tokio::test]
     async fn hashes_verify_and_the_dummy_never_matches() {
@@ -106,6 +115,9 @@ mod tests {
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
         assert!(p.verify("correct horse", Some(&h)).await);
         assert!(!p.verify("wrong horse", Some(&h)).await);
+        // A standard PHC hash: the library itself verifies it.
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
         assert!(!p.verify("correct horse", None).await);
         assert!(!p.verify("x", Some("not a hash")).await);
         // Other parameters (an older hash) still verify, the library's way.
