@@ -57,6 +57,12 @@ pub enum VerifyError {
     RefreshTokenInvalid,
     #[error("no such session")]
     SessionNotFound,
+    #[error("only an admin may do that")]
+    AdminRequired,
+    #[error("no such member")]
+    MemberNotFound,
+    #[error("the last admin can be neither removed nor demoted: make another member admin first")]
+    LastAdmin,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -93,6 +93,10 @@ pub trait AccountTx: Send {
     async fn user_by_login(&mut self, login_lc: &str) -> StoreResult<Option<User>>;
     async fn user_by_phone(&mut self, phone: &PhoneNumber) -> StoreResult<Option<User>>;
     async fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool>;
+    /// Every user, by username.
+    async fn users(&mut self) -> StoreResult<Vec<User>>;
+    async fn admin_count(&mut self) -> StoreResult<i64>;
+    async fn set_roles(&mut self, user_id: &str, roles: &[String]) -> StoreResult<()>;
     async fn email_taken(&mut self, email_lc: &str) -> StoreResult<bool>;
     async fn set_last_login(&mut self, user_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     /// `Conflict` when another account has the number.

@@ -48,6 +48,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SmsCommand,
     },
+    /// Manage admins (members with the admin role).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Manage the keys access tokens (JWTs) are signed with.
     Jwt {
         #[command(subcommand)]
@@ -61,6 +66,21 @@ pub enum Command {
         /// How many messages to show.
         #[arg(long, default_value_t = 20)]
         limit: u32,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin account; its holder then signs in by code on the login page.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// E.164, e.g. +4915123456789.
+        #[arg(long)]
+        phone: String,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,

@@ -19,6 +19,21 @@ fn cli() -> Caller {
     Caller::system("cli")
 }
 
+pub async fn admin_create(config: &Config, username: &str, phone: &str, json: bool) -> anyhow::Result<()> {
+    let (verifier, _) = open(config).await?;
+    let accounts = crate::app::accounts(config, verifier).await?;
+    let admin = accounts.create_admin(&cli(), username, phone).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "id": admin.id, "username": admin.username, "phone_number": admin.phone.as_str(), "roles": admin.roles })
+        );
+    } else {
+        println!("admin {} ({}) created: sign in at /login with the number {}", admin.username, admin.id, admin.phone.as_str());
+    }
+    Ok(())
+}
+
 pub async fn jwt_rotate(config: &Config) -> anyhow::Result<()> {
     let (verifier, _) = open(config).await?;
     let accounts = crate::app::accounts(config, verifier).await?;

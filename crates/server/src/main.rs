@@ -1,6 +1,6 @@
 //! The `phonegate` binary: parses the command line and runs the chosen command.
 use clap::Parser;
-use phonegate::cli::{Cli, Command, JwtCommand, KeysCommand, SmsCommand};
+use phonegate::cli::{AdminCommand, Cli, Command, JwtCommand, KeysCommand, SmsCommand};
 use phonegate::config::{Config, Overrides};
 use phonegate::{app, commands, telemetry};
 use std::process::ExitCode;
@@ -38,6 +38,9 @@ async fn main() -> ExitCode {
         },
         Command::Sms { command: SmsCommand::Send { to, body, provider } } => {
             commands::sms_send(&config, &to, &body, provider.as_deref()).await
+        }
+        Command::Admin { command: AdminCommand::Create { username, phone, json } } => {
+            commands::admin_create(&config, &username, &phone, json).await
         }
         Command::Jwt { command: JwtCommand::Rotate } => commands::jwt_rotate(&config).await,
         Command::Outbox { to, limit, json } => commands::outbox(&config, to.as_deref(), limit, json).await,

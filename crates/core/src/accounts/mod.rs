@@ -4,6 +4,7 @@
 //! (a browser cookie, or an app's rotating refresh token) and issues short-lived JWT access
 //! tokens. Nothing here tells whether an account exists: logins for unknown accounts or with a
 //! wrong password get a decoy flow that looks the same and sends nothing.
+pub mod admin;
 pub mod events;
 pub mod flows;
 pub mod jwt;

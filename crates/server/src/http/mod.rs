@@ -1,5 +1,6 @@
 //! The HTTP adapters: they parse, authenticate, call the core and render. No rules live here.
 mod accounts;
+mod admin;
 mod audit;
 mod auth;
 mod compat;
@@ -79,6 +80,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(ops::routes())
         .merge(audit::routes())
         .merge(accounts::routes())
+        .merge(admin::routes())
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {

@@ -145,3 +145,16 @@ async fn jwt_rotate_adds_a_signing_key_that_the_server_publishes() {
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "the first key and the rotated one: {jwks}");
     assert!(server.stop().0);
 }
+
+#[test]
+fn admin_create_makes_the_first_admin_and_refuses_a_taken_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("a.db").display());
+    let admin = stdout_json(&phonegate(&db, &["admin", "create", "--username", "root", "--phone", "+4915123400001", "--json"]));
+    assert_eq!((admin["username"].as_str(), admin["roles"][0].as_str()), (Some("root"), Some("admin")));
+    let again = phonegate(&db, &["admin", "create", "--username", "other", "--phone", "+4915123400001"]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("phone number belongs to another account"));
+    let bad = phonegate(&db, &["admin", "create", "--username", "no way", "--phone", "+4915123400002"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("letters a-z"));
+}

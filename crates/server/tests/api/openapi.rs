@@ -15,6 +15,12 @@ use std::sync::Arc;
 
 /// Every operation the document describes: exactly these, each exercised below.
 const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/api/admin/members"),
+    ("delete", "/api/admin/members/{id}"),
+    ("put", "/api/admin/members/{id}/admin"),
+    ("delete", "/api/admin/members/{id}/admin"),
+    ("get", "/api/admin/members/{id}/sessions"),
+    ("delete", "/api/admin/members/{id}/sessions/{session}"),
     ("get", "/.well-known/jwks.json"),
     ("post", "/api/auth/signup"),
     ("post", "/api/auth/login"),
@@ -228,7 +234,8 @@ async fn every_documented_response_matches_what_the_server_sends() {
     // Without a key, every operation that documents 401 answers it (before reading the body).
     for (method, path) in OPERATIONS {
         // The account endpoints take a session or access token, not a key (tested below).
-        if api.doc["paths"][path][method]["responses"]["401"].is_null() || path.starts_with("/api/me") || path.starts_with("/api/auth") {
+        let signed_in = ["/api/me", "/api/auth", "/api/admin"].iter().any(|p| path.starts_with(p));
+        if api.doc["paths"][path][method]["responses"]["401"].is_null() || signed_in {
             continue;
         }
         let concrete = url(&path.replace("{id}", "VE0123456789abcdef0123456789abcdef"));
@@ -365,6 +372,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
     assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("pending"), Some(false)));
 
     accounts(&mut api, &app).await;
+    admin(&mut api, &app).await;
 
     // Metrics last, so they have something to count.
     api.call("get", "/metrics", client.get(url("/metrics")), 200).await;
@@ -471,4 +479,57 @@ async fn accounts(api: &mut Contract, app: &TestApp) {
     api.call("post", "/api/auth/logout", bearer(client.post(url("/api/auth/logout"))), 204).await;
     api.call("delete", "/api/me", client.delete(url("/api/me")), 401).await;
     api.call("delete", "/api/me", bearer(client.delete(url("/api/me"))), 204).await;
+}
+
+/// Every documented answer of the admin endpoints.
+async fn admin(api: &mut Contract, app: &TestApp) {
+    let (client, url) = (&app.client, |path: &str| app.url(path));
+    let admin_phone = fresh_number();
+    app.state.accounts.create_admin(&phonegate_core::Caller::system("tests"), "chief", &admin_phone).await.unwrap();
+    let admin = app.log_in(&admin_phone).await;
+    let member = app.sign_up("someone", &fresh_number(), None).await;
+    let (admin, member_token) = (admin["access_token"].as_str().unwrap().to_string(), member["access_token"].as_str().unwrap().to_string());
+    let id = member["user"]["id"].as_str().unwrap().to_string();
+    let chief = app.state.accounts.members(&app.state.accounts.authenticate_bearer(&admin).await.unwrap()).await.unwrap();
+    let chief = chief.iter().find(|m| m.user.username == "chief").unwrap().user.id.clone();
+    let as_ = |token: &str, method: reqwest::Method, path: &str| client.request(method, url(path)).bearer_auth(token);
+    let (get, put, delete) = (reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE);
+    let missing = "/api/admin/members/us0123456789abcdef0123456789abcdef";
+
+    api.call("get", "/api/admin/members", as_(&admin, get.clone(), "/api/admin/members"), 200).await;
+    api.call("get", "/api/admin/members", client.get(url("/api/admin/members")), 401).await;
+    api.call("get", "/api/admin/members", as_(&member_token, get.clone(), "/api/admin/members"), 403).await;
+
+    let promote = format!("/api/admin/members/{id}/admin");
+    api.call("put", "/api/admin/members/{id}/admin", as_(&admin, put.clone(), &promote), 200).await;
+    api.call("put", "/api/admin/members/{id}/admin", client.put(url(&promote)), 401).await;
+    api.call("delete", "/api/admin/members/{id}/admin", as_(&admin, delete.clone(), &promote), 200).await;
+    api.call("put", "/api/admin/members/{id}/admin", as_(&member_token, put.clone(), &promote), 403).await;
+    api.call("put", "/api/admin/members/{id}/admin", as_(&admin, put.clone(), &format!("{missing}/admin")), 404).await;
+    api.call("delete", "/api/admin/members/{id}/admin", client.delete(url(&promote)), 401).await;
+    api.call("delete", "/api/admin/members/{id}/admin", as_(&member_token, delete.clone(), &promote), 403).await;
+    api.call("delete", "/api/admin/members/{id}/admin", as_(&admin, delete.clone(), &format!("{missing}/admin")), 404).await;
+    let last = format!("/api/admin/members/{chief}/admin");
+    api.call("delete", "/api/admin/members/{id}/admin", as_(&admin, delete.clone(), &last), 409).await;
+
+    let sessions = format!("/api/admin/members/{id}/sessions");
+    let list = api.call("get", "/api/admin/members/{id}/sessions", as_(&admin, get.clone(), &sessions), 200).await;
+    api.call("get", "/api/admin/members/{id}/sessions", client.get(url(&sessions)), 401).await;
+    api.call("get", "/api/admin/members/{id}/sessions", as_(&member_token, get.clone(), &sessions), 403).await;
+    api.call("get", "/api/admin/members/{id}/sessions", as_(&admin, get.clone(), &format!("{missing}/sessions")), 404).await;
+    let one = format!("{sessions}/{}", list["sessions"][0]["id"].as_str().unwrap());
+    let path = "/api/admin/members/{id}/sessions/{session}";
+    api.call("delete", path, client.delete(url(&one)), 401).await;
+    api.call("delete", path, as_(&member_token, delete.clone(), &one), 403).await;
+    api.call("delete", path, as_(&admin, delete.clone(), &one), 204).await;
+    api.call("delete", path, as_(&admin, delete.clone(), &one), 404).await;
+
+    let remove = format!("/api/admin/members/{id}");
+    let other = app.sign_up("another", &fresh_number(), None).await;
+    let other_token = other["access_token"].as_str().unwrap();
+    api.call("delete", "/api/admin/members/{id}", client.delete(url(&remove)), 401).await;
+    api.call("delete", "/api/admin/members/{id}", as_(other_token, delete.clone(), &remove), 403).await;
+    api.call("delete", "/api/admin/members/{id}", as_(&admin, delete.clone(), &format!("/api/admin/members/{chief}")), 409).await;
+    api.call("delete", "/api/admin/members/{id}", as_(&admin, delete.clone(), &remove), 204).await;
+    api.call("delete", "/api/admin/members/{id}", as_(&admin, delete.clone(), &remove), 404).await;
 }

@@ -20,6 +20,10 @@ static INSERT_USER: Sql = Sql::new(
 static USER: Sql = user_sql!("WHERE id = $1");
 static USER_BY_LOGIN: Sql = user_sql!("WHERE username_lc = $1 OR email_lc = $1 ORDER BY (username_lc = $1) DESC LIMIT 1");
 static USER_BY_PHONE: Sql = user_sql!("WHERE phone = $1");
+static USERS: Sql = user_sql!("ORDER BY username_lc");
+/// Roles are stored space-separated; an admin's list holds the word `admin`.
+static ADMIN_COUNT: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE ' ' || roles || ' ' LIKE '% admin %'");
+static SET_ROLES: Sql = Sql::new("UPDATE users SET roles = $2 WHERE id = $1");
 static USERNAME_TAKEN: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE username_lc = $1");
 static EMAIL_TAKEN: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE email_lc = $1");
 static SET_LAST_LOGIN: Sql = Sql::new("UPDATE users SET last_login_at = $2 WHERE id = $1");
@@ -157,6 +161,18 @@ impl<D: Db> AccountTx for Repo<D> {
 
     async fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool> {
         Ok(self.row(&USERNAME_TAKEN, args![username_lc]).await?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    async fn users(&mut self) -> StoreResult<Vec<User>> {
+        self.rows(&USERS, args![]).await?.into_iter().map(user).collect()
+    }
+
+    async fn admin_count(&mut self) -> StoreResult<i64> {
+        Ok(self.row(&ADMIN_COUNT, args![]).await?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0))
+    }
+
+    async fn set_roles(&mut self, user_id: &str, roles: &[String]) -> StoreResult<()> {
+        self.exec(&SET_ROLES, args![user_id, &roles.join(" ")]).await.map(|_| ())
     }
 
     async fn email_taken(&mut self, email_lc: &str) -> StoreResult<bool> {

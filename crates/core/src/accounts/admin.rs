@@ -1,0 +1,180 @@
+//! Admins: members of a group with the `admin` role. The first is made by the operator
+//! (`phonegate admin create`); admins see and remove members, end their sessions, and promote
+//! and demote each other, but the last admin can be neither removed nor demoted.
+use super::{Accounts, Principal, User, user};
+use crate::caller::Caller;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::ports;
+use chrono::{DateTime, Utc};
+
+pub const ADMIN: &str = "admin";
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == ADMIN)
+    }
+}
+
+/// A member as admins see them.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub user: User,
+    /// Live sessions (signed-in devices).
+    pub sessions: u32,
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// A phone number as admins see it: the calling code's first digits and the last three.
+pub fn mask_phone(e164: &str) -> String {
+    let n = e164.chars().count();
+    if n <= 6 {
+        return "•".repeat(n);
+    }
+    let head: String = e164.chars().take(3).collect();
+    let tail: String = e164.chars().skip(n - 3).collect();
+    format!("{head}{}{tail}", "•".repeat(n - 6))
+}
+
+impl Accounts {
+    /// Creates an admin account for `phone` (the operator's command; the admin then signs in by
+    /// code like anyone). A number or username that is taken is refused.
+    pub async fn create_admin(&self, caller: &Caller, username: &str, phone: &str) -> Result<User, VerifyError> {
+        let username = user::username(username)?;
+        let phone = self.verifier.parse_phone(phone)?;
+        let now = self.now();
+        let admin = User {
+            id: new_id("us"),
+            username,
+            email: None,
+            phone,
+            password_hash: None,
+            roles: vec![ADMIN.to_string()],
+            created_at: now,
+            last_login_at: None,
+        };
+        let (this, u) = (self.clone(), admin.clone());
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                if tx.username_taken(&u.username.to_lowercase()).await? {
+                    return Err(VerifyError::UsernameTaken);
+                }
+                if tx.user_by_phone(&u.phone).await?.is_some() {
+                    return Err(VerifyError::PhoneTaken);
+                }
+                tx.insert_user(&u).await?;
+                this.emit(tx, "user.created", &u, now).await
+            })
+        })
+        .await?;
+        self.verifier.record(caller, "admin_created", Some(&admin.id), "an admin account was created by the operator").await;
+        Ok(admin)
+    }
+
+    /// The signed-in admin, or `AdminRequired`.
+    async fn admin(&self, p: &Principal) -> Result<User, VerifyError> {
+        let me = self.me(p).await?;
+        if me.is_admin() { Ok(me) } else { Err(VerifyError::AdminRequired) }
+    }
+
+    /// Every member, by username, with their devices.
+    pub async fn members(&self, p: &Principal) -> Result<Vec<Member>, VerifyError> {
+        self.admin(p).await?;
+        let (now, idle) = (self.now(), self.settings.idle());
+        ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for user in tx.users().await? {
+                    let live: Vec<_> = tx.sessions_of(&user.id).await?.into_iter().filter(|s| s.live(now, idle)).collect();
+                    let last_seen_at = live.iter().map(|s| s.last_seen_at).max();
+                    out.push(Member { user, sessions: live.len() as u32, last_seen_at });
+                }
+                Ok::<_, VerifyError>(out)
+            })
+        })
+        .await
+    }
+
+    /// Removes a member: their sessions and refresh tokens stop working at once (access tokens
+    /// at their expiry). The last admin cannot be removed.
+    pub async fn remove_member(&self, caller: &Caller, p: &Principal, user_id: &str) -> Result<(), VerifyError> {
+        self.admin(p).await?;
+        let (this, id, now) = (self.clone(), user_id.to_string(), self.now());
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let user = tx.user(&id).await?.ok_or(VerifyError::MemberNotFound)?;
+                if user.is_admin() && tx.admin_count().await? <= 1 {
+                    return Err(VerifyError::LastAdmin);
+                }
+                this.emit(tx, "user.deleted", &user, now).await?;
+                tx.delete_user(&id).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.verifier.record(caller, "member_removed", Some(user_id), "an admin removed a member").await;
+        Ok(())
+    }
+
+    /// Gives or takes the admin role; the last admin keeps it.
+    pub async fn set_admin(&self, caller: &Caller, p: &Principal, user_id: &str, admin: bool) -> Result<User, VerifyError> {
+        self.admin(p).await?;
+        let id = user_id.to_string();
+        let user = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut user = tx.user(&id).await?.ok_or(VerifyError::MemberNotFound)?;
+                if !admin && user.is_admin() && tx.admin_count().await? <= 1 {
+                    return Err(VerifyError::LastAdmin);
+                }
+                user.roles.retain(|r| r != ADMIN);
+                if admin {
+                    user.roles.push(ADMIN.to_string());
+                }
+                tx.set_roles(&id, &user.roles).await?;
+                Ok(user)
+            })
+        })
+        .await?;
+        let (kind, detail) =
+            if admin { ("admin_promoted", "a member was made admin") } else { ("admin_demoted", "an admin was made a member") };
+        self.verifier.record(caller, kind, Some(user_id), detail).await;
+        Ok(user)
+    }
+
+    /// A member's live sessions, newest first.
+    pub async fn member_sessions(&self, p: &Principal, user_id: &str) -> Result<Vec<super::Session>, VerifyError> {
+        self.admin(p).await?;
+        let (id, now, idle) = (user_id.to_string(), self.now(), self.settings.idle());
+        ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                tx.user(&id).await?.ok_or(VerifyError::MemberNotFound)?;
+                Ok(tx.sessions_of(&id).await?.into_iter().filter(|s| s.live(now, idle)).collect())
+            })
+        })
+        .await
+    }
+
+    /// Ends one session of a member.
+    pub async fn revoke_member_session(&self, caller: &Caller, p: &Principal, user_id: &str, session_id: &str) -> Result<(), VerifyError> {
+        self.admin(p).await?;
+        let (user, id) = (user_id.to_string(), session_id.to_string());
+        let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.delete_session(&user, &id).await?) })
+        })
+        .await?;
+        if !gone {
+            return Err(VerifyError::SessionNotFound);
+        }
+        self.verifier.record(caller, "session_revoked", Some(user_id), "an admin ended a member's session").await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn phones_are_masked_but_for_the_last_digits() {
+        assert_eq!(super::mask_phone("+4915123456789"), "+49••••••••789");
+        assert_eq!(super::mask_phone("+1234"), "•••••");
+    }
+}

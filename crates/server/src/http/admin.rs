@@ -1,0 +1,122 @@
+//! The admin JSON API: members, their devices and the admin role. Only a signed-in admin
+//! (session cookie or access token) gets past `403 forbidden`.
+use super::AppState;
+use super::accounts::{SessionView, session_view};
+use super::error::{ApiError, ErrorBody};
+use super::session::SignedIn;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use phonegate_core::accounts::admin::{Member, mask_phone};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(members))
+        .routes(routes!(remove_member))
+        .routes(routes!(promote, demote))
+        .routes(routes!(member_sessions))
+        .routes(routes!(revoke_member_session))
+}
+
+/// A member as admins see them: the number masked but for its last digits.
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    id: String,
+    username: String,
+    /// E.g. `+49••••••••789`.
+    phone_number: String,
+    roles: Vec<String>,
+    /// Signed-in devices.
+    sessions: u32,
+    last_seen_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Member> for MemberView {
+    fn from(m: Member) -> Self {
+        Self {
+            phone_number: mask_phone(m.user.phone.as_str()),
+            id: m.user.id,
+            username: m.user.username,
+            roles: m.user.roles,
+            sessions: m.sessions,
+            last_seen_at: m.last_seen_at,
+            created_at: m.user.created_at,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MembersView {
+    members: Vec<MemberView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberSessionsView {
+    sessions: Vec<SessionView>,
+}
+
+/// Every member, by username.
+#[utoipa::path(get, path = "/api/admin/members", tag = "admin",
+    responses((status = 200, body = MembersView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn members(State(s): State<AppState>, me: SignedIn) -> Result<Json<MembersView>, ApiError> {
+    let list = s.accounts.members(&me.principal).await?;
+    Ok(Json(MembersView { members: list.into_iter().map(MemberView::from).collect() }))
+}
+
+/// Removes a member: their sessions and refresh tokens stop working at once.
+#[utoipa::path(delete, path = "/api/admin/members/{id}", tag = "admin",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn remove_member(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.accounts.remove_member(&me.caller, &me.principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn set_admin(s: AppState, me: SignedIn, id: String, admin: bool) -> Result<Json<MemberView>, ApiError> {
+    let user = s.accounts.set_admin(&me.caller, &me.principal, &id, admin).await?;
+    let member = s.accounts.members(&me.principal).await?.into_iter().find(|m| m.user.id == user.id);
+    let member = member.unwrap_or(Member { user, sessions: 0, last_seen_at: None });
+    Ok(Json(member.into()))
+}
+
+/// Makes a member an admin.
+#[utoipa::path(put, path = "/api/admin/members/{id}/admin", tag = "admin",
+    responses((status = 200, body = MemberView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn promote(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<Json<MemberView>, ApiError> {
+    set_admin(s, me, id, true).await
+}
+
+/// Takes the admin role from a member (never from the last admin).
+#[utoipa::path(delete, path = "/api/admin/members/{id}/admin", tag = "admin",
+    responses((status = 200, body = MemberView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn demote(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<Json<MemberView>, ApiError> {
+    set_admin(s, me, id, false).await
+}
+
+/// A member's signed-in devices.
+#[utoipa::path(get, path = "/api/admin/members/{id}/sessions", tag = "admin",
+    responses((status = 200, body = MemberSessionsView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn member_sessions(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<Json<MemberSessionsView>, ApiError> {
+    let list = s.accounts.member_sessions(&me.principal, &id).await?;
+    Ok(Json(MemberSessionsView { sessions: list.into_iter().map(|x| session_view(x, &me.principal.session_id)).collect() }))
+}
+
+/// Ends one session of a member.
+#[utoipa::path(delete, path = "/api/admin/members/{id}/sessions/{session}", tag = "admin",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_member_session(
+    State(s): State<AppState>,
+    me: SignedIn,
+    Path((id, session)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    s.accounts.revoke_member_session(&me.caller, &me.principal, &id, &session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
