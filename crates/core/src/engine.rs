@@ -415,6 +415,49 @@ impl Verifier {
         }
     }
 
+    /// Sends a text that is not a code (an invitation) to `to` for the service `service`: it
+    /// costs what a code would in every send budget, and goes through the same queue.
+    pub async fn send_text(&self, caller: &Caller, service: &Service, to: &PhoneNumber, body: String) -> Result<String, VerifyError> {
+        if !self.budgets.destination_allowed(&service.name, to) {
+            return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
+        }
+        let now = self.clock.now();
+        let budgets = self.budgets.for_service(&service.name);
+        let charges = budgets.for_send(to.as_str(), &to.calling_code(), caller.key_id.as_deref(), &service.id);
+        let id = new_id("SM");
+        let lease = Lease { token: new_id("LT"), until: now + self.delivery.lease };
+        let message = Message {
+            body_sealed: self.keys.seal_text(&id, &body),
+            id: id.clone(),
+            verification_id: None,
+            service: Some(service.name.clone()),
+            to: to.clone(),
+            resend: false,
+            status: DeliveryStatus::Sending,
+            provider: None,
+            provider_message_id: None,
+            error: None,
+            claims: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        let (m, l) = (message.clone(), lease.clone());
+        ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                if tx.is_opted_out(&m.to).await? {
+                    return Err(VerifyError::OptedOut);
+                }
+                charge(tx, &charges, now).await?;
+                tx.insert_message(&m, Some(&l)).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        let this = self.clone();
+        tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+        Ok(id)
+    }
+
     /// Writes the message carrying `code` for `v`, already claimed by the caller, who sends it
     /// right after the commit.
     async fn queue(

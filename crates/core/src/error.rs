@@ -63,6 +63,10 @@ pub enum VerifyError {
     MemberNotFound,
     #[error("the last admin can be neither removed nor demoted: make another member admin first")]
     LastAdmin,
+    #[error("no such invite")]
+    InviteNotFound,
+    #[error("the invite was used, revoked or has expired")]
+    InviteNotPending,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

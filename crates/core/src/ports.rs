@@ -2,6 +2,7 @@
 //! transaction, over statements grouped by aggregate in `Tx`), SMS delivery and an observer for
 //! metrics.
 use crate::accounts::events::AccountEvent;
+use crate::accounts::invites::Invite;
 use crate::accounts::{Flow, JwtKey, Session, User};
 use crate::apikey::ApiKey;
 use crate::audit::AuditEvent;
@@ -135,6 +136,19 @@ pub trait AccountTx: Send {
     /// their refresh tokens) past their end or unused since `idle_since`, and events delivered
     /// (or given up) before `before`. Returns how many rows went.
     async fn purge_accounts(&mut self, now: DateTime<Utc>, before: DateTime<Utc>, idle_since: DateTime<Utc>) -> StoreResult<u64>;
+
+    async fn insert_invite(&mut self, i: &Invite) -> StoreResult<()>;
+    /// Locks the invite until the unit ends.
+    async fn invite(&mut self, id: &str) -> StoreResult<Option<Invite>>;
+    /// Newest first.
+    async fn invites(&mut self) -> StoreResult<Vec<Invite>>;
+    /// The newest invite of `phone` that is neither used, revoked nor expired at `now`.
+    async fn live_invite(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Invite>>;
+    /// Marks an invite used if it still was live; false when another sign-up used it first (or
+    /// it was revoked).
+    async fn use_invite(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Writes last send and revocation.
+    async fn update_invite(&mut self, i: &Invite) -> StoreResult<()>;
 
     /// Queues an event for the app's webhook, due at once.
     async fn insert_account_event(&mut self, e: &AccountEvent, now: DateTime<Utc>) -> StoreResult<()>;

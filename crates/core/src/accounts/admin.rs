@@ -72,7 +72,7 @@ impl Accounts {
     }
 
     /// The signed-in admin, or `AdminRequired`.
-    async fn admin(&self, p: &Principal) -> Result<User, VerifyError> {
+    pub(super) async fn admin(&self, p: &Principal) -> Result<User, VerifyError> {
         let me = self.me(p).await?;
         if me.is_admin() { Ok(me) } else { Err(VerifyError::AdminRequired) }
     }

@@ -47,6 +47,8 @@ pub struct Flow {
     /// What the login was tried with (lower-cased username, e-mail or number): wrong codes are
     /// charged to it like wrong passwords.
     pub login: Option<String>,
+    /// The invite a sign-up consumes once verified (invite-only groups).
+    pub invite_id: Option<String>,
     /// Wrong codes entered (decoys count their own; real flows rely on the verification's).
     pub attempts: u32,
     pub created_at: DateTime<Utc>,

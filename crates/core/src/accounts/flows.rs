@@ -55,7 +55,22 @@ impl Accounts {
             Some(u) => (FlowKind::Login, Some(u.id.clone())),
             None => (FlowKind::Signup, None),
         };
-        let flow = Flow { user_id, username: Some(username), email, password_hash, ..self.new_flow(kind, Some(phone.clone()), None) };
+        // In an invite-only group a new number needs a live invite; without one the answer is
+        // the same as with one, and nothing is sent.
+        let mut invite_id = None;
+        if existing.is_none() && self.settings.registration == super::invites::Registration::InviteOnly {
+            let (p, now) = (phone.clone(), self.now());
+            let invite = ports::read(self.verifier.store.as_ref(), move |tx| {
+                Box::pin(async move { Ok::<_, VerifyError>(tx.live_invite(&p, now).await?) })
+            })
+            .await?;
+            match invite {
+                Some(i) => invite_id = Some(i.id),
+                None => return self.decoy(caller, Some(phone.clone()), phone.as_str().to_string(), false).await,
+            }
+        }
+        let flow =
+            Flow { user_id, username: Some(username), email, password_hash, invite_id, ..self.new_flow(kind, Some(phone.clone()), None) };
         self.start_flow(caller, flow, req.locale).await
     }
 
@@ -129,6 +144,7 @@ impl Accounts {
             password_hash: None,
             verification_id: None,
             login,
+            invite_id: None,
             attempts: 0,
             created_at: now,
             expires_at: now + chrono::Duration::seconds(self.settings.code_ttl_secs),
@@ -401,6 +417,11 @@ impl Accounts {
                     created_at: now,
                     last_login_at: Some(now),
                 };
+                if let Some(invite) = &flow.invite_id
+                    && !tx.use_invite(invite, now).await?
+                {
+                    return Err(VerifyError::InviteNotPending);
+                }
                 match tx.insert_user(&user).await {
                     Ok(()) => {
                         self.emit(tx, "user.created", &user, now).await?;

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod events;
 pub mod flows;
+pub mod invites;
 pub mod jwt;
 mod me;
 pub mod password;
@@ -57,6 +58,10 @@ pub struct AccountSettings {
     pub jwt_issuer: Option<String>,
     /// `aud` of access tokens.
     pub jwt_audience: String,
+    /// Who may sign up: `open` (anyone) or `invite_only` (numbers an admin invited).
+    pub registration: invites::Registration,
+    /// How long an invite stays valid.
+    pub invite_ttl_hours: i64,
     /// Hosts (`host` or `host:port`) that the login pages and forward auth may send a browser
     /// back to after login, besides phonegate's own pages.
     pub return_hosts: Vec<String>,
@@ -74,6 +79,8 @@ impl Default for AccountSettings {
             jwt_algorithm: JwtAlgorithm::EdDSA,
             jwt_issuer: None,
             jwt_audience: "phonegate".into(),
+            registration: invites::Registration::Open,
+            invite_ttl_hours: 72,
             return_hosts: Vec::new(),
         }
     }
@@ -89,6 +96,9 @@ impl AccountSettings {
         }
         if !(30..=86_400).contains(&self.access_token_secs) {
             return Err("accounts.access_token_secs must be between 30 and 86400".into());
+        }
+        if !(1..=24 * 90).contains(&self.invite_ttl_hours) {
+            return Err("accounts.invite_ttl_hours must be between 1 and 2160".into());
         }
         if !(0..=3600).contains(&self.resend_cooldown_secs) {
             return Err("accounts.resend_cooldown_secs must be between 0 and 3600".into());
@@ -158,6 +168,8 @@ pub struct Accounts {
     /// Access tokens whose signature was checked, with their claims: a token seen again is
     /// matched byte for byte instead of verifying its signature again (still refused once expired).
     verified: Arc<RwLock<std::collections::HashMap<String, Claims>>>,
+    /// The public base URL of the pages (invitation links).
+    site: Arc<str>,
 }
 
 /// Tokens remembered as verified, at most (then the memory starts afresh).
@@ -196,6 +208,7 @@ impl Accounts {
             service_id: service.id.into(),
             events,
             verified: Default::default(),
+            site: public_url.unwrap_or("http://localhost:8080").trim_end_matches('/').into(),
         };
         if !this.load_keys().await?.can_sign() {
             this.rotate_key().await?;

@@ -3,13 +3,15 @@
 use super::AppState;
 use super::accounts::{SessionView, session_view};
 use super::error::{ApiError, ErrorBody};
+use super::extract::ApiJson;
 use super::session::SignedIn;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use phonegate_core::accounts::admin::{Member, mask_phone};
-use serde::Serialize;
+use phonegate_core::accounts::invites::Invite;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -20,6 +22,91 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(promote, demote))
         .routes(routes!(member_sessions))
         .routes(routes!(revoke_member_session))
+        .routes(routes!(create_invite, invites))
+        .routes(routes!(resend_invite))
+        .routes(routes!(revoke_invite))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteBody {
+    /// The number to invite (E.164, or national with the default region).
+    phone: String,
+    /// An existing member's username, to let their number sign in on another device.
+    username: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InviteView {
+    id: String,
+    phone: String,
+    username: Option<String>,
+    /// `pending`, `used`, `expired` or `revoked`.
+    status: &'static str,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    last_sent_at: DateTime<Utc>,
+    used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitesView {
+    invites: Vec<InviteView>,
+}
+
+fn invite_view(i: Invite, now: DateTime<Utc>) -> InviteView {
+    InviteView {
+        status: i.status(now),
+        id: i.id,
+        phone: i.phone.as_str().to_string(),
+        username: i.username,
+        created_at: i.created_at,
+        expires_at: i.expires_at,
+        last_sent_at: i.last_sent_at,
+        used_at: i.used_at,
+        revoked_at: i.revoked_at,
+    }
+}
+
+/// Invites a number: it gets an SMS with the sign-up link.
+#[utoipa::path(post, path = "/api/admin/invites", tag = "admin", request_body = InviteBody,
+    responses((status = 201, body = InviteView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn create_invite(
+    State(s): State<AppState>,
+    me: SignedIn,
+    ApiJson(b): ApiJson<InviteBody>,
+) -> Result<(StatusCode, Json<InviteView>), ApiError> {
+    let invite = s.accounts.invite(&me.caller, &me.principal, &b.phone, b.username.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(invite_view(invite, s.clock.now()))))
+}
+
+/// Every invite, newest first, with its status.
+#[utoipa::path(get, path = "/api/admin/invites", tag = "admin",
+    responses((status = 200, body = InvitesView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn invites(State(s): State<AppState>, me: SignedIn) -> Result<Json<InvitesView>, ApiError> {
+    let now = s.clock.now();
+    let list = s.accounts.invites(&me.principal).await?;
+    Ok(Json(InvitesView { invites: list.into_iter().map(|i| invite_view(i, now)).collect() }))
+}
+
+/// Texts a pending invite again.
+#[utoipa::path(post, path = "/api/admin/invites/{id}/resend", tag = "admin",
+    responses((status = 200, body = InviteView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn resend_invite(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<Json<InviteView>, ApiError> {
+    let invite = s.accounts.resend_invite(&me.caller, &me.principal, &id).await?;
+    Ok(Json(invite_view(invite, s.clock.now())))
+}
+
+/// Revokes an invite that was not used.
+#[utoipa::path(delete, path = "/api/admin/invites/{id}", tag = "admin",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn revoke_invite(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.accounts.revoke_invite(&me.caller, &me.principal, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A member as admins see them: the number masked but for its last digits.

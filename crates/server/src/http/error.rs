@@ -123,6 +123,8 @@ impl From<VerifyError> for ApiError {
             VerifyError::AdminRequired => Self::new(S::FORBIDDEN, "forbidden", message),
             VerifyError::MemberNotFound => Self::new(S::NOT_FOUND, "member_not_found", message),
             VerifyError::LastAdmin => Self::new(S::CONFLICT, "last_admin", message),
+            VerifyError::InviteNotFound => Self::new(S::NOT_FOUND, "invite_not_found", message),
+            VerifyError::InviteNotPending => Self::new(S::CONFLICT, "invite_not_pending", message),
             VerifyError::Store(s) => s.into(),
         }
     }

@@ -74,8 +74,13 @@ async fn admins_list_promote_demote_and_remove_members_but_keep_the_last_admin()
     let second = app.log_in(&member_phone).await;
     let sessions: Value = call("GET", format!("/api/admin/members/{id}/sessions")).await.unwrap().json().await.unwrap();
     assert_eq!(sessions["sessions"].as_array().map(Vec::len), Some(2));
-    let newest = sessions["sessions"][0]["id"].as_str().unwrap();
-    assert_eq!(call("DELETE", format!("/api/admin/members/{id}/sessions/{newest}")).await.unwrap().status(), StatusCode::NO_CONTENT);
+    // The second device's session, by the `sid` of its access token.
+    let claims = second["access_token"].as_str().unwrap().split('.').nth(1).unwrap();
+    let claims: Value =
+        serde_json::from_slice(&base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, claims).unwrap()).unwrap();
+    let sid = claims["sid"].as_str().unwrap();
+    assert!(sessions["sessions"].as_array().unwrap().iter().any(|s| s["id"] == sid));
+    assert_eq!(call("DELETE", format!("/api/admin/members/{id}/sessions/{sid}")).await.unwrap().status(), StatusCode::NO_CONTENT);
     let r = app.anon_post("/api/auth/refresh", json!({ "refresh_token": second["refresh_token"] })).await;
     expect_error(r, 401, "refresh_token_invalid").await;
 

@@ -15,6 +15,10 @@ use std::sync::Arc;
 
 /// Every operation the document describes: exactly these, each exercised below.
 const OPERATIONS: &[(&str, &str)] = &[
+    ("post", "/api/admin/invites"),
+    ("get", "/api/admin/invites"),
+    ("post", "/api/admin/invites/{id}/resend"),
+    ("delete", "/api/admin/invites/{id}"),
     ("get", "/api/admin/members"),
     ("delete", "/api/admin/members/{id}"),
     ("put", "/api/admin/members/{id}/admin"),
@@ -532,4 +536,35 @@ async fn admin(api: &mut Contract, app: &TestApp) {
     api.call("delete", "/api/admin/members/{id}", as_(&admin, delete.clone(), &format!("/api/admin/members/{chief}")), 409).await;
     api.call("delete", "/api/admin/members/{id}", as_(&admin, delete.clone(), &remove), 204).await;
     api.call("delete", "/api/admin/members/{id}", as_(&admin, delete.clone(), &remove), 404).await;
+
+    // Invites.
+    let post = reqwest::Method::POST;
+    let invite = |token: &str, body: Value| as_(token, post.clone(), "/api/admin/invites").json(&body);
+    let created = api.call("post", "/api/admin/invites", invite(&admin, json!({ "phone": fresh_number() })), 201).await;
+    api.call("post", "/api/admin/invites", invite(&admin, json!({ "phone": "12" })), 400).await;
+    api.call("post", "/api/admin/invites", invite(&admin, json!({ "phone": fresh_number(), "username": "nobody" })), 404).await;
+    api.call("post", "/api/admin/invites", client.post(url("/api/admin/invites")).json(&json!({ "phone": fresh_number() })), 401).await;
+    api.call("post", "/api/admin/invites", invite(other_token, json!({ "phone": fresh_number() })), 403).await;
+    api.call("get", "/api/admin/invites", as_(&admin, get.clone(), "/api/admin/invites"), 200).await;
+    api.call("get", "/api/admin/invites", client.get(url("/api/admin/invites")), 401).await;
+    api.call("get", "/api/admin/invites", as_(other_token, get.clone(), "/api/admin/invites"), 403).await;
+    let one = format!("/api/admin/invites/{}", created["id"].as_str().unwrap());
+    let resend = format!("{one}/resend");
+    let missing = "/api/admin/invites/iv0123456789abcdef0123456789abcdef";
+    api.call("post", "/api/admin/invites/{id}/resend", as_(&admin, post.clone(), &resend), 200).await;
+    api.call("post", "/api/admin/invites/{id}/resend", client.post(url(&resend)), 401).await;
+    api.call("post", "/api/admin/invites/{id}/resend", as_(other_token, post.clone(), &resend), 403).await;
+    api.call("post", "/api/admin/invites/{id}/resend", as_(&admin, post.clone(), &format!("{missing}/resend")), 404).await;
+    api.call("delete", "/api/admin/invites/{id}", client.delete(url(&one)), 401).await;
+    api.call("delete", "/api/admin/invites/{id}", as_(other_token, delete.clone(), &one), 403).await;
+    api.call("delete", "/api/admin/invites/{id}", as_(&admin, delete.clone(), &one), 204).await;
+    api.call("delete", "/api/admin/invites/{id}", as_(&admin, delete.clone(), missing), 404).await;
+    api.call("post", "/api/admin/invites/{id}/resend", as_(&admin, post.clone(), &resend), 409).await;
+    // A used invite cannot be revoked.
+    let used_phone = fresh_number();
+    let used = api.call("post", "/api/admin/invites", invite(&admin, json!({ "phone": used_phone })), 201).await;
+    let sql = format!("UPDATE invites SET used_at = 1 WHERE id = '{}'", used["id"].as_str().unwrap());
+    phonegate_store::testing::execute(&app.database_url, &sql).await.unwrap();
+    let used_path = format!("/api/admin/invites/{}", used["id"].as_str().unwrap());
+    api.call("delete", "/api/admin/invites/{id}", as_(&admin, delete.clone(), &used_path), 409).await;
 }

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneNumber;
 use phonegate_core::accounts::events::AccountEvent;
+use phonegate_core::accounts::invites::Invite;
 use phonegate_core::accounts::{Flow, FlowKind, JwtAlgorithm, JwtKey, Session, SessionKind, User};
 use phonegate_core::ports::{AccountTx, StoreError, StoreResult};
 
@@ -34,11 +35,11 @@ static DELETE_USER: Sql = Sql::new("DELETE FROM users WHERE id = $1");
 
 static INSERT_FLOW: Sql = Sql::new(
     "INSERT INTO auth_flows (id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, \
-     expires_at, last_sent_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+     expires_at, last_sent_at, used_at, invite_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
 );
 static FLOW: Sql = Sql::new(
     "SELECT id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, expires_at, \
-     last_sent_at, used_at FROM auth_flows WHERE id = $1 FOR UPDATE",
+     last_sent_at, used_at, invite_id FROM auth_flows WHERE id = $1 FOR UPDATE",
 );
 static UPDATE_FLOW: Sql =
     Sql::new("UPDATE auth_flows SET attempts = $2, last_sent_at = $3, used_at = $4, verification_id = $5, expires_at = $6 WHERE id = $1");
@@ -103,6 +104,7 @@ fn flow(mut r: Row) -> StoreResult<Flow> {
         expires_at: r.ts(11)?,
         last_sent_at: r.ts(12)?,
         used_at: r.opt_ts(13)?,
+        invite_id: r.opt_text(14)?,
     })
 }
 
@@ -208,7 +210,8 @@ impl<D: Db> AccountTx for Repo<D> {
             f.created_at,
             f.expires_at,
             f.last_sent_at,
-            f.used_at
+            f.used_at,
+            &f.invite_id
         ];
         self.exec(&INSERT_FLOW, args).await.map(|_| ())
     }
@@ -300,6 +303,32 @@ impl<D: Db> AccountTx for Repo<D> {
         Ok(n)
     }
 
+    async fn insert_invite(&mut self, i: &Invite) -> StoreResult<()> {
+        let args =
+            args![&i.id, i.phone.as_str(), &i.username, &i.created_by, i.created_at, i.expires_at, i.last_sent_at, i.used_at, i.revoked_at];
+        self.exec(&INSERT_INVITE, args).await.map(|_| ())
+    }
+
+    async fn invite(&mut self, id: &str) -> StoreResult<Option<Invite>> {
+        self.row(&INVITE, args![id]).await?.map(invite).transpose()
+    }
+
+    async fn invites(&mut self) -> StoreResult<Vec<Invite>> {
+        self.rows(&INVITES, args![]).await?.into_iter().map(invite).collect()
+    }
+
+    async fn live_invite(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Invite>> {
+        self.row(&LIVE_INVITE, args![phone.as_str(), now]).await?.map(invite).transpose()
+    }
+
+    async fn use_invite(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.exec(&USE_INVITE, args![id, now]).await? == 1)
+    }
+
+    async fn update_invite(&mut self, i: &Invite) -> StoreResult<()> {
+        self.exec(&UPDATE_INVITE, args![&i.id, i.last_sent_at, i.revoked_at]).await.map(|_| ())
+    }
+
     async fn insert_account_event(&mut self, e: &AccountEvent, now: DateTime<Utc>) -> StoreResult<()> {
         self.exec(&INSERT_EVENT, args![&e.id, &e.kind, &e.payload, e.created_at, now]).await.map(|_| ())
     }
@@ -337,6 +366,40 @@ static PURGE_SESSION_TOKENS: Sql =
     Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < $1 OR last_seen_at < $2)");
 static PURGE_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE expires_at < $1 OR last_seen_at < $2");
 static PURGE_EVENTS: Sql = Sql::new("DELETE FROM account_events WHERE done_at < $1");
+
+macro_rules! invite_sql {
+    ($rest:literal) => {
+        Sql::new(concat!(
+            "SELECT id, phone, username, created_by, created_at, expires_at, last_sent_at, used_at, revoked_at FROM invites ",
+            $rest
+        ))
+    };
+}
+static INSERT_INVITE: Sql = Sql::new(
+    "INSERT INTO invites (id, phone, username, created_by, created_at, expires_at, last_sent_at, used_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+);
+static INVITE: Sql = invite_sql!("WHERE id = $1 FOR UPDATE");
+static INVITES: Sql = invite_sql!("ORDER BY created_at DESC, id");
+static LIVE_INVITE: Sql =
+    invite_sql!("WHERE phone = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2 ORDER BY created_at DESC LIMIT 1");
+static USE_INVITE: Sql =
+    Sql::new("UPDATE invites SET used_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $2");
+static UPDATE_INVITE: Sql = Sql::new("UPDATE invites SET last_sent_at = $2, revoked_at = $3 WHERE id = $1");
+
+fn invite(mut r: Row) -> StoreResult<Invite> {
+    Ok(Invite {
+        id: r.text(0)?,
+        phone: PhoneNumber::from_trusted(r.text(1)?),
+        username: r.opt_text(2)?,
+        created_by: r.text(3)?,
+        created_at: r.ts(4)?,
+        expires_at: r.ts(5)?,
+        last_sent_at: r.ts(6)?,
+        used_at: r.opt_ts(7)?,
+        revoked_at: r.opt_ts(8)?,
+    })
+}
 
 static INSERT_EVENT: Sql = Sql::new(
     "INSERT INTO account_events (id, kind, payload, created_at, attempts, due_at, lease_token, done_at) \

@@ -1,0 +1,141 @@
+//! Invite-only groups: with `registration = "invite_only"`, only a number an admin invited can
+//! sign up; any other sign-up gets the same answer and nothing is sent. An invite expires, can be
+//! re-sent and revoked, and is consumed once, by the sign-up that verifies its code.
+use super::{Accounts, Principal};
+use crate::caller::Caller;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::phone::PhoneNumber;
+use crate::ports;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Who may sign up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Registration {
+    /// Anyone who proves a number.
+    #[default]
+    Open,
+    /// Only invited numbers.
+    InviteOnly,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub id: String,
+    pub phone: PhoneNumber,
+    /// An existing member's username (a second device, a lost session).
+    pub username: Option<String>,
+    /// The admin who invited.
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub last_sent_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Invite {
+    /// `pending`, `used`, `expired` or `revoked`.
+    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
+        match (self.revoked_at, self.used_at) {
+            (Some(_), _) => "revoked",
+            (_, Some(_)) => "used",
+            _ if now >= self.expires_at => "expired",
+            _ => "pending",
+        }
+    }
+}
+
+impl Accounts {
+    /// Invites a number (optionally for an existing member's username, whose number it must be)
+    /// and texts it the sign-up link.
+    pub async fn invite(&self, caller: &Caller, p: &Principal, phone: &str, username: Option<&str>) -> Result<Invite, VerifyError> {
+        let admin = self.admin(p).await?;
+        let phone = self.verifier.parse_phone(phone)?;
+        let now = self.now();
+        let invite = Invite {
+            id: new_id("iv"),
+            phone,
+            username: username.map(str::to_string),
+            created_by: admin.id,
+            created_at: now,
+            expires_at: now + chrono::Duration::hours(self.settings.invite_ttl_hours),
+            last_sent_at: now,
+            used_at: None,
+            revoked_at: None,
+        };
+        let i = invite.clone();
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                if let Some(name) = &i.username {
+                    let member = tx.user_by_login(&name.to_lowercase()).await?.ok_or(VerifyError::MemberNotFound)?;
+                    if member.phone != i.phone {
+                        return Err(VerifyError::invalid("phone", "must be the number of the member named by `username`"));
+                    }
+                }
+                tx.insert_invite(&i).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.send_invite(caller, &invite).await?;
+        self.verifier.record(caller, "invite_created", Some(&invite.id), "an admin invited a number").await;
+        Ok(invite)
+    }
+
+    async fn send_invite(&self, caller: &Caller, invite: &Invite) -> Result<(), VerifyError> {
+        let service = self.verifier.service(&Caller::system("invites"), Some(super::SERVICE)).await?;
+        let body =
+            format!("{}: you are invited. Sign up with this number at {}/signup?invite={}", self.settings.brand, self.site, invite.id);
+        self.verifier.send_text(&self.engine_caller(caller), &service, &invite.phone, body).await?;
+        Ok(())
+    }
+
+    /// Every invite, newest first.
+    pub async fn invites(&self, p: &Principal) -> Result<Vec<Invite>, VerifyError> {
+        self.admin(p).await?;
+        ports::read(self.verifier.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.invites().await?) })).await
+    }
+
+    /// Texts a pending invite again.
+    pub async fn resend_invite(&self, caller: &Caller, p: &Principal, id: &str) -> Result<Invite, VerifyError> {
+        self.admin(p).await?;
+        let (id, now) = (id.to_string(), self.now());
+        let invite = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut invite = tx.invite(&id).await?.ok_or(VerifyError::InviteNotFound)?;
+                if invite.status(now) != "pending" {
+                    return Err(VerifyError::InviteNotPending);
+                }
+                invite.last_sent_at = now;
+                tx.update_invite(&invite).await?;
+                Ok(invite)
+            })
+        })
+        .await?;
+        self.send_invite(caller, &invite).await?;
+        Ok(invite)
+    }
+
+    /// Revokes an invite that was not used yet.
+    pub async fn revoke_invite(&self, caller: &Caller, p: &Principal, id: &str) -> Result<(), VerifyError> {
+        self.admin(p).await?;
+        let (iid, now) = (id.to_string(), self.now());
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut invite = tx.invite(&iid).await?.ok_or(VerifyError::InviteNotFound)?;
+                if invite.used_at.is_some() {
+                    return Err(VerifyError::InviteNotPending);
+                }
+                invite.revoked_at.get_or_insert(now);
+                tx.update_invite(&invite).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        self.verifier.record(caller, "invite_revoked", Some(id), "an admin revoked an invite").await;
+        Ok(())
+    }
+}

@@ -1,0 +1,15 @@
+-- Invites of an invite-only group: an admin invites a number (optionally for an existing
+-- username); a sign-up of that number consumes the invite once.
+CREATE TABLE invites (
+    id           TEXT PRIMARY KEY,
+    phone        TEXT NOT NULL,
+    username     TEXT,
+    created_by   TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    last_sent_at BIGINT NOT NULL,
+    used_at      BIGINT,
+    revoked_at   BIGINT
+);
+CREATE INDEX invites_phone ON invites (phone);
+ALTER TABLE auth_flows ADD COLUMN invite_id TEXT;
