@@ -170,6 +170,19 @@ impl Accounts {
     }
 }
 
+impl Accounts {
+    /// The audit log for an admin's console, newest first.
+    pub async fn audit_log(&self, p: &Principal, query: crate::audit::AuditQuery) -> Result<Vec<crate::audit::AuditEvent>, VerifyError> {
+        self.admin(p).await?;
+        self.verifier.audit_events(&Caller::system("admin-console"), query).await
+    }
+
+    /// Whether the signed-in user is an admin (for showing the console link).
+    pub async fn is_admin(&self, p: &Principal) -> bool {
+        self.admin(p).await.is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

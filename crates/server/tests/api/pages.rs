@@ -121,3 +121,49 @@ async fn behind_https_the_session_cookie_is_secure_and_host_only() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["user"]["username"], "secure");
 }
+
+/// Logs `phone` in through the pages; returns where the browser was sent.
+async fn log_in(app: &TestApp, b: &reqwest::Client, phone: &str, return_to: &str) -> String {
+    let html = b.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let before = app.outbox(phone).await;
+    let form = [("csrf", csrf_of(&html)), ("phone", phone.to_string()), ("return_to", return_to.to_string())];
+    let r = b.post(app.url("/login")).form(&form).send().await.unwrap();
+    let code_page = location(&r);
+    let code = app.code_after(phone, &before).await;
+    let html = b.get(app.url(&code_page)).send().await.unwrap().text().await.unwrap();
+    let flow = code_page.split("flow=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let form = [("csrf", csrf_of(&html)), ("flow", flow), ("code", code), ("return_to", return_to.to_string())];
+    location(&b.post(app.url("/login/code")).form(&form).send().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_admin_console_invites_and_lists_for_admins_only() {
+    let app = TestApp::spawn().await;
+    let (admin_phone, member_phone, invited) = (fresh_number(), fresh_number(), fresh_number());
+    app.state.accounts.create_admin(&phonegate_core::Caller::system("tests"), "console", &admin_phone).await.unwrap();
+
+    // Anonymous: to the login page, and back to the console after it.
+    let b = browser();
+    let r = b.get(app.url("/admin")).send().await.unwrap();
+    assert_eq!(location(&r), "/login?return_to=/admin");
+    assert_eq!(log_in(&app, &b, &admin_phone, "/admin").await, "/admin");
+    let html = b.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Invite a number") && html.contains("console"), "{html}");
+    assert!(b.get(app.url("/account")).send().await.unwrap().text().await.unwrap().contains(r#"href="/admin""#));
+
+    let r = b.post(app.url("/admin/invites")).form(&[("csrf", csrf_of(&html)), ("phone", invited.clone())]).send().await.unwrap();
+    assert_eq!(location(&r), "/admin?done=invited");
+    let html = b.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&invited) && html.contains("pending") && html.contains("invite_created"), "{html}");
+    let r = b.post(app.url("/admin/invites")).form(&[("csrf", "forged"), ("phone", fresh_number().as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // A member sees no console.
+    let m = browser();
+    sign_up(&app, &m, "plainmember", &member_phone, "").await;
+    assert_eq!(m.get(app.url("/admin")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let html = m.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains(r#"href="/admin""#));
+    let r = m.post(app.url("/admin/invites")).form(&[("csrf", csrf_of(&html)), ("phone", fresh_number())]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -2,6 +2,7 @@
 //! the account (phone, devices, renew, log out). Server-rendered, no JavaScript, English or
 //! German. Every form carries a CSRF token bound to the browser's anti-forgery cookie; every
 //! redirect goes to phonegate's own pages or to a configured host.
+mod admin;
 mod texts;
 
 use super::AppState;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/sessions/{id}/revoke", post(revoke_submit))
         .route("/logout", post(logout_submit))
         .route("/dev/outbox/flow/{flow}", get(dev_message))
+        .merge(admin::routes())
 }
 
 /// What every page request carries: the language, the anti-forgery cookie, the caller.
@@ -235,6 +237,7 @@ struct AccountPage<'a> {
     username: String,
     phone: String,
     sessions: Vec<SessionRow>,
+    admin: bool,
 }
 
 #[derive(Template)]
@@ -474,6 +477,7 @@ async fn account(s: &AppState, ctx: &PageCtx, p: &Principal, error: Option<Strin
         csrf: ctx.csrf(s),
         error,
         notice,
+        admin: user.is_admin(),
         username: user.username,
         phone: user.phone.as_str().to_string(),
         sessions,

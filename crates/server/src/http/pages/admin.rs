@@ -1,0 +1,225 @@
+//! The admin console: invite numbers, see and manage invites and members, read the audit log.
+//! Every action is a CSRF-checked form over the same core calls as the admin JSON API.
+use super::{CsrfForm, PageCtx};
+use crate::http::AppState;
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use phonegate_core::VerifyError;
+use phonegate_core::accounts::Principal;
+use phonegate_core::accounts::admin::mask_phone;
+use phonegate_core::audit::AuditQuery;
+use serde::Deserialize;
+
+pub fn routes() -> axum::Router<AppState> {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/admin", get(console))
+        .route("/admin/invites", post(invite))
+        .route("/admin/invites/{id}/resend", post(resend))
+        .route("/admin/invites/{id}/revoke", post(revoke))
+        .route("/admin/members/{id}/{action}", post(member))
+}
+
+struct InviteRow {
+    id: String,
+    phone: String,
+    username: Option<String>,
+    status: &'static str,
+    expires: String,
+    pending: bool,
+}
+
+struct MemberRow {
+    id: String,
+    username: String,
+    phone: String,
+    admin: bool,
+    sessions: u32,
+    last_seen: String,
+}
+
+struct EventRow {
+    kind: String,
+    at: String,
+    detail: String,
+    subject: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct ConsolePage<'a> {
+    t: &'a super::texts::Texts,
+    csrf: String,
+    error: Option<String>,
+    notice: Option<&'a str>,
+    invites: Vec<InviteRow>,
+    members: Vec<MemberRow>,
+    events: Vec<EventRow>,
+    kind: String,
+}
+
+#[derive(Deserialize, Default)]
+struct ConsoleQuery {
+    kind: Option<String>,
+    done: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InviteForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    phone: String,
+    username: Option<String>,
+}
+
+fn fmt(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The signed-in admin, or the answer for anyone else: the login page, or 403.
+async fn admin(s: &AppState, ctx: &PageCtx) -> Result<Principal, Response> {
+    let Some(p) = ctx.principal(s).await else { return Err(ctx.redirect(s, "/login?return_to=/admin")) };
+    if !s.accounts.is_admin(&p).await {
+        let page = super::MessagePage {
+            t: ctx.t,
+            title: "Admin",
+            message: "Only an admin may open the console.",
+            link: "/account",
+            link_text: ctx.t.back,
+        };
+        return Err(ctx.render(s, StatusCode::FORBIDDEN, &page));
+    }
+    Ok(p)
+}
+
+async fn render(s: &AppState, ctx: &PageCtx, p: &Principal, q: ConsoleQuery, error: Option<String>, status: StatusCode) -> Response {
+    let now = s.clock.now();
+    let kind = q.kind.clone().filter(|k| !k.is_empty() && k.len() <= 64);
+    let (invites, members, events) = (
+        s.accounts.invites(p).await.unwrap_or_default(),
+        s.accounts.members(p).await.unwrap_or_default(),
+        s.accounts.audit_log(p, AuditQuery { kind: kind.clone(), since: None, limit: 50 }).await.unwrap_or_default(),
+    );
+    let notice = match q.done.as_deref() {
+        Some("invited") => Some("The invite is on its way."),
+        Some("resent") => Some("The invite was sent again."),
+        Some("revoked") => Some("The invite was revoked."),
+        Some("removed") => Some("The member was removed; their devices are signed out."),
+        Some("promoted") => Some("The member is now an admin."),
+        Some("demoted") => Some("The member is no longer an admin."),
+        _ => None,
+    };
+    let page = ConsolePage {
+        t: ctx.t,
+        csrf: ctx.csrf(s),
+        error,
+        notice,
+        invites: invites
+            .into_iter()
+            .map(|i| InviteRow {
+                status: i.status(now),
+                pending: i.status(now) == "pending",
+                expires: fmt(i.expires_at),
+                id: i.id,
+                phone: i.phone.as_str().to_string(),
+                username: i.username,
+            })
+            .collect(),
+        members: members
+            .into_iter()
+            .map(|m| MemberRow {
+                admin: m.user.is_admin(),
+                phone: mask_phone(m.user.phone.as_str()),
+                sessions: m.sessions,
+                last_seen: m.last_seen_at.map(fmt).unwrap_or_else(|| "never".into()),
+                id: m.user.id,
+                username: m.user.username,
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|e| EventRow {
+                at: fmt(e.at),
+                kind: e.kind,
+                detail: e.detail,
+                subject: e.subject.unwrap_or_default(),
+                ip: e.ip.unwrap_or_else(|| "-".into()),
+            })
+            .collect(),
+        kind: kind.unwrap_or_default(),
+    };
+    ctx.render(s, status, &page)
+}
+
+async fn console(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ConsoleQuery>) -> Response {
+    match admin(&s, &ctx).await {
+        Ok(p) => render(&s, &ctx, &p, q, None, StatusCode::OK).await,
+        Err(r) => r,
+    }
+}
+
+/// After an action: back to the console with a notice, or the console with the error.
+async fn after(s: &AppState, ctx: &PageCtx, p: &Principal, result: Result<(), VerifyError>, done: &str) -> Response {
+    match result {
+        Ok(()) => ctx.redirect(s, &format!("/admin?done={done}")),
+        Err(e) => render(s, ctx, p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
+    }
+}
+
+async fn invite(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<InviteForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let p = match admin(&s, &ctx).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let username = f.username.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    let result = s.accounts.invite(&ctx.caller, &p, &f.phone, username).await.map(|_| ());
+    after(&s, &ctx, &p, result, "invited").await
+}
+
+async fn resend(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let p = match admin(&s, &ctx).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = s.accounts.resend_invite(&ctx.caller, &p, &id).await.map(|_| ());
+    after(&s, &ctx, &p, result, "resent").await
+}
+
+async fn revoke(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let p = match admin(&s, &ctx).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = s.accounts.revoke_invite(&ctx.caller, &p, &id).await;
+    after(&s, &ctx, &p, result, "revoked").await
+}
+
+async fn member(State(s): State<AppState>, ctx: PageCtx, Path((id, action)): Path<(String, String)>, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let p = match admin(&s, &ctx).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (result, done) = match action.as_str() {
+        "remove" => (s.accounts.remove_member(&ctx.caller, &p, &id).await, "removed"),
+        "promote" => (s.accounts.set_admin(&ctx.caller, &p, &id, true).await.map(|_| ()), "promoted"),
+        "demote" => (s.accounts.set_admin(&ctx.caller, &p, &id, false).await.map(|_| ()), "demoted"),
+        _ => return ctx.redirect(&s, "/admin"),
+    };
+    after(&s, &ctx, &p, result, done).await
+}
