@@ -15,6 +15,8 @@ function env(name) {
 /** The phonegate server the tests use, and one with PHONEGATE_ACCOUNTS__CODE_TTL_SECS=60. */
 export const MAIN = { base: env('PHONEGATE_BASE'), secret: env('PHONEGATE_SECRET') };
 export const SHORT_TTL = { base: env('PHONEGATE_SHORT_TTL_BASE'), secret: env('PHONEGATE_SHORT_TTL_SECRET') };
+/** An invite-only group, with an admin made by `phonegate admin create`. */
+export const GROUP = { base: env('PHONEGATE_GROUP_BASE'), secret: env('PHONEGATE_GROUP_SECRET'), adminPhone: env('PHONEGATE_GROUP_ADMIN_PHONE') };
 const ARTIFACTS = process.env.BROWSER_ARTIFACTS ?? path.resolve(import.meta.dirname ?? '.', '../target/browser-artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 

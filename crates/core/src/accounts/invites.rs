@@ -93,6 +93,18 @@ impl Accounts {
         Ok(())
     }
 
+    /// A pending invite by the id its link carries (to fill in the sign-up page); `None` for
+    /// anything else, whatever the reason.
+    pub async fn pending_invite(&self, id: &str) -> Option<Invite> {
+        if id.is_empty() || id.len() > 64 {
+            return None;
+        }
+        let (id, now) = (id.to_string(), self.now());
+        let invite =
+            ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.invite(&id).await?) }));
+        invite.await.ok().flatten().filter(|i| i.status(now) == "pending")
+    }
+
     /// Every invite, newest first.
     pub async fn invites(&self, p: &Principal) -> Result<Vec<Invite>, VerifyError> {
         self.admin(p).await?;

@@ -189,6 +189,7 @@ struct SignupPage<'a> {
     t: &'a Texts,
     csrf: String,
     error: Option<String>,
+    notice: Option<&'a str>,
     username: String,
     phone: String,
     email: String,
@@ -255,6 +256,8 @@ struct MessagePage<'a> {
 #[derive(Deserialize, Default)]
 struct ReturnQuery {
     return_to: Option<String>,
+    /// An invite link's invite id (the sign-up page fills in its number).
+    invite: Option<String>,
     flow: Option<String>,
     done: Option<String>,
 }
@@ -306,12 +309,17 @@ struct CsrfForm {
 // --- handlers -------------------------------------------------------------------------------
 
 async fn signup_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
+    let invite = match q.invite.as_deref() {
+        Some(id) => s.accounts.pending_invite(id).await,
+        None => None,
+    };
     let page = SignupPage {
         t: ctx.t,
         csrf: ctx.csrf(&s),
         error: None,
-        username: String::new(),
-        phone: String::new(),
+        notice: invite.as_ref().map(|_| ctx.t.invited),
+        username: invite.as_ref().and_then(|i| i.username.clone()).unwrap_or_default(),
+        phone: invite.map(|i| i.phone.as_str().to_string()).unwrap_or_default(),
         email: String::new(),
         return_to: return_to(&s, q.return_to.as_deref()),
     };
@@ -337,6 +345,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
                 t: ctx.t,
                 csrf: ctx.csrf(&s),
                 error: Some(ctx.t.error(&e)),
+                notice: None,
                 username: f.username,
                 phone: f.phone,
                 email: f.email,

@@ -65,6 +65,7 @@ pub struct Texts {
     pub email_invalid: &'static str,
     pub password_invalid: &'static str,
     pub login_fields: &'static str,
+    pub invited: &'static str,
 }
 
 pub const EN: Texts = Texts {
@@ -129,6 +130,7 @@ pub const EN: Texts = Texts {
     email_invalid: "Enter an e-mail address like name@example.com, or leave the field empty.",
     password_invalid: "The password must be 8 to 128 characters.",
     login_fields: "Enter your username or e-mail and your password.",
+    invited: "You are invited. Pick a username and confirm your number with the code we text you.",
 };
 
 pub const DE: Texts = Texts {
@@ -193,6 +195,7 @@ pub const DE: Texts = Texts {
     email_invalid: "Geben Sie eine E-Mail-Adresse wie name@example.com ein oder lassen Sie das Feld leer.",
     password_invalid: "Das Passwort muss 8 bis 128 Zeichen lang sein.",
     login_fields: "Geben Sie Benutzername oder E-Mail und Ihr Passwort ein.",
+    invited: "Sie sind eingeladen. Wählen Sie einen Benutzernamen und bestätigen Sie Ihre Nummer mit dem Code, den wir Ihnen senden.",
 };
 
 /// The language the browser prefers most among English and German (English by default).
