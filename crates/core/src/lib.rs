@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod phone;
 pub mod ports;
 pub mod service;
+pub mod traffic;
 pub mod verification;
 
 pub use caller::{Caller, Scope};

@@ -63,6 +63,12 @@ pub trait VerificationTx: Send {
     /// their messages, and inbound messages and held receipts older than `cutoff`.
     /// Returns how many verifications went.
     async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64>;
+    /// Number, creation and approval of up to `limit` verifications created since `since`.
+    async fn recent_verifications(
+        &mut self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>>;
 }
 
 #[async_trait]
@@ -261,6 +267,8 @@ pub trait MessageTx: Send {
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<bool>;
+    /// Messages created since `since`, counted by provider and status.
+    async fn message_counts(&mut self, since: DateTime<Utc>) -> StoreResult<Vec<(Option<String>, String, i64)>>;
     /// Removes and returns the receipt held for a provider message id, if any.
     async fn take_held_receipt(&mut self, provider_message_id: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>>;
 }

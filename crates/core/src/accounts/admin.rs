@@ -177,6 +177,12 @@ impl Accounts {
         self.verifier.audit_events(&Caller::system("admin-console"), query).await
     }
 
+    /// The dashboard's figures (the last 24 hours).
+    pub async fn dashboard(&self, p: &Principal) -> Result<crate::traffic::Traffic, VerifyError> {
+        self.admin(p).await?;
+        self.verifier.traffic().await
+    }
+
     /// Whether the signed-in user is an admin (for showing the console link).
     pub async fn is_admin(&self, p: &Principal) -> bool {
         self.admin(p).await.is_ok()

@@ -167,3 +167,36 @@ async fn the_admin_console_invites_and_lists_for_admins_only() {
     let r = m.post(app.url("/admin/invites")).form(&[("csrf", csrf_of(&html)), ("phone", fresh_number())]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_dashboard_charts_the_days_codes_conversion_and_delivery_for_admins() {
+    let app = TestApp::spawn().await;
+    let admin_phone = fresh_number();
+    app.state.accounts.create_admin(&phonegate_core::Caller::system("tests"), "watcher", &admin_phone).await.unwrap();
+    // Traffic: two German numbers (one approved) and a French one, through the native API.
+    let (de, fr) = (fresh_number(), "+33612345678".to_string());
+    let v = app.start(&de).await;
+    let code = app.code_for(&de).await;
+    assert_eq!(app.check(v["id"].as_str().unwrap(), &code).await.status(), StatusCode::OK);
+    app.start(&fresh_number()).await;
+    app.start(&fr).await;
+
+    let b = browser();
+    log_in(&app, &b, &admin_phone, "").await;
+    let r = b.get(app.url("/admin/dashboard")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<svg") && html.contains("Codes started and approved per hour"), "{html}");
+    // The admin's own login is a code too: 4 started, 2 approved.
+    assert!(html.contains("4 started, 2 approved (50 %)"), "{html}");
+    assert!(
+        html.contains("<strong>DE</strong> — 3 started, 2 approved") && html.contains("<strong>FR</strong> — 1 started, 0 approved"),
+        "{html}"
+    );
+    assert!(html.contains("<strong>outbox</strong> — 4 sent"), "{html}");
+    assert!(!html.contains("<script"), "server-rendered, no script");
+
+    let m = browser();
+    sign_up(&app, &m, "notadmin", &fresh_number(), "").await;
+    assert_eq!(m.get(app.url("/admin/dashboard")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+}

@@ -162,6 +162,11 @@ impl<D: Db> MessageTx for Repo<D> {
         Ok(self.exec(&HOLD_RECEIPT, args![pmid, status.as_str(), error, now]).await? > 0)
     }
 
+    async fn message_counts(&mut self, since: DateTime<Utc>) -> StoreResult<Vec<(Option<String>, String, i64)>> {
+        let rows = self.rows(&MESSAGE_COUNTS, args![since]).await?;
+        rows.into_iter().map(|mut r| Ok((r.opt_text(0)?, r.text(1)?, r.int(2)?))).collect()
+    }
+
     async fn take_held_receipt(&mut self, pmid: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>> {
         self.exec(&LOCK_PROVIDER_MESSAGE_ID, args![pmid]).await?;
         let Some(mut row) = self.row(&TAKE_HELD_RECEIPT, args![pmid]).await? else { return Ok(None) };
@@ -169,6 +174,9 @@ impl<D: Db> MessageTx for Repo<D> {
         Ok(DeliveryStatus::parse(&status).map(|s| (s, row.opt_text(1).ok().flatten())))
     }
 }
+
+static MESSAGE_COUNTS: Sql =
+    Sql::new("SELECT provider, status, COUNT(*) FROM messages WHERE created_at >= $1 GROUP BY provider, status ORDER BY provider, status");
 
 #[async_trait]
 impl<D: Db> OptOutTx for Repo<D> {

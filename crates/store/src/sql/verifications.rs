@@ -166,4 +166,16 @@ impl<D: Db> VerificationTx for Repo<D> {
         }
         Ok(deleted)
     }
+
+    async fn recent_verifications(
+        &mut self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>> {
+        let rows = self.rows(&RECENT, args![since, limit]).await?;
+        rows.into_iter().map(|mut r| Ok((PhoneNumber::from_trusted(r.text(0)?), r.ts(1)?, r.opt_ts(2)?))).collect()
+    }
 }
+
+static RECENT: Sql =
+    Sql::new("SELECT to_number, created_at, approved_at FROM verifications WHERE created_at >= $1 ORDER BY created_at DESC LIMIT $2");

@@ -10,12 +10,14 @@ use phonegate_core::VerifyError;
 use phonegate_core::accounts::Principal;
 use phonegate_core::accounts::admin::mask_phone;
 use phonegate_core::audit::AuditQuery;
+use phonegate_core::traffic::Counts;
 use serde::Deserialize;
 
 pub fn routes() -> axum::Router<AppState> {
     use axum::routing::{get, post};
     axum::Router::new()
         .route("/admin", get(console))
+        .route("/admin/dashboard", get(dashboard))
         .route("/admin/invites", post(invite))
         .route("/admin/invites/{id}/resend", post(resend))
         .route("/admin/invites/{id}/revoke", post(revoke))
@@ -153,6 +155,125 @@ async fn render(s: &AppState, ctx: &PageCtx, p: &Principal, q: ConsoleQuery, err
         kind: kind.unwrap_or_default(),
     };
     ctx.render(s, status, &page)
+}
+
+struct CountryRow {
+    name: String,
+    started: u32,
+    approved: u32,
+    rate: String,
+    bar: String,
+}
+
+struct ProviderRow {
+    name: String,
+    sent: u32,
+    delivered: u32,
+    failed: u32,
+    /// More than a tenth of the messages failed: SMS may not be arriving.
+    alarming: bool,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage<'a> {
+    t: &'a super::texts::Texts,
+    hours_svg: String,
+    started: u32,
+    approved: u32,
+    conversion: String,
+    countries: Vec<CountryRow>,
+    providers: Vec<ProviderRow>,
+    throttled: Vec<(String, String)>,
+}
+
+fn percent(part: u32, whole: u32) -> String {
+    if whole == 0 { "–".into() } else { format!("{:.0} %", f64::from(part) * 100.0 / f64::from(whole)) }
+}
+
+/// Started and approved codes per hour as an SVG bar chart (server-rendered, no script).
+fn hours_svg(hours: &[Counts], first: chrono::DateTime<chrono::Utc>) -> String {
+    let (w, h, left, bottom) = (720.0, 200.0, 36.0, 24.0);
+    let max = hours.iter().map(|c| c.started.max(c.approved)).max().unwrap_or(0).max(1);
+    let slot = (w - left) / hours.len().max(1) as f64;
+    let y = |v: u32| (h - bottom) * (1.0 - f64::from(v) / f64::from(max));
+    let mut svg = format!(
+        r##"<svg viewBox="0 0 {w} {h}" width="100%" role="img" aria-label="Codes started and approved per hour"><line x1="{left}" y1="{base}" x2="{w}" y2="{base}" stroke="#888"/><text x="0" y="12" font-size="11" fill="currentColor">{max}</text>"##,
+        base = h - bottom
+    );
+    for (i, c) in hours.iter().enumerate() {
+        let x = left + slot * i as f64;
+        let bw = (slot - 4.0) / 2.0;
+        svg.push_str(&format!(
+            r##"<rect x="{x:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#9aa0a6"><title>{} started</title></rect><rect x="{:.1}" y="{:.1}" width="{bw:.1}" height="{:.1}" fill="#1e8e3e"><title>{} approved</title></rect>"##,
+            y(c.started),
+            h - bottom - y(c.started),
+            c.started,
+            x + bw,
+            y(c.approved),
+            h - bottom - y(c.approved),
+            c.approved
+        ));
+        if i % 4 == 0 {
+            let label = (first + chrono::Duration::hours(i as i64)).format("%H:00");
+            svg.push_str(&format!(r#"<text x="{x:.1}" y="{}" font-size="11" fill="currentColor">{label}</text>"#, h - 6.0));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// A small horizontal bar: the approved share of what was started.
+fn share_svg(approved: u32, started: u32) -> String {
+    let width = if started == 0 { 0.0 } else { 200.0 * f64::from(approved) / f64::from(started) };
+    format!(
+        r##"<svg viewBox="0 0 200 10" width="200" height="10" role="img" aria-label="conversion"><rect width="200" height="10" fill="#dadce0"/><rect width="{width:.1}" height="10" fill="#1e8e3e"/></svg>"##
+    )
+}
+
+async fn dashboard(State(s): State<AppState>, ctx: PageCtx) -> Response {
+    let p = match admin(&s, &ctx).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let traffic = match s.accounts.dashboard(&p).await {
+        Ok(t) => t,
+        Err(e) => return render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
+    };
+    let now = s.clock.now();
+    let first = chrono::DurationRound::duration_trunc(now, chrono::Duration::hours(1)).unwrap_or(now) - chrono::Duration::hours(23);
+    let (started, approved) = traffic.hours.iter().fold((0, 0), |(s, a), c| (s + c.started, a + c.approved));
+    let page = DashboardPage {
+        t: ctx.t,
+        hours_svg: hours_svg(&traffic.hours, first),
+        started,
+        approved,
+        conversion: percent(approved, started),
+        countries: traffic
+            .countries
+            .into_iter()
+            .map(|(name, c)| CountryRow {
+                rate: percent(c.approved, c.started),
+                bar: share_svg(c.approved, c.started),
+                name,
+                started: c.started,
+                approved: c.approved,
+            })
+            .collect(),
+        providers: traffic
+            .providers
+            .into_iter()
+            .map(|(name, d)| ProviderRow {
+                alarming: d.failed * 10 > d.sent + d.failed && d.failed > 0,
+                name,
+                sent: d.sent,
+                delivered: d.delivered,
+                failed: d.failed,
+            })
+            .collect(),
+        throttled: traffic.throttled.into_iter().map(|(prefix, at)| (prefix, fmt(at))).collect(),
+    };
+    ctx.render(&s, StatusCode::OK, &page)
 }
 
 async fn console(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ConsoleQuery>) -> Response {
