@@ -50,6 +50,13 @@ describe('invite-only group', { concurrency: 1 }, () => {
         assert.match(await admin.text(), /The member was removed/);
         await guest.goto('account after removal', '/account');
         assert.equal(guest.where().path, '/login');
+
+        // The dashboard shows the traffic: the codes of both logins, as server-rendered charts.
+        await admin.navigate('dashboard', () => admin.page.getByRole('link', { name: /^Dashboard/ }).click());
+        assert.equal(admin.where().path, '/admin/dashboard');
+        assert.equal(await admin.page.locator('svg[aria-label="Codes started and approved per hour"]').count(), 1);
+        assert.match(await admin.text(), /\d+ started, \d+ approved/);
+        assert.match(await admin.text(), /DE — \d+ started/);
     });
 
     it('stranger: an uninvited sign-up looks like an invited one and sends nothing', T, async (t) => {
