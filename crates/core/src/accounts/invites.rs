@@ -93,16 +93,19 @@ impl Accounts {
         Ok(())
     }
 
-    /// A pending invite by the id its link carries (to fill in the sign-up page); `None` for
-    /// anything else, whatever the reason.
-    pub async fn pending_invite(&self, id: &str) -> Option<Invite> {
+    /// The invite an invite link names (to fill in the sign-up page, or to say that it ended),
+    /// with its status now; `None` when there is no such invite.
+    pub async fn invite_by_link(&self, id: &str) -> Option<(Invite, &'static str)> {
         if id.is_empty() || id.len() > 64 {
             return None;
         }
         let (id, now) = (id.to_string(), self.now());
         let invite =
             ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.invite(&id).await?) }));
-        invite.await.ok().flatten().filter(|i| i.status(now) == "pending")
+        invite.await.ok().flatten().map(|i| {
+            let status = i.status(now);
+            (i, status)
+        })
     }
 
     /// Every invite, newest first.

@@ -200,3 +200,24 @@ async fn the_dashboard_charts_the_days_codes_conversion_and_delivery_for_admins(
     sign_up(&app, &m, "notadmin", &fresh_number(), "").await;
     assert_eq!(m.get(app.url("/admin/dashboard")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_invite_link_fills_in_the_sign_up_page_or_says_that_it_ended() {
+    let app = TestApp::spawn().await;
+    let admin_phone = fresh_number();
+    app.state.accounts.create_admin(&phonegate_core::Caller::system("tests"), "inviter", &admin_phone).await.unwrap();
+    let admin = app.state.accounts.authenticate_bearer(app.log_in(&admin_phone).await["access_token"].as_str().unwrap()).await.unwrap();
+    let invited = fresh_number();
+    let invite = app.state.accounts.invite(&phonegate_core::Caller::system("tests"), &admin, &invited, None).await.unwrap();
+    let app = &app;
+    let page =
+        |id: String| async move { app.client.get(app.url(&format!("/signup?invite={id}"))).send().await.unwrap().text().await.unwrap() };
+    let html = page(invite.id.clone()).await;
+    assert!(html.contains(&format!(r#"value="{invited}""#)) && html.contains("You are invited"), "{html}");
+    app.state.accounts.revoke_invite(&phonegate_core::Caller::system("tests"), &admin, &invite.id).await.unwrap();
+    let html = page(invite.id.clone()).await;
+    assert!(html.contains(r#"role="alert""#) && html.contains("This invite has expired, was used or was withdrawn"), "{html}");
+    assert!(!html.contains(&invited), "an ended invite fills in nothing");
+    let html = page("iv0123".into()).await;
+    assert!(!html.contains(r#"role="alert""#) && !html.contains("You are invited"));
+}

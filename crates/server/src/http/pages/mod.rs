@@ -309,14 +309,17 @@ struct CsrfForm {
 // --- handlers -------------------------------------------------------------------------------
 
 async fn signup_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
-    let invite = match q.invite.as_deref() {
-        Some(id) => s.accounts.pending_invite(id).await,
+    let link = match q.invite.as_deref() {
+        Some(id) => s.accounts.invite_by_link(id).await,
         None => None,
     };
+    // An invite that ended says so; a pending one fills in the form.
+    let ended = link.as_ref().is_some_and(|(_, status)| *status != "pending");
+    let invite = link.filter(|(_, status)| *status == "pending").map(|(i, _)| i);
     let page = SignupPage {
         t: ctx.t,
         csrf: ctx.csrf(&s),
-        error: None,
+        error: ended.then(|| ctx.t.invite_ended.to_string()),
         notice: invite.as_ref().map(|_| ctx.t.invited),
         username: invite.as_ref().and_then(|i| i.username.clone()).unwrap_or_default(),
         phone: invite.map(|i| i.phone.as_str().to_string()).unwrap_or_default(),

@@ -66,6 +66,7 @@ pub struct Texts {
     pub password_invalid: &'static str,
     pub login_fields: &'static str,
     pub invited: &'static str,
+    pub invite_ended: &'static str,
 }
 
 pub const EN: Texts = Texts {
@@ -131,6 +132,7 @@ pub const EN: Texts = Texts {
     password_invalid: "The password must be 8 to 128 characters.",
     login_fields: "Enter your username or e-mail and your password.",
     invited: "You are invited. Pick a username and confirm your number with the code we text you.",
+    invite_ended: "This invite has expired, was used or was withdrawn. Ask the person who invited you for a new one.",
 };
 
 pub const DE: Texts = Texts {
@@ -196,6 +198,7 @@ pub const DE: Texts = Texts {
     password_invalid: "Das Passwort muss 8 bis 128 Zeichen lang sein.",
     login_fields: "Geben Sie Benutzername oder E-Mail und Ihr Passwort ein.",
     invited: "Sie sind eingeladen. Wählen Sie einen Benutzernamen und bestätigen Sie Ihre Nummer mit dem Code, den wir Ihnen senden.",
+    invite_ended: "Diese Einladung ist abgelaufen, wurde schon verwendet oder zurückgezogen. Bitten Sie um eine neue.",
 };
 
 /// The language the browser prefers most among English and German (English by default).
