@@ -1,10 +1,12 @@
 // An invite-only group in headless Chromium (issue 12): the admin made by `phonegate admin
 // create` signs in, invites a number from the console, the invitee joins through the link in the
-// SMS, the admin removes them and their session dies; a stranger's sign-up looks the same as an
+// SMS, the admin removes them and their session dies; another invitee joins by texting the invite
+// code back through the signed Twilio webhook, and the admin signs their device out from the
+// console and finds that in the filtered audit log; a stranger's sign-up looks the same as an
 // invited one but sends nothing.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { GROUP, closeBrowser, codeSentBy, device, escapeRe, outbox, sleep, uniquePhone, uniqueUsername } from './helpers.js';
+import { GROUP, closeBrowser, codeSentBy, device, escapeRe, outbox, sleep, textFrom, uniquePhone, uniqueUsername } from './helpers.js';
 
 const T = { timeout: 90_000 };
 
@@ -57,6 +59,62 @@ describe('invite-only group', { concurrency: 1 }, () => {
         assert.equal(await admin.page.locator('svg[aria-label="Codes started and approved per hour"]').count(), 1);
         assert.match(await admin.text(), /\d+ started, \d+ approved/);
         assert.match(await admin.text(), /DE — \d+ started/);
+    });
+
+    it('reply: an invitee joins by texting the invite code; the admin signs their device out and finds it in the audit log', T, async (t) => {
+        const admin = await device(t, { label: 'admin', server: GROUP });
+        await admin.goto('login page', '/login');
+        const adminCode = await codeSentBy(GROUP, GROUP.adminPhone, () => admin.submit('login submitted', { phone: GROUP.adminPhone }));
+        await admin.submit('code entered', { code: adminCode });
+        await admin.goto('console', '/admin');
+        const inviteCode = (await admin.page.locator('#current-invite-code').innerText()).trim();
+        assert.match(inviteCode, /^[A-Z2-9]{8}$/);
+
+        const invitee = uniquePhone();
+        await admin.submit('invite sent', { phone: invitee });
+        let sms;
+        for (let i = 0; i < 100 && !sms; i++) {
+            sms = (await outbox(GROUP, invitee))[0];
+            if (!sms) await sleep(100);
+        }
+        assert.ok(sms?.body.includes(inviteCode), `the invite SMS carries the invite code: ${sms?.body}`);
+
+        // An unsigned webhook is refused and sends nothing; the signed reply gets a code.
+        assert.equal((await textFrom(GROUP, invitee, inviteCode, { signed: false })).status, 403);
+        const code = await codeSentBy(GROUP, invitee, async () => {
+            const r = await textFrom(GROUP, invitee, inviteCode.toLowerCase());
+            assert.equal(r.status, 200);
+        });
+
+        // The invitee signs up with that number in the browser and enters the code they have.
+        const guest = await device(t, { label: 'invitee', server: GROUP });
+        await guest.goto('signup page', '/signup');
+        const username = uniqueUsername('replier');
+        await guest.submit('signup submitted', { username, phone: invitee });
+        assert.equal(guest.where().path, '/login/code');
+        await sleep(300);
+        assert.equal((await outbox(GROUP, invitee)).length, 2, 'the invite and one code: signing up sent no other');
+        await guest.submit('code entered', { code });
+        assert.equal(guest.where().path, '/account');
+
+        // The admin opens the member's devices and signs the one device out.
+        await admin.goto('console with the member', '/admin');
+        const row = admin.page.locator(`li[data-member]:has-text("${username}")`);
+        await admin.navigate('devices', () => row.getByRole('link', { name: 'Devices' }).click());
+        const devices = admin.page.locator('li[data-session]');
+        assert.equal(await devices.count(), 1);
+        await admin.navigate('device signed out', () => devices.first().getByRole('button', { name: 'Sign out this device' }).click());
+        assert.match(await admin.text(), /The device is signed out/);
+        await guest.goto('account after sign-out', '/account');
+        assert.equal(guest.where().path, '/login');
+
+        // The audit log, filtered by what and by whom it concerns, names who did it.
+        await admin.submit('audit filtered', { kind: 'session_revoked', who: username });
+        const events = admin.page.locator('table.audit tbody tr');
+        assert.equal(await events.count(), 1);
+        assert.match(await events.first().innerText(), /session_revoked[\s\S]*chief/);
+        await admin.submit('audit filtered by kind', { kind: 'invite_replied', who: '' });
+        assert.ok(await admin.page.locator('table.audit tbody tr:has-text("invite_replied")').count() >= 1);
     });
 
     it('stranger: an uninvited sign-up looks like an invited one and sends nothing', T, async (t) => {

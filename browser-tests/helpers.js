@@ -2,6 +2,7 @@
 // context per test (or per simulated device), screenshots of every page visited, form filling
 // and submission the way a person does it, and the dev outbox for the codes.
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -15,8 +16,13 @@ function env(name) {
 /** The phonegate server the tests use, and one with PHONEGATE_ACCOUNTS__CODE_TTL_SECS=60. */
 export const MAIN = { base: env('PHONEGATE_BASE'), secret: env('PHONEGATE_SECRET') };
 export const SHORT_TTL = { base: env('PHONEGATE_SHORT_TTL_BASE'), secret: env('PHONEGATE_SHORT_TTL_SECRET') };
-/** An invite-only group, with an admin made by `phonegate admin create`. */
-export const GROUP = { base: env('PHONEGATE_GROUP_BASE'), secret: env('PHONEGATE_GROUP_SECRET'), adminPhone: env('PHONEGATE_GROUP_ADMIN_PHONE') };
+/** An invite-only group, with an admin made by `phonegate admin create`, that takes signed Twilio webhooks. */
+export const GROUP = {
+    base: env('PHONEGATE_GROUP_BASE'),
+    secret: env('PHONEGATE_GROUP_SECRET'),
+    adminPhone: env('PHONEGATE_GROUP_ADMIN_PHONE'),
+    twilio: { account: env('PHONEGATE_GROUP_TWILIO_ACCOUNT'), token: env('PHONEGATE_GROUP_TWILIO_TOKEN') },
+};
 const ARTIFACTS = process.env.BROWSER_ARTIFACTS ?? path.resolve(import.meta.dirname ?? '.', '../target/browser-artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -134,6 +140,23 @@ export async function codeSentBy(server, phone, action) {
         await sleep(100);
     }
     throw new Error(`no new message to ${phone} in the dev outbox`);
+}
+
+/**
+ * Delivers an inbound SMS from `from` to the server's Twilio webhook, as Twilio does: form-encoded,
+ * signed with the account's token over the public URL and the sorted parameters
+ * (X-Twilio-Signature), or unsigned with `signed: false`. Returns the response.
+ */
+export async function textFrom(server, from, body, { signed = true } = {}) {
+    const url = `${server.base}/webhooks/twilio/sms`;
+    const params = { AccountSid: server.twilio.account, MessageSid: `SM${Date.now()}${counter++}`, From: from, To: '+15005550006', Body: body };
+    const payload = url + Object.keys(params).sort().map((k) => k + params[k]).join('');
+    const signature = createHmac('sha1', server.twilio.token).update(payload).digest('base64');
+    return fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...(signed ? { 'x-twilio-signature': signature } : {}) },
+        body: new URLSearchParams(params),
+    });
 }
 
 /** Asserts the browser session cookie's flags (plain HTTP: not Secure, no __Host- prefix). */

@@ -34,12 +34,12 @@ mkdir -p "$artifacts"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
-# start NAME [ENV=VALUE…]: a server on its own database and port with an admin key for the outbox;
-# sets base_NAME and secret_NAME.
+# [PORT=N] start NAME [ENV=VALUE…]: a server on its own database and port with an admin key for
+# the outbox; sets base_NAME and secret_NAME.
 start() {
     local name=$1; shift
     local db="sqlite://$work/$name.db" port key pid up=""
-    port=$(free_port)
+    port=${PORT:-$(free_port)}
     key=$(env "$@" PHONEGATE_DATABASE_URL="$db" "$bin" keys create --name browser --json) ||
         { echo "phonegate ($name) could not make an API key"; echo "browser: 0 passed, 1 failed"; exit 1; }
     env "$@" PHONEGATE_DATABASE_URL="$db" "$bin" serve --listen "127.0.0.1:$port" >"$work/$name.log" 2>&1 &
@@ -59,14 +59,23 @@ start() {
 }
 start main
 start short_ttl PHONEGATE_ACCOUNTS__CODE_TTL_SECS=60
-# An invite-only group whose first admin the operator's command made.
+# An invite-only group whose first admin the operator's command made. Codes go to the dev outbox;
+# a Twilio account is configured only so that its signed inbound-SMS webhook (an invitee texting
+# the invite code) is accepted, which needs the public URL, hence the port chosen first.
 group_admin="+4915199000001"
+group_port=$(free_port)
+twilio_account=AC0000000000000000000000000000b0
+twilio_token=browser-test-token
 PHONEGATE_DATABASE_URL="sqlite://$work/group.db" "$bin" admin create --username chief --phone "$group_admin" >/dev/null
-start group PHONEGATE_ACCOUNTS__REGISTRATION=invite_only
+PORT=$group_port start group PHONEGATE_ACCOUNTS__REGISTRATION=invite_only PHONEGATE_PUBLIC_URL="http://127.0.0.1:$group_port" \
+    PHONEGATE_PROVIDERS__OUTBOX__KIND=outbox PHONEGATE_ROUTING__PROVIDERS='["outbox"]' \
+    PHONEGATE_PROVIDERS__TWILIO__KIND=twilio PHONEGATE_PROVIDERS__TWILIO__ACCOUNT_SID="$twilio_account" \
+    PHONEGATE_PROVIDERS__TWILIO__AUTH_TOKEN="$twilio_token" PHONEGATE_PROVIDERS__TWILIO__FROM='"+15005550006"'
 
 export PHONEGATE_BASE=$base_main PHONEGATE_SECRET=$secret_main
 export PHONEGATE_SHORT_TTL_BASE=$base_short_ttl PHONEGATE_SHORT_TTL_SECRET=$secret_short_ttl
 export PHONEGATE_GROUP_BASE=$base_group PHONEGATE_GROUP_SECRET=$secret_group PHONEGATE_GROUP_ADMIN_PHONE=$group_admin
+export PHONEGATE_GROUP_TWILIO_ACCOUNT=$twilio_account PHONEGATE_GROUP_TWILIO_TOKEN=$twilio_token
 export BROWSER_ARTIFACTS=$artifacts
 
 # Readable progress on stdout, TAP (counted below) in a file. (--test-force-exit would cut the

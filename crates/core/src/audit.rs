@@ -21,6 +21,9 @@ pub struct AuditEvent {
     pub kind: String,
     /// The API key that caused it, if any.
     pub key_id: Option<String>,
+    /// Who caused it: the signed-in user's id (an admin in the console, a user on their own
+    /// account), else the API key's id.
+    pub actor: Option<String>,
     pub ip: Option<String>,
     pub request_id: String,
     /// What it concerns: a phone number, key id, service id, prefix or provider.
@@ -32,8 +35,15 @@ pub struct AuditEvent {
 /// Filters for reading the log, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct AuditQuery {
+    /// What: only events of this kind.
     pub kind: Option<String>,
+    /// Who: only events this user or API key caused, or that concern it (its id).
+    pub who: Option<String>,
+    /// Where from: only events from this address.
+    pub ip: Option<String>,
+    /// When: only events at or after `since` and before `until`.
     pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
     pub limit: u32,
 }
 
@@ -77,6 +87,7 @@ impl Verifier {
             at: now,
             kind: kind.into(),
             key_id: caller.key_id.clone(),
+            actor: caller.actor(),
             ip: caller.end_user_ip.or(caller.ip).map(|ip| ip.to_string()),
             request_id: caller.request_id.clone(),
             subject: subject.map(str::to_string),
@@ -113,7 +124,7 @@ impl Verifier {
         caller.require_admin()?;
         let limit = query.limit.clamp(1, 1000);
         ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.audit_events(query.kind.as_deref(), query.since, limit).await?) })
+            Box::pin(async move { Ok::<_, VerifyError>(tx.audit_events(&AuditQuery { limit, ..query }).await?) })
         })
         .await
     }

@@ -17,6 +17,9 @@ pub struct Caller {
     pub end_user_ip: Option<IpAddr>,
     /// Correlates the call with the request's logs (`x-request-id`).
     pub request_id: String,
+    /// The signed-in user acting (an admin in the console, a user on their own account): who
+    /// the audit log names.
+    pub user: Option<String>,
 }
 
 /// What a caller may touch.
@@ -37,7 +40,7 @@ impl Caller {
             KeyScope::Admin => Scope::All,
             KeyScope::Services(ids) => Scope::Services(ids.clone()),
         };
-        Self { key_id: Some(key.id.clone()), scope, ip, end_user_ip: None, request_id: request_id.into() }
+        Self { key_id: Some(key.id.clone()), scope, ip, end_user_ip: None, request_id: request_id.into(), user: None }
     }
 
     /// Whether the caller may see what belongs to the service `service_id`.
@@ -56,7 +59,7 @@ impl Caller {
 
     /// A provider's signed webhook.
     pub fn provider(ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
-        Self { key_id: None, scope: Scope::Provider, ip, end_user_ip: None, request_id: request_id.into() }
+        Self { key_id: None, scope: Scope::Provider, ip, end_user_ip: None, request_id: request_id.into(), user: None }
     }
 
     /// The same caller acting for an end user at `ip`.
@@ -68,11 +71,21 @@ impl Caller {
     /// An end user's own request to the public account endpoints (no API key): it may see no
     /// service; the accounts core acts for it.
     pub fn end_user(ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
-        Self { key_id: None, scope: Scope::Services(Vec::new()), ip, end_user_ip: ip, request_id: request_id.into() }
+        Self { key_id: None, scope: Scope::Services(Vec::new()), ip, end_user_ip: ip, request_id: request_id.into(), user: None }
     }
 
     /// The server itself: the CLI, start-up and background jobs.
     pub fn system(task: &str) -> Self {
-        Self { key_id: None, scope: Scope::All, ip: None, end_user_ip: None, request_id: task.to_string() }
+        Self { key_id: None, scope: Scope::All, ip: None, end_user_ip: None, request_id: task.to_string(), user: None }
+    }
+
+    /// The same caller, acting as the signed-in user `user_id`.
+    pub fn as_user(&self, user_id: &str) -> Self {
+        Self { user: Some(user_id.to_string()), ..self.clone() }
+    }
+
+    /// Who the audit log names: the signed-in user, else the API key.
+    pub fn actor(&self) -> Option<String> {
+        self.user.clone().or_else(|| self.key_id.clone())
     }
 }

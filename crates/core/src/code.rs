@@ -99,6 +99,14 @@ impl ServerKeys {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// The group's invite code of a generation: 8 characters without look-alikes (no 0/O,
+    /// 1/I/L), derived from the server secret, so it is never stored and every instance agrees.
+    pub fn invite_code(&self, generation: i64) -> String {
+        const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+        let digest = self.digest(&format!("invite-code/{generation}"), "");
+        digest.iter().take(8).map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
+    }
+
     pub fn matches(&self, verification_id: &str, code: &str, stored_digest: &[u8]) -> bool {
         bool::from(self.digest(verification_id, code).as_slice().ct_eq(stored_digest))
     }

@@ -116,6 +116,12 @@ pub trait AccountTx: Send {
     async fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>>;
     /// Writes attempts, last send, use, verification and expiry.
     async fn update_flow(&mut self, f: &Flow) -> StoreResult<()>;
+    /// The newest unused, unexpired flow an SMS reply started for `phone`, locked.
+    async fn reply_flow(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Flow>>;
+    /// The group's invite code generation and when it began; `None` before the first rotation.
+    async fn invite_code(&mut self) -> StoreResult<Option<(i64, DateTime<Utc>)>>;
+    /// Begins a generation; `Conflict` when another rotation took that number first.
+    async fn insert_invite_code(&mut self, generation: i64, at: DateTime<Utc>, by: &str) -> StoreResult<()>;
 
     async fn insert_session(&mut self, s: &Session) -> StoreResult<()>;
     async fn session(&mut self, id: &str) -> StoreResult<Option<Session>>;
@@ -183,7 +189,8 @@ pub trait AccountTx: Send {
 pub trait AuditTx: Send {
     async fn insert_audit_event(&mut self, e: &AuditEvent) -> StoreResult<()>;
     /// Newest first, optionally of one kind and since a time.
-    async fn audit_events(&mut self, kind: Option<&str>, since: Option<DateTime<Utc>>, limit: u32) -> StoreResult<Vec<AuditEvent>>;
+    /// The events `q` selects, newest first, at most `q.limit`.
+    async fn audit_events(&mut self, q: &crate::audit::AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// Budget counters (see `budget`), one per budget, subject, rate and window.

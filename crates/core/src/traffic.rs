@@ -1,6 +1,7 @@
 //! What an admin's dashboard shows: codes started and approved per hour over the last day,
 //! conversion per country, what each provider did with the messages, and the prefixes the
 //! throttle paused. Read-only, from the verifications, messages and audit log of the last day.
+use crate::audit::AuditQuery;
 use crate::engine::Verifier;
 use crate::error::VerifyError;
 use crate::ports;
@@ -47,7 +48,14 @@ impl Verifier {
             Box::pin(async move {
                 let v = tx.recent_verifications(first_hour, SAMPLE).await?;
                 let m = tx.message_counts(first_hour).await?;
-                let t = tx.audit_events(Some("prefix_throttled"), Some(first_hour), 20).await?;
+                let t = tx
+                    .audit_events(&AuditQuery {
+                        kind: Some("prefix_throttled".into()),
+                        since: Some(first_hour),
+                        limit: 20,
+                        ..Default::default()
+                    })
+                    .await?;
                 Ok::<_, VerifyError>((v, m, t))
             })
         })

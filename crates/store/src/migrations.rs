@@ -18,6 +18,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/0009_audit_events.sql")),
     (10, include_str!("../migrations/sqlite/0010_accounts.sql")),
     (11, include_str!("../migrations/sqlite/0011_invites.sql")),
+    (12, include_str!("../migrations/sqlite/0012_group_join.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

@@ -112,7 +112,7 @@ impl Accounts {
             })
         })
         .await?;
-        self.verifier.record(caller, "member_removed", Some(user_id), "an admin removed a member").await;
+        self.verifier.record(&caller.as_user(&p.user_id), "member_removed", Some(user_id), "an admin removed a member").await;
         Ok(())
     }
 
@@ -137,7 +137,7 @@ impl Accounts {
         .await?;
         let (kind, detail) =
             if admin { ("admin_promoted", "a member was made admin") } else { ("admin_demoted", "an admin was made a member") };
-        self.verifier.record(caller, kind, Some(user_id), detail).await;
+        self.verifier.record(&caller.as_user(&p.user_id), kind, Some(user_id), detail).await;
         Ok(user)
     }
 
@@ -165,7 +165,7 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier.record(caller, "session_revoked", Some(user_id), "an admin ended a member's session").await;
+        self.verifier.record(&caller.as_user(&p.user_id), "session_revoked", Some(user_id), "an admin ended a member's session").await;
         Ok(())
     }
 }

@@ -49,6 +49,9 @@ pub struct Flow {
     pub login: Option<String>,
     /// The invite a sign-up consumes once verified (invite-only groups).
     pub invite_id: Option<String>,
+    /// Started by an invitee's SMS reply with the invite code: the next sign-up (or login) of the
+    /// number takes it over and its code, instead of sending another.
+    pub by_reply: bool,
     /// Wrong codes entered (decoys count their own; real flows rely on the verification's).
     pub attempts: u32,
     pub created_at: DateTime<Utc>,

@@ -132,7 +132,7 @@ impl Accounts {
         self.start_flow(caller, flow, locale).await
     }
 
-    fn new_flow(&self, kind: FlowKind, phone: Option<PhoneNumber>, login: Option<String>) -> Flow {
+    pub(super) fn new_flow(&self, kind: FlowKind, phone: Option<PhoneNumber>, login: Option<String>) -> Flow {
         let now = self.now();
         Flow {
             id: new_id("fl"),
@@ -145,6 +145,7 @@ impl Accounts {
             verification_id: None,
             login,
             invite_id: None,
+            by_reply: false,
             attempts: 0,
             created_at: now,
             expires_at: now + chrono::Duration::seconds(self.settings.code_ttl_secs),
@@ -201,15 +202,18 @@ impl Accounts {
     }
 
     /// What sending a login code to `phone` costs in the engine's budgets (the accounts service's).
-    fn send_charges(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<crate::budget::Charge> {
+    pub(super) fn send_charges(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<crate::budget::Charge> {
         let budgets = self.verifier.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
         charges.extend(budgets.for_send(phone.as_str(), &phone.calling_code(), None, &self.service_id));
         charges
     }
 
-    async fn start_flow(&self, caller: &Caller, mut flow: Flow, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
+    pub(super) async fn start_flow(&self, caller: &Caller, mut flow: Flow, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
         let phone = flow.phone.clone().ok_or_else(|| VerifyError::invalid("phone", "a phone number is required"))?;
+        if let Some(taken_over) = self.take_reply_flow(caller, &flow).await? {
+            return Ok(taken_over);
+        }
         let started = self.send_code(caller, &phone, locale).await?;
         flow.verification_id = Some(started.verification.id.clone());
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);

@@ -81,14 +81,17 @@ impl Accounts {
         })
         .await?;
         self.send_invite(caller, &invite).await?;
-        self.verifier.record(caller, "invite_created", Some(&invite.id), "an admin invited a number").await;
+        self.verifier.record(&caller.as_user(&p.user_id), "invite_created", Some(&invite.id), "an admin invited a number").await;
         Ok(invite)
     }
 
     async fn send_invite(&self, caller: &Caller, invite: &Invite) -> Result<(), VerifyError> {
         let service = self.verifier.service(&Caller::system("invites"), Some(super::SERVICE)).await?;
-        let body =
-            format!("{}: you are invited. Sign up with this number at {}/signup?invite={}", self.settings.brand, self.site, invite.id);
+        let code = self.current_invite_code().await?.code;
+        let body = format!(
+            "{}: you are invited. Sign up with this number at {}/signup?invite={} or reply {code} to this message.",
+            self.settings.brand, self.site, invite.id
+        );
         self.verifier.send_text(&self.engine_caller(caller), &service, &invite.phone, body).await?;
         Ok(())
     }
@@ -150,7 +153,7 @@ impl Accounts {
             })
         })
         .await?;
-        self.verifier.record(caller, "invite_revoked", Some(id), "an admin revoked an invite").await;
+        self.verifier.record(&caller.as_user(&p.user_id), "invite_revoked", Some(id), "an admin revoked an invite").await;
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier.record(caller, "session_revoked", Some(&p.user_id), "a session was ended by its user").await;
+        self.verifier.record(&caller.as_user(&p.user_id), "session_revoked", Some(&p.user_id), "a session was ended by its user").await;
         Ok(())
     }
 
@@ -50,7 +50,9 @@ impl Accounts {
             })
         })
         .await?;
-        self.verifier.record(caller, "logout", Some(&p.user_id), if all { "signed out everywhere" } else { "signed out" }).await;
+        self.verifier
+            .record(&caller.as_user(&p.user_id), "logout", Some(&p.user_id), if all { "signed out everywhere" } else { "signed out" })
+            .await;
         Ok(())
     }
 
@@ -86,7 +88,7 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::Unauthenticated);
         }
-        self.verifier.record(caller, "account_deleted", Some(&p.user_id), "the account was deleted by its user").await;
+        self.verifier.record(&caller.as_user(&p.user_id), "account_deleted", Some(&p.user_id), "the account was deleted by its user").await;
         Ok(())
     }
 }

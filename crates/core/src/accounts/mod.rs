@@ -11,6 +11,7 @@ pub mod invites;
 pub mod jwt;
 mod me;
 pub mod password;
+pub mod reply;
 pub mod session;
 pub mod user;
 

@@ -2,8 +2,9 @@
 //! (session cookie or access token) gets past `403 forbidden`.
 use super::AppState;
 use super::accounts::{SessionView, session_view};
+use super::audit::{AuditList, AuditParams};
 use super::error::{ApiError, ErrorBody};
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiQuery};
 use super::session::SignedIn;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -11,6 +12,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use phonegate_core::accounts::admin::{Member, mask_phone};
 use phonegate_core::accounts::invites::Invite;
+use phonegate_core::accounts::reply::InviteCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -25,6 +27,46 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_invite, invites))
         .routes(routes!(resend_invite))
         .routes(routes!(revoke_invite))
+        .routes(routes!(invite_code))
+        .routes(routes!(rotate_invite_code))
+        .routes(routes!(audit_log))
+}
+
+/// The group's invite code: invite messages carry it, and an invitee who texts it back to the
+/// service's number is sent a verification code.
+#[derive(Serialize, ToSchema)]
+pub struct InviteCodeView {
+    code: String,
+    /// When it replaced the previous code (absent: never rotated).
+    rotated_at: Option<DateTime<Utc>>,
+}
+
+impl From<InviteCode> for InviteCodeView {
+    fn from(c: InviteCode) -> Self {
+        Self { code: c.code, rotated_at: c.since }
+    }
+}
+
+/// The current invite code.
+#[utoipa::path(get, path = "/api/admin/invite-code", tag = "admin",
+    responses((status = 200, body = InviteCodeView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn invite_code(State(s): State<AppState>, me: SignedIn) -> Result<Json<InviteCodeView>, ApiError> {
+    Ok(Json(s.accounts.invite_code(&me.principal).await?.into()))
+}
+
+/// Replaces the invite code; the old one no longer starts a join.
+#[utoipa::path(post, path = "/api/admin/invite-code/rotate", tag = "admin",
+    responses((status = 200, body = InviteCodeView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn rotate_invite_code(State(s): State<AppState>, me: SignedIn) -> Result<Json<InviteCodeView>, ApiError> {
+    Ok(Json(s.accounts.rotate_invite_code(&me.caller, &me.principal).await?.into()))
+}
+
+/// The audit log, newest first, filtered by what (`kind`), who, where from (`ip`) and when.
+#[utoipa::path(get, path = "/api/admin/audit", tag = "admin", params(AuditParams),
+    responses((status = 200, body = AuditList), (status = 400, body = ErrorBody, description = "invalid_query"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+async fn audit_log(State(s): State<AppState>, me: SignedIn, ApiQuery(p): ApiQuery<AuditParams>) -> Result<Json<AuditList>, ApiError> {
+    Ok(Json(s.accounts.audit_log(&me.principal, p.query()).await?.into()))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use phonegate_core::PhoneNumber;
+use phonegate_core::delivery::InboundOutcome;
 use phonegate_core::message::DeliveryStatus;
 use phonegate_providers::signature::{self, SignatureError};
 use std::collections::BTreeMap;
@@ -58,6 +60,24 @@ fn verify_twilio(s: &AppState, uri: &Uri, headers: &HeaderMap, params: &[(String
     if signature::verify_twilio(token.auth_token.expose(), &url, params, sig) { Ok(()) } else { Err(forbidden("signature mismatch")) }
 }
 
+/// A signed inbound SMS: stored (an opt-out or opt-in word applied), then, when it says the
+/// invite code and its sender is invited, a verification code goes to the sender. The provider
+/// gets the same answer whatever happened.
+async fn inbound(s: &AppState, meta: &RequestMeta, provider: &str, id: &str, from: &str, to: &str, text: &str) -> Result<(), ApiError> {
+    let caller = meta.provider();
+    let outcome = s.verifier.receive(&caller, provider, id, from, to, text).await?;
+    tracing::info!(?outcome, provider, "inbound SMS");
+    if outcome == InboundOutcome::Stored
+        && let Ok(sender) = PhoneNumber::parse_e164_lenient(from)
+    {
+        match s.accounts.join_by_reply(&caller, &sender, text).await {
+            Ok(joined) => tracing::info!(joined, "inbound SMS checked for the invite code"),
+            Err(e) => tracing::warn!(error = %e, "an invite reply could not be answered"),
+        }
+    }
+    Ok(())
+}
+
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
@@ -73,18 +93,8 @@ async fn twilio_sms(
     audited(&s, &meta, "twilio", verify_twilio(&s, &uri, &headers, &params)).await?;
     let sid = param(&params, "MessageSid").ok_or_else(|| missing("MessageSid"))?;
     let from = param(&params, "From").ok_or_else(|| missing("From"))?;
-    let outcome = s
-        .verifier
-        .receive(
-            &meta.provider(),
-            "twilio",
-            sid,
-            from,
-            param(&params, "To").unwrap_or_default(),
-            param(&params, "Body").unwrap_or_default(),
-        )
-        .await?;
-    tracing::info!(?outcome, "inbound SMS from Twilio");
+    let (to, text) = (param(&params, "To").unwrap_or_default(), param(&params, "Body").unwrap_or_default());
+    inbound(&s, &meta, "twilio", sid, from, to, text).await?;
     // An empty TwiML response: no automatic reply.
     Ok(([(header::CONTENT_TYPE, "text/xml")], "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>").into_response())
 }
@@ -154,8 +164,7 @@ async fn vonage_sms(
     let from = params.get("msisdn").ok_or_else(|| missing("msisdn"))?;
     let to = params.get("to").map(String::as_str).unwrap_or_default();
     let text = params.get("text").map(String::as_str).unwrap_or_default();
-    let outcome = s.verifier.receive(&meta.provider(), "vonage", id, from, to, text).await?;
-    tracing::info!(?outcome, "inbound SMS from Vonage");
+    inbound(&s, &meta, "vonage", id, from, to, text).await?;
     Ok(StatusCode::OK)
 }
 

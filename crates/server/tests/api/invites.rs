@@ -1,12 +1,16 @@
 //! Invite-only groups: only invited numbers join, and nothing tells an uninvited number apart;
 //! invites are listed, re-sent, revoked and expire; one invite makes one member, even when two
-//! sign-ups race for it.
+//! sign-ups race for it; an invitee joins by texting the invite code back through a signed
+//! webhook, and nothing unsigned, uninvited or out of date starts anything.
 use crate::helpers::{TestApp, expect_error, fresh_number};
 use chrono::Duration;
 use phonegate_core::Caller;
 use phonegate_core::accounts::invites::Registration;
+use phonegate_providers::signature::twilio_signature;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 async fn group() -> (TestApp, String, String) {
     let app = TestApp::spawn_with(|c| c.accounts.registration = Registration::InviteOnly).await;
@@ -140,4 +144,133 @@ async fn members_and_strangers_cannot_touch_invites() {
         expect_error(request.try_clone().unwrap().send().await.unwrap(), 401, "unauthenticated").await;
         expect_error(request.bearer_auth(token).send().await.unwrap(), 403, "forbidden").await;
     }
+}
+
+const PUBLIC: &str = "https://group.example.com";
+
+/// A Twilio inbound SMS to the webhook, signed with the account's token when `signed`.
+async fn reply(app: &TestApp, from: &str, body: &str, signed: bool) -> reqwest::Response {
+    let path = "/webhooks/twilio/sms";
+    let p: Vec<(String, String)> = [
+        ("AccountSid", "AC0123"),
+        ("MessageSid", &format!("SM{}", fresh_number().trim_start_matches('+'))),
+        ("From", from),
+        ("To", "+15005550006"),
+        ("Body", body),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut req = app.client.post(app.url(path)).form(&p);
+    if signed {
+        req = req.header("X-Twilio-Signature", twilio_signature("twilio-token", &format!("{PUBLIC}{path}"), &p));
+    }
+    req.send().await.unwrap()
+}
+
+/// The SMS bodies Twilio was asked to send to `to`, oldest first.
+async fn texts(twilio: &MockServer, to: &str) -> Vec<String> {
+    let requests = twilio.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter_map(|r| serde_urlencoded::from_bytes::<Vec<(String, String)>>(&r.body).ok())
+        .filter(|p| p.iter().any(|(k, v)| k == "To" && v == to))
+        .filter_map(|p| p.into_iter().find(|(k, _)| k == "Body").map(|(_, v)| v))
+        .collect()
+}
+
+/// Waits until `to` was sent `n` messages, and returns them.
+async fn texts_eventually(twilio: &MockServer, to: &str, n: usize) -> Vec<String> {
+    crate::helpers::eventually(|| async {
+        let t = texts(twilio, to).await;
+        (t.len() == n).then_some(t)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_invitee_joins_by_texting_the_invite_code_back() {
+    let twilio = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(201).set_body_json(json!({ "sid": "SMtw1" }))).mount(&twilio).await;
+    let uri = twilio.uri();
+    let app = TestApp::spawn_with(|c| {
+        c.accounts.registration = Registration::InviteOnly;
+        c.public_url = Some(PUBLIC.into());
+        c.providers.insert("tw".into(), crate::helpers::providers::twilio(&uri, 30_000));
+        c.routing.default.providers = vec!["tw".into()];
+    })
+    .await;
+    let admin_phone = fresh_number();
+    app.state.accounts.create_admin(&Caller::system("tests"), "admin", &admin_phone).await.unwrap();
+    let flow: Value = app.anon_post("/api/auth/login", json!({ "phone": admin_phone })).await.json().await.unwrap();
+    let code: String = texts_eventually(&twilio, &admin_phone, 1).await[0].chars().filter(char::is_ascii_digit).collect();
+    let admin = app.verify_code(&flow, &code, None).await["access_token"].as_str().unwrap().to_string();
+    let get = |path: &str| app.client.get(app.url(path)).bearer_auth(&admin).send();
+    let code: Value = get("/api/admin/invite-code").await.unwrap().json().await.unwrap();
+    let invite_code = code["code"].as_str().unwrap().to_string();
+    assert_eq!(invite_code.len(), 8);
+    let (invited, stranger) = (fresh_number(), fresh_number());
+    app.client.post(app.url("/api/admin/invites")).bearer_auth(&admin).json(&json!({ "phone": invited })).send().await.unwrap();
+    let sms = texts_eventually(&twilio, &invited, 1).await;
+    assert!(sms[0].contains(&invite_code), "the invite carries the code: {sms:?}");
+
+    // Unsigned: refused, nothing sent. A stranger, or the wrong code: the same answer as a join,
+    // and nothing sent.
+    expect_error(reply(&app, &invited, &invite_code, false).await, 403, "invalid_signature").await;
+    let answers = [
+        reply(&app, &stranger, &invite_code, true).await,
+        reply(&app, &invited, "WRONGCDE", true).await,
+        reply(&app, &invited, &format!("join {}-{}", &invite_code[..4].to_lowercase(), &invite_code[4..]), true).await,
+    ];
+    let mut bodies = Vec::new();
+    for r in answers {
+        assert_eq!(r.status(), StatusCode::OK);
+        bodies.push(r.text().await.unwrap());
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+    let sent = texts_eventually(&twilio, &invited, 2).await;
+    let code: String = sent[1].chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 6, "{sent:?}");
+    assert!(texts(&twilio, &stranger).await.is_empty());
+
+    // The sign-up with that number takes the reply's code over: no new code is sent.
+    let r = app.anon_post("/api/auth/signup", json!({ "username": "replier", "phone": invited })).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let flow: Value = r.json().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(texts(&twilio, &invited).await.len(), 2, "no second code");
+    let joined = app.verify_code(&flow, &code, None).await;
+    assert_eq!(joined["user"]["username"], "replier");
+    let invites: Value = get("/api/admin/invites").await.unwrap().json().await.unwrap();
+    assert_eq!(invites["invites"][0]["status"], "used");
+
+    // Rotated: the old code starts nothing, the new one does; invites carry the new one.
+    let rotated: Value =
+        app.client.post(app.url("/api/admin/invite-code/rotate")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let new_code = rotated["code"].as_str().unwrap().to_string();
+    assert_ne!(new_code, invite_code);
+    let next = fresh_number();
+    app.client.post(app.url("/api/admin/invites")).bearer_auth(&admin).json(&json!({ "phone": next })).send().await.unwrap();
+    assert!(texts_eventually(&twilio, &next, 1).await[0].contains(&new_code));
+    assert_eq!(reply(&app, &next, &invite_code, true).await.status(), StatusCode::OK);
+    assert_eq!(reply(&app, &next, &new_code, true).await.status(), StatusCode::OK);
+    texts_eventually(&twilio, &next, 2).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(texts(&twilio, &next).await.len(), 2, "only the current code started a join");
+
+    // The audit log says what happened, who did it and from where, filtered.
+    let log: Value = get("/api/admin/audit?kind=invite_replied").await.unwrap().json().await.unwrap();
+    assert_eq!(log["events"].as_array().unwrap().len(), 2, "{log}");
+    let log: Value = get("/api/admin/audit?kind=invite_code_rotated").await.unwrap().json().await.unwrap();
+    let admin_id = log["events"][0]["actor"].as_str().unwrap().to_string();
+    assert!(admin_id.starts_with("us"), "{log}");
+    let by_admin: Value = get(&format!("/api/admin/audit?who={admin_id}&kind=invite_created")).await.unwrap().json().await.unwrap();
+    assert_eq!(by_admin["events"].as_array().unwrap().len(), 2);
+    assert_eq!(by_admin["events"][0]["ip"], "127.0.0.1");
+    let nobody: Value = get("/api/admin/audit?who=us_nobody").await.unwrap().json().await.unwrap();
+    assert!(nobody["events"].as_array().unwrap().is_empty());
+    let future: Value = get("/api/admin/audit?since=2999-01-01T00:00:00Z").await.unwrap().json().await.unwrap();
+    assert!(future["events"].as_array().unwrap().is_empty());
+    let elsewhere: Value = get("/api/admin/audit?kind=invite_created&ip=10.0.0.1").await.unwrap().json().await.unwrap();
+    assert!(elsewhere["events"].as_array().unwrap().is_empty());
 }

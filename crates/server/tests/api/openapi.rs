@@ -25,6 +25,9 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("delete", "/api/admin/members/{id}/admin"),
     ("get", "/api/admin/members/{id}/sessions"),
     ("delete", "/api/admin/members/{id}/sessions/{session}"),
+    ("get", "/api/admin/invite-code"),
+    ("post", "/api/admin/invite-code/rotate"),
+    ("get", "/api/admin/audit"),
     ("get", "/.well-known/jwks.json"),
     ("post", "/api/auth/signup"),
     ("post", "/api/auth/login"),
@@ -567,4 +570,16 @@ async fn admin(api: &mut Contract, app: &TestApp) {
     phonegate_store::testing::execute(&app.database_url, &sql).await.unwrap();
     let used_path = format!("/api/admin/invites/{}", used["id"].as_str().unwrap());
     api.call("delete", "/api/admin/invites/{id}", as_(&admin, delete.clone(), &used_path), 409).await;
+
+    // The invite code and the audit log.
+    for (method, path) in [("get", "/api/admin/invite-code"), ("post", "/api/admin/invite-code/rotate"), ("get", "/api/admin/audit")] {
+        let m: reqwest::Method = method.to_uppercase().parse().unwrap();
+        api.call(method, path, as_(&admin, m.clone(), path), 200).await;
+        api.call(method, path, client.request(m.clone(), url(path)), 401).await;
+        api.call(method, path, as_(other_token, m, path), 403).await;
+    }
+    let filtered = "/api/admin/audit?kind=invite_created&since=2020-01-01T00:00:00Z&limit=5";
+    let log = api.call("get", "/api/admin/audit", as_(&admin, get.clone(), filtered), 200).await;
+    assert!(!log["events"].as_array().unwrap().is_empty());
+    api.call("get", "/api/admin/audit", as_(&admin, get.clone(), "/api/admin/audit?since=yesterday"), 400).await;
 }

@@ -35,12 +35,23 @@ static DELETE_USER: Sql = Sql::new("DELETE FROM users WHERE id = $1");
 
 static INSERT_FLOW: Sql = Sql::new(
     "INSERT INTO auth_flows (id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, \
-     expires_at, last_sent_at, used_at, invite_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+     expires_at, last_sent_at, used_at, invite_id, origin) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
 );
-static FLOW: Sql = Sql::new(
-    "SELECT id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, expires_at, \
-     last_sent_at, used_at, invite_id FROM auth_flows WHERE id = $1 FOR UPDATE",
+macro_rules! flow_sql {
+    ($where:literal) => {
+        Sql::new(concat!(
+            "SELECT id, kind, user_id, phone, username, email, password_hash, verification_id, login, attempts, created_at, expires_at, \
+             last_sent_at, used_at, invite_id, origin FROM auth_flows ",
+            $where
+        ))
+    };
+}
+static FLOW: Sql = flow_sql!("WHERE id = $1 FOR UPDATE");
+static REPLY_FLOW: Sql = flow_sql!(
+    "WHERE phone = $1 AND origin = 'sms_reply' AND used_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id LIMIT 1 FOR UPDATE"
 );
+static INVITE_CODE: Sql = Sql::new("SELECT generation, created_at FROM invite_codes ORDER BY generation DESC LIMIT 1");
+static INSERT_INVITE_CODE: Sql = Sql::new("INSERT INTO invite_codes (generation, created_at, created_by) VALUES ($1, $2, $3)");
 static UPDATE_FLOW: Sql =
     Sql::new("UPDATE auth_flows SET attempts = $2, last_sent_at = $3, used_at = $4, verification_id = $5, expires_at = $6 WHERE id = $1");
 
@@ -105,6 +116,7 @@ fn flow(mut r: Row) -> StoreResult<Flow> {
         last_sent_at: r.ts(12)?,
         used_at: r.opt_ts(13)?,
         invite_id: r.opt_text(14)?,
+        by_reply: r.opt_text(15)?.as_deref() == Some("sms_reply"),
     })
 }
 
@@ -211,13 +223,29 @@ impl<D: Db> AccountTx for Repo<D> {
             f.expires_at,
             f.last_sent_at,
             f.used_at,
-            &f.invite_id
+            &f.invite_id,
+            f.by_reply.then_some("sms_reply")
         ];
         self.exec(&INSERT_FLOW, args).await.map(|_| ())
     }
 
     async fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>> {
         self.row(&FLOW, args![id]).await?.map(flow).transpose()
+    }
+
+    async fn reply_flow(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
+        self.row(&REPLY_FLOW, args![phone.as_str(), now]).await?.map(flow).transpose()
+    }
+
+    async fn invite_code(&mut self) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
+        match self.row(&INVITE_CODE, args![]).await? {
+            Some(mut r) => Ok(Some((r.int(0)?, r.ts(1)?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_invite_code(&mut self, generation: i64, at: DateTime<Utc>, by: &str) -> StoreResult<()> {
+        self.exec(&INSERT_INVITE_CODE, args![generation, at, by]).await.map(|_| ())
     }
 
     async fn update_flow(&mut self, f: &Flow) -> StoreResult<()> {

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use phonegate_core::VerifyError;
 use phonegate_core::accounts::Principal;
-use phonegate_core::accounts::admin::mask_phone;
+use phonegate_core::accounts::admin::{Member, mask_phone};
 use phonegate_core::audit::AuditQuery;
 use phonegate_core::traffic::Counts;
 use serde::Deserialize;
@@ -22,6 +22,8 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admin/invites/{id}/resend", post(resend))
         .route("/admin/invites/{id}/revoke", post(revoke))
         .route("/admin/members/{id}/{action}", post(member))
+        .route("/admin/members/{id}/sessions/{session}/revoke", post(revoke_device))
+        .route("/admin/invite-code/rotate", post(rotate_code))
 }
 
 struct InviteRow {
@@ -46,8 +48,16 @@ struct EventRow {
     kind: String,
     at: String,
     detail: String,
+    /// Who caused it (a username where the id is a member's).
+    who: String,
     subject: String,
     ip: String,
+}
+
+struct DeviceRow {
+    id: String,
+    device: String,
+    seen: String,
 }
 
 #[derive(Template)]
@@ -60,13 +70,49 @@ struct ConsolePage<'a> {
     invites: Vec<InviteRow>,
     members: Vec<MemberRow>,
     events: Vec<EventRow>,
-    kind: String,
+    invite_code: String,
+    /// The member whose devices are shown, with them.
+    devices: Option<(MemberRow, Vec<DeviceRow>)>,
+    filter: ConsoleQuery,
 }
 
+/// The console's query: a notice after an action, a member whose devices to show, and the
+/// audit log's filters (what, who, from where, when).
 #[derive(Deserialize, Default)]
 struct ConsoleQuery {
-    kind: Option<String>,
     done: Option<String>,
+    member: Option<String>,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    who: String,
+    #[serde(default)]
+    ip: String,
+    /// A day, `YYYY-MM-DD` (from its start).
+    #[serde(default)]
+    since: String,
+    /// A day, `YYYY-MM-DD` (to its end).
+    #[serde(default)]
+    until: String,
+}
+
+impl ConsoleQuery {
+    /// The audit query, with `who` given as a member's username or an id.
+    fn audit(&self, members: &[Member]) -> AuditQuery {
+        let text = |v: &str| Some(v.trim()).filter(|v| !v.is_empty() && v.len() <= 128).map(str::to_string);
+        let day =
+            |v: &str| chrono::NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").ok().map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+        let who =
+            text(&self.who).map(|w| members.iter().find(|m| m.user.username.eq_ignore_ascii_case(&w)).map_or(w, |m| m.user.id.clone()));
+        AuditQuery {
+            kind: text(&self.kind),
+            who,
+            ip: text(&self.ip),
+            since: day(&self.since),
+            until: day(&self.until).map(|d| d + chrono::Duration::days(1)),
+            limit: 100,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -80,6 +126,15 @@ struct InviteForm {
 
 fn fmt(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// An admin's form post: a forged one (no matching anti-forgery token) or one from anyone but
+/// a signed-in admin gets its refusal as the `Err`.
+async fn admin_post(s: &AppState, ctx: &PageCtx, csrf: &str) -> Result<Principal, Response> {
+    if let Some(r) = ctx.forged(s, csrf) {
+        return Err(r);
+    }
+    admin(s, ctx).await
 }
 
 /// The signed-in admin, or the answer for anyone else: the login page, or 403.
@@ -100,12 +155,19 @@ async fn admin(s: &AppState, ctx: &PageCtx) -> Result<Principal, Response> {
 
 async fn render(s: &AppState, ctx: &PageCtx, p: &Principal, q: ConsoleQuery, error: Option<String>, status: StatusCode) -> Response {
     let now = s.clock.now();
-    let kind = q.kind.clone().filter(|k| !k.is_empty() && k.len() <= 64);
-    let (invites, members, events) = (
-        s.accounts.invites(p).await.unwrap_or_default(),
-        s.accounts.members(p).await.unwrap_or_default(),
-        s.accounts.audit_log(p, AuditQuery { kind: kind.clone(), since: None, limit: 50 }).await.unwrap_or_default(),
-    );
+    let (invites, members) = (s.accounts.invites(p).await.unwrap_or_default(), s.accounts.members(p).await.unwrap_or_default());
+    let events = s.accounts.audit_log(p, q.audit(&members)).await.unwrap_or_default();
+    let invite_code = s.accounts.invite_code(p).await.map(|c| c.code).unwrap_or_default();
+    let name_of = |id: &str| members.iter().find(|m| m.user.id == id).map_or_else(|| id.to_string(), |m| m.user.username.clone());
+    let mut devices = None;
+    if let Some(m) = q.member.as_deref().and_then(|id| members.iter().find(|m| m.user.id == id)) {
+        let list = s.accounts.member_sessions(p, &m.user.id).await.unwrap_or_default();
+        let rows = list
+            .into_iter()
+            .map(|x| DeviceRow { device: x.device.unwrap_or_else(|| "Unknown device".into()), seen: fmt(x.last_seen_at), id: x.id })
+            .collect();
+        devices = Some((member_row(m), rows));
+    }
     let notice = match q.done.as_deref() {
         Some("invited") => Some("The invite is on its way."),
         Some("resent") => Some("The invite was sent again."),
@@ -113,6 +175,8 @@ async fn render(s: &AppState, ctx: &PageCtx, p: &Principal, q: ConsoleQuery, err
         Some("removed") => Some("The member was removed; their devices are signed out."),
         Some("promoted") => Some("The member is now an admin."),
         Some("demoted") => Some("The member is no longer an admin."),
+        Some("signed_out") => Some("The device is signed out."),
+        Some("rotated") => Some("The invite code was replaced; the old one no longer works."),
         _ => None,
     };
     let page = ConsolePage {
@@ -131,30 +195,34 @@ async fn render(s: &AppState, ctx: &PageCtx, p: &Principal, q: ConsoleQuery, err
                 username: i.username,
             })
             .collect(),
-        members: members
-            .into_iter()
-            .map(|m| MemberRow {
-                admin: m.user.is_admin(),
-                phone: mask_phone(m.user.phone.as_str()),
-                sessions: m.sessions,
-                last_seen: m.last_seen_at.map(fmt).unwrap_or_else(|| "never".into()),
-                id: m.user.id,
-                username: m.user.username,
-            })
-            .collect(),
         events: events
             .into_iter()
             .map(|e| EventRow {
                 at: fmt(e.at),
                 kind: e.kind,
                 detail: e.detail,
-                subject: e.subject.unwrap_or_default(),
+                who: e.actor.as_deref().map(name_of).unwrap_or_else(|| "-".into()),
+                subject: e.subject.as_deref().map(name_of).unwrap_or_default(),
                 ip: e.ip.unwrap_or_else(|| "-".into()),
             })
             .collect(),
-        kind: kind.unwrap_or_default(),
+        members: members.iter().map(member_row).collect(),
+        invite_code,
+        devices,
+        filter: q,
     };
     ctx.render(s, status, &page)
+}
+
+fn member_row(m: &Member) -> MemberRow {
+    MemberRow {
+        admin: m.user.is_admin(),
+        phone: mask_phone(m.user.phone.as_str()),
+        sessions: m.sessions,
+        last_seen: m.last_seen_at.map(fmt).unwrap_or_else(|| "never".into()),
+        id: m.user.id.clone(),
+        username: m.user.username.clone(),
+    }
 }
 
 struct CountryRow {
@@ -292,10 +360,7 @@ async fn after(s: &AppState, ctx: &PageCtx, p: &Principal, result: Result<(), Ve
 }
 
 async fn invite(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<InviteForm>) -> Response {
-    if let Some(r) = ctx.forged(&s, &f.csrf) {
-        return r;
-    }
-    let p = match admin(&s, &ctx).await {
+    let p = match admin_post(&s, &ctx, &f.csrf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -305,10 +370,7 @@ async fn invite(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<InviteFor
 }
 
 async fn resend(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
-    if let Some(r) = ctx.forged(&s, &f.csrf) {
-        return r;
-    }
-    let p = match admin(&s, &ctx).await {
+    let p = match admin_post(&s, &ctx, &f.csrf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -317,10 +379,7 @@ async fn resend(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<String>,
 }
 
 async fn revoke(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
-    if let Some(r) = ctx.forged(&s, &f.csrf) {
-        return r;
-    }
-    let p = match admin(&s, &ctx).await {
+    let p = match admin_post(&s, &ctx, &f.csrf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -329,10 +388,7 @@ async fn revoke(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<String>,
 }
 
 async fn member(State(s): State<AppState>, ctx: PageCtx, Path((id, action)): Path<(String, String)>, Form(f): Form<CsrfForm>) -> Response {
-    if let Some(r) = ctx.forged(&s, &f.csrf) {
-        return r;
-    }
-    let p = match admin(&s, &ctx).await {
+    let p = match admin_post(&s, &ctx, &f.csrf).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -343,4 +399,34 @@ async fn member(State(s): State<AppState>, ctx: PageCtx, Path((id, action)): Pat
         _ => return ctx.redirect(&s, "/admin"),
     };
     after(&s, &ctx, &p, result, done).await
+}
+
+async fn revoke_device(
+    State(s): State<AppState>,
+    ctx: PageCtx,
+    Path((id, session)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let p = match admin_post(&s, &ctx, &f.csrf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match s.accounts.revoke_member_session(&ctx.caller, &p, &id, &session).await {
+        Ok(()) => ctx.redirect(&s, &format!("/admin?done=signed_out&member={}#devices", urlencoding(&id))),
+        Err(e) => render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
+    }
+}
+
+async fn rotate_code(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CsrfForm>) -> Response {
+    let p = match admin_post(&s, &ctx, &f.csrf).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let result = s.accounts.rotate_invite_code(&ctx.caller, &p).await.map(|_| ());
+    after(&s, &ctx, &p, result, "rotated").await
+}
+
+/// An id for a query string (ids are `xx_` and URL-safe characters; anything else is dropped).
+fn urlencoding(id: &str) -> String {
+    id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-').collect()
 }

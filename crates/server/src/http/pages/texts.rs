@@ -131,7 +131,7 @@ pub const EN: Texts = Texts {
     email_invalid: "Enter an e-mail address like name@example.com, or leave the field empty.",
     password_invalid: "The password must be 8 to 128 characters.",
     login_fields: "Enter your username or e-mail and your password.",
-    invited: "You are invited. Pick a username and confirm your number with the code we text you.",
+    invited: "You are invited. Pick a username and confirm your number with the code we text you. Already texted the invite code? Sign up with the same number and enter the code you received: no new code is sent.",
     invite_ended: "This invite has expired, was used or was withdrawn. Ask the person who invited you for a new one.",
 };
 
@@ -197,7 +197,7 @@ pub const DE: Texts = Texts {
     email_invalid: "Geben Sie eine E-Mail-Adresse wie name@example.com ein oder lassen Sie das Feld leer.",
     password_invalid: "Das Passwort muss 8 bis 128 Zeichen lang sein.",
     login_fields: "Geben Sie Benutzername oder E-Mail und Ihr Passwort ein.",
-    invited: "Sie sind eingeladen. Wählen Sie einen Benutzernamen und bestätigen Sie Ihre Nummer mit dem Code, den wir Ihnen senden.",
+    invited: "Sie sind eingeladen. Wählen Sie einen Benutzernamen und bestätigen Sie Ihre Nummer mit dem Code, den wir Ihnen senden. Schon den Einladungscode per SMS geschickt? Registrieren Sie sich mit derselben Nummer und geben Sie den erhaltenen Code ein: es wird kein neuer gesendet.",
     invite_ended: "Diese Einladung ist abgelaufen, wurde schon verwendet oder zurückgezogen. Bitten Sie um eine neue.",
 };
 

@@ -1,0 +1,135 @@
+//! Joining by SMS reply: an invitee texts the group's invite code to the service's number; the
+//! signed inbound webhook hands the message here, and a sender with a live invite is sent a
+//! verification code. The invitee then signs up (or, for a member's second device, logs in)
+//! with that number on the pages or the API and enters the code: the flow the reply started
+//! is taken over, so no second code is sent. Anything else (no invite, a wrong code, an
+//! unparsable sender) does nothing and answers the provider the same.
+use super::{Accounts, Flow, FlowKind, FlowStarted, Principal};
+use crate::caller::Caller;
+use crate::error::VerifyError;
+use crate::phone::PhoneNumber;
+use crate::ports;
+use chrono::{DateTime, Utc};
+use subtle::ConstantTimeEq;
+
+/// The group's current invite code, which invite messages carry and invitees text back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InviteCode {
+    pub code: String,
+    /// How many times it was rotated.
+    pub generation: i64,
+    /// When this code replaced the last one (`None`: the first code, never rotated).
+    pub since: Option<DateTime<Utc>>,
+}
+
+/// Whether a message says `code`: one of its first few words, ignoring case, spaces and dashes
+/// (a message holding many guesses does not get many tries).
+fn says(body: &str, code: &str) -> bool {
+    body.split_whitespace().take(3).any(|word| {
+        let word: String = word.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
+        bool::from(word.as_bytes().ct_eq(code.as_bytes()))
+    })
+}
+
+impl Accounts {
+    pub(super) async fn current_invite_code(&self) -> Result<InviteCode, VerifyError> {
+        let current =
+            ports::read(self.verifier.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.invite_code().await?) })).await?;
+        let (generation, since) = current.map_or((0, None), |(g, at)| (g, Some(at)));
+        Ok(InviteCode { code: self.verifier.keys.invite_code(generation), generation, since })
+    }
+
+    /// The invite code, for an admin.
+    pub async fn invite_code(&self, p: &Principal) -> Result<InviteCode, VerifyError> {
+        self.admin(p).await?;
+        self.current_invite_code().await
+    }
+
+    /// Replaces the invite code: the old one no longer starts a join (invites already sent keep
+    /// their link; resending one carries the new code).
+    pub async fn rotate_invite_code(&self, caller: &Caller, p: &Principal) -> Result<InviteCode, VerifyError> {
+        let admin = self.admin(p).await?;
+        let now = self.now();
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let next = tx.invite_code().await?.map_or(1, |(g, _)| g + 1);
+                match tx.insert_invite_code(next, now, &admin.id).await {
+                    // Another admin rotated at the same moment: the code changed all the same.
+                    Ok(()) | Err(ports::StoreError::Conflict) => Ok::<_, VerifyError>(()),
+                    Err(e) => Err(e.into()),
+                }
+            })
+        })
+        .await?;
+        self.verifier.record(&caller.as_user(&p.user_id), "invite_code_rotated", None, "an admin rotated the invite code").await;
+        self.current_invite_code().await
+    }
+
+    /// An inbound SMS (already stored, its signature checked): when it says the invite code and
+    /// its sender has a live invite, a verification code goes to the sender. True when it did.
+    pub async fn join_by_reply(&self, caller: &Caller, from: &PhoneNumber, body: &str) -> Result<bool, VerifyError> {
+        let code = self.current_invite_code().await?;
+        if !says(body, &code.code) {
+            return Ok(false);
+        }
+        let (phone, now) = (from.clone(), self.now());
+        let (invite, user) = ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>((tx.live_invite(&phone, now).await?, tx.user_by_phone(&phone).await?)) })
+        })
+        .await?;
+        let Some(invite) = invite else { return Ok(false) };
+        let kind = if user.is_some() { FlowKind::Login } else { FlowKind::Signup };
+        let flow = Flow {
+            user_id: user.map(|u| u.id),
+            invite_id: Some(invite.id.clone()),
+            by_reply: true,
+            ..self.new_flow(kind, Some(from.clone()), None)
+        };
+        self.start_flow(caller, flow, None).await?;
+        self.verifier.record(caller, "invite_replied", Some(&invite.id), "an invitee texted the invite code; a code was sent").await;
+        Ok(true)
+    }
+
+    /// Takes over the flow an SMS reply started for the new flow's number, if there is one: the
+    /// new flow gets its code (already sent) and invite, and costs what a send would, so the
+    /// budgets refuse at the same point either way. `None` when there is none.
+    pub(super) async fn take_reply_flow(&self, caller: &Caller, flow: &Flow) -> Result<Option<FlowStarted>, VerifyError> {
+        let Some(phone) = flow.phone.clone() else { return Ok(None) };
+        if flow.by_reply || flow.kind == FlowKind::PhoneChange {
+            return Ok(None);
+        }
+        let (mut flow, now) = (flow.clone(), self.now());
+        let charges = self.send_charges(caller, &phone);
+        let resend_after = self.settings.resend_cooldown_secs;
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let Some(mut reply) = tx.reply_flow(&phone, now).await? else { return Ok::<_, VerifyError>(None) };
+                crate::engine::charge(tx, &charges, now).await?;
+                reply.used_at = Some(now);
+                tx.update_flow(&reply).await?;
+                flow.verification_id = reply.verification_id;
+                flow.expires_at = reply.expires_at;
+                flow.last_sent_at = reply.last_sent_at;
+                flow.invite_id = flow.invite_id.or(reply.invite_id);
+                tx.insert_flow(&flow).await?;
+                Ok(Some(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after }))
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::says;
+
+    #[test]
+    fn a_reply_says_the_code_in_one_of_its_first_words() {
+        assert!(says("K7PMQ2XD", "K7PMQ2XD"));
+        assert!(says("  join k7pm-q2xd please", "K7PMQ2XD"));
+        assert!(!says("K7PMQ2X", "K7PMQ2XD"));
+        assert!(!says("K7PMQ2XDK7PMQ2XD", "K7PMQ2XD"));
+        assert!(!says("a b c K7PMQ2XD", "K7PMQ2XD"));
+        assert!(!says("", "K7PMQ2XD"));
+    }
+}

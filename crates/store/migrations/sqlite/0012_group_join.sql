@@ -1,0 +1,11 @@
+-- Joining by SMS reply: the group's invite code (derived from the server secret and its
+-- generation; rotating it adds a generation), and the flows a reply started.
+CREATE TABLE invite_codes (
+    generation INTEGER PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL
+);
+ALTER TABLE auth_flows ADD COLUMN origin TEXT;
+CREATE INDEX auth_flows_phone ON auth_flows (phone);
+-- Who caused an audit event: a signed-in user's id or an API key's id.
+ALTER TABLE audit_events ADD COLUMN actor TEXT;
