@@ -166,6 +166,53 @@ async fn the_admin_console_invites_and_lists_for_admins_only() {
     assert!(!html.contains(r#"href="/admin""#));
     let r = m.post(app.url("/admin/invites")).form(&[("csrf", csrf_of(&html)), ("phone", fresh_number())]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Every console action: a member gets 403 and changes nothing; anonymous goes to the login.
+    let actions = [
+        "/admin/invite-code/rotate".to_string(),
+        "/admin/invites/iv0/resend".into(),
+        "/admin/invites/iv0/revoke".into(),
+        "/admin/members/us0/remove".into(),
+        "/admin/members/us0/promote".into(),
+        "/admin/members/us0/sessions/se0/revoke".into(),
+    ];
+    for path in &actions {
+        let r = m.post(app.url(path)).form(&[("csrf", csrf_of(&html))]).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        let anon = browser();
+        let page = anon.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+        let r = anon.post(app.url(path)).form(&[("csrf", csrf_of(&page))]).send().await.unwrap();
+        assert!(location(&r).starts_with("/login"), "{path}");
+    }
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM invite_codes").await, 0, "nobody rotated the code");
+
+    // The admin's own console: the invite code, replaced; a member's devices; the audit filters.
+    let html = b.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
+    let code_before = html.split(r#"id="current-invite-code">"#).nth(1).and_then(|p| p.split('<').next()).unwrap().to_string();
+    assert_eq!(code_before.len(), 8, "the console shows the invite code");
+    let r = b.post(app.url("/admin/invite-code/rotate")).form(&[("csrf", csrf_of(&html))]).send().await.unwrap();
+    assert_eq!(location(&r), "/admin?done=rotated");
+    let html = b.get(app.url("/admin?done=rotated")).send().await.unwrap().text().await.unwrap();
+    assert!(!html.contains(&code_before) && html.contains("the old one no longer works"));
+    let member =
+        html.split("data-member=\"").filter_map(|p| p.split('"').next()).find(|id| html.contains(&format!("/admin/members/{id}/promote")));
+    let member = member.expect("the member's row").to_string();
+    let html = b.get(app.url(&format!("/admin?member={member}"))).send().await.unwrap().text().await.unwrap();
+    let session = html.split("data-session=\"").nth(1).and_then(|p| p.split('"').next()).expect("the member's device").to_string();
+    let r = b
+        .post(app.url(&format!("/admin/members/{member}/sessions/{session}/revoke")))
+        .form(&[("csrf", csrf_of(&html))])
+        .send()
+        .await
+        .unwrap();
+    assert!(location(&r).starts_with("/admin?done=signed_out"));
+    assert_eq!(m.get(app.url("/account")).send().await.unwrap().status(), StatusCode::SEE_OTHER, "the member's device is signed out");
+    let html = b.get(app.url("/admin?kind=session_revoked&who=plainmember")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches("<tr><td>").count(), 1, "{html}");
+    assert!(html.contains("an admin ended a member&#39;s session</div></td><td>console</td><td>plainmember</td>"), "{html}");
+    let html = b.get(app.url("/admin?kind=session_revoked&ip=10.9.9.9")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("No events match."));
+    let html = b.get(app.url("/admin?kind=invite_created&until=2000-01-01")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("No events match."));
 }
 
 #[tokio::test]
