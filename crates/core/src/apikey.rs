@@ -174,6 +174,9 @@ impl KeyCache {
 
     /// HTTP Basic (`id:secret`) authentication.
     pub async fn by_pair(&self, id: &str, secret: &str) -> StoreResult<Option<ApiKey>> {
+        // `AC…` is each key's account-SID alias (Twilio's SDKs insist on an `AC` account SID).
+        let alias = id.strip_prefix("AC").map(|rest| format!("SK{rest}"));
+        let id = alias.as_deref().unwrap_or(id);
         let hash = hash_secret(secret);
         if let Some(key) = self.cached(&hash).filter(|k| k.id == id) {
             return Ok(Some(key));

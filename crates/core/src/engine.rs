@@ -212,6 +212,24 @@ impl Verifier {
         Ok(service)
     }
 
+    /// Creates a service, or, when one of that name exists with the same settings and the caller
+    /// may see it, answers that one: an app that creates its service at every boot (as Twilio
+    /// allows) keeps working. A name in use with other settings is still `ServiceNameTaken`.
+    pub async fn create_or_reuse_service(&self, caller: &Caller, settings: ServiceSettings) -> Result<Service, VerifyError> {
+        let wanted = settings.clone().into_service(self.clock.now())?;
+        match self.create_service(caller, settings).await {
+            Err(VerifyError::ServiceNameTaken) => {
+                let existing = self.service(caller, Some(&wanted.name)).await.map_err(|_| VerifyError::ServiceNameTaken)?;
+                let same = existing.name == wanted.name
+                    && existing.code_length == wanted.code_length
+                    && existing.code_ttl_secs == wanted.code_ttl_secs
+                    && existing.templates == wanted.templates;
+                if same { Ok(existing) } else { Err(VerifyError::ServiceNameTaken) }
+            }
+            other => other,
+        }
+    }
+
     /// A service by id or name, as the caller may see it (another tenant's does not exist for
     /// it); for `None`, the default service, or a service key's first service.
     pub async fn service(&self, caller: &Caller, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
@@ -311,7 +329,7 @@ impl Verifier {
             service_id: service.id.clone(),
             to: to.clone(),
             channel: req.channel,
-            locale: locale.clone().unwrap_or_else(|| "en".into()),
+            locale: locale.clone().unwrap_or_else(|| crate::locales::for_region(to.region().as_deref()).to_string()),
             status: Status::Pending,
             code_length,
             attempts: 0,
@@ -493,12 +511,22 @@ impl Verifier {
 
     /// Checks a code against a verification by id.
     pub async fn check(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        plausible(code)?;
+        let result = self.check_unaudited(caller, id, code).await;
+        self.audited(caller, id, result).await
+    }
+
+    /// Like `check`, but any text up to 32 characters is an attempt: one that is not 4 to 10
+    /// digits is a wrong code and costs an attempt (Vonage's rule).
+    pub async fn check_any(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        if code.is_empty() || code.chars().count() > 32 {
+            return Err(VerifyError::invalid("code", "must be 1 to 32 characters"));
+        }
         let result = self.check_unaudited(caller, id, code).await;
         self.audited(caller, id, result).await
     }
 
     async fn check_unaudited(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
-        plausible(code)?;
         let (this, id, code, ip, caller) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip, caller.clone());
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
@@ -545,6 +573,11 @@ impl Verifier {
                         let budgets = this.budgets.for_service(&service.name);
                         charge(tx, &budgets.for_check(ip), now).await?;
                         charge(tx, &budgets.for_guess(to.as_str()), now).await?;
+                        // Locked by wrong codes (until its code would have expired): said as for
+                        // a check by id; only whoever made the wrong guesses learns it.
+                        if tx.locked_verification(&service.id, &to, now).await?.is_some() {
+                            return Ok(Err(VerifyError::NotPending(Status::MaxAttemptsReached)));
+                        }
                         Ok(Err(VerifyError::NoPendingVerification))
                     }
                 }

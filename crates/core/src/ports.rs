@@ -53,6 +53,9 @@ pub trait VerificationTx: Send {
     async fn insert_verification(&mut self, v: &Verification) -> StoreResult<bool>;
     async fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>>;
     async fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
+    /// The newest verification of the number that wrong codes locked and whose code has not
+    /// expired yet at `now`.
+    async fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>>;
     /// Writes `v` over the stored row of the same id and version, bumping the version.
     /// `Conflict` when the stored version differs (a unit that read without its lock).
     async fn update_verification(&mut self, v: &Verification) -> StoreResult<()>;

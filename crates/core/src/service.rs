@@ -19,14 +19,6 @@ pub fn is_unsafe(c: char) -> bool {
     (c.is_control() && c != '\n') || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Built-in message templates; a service may override any locale.
-pub const BUILTIN_TEMPLATES: [(&str, &str); 4] = [
-    ("en", "Your {service} verification code is: {code}"),
-    ("de", "Ihr {service} Bestätigungscode lautet: {code}"),
-    ("fr", "Votre code de vérification {service} est : {code}"),
-    ("es", "Tu código de verificación de {service} es: {code}"),
-];
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
     pub id: String,
@@ -78,15 +70,9 @@ impl ServiceSettings {
     }
 }
 
-/// Reduces a locale tag to its language ("de-AT" → "de"); refuses anything that is not a tag.
+/// A request's language tag as the locale its text is kept under (see `locales::normalize`).
 pub fn normalize_locale(tag: &str) -> Result<String, VerifyError> {
-    let lang = tag.split(['-', '_']).next().unwrap_or_default();
-    let well_formed =
-        tag.len() <= 35 && (2..=3).contains(&lang.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !well_formed {
-        return Err(VerifyError::invalid("locale", "must be a language tag such as en, de or fr-CA"));
-    }
-    Ok(lang.to_ascii_lowercase())
+    crate::locales::normalize(tag)
 }
 
 impl Service {
@@ -96,13 +82,14 @@ impl Service {
 
     /// The template for `locale`: the service's own, else the built-in one, else English.
     pub fn template(&self, locale: &str) -> &str {
-        let builtin = |l: &str| BUILTIN_TEMPLATES.iter().find(|(k, _)| *k == l).map(|(_, t)| *t);
+        let builtin = crate::locales::builtin;
         self.templates
             .get(locale)
             .map(String::as_str)
             .or_else(|| builtin(locale))
             .or_else(|| self.templates.get("en").map(String::as_str))
-            .unwrap_or(BUILTIN_TEMPLATES[0].1)
+            .or_else(|| builtin("en"))
+            .unwrap_or("Your {service} verification code is: {code}")
     }
 
     pub fn render(&self, locale: &str, code: &str) -> String {
@@ -152,7 +139,8 @@ mod tests {
         assert_eq!(s.render("de", "123456"), "Ihr Acme Bestätigungscode lautet: 123456");
         assert!(s.render("fr", "1").starts_with("Votre code"));
         assert!(s.render("es", "1").starts_with("Tu código"));
-        assert_eq!(s.render("ja", "42"), "Your Acme verification code is: 42");
+        assert_eq!(s.render("ja", "42"), "Acmeの認証コードは 42 です。");
+        assert_eq!(s.render("xx", "42"), "Your Acme verification code is: 42");
     }
 
     #[test]
@@ -160,7 +148,8 @@ mod tests {
         let s = service(&[("en", "{code} is your {service} code"), ("de-DE", "Code: {code}")]);
         assert_eq!(s.render("en", "99"), "99 is your Acme code");
         assert_eq!(s.render("de", "99"), "Code: 99");
-        assert_eq!(s.render("it", "99"), "99 is your Acme code");
+        assert_eq!(s.render("it", "99"), "Il tuo codice di verifica Acme è: 99");
+        assert_eq!(s.render("xx", "99"), "99 is your Acme code");
     }
 
     #[test]

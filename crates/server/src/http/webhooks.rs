@@ -56,7 +56,7 @@ fn verify_twilio(s: &AppState, uri: &Uri, headers: &HeaderMap, params: &[(String
         return Err(forbidden("signed webhooks are not configured"));
     };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let url = format!("{}{path}", base_url(Some(public_url), s.webhooks.tls, headers));
+    let url = format!("{}{path}", base_url(Some(public_url), s.webhooks.tls, headers, uri));
     if signature::verify_twilio(token.auth_token.expose(), &url, params, sig) { Ok(()) } else { Err(forbidden("signature mismatch")) }
 }
 

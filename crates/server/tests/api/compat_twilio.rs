@@ -57,7 +57,8 @@ async fn the_twilio_flow_start_check_approve_then_not_found() {
     assert!(v["date_created"].as_str().unwrap().ends_with('Z'));
     assert!(v["url"].as_str().unwrap().ends_with(&format!("/v2/Services/{sid}/Verifications/{vsid}")));
     let body = app.outbox(&to).await[0]["body"].as_str().unwrap().to_string();
-    assert!(body.starts_with("Your Acme Shop verification code is: "), "{body}");
+    // No `Locale`: the number's country's language (a German number).
+    assert!(body.starts_with("Ihr Acme Shop Bestätigungscode lautet: "), "{body}");
     let code = app.code_for(&to).await;
 
     // Fetch by sid and by number.
@@ -192,4 +193,93 @@ async fn every_twilio_error_code() {
         .await
         .unwrap();
     assert_eq!(body["code"], 60200, "a JSON body is not a Twilio request: {body}");
+}
+
+#[tokio::test]
+async fn locks_by_number_wrong_lengths_attempt_sids_and_twilio_shaped_refusals() {
+    let app = TestApp::spawn().await;
+    let sid = service(&app).await;
+    let to = fresh_number();
+    let v: Value = form(&app, &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sms")]).await.json().await.unwrap();
+    let attempt = v["send_code_attempts"][0]["attempt_sid"].as_str().unwrap();
+    assert!(attempt.starts_with("VL") && attempt.len() > 10, "{attempt}");
+    let code = app.code_for(&to).await;
+    let check = format!("/v2/Services/{sid}/VerificationCheck");
+    // A code of another length (4 to 10 digits) is a wrong code: 200, pending, not valid.
+    for guess in ["1234", &wrong(&code), "12345678", &wrong(&code)] {
+        let r: Value = form(&app, &check, &[("To", &to), ("Code", guess)]).await.json().await.unwrap();
+        assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("pending"), Some(false)), "{guess}: {r}");
+    }
+    // Not 4 to 10 digits: 60200.
+    twilio_error(form(&app, &check, &[("To", &to), ("Code", "12")]).await, 400, 60200).await;
+    form(&app, &check, &[("To", &to), ("Code", &wrong(&code))]).await;
+    // Locked after five wrong codes: 429/60202 by number and by sid, even for the right code.
+    twilio_error(form(&app, &check, &[("To", &to), ("Code", &code)]).await, 429, 60202).await;
+    let vsid = v["sid"].as_str().unwrap();
+    twilio_error(form(&app, &check, &[("VerificationSid", vsid), ("Code", &code)]).await, 429, 60202).await;
+    // A number that never had one is still not found.
+    twilio_error(form(&app, &check, &[("To", &fresh_number()), ("Code", &code)]).await, 404, 20404).await;
+
+    // Twilio's shapes for unknown paths and methods.
+    let get = |path: &str| app.client.get(app.url(path)).basic_auth(&app.key_id, Some(&app.secret)).send();
+    twilio_error(get("/v2/Nowhere").await.unwrap(), 404, 20404).await;
+    twilio_error(get(&format!("/v2/Services/{sid}/Entities")).await.unwrap(), 404, 20404).await;
+    let delete = app.client.delete(app.url(&format!("/v2/Services/{sid}"))).basic_auth(&app.key_id, Some(&app.secret)).send();
+    twilio_error(delete.await.unwrap(), 405, 20004).await;
+    twilio_error(get(&format!("/v2/Services/{sid}/VerificationCheck")).await.unwrap(), 405, 20004).await;
+
+    // A landline: Twilio's 60205.
+    let landline = form(&app, &format!("/v2/Services/{sid}/Verifications"), &[("To", "+493012345678"), ("Channel", "sms")]).await;
+    twilio_error(landline, 403, 60205).await;
+}
+
+#[tokio::test]
+async fn services_list_reuse_report_every_field_and_refuse_unavailable_flags() {
+    let app = TestApp::spawn().await;
+    let first = service(&app).await;
+    // Created again at the next boot with the same settings: the same service.
+    assert_eq!(service(&app).await, first);
+    let r = form(&app, "/v2/Services", &[("FriendlyName", "My App"), ("CodeLength", "8")]).await;
+    let e = twilio_error(r, 400, 60200).await;
+    assert!(e["message"].as_str().unwrap().contains("FriendlyName"));
+    for flag in ["Psd2Enabled", "CustomCodeEnabled", "LookupEnabled", "DoNotShareWarningEnabled"] {
+        let e = twilio_error(form(&app, "/v2/Services", &[("FriendlyName", "Flags"), (flag, "true")]).await, 400, 60200).await;
+        assert!(e["message"].as_str().unwrap().contains(flag), "{e}");
+    }
+    let r = form(&app, "/v2/Services", &[("FriendlyName", "Other"), ("Psd2Enabled", "false")]).await;
+    assert_eq!(r.status(), 201);
+    let s: Value = r.json().await.unwrap();
+    for field in ["whatsapp", "passkeys", "verify_event_subscription_enabled", "push", "totp"] {
+        assert!(s.get(field).is_some_and(|v| v != &json!({})), "{field}: {s}");
+    }
+    for link in ["verifications", "verification_checks", "rate_limits", "messaging_configurations", "entities", "webhooks", "access_tokens"]
+    {
+        assert!(s["links"][link].as_str().is_some_and(|u| u.starts_with("http")), "{link}");
+    }
+
+    let list = |query: &str| app.client.get(app.url(&format!("/v2/Services{query}"))).basic_auth(&app.key_id, Some(&app.secret)).send();
+    let page: Value = list("?PageSize=1&Page=0").await.unwrap().json().await.unwrap();
+    assert_eq!(page["services"].as_array().unwrap().len(), 1);
+    assert_eq!(page["meta"]["key"], "services");
+    assert_eq!(page["meta"]["page_size"], 1);
+    assert!(page["meta"]["next_page_url"].as_str().unwrap().ends_with("/v2/Services?PageSize=1&Page=1"));
+    assert!(page["meta"]["previous_page_url"].is_null());
+    let all: Value = list("").await.unwrap().json().await.unwrap();
+    let names: Vec<&str> = all["services"].as_array().unwrap().iter().map(|s| s["friendly_name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"My App") && names.contains(&"Other"), "{names:?}");
+    assert!(all["meta"]["next_page_url"].is_null());
+}
+
+#[tokio::test]
+async fn the_account_sid_alias_of_a_key_authenticates_like_the_key() {
+    let app = TestApp::spawn().await;
+    let sid = service(&app).await;
+    let alias = format!("AC{}", app.key_id.trim_start_matches("SK"));
+    let path = format!("/v2/Services/{sid}");
+    let r = app.client.get(app.url(&path)).basic_auth(&alias, Some(&app.secret)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let s: Value = r.json().await.unwrap();
+    assert_eq!(s["account_sid"], alias.as_str(), "the account SID reported is the alias that works");
+    let r = app.client.get(app.url(&path)).basic_auth(&alias, Some("wrong-secret")).send().await.unwrap();
+    twilio_error(r, 401, 20003).await;
 }

@@ -183,7 +183,7 @@ async fn basic_auth_custom_pins_and_multi_search() {
         .json()
         .await
         .unwrap();
-    assert_status(&custom, "3");
+    assert_status(&custom, "20");
     let rid = started["request_id"].as_str().unwrap();
     let found: Value = app
         .client
@@ -198,4 +198,33 @@ async fn basic_auth_custom_pins_and_multi_search() {
     let list = found["verification_requests"].as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["request_id"], rid);
+}
+
+#[tokio::test]
+async fn four_digit_pins_malformed_codes_cost_attempts_and_vonage_shaped_refusals() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    let number = to.trim_start_matches('+');
+    let started = post(&app, "/verify/json", &[("number", number), ("brand", "Acme")]).await;
+    assert_status(&started, "0");
+    let rid = started["request_id"].as_str().unwrap().to_string();
+    assert_eq!(app.code_for(&to).await.len(), 4, "Vonage's default PIN has 4 digits");
+    let search = post(&app, "/verify/search/json", &[("request_id", &rid)]).await;
+    assert_eq!(search["date_finalized"], "", "a string while pending: {search}");
+    // Any text is an attempt; a malformed one is a wrong code with the request id.
+    for (guess, status) in [("abc", "16"), ("12", "16"), ("12345678901", "17")] {
+        let r = post(&app, "/verify/check/json", &[("request_id", &rid), ("code", guess)]).await;
+        assert_status(&r, status);
+        assert_eq!(r["request_id"], rid.as_str(), "{r}");
+    }
+    let sender = post(&app, "/verify/json", &[("number", number), ("brand", "Acme"), ("sender_id", "ThisIsTooLong")]).await;
+    assert_status(&sender, "3");
+    assert!(sender["error_text"].as_str().unwrap().contains("sender_id"));
+    // Paths this server does not offer answer with a Vonage status body.
+    let mut all = creds(&app);
+    all.extend([("number".to_string(), number.to_string()), ("payee".into(), "Shop".into()), ("amount".into(), "10".into())]);
+    let r = app.client.post(app.url("/verify/psd2/json")).form(&all).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_status(&body, "3");
 }

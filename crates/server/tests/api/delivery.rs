@@ -45,7 +45,7 @@ async fn a_timed_out_provider_fails_over_to_the_next() {
     let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&sent.body).unwrap();
     assert!(form.contains(&("to".into(), to.trim_start_matches('+').into())));
     let text = &form.iter().find(|(k, _)| k == "text").unwrap().1;
-    assert!(text.starts_with("Your phonegate verification code is: "));
+    assert!(text.starts_with("Ihr phonegate Bestätigungscode lautet: "), "{text}");
     let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("phonegate_sms_attempts_total{provider=\"twilio\",result=\"unavailable\"} 1"), "{metrics}");
     assert!(metrics.contains("phonegate_sms_attempts_total{provider=\"vonage\",result=\"ok\"} 1"), "{metrics}");

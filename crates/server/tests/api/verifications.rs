@@ -19,7 +19,7 @@ async fn started_code_arrives_in_outbox_and_approves_exactly_once() {
     let messages = app.outbox(&to).await;
     assert_eq!(messages.len(), 1);
     let body = messages[0]["body"].as_str().unwrap();
-    assert!(body.starts_with("Your phonegate verification code is: "), "{body}");
+    assert!(body.starts_with("Ihr phonegate Bestätigungscode lautet: "), "a German number's language: {body}");
     let code = app.code_for(&to).await;
     assert_eq!(code.len(), 6);
     assert!(code.chars().all(|c| c.is_ascii_digit()));
@@ -196,12 +196,28 @@ async fn check_by_number_never_tells_whether_a_verification_is_pending() {
 #[tokio::test]
 async fn locale_picks_the_message_language_with_english_fallback() {
     let app = TestApp::spawn().await;
-    for (locale, prefix) in [("de", "Ihr phonegate"), ("fr-CA", "Votre code"), ("es", "Tu código"), ("ja", "Your phonegate")] {
+    for (locale, prefix) in [
+        ("de", "Ihr phonegate"),
+        ("fr-CA", "Votre code"),
+        ("es", "Tu código"),
+        ("ja", "phonegateの認証コードは"),
+        ("pt-BR", "Seu código de verificação"),
+        ("zh-HK", "您的phonegate驗證碼"),
+        ("en", "Your phonegate"),
+        ("xx", "Your phonegate"),
+    ] {
         let to = fresh_number();
         let r = app.post("/api/verifications", json!({ "to": to, "locale": locale })).await;
         assert_eq!(r.status(), 201);
         let body = app.outbox(&to).await[0]["body"].as_str().unwrap().to_string();
         assert!(body.starts_with(prefix), "{locale}: {body}");
+    }
+    // No locale: the number's country's language, else English.
+    for (to, prefix) in [("+33612345678", "Votre code"), ("+5511987654321", "Seu código"), ("+12125550123", "Your phonegate")] {
+        let r = app.post("/api/verifications", json!({ "to": to })).await;
+        assert_eq!(r.status(), 201, "{to}");
+        let body = app.outbox(to).await[0]["body"].as_str().unwrap().to_string();
+        assert!(body.starts_with(prefix), "{to}: {body}");
     }
 }
 

@@ -9,3 +9,5 @@ ALTER TABLE auth_flows ADD COLUMN origin TEXT;
 CREATE INDEX auth_flows_phone ON auth_flows (phone);
 -- Who caused an audit event: a signed-in user's id or an API key's id.
 ALTER TABLE audit_events ADD COLUMN actor TEXT;
+-- Checks by number find the verification a number's wrong codes locked.
+CREATE INDEX verifications_locked ON verifications (service_id, to_number) WHERE status = 'max_attempts_reached';

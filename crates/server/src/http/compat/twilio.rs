@@ -5,24 +5,36 @@ use crate::http::AppState;
 use crate::http::auth::{authenticate, meta};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
-use axum::http::{HeaderMap, StatusCode, request::Parts};
+use axum::http::{HeaderMap, StatusCode, Uri, request::Parts};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
+use phonegate_core::phone::NumberKind;
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::{Caller, Channel, CheckOutcome, Service, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v2/Services", post(create_service))
-        .route("/v2/Services/{service}", get(fetch_service))
-        .route("/v2/Services/{service}/Verifications", post(start))
-        .route("/v2/Services/{service}/Verifications/{target}", get(fetch).post(update))
-        .route("/v2/Services/{service}/VerificationCheck", post(check))
+        .route("/v2/Services", post(create_service).get(list_services).fallback(method_not_allowed))
+        .route("/v2/Services/{service}", get(fetch_service).fallback(method_not_allowed))
+        .route("/v2/Services/{service}/Verifications", post(start).fallback(method_not_allowed))
+        .route("/v2/Services/{service}/Verifications/{target}", get(fetch).post(update).fallback(method_not_allowed))
+        .route("/v2/Services/{service}/VerificationCheck", post(check).fallback(method_not_allowed))
+        // Any other Twilio path: Twilio's 404 body, not phonegate's.
+        .route("/v2", any(unknown_path))
+        .route("/v2/{*rest}", any(unknown_path))
+}
+
+async fn unknown_path() -> TwilioError {
+    TwilioError::not_found()
+}
+
+async fn method_not_allowed() -> TwilioError {
+    TwilioError::new(StatusCode::METHOD_NOT_ALLOWED, 20004, "Method not allowed")
 }
 
 /// Twilio's error body: `{code, message, more_info, status}`.
@@ -75,9 +87,14 @@ impl From<VerifyError> for TwilioError {
             VerifyError::Phone(PhoneError::DestinationNotAllowed) => {
                 Self::new(S::FORBIDDEN, 60605, "Verification delivery attempt blocked")
             }
+            VerifyError::Phone(PhoneError::KindNotAllowed(NumberKind::FixedLine)) => {
+                Self::new(S::FORBIDDEN, 60205, "SMS is not supported by landline phone number")
+            }
             VerifyError::Phone(p) => Self::invalid(format!("Invalid parameter `To`: {p}")),
             VerifyError::InvalidParameter { field, message } => Self::invalid(format!("Invalid parameter `{field}`: {message}")),
-            VerifyError::ServiceNameTaken => Self::invalid("Invalid parameter `FriendlyName`: another service already uses this name"),
+            VerifyError::ServiceNameTaken => {
+                Self::invalid("Invalid parameter `FriendlyName`: a service of this name exists with other settings")
+            }
             VerifyError::Forbidden => Self::new(S::FORBIDDEN, 20403, "Forbidden"),
             VerifyError::ServiceNotFound | VerifyError::VerificationNotFound | VerifyError::NoPendingVerification => Self::not_found(),
             VerifyError::NotPending(Status::MaxAttemptsReached) => Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached"),
@@ -144,6 +161,23 @@ impl Params {
     }
 }
 
+/// Service flags for features this server does not offer: `false` is what it does anyway; `true`
+/// is refused by name rather than dropped.
+const UNSUPPORTED_FLAGS: [&str; 5] = ["CustomCodeEnabled", "DoNotShareWarningEnabled", "LookupEnabled", "Psd2Enabled", "DtmfInputRequired"];
+
+fn refuse_unsupported_flags(p: &Params) -> Result<(), TwilioError> {
+    for flag in UNSUPPORTED_FLAGS {
+        match p.get(flag) {
+            None | Some("false") | Some("False") => {}
+            Some("true") | Some("True") => {
+                return Err(TwilioError::invalid(format!("Invalid parameter `{flag}`: this feature is not available on this server")));
+            }
+            Some(_) => return Err(TwilioError::invalid(format!("Invalid parameter `{flag}`: must be true or false"))),
+        }
+    }
+    Ok(())
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -157,23 +191,41 @@ fn service_json(s: &Service, auth: &TwilioAuth, base: &str) -> Value {
         "code_length": s.code_length,
         "lookup_enabled": false,
         "psd2_enabled": false,
-        "skip_sms_to_landlines": false,
+        // No SMS ever goes to a landline here (60205), which is what this flag asks for.
+        "skip_sms_to_landlines": true,
         "dtmf_input_required": false,
         "tts_name": null,
         "do_not_share_warning_enabled": false,
         "custom_code_enabled": false,
-        "push": {},
-        "totp": {},
+        "push": { "include_date": false, "apn_credential_sid": null, "fcm_credential_sid": null },
+        "totp": { "issuer": s.name, "time_step": 30, "code_length": 6, "skew": 1 },
+        "whatsapp": { "msg_service_sid": null, "from": null },
+        "passkeys": {
+            "relying_party": { "id": null, "name": null, "origins": [] },
+            "authenticator_attachment": "platform",
+            "discoverable_credentials": null,
+            "user_verification": "preferred",
+        },
+        "verify_event_subscription_enabled": false,
         "default_template_sid": null,
         "date_created": time(s.created_at),
         "date_updated": time(s.created_at),
         "url": url,
-        "links": { "verifications": format!("{url}/Verifications"), "verification_checks": format!("{url}/VerificationCheck") },
+        "links": {
+            "verification_checks": format!("{url}/VerificationCheck"),
+            "verifications": format!("{url}/Verifications"),
+            "rate_limits": format!("{url}/RateLimits"),
+            "messaging_configurations": format!("{url}/MessagingConfigurations"),
+            "entities": format!("{url}/Entities"),
+            "webhooks": format!("{url}/Webhooks"),
+            "access_tokens": format!("{url}/AccessTokens"),
+        },
     })
 }
 
-fn attempt(id: &str, at: DateTime<Utc>) -> Value {
-    json!({ "attempt_sid": id, "channel": "sms", "time": time(at) })
+/// A send attempt, with Twilio's `VL…` attempt sid (the message's id under that prefix).
+fn attempt(message_id: &str, at: DateTime<Utc>) -> Value {
+    json!({ "attempt_sid": format!("VL{}", message_id.trim_start_matches("SM")), "channel": "sms", "time": time(at) })
 }
 
 /// The send attempts of a verification, as Twilio lists them.
@@ -205,6 +257,7 @@ async fn create_service(
     State(s): State<AppState>,
     auth: TwilioAuth,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), TwilioError> {
     let p = Params::parse(&body)?;
@@ -215,24 +268,59 @@ async fn create_service(
         }
         None => None,
     };
-    let service = s.verifier.create_service(&auth.0, ServiceSettings { name: name.into(), code_length, ..Default::default() }).await?;
-    Ok((StatusCode::CREATED, Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers)))))
+    refuse_unsupported_flags(&p)?;
+    let settings = ServiceSettings { name: name.into(), code_length, ..Default::default() };
+    let service = s.verifier.create_or_reuse_service(&auth.0, settings).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri))),
+    ))
+}
+
+/// The services the key may see, a page at a time (`PageSize` 1 to 1000, default 50; `Page`
+/// from 0), with Twilio's paging `meta`.
+async fn list_services(State(s): State<AppState>, auth: TwilioAuth, headers: HeaderMap, uri: Uri) -> Result<Json<Value>, TwilioError> {
+    let q: Vec<(String, String)> = serde_urlencoded::from_str(uri.query().unwrap_or_default()).unwrap_or_default();
+    let number = |name: &str, default: usize| match q.iter().find(|(k, _)| k == name) {
+        None => Ok(default),
+        Some((_, v)) => v.parse::<usize>().map_err(|_| TwilioError::invalid(format!("Invalid parameter `{name}`: must be a number"))),
+    };
+    let (size, page) = (number("PageSize", 50)?.clamp(1, 1000), number("Page", 0)?);
+    let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
+    let all = s.verifier.services(&auth.0).await?;
+    let services: Vec<Value> = all.iter().skip(page.saturating_mul(size)).take(size).map(|x| service_json(x, &auth, &base)).collect();
+    let page_url = |p: usize| format!("{base}/v2/Services?PageSize={size}&Page={p}");
+    let more = all.len() > (page + 1).saturating_mul(size);
+    Ok(Json(json!({
+        "services": services,
+        "meta": {
+            "page": page,
+            "page_size": size,
+            "first_page_url": page_url(0),
+            "previous_page_url": (page > 0).then(|| page_url(page - 1)),
+            "url": page_url(page),
+            "next_page_url": more.then(|| page_url(page + 1)),
+            "key": "services",
+        },
+    })))
 }
 
 async fn fetch_service(
     State(s): State<AppState>,
     auth: TwilioAuth,
     headers: HeaderMap,
+    uri: Uri,
     Path(sid): Path<String>,
 ) -> Result<Json<Value>, TwilioError> {
     let service = s.verifier.service(&auth.0, Some(&sid)).await?;
-    Ok(Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
+    Ok(Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri))))
 }
 
 async fn start(
     State(s): State<AppState>,
     auth: TwilioAuth,
     headers: HeaderMap,
+    uri: Uri,
     Path(sid): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), TwilioError> {
@@ -254,7 +342,7 @@ async fn start(
         .transpose()
         .map_err(|_| TwilioError::invalid("Invalid parameter `DeviceIp`: must be an IPv4 or IPv6 address"))?;
     let started = s.verifier.start(&auth.0.clone().for_end_user(device_ip), req).await?;
-    let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers);
+    let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
     // A first send's only attempt is the one just queued; a resend lists them all.
     let sent = match started.resent {
         false => vec![attempt(&started.message_id, started.queued_at)],
@@ -291,17 +379,19 @@ async fn fetch(
     State(s): State<AppState>,
     auth: TwilioAuth,
     headers: HeaderMap,
+    uri: Uri,
     Path((sid, target)): Path<(String, String)>,
 ) -> Result<Json<Value>, TwilioError> {
     let v = pending_target(&s, &auth, &sid, &target).await?;
     let sent = attempts(&s, &auth, &v).await?;
-    Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
+    Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri))))
 }
 
 async fn update(
     State(s): State<AppState>,
     auth: TwilioAuth,
     headers: HeaderMap,
+    uri: Uri,
     Path((sid, target)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, TwilioError> {
@@ -313,7 +403,7 @@ async fn update(
         _ => return Err(TwilioError::invalid("Invalid parameter `Status`: must be canceled or approved")),
     };
     let sent = attempts(&s, &auth, &v).await?;
-    Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers))))
+    Ok(Json(verification_json(&v, sent, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri))))
 }
 
 async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {

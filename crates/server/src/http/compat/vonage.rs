@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneError;
@@ -30,6 +30,13 @@ pub fn routes() -> Router<AppState> {
         .route("/verify/check/json", get(check).post(check))
         .route("/verify/search/json", get(search).post(search))
         .route("/verify/control/json", get(control).post(control))
+        // Any other Vonage Verify path (PSD2 included): a Vonage status body, not phonegate's.
+        .route("/verify/{*rest}", any(unknown_path))
+}
+
+async fn unknown_path() -> Response {
+    let body = json!({ "status": "3", "error_text": "Invalid request: this Verify API path is not available on this server" });
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
 /// A Vonage answer: always HTTP 200, the outcome in `status`.
@@ -166,14 +173,22 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
     if brand.chars().count() > 18 {
         return Err(fail("3", "Invalid value for parameter `brand`: at most 18 characters"));
     }
+    // Vonage's default PIN has 4 digits.
     let code_length = match p.get("code_length").map(String::as_str) {
-        None => None,
-        Some("4") => Some(4),
+        None | Some("4") => Some(4),
         Some("6") => Some(6),
         Some(_) => return Err(invalid("code_length")),
     };
     if p.contains_key("pin_code") {
-        return Err(fail("3", "Invalid value for parameter `pin_code`: custom codes are not enabled"));
+        return Err(fail("20", "This account does not support the parameter: pin_code."));
+    }
+    // An alphanumeric sender of at most 11 characters, or a number of at most 15 digits.
+    if let Some(sender) = p.get("sender_id") {
+        let numeric = sender.len() <= 15 && sender.bytes().all(|b| b.is_ascii_digit());
+        let alphanumeric = sender.chars().count() <= 11 && sender.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ');
+        if !(numeric || alphanumeric) {
+            return Err(invalid("sender_id"));
+        }
     }
     let pin_expiry = bounded(&p, "pin_expiry", 60..=3600)?;
     bounded(&p, "next_event_wait", 60..=900)?;
@@ -207,13 +222,10 @@ async fn check(State(s): State<AppState>, Extension(meta): Extension<RequestMeta
         let id = verification_id(&p)?;
         let code = p.get("code").ok_or_else(|| missing("code"))?;
         let started = std::time::Instant::now();
-        let result = s.verifier.check(&caller, &id, code).await;
+        // Any text is an attempt: a code of the wrong shape is a wrong code and costs one.
+        let result = s.verifier.check_any(&caller, &id, code).await;
         s.metrics.observe_check(started.elapsed().as_secs_f64());
         let (v, outcome) = match result {
-            // A code of the wrong shape is simply not the code; it costs no attempt.
-            Err(VerifyError::InvalidParameter { field: "code", .. }) => {
-                return Err(fail("16", "The code provided does not match the expected value"));
-            }
             Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => {
                 return Err(fail("17", "The wrong code was provided too many times"));
             }
@@ -242,8 +254,10 @@ async fn check(State(s): State<AppState>, Extension(meta): Extension<RequestMeta
     }
 }
 
+/// Vonage's `YYYY-MM-DD HH:MM:SS`; a time not reached yet is an empty string (the spec's fields
+/// are strings).
 fn vonage_time(t: Option<DateTime<Utc>>) -> Value {
-    t.map(|t| Value::from(t.format("%Y-%m-%d %H:%M:%S").to_string())).unwrap_or(Value::Null)
+    Value::from(t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default())
 }
 
 async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMeta>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {

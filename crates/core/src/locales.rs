@@ -1,0 +1,108 @@
+//! Message languages: the built-in verification text of every locale Twilio Verify lists
+//! (`messages.tsv`, one `locale<TAB>template` per line), how a requested language tag maps to one
+//! of them, and which locale a number's country gets when the request names none
+//! (`country_locales.tsv`, `REGION<TAB>locale`). Anything else is English.
+use crate::error::VerifyError;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+fn table(text: &'static str) -> Vec<(&'static str, &'static str)> {
+    text.lines().filter_map(|l| l.split_once('\t')).collect()
+}
+
+static MESSAGES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("messages.tsv")));
+static COUNTRIES: LazyLock<HashMap<&'static str, &'static str>> =
+    LazyLock::new(|| table(include_str!("country_locales.tsv")).into_iter().collect());
+
+/// Other names of supported locales (old ISO codes, script subtags, Vonage's region forms).
+const ALIASES: [(&str, &str); 9] = [
+    ("no", "nb"),
+    ("nn", "nb"),
+    ("iw", "he"),
+    ("in", "id"),
+    ("fil", "tl"),
+    ("zh-tw", "zh-HK"),
+    ("zh-hant", "zh-HK"),
+    ("zh-hans", "zh-CN"),
+    ("pt-pt", "pt"),
+];
+
+/// The built-in text of a locale as `normalize` gives it.
+pub fn builtin(locale: &str) -> Option<&'static str> {
+    MESSAGES.iter().find(|(l, _)| *l == locale).map(|(_, t)| *t)
+}
+
+/// Every locale with a built-in text.
+pub fn supported() -> impl Iterator<Item = &'static str> {
+    MESSAGES.iter().map(|(l, _)| *l)
+}
+
+/// A request's language tag (`pt-BR`, `de-de`, `zh_HK`, `fr-CA`) as a supported locale: the
+/// whole tag when supported (`pt-BR`), else its language (`de`), else the language as given (an
+/// unknown one, which renders in English unless a service has its own text for it).
+pub fn normalize(tag: &str) -> Result<String, VerifyError> {
+    let lang = tag.split(['-', '_']).next().unwrap_or_default();
+    let well_formed =
+        tag.len() <= 35 && (2..=3).contains(&lang.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !well_formed {
+        return Err(VerifyError::invalid("locale", "must be a language tag such as en, de or pt-BR"));
+    }
+    let tag = tag.replace('_', "-").to_ascii_lowercase();
+    let lang = lang.to_ascii_lowercase();
+    let known =
+        |t: &str| ALIASES.iter().find(|(a, _)| *a == t).map(|(_, l)| *l).or_else(|| supported().find(|l| l.eq_ignore_ascii_case(t)));
+    Ok(known(&tag).or_else(|| known(&lang)).map_or(lang, str::to_string))
+}
+
+/// The locale a number in `region` (ISO 3166 alpha-2) gets by default.
+pub fn for_region(region: Option<&str>) -> &'static str {
+    region.and_then(|r| COUNTRIES.get(r.to_ascii_uppercase().as_str()).copied()).unwrap_or("en")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_locale_has_a_text_with_both_placeholders_once() {
+        let wanted =
+            "af ar ca cs da de el en en-GB es et fi fr he hi hr hu id it ja ko ms nb nl pl pt pt-BR ro ru sv th tl tr uk vi zh zh-CN zh-HK";
+        assert_eq!(supported().collect::<Vec<_>>().join(" "), wanted);
+        for (locale, text) in MESSAGES.iter() {
+            assert_eq!(text.matches("{code}").count(), 1, "{locale}");
+            assert_eq!(text.matches("{service}").count(), 1, "{locale}");
+            assert!(!text.chars().any(crate::service::is_unsafe), "{locale}");
+        }
+        for (region, locale) in COUNTRIES.iter() {
+            assert!(builtin(locale).is_some(), "{region} → {locale}");
+        }
+    }
+
+    #[test]
+    fn tags_map_to_supported_locales() {
+        for (tag, locale) in [
+            ("pt-BR", "pt-BR"),
+            ("pt-br", "pt-BR"),
+            ("pt-PT", "pt"),
+            ("de-de", "de"),
+            ("DE", "de"),
+            ("fr-CA", "fr"),
+            ("zh_HK", "zh-HK"),
+            ("zh-TW", "zh-HK"),
+            ("en-gb", "en-GB"),
+            ("no", "nb"),
+            ("xx-YY", "xx"),
+        ] {
+            assert_eq!(normalize(tag).unwrap(), locale, "{tag}");
+        }
+        assert!(normalize("").is_err() && normalize("<script>").is_err());
+    }
+
+    #[test]
+    fn a_numbers_country_picks_its_language() {
+        assert_eq!(for_region(Some("DE")), "de");
+        assert_eq!(for_region(Some("BR")), "pt-BR");
+        assert_eq!(for_region(Some("US")), "en");
+        assert_eq!(for_region(None), "en");
+    }
+}
