@@ -27,5 +27,6 @@ mod services;
 mod tenants;
 mod tls;
 mod tokens;
+mod vendor_specs;
 mod verifications;
 mod webhooks;

@@ -1,0 +1,221 @@
+//! phonegate's Twilio Verify v2 and Vonage Verify v1 answers, validated against the vendors' own
+//! published OpenAPI documents (vendored in `specs/`): every implemented endpoint, success and
+//! error bodies, and no field the vendor's schema does not declare.
+use crate::helpers::{TestApp, fresh_number, wrong};
+use serde_json::{Map, Value, json};
+
+/// A vendor's OpenAPI 3.0 document, its schemas read as JSON Schema.
+struct Spec {
+    name: &'static str,
+    doc: Value,
+}
+
+/// OpenAPI 3.0 schema → JSON Schema: `nullable` becomes a `null` alternative. The vendors'
+/// `oneOf` alternatives overlap (Vonage's success and error bodies both accept status "0"), so
+/// they are read as `anyOf`.
+fn json_schema(v: &Value) -> Value {
+    match v {
+        Value::Object(o) => {
+            let mut out: Map<String, Value> = o
+                .iter()
+                .filter(|(k, _)| k.as_str() != "nullable" && k.as_str() != "example" && k.as_str() != "examples")
+                .map(|(k, v)| (if k == "oneOf" { "anyOf".to_string() } else { k.clone() }, json_schema(v)))
+                .collect();
+            if o.get("nullable") == Some(&Value::Bool(true)) {
+                let inner = Value::Object(std::mem::take(&mut out));
+                out.insert("anyOf".into(), json!([inner, { "type": "null" }]));
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(json_schema).collect()),
+        other => other.clone(),
+    }
+}
+
+impl Spec {
+    fn load(name: &'static str, text: &str) -> Spec {
+        Spec { name, doc: serde_json::from_str(text).expect("a vendored document") }
+    }
+
+    fn twilio() -> Spec {
+        Spec::load("Twilio", include_str!("specs/twilio_verify_v2.json"))
+    }
+
+    fn vonage() -> Spec {
+        Spec::load("Vonage", include_str!("specs/vonage_verify.json"))
+    }
+
+    fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
+        match schema.get("$ref").and_then(Value::as_str) {
+            Some(r) => self.resolve(self.doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("unresolved $ref {r}"))),
+            None => schema,
+        }
+    }
+
+    /// Checks `body`, answered with `status` by (`method`, `path` as the document writes it),
+    /// against the documented schema, and that every member it has is declared there.
+    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
+        let what = format!("{} {} {path} → {status}", self.name, method.to_uppercase());
+        let responses = &self.doc["paths"][path][method]["responses"];
+        let response = responses.get(status.to_string()).unwrap_or_else(|| panic!("{what}: status not documented"));
+        let schema = response["content"]["application/json"]["schema"].clone();
+        assert!(schema.is_object(), "{what}: no JSON schema documented");
+        let mut root = json_schema(&schema).as_object().cloned().unwrap();
+        root.insert("components".into(), json_schema(&self.doc["components"]));
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&Value::Object(root))
+            .unwrap_or_else(|e| panic!("{what}: the vendor's schema does not compile: {e}"));
+        let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{e} at `{}`", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{what}: the body does not match the vendor's schema:\n{}\nbody: {body:#}", errors.join("\n"));
+        let mut undeclared = Vec::new();
+        self.undeclared(&schema, body, "", &mut undeclared);
+        assert!(undeclared.is_empty(), "{what}: fields the vendor's schema does not declare: {undeclared:?}\nbody: {body:#}");
+    }
+
+    /// The properties a schema declares, through `$ref`, `allOf`, `oneOf` and `anyOf`.
+    fn properties(&self, schema: &Value, out: &mut Map<String, Value>) {
+        let schema = self.resolve(schema);
+        if let Some(p) = schema.get("properties").and_then(Value::as_object) {
+            out.extend(p.clone());
+        }
+        for key in ["allOf", "oneOf", "anyOf"] {
+            for member in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+                self.properties(member, out);
+            }
+        }
+    }
+
+    fn undeclared(&self, schema: &Value, body: &Value, at: &str, out: &mut Vec<String>) {
+        let schema = self.resolve(schema);
+        match body {
+            Value::Object(members) => {
+                let mut declared = Map::new();
+                self.properties(schema, &mut declared);
+                // A schema that declares no properties (an open object) says nothing of members.
+                if declared.is_empty() {
+                    return;
+                }
+                for (name, value) in members {
+                    match declared.get(name) {
+                        Some(s) => self.undeclared(s, value, &format!("{at}/{name}"), out),
+                        None => out.push(format!("{at}/{name}")),
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(item) = schema.get("items") {
+                    for (i, v) in items.iter().enumerate() {
+                        self.undeclared(item, v, &format!("{at}/{i}"), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn twilio_answers_match_twilios_published_spec() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::twilio();
+    let auth = |r: reqwest::RequestBuilder| r.basic_auth(&app.key_id, Some(&app.secret));
+    let call = |method: &str, path: &str, form: &[(&str, &str)]| {
+        let req = app.client.request(method.parse().unwrap(), app.url(path));
+        auth(req).form(form).send()
+    };
+    async fn body(r: reqwest::Response, status: u16) -> Value {
+        assert_eq!(r.status().as_u16(), status);
+        r.json().await.unwrap()
+    }
+
+    let created = body(call("POST", "/v2/Services", &[("FriendlyName", "Spec App")]).await.unwrap(), 201).await;
+    spec.check("post", "/v2/Services", 201, &created);
+    let sid = created["sid"].as_str().unwrap().to_string();
+    spec.check("get", "/v2/Services/{Sid}", 200, &body(call("GET", &format!("/v2/Services/{sid}"), &[]).await.unwrap(), 200).await);
+    spec.check("get", "/v2/Services", 200, &body(call("GET", "/v2/Services", &[]).await.unwrap(), 200).await);
+
+    let to = fresh_number();
+    let started = body(call("POST", &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sms")]).await.unwrap(), 201).await;
+    spec.check("post", "/v2/Services/{ServiceSid}/Verifications", 201, &started);
+    let vsid = started["sid"].as_str().unwrap().to_string();
+    let fetched = body(call("GET", &format!("/v2/Services/{sid}/Verifications/{vsid}"), &[]).await.unwrap(), 200).await;
+    spec.check("get", "/v2/Services/{ServiceSid}/Verifications/{Sid}", 200, &fetched);
+    let code = app.code_for(&to).await;
+    let check = format!("/v2/Services/{sid}/VerificationCheck");
+    let rejected = body(call("POST", &check, &[("To", &to), ("Code", &wrong(&code))]).await.unwrap(), 200).await;
+    spec.check("post", "/v2/Services/{ServiceSid}/VerificationCheck", 200, &rejected);
+    let approved = body(call("POST", &check, &[("VerificationSid", &vsid), ("Code", &code)]).await.unwrap(), 200).await;
+    assert_eq!(approved["status"], "approved");
+    spec.check("post", "/v2/Services/{ServiceSid}/VerificationCheck", 200, &approved);
+
+    let other = fresh_number();
+    body(call("POST", &format!("/v2/Services/{sid}/Verifications"), &[("To", &other), ("Channel", "sms")]).await.unwrap(), 201).await;
+    let canceled =
+        body(call("POST", &format!("/v2/Services/{sid}/Verifications/{other}"), &[("Status", "canceled")]).await.unwrap(), 200).await;
+    assert_eq!(canceled["status"], "canceled");
+    spec.check("post", "/v2/Services/{ServiceSid}/Verifications/{Sid}", 200, &canceled);
+}
+
+#[tokio::test]
+async fn vonage_answers_match_vonages_published_spec() {
+    let app = TestApp::spawn().await;
+    let spec = Spec::vonage();
+    let call = |path: &str, params: &[(&str, &str)]| {
+        let mut all = vec![("api_key".to_string(), app.key_id.clone()), ("api_secret".to_string(), app.secret.clone())];
+        all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let url = app.url(path);
+        let client = app.client.clone();
+        async move {
+            let r = client.post(url).form(&all).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let to = fresh_number();
+    let number = to.trim_start_matches('+').to_string();
+    let started = call("/verify/json", &[("number", &number), ("brand", "Acme")]).await;
+    spec.check("post", "/{format}", 200, &started);
+    let again = call("/verify/json", &[("number", &number), ("brand", "Acme")]).await;
+    assert_eq!(again["status"], "10");
+    spec.check("post", "/{format}", 200, &again);
+    spec.check("post", "/{format}", 200, &call("/verify/json", &[("brand", "Acme")]).await);
+    let rid = started["request_id"].as_str().unwrap().to_string();
+
+    let search = call("/verify/search/json", &[("request_id", &rid)]).await;
+    spec.check("get", "/search/{format}", 200, &search);
+    let code = app.code_for(&to).await;
+    let wrong_code = call("/verify/check/json", &[("request_id", &rid), ("code", &wrong(&code))]).await;
+    spec.check("post", "/check/{format}", 200, &wrong_code);
+    let right = call("/verify/check/json", &[("request_id", &rid), ("code", &code)]).await;
+    assert_eq!(right["status"], "0");
+    spec.check("post", "/check/{format}", 200, &right);
+    let done = call("/verify/search/json", &[("request_id", &rid)]).await;
+    assert_eq!(done["status"], "SUCCESS");
+    spec.check("get", "/search/{format}", 200, &done);
+    spec.check("get", "/search/{format}", 200, &call("/verify/search/json", &[("request_id", "0123456789abcdef0123456789abcdef")]).await);
+
+    let other = fresh_number();
+    let second = call("/verify/json", &[("number", other.trim_start_matches('+')), ("brand", "Acme")]).await;
+    let rid2 = second["request_id"].as_str().unwrap().to_string();
+    let early = call("/verify/control/json", &[("request_id", &rid2), ("cmd", "cancel")]).await;
+    assert_eq!(early["status"], "19", "too early to cancel: {early}");
+    spec.check("post", "/control/{format}", 200, &early);
+    spec.check("post", "/control/{format}", 200, &call("/verify/control/json", &[("request_id", &rid2), ("cmd", "jump")]).await);
+}
+
+/// The checks can fail: a wrong type, a missing pattern match and an undeclared member are found.
+#[test]
+fn the_checker_finds_wrong_types_patterns_and_undeclared_fields() {
+    let spec = Spec::twilio();
+    let path = "/v2/Services/{ServiceSid}/VerificationCheck";
+    let fails = |body: Value| std::panic::catch_unwind(|| spec.check("post", path, 200, &body)).is_err();
+    assert!(!fails(json!({ "sid": "VE0123456789abcdef0123456789abcdef", "valid": false })));
+    assert!(fails(json!({ "sid": "VE0123456789abcdef0123456789abcdef", "valid": "no" })));
+    assert!(fails(json!({ "sid": "SM0123456789abcdef0123456789abcdef" })));
+    assert!(fails(json!({ "sid": "VE0123456789abcdef0123456789abcdef", "surprise": 1 })));
+    let vonage = Spec::vonage();
+    let fails = |body: Value| std::panic::catch_unwind(|| vonage.check("get", "/search/{format}", 200, &body)).is_err();
+    assert!(fails(json!({ "status": "MAYBE" })));
+    assert!(fails(json!({ "status": "SUCCESS", "checks": "none" })));
+}
