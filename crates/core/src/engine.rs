@@ -75,6 +75,8 @@ pub struct StartOptions {
     pub max_attempts: Option<u32>,
     /// Name shown in the message instead of the service's name.
     pub brand: Option<String>,
+    /// Android SMS Retriever app hash: 11 characters of base64 (`A-Z a-z 0-9 + /`).
+    pub app_hash: Option<String>,
     /// ISO 3166 region for a number written in national format.
     pub region: Option<String>,
     /// When a verification is already pending for the number: report it as
@@ -313,6 +315,11 @@ impl Verifier {
         {
             return Err(VerifyError::invalid("brand", "must be 1 to 64 printable characters"));
         }
+        if let Some(h) = &opts.app_hash
+            && (h.len() != 11 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+        {
+            return Err(VerifyError::invalid("app_hash", "must be the app's 11-character SMS Retriever hash"));
+        }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.service(caller, req.service.as_deref()).await?;
         if !self.budgets.destination_allowed(&service.name, &to) {
@@ -335,6 +342,7 @@ impl Verifier {
             attempts: 0,
             max_attempts: opts.max_attempts.unwrap_or(self.limits.max_attempts),
             brand: opts.brand.clone(),
+            app_hash: opts.app_hash.clone(),
             sends: 1,
             send_window_started_at: now,
             created_at: now,
@@ -487,7 +495,11 @@ impl Verifier {
         resend: bool,
         now: DateTime<Utc>,
     ) -> Result<(Message, Lease), VerifyError> {
-        let body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
+        let mut body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
+        // The SMS Retriever format: the hash alone on the last line.
+        if let Some(hash) = &v.app_hash {
+            body = format!("{body}\n\n{hash}");
+        }
         let id = new_id("SM");
         let lease = Lease { token: new_id("LT"), until: now + self.delivery.lease };
         let message = Message {

@@ -85,6 +85,9 @@ pub struct Verification {
     /// Name shown in the message instead of the service's (Twilio `CustomFriendlyName`,
     /// Vonage `brand`).
     pub brand: Option<String>,
+    /// The Android app's SMS Retriever hash (Twilio `AppHash`), put on the message's last line so
+    /// the app reads the code without a permission.
+    pub app_hash: Option<String>,
     pub sends: u32,
     pub send_window_started_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

@@ -71,6 +71,7 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
         attempts: 0,
         max_attempts: 3,
         brand: Some("Brand".into()),
+        app_hash: Some("FA+9qCX9VSu".into()),
         sends: 1,
         send_window_started_at: t0(),
         created_at: t0(),

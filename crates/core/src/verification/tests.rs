@@ -21,6 +21,7 @@ fn pending() -> Verification {
         attempts: 0,
         max_attempts: 5,
         brand: None,
+        app_hash: None,
         sends: 1,
         send_window_started_at: t0(),
         created_at: t0(),

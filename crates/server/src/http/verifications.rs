@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use phonegate_core::ids::is_id;
 use phonegate_core::message::DeliveryStatus;
-use phonegate_core::{Caller, Channel, CheckOutcome, StartRequest, Status, Verification, VerifyError};
+use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, Verification, VerifyError};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use utoipa::ToSchema;
@@ -31,10 +31,13 @@ pub struct StartBody {
     channel: Option<String>,
     /// Service id (`VA…`) or name; the default service when omitted.
     service: Option<String>,
-    /// Language of the message (`en`, `de`, `fr`, `es`…); falls back to English.
+    /// Language of the message: any of the 38 locales Twilio Verify lists (`en`, `de`, `pt-BR`,
+    /// `zh-HK`…); else the number's country's language; else English.
     locale: Option<String>,
     /// The end user's IP address, from an app's backend: the per-IP budgets count it.
     client_ip: Option<String>,
+    /// Android SMS Retriever: the app's 11-character hash, put on the message's last line.
+    app_hash: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -166,7 +169,16 @@ async fn start(
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let started = s
         .verifier
-        .start(&caller, StartRequest { service: b.service, to: b.to, channel, locale: b.locale, options: Default::default() })
+        .start(
+            &caller,
+            StartRequest {
+                service: b.service,
+                to: b.to,
+                channel,
+                locale: b.locale,
+                options: StartOptions { app_hash: b.app_hash, ..Default::default() },
+            },
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(StartedView { verification: started.verification.into(), resent: started.resent })))
 }

@@ -283,3 +283,32 @@ async fn the_account_sid_alias_of_a_key_authenticates_like_the_key() {
     let r = app.client.get(app.url(&path)).basic_auth(&alias, Some("wrong-secret")).send().await.unwrap();
     twilio_error(r, 401, 20003).await;
 }
+
+#[tokio::test]
+async fn app_hash_puts_the_android_sms_retriever_line_last_in_both_apis() {
+    let app = TestApp::spawn().await;
+    let sid = service(&app).await;
+    let to = fresh_number();
+    let r = form(&app, &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sms"), ("AppHash", "FA+9qCX9VSu")]).await;
+    assert_eq!(r.status(), 201);
+    let body = app.outbox(&to).await[0]["body"].as_str().unwrap().to_string();
+    let (text, hash) = body.rsplit_once("\n\n").expect("the hash on its own last line");
+    assert_eq!(hash, "FA+9qCX9VSu");
+    let code: String = text.chars().filter(char::is_ascii_digit).collect();
+    let check: Value =
+        form(&app, &format!("/v2/Services/{sid}/VerificationCheck"), &[("To", &to), ("Code", &code)]).await.json().await.unwrap();
+    assert_eq!(check["status"], "approved");
+    let (path, other) = (format!("/v2/Services/{sid}/Verifications"), fresh_number());
+    twilio_error(form(&app, &path, &[("To", &other), ("Channel", "sms"), ("AppHash", "short")]).await, 400, 60200).await;
+
+    let native = fresh_number();
+    let r = app.post("/api/verifications", json!({ "to": native, "app_hash": "Ab3/cd+Ef9X" })).await;
+    assert_eq!(r.status(), 201);
+    assert!(app.outbox(&native).await[0]["body"].as_str().unwrap().ends_with("\n\nAb3/cd+Ef9X"));
+    crate::helpers::expect_error(
+        app.post("/api/verifications", json!({ "to": fresh_number(), "app_hash": "no spaces!!" })).await,
+        400,
+        "invalid_parameter",
+    )
+    .await;
+}

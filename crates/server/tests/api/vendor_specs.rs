@@ -136,7 +136,8 @@ async fn twilio_answers_match_twilios_published_spec() {
     spec.check("get", "/v2/Services", 200, &body(call("GET", "/v2/Services", &[]).await.unwrap(), 200).await);
 
     let to = fresh_number();
-    let started = body(call("POST", &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sms")]).await.unwrap(), 201).await;
+    let started =
+        body(call("POST", &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sms")]).await.unwrap(), 201).await;
     spec.check("post", "/v2/Services/{ServiceSid}/Verifications", 201, &started);
     let vsid = started["sid"].as_str().unwrap().to_string();
     let fetched = body(call("GET", &format!("/v2/Services/{sid}/Verifications/{vsid}"), &[]).await.unwrap(), 200).await;

@@ -11,3 +11,5 @@ CREATE INDEX auth_flows_phone ON auth_flows (phone);
 ALTER TABLE audit_events ADD COLUMN actor TEXT;
 -- Checks by number find the verification a number's wrong codes locked.
 CREATE INDEX verifications_locked ON verifications (service_id, to_number) WHERE status = 'max_attempts_reached';
+-- Android SMS Retriever: the app's 11-character hash, appended to the message's last line.
+ALTER TABLE verifications ADD COLUMN app_hash TEXT;

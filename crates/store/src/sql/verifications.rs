@@ -11,14 +11,14 @@ macro_rules! columns {
     () => {
         "id, service_id, to_number, channel, locale, status, code_length, code_digest, code_sealed, \
          attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, canceled_at, \
-         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand"
+         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand, app_hash"
     };
 }
 
 static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO verifications (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25) \
      ON CONFLICT (service_id, to_number) WHERE status = 'pending' DO NOTHING"
 ));
 static BY_ID: Sql = Sql::new(concat!("SELECT ", columns!(), " FROM verifications WHERE id = $1 FOR UPDATE"));
@@ -92,6 +92,7 @@ fn decode(mut r: Row) -> StoreResult<Verification> {
         version: r.int(21)?,
         max_attempts: r.int(22)? as u32,
         brand: r.opt_text(23)?,
+        app_hash: r.opt_text(24)?,
     })
 }
 
@@ -123,6 +124,7 @@ impl<D: Db> VerificationTx for Repo<D> {
             v.version,
             v.max_attempts,
             &v.brand,
+            &v.app_hash,
         ];
         Ok(self.exec(&INSERT, args).await? == 1)
     }

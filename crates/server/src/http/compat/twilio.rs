@@ -333,7 +333,11 @@ async fn start(
     if p.get("CustomCode").is_some() {
         return Err(TwilioError::invalid("Invalid parameter `CustomCode`: custom codes are not enabled for this service"));
     }
-    let options = StartOptions { brand: p.get("CustomFriendlyName").map(str::to_string), ..Default::default() };
+    let options = StartOptions {
+        brand: p.get("CustomFriendlyName").map(str::to_string),
+        app_hash: p.get("AppHash").map(str::to_string),
+        ..Default::default()
+    };
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
     // Twilio's `DeviceIp`: the end user's address, which the per-IP budgets count.
     let device_ip = p

@@ -202,6 +202,7 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         // Vonage answers a second start for a number with status 10 and sends nothing.
         refuse_if_pending: true,
         background: false,
+        app_hash: None,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
