@@ -38,6 +38,11 @@ impl Code {
         }
         Self(digits)
     }
+    /// A code the app chose (a service with custom codes): 4 to 10 digits.
+    pub fn custom(digits: &str) -> Option<Self> {
+        is_plausible(digits).then(|| Self(digits.to_string()))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

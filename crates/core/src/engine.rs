@@ -77,6 +77,8 @@ pub struct StartOptions {
     pub brand: Option<String>,
     /// Android SMS Retriever app hash: 11 characters of base64 (`A-Z a-z 0-9 + /`).
     pub app_hash: Option<String>,
+    /// The code itself, 4 to 10 digits, where the service allows custom codes.
+    pub custom_code: Option<String>,
     /// ISO 3166 region for a number written in national format.
     pub region: Option<String>,
     /// When a verification is already pending for the number: report it as
@@ -326,8 +328,13 @@ impl Verifier {
             return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
         }
         let now = self.clock.now();
-        let code_length = opts.code_length.unwrap_or(service.code_length);
-        let code = Code::generate(code_length);
+        let custom = match &opts.custom_code {
+            None => None,
+            Some(_) if !service.custom_codes => return Err(VerifyError::CustomCodeNotEnabled),
+            Some(c) => Some(Code::custom(c).ok_or_else(|| VerifyError::invalid("custom_code", "must be 4 to 10 digits"))?),
+        };
+        let code_length = custom.as_ref().map_or(opts.code_length.unwrap_or(service.code_length), |c| c.expose().len() as u8);
+        let code = custom.clone().unwrap_or_else(|| Code::generate(code_length));
         let id = new_id("VE");
         let fresh = Verification {
             code_digest: self.keys.digest(&id, code.expose()),
@@ -406,6 +413,11 @@ impl Verifier {
                         .keys
                         .open(&pending.id, &pending.code_sealed)
                         .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
+                    // Another custom code while one is pending: the app must not believe its
+                    // new code was sent.
+                    if custom.as_ref().is_some_and(|c| *c != code) {
+                        return Err(VerifyError::AlreadyPending { verification_id: pending.id });
+                    }
                     let (message, lease) = this.queue(tx, &service, &pending, &code, true, now).await?;
                     return Ok(StartDone { verification: pending, resent: true, message, lease, expired });
                 }

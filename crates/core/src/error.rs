@@ -15,6 +15,8 @@ pub enum VerifyError {
     ServiceNotFound,
     #[error("a service with this name already exists")]
     ServiceNameTaken,
+    #[error("this service does not allow custom codes")]
+    CustomCodeNotEnabled,
     #[error("no such verification")]
     VerificationNotFound,
     #[error("no pending verification for this number")]

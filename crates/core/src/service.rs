@@ -28,6 +28,9 @@ pub struct Service {
     /// Locale → template overrides.
     pub templates: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
+    /// Starts may bring their own code (still stored only as a digest, still bound by every
+    /// attempt and send budget).
+    pub custom_codes: bool,
 }
 
 /// What a caller may set when creating a service; unset fields take the defaults.
@@ -37,6 +40,8 @@ pub struct ServiceSettings {
     pub code_length: Option<u8>,
     pub code_ttl_secs: Option<i64>,
     pub templates: BTreeMap<String, String>,
+    /// Whether a start may bring its own code (Twilio `CustomCode`, Vonage `pin_code`).
+    pub custom_codes: bool,
 }
 
 impl ServiceSettings {
@@ -66,7 +71,7 @@ impl ServiceSettings {
             }
             templates.insert(locale, template);
         }
-        Ok(Service { id: new_id("VA"), name, code_length, code_ttl_secs, templates, created_at: now })
+        Ok(Service { id: new_id("VA"), name, code_length, code_ttl_secs, templates, created_at: now, custom_codes: self.custom_codes })
     }
 }
 

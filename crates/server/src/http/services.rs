@@ -28,6 +28,9 @@ pub struct CreateServiceBody {
     /// Message templates by locale; each must contain `{code}` and may contain `{service}`.
     #[serde(default)]
     templates: BTreeMap<String, String>,
+    /// Let starts bring their own code (`custom_code`; Twilio `CustomCode`, Vonage `pin_code`).
+    #[serde(default)]
+    custom_codes: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -37,6 +40,7 @@ pub struct ServiceView {
     code_length: u8,
     code_ttl_secs: i64,
     templates: BTreeMap<String, String>,
+    custom_codes: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -48,6 +52,7 @@ impl From<Service> for ServiceView {
             code_length: s.code_length,
             code_ttl_secs: s.code_ttl_secs,
             templates: s.templates,
+            custom_codes: s.custom_codes,
             created_at: s.created_at,
         }
     }
@@ -68,7 +73,13 @@ async fn create(
     Authenticated(caller): Authenticated,
     ApiJson(b): ApiJson<CreateServiceBody>,
 ) -> Result<(StatusCode, Json<ServiceView>), ApiError> {
-    let settings = ServiceSettings { name: b.name, code_length: b.code_length, code_ttl_secs: b.code_ttl_secs, templates: b.templates };
+    let settings = ServiceSettings {
+        name: b.name,
+        code_length: b.code_length,
+        code_ttl_secs: b.code_ttl_secs,
+        templates: b.templates,
+        custom_codes: b.custom_codes,
+    };
     Ok((StatusCode::CREATED, Json(s.verifier.create_service(&caller, settings).await?.into())))
 }
 

@@ -38,6 +38,9 @@ pub struct StartBody {
     client_ip: Option<String>,
     /// Android SMS Retriever: the app's 11-character hash, put on the message's last line.
     app_hash: Option<String>,
+    /// The code to send, 4 to 10 digits, where the service has `custom_codes` (else 403
+    /// `custom_code_not_enabled`). Stored only as a digest, like generated codes.
+    custom_code: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -176,7 +179,7 @@ async fn start(
                 to: b.to,
                 channel,
                 locale: b.locale,
-                options: StartOptions { app_hash: b.app_hash, ..Default::default() },
+                options: StartOptions { app_hash: b.app_hash, custom_code: b.custom_code, ..Default::default() },
             },
         )
         .await?;

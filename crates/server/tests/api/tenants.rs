@@ -123,3 +123,76 @@ fn keys_are_created_with_a_scope_from_the_command_line() {
     let out = run(&["keys", "create", "--name", "x", "--scope", "service"]);
     assert!(!out.status.success());
 }
+
+/// Custom codes: only a service that allows them takes the app's code, in all three APIs; the
+/// code is stored as a digest only and bound by the same attempt limits.
+#[tokio::test]
+async fn a_service_with_custom_codes_takes_the_apps_code_in_every_api() {
+    let app = TestApp::spawn().await;
+    let r = app.post("/api/services", json!({ "name": "bank", "custom_codes": true })).await;
+    assert_eq!(r.status(), 201);
+    let bank: Value = r.json().await.unwrap();
+    assert_eq!(bank["custom_codes"], true);
+    let key = service_key(&app, bank["id"].as_str().unwrap()).await;
+
+    // Native: the code arrives as given and approves.
+    let to = fresh_number();
+    let r = native(&app, &key, reqwest::Method::POST, "/api/verifications", Some(json!({ "to": to, "custom_code": "4711" }))).await;
+    assert_eq!(r.status(), 201);
+    assert!(app.outbox(&to).await[0]["body"].as_str().unwrap().contains("4711"));
+    let check = json!({ "to": to, "code": "4711" });
+    let r = native(&app, &key, reqwest::Method::POST, "/api/verifications/check", Some(check)).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "approved");
+    // Another custom code while one is pending is refused, not silently replaced.
+    let other = fresh_number();
+    native(&app, &key, reqwest::Method::POST, "/api/verifications", Some(json!({ "to": other, "custom_code": "1111" }))).await;
+    let r = native(&app, &key, reqwest::Method::POST, "/api/verifications", Some(json!({ "to": other, "custom_code": "2222" }))).await;
+    assert_eq!(r.status(), 409, "{}", r.text().await.unwrap());
+    expect_error(
+        native(&app, &key, reqwest::Method::POST, "/api/verifications", Some(json!({ "to": fresh_number(), "custom_code": "12" }))).await,
+        400,
+        "invalid_parameter",
+    )
+    .await;
+    // The default service does not allow them.
+    expect_error(
+        app.post("/api/verifications", json!({ "to": fresh_number(), "custom_code": "4711" })).await,
+        403,
+        "custom_code_not_enabled",
+    )
+    .await;
+
+    // Twilio: CustomCode on a service created with CustomCodeEnabled.
+    let admin = Key { id: app.key_id.clone(), secret: app.secret.clone() };
+    let (status, service) = twilio(&app, &admin, "/v2/Services", &[("FriendlyName", "Shop"), ("CustomCodeEnabled", "true")]).await;
+    assert_eq!((status, &service["custom_code_enabled"]), (201, &json!(true)), "{service}");
+    let sid = service["sid"].as_str().unwrap();
+    let tw = fresh_number();
+    let (status, _) =
+        twilio(&app, &admin, &format!("/v2/Services/{sid}/Verifications"), &[("To", &tw), ("Channel", "sms"), ("CustomCode", "865309")])
+            .await;
+    assert_eq!(status, 201);
+    let (_, checked) = twilio(&app, &admin, &format!("/v2/Services/{sid}/VerificationCheck"), &[("To", &tw), ("Code", "865309")]).await;
+    assert_eq!(checked["status"], "approved");
+    let (status, refused) = twilio(
+        &app,
+        &admin,
+        "/v2/Services/phonegate/Verifications",
+        &[("To", &fresh_number()), ("Channel", "sms"), ("CustomCode", "865309")],
+    )
+    .await;
+    assert_eq!((status, &refused["code"]), (400, &json!(60200)), "{refused}");
+
+    // Vonage: `pin_code` with a key of the custom-code service; status 20 elsewhere.
+    let vg = fresh_number();
+    let started =
+        vonage(&app, &key, "/verify/json", &[("number", vg.trim_start_matches('+')), ("brand", "Bank"), ("pin_code", "2468")]).await;
+    assert_eq!(started["status"], "0", "{started}");
+    assert!(app.outbox(&vg).await[0]["body"].as_str().unwrap().contains("2468"));
+    let rid = started["request_id"].as_str().unwrap();
+    assert_eq!(vonage(&app, &key, "/verify/check/json", &[("request_id", rid), ("code", "2468")]).await["status"], "0");
+    let refused =
+        vonage(&app, &admin, "/verify/json", &[("number", fresh_number().trim_start_matches('+')), ("brand", "x"), ("pin_code", "2468")])
+            .await;
+    assert_eq!(refused["status"], "20", "{refused}");
+}

@@ -13,3 +13,5 @@ ALTER TABLE audit_events ADD COLUMN actor TEXT;
 CREATE INDEX verifications_locked ON verifications (service_id, to_number) WHERE status = 'max_attempts_reached';
 -- Android SMS Retriever: the app's 11-character hash, appended to the message's last line.
 ALTER TABLE verifications ADD COLUMN app_hash TEXT;
+-- Services that let the app choose the code (Twilio CustomCode, Vonage pin_code): 1, else 0.
+ALTER TABLE services ADD COLUMN custom_codes INTEGER NOT NULL DEFAULT 0;

@@ -92,6 +92,9 @@ impl From<VerifyError> for TwilioError {
             }
             VerifyError::Phone(p) => Self::invalid(format!("Invalid parameter `To`: {p}")),
             VerifyError::InvalidParameter { field, message } => Self::invalid(format!("Invalid parameter `{field}`: {message}")),
+            VerifyError::CustomCodeNotEnabled => {
+                Self::invalid("Invalid parameter `CustomCode`: custom codes are not enabled for this service")
+            }
             VerifyError::ServiceNameTaken => {
                 Self::invalid("Invalid parameter `FriendlyName`: a service of this name exists with other settings")
             }
@@ -163,7 +166,7 @@ impl Params {
 
 /// Service flags for features this server does not offer: `false` is what it does anyway; `true`
 /// is refused by name rather than dropped.
-const UNSUPPORTED_FLAGS: [&str; 5] = ["CustomCodeEnabled", "DoNotShareWarningEnabled", "LookupEnabled", "Psd2Enabled", "DtmfInputRequired"];
+const UNSUPPORTED_FLAGS: [&str; 4] = ["DoNotShareWarningEnabled", "LookupEnabled", "Psd2Enabled", "DtmfInputRequired"];
 
 fn refuse_unsupported_flags(p: &Params) -> Result<(), TwilioError> {
     for flag in UNSUPPORTED_FLAGS {
@@ -196,7 +199,7 @@ fn service_json(s: &Service, auth: &TwilioAuth, base: &str) -> Value {
         "dtmf_input_required": false,
         "tts_name": null,
         "do_not_share_warning_enabled": false,
-        "custom_code_enabled": false,
+        "custom_code_enabled": s.custom_codes,
         "push": { "include_date": false, "apn_credential_sid": null, "fcm_credential_sid": null },
         "totp": { "issuer": s.name, "time_step": 30, "code_length": 6, "skew": 1 },
         "whatsapp": { "msg_service_sid": null, "from": null },
@@ -269,7 +272,12 @@ async fn create_service(
         None => None,
     };
     refuse_unsupported_flags(&p)?;
-    let settings = ServiceSettings { name: name.into(), code_length, ..Default::default() };
+    let custom_codes = match p.get("CustomCodeEnabled") {
+        None | Some("false" | "False") => false,
+        Some("true" | "True") => true,
+        Some(_) => return Err(TwilioError::invalid("Invalid parameter `CustomCodeEnabled`: must be true or false")),
+    };
+    let settings = ServiceSettings { name: name.into(), code_length, custom_codes, ..Default::default() };
     let service = s.verifier.create_or_reuse_service(&auth.0, settings).await?;
     Ok((
         StatusCode::CREATED,
@@ -330,12 +338,10 @@ async fn start(
     let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
     let channel = Channel::parse(channel)
         .ok_or_else(|| TwilioError::invalid(format!("Invalid parameter `Channel`: {channel} is not supported; use sms")))?;
-    if p.get("CustomCode").is_some() {
-        return Err(TwilioError::invalid("Invalid parameter `CustomCode`: custom codes are not enabled for this service"));
-    }
     let options = StartOptions {
         brand: p.get("CustomFriendlyName").map(str::to_string),
         app_hash: p.get("AppHash").map(str::to_string),
+        custom_code: p.get("CustomCode").map(str::to_string),
         ..Default::default()
     };
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };

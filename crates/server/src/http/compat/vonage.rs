@@ -86,6 +86,7 @@ fn from_error(e: VerifyError) -> Answer {
         })),
         VerifyError::OptedOut => fail("7", "The number you are trying to verify is blacklisted for verification"),
         VerifyError::Busy => fail("1", "Throttled"),
+        VerifyError::CustomCodeNotEnabled => fail("20", "This account does not support the parameter: pin_code."),
         VerifyError::ServiceNameTaken | VerifyError::DeliveryFailed { .. } => fail("5", "Internal Error"),
         VerifyError::Store(StoreError::Unavailable(detail)) => {
             tracing::warn!(error = %detail, "database unavailable");
@@ -179,9 +180,6 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         Some("6") => Some(6),
         Some(_) => return Err(invalid("code_length")),
     };
-    if p.contains_key("pin_code") {
-        return Err(fail("20", "This account does not support the parameter: pin_code."));
-    }
     // An alphanumeric sender of at most 11 characters, or a number of at most 15 digits.
     if let Some(sender) = p.get("sender_id") {
         let numeric = sender.len() <= 15 && sender.bytes().all(|b| b.is_ascii_digit());
@@ -203,11 +201,16 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         refuse_if_pending: true,
         background: false,
         app_hash: None,
+        // A service with custom codes (a key scoped to it) takes the app's PIN.
+        custom_code: p.get("pin_code").cloned(),
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
     let req = StartRequest { service: None, to, channel: Channel::Sms, locale: p.get("lg").cloned(), options };
-    let started = s.verifier.start(&caller, req).await.map_err(from_error)?;
+    let started = s.verifier.start(&caller, req).await.map_err(|e| match e {
+        VerifyError::InvalidParameter { field: "custom_code", .. } => invalid("pin_code"),
+        other => from_error(other),
+    })?;
     let id = request_id(&started.verification);
     if started.resent {
         return Ok(Answer(
