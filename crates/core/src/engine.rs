@@ -11,6 +11,7 @@ use crate::ids::new_id;
 use crate::message::{DeliveryStatus, Message};
 use crate::phone::{PhoneNumber, PhonePolicy};
 use crate::ports::{self, Lease, Observer, SmsSender, Store, StoreError, Tx};
+use crate::psd2::Psd2;
 use crate::service::{self, DEFAULT_SERVICE, Service, ServiceSettings};
 use crate::verification::{CancelRefusal, Channel, CheckOutcome, SendRefusal, Status, Verification};
 use chrono::{DateTime, Utc};
@@ -79,6 +80,8 @@ pub struct StartOptions {
     pub app_hash: Option<String>,
     /// The code itself, 4 to 10 digits, where the service allows custom codes.
     pub custom_code: Option<String>,
+    /// A payment code's amount and payee, where the service sends PSD2 codes.
+    pub psd2: Option<crate::psd2::Psd2>,
     /// ISO 3166 region for a number written in national format.
     pub region: Option<String>,
     /// When a verification is already pending for the number: report it as
@@ -328,6 +331,9 @@ impl Verifier {
             return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
         }
         let now = self.clock.now();
+        if opts.psd2.is_some() && !service.psd2 {
+            return Err(VerifyError::Psd2NotEnabled);
+        }
         let custom = match &opts.custom_code {
             None => None,
             Some(_) if !service.custom_codes => return Err(VerifyError::CustomCodeNotEnabled),
@@ -350,6 +356,7 @@ impl Verifier {
             max_attempts: opts.max_attempts.unwrap_or(self.limits.max_attempts),
             brand: opts.brand.clone(),
             app_hash: opts.app_hash.clone(),
+            psd2: opts.psd2.clone(),
             sends: 1,
             send_window_started_at: now,
             created_at: now,
@@ -507,7 +514,15 @@ impl Verifier {
         resend: bool,
         now: DateTime<Utc>,
     ) -> Result<(Message, Lease), VerifyError> {
-        let mut body = service.render_as(v.brand.as_deref().unwrap_or(&service.name), &v.locale, code.expose());
+        let name = v.brand.as_deref().unwrap_or(&service.name);
+        let mut body = match &v.psd2 {
+            None => service.render_as(name, &v.locale, code.expose()),
+            Some(p) => crate::locales::psd2(&v.locale)
+                .replace("{service}", name)
+                .replace("{amount}", &p.amount)
+                .replace("{payee}", &p.payee)
+                .replace("{code}", code.expose()),
+        };
         // The SMS Retriever format: the hash alone on the last line.
         if let Some(hash) = &v.app_hash {
             body = format!("{body}\n\n{hash}");
@@ -534,9 +549,17 @@ impl Verifier {
     }
 
     /// Checks a code against a verification by id.
-    pub async fn check(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+    /// Checks a code against verification `id`. A check naming a payment (`psd2`) approves only
+    /// a verification made for that same amount and payee.
+    pub async fn check(
+        &self,
+        caller: &Caller,
+        id: &str,
+        code: &str,
+        psd2: Option<&Psd2>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
         plausible(code)?;
-        let result = self.check_unaudited(caller, id, code).await;
+        let result = self.check_unaudited(caller, id, code, psd2).await;
         self.audited(caller, id, result).await
     }
 
@@ -546,16 +569,23 @@ impl Verifier {
         if code.is_empty() || code.chars().count() > 32 {
             return Err(VerifyError::invalid("code", "must be 1 to 32 characters"));
         }
-        let result = self.check_unaudited(caller, id, code).await;
+        let result = self.check_unaudited(caller, id, code, None).await;
         self.audited(caller, id, result).await
     }
 
-    async fn check_unaudited(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+    async fn check_unaudited(
+        &self,
+        caller: &Caller,
+        id: &str,
+        code: &str,
+        psd2: Option<&Psd2>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let (this, id, code, ip, caller) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip, caller.clone());
+        let psd2 = psd2.cloned();
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let v = visible(&caller, tx.verification(&id).await?)?;
-                this.check_locked(tx, v, &code, ip).await
+                this.check_locked(tx, v, &code, ip, psd2.as_ref()).await
             })
         })
         .await?;
@@ -570,8 +600,9 @@ impl Verifier {
         service: Option<&str>,
         to: &str,
         code: &str,
+        psd2: Option<&Psd2>,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
-        let result = self.check_number_unaudited(caller, service, to, code).await;
+        let result = self.check_number_unaudited(caller, service, to, code, psd2).await;
         self.audited(caller, &to.chars().take(32).collect::<String>(), result).await
     }
 
@@ -581,16 +612,17 @@ impl Verifier {
         service: Option<&str>,
         to: &str,
         code: &str,
+        psd2: Option<&Psd2>,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         plausible(code)?;
         let to = self.parse_phone(to)?;
         let service = self.service(caller, service).await?;
-        let (this, code, ip) = (self.clone(), code.to_string(), caller.end_user_ip);
+        let (this, code, ip, psd2) = (self.clone(), code.to_string(), caller.end_user_ip, psd2.cloned());
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let now = this.clock.now();
                 match tx.pending_verification(&service.id, &to).await? {
-                    Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip).await.map(Ok),
+                    Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip, psd2.as_ref()).await.map(Ok),
                     // None pending (or one whose deadline passed unswept): counted like a wrong
                     // code, so not even the budgets tell whether one is pending.
                     _ => {
@@ -631,6 +663,7 @@ impl Verifier {
         mut v: Verification,
         code: &str,
         ip: Option<std::net::IpAddr>,
+        psd2: Option<&Psd2>,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let now = self.clock.now();
         let status = v.status_at(now);
@@ -645,7 +678,10 @@ impl Verifier {
         let budgets = service_name.as_deref().map_or(std::borrow::Cow::Borrowed(self.budgets.as_ref()), |n| self.budgets.for_service(n));
         charge(tx, &budgets.for_check(ip), now).await?;
         // A code of another length is a wrong code like any other (and says nothing of the length).
-        let matches = code::is_well_formed(code, v.code_length) && self.keys.matches(&v.id, code, &v.code_digest);
+        // A check naming another payment is a wrong code (the user was shown other figures).
+        let matches = code::is_well_formed(code, v.code_length)
+            && self.keys.matches(&v.id, code, &v.code_digest)
+            && Psd2::allows(v.psd2.as_ref(), psd2);
         // A number over its guess budget is locked: the answer is the same whatever the code, and
         // a wrong one is counted (the budget's counters are locked until this unit ends).
         let guess = budgets.for_guess(v.to.as_str());

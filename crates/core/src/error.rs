@@ -17,6 +17,8 @@ pub enum VerifyError {
     ServiceNameTaken,
     #[error("this service does not allow custom codes")]
     CustomCodeNotEnabled,
+    #[error("this service does not send PSD2 payment codes")]
+    Psd2NotEnabled,
     #[error("no such verification")]
     VerificationNotFound,
     #[error("no pending verification for this number")]

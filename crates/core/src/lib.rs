@@ -16,6 +16,7 @@ pub mod message;
 pub mod outbox;
 pub mod phone;
 pub mod ports;
+pub mod psd2;
 pub mod service;
 pub mod traffic;
 pub mod verification;

@@ -11,6 +11,7 @@ fn table(text: &'static str) -> Vec<(&'static str, &'static str)> {
 }
 
 static MESSAGES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("messages.tsv")));
+static PSD2: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("psd2_messages.tsv")));
 static COUNTRIES: LazyLock<HashMap<&'static str, &'static str>> =
     LazyLock::new(|| table(include_str!("country_locales.tsv")).into_iter().collect());
 
@@ -30,6 +31,12 @@ const ALIASES: [(&str, &str); 9] = [
 /// The built-in text of a locale as `normalize` gives it.
 pub fn builtin(locale: &str) -> Option<&'static str> {
     MESSAGES.iter().find(|(l, _)| *l == locale).map(|(_, t)| *t)
+}
+
+/// The built-in payment-code text of a locale (with `{amount}` and `{payee}`), else English's.
+pub fn psd2(locale: &str) -> &'static str {
+    let find = |l: &str| PSD2.iter().find(|(k, _)| *k == l).map(|(_, t)| *t);
+    find(locale).or_else(|| find("en")).unwrap_or("Your {service} verification code is: {code}. You are about to send {amount} to {payee}.")
 }
 
 /// Every locale with a built-in text.
@@ -71,6 +78,14 @@ mod tests {
         for (locale, text) in MESSAGES.iter() {
             assert_eq!(text.matches("{code}").count(), 1, "{locale}");
             assert_eq!(text.matches("{service}").count(), 1, "{locale}");
+            assert!(!text.chars().any(crate::service::is_unsafe), "{locale}");
+        }
+        let psd2: Vec<&str> = PSD2.iter().map(|(l, _)| *l).collect();
+        assert_eq!(psd2.join(" "), wanted, "a payment text for every locale");
+        for (locale, text) in PSD2.iter() {
+            for p in ["{code}", "{service}", "{amount}", "{payee}"] {
+                assert_eq!(text.matches(p).count(), 1, "{locale}: {p}");
+            }
             assert!(!text.chars().any(crate::service::is_unsafe), "{locale}");
         }
         for (region, locale) in COUNTRIES.iter() {

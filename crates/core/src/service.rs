@@ -31,6 +31,8 @@ pub struct Service {
     /// Starts may bring their own code (still stored only as a digest, still bound by every
     /// attempt and send budget).
     pub custom_codes: bool,
+    /// Starts may be PSD2 payment codes.
+    pub psd2: bool,
 }
 
 /// What a caller may set when creating a service; unset fields take the defaults.
@@ -42,6 +44,8 @@ pub struct ServiceSettings {
     pub templates: BTreeMap<String, String>,
     /// Whether a start may bring its own code (Twilio `CustomCode`, Vonage `pin_code`).
     pub custom_codes: bool,
+    /// Whether starts may be payment codes naming an amount and a payee (PSD2).
+    pub psd2: bool,
 }
 
 impl ServiceSettings {
@@ -71,7 +75,16 @@ impl ServiceSettings {
             }
             templates.insert(locale, template);
         }
-        Ok(Service { id: new_id("VA"), name, code_length, code_ttl_secs, templates, created_at: now, custom_codes: self.custom_codes })
+        Ok(Service {
+            id: new_id("VA"),
+            name,
+            code_length,
+            code_ttl_secs,
+            templates,
+            created_at: now,
+            custom_codes: self.custom_codes,
+            psd2: self.psd2,
+        })
     }
 }
 

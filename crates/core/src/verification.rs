@@ -88,6 +88,8 @@ pub struct Verification {
     /// The Android app's SMS Retriever hash (Twilio `AppHash`), put on the message's last line so
     /// the app reads the code without a permission.
     pub app_hash: Option<String>,
+    /// A payment code's amount and payee (PSD2), shown in its message and bound to its check.
+    pub psd2: Option<crate::psd2::Psd2>,
     pub sends: u32,
     pub send_window_started_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

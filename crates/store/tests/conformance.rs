@@ -72,6 +72,7 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
         max_attempts: 3,
         brand: Some("Brand".into()),
         app_hash: Some("FA+9qCX9VSu".into()),
+        psd2: Some(phonegate_core::psd2::Psd2 { amount: "€9.99".into(), payee: "Shop".into() }),
         sends: 1,
         send_window_started_at: t0(),
         created_at: t0(),

@@ -354,7 +354,7 @@ impl Accounts {
                     }
                     Some(vid) => {
                         let v = tx.verification(vid).await?.ok_or(VerifyError::FlowNotFound)?;
-                        match this.verifier.check_locked(tx, v, &code, ip).await {
+                        match this.verifier.check_locked(tx, v, &code, ip, None).await {
                             Ok((_, CheckOutcome::Approved)) => None,
                             Ok((_, CheckOutcome::Rejected { attempts_left })) => Some(VerifyError::CodeIncorrect { attempts_left }),
                             Ok((_, CheckOutcome::LockedOut)) => Some(VerifyError::CodeLocked),

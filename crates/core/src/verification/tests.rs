@@ -22,6 +22,7 @@ fn pending() -> Verification {
         max_attempts: 5,
         brand: None,
         app_hash: None,
+        psd2: None,
         sends: 1,
         send_window_started_at: t0(),
         created_at: t0(),

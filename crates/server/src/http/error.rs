@@ -84,6 +84,7 @@ impl From<VerifyError> for ApiError {
             VerifyError::ServiceNotFound => Self::new(S::NOT_FOUND, "service_not_found", message),
             VerifyError::ServiceNameTaken => Self::new(S::CONFLICT, "service_name_taken", message),
             VerifyError::CustomCodeNotEnabled => Self::new(S::FORBIDDEN, "custom_code_not_enabled", message),
+            VerifyError::Psd2NotEnabled => Self::new(S::FORBIDDEN, "psd2_not_enabled", message),
             VerifyError::VerificationNotFound => Self::new(S::NOT_FOUND, "verification_not_found", message),
             VerifyError::NoPendingVerification => Self::new(S::NOT_FOUND, "no_pending_verification", message),
             VerifyError::NotPending(status) => Self::new(S::CONFLICT, format!("verification_{}", status.as_str()), message),

@@ -31,6 +31,10 @@ pub struct CreateServiceBody {
     /// Let starts bring their own code (`custom_code`; Twilio `CustomCode`, Vonage `pin_code`).
     #[serde(default)]
     custom_codes: bool,
+    /// Let starts be PSD2 payment codes (`amount` and `payee`; Twilio `Amount`/`Payee`, Vonage
+    /// `/verify/psd2/json`).
+    #[serde(default)]
+    psd2: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -41,6 +45,7 @@ pub struct ServiceView {
     code_ttl_secs: i64,
     templates: BTreeMap<String, String>,
     custom_codes: bool,
+    psd2: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -53,6 +58,7 @@ impl From<Service> for ServiceView {
             code_ttl_secs: s.code_ttl_secs,
             templates: s.templates,
             custom_codes: s.custom_codes,
+            psd2: s.psd2,
             created_at: s.created_at,
         }
     }
@@ -79,6 +85,7 @@ async fn create(
         code_ttl_secs: b.code_ttl_secs,
         templates: b.templates,
         custom_codes: b.custom_codes,
+        psd2: b.psd2,
     };
     Ok((StatusCode::CREATED, Json(s.verifier.create_service(&caller, settings).await?.into())))
 }

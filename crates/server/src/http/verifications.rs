@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use phonegate_core::ids::is_id;
 use phonegate_core::message::DeliveryStatus;
+use phonegate_core::psd2::Psd2;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, Verification, VerifyError};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -41,6 +42,11 @@ pub struct StartBody {
     /// The code to send, 4 to 10 digits, where the service has `custom_codes` (else 403
     /// `custom_code_not_enabled`). Stored only as a digest, like generated codes.
     custom_code: Option<String>,
+    /// PSD2 payment code (a service with `psd2`, else 403 `psd2_not_enabled`): the amount as it
+    /// should read (`€39.99`), with `payee`; both go in the message.
+    amount: Option<String>,
+    /// The payee of a PSD2 payment code, with `amount`.
+    payee: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -49,6 +55,9 @@ pub struct CheckBody {
     code: String,
     /// The end user's IP address, from an app's backend: the per-IP budgets count it.
     client_ip: Option<String>,
+    /// A PSD2 check: the payment's amount and payee, which must be the verification's.
+    amount: Option<String>,
+    payee: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -59,6 +68,9 @@ pub struct CheckNumberBody {
     service: Option<String>,
     /// The end user's IP address, from an app's backend: the per-IP budgets count it.
     client_ip: Option<String>,
+    /// A PSD2 check: the payment's amount and payee, which must be the verification's.
+    amount: Option<String>,
+    payee: Option<String>,
 }
 
 /// A verification as the API shows it. The code itself is never shown.
@@ -179,7 +191,12 @@ async fn start(
                 to: b.to,
                 channel,
                 locale: b.locale,
-                options: StartOptions { app_hash: b.app_hash, custom_code: b.custom_code, ..Default::default() },
+                options: StartOptions {
+                    app_hash: b.app_hash,
+                    custom_code: b.custom_code,
+                    psd2: Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref())?,
+                    ..Default::default()
+                },
             },
         )
         .await?;
@@ -250,7 +267,8 @@ async fn check(
     known_id(&id)?;
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let t = Instant::now();
-    let result = s.verifier.check(&caller, &id, &b.code).await;
+    let psd2 = Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref())?;
+    let result = s.verifier.check(&caller, &id, &b.code, psd2.as_ref()).await;
     check_view(&s, t, result)
 }
 
@@ -268,7 +286,8 @@ async fn check_number(
 ) -> Result<Json<CheckView>, ApiError> {
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let t = Instant::now();
-    let result = s.verifier.check_number(&caller, b.service.as_deref(), &b.to, &b.code).await;
+    let psd2 = Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref())?;
+    let result = s.verifier.check_number(&caller, b.service.as_deref(), &b.to, &b.code, psd2.as_ref()).await;
     if let Err(VerifyError::NoPendingVerification) = result {
         // Answered as a wrong code (with an id that names nothing), so this endpoint never tells
         // whether a number has a verification pending.

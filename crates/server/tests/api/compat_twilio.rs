@@ -242,7 +242,7 @@ async fn services_list_reuse_report_every_field_and_refuse_unavailable_flags() {
     let r = form(&app, "/v2/Services", &[("FriendlyName", "My App"), ("CodeLength", "8")]).await;
     let e = twilio_error(r, 400, 60200).await;
     assert!(e["message"].as_str().unwrap().contains("FriendlyName"));
-    for flag in ["Psd2Enabled", "LookupEnabled", "DoNotShareWarningEnabled", "DtmfInputRequired"] {
+    for flag in ["LookupEnabled", "DoNotShareWarningEnabled", "DtmfInputRequired"] {
         let e = twilio_error(form(&app, "/v2/Services", &[("FriendlyName", "Flags"), (flag, "true")]).await, 400, 60200).await;
         assert!(e["message"].as_str().unwrap().contains(flag), "{e}");
     }

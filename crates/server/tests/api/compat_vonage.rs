@@ -220,10 +220,11 @@ async fn four_digit_pins_malformed_codes_cost_attempts_and_vonage_shaped_refusal
     let sender = post(&app, "/verify/json", &[("number", number), ("brand", "Acme"), ("sender_id", "ThisIsTooLong")]).await;
     assert_status(&sender, "3");
     assert!(sender["error_text"].as_str().unwrap().contains("sender_id"));
-    // Paths this server does not offer answer with a Vonage status body.
-    let mut all = creds(&app);
-    all.extend([("number".to_string(), number.to_string()), ("payee".into(), "Shop".into()), ("amount".into(), "10".into())]);
-    let r = app.client.post(app.url("/verify/psd2/json")).form(&all).send().await.unwrap();
+    // PSD2 needs a service that sends payment codes (status 20 elsewhere); paths this server
+    // does not offer answer with a Vonage status body.
+    let psd2 = post(&app, "/verify/psd2/json", &[("number", number), ("payee", "Shop"), ("amount", "10")]).await;
+    assert_status(&psd2, "20");
+    let r = app.client.post(app.url("/verify/nothing/json")).form(&creds(&app)).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let body: Value = r.json().await.unwrap();
     assert_status(&body, "3");

@@ -196,3 +196,84 @@ async fn a_service_with_custom_codes_takes_the_apps_code_in_every_api() {
             .await;
     assert_eq!(refused["status"], "20", "{refused}");
 }
+
+/// PSD2: a service that sends payment codes puts amount and payee in the message (in the
+/// number's language too), and a check naming another payment does not approve, in all three APIs.
+#[tokio::test]
+async fn payment_codes_name_amount_and_payee_and_checks_are_bound_to_them() {
+    let app = TestApp::spawn().await;
+    let r = app.post("/api/services", json!({ "name": "pay", "psd2": true })).await;
+    let pay: Value = r.json().await.unwrap();
+    assert_eq!(pay["psd2"], true);
+    let key = service_key(&app, pay["id"].as_str().unwrap()).await;
+    let post = |body: Value| native(&app, &key, reqwest::Method::POST, "/api/verifications", Some(body));
+
+    let to = fresh_number();
+    let started: Value = post(json!({ "to": to, "amount": "€39.99", "payee": "Acme Shop", "locale": "en" })).await.json().await.unwrap();
+    let body = app.outbox(&to).await[0]["body"].as_str().unwrap().to_string();
+    assert!(body.contains("€39.99") && body.contains("Acme Shop") && body.starts_with("Your pay verification code is: "), "{body}");
+    let code: String = body.split(':').nth(1).unwrap().chars().take_while(|c| *c != '.').filter(char::is_ascii_digit).collect();
+    let id = started["id"].as_str().unwrap();
+    let check_path = format!("/api/verifications/{id}/check");
+    let check = |extra: Value| {
+        let mut b = json!({ "code": code });
+        b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        native(&app, &key, reqwest::Method::POST, &check_path, Some(b))
+    };
+    let other: Value = check(json!({ "amount": "€3999.00", "payee": "Acme Shop" })).await.json().await.unwrap();
+    assert_eq!((other["status"].as_str(), other["valid"].as_bool()), (Some("pending"), Some(false)), "another amount: {other}");
+    let ok: Value = check(json!({ "amount": "€39.99", "payee": "Acme Shop" })).await.json().await.unwrap();
+    assert_eq!(ok["status"], "approved");
+    // German number, no locale: the German payment text.
+    let de = fresh_number();
+    post(json!({ "to": de, "amount": "12,00 €", "payee": "Bäckerei" })).await;
+    let body = app.outbox(&de).await[0]["body"].as_str().unwrap().to_string();
+    assert!(body.starts_with("Ihr pay Bestätigungscode lautet: ") && body.contains("12,00 €") && body.contains("Bäckerei"), "{body}");
+    expect_error(post(json!({ "to": fresh_number(), "amount": "€1" })).await, 400, "invalid_parameter").await;
+    expect_error(
+        app.post("/api/verifications", json!({ "to": fresh_number(), "amount": "€1", "payee": "x" })).await,
+        403,
+        "psd2_not_enabled",
+    )
+    .await;
+
+    // Twilio: Amount and Payee on a Psd2Enabled service, reported back and bound to the check.
+    let admin = Key { id: app.key_id.clone(), secret: app.secret.clone() };
+    let (_, service) = twilio(&app, &admin, "/v2/Services", &[("FriendlyName", "Bank"), ("Psd2Enabled", "true")]).await;
+    assert_eq!(service["psd2_enabled"], true);
+    let sid = service["sid"].as_str().unwrap();
+    let tw = fresh_number();
+    let (status, v) = twilio(
+        &app,
+        &admin,
+        &format!("/v2/Services/{sid}/Verifications"),
+        &[("To", &tw), ("Channel", "sms"), ("Amount", "€10.00"), ("Payee", "Shop")],
+    )
+    .await;
+    assert_eq!((status, v["amount"].as_str(), v["payee"].as_str()), (201, Some("€10.00"), Some("Shop")), "{v}");
+    let sms = app.outbox(&tw).await[0]["body"].as_str().unwrap().to_string();
+    let tw_code: String = sms.split(':').nth(1).unwrap().chars().take_while(|c| *c != '.').filter(char::is_ascii_digit).collect();
+    let checked = |amount: &'static str| {
+        let (path, tw, code) = (format!("/v2/Services/{sid}/VerificationCheck"), tw.clone(), tw_code.clone());
+        let (app, admin) = (&app, &admin);
+        async move { twilio(app, admin, &path, &[("To", &tw), ("Code", &code), ("Amount", amount), ("Payee", "Shop")]).await.1 }
+    };
+    assert_eq!(checked("€99.00").await["valid"], false);
+    let approved = checked("€10.00").await;
+    assert_eq!((approved["status"].as_str(), approved["amount"].as_str()), (Some("approved"), Some("€10.00")), "{approved}");
+
+    // Vonage: /verify/psd2/json with a key of the payment service.
+    let vg = fresh_number();
+    let started = vonage(
+        &app,
+        &key,
+        "/verify/psd2/json",
+        &[("number", vg.trim_start_matches('+')), ("payee", "Vonage Shop"), ("amount", "7.5"), ("lg", "en-gb")],
+    )
+    .await;
+    assert_eq!(started["status"], "0", "{started}");
+    let sms = app.outbox(&vg).await[0]["body"].as_str().unwrap().to_string();
+    assert!(sms.contains("€7.50") && sms.contains("Vonage Shop"), "{sms}");
+    let missing = vonage(&app, &key, "/verify/psd2/json", &[("number", fresh_number().trim_start_matches('+')), ("amount", "1")]).await;
+    assert_eq!(missing["status"], "2", "{missing}");
+}

@@ -15,3 +15,7 @@ CREATE INDEX verifications_locked ON verifications (service_id, to_number) WHERE
 ALTER TABLE verifications ADD COLUMN app_hash TEXT;
 -- Services that let the app choose the code (Twilio CustomCode, Vonage pin_code): 1, else 0.
 ALTER TABLE services ADD COLUMN custom_codes INTEGER NOT NULL DEFAULT 0;
+-- PSD2 (dynamic linking): services that may send payment codes, and a verification's amount and payee.
+ALTER TABLE services ADD COLUMN psd2 INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE verifications ADD COLUMN psd2_amount TEXT;
+ALTER TABLE verifications ADD COLUMN psd2_payee TEXT;

@@ -8,15 +8,15 @@ use phonegate_core::ports::{ApiKeyTx, SecretTx, ServiceTx, StoreError, StoreResu
 use phonegate_core::service::Service;
 
 static INSERT_SERVICE: Sql = Sql::new(
-    "INSERT INTO services (id, name, code_length, code_ttl_secs, templates, created_at, custom_codes) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+    "INSERT INTO services (id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
      ON CONFLICT (name) DO NOTHING",
 );
 static SERVICE: Sql = Sql::new(
-    "SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes FROM services \
+    "SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2 FROM services \
      WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1",
 );
 static SERVICES: Sql =
-    Sql::new("SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes FROM services ORDER BY name");
+    Sql::new("SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2 FROM services ORDER BY name");
 static INSERT_KEY: Sql = Sql::new(
     "INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at, scope, service_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
 );
@@ -38,6 +38,7 @@ fn service(mut r: Row) -> StoreResult<Service> {
         templates: serde_json::from_str(&r.text(4)?).map_err(|e| StoreError::Other(format!("service templates: {e}")))?,
         created_at: r.ts(5)?,
         custom_codes: r.int(6)? != 0,
+        psd2: r.int(7)? != 0,
     })
 }
 
@@ -54,7 +55,16 @@ fn key(mut r: Row) -> StoreResult<ApiKey> {
 impl<D: Db> ServiceTx for Repo<D> {
     async fn insert_service(&mut self, s: &Service) -> StoreResult<bool> {
         let templates = serde_json::to_string(&s.templates).map_err(|e| StoreError::Other(format!("service templates: {e}")))?;
-        let args = args![&s.id, &s.name, i64::from(s.code_length), s.code_ttl_secs, &templates, s.created_at, i64::from(s.custom_codes)];
+        let args = args![
+            &s.id,
+            &s.name,
+            i64::from(s.code_length),
+            s.code_ttl_secs,
+            &templates,
+            s.created_at,
+            i64::from(s.custom_codes),
+            i64::from(s.psd2)
+        ];
         Ok(self.exec(&INSERT_SERVICE, args).await? == 1)
     }
 

@@ -13,6 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
 use phonegate_core::phone::NumberKind;
+use phonegate_core::psd2::Psd2;
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::{Caller, Channel, CheckOutcome, Service, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
@@ -92,6 +93,7 @@ impl From<VerifyError> for TwilioError {
             }
             VerifyError::Phone(p) => Self::invalid(format!("Invalid parameter `To`: {p}")),
             VerifyError::InvalidParameter { field, message } => Self::invalid(format!("Invalid parameter `{field}`: {message}")),
+            VerifyError::Psd2NotEnabled => Self::invalid("Invalid parameter `Amount`: PSD2 is not enabled for this service"),
             VerifyError::CustomCodeNotEnabled => {
                 Self::invalid("Invalid parameter `CustomCode`: custom codes are not enabled for this service")
             }
@@ -166,7 +168,16 @@ impl Params {
 
 /// Service flags for features this server does not offer: `false` is what it does anyway; `true`
 /// is refused by name rather than dropped.
-const UNSUPPORTED_FLAGS: [&str; 4] = ["DoNotShareWarningEnabled", "LookupEnabled", "Psd2Enabled", "DtmfInputRequired"];
+const UNSUPPORTED_FLAGS: [&str; 3] = ["DoNotShareWarningEnabled", "LookupEnabled", "DtmfInputRequired"];
+
+/// A boolean service flag; absent is false.
+fn flag(p: &Params, name: &str) -> Result<bool, TwilioError> {
+    match p.get(name) {
+        None | Some("false" | "False") => Ok(false),
+        Some("true" | "True") => Ok(true),
+        Some(_) => Err(TwilioError::invalid(format!("Invalid parameter `{name}`: must be true or false"))),
+    }
+}
 
 fn refuse_unsupported_flags(p: &Params) -> Result<(), TwilioError> {
     for flag in UNSUPPORTED_FLAGS {
@@ -193,7 +204,7 @@ fn service_json(s: &Service, auth: &TwilioAuth, base: &str) -> Value {
         "friendly_name": s.name,
         "code_length": s.code_length,
         "lookup_enabled": false,
-        "psd2_enabled": false,
+        "psd2_enabled": s.psd2,
         // No SMS ever goes to a landline here (60205), which is what this flag asks for.
         "skip_sms_to_landlines": true,
         "dtmf_input_required": false,
@@ -246,8 +257,8 @@ fn verification_json(v: &Verification, attempts: Vec<Value>, auth: &TwilioAuth, 
         "status": v.status.as_str(),
         "valid": v.status == Status::Approved,
         "lookup": {},
-        "amount": null,
-        "payee": null,
+        "amount": v.psd2.as_ref().map(|p| p.amount.clone()),
+        "payee": v.psd2.as_ref().map(|p| p.payee.clone()),
         "send_code_attempts": attempts,
         "sna": null,
         "date_created": time(v.created_at),
@@ -272,12 +283,8 @@ async fn create_service(
         None => None,
     };
     refuse_unsupported_flags(&p)?;
-    let custom_codes = match p.get("CustomCodeEnabled") {
-        None | Some("false" | "False") => false,
-        Some("true" | "True") => true,
-        Some(_) => return Err(TwilioError::invalid("Invalid parameter `CustomCodeEnabled`: must be true or false")),
-    };
-    let settings = ServiceSettings { name: name.into(), code_length, custom_codes, ..Default::default() };
+    let (custom_codes, psd2) = (flag(&p, "CustomCodeEnabled")?, flag(&p, "Psd2Enabled")?);
+    let settings = ServiceSettings { name: name.into(), code_length, custom_codes, psd2, ..Default::default() };
     let service = s.verifier.create_or_reuse_service(&auth.0, settings).await?;
     Ok((
         StatusCode::CREATED,
@@ -342,6 +349,7 @@ async fn start(
         brand: p.get("CustomFriendlyName").map(str::to_string),
         app_hash: p.get("AppHash").map(str::to_string),
         custom_code: p.get("CustomCode").map(str::to_string),
+        psd2: Psd2::from_parts(p.get("Amount"), p.get("Payee"))?,
         ..Default::default()
     };
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
@@ -419,16 +427,17 @@ async fn update(
 async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {
     let p = Params::parse(&body)?;
     let code = p.get("Code").ok_or_else(|| TwilioError::invalid("Missing required parameter Code in the post body"))?;
+    let psd2 = Psd2::from_parts(p.get("Amount"), p.get("Payee"))?;
     // The engine answers for ended verifications: locked → 60202, anything else → 20404.
     let started = std::time::Instant::now();
     let result = match (p.get("VerificationSid"), p.get("To")) {
         (Some(vsid), _) => {
             let v = target_of(&s, &auth, &sid, vsid).await?;
-            s.verifier.check(&auth.0, &v.id, code).await
+            s.verifier.check(&auth.0, &v.id, code, psd2.as_ref()).await
         }
         (None, Some(to)) => {
             let service = s.verifier.service(&auth.0, Some(&sid)).await?;
-            s.verifier.check_number(&auth.0, Some(&service.id), to, code).await
+            s.verifier.check_number(&auth.0, Some(&service.id), to, code, psd2.as_ref()).await
         }
         (None, None) => {
             return Err(TwilioError::new(StatusCode::BAD_REQUEST, 60221, "Either a 'To' number or 'VerificationSid' must be specified"));
@@ -444,8 +453,8 @@ async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<Stri
         "channel": v.channel.as_str(),
         "status": v.status.as_str(),
         "valid": outcome == CheckOutcome::Approved,
-        "amount": null,
-        "payee": null,
+        "amount": v.psd2.as_ref().map(|p| p.amount.clone()),
+        "payee": v.psd2.as_ref().map(|p| p.payee.clone()),
         "sna_attempts_error_codes": [],
         "date_created": time(v.created_at),
         "date_updated": time(v.updated_at),

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
 use phonegate_core::message::Message;
+use phonegate_core::psd2::Psd2;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -30,7 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/verify/check/json", get(check).post(check))
         .route("/verify/search/json", get(search).post(search))
         .route("/verify/control/json", get(control).post(control))
-        // Any other Vonage Verify path (PSD2 included): a Vonage status body, not phonegate's.
+        .route("/verify/psd2/json", get(start_psd2).post(start_psd2))
+        // Any other Vonage Verify path: a Vonage status body, not phonegate's.
         .route("/verify/{*rest}", any(unknown_path))
 }
 
@@ -86,6 +88,7 @@ fn from_error(e: VerifyError) -> Answer {
         })),
         VerifyError::OptedOut => fail("7", "The number you are trying to verify is blacklisted for verification"),
         VerifyError::Busy => fail("1", "Throttled"),
+        VerifyError::Psd2NotEnabled => fail("20", "This account does not support PSD2 verification."),
         VerifyError::CustomCodeNotEnabled => fail("20", "This account does not support the parameter: pin_code."),
         VerifyError::ServiceNameTaken | VerifyError::DeliveryFailed { .. } => fail("5", "Internal Error"),
         VerifyError::Store(StoreError::Unavailable(detail)) => {
@@ -162,18 +165,47 @@ fn bounded(p: &Params, name: &str, range: std::ops::RangeInclusive<i64>) -> Resu
 }
 
 async fn start(State(s): State<AppState>, Extension(meta): Extension<RequestMeta>, uri: Uri, headers: HeaderMap, body: Bytes) -> Answer {
-    match start_inner(&s, &meta, &uri, &headers, &body).await {
+    match start_inner(&s, &meta, &uri, &headers, &body, false).await {
         Ok(a) | Err(a) => a,
     }
 }
 
-async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Answer, Answer> {
+/// `/verify/psd2/json`: a payment code naming `payee` and `amount` (in euros) in its message.
+async fn start_psd2(
+    State(s): State<AppState>,
+    Extension(meta): Extension<RequestMeta>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
+    match start_inner(&s, &meta, &uri, &headers, &body, true).await {
+        Ok(a) | Err(a) => a,
+    }
+}
+
+async fn start_inner(
+    s: &AppState,
+    meta: &RequestMeta,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    payment: bool,
+) -> Result<Answer, Answer> {
     let (p, caller) = authenticated(s, meta, uri, headers, body).await?;
     let number = p.get("number").ok_or_else(|| missing("number"))?;
-    let brand = p.get("brand").ok_or_else(|| missing("brand"))?;
-    if brand.chars().count() > 18 {
-        return Err(fail("3", "Invalid value for parameter `brand`: at most 18 characters"));
-    }
+    let (brand, psd2) = if payment {
+        let payee = p.get("payee").ok_or_else(|| missing("payee"))?;
+        let amount = p.get("amount").ok_or_else(|| missing("amount"))?;
+        let euros = amount.parse::<f64>().ok().filter(|a| a.is_finite() && *a >= 0.0 && *a < 1e12).ok_or_else(|| invalid("amount"))?;
+        let psd2 = Psd2::from_parts(Some(&format!("€{euros:.2}")), Some(payee)).map_err(|_| invalid("payee"))?;
+        (None, psd2)
+    } else {
+        let brand = p.get("brand").ok_or_else(|| missing("brand"))?;
+        if brand.chars().count() > 18 {
+            return Err(fail("3", "Invalid value for parameter `brand`: at most 18 characters"));
+        }
+        (Some(brand.clone()), None)
+    };
     // Vonage's default PIN has 4 digits.
     let code_length = match p.get("code_length").map(String::as_str) {
         None | Some("4") => Some(4),
@@ -195,7 +227,7 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         code_length,
         ttl_secs: Some(pin_expiry.unwrap_or(VONAGE_DEFAULT_PIN_EXPIRY)),
         max_attempts: Some(VONAGE_MAX_ATTEMPTS),
-        brand: Some(brand.clone()),
+        brand,
         region: p.get("country").cloned(),
         // Vonage answers a second start for a number with status 10 and sends nothing.
         refuse_if_pending: true,
@@ -203,6 +235,7 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         app_hash: None,
         // A service with custom codes (a key scoped to it) takes the app's PIN.
         custom_code: p.get("pin_code").cloned(),
+        psd2,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
