@@ -28,6 +28,16 @@ export async function latestCode(to) {
   return messages[0].body.trim().split(/\s+/).at(-1);
 }
 
+/** The newest message body the server "sent" to `to`, from the dev outbox. */
+export async function outboxBody(to) {
+  const e164 = to.startsWith('+') ? to : '+' + to;
+  const res = await fetch(`${BASE}/api/dev/outbox?to=${encodeURIComponent(e164)}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+  if (!res.ok) throw new Error(`outbox answered HTTP ${res.status}: ${await res.text()}`);
+  const { messages } = await res.json();
+  if (!messages?.length) throw new Error(`no message in the outbox for ${e164}`);
+  return messages[0].body;
+}
+
 /** A code of the same length that is certainly not `code`. */
 export function wrongCode(code) {
   return code.split('').map((d) => String((Number(d) + 1) % 10)).join('');

@@ -45,7 +45,7 @@ describe('Vonage Verify v1 through @vonage/server-sdk', () => {
 
     const wrong = await verify.check(requestId, wrongCode(code));
     assert.equal(wrong.status, '16');
-    assert.equal(wrong.errorText, 'The code provided does not match the expected value');
+    assert.equal(wrong.errorText, 'The code inserted does not match the expected value');
 
     const right = await verify.check(requestId, code);
     assert.equal(right.status, '0', right.errorText);
@@ -55,7 +55,7 @@ describe('Vonage Verify v1 through @vonage/server-sdk', () => {
 
     const after = await verify.check(requestId, code);
     assert.equal(after.status, '6');
-    assert.equal(after.errorText, 'The Verify request could not be found, or has been verified already');
+    assert.equal(after.errorText, 'The Vonage platform was unable to process this message for the following reason: the request was not found or it has been verified already');
   });
 
   test('locks out on the 3rd wrong code (17); the right code is then refused too', async () => {

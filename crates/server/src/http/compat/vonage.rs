@@ -20,6 +20,8 @@ use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
+/// Status 6 for a request that is unknown or over, in the spec's wording.
+const NOT_FOUND: &str = "The Vonage platform was unable to process this message for the following reason: the request was not found or it has been verified already";
 /// Vonage allows 3 checks per verification.
 const VONAGE_MAX_ATTEMPTS: u32 = 3;
 /// Vonage's default PIN lifetime.
@@ -71,7 +73,7 @@ fn from_error(e: VerifyError) -> Answer {
         VerifyError::ServiceNotFound
         | VerifyError::VerificationNotFound
         | VerifyError::NoPendingVerification
-        | VerifyError::NotPending(_) => fail("6", "The Verify request could not be found, or has been verified already"),
+        | VerifyError::NotPending(_) => fail("6", NOT_FOUND),
         VerifyError::TooEarlyToCancel { min_age_secs } => {
             fail("19", format!("Verification request can't be cancelled within the first {min_age_secs} seconds."))
         }
@@ -86,7 +88,7 @@ fn from_error(e: VerifyError) -> Answer {
             "status": "10",
             "error_text": "Concurrent verifications to the same number are not allowed",
         })),
-        VerifyError::OptedOut => fail("7", "The number you are trying to verify is blacklisted for verification"),
+        VerifyError::OptedOut => fail("7", "The number you are trying to verify is blacklisted for verification."),
         VerifyError::Busy => fail("1", "Throttled"),
         VerifyError::Psd2NotEnabled => fail("20", "This account does not support PSD2 verification."),
         VerifyError::CustomCodeNotEnabled => fail("20", "This account does not support the parameter: pin_code."),
@@ -143,7 +145,7 @@ async fn authenticated(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &He
             p.insert("api_key".into(), caller.key_id.clone().unwrap_or_default());
             Ok((p, caller))
         }
-        Ok(None) => Err(fail("4", "Bad Credentials")),
+        Ok(None) => Err(fail("4", "Invalid credentials were provided")),
         Err(e) => Err(from_error(e.into())),
     }
 }
@@ -278,12 +280,12 @@ async fn check(State(s): State<AppState>, Extension(meta): Extension<RequestMeta
                 )
             }
             CheckOutcome::Rejected { .. } => {
-                Answer(json!({ "request_id": rid, "status": "16", "error_text": "The code provided does not match the expected value" }))
+                Answer(json!({ "request_id": rid, "status": "16", "error_text": "The code inserted does not match the expected value" }))
             }
             CheckOutcome::LockedOut => {
                 Answer(json!({ "request_id": rid, "status": "17", "error_text": "The wrong code was provided too many times" }))
             }
-            CheckOutcome::NotPending(_) => fail("6", "The Verify request could not be found, or has been verified already"),
+            CheckOutcome::NotPending(_) => fail("6", NOT_FOUND),
         })
     };
     match inner.await {
