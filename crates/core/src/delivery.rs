@@ -227,6 +227,18 @@ impl Verifier {
         Ok((v, messages))
     }
 
+    /// The counted checks of a verification the caller may see, oldest first.
+    pub async fn checks_of(&self, caller: &Caller, id: &str) -> Result<Vec<crate::verification::CheckRecord>, VerifyError> {
+        let (id, caller) = (id.to_string(), caller.clone());
+        ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                crate::engine::visible(&caller, tx.verification(&id).await?)?;
+                Ok::<_, VerifyError>(tx.checks(&id).await?)
+            })
+        })
+        .await
+    }
+
     /// The messages sent for a verification, oldest first.
     pub async fn messages_for(&self, caller: &Caller, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
         Ok(self.detail(caller, verification_id).await?.1)

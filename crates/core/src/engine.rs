@@ -698,6 +698,8 @@ impl Verifier {
         if let CheckOutcome::NotPending(status) = outcome {
             return Err(VerifyError::NotPending(status));
         }
+        let record = crate::verification::CheckRecord { at: now, valid: outcome == CheckOutcome::Approved, ip: ip.map(|i| i.to_string()) };
+        tx.insert_check(&v.id, &record).await?;
         if outcome == CheckOutcome::Approved
             && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
         {

@@ -53,6 +53,10 @@ pub trait VerificationTx: Send {
     async fn insert_verification(&mut self, v: &Verification) -> StoreResult<bool>;
     async fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>>;
     async fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
+    /// Records a counted check of a verification.
+    async fn insert_check(&mut self, verification_id: &str, c: &crate::verification::CheckRecord) -> StoreResult<()>;
+    /// A verification's checks, oldest first.
+    async fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<crate::verification::CheckRecord>>;
     /// The newest verification of the number that wrong codes locked and whose code has not
     /// expired yet at `now`.
     async fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>>;

@@ -68,6 +68,15 @@ impl Default for Limits {
     }
 }
 
+/// One counted check of a verification: when, whether the code was right, from where. The code
+/// typed is never kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRecord {
+    pub at: DateTime<Utc>,
+    pub valid: bool,
+    pub ip: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
     pub id: String,

@@ -217,6 +217,15 @@ async fn four_digit_pins_malformed_codes_cost_attempts_and_vonage_shaped_refusal
         assert_status(&r, status);
         assert_eq!(r["request_id"], rid.as_str(), "{r}");
     }
+    // Search lists each check: when, whether right, from where (never the code typed).
+    let search = post(&app, "/verify/search/json", &[("request_id", &rid)]).await;
+    let checks = search["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 3, "{search}");
+    assert!(
+        checks
+            .iter()
+            .all(|c| c["status"] == "INVALID" && c["date_received"].as_str().is_some_and(|d| d.len() == 19) && c.get("code").is_none())
+    );
     let sender = post(&app, "/verify/json", &[("number", number), ("brand", "Acme"), ("sender_id", "ThisIsTooLong")]).await;
     assert_status(&sender, "3");
     assert!(sender["error_text"].as_str().unwrap().contains("sender_id"));

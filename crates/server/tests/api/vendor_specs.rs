@@ -193,6 +193,7 @@ async fn vonage_answers_match_vonages_published_spec() {
     spec.check("post", "/check/{format}", 200, &right);
     let done = call("/verify/search/json", &[("request_id", &rid)]).await;
     assert_eq!(done["status"], "SUCCESS");
+    assert_eq!(done["checks"].as_array().map(Vec::len), Some(2), "{done}");
     spec.check("get", "/search/{format}", 200, &done);
     spec.check("get", "/search/{format}", 200, &call("/verify/search/json", &[("request_id", "0123456789abcdef0123456789abcdef")]).await);
 

@@ -19,3 +19,12 @@ ALTER TABLE services ADD COLUMN custom_codes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE services ADD COLUMN psd2 INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE verifications ADD COLUMN psd2_amount TEXT;
 ALTER TABLE verifications ADD COLUMN psd2_payee TEXT;
+-- Each counted check of a verification (when, right or wrong, from where; never the code typed),
+-- which Vonage's search lists.
+CREATE TABLE verification_checks (
+    verification_id TEXT NOT NULL,
+    at              INTEGER NOT NULL,
+    valid           INTEGER NOT NULL,
+    ip              TEXT
+);
+CREATE INDEX verification_checks_verification ON verification_checks (verification_id);

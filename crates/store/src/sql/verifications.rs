@@ -4,6 +4,7 @@ use super::{Db, Repo, Row, args};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::ports::{StoreError, StoreResult, VerificationTx};
+use phonegate_core::verification::CheckRecord;
 use phonegate_core::{Channel, PhoneNumber, Status, Verification};
 
 /// The column list, as a macro so statements stay `&'static str`.
@@ -42,6 +43,12 @@ static EXPIRE_DUE: Sql = Sql::new(
     "UPDATE verifications SET status = 'expired', expired_at = expires_at, updated_at = $1, version = version + 1 \
      WHERE id IN (SELECT id FROM verifications WHERE status = 'pending' AND expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED) \
      AND status = 'pending' RETURNING service_id, channel",
+);
+static INSERT_CHECK: Sql = Sql::new("INSERT INTO verification_checks (verification_id, at, valid, ip) VALUES ($1, $2, $3, $4)");
+static CHECKS: Sql = Sql::new("SELECT at, valid, ip FROM verification_checks WHERE verification_id = $1 ORDER BY at, valid");
+static PURGE_CHECKS: Sql = Sql::new(
+    "DELETE FROM verification_checks WHERE verification_id IN \
+     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
 );
 static PURGE_MESSAGES: Sql = Sql::new(
     "DELETE FROM messages WHERE verification_id IN \
@@ -176,7 +183,17 @@ impl<D: Db> VerificationTx for Repo<D> {
         rows.into_iter().map(|mut r| Ok((r.text(0)?, Channel::parse(&r.text(1)?).unwrap_or(Channel::Sms)))).collect()
     }
 
+    async fn insert_check(&mut self, verification_id: &str, c: &CheckRecord) -> StoreResult<()> {
+        self.exec(&INSERT_CHECK, args![verification_id, c.at, i64::from(c.valid), &c.ip]).await.map(|_| ())
+    }
+
+    async fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<CheckRecord>> {
+        let rows = self.rows(&CHECKS, args![verification_id]).await?;
+        rows.into_iter().map(|mut r| Ok(CheckRecord { at: r.ts(0)?, valid: r.int(1)? != 0, ip: r.opt_text(2)? })).collect()
+    }
+
     async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        self.exec(&PURGE_CHECKS, args![cutoff, limit]).await?;
         self.exec(&PURGE_MESSAGES, args![cutoff, limit]).await?;
         let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit]).await?;
         for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS, &super::budgets::PURGE_COUNTERS] {

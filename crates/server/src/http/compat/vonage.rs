@@ -16,6 +16,7 @@ use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
 use phonegate_core::message::Message;
 use phonegate_core::psd2::Psd2;
+use phonegate_core::verification::CheckRecord;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -308,15 +309,17 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
         if !many.is_empty() {
             let mut found = Vec::new();
             for rid in many.iter().take(10) {
-                if let Ok((v, messages)) = s.verifier.detail(&caller, &format!("VE{rid}")).await {
-                    found.push(status_json(&v, &messages, &p));
+                let id = format!("VE{rid}");
+                if let (Ok((v, messages)), Ok(checks)) = (s.verifier.detail(&caller, &id).await, s.verifier.checks_of(&caller, &id).await) {
+                    found.push(status_json(&v, &messages, &checks, &p));
                 }
             }
             return Ok(Answer(json!({ "verification_requests": found })));
         }
         let id = verification_id(&p)?;
         let (v, messages) = s.verifier.detail(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
-        Ok(Answer(status_json(&v, &messages, &p)))
+        let checks = s.verifier.checks_of(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
+        Ok(Answer(status_json(&v, &messages, &checks, &p)))
     };
     match inner.await {
         Ok(a) | Err(a) => a,
@@ -324,7 +327,7 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
 }
 
 /// One verification as Vonage's search reports it.
-fn status_json(v: &Verification, messages: &[Message], p: &Params) -> Value {
+fn status_json(v: &Verification, messages: &[Message], checks: &[CheckRecord], p: &Params) -> Value {
     let status = match v.status {
         Status::Pending => "IN PROGRESS",
         Status::Approved => "SUCCESS",
@@ -346,7 +349,15 @@ fn status_json(v: &Verification, messages: &[Message], p: &Params) -> Value {
         "price": "0.00000000",
         "currency": "EUR",
         "status": status,
-        "checks": [],
+        // The code typed is never kept, so each check says when, whether and from where only.
+        "checks": checks
+            .iter()
+            .map(|c| json!({
+                "date_received": vonage_time(Some(c.at)),
+                "status": if c.valid { "VALID" } else { "INVALID" },
+                "ip_address": c.ip.clone().unwrap_or_default(),
+            }))
+            .collect::<Vec<_>>(),
         "events": events,
         "estimated_price_messages_sent": "0.00000000",
     })
