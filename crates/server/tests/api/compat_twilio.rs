@@ -312,3 +312,16 @@ async fn app_hash_puts_the_android_sms_retriever_line_last_in_both_apis() {
     )
     .await;
 }
+
+/// Over HTTP/2 the host comes as `:authority`, not `Host`: resource URLs keep it, with the port.
+#[tokio::test]
+async fn urls_keep_host_and_port_over_http2() {
+    let app = TestApp::spawn().await;
+    let h2 = reqwest::Client::builder().http2_prior_knowledge().build().unwrap();
+    let r =
+        h2.post(app.url("/v2/Services")).basic_auth(&app.key_id, Some(&app.secret)).form(&[("FriendlyName", "H2")]).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    let s: Value = r.json().await.unwrap();
+    let url = s["url"].as_str().unwrap();
+    assert!(url.starts_with(&app.url("/v2/Services/VA")), "{url} vs {}", app.url(""));
+}
