@@ -47,6 +47,18 @@ fi
 # The test certificate is trusted by the tests only.
 ca="$work/cert.pem"
 
+# A service that allows custom PINs and PSD2 payment codes, and a key scoped to it (Vonage enables
+# these per account; phonegate per service).
+python3 - "$SDK_BASE/api/services" "$SDK_SECRET" "$ca" <<'PY'
+import json, ssl, sys, urllib.request
+req = urllib.request.Request(sys.argv[1], data=json.dumps({"name": "bank", "custom_codes": True, "psd2": True}).encode(),
+                             headers={"Authorization": "Bearer " + sys.argv[2], "Content-Type": "application/json"})
+urllib.request.urlopen(req, context=ssl.create_default_context(cafile=sys.argv[3]), timeout=10)
+PY
+bank=$("$bin" keys create --name bank --scope service --service bank --json)
+export SDK_BANK_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$bank")
+export SDK_BANK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$bank")
+
 passed=0
 failed=0
 

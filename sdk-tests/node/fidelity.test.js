@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import twilio from 'twilio';
 import { Vonage } from '@vonage/server-sdk';
-import { BASE, KEY_ID, SECRET, freshNumber, latestCode, outboxBody } from './helpers.js';
+import { BANK, BASE, KEY_ID, SECRET, freshNumber, latestCode, outboxBody } from './helpers.js';
 
 const TWILIO_VERIFY = 'https://verify.twilio.com';
 
@@ -101,5 +101,26 @@ describe('Vonage fidelity through @vonage/server-sdk', () => {
   test('a PIN of its own needs a service with custom codes (status 20)', async () => {
     const r = await vonage.verify.start({ number: freshNumber().slice(1), brand: 'Acme', pinCode: '1234' });
     assert.equal(r.status, '20');
+  });
+});
+
+describe('Vonage custom PINs and PSD2 with a key of a service that allows them', () => {
+  const bank = new Vonage({ apiKey: BANK.id, apiSecret: BANK.secret }, { apiHost: BASE });
+
+  test('pin_code is the code sent and checked', async () => {
+    const number = freshNumber().slice(1);
+    const started = await bank.verify.start({ number, brand: 'Bank', pinCode: '8642' });
+    assert.equal(started.status, '0', started.errorText);
+    assert.equal(await latestCode(number), '8642');
+    const checked = await bank.verify.check(started.requestId, '8642');
+    assert.equal(checked.status, '0', checked.errorText);
+  });
+
+  test('a PSD2 request names payee and amount in the message', async () => {
+    const number = freshNumber().slice(1);
+    const started = await bank.verify.start({ number, payee: 'Acme Shop', amount: 12.5, lg: 'en-gb' });
+    assert.equal(started.status, '0', started.errorText);
+    const body = await outboxBody(number);
+    assert.ok(body.includes('€12.50') && body.includes('Acme Shop'), body);
   });
 });

@@ -10,6 +10,8 @@ function env(name) {
 export const BASE = env('SDK_BASE').replace(/\/+$/, '');
 export const KEY_ID = env('SDK_KEY_ID');
 export const SECRET = env('SDK_SECRET');
+/** A key of the `bank` service, which allows custom codes and PSD2 payment codes. */
+export const BANK = { id: env('SDK_BANK_KEY_ID'), secret: env('SDK_BANK_SECRET') };
 
 /** A fresh, valid German mobile number in E.164 form: +49151 followed by 8 digits. */
 export function freshNumber() {

@@ -204,6 +204,27 @@ async fn vonage_answers_match_vonages_published_spec() {
     assert_eq!(early["status"], "19", "too early to cancel: {early}");
     spec.check("post", "/control/{format}", 200, &early);
     spec.check("post", "/control/{format}", 200, &call("/verify/control/json", &[("request_id", &rid2), ("cmd", "jump")]).await);
+
+    // PSD2: refused on a service without it (status 20), started on one with it.
+    let psd2 = [("number", other.trim_start_matches('+')), ("payee", "Shop"), ("amount", "9.99")];
+    let refused = call("/verify/psd2/json", &psd2).await;
+    assert_eq!(refused["status"], "20");
+    spec.check("post", "/psd2/{format}", 200, &refused);
+    let r = app.post("/api/services", json!({ "name": "pay", "psd2": true })).await;
+    let pay: Value = r.json().await.unwrap();
+    let scope = phonegate_core::apikey::KeyScope::Services(vec![pay["id"].as_str().unwrap().to_string()]);
+    let (key, secret) = app.state.verifier.create_api_key(&phonegate_core::Caller::system("tests"), "pay", scope).await.unwrap();
+    let third = fresh_number();
+    let params = [
+        ("api_key", key.id.as_str()),
+        ("api_secret", secret.as_str()),
+        ("number", third.trim_start_matches('+')),
+        ("payee", "Shop"),
+        ("amount", "9.99"),
+    ];
+    let started: Value = app.client.post(app.url("/verify/psd2/json")).form(&params).send().await.unwrap().json().await.unwrap();
+    assert_eq!(started["status"], "0", "{started}");
+    spec.check("post", "/psd2/{format}", 200, &started);
 }
 
 /// The checks can fail: a wrong type, a missing pattern match and an undeclared member are found.
