@@ -65,3 +65,22 @@ def test_invalid_number_is_twilio_60200(service):
     with pytest.raises(TwilioRestException) as e:
         service.verifications.create(to="+12", channel="sms")
     assert (e.value.status, e.value.code) == (400, 60200)
+
+
+def test_the_account_sid_alias_alone_authenticates_and_locales_custom_codes_and_psd2(number):
+    # As `Client(account_sid, auth_token)`: the key's AC… alias and its secret, nothing else.
+    client = Client("AC" + KEY_ID[2:], SECRET, http_client=PhonegateHttpClient())
+    verify = client.verify.v2
+    svc = verify.services.create(friendly_name="Python fidelity", custom_code_enabled=True, psd2_enabled=True)
+    again = verify.services.create(friendly_name="Python fidelity", custom_code_enabled=True, psd2_enabled=True)
+    assert again.sid == svc.sid, "a service created again at boot is the same service"
+    assert any(s.sid == svc.sid for s in verify.services.list(page_size=1))
+    s = verify.services(svc.sid)
+    v = s.verifications.create(to=number, channel="sms", locale="ja", custom_code="97531", amount="¥500", payee="Shop")
+    assert (v.amount, v.payee) == ("¥500", "Shop")
+    assert v.send_code_attempts[0]["attempt_sid"].startswith("VL")
+    checked = s.verification_checks.create(to=number, code="97531", amount="¥500", payee="Shop")
+    assert checked.status == "approved"
+    with pytest.raises(TwilioRestException) as landline:
+        s.verifications.create(to="+493012345678", channel="sms")
+    assert (landline.value.status, landline.value.code) == (403, 60205)
