@@ -141,7 +141,12 @@ async fn jwt_rotate_adds_a_signing_key_that_the_server_publishes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("code_ttl_secs"), "{}", String::from_utf8_lossy(&out.stderr));
 
     let mut server = tokio::task::spawn_blocking(move || Server::spawn(&db, &[])).await.unwrap();
-    let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", server.base)).await.unwrap().json().await.unwrap();
+    // Ready first: on a loaded machine the first reads may still wait for the database.
+    let ready = format!("{}/readyz", server.base);
+    crate::helpers::eventually(|| async { reqwest::get(&ready).await.ok().filter(|r| r.status() == 200).map(|_| ()) }).await;
+    let r = reqwest::get(format!("{}/.well-known/jwks.json", server.base)).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let jwks: Value = r.json().await.unwrap();
     assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(2), "the first key and the rotated one: {jwks}");
     assert!(server.stop().0);
 }
