@@ -130,6 +130,24 @@ pub(crate) fn visible(caller: &Caller, v: Option<Verification>) -> Result<Verifi
 }
 
 /// Refuses what cannot be a code of any verification, before any is looked up.
+/// The text of a verification's message: the service's template (a payment code's text for
+/// PSD2) in its language, and the Android SMS Retriever hash alone on the last line.
+fn message_body(service: &Service, v: &Verification, code: &Code) -> String {
+    let name = v.brand.as_deref().unwrap_or(&service.name);
+    let body = match &v.psd2 {
+        None => service.render_as(name, &v.locale, code.expose()),
+        Some(p) => crate::locales::psd2(&v.locale)
+            .replace("{service}", name)
+            .replace("{amount}", &p.amount)
+            .replace("{payee}", &p.payee)
+            .replace("{code}", code.expose()),
+    };
+    match &v.app_hash {
+        Some(hash) => format!("{body}\n\n{hash}"),
+        None => body,
+    }
+}
+
 fn plausible(code: &str) -> Result<(), VerifyError> {
     if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid("code", "must be 4 to 10 digits")) }
 }
@@ -469,23 +487,8 @@ impl Verifier {
         let now = self.clock.now();
         let budgets = self.budgets.for_service(&service.name);
         let charges = budgets.for_send(to.as_str(), &to.calling_code(), caller.key_id.as_deref(), &service.id);
-        let id = new_id("SM");
-        let lease = Lease { token: new_id("LT"), until: now + self.delivery.lease };
-        let message = Message {
-            body_sealed: self.keys.seal_text(&id, &body),
-            id: id.clone(),
-            verification_id: None,
-            service: Some(service.name.clone()),
-            to: to.clone(),
-            resend: false,
-            status: DeliveryStatus::Sending,
-            provider: None,
-            provider_message_id: None,
-            error: None,
-            claims: 1,
-            created_at: now,
-            updated_at: now,
-        };
+        let (message, lease) = self.claimed_message(service, to, None, &body, false, now);
+        let id = message.id.clone();
         let (m, l) = (message.clone(), lease.clone());
         ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
@@ -514,27 +517,30 @@ impl Verifier {
         resend: bool,
         now: DateTime<Utc>,
     ) -> Result<(Message, Lease), VerifyError> {
-        let name = v.brand.as_deref().unwrap_or(&service.name);
-        let mut body = match &v.psd2 {
-            None => service.render_as(name, &v.locale, code.expose()),
-            Some(p) => crate::locales::psd2(&v.locale)
-                .replace("{service}", name)
-                .replace("{amount}", &p.amount)
-                .replace("{payee}", &p.payee)
-                .replace("{code}", code.expose()),
-        };
-        // The SMS Retriever format: the hash alone on the last line.
-        if let Some(hash) = &v.app_hash {
-            body = format!("{body}\n\n{hash}");
-        }
+        let body = message_body(service, v, code);
+        let (message, lease) = self.claimed_message(service, &v.to, Some(v.id.clone()), &body, resend, now);
+        tx.insert_message(&message, Some(&lease)).await?;
+        Ok((message, lease))
+    }
+
+    /// A new message, its body sealed, claimed by the caller (who sends it after the commit).
+    fn claimed_message(
+        &self,
+        service: &Service,
+        to: &PhoneNumber,
+        verification_id: Option<String>,
+        body: &str,
+        resend: bool,
+        now: DateTime<Utc>,
+    ) -> (Message, Lease) {
         let id = new_id("SM");
         let lease = Lease { token: new_id("LT"), until: now + self.delivery.lease };
         let message = Message {
-            body_sealed: self.keys.seal_text(&id, &body),
+            body_sealed: self.keys.seal_text(&id, body),
             id,
-            verification_id: Some(v.id.clone()),
+            verification_id,
             service: Some(service.name.clone()),
-            to: v.to.clone(),
+            to: to.clone(),
             resend,
             status: DeliveryStatus::Sending,
             provider: None,
@@ -544,11 +550,9 @@ impl Verifier {
             created_at: now,
             updated_at: now,
         };
-        tx.insert_message(&message, Some(&lease)).await?;
-        Ok((message, lease))
+        (message, lease)
     }
 
-    /// Checks a code against a verification by id.
     /// Checks a code against verification `id`. A check naming a payment (`psd2`) approves only
     /// a verification made for that same amount and payee.
     pub async fn check(
