@@ -2,7 +2,7 @@
 //! generic HTTP provider (`X-Phonegate-Signature: t=UNIX,v1=HMAC-SHA256(secret, "UNIX." + body)`)
 //! and `Idempotency-Key: EVENT_ID`, so the app can drop a repeated delivery.
 use crate::secret::Secret;
-use crate::signature::webhook_signature;
+use crate::webhook::signed_post;
 use async_trait::async_trait;
 use phonegate_core::accounts::events::{AccountEvent, EventSink};
 use serde::{Deserialize, Serialize};
@@ -31,15 +31,8 @@ impl AppWebhook {
 impl EventSink for AppWebhook {
     async fn deliver(&self, event: &AccountEvent) -> Result<(), String> {
         let body = event.payload.as_bytes().to_vec();
-        let signature = webhook_signature(self.settings.secret.expose(), chrono::Utc::now().timestamp(), &body);
-        let response = self
-            .client
-            .post(&self.settings.url)
-            .header("content-type", "application/json")
-            .header("x-phonegate-signature", signature)
+        let response = signed_post(&self.client, &self.settings.url, &self.settings.secret, &event.id, body)
             .header("x-phonegate-event", &event.kind)
-            .header("idempotency-key", &event.id)
-            .body(body)
             .send()
             .await
             // Without the URL: it may carry a token.

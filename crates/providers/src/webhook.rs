@@ -23,6 +23,24 @@ pub struct Webhook {
     pub(crate) client: reqwest::Client,
 }
 
+/// A JSON POST signed with `X-Phonegate-Signature` (see `signature::webhook_signature`) and
+/// carrying `Idempotency-Key`: how phonegate calls a gateway or an app.
+pub(crate) fn signed_post(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &Secret,
+    idempotency_key: &str,
+    body: Vec<u8>,
+) -> reqwest::RequestBuilder {
+    let signature = webhook_signature(secret.expose(), chrono::Utc::now().timestamp(), &body);
+    client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-phonegate-signature", signature)
+        .header("idempotency-key", idempotency_key)
+        .body(body)
+}
+
 #[async_trait]
 impl SmsSender for Webhook {
     async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
@@ -35,14 +53,7 @@ impl SmsSender for Webhook {
             "verification_id": sms.verification_id,
         }))
         .expect("JSON of strings");
-        let signature = webhook_signature(self.settings.secret.expose(), chrono::Utc::now().timestamp(), &body);
-        let response = self
-            .client
-            .post(&self.settings.url)
-            .header("content-type", "application/json")
-            .header("x-phonegate-signature", signature)
-            .header("idempotency-key", &sms.message_id)
-            .body(body)
+        let response = signed_post(&self.client, &self.settings.url, &self.settings.secret, &sms.message_id, body)
             .send()
             .await
             .map_err(|e| transport_error(&self.name, e))?;
