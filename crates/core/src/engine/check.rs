@@ -1,0 +1,176 @@
+//! Checks: a code against a verification by id, or against a number's pending verification,
+//! each one unit that counts the attempt, charges the check and guess budgets and records the
+//! check (never the code).
+use super::{Verifier, charge, count, save, visible};
+use crate::caller::Caller;
+use crate::code;
+use crate::error::VerifyError;
+use crate::ports::{self, Tx};
+use crate::psd2::Psd2;
+use crate::verification::{CheckOutcome, Status, Verification};
+
+fn plausible(code: &str) -> Result<(), VerifyError> {
+    if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid("code", "must be 4 to 10 digits")) }
+}
+
+impl Verifier {
+    /// Checks a code against verification `id`. A check naming a payment (`psd2`) approves only
+    /// a verification made for that same amount and payee.
+    pub async fn check(
+        &self,
+        caller: &Caller,
+        id: &str,
+        code: &str,
+        psd2: Option<&Psd2>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
+        plausible(code)?;
+        let result = self.check_unaudited(caller, id, code, psd2).await;
+        self.audited(caller, id, result).await
+    }
+
+    /// Like `check`, but any text up to 32 characters is an attempt: one that is not 4 to 10
+    /// digits is a wrong code and costs an attempt (Vonage's rule).
+    pub async fn check_any(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
+        if code.is_empty() || code.chars().count() > 32 {
+            return Err(VerifyError::invalid("code", "must be 1 to 32 characters"));
+        }
+        let result = self.check_unaudited(caller, id, code, None).await;
+        self.audited(caller, id, result).await
+    }
+
+    async fn check_unaudited(
+        &self,
+        caller: &Caller,
+        id: &str,
+        code: &str,
+        psd2: Option<&Psd2>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let (this, id, code, ip, caller) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip, caller.clone());
+        let psd2 = psd2.cloned();
+        let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let v = visible(&caller, tx.verification(&id).await?)?;
+                this.check_locked(tx, v, &code, ip, psd2.as_ref()).await
+            })
+        })
+        .await?;
+        Ok(self.checked(v, outcome))
+    }
+
+    /// Checks a code against the pending verification for a number. With none pending it
+    /// answers `NoPendingVerification` after counting the check like a wrong code.
+    pub async fn check_number(
+        &self,
+        caller: &Caller,
+        service: Option<&str>,
+        to: &str,
+        code: &str,
+        psd2: Option<&Psd2>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let result = self.check_number_unaudited(caller, service, to, code, psd2).await;
+        self.audited(caller, &to.chars().take(32).collect::<String>(), result).await
+    }
+
+    async fn check_number_unaudited(
+        &self,
+        caller: &Caller,
+        service: Option<&str>,
+        to: &str,
+        code: &str,
+        psd2: Option<&Psd2>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
+        plausible(code)?;
+        let to = self.parse_phone(to)?;
+        let service = self.service(caller, service).await?;
+        let (this, code, ip, psd2) = (self.clone(), code.to_string(), caller.end_user_ip, psd2.cloned());
+        let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let now = this.clock.now();
+                match tx.pending_verification(&service.id, &to).await? {
+                    Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip, psd2.as_ref()).await.map(Ok),
+                    // None pending (or one whose deadline passed unswept): counted like a wrong
+                    // code, so not even the budgets tell whether one is pending.
+                    _ => {
+                        let budgets = this.budgets.for_service(&service.name);
+                        charge(tx, &budgets.for_check(ip), now).await?;
+                        charge(tx, &budgets.for_guess(to.as_str()), now).await?;
+                        // Locked by wrong codes (until its code would have expired): said as for
+                        // a check by id; only whoever made the wrong guesses learns it.
+                        if tx.locked_verification(&service.id, &to, now).await?.is_some() {
+                            return Ok(Err(VerifyError::NotPending(Status::MaxAttemptsReached)));
+                        }
+                        Ok(Err(VerifyError::NoPendingVerification))
+                    }
+                }
+            })
+        })
+        .await??;
+        Ok(self.checked(v, outcome))
+    }
+
+    /// After a committed check: a verification it ended is counted.
+    fn checked(&self, v: Verification, outcome: CheckOutcome) -> (Verification, CheckOutcome) {
+        if v.status != Status::Pending {
+            self.observer.verification_entered(&v.service_id, v.channel, v.status);
+        }
+        if v.status == Status::Approved {
+            self.observer.conversion(&v.to.region().unwrap_or_else(|| "unknown".into()), "approved");
+        }
+        (v, outcome)
+    }
+
+    /// One check inside a unit of work that holds `v`'s lock. A verification that is not pending
+    /// is refused before anything else, the same way by every engine method. Over the number's
+    /// guess budget every code is refused alike; within it, only wrong codes are counted.
+    pub(crate) async fn check_locked(
+        &self,
+        tx: &mut dyn Tx,
+        mut v: Verification,
+        code: &str,
+        ip: Option<std::net::IpAddr>,
+        psd2: Option<&Psd2>,
+    ) -> Result<(Verification, CheckOutcome), VerifyError> {
+        let now = self.clock.now();
+        let status = v.status_at(now);
+        if status != Status::Pending {
+            return Err(VerifyError::NotPending(status));
+        }
+        // A service's own budgets, when it has any (its name is read in this same unit).
+        let service_name = match self.budgets.services.is_empty() {
+            true => None,
+            false => tx.service(&v.service_id).await?.map(|s| s.name),
+        };
+        let budgets = service_name.as_deref().map_or(std::borrow::Cow::Borrowed(self.budgets.as_ref()), |n| self.budgets.for_service(n));
+        charge(tx, &budgets.for_check(ip), now).await?;
+        // A code of another length is a wrong code like any other (and says nothing of the length).
+        // A check naming another payment is a wrong code (the user was shown other figures).
+        let matches = code::is_well_formed(code, v.code_length)
+            && self.keys.matches(&v.id, code, &v.code_digest)
+            && Psd2::allows(v.psd2.as_ref(), psd2);
+        // A number over its guess budget is locked: the answer is the same whatever the code, and
+        // a wrong one is counted (the budget's counters are locked until this unit ends).
+        let guess = budgets.for_guess(v.to.as_str());
+        if matches {
+            for c in &guess {
+                if !tx.budget_left(c, c.rate.window(now).0).await? {
+                    return Err(c.refusal(now));
+                }
+            }
+        } else {
+            charge(tx, &guess, now).await?;
+        }
+        let outcome = v.check(matches, now);
+        if let CheckOutcome::NotPending(status) = outcome {
+            return Err(VerifyError::NotPending(status));
+        }
+        let record = crate::verification::CheckRecord { at: now, valid: outcome == CheckOutcome::Approved, ip: ip.map(|i| i.to_string()) };
+        tx.insert_check(&v.id, &record).await?;
+        if outcome == CheckOutcome::Approved
+            && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
+        {
+            count(tx, &approved, now).await?;
+        }
+        save(tx, &mut v).await?;
+        Ok((v, outcome))
+    }
+}
