@@ -22,6 +22,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod resilience;
+mod schema;
 mod secrets;
 mod services;
 mod tenants;

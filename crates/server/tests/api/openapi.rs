@@ -4,12 +4,13 @@
 //! no field the schema does not declare. A response that is documented but never produced here,
 //! or produced but not documented, fails the test.
 use crate::helpers::{TestApp, fresh_number, providers, wrong};
+use crate::schema::Schemas;
 use phonegate::config::Config;
 use phonegate_core::ports::Store;
 use phonegate_store::PgStore;
 use reqwest::RequestBuilder;
 use reqwest::header::CONTENT_TYPE;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -139,53 +140,8 @@ impl Contract {
         let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at `{}`", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{what}: the body does not match its documented schema:\n{}\nbody: {body:#}", errors.join("\n"));
         let mut undeclared = Vec::new();
-        self.undeclared(schema, body, "", &mut undeclared);
+        Schemas { doc: &self.doc, open_objects: false }.undeclared(schema, body, "", &mut undeclared);
         assert!(undeclared.is_empty(), "{what}: fields the schema does not declare: {undeclared:?}\nbody: {body:#}");
-    }
-
-    fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
-        match schema.get("$ref").and_then(Value::as_str) {
-            Some(r) => self.resolve(self.doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("unresolved $ref {r}"))),
-            None => schema,
-        }
-    }
-
-    /// The properties `schema` declares, with those of its `allOf` members.
-    fn properties(&self, schema: &Value, out: &mut Map<String, Value>) {
-        let schema = self.resolve(schema);
-        if let Some(p) = schema.get("properties").and_then(Value::as_object) {
-            out.extend(p.clone());
-        }
-        for member in schema.get("allOf").and_then(Value::as_array).into_iter().flatten() {
-            self.properties(member, out);
-        }
-    }
-
-    /// JSON pointers of object members in `body` that `schema` does not declare.
-    fn undeclared(&self, schema: &Value, body: &Value, at: &str, out: &mut Vec<String>) {
-        let schema = self.resolve(schema);
-        match body {
-            Value::Object(members) => {
-                let mut declared = Map::new();
-                self.properties(schema, &mut declared);
-                let rest = schema.get("additionalProperties").filter(|s| s.is_object());
-                for (name, value) in members {
-                    let at = format!("{at}/{name}");
-                    match declared.get(name).or(rest) {
-                        Some(s) => self.undeclared(s, value, &at, out),
-                        None => out.push(at),
-                    }
-                }
-            }
-            Value::Array(items) => {
-                if let Some(s) = schema.get("items") {
-                    for (i, item) in items.iter().enumerate() {
-                        self.undeclared(s, item, &format!("{at}/{i}"), out);
-                    }
-                }
-            }
-            _ => {}
-        }
     }
 }
 

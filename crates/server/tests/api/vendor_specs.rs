@@ -2,6 +2,7 @@
 //! published OpenAPI documents (vendored in `specs/`): every implemented endpoint, success and
 //! error bodies, and no field the vendor's schema does not declare.
 use crate::helpers::{TestApp, fresh_number, wrong};
+use crate::schema::Schemas;
 use serde_json::{Map, Value, json};
 
 /// A vendor's OpenAPI 3.0 document, its schemas read as JSON Schema.
@@ -45,13 +46,6 @@ impl Spec {
         Spec::load("Vonage", include_str!("specs/vonage_verify.json"))
     }
 
-    fn resolve<'a>(&'a self, schema: &'a Value) -> &'a Value {
-        match schema.get("$ref").and_then(Value::as_str) {
-            Some(r) => self.resolve(self.doc.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("unresolved $ref {r}"))),
-            None => schema,
-        }
-    }
-
     /// Checks `body`, answered with `status` by (`method`, `path` as the document writes it),
     /// against the documented schema, and that every member it has is declared there.
     fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
@@ -69,49 +63,8 @@ impl Spec {
         let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{e} at `{}`", e.instance_path())).collect();
         assert!(errors.is_empty(), "{what}: the body does not match the vendor's schema:\n{}\nbody: {body:#}", errors.join("\n"));
         let mut undeclared = Vec::new();
-        self.undeclared(&schema, body, "", &mut undeclared);
+        Schemas { doc: &self.doc, open_objects: true }.undeclared(&schema, body, "", &mut undeclared);
         assert!(undeclared.is_empty(), "{what}: fields the vendor's schema does not declare: {undeclared:?}\nbody: {body:#}");
-    }
-
-    /// The properties a schema declares, through `$ref`, `allOf`, `oneOf` and `anyOf`.
-    fn properties(&self, schema: &Value, out: &mut Map<String, Value>) {
-        let schema = self.resolve(schema);
-        if let Some(p) = schema.get("properties").and_then(Value::as_object) {
-            out.extend(p.clone());
-        }
-        for key in ["allOf", "oneOf", "anyOf"] {
-            for member in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
-                self.properties(member, out);
-            }
-        }
-    }
-
-    fn undeclared(&self, schema: &Value, body: &Value, at: &str, out: &mut Vec<String>) {
-        let schema = self.resolve(schema);
-        match body {
-            Value::Object(members) => {
-                let mut declared = Map::new();
-                self.properties(schema, &mut declared);
-                // A schema that declares no properties (an open object) says nothing of members.
-                if declared.is_empty() {
-                    return;
-                }
-                for (name, value) in members {
-                    match declared.get(name) {
-                        Some(s) => self.undeclared(s, value, &format!("{at}/{name}"), out),
-                        None => out.push(format!("{at}/{name}")),
-                    }
-                }
-            }
-            Value::Array(items) => {
-                if let Some(item) = schema.get("items") {
-                    for (i, v) in items.iter().enumerate() {
-                        self.undeclared(item, v, &format!("{at}/{i}"), out);
-                    }
-                }
-            }
-            _ => {}
-        }
     }
 }
 
