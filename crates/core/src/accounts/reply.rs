@@ -6,6 +6,7 @@
 //! unparsable sender) does nothing and answers the provider the same.
 use super::{Accounts, Flow, FlowKind, FlowStarted, Principal};
 use crate::caller::Caller;
+use crate::delivery::InboundOutcome;
 use crate::error::VerifyError;
 use crate::phone::PhoneNumber;
 use crate::ports;
@@ -65,9 +66,34 @@ impl Accounts {
         self.current_invite_code().await
     }
 
-    /// An inbound SMS (already stored, its signature checked): when it says the invite code and
-    /// its sender has a live invite, a verification code goes to the sender. True when it did.
-    pub async fn join_by_reply(&self, caller: &Caller, from: &PhoneNumber, body: &str) -> Result<bool, VerifyError> {
+    /// A signed inbound SMS: stored (an opt-out or opt-in word applied, a redelivery recognised)
+    /// by `Verifier::receive`; then, when it is new, says the invite code and its sender has a
+    /// live invite, a verification code goes to the sender. The provider gets the same answer
+    /// whatever the message did, so a failed join is logged, not returned.
+    pub async fn receive(
+        &self,
+        caller: &Caller,
+        provider: &str,
+        provider_message_id: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+    ) -> Result<InboundOutcome, VerifyError> {
+        let outcome = self.verifier.receive(caller, provider, provider_message_id, from, to, body).await?;
+        if outcome == InboundOutcome::Stored
+            && let Ok(sender) = PhoneNumber::parse_e164_lenient(from)
+        {
+            match self.join_by_reply(caller, &sender, body).await {
+                Ok(joined) => tracing::info!(joined, "inbound SMS checked for the invite code"),
+                Err(e) => tracing::warn!(error = %e, "an invite reply could not be answered"),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// When `body` says the invite code and its sender has a live invite, a verification code
+    /// goes to the sender. True when it did.
+    async fn join_by_reply(&self, caller: &Caller, from: &PhoneNumber, body: &str) -> Result<bool, VerifyError> {
         let code = self.current_invite_code().await?;
         if !says(body, &code.code) {
             return Ok(false);
@@ -99,6 +125,15 @@ impl Accounts {
             return Ok(None);
         }
         let (mut flow, now) = (flow.clone(), self.now());
+        // Nearly every login has no reply flow: a read says so without taking the writer.
+        let p = phone.clone();
+        let any = ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.reply_flow(&p, now).await?.is_some()) })
+        })
+        .await?;
+        if !any {
+            return Ok(None);
+        }
         let charges = self.send_charges(caller, &phone);
         let resend_after = self.settings.resend_cooldown_secs;
         ports::write(self.verifier.store.as_ref(), move |tx| {

@@ -10,8 +10,6 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use phonegate_core::PhoneNumber;
-use phonegate_core::delivery::InboundOutcome;
 use phonegate_core::message::DeliveryStatus;
 use phonegate_providers::signature::{self, SignatureError};
 use std::collections::BTreeMap;
@@ -60,21 +58,10 @@ fn verify_twilio(s: &AppState, uri: &Uri, headers: &HeaderMap, params: &[(String
     if signature::verify_twilio(token.auth_token.expose(), &url, params, sig) { Ok(()) } else { Err(forbidden("signature mismatch")) }
 }
 
-/// A signed inbound SMS: stored (an opt-out or opt-in word applied), then, when it says the
-/// invite code and its sender is invited, a verification code goes to the sender. The provider
-/// gets the same answer whatever happened.
+/// A signed inbound SMS, handed to the core (opt-out words, joins by invite code).
 async fn inbound(s: &AppState, meta: &RequestMeta, provider: &str, id: &str, from: &str, to: &str, text: &str) -> Result<(), ApiError> {
-    let caller = meta.provider();
-    let outcome = s.verifier.receive(&caller, provider, id, from, to, text).await?;
+    let outcome = s.accounts.receive(&meta.provider(), provider, id, from, to, text).await?;
     tracing::info!(?outcome, provider, "inbound SMS");
-    if outcome == InboundOutcome::Stored
-        && let Ok(sender) = PhoneNumber::parse_e164_lenient(from)
-    {
-        match s.accounts.join_by_reply(&caller, &sender, text).await {
-            Ok(joined) => tracing::info!(joined, "inbound SMS checked for the invite code"),
-            Err(e) => tracing::warn!(error = %e, "an invite reply could not be answered"),
-        }
-    }
     Ok(())
 }
 
