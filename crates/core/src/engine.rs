@@ -18,6 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod check;
+mod silent;
+
+pub use silent::{CoverageAnswer, SilentOutcome};
 
 pub use crate::verification::Limits;
 
@@ -37,6 +40,8 @@ pub struct Verifier {
     /// Services by id and by name. Services never change once created, so entries stay valid
     /// on every instance.
     services: Arc<std::sync::RwLock<std::collections::HashMap<String, Service>>>,
+    /// Silent providers and their routing (none: `silent` is refused, `auto` is SMS).
+    pub(crate) silent: Arc<crate::silent::SilentRoutes>,
 }
 
 /// Bounds on sending.
@@ -88,6 +93,8 @@ pub struct StartOptions {
     /// When a verification is already pending for the number: report it as
     /// `VerifyError::AlreadyPending` instead of re-sending its code (Vonage's behaviour).
     pub refuse_if_pending: bool,
+    /// phonegate's own page a silent check's device returns to (a login flow's page).
+    pub silent_return: Option<String>,
     /// Answer as soon as the message is queued, without waiting for the provider (the send
     /// goes on in the background).
     pub background: bool,
@@ -98,9 +105,14 @@ pub struct Started {
     pub verification: Verification,
     /// True when an already pending verification was sent again instead of a new one.
     pub resent: bool,
-    /// The message this start queued (`SM…`) and when.
-    pub message_id: String,
+    /// The message this start queued (`SM…`; none while a silent check waits for the device)
+    /// and when.
+    pub message_id: Option<String>,
     pub queued_at: DateTime<Utc>,
+    /// The silent check of a `silent` or `auto` verification, and the path of the device's
+    /// `check_url` (given out only here, and only while the check waits for the device).
+    pub silent: Option<crate::silent::SilentCheck>,
+    pub check_url: Option<String>,
 }
 
 pub struct VerifierParts {
@@ -113,14 +125,17 @@ pub struct VerifierParts {
     pub limits: Limits,
     pub budgets: Budgets,
     pub delivery: DeliveryTimes,
+    pub silent: crate::silent::SilentRoutes,
 }
 
 /// What a start's unit of work did.
 struct StartDone {
     verification: Verification,
     resent: bool,
-    message: Message,
-    lease: Lease,
+    /// The code's message, unless a silent check waits for the device.
+    sending: Option<(Message, Lease)>,
+    /// The start's silent check was stored.
+    silent: bool,
     /// A pending verification found expired on the way (recorded in the same transaction).
     expired: Option<Verification>,
 }
@@ -209,6 +224,7 @@ impl Verifier {
             recent_audits: Default::default(),
             delivery: p.delivery,
             services: Default::default(),
+            silent: Arc::new(p.silent),
         }
     }
 
@@ -385,9 +401,16 @@ impl Verifier {
             failure_reason: None,
             version: 0,
         };
+        let plan = match req.channel {
+            Channel::Sms => None,
+            _ => Some(self.plan_silent(caller, &fresh, opts.silent_return.clone(), now).await?),
+        };
+        let silent_check = plan.as_ref().map(|p| p.check.clone());
+        let channel = req.channel;
         let this = self.clone();
         let (refuse_if_pending, background) = (opts.refuse_if_pending, opts.background);
         let country = to.calling_code();
+        let service_name = service.name.clone();
         let budgets = self.budgets.for_service(&service.name);
         let mut charges = budgets.for_start(caller.end_user_ip);
         charges.extend(budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id));
@@ -406,14 +429,22 @@ impl Verifier {
                         // Whatever the start turns into, it sends a code: a refusal rolls the
                         // whole unit back.
                         charge(tx, &charges, now).await?;
+                        if let Some(check) = &silent_check {
+                            tx.insert_silent_check(check).await?;
+                            if check.state.is_live() {
+                                return Ok(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
+                            }
+                        }
                         if let Some(counters) = &throttle {
                             this.throttle(tx, counters, now).await?;
                         }
-                        let (message, lease) = this.queue(tx, &service, &fresh, &code, false, now).await?;
-                        return Ok(StartDone { verification: fresh, resent: false, message, lease, expired });
+                        let sending = this.queue(tx, &service, &fresh, &code, false, now).await?;
+                        let silent = silent_check.is_some();
+                        return Ok(StartDone { verification: fresh, resent: false, sending: Some(sending), silent, expired });
                     }
                     let Some(mut pending) = tx.pending_verification(&fresh.service_id, &fresh.to).await? else { continue };
-                    if refuse_if_pending && pending.status_at(now) == Status::Pending {
+                    // A second silent check for a number would race the first on the device.
+                    if (refuse_if_pending || channel == Channel::Silent) && pending.status_at(now) == Status::Pending {
                         return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                     }
                     match pending.register_send(now, &this.limits) {
@@ -440,8 +471,8 @@ impl Verifier {
                     if custom.as_ref().is_some_and(|c| *c != code) {
                         return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                     }
-                    let (message, lease) = this.queue(tx, &service, &pending, &code, true, now).await?;
-                    return Ok(StartDone { verification: pending, resent: true, message, lease, expired });
+                    let sending = this.queue(tx, &service, &pending, &code, true, now).await?;
+                    return Ok(StartDone { verification: pending, resent: true, sending: Some(sending), silent: false, expired });
                 }
                 Err(VerifyError::Busy)
             })
@@ -455,12 +486,26 @@ impl Verifier {
             self.observer.conversion(&done.verification.to.region().unwrap_or_else(|| "unknown".into()), "started");
         }
         tracing::debug!(request = %caller.request_id, verification = %done.verification.id, resent = done.resent, "verification started");
-        let (message_id, queued_at) = (done.message.id.clone(), done.message.created_at);
+        let queued_at = done.sending.as_ref().map_or(now, |(m, _)| m.created_at);
+        let message_id = done.sending.as_ref().map(|(m, _)| m.id.clone());
+        let (mut silent, mut check_url) = (None, None);
+        if let Some(plan) = plan.filter(|_| done.silent) {
+            let mut check = plan.check;
+            if let Some(provider) = plan.provider {
+                let brand = done.verification.brand.clone().unwrap_or_else(|| service_name.clone());
+                check = self.create_silent(caller, provider, &check, &done.verification, brand).await?;
+            }
+            if check.state.is_live() {
+                check_url = Some(self.check_url(&plan.token));
+            }
+            silent = Some(check);
+        }
+        let started = |verification| Started { verification, resent: done.resent, message_id, queued_at, silent, check_url };
+        let Some((message, lease)) = done.sending else { return Ok(started(done.verification)) };
         let this = self.clone();
-        let (message, token) = (done.message, done.lease.token);
-        let sending = tokio::spawn(async move { this.send_claimed(message, &token).await });
+        let sending = tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
         if background {
-            return Ok(Started { verification: done.verification, resent: done.resent, message_id, queued_at });
+            return Ok(started(done.verification));
         }
         // Wait (boundedly) for the first provider answer. A first send that every provider
         // refuses marks the verification failed; a failed resend leaves it pending (the earlier
@@ -471,7 +516,7 @@ impl Verifier {
             }
             Ok(Ok(Err(e))) => Err(e),
             // Sent, or still sending in the background.
-            _ => Ok(Started { verification: done.verification, resent: done.resent, message_id, queued_at }),
+            _ => Ok(started(done.verification)),
         }
     }
 

@@ -71,6 +71,18 @@ pub enum VerifyError {
     InviteNotFound,
     #[error("the invite was used, revoked or has expired")]
     InviteNotPending,
+    #[error("silent verification is not available: no silent provider is configured")]
+    SilentUnavailable,
+    #[error("this check link is not valid")]
+    CheckLinkNotFound,
+    #[error("this check link was used already or its verification has ended")]
+    CheckLinkUsed,
+    #[error("this check link has expired")]
+    CheckLinkExpired,
+    #[error("this callback does not belong to an open silent check")]
+    SilentCallbackInvalid,
+    #[error("this verification has no silent check waiting for the device")]
+    NoSilentCheck,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

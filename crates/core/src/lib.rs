@@ -18,6 +18,7 @@ pub mod phone;
 pub mod ports;
 pub mod psd2;
 pub mod service;
+pub mod silent;
 pub mod traffic;
 pub mod verification;
 

@@ -43,8 +43,14 @@ pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, StoreRes
 /// The statements a unit of work can run, one trait per aggregate. Inside `Store::write` a read
 /// of a row the unit may change (`verification`, `pending_verification`) locks it until commit,
 /// so a unit never races another unit on the same row.
-pub trait Tx: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx {}
-impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx> Tx for T {}
+pub trait Tx:
+    VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx + SilentTx
+{
+}
+impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx + SilentTx> Tx
+    for T
+{
+}
 
 #[async_trait]
 pub trait VerificationTx: Send {
@@ -76,6 +82,18 @@ pub trait VerificationTx: Send {
         since: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>>;
+}
+
+/// Silent checks (`silent.rs`). Inside a write, every read locks the row until commit.
+#[async_trait]
+pub trait SilentTx: Send {
+    async fn insert_silent_check(&mut self, c: &crate::silent::SilentCheck) -> StoreResult<()>;
+    async fn update_silent_check(&mut self, c: &crate::silent::SilentCheck) -> StoreResult<()>;
+    async fn silent_check_of(&mut self, verification_id: &str) -> StoreResult<Option<crate::silent::SilentCheck>>;
+    async fn silent_check_by_token(&mut self, token_digest: &[u8]) -> StoreResult<Option<crate::silent::SilentCheck>>;
+    async fn silent_check_by_ref(&mut self, provider: &str, provider_ref: &str) -> StoreResult<Option<crate::silent::SilentCheck>>;
+    /// Live checks whose device step is overdue (skipping rows another unit holds).
+    async fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<crate::silent::SilentCheck>>;
 }
 
 #[async_trait]

@@ -41,16 +41,23 @@ impl Status {
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Sms,
+    /// SIM-based: the operator confirms the device holds the number (`silent.rs`); no code.
+    Silent,
+    /// Silent where the device's operator is covered, else (or when it fails) the same
+    /// verification continues by SMS.
+    Auto,
 }
 
 impl Channel {
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::Sms => "sms",
+            Self::Silent => "silent",
+            Self::Auto => "auto",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        (s == "sms").then_some(Self::Sms)
+        [Self::Sms, Self::Silent, Self::Auto].into_iter().find(|c| c.as_str() == s)
     }
 }
 

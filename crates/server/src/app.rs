@@ -151,6 +151,13 @@ async fn send_queued(state: AppState, every: Duration) {
             Ok(n) => tracing::debug!(sent = n, "sent queued messages"),
             Err(e) => tracing::warn!(error = %e, "sending queued messages failed"),
         }
+        if state.verifier.silent_enabled() {
+            match state.verifier.expire_silent_checks(100).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(ended = n, "ended overdue silent checks"),
+                Err(e) => tracing::warn!(error = %e, "ending overdue silent checks failed"),
+            }
+        }
         match state.accounts.deliver_events(50).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(delivered = n, "delivered account events"),
@@ -182,11 +189,32 @@ pub async fn engine(
         limits: Limits::default(),
         budgets: config.budgets.clone(),
         delivery: config.delivery_times(),
+        silent: silent_routes(config)?,
     }));
     verifier.ensure_default_service().await.context("cannot create the default service")?;
     // Load the numbering-plan metadata now rather than on the first request.
     let _ = verifier.parse_phone("+4915123456789");
     Ok((verifier, providers, store))
+}
+
+/// The public base URL (configured, else the listening address): `check_url`s and callbacks.
+pub fn public_base(config: &Config) -> String {
+    config.public_url.clone().unwrap_or_else(|| {
+        let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", config.listen)
+    })
+}
+
+/// The silent providers (and the simulator) with their routing.
+fn silent_routes(config: &Config) -> anyhow::Result<phonegate_core::silent::SilentRoutes> {
+    let public = public_base(config);
+    let mut providers: Vec<Arc<dyn phonegate_core::silent::SilentProvider>> = Vec::new();
+    if config.silent_simulator {
+        providers.push(Arc::new(phonegate_core::silent::Simulator));
+    }
+    let timeout = chrono::Duration::seconds(config.silent_timeout_secs as i64);
+    phonegate_core::silent::SilentRoutes::new(providers, config.silent_routing.clone(), &public, timeout)
+        .map_err(|e| anyhow::anyhow!("invalid silent provider configuration: {e}"))
 }
 
 /// Accounts on the engine: makes sure the `accounts` service and a signing key exist.

@@ -77,6 +77,13 @@ pub struct Config {
     /// The app's webhook for account events (`[account_webhook]` with `url` and `secret`):
     /// user created, phone changed, deleted.
     pub account_webhook: Option<phonegate_providers::events::AppWebhookSettings>,
+    /// The local silent-verification simulator: a pretend operator whose device page lets a
+    /// developer choose the answer. Only with the dev outbox (refused with real SMS providers).
+    pub silent_simulator: bool,
+    /// Seconds the device has to open a `check_url` and finish the operator's step.
+    pub silent_timeout_secs: u64,
+    /// Which silent providers to ask, in order, per number prefix (`[silent_routing]`).
+    pub silent_routing: phonegate_core::silent::SilentRouting,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -117,6 +124,9 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             accounts: Default::default(),
             account_webhook: None,
+            silent_simulator: false,
+            silent_timeout_secs: 120,
+            silent_routing: Default::default(),
         }
     }
 }
@@ -165,6 +175,10 @@ pub enum ConfigError {
     ExpirySweep,
     #[error("{0}")]
     Accounts(String),
+    #[error("silent_simulator needs the dev outbox: it is refused with real SMS providers ({0})")]
+    SimulatorWithProviders(String),
+    #[error("silent_timeout_secs must be between 10 and 3600")]
+    SilentTimeout,
 }
 
 impl From<figment::Error> for ConfigError {
@@ -217,6 +231,18 @@ impl Config {
             return Err(ConfigError::ExpirySweep);
         }
         self.accounts.validate().map_err(ConfigError::Accounts)?;
+        let real: Vec<&str> = self
+            .providers
+            .iter()
+            .filter(|(_, p)| !matches!(p.kind, phonegate_providers::ProviderKind::Outbox))
+            .map(|(n, _)| n.as_str())
+            .collect();
+        if self.silent_simulator && !real.is_empty() {
+            return Err(ConfigError::SimulatorWithProviders(real.join(", ")));
+        }
+        if !(10..=3600).contains(&self.silent_timeout_secs) {
+            return Err(ConfigError::SilentTimeout);
+        }
         Ok(())
     }
 

@@ -19,6 +19,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (10, include_str!("../migrations/sqlite/0010_accounts.sql")),
     (11, include_str!("../migrations/sqlite/0011_invites.sql")),
     (12, include_str!("../migrations/sqlite/0012_group_join.sql")),
+    (13, include_str!("../migrations/sqlite/0013_silent.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

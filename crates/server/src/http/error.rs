@@ -127,6 +127,12 @@ impl From<VerifyError> for ApiError {
             VerifyError::LastAdmin => Self::new(S::CONFLICT, "last_admin", message),
             VerifyError::InviteNotFound => Self::new(S::NOT_FOUND, "invite_not_found", message),
             VerifyError::InviteNotPending => Self::new(S::CONFLICT, "invite_not_pending", message),
+            VerifyError::SilentUnavailable => Self::new(S::BAD_REQUEST, "silent_unavailable", message),
+            VerifyError::CheckLinkNotFound => Self::new(S::NOT_FOUND, "check_url_not_found", message),
+            VerifyError::CheckLinkUsed => Self::new(S::GONE, "check_url_used", message),
+            VerifyError::CheckLinkExpired => Self::new(S::GONE, "check_url_expired", message),
+            VerifyError::SilentCallbackInvalid => Self::new(S::BAD_REQUEST, "silent_callback_invalid", message),
+            VerifyError::NoSilentCheck => Self::new(S::CONFLICT, "no_silent_check", message),
             VerifyError::Store(s) => s.into(),
         }
     }

@@ -12,6 +12,7 @@ mod outbox;
 mod pages;
 mod services;
 mod session;
+mod silent;
 mod verifications;
 mod webhooks;
 
@@ -81,6 +82,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(accounts::routes())
         .merge(admin::routes())
+        .merge(silent::routes())
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {
@@ -89,6 +91,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     api.merge(docs::routes(spec))
         .merge(outbox::page_routes())
         .merge(pages::routes())
+        .merge(silent::page_routes())
         .merge(webhooks::routes())
         .merge(compat::twilio::routes())
         .merge(compat::vonage::routes())
@@ -98,9 +101,16 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn_with_state(Arc::new(config.trusted_proxies.clone()), auth::request_meta))
         // Path only: query strings may carry credentials (compat APIs) and are never logged.
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %req.uri().path())),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(
+            |req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %logged_path(req.uri().path())),
+        ))
         .with_state(state)
+}
+
+/// A request's path as logged: a `check_url`'s token is a credential and never logged.
+fn logged_path(path: &str) -> &str {
+    match path.strip_prefix("/silent/") {
+        Some(rest) if !rest.starts_with("callback/") && !rest.starts_with("simulator/") => "/silent/{token}",
+        _ => path,
+    }
 }

@@ -28,7 +28,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 pub struct StartBody {
     /// Phone number, E.164 (`+4915123456789`) or national format with the configured default region.
     to: String,
-    /// Delivery channel; only `sms` so far. Defaults to `sms`.
+    /// `sms` (default); `silent`: the operator confirms the number when the device opens the
+    /// answer's `silent.check_url` over mobile data (no code); `auto`: silent where the device's
+    /// operator is covered, and the same verification continues by SMS when it is not, the device
+    /// is on WiFi, the check fails or times out.
     channel: Option<String>,
     /// Service id (`VA…`) or name; the default service when omitted.
     service: Option<String>,
@@ -144,6 +147,10 @@ pub struct VerificationDetail {
     #[serde(flatten)]
     verification: VerificationView,
     messages: Vec<DeliveryView>,
+    /// The silent check of a `silent` or `auto` verification.
+    silent: Option<super::silent::SilentView>,
+    /// Which channel approved it (`sms` or `silent`), once approved.
+    approved_channel: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -152,6 +159,9 @@ pub struct StartedView {
     verification: VerificationView,
     /// True when a pending verification for this number was sent again (same id, same code).
     resent: bool,
+    /// A `silent` or `auto` verification's check: `check_url` is what the device must open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    silent: Option<super::silent::SilentView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -173,12 +183,18 @@ pub struct CheckView {
 async fn start(
     State(s): State<AppState>,
     Authenticated(caller): Authenticated,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
     ApiJson(b): ApiJson<StartBody>,
 ) -> Result<(StatusCode, Json<StartedView>), ApiError> {
     let channel = match b.channel.as_deref() {
         None => Channel::Sms,
         Some(c) => Channel::parse(c).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "channel_not_supported", format!("channel `{c}` is not supported; use `sms`"))
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "channel_not_supported",
+                format!("channel `{c}` is not supported; use sms, silent or auto"),
+            )
         })?,
     };
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
@@ -200,7 +216,10 @@ async fn start(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(StartedView { verification: started.verification.into(), resent: started.resent })))
+    let base = super::compat::base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
+    let silent =
+        started.silent.as_ref().map(|c| super::silent::SilentView::new(c, started.check_url.as_ref().map(|p| format!("{base}{p}"))));
+    Ok((StatusCode::CREATED, Json(StartedView { verification: started.verification.into(), resent: started.resent, silent })))
 }
 
 /// The caller acting for the end user at `client_ip`, when the app's backend says who that is.
@@ -226,6 +245,15 @@ async fn get(
 ) -> Result<Json<VerificationDetail>, ApiError> {
     known_id(&id)?;
     let (verification, messages) = s.verifier.detail(&caller, &id).await?;
+    let check = match verification.channel {
+        Channel::Sms => None,
+        _ => s.verifier.silent_check(&caller, &id).await?,
+    };
+    let approved_channel = (verification.status == Status::Approved).then(|| {
+        let silent = check.as_ref().is_some_and(|c| c.state == phonegate_core::silent::CheckState::Matched);
+        if silent { "silent" } else { "sms" }.to_string()
+    });
+    let silent = check.as_ref().map(|c| super::silent::SilentView::new(c, None));
     let messages = messages
         .into_iter()
         .map(|m| DeliveryView {
@@ -238,7 +266,7 @@ async fn get(
             updated_at: m.updated_at,
         })
         .collect();
-    Ok(Json(VerificationDetail { verification: verification.into(), messages }))
+    Ok(Json(VerificationDetail { verification: verification.into(), messages, silent, approved_channel }))
 }
 
 fn check_view(

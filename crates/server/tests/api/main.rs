@@ -25,6 +25,7 @@ mod resilience;
 mod schema;
 mod secrets;
 mod services;
+mod silent;
 mod tenants;
 mod tls;
 mod tokens;

@@ -166,6 +166,7 @@ async fn with_database_down(app: &TestApp) -> String {
         limits: Default::default(),
         budgets: Default::default(),
         delivery: Default::default(),
+        silent: Default::default(),
     }));
     let router = phonegate::http::router(state, &Config::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

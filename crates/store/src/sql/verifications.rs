@@ -50,6 +50,10 @@ static PURGE_CHECKS: Sql = Sql::new(
     "DELETE FROM verification_checks WHERE verification_id IN \
      (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
 );
+static PURGE_SILENT: Sql = Sql::new(
+    "DELETE FROM silent_checks WHERE verification_id IN \
+     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+);
 static PURGE_MESSAGES: Sql = Sql::new(
     "DELETE FROM messages WHERE verification_id IN \
      (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
@@ -194,6 +198,7 @@ impl<D: Db> VerificationTx for Repo<D> {
 
     async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
         self.exec(&PURGE_CHECKS, args![cutoff, limit]).await?;
+        self.exec(&PURGE_SILENT, args![cutoff, limit]).await?;
         self.exec(&PURGE_MESSAGES, args![cutoff, limit]).await?;
         let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit]).await?;
         for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS, &super::budgets::PURGE_COUNTERS] {

@@ -363,7 +363,7 @@ async fn start(
     let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
     // A first send's only attempt is the one just queued; a resend lists them all.
     let sent = match started.resent {
-        false => vec![attempt(&started.message_id, started.queued_at)],
+        false => started.message_id.iter().map(|m| attempt(m, started.queued_at)).collect(),
         true => attempts(&s, &auth, &started.verification).await?,
     };
     Ok((StatusCode::CREATED, Json(verification_json(&started.verification, sent, &auth, &base))))

@@ -239,6 +239,7 @@ async fn start_inner(
         // A service with custom codes (a key scoped to it) takes the app's PIN.
         custom_code: p.get("pin_code").cloned(),
         psd2,
+        silent_return: None,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };

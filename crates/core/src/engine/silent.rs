@@ -1,0 +1,443 @@
+//! The silent use cases: coverage, the silent part of a start, the device opening its
+//! `check_url`, the provider's callback, falling back to SMS, and the sweep of overdue checks.
+//! A check ends once (`SilentCheck::finish`); ending it applies to its verification in the same
+//! unit: a match approves it, a failure fails a `silent` one and sends the code of an `auto` one.
+use super::{Verifier, charge, save};
+use crate::caller::Caller;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::message::Message;
+use crate::phone::PhoneNumber;
+use crate::ports::{self, Lease, StoreError, Tx};
+use crate::silent::{
+    CallbackQuery, CheckState, Coverage, Reason, SIMULATOR, SilentCheck, SilentProvider, SilentResult, SilentSession, SilentStart,
+    SimOutcome, token_digest,
+};
+use crate::verification::{Channel, Status, Verification};
+use chrono::{DateTime, Utc};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a coverage lookup may take before it counts as `unknown`.
+const COVERAGE_WAIT: Duration = Duration::from_secs(3);
+
+/// What `GET /api/coverage` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoverageAnswer {
+    pub available: bool,
+    pub reason: Option<Reason>,
+    /// The provider that would check the device.
+    pub provider: Option<String>,
+    pub operator: Option<String>,
+}
+
+/// The silent check a start makes, with its `check_url` token (given out once, kept as a digest).
+pub(crate) struct SilentPlan {
+    pub check: SilentCheck,
+    pub token: String,
+    pub provider: Option<Arc<dyn SilentProvider>>,
+}
+
+/// What a finished device step did.
+#[derive(Clone, Debug)]
+pub struct SilentOutcome {
+    pub verification_id: String,
+    pub state: CheckState,
+    pub reason: Option<Reason>,
+    /// An `auto` verification continued by SMS.
+    pub code_sent: bool,
+    /// phonegate's page the device goes back to (a login flow's), when the check has one.
+    pub return_path: Option<String>,
+}
+
+fn random_token() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Verifier {
+    /// Whether any silent provider (or the simulator) is configured.
+    pub fn silent_enabled(&self) -> bool {
+        self.silent.enabled()
+    }
+
+    /// The path of a token's `check_url` (the HTTP adapter puts the server's base URL before it).
+    pub(crate) fn check_url(&self, token: &str) -> String {
+        format!("/silent/{token}")
+    }
+
+    /// Whether a device at `ip` (for the number `to`, when given) can be verified silently.
+    /// Only a caller with an API key may ask about another address than its own; `sim` is the
+    /// simulator's answer, for tests.
+    pub async fn coverage(
+        &self,
+        caller: &Caller,
+        ip: Option<IpAddr>,
+        to: Option<&str>,
+        sim: Option<SimOutcome>,
+    ) -> Result<CoverageAnswer, VerifyError> {
+        if ip.is_some() && caller.key_id.is_none() {
+            return Err(VerifyError::invalid("ip", "only a backend with an API key may ask about another address"));
+        }
+        let to = to.map(|t| self.parse_phone(t)).transpose()?;
+        if let Some(sim) = sim {
+            if self.silent.provider(SIMULATOR).is_none() {
+                return Err(VerifyError::invalid("sim", "only the silent simulator (silent_simulator = true) takes sim"));
+            }
+            return Ok(answer(SIMULATOR, sim.coverage()));
+        }
+        let ip = ip.or(caller.end_user_ip).or(caller.ip);
+        Ok(self
+            .covering(ip, to.as_ref())
+            .await
+            .map_or_else(|reason| answer("", Coverage::Unavailable(reason)), |(p, c)| answer(p.name(), c)))
+    }
+
+    /// The first routed provider that covers the device at `ip` (any, when the address is
+    /// unknown), or why none does.
+    async fn covering(&self, ip: Option<IpAddr>, to: Option<&PhoneNumber>) -> Result<(Arc<dyn SilentProvider>, Coverage), Reason> {
+        let plan = self.silent.plan(to);
+        let mut why = Reason::OperatorNotCovered;
+        for p in plan {
+            let Some(ip) = ip else { return Ok((p.clone(), Coverage::Available { operator: None })) };
+            match tokio::time::timeout(COVERAGE_WAIT, p.coverage(ip, to)).await.unwrap_or(Coverage::Unavailable(Reason::Unknown)) {
+                c @ Coverage::Available { .. } => return Ok((p.clone(), c)),
+                // WiFi is the device's state, whoever is asked: the most useful answer.
+                Coverage::Unavailable(Reason::Wifi) => why = Reason::Wifi,
+                Coverage::Unavailable(Reason::Unknown) if why != Reason::Wifi => why = Reason::Unknown,
+                Coverage::Unavailable(_) => {}
+            }
+        }
+        Err(why)
+    }
+
+    /// The silent check of a new `silent` or `auto` verification: a `silent` one goes to the
+    /// first routed provider covering the device (or the first routed at all: the user may turn
+    /// WiFi off); an `auto` one without coverage is a check already failed, and its code goes by
+    /// SMS at once.
+    pub(crate) async fn plan_silent(
+        &self,
+        caller: &Caller,
+        v: &Verification,
+        return_path: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<SilentPlan, VerifyError> {
+        let fallback = v.channel == Channel::Auto;
+        if !self.silent.enabled() && !fallback {
+            return Err(VerifyError::SilentUnavailable);
+        }
+        let provider = match self.covering(caller.end_user_ip, Some(&v.to)).await {
+            Ok((p, _)) => p,
+            Err(reason) if fallback => return Ok(failed_plan(v, reason, return_path, now)),
+            Err(_) => self.silent.plan(Some(&v.to)).first().map(|p| (*p).clone()).ok_or(VerifyError::SilentUnavailable)?,
+        };
+        let token = random_token();
+        let check = SilentCheck {
+            id: new_id("SC"),
+            verification_id: v.id.clone(),
+            provider: provider.name().to_string(),
+            provider_ref: None,
+            device_url_sealed: None,
+            token_digest: token_digest(&token),
+            state: CheckState::Created,
+            reason: None,
+            fallback,
+            return_path,
+            created_at: now,
+            expires_at: (now + self.silent.timeout).min(v.expires_at),
+            opened_at: None,
+            finished_at: None,
+        };
+        Ok(SilentPlan { check, token, provider: Some(provider) })
+    }
+
+    /// After the start's commit: asks the provider for the check, and stores its device URL, or
+    /// ends the check as failed (an `auto` verification then continues by SMS).
+    pub(crate) async fn create_silent(
+        &self,
+        caller: &Caller,
+        provider: Arc<dyn SilentProvider>,
+        check: &SilentCheck,
+        v: &Verification,
+        brand: String,
+    ) -> Result<SilentCheck, VerifyError> {
+        let start = SilentStart {
+            check_id: check.id.clone(),
+            to: v.to.clone(),
+            callback_url: format!("{}/silent/callback/{}", self.silent.public_url, provider.name()),
+            brand,
+        };
+        let created = provider.create(&start).await;
+        let now = self.clock.now();
+        let (id, keys) = (check.verification_id.clone(), self.keys.clone());
+        let this = self.clone();
+        let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut c = tx.silent_check_of(&id).await?.ok_or(VerifyError::NoSilentCheck)?;
+                match created {
+                    Ok(session) => {
+                        c.device_url_sealed = Some(keys.seal_text(&c.id, &session.device_url));
+                        c.provider_ref = Some(session.provider_ref);
+                        tx.update_silent_check(&c).await?;
+                        Ok((c, None))
+                    }
+                    Err(e) => {
+                        tracing::warn!(provider = %c.provider, error = %e, "silent check not created");
+                        let reason = match e {
+                            crate::silent::SilentError::NotCovered(_) => Reason::OperatorNotCovered,
+                            crate::silent::SilentError::Unavailable(_) => Reason::ProviderError,
+                        };
+                        let sending = this.conclude(tx, &mut c, SilentResult::Failed(reason), now).await?;
+                        Ok::<_, VerifyError>((c, sending))
+                    }
+                }
+            })
+        })
+        .await?;
+        self.after_conclusion(caller, &check, sending).await;
+        Ok(check)
+    }
+
+    /// The device opened its `check_url`: the link is spent, and the device goes on to the
+    /// provider's URL (the simulator's page takes `sim` along). An expired link ends its check.
+    pub async fn open_check_url(&self, caller: &Caller, token: &str, sim: Option<SimOutcome>) -> Result<String, VerifyError> {
+        let digest = token_digest(token);
+        let now = self.clock.now();
+        let (this, keys) = (self.clone(), self.keys.clone());
+        let (opened, check, sending) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut c = tx.silent_check_by_token(&digest).await?.ok_or(VerifyError::CheckLinkNotFound)?;
+                if c.state != CheckState::Created {
+                    return Err(VerifyError::CheckLinkUsed);
+                }
+                if now >= c.expires_at || c.device_url_sealed.is_none() {
+                    let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
+                    return Ok((None, c, sending));
+                }
+                let v = tx.verification(&c.verification_id).await?.ok_or(VerifyError::CheckLinkNotFound)?;
+                if v.status_at(now) != Status::Pending {
+                    return Err(VerifyError::CheckLinkUsed);
+                }
+                c.state = CheckState::Opened;
+                c.opened_at = Some(now);
+                tx.update_silent_check(&c).await?;
+                let url = c.device_url_sealed.as_deref().and_then(|s| keys.open_text(&c.id, s));
+                Ok::<_, VerifyError>((url, c, None))
+            })
+        })
+        .await?;
+        let Some(url) = opened else {
+            self.after_conclusion(caller, &check, sending).await;
+            return Err(VerifyError::CheckLinkExpired);
+        };
+        Ok(match sim {
+            Some(sim) if check.provider == SIMULATOR => format!("{url}?sim={}", sim.as_str()),
+            _ => url,
+        })
+    }
+
+    /// The device came back from the provider to `/silent/callback/{provider}`: the provider
+    /// decides the check from the callback's query, once; a second callback (a replay) or one
+    /// naming no open check is refused. Each callback costs the device's IP a check.
+    pub async fn silent_callback(&self, caller: &Caller, provider: &str, query: &CallbackQuery) -> Result<SilentOutcome, VerifyError> {
+        let p = self.silent.provider(provider).ok_or(VerifyError::SilentCallbackInvalid)?.clone();
+        let provider_ref = p.callback_ref(query).ok_or(VerifyError::SilentCallbackInvalid)?;
+        let (name, r) = (provider.to_string(), provider_ref.clone());
+        let (check, v) = ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let c = tx.silent_check_by_ref(&name, &r).await?.ok_or(VerifyError::SilentCallbackInvalid)?;
+                let v = tx.verification(&c.verification_id).await?.ok_or(VerifyError::SilentCallbackInvalid)?;
+                Ok::<_, VerifyError>((c, v))
+            })
+        })
+        .await?;
+        if check.state != CheckState::Opened {
+            self.audit(caller, "silent_callback_refused", Some(&check.verification_id), "callback for a check not open (replay)").await;
+            return Err(VerifyError::CheckLinkUsed);
+        }
+        let device_url = check.device_url_sealed.as_deref().and_then(|s| self.keys.open_text(&check.id, s)).unwrap_or_default();
+        let session = SilentSession { device_url, provider_ref };
+        let result = p.result(&session, &v.to, query).await.unwrap_or_else(|e| {
+            tracing::warn!(provider = %check.provider, error = %e, "silent check could not be decided");
+            SilentResult::Failed(Reason::ProviderError)
+        });
+        let now = self.clock.now();
+        let this = self.clone();
+        let service = self.service(&Caller::system("silent-callback"), Some(&v.service_id)).await?;
+        let charges = self.budgets.for_service(&service.name).for_check(caller.end_user_ip);
+        let id = check.verification_id.clone();
+        let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut c = tx.silent_check_of(&id).await?.ok_or(VerifyError::SilentCallbackInvalid)?;
+                if c.state != CheckState::Opened {
+                    return Err(VerifyError::CheckLinkUsed);
+                }
+                charge(tx, &charges, now).await?;
+                let sending = this.conclude(tx, &mut c, result, now).await?;
+                Ok::<_, VerifyError>((c, sending))
+            })
+        })
+        .await?;
+        let code_sent = sending.is_some();
+        self.after_conclusion(caller, &check, sending).await;
+        Ok(SilentOutcome {
+            verification_id: check.verification_id.clone(),
+            state: check.state,
+            reason: check.reason,
+            code_sent,
+            return_path: check.return_path.clone(),
+        })
+    }
+
+    /// Gives up the silent check of a pending verification now (the user asked for a code, or
+    /// the page stopped waiting): an `auto` verification's code goes by SMS.
+    pub async fn fall_back(&self, caller: &Caller, id: &str) -> Result<SilentOutcome, VerifyError> {
+        let (id, now, c2) = (id.to_string(), self.clock.now(), caller.clone());
+        let this = self.clone();
+        let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let v = super::visible(&c2, tx.verification(&id).await?)?;
+                if v.status_at(now) != Status::Pending {
+                    return Err(VerifyError::NotPending(v.status_at(now)));
+                }
+                let mut c = tx.silent_check_of(&id).await?.ok_or(VerifyError::NoSilentCheck)?;
+                if !c.state.is_live() || !c.fallback {
+                    return Err(VerifyError::NoSilentCheck);
+                }
+                let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
+                Ok::<_, VerifyError>((c, sending))
+            })
+        })
+        .await?;
+        let code_sent = sending.is_some();
+        self.after_conclusion(caller, &check, sending).await;
+        Ok(SilentOutcome {
+            verification_id: check.verification_id.clone(),
+            state: check.state,
+            reason: check.reason,
+            code_sent,
+            return_path: check.return_path.clone(),
+        })
+    }
+
+    /// The silent check of a verification the caller may see.
+    pub async fn silent_check(&self, caller: &Caller, id: &str) -> Result<Option<SilentCheck>, VerifyError> {
+        let (id, caller) = (id.to_string(), caller.clone());
+        ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                super::visible(&caller, tx.verification(&id).await?)?;
+                Ok::<_, VerifyError>(tx.silent_check_of(&id).await?)
+            })
+        })
+        .await
+    }
+
+    /// Ends every overdue silent check as timed out (the background sweep).
+    pub async fn expire_silent_checks(&self, batch: u32) -> Result<usize, VerifyError> {
+        let now = self.clock.now();
+        let this = self.clone();
+        let done = ports::write(self.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let mut out = Vec::new();
+                for mut c in tx.due_silent_checks(now, batch).await? {
+                    let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
+                    out.push((c, sending));
+                }
+                Ok::<_, VerifyError>(out)
+            })
+        })
+        .await?;
+        let n = done.len();
+        let caller = Caller::system("silent-sweep");
+        for (c, sending) in done {
+            self.after_conclusion(&caller, &c, sending).await;
+        }
+        Ok(n)
+    }
+
+    /// Ends a live check with `result` and applies it to its (pending) verification, in the
+    /// caller's unit. Returns the SMS to send after the commit when an `auto` one falls back.
+    pub(crate) async fn conclude(
+        &self,
+        tx: &mut dyn Tx,
+        c: &mut SilentCheck,
+        result: SilentResult,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Message, Lease)>, VerifyError> {
+        if !c.finish(result, now) {
+            return Err(VerifyError::CheckLinkUsed);
+        }
+        tx.update_silent_check(c).await?;
+        let Some(mut v) = tx.verification(&c.verification_id).await? else { return Ok(None) };
+        if v.status_at(now) != Status::Pending {
+            return Ok(None);
+        }
+        match result {
+            SilentResult::Match => {
+                v.approve_out_of_band(now).map_err(VerifyError::NotPending)?;
+                save(tx, &mut v).await?;
+                Ok(None)
+            }
+            SilentResult::Failed(_) if c.fallback => {
+                let service = tx.service(&v.service_id).await?.ok_or(VerifyError::ServiceNotFound)?;
+                let code = self
+                    .keys
+                    .open(&v.id, &v.code_sealed)
+                    .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
+                Ok(Some(self.queue(tx, &service, &v, &code, false, now).await?))
+            }
+            SilentResult::Failed(reason) => {
+                v.fail(now, reason.as_str().to_string());
+                save(tx, &mut v).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// After a conclusion's commit: the audit event, the metrics, and the fallback SMS.
+    async fn after_conclusion(&self, caller: &Caller, c: &SilentCheck, sending: Option<(Message, Lease)>) {
+        let (kind, detail) = match (c.state, c.reason) {
+            (CheckState::Matched, _) => ("silent_approved", format!("the operator confirmed the number ({})", c.provider)),
+            (_, Some(r)) if sending.is_some() => ("silent_fell_back", format!("silent check ended ({}); code sent by SMS", r.as_str())),
+            (_, r) => ("silent_failed", format!("silent check ended ({})", r.map_or("unknown", |r| r.as_str()))),
+        };
+        self.audit(caller, kind, Some(&c.verification_id), &detail).await;
+        if let Some((message, lease)) = sending {
+            let this = self.clone();
+            tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+        }
+    }
+}
+
+/// An `auto` verification's check that cannot start: its code goes by SMS at once.
+fn failed_plan(v: &Verification, reason: Reason, return_path: Option<String>, now: DateTime<Utc>) -> SilentPlan {
+    let token = random_token();
+    let check = SilentCheck {
+        id: new_id("SC"),
+        verification_id: v.id.clone(),
+        provider: String::new(),
+        provider_ref: None,
+        device_url_sealed: None,
+        token_digest: token_digest(&token),
+        state: CheckState::Failed,
+        reason: Some(reason),
+        fallback: true,
+        return_path,
+        created_at: now,
+        expires_at: now,
+        opened_at: None,
+        finished_at: Some(now),
+    };
+    SilentPlan { check, token, provider: None }
+}
+
+fn answer(provider: &str, c: Coverage) -> CoverageAnswer {
+    match c {
+        Coverage::Available { operator } => {
+            CoverageAnswer { available: true, reason: None, provider: Some(provider.to_string()), operator }
+        }
+        Coverage::Unavailable(reason) => CoverageAnswer { available: false, reason: Some(reason), provider: None, operator: None },
+    }
+}

@@ -1,0 +1,306 @@
+//! Silent verification over HTTP: coverage and fallback in the native API, and the device's side
+//! — the single-use `check_url` (`/silent/{token}`), the simulator's operator page and the
+//! providers' callbacks (`/silent/callback/{provider}`), which end on phonegate's own pages.
+use super::error::{ApiError, ErrorBody};
+use super::extract::ApiQuery;
+use super::{AppState, auth, auth::Authenticated};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, LOCATION};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use phonegate_core::silent::{CheckState, SIMULATOR, SilentCheck, SimOutcome};
+use phonegate_core::{Caller, VerifyError};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(coverage)).routes(routes!(fallback))
+}
+
+pub fn page_routes() -> Router<AppState> {
+    Router::new()
+        .route("/silent/{token}", get(open))
+        .route("/silent/simulator/{reference}", get(simulator))
+        .route("/silent/callback/{provider}", get(callback))
+}
+
+/// The silent part of a verification.
+#[derive(Serialize, ToSchema)]
+pub struct SilentView {
+    /// The silent provider that checks the device (`simulator`, or a configured one).
+    provider: Option<String>,
+    /// created (waiting for the device), opened (the device is at the operator), matched, failed
+    #[schema(value_type = String, example = "created")]
+    status: CheckState,
+    /// Why it failed: wifi, operator_not_covered, unknown, mismatch, timeout, provider_error.
+    reason: Option<String>,
+    /// The URL the device must open over mobile data; single-use. Given only when the
+    /// verification is started, while the check waits for the device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check_url: Option<String>,
+    /// The device must finish the operator's step by then.
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl SilentView {
+    pub fn new(c: &SilentCheck, check_url: Option<String>) -> Self {
+        Self {
+            provider: (!c.provider.is_empty()).then(|| c.provider.clone()),
+            status: c.state,
+            reason: c.reason.map(|r| r.as_str().to_string()),
+            check_url,
+            expires_at: c.expires_at,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct CoverageQuery {
+    /// The device's IP address, from a backend with an API key (default: the caller's address).
+    ip: Option<String>,
+    /// The phone number, when known: routing may choose the provider by its prefix.
+    to: Option<String>,
+    /// Simulator only: the answer to give (match, mismatch, wifi, no_coverage, timeout).
+    sim: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CoverageView {
+    /// Whether silent verification can be tried for this device now.
+    available: bool,
+    /// Why not: wifi (not on mobile data), operator_not_covered, unknown.
+    reason: Option<String>,
+    provider: Option<String>,
+    /// The device's network, when the provider names it.
+    operator: Option<String>,
+}
+
+fn sim(raw: Option<&str>) -> Result<Option<SimOutcome>, ApiError> {
+    raw.map(|s| {
+        SimOutcome::parse(s).ok_or_else(|| VerifyError::invalid("sim", "must be match, mismatch, wifi, no_coverage or timeout").into())
+    })
+    .transpose()
+}
+
+/// The caller of a request that may carry an API key: the key's caller, or the end user's.
+async fn key_or_end_user(parts: &Parts, s: &AppState) -> Result<Caller, ApiError> {
+    let meta = auth::meta(parts);
+    match auth::authenticate(&parts.headers, &meta, s).await? {
+        Some(caller) => Ok(caller),
+        None if parts.headers.contains_key(axum::http::header::AUTHORIZATION) => Err(ApiError::unauthorized()),
+        None => Ok(Caller::end_user(meta.ip, meta.request_id)),
+    }
+}
+
+/// Whether silent verification is possible for a device: for the caller's own address (a page
+/// on the phone), or for `ip` (a backend with an API key, for its user's device). Answers
+/// `available: false` with `wifi`, `operator_not_covered` or `unknown`.
+#[utoipa::path(get, path = "/api/coverage", tag = "silent", params(CoverageQuery),
+    responses((status = 200, body = CoverageView), (status = 400, body = ErrorBody, description = "invalid ip, number or sim; `ip` without an API key"),
+        (status = 401, body = ErrorBody, description = "an Authorization header that names no active key")), security((), ("bearer" = []), ("basic" = [])))]
+async fn coverage(State(s): State<AppState>, parts: Parts, ApiQuery(q): ApiQuery<CoverageQuery>) -> Result<Json<CoverageView>, ApiError> {
+    let caller = key_or_end_user(&parts, &s).await?;
+    let ip =
+        q.ip.as_deref()
+            .map(|ip| ip.trim().parse::<std::net::IpAddr>())
+            .transpose()
+            .map_err(|_| VerifyError::invalid("ip", "must be an IPv4 or IPv6 address"))?;
+    let a = s.verifier.coverage(&caller, ip, q.to.as_deref(), sim(q.sim.as_deref())?).await?;
+    Ok(Json(CoverageView {
+        available: a.available,
+        reason: a.reason.map(|r| r.as_str().to_string()),
+        provider: a.provider,
+        operator: a.operator,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct FallbackView {
+    id: String,
+    silent: SilentView,
+    /// True when the code went out by SMS.
+    code_sent: bool,
+}
+
+/// Stop waiting for the device and send the code by SMS now (an `auto` verification whose
+/// silent check has not ended). The verification stays the same; check its code as usual.
+#[utoipa::path(post, path = "/api/verifications/{id}/fallback", tag = "silent", params(("id" = String, Path)),
+    responses((status = 200, body = FallbackView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "no_silent_check: not an auto verification, or its check has ended; verification_…: not pending")))]
+async fn fallback(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<FallbackView>, ApiError> {
+    if !phonegate_core::ids::is_id("VE", &id) {
+        return Err(VerifyError::VerificationNotFound.into());
+    }
+    let outcome = s.verifier.fall_back(&caller, &id).await?;
+    let check = s.verifier.silent_check(&caller, &id).await?.ok_or(VerifyError::NoSilentCheck)?;
+    Ok(Json(FallbackView { id, silent: SilentView::new(&check, None), code_sent: outcome.code_sent }))
+}
+
+#[derive(Deserialize)]
+struct SimQuery {
+    sim: Option<String>,
+}
+
+/// The device opens its `check_url`: on to the provider (a 303), or a page saying why not.
+async fn open(State(s): State<AppState>, parts: Parts, Path(token): Path<String>, Query(q): Query<SimQuery>) -> Response {
+    let caller = end_user(&parts);
+    let sim = match sim(q.sim.as_deref()) {
+        Ok(sim) => sim,
+        Err(_) => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Not a valid link",
+                "The sim parameter must be match, mismatch, wifi, no_coverage or timeout.",
+                None,
+            );
+        }
+    };
+    if token.len() > 64 {
+        return failure(&VerifyError::CheckLinkNotFound);
+    }
+    match s.verifier.open_check_url(&caller, &token, sim).await {
+        Ok(url) => redirect(&url),
+        Err(e) => failure(&e),
+    }
+}
+
+/// The simulator's operator: what a device would go through at a real operator, as a page that
+/// lets the developer choose the answer (or takes it from `sim`).
+async fn simulator(State(s): State<AppState>, Path(reference): Path<String>, Query(q): Query<SimQuery>) -> Response {
+    if !s.verifier.silent_enabled() || !phonegate_core::ids::is_id("SR", &reference) {
+        return failure(&VerifyError::CheckLinkNotFound);
+    }
+    let target = |o: SimOutcome| format!("/silent/callback/{SIMULATOR}?ref={reference}&outcome={}", o.as_str());
+    if let Ok(Some(o)) = sim(q.sim.as_deref()) {
+        return redirect(&target(o));
+    }
+    let choices: String = [
+        (SimOutcome::Match, "The device holds this number's SIM (match)"),
+        (SimOutcome::Mismatch, "Another SIM (mismatch)"),
+        (SimOutcome::Wifi, "The device is on WiFi"),
+        (SimOutcome::NoCoverage, "The operator is not covered"),
+        (SimOutcome::Timeout, "The operator does not answer (time-out)"),
+    ]
+    .into_iter()
+    .map(|(o, label)| {
+        format!("<li><a class=\"choice\" data-outcome=\"{}\" href=\"{}\">{label}</a></li>", o.as_str(), html_escape(&target(o)))
+    })
+    .collect();
+    let body = format!(
+        "<p class=\"notice\"><strong>Simulated operator.</strong> No operator is asked: this page stands in for the mobile network, \
+         because phonegate runs with <code>silent_simulator = true</code>. Choose what the operator answers.</p><ul class=\"sim\">{choices}</ul>"
+    );
+    page_html(StatusCode::OK, "Simulated operator", &body)
+}
+
+/// The provider sends the device back here: the check is decided once, then the device goes to
+/// the page it came from (a login flow's) or sees the result.
+async fn callback(
+    State(s): State<AppState>,
+    parts: Parts,
+    Path(provider): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> Response {
+    let caller = end_user(&parts);
+    match s.verifier.silent_callback(&caller, &provider, &query).await {
+        Ok(outcome) => {
+            if let Some(path) = outcome.return_path.as_deref().filter(|p| p.starts_with('/') && !p.starts_with("//")) {
+                let sep = if path.contains('?') { '&' } else { '?' };
+                let result = if outcome.state == CheckState::Matched { "done" } else { "sms" };
+                return redirect(&format!("{path}{sep}silent={result}"));
+            }
+            match (outcome.state, outcome.code_sent) {
+                (CheckState::Matched, _) => {
+                    page(StatusCode::OK, "Number verified", "Your mobile operator confirmed your number. You can go back to the app.", None)
+                }
+                (_, true) => page(
+                    StatusCode::OK,
+                    "We sent you a code",
+                    "Your number could not be confirmed instantly, so a code is on its way by SMS. Enter it where you started.",
+                    None,
+                ),
+                (_, false) => page(
+                    StatusCode::OK,
+                    "Not verified",
+                    &format!(
+                        "Your mobile operator could not confirm this number ({}). Go back and try again on mobile data, or ask for a code by SMS.",
+                        outcome.reason.map_or("unknown", |r| r.as_str())
+                    ),
+                    None,
+                ),
+            }
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+fn end_user(parts: &Parts) -> Caller {
+    let meta = auth::meta(parts);
+    Caller::end_user(meta.ip, meta.request_id)
+}
+
+fn failure(e: &VerifyError) -> Response {
+    let (status, title, text) = match e {
+        VerifyError::CheckLinkNotFound => (StatusCode::NOT_FOUND, "Not a valid link", "This verification link is not valid."),
+        VerifyError::CheckLinkUsed => {
+            (StatusCode::GONE, "Link already used", "This verification link was used already. Go back and start again.")
+        }
+        VerifyError::CheckLinkExpired => (
+            StatusCode::GONE,
+            "Link expired",
+            "This verification link has expired. If you started with a code as a fallback, it is on its way by SMS.",
+        ),
+        VerifyError::SilentCallbackInvalid => {
+            (StatusCode::BAD_REQUEST, "Not a valid answer", "This does not answer any open verification.")
+        }
+        VerifyError::OverBudget { .. } => {
+            (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Too many verifications from this network. Try again later.")
+        }
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "Try again", "The verification could not be completed. Try again shortly."),
+    };
+    page(status, title, text, None)
+}
+
+fn redirect(url: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(url) {
+        r.headers_mut().insert(LOCATION, v);
+    }
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn page(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
+    let link = link.map(|(href, label)| format!("<p><a href=\"{}\">{}</a></p>", html_escape(href), html_escape(label))).unwrap_or_default();
+    page_html(status, title, &format!("<p role=\"status\">{}</p>{link}", html_escape(text)))
+}
+
+/// A small self-contained page (the device may be mid-way through an operator's redirects).
+fn page_html(status: StatusCode, title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"referrer\" content=\"no-referrer\"><title>{t} · phonegate</title><style>body{{font:1.05rem/1.5 system-ui,sans-serif;\
+         max-width:32rem;margin:0 auto;padding:1rem}}.notice{{background:#fff4d6;padding:.75rem;border-radius:.4rem}}ul.sim{{list-style:none;padding:0}}\
+         ul.sim a{{display:block;padding:.8rem;margin:.5rem 0;border:1px solid #0b57d0;border-radius:.4rem;text-decoration:none}}</style></head>\
+         <body><main><h1>{t}</h1>{body}</main></body></html>",
+        t = html_escape(title)
+    );
+    let mut r = (status, Html(html)).into_response();
+    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

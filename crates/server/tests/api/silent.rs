@@ -1,0 +1,246 @@
+//! Silent verification through the local simulator: `silent` and `auto` verifications, the
+//! single-use `check_url`, every fallback of `auto` to SMS, coverage, replayed and forged
+//! callbacks, and the sweep of checks the device never finished.
+use crate::helpers::{TestApp, eventually, expect_error, fresh_number};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn simulator() -> TestApp {
+    TestApp::spawn_with(|c| c.silent_simulator = true).await
+}
+
+/// A client that does not follow redirects, to see each step of the device's way.
+fn device() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn start(app: &TestApp, to: &str, channel: &str) -> Value {
+    let r = app.post("/api/verifications", json!({ "to": to, "channel": channel })).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.unwrap()
+}
+
+async fn get(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/verifications/{id}")).await.json().await.unwrap()
+}
+
+/// The device opens the check URL and the simulated operator answers `sim`; returns the final
+/// page's status and text.
+async fn walk(check_url: &str, sim: &str) -> (StatusCode, String) {
+    let r = reqwest::get(format!("{check_url}?sim={sim}")).await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+async fn code_sent(app: &TestApp, to: &str) -> String {
+    eventually(|| async { app.outbox(to).await.first().and_then(|m| m["body"].as_str()).map(str::to_string) }).await;
+    app.code_for(to).await
+}
+
+#[tokio::test]
+async fn a_silent_verification_is_approved_when_the_operator_confirms_the_number() {
+    let app = simulator().await;
+    let to = fresh_number();
+    let v = start(&app, &to, "silent").await;
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["channel"], "silent");
+    assert_eq!(v["silent"]["status"], "created");
+    assert_eq!(v["silent"]["provider"], "simulator");
+    let check_url = v["silent"]["check_url"].as_str().unwrap().to_string();
+    assert!(check_url.starts_with(&format!("{}/silent/", app.base)), "{check_url}");
+
+    // The device's way: the check URL sends it to the operator, the operator back to phonegate.
+    let r = device().get(&check_url).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let operator = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(operator.starts_with("/silent/simulator/SR"), "{operator}");
+    let page = device().get(app.url(&operator)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Simulated operator") && page.contains("data-outcome=\"match\""), "{page}");
+    let r = device().get(app.url(&format!("{operator}?sim=match"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let callback = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(callback.starts_with("/silent/callback/simulator?ref=SR"), "{callback}");
+    let r = device().get(app.url(&callback)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Number verified"));
+
+    let v = get(&app, v["id"].as_str().unwrap()).await;
+    assert_eq!(v["status"], "approved");
+    assert_eq!(v["approved_channel"], "silent");
+    assert_eq!(v["silent"]["status"], "matched");
+    assert!(v["silent"].get("check_url").is_none(), "the link is given out once");
+    assert!(app.outbox(&to).await.is_empty(), "no SMS for a silent approval");
+
+    // The callback again (a replay), and the link again: both refused.
+    assert_eq!(device().get(app.url(&callback)).send().await.unwrap().status(), StatusCode::GONE);
+    assert_eq!(device().get(&check_url).send().await.unwrap().status(), StatusCode::GONE);
+    let events: Value = app.get("/api/audit?kind=silent_approved").await.json().await.unwrap();
+    assert_eq!(events["events"][0]["subject"], v["id"]);
+}
+
+#[tokio::test]
+async fn a_silent_verification_fails_with_the_reason_when_the_operator_does_not_confirm() {
+    let app = simulator().await;
+    for (sim, reason) in [("mismatch", "mismatch"), ("wifi", "wifi"), ("no_coverage", "operator_not_covered"), ("timeout", "timeout")] {
+        let to = fresh_number();
+        let v = start(&app, &to, "silent").await;
+        let (status, page) = walk(v["silent"]["check_url"].as_str().unwrap(), sim).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("Not verified"), "{page}");
+        let v = get(&app, v["id"].as_str().unwrap()).await;
+        assert_eq!(v["status"], "failed", "{sim}");
+        assert_eq!(v["failure_reason"], reason);
+        assert_eq!(v["silent"]["reason"], reason);
+        assert!(v["approved_channel"].is_null());
+        assert!(app.outbox(&to).await.is_empty(), "a silent verification never sends a code");
+    }
+}
+
+#[tokio::test]
+async fn auto_continues_the_same_verification_by_sms_whenever_the_silent_check_fails() {
+    let app = simulator().await;
+    for (sim, reason) in [("mismatch", "mismatch"), ("wifi", "wifi"), ("no_coverage", "operator_not_covered"), ("timeout", "timeout")] {
+        let to = fresh_number();
+        let v = start(&app, &to, "auto").await;
+        let id = v["id"].as_str().unwrap();
+        assert!(app.outbox(&to).await.is_empty(), "no code while the silent check may succeed");
+        let (_, page) = walk(v["silent"]["check_url"].as_str().unwrap(), sim).await;
+        assert!(page.contains("We sent you a code"), "{sim}: {page}");
+        let code = code_sent(&app, &to).await;
+        let now = get(&app, id).await;
+        assert_eq!(now["status"], "pending", "{sim}: the same verification goes on");
+        assert_eq!(now["silent"]["reason"], reason);
+        let r: Value = app.check(id, &code).await.json().await.unwrap();
+        assert_eq!(r["status"], "approved");
+        assert_eq!(get(&app, id).await["approved_channel"], "sms");
+    }
+}
+
+#[tokio::test]
+async fn auto_is_approved_silently_without_any_sms() {
+    let app = simulator().await;
+    let to = fresh_number();
+    let v = start(&app, &to, "auto").await;
+    let (_, page) = walk(v["silent"]["check_url"].as_str().unwrap(), "match").await;
+    assert!(page.contains("Number verified"), "{page}");
+    let v = get(&app, v["id"].as_str().unwrap()).await;
+    assert_eq!((v["status"].as_str(), v["approved_channel"].as_str()), (Some("approved"), Some("silent")));
+    assert!(app.outbox(&to).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_unfinished_check_times_out_into_sms_and_its_link_expires() {
+    let app = simulator().await;
+    // Never opened.
+    let (a, b) = (fresh_number(), fresh_number());
+    let va = start(&app, &a, "auto").await;
+    // Opened, but the operator never answered.
+    let vb = start(&app, &b, "auto").await;
+    let r = device().get(vb["silent"]["check_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    app.advance(chrono::Duration::seconds(121));
+    // The link opened after its deadline ends the check itself.
+    let r = device().get(va["silent"]["check_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    code_sent(&app, &a).await;
+    // The sweep ends the other.
+    assert_eq!(app.state.verifier.expire_silent_checks(100).await.unwrap(), 1);
+    code_sent(&app, &b).await;
+    let v = get(&app, vb["id"].as_str().unwrap()).await;
+    assert_eq!((v["status"].as_str(), v["silent"]["reason"].as_str()), (Some("pending"), Some("timeout")));
+}
+
+#[tokio::test]
+async fn the_app_can_stop_waiting_and_send_the_code_now() {
+    let app = simulator().await;
+    let to = fresh_number();
+    let v = start(&app, &to, "auto").await;
+    let id = v["id"].as_str().unwrap();
+    let r = app.post(&format!("/api/verifications/{id}/fallback"), json!({})).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r: Value = r.json().await.unwrap();
+    assert_eq!((r["code_sent"].as_bool(), r["silent"]["status"].as_str()), (Some(true), Some("failed")));
+    code_sent(&app, &to).await;
+    // Once only; and the device's link is dead now.
+    expect_error(app.post(&format!("/api/verifications/{id}/fallback"), json!({})).await, 409, "no_silent_check").await;
+    assert_eq!(device().get(v["silent"]["check_url"].as_str().unwrap()).send().await.unwrap().status(), StatusCode::GONE);
+    // Not for an SMS verification.
+    let sms = app.start(&fresh_number()).await;
+    let path = format!("/api/verifications/{}/fallback", sms["id"].as_str().unwrap());
+    expect_error(app.post(&path, json!({})).await, 409, "no_silent_check").await;
+}
+
+#[tokio::test]
+async fn a_check_url_opens_once_under_concurrency_and_forged_links_and_callbacks_are_refused() {
+    let app = simulator().await;
+    let v = start(&app, &fresh_number(), "silent").await;
+    let url = v["silent"]["check_url"].as_str().unwrap().to_string();
+    let client = device();
+    let tries = (0..12).map(|_| {
+        let (c, u) = (client.clone(), url.clone());
+        tokio::spawn(async move { c.get(u).send().await.unwrap().status() })
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(tries).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::SEE_OTHER).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == StatusCode::SEE_OTHER || *s == StatusCode::GONE), "{statuses:?}");
+
+    // A made-up token, a made-up reference, an unknown provider, no reference at all.
+    let forged = format!("{}/silent/{}", app.base, "A".repeat(43));
+    assert_eq!(device().get(forged).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    for path in [
+        "/silent/callback/simulator?ref=SR00000000000000000000000000000000&outcome=match",
+        "/silent/callback/operator?ref=x",
+        "/silent/callback/simulator",
+    ] {
+        assert_eq!(device().get(app.url(path)).send().await.unwrap().status(), StatusCode::BAD_REQUEST, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn coverage_answers_for_the_device_and_the_simulator_takes_sim() {
+    let app = simulator().await;
+    let anonymous = reqwest::Client::new();
+    let cov = |q: &str| anonymous.get(app.url(&format!("/api/coverage{q}"))).send();
+    let r: Value = cov("").await.unwrap().json().await.unwrap();
+    assert_eq!((r["available"].as_bool(), r["provider"].as_str()), (Some(true), Some("simulator")));
+    for (sim, reason) in [("wifi", "wifi"), ("no_coverage", "operator_not_covered")] {
+        let r: Value = cov(&format!("?sim={sim}")).await.unwrap().json().await.unwrap();
+        assert_eq!((r["available"].as_bool(), r["reason"].as_str()), (Some(false), Some(reason)));
+    }
+    let r: Value = cov("?sim=match").await.unwrap().json().await.unwrap();
+    assert_eq!(r["available"], true);
+    // Another address is a backend's question (with a key).
+    expect_error(cov("?ip=203.0.113.7").await.unwrap(), 400, "invalid_parameter").await;
+    let r: Value = app.get("/api/coverage?ip=203.0.113.7&to=%2B4915123456789").await.json().await.unwrap();
+    assert_eq!(r["available"], true);
+    expect_error(app.get("/api/coverage?ip=nope").await, 400, "invalid_parameter").await;
+    expect_error(cov("?sim=maybe").await.unwrap(), 400, "invalid_parameter").await;
+    let r = anonymous.get(app.url("/api/coverage")).bearer_auth("sk_wrong").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_a_silent_provider_silent_is_refused_and_auto_is_sms() {
+    let app = TestApp::spawn().await;
+    let to = fresh_number();
+    expect_error(app.post("/api/verifications", json!({ "to": to, "channel": "silent" })).await, 400, "silent_unavailable").await;
+    let v = start(&app, &to, "auto").await;
+    assert_eq!(v["silent"]["status"], "failed");
+    assert_eq!(v["silent"]["reason"], "operator_not_covered");
+    assert!(v["silent"].get("check_url").is_none());
+    let code = code_sent(&app, &to).await;
+    let r: Value = app.check(v["id"].as_str().unwrap(), &code).await.json().await.unwrap();
+    assert_eq!(r["status"], "approved");
+    let r: Value = reqwest::get(app.url("/api/coverage")).await.unwrap().json().await.unwrap();
+    assert_eq!((r["available"].as_bool(), r["reason"].as_str()), (Some(false), Some("operator_not_covered")));
+    expect_error(reqwest::get(app.url("/api/coverage?sim=match")).await.unwrap(), 400, "invalid_parameter").await;
+    expect_error(app.post("/api/verifications", json!({ "to": to, "channel": "fax" })).await, 400, "channel_not_supported").await;
+}
+
+#[tokio::test]
+async fn a_second_silent_start_for_a_number_is_refused_while_one_is_pending() {
+    let app = simulator().await;
+    let to = fresh_number();
+    let v = start(&app, &to, "silent").await;
+    let e = expect_error(app.post("/api/verifications", json!({ "to": to, "channel": "silent" })).await, 409, "verification_pending").await;
+    assert_eq!(e["verification_id"], v["id"]);
+}
