@@ -478,6 +478,7 @@ impl Verifier {
             })
         })
         .await?;
+        let mut done = done;
         if let Some(v) = &done.expired {
             self.observer.verification_entered(&v.service_id, v.channel, v.status);
         }
@@ -497,6 +498,9 @@ impl Verifier {
             }
             if check.state.is_live() {
                 check_url = Some(self.check_url(&plan.token));
+            } else if !check.fallback {
+                // The provider refused: the silent verification has failed.
+                done.verification = self.get(caller, &done.verification.id).await?;
             }
             silent = Some(check);
         }

@@ -6,6 +6,7 @@ pub mod events;
 pub mod routing;
 pub mod secret;
 pub mod signature;
+pub mod silent;
 mod sipgate;
 #[cfg(test)]
 mod testing;

@@ -212,6 +212,9 @@ fn silent_routes(config: &Config) -> anyhow::Result<phonegate_core::silent::Sile
     if config.silent_simulator {
         providers.push(Arc::new(phonegate_core::silent::Simulator));
     }
+    for (name, settings) in &config.silent_providers {
+        providers.push(phonegate_providers::silent::build(name, settings).context("invalid silent provider configuration")?);
+    }
     let timeout = chrono::Duration::seconds(config.silent_timeout_secs as i64);
     phonegate_core::silent::SilentRoutes::new(providers, config.silent_routing.clone(), &public, timeout)
         .map_err(|e| anyhow::anyhow!("invalid silent provider configuration: {e}"))

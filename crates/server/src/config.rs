@@ -82,6 +82,9 @@ pub struct Config {
     pub silent_simulator: bool,
     /// Seconds the device has to open a `check_url` and finish the operator's step.
     pub silent_timeout_secs: u64,
+    /// Silent (SIM-based) providers by name (`[silent_providers.NAME]` with `kind = "camara" |
+    /// "vonage" | "truid"`); they need `public_url`, where the operator sends the device back.
+    pub silent_providers: BTreeMap<String, phonegate_providers::silent::SilentProviderConfig>,
     /// Which silent providers to ask, in order, per number prefix (`[silent_routing]`).
     pub silent_routing: phonegate_core::silent::SilentRouting,
 }
@@ -125,6 +128,7 @@ impl Default for Config {
             accounts: Default::default(),
             account_webhook: None,
             silent_simulator: false,
+            silent_providers: BTreeMap::new(),
             silent_timeout_secs: 120,
             silent_routing: Default::default(),
         }
@@ -177,6 +181,10 @@ pub enum ConfigError {
     Accounts(String),
     #[error("silent_simulator needs the dev outbox: it is refused with real SMS providers ({0})")]
     SimulatorWithProviders(String),
+    #[error("silent_providers need public_url: the operator sends the device back to {{public_url}}/silent/callback/NAME")]
+    SilentNeedsPublicUrl,
+    #[error("silent_providers: `simulator` is the name of the simulator (silent_simulator = true); choose another")]
+    SilentSimulatorName,
     #[error("silent_timeout_secs must be between 10 and 3600")]
     SilentTimeout,
 }
@@ -240,6 +248,12 @@ impl Config {
         if self.silent_simulator && !real.is_empty() {
             return Err(ConfigError::SimulatorWithProviders(real.join(", ")));
         }
+        if !self.silent_providers.is_empty() && self.public_url.is_none() {
+            return Err(ConfigError::SilentNeedsPublicUrl);
+        }
+        if self.silent_providers.contains_key(phonegate_core::silent::SIMULATOR) {
+            return Err(ConfigError::SilentSimulatorName);
+        }
         if !(10..=3600).contains(&self.silent_timeout_secs) {
             return Err(ConfigError::SilentTimeout);
         }
@@ -265,11 +279,19 @@ impl Config {
     }
 }
 
-/// Replaces every `KEY_file = "PATH"` inside a provider table by `KEY = <contents of PATH>`, so
-/// secrets can come from files (container secrets) instead of the configuration itself.
+/// Replaces every `KEY_file = "PATH"` inside a provider table (SMS or silent) by
+/// `KEY = <contents of PATH>`, so secrets can come from files (container secrets) instead of the
+/// configuration itself.
 fn resolve_secret_files(tree: &mut Value) -> Result<(), ConfigError> {
     let Value::Dict(_, root) = tree else { return Ok(()) };
-    let Some(Value::Dict(_, providers)) = root.get_mut("providers") else { return Ok(()) };
+    for section in ["providers", "silent_providers"] {
+        let Some(Value::Dict(_, providers)) = root.get_mut(section) else { continue };
+        resolve_in(providers)?;
+    }
+    Ok(())
+}
+
+fn resolve_in(providers: &mut figment::value::Dict) -> Result<(), ConfigError> {
     for (name, table) in providers.iter_mut() {
         let Value::Dict(_, fields) = table else { continue };
         let file_keys: Vec<String> = fields.keys().filter(|k| k.ends_with("_file")).cloned().collect();
@@ -374,6 +396,44 @@ mod tests {
             jail.create_file("not-a-path.toml", "[providers.x]\nkind = \"twilio\"\naccount_sid = \"AC\"\nauth_token_file = 7")?;
             let err = Config::load(Some(Path::new("not-a-path.toml")), &Overrides::default()).unwrap_err();
             assert_eq!(err.to_string(), "providers.x.auth_token_file must be a file path");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn silent_providers_load_with_secrets_from_files_and_bad_combinations_are_refused() {
+        Jail::expect_with(|jail| {
+            jail.create_file("truid.txt", "tru-secret\n")?;
+            jail.create_file(
+                "p.toml",
+                r#"
+                public_url = "https://verify.example.com"
+                silent_timeout_secs = 60
+                [silent_providers.truid]
+                kind = "truid"
+                client_id = "cid"
+                client_secret_file = "truid.txt"
+                [silent_routing]
+                providers = ["truid"]
+                routes = [{ prefix = "+44", providers = ["truid"] }]
+                "#,
+            )?;
+            let c = Config::load(Some(Path::new("p.toml")), &Overrides::default()).unwrap();
+            let phonegate_providers::silent::SilentProviderSettings::Truid(t) = &c.silent_providers["truid"].kind else { panic!() };
+            assert_eq!(t.client_secret.expose(), "tru-secret");
+            assert_eq!(c.silent_routing.routes[0].prefix, "+44");
+
+            jail.create_file("nourl.toml", "[silent_providers.t]\nkind = \"truid\"\nclient_id = \"c\"\nclient_secret = \"s\"\n")?;
+            let e = Config::load(Some(Path::new("nourl.toml")), &Overrides::default()).unwrap_err();
+            assert!(matches!(e, ConfigError::SilentNeedsPublicUrl), "{e}");
+
+            jail.create_file("sim.toml", "silent_simulator = true\n[providers.tw]\nkind = \"twilio\"\naccount_sid = \"AC1\"\nauth_token = \"t\"\nfrom = \"+15005550006\"\n")?;
+            let e = Config::load(Some(Path::new("sim.toml")), &Overrides::default()).unwrap_err();
+            assert!(matches!(&e, ConfigError::SimulatorWithProviders(names) if names == "tw"), "{e}");
+            jail.set_env("PHONEGATE_SILENT_SIMULATOR", "true");
+            assert!(Config::load(None, &Overrides::default()).unwrap().silent_simulator, "with the dev outbox it is allowed");
+            jail.set_env("PHONEGATE_SILENT_TIMEOUT_SECS", "5");
+            assert!(matches!(Config::load(None, &Overrides::default()).unwrap_err(), ConfigError::SilentTimeout));
             Ok(())
         });
     }

@@ -212,6 +212,10 @@ async fn callback(
     Path(provider): Path<String>,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Response {
+    if query.is_empty() {
+        // Vonage puts `request_id` and `code` in the fragment, which only the browser sees.
+        return fragment_relay();
+    }
     let caller = end_user(&parts);
     match s.verifier.silent_callback(&caller, &provider, &query).await {
         Ok(outcome) => {
@@ -243,6 +247,15 @@ async fn callback(
         }
         Err(e) => failure(&e),
     }
+}
+
+/// A page that moves the URL's fragment into its query and loads it again.
+fn fragment_relay() -> Response {
+    let body = "<p id=\"m\" role=\"status\">Finishing the verification…</p><script>\
+        if (location.hash.length > 1) { location.replace(location.pathname + '?' + location.hash.slice(1)); }\
+        else { document.getElementById('m').textContent = 'This does not answer any open verification.'; }</script>\
+        <noscript><p>This step needs JavaScript: go back and ask for a code by SMS instead.</p></noscript>";
+    page_html(StatusCode::OK, "Verifying", body)
 }
 
 fn end_user(parts: &Parts) -> Caller {

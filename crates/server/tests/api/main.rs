@@ -26,6 +26,7 @@ mod schema;
 mod secrets;
 mod services;
 mod silent;
+mod silent_providers;
 mod tenants;
 mod tls;
 mod tokens;

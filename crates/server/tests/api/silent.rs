@@ -189,7 +189,7 @@ async fn a_check_url_opens_once_under_concurrency_and_forged_links_and_callbacks
     for path in [
         "/silent/callback/simulator?ref=SR00000000000000000000000000000000&outcome=match",
         "/silent/callback/operator?ref=x",
-        "/silent/callback/simulator",
+        "/silent/callback/simulator?outcome=match",
     ] {
         assert_eq!(device().get(app.url(path)).send().await.unwrap().status(), StatusCode::BAD_REQUEST, "{path}");
     }
