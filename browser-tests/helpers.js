@@ -17,6 +17,8 @@ function env(name) {
 export const MAIN = { base: env('PHONEGATE_BASE'), secret: env('PHONEGATE_SECRET') };
 export const SHORT_TTL = { base: env('PHONEGATE_SHORT_TTL_BASE'), secret: env('PHONEGATE_SHORT_TTL_SECRET') };
 /** An invite-only group, with an admin made by `phonegate admin create`, that takes signed Twilio webhooks. */
+/** A server with the silent-verification simulator (`PHONEGATE_SILENT_SIMULATOR=true`). */
+export const SILENT = { base: env('PHONEGATE_SILENT_BASE'), secret: env('PHONEGATE_SILENT_SECRET') };
 export const GROUP = {
     base: env('PHONEGATE_GROUP_BASE'),
     secret: env('PHONEGATE_GROUP_SECRET'),
@@ -61,8 +63,8 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * earlier). Every navigation made through goto(),
  * submit() or navigate() is followed by a full-page screenshot named TEST[-LABEL]-NN-STEP.png.
  */
-export async function device(t, { label = '', server = MAIN, base = server.base, locale = 'en-US' } = {}) {
-    const context = await (await browser()).newContext({ baseURL: base, locale });
+export async function device(t, { label = '', server = MAIN, base = server.base, locale = 'en-US', js = true } = {}) {
+    const context = await (await browser()).newContext({ baseURL: base, locale, javaScriptEnabled: js });
     t.after(() => context.close()); // also when the test fails half-way
     context.setDefaultTimeout(15_000);
     context.setDefaultNavigationTimeout(20_000);

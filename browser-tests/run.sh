@@ -2,7 +2,8 @@
 # Drives phonegate's web pages (sign-up, login, code, account; docs/accounts.md) in headless
 # Debian Chromium with playwright-core, against three real servers on temporary SQLite databases
 # (the second with a 60 s code lifetime for the expired-code test, the third an invite-only group
-# with an admin made by `phonegate admin create`; group.test.js), partly through a small
+# with an admin made by `phonegate admin create`; group.test.js, the fourth with the silent
+# simulator; silent.test.js), partly through a small
 # forward-auth proxy (proxy.js). Installs Chromium and the npm packages itself. Full-page
 # screenshots of every page visited go to target/browser-artifacts/.
 # Prints `browser: N passed, M failed` last. Usage: browser-tests/run.sh PATH_TO_PHONEGATE_BINARY
@@ -59,6 +60,8 @@ start() {
 }
 start main
 start short_ttl PHONEGATE_ACCOUNTS__CODE_TTL_SECS=60
+# Silent verification through the local simulator (silent.test.js).
+start silent PHONEGATE_SILENT_SIMULATOR=true
 # An invite-only group whose first admin the operator's command made. Codes go to the dev outbox;
 # a Twilio account is configured only so that its signed inbound-SMS webhook (an invitee texting
 # the invite code) is accepted, which needs the public URL, hence the port chosen first.
@@ -74,6 +77,7 @@ PORT=$group_port start group PHONEGATE_ACCOUNTS__REGISTRATION=invite_only PHONEG
 
 export PHONEGATE_BASE=$base_main PHONEGATE_SECRET=$secret_main
 export PHONEGATE_SHORT_TTL_BASE=$base_short_ttl PHONEGATE_SHORT_TTL_SECRET=$secret_short_ttl
+export PHONEGATE_SILENT_BASE=$base_silent PHONEGATE_SILENT_SECRET=$secret_silent
 export PHONEGATE_GROUP_BASE=$base_group PHONEGATE_GROUP_SECRET=$secret_group PHONEGATE_GROUP_ADMIN_PHONE=$group_admin
 export PHONEGATE_GROUP_TWILIO_ACCOUNT=$twilio_account PHONEGATE_GROUP_TWILIO_TOKEN=$twilio_token
 export BROWSER_ARTIFACTS=$artifacts
@@ -88,7 +92,7 @@ set -e
 # TAP's summary: "# pass N", "# fail N", "# cancelled N" (a cancelled test counts as failed).
 read -r passed failed < <(awk '/^# pass [0-9]+$/ { p = $3 } /^# (fail|cancelled) [0-9]+$/ { f += $3 }
     END { print p + 0, f + 0 }' "$work/tap.log" 2>/dev/null || echo 0 0)
-cp "$work"/main.log "$work"/short_ttl.log "$work"/group.log "$artifacts/" 2>/dev/null || true
+cp "$work"/main.log "$work"/short_ttl.log "$work"/group.log "$work"/silent.log "$artifacts/" 2>/dev/null || true
 
 if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
     echo "--- server log (main) ---"; tail -40 "$work/main.log"

@@ -494,7 +494,7 @@ impl Verifier {
             let mut check = plan.check;
             if let Some(provider) = plan.provider {
                 let brand = done.verification.brand.clone().unwrap_or_else(|| service_name.clone());
-                check = self.create_silent(caller, provider, &check, &done.verification, brand).await?;
+                check = self.create_silent(caller, provider, &check, &done.verification.to, brand).await?;
             }
             if check.state.is_live() {
                 check_url = Some(self.check_url(&plan.token));

@@ -25,6 +25,20 @@ pub enum LoginRequest {
     Password { identifier: String, password: String, locale: Option<String> },
 }
 
+/// The unused flow `id`, locked for the verifying unit: a phone change only for its own user
+/// (`owner`), and not past its deadline.
+pub(super) async fn open_flow(tx: &mut dyn ports::Tx, id: &str, owner: Option<&str>, now: DateTime<Utc>) -> Result<Flow, VerifyError> {
+    let flow = tx
+        .flow(id)
+        .await?
+        .filter(|f| f.used_at.is_none() && (f.kind != FlowKind::PhoneChange || f.user_id.as_deref() == owner))
+        .ok_or(VerifyError::FlowNotFound)?;
+    if now >= flow.expires_at {
+        return Err(VerifyError::CodeExpired);
+    }
+    Ok(flow)
+}
+
 /// Wrong codes a decoy flow takes before it answers "locked", like a verification.
 const DECOY_ATTEMPTS: u32 = 5;
 
@@ -71,7 +85,7 @@ impl Accounts {
         }
         let flow =
             Flow { user_id, username: Some(username), email, password_hash, invite_id, ..self.new_flow(kind, Some(phone.clone()), None) };
-        self.start_flow(caller, flow, req.locale).await
+        self.start_flow(caller, flow, req.locale, true).await
     }
 
     /// Starts a login. Whatever the account's existence or the password, the answer looks the
@@ -90,7 +104,7 @@ impl Accounts {
                 match user {
                     Some(u) => {
                         let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(phone), Some(login)) };
-                        self.start_flow(caller, flow, locale).await
+                        self.start_flow(caller, flow, locale, true).await
                     }
                     None => self.decoy(caller, Some(phone), login, false).await,
                 }
@@ -109,8 +123,10 @@ impl Accounts {
                 let right = self.passwords.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await;
                 match user {
                     Some(u) if right => {
+                        // A code, never a silent check: its link would tell a password guesser
+                        // that the password was right (a decoy has no number to check).
                         let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(u.phone), Some(login)) };
-                        self.start_flow(caller, flow, locale).await
+                        self.start_flow(caller, flow, locale, false).await
                     }
                     _ => self.decoy(caller, None, login, true).await,
                 }
@@ -129,7 +145,7 @@ impl Accounts {
         let phone = self.verifier.parse_phone(phone)?;
         self.admit(caller, None).await?;
         let flow = Flow { user_id: Some(p.user_id.clone()), ..self.new_flow(FlowKind::PhoneChange, Some(phone), None) };
-        self.start_flow(caller, flow, locale).await
+        self.start_flow(caller, flow, locale, true).await
     }
 
     pub(super) fn new_flow(&self, kind: FlowKind, phone: Option<PhoneNumber>, login: Option<String>) -> Flow {
@@ -175,17 +191,27 @@ impl Accounts {
         self.verifier.audited(caller, login.unwrap_or("login"), result).await
     }
 
-    async fn send_code(&self, caller: &Caller, phone: &PhoneNumber, locale: Option<String>) -> Result<crate::engine::Started, VerifyError> {
+    /// Sends a flow's code; with `silent_return` (a new flow whose device may be checked
+    /// silently) it is an `auto` verification whose device comes back to that page.
+    async fn send_code(
+        &self,
+        caller: &Caller,
+        phone: &PhoneNumber,
+        locale: Option<String>,
+        silent_return: Option<String>,
+    ) -> Result<crate::engine::Started, VerifyError> {
+        let channel = if silent_return.is_some() { Channel::Auto } else { Channel::Sms };
         let req = StartRequest {
             service: Some(self.service_id.to_string()),
             to: phone.as_str().to_string(),
-            channel: Channel::Sms,
+            channel,
             locale,
             options: StartOptions {
                 ttl_secs: Some(self.settings.code_ttl_secs),
                 brand: Some(self.settings.brand.clone()),
                 // The answer must not wait for the provider: it would tell real flows from decoys.
                 background: true,
+                silent_return,
                 ..Default::default()
             },
         };
@@ -209,15 +235,26 @@ impl Accounts {
         charges
     }
 
-    pub(super) async fn start_flow(&self, caller: &Caller, mut flow: Flow, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
+    /// Starts a flow's verification; `silent`: by the device's operator where it can (see
+    /// `silent.rs`), else by a code.
+    pub(super) async fn start_flow(
+        &self,
+        caller: &Caller,
+        mut flow: Flow,
+        locale: Option<String>,
+        silent: bool,
+    ) -> Result<FlowStarted, VerifyError> {
         let phone = flow.phone.clone().ok_or_else(|| VerifyError::invalid("phone", "a phone number is required"))?;
         if let Some(taken_over) = self.take_reply_flow(caller, &flow).await? {
             return Ok(taken_over);
         }
-        let started = self.send_code(caller, &phone, locale).await?;
+        let silent_return = (silent && self.verifier.silent_enabled()).then(|| super::silent::flow_page(&flow.id));
+        let started = self.send_code(caller, &phone, locale, silent_return).await?;
         flow.verification_id = Some(started.verification.id.clone());
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
-        self.save_flow(flow, Vec::new(), Vec::new()).await
+        let mut answer = self.save_flow(flow, Vec::new(), Vec::new()).await?;
+        answer.check_url = started.check_url;
+        Ok(answer)
     }
 
     /// A flow that sends nothing and accepts no code, for a login that must not say why.
@@ -231,9 +268,16 @@ impl Accounts {
         // A decoy for a number costs what a code to it would, so the budgets' refusals come at
         // the same point for numbers with and without an account.
         let refusing = phone.as_ref().map(|p| self.send_charges(caller, p)).unwrap_or_default();
-        let flow = self.new_flow(FlowKind::Login, phone, Some(login.clone()));
+        let flow = self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone()));
+        // Where a real flow would get a silent check, so does a decoy (one that ends nothing).
+        let check_url = match &phone {
+            Some(p) if self.verifier.silent_enabled() => {
+                self.verifier.decoy_silent_check(caller, p, super::silent::flow_page(&flow.id), self.settings.brand.clone()).await
+            }
+            _ => None,
+        };
         let counted = if wrong_password { self.verifier.budgets.for_failed_login(&login) } else { Vec::new() };
-        let started = self.save_flow(flow, refusing, counted).await;
+        let started = self.save_flow(flow, refusing, counted).await.map(|s| FlowStarted { check_url, ..s });
         let started = self.verifier.audited(caller, &login, started).await?;
         self.verifier.audit(caller, "login_failed", Some(&login), "unknown account or wrong password").await;
         Ok(started)
@@ -247,8 +291,12 @@ impl Accounts {
         counted: Vec<crate::budget::Charge>,
     ) -> Result<FlowStarted, VerifyError> {
         let now = self.now();
-        let answer =
-            FlowStarted { flow_id: flow.id.clone(), expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs };
+        let answer = FlowStarted {
+            flow_id: flow.id.clone(),
+            expires_at: flow.expires_at,
+            resend_after: self.settings.resend_cooldown_secs,
+            check_url: None,
+        };
         ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
                 crate::engine::charge(tx, &refusing, now).await?;
@@ -287,7 +335,7 @@ impl Accounts {
         .await?;
         let mut flow = flow;
         if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
-            let started = self.send_code(caller, &phone, locale).await?;
+            let started = self.send_code(caller, &phone, locale, None).await?;
             // The verification behind the flow ended (another flow for the number used it): the
             // flow goes on with the new one.
             if started.verification.id != current {
@@ -301,7 +349,7 @@ impl Accounts {
                 .await?;
             }
         }
-        Ok(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs })
+        Ok(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs, check_url: None })
     }
 
     /// Checks a flow's code. Right: the flow is used, and a sign-up creates the account, a login
@@ -325,14 +373,7 @@ impl Accounts {
         let owner = signed_in.map(str::to_string);
         let done = ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let mut flow = tx
-                    .flow(&id)
-                    .await?
-                    .filter(|f| f.used_at.is_none() && (f.kind != FlowKind::PhoneChange || f.user_id == owner))
-                    .ok_or(VerifyError::FlowNotFound)?;
-                if now >= flow.expires_at {
-                    return Err(VerifyError::CodeExpired);
-                }
+                let mut flow = open_flow(tx, &id, owner.as_deref(), now).await?;
                 let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l)).unwrap_or_default();
                 for c in &failed {
                     if !tx.budget_left(c, c.rate.window(now).0).await? {
@@ -377,7 +418,16 @@ impl Accounts {
             })
         })
         .await??;
-        let (user, opened) = done;
+        self.verified(caller, done).await
+    }
+
+    /// The answer of a verified flow, once its unit has committed: the account event, and a
+    /// login's tokens.
+    pub(super) async fn verified(
+        &self,
+        caller: &Caller,
+        (user, opened): (User, Option<(super::Session, String, bool)>),
+    ) -> Result<Verified, VerifyError> {
         match opened {
             None => {
                 self.verifier.record(caller, "phone_changed", Some(&user.id), "the account's phone number was changed").await;
@@ -399,7 +449,7 @@ impl Accounts {
 
     /// What a verified flow does, inside the verifying unit.
     #[allow(clippy::type_complexity)]
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         tx: &mut dyn ports::Tx,
         flow: Flow,

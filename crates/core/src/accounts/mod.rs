@@ -13,6 +13,7 @@ mod me;
 pub mod password;
 pub mod reply;
 pub mod session;
+pub mod silent;
 pub mod user;
 
 pub mod flow;
@@ -119,6 +120,9 @@ pub struct FlowStarted {
     pub expires_at: DateTime<Utc>,
     /// Seconds until the code may be sent again.
     pub resend_after: i64,
+    /// The path of the device's `check_url` when the flow is checked silently (its code then
+    /// goes by SMS only if that fails).
+    pub check_url: Option<String>,
 }
 
 /// A verified login: the session it opened and the tokens for it.

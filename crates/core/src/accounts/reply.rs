@@ -111,7 +111,7 @@ impl Accounts {
             by_reply: true,
             ..self.new_flow(kind, Some(from.clone()), None)
         };
-        self.start_flow(caller, flow, None).await?;
+        self.start_flow(caller, flow, None, false).await?;
         self.verifier.record(caller, "invite_replied", Some(&invite.id), "an invitee texted the invite code; a code was sent").await;
         Ok(true)
     }
@@ -147,7 +147,7 @@ impl Accounts {
                 flow.last_sent_at = reply.last_sent_at;
                 flow.invite_id = flow.invite_id.or(reply.invite_id);
                 tx.insert_flow(&flow).await?;
-                Ok(Some(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after }))
+                Ok(Some(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after, check_url: None }))
             })
         })
         .await

@@ -133,23 +133,8 @@ impl Verifier {
             Err(reason) if fallback => return Ok(failed_plan(v, reason, return_path, now)),
             Err(_) => self.silent.plan(Some(&v.to)).first().map(|p| (*p).clone()).ok_or(VerifyError::SilentUnavailable)?,
         };
-        let token = random_token();
-        let check = SilentCheck {
-            id: new_id("SC"),
-            verification_id: v.id.clone(),
-            provider: provider.name().to_string(),
-            provider_ref: None,
-            device_url_sealed: None,
-            token_digest: token_digest(&token),
-            state: CheckState::Created,
-            reason: None,
-            fallback,
-            return_path,
-            created_at: now,
-            expires_at: (now + self.silent.timeout).min(v.expires_at),
-            opened_at: None,
-            finished_at: None,
-        };
+        let (mut check, token) = new_check(&v.id, provider.name(), fallback, return_path, now);
+        check.expires_at = (now + self.silent.timeout).min(v.expires_at);
         Ok(SilentPlan { check, token, provider: Some(provider) })
     }
 
@@ -160,12 +145,12 @@ impl Verifier {
         caller: &Caller,
         provider: Arc<dyn SilentProvider>,
         check: &SilentCheck,
-        v: &Verification,
+        to: &PhoneNumber,
         brand: String,
     ) -> Result<SilentCheck, VerifyError> {
         let start = SilentStart {
             check_id: check.id.clone(),
-            to: v.to.clone(),
+            to: to.clone(),
             callback_url: format!("{}/silent/callback/{}", self.silent.public_url, provider.name()),
             brand,
         };
@@ -198,6 +183,27 @@ impl Verifier {
         .await?;
         self.after_conclusion(caller, &check, sending).await;
         Ok(check)
+    }
+
+    /// A silent check for a decoy login flow (no account, no invite): made as a real flow's
+    /// (coverage, then the provider) so its link leads where a real one would, but for a
+    /// verification that does not exist, so whatever the operator says ends nothing. Returns the
+    /// path of its `check_url` where a real flow would get one.
+    pub async fn decoy_silent_check(&self, caller: &Caller, to: &PhoneNumber, return_path: String, brand: String) -> Option<String> {
+        let now = self.clock.now();
+        let (provider, _) = self.covering(caller.end_user_ip, Some(to)).await.ok()?;
+        let (mut check, token) = new_check(&new_id("VE"), provider.name(), true, Some(return_path), now);
+        check.expires_at = now + self.silent.timeout;
+        let c = check.clone();
+        let stored =
+            ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_silent_check(&c).await?) }))
+                .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "decoy silent check not stored");
+            return None;
+        }
+        let check = self.create_silent(caller, provider, &check, to, brand).await.ok()?;
+        check.state.is_live().then(|| self.check_url(&token))
     }
 
     /// The device opened its `check_url`: the link is spent, and the device goes on to the
@@ -411,25 +417,39 @@ impl Verifier {
     }
 }
 
-/// An `auto` verification's check that cannot start: its code goes by SMS at once.
-fn failed_plan(v: &Verification, reason: Reason, return_path: Option<String>, now: DateTime<Utc>) -> SilentPlan {
+/// A new check waiting for the device (expiring now: the caller sets its deadline), and its
+/// `check_url` token.
+fn new_check(
+    verification_id: &str,
+    provider: &str,
+    fallback: bool,
+    return_path: Option<String>,
+    now: DateTime<Utc>,
+) -> (SilentCheck, String) {
     let token = random_token();
     let check = SilentCheck {
         id: new_id("SC"),
-        verification_id: v.id.clone(),
-        provider: String::new(),
+        verification_id: verification_id.to_string(),
+        provider: provider.to_string(),
         provider_ref: None,
         device_url_sealed: None,
         token_digest: token_digest(&token),
-        state: CheckState::Failed,
-        reason: Some(reason),
-        fallback: true,
+        state: CheckState::Created,
+        reason: None,
+        fallback,
         return_path,
         created_at: now,
         expires_at: now,
         opened_at: None,
-        finished_at: Some(now),
+        finished_at: None,
     };
+    (check, token)
+}
+
+/// An `auto` verification's check that cannot start: its code goes by SMS at once.
+fn failed_plan(v: &Verification, reason: Reason, return_path: Option<String>, now: DateTime<Utc>) -> SilentPlan {
+    let (mut check, token) = new_check(&v.id, "", true, return_path, now);
+    check.finish(SilentResult::Failed(reason), now);
     SilentPlan { check, token, provider: None }
 }
 

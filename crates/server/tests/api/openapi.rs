@@ -53,6 +53,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/verifications/{id}"),
     ("post", "/api/verifications/{id}/cancel"),
     ("post", "/api/verifications/{id}/check"),
+    ("post", "/api/verifications/{id}/fallback"),
+    ("get", "/api/coverage"),
     ("get", "/healthz"),
     ("get", "/metrics"),
     ("get", "/readyz"),
@@ -198,7 +200,8 @@ async fn every_documented_response_matches_what_the_server_sends() {
     // Without a key, every operation that documents 401 answers it (before reading the body).
     for (method, path) in OPERATIONS {
         // The account endpoints take a session or access token, not a key (tested below).
-        let signed_in = ["/api/me", "/api/auth", "/api/admin"].iter().any(|p| path.starts_with(p));
+        // Coverage answers an end user's own page without a key (401 only for a bad key, below).
+        let signed_in = ["/api/me", "/api/auth", "/api/admin", "/api/coverage"].iter().any(|p| path.starts_with(p));
         if api.doc["paths"][path][method]["responses"]["401"].is_null() || signed_in {
             continue;
         }
@@ -263,6 +266,30 @@ async fn every_documented_response_matches_what_the_server_sends() {
     let r = api.call("post", "/api/verifications", request, 502).await;
     assert_eq!(r["error"]["code"], "delivery_failed");
     assert!(r["error"]["verification_id"].as_str().is_some_and(|v| v.starts_with("VE")), "{r}");
+
+    // Silent verification, on a server with the simulator: coverage, an auto verification
+    // waiting for the device, and its fallback to SMS.
+    let sim = TestApp::spawn_with(|c| c.silent_simulator = true).await;
+    let sim_post = |path: &str, body: Value| sim.client.post(sim.url(path)).bearer_auth(&sim.secret).json(&body);
+    let r = api.call("get", "/api/coverage", sim.client.get(sim.url("/api/coverage")), 200).await;
+    assert_eq!(r["available"], true);
+    let r = api.call("get", "/api/coverage", sim.client.get(sim.url("/api/coverage?sim=wifi")), 200).await;
+    assert_eq!(r["reason"], "wifi");
+    api.call("get", "/api/coverage", sim.client.get(sim.url("/api/coverage?sim=perhaps")), 400).await;
+    api.call("get", "/api/coverage", sim.client.get(sim.url("/api/coverage")).bearer_auth("sk_nope"), 401).await;
+    let auto = json!({ "to": fresh_number(), "channel": "auto" });
+    let auto = api.call("post", "/api/verifications", sim_post("/api/verifications", auto), 201).await;
+    assert!(auto["silent"]["check_url"].as_str().is_some_and(|u| u.contains("/silent/")), "{auto}");
+    let path = format!("/api/verifications/{}", auto["id"].as_str().unwrap());
+    let r = api.call("get", "/api/verifications/{id}", sim.client.get(sim.url(&path)).bearer_auth(&sim.secret), 200).await;
+    assert_eq!(r["silent"]["status"], "created");
+    let fallback = format!("{path}/fallback");
+    let r = api.call("post", "/api/verifications/{id}/fallback", sim_post(&fallback, json!({})), 200).await;
+    assert_eq!(r["code_sent"], true);
+    let r = api.call("post", "/api/verifications/{id}/fallback", sim_post(&fallback, json!({})), 409).await;
+    assert_eq!(r["error"]["code"], "no_silent_check");
+    let unknown = "/api/verifications/VE0123456789abcdef0123456789abcdef/fallback";
+    api.call("post", "/api/verifications/{id}/fallback", sim_post(unknown, json!({})), 404).await;
 
     // The dev outbox.
     let outbox = api.call("get", "/api/dev/outbox", get("/api/dev/outbox").query(&[("to", &to)]), 200).await;

@@ -48,20 +48,20 @@ static INSERT_CHECK: Sql = Sql::new("INSERT INTO verification_checks (verificati
 static CHECKS: Sql = Sql::new("SELECT at, valid, ip FROM verification_checks WHERE verification_id = $1 ORDER BY at, valid");
 static PURGE_CHECKS: Sql = Sql::new(
     "DELETE FROM verification_checks WHERE verification_id IN \
-     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at, id LIMIT $2)",
 );
 static PURGE_SILENT: Sql = Sql::new(
     "DELETE FROM silent_checks WHERE verification_id IN \
-     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at, id LIMIT $2)",
 );
 static PURGE_MESSAGES: Sql = Sql::new(
     "DELETE FROM messages WHERE verification_id IN \
-     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at LIMIT $2)",
+     (SELECT id FROM verifications WHERE status <> 'pending' AND updated_at < $1 ORDER BY updated_at, id LIMIT $2)",
 );
 // Only verifications without messages go, so a row is never left pointing at nothing.
 static PURGE_VERIFICATIONS: Sql = Sql::new(
     "DELETE FROM verifications WHERE id IN (SELECT v.id FROM verifications v WHERE v.status <> 'pending' AND v.updated_at < $1 \
-     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.verification_id = v.id) ORDER BY v.updated_at LIMIT $2)",
+     AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.verification_id = v.id) ORDER BY v.updated_at, v.id LIMIT $2)",
 );
 /// Old inbound messages lose their text and sender but keep their provider id, so a replayed
 /// webhook stays a duplicate however old it is (a Twilio signature carries no timestamp).

@@ -3,6 +3,7 @@
 //! German. Every form carries a CSRF token bound to the browser's anti-forgery cookie; every
 //! redirect goes to phonegate's own pages or to a configured host.
 mod admin;
+mod silent;
 mod texts;
 
 use super::AppState;
@@ -26,6 +27,9 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(login_page).post(login_submit))
         .route("/login/code", get(code_page).post(code_submit))
         .route("/login/resend", post(resend_submit))
+        .route("/login/silent", post(silent::continue_submit))
+        .route("/login/fallback", post(silent::fallback_submit))
+        .route("/assets/silent.js", get(silent::script))
         .route("/account", get(account_page))
         .route("/account/phone", post(phone_submit))
         .route("/account/renew", post(renew_submit))
@@ -217,6 +221,11 @@ struct CodePage<'a> {
     notice: Option<&'a str>,
     return_to: String,
     outbox: bool,
+    /// The path of the flow's check link while its silent check waits for the device.
+    check: Option<String>,
+    /// The device came back: matched (continue) or a code went by SMS.
+    silent_done: bool,
+    silent_sms: bool,
 }
 
 struct SessionRow {
@@ -260,6 +269,10 @@ struct ReturnQuery {
     invite: Option<String>,
     flow: Option<String>,
     done: Option<String>,
+    /// The flow's check link token (`/silent/{check}`), right after a silent flow started.
+    check: Option<String>,
+    /// Where the device's operator step ended: `done` or `sms`.
+    silent: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -342,7 +355,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
         locale: ctx.locale(),
     };
     match s.accounts.signup(&ctx.caller, req).await {
-        Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, &back)),
+        Ok(flow) => ctx.redirect(&s, &silent::flow_url(&flow, &back)),
         Err(e) => {
             let page = SignupPage {
                 t: ctx.t,
@@ -382,7 +395,7 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
     };
     let result: Result<FlowStarted, VerifyError> = s.accounts.login(&ctx.caller, req).await;
     match result {
-        Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, &back)),
+        Ok(flow) => ctx.redirect(&s, &silent::flow_url(&flow, &back)),
         Err(e) => {
             let page = LoginPage {
                 t: ctx.t,
@@ -405,14 +418,32 @@ fn code_page_of(
     notice: Option<&'static str>,
     back: String,
 ) -> CodePage<'static> {
-    CodePage { t: ctx.t, csrf: ctx.csrf(s), flow, error, notice, return_to: back, outbox: s.outbox }
+    CodePage {
+        t: ctx.t,
+        csrf: ctx.csrf(s),
+        flow,
+        error,
+        notice,
+        return_to: back,
+        outbox: s.outbox,
+        check: None,
+        silent_done: false,
+        silent_sms: false,
+    }
 }
 
 async fn code_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
     let Some(flow) = q.flow.filter(|f| !f.is_empty() && f.len() <= 64) else { return ctx.redirect(&s, "/login") };
     let notice = (q.done.as_deref() == Some("resent")).then_some(ctx.t.resent);
-    let page = code_page_of(&s, &ctx, flow, None, notice, return_to(&s, q.return_to.as_deref()));
-    ctx.render(&s, StatusCode::OK, &page)
+    let mut page = code_page_of(&s, &ctx, flow, None, notice, return_to(&s, q.return_to.as_deref()));
+    page.check = q.check.filter(|c| silent::is_token(c)).map(|c| format!("/silent/{c}"));
+    page.silent_done = q.silent.as_deref() == Some("done");
+    page.silent_sms = q.silent.as_deref() == Some("sms");
+    let mut response = ctx.render(&s, StatusCode::OK, &page);
+    if page.check.is_some() || page.silent_done {
+        silent::allow_script(&mut response);
+    }
+    response
 }
 
 async fn code_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CodeForm>) -> Response {
@@ -427,17 +458,23 @@ async fn code_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Code
         let owner = ctx.principal(&s).await.map(|p| p.user_id);
         s.accounts.verify(&ctx.caller, &f.flow, &code, SessionKind::Browser, ctx.device(), owner.as_deref()).await
     };
+    verified_page(&s, &ctx, f.flow, back, result)
+}
+
+/// Where a verified flow leads (signed in: the return address with the session cookie), or the
+/// code page with the error.
+fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result: Result<Verified, VerifyError>) -> Response {
     match result {
         Ok(Verified::SignedIn(done)) => {
-            let mut response = ctx.redirect(&s, if back.is_empty() { "/account" } else { &back });
+            let mut response = ctx.redirect(s, if back.is_empty() { "/account" } else { &back });
             let max_age = s.accounts.settings().session_max_days * 86_400;
             response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, done.cookie.as_deref(), max_age));
             response
         }
-        Ok(Verified::PhoneChanged(_)) => ctx.redirect(&s, "/account?done=phone"),
+        Ok(Verified::PhoneChanged(_)) => ctx.redirect(s, "/account?done=phone"),
         Err(e) => {
-            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
-            ctx.render(&s, status_of(&e), &page)
+            let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e)), None, back);
+            ctx.render(s, status_of(&e), &page)
         }
     }
 }

@@ -1,0 +1,69 @@
+//! The login pages' silent step: the code page offers the flow's check link (opened by the
+//! script when the device is on mobile data), the device comes back with `silent=done` (continue)
+//! or `silent=sms` (a code is on its way), and "Get a code by SMS instead" falls back at once.
+use super::{CodeForm, PageCtx, code_page_of, code_url, return_to, status_of};
+use crate::http::AppState;
+use axum::extract::{Form, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use phonegate_core::accounts::{FlowStarted, SessionKind};
+
+/// Where a started flow continues: its code page, with its check link when it has one.
+pub(super) fn flow_url(flow: &FlowStarted, back: &str) -> String {
+    let mut url = code_url(&flow.flow_id, back);
+    if let Some(token) = flow.check_url.as_deref().and_then(|p| p.strip_prefix("/silent/")) {
+        url.push_str(&format!("&check={token}"));
+    }
+    url
+}
+
+/// A check link token as phonegate makes them (43 characters of URL-safe base64).
+pub(super) fn is_token(t: &str) -> bool {
+    t.len() == 43 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The code page's policy with this server's script (and its coverage request) allowed.
+pub(super) fn allow_script(response: &mut Response) {
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    );
+}
+
+pub(super) async fn script() -> Response {
+    let mut r = include_str!("../../../assets/silent.js").into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    r
+}
+
+/// The operator confirmed the number: the flow completes as with a right code.
+pub(super) async fn continue_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CodeForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let back = return_to(&s, f.return_to.as_deref());
+    let owner = ctx.principal(&s).await.map(|p| p.user_id);
+    let result = s.accounts.verify_silent(&ctx.caller, &f.flow, SessionKind::Browser, ctx.device(), owner.as_deref()).await;
+    super::verified_page(&s, &ctx, f.flow, back, result)
+}
+
+/// "Get a code by SMS instead": the silent check ends and the code goes out.
+pub(super) async fn fallback_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CodeForm>) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let back = return_to(&s, f.return_to.as_deref());
+    match s.accounts.fall_back(&ctx.caller, &f.flow).await {
+        Ok(()) => ctx.redirect(&s, &format!("{}&silent=sms", code_url(&f.flow, &back))),
+        Err(e) => {
+            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
+            let status = if status_of(&e) == StatusCode::OK { StatusCode::BAD_REQUEST } else { status_of(&e) };
+            ctx.render(&s, status, &page)
+        }
+    }
+}
