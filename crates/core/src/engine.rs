@@ -429,14 +429,16 @@ impl Verifier {
                         // Whatever the start turns into, it sends a code: a refusal rolls the
                         // whole unit back.
                         charge(tx, &charges, now).await?;
+                        // Only a `silent` verification never sends a code; an `auto` one may, so
+                        // the prefix throttle counts it at its start.
+                        if let Some(counters) = throttle.as_ref().filter(|_| channel != Channel::Silent) {
+                            this.throttle(tx, counters, now).await?;
+                        }
                         if let Some(check) = &silent_check {
                             tx.insert_silent_check(check).await?;
                             if check.state.is_live() {
                                 return Ok(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
                             }
-                        }
-                        if let Some(counters) = &throttle {
-                            this.throttle(tx, counters, now).await?;
                         }
                         let sending = this.queue(tx, &service, &fresh, &code, false, now).await?;
                         let silent = silent_check.is_some();

@@ -16,11 +16,14 @@ pub struct SignupRequest {
     pub email: Option<String>,
     pub password: Option<String>,
     pub locale: Option<String>,
+    /// Check the number by the device's operator where possible (`silent.rs`): the client then
+    /// opens the answer's `check_url` on the device.
+    pub silent: bool,
 }
 
 pub enum LoginRequest {
-    /// Passwordless: a code to the number.
-    Phone { phone: String, locale: Option<String> },
+    /// Passwordless: a code to the number (or, with `silent`, the device's operator first).
+    Phone { phone: String, locale: Option<String>, silent: bool },
     /// Username or e-mail and password, then a code to the account's number.
     Password { identifier: String, password: String, locale: Option<String> },
 }
@@ -80,19 +83,19 @@ impl Accounts {
             .await?;
             match invite {
                 Some(i) => invite_id = Some(i.id),
-                None => return self.decoy(caller, Some(phone.clone()), phone.as_str().to_string(), false).await,
+                None => return self.decoy(caller, Some(phone.clone()), phone.as_str().to_string(), false, req.silent).await,
             }
         }
         let flow =
             Flow { user_id, username: Some(username), email, password_hash, invite_id, ..self.new_flow(kind, Some(phone.clone()), None) };
-        self.start_flow(caller, flow, req.locale, true).await
+        self.start_flow(caller, flow, req.locale, req.silent).await
     }
 
     /// Starts a login. Whatever the account's existence or the password, the answer looks the
     /// same; only a real account with the right password (or the number's holder) gets a code.
     pub async fn login(&self, caller: &Caller, req: LoginRequest) -> Result<FlowStarted, VerifyError> {
         match req {
-            LoginRequest::Phone { phone, locale } => {
+            LoginRequest::Phone { phone, locale, silent } => {
                 let phone = self.verifier.parse_phone(&phone)?;
                 let login = phone.as_str().to_string();
                 self.admit(caller, Some(&login)).await?;
@@ -104,9 +107,9 @@ impl Accounts {
                 match user {
                     Some(u) => {
                         let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(phone), Some(login)) };
-                        self.start_flow(caller, flow, locale, true).await
+                        self.start_flow(caller, flow, locale, silent).await
                     }
-                    None => self.decoy(caller, Some(phone), login, false).await,
+                    None => self.decoy(caller, Some(phone), login, false, silent).await,
                 }
             }
             LoginRequest::Password { identifier, password, locale } => {
@@ -128,7 +131,7 @@ impl Accounts {
                         let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(u.phone), Some(login)) };
                         self.start_flow(caller, flow, locale, false).await
                     }
-                    _ => self.decoy(caller, None, login, true).await,
+                    _ => self.decoy(caller, None, login, true, false).await,
                 }
             }
         }
@@ -145,7 +148,7 @@ impl Accounts {
         let phone = self.verifier.parse_phone(phone)?;
         self.admit(caller, None).await?;
         let flow = Flow { user_id: Some(p.user_id.clone()), ..self.new_flow(FlowKind::PhoneChange, Some(phone), None) };
-        self.start_flow(caller, flow, locale, true).await
+        self.start_flow(caller, flow, locale, false).await
     }
 
     pub(super) fn new_flow(&self, kind: FlowKind, phone: Option<PhoneNumber>, login: Option<String>) -> Flow {
@@ -264,6 +267,7 @@ impl Accounts {
         phone: Option<PhoneNumber>,
         login: String,
         wrong_password: bool,
+        silent: bool,
     ) -> Result<FlowStarted, VerifyError> {
         // A decoy for a number costs what a code to it would, so the budgets' refusals come at
         // the same point for numbers with and without an account.
@@ -271,7 +275,7 @@ impl Accounts {
         let flow = self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone()));
         // Where a real flow would get a silent check, so does a decoy (one that ends nothing).
         let check_url = match &phone {
-            Some(p) if self.verifier.silent_enabled() => {
+            Some(p) if silent && self.verifier.silent_enabled() => {
                 self.verifier.decoy_silent_check(caller, p, super::silent::flow_page(&flow.id), self.settings.brand.clone()).await
             }
             _ => None,

@@ -222,8 +222,9 @@ impl Verifier {
                     let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
                     return Ok((None, c, sending));
                 }
-                let v = tx.verification(&c.verification_id).await?.ok_or(VerifyError::CheckLinkNotFound)?;
-                if v.status_at(now) != Status::Pending {
+                // A decoy's check has no verification: its link works like any other.
+                let v = tx.verification(&c.verification_id).await?;
+                if v.is_some_and(|v| v.status_at(now) != Status::Pending) {
                     return Err(VerifyError::CheckLinkUsed);
                 }
                 c.state = CheckState::Opened;
@@ -384,6 +385,12 @@ impl Verifier {
             SilentResult::Match => {
                 v.approve_out_of_band(now).map_err(VerifyError::NotPending)?;
                 save(tx, &mut v).await?;
+                // An `auto` start counted for the prefix throttle; its approval counts as used.
+                if v.channel == Channel::Auto
+                    && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
+                {
+                    super::count(tx, &approved, now).await?;
+                }
                 Ok(None)
             }
             SilentResult::Failed(_) if c.fallback => {

@@ -46,6 +46,11 @@ pub struct SignupBody {
     password: Option<String>,
     /// Language of the code message (`en`, `de`…).
     locale: Option<String>,
+    /// Let the device's operator confirm the number where it can (silent verification): the
+    /// answer then has `next: "silent"` and a `check_url` for the device to open over mobile
+    /// data; the code goes by SMS only if that fails. Finish with `POST /api/auth/verify`
+    /// `{flow_id, silent: true}`.
+    silent: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -57,13 +62,19 @@ pub struct LoginBody {
     identifier: Option<String>,
     password: Option<String>,
     locale: Option<String>,
+    /// Passwordless logins only: as for sign-up (`next: "silent"`, `check_url`).
+    silent: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyBody {
     flow_id: String,
+    /// The code sent by SMS; omit it with `silent: true`.
+    #[serde(default)]
     code: String,
+    /// The device came back from its `check_url` and the operator confirmed the number.
+    silent: Option<bool>,
     /// `cookie` sets the browser session cookie instead of returning a refresh token.
     session: Option<String>,
 }
@@ -100,16 +111,27 @@ pub struct PhoneBody {
 #[derive(Serialize, ToSchema)]
 pub struct FlowView {
     flow_id: String,
-    /// What the flow needs next: always `code`.
+    /// What the flow needs next: `code`, or `silent` (open `check_url` on the device).
     next: &'static str,
     expires_at: DateTime<Utc>,
     /// Seconds before the code can be sent again.
     resend_after: i64,
+    /// With `next: "silent"`: the single-use URL the device must open over mobile data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check_url: Option<String>,
+}
+
+impl FlowView {
+    fn new(f: FlowStarted, base: &str) -> Self {
+        let next = if f.check_url.is_some() { "silent" } else { "code" };
+        let check_url = f.check_url.map(|p| format!("{base}{p}"));
+        Self { flow_id: f.flow_id, next, expires_at: f.expires_at, resend_after: f.resend_after, check_url }
+    }
 }
 
 impl From<FlowStarted> for FlowView {
     fn from(f: FlowStarted) -> Self {
-        Self { flow_id: f.flow_id, next: "code", expires_at: f.expires_at, resend_after: f.resend_after }
+        Self::new(f, "")
     }
 }
 
@@ -213,28 +235,45 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
 async fn signup(
     State(s): State<AppState>,
     EndUser(caller): EndUser,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
     ApiJson(b): ApiJson<SignupBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req = SignupRequest { username: b.username, phone: b.phone, email: b.email, password: b.password, locale: b.locale };
-    Ok(accepted(s.accounts.signup(&caller, req).await?))
+    let silent = b.silent.unwrap_or(false);
+    let req = SignupRequest { username: b.username, phone: b.phone, email: b.email, password: b.password, locale: b.locale, silent };
+    let base = super::compat::base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
+    Ok((StatusCode::ACCEPTED, Json(FlowView::new(s.accounts.signup(&caller, req).await?, &base))))
 }
 
 /// Starts a login: passwordless with `phone`, or `identifier` + `password` then a code. The
 /// answer is the same whether or not the account exists or the password is right.
 #[utoipa::path(post, path = "/api/auth/login", tag = "accounts", request_body = LoginBody, security(()),
     responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 429, body = ErrorBody)))]
-async fn login(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b): ApiJson<LoginBody>) -> Result<impl IntoResponse, ApiError> {
+async fn login(
+    State(s): State<AppState>,
+    EndUser(caller): EndUser,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let silent = b.silent.unwrap_or(false);
     let req = match (b.phone, b.identifier, b.password) {
-        (Some(phone), None, None) => LoginRequest::Phone { phone, locale: b.locale },
+        (Some(phone), None, None) => LoginRequest::Phone { phone, locale: b.locale, silent },
         (None, Some(identifier), Some(password)) => LoginRequest::Password { identifier, password, locale: b.locale },
         _ => return Err(VerifyError::invalid("login", "give either `phone`, or `identifier` and `password`").into()),
     };
-    Ok(accepted(s.accounts.login(&caller, req).await?))
+    if silent && matches!(req, LoginRequest::Password { .. }) {
+        return Err(VerifyError::invalid("silent", "only passwordless logins (`phone`) can be silent").into());
+    }
+    let base = super::compat::base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
+    Ok((StatusCode::ACCEPTED, Json(FlowView::new(s.accounts.login(&caller, req).await?, &base))))
 }
 
-/// Checks a flow's code: signs in (tokens, or the session cookie), or changes the number.
+/// Checks a flow's code (or, with `silent: true`, that its device's operator confirmed the
+/// number): signs in (tokens, or the session cookie).
 #[utoipa::path(post, path = "/api/auth/verify", tag = "accounts", request_body = VerifyBody, security(()),
     responses((status = 200, body = TokenView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "no_silent_check: `silent: true`, but this flow's operator check has not matched"),
         (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn verify(
     State(s): State<AppState>,
@@ -247,7 +286,15 @@ async fn verify(
         Some("cookie") => SessionKind::Browser,
         Some(_) => return Err(VerifyError::invalid("session", "must be `cookie` or `token`").into()),
     };
-    match s.accounts.verify(&caller, &b.flow_id, &b.code, kind, user_agent(&headers), None).await? {
+    let verified = if b.silent == Some(true) {
+        if !b.code.is_empty() {
+            return Err(VerifyError::invalid("code", "give either `code` or `silent: true`").into());
+        }
+        s.accounts.verify_silent(&caller, &b.flow_id, kind, user_agent(&headers), None).await?
+    } else {
+        s.accounts.verify(&caller, &b.flow_id, &b.code, kind, user_agent(&headers), None).await?
+    };
+    match verified {
         // A phone change is verified by its own user (`/api/me/phone/verify`), never here.
         Verified::PhoneChanged(_) => Err(VerifyError::FlowNotFound.into()),
         Verified::SignedIn(done) => {

@@ -390,6 +390,10 @@ async fn accounts(api: &mut Contract, app: &TestApp) {
     api.call("post", "/api/auth/resend", anon("/api/auth/resend", json!({ "flow_id": flow["flow_id"] })), 202).await;
     let verify = |flow: &Value, code: &str| anon("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "code": code }));
     api.call("post", "/api/auth/verify", verify(&flow, &wrong(&code)), 400).await;
+    // A code flow has no operator check to finish.
+    let silently = anon("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true }));
+    let r = api.call("post", "/api/auth/verify", silently, 409).await;
+    assert_eq!(r["error"]["code"], "no_silent_check");
     let signed = api.call("post", "/api/auth/verify", verify(&flow, &code), 200).await;
     api.call("post", "/api/auth/verify", verify(&flow, &code), 404).await;
     api.call("post", "/api/auth/signup", anon("/api/auth/signup", json!({ "username": "CONTRACT", "phone": fresh_number() })), 409).await;

@@ -244,3 +244,51 @@ async fn a_second_silent_start_for_a_number_is_refused_while_one_is_pending() {
     let e = expect_error(app.post("/api/verifications", json!({ "to": to, "channel": "silent" })).await, 409, "verification_pending").await;
     assert_eq!(e["verification_id"], v["id"]);
 }
+
+#[tokio::test]
+async fn an_app_signs_up_and_logs_in_silently_through_the_json_api() {
+    let app = simulator().await;
+    let anonymous = reqwest::Client::new();
+    let post = |path: &str, body: Value| anonymous.post(app.url(path)).json(&body).send();
+    let to = fresh_number();
+    // Without `silent`, the API is as before: a code.
+    let r: Value = post("/api/auth/signup", json!({ "username": "plain", "phone": fresh_number() })).await.unwrap().json().await.unwrap();
+    assert_eq!(r["next"], "code");
+    assert!(r.get("check_url").is_none());
+
+    let r = post("/api/auth/signup", json!({ "username": "quiet", "phone": to, "silent": true })).await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let flow: Value = r.json().await.unwrap();
+    assert_eq!(flow["next"], "silent");
+    let check_url = flow["check_url"].as_str().unwrap();
+    // Too early: the device has not been to its operator.
+    let early = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true })).await.unwrap();
+    expect_error(early, 409, "no_silent_check").await;
+    let (status, _) = walk(check_url, "match").await;
+    assert_eq!(status, StatusCode::OK, "the device ends on the flow's page");
+    let r = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true })).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let tokens: Value = r.json().await.unwrap();
+    assert!(tokens["access_token"].as_str().is_some_and(|t| t.len() > 20), "{tokens}");
+    assert!(app.outbox(&to).await.is_empty(), "no SMS");
+    // Once: the flow is used.
+    let again = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true })).await.unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+
+    // A second flow for the number shares the pending verification, never the first's check.
+    let a: Value = post("/api/auth/login", json!({ "phone": to, "silent": true })).await.unwrap().json().await.unwrap();
+    let b: Value = post("/api/auth/login", json!({ "phone": to })).await.unwrap().json().await.unwrap();
+    walk(a["check_url"].as_str().unwrap(), "match").await;
+    let stolen = post("/api/auth/verify", json!({ "flow_id": b["flow_id"], "silent": true })).await.unwrap();
+    expect_error(stolen, 409, "no_silent_check").await;
+    let own = post("/api/auth/verify", json!({ "flow_id": a["flow_id"], "silent": true })).await.unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+
+    // Password logins stay on codes; an unknown number gets a check link like a known one.
+    let r = post("/api/auth/login", json!({ "identifier": "quiet", "password": "x", "silent": true })).await.unwrap();
+    expect_error(r, 400, "invalid_parameter").await;
+    let decoy: Value = post("/api/auth/login", json!({ "phone": fresh_number(), "silent": true })).await.unwrap().json().await.unwrap();
+    assert_eq!(decoy["next"], "silent");
+    let r = device().get(decoy["check_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "a decoy's link leads to the operator too");
+}

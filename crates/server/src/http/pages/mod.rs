@@ -353,6 +353,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
         email: Some(f.email.trim().to_string()).filter(|e| !e.is_empty()),
         password: Some(f.password.clone()).filter(|p| !p.is_empty()),
         locale: ctx.locale(),
+        silent: true,
     };
     match s.accounts.signup(&ctx.caller, req).await {
         Ok(flow) => ctx.redirect(&s, &silent::flow_url(&flow, &back)),
@@ -387,7 +388,7 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
     }
     let back = return_to(&s, f.return_to.as_deref());
     let req = match (&f.phone, &f.identifier, &f.password) {
-        (Some(phone), _, _) => LoginRequest::Phone { phone: phone.clone(), locale: ctx.locale() },
+        (Some(phone), _, _) => LoginRequest::Phone { phone: phone.clone(), locale: ctx.locale(), silent: true },
         (None, Some(identifier), Some(password)) => {
             LoginRequest::Password { identifier: identifier.clone(), password: password.clone(), locale: ctx.locale() }
         }
