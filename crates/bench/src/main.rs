@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every scenario `--scenarios` accepts (`baseline` runs first whether it is named or not).
-const SCENARIOS: [&str; 10] =
-    ["baseline", "start", "status", "check", "pair", "compat", "me_bearer", "me_cookie", "refresh", "password_login"];
+const SCENARIOS: [&str; 11] =
+    ["baseline", "start", "status", "check", "pair", "compat", "silent", "me_bearer", "me_cookie", "refresh", "password_login"];
 
 #[derive(Parser)]
 #[command(name = "phonegate-bench", about = "Measure phonegate whole requests over loopback against a baseline from the same run")]
@@ -29,6 +29,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     connections: usize,
     /// Scenarios to run, in order (baseline always runs first); besides the default ones:
+    /// silent (an auto verification approved through the simulator's operator),
     /// me_bearer, me_cookie, refresh, password_login (the accounts API).
     #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
@@ -97,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
             }
             "pair" => load::run("pair", n, duration, pid, move |_| scenarios::pair(c.clone())).await,
             "compat" => load::run("compat", n, duration, pid, move |_| scenarios::compat(c.clone())).await,
+            "silent" => load::run("silent", n, duration, pid, move |_| scenarios::silent(c.clone())).await,
             name if accounts::NAMES.contains(&name) => match accounts::scenario(name, &ctx, n, duration, pid).await {
                 Ok((stats, report)) => {
                     login = report.or(login);

@@ -116,6 +116,28 @@ pub async fn pair(ctx: Arc<Ctx>) -> Sample {
     Sample { micros: (started + t2.elapsed()).as_micros() as u64, ok, requests: 2 }
 }
 
+/// The silent journey (the simulator): an `auto` start, then the device's way through its check
+/// link (three redirects, the simulated operator answering "match") to the approval. No code.
+pub async fn silent(ctx: Arc<Ctx>) -> Sample {
+    let to = ctx.fresh_number();
+    let t = Instant::now();
+    let r = ctx
+        .client
+        .post(format!("{}/api/verifications", ctx.base))
+        .bearer_auth(&ctx.secret)
+        .json(&json!({ "to": to, "channel": "auto" }))
+        .send()
+        .await;
+    let Some(url) = json_of(r, 201).await.and_then(|v| v["silent"]["check_url"].as_str().map(str::to_string)) else {
+        return sample(t, false, 1);
+    };
+    let ok = match ctx.client.get(format!("{url}?sim=match")).send().await {
+        Ok(r) => r.status() == 200 && r.text().await.is_ok_and(|page| page.contains("Number verified")),
+        Err(_) => false,
+    };
+    sample(t, ok, 4)
+}
+
 /// The same journey through the Twilio Verify v2 API, form-encoded with Basic auth.
 pub async fn compat(ctx: Arc<Ctx>) -> Sample {
     let to = ctx.fresh_number();

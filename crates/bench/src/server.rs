@@ -27,6 +27,10 @@ const BUDGETS: [(&str, &str); 5] = [
     ("PHONEGATE_BUDGETS__CHECKS_PER_IP", r#"["1000000000/1h", "1000000000/1d"]"#),
 ];
 
+/// The silent-verification simulator (docs/silent.md), for the `silent` scenario, in builds
+/// with silent verification.
+const SILENT: [(&str, &str); 1] = [("PHONEGATE_SILENT_SIMULATOR", "true")];
+
 /// The login budgets (docs/accounts.md), in builds with accounts.
 const ACCOUNT_BUDGETS: [(&str, &str); 2] = [
     ("PHONEGATE_BUDGETS__LOGINS_PER_IP", r#"["1000000000/15m", "1000000000/1d"]"#),
@@ -62,7 +66,12 @@ impl Server {
         // stay on (their counters are part of what is measured), with each default's windows
         // but limits the load cannot reach. A build that does not know a key refuses it: it is
         // started again with the keys of the build before (no accounts), then with none.
-        let mut tiers: Vec<Vec<(&str, &str)>> = vec![[&BUDGETS[..], &ACCOUNT_BUDGETS[..]].concat(), BUDGETS.to_vec(), Vec::new()];
+        let mut tiers: Vec<Vec<(&str, &str)>> = vec![
+            [&BUDGETS[..], &ACCOUNT_BUDGETS[..], &SILENT[..]].concat(),
+            [&BUDGETS[..], &ACCOUNT_BUDGETS[..]].concat(),
+            BUDGETS.to_vec(),
+            Vec::new(),
+        ];
         tiers.reverse();
         let mut tier = tiers.pop().unwrap_or_default();
         let mut child = serve.envs(tier.iter().copied()).spawn()?;
