@@ -83,6 +83,16 @@ pub enum VerifyError {
     SilentCallbackInvalid,
     #[error("this verification has no silent check waiting for the device")]
     NoSilentCheck,
+    #[error("no such integration")]
+    RedirectClientNotFound,
+    #[error("{0}")]
+    RedirectTokenInvalid(&'static str),
+    #[error("the session token was used already: start the login again")]
+    RedirectTokenUsed,
+    #[error("the return URL is not one this integration allows")]
+    ReturnUrlNotAllowed,
+    #[error("this verification step is not valid any more: start the login again")]
+    StepInvalid,
     #[error(transparent)]
     Store(#[from] StoreError),
 }

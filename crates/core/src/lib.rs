@@ -11,6 +11,7 @@ pub mod delivery;
 pub mod engine;
 pub mod error;
 pub mod ids;
+pub mod integrations;
 pub mod locales;
 pub mod message;
 pub mod outbox;

@@ -44,11 +44,23 @@ pub type Work = Box<dyn for<'t> FnOnce(&'t mut dyn Tx) -> BoxFuture<'t, StoreRes
 /// of a row the unit may change (`verification`, `pending_verification`) locks it until commit,
 /// so a unit never races another unit on the same row.
 pub trait Tx:
-    VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx + SilentTx
+    VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx + SilentTx + OnceTx
 {
 }
-impl<T: VerificationTx + ServiceTx + ApiKeyTx + SecretTx + MessageTx + OptOutTx + InboundTx + BudgetTx + AuditTx + AccountTx + SilentTx> Tx
-    for T
+impl<
+    T: VerificationTx
+        + ServiceTx
+        + ApiKeyTx
+        + SecretTx
+        + MessageTx
+        + OptOutTx
+        + InboundTx
+        + BudgetTx
+        + AuditTx
+        + AccountTx
+        + SilentTx
+        + OnceTx,
+> Tx for T
 {
 }
 
@@ -82,6 +94,14 @@ pub trait VerificationTx: Send {
         since: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>>;
+}
+
+/// Things that may be used once (a redirect step's incoming token), by digest, kept until they
+/// expire.
+#[async_trait]
+pub trait OnceTx: Send {
+    /// Records `digest` as used; false when it was used already.
+    async fn use_once(&mut self, digest: &[u8], expires_at: DateTime<Utc>) -> StoreResult<bool>;
 }
 
 /// Silent checks (`silent.rs`). Inside a write, every read locks the row until commit.

@@ -46,10 +46,16 @@ impl App {
         });
         let keys = Arc::new(KeyCache::new(store.clone(), clock.clone(), chrono::Duration::milliseconds(config.api_key_cache_ms as i64)));
         let accounts = accounts(&config, verifier.clone()).await?;
+        let integrations = Arc::new(
+            phonegate_core::integrations::Integrations::new(verifier.clone(), config.redirect_clients(), config.public_url.as_deref())
+                .await
+                .context("cannot set up the integrations")?,
+        );
         let secure_cookies = tls.is_some() || config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let state = AppState {
             secure_cookies,
             accounts,
+            integrations,
             verifier,
             keys,
             metrics,

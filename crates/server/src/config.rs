@@ -87,6 +87,42 @@ pub struct Config {
     pub silent_providers: BTreeMap<String, phonegate_providers::silent::SilentProviderConfig>,
     /// Which silent providers to ask, in order, per number prefix (`[silent_routing]`).
     pub silent_routing: phonegate_core::silent::SilentRouting,
+    /// The hosted phone step for an Auth0 tenant (`[auth0]`: `domain`, `secret`; docs/redirect-step.md).
+    pub auth0: Option<Auth0Settings>,
+    /// The same signed-redirect step for any identity provider or app, by name
+    /// (`[redirect_clients.NAME]`: `secret`, `issuer`, `return_urls`).
+    pub redirect_clients: BTreeMap<String, RedirectClientSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Auth0Settings {
+    /// The tenant's domain (`acme.eu.auth0.com`, or its custom domain): tokens must come from it,
+    /// and users go back only to `https://{domain}/continue`.
+    pub domain: String,
+    /// The secret the Login Action signs with (HS256), also signing phonegate's answer.
+    pub secret: phonegate_providers::Secret,
+    /// The claim of the Action's token that holds the phone number (default `phone_number`).
+    #[serde(default = "default_phone_claim")]
+    pub phone_claim: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectClientSettings {
+    /// The shared HS256 secret.
+    pub secret: phonegate_providers::Secret,
+    /// The `iss` the client's tokens carry.
+    pub issuer: String,
+    /// Where users may go back, exactly (https; http only for localhost). With several, the
+    /// request's `return_url` names one of them exactly.
+    pub return_urls: Vec<String>,
+    #[serde(default = "default_phone_claim")]
+    pub phone_claim: String,
+}
+
+fn default_phone_claim() -> String {
+    "phone_number".into()
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -131,6 +167,8 @@ impl Default for Config {
             silent_providers: BTreeMap::new(),
             silent_timeout_secs: 120,
             silent_routing: Default::default(),
+            auth0: None,
+            redirect_clients: BTreeMap::new(),
         }
     }
 }
@@ -185,6 +223,8 @@ pub enum ConfigError {
     SilentNeedsPublicUrl,
     #[error("silent_providers: `simulator` is the name of the simulator (silent_simulator = true); choose another")]
     SilentSimulatorName,
+    #[error("{0}")]
+    Integration(String),
     #[error("silent_timeout_secs must be between 10 and 3600")]
     SilentTimeout,
 }
@@ -254,10 +294,74 @@ impl Config {
         if self.silent_providers.contains_key(phonegate_core::silent::SIMULATOR) {
             return Err(ConfigError::SilentSimulatorName);
         }
+        self.validate_integrations().map_err(ConfigError::Integration)?;
         if !(10..=3600).contains(&self.silent_timeout_secs) {
             return Err(ConfigError::SilentTimeout);
         }
         Ok(())
+    }
+
+    fn validate_integrations(&self) -> Result<(), String> {
+        if let Some(a) = &self.auth0 {
+            let host_ok = !a.domain.is_empty()
+                && a.domain.len() <= 253
+                && a.domain.split('.').all(|l| {
+                    !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !host_ok {
+                return Err(format!("auth0.domain `{}` must be the tenant's host name, like acme.eu.auth0.com", a.domain));
+            }
+            if a.secret.expose().is_empty() {
+                return Err("auth0.secret must not be empty".into());
+            }
+        }
+        for (name, c) in &self.redirect_clients {
+            if name == "auth0"
+                || name.is_empty()
+                || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            {
+                return Err(format!("redirect_clients.{name}: names are a-z, 0-9, - and _ (and `auth0` is the [auth0] table's)"));
+            }
+            if c.secret.expose().is_empty() || c.issuer.is_empty() || c.return_urls.is_empty() {
+                return Err(format!("redirect_clients.{name} needs a secret, an issuer and at least one return URL"));
+            }
+            for u in &c.return_urls {
+                let ok = url::Url::parse(u).ok().is_some_and(|p| {
+                    let local = matches!(p.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+                    (p.scheme() == "https" || (p.scheme() == "http" && local))
+                        && p.host_str().is_some()
+                        && p.username().is_empty()
+                        && p.password().is_none()
+                        && p.fragment().is_none()
+                });
+                if !ok {
+                    return Err(format!("redirect_clients.{name}.return_urls: `{u}` must be an https URL without user info or fragment"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The configured signed-redirect clients, Auth0's first.
+    pub fn redirect_clients(&self) -> Vec<phonegate_core::integrations::RedirectClient> {
+        let auth0 = self.auth0.iter().map(|a| {
+            let domain = a.domain.to_ascii_lowercase();
+            phonegate_core::integrations::RedirectClient {
+                name: "auth0".into(),
+                secret: a.secret.expose().as_bytes().to_vec(),
+                issuers: vec![domain.clone(), format!("https://{domain}/"), format!("https://{domain}")],
+                return_urls: vec![format!("https://{domain}/continue")],
+                phone_claim: a.phone_claim.clone(),
+            }
+        });
+        let others = self.redirect_clients.iter().map(|(name, c)| phonegate_core::integrations::RedirectClient {
+            name: name.clone(),
+            secret: c.secret.expose().as_bytes().to_vec(),
+            issuers: vec![c.issuer.clone()],
+            return_urls: c.return_urls.clone(),
+            phone_claim: c.phone_claim.clone(),
+        });
+        auth0.chain(others).collect()
     }
 
     /// The send bounds the engine works with.
@@ -284,9 +388,16 @@ impl Config {
 /// configuration itself.
 fn resolve_secret_files(tree: &mut Value) -> Result<(), ConfigError> {
     let Value::Dict(_, root) = tree else { return Ok(()) };
-    for section in ["providers", "silent_providers"] {
+    for section in ["providers", "silent_providers", "redirect_clients"] {
         let Some(Value::Dict(_, providers)) = root.get_mut(section) else { continue };
         resolve_in(providers)?;
+    }
+    // `[auth0]` is one table, not a table of them.
+    if let Some(auth0) = root.remove("auth0") {
+        let mut one = figment::value::Dict::new();
+        one.insert("auth0".into(), auth0);
+        resolve_in(&mut one)?;
+        root.extend(one);
     }
     Ok(())
 }

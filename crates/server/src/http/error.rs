@@ -133,6 +133,11 @@ impl From<VerifyError> for ApiError {
             VerifyError::CheckLinkExpired => Self::new(S::GONE, "check_url_expired", message),
             VerifyError::SilentCallbackInvalid => Self::new(S::BAD_REQUEST, "silent_callback_invalid", message),
             VerifyError::NoSilentCheck => Self::new(S::CONFLICT, "no_silent_check", message),
+            VerifyError::RedirectClientNotFound => Self::new(S::NOT_FOUND, "integration_not_found", message),
+            VerifyError::RedirectTokenInvalid(_) => Self::new(S::BAD_REQUEST, "session_token_invalid", message),
+            VerifyError::RedirectTokenUsed => Self::new(S::GONE, "session_token_used", message),
+            VerifyError::ReturnUrlNotAllowed => Self::new(S::BAD_REQUEST, "return_url_not_allowed", message),
+            VerifyError::StepInvalid => Self::new(S::BAD_REQUEST, "step_invalid", message),
             VerifyError::Store(s) => s.into(),
         }
     }

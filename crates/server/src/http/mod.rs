@@ -39,6 +39,8 @@ pub struct AppState {
     /// session cookie is then `Secure` with the `__Host-` prefix.
     pub secure_cookies: bool,
     pub accounts: Arc<phonegate_core::accounts::Accounts>,
+    /// The signed-redirect steps (Auth0 and configured clients).
+    pub integrations: Arc<phonegate_core::integrations::Integrations>,
     pub verifier: Arc<Verifier>,
     pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,

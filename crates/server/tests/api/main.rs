@@ -1,6 +1,7 @@
 //! HTTP integration tests: each starts the real server on port 0 with its own SQLite file and a
 //! manual clock, and talks to it over real sockets. One test binary; modules by behaviour.
 mod helpers;
+mod integrations;
 mod invites;
 
 mod accounts;

@@ -1,9 +1,9 @@
-//! Silent-check rows.
+//! Silent-check rows, and the tokens that may be used once.
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use phonegate_core::ports::{SilentTx, StoreError, StoreResult};
+use phonegate_core::ports::{OnceTx, SilentTx, StoreError, StoreResult};
 use phonegate_core::silent::{CheckState, Reason, SilentCheck};
 
 macro_rules! columns {
@@ -113,5 +113,16 @@ impl<D: Db> SilentTx for Repo<D> {
     async fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<SilentCheck>> {
         let rows = self.rows(&DUE, args![now, limit]).await?;
         rows.into_iter().map(decode).collect()
+    }
+}
+
+static USE_ONCE: Sql = Sql::new("INSERT INTO used_tokens (digest, expires_at) VALUES ($1, $2) ON CONFLICT (digest) DO NOTHING");
+pub(super) static PURGE_USED_TOKENS: Sql =
+    Sql::new("DELETE FROM used_tokens WHERE digest IN (SELECT digest FROM used_tokens WHERE expires_at < $1 LIMIT $2)");
+
+#[async_trait]
+impl<D: Db> OnceTx for Repo<D> {
+    async fn use_once(&mut self, digest: &[u8], expires_at: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.exec(&USE_ONCE, args![digest, expires_at]).await? == 1)
     }
 }

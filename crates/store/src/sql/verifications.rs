@@ -201,7 +201,7 @@ impl<D: Db> VerificationTx for Repo<D> {
         self.exec(&PURGE_SILENT, args![cutoff, limit]).await?;
         self.exec(&PURGE_MESSAGES, args![cutoff, limit]).await?;
         let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit]).await?;
-        for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS, &super::budgets::PURGE_COUNTERS] {
+        for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS, &super::budgets::PURGE_COUNTERS, &super::silent::PURGE_USED_TOKENS] {
             self.exec(sql, args![cutoff, limit]).await?;
         }
         Ok(deleted)

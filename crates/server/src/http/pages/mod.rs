@@ -4,6 +4,7 @@
 //! redirect goes to phonegate's own pages or to a configured host.
 mod admin;
 mod silent;
+mod step;
 mod texts;
 
 use super::AppState;
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/login/silent", post(silent::continue_submit))
         .route("/login/fallback", post(silent::fallback_submit))
         .route("/assets/silent.js", get(silent::script))
+        .route("/integrations/{client}/verify", get(step::start).post(step::submit))
         .route("/account", get(account_page))
         .route("/account/phone", post(phone_submit))
         .route("/account/renew", post(renew_submit))

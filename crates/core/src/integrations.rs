@@ -1,0 +1,311 @@
+//! Signed-redirect steps: an identity provider (an Auth0 Login Action) or an app sends a user to
+//! phonegate with a signed token; phonegate verifies the user's phone number by code and sends
+//! them back — only to a return URL from configuration — with a signed token saying so.
+//!
+//! The incoming token must be HS256 with the client's secret, unexpired, from the client's
+//! issuer, and unused (its SHA-256 is kept until it expires). The step's own state (the
+//! provider's `state`, the subject, the number, the verification) travels sealed with the server
+//! secret in the page's form, so no step table exists and a step cannot be forged or moved to
+//! another client. The code is an ordinary verification of the `integrations` service: every
+//! budget, attempt limit and audit rule applies.
+use crate::caller::{Caller, Scope};
+use crate::engine::{StartOptions, StartRequest, Verifier};
+use crate::error::VerifyError;
+use crate::phone::PhoneNumber;
+use crate::ports;
+use crate::service::ServiceSettings;
+use crate::verification::{Channel, CheckOutcome, Status};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The service whose verifications carry the steps' codes.
+pub const SERVICE: &str = "integrations";
+/// How long a returned token is valid (the bound: at most 5 minutes).
+const RETURN_TOKEN_SECS: i64 = 300;
+/// How long a step may take, from the incoming token to the right code.
+const STEP_SECS: i64 = 15 * 60;
+
+/// A configured client: Auth0 (`[auth0]`) or any app (`[redirect_clients.NAME]`).
+#[derive(Clone)]
+pub struct RedirectClient {
+    /// The path segment: `/integrations/{name}/verify`.
+    pub name: String,
+    pub secret: Vec<u8>,
+    /// The accepted `iss` values of incoming tokens.
+    pub issuers: Vec<String>,
+    /// Where users go back, exactly; with several, the request names one of them exactly.
+    pub return_urls: Vec<String>,
+    /// The incoming token's claim holding the phone number.
+    pub phone_claim: String,
+}
+
+impl std::fmt::Debug for RedirectClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedirectClient").field("name", &self.name).field("return_urls", &self.return_urls).finish_non_exhaustive()
+    }
+}
+
+/// A step in progress, sealed into the page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct StepState {
+    client: String,
+    state: String,
+    sub: String,
+    return_url: String,
+    phone: Option<String>,
+    verification_id: Option<String>,
+    exp: i64,
+}
+
+/// What the page shows next.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// The sealed step, for the page's form.
+    pub token: String,
+    /// The number the code went to (none yet: the page asks for one).
+    pub phone: Option<PhoneNumber>,
+}
+
+pub struct Integrations {
+    verifier: Arc<Verifier>,
+    clients: BTreeMap<String, RedirectClient>,
+    service_id: String,
+    issuer: String,
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    sub: String,
+    #[serde(flatten)]
+    rest: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Integrations {
+    /// Makes sure the `integrations` service exists (when any client is configured).
+    pub async fn new(verifier: Arc<Verifier>, clients: Vec<RedirectClient>, public_url: Option<&str>) -> Result<Self, VerifyError> {
+        let system = Caller::system("start-up");
+        let service_id = if clients.is_empty() {
+            String::new()
+        } else {
+            match verifier.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
+                Ok(s) => s.id,
+                Err(VerifyError::ServiceNameTaken) => verifier.service(&system, Some(SERVICE)).await?.id,
+                Err(e) => return Err(e),
+            }
+        };
+        let issuer = public_url.map_or_else(|| "phonegate".to_string(), |u| u.trim_end_matches('/').to_string());
+        let clients = clients.into_iter().map(|c| (c.name.clone(), c)).collect();
+        Ok(Self { verifier, clients, service_id, issuer })
+    }
+
+    pub fn has(&self, client: &str) -> bool {
+        self.clients.contains_key(client)
+    }
+
+    fn client(&self, name: &str) -> Result<&RedirectClient, VerifyError> {
+        self.clients.get(name).ok_or(VerifyError::RedirectClientNotFound)
+    }
+
+    fn engine_caller(&self, caller: &Caller) -> Caller {
+        Caller { scope: Scope::Services(vec![self.service_id.clone()]), ..caller.clone() }.for_end_user(caller.ip)
+    }
+
+    /// The user arrives with the provider's `state` and its signed `token`. The return URL is the
+    /// client's only one, or the one of its list that `return_url` names exactly.
+    pub async fn begin(
+        &self,
+        caller: &Caller,
+        client: &str,
+        state: &str,
+        token: &str,
+        return_url: Option<&str>,
+        locale: Option<String>,
+    ) -> Result<Step, VerifyError> {
+        let c = self.client(client)?;
+        let return_url = match (c.return_urls.as_slice(), return_url) {
+            ([only], _) => only.clone(),
+            (list, Some(wanted)) => list.iter().find(|u| *u == wanted).cloned().ok_or(VerifyError::ReturnUrlNotAllowed)?,
+            (list, None) => list.first().cloned().ok_or(VerifyError::ReturnUrlNotAllowed)?,
+        };
+        if state.is_empty() || state.len() > 2048 {
+            return Err(VerifyError::RedirectTokenInvalid("the state parameter is missing or too long"));
+        }
+        let incoming = match self.validate(c, token, state) {
+            Ok(i) => i,
+            Err(e) => {
+                self.verifier.audit(caller, "integration_token_refused", Some(client), &e.to_string()).await;
+                return Err(e);
+            }
+        };
+        self.spend(token, incoming.rest.get("exp").and_then(|e| e.as_i64())).await.map_err(|e| {
+            if matches!(e, VerifyError::RedirectTokenUsed) {
+                tracing::info!(client, "a redirect token came back a second time");
+            }
+            e
+        })?;
+        let phone = incoming.rest.get(&c.phone_claim).and_then(|p| p.as_str()).map(str::to_string);
+        let step = StepState {
+            client: client.to_string(),
+            state: state.to_string(),
+            sub: incoming.sub,
+            return_url,
+            phone: None,
+            verification_id: None,
+            exp: self.verifier.clock.now().timestamp() + STEP_SECS,
+        };
+        match phone {
+            Some(p) => self.send(caller, step, &p, locale).await,
+            None => Ok(Step { token: self.seal(&step), phone: None }),
+        }
+    }
+
+    /// The user gives a number (the token had none): a code goes to it.
+    pub async fn set_phone(
+        &self,
+        caller: &Caller,
+        client: &str,
+        step: &str,
+        phone: &str,
+        locale: Option<String>,
+    ) -> Result<Step, VerifyError> {
+        let s = self.open(client, step)?;
+        if s.phone.is_some() {
+            return Err(VerifyError::StepInvalid);
+        }
+        self.send(caller, s, phone, locale).await
+    }
+
+    async fn send(&self, caller: &Caller, mut s: StepState, phone: &str, locale: Option<String>) -> Result<Step, VerifyError> {
+        let req = StartRequest {
+            service: Some(self.service_id.clone()),
+            to: phone.to_string(),
+            channel: Channel::Sms,
+            locale,
+            options: StartOptions::default(),
+        };
+        let started = self.verifier.start(&self.engine_caller(caller), req).await?;
+        s.phone = Some(started.verification.to.as_str().to_string());
+        s.verification_id = Some(started.verification.id.clone());
+        Ok(Step { token: self.seal(&s), phone: Some(started.verification.to) })
+    }
+
+    /// Checks the code. Right: the return URL with a token saying the number is verified. Wrong:
+    /// `CodeIncorrect`. The last wrong code (or a locked verification): the return URL with a token
+    /// saying it is not, so the provider can deny the login.
+    pub async fn check(&self, caller: &Caller, client: &str, step: &str, code: &str) -> Result<String, VerifyError> {
+        let c = self.client(client)?;
+        let s = self.open(client, step)?;
+        let vid = s.verification_id.clone().ok_or(VerifyError::StepInvalid)?;
+        if !crate::code::is_plausible(code) {
+            return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
+        }
+        let verified = match self.verifier.check(&self.engine_caller(caller), &vid, code, None).await {
+            Ok((_, CheckOutcome::Approved)) => true,
+            Ok((_, CheckOutcome::Rejected { attempts_left })) => return Err(VerifyError::CodeIncorrect { attempts_left }),
+            Ok((_, CheckOutcome::LockedOut)) | Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => false,
+            Ok((_, CheckOutcome::NotPending(Status::MaxAttemptsReached))) => false,
+            Ok((_, CheckOutcome::NotPending(_))) | Err(VerifyError::NotPending(_)) => return Err(VerifyError::CodeExpired),
+            Err(e) => return Err(e),
+        };
+        let kind = if verified { "integration_verified" } else { "integration_denied" };
+        self.verifier
+            .audit(caller, kind, Some(&s.sub), &format!("{client}: phone number {}", if verified { "verified" } else { "not verified" }))
+            .await;
+        self.return_to(c, &s, verified)
+    }
+
+    /// The client's return URL with the provider's `state` and phonegate's signed answer.
+    fn return_to(&self, c: &RedirectClient, s: &StepState, verified: bool) -> Result<String, VerifyError> {
+        let now = self.verifier.clock.now().timestamp();
+        let claims = serde_json::json!({
+            "iss": self.issuer,
+            "aud": c.name,
+            "sub": s.sub,
+            "state": s.state,
+            "phone_number": s.phone,
+            "phone_number_verified": verified,
+            "iat": now,
+            "exp": now + RETURN_TOKEN_SECS,
+            "jti": crate::ids::new_id("jt"),
+        });
+        let failed = |e: jsonwebtoken::errors::Error| {
+            VerifyError::Store(crate::ports::StoreError::Other(format!("cannot sign the return token: {e}")))
+        };
+        let key = EncodingKey::from_secret(&c.secret).map_err(failed)?;
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).map_err(failed)?;
+        let query: String =
+            form_urlencoded::Serializer::new(String::new()).append_pair("state", &s.state).append_pair("session_token", &token).finish();
+        let sep = if s.return_url.contains('?') { '&' } else { '?' };
+        Ok(format!("{}{sep}{query}", s.return_url))
+    }
+
+    /// Signature (HS256 only), expiry, issuer, subject, and the state when the token names one.
+    fn validate(&self, c: &RedirectClient, token: &str, state: &str) -> Result<Incoming, VerifyError> {
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_issuer(&c.issuers);
+        v.set_required_spec_claims(&["exp", "iss", "sub"]);
+        v.validate_aud = false;
+        // Expiry against the engine's clock (below), not the library's.
+        v.validate_exp = false;
+        let key =
+            DecodingKey::from_secret(&c.secret).map_err(|_| VerifyError::RedirectTokenInvalid("the integration has no usable secret"))?;
+        let data = jsonwebtoken::decode::<Incoming>(token, &key, &v).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind as K;
+            VerifyError::RedirectTokenInvalid(match e.kind() {
+                K::ExpiredSignature => "the session token has expired",
+                K::InvalidIssuer => "the session token is from another issuer",
+                K::InvalidAlgorithm => "the session token must be signed with HS256",
+                K::InvalidSignature => "the session token's signature is wrong",
+                K::MissingRequiredClaim(_) => "the session token lacks exp, iss or sub",
+                _ => "the session token is not a valid token",
+            })
+        })?;
+        let exp = data.claims.rest.get("exp").and_then(|e| e.as_i64()).unwrap_or(0);
+        if exp + 5 < self.verifier.clock.now().timestamp() {
+            return Err(VerifyError::RedirectTokenInvalid("the session token has expired"));
+        }
+        if data.claims.rest.get("state").and_then(|s| s.as_str()).is_some_and(|s| s != state) {
+            return Err(VerifyError::RedirectTokenInvalid("the session token belongs to another login"));
+        }
+        Ok(data.claims)
+    }
+
+    /// Records the token as used until it expires; a second use is `RedirectTokenUsed`.
+    async fn spend(&self, token: &str, exp: Option<i64>) -> Result<(), VerifyError> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(token.as_bytes()).to_vec();
+        let now = self.verifier.clock.now();
+        let until = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).unwrap_or(now) + chrono::Duration::minutes(5);
+        let fresh = ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.use_once(&digest, until).await?) })
+        })
+        .await?;
+        if fresh { Ok(()) } else { Err(VerifyError::RedirectTokenUsed) }
+    }
+
+    fn seal(&self, s: &StepState) -> String {
+        let json = serde_json::to_string(s).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(self.verifier.keys.seal_text(&format!("step:{}", s.client), &json))
+    }
+
+    fn open(&self, client: &str, step: &str) -> Result<StepState, VerifyError> {
+        let sealed = URL_SAFE_NO_PAD.decode(step).map_err(|_| VerifyError::StepInvalid)?;
+        let json = self.verifier.keys.open_text(&format!("step:{client}"), &sealed).ok_or(VerifyError::StepInvalid)?;
+        let s: StepState = serde_json::from_str(&json).map_err(|_| VerifyError::StepInvalid)?;
+        if s.client != client || self.verifier.clock.now().timestamp() >= s.exp {
+            return Err(VerifyError::StepInvalid);
+        }
+        Ok(s)
+    }
+}
+
+impl Integrations {
+    /// The number a step's code went to (for showing the code form again).
+    pub fn step_phone(&self, client: &str, step: &str) -> Option<PhoneNumber> {
+        self.open(client, step).ok()?.phone.map(PhoneNumber::from_trusted)
+    }
+}
