@@ -550,6 +550,55 @@ mod tests {
     }
 
     #[test]
+    fn auth0_and_redirect_clients_load_with_secrets_from_files_and_bad_targets_are_refused() {
+        Jail::expect_with(|jail| {
+            jail.create_file("auth0.txt", "tenant-secret\n")?;
+            jail.create_file(
+                "p.toml",
+                r#"
+                [auth0]
+                domain = "acme.eu.auth0.com"
+                secret_file = "auth0.txt"
+                [redirect_clients.shop]
+                secret = "s"
+                issuer = "shop"
+                return_urls = ["https://shop.example/done"]
+                "#,
+            )?;
+            let c = Config::load(Some(Path::new("p.toml")), &Overrides::default()).unwrap();
+            let clients = c.redirect_clients();
+            assert_eq!(clients[0].name, "auth0");
+            assert_eq!(clients[0].secret, b"tenant-secret");
+            assert_eq!(clients[0].return_urls, ["https://acme.eu.auth0.com/continue"]);
+            assert_eq!(clients[1].return_urls, ["https://shop.example/done"]);
+
+            jail.set_env("PHONEGATE_AUTH0__DOMAIN", "env.auth0.com");
+            jail.set_env("PHONEGATE_AUTH0__SECRET", "from-env");
+            let c = Config::load(None, &Overrides::default()).unwrap();
+            assert_eq!(
+                c.auth0.as_ref().map(|a| (a.domain.as_str(), a.secret.expose(), a.phone_claim.as_str())),
+                Some(("env.auth0.com", "from-env", "phone_number"))
+            );
+            for bad in ["evil.example/continue", "a@b.example", "//x", "x.example:443", ""] {
+                jail.set_env("PHONEGATE_AUTH0__DOMAIN", bad);
+                assert!(matches!(Config::load(None, &Overrides::default()).unwrap_err(), ConfigError::Integration(_)), "{bad}");
+            }
+            jail.clear_env();
+            for bad in ["http://shop.example/done", "https://user@shop.example/", "https://shop.example/#x", "shop.example"] {
+                jail.create_file(
+                    "c.toml",
+                    &format!("[redirect_clients.shop]\nsecret = \"s\"\nissuer = \"i\"\nreturn_urls = [\"{bad}\"]\n"),
+                )?;
+                assert!(
+                    matches!(Config::load(Some(Path::new("c.toml")), &Overrides::default()).unwrap_err(), ConfigError::Integration(_)),
+                    "{bad}"
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         Jail::expect_with(|jail| {
             let load = || Config::load(None, &Overrides::default()).unwrap_err();
