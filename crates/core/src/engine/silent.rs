@@ -69,8 +69,8 @@ impl Verifier {
     }
 
     /// Whether a device at `ip` (for the number `to`, when given) can be verified silently.
-    /// Only a caller with an API key may ask about another address than its own; `sim` is the
-    /// simulator's answer, for tests.
+    /// Only a caller with an API key may ask about another address than its own (an end user's
+    /// question costs its address a check); `sim` is the simulator's answer, for tests.
     pub async fn coverage(
         &self,
         caller: &Caller,
@@ -89,6 +89,13 @@ impl Verifier {
             return Ok(answer(SIMULATOR, sim.coverage()));
         }
         let ip = ip.or(caller.end_user_ip).or(caller.ip);
+        // A page's own question asks the provider on the public's behalf: it costs the address a
+        // check, so nobody can spend the provider's quota from one place.
+        if caller.key_id.is_none() {
+            let charges = self.budgets.for_check(ip);
+            let now = self.clock.now();
+            ports::write(self.store.as_ref(), move |tx| Box::pin(async move { charge(tx, &charges, now).await })).await?;
+        }
         Ok(self
             .covering(ip, to.as_ref())
             .await

@@ -292,3 +292,20 @@ async fn an_app_signs_up_and_logs_in_silently_through_the_json_api() {
     let r = device().get(decoy["check_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "a decoy's link leads to the operator too");
 }
+
+#[tokio::test]
+async fn a_page_asking_for_coverage_spends_its_address_check_budget() {
+    let app = TestApp::spawn_with(|c| {
+        c.silent_simulator = true;
+        c.budgets.checks_per_ip = vec!["3/1h".parse().unwrap()];
+    })
+    .await;
+    let anonymous = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(anonymous.get(app.url("/api/coverage")).send().await.unwrap().status(), StatusCode::OK);
+    }
+    let r = anonymous.get(app.url("/api/coverage")).send().await.unwrap();
+    expect_error(r, 429, "rate_limited").await;
+    // A backend with a key is not its users' address.
+    assert_eq!(app.get("/api/coverage?ip=198.51.100.1").await.status(), StatusCode::OK);
+}
