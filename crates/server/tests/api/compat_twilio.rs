@@ -162,6 +162,10 @@ async fn every_twilio_error_code() {
     twilio_error(form(&app, "/v2/Services", &[("FriendlyName", "x"), ("CodeLength", "12")]).await, 400, 60200).await;
     twilio_error(form(&app, &verifications, &[("To", "12"), ("Channel", "sms")]).await, 400, 60200).await;
     twilio_error(form(&app, &verifications, &[("To", "+4915123456789"), ("Channel", "carrier-pigeon")]).await, 400, 60200).await;
+    // phonegate's own channel names are not Twilio's.
+    for channel in ["silent", "auto"] {
+        twilio_error(form(&app, &verifications, &[("To", "+4915123456789"), ("Channel", channel)]).await, 400, 60200).await;
+    }
     twilio_error(form(&app, &verifications, &[("Channel", "sms")]).await, 400, 60200).await;
     twilio_error(
         form(&app, "/v2/Services/VA00000000000000000000000000000000/Verifications", &[("To", "+4915123456789"), ("Channel", "sms")]).await,

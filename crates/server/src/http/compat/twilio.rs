@@ -343,7 +343,11 @@ async fn start(
     let service = s.verifier.service(&auth.0, Some(&sid)).await?;
     let to = p.get("To").ok_or_else(|| TwilioError::invalid("Missing required parameter To in the post body"))?;
     let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
-    let channel = Channel::parse(channel)
+    // Twilio's channel names: only `sms` is served here (its `sna` is not; phonegate's own
+    // silent channel is in the native API).
+    let channel = Some(channel)
+        .filter(|c| *c == "sms")
+        .and(Some(Channel::Sms))
         .ok_or_else(|| TwilioError::invalid(format!("Invalid parameter `Channel`: {channel} is not supported; use sms")))?;
     let options = StartOptions {
         brand: p.get("CustomFriendlyName").map(str::to_string),
