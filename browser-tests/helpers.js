@@ -25,6 +25,8 @@ export const GROUP = {
     adminPhone: env('PHONEGATE_GROUP_ADMIN_PHONE'),
     twilio: { account: env('PHONEGATE_GROUP_TWILIO_ACCOUNT'), token: env('PHONEGATE_GROUP_TWILIO_TOKEN') },
 };
+/** A server with the Auth0 step for the tenant `tenant.example` (auth0.test.js): its outbox key and the shared secret. */
+export const AUTH0 = { base: env('PHONEGATE_AUTH0_BASE'), secret: env('PHONEGATE_AUTH0_SECRET'), tenantSecret: env('PHONEGATE_AUTH0_TENANT_SECRET') };
 const ARTIFACTS = process.env.BROWSER_ARTIFACTS ?? path.resolve(import.meta.dirname ?? '.', '../target/browser-artifacts');
 mkdirSync(ARTIFACTS, { recursive: true });
 

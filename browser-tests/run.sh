@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Drives phonegate's web pages (sign-up, login, code, account; docs/accounts.md) in headless
-# Debian Chromium with playwright-core, against three real servers on temporary SQLite databases
+# Debian Chromium with playwright-core, against five real servers on temporary SQLite databases
 # (the second with a 60 s code lifetime for the expired-code test, the third an invite-only group
 # with an admin made by `phonegate admin create`; group.test.js, the fourth with the silent
-# simulator; silent.test.js), partly through a small
+# simulator; silent.test.js, the fifth with the Auth0 step for the stand-in tenant
+# `tenant.example`; auth0.test.js), partly through a small
 # forward-auth proxy (proxy.js). Installs Chromium and the npm packages itself. Full-page
 # screenshots of every page visited go to target/browser-artifacts/.
 # Prints `browser: N passed, M failed` last. Usage: browser-tests/run.sh PATH_TO_PHONEGATE_BINARY
@@ -74,12 +75,20 @@ PORT=$group_port start group PHONEGATE_ACCOUNTS__REGISTRATION=invite_only PHONEG
     PHONEGATE_PROVIDERS__OUTBOX__KIND=outbox PHONEGATE_ROUTING__PROVIDERS='["outbox"]' \
     PHONEGATE_PROVIDERS__TWILIO__KIND=twilio PHONEGATE_PROVIDERS__TWILIO__ACCOUNT_SID="$twilio_account" \
     PHONEGATE_PROVIDERS__TWILIO__AUTH_TOKEN="$twilio_token" PHONEGATE_PROVIDERS__TWILIO__FROM='"+15005550006"'
+# The Auth0 step for the tenant `tenant.example`, which the browser never reaches: auth0.test.js
+# answers it with a stand-in of Auth0's Action API (auth0-standin.js). The shared secret is the
+# Action's PHONEGATE_SECRET.
+auth0_port=$(free_port)
+auth0_secret=browser-test-auth0-shared-secret-0123456789abcdef
+PORT=$auth0_port start auth0 PHONEGATE_AUTH0__DOMAIN=tenant.example PHONEGATE_AUTH0__SECRET="$auth0_secret" \
+    PHONEGATE_PUBLIC_URL="http://127.0.0.1:$auth0_port"
 
 export PHONEGATE_BASE=$base_main PHONEGATE_SECRET=$secret_main
 export PHONEGATE_SHORT_TTL_BASE=$base_short_ttl PHONEGATE_SHORT_TTL_SECRET=$secret_short_ttl
 export PHONEGATE_SILENT_BASE=$base_silent PHONEGATE_SILENT_SECRET=$secret_silent
 export PHONEGATE_GROUP_BASE=$base_group PHONEGATE_GROUP_SECRET=$secret_group PHONEGATE_GROUP_ADMIN_PHONE=$group_admin
 export PHONEGATE_GROUP_TWILIO_ACCOUNT=$twilio_account PHONEGATE_GROUP_TWILIO_TOKEN=$twilio_token
+export PHONEGATE_AUTH0_BASE=$base_auth0 PHONEGATE_AUTH0_SECRET=$secret_auth0 PHONEGATE_AUTH0_TENANT_SECRET=$auth0_secret
 export BROWSER_ARTIFACTS=$artifacts
 
 # Readable progress on stdout, TAP (counted below) in a file. (--test-force-exit would cut the
@@ -92,7 +101,7 @@ set -e
 # TAP's summary: "# pass N", "# fail N", "# cancelled N" (a cancelled test counts as failed).
 read -r passed failed < <(awk '/^# pass [0-9]+$/ { p = $3 } /^# (fail|cancelled) [0-9]+$/ { f += $3 }
     END { print p + 0, f + 0 }' "$work/tap.log" 2>/dev/null || echo 0 0)
-cp "$work"/main.log "$work"/short_ttl.log "$work"/group.log "$work"/silent.log "$artifacts/" 2>/dev/null || true
+cp "$work"/main.log "$work"/short_ttl.log "$work"/group.log "$work"/silent.log "$work"/auth0.log "$artifacts/" 2>/dev/null || true
 
 if [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
     echo "--- server log (main) ---"; tail -40 "$work/main.log"
