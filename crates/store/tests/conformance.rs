@@ -922,3 +922,21 @@ async fn retention_deletes_the_silent_check_of_a_purged_verification() {
         insert_silent(s, &SilentCheck { verification_id: "VEspending2".into(), ..checks[0].clone() }).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_token_is_used_once_until_retention_forgets_it_after_its_expiry() {
+    for b in backends().await {
+        let s = b.store.as_ref();
+        let digest = vec![7u8; 32];
+        let until = t0() + Duration::minutes(10);
+        assert!(write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}", b.name);
+        assert!(!write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}: a second use", b.name);
+        let other = vec![8u8; 32];
+        assert!(write!(s, [other], |tx| tx.use_once(&other, until).await).unwrap(), "{}", b.name);
+        // Retention forgets expired tokens only.
+        write!(s, [], |tx| tx.purge_before(t0(), 100).await).unwrap();
+        assert!(!write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}: kept until it expires", b.name);
+        write!(s, [], |tx| tx.purge_before(until + Duration::minutes(1), 100).await).unwrap();
+        assert!(write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}: forgotten after", b.name);
+    }
+}
