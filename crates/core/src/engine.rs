@@ -4,21 +4,21 @@
 use crate::budget::{Budgets, Charge};
 use crate::caller::Caller;
 use crate::clock::Clock;
-use crate::code::{self, Code, ServerKeys};
-use crate::delivery::DispatchOutcome;
+use crate::code::{Code, ServerKeys};
 use crate::error::VerifyError;
 use crate::ids::new_id;
 use crate::message::{DeliveryStatus, Message};
 use crate::phone::{PhoneNumber, PhonePolicy};
 use crate::ports::{self, Lease, Observer, SmsSender, Store, StoreError, Tx};
-use crate::service::{self, DEFAULT_SERVICE, Service, ServiceSettings};
-use crate::verification::{CancelRefusal, Channel, SendRefusal, Status, Verification};
+use crate::service::{DEFAULT_SERVICE, Service, ServiceSettings};
+use crate::verification::{CancelRefusal, Channel, Status, Verification};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
 
 mod check;
 mod silent;
+mod start;
 
 pub use silent::{CoverageAnswer, SilentOutcome};
 
@@ -128,18 +128,6 @@ pub struct VerifierParts {
     pub silent: crate::silent::SilentRoutes,
 }
 
-/// What a start's unit of work did.
-struct StartDone {
-    verification: Verification,
-    resent: bool,
-    /// The code's message, unless a silent check waits for the device.
-    sending: Option<(Message, Lease)>,
-    /// The start's silent check was stored.
-    silent: bool,
-    /// A pending verification found expired on the way (recorded in the same transaction).
-    expired: Option<Verification>,
-}
-
 /// A verification the caller may see; another tenant's does not exist for it.
 pub(crate) fn visible(caller: &Caller, v: Option<Verification>) -> Result<Verification, VerifyError> {
     v.filter(|v| caller.may_see(&v.service_id)).ok_or(VerifyError::VerificationNotFound)
@@ -205,10 +193,6 @@ pub(crate) async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Ut
     }
     Ok(())
 }
-
-/// How often a start retries when the pending verification it collided with ended before it
-/// could lock it (PostgreSQL, another instance).
-const START_ROUNDS: usize = 4;
 
 impl Verifier {
     pub fn new(p: VerifierParts) -> Self {
@@ -314,216 +298,6 @@ impl Verifier {
 
     pub fn parse_phone(&self, raw: &str) -> Result<PhoneNumber, VerifyError> {
         Ok(self.phones.parse(raw)?)
-    }
-
-    /// Starts a verification, or re-sends the pending one for the same service and number
-    /// (same id, same code) within the send limit. The verification (or its new send count) and
-    /// its message are written in one transaction; the message is then sent at once.
-    pub async fn start(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
-        let subject: String = req.to.chars().take(32).collect();
-        let result = self.start_unaudited(caller, req).await;
-        self.audited(caller, &subject, result).await
-    }
-
-    async fn start_unaudited(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
-        let to = match &req.options.region {
-            Some(region) => {
-                let region = crate::phone::parse_region(region)
-                    .ok_or_else(|| VerifyError::invalid("country", "must be an ISO 3166-1 region code"))?;
-                PhonePolicy { default_region: Some(region), ..self.phones.clone() }.parse(&req.to)?
-            }
-            None => self.parse_phone(&req.to)?,
-        };
-        let opts = req.options;
-        if opts.code_length.is_some_and(|l| !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&l)) {
-            return Err(VerifyError::invalid("code_length", "must be between 4 and 10"));
-        }
-        if opts.ttl_secs.is_some_and(|t| !(service::MIN_TTL_SECS..=service::MAX_TTL_SECS).contains(&t)) {
-            return Err(VerifyError::invalid("ttl", "must be between 60 and 86400 seconds"));
-        }
-        if opts.max_attempts.is_some_and(|m| m == 0 || m > self.limits.max_attempts) {
-            return Err(VerifyError::invalid("max_attempts", format!("must be between 1 and {}", self.limits.max_attempts)));
-        }
-        if opts
-            .brand
-            .as_deref()
-            .is_some_and(|b| b.trim().is_empty() || b.chars().count() > 64 || b.chars().any(service::is_unsafe) || b.contains('\n'))
-        {
-            return Err(VerifyError::invalid("brand", "must be 1 to 64 printable characters"));
-        }
-        if let Some(h) = &opts.app_hash
-            && (h.len() != 11 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
-        {
-            return Err(VerifyError::invalid("app_hash", "must be the app's 11-character SMS Retriever hash"));
-        }
-        let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
-        let service = self.service(caller, req.service.as_deref()).await?;
-        if !self.budgets.destination_allowed(&service.name, &to) {
-            return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
-        }
-        let now = self.clock.now();
-        if opts.psd2.is_some() && !service.psd2 {
-            return Err(VerifyError::Psd2NotEnabled);
-        }
-        let custom = match &opts.custom_code {
-            None => None,
-            Some(_) if !service.custom_codes => return Err(VerifyError::CustomCodeNotEnabled),
-            Some(c) => Some(Code::custom(c).ok_or_else(|| VerifyError::invalid("custom_code", "must be 4 to 10 digits"))?),
-        };
-        let code_length = custom.as_ref().map_or(opts.code_length.unwrap_or(service.code_length), |c| c.expose().len() as u8);
-        let code = custom.clone().unwrap_or_else(|| Code::generate(code_length));
-        let id = new_id("VE");
-        let fresh = Verification {
-            code_digest: self.keys.digest(&id, code.expose()),
-            code_sealed: self.keys.seal(&id, &code),
-            id,
-            service_id: service.id.clone(),
-            to: to.clone(),
-            channel: req.channel,
-            locale: locale.clone().unwrap_or_else(|| crate::locales::for_region(to.region().as_deref()).to_string()),
-            status: Status::Pending,
-            code_length,
-            attempts: 0,
-            max_attempts: opts.max_attempts.unwrap_or(self.limits.max_attempts),
-            brand: opts.brand.clone(),
-            app_hash: opts.app_hash.clone(),
-            psd2: opts.psd2.clone(),
-            sends: 1,
-            send_window_started_at: now,
-            created_at: now,
-            updated_at: now,
-            expires_at: now + opts.ttl_secs.map(chrono::Duration::seconds).unwrap_or_else(|| service.code_ttl()),
-            approved_at: None,
-            canceled_at: None,
-            expired_at: None,
-            max_attempts_reached_at: None,
-            failed_at: None,
-            failure_reason: None,
-            version: 0,
-        };
-        let plan = match req.channel {
-            Channel::Sms => None,
-            _ => Some(self.plan_silent(caller, &fresh, opts.silent_return.clone(), now).await?),
-        };
-        let silent_check = plan.as_ref().map(|p| p.check.clone());
-        let channel = req.channel;
-        let this = self.clone();
-        let (refuse_if_pending, background) = (opts.refuse_if_pending, opts.background);
-        let country = to.calling_code();
-        let service_name = service.name.clone();
-        let budgets = self.budgets.for_service(&service.name);
-        let mut charges = budgets.for_start(caller.end_user_ip);
-        charges.extend(budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id));
-        let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));
-        let done = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                if tx.is_opted_out(&fresh.to).await? {
-                    return Err(VerifyError::OptedOut);
-                }
-
-                let mut expired = None;
-                for _ in 0..START_ROUNDS {
-                    // Most starts are for a number with nothing pending: the insert comes first and
-                    // the unique index on pending verifications says when there is one.
-                    if tx.insert_verification(&fresh).await? {
-                        // Whatever the start turns into, it sends a code: a refusal rolls the
-                        // whole unit back.
-                        charge(tx, &charges, now).await?;
-                        // Only a `silent` verification never sends a code; an `auto` one may, so
-                        // the prefix throttle counts it at its start.
-                        if let Some(counters) = throttle.as_ref().filter(|_| channel != Channel::Silent) {
-                            this.throttle(tx, counters, now).await?;
-                        }
-                        if let Some(check) = &silent_check {
-                            tx.insert_silent_check(check).await?;
-                            if check.state.is_live() {
-                                return Ok(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
-                            }
-                        }
-                        let sending = this.queue(tx, &service, &fresh, &code, false, now).await?;
-                        let silent = silent_check.is_some();
-                        return Ok(StartDone { verification: fresh, resent: false, sending: Some(sending), silent, expired });
-                    }
-                    let Some(mut pending) = tx.pending_verification(&fresh.service_id, &fresh.to).await? else { continue };
-                    // A second silent check for a number would race the first on the device.
-                    if (refuse_if_pending || channel == Channel::Silent) && pending.status_at(now) == Status::Pending {
-                        return Err(VerifyError::AlreadyPending { verification_id: pending.id });
-                    }
-                    match pending.register_send(now, &this.limits) {
-                        Ok(()) => {}
-                        Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
-                        Err(SendRefusal::NotPending(_)) => {
-                            // Its deadline passed unswept: record that, then start afresh.
-                            save(tx, &mut pending).await?;
-                            expired = Some(pending);
-                            continue;
-                        }
-                    }
-                    if let Some(l) = &locale {
-                        pending.locale.clone_from(l);
-                    }
-                    save(tx, &mut pending).await?;
-                    charge(tx, &charges, now).await?;
-                    let code = this
-                        .keys
-                        .open(&pending.id, &pending.code_sealed)
-                        .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
-                    // Another custom code while one is pending: the app must not believe its
-                    // new code was sent.
-                    if custom.as_ref().is_some_and(|c| *c != code) {
-                        return Err(VerifyError::AlreadyPending { verification_id: pending.id });
-                    }
-                    let sending = this.queue(tx, &service, &pending, &code, true, now).await?;
-                    return Ok(StartDone { verification: pending, resent: true, sending: Some(sending), silent: false, expired });
-                }
-                Err(VerifyError::Busy)
-            })
-        })
-        .await?;
-        let mut done = done;
-        if let Some(v) = &done.expired {
-            self.observer.verification_entered(&v.service_id, v.channel, v.status);
-        }
-        if !done.resent {
-            self.observer.verification_entered(&done.verification.service_id, done.verification.channel, Status::Pending);
-            self.observer.conversion(&done.verification.to.region().unwrap_or_else(|| "unknown".into()), "started");
-        }
-        tracing::debug!(request = %caller.request_id, verification = %done.verification.id, resent = done.resent, "verification started");
-        let queued_at = done.sending.as_ref().map_or(now, |(m, _)| m.created_at);
-        let message_id = done.sending.as_ref().map(|(m, _)| m.id.clone());
-        let (mut silent, mut check_url) = (None, None);
-        if let Some(plan) = plan.filter(|_| done.silent) {
-            let mut check = plan.check;
-            if let Some(provider) = plan.provider {
-                let brand = done.verification.brand.clone().unwrap_or_else(|| service_name.clone());
-                check = self.create_silent(caller, provider, &check, &done.verification.to, brand).await?;
-            }
-            if check.state.is_live() {
-                check_url = Some(self.check_url(&plan.token));
-            } else if !check.fallback {
-                // The provider refused: the silent verification has failed.
-                done.verification = self.get(caller, &done.verification.id).await?;
-            }
-            silent = Some(check);
-        }
-        let started = |verification| Started { verification, resent: done.resent, message_id, queued_at, silent, check_url };
-        let Some((message, lease)) = done.sending else { return Ok(started(done.verification)) };
-        let this = self.clone();
-        let sending = tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
-        if background {
-            return Ok(started(done.verification));
-        }
-        // Wait (boundedly) for the first provider answer. A first send that every provider
-        // refuses marks the verification failed; a failed resend leaves it pending (the earlier
-        // message may still arrive).
-        match tokio::time::timeout(self.delivery.send_wait, sending).await {
-            Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => {
-                Err(VerifyError::DeliveryFailed { verification_id: done.verification.id, reason })
-            }
-            Ok(Ok(Err(e))) => Err(e),
-            // Sent, or still sending in the background.
-            _ => Ok(started(done.verification)),
-        }
     }
 
     /// Sends a text that is not a code (an invitation) to `to` for the service `service`: it
