@@ -154,6 +154,11 @@ struct SimQuery {
 
 /// The device opens its `check_url`: on to the provider (a 303), or a page saying why not.
 async fn open(State(s): State<AppState>, parts: Parts, Path(token): Path<String>, Query(q): Query<SimQuery>) -> Response {
+    // A link preview or a browser's prefetch must not spend the single-use link.
+    let prefetch = parts.headers.get("sec-purpose").and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("prefetch"));
+    if parts.method == axum::http::Method::HEAD || prefetch {
+        return (StatusCode::NO_CONTENT, [(CACHE_CONTROL, HeaderValue::from_static("no-store"))]).into_response();
+    }
     let caller = end_user(&parts);
     let sim = match sim(q.sim.as_deref()) {
         Ok(sim) => sim,

@@ -48,6 +48,10 @@ async fn a_silent_verification_is_approved_when_the_operator_confirms_the_number
     let check_url = v["silent"]["check_url"].as_str().unwrap().to_string();
     assert!(check_url.starts_with(&format!("{}/silent/", app.base)), "{check_url}");
 
+    // A link preview (HEAD) or a browser's prefetch does not spend the link.
+    assert_eq!(device().head(&check_url).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    let prefetch = device().get(&check_url).header("sec-purpose", "prefetch").send().await.unwrap();
+    assert_eq!(prefetch.status(), StatusCode::NO_CONTENT);
     // The device's way: the check URL sends it to the operator, the operator back to phonegate.
     let r = device().get(&check_url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
