@@ -39,6 +39,25 @@ describe('Twilio Verify v2 through the twilio SDK', () => {
     service = await client.verify.v2.services.create({ friendlyName, codeLength: 6 });
   });
 
+  test('sna: a Silent Network Auth verification is approved once the device opens its URL', async () => {
+    const to = freshNumber();
+    const v = await client.verify.v2.services(service.sid).verifications.create({ to, channel: 'sna' });
+    assert.equal(v.channel, 'sna');
+    assert.equal(v.status, 'pending');
+    assert.match(v.sna.url, /^https:\/\/.+\/silent\/[A-Za-z0-9_-]{43}$/);
+    const early = await client.verify.v2.services(service.sid).verificationChecks.create({ to });
+    assert.equal(early.status, 'pending');
+    assert.equal(early.valid, false);
+    // The device opens the URL over mobile data; the local simulator plays its operator.
+    const device = await fetch(`${v.sna.url}?sim=match`);
+    assert.equal(device.status, 200);
+    const check = await client.verify.v2.services(service.sid).verificationChecks.create({ to });
+    assert.equal(check.status, 'approved');
+    assert.equal(check.valid, true);
+    assert.equal(check.channel, 'sna');
+    assert.deepEqual(check.snaAttemptsErrorCodes, []);
+  });
+
   const verify = () => client.verify.v2.services(service.sid);
 
   test('creates and fetches a service', async () => {

@@ -389,6 +389,19 @@ impl Verifier {
         .await
     }
 
+    /// The newest `silent` verification of a number in a service, whatever its status.
+    pub async fn latest_silent(&self, caller: &Caller, service: Option<&str>, to: &str) -> Result<Verification, VerifyError> {
+        let to = self.parse_phone(to)?;
+        let service = self.service(caller, service).await?;
+        let now = self.clock.now();
+        let mut v = ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move { tx.latest_silent_verification(&service.id, &to).await?.ok_or(VerifyError::NoPendingVerification) })
+        })
+        .await?;
+        v.expire_if_due(now);
+        Ok(v)
+    }
+
     /// Reads a verification. One whose deadline has passed is reported expired (the sweep
     /// records it); reading never writes.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {

@@ -78,6 +78,9 @@ pub trait VerificationTx: Send {
     /// The newest verification of the number that wrong codes locked and whose code has not
     /// expired yet at `now`.
     async fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>>;
+    /// The newest `silent` verification of a number in a service, whatever its status (a Twilio
+    /// SNA check names the number only).
+    async fn latest_silent_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
     /// Writes `v` over the stored row of the same id and version, bumping the version.
     /// `Conflict` when the stored version differs (a unit that read without its lock).
     async fn update_verification(&mut self, v: &Verification) -> StoreResult<()>;

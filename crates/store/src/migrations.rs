@@ -21,6 +21,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/0012_group_join.sql")),
     (13, include_str!("../migrations/sqlite/0013_silent.sql")),
     (14, include_str!("../migrations/sqlite/0014_used_tokens.sql")),
+    (15, include_str!("../migrations/sqlite/0015_silent_by_number.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

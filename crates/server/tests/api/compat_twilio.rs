@@ -1,6 +1,6 @@
 //! Twilio Verify v2 over raw HTTP: paths, form bodies, Basic auth, field names and every error code.
 use crate::helpers::{TestApp, fresh_number, wrong};
-use reqwest::Response;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 
 async fn form(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Response {
@@ -162,8 +162,8 @@ async fn every_twilio_error_code() {
     twilio_error(form(&app, "/v2/Services", &[("FriendlyName", "x"), ("CodeLength", "12")]).await, 400, 60200).await;
     twilio_error(form(&app, &verifications, &[("To", "12"), ("Channel", "sms")]).await, 400, 60200).await;
     twilio_error(form(&app, &verifications, &[("To", "+4915123456789"), ("Channel", "carrier-pigeon")]).await, 400, 60200).await;
-    // phonegate's own channel names are not Twilio's.
-    for channel in ["silent", "auto"] {
+    // phonegate's own channel names are not Twilio's; `sna` needs a silent provider.
+    for channel in ["silent", "auto", "sna"] {
         twilio_error(form(&app, &verifications, &[("To", "+4915123456789"), ("Channel", channel)]).await, 400, 60200).await;
     }
     twilio_error(form(&app, &verifications, &[("Channel", "sms")]).await, 400, 60200).await;
@@ -328,4 +328,32 @@ async fn urls_keep_host_and_port_over_http2() {
     let s: Value = r.json().await.unwrap();
     let url = s["url"].as_str().unwrap();
     assert!(url.starts_with(&app.url("/v2/Services/VA")), "{url} vs {}", app.url(""));
+}
+
+#[tokio::test]
+async fn silent_network_auth_through_the_twilio_api() {
+    let app = TestApp::spawn_with(|c| c.silent_simulator = true).await;
+    let sid = service(&app).await;
+    let to = fresh_number();
+    let r = form(&app, &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sna")]).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!((v["channel"].as_str(), v["status"].as_str()), (Some("sna"), Some("pending")));
+    let url = v["sna"]["url"].as_str().unwrap();
+    let check = format!("/v2/Services/{sid}/VerificationCheck");
+    // Before the device opened the URL: pending.
+    let r: Value = form(&app, &check, &[("To", &to)]).await.json().await.unwrap();
+    assert_eq!((r["status"].as_str(), r["valid"].as_bool(), r["channel"].as_str()), (Some("pending"), Some(false), Some("sna")));
+    // The device opens it (the simulated operator confirms), then the check by number or sid.
+    let page = reqwest::get(format!("{url}?sim=match")).await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let r: Value = form(&app, &check, &[("To", &to)]).await.json().await.unwrap();
+    assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("approved"), Some(true)));
+    let r: Value = form(&app, &check, &[("VerificationSid", v["sid"].as_str().unwrap())]).await.json().await.unwrap();
+    assert_eq!(r["status"], "approved");
+    // An SMS verification still needs its code, and so does a number without an SNA verification.
+    let sms = form(&app, &format!("/v2/Services/{sid}/Verifications"), &[("To", &fresh_number()), ("Channel", "sms")]).await;
+    let sms: Value = sms.json().await.unwrap();
+    twilio_error(form(&app, &check, &[("VerificationSid", sms["sid"].as_str().unwrap())]).await, 400, 60200).await;
+    twilio_error(form(&app, &check, &[("To", &fresh_number())]).await, 400, 60200).await;
 }

@@ -34,6 +34,11 @@ static LOCKED: Sql = Sql::new(concat!(
     " FROM verifications WHERE service_id = $1 AND to_number = $2 AND status = 'max_attempts_reached' AND expires_at > $3 \
      ORDER BY created_at DESC LIMIT 1"
 ));
+static LATEST_SILENT: Sql = Sql::new(concat!(
+    "SELECT ",
+    columns!(),
+    " FROM verifications WHERE service_id = $1 AND to_number = $2 AND channel = 'silent' ORDER BY created_at DESC, id DESC LIMIT 1"
+));
 static UPDATE: Sql = Sql::new(
     "UPDATE verifications SET locale = $1, status = $2, attempts = $3, sends = $4, send_window_started_at = $5, \
      updated_at = $6, approved_at = $7, canceled_at = $8, expired_at = $9, max_attempts_reached_at = $10, \
@@ -152,6 +157,10 @@ impl<D: Db> VerificationTx for Repo<D> {
 
     async fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
         self.row(&PENDING, args![service_id, to.as_str()]).await?.map(decode).transpose()
+    }
+
+    async fn latest_silent_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
+        self.row(&LATEST_SILENT, args![service_id, to.as_str()]).await?.map(decode).transpose()
     }
 
     async fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>> {

@@ -100,6 +100,9 @@ impl From<VerifyError> for TwilioError {
             VerifyError::ServiceNameTaken => {
                 Self::invalid("Invalid parameter `FriendlyName`: a service of this name exists with other settings")
             }
+            VerifyError::SilentUnavailable => {
+                Self::invalid("Invalid parameter `Channel`: sna is not available (no silent provider is configured)")
+            }
             VerifyError::Forbidden => Self::new(S::FORBIDDEN, 20403, "Forbidden"),
             VerifyError::ServiceNotFound | VerifyError::VerificationNotFound | VerifyError::NoPendingVerification => Self::not_found(),
             VerifyError::NotPending(Status::MaxAttemptsReached) => Self::new(S::TOO_MANY_REQUESTS, 60202, "Max check attempts reached"),
@@ -253,7 +256,7 @@ fn verification_json(v: &Verification, attempts: Vec<Value>, auth: &TwilioAuth, 
         "service_sid": v.service_id,
         "account_sid": auth.account_sid(),
         "to": v.to.as_str(),
-        "channel": v.channel.as_str(),
+        "channel": channel_name(v.channel),
         "status": v.status.as_str(),
         "valid": v.status == Status::Approved,
         "lookup": {},
@@ -343,12 +346,12 @@ async fn start(
     let service = s.verifier.service(&auth.0, Some(&sid)).await?;
     let to = p.get("To").ok_or_else(|| TwilioError::invalid("Missing required parameter To in the post body"))?;
     let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
-    // Twilio's channel names: only `sms` is served here (its `sna` is not; phonegate's own
-    // silent channel is in the native API).
-    let channel = Some(channel)
-        .filter(|c| *c == "sms")
-        .and(Some(Channel::Sms))
-        .ok_or_else(|| TwilioError::invalid(format!("Invalid parameter `Channel`: {channel} is not supported; use sms")))?;
+    // Twilio's channel names: `sms`, and `sna` (Silent Network Auth: phonegate's silent channel).
+    let channel = match channel {
+        "sms" => Channel::Sms,
+        "sna" => Channel::Silent,
+        other => return Err(TwilioError::invalid(format!("Invalid parameter `Channel`: {other} is not supported; use sms or sna"))),
+    };
     let options = StartOptions {
         brand: p.get("CustomFriendlyName").map(str::to_string),
         app_hash: p.get("AppHash").map(str::to_string),
@@ -370,7 +373,20 @@ async fn start(
         false => started.message_id.iter().map(|m| attempt(m, started.queued_at)).collect(),
         true => attempts(&s, &auth, &started.verification).await?,
     };
-    Ok((StatusCode::CREATED, Json(verification_json(&started.verification, sent, &auth, &base))))
+    let mut json = verification_json(&started.verification, sent, &auth, &base);
+    if let Some(path) = &started.check_url {
+        // The URL the device opens over mobile data (Twilio's `sna.url`).
+        json["sna"] = json!({ "url": format!("{base}{path}") });
+    }
+    Ok((StatusCode::CREATED, Json(json)))
+}
+
+/// Twilio's name for a channel.
+fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Silent => "sna",
+        other => other.as_str(),
+    }
 }
 
 /// The pending verification a path names, by `VE…` sid or by `To` number. Twilio forgets
@@ -430,7 +446,7 @@ async fn update(
 
 async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {
     let p = Params::parse(&body)?;
-    let code = p.get("Code").ok_or_else(|| TwilioError::invalid("Missing required parameter Code in the post body"))?;
+    let Some(code) = p.get("Code") else { return sna_check(&s, &auth, &sid, &p).await };
     let psd2 = Psd2::from_parts(p.get("Amount"), p.get("Payee"))?;
     // The engine answers for ended verifications: locked → 60202, anything else → 20404.
     let started = std::time::Instant::now();
@@ -454,11 +470,47 @@ async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<Stri
         "service_sid": v.service_id,
         "account_sid": auth.account_sid(),
         "to": v.to.as_str(),
-        "channel": v.channel.as_str(),
+        "channel": channel_name(v.channel),
         "status": v.status.as_str(),
         "valid": outcome == CheckOutcome::Approved,
         "amount": v.psd2.as_ref().map(|p| p.amount.clone()),
         "payee": v.psd2.as_ref().map(|p| p.payee.clone()),
+        "sna_attempts_error_codes": [],
+        "date_created": time(v.created_at),
+        "date_updated": time(v.updated_at),
+    })))
+}
+
+fn missing_code() -> TwilioError {
+    TwilioError::invalid("Missing required parameter Code in the post body")
+}
+
+/// A VerificationCheck without `Code`: the result of an SNA verification (the device opened its
+/// `sna.url`), by `VerificationSid` or by `To` (its newest SNA verification).
+async fn sna_check(s: &AppState, auth: &TwilioAuth, sid: &str, p: &Params) -> Result<Json<Value>, TwilioError> {
+    let v = match (p.get("VerificationSid"), p.get("To")) {
+        (Some(vsid), _) => target_of(s, auth, sid, vsid).await?,
+        (None, Some(to)) => {
+            let service = s.verifier.service(&auth.0, Some(sid)).await?;
+            // No SNA verification for the number: this is a code check without its code.
+            s.verifier.latest_silent(&auth.0, Some(&service.id), to).await.map_err(|_| missing_code())?
+        }
+        (None, None) => return Err(missing_code()),
+    };
+    if v.channel != Channel::Silent {
+        return Err(missing_code());
+    }
+    let status = v.status_at(s.clock.now());
+    Ok(Json(json!({
+        "sid": v.id,
+        "service_sid": v.service_id,
+        "account_sid": auth.account_sid(),
+        "to": v.to.as_str(),
+        "channel": "sna",
+        "status": status.as_str(),
+        "valid": status == Status::Approved,
+        "amount": null,
+        "payee": null,
         "sna_attempts_error_codes": [],
         "date_created": time(v.created_at),
         "date_updated": time(v.updated_at),
