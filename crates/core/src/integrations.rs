@@ -52,6 +52,8 @@ impl std::fmt::Debug for RedirectClient {
 /// A step in progress, sealed into the page.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct StepState {
+    /// Spent when a number is given, so one step sends codes to one number only.
+    id: String,
     client: String,
     state: String,
     sub: String,
@@ -149,6 +151,7 @@ impl Integrations {
         })?;
         let phone = incoming.rest.get(&c.phone_claim).and_then(|p| p.as_str()).map(str::to_string);
         let step = StepState {
+            id: crate::ids::new_id("st"),
             client: client.to_string(),
             state: state.to_string(),
             sub: incoming.sub,
@@ -176,6 +179,9 @@ impl Integrations {
         if s.phone.is_some() {
             return Err(VerifyError::StepInvalid);
         }
+        // Validate first, so a mistyped number can be corrected with the same step.
+        self.verifier.parse_phone(phone)?;
+        self.spend(&s.id, Some(s.exp)).await.map_err(|_| VerifyError::StepInvalid)?;
         self.send(caller, s, phone, locale).await
     }
 

@@ -202,8 +202,13 @@ async fn a_locked_code_returns_an_unverified_answer_and_a_missing_number_is_aske
     assert!(page.contains("name=\"phone\""), "{page}");
     let r = post(&app, "auth0", &[("step", &step_of(&page)), ("phone", "12")]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "an invalid number is asked for again");
-    let page = post(&app, "auth0", &[("step", &step_of(&page)), ("phone", &phone)]).await.text().await.unwrap();
+    let ask = step_of(&page);
+    let page = post(&app, "auth0", &[("step", &ask), ("phone", &phone)]).await.text().await.unwrap();
     assert!(page.contains("name=\"code\""), "{page}");
+    // The step that asked for a number takes one number only: no codes to a list of numbers.
+    let r = post(&app, "auth0", &[("step", &ask), ("phone", &fresh_number())]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("location").is_none());
     let step = step_of(&page);
     let code = app.code_for(&phone).await;
     for _ in 0..4 {
