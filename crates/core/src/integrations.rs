@@ -143,12 +143,12 @@ impl Integrations {
                 return Err(e);
             }
         };
-        self.spend(token, incoming.rest.get("exp").and_then(|e| e.as_i64())).await.map_err(|e| {
+        if let Err(e) = self.spend(token, incoming.rest.get("exp").and_then(|e| e.as_i64())).await {
             if matches!(e, VerifyError::RedirectTokenUsed) {
-                tracing::info!(client, "a redirect token came back a second time");
+                self.verifier.audit(caller, "integration_token_refused", Some(client), &e.to_string()).await;
             }
-            e
-        })?;
+            return Err(e);
+        }
         let phone = incoming.rest.get(&c.phone_claim).and_then(|p| p.as_str()).map(str::to_string);
         let step = StepState {
             id: crate::ids::new_id("st"),

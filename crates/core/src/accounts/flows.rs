@@ -252,11 +252,19 @@ impl Accounts {
             return Ok(taken_over);
         }
         let silent_return = (silent && self.verifier.silent_enabled()).then(|| super::silent::flow_page(&flow.id));
-        let started = self.send_code(caller, &phone, locale, silent_return).await?;
+        let started = self.send_code(caller, &phone, locale, silent_return.clone()).await?;
         flow.verification_id = Some(started.verification.id.clone());
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
         let mut answer = self.save_flow(flow, Vec::new(), Vec::new()).await?;
-        answer.check_url = started.check_url;
+        answer.check_url = match (started.check_url, silent_return) {
+            (Some(url), _) => Some(url),
+            // The number had a flow pending, whose code was sent again: this flow gets a check
+            // that ends nothing (like a decoy's), so its answer has the same shape as a first one.
+            (None, Some(page)) if started.resent => {
+                self.verifier.decoy_silent_check(caller, &phone, page, self.settings.brand.clone()).await
+            }
+            _ => None,
+        };
         Ok(answer)
     }
 
@@ -273,16 +281,15 @@ impl Accounts {
         // the same point for numbers with and without an account.
         let refusing = phone.as_ref().map(|p| self.send_charges(caller, p)).unwrap_or_default();
         let flow = self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone()));
-        // Where a real flow would get a silent check, so does a decoy (one that ends nothing).
-        let check_url = match &phone {
-            Some(p) if silent && self.verifier.silent_enabled() => {
-                self.verifier.decoy_silent_check(caller, p, super::silent::flow_page(&flow.id), self.settings.brand.clone()).await
-            }
-            _ => None,
-        };
+        let page = super::silent::flow_page(&flow.id);
         let counted = if wrong_password { self.verifier.budgets.for_failed_login(&login) } else { Vec::new() };
-        let started = self.save_flow(flow, refusing, counted).await.map(|s| FlowStarted { check_url, ..s });
-        let started = self.verifier.audited(caller, &login, started).await?;
+        let started = self.save_flow(flow, refusing, counted).await;
+        let mut started = self.verifier.audited(caller, &login, started).await?;
+        // Where a real flow would get a silent check, so does a decoy (one that ends nothing),
+        // once the budgets a real one costs are charged.
+        if let Some(p) = phone.as_ref().filter(|_| silent && self.verifier.silent_enabled()) {
+            started.check_url = self.verifier.decoy_silent_check(caller, p, page, self.settings.brand.clone()).await;
+        }
         self.verifier.audit(caller, "login_failed", Some(&login), "unknown account or wrong password").await;
         Ok(started)
     }

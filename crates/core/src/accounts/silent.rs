@@ -20,11 +20,14 @@ impl Accounts {
     /// Completes a flow whose silent check matched: a sign-up creates the account, a login opens
     /// the session, a phone change changes the number — like a right code. The check must be
     /// this flow's own (another flow of the same number shares its verification, never its
-    /// check); anything else is `NoSilentCheck`, the same for decoys.
+    /// check), and `proof` what the device brought back from the operator (so whoever started
+    /// the flow cannot finish it with someone else's phone); anything else is `NoSilentCheck`,
+    /// the same for decoys.
     pub async fn verify_silent(
         &self,
         caller: &Caller,
         flow_id: &str,
+        proof: &str,
         kind: SessionKind,
         device: Option<String>,
         signed_in: Option<&str>,
@@ -32,13 +35,18 @@ impl Accounts {
         let (this, id, now) = (self.clone(), flow_id.to_string(), self.now());
         let ip = caller.end_user_ip.or(caller.ip);
         let owner = signed_in.map(str::to_string);
+        let proof = proof.to_string();
         let done = ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let mut flow = super::flows::open_flow(tx, &id, owner.as_deref(), now).await?;
                 let vid = flow.verification_id.clone().ok_or(VerifyError::NoSilentCheck)?;
                 let approved = tx.verification(&vid).await?.is_some_and(|v| v.status == Status::Approved);
                 let check = tx.silent_check_of(&vid).await?;
-                let own = check.is_some_and(|c| c.state == CheckState::Matched && c.return_path.as_deref() == Some(&flow_page(&flow.id)));
+                let own = check.is_some_and(|c| {
+                    use subtle::ConstantTimeEq;
+                    let proven: bool = this.verifier.silent_proof(&c.id).as_bytes().ct_eq(proof.as_bytes()).into();
+                    c.state == CheckState::Matched && c.return_path.as_deref() == Some(&flow_page(&flow.id)) && proven
+                });
                 if !(approved && own) {
                     return Err(VerifyError::NoSilentCheck);
                 }

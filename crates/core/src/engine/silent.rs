@@ -49,6 +49,9 @@ pub struct SilentOutcome {
     pub code_sent: bool,
     /// phonegate's page the device goes back to (a login flow's), when the check has one.
     pub return_path: Option<String>,
+    /// After a match: what the device brings back to prove it was the one checked (a login flow
+    /// completes only with it).
+    pub proof: Option<String>,
 }
 
 fn random_token() -> String {
@@ -58,6 +61,24 @@ fn random_token() -> String {
 }
 
 impl Verifier {
+    /// The proof a device gets for a matched check: an HMAC of the check's id with the server
+    /// secret, so only the device that came back from the operator holds it.
+    pub fn silent_proof(&self, check_id: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.keys.digest(check_id, "silent-proof"))
+    }
+
+    fn outcome(&self, check: &SilentCheck, code_sent: bool) -> SilentOutcome {
+        SilentOutcome {
+            verification_id: check.verification_id.clone(),
+            state: check.state,
+            reason: check.reason,
+            code_sent,
+            return_path: check.return_path.clone(),
+            proof: (check.state == CheckState::Matched).then(|| self.silent_proof(&check.id)),
+        }
+    }
+
     /// Whether any silent provider (or the simulator) is configured.
     pub fn silent_enabled(&self) -> bool {
         self.silent.enabled()
@@ -188,7 +209,9 @@ impl Verifier {
             })
         })
         .await?;
-        self.after_conclusion(caller, &check, sending).await;
+        if !check.state.is_live() {
+            self.after_conclusion(caller, &check, sending).await;
+        }
         Ok(check)
     }
 
@@ -262,7 +285,8 @@ impl Verifier {
         let (check, v) = ports::read(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let c = tx.silent_check_by_ref(&name, &r).await?.ok_or(VerifyError::SilentCallbackInvalid)?;
-                let v = tx.verification(&c.verification_id).await?.ok_or(VerifyError::SilentCallbackInvalid)?;
+                // A decoy's check has no verification.
+                let v = tx.verification(&c.verification_id).await?;
                 Ok::<_, VerifyError>((c, v))
             })
         })
@@ -273,14 +297,23 @@ impl Verifier {
         }
         let device_url = check.device_url_sealed.as_deref().and_then(|s| self.keys.open_text(&check.id, s)).unwrap_or_default();
         let session = SilentSession { device_url, provider_ref };
-        let result = p.result(&session, &v.to, query).await.unwrap_or_else(|e| {
-            tracing::warn!(provider = %check.provider, error = %e, "silent check could not be decided");
-            SilentResult::Failed(Reason::ProviderError)
-        });
+        let result = match &v {
+            // Past its deadline the check has timed out, whatever the operator says now.
+            _ if self.clock.now() >= check.expires_at => SilentResult::Failed(Reason::Timeout),
+            // A decoy ends nothing; it answers like a real check of another SIM.
+            None => SilentResult::Failed(Reason::Mismatch),
+            Some(v) => p.result(&session, &v.to, query).await.unwrap_or_else(|e| {
+                tracing::warn!(provider = %check.provider, error = %e, "silent check could not be decided");
+                SilentResult::Failed(Reason::ProviderError)
+            }),
+        };
         let now = self.clock.now();
         let this = self.clone();
-        let service = self.service(&Caller::system("silent-callback"), Some(&v.service_id)).await?;
-        let charges = self.budgets.for_service(&service.name).for_check(caller.end_user_ip);
+        let service_name = match &v {
+            Some(v) => self.service(&Caller::system("silent-callback"), Some(&v.service_id)).await?.name,
+            None => crate::accounts::SERVICE.to_string(),
+        };
+        let charges = self.budgets.for_service(&service_name).for_check(caller.end_user_ip);
         let id = check.verification_id.clone();
         let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
@@ -296,13 +329,7 @@ impl Verifier {
         .await?;
         let code_sent = sending.is_some();
         self.after_conclusion(caller, &check, sending).await;
-        Ok(SilentOutcome {
-            verification_id: check.verification_id.clone(),
-            state: check.state,
-            reason: check.reason,
-            code_sent,
-            return_path: check.return_path.clone(),
-        })
+        Ok(self.outcome(&check, code_sent))
     }
 
     /// Gives up the silent check of a pending verification now (the user asked for a code, or
@@ -327,13 +354,7 @@ impl Verifier {
         .await?;
         let code_sent = sending.is_some();
         self.after_conclusion(caller, &check, sending).await;
-        Ok(SilentOutcome {
-            verification_id: check.verification_id.clone(),
-            state: check.state,
-            reason: check.reason,
-            code_sent,
-            return_path: check.return_path.clone(),
-        })
+        Ok(self.outcome(&check, code_sent))
     }
 
     /// The silent check of a verification the caller may see.

@@ -160,7 +160,9 @@ impl Verifier {
                     }
                     let Some(mut pending) = tx.pending_verification(&fresh.service_id, &fresh.to).await? else { continue };
                     // A second silent check for a number would race the first on the device.
-                    if (refuse_if_pending || channel == Channel::Silent) && pending.status_at(now) == Status::Pending {
+                    // A `silent` one must never get a code by SMS either.
+                    let silent = channel == Channel::Silent || pending.channel == Channel::Silent;
+                    if (refuse_if_pending || silent) && pending.status_at(now) == Status::Pending {
                         return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                     }
                     match pending.register_send(now, &this.limits) {

@@ -75,6 +75,9 @@ pub struct VerifyBody {
     code: String,
     /// The device came back from its `check_url` and the operator confirmed the number.
     silent: Option<bool>,
+    /// With `silent`: the `proof` parameter of the page the device ended on after opening
+    /// `check_url` (it proves the flow is finished by the device that was checked).
+    proof: Option<String>,
     /// `cookie` sets the browser session cookie instead of returning a refresh token.
     session: Option<String>,
 }
@@ -290,7 +293,7 @@ async fn verify(
         if !b.code.is_empty() {
             return Err(VerifyError::invalid("code", "give either `code` or `silent: true`").into());
         }
-        s.accounts.verify_silent(&caller, &b.flow_id, kind, user_agent(&headers), None).await?
+        s.accounts.verify_silent(&caller, &b.flow_id, b.proof.as_deref().unwrap_or_default(), kind, user_agent(&headers), None).await?
     } else {
         s.accounts.verify(&caller, &b.flow_id, &b.code, kind, user_agent(&headers), None).await?
     };

@@ -226,8 +226,11 @@ async fn callback(
         Ok(outcome) => {
             if let Some(path) = outcome.return_path.as_deref().filter(|p| p.starts_with('/') && !p.starts_with("//")) {
                 let sep = if path.contains('?') { '&' } else { '?' };
-                let result = if outcome.state == CheckState::Matched { "done" } else { "sms" };
-                return redirect(&format!("{path}{sep}silent={result}"));
+                let result = match &outcome.proof {
+                    Some(proof) => format!("silent=done&proof={proof}"),
+                    None => "silent=sms".to_string(),
+                };
+                return redirect(&format!("{path}{sep}{result}"));
             }
             match (outcome.state, outcome.code_sent) {
                 (CheckState::Matched, _) => {

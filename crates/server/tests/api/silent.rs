@@ -31,6 +31,17 @@ async fn walk(check_url: &str, sim: &str) -> (StatusCode, String) {
     (r.status(), r.text().await.unwrap())
 }
 
+/// The device's walk, returning the URL it ended on (a login flow's page carries the proof).
+async fn walk_to(check_url: &str, sim: &str) -> reqwest::Url {
+    let r = reqwest::get(format!("{check_url}?sim={sim}")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.url().clone()
+}
+
+fn proof_of(url: &reqwest::Url) -> String {
+    url.query_pairs().find(|(k, _)| k == "proof").map(|(_, v)| v.into_owned()).expect("a proof")
+}
+
 async fn code_sent(app: &TestApp, to: &str) -> String {
     eventually(|| async { app.outbox(to).await.first().and_then(|m| m["body"].as_str()).map(str::to_string) }).await;
     app.code_for(to).await
@@ -268,24 +279,33 @@ async fn an_app_signs_up_and_logs_in_silently_through_the_json_api() {
     // Too early: the device has not been to its operator.
     let early = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true })).await.unwrap();
     expect_error(early, 409, "no_silent_check").await;
-    let (status, _) = walk(check_url, "match").await;
-    assert_eq!(status, StatusCode::OK, "the device ends on the flow's page");
-    let r = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true })).await.unwrap();
+    let landed = walk_to(check_url, "match").await;
+    assert_eq!(landed.path(), "/login/code", "the device ends on the flow's page");
+    let proof = proof_of(&landed);
+    // Whoever started the flow cannot finish it without the device's proof.
+    for bad in [json!({ "flow_id": flow["flow_id"], "silent": true }), json!({ "flow_id": flow["flow_id"], "silent": true, "proof": "x" })]
+    {
+        expect_error(post("/api/auth/verify", bad).await.unwrap(), 409, "no_silent_check").await;
+    }
+    let r = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true, "proof": proof })).await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let tokens: Value = r.json().await.unwrap();
     assert!(tokens["access_token"].as_str().is_some_and(|t| t.len() > 20), "{tokens}");
     assert!(app.outbox(&to).await.is_empty(), "no SMS");
     // Once: the flow is used.
-    let again = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true })).await.unwrap();
+    let again = post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "silent": true, "proof": proof })).await.unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 
     // A second flow for the number shares the pending verification, never the first's check.
     let a: Value = post("/api/auth/login", json!({ "phone": to, "silent": true })).await.unwrap().json().await.unwrap();
     let b: Value = post("/api/auth/login", json!({ "phone": to })).await.unwrap().json().await.unwrap();
-    walk(a["check_url"].as_str().unwrap(), "match").await;
-    let stolen = post("/api/auth/verify", json!({ "flow_id": b["flow_id"], "silent": true })).await.unwrap();
+    // A second silent login while one is pending answers the same shape (its check ends nothing).
+    let c: Value = post("/api/auth/login", json!({ "phone": to, "silent": true })).await.unwrap().json().await.unwrap();
+    assert_eq!(c["next"], "silent");
+    let proof = proof_of(&walk_to(a["check_url"].as_str().unwrap(), "match").await);
+    let stolen = post("/api/auth/verify", json!({ "flow_id": b["flow_id"], "silent": true, "proof": proof })).await.unwrap();
     expect_error(stolen, 409, "no_silent_check").await;
-    let own = post("/api/auth/verify", json!({ "flow_id": a["flow_id"], "silent": true })).await.unwrap();
+    let own = post("/api/auth/verify", json!({ "flow_id": a["flow_id"], "silent": true, "proof": proof })).await.unwrap();
     assert_eq!(own.status(), StatusCode::OK);
 
     // Password logins stay on codes; an unknown number gets a check link like a known one.
@@ -295,6 +315,11 @@ async fn an_app_signs_up_and_logs_in_silently_through_the_json_api() {
     assert_eq!(decoy["next"], "silent");
     let r = device().get(decoy["check_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "a decoy's link leads to the operator too");
+    // And comes back like a real one whose SIM did not match.
+    let operator = r.headers()["location"].to_str().unwrap().to_string();
+    let landed = reqwest::get(app.url(&format!("{operator}?sim=match"))).await.unwrap();
+    assert_eq!(landed.status(), StatusCode::OK);
+    assert!(landed.url().query().is_some_and(|q| q.contains("silent=sms")), "{}", landed.url());
 }
 
 #[tokio::test]
@@ -312,4 +337,52 @@ async fn a_page_asking_for_coverage_spends_its_address_check_budget() {
     expect_error(r, 429, "rate_limited").await;
     // A backend with a key is not its users' address.
     assert_eq!(app.get("/api/coverage?ip=198.51.100.1").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_silent_verification_never_takes_a_code() {
+    let app = simulator().await;
+    let to = fresh_number();
+    let v = start(&app, &to, "silent").await;
+    let id = v["id"].as_str().unwrap();
+    // No SMS start for the number while it is pending (its code would go by SMS).
+    let e = expect_error(app.post("/api/verifications", json!({ "to": to })).await, 409, "verification_pending").await;
+    assert_eq!(e["verification_id"], v["id"]);
+    expect_error(app.post("/api/verifications", json!({ "to": to, "channel": "auto" })).await, 409, "verification_pending").await;
+    assert!(app.outbox(&to).await.is_empty());
+    // Whatever is typed is a wrong code.
+    for code in ["123456", "000000"] {
+        let r: Value = app.check(id, code).await.json().await.unwrap();
+        assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("pending"), Some(false)));
+    }
+}
+
+#[tokio::test]
+async fn a_login_page_flow_is_finished_only_by_the_browser_that_started_it() {
+    let app = simulator().await;
+    let browser = || reqwest::Client::builder().cookie_store(true).build().unwrap();
+    let (mine, theirs) = (browser(), browser());
+    // The sign-up form of a browser (its CSRF cookie and token from the page).
+    let page = mine.get(app.url("/signup")).send().await.unwrap().text().await.unwrap();
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let to = fresh_number();
+    let r = mine
+        .post(app.url("/signup"))
+        .form(&[("csrf", csrf.as_str()), ("username", "pagesilent"), ("phone", to.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let code_page = r.url().clone();
+    assert_eq!(code_page.path(), "/login/code");
+    let token = code_page.query_pairs().find(|(k, _)| k == "check").unwrap().1.into_owned();
+    let landed = walk_to(&app.url(&format!("/silent/{token}")), "match").await;
+    let (flow, proof) = (landed.query_pairs().find(|(k, _)| k == "flow").unwrap().1.into_owned(), proof_of(&landed));
+    // Another browser with the whole link (and its own CSRF token) cannot finish it.
+    let other = theirs.get(landed.clone()).send().await.unwrap().text().await.unwrap();
+    let their_csrf = other.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let form = |csrf: &str| vec![("csrf", csrf.to_string()), ("flow", flow.clone()), ("proof", proof.clone())];
+    let r = theirs.post(app.url("/login/silent")).form(&form(&their_csrf)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = mine.post(app.url("/login/silent")).form(&form(&csrf)).send().await.unwrap();
+    assert_eq!(r.url().path(), "/account", "the browser that started it is signed in");
 }

@@ -225,9 +225,10 @@ struct CodePage<'a> {
     outbox: bool,
     /// The path of the flow's check link while its silent check waits for the device.
     check: Option<String>,
-    /// The device came back: matched (continue) or a code went by SMS.
+    /// The device came back: matched (continue, with the device's proof) or a code went by SMS.
     silent_done: bool,
     silent_sms: bool,
+    proof: String,
 }
 
 struct SessionRow {
@@ -275,6 +276,8 @@ struct ReturnQuery {
     check: Option<String>,
     /// Where the device's operator step ended: `done` or `sms`.
     silent: Option<String>,
+    /// After `done`: the device's proof of the match.
+    proof: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -311,6 +314,9 @@ struct CodeForm {
     #[serde(default)]
     code: String,
     return_to: Option<String>,
+    /// The silent step's proof (`/login/silent`).
+    #[serde(default)]
+    proof: String,
 }
 
 #[derive(Deserialize)]
@@ -358,7 +364,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
         silent: true,
     };
     match s.accounts.signup(&ctx.caller, req).await {
-        Ok(flow) => ctx.redirect(&s, &silent::flow_url(&flow, &back)),
+        Ok(flow) => silent::to_flow(&s, &ctx, &flow, &back),
         Err(e) => {
             let page = SignupPage {
                 t: ctx.t,
@@ -398,7 +404,7 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
     };
     let result: Result<FlowStarted, VerifyError> = s.accounts.login(&ctx.caller, req).await;
     match result {
-        Ok(flow) => ctx.redirect(&s, &silent::flow_url(&flow, &back)),
+        Ok(flow) => silent::to_flow(&s, &ctx, &flow, &back),
         Err(e) => {
             let page = LoginPage {
                 t: ctx.t,
@@ -432,6 +438,7 @@ fn code_page_of(
         check: None,
         silent_done: false,
         silent_sms: false,
+        proof: String::new(),
     }
 }
 
@@ -441,6 +448,7 @@ async fn code_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<Retu
     let mut page = code_page_of(&s, &ctx, flow, None, notice, return_to(&s, q.return_to.as_deref()));
     page.check = q.check.filter(|c| silent::is_token(c)).map(|c| format!("/silent/{c}"));
     page.silent_done = q.silent.as_deref() == Some("done");
+    page.proof = q.proof.filter(|p| p.len() <= 64).unwrap_or_default();
     page.silent_sms = q.silent.as_deref() == Some("sms");
     let mut response = ctx.render(&s, StatusCode::OK, &page);
     if page.check.is_some() || page.silent_done {

@@ -3,13 +3,30 @@
 //! or `silent=sms` (a code is on its way), and "Get a code by SMS instead" falls back at once.
 use super::{CodeForm, PageCtx, code_page_of, code_url, return_to, status_of};
 use crate::http::AppState;
+use crate::http::session::cookie;
 use axum::extract::{Form, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use phonegate_core::accounts::{FlowStarted, SessionKind};
 
+/// The cookie naming the silent flow this browser started: only that browser may finish it.
+const FLOW_COOKIE: &str = "phonegate_flow";
+
+/// A started flow's code page; a silent one also marks this browser as the flow's.
+pub(super) fn to_flow(s: &AppState, ctx: &PageCtx, flow: &FlowStarted, back: &str) -> Response {
+    let mut response = ctx.redirect(s, &flow_url(flow, back));
+    if flow.check_url.is_some() {
+        let secure = if s.secure_cookies { "; Secure" } else { "" };
+        let cookie = format!("{FLOW_COOKIE}={}; Path=/login; HttpOnly; SameSite=Lax{secure}", flow.flow_id);
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    response
+}
+
 /// Where a started flow continues: its code page, with its check link when it has one.
-pub(super) fn flow_url(flow: &FlowStarted, back: &str) -> String {
+fn flow_url(flow: &FlowStarted, back: &str) -> String {
     let mut url = code_url(&flow.flow_id, back);
     if let Some(token) = flow.check_url.as_deref().and_then(|p| p.strip_prefix("/silent/")) {
         url.push_str(&format!("&check={token}"));
@@ -47,8 +64,14 @@ pub(super) async fn continue_submit(State(s): State<AppState>, ctx: PageCtx, For
         return r;
     }
     let back = return_to(&s, f.return_to.as_deref());
+    // Another browser (a link someone was sent) may not finish this browser's flow.
+    if cookie(&ctx.headers, FLOW_COOKIE) != Some(f.flow.as_str()) {
+        let e = phonegate_core::VerifyError::NoSilentCheck;
+        let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
+        return ctx.render(&s, StatusCode::FORBIDDEN, &page);
+    }
     let owner = ctx.principal(&s).await.map(|p| p.user_id);
-    let result = s.accounts.verify_silent(&ctx.caller, &f.flow, SessionKind::Browser, ctx.device(), owner.as_deref()).await;
+    let result = s.accounts.verify_silent(&ctx.caller, &f.flow, &f.proof, SessionKind::Browser, ctx.device(), owner.as_deref()).await;
     super::verified_page(&s, &ctx, f.flow, back, result)
 }
 
