@@ -372,24 +372,50 @@ impl Verifier {
     /// Ends every overdue silent check as timed out (the background sweep).
     pub async fn expire_silent_checks(&self, batch: u32) -> Result<usize, VerifyError> {
         let now = self.clock.now();
-        let this = self.clone();
-        let done = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut out = Vec::new();
-                for mut c in tx.due_silent_checks(now, batch).await? {
-                    let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
-                    out.push((c, sending));
-                }
-                Ok::<_, VerifyError>(out)
-            })
+        let due = ports::read(self.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.due_silent_checks(now, batch).await?) })
         })
         .await?;
-        let n = done.len();
         let caller = Caller::system("silent-sweep");
-        for (c, sending) in done {
-            self.after_conclusion(&caller, &c, sending).await;
+        let mut ended = 0;
+        // One unit per check: a check that cannot be concluded (its verification's code no
+        // longer opens) is ended alone, without holding up the others.
+        for due in due {
+            let (this, vid) = (self.clone(), due.verification_id.clone());
+            let result = ports::write(self.store.as_ref(), move |tx| {
+                Box::pin(async move {
+                    let Some(mut c) = tx.silent_check_of(&vid).await?.filter(|c| c.state.is_live() && c.expires_at <= now) else {
+                        return Ok::<_, VerifyError>(None);
+                    };
+                    let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
+                    Ok(Some((c, sending)))
+                })
+            })
+            .await;
+            match result {
+                Ok(Some((c, sending))) => {
+                    ended += 1;
+                    self.after_conclusion(&caller, &c, sending).await;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, verification = %due.verification_id, "an overdue silent check could not be concluded; ending it alone");
+                    let vid = due.verification_id.clone();
+                    ports::write(self.store.as_ref(), move |tx| {
+                        Box::pin(async move {
+                            if let Some(mut c) = tx.silent_check_of(&vid).await?
+                                && c.finish(SilentResult::Failed(Reason::Timeout), now)
+                            {
+                                tx.update_silent_check(&c).await?;
+                            }
+                            Ok::<_, VerifyError>(())
+                        })
+                    })
+                    .await?;
+                }
+            }
         }
-        Ok(n)
+        Ok(ended)
     }
 
     /// Ends a live check with `result` and applies it to its (pending) verification, in the
