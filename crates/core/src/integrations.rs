@@ -179,8 +179,11 @@ impl Integrations {
         if s.phone.is_some() {
             return Err(VerifyError::StepInvalid);
         }
-        // Validate first, so a mistyped number can be corrected with the same step.
-        self.verifier.parse_phone(phone)?;
+        // Validate first, so a mistyped or refused number can be corrected with the same step.
+        let to = self.verifier.parse_phone(phone)?;
+        if !self.verifier.budgets.destination_allowed(SERVICE, &to) {
+            return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
+        }
         self.spend(&s.id, Some(s.exp)).await.map_err(|_| VerifyError::StepInvalid)?;
         self.send(caller, s, phone, locale).await
     }
