@@ -9,7 +9,7 @@ use crate::ids::new_id;
 use crate::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
 use crate::phone::PhoneNumber;
 use crate::ports::{self, MessageResult, Sms, StoreError, Tx};
-use crate::verification::{Status, Verification};
+use crate::verification::{Channel, Status, Verification};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -211,37 +211,51 @@ impl Verifier {
         })
     }
 
-    /// A verification (reported expired once its deadline passed, as `get` does) with the
-    /// messages sent for it, oldest first, in one read.
-    pub async fn detail(&self, caller: &Caller, id: &str) -> Result<(Verification, Vec<Message>), VerifyError> {
+    /// A verification (reported expired once its deadline passed, as `get` does) with what
+    /// belongs to it, in one read: its messages, its counted checks (when it has any) and its
+    /// silent check (when it is `silent` or `auto`).
+    pub async fn detail(&self, caller: &Caller, id: &str) -> Result<Detail, VerifyError> {
         let (id, caller) = (id.to_string(), caller.clone());
-        let (mut v, messages) = ports::read(self.store.as_ref(), move |tx| {
+        let mut d = ports::read(self.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let v = crate::engine::visible(&caller, tx.verification(&id).await?)?;
+                let verification = crate::engine::visible(&caller, tx.verification(&id).await?)?;
                 let messages = tx.messages_for_verification(&id).await?;
-                Ok::<_, VerifyError>((v, messages))
+                let checks = if verification.attempts > 0 { tx.checks(&id).await? } else { Vec::new() };
+                let silent = match verification.channel {
+                    Channel::Sms => None,
+                    _ => tx.silent_check_of(&id).await?,
+                };
+                Ok::<_, VerifyError>(Detail { verification, messages, checks, silent })
             })
         })
         .await?;
-        v.expire_if_due(self.clock.now());
-        Ok((v, messages))
-    }
-
-    /// The counted checks of a verification the caller may see, oldest first.
-    pub async fn checks_of(&self, caller: &Caller, id: &str) -> Result<Vec<crate::verification::CheckRecord>, VerifyError> {
-        let (id, caller) = (id.to_string(), caller.clone());
-        ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                crate::engine::visible(&caller, tx.verification(&id).await?)?;
-                Ok::<_, VerifyError>(tx.checks(&id).await?)
-            })
-        })
-        .await
+        d.verification.expire_if_due(self.clock.now());
+        Ok(d)
     }
 
     /// The messages sent for a verification, oldest first.
     pub async fn messages_for(&self, caller: &Caller, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
-        Ok(self.detail(caller, verification_id).await?.1)
+        Ok(self.detail(caller, verification_id).await?.messages)
+    }
+}
+
+/// A verification with what belongs to it (`Verifier::detail`).
+#[derive(Clone, Debug)]
+pub struct Detail {
+    pub verification: Verification,
+    /// Its messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Its counted checks, oldest first.
+    pub checks: Vec<crate::verification::CheckRecord>,
+    pub silent: Option<crate::silent::SilentCheck>,
+}
+
+impl Detail {
+    /// Which channel approved it, once approved: `Silent` when the operator confirmed the
+    /// number, else `Sms` (a code).
+    pub fn approved_channel(&self) -> Option<Channel> {
+        let by_operator = self.silent.as_ref().is_some_and(|c| c.state == crate::silent::CheckState::Matched);
+        (self.verification.status == Status::Approved).then_some(if by_operator { Channel::Silent } else { Channel::Sms })
     }
 }
 

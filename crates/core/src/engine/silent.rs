@@ -42,13 +42,10 @@ pub(crate) struct SilentPlan {
 /// What a finished device step did.
 #[derive(Clone, Debug)]
 pub struct SilentOutcome {
-    pub verification_id: String,
-    pub state: CheckState,
-    pub reason: Option<Reason>,
+    /// The check as it ended (its verification, state, reason and the page to go back to).
+    pub check: SilentCheck,
     /// An `auto` verification continued by SMS.
     pub code_sent: bool,
-    /// phonegate's page the device goes back to (a login flow's), when the check has one.
-    pub return_path: Option<String>,
     /// After a match: what the device brings back to prove it was the one checked (a login flow
     /// completes only with it).
     pub proof: Option<String>,
@@ -68,15 +65,9 @@ impl Verifier {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.keys.digest(check_id, "silent-proof"))
     }
 
-    fn outcome(&self, check: &SilentCheck, code_sent: bool) -> SilentOutcome {
-        SilentOutcome {
-            verification_id: check.verification_id.clone(),
-            state: check.state,
-            reason: check.reason,
-            code_sent,
-            return_path: check.return_path.clone(),
-            proof: (check.state == CheckState::Matched).then(|| self.silent_proof(&check.id)),
-        }
+    fn outcome(&self, check: SilentCheck, code_sent: bool) -> SilentOutcome {
+        let proof = (check.state == CheckState::Matched).then(|| self.silent_proof(&check.id));
+        SilentOutcome { check, code_sent, proof }
     }
 
     /// Whether any silent provider (or the simulator) is configured.
@@ -329,7 +320,7 @@ impl Verifier {
         .await?;
         let code_sent = sending.is_some();
         self.after_conclusion(caller, &check, sending).await;
-        Ok(self.outcome(&check, code_sent))
+        Ok(self.outcome(check, code_sent))
     }
 
     /// Gives up the silent check of a pending verification now (the user asked for a code, or
@@ -354,19 +345,7 @@ impl Verifier {
         .await?;
         let code_sent = sending.is_some();
         self.after_conclusion(caller, &check, sending).await;
-        Ok(self.outcome(&check, code_sent))
-    }
-
-    /// The silent check of a verification the caller may see.
-    pub async fn silent_check(&self, caller: &Caller, id: &str) -> Result<Option<SilentCheck>, VerifyError> {
-        let (id, caller) = (id.to_string(), caller.clone());
-        ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                super::visible(&caller, tx.verification(&id).await?)?;
-                Ok::<_, VerifyError>(tx.silent_check_of(&id).await?)
-            })
-        })
-        .await
+        Ok(self.outcome(check, code_sent))
     }
 
     /// Ends every overdue silent check as timed out (the background sweep).

@@ -139,12 +139,9 @@ async fn fallback(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<FallbackView>, ApiError> {
-    if !phonegate_core::ids::is_id("VE", &id) {
-        return Err(VerifyError::VerificationNotFound.into());
-    }
+    super::verifications::known_id(&id)?;
     let outcome = s.verifier.fall_back(&caller, &id).await?;
-    let check = s.verifier.silent_check(&caller, &id).await?.ok_or(VerifyError::NoSilentCheck)?;
-    Ok(Json(FallbackView { id, silent: SilentView::new(&check, None), code_sent: outcome.code_sent }))
+    Ok(Json(FallbackView { id, silent: SilentView::new(&outcome.check, None), code_sent: outcome.code_sent }))
 }
 
 #[derive(Deserialize)]
@@ -224,7 +221,7 @@ async fn callback(
     let caller = end_user(&parts);
     match s.verifier.silent_callback(&caller, &provider, &query).await {
         Ok(outcome) => {
-            if let Some(path) = outcome.return_path.as_deref().filter(|p| p.starts_with('/') && !p.starts_with("//")) {
+            if let Some(path) = outcome.check.return_path.as_deref().filter(|p| p.starts_with('/') && !p.starts_with("//")) {
                 let sep = if path.contains('?') { '&' } else { '?' };
                 let result = match &outcome.proof {
                     Some(proof) => format!("silent=done&proof={proof}"),
@@ -232,7 +229,7 @@ async fn callback(
                 };
                 return redirect(&format!("{path}{sep}{result}"));
             }
-            match (outcome.state, outcome.code_sent) {
+            match (outcome.check.state, outcome.code_sent) {
                 (CheckState::Matched, _) => {
                     page(StatusCode::OK, "Number verified", "Your mobile operator confirmed your number. You can go back to the app.", None)
                 }
@@ -247,7 +244,7 @@ async fn callback(
                     "Not verified",
                     &format!(
                         "Your mobile operator could not confirm this number ({}). Go back and try again on mobile data, or ask for a code by SMS.",
-                        outcome.reason.map_or("unknown", |r| r.as_str())
+                        outcome.check.reason.map_or("unknown", |r| r.as_str())
                     ),
                     None,
                 ),

@@ -231,7 +231,7 @@ fn for_end_user(caller: Caller, client_ip: Option<&str>) -> Result<Caller, ApiEr
     Ok(caller.for_end_user(ip))
 }
 
-fn known_id(id: &str) -> Result<(), ApiError> {
+pub(super) fn known_id(id: &str) -> Result<(), ApiError> {
     if is_id("VE", id) { Ok(()) } else { Err(VerifyError::VerificationNotFound.into()) }
 }
 
@@ -244,16 +244,10 @@ async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<VerificationDetail>, ApiError> {
     known_id(&id)?;
-    let (verification, messages) = s.verifier.detail(&caller, &id).await?;
-    let check = match verification.channel {
-        Channel::Sms => None,
-        _ => s.verifier.silent_check(&caller, &id).await?,
-    };
-    let approved_channel = (verification.status == Status::Approved).then(|| {
-        let silent = check.as_ref().is_some_and(|c| c.state == phonegate_core::silent::CheckState::Matched);
-        if silent { "silent" } else { "sms" }.to_string()
-    });
-    let silent = check.as_ref().map(|c| super::silent::SilentView::new(c, None));
+    let detail = s.verifier.detail(&caller, &id).await?;
+    let approved_channel = detail.approved_channel().map(|c| c.as_str().to_string());
+    let silent = detail.silent.as_ref().map(|c| super::silent::SilentView::new(c, None));
+    let (verification, messages) = (detail.verification, detail.messages);
     let messages = messages
         .into_iter()
         .map(|m| DeliveryView {

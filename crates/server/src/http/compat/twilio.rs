@@ -465,20 +465,25 @@ async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<Stri
     };
     s.metrics.observe_check(started.elapsed().as_secs_f64());
     let (v, outcome) = result?;
-    Ok(Json(json!({
+    Ok(Json(check_json(&v, v.status, outcome == CheckOutcome::Approved, &auth)))
+}
+
+/// A VerificationCheck resource.
+fn check_json(v: &Verification, status: Status, valid: bool, auth: &TwilioAuth) -> Value {
+    json!({
         "sid": v.id,
         "service_sid": v.service_id,
         "account_sid": auth.account_sid(),
         "to": v.to.as_str(),
         "channel": channel_name(v.channel),
-        "status": v.status.as_str(),
-        "valid": outcome == CheckOutcome::Approved,
+        "status": status.as_str(),
+        "valid": valid,
         "amount": v.psd2.as_ref().map(|p| p.amount.clone()),
         "payee": v.psd2.as_ref().map(|p| p.payee.clone()),
         "sna_attempts_error_codes": [],
         "date_created": time(v.created_at),
         "date_updated": time(v.updated_at),
-    })))
+    })
 }
 
 fn missing_code() -> TwilioError {
@@ -501,20 +506,7 @@ async fn sna_check(s: &AppState, auth: &TwilioAuth, sid: &str, p: &Params) -> Re
         return Err(missing_code());
     }
     let status = v.status_at(s.clock.now());
-    Ok(Json(json!({
-        "sid": v.id,
-        "service_sid": v.service_id,
-        "account_sid": auth.account_sid(),
-        "to": v.to.as_str(),
-        "channel": "sna",
-        "status": status.as_str(),
-        "valid": status == Status::Approved,
-        "amount": null,
-        "payee": null,
-        "sna_attempts_error_codes": [],
-        "date_created": time(v.created_at),
-        "date_updated": time(v.updated_at),
-    })))
+    Ok(Json(check_json(&v, status, status == Status::Approved, auth)))
 }
 
 #[cfg(test)]

@@ -311,16 +311,15 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
             let mut found = Vec::new();
             for rid in many.iter().take(10) {
                 let id = format!("VE{rid}");
-                if let (Ok((v, messages)), Ok(checks)) = (s.verifier.detail(&caller, &id).await, s.verifier.checks_of(&caller, &id).await) {
-                    found.push(status_json(&v, &messages, &checks, &p));
+                if let Ok(d) = s.verifier.detail(&caller, &id).await {
+                    found.push(status_json(&d.verification, &d.messages, &d.checks, &p));
                 }
             }
             return Ok(Answer(json!({ "verification_requests": found })));
         }
         let id = verification_id(&p)?;
-        let (v, messages) = s.verifier.detail(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
-        let checks = s.verifier.checks_of(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
-        Ok(Answer(status_json(&v, &messages, &checks, &p)))
+        let d = s.verifier.detail(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
+        Ok(Answer(status_json(&d.verification, &d.messages, &d.checks, &p)))
     };
     match inner.await {
         Ok(a) | Err(a) => a,
