@@ -334,19 +334,40 @@ impl Budgets {
         out
     }
 
-    /// What a wrong password or login code for the account tried as `login` costs.
-    pub fn for_failed_login(&self, login: &str) -> Vec<Charge> {
+    /// What a wrong password or login code for the account tried as `login` costs, for `who`.
+    pub fn for_failed_login(&self, login: &str, who: Guesser) -> Vec<Charge> {
         let mut out = Vec::new();
-        Self::charges(Budget::FailedLoginsPerAccount, &self.failed_logins_per_account, login, &mut out);
+        Self::charges(Budget::FailedLoginsPerAccount, &self.failed_logins_per_account, &who.subject(login), &mut out);
         out
     }
 
-    /// What a wrong code for `to` costs (taken before the code is compared, given back when it
-    /// was right).
-    pub fn for_guess(&self, to: &str) -> Vec<Charge> {
+    /// What a wrong code for `to` from `who` costs (taken before the code is compared, given back
+    /// when it was right).
+    pub fn for_guess(&self, to: &str, who: Guesser) -> Vec<Charge> {
         let mut out = Vec::new();
-        Self::charges(Budget::FailedChecksPerNumber, &self.failed_checks_per_number, to, &mut out);
+        Self::charges(Budget::FailedChecksPerNumber, &self.failed_checks_per_number, &who.subject(to), &mut out);
         out
+    }
+}
+
+/// Who guesses a code or a password: anybody, or a *recognised device* of the number's holder (a
+/// browser or app that proved the number before: `accounts::device`). Each has its own counters
+/// of the same size, so nobody else's wrong guesses use up the holder's: the budget everybody
+/// else shares is exactly as large as before, which keeps the guess bound, and only a device that
+/// already proved the number can use the other.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Guesser {
+    #[default]
+    Anyone,
+    Recognised,
+}
+
+impl Guesser {
+    fn subject(self, s: &str) -> String {
+        match self {
+            Self::Anyone => s.to_string(),
+            Self::Recognised => format!("recognised:{s}"),
+        }
     }
 }
 

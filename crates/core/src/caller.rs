@@ -20,6 +20,9 @@ pub struct Caller {
     /// The signed-in user acting (an admin in the console, a user on their own account): who
     /// the audit log names.
     pub user: Option<String>,
+    /// The device token an end user's browser or app presented (`accounts::device`): proof that
+    /// it verified a number before, checked where a number is known.
+    pub device: Option<String>,
 }
 
 /// What a caller may touch.
@@ -40,7 +43,7 @@ impl Caller {
             KeyScope::Admin => Scope::All,
             KeyScope::Services(ids) => Scope::Services(ids.clone()),
         };
-        Self { key_id: Some(key.id.clone()), scope, ip, end_user_ip: None, request_id: request_id.into(), user: None }
+        Self { key_id: Some(key.id.clone()), scope, ip, end_user_ip: None, request_id: request_id.into(), user: None, device: None }
     }
 
     /// Whether the caller may see what belongs to the service `service_id`.
@@ -59,7 +62,7 @@ impl Caller {
 
     /// A provider's signed webhook.
     pub fn provider(ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
-        Self { key_id: None, scope: Scope::Provider, ip, end_user_ip: None, request_id: request_id.into(), user: None }
+        Self { key_id: None, scope: Scope::Provider, ip, end_user_ip: None, request_id: request_id.into(), user: None, device: None }
     }
 
     /// The same caller acting for an end user at `ip`.
@@ -71,15 +74,29 @@ impl Caller {
     /// An end user's own request to the public account endpoints (no API key): it may see no
     /// service; the accounts core acts for it.
     pub fn end_user(ip: Option<IpAddr>, request_id: impl Into<String>) -> Self {
-        Self { key_id: None, scope: Scope::Services(Vec::new()), ip, end_user_ip: ip, request_id: request_id.into(), user: None }
+        Self {
+            key_id: None,
+            scope: Scope::Services(Vec::new()),
+            ip,
+            end_user_ip: ip,
+            request_id: request_id.into(),
+            user: None,
+            device: None,
+        }
     }
 
     /// The server itself: the CLI, start-up and background jobs.
     pub fn system(task: &str) -> Self {
-        Self { key_id: None, scope: Scope::All, ip: None, end_user_ip: None, request_id: task.to_string(), user: None }
+        Self { key_id: None, scope: Scope::All, ip: None, end_user_ip: None, request_id: task.to_string(), user: None, device: None }
     }
 
     /// The same caller, acting as the signed-in user `user_id`.
+    /// The caller presenting a device token (`accounts::device`).
+    pub fn with_device(mut self, token: Option<String>) -> Self {
+        self.device = token.filter(|t| !t.is_empty() && t.len() <= 200);
+        self
+    }
+
     pub fn as_user(&self, user_id: &str) -> Self {
         Self { user: Some(user_id.to_string()), ..self.clone() }
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod check;
+pub(crate) use check::Guess;
 mod silent;
 mod start;
 

@@ -61,6 +61,8 @@ pub enum VerifyError {
     RefreshTokenInvalid,
     #[error("no such session")]
     SessionNotFound,
+    #[error("log in again first: this needs a login from the last few minutes")]
+    ReauthenticationRequired,
     #[error("only an admin may do that")]
     AdminRequired,
     #[error("no such member")]

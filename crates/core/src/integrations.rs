@@ -8,8 +8,9 @@
 //! secret in the page's form, so no step table exists and a step cannot be forged or moved to
 //! another client. The code is an ordinary verification of the `integrations` service: every
 //! budget, attempt limit and audit rule applies.
+use crate::budget::{Budget, Charge, Guesser, Rate};
 use crate::caller::{Caller, Scope};
-use crate::engine::{StartOptions, StartRequest, Verifier};
+use crate::engine::{Guess, StartOptions, StartRequest, Verifier};
 use crate::error::VerifyError;
 use crate::phone::PhoneNumber;
 use crate::ports;
@@ -28,6 +29,8 @@ pub const SERVICE: &str = "integrations";
 const RETURN_TOKEN_SECS: i64 = 300;
 /// How long a step may take, from the incoming token to the right code.
 const STEP_SECS: i64 = 15 * 60;
+/// Wrong codes one step takes before it answers "not verified".
+const STEP_ATTEMPTS: u32 = 5;
 
 /// A configured client: Auth0 (`[auth0]`) or any app (`[redirect_clients.NAME]`).
 #[derive(Clone)]
@@ -212,12 +215,13 @@ impl Integrations {
         if !crate::code::is_plausible(code) {
             return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
         }
-        let verified = match self.verifier.check(&self.engine_caller(caller), &vid, code, None).await {
-            Ok((_, CheckOutcome::Approved)) => true,
-            Ok((_, CheckOutcome::Rejected { attempts_left })) => return Err(VerifyError::CodeIncorrect { attempts_left }),
-            Ok((_, CheckOutcome::LockedOut)) | Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => false,
-            Ok((_, CheckOutcome::NotPending(Status::MaxAttemptsReached))) => false,
-            Ok((_, CheckOutcome::NotPending(_))) | Err(VerifyError::NotPending(_)) => return Err(VerifyError::CodeExpired),
+        let checked = self.check_step(&s.id, &vid, code).await;
+        let verified = match self.verifier.audited(&self.engine_caller(caller), &vid, checked).await {
+            Ok(CheckOutcome::Approved) => true,
+            Ok(CheckOutcome::Rejected { attempts_left }) => return Err(VerifyError::CodeIncorrect { attempts_left }),
+            Ok(CheckOutcome::LockedOut) | Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => false,
+            Ok(CheckOutcome::NotPending(Status::MaxAttemptsReached)) => false,
+            Ok(CheckOutcome::NotPending(_)) | Err(VerifyError::NotPending(_)) => return Err(VerifyError::CodeExpired),
             Err(e) => return Err(e),
         };
         let kind = if verified { "integration_verified" } else { "integration_denied" };
@@ -225,6 +229,42 @@ impl Integrations {
             .audit(caller, kind, Some(&s.sub), &format!("{client}: phone number {}", if verified { "verified" } else { "not verified" }))
             .await;
         self.return_to(c, &s, verified)
+    }
+
+    /// One code against a step's verification, in one unit. Every step has its own attempts
+    /// (`STEP_ATTEMPTS`, a counter of its own) even where several steps share the number's pending
+    /// code: a stranger's step for the same number cannot use up the holder's. Every wrong code
+    /// still counts in the number's guess budget.
+    async fn check_step(&self, step_id: &str, vid: &str, code: &str) -> Result<CheckOutcome, VerifyError> {
+        let (verifier, service, vid, code) = (self.verifier.clone(), self.service_id.clone(), vid.to_string(), code.to_string());
+        let attempts = Charge {
+            budget: Budget::FailedChecksPerNumber,
+            subject: format!("step:{step_id}"),
+            // A day's window holds a whole step (one that spans midnight UTC may get twice as many).
+            rate: Rate { limit: STEP_ATTEMPTS, secs: 86_400 },
+        };
+        let now = self.verifier.clock.now();
+        ports::write(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move {
+                let v = tx.verification(&vid).await?.filter(|v| v.service_id == service).ok_or(VerifyError::StepInvalid)?;
+                let (start, end) = attempts.rate.window(now);
+                if !tx.budget_left(&attempts, start).await? {
+                    return Ok(CheckOutcome::LockedOut);
+                }
+                let guess = Guess { guesser: Guesser::Anyone, own_attempts: false };
+                let (_, outcome) = verifier.check_locked(tx, v, &code, None, None, guess).await?;
+                if outcome == CheckOutcome::Approved {
+                    return Ok(outcome);
+                }
+                tx.take_budget(&attempts, start, 0, end).await?;
+                let used = tx.budget_used(&attempts, start).await?;
+                Ok(match STEP_ATTEMPTS.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX)) {
+                    0 => CheckOutcome::LockedOut,
+                    attempts_left => CheckOutcome::Rejected { attempts_left },
+                })
+            })
+        })
+        .await
     }
 
     /// The client's return URL with the provider's `state` and phonegate's signed answer.

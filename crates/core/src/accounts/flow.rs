@@ -52,7 +52,11 @@ pub struct Flow {
     /// Started by an invitee's SMS reply with the invite code: the next sign-up (or login) of the
     /// number takes it over and its code, instead of sending another.
     pub by_reply: bool,
-    /// Wrong codes entered (decoys count their own; real flows rely on the verification's).
+    /// Started by a recognised device of the number's holder (`device.rs`): its wrong codes count
+    /// in the number's recognised budgets, not in those everybody shares.
+    pub recognised: bool,
+    /// Wrong codes entered in this flow: every flow has its own attempts, even where several
+    /// share one verification (a number's pending code), so nobody else's guesses lock it.
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,

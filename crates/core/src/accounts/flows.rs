@@ -1,7 +1,9 @@
 //! The flows: sign-up, login (by number, or password then code), phone change, resend and the
 //! verification that ends each one.
 use super::{Accounts, Flow, FlowKind, FlowStarted, SessionKind, SignedIn, User, Verified, user};
+use crate::budget::Guesser;
 use crate::caller::Caller;
+use crate::engine::Guess;
 use crate::engine::{StartOptions, StartRequest};
 use crate::error::VerifyError;
 use crate::ids::new_id;
@@ -42,12 +44,15 @@ pub(super) async fn open_flow(tx: &mut dyn ports::Tx, id: &str, owner: Option<&s
     Ok(flow)
 }
 
-/// Wrong codes a decoy flow takes before it answers "locked", like a verification.
-const DECOY_ATTEMPTS: u32 = 5;
+/// Wrong codes a flow takes before it answers "locked". Each flow counts its own, so a stranger's
+/// flow for the same number cannot use up the holder's; every wrong code of every flow also
+/// counts in the number's guess budget, which bounds guessing across all of them.
+const FLOW_ATTEMPTS: u32 = 5;
 
 impl Accounts {
     /// Starts a sign-up: a code to the number. A number that already has an account gets a
-    /// login flow instead (only its holder, who receives the code, learns that).
+    /// login flow instead (only its holder, who receives the code, learns that). A taken username
+    /// is refused whatever the number, so the answer says nothing of whose number it is.
     pub async fn signup(&self, caller: &Caller, req: SignupRequest) -> Result<FlowStarted, VerifyError> {
         let username = user::username(&req.username)?;
         let email = req.email.filter(|e| !e.is_empty()).map(|e| user::email(&e)).transpose()?;
@@ -55,18 +60,22 @@ impl Accounts {
             user::password(p)?;
         }
         let phone = self.verifier.parse_phone(&req.phone)?;
-        self.admit(caller, None).await?;
         let (name_lc, p) = (username.to_lowercase(), phone.clone());
         let (taken, existing) = ports::read(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move { Ok::<_, VerifyError>((tx.username_taken(&name_lc).await?, tx.user_by_phone(&p).await?)) })
         })
         .await?;
-        if taken && existing.as_ref().is_none_or(|u| !u.username.eq_ignore_ascii_case(&username)) {
+        // Wrong codes of a sign-up count against the number like a login's.
+        let login = phone.as_str().to_string();
+        let who = self.guesser(caller, Some(&phone));
+        self.admit(caller, Some((&login, who))).await?;
+        if taken {
             return Err(VerifyError::UsernameTaken);
         }
+        // Hashed whether or not the number has an account: the same work either way.
         let password_hash = match &req.password {
-            Some(p) if existing.is_none() => Some(self.passwords.hash(p).await),
-            _ => None,
+            Some(p) => Some(self.passwords.hash(p).await).filter(|_| existing.is_none()),
+            None => None,
         };
         let (kind, user_id) = match &existing {
             Some(u) => (FlowKind::Login, Some(u.id.clone())),
@@ -83,11 +92,18 @@ impl Accounts {
             .await?;
             match invite {
                 Some(i) => invite_id = Some(i.id),
-                None => return self.decoy(caller, Some(phone.clone()), phone.as_str().to_string(), false, req.silent).await,
+                None => return self.decoy(caller, Some(phone.clone()), login, None, req.silent).await,
             }
         }
-        let flow =
-            Flow { user_id, username: Some(username), email, password_hash, invite_id, ..self.new_flow(kind, Some(phone.clone()), None) };
+        let flow = Flow {
+            user_id,
+            username: Some(username),
+            email,
+            password_hash,
+            invite_id,
+            recognised: who == Guesser::Recognised,
+            ..self.new_flow(kind, Some(phone.clone()), Some(login))
+        };
         self.start_flow(caller, flow, req.locale, req.silent).await
     }
 
@@ -98,7 +114,8 @@ impl Accounts {
             LoginRequest::Phone { phone, locale, silent } => {
                 let phone = self.verifier.parse_phone(&phone)?;
                 let login = phone.as_str().to_string();
-                self.admit(caller, Some(&login)).await?;
+                let who = self.guesser(caller, Some(&phone));
+                self.admit(caller, Some((&login, who))).await?;
                 let p = phone.clone();
                 let user = ports::read(self.verifier.store.as_ref(), move |tx| {
                     Box::pin(async move { Ok::<_, VerifyError>(tx.user_by_phone(&p).await?) })
@@ -106,10 +123,14 @@ impl Accounts {
                 .await?;
                 match user {
                     Some(u) => {
-                        let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(phone), Some(login)) };
+                        let flow = Flow {
+                            user_id: Some(u.id),
+                            recognised: who == Guesser::Recognised,
+                            ..self.new_flow(FlowKind::Login, Some(phone), Some(login))
+                        };
                         self.start_flow(caller, flow, locale, silent).await
                     }
-                    None => self.decoy(caller, Some(phone), login, false, silent).await,
+                    None => self.decoy(caller, Some(phone), login, None, silent).await,
                 }
             }
             LoginRequest::Password { identifier, password, locale } => {
@@ -117,21 +138,27 @@ impl Accounts {
                 if login.is_empty() || login.len() > 254 || password.is_empty() || password.chars().count() > 128 {
                     return Err(VerifyError::invalid("identifier", "a username or e-mail address and a password are required"));
                 }
-                self.admit(caller, Some(&login)).await?;
                 let l = login.clone();
                 let user = ports::read(self.verifier.store.as_ref(), move |tx| {
                     Box::pin(async move { Ok::<_, VerifyError>(tx.user_by_login(&l).await?) })
                 })
                 .await?;
+                // The account's own devices have their own wrong-password budget.
+                let who = self.guesser(caller, user.as_ref().map(|u| &u.phone));
+                self.admit(caller, Some((&login, who))).await?;
                 let right = self.passwords.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await;
                 match user {
                     Some(u) if right => {
                         // A code, never a silent check: its link would tell a password guesser
                         // that the password was right (a decoy has no number to check).
-                        let flow = Flow { user_id: Some(u.id), ..self.new_flow(FlowKind::Login, Some(u.phone), Some(login)) };
+                        let flow = Flow {
+                            user_id: Some(u.id),
+                            recognised: who == Guesser::Recognised,
+                            ..self.new_flow(FlowKind::Login, Some(u.phone), Some(login))
+                        };
                         self.start_flow(caller, flow, locale, false).await
                     }
-                    _ => self.decoy(caller, None, login, true, false).await,
+                    _ => self.decoy(caller, None, login, Some(who), false).await,
                 }
             }
         }
@@ -146,9 +173,28 @@ impl Accounts {
         locale: Option<String>,
     ) -> Result<FlowStarted, VerifyError> {
         let phone = self.verifier.parse_phone(phone)?;
+        self.require_fresh(p).await?;
         self.admit(caller, None).await?;
         let flow = Flow { user_id: Some(p.user_id.clone()), ..self.new_flow(FlowKind::PhoneChange, Some(phone), None) };
         self.start_flow(caller, flow, locale, false).await
+    }
+
+    /// Inside a unit: the signed-in session is live in the store and its login recent (see
+    /// `require_fresh`).
+    pub(super) async fn fresh_session(
+        &self,
+        tx: &mut dyn ports::Tx,
+        session_id: Option<&str>,
+        user_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        let Some(id) = session_id else { return Err(VerifyError::Unauthenticated) };
+        let s = tx.session(id).await?.filter(|s| Some(s.user_id.as_str()) == user_id && s.live(now, self.settings.idle()));
+        let s = s.ok_or(VerifyError::Unauthenticated)?;
+        if now - s.created_at > chrono::Duration::seconds(self.settings.reauth_secs) {
+            return Err(VerifyError::ReauthenticationRequired);
+        }
+        Ok(())
     }
 
     pub(super) fn new_flow(&self, kind: FlowKind, phone: Option<PhoneNumber>, login: Option<String>) -> Flow {
@@ -165,6 +211,7 @@ impl Accounts {
             login,
             invite_id: None,
             by_reply: false,
+            recognised: false,
             attempts: 0,
             created_at: now,
             expires_at: now + chrono::Duration::seconds(self.settings.code_ttl_secs),
@@ -173,11 +220,12 @@ impl Accounts {
         }
     }
 
-    /// Logins from one end-user address, and whether the account tried is throttled.
-    async fn admit(&self, caller: &Caller, login: Option<&str>) -> Result<(), VerifyError> {
+    /// Logins from one end-user address, and whether the account tried (`login`, by `who`) is
+    /// throttled.
+    async fn admit(&self, caller: &Caller, login: Option<(&str, Guesser)>) -> Result<(), VerifyError> {
         let budgets = &self.verifier.budgets;
         let per_ip = budgets.for_login(caller.end_user_ip.or(caller.ip));
-        let per_account = login.map(|l| budgets.for_failed_login(l)).unwrap_or_default();
+        let per_account = login.map(|(l, who)| budgets.for_failed_login(l, who)).unwrap_or_default();
         let now = self.now();
         let result = ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
@@ -191,7 +239,7 @@ impl Accounts {
             })
         })
         .await;
-        self.verifier.audited(caller, login.unwrap_or("login"), result).await
+        self.verifier.audited(caller, login.map_or("login", |(l, _)| l), result).await
     }
 
     /// Sends a flow's code; with `silent_return` (a new flow whose device may be checked
@@ -274,15 +322,15 @@ impl Accounts {
         caller: &Caller,
         phone: Option<PhoneNumber>,
         login: String,
-        wrong_password: bool,
+        wrong_password: Option<Guesser>,
         silent: bool,
     ) -> Result<FlowStarted, VerifyError> {
-        // A decoy for a number costs what a code to it would, so the budgets' refusals come at
-        // the same point for numbers with and without an account.
-        let refusing = phone.as_ref().map(|p| self.send_charges(caller, p)).unwrap_or_default();
         let flow = self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone()));
+        // A decoy costs what a code would, so the budgets' refusals come at the same point for
+        // numbers with and without an account.
+        let refusing = self.decoy_send_charges(caller, &flow);
         let page = super::silent::flow_page(&flow.id);
-        let counted = if wrong_password { self.verifier.budgets.for_failed_login(&login) } else { Vec::new() };
+        let counted = wrong_password.map(|who| self.verifier.budgets.for_failed_login(&login, who)).unwrap_or_default();
         let started = self.save_flow(flow, refusing, counted).await;
         let mut started = self.verifier.audited(caller, &login, started).await?;
         // Where a real flow would get a silent check, so does a decoy (one that ends nothing),
@@ -292,6 +340,20 @@ impl Accounts {
         }
         self.verifier.audit(caller, "login_failed", Some(&login), "unknown account or wrong password").await;
         Ok(started)
+    }
+
+    /// What sending a decoy's code would cost: a number's send budgets, or for a decoy without a
+    /// number (a wrong password) a send budget of the login tried.
+    fn decoy_send_charges(&self, caller: &Caller, flow: &Flow) -> Vec<crate::budget::Charge> {
+        if let Some(p) = &flow.phone {
+            return self.send_charges(caller, p);
+        }
+        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
+        let subject = format!("login:{}", flow.login.as_deref().unwrap_or_default());
+        let sends = budgets.for_send(&subject, "", None, &self.service_id);
+        charges.extend(sends.into_iter().filter(|c| c.budget == crate::budget::Budget::SendsPerNumber));
+        charges
     }
 
     /// Writes a flow, taking `refusing` (or refusing it over any of them) and counting `counted`.
@@ -345,6 +407,12 @@ impl Accounts {
         })
         .await?;
         let mut flow = flow;
+        if flow.verification_id.is_none() {
+            // A decoy's resend costs what a real one would, and is refused where it would be.
+            let (charges, now) = (self.decoy_send_charges(caller, &flow), self.now());
+            ports::write(self.verifier.store.as_ref(), move |tx| Box::pin(async move { crate::engine::charge(tx, &charges, now).await }))
+                .await?;
+        }
         if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
             let started = self.send_code(caller, &phone, locale, None).await?;
             // The verification behind the flow ended (another flow for the number used it): the
@@ -374,54 +442,59 @@ impl Accounts {
         code: &str,
         kind: SessionKind,
         device: Option<String>,
-        signed_in: Option<&str>,
+        signed_in: Option<&super::Principal>,
     ) -> Result<Verified, VerifyError> {
         if !crate::code::is_plausible(code) {
             return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
         }
         let (this, id, code, now) = (self.clone(), flow_id.to_string(), code.to_string(), self.now());
         let ip = caller.end_user_ip.or(caller.ip);
-        let owner = signed_in.map(str::to_string);
+        let owner = signed_in.map(|p| p.user_id.clone());
+        let session_id = signed_in.map(|p| p.session_id.clone());
         let done = ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let mut flow = open_flow(tx, &id, owner.as_deref(), now).await?;
-                let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l)).unwrap_or_default();
+                if flow.kind == FlowKind::PhoneChange {
+                    this.fresh_session(tx, session_id.as_deref(), owner.as_deref(), now).await?;
+                }
+                if flow.attempts >= FLOW_ATTEMPTS {
+                    return Err(VerifyError::CodeLocked);
+                }
+                let who = if flow.recognised { Guesser::Recognised } else { Guesser::Anyone };
+                let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l, who)).unwrap_or_default();
                 for c in &failed {
                     if !tx.budget_left(c, c.rate.window(now).0).await? {
                         return Err(c.refusal(now));
                     }
                 }
-                let wrong = match &flow.verification_id {
+                let right = match &flow.verification_id {
                     None => {
-                        if flow.attempts >= DECOY_ATTEMPTS {
-                            return Err(VerifyError::CodeLocked);
-                        }
-                        flow.attempts += 1;
-                        tx.update_flow(&flow).await?;
-                        Some(if flow.attempts >= DECOY_ATTEMPTS {
-                            VerifyError::CodeLocked
-                        } else {
-                            VerifyError::CodeIncorrect { attempts_left: DECOY_ATTEMPTS - flow.attempts }
-                        })
+                        this.decoy_check(tx, &flow, ip, now).await?;
+                        false
                     }
                     Some(vid) => {
                         let v = tx.verification(vid).await?.ok_or(VerifyError::FlowNotFound)?;
-                        match this.verifier.check_locked(tx, v, &code, ip, None).await {
-                            Ok((_, CheckOutcome::Approved)) => None,
-                            Ok((_, CheckOutcome::Rejected { attempts_left })) => Some(VerifyError::CodeIncorrect { attempts_left }),
-                            Ok((_, CheckOutcome::LockedOut)) => Some(VerifyError::CodeLocked),
+                        let guess = Guess { guesser: who, own_attempts: false };
+                        match this.verifier.check_locked(tx, v, &code, ip, None, guess).await {
+                            Ok((_, CheckOutcome::Approved)) => true,
+                            Ok((_, CheckOutcome::Rejected { .. } | CheckOutcome::LockedOut)) => false,
                             Ok((_, CheckOutcome::NotPending(s))) | Err(VerifyError::NotPending(s)) => return Err(not_pending(s)),
                             Err(e) => return Err(e),
                         }
                     }
                 };
-                if let Some(wrong) = wrong {
+                if !right {
+                    flow.attempts += 1;
+                    tx.update_flow(&flow).await?;
                     for c in &failed {
                         let (start, end) = c.rate.window(now);
                         tx.take_budget(c, start, 0, end).await?;
                     }
                     // Committed: the attempt counts.
-                    return Ok(Err(wrong));
+                    return Ok(Err(match FLOW_ATTEMPTS - flow.attempts {
+                        0 => VerifyError::CodeLocked,
+                        attempts_left => VerifyError::CodeIncorrect { attempts_left },
+                    }));
                 }
                 flow.used_at = Some(now);
                 tx.update_flow(&flow).await?;
@@ -432,19 +505,35 @@ impl Accounts {
         self.verified(caller, done).await
     }
 
+    /// A decoy's wrong code costs what a real flow's would (the address's check budget and the
+    /// number's guess budget, or the login's for a decoy without a number), so every budget
+    /// refuses at the same point for both.
+    async fn decoy_check(
+        &self,
+        tx: &mut dyn ports::Tx,
+        flow: &Flow,
+        ip: Option<std::net::IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        crate::engine::charge(tx, &budgets.for_check(ip), now).await?;
+        let number = match &flow.phone {
+            Some(p) => p.as_str().to_string(),
+            None => format!("login:{}", flow.login.as_deref().unwrap_or_default()),
+        };
+        crate::engine::charge(tx, &budgets.for_guess(&number, Guesser::Anyone), now).await
+    }
+
     /// The answer of a verified flow, once its unit has committed: the account event, and a
     /// login's tokens.
-    pub(super) async fn verified(
-        &self,
-        caller: &Caller,
-        (user, opened): (User, Option<(super::Session, String, bool)>),
-    ) -> Result<Verified, VerifyError> {
+    pub(super) async fn verified(&self, caller: &Caller, (user, opened): (User, Opened)) -> Result<Verified, VerifyError> {
         match opened {
-            None => {
+            Opened::PhoneChanged { old } => {
                 self.verifier.record(caller, "phone_changed", Some(&user.id), "the account's phone number was changed").await;
+                self.notify_old_number(caller, &old, &user.phone).await;
                 Ok(Verified::PhoneChanged(user))
             }
-            Some((session, secret, created)) => {
+            Opened::Session { session, secret, created } => {
                 let kind_text = if created { "signup" } else { "login" };
                 self.verifier.record(caller, kind_text, Some(&user.id), if created { "account created" } else { "signed in" }).await;
                 let access_token = self.access_token(&*self.ring().await?, &user, &session.id)?;
@@ -458,8 +547,24 @@ impl Accounts {
         }
     }
 
+    /// Tells the account's former number that it no longer signs in, so its holder learns of a
+    /// change they did not make. A notice that cannot be sent is logged; the change stands.
+    async fn notify_old_number(&self, caller: &Caller, old: &PhoneNumber, new: &PhoneNumber) {
+        let shown: String = new.as_str().chars().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
+        let body = format!(
+            "{}: the phone number of your account was changed to a number ending in {shown}. If you did not do this, contact the administrator.",
+            self.settings.brand
+        );
+        let sent = match self.verifier.service(&Caller::system("accounts"), Some(super::SERVICE)).await {
+            Ok(service) => self.verifier.send_text(&self.engine_caller(caller), &service, old, body).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "the notice of a phone change to the former number was not sent");
+        }
+    }
+
     /// What a verified flow does, inside the verifying unit.
-    #[allow(clippy::type_complexity)]
     pub(super) async fn finish(
         &self,
         tx: &mut dyn ports::Tx,
@@ -468,7 +573,7 @@ impl Accounts {
         device: Option<String>,
         ip: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<(User, Option<(super::Session, String, bool)>), VerifyError> {
+    ) -> Result<(User, Opened), VerifyError> {
         let phone = flow.phone.clone().ok_or(VerifyError::FlowNotFound)?;
         let (user, created) = match flow.kind {
             FlowKind::Signup => {
@@ -505,6 +610,7 @@ impl Accounts {
             }
             FlowKind::PhoneChange => {
                 let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
+                let old = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?.phone;
                 match tx.set_user_phone(id, &phone).await {
                     Ok(()) => {}
                     Err(ports::StoreError::Conflict) => return Err(VerifyError::PhoneTaken),
@@ -512,12 +618,18 @@ impl Accounts {
                 }
                 let user = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?;
                 self.emit(tx, "user.phone_changed", &user, now).await?;
-                return Ok((user, None));
+                return Ok((user, Opened::PhoneChanged { old }));
             }
         };
         let (session, secret) = self.open_session(tx, &user, kind, device, ip, now).await?;
-        Ok((user, Some((session, secret, created))))
+        Ok((user, Opened::Session { session, secret, created }))
     }
+}
+
+/// What a verified flow opened: a session, or (a phone change) the number it replaced.
+pub(super) enum Opened {
+    Session { session: super::Session, secret: String, created: bool },
+    PhoneChanged { old: PhoneNumber },
 }
 
 fn not_pending(s: Status) -> VerifyError {

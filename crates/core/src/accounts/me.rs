@@ -6,6 +6,47 @@ use crate::error::VerifyError;
 use crate::ports;
 
 impl Accounts {
+    /// The principal's session as the store has it, when it is still live.
+    async fn live_session(&self, p: &Principal) -> Result<Session, VerifyError> {
+        let (id, now, idle) = (p.session_id.clone(), self.now(), self.settings.idle());
+        let s = ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.session(&id).await?) }))
+            .await?;
+        s.filter(|s| s.user_id == p.user_id && s.live(now, idle)).ok_or(VerifyError::Unauthenticated)
+    }
+
+    /// What changing the number or deleting the account needs: a session still live in the store
+    /// (an access token outlives "log out everywhere" by its lifetime, its session does not) and
+    /// a login within `reauth_secs`.
+    pub async fn require_fresh(&self, p: &Principal) -> Result<(), VerifyError> {
+        let (this, p, now) = (self.clone(), p.clone(), self.now());
+        ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { this.fresh_session(tx, Some(&p.session_id), Some(&p.user_id), now).await })
+        })
+        .await
+    }
+
+    /// Whether an access token's session is still live, read from the store at most every
+    /// `revocation_check_secs` per session (forward auth): a revoked session stops passing within
+    /// that time on every instance.
+    pub async fn require_live(&self, p: &Principal) -> Result<(), VerifyError> {
+        let fresh = std::time::Duration::from_secs(self.settings.revocation_check_secs.max(0) as u64);
+        let known = self.live.read().ok().and_then(|m| m.get(&p.session_id).copied());
+        if known.is_some_and(|at| at.elapsed() < fresh) {
+            return Ok(());
+        }
+        let result = self.live_session(p).await;
+        if let Ok(mut m) = self.live.write() {
+            if m.len() >= super::VERIFIED_TOKENS {
+                m.clear();
+            }
+            match result {
+                Ok(_) => m.insert(p.session_id.clone(), std::time::Instant::now()),
+                Err(_) => m.remove(&p.session_id),
+            };
+        }
+        result.map(|_| ())
+    }
+
     pub async fn me(&self, p: &Principal) -> Result<User, VerifyError> {
         let id = p.user_id.clone();
         ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.user(&id).await?) }))
@@ -76,6 +117,7 @@ impl Accounts {
 
     /// Deletes the account with all its sessions and refresh tokens.
     pub async fn delete_account(&self, caller: &Caller, p: &Principal) -> Result<(), VerifyError> {
+        self.require_fresh(p).await?;
         let (this, id, now) = (self.clone(), p.user_id.clone(), self.now());
         let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {

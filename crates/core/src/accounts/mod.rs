@@ -5,6 +5,7 @@
 //! tokens. Nothing here tells whether an account exists: logins for unknown accounts or with a
 //! wrong password get a decoy flow that looks the same and sends nothing.
 pub mod admin;
+pub mod device;
 pub mod events;
 pub mod flows;
 pub mod invites;
@@ -64,6 +65,13 @@ pub struct AccountSettings {
     pub registration: invites::Registration,
     /// How long an invite stays valid.
     pub invite_ttl_hours: i64,
+    /// Changing the number or deleting the account needs a login this recent (seconds): an
+    /// older session logs in again first (a code to the current number).
+    pub reauth_secs: i64,
+    /// How long forward auth may trust that an access token's session is still live before it
+    /// reads the store again (seconds; 0: every request). A revoked session stops passing
+    /// forward auth within this time on every instance.
+    pub revocation_check_secs: i64,
     /// Hosts (`host` or `host:port`) that the login pages and forward auth may send a browser
     /// back to after login, besides phonegate's own pages.
     pub return_hosts: Vec<String>,
@@ -83,6 +91,8 @@ impl Default for AccountSettings {
             jwt_audience: "phonegate".into(),
             registration: invites::Registration::Open,
             invite_ttl_hours: 72,
+            reauth_secs: 600,
+            revocation_check_secs: 5,
             return_hosts: Vec::new(),
         }
     }
@@ -101,6 +111,12 @@ impl AccountSettings {
         }
         if !(1..=24 * 90).contains(&self.invite_ttl_hours) {
             return Err("accounts.invite_ttl_hours must be between 1 and 2160".into());
+        }
+        if !(60..=86_400).contains(&self.reauth_secs) {
+            return Err("accounts.reauth_secs must be between 60 and 86400".into());
+        }
+        if !(0..=300).contains(&self.revocation_check_secs) {
+            return Err("accounts.revocation_check_secs must be between 0 and 300".into());
         }
         if !(0..=3600).contains(&self.resend_cooldown_secs) {
             return Err("accounts.resend_cooldown_secs must be between 0 and 3600".into());
@@ -170,6 +186,8 @@ pub struct Accounts {
     service_id: Arc<str>,
     /// The app's webhook, when one is configured.
     events: Option<Arc<dyn events::EventSink>>,
+    /// Sessions found live in the store, and when (forward auth's revocation check).
+    live: Arc<RwLock<std::collections::HashMap<String, Instant>>>,
     /// Access tokens whose signature was checked, with their claims: a token seen again is
     /// matched byte for byte instead of verifying its signature again (still refused once expired).
     verified: Arc<RwLock<std::collections::HashMap<String, Claims>>>,
@@ -213,6 +231,7 @@ impl Accounts {
             service_id: service.id.into(),
             events,
             verified: Default::default(),
+            live: Default::default(),
             site: public_url.unwrap_or("http://localhost:8080").trim_end_matches('/').into(),
         };
         if !this.load_keys().await?.can_sign() {

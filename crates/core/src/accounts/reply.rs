@@ -117,8 +117,9 @@ impl Accounts {
     }
 
     /// Takes over the flow an SMS reply started for the new flow's number, if there is one: the
-    /// new flow gets its code (already sent) and invite, and costs what a send would, so the
-    /// budgets refuse at the same point either way. `None` when there is none.
+    /// new flow gets its code (already sent, so nothing is sent again) and invite, and costs what
+    /// a send would, so the budgets refuse at the same point either way. `None` when there is
+    /// none, or when its code is no longer pending.
     pub(super) async fn take_reply_flow(&self, caller: &Caller, flow: &Flow) -> Result<Option<FlowStarted>, VerifyError> {
         let Some(phone) = flow.phone.clone() else { return Ok(None) };
         if flow.by_reply || flow.kind == FlowKind::PhoneChange {
@@ -138,10 +139,17 @@ impl Accounts {
         let resend_after = self.settings.resend_cooldown_secs;
         ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let Some(mut reply) = tx.reply_flow(&phone, now).await? else { return Ok::<_, VerifyError>(None) };
+                // The reply flow stays: whoever takes it over gets a flow of their own with its
+                // own attempts on the same code, so a stranger who takes it over first cannot
+                // lock the invitee out of it.
+                let Some(reply) = tx.reply_flow(&phone, now).await? else { return Ok::<_, VerifyError>(None) };
+                // Its code must still be pending (a flow that took it over may have used it).
+                let Some(vid) = reply.verification_id.as_deref() else { return Ok(None) };
+                let pending = tx.verification(vid).await?.is_some_and(|v| v.status_at(now) == crate::verification::Status::Pending);
+                if !pending {
+                    return Ok(None);
+                }
                 crate::engine::charge(tx, &charges, now).await?;
-                reply.used_at = Some(now);
-                tx.update_flow(&reply).await?;
                 flow.verification_id = reply.verification_id;
                 flow.expires_at = reply.expires_at;
                 flow.last_sent_at = reply.last_sent_at;

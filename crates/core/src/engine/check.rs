@@ -2,12 +2,28 @@
 //! each one unit that counts the attempt, charges the check and guess budgets and records the
 //! check (never the code).
 use super::{Verifier, charge, count, save, visible};
+use crate::budget::Guesser;
 use crate::caller::Caller;
 use crate::code;
 use crate::error::VerifyError;
 use crate::ports::{self, Tx};
 use crate::psd2::Psd2;
 use crate::verification::{CheckOutcome, Status, Verification};
+
+/// Who checks a code, and who counts the attempts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Guess {
+    /// Whose guess budget a wrong code is charged to (`Guesser`).
+    pub guesser: Guesser,
+    /// The verification counts its own attempts (the APIs). False when one of several flows or
+    /// steps sharing the verification's code counts its own: then nobody else's wrong codes use
+    /// up another's attempts, and every wrong code still counts in the number's guess budget.
+    pub own_attempts: bool,
+}
+
+impl Guess {
+    pub const API: Guess = Guess { guesser: Guesser::Anyone, own_attempts: true };
+}
 
 fn plausible(code: &str) -> Result<(), VerifyError> {
     if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid("code", "must be 4 to 10 digits")) }
@@ -50,7 +66,7 @@ impl Verifier {
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
                 let v = visible(&caller, tx.verification(&id).await?)?;
-                this.check_locked(tx, v, &code, ip, psd2.as_ref()).await
+                this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).await
             })
         })
         .await?;
@@ -87,13 +103,15 @@ impl Verifier {
             Box::pin(async move {
                 let now = this.clock.now();
                 match tx.pending_verification(&service.id, &to).await? {
-                    Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip, psd2.as_ref()).await.map(Ok),
+                    Some(v) if v.status_at(now) == Status::Pending => {
+                        this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).await.map(Ok)
+                    }
                     // None pending (or one whose deadline passed unswept): counted like a wrong
                     // code, so not even the budgets tell whether one is pending.
                     _ => {
                         let budgets = this.budgets.for_service(&service.name);
                         charge(tx, &budgets.for_check(ip), now).await?;
-                        charge(tx, &budgets.for_guess(to.as_str()), now).await?;
+                        charge(tx, &budgets.for_guess(to.as_str(), Guesser::Anyone), now).await?;
                         // Locked by wrong codes (until its code would have expired): said as for
                         // a check by id; only whoever made the wrong guesses learns it.
                         if tx.locked_verification(&service.id, &to, now).await?.is_some() {
@@ -121,7 +139,9 @@ impl Verifier {
 
     /// One check inside a unit of work that holds `v`'s lock. A verification that is not pending
     /// is refused before anything else, the same way by every engine method. Over the number's
-    /// guess budget every code is refused alike; within it, only wrong codes are counted.
+    /// guess budget every code is refused alike; within it, only wrong codes are counted. Without
+    /// `own_attempts` a wrong code leaves the verification's attempts alone (the caller counts
+    /// them) and answers `Rejected` with the verification's attempts left.
     pub(crate) async fn check_locked(
         &self,
         tx: &mut dyn Tx,
@@ -129,6 +149,7 @@ impl Verifier {
         code: &str,
         ip: Option<std::net::IpAddr>,
         psd2: Option<&Psd2>,
+        guess: Guess,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let now = self.clock.now();
         let status = v.status_at(now);
@@ -141,7 +162,11 @@ impl Verifier {
             false => tx.service(&v.service_id).await?.map(|s| s.name),
         };
         let budgets = service_name.as_deref().map_or(std::borrow::Cow::Borrowed(self.budgets.as_ref()), |n| self.budgets.for_service(n));
-        charge(tx, &budgets.for_check(ip), now).await?;
+        // A recognised device guesses only its own number, bounded by that number's recognised
+        // budget: others at its address cannot lock it out.
+        if guess.guesser == Guesser::Anyone {
+            charge(tx, &budgets.for_check(ip), now).await?;
+        }
         // A code of another length is a wrong code like any other (and says nothing of the length).
         // A check naming another payment is a wrong code (the user was shown other figures).
         let matches = code::is_well_formed(code, v.code_length)
@@ -149,19 +174,23 @@ impl Verifier {
             && Psd2::allows(v.psd2.as_ref(), psd2);
         // A number over its guess budget is locked: the answer is the same whatever the code, and
         // a wrong one is counted (the budget's counters are locked until this unit ends).
-        let guess = budgets.for_guess(v.to.as_str());
+        let charges = budgets.for_guess(v.to.as_str(), guess.guesser);
         if matches {
-            for c in &guess {
+            for c in &charges {
                 if !tx.budget_left(c, c.rate.window(now).0).await? {
                     return Err(c.refusal(now));
                 }
             }
         } else {
-            charge(tx, &guess, now).await?;
+            charge(tx, &charges, now).await?;
         }
         // A `silent` verification is proven by the operator only: no code approves it.
         let matches = matches && v.channel != crate::verification::Channel::Silent;
-        let outcome = v.check(matches, now);
+        let outcome = if matches || guess.own_attempts {
+            v.check(matches, now)
+        } else {
+            CheckOutcome::Rejected { attempts_left: v.max_attempts.saturating_sub(v.attempts).max(1) }
+        };
         if let CheckOutcome::NotPending(status) = outcome {
             return Err(VerifyError::NotPending(status));
         }

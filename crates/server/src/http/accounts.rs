@@ -3,7 +3,7 @@
 use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiJson;
-use super::session::{EndUser, SignedIn, set_session};
+use super::session::{EndUser, SignedIn, set_device, set_session};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -51,6 +51,9 @@ pub struct SignupBody {
     /// data; the code goes by SMS only if that fails. Finish with `POST /api/auth/verify`
     /// `{flow_id, silent: true}`.
     silent: Option<bool>,
+    /// The `device_token` an earlier verification of this number gave this app: its wrong codes
+    /// and passwords then count in the number's own budgets, which strangers cannot use up.
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -64,6 +67,9 @@ pub struct LoginBody {
     locale: Option<String>,
     /// Passwordless logins only: as for sign-up (`next: "silent"`, `check_url`).
     silent: Option<bool>,
+    /// The `device_token` an earlier verification of this number gave this app: its wrong codes
+    /// and passwords then count in the number's own budgets, which strangers cannot use up.
+    device_token: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -173,6 +179,9 @@ pub struct TokenView {
     /// Absent for a cookie session.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<String>,
+    /// Proof that this device verified the number (90 days): send it as `device_token` with later
+    /// logins, so nobody else's wrong guesses can lock this device out.
+    device_token: String,
     user: UserView,
 }
 
@@ -244,6 +253,8 @@ async fn signup(
 ) -> Result<impl IntoResponse, ApiError> {
     let silent = b.silent.unwrap_or(false);
     let req = SignupRequest { username: b.username, phone: b.phone, email: b.email, password: b.password, locale: b.locale, silent };
+    let device = b.device_token.or(caller.device.clone());
+    let caller = caller.with_device(device);
     let base = super::compat::base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
     Ok((StatusCode::ACCEPTED, Json(FlowView::new(s.accounts.signup(&caller, req).await?, &base))))
 }
@@ -265,6 +276,8 @@ async fn login(
         (None, Some(identifier), Some(password)) => LoginRequest::Password { identifier, password, locale: b.locale },
         _ => return Err(VerifyError::invalid("login", "give either `phone`, or `identifier` and `password`").into()),
     };
+    let device = b.device_token.or(caller.device.clone());
+    let caller = caller.with_device(device);
     if silent && matches!(req, LoginRequest::Password { .. }) {
         return Err(VerifyError::invalid("silent", "only passwordless logins (`phone`) can be silent").into());
     }
@@ -303,7 +316,10 @@ async fn verify(
         Verified::SignedIn(done) => {
             let cookie =
                 done.cookie.as_deref().map(|c| set_session(s.secure_cookies, Some(c), s.accounts.settings().session_max_days * 86_400));
+            let device_token = s.accounts.device_token(&done.user.phone);
+            let device_cookie = done.cookie.as_ref().map(|_| set_device(s.secure_cookies, &device_token));
             let body = TokenView {
+                device_token,
                 access_token: done.access_token,
                 token_type: "Bearer",
                 expires_in: done.expires_in,
@@ -311,8 +327,8 @@ async fn verify(
                 user: done.user.into(),
             };
             let mut response = Json(body).into_response();
-            if let Some(c) = cookie {
-                response.headers_mut().insert(header::SET_COOKIE, c);
+            for c in cookie.into_iter().chain(device_cookie) {
+                response.headers_mut().append(header::SET_COOKIE, c);
             }
             response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(response)
@@ -362,7 +378,9 @@ async fn me(State(s): State<AppState>, me: SignedIn) -> Result<Json<UserView>, A
 }
 
 /// Deletes the account: its sessions and refresh tokens stop working at once.
-#[utoipa::path(delete, path = "/api/me", tag = "accounts", responses((status = 204), (status = 401, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/api/me", tag = "accounts",
+    responses((status = 204), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`")))]
 async fn delete_me(State(s): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
     s.accounts.delete_account(&me.caller, &me.principal).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -389,7 +407,8 @@ async fn revoke_session(State(s): State<AppState>, me: SignedIn, Path(id): Path<
 
 /// Starts a change of the account's number: a code goes to the new number.
 #[utoipa::path(post, path = "/api/me/phone", tag = "accounts", request_body = PhoneBody,
-    responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`")))]
 async fn change_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<PhoneBody>) -> Result<impl IntoResponse, ApiError> {
     Ok(accepted(s.accounts.change_phone(&me.caller, &me.principal, &b.phone, b.locale).await?))
 }
@@ -399,7 +418,7 @@ async fn change_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJs
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn verify_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<CodeBody>) -> Result<Json<UserView>, ApiError> {
-    match s.accounts.verify(&me.caller, &b.flow_id, &b.code, SessionKind::App, None, Some(&me.principal.user_id)).await? {
+    match s.accounts.verify(&me.caller, &b.flow_id, &b.code, SessionKind::App, None, Some(&me.principal)).await? {
         Verified::PhoneChanged(user) => Ok(Json(user.into())),
         Verified::SignedIn(_) => Err(VerifyError::FlowNotFound.into()),
     }
@@ -440,6 +459,11 @@ async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
 /// access token, else 401.
 #[utoipa::path(get, path = "/api/auth/forward", tag = "accounts", responses((status = 200), (status = 401, body = ErrorBody)))]
 async fn forward(State(s): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
+    // A token's session may have ended since it was issued (logout, a removed member): checked
+    // in the store at most every `revocation_check_secs`.
+    if me.principal.claims.is_some() {
+        s.accounts.require_live(&me.principal).await?;
+    }
     let (username, id, phone) = match &me.principal.claims {
         Some(c) => (c.preferred_username.clone(), c.sub.clone(), c.phone_number.clone()),
         None => {

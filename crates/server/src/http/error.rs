@@ -122,6 +122,7 @@ impl From<VerifyError> for ApiError {
             VerifyError::Unauthenticated => Self::new(S::UNAUTHORIZED, "unauthenticated", message),
             VerifyError::RefreshTokenInvalid => Self::new(S::UNAUTHORIZED, "refresh_token_invalid", message),
             VerifyError::SessionNotFound => Self::new(S::NOT_FOUND, "session_not_found", message),
+            VerifyError::ReauthenticationRequired => Self::new(S::FORBIDDEN, "reauthentication_required", message),
             VerifyError::AdminRequired => Self::new(S::FORBIDDEN, "forbidden", message),
             VerifyError::MemberNotFound => Self::new(S::NOT_FOUND, "member_not_found", message),
             VerifyError::LastAdmin => Self::new(S::CONFLICT, "last_admin", message),

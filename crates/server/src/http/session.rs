@@ -46,10 +46,24 @@ pub fn set_csrf(secure: bool, value: &str) -> HeaderValue {
     HeaderValue::from_str(&format!("{CSRF_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{attrs}")).expect("URL-safe value")
 }
 
-/// The caller of an end user's request (no API key): what budgets and the audit log see.
+/// The caller of an end user's request (no API key): what budgets and the audit log see, with
+/// the browser's device cookie.
 pub fn end_user(parts: &Parts) -> Caller {
     let m = meta(parts);
-    Caller::end_user(m.ip, m.request_id)
+    Caller::end_user(m.ip, m.request_id).with_device(device_cookie(&parts.headers).map(str::to_string))
+}
+
+/// The device cookie (`accounts::device`): proof that this browser verified a number. Either
+/// name is read: a planted one is worth nothing, since it proves only the planter's own number.
+pub fn device_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, "__Host-phonegate_device").or_else(|| cookie(headers, "phonegate_device"))
+}
+
+/// `Set-Cookie` for the device cookie (`__Host-` and `Secure` over HTTPS), for 90 days.
+pub fn set_device(secure: bool, token: &str) -> HeaderValue {
+    let (name, attrs) = if secure { ("__Host-phonegate_device", "; Secure") } else { ("phonegate_device", "") };
+    let max_age = phonegate_core::accounts::device::DEVICE_DAYS * 86_400;
+    HeaderValue::from_str(&format!("{name}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{attrs}")).expect("URL-safe value")
 }
 
 /// An end user's request, for the public account endpoints.

@@ -26,8 +26,9 @@ impl TestApp {
     pub async fn flow_code(&self, path: &str, body: Value, phone: &str) -> (Value, String) {
         let before = self.outbox(phone).await;
         let r = self.anon_post(path, body).await;
-        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let status = r.status();
         let flow: Value = r.json().await.unwrap();
+        assert_eq!(status, StatusCode::ACCEPTED, "{flow}");
         (flow, self.code_after(phone, &before).await)
     }
 
@@ -412,7 +413,12 @@ async fn logins_from_one_address_are_throttled() {
 /// are still running, not after them.
 #[tokio::test]
 async fn a_login_flood_does_not_starve_other_requests() {
-    let app = TestApp::spawn_with(|c| c.budgets.logins_per_ip = vec!["1000/1m".parse().unwrap()]).await;
+    // A wrong password's decoy costs a start like a real login's code: both budgets are raised.
+    let app = TestApp::spawn_with(|c| {
+        c.budgets.logins_per_ip = vec!["1000/1m".parse().unwrap()];
+        c.budgets.starts_per_ip = vec!["1000/1m".parse().unwrap()];
+    })
+    .await;
     let logins = (0..50).map(|i| {
         let request =
             app.client.post(app.url("/api/auth/login")).json(&json!({ "identifier": format!("user{i}"), "password": "wrong password" }));

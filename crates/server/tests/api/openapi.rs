@@ -181,7 +181,12 @@ async fn with_database_down(app: &TestApp) -> String {
 async fn every_documented_response_matches_what_the_server_sends() {
     // The expiry sweep runs once at start, then never during the test: a verification whose code
     // has expired stays pending until it is read or checked.
-    let app = TestApp::spawn_with(|c| c.expiry_sweep_secs = 86_400).await;
+    // Every answer comes from one address: its start budget is raised for the many flows.
+    let app = TestApp::spawn_with(|c| {
+        c.expiry_sweep_secs = 86_400;
+        c.budgets.starts_per_ip = vec!["1000/1h".parse().unwrap()];
+    })
+    .await;
     let mut api = Contract::fetch(&app).await;
     let listed: BTreeSet<(String, String)> = OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(api.operations(), listed, "the documented operations changed: exercise each new one here and list it");
@@ -444,7 +449,12 @@ async fn accounts(api: &mut Contract, app: &TestApp) {
         .await;
     api.call("delete", "/api/me/sessions/{id}", client.delete(url(&format!("/api/me/sessions/{session}"))), 401).await;
 
-    // Phone change: to a number another account has (409), then to a free one.
+    // Phone change: only after a recent login (403), then to a number another account has
+    // (409), then to a free one.
+    let stale = bearer(client.post(url("/api/me/phone"))).json(&json!({ "phone": fresh_number() }));
+    api.call("post", "/api/me/phone", stale, 403).await;
+    let token = app.log_in(&phone).await["access_token"].as_str().unwrap().to_string();
+    let bearer = |r: RequestBuilder| r.bearer_auth(&token);
     let taken = fresh_number();
     app.sign_up("taken", &taken, None).await;
     let change = |phone: &str| bearer(client.post(url("/api/me/phone"))).json(&json!({ "phone": phone }));
@@ -473,7 +483,17 @@ async fn accounts(api: &mut Contract, app: &TestApp) {
     api.call("post", "/api/auth/logout", client.post(url("/api/auth/logout")), 401).await;
     api.call("post", "/api/auth/logout", bearer(client.post(url("/api/auth/logout"))), 204).await;
     api.call("delete", "/api/me", client.delete(url("/api/me")), 401).await;
-    api.call("delete", "/api/me", bearer(client.delete(url("/api/me"))), 204).await;
+    // The logged-out session's token no longer deletes the account; a fresh login does.
+    api.call("delete", "/api/me", bearer(client.delete(url("/api/me"))), 401).await;
+    // A session whose login is older than ten minutes must log in again, even with a new token.
+    let refresh = app.log_in(&new_phone).await["refresh_token"].clone();
+    app.advance(chrono::Duration::seconds(601));
+    let renewed = app.anon_post("/api/auth/refresh", json!({ "refresh_token": refresh })).await.json::<Value>().await.unwrap();
+    let stale = client.delete(url("/api/me")).bearer_auth(renewed["access_token"].as_str().unwrap());
+    let r = api.call("delete", "/api/me", stale, 403).await;
+    assert_eq!(r["error"]["code"], "reauthentication_required");
+    let token = app.log_in(&new_phone).await["access_token"].as_str().unwrap().to_string();
+    api.call("delete", "/api/me", client.delete(url("/api/me")).bearer_auth(&token), 204).await;
 }
 
 /// Every documented answer of the admin endpoints.

@@ -100,6 +100,7 @@ fn user(mut r: Row) -> StoreResult<User> {
 }
 
 fn flow(mut r: Row) -> StoreResult<Flow> {
+    let origin = r.opt_text(15)?;
     Ok(Flow {
         id: r.text(0)?,
         kind: FlowKind::parse(&r.text(1)?).ok_or_else(|| corrupt("flow kind"))?,
@@ -116,7 +117,8 @@ fn flow(mut r: Row) -> StoreResult<Flow> {
         last_sent_at: r.ts(12)?,
         used_at: r.opt_ts(13)?,
         invite_id: r.opt_text(14)?,
-        by_reply: r.opt_text(15)?.as_deref() == Some("sms_reply"),
+        by_reply: origin.as_deref() == Some("sms_reply"),
+        recognised: origin.as_deref() == Some("device"),
     })
 }
 
@@ -224,7 +226,7 @@ impl<D: Db> AccountTx for Repo<D> {
             f.last_sent_at,
             f.used_at,
             &f.invite_id,
-            f.by_reply.then_some("sms_reply")
+            if f.by_reply { Some("sms_reply") } else { f.recognised.then_some("device") }
         ];
         self.exec(&INSERT_FLOW, args).await.map(|_| ())
     }

@@ -8,7 +8,6 @@ mod step;
 mod texts;
 
 use super::AppState;
-use super::auth::meta;
 use super::session::{CSRF_COOKIE, cookie, session_cookie, set_csrf, set_session};
 use askama::Template;
 use axum::Router;
@@ -55,14 +54,13 @@ impl<S: Send + Sync> FromRequestParts<S> for PageCtx {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
-        let m = meta(parts);
         let t = texts::pick(parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
         let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|v| (20..=64).contains(&v.len())).map(str::to_string);
         let (anchor, fresh) = match existing {
             Some(a) => (a, false),
             None => (phonegate_core::accounts::session::new_secret("").0, true),
         };
-        Ok(PageCtx { t, anchor, fresh, caller: Caller::end_user(m.ip, m.request_id), headers: parts.headers.clone() })
+        Ok(PageCtx { t, anchor, fresh, caller: super::session::end_user(parts), headers: parts.headers.clone() })
     }
 }
 
@@ -466,8 +464,8 @@ async fn code_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Code
     let result = if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
         Err(VerifyError::CodeIncorrect { attempts_left: 0 })
     } else {
-        let owner = ctx.principal(&s).await.map(|p| p.user_id);
-        s.accounts.verify(&ctx.caller, &f.flow, &code, SessionKind::Browser, ctx.device(), owner.as_deref()).await
+        let owner = ctx.principal(&s).await;
+        s.accounts.verify(&ctx.caller, &f.flow, &code, SessionKind::Browser, ctx.device(), owner.as_ref()).await
     };
     verified_page(&s, &ctx, f.flow, back, result)
 }
@@ -480,6 +478,8 @@ fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result
             let mut response = ctx.redirect(s, if back.is_empty() { "/account" } else { &back });
             let max_age = s.accounts.settings().session_max_days * 86_400;
             response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, done.cookie.as_deref(), max_age));
+            let device = s.accounts.device_token(&done.user.phone);
+            response.headers_mut().append(header::SET_COOKIE, super::session::set_device(s.secure_cookies, &device));
             response
         }
         Ok(Verified::PhoneChanged(_)) => ctx.redirect(s, "/account?done=phone"),
