@@ -17,6 +17,7 @@ mod compat_vonage;
 mod concurrency;
 mod connections;
 mod crash;
+mod csrf;
 mod delivery;
 mod multi_instance;
 mod openapi;
