@@ -9,13 +9,17 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Pa
 use phonegate_core::Caller;
 use phonegate_core::accounts::Principal;
 
-/// The session cookie's name: with the `__Host-` prefix over HTTPS, which browsers accept only
-/// with `Secure`, `Path=/` and no `Domain` (so no sibling host can set or shadow it).
+/// The session cookie's name. Over HTTPS every cookie of ours has the `__Host-` prefix, which
+/// browsers accept only with `Secure`, `Path=/` and no `Domain`, so no sibling host can set or
+/// shadow it; the unprefixed name is then never read (a sibling host could have planted it).
 pub fn session_cookie(secure: bool) -> &'static str {
     if secure { "__Host-phonegate_session" } else { "phonegate_session" }
 }
 
-pub const CSRF_COOKIE: &str = "phonegate_csrf";
+/// The anti-forgery cookie's name (prefixed over HTTPS, as the session cookie).
+pub fn csrf_cookie(secure: bool) -> &'static str {
+    if secure { "__Host-phonegate_csrf" } else { "phonegate_csrf" }
+}
 
 /// A cookie's value from the request.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -43,7 +47,8 @@ pub fn set_session(secure: bool, value: Option<&str>, max_age: i64) -> HeaderVal
 /// `Set-Cookie` for the anti-forgery cookie (a browser-lifetime random value).
 pub fn set_csrf(secure: bool, value: &str) -> HeaderValue {
     let attrs = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{CSRF_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{attrs}")).expect("URL-safe value")
+    let name = csrf_cookie(secure);
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{attrs}")).expect("URL-safe value")
 }
 
 /// The caller of an end user's request (no API key): what budgets and the audit log see.

@@ -16,6 +16,7 @@ mod compat_twilio;
 mod compat_vonage;
 mod concurrency;
 mod connections;
+mod cookies;
 mod crash;
 mod csrf;
 mod delivery;
