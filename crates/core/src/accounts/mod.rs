@@ -56,6 +56,9 @@ pub struct AccountSettings {
     pub session_max_days: i64,
     /// Lifetime of an access token (JWT).
     pub access_token_secs: i64,
+    /// A refresh token spent less than this many seconds ago, presented again, gets the same
+    /// successor as the first time (two tabs refreshing at once); 0 turns this off (0 to 60).
+    pub refresh_reuse_secs: i64,
     pub jwt_algorithm: JwtAlgorithm,
     /// `iss` of access tokens (default: the public URL, else `phonegate`).
     pub jwt_issuer: Option<String>,
@@ -86,6 +89,7 @@ impl Default for AccountSettings {
             session_idle_days: 30,
             session_max_days: 365,
             access_token_secs: 300,
+            refresh_reuse_secs: 10,
             jwt_algorithm: JwtAlgorithm::EdDSA,
             jwt_issuer: None,
             jwt_audience: "phonegate".into(),
@@ -117,6 +121,9 @@ impl AccountSettings {
         }
         if !(0..=300).contains(&self.revocation_check_secs) {
             return Err("accounts.revocation_check_secs must be between 0 and 300".into());
+        }
+        if !(0..=60).contains(&self.refresh_reuse_secs) {
+            return Err("accounts.refresh_reuse_secs must be between 0 and 60".into());
         }
         if !(0..=3600).contains(&self.resend_cooldown_secs) {
             return Err("accounts.resend_cooldown_secs must be between 0 and 3600".into());
@@ -417,50 +424,76 @@ impl Accounts {
     }
 
     /// Trades a refresh token for a new access and refresh token. The old one is spent; a
-    /// spent one presented again ends its session (the whole family).
+    /// spent one presented again ends its session (the whole family), unless it was spent less
+    /// than `refresh_reuse_secs` ago and its successor is still unspent: then it gets that same
+    /// successor again (two tabs of one app refreshing at once stay one family).
     pub async fn refresh(&self, caller: &Caller, refresh_token: &str) -> Result<(String, String, i64), VerifyError> {
         if refresh_token.len() > 100 {
             return Err(VerifyError::RefreshTokenInvalid);
         }
-        enum Outcome {
-            Fresh(User, String, String),
-            Reused(String),
-            Invalid,
-        }
         let (this, hash, now) = (self.clone(), session::digest(refresh_token), self.now());
-        let outcome = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let Some((session_id, spent)) = tx.refresh_token(&hash).await? else { return Ok::<_, VerifyError>(Outcome::Invalid) };
-                let Some(session) = tx.session(&session_id).await? else { return Ok(Outcome::Invalid) };
-                if spent.is_some() {
-                    tx.delete_session(&session.user_id, &session.id).await?;
-                    return Ok(Outcome::Reused(session.user_id));
-                }
-                let Some(user) = tx.user(&session.user_id).await?.filter(|_| session.live(now, this.settings.idle())) else {
-                    return Ok(Outcome::Invalid);
-                };
-                tx.spend_refresh_token(&hash, now).await?;
-                let (new, new_hash) = session::new_secret("rt_");
-                tx.insert_refresh_token(&new_hash, &session.id, now).await?;
-                tx.touch_session(&session.id, now).await?;
-                Ok(Outcome::Fresh(user, session.id, new))
-            })
-        })
-        .await?;
+        let successor = self.successor(refresh_token);
+        let outcome =
+            ports::write(self.verifier.store.as_ref(), move |tx| Box::pin(async move { this.rotate(tx, &hash, successor, now).await }))
+                .await?;
         match outcome {
-            Outcome::Fresh(user, session_id, new) => {
+            Rotated::Fresh(user, session_id, new) => {
                 let token = self.access_token(&*self.ring().await?, &user, &session_id)?;
                 Ok((token, new, self.settings.access_token_secs))
             }
-            Outcome::Reused(user_id) => {
+            Rotated::Reused(user_id) => {
                 self.verifier
                     .record(caller, "refresh_reuse", Some(&user_id), "a spent refresh token was used again: its session ended")
                     .await;
                 Err(VerifyError::RefreshTokenInvalid)
             }
-            Outcome::Invalid => Err(VerifyError::RefreshTokenInvalid),
+            Rotated::Invalid => Err(VerifyError::RefreshTokenInvalid),
         }
     }
+
+    /// The refresh token that replaces `token`: an HMAC of it with the server key, so it is
+    /// stored only as a digest like any other, yet a second presentation of `token` can be
+    /// answered with it again; nobody without `token` (and the key) can compute it.
+    fn successor(&self, token: &str) -> String {
+        use base64::Engine;
+        let mac = self.verifier.keys.digest("phonegate/refresh-successor", token);
+        format!("rt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac))
+    }
+
+    /// The refresh unit: spends the token `hash` names and stores `successor`, or answers a
+    /// spent token with its unspent successor within the reuse interval, or ends the session.
+    async fn rotate(&self, tx: &mut dyn ports::Tx, hash: &[u8], successor: String, now: DateTime<Utc>) -> Result<Rotated, VerifyError> {
+        let Some((session_id, spent)) = tx.refresh_token(hash).await? else { return Ok(Rotated::Invalid) };
+        let Some(session) = tx.session(&session_id).await? else { return Ok(Rotated::Invalid) };
+        let next_hash = session::digest(&successor);
+        if let Some(spent_at) = spent {
+            let reuse = chrono::Duration::seconds(self.settings.refresh_reuse_secs);
+            let next = if now - spent_at < reuse { tx.refresh_token(&next_hash).await? } else { None };
+            if next != Some((session.id.clone(), None)) {
+                tx.delete_session(&session.user_id, &session.id).await?;
+                return Ok(Rotated::Reused(session.user_id));
+            }
+        }
+        let Some(user) = tx.user(&session.user_id).await?.filter(|_| session.live(now, self.settings.idle())) else {
+            return Ok(Rotated::Invalid);
+        };
+        if spent.is_none() {
+            tx.spend_refresh_token(hash, now).await?;
+            tx.insert_refresh_token(&next_hash, &session.id, now).await?;
+            tx.touch_session(&session.id, now).await?;
+        }
+        Ok(Rotated::Fresh(user, session.id, successor))
+    }
+}
+
+/// What a refresh did.
+enum Rotated {
+    /// The session's user and id, and its new (or, for a reuse within the interval, its
+    /// current) refresh token.
+    Fresh(User, String, String),
+    /// A spent token was presented again: the session ended (the user's id, for the audit).
+    Reused(String),
+    Invalid,
 }
 
 impl Accounts {

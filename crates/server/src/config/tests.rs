@@ -180,6 +180,12 @@ fn bad_values_are_refused() {
         jail.set_env("PHONEGATE_EXPIRY_SWEEP_SECS", "0");
         assert!(matches!(load(), ConfigError::ExpirySweep));
         jail.clear_env();
+        jail.set_env("PHONEGATE_ACCOUNTS__REFRESH_REUSE_SECS", "61");
+        assert!(load().to_string().contains("accounts.refresh_reuse_secs must be between 0 and 60"), "{}", load());
+        jail.set_env("PHONEGATE_ACCOUNTS__REFRESH_REUSE_SECS", "0");
+        assert_eq!(Config::load(None, &Overrides::default()).unwrap().accounts.refresh_reuse_secs, 0);
+        jail.clear_env();
+        assert_eq!(Config::load(None, &Overrides::default()).unwrap().accounts.refresh_reuse_secs, 10);
         let err = Config::load(Some(Path::new("absent.toml")), &Overrides::default()).unwrap_err();
         assert_eq!(err.to_string(), "configuration file absent.toml does not exist");
         Ok(())

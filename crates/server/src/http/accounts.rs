@@ -356,7 +356,7 @@ async fn refresh(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b)
 
 /// Ends this session (or, with `all`, every session of the account).
 #[utoipa::path(post, path = "/api/auth/logout", tag = "accounts", request_body = LogoutBody,
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "csrf_failed: signed in by the session cookie, but not sent from this server's own pages")))]
 async fn logout(State(s): State<AppState>, me: SignedIn, body: Bytes) -> Result<Response, ApiError> {
     let b: LogoutBody = if body.iter().all(u8::is_ascii_whitespace) {
         LogoutBody::default()
@@ -380,7 +380,7 @@ async fn me(State(s): State<AppState>, me: SignedIn) -> Result<Json<UserView>, A
 /// Deletes the account: its sessions and refresh tokens stop working at once.
 #[utoipa::path(delete, path = "/api/me", tag = "accounts",
     responses((status = 204), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`")))]
+        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`; csrf_failed: signed in by the session cookie, but not sent from this server's own pages")))]
 async fn delete_me(State(s): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
     s.accounts.delete_account(&me.caller, &me.principal).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -399,7 +399,8 @@ async fn sessions(State(s): State<AppState>, me: SignedIn) -> Result<Json<Sessio
 
 /// Ends one session of the account.
 #[utoipa::path(delete, path = "/api/me/sessions/{id}", tag = "accounts",
-    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "csrf_failed: signed in by the session cookie, but not sent from this server's own pages"),
+        (status = 404, body = ErrorBody)))]
 async fn revoke_session(State(s): State<AppState>, me: SignedIn, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.accounts.revoke_session(&me.caller, &me.principal, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -408,7 +409,7 @@ async fn revoke_session(State(s): State<AppState>, me: SignedIn, Path(id): Path<
 /// Starts a change of the account's number: a code goes to the new number.
 #[utoipa::path(post, path = "/api/me/phone", tag = "accounts", request_body = PhoneBody,
     responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`")))]
+        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`; csrf_failed: signed in by the session cookie, but not sent from this server's own pages")))]
 async fn change_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<PhoneBody>) -> Result<impl IntoResponse, ApiError> {
     Ok(accepted(s.accounts.change_phone(&me.caller, &me.principal, &b.phone, b.locale).await?))
 }
@@ -416,7 +417,7 @@ async fn change_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJs
 /// Checks the code sent to the new number: the account's number is changed.
 #[utoipa::path(post, path = "/api/me/phone/verify", tag = "accounts", request_body = CodeBody,
     responses((status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+        (status = 403, body = ErrorBody, description = "csrf_failed: signed in by the session cookie, but not sent from this server's own pages"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn verify_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<CodeBody>) -> Result<Json<UserView>, ApiError> {
     match s.accounts.verify(&me.caller, &b.flow_id, &b.code, SessionKind::App, None, Some(&me.principal)).await? {
         Verified::PhoneChanged(user) => Ok(Json(user.into())),

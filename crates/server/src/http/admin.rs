@@ -1,5 +1,6 @@
 //! The admin JSON API: members, their devices and the admin role. Only a signed-in admin
-//! (session cookie or access token) gets past `403 forbidden`.
+//! (session cookie or access token) gets past `403 forbidden`; a cookie's request that changes
+//! something must also come from this server's own pages (`403 csrf_failed`, `session.rs`).
 use super::AppState;
 use super::accounts::{SessionView, session_view};
 use super::audit::{AuditList, AuditParams};

@@ -5,17 +5,21 @@ use super::AppState;
 use super::auth::meta;
 use super::error::ApiError;
 use axum::extract::FromRequestParts;
-use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use phonegate_core::Caller;
 use phonegate_core::accounts::Principal;
 
-/// The session cookie's name: with the `__Host-` prefix over HTTPS, which browsers accept only
-/// with `Secure`, `Path=/` and no `Domain` (so no sibling host can set or shadow it).
+/// The session cookie's name. Over HTTPS every cookie of ours has the `__Host-` prefix, which
+/// browsers accept only with `Secure`, `Path=/` and no `Domain`, so no sibling host can set or
+/// shadow it; the unprefixed name is then never read (a sibling host could have planted it).
 pub fn session_cookie(secure: bool) -> &'static str {
     if secure { "__Host-phonegate_session" } else { "phonegate_session" }
 }
 
-pub const CSRF_COOKIE: &str = "phonegate_csrf";
+/// The anti-forgery cookie's name (prefixed over HTTPS, as the session cookie).
+pub fn csrf_cookie(secure: bool) -> &'static str {
+    if secure { "__Host-phonegate_csrf" } else { "phonegate_csrf" }
+}
 
 /// A cookie's value from the request.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -43,7 +47,8 @@ pub fn set_session(secure: bool, value: Option<&str>, max_age: i64) -> HeaderVal
 /// `Set-Cookie` for the anti-forgery cookie (a browser-lifetime random value).
 pub fn set_csrf(secure: bool, value: &str) -> HeaderValue {
     let attrs = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!("{CSRF_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict{attrs}")).expect("URL-safe value")
+    let name = csrf_cookie(secure);
+    HeaderValue::from_str(&format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict{attrs}")).expect("URL-safe value")
 }
 
 /// The caller of an end user's request (no API key): what budgets and the audit log see, with
@@ -104,7 +109,36 @@ impl FromRequestParts<AppState> for SignedIn {
         let Some(value) = cookie(&parts.headers, session_cookie(s.secure_cookies)) else {
             return Err(phonegate_core::VerifyError::Unauthenticated.into());
         };
+        if !from_own_pages(parts, s) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "a request signed in by the session cookie that changes something must come from this server's own pages \
+                 (Sec-Fetch-Site: same-origin, or an Origin equal to this server's)",
+            ));
+        }
         let principal = s.accounts.authenticate_cookie(value).await?;
         Ok(SignedIn { principal, caller, by_cookie: true })
     }
+}
+
+/// Whether a request the session cookie authenticates may act (no cross-site request forgery):
+/// reads always; a state-changing request only from this server's own pages. `Sec-Fetch-Site`
+/// is believed when sent (`same-origin`, or `none` for what the user typed); else `Origin` must
+/// be this server's origin (the public URL's, or the request's Host with this server's scheme).
+/// A request with neither comes from no browser (curl, an app) and cannot be forged by a site:
+/// browsers send `Origin` on every cross-origin request that is not a GET or HEAD.
+fn from_own_pages(parts: &Parts, s: &AppState) -> bool {
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return true;
+    }
+    let h = &parts.headers;
+    if let Some(site) = h.get("sec-fetch-site") {
+        return matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = h.get(header::ORIGIN) else { return true };
+    let own = super::compat::base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, h, &parts.uri);
+    let origin_of = |u: &str| url::Url::parse(u).ok().map(|u| u.origin()).filter(url::Origin::is_tuple);
+    let theirs = origin.to_str().ok().and_then(origin_of);
+    theirs.is_some() && theirs == origin_of(&own)
 }

@@ -214,7 +214,9 @@ async fn refresh_rotates_and_a_reused_token_ends_the_whole_family() {
     assert_ne!(second_token, first);
     assert_eq!(app.me_with(second["access_token"].as_str().unwrap()).await.status(), StatusCode::OK);
 
-    // The spent one again: refused, and the family (the session) is gone, so the fresh one dies too.
+    // The spent one again, after the reuse interval (10 s): refused, and the family (the
+    // session) is gone, so the fresh one dies too.
+    app.advance(Duration::seconds(11));
     let r = app.anon_post("/api/auth/refresh", json!({ "refresh_token": first })).await;
     expect_error(r, 401, "refresh_token_invalid").await;
     let r = app.anon_post("/api/auth/refresh", json!({ "refresh_token": second_token })).await;
@@ -226,15 +228,54 @@ async fn refresh_rotates_and_a_reused_token_ends_the_whole_family() {
 }
 
 #[tokio::test]
-async fn two_concurrent_refreshes_of_one_token_give_exactly_one_success() {
+async fn concurrent_refreshes_of_one_token_all_get_its_one_successor() {
     let app = TestApp::spawn().await;
+    let refresh = |token: &str| app.anon_post("/api/auth/refresh", json!({ "refresh_token": token }));
     for round in 0..3 {
         let signed = app.sign_up(&format!("racer{round}"), &fresh_number(), None).await;
         let token = signed["refresh_token"].as_str().unwrap().to_string();
-        let calls = (0..8).map(|_| app.anon_post("/api/auth/refresh", json!({ "refresh_token": token })));
-        let statuses: Vec<u16> = futures::future::join_all(calls).await.iter().map(|r| r.status().as_u16()).collect();
-        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-        assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+        // Tabs of one app refreshing at the same moment: each gets an access token, all the same
+        // refresh token, and the session stays one family.
+        let answers = futures::future::join_all((0..8).map(|_| refresh(&token))).await;
+        let mut successors = std::collections::BTreeSet::new();
+        for r in answers {
+            assert_eq!(r.status(), StatusCode::OK);
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(app.me_with(v["access_token"].as_str().unwrap()).await.status(), StatusCode::OK);
+            successors.insert(v["refresh_token"].as_str().unwrap().to_string());
+        }
+        assert_eq!(successors.len(), 1, "{successors:?}");
+        let next = successors.pop_first().unwrap();
+        assert!(next.starts_with("rt_") && next != token, "{next}");
+        // The successor is an ordinary refresh token: spent once, and presented again after the
+        // interval it ends the session (the newest token with it).
+        let r = refresh(&next).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let newest = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
+        app.advance(Duration::seconds(11));
+        expect_error(refresh(&next).await, 401, "refresh_token_invalid").await;
+        expect_error(refresh(&newest).await, 401, "refresh_token_invalid").await;
+        expect_error(refresh(&token).await, 401, "refresh_token_invalid").await;
+    }
+}
+
+#[tokio::test]
+async fn a_reuse_after_the_successor_was_spent_or_with_reuse_off_ends_the_session() {
+    for reuse_secs in [10, 0] {
+        let app = TestApp::spawn_with(|c| c.accounts.refresh_reuse_secs = reuse_secs).await;
+        let refresh = |token: &str| app.anon_post("/api/auth/refresh", json!({ "refresh_token": token }));
+        let token_of = |v: Value| v["refresh_token"].as_str().unwrap().to_string();
+        let first = token_of(app.sign_up("spender", &fresh_number(), None).await);
+        let second = token_of(refresh(&first).await.json().await.unwrap());
+        let mut last = second.clone();
+        if reuse_secs > 0 {
+            // Within the interval, but the successor was spent already: theft, not a second tab.
+            last = token_of(refresh(&second).await.json().await.unwrap());
+        }
+        expect_error(refresh(&first).await, 401, "refresh_token_invalid").await;
+        expect_error(refresh(&last).await, 401, "refresh_token_invalid").await;
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM sessions").await, 0, "reuse_secs = {reuse_secs}");
+        assert_eq!(app.query_i64("SELECT COUNT(*) FROM audit_events WHERE kind = 'refresh_reuse'").await, 1);
     }
 }
 

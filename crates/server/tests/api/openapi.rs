@@ -478,6 +478,23 @@ async fn accounts(api: &mut Contract, app: &TestApp) {
     let me = api.call("post", "/api/me/phone/verify", verify_phone(&to_new, &new_code), 200).await;
     assert_eq!(me["phone_number"], new_phone.as_str());
 
+    // A change the session cookie would sign in, sent from another site.
+    let victim = fresh_number();
+    let (flow, code) = app.flow_code("/api/auth/signup", json!({ "username": "victim", "phone": victim }), &victim).await;
+    let r = anon("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "code": code, "session": "cookie" })).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let forged = |r: RequestBuilder| r.header("cookie", &cookie).header("origin", "https://evil.example");
+    for (method, path, request) in [
+        ("post", "/api/auth/logout", client.post(url("/api/auth/logout"))),
+        ("delete", "/api/me", client.delete(url("/api/me"))),
+        ("delete", "/api/me/sessions/{id}", client.delete(url(&format!("/api/me/sessions/{session}")))),
+        ("post", "/api/me/phone", client.post(url("/api/me/phone")).json(&json!({ "phone": fresh_number() }))),
+        ("post", "/api/me/phone/verify", client.post(url("/api/me/phone/verify")).json(&json!({ "flow_id": "fl0", "code": "000000" }))),
+    ] {
+        let r = api.call(method, path, forged(request), 403).await;
+        assert_eq!(r["error"]["code"], "csrf_failed");
+    }
+
     // Ending it all.
     api.call("delete", "/api/me/sessions/{id}", bearer(client.delete(url(&format!("/api/me/sessions/{session}")))), 204).await;
     api.call("post", "/api/auth/logout", client.post(url("/api/auth/logout")), 401).await;

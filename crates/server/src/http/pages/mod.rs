@@ -8,7 +8,7 @@ mod step;
 mod texts;
 
 use super::AppState;
-use super::session::{CSRF_COOKIE, cookie, session_cookie, set_csrf, set_session};
+use super::session::{cookie, csrf_cookie, session_cookie, set_csrf, set_session};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
@@ -50,12 +50,12 @@ pub struct PageCtx {
     headers: HeaderMap,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for PageCtx {
+impl FromRequestParts<AppState> for PageCtx {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
         let t = texts::pick(parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
-        let existing = cookie(&parts.headers, CSRF_COOKIE).filter(|v| (20..=64).contains(&v.len())).map(str::to_string);
+        let existing = cookie(&parts.headers, csrf_cookie(s.secure_cookies)).filter(|v| (20..=64).contains(&v.len())).map(str::to_string);
         let (anchor, fresh) = match existing {
             Some(a) => (a, false),
             None => (phonegate_core::accounts::session::new_secret("").0, true),

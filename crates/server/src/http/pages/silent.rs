@@ -10,14 +10,19 @@ use axum::response::{IntoResponse, Response};
 use phonegate_core::accounts::{FlowStarted, SessionKind};
 
 /// The cookie naming the silent flow this browser started: only that browser may finish it.
-const FLOW_COOKIE: &str = "phonegate_flow";
+/// Over HTTPS it has the `__Host-` prefix (so `Path=/`), and the unprefixed name is not read: a
+/// sibling host could plant it to finish its own flow in this browser.
+fn flow_cookie(secure: bool) -> &'static str {
+    if secure { "__Host-phonegate_flow" } else { "phonegate_flow" }
+}
 
 /// A started flow's code page; a silent one also marks this browser as the flow's.
 pub(super) fn to_flow(s: &AppState, ctx: &PageCtx, flow: &FlowStarted, back: &str) -> Response {
     let mut response = ctx.redirect(s, &flow_url(flow, back));
     if flow.check_url.is_some() {
         let secure = if s.secure_cookies { "; Secure" } else { "" };
-        let cookie = format!("{FLOW_COOKIE}={}; Path=/login; HttpOnly; SameSite=Lax{secure}", flow.flow_id);
+        let name = flow_cookie(s.secure_cookies);
+        let cookie = format!("{name}={}; Path=/; HttpOnly; SameSite=Lax{secure}", flow.flow_id);
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
@@ -65,7 +70,7 @@ pub(super) async fn continue_submit(State(s): State<AppState>, ctx: PageCtx, For
     }
     let back = return_to(&s, f.return_to.as_deref());
     // Another browser (a link someone was sent) may not finish this browser's flow.
-    if cookie(&ctx.headers, FLOW_COOKIE) != Some(f.flow.as_str()) {
+    if cookie(&ctx.headers, flow_cookie(s.secure_cookies)) != Some(f.flow.as_str()) {
         let e = phonegate_core::VerifyError::NoSilentCheck;
         let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
         return ctx.render(&s, StatusCode::FORBIDDEN, &page);
