@@ -67,9 +67,12 @@ pub struct Config {
     /// What a phone number, key, service, country, prefix or end-user IP may use
     /// (`[budgets]`, rates like `"5/10m"`; see the README's security section).
     pub budgets: phonegate_core::budget::Budgets,
-    /// Networks of reverse proxies whose `X-Forwarded-For` names the client (empty: the peer
+    /// Networks of reverse proxies whose forwarding header names the client (empty: the peer
     /// address is the client, and the header is ignored).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    /// The other is ignored, since a client could have written it.
+    pub client_ip_header: ClientIpHeader,
     /// Limits on client connections (`[connections]`; see the README's security section).
     pub connections: crate::listen::ConnectionLimits,
     /// Accounts and login (`[accounts]`: sessions, tokens, codes; see docs/accounts.md).
@@ -125,6 +128,16 @@ fn default_phone_claim() -> String {
     "phone_number".into()
 }
 
+/// Which header names the client behind `trusted_proxies`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    #[default]
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -161,6 +174,7 @@ impl Default for Config {
             budgets: Default::default(),
             connections: Default::default(),
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
             accounts: Default::default(),
             account_webhook: None,
             silent_simulator: false,

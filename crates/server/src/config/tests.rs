@@ -185,3 +185,16 @@ fn bad_values_are_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn client_ip_header_is_one_of_two() {
+    Jail::expect_with(|jail| {
+        assert_eq!(Config::load(None, &Overrides::default()).unwrap().client_ip_header, ClientIpHeader::XForwardedFor);
+        jail.set_env("PHONEGATE_CLIENT_IP_HEADER", "forwarded");
+        assert_eq!(Config::load(None, &Overrides::default()).unwrap().client_ip_header, ClientIpHeader::Forwarded);
+        jail.set_env("PHONEGATE_CLIENT_IP_HEADER", "x-real-ip");
+        let err = Config::load(None, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("x-real-ip"), "{err}");
+        Ok(())
+    });
+}

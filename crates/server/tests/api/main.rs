@@ -12,6 +12,7 @@ mod bad_input;
 mod bench;
 mod budgets;
 mod cli;
+mod client_ip;
 mod compat_twilio;
 mod compat_vonage;
 mod concurrency;
