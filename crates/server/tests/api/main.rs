@@ -22,6 +22,7 @@ mod delivery;
 mod multi_instance;
 mod openapi;
 mod ops;
+mod outbox;
 mod pages;
 mod resilience;
 mod schema;

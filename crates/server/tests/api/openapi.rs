@@ -181,7 +181,12 @@ async fn with_database_down(app: &TestApp) -> String {
 async fn every_documented_response_matches_what_the_server_sends() {
     // The expiry sweep runs once at start, then never during the test: a verification whose code
     // has expired stays pending until it is read or checked.
-    let app = TestApp::spawn_with(|c| c.expiry_sweep_secs = 86_400).await;
+    let app = TestApp::spawn_with(|c| {
+        c.expiry_sweep_secs = 86_400;
+        // The dev outbox answers this machine without a key: a remote client is forwarded.
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
     let mut api = Contract::fetch(&app).await;
     let listed: BTreeSet<(String, String)> = OPERATIONS.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(api.operations(), listed, "the documented operations changed: exercise each new one here and list it");
@@ -207,7 +212,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
         }
         let concrete = url(&path.replace("{id}", "VE0123456789abcdef0123456789abcdef"));
         let request = if *method == "get" { client.get(concrete) } else { client.post(concrete).json(&json!({})) };
-        let r = api.call(method, path, request, 401).await;
+        let r = api.call(method, path, request.header("x-forwarded-for", "198.51.100.7"), 401).await;
         assert_eq!(r["error"]["code"], "unauthorized");
     }
 
