@@ -8,6 +8,7 @@ mod compat;
 mod docs;
 mod error;
 mod extract;
+mod headers;
 mod ops;
 mod outbox;
 mod pages;
@@ -102,6 +103,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(error::panic_response))
+        .layer(axum::middleware::from_fn_with_state(state.secure_cookies, headers::security_headers))
         .layer(axum::middleware::from_fn_with_state(Arc::new(proxy_settings(config)), auth::request_meta))
         // Path only: query strings may carry credentials (compat APIs) and are never logged.
         .layer(TraceLayer::new_for_http().make_span_with(

@@ -1,5 +1,6 @@
 //! HTTP integration tests: each starts the real server on port 0 with its own SQLite file and a
 //! manual clock, and talks to it over real sockets. One test binary; modules by behaviour.
+mod headers;
 mod helpers;
 mod integrations;
 mod invites;
