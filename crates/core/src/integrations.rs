@@ -2,8 +2,9 @@
 //! phonegate with a signed token; phonegate verifies the user's phone number by code and sends
 //! them back — only to a return URL from configuration — with a signed token saying so.
 //!
-//! The incoming token must be HS256 with the client's secret, unexpired, from the client's
-//! issuer, and unused (its SHA-256 is kept until it expires). The step's own state (the
+//! The incoming token must be HS256 with the client's secret, from the client's issuer (one
+//! string), name a subject, be valid now (`nbf`, `exp`) for at most a step's length, and be
+//! unused (its SHA-256 is kept until it could no longer be accepted). The step's own state (the
 //! provider's `state`, the subject, the number, the verification) travels sealed with the server
 //! secret in the page's form, so no step table exists and a step cannot be forged or moved to
 //! another client. The code is an ordinary verification of the `integrations` service: every
@@ -27,10 +28,13 @@ use std::sync::Arc;
 pub const SERVICE: &str = "integrations";
 /// How long a returned token is valid (the bound: at most 5 minutes).
 const RETURN_TOKEN_SECS: i64 = 300;
-/// How long a step may take, from the incoming token to the right code.
+/// How long a step may take, from the incoming token to the right code; also the longest an
+/// incoming token may be valid for.
 const STEP_SECS: i64 = 15 * 60;
 /// Wrong codes one step takes before it answers "not verified".
 const STEP_ATTEMPTS: u32 = 5;
+/// Clock skew allowed between the client and phonegate, for `exp` and `nbf`.
+const LEEWAY_SECS: i64 = 5;
 
 /// A configured client: Auth0 (`[auth0]`) or any app (`[redirect_clients.NAME]`).
 #[derive(Clone)]
@@ -87,6 +91,9 @@ struct Incoming {
     sub: String,
     #[serde(flatten)]
     rest: serde_json::Map<String, serde_json::Value>,
+    /// The validated `exp` (set by `validate`, never read from the token by serde).
+    #[serde(skip)]
+    exp: i64,
 }
 
 impl Integrations {
@@ -146,7 +153,7 @@ impl Integrations {
                 return Err(e);
             }
         };
-        if let Err(e) = self.spend(token, incoming.rest.get("exp").and_then(|e| e.as_i64())).await {
+        if let Err(e) = self.spend(token, incoming.exp + LEEWAY_SECS).await {
             if matches!(e, VerifyError::RedirectTokenUsed) {
                 self.verifier.audit(caller, "integration_token_refused", Some(client), &e.to_string()).await;
             }
@@ -187,7 +194,7 @@ impl Integrations {
         if !self.verifier.budgets.destination_allowed(SERVICE, &to) {
             return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
         }
-        self.spend(&s.id, Some(s.exp)).await.map_err(|_| VerifyError::StepInvalid)?;
+        self.spend(&s.id, s.exp).await.map_err(|_| VerifyError::StepInvalid)?;
         self.send(caller, s, phone, locale).await
     }
 
@@ -292,14 +299,17 @@ impl Integrations {
         Ok(format!("{}{sep}{query}", s.return_url))
     }
 
-    /// Signature (HS256 only), expiry, issuer, subject, and the state when the token names one.
+    /// Signature (HS256 only), issuer (one string), subject (not empty), times (`nbf` reached,
+    /// `exp` not passed and at most a step's length ahead, both with a few seconds' leeway), and
+    /// the state when the token names one.
     fn validate(&self, c: &RedirectClient, token: &str, state: &str) -> Result<Incoming, VerifyError> {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_issuer(&c.issuers);
         v.set_required_spec_claims(&["exp", "iss", "sub"]);
         v.validate_aud = false;
-        // Expiry against the engine's clock (below), not the library's.
+        // Times against the engine's clock (below), not the library's.
         v.validate_exp = false;
+        v.validate_nbf = false;
         let key =
             DecodingKey::from_secret(&c.secret).map_err(|_| VerifyError::RedirectTokenInvalid("the integration has no usable secret"))?;
         let data = jsonwebtoken::decode::<Incoming>(token, &key, &v).map_err(|e| {
@@ -313,22 +323,47 @@ impl Integrations {
                 _ => "the session token is not a valid token",
             })
         })?;
-        let exp = data.claims.rest.get("exp").and_then(|e| e.as_i64()).unwrap_or(0);
-        if exp + 5 < self.verifier.clock.now().timestamp() {
-            return Err(VerifyError::RedirectTokenInvalid("the session token has expired"));
+        let mut incoming = data.claims;
+        // The library also takes a list of issuers of which one matches: only one string is.
+        if !incoming.rest.get("iss").is_some_and(|i| i.is_string()) {
+            return Err(VerifyError::RedirectTokenInvalid("the session token's iss must be one string"));
         }
-        if data.claims.rest.get("state").and_then(|s| s.as_str()).is_some_and(|s| s != state) {
+        if incoming.sub.trim().is_empty() {
+            return Err(VerifyError::RedirectTokenInvalid("the session token's sub is empty"));
+        }
+        incoming.exp = self.times(&incoming.rest)?;
+        if incoming.rest.get("state").and_then(|s| s.as_str()).is_some_and(|s| s != state) {
             return Err(VerifyError::RedirectTokenInvalid("the session token belongs to another login"));
         }
-        Ok(data.claims)
+        Ok(incoming)
     }
 
-    /// Records the token as used until it expires; a second use is `RedirectTokenUsed`.
-    async fn spend(&self, token: &str, exp: Option<i64>) -> Result<(), VerifyError> {
+    /// The token's `exp` once `exp` and `nbf` hold now: `nbf` (if any) reached, `exp` not passed
+    /// and no further ahead than a step lasts, each give or take the leeway.
+    fn times(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<i64, VerifyError> {
+        let now = self.verifier.clock.now().timestamp();
+        let date =
+            |name: &str| claims.get(name).map(|v| v.as_i64().ok_or(VerifyError::RedirectTokenInvalid("exp and nbf must be whole seconds")));
+        let exp = date("exp").unwrap_or(Err(VerifyError::RedirectTokenInvalid("the session token lacks exp, iss or sub")))?;
+        if exp.saturating_add(LEEWAY_SECS) < now {
+            return Err(VerifyError::RedirectTokenInvalid("the session token has expired"));
+        }
+        if exp > now + STEP_SECS + LEEWAY_SECS {
+            return Err(VerifyError::RedirectTokenInvalid("the session token is valid for longer than a step (15 minutes)"));
+        }
+        if date("nbf").transpose()?.is_some_and(|nbf| nbf > now + LEEWAY_SECS) {
+            return Err(VerifyError::RedirectTokenInvalid("the session token is not valid yet"));
+        }
+        Ok(exp)
+    }
+
+    /// Records `key` (a token, or a step's id) as used until `until` (Unix seconds), when it can
+    /// no longer be accepted anyway; retention deletes the record only after that. A second use
+    /// is `RedirectTokenUsed`.
+    async fn spend(&self, key: &str, until: i64) -> Result<(), VerifyError> {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(token.as_bytes()).to_vec();
-        let now = self.verifier.clock.now();
-        let until = exp.and_then(|e| chrono::DateTime::from_timestamp(e, 0)).unwrap_or(now) + chrono::Duration::minutes(5);
+        let digest = sha2::Sha256::digest(key.as_bytes()).to_vec();
+        let until = chrono::DateTime::from_timestamp(until, 0).ok_or(VerifyError::StepInvalid)?;
         let fresh = ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move { Ok::<_, VerifyError>(tx.use_once(&digest, until).await?) })
         })

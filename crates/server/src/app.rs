@@ -33,6 +33,9 @@ impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::default());
         let (verifier, providers, store) = engine(&config, clock.clone(), metrics.clone()).await?;
+        if config.outbox_exposure(providers.has_outbox)? {
+            tracing::warn!(listen = %config.listen, "outbox_public: the dev outbox is reachable from other machines (its codes only with an API key)");
+        }
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,

@@ -49,6 +49,10 @@ pub struct Config {
     pub providers: BTreeMap<String, ProviderSettings>,
     /// Which providers to try, in order, per service and number prefix.
     pub routing: RoutingSettings,
+    /// Lets the dev outbox serve on an address other than loopback. Its pages and API show every
+    /// code to an API key or a local client only, but a server that sends nothing should not be
+    /// reachable by accident: without this, such a `listen` is refused.
+    pub outbox_public: bool,
     /// Milliseconds a start request waits for the provider before answering (the send goes on).
     pub send_wait_ms: u64,
     /// Milliseconds between queue sweeps that (re)send waiting messages.
@@ -67,9 +71,12 @@ pub struct Config {
     /// What a phone number, key, service, country, prefix or end-user IP may use
     /// (`[budgets]`, rates like `"5/10m"`; see the README's security section).
     pub budgets: phonegate_core::budget::Budgets,
-    /// Networks of reverse proxies whose `X-Forwarded-For` names the client (empty: the peer
+    /// Networks of reverse proxies whose forwarding header names the client (empty: the peer
     /// address is the client, and the header is ignored).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header the trusted proxies write: `x-forwarded-for` or `forwarded` (RFC 7239).
+    /// The other is ignored, since a client could have written it.
+    pub client_ip_header: ClientIpHeader,
     /// Limits on client connections (`[connections]`; see the README's security section).
     pub connections: crate::listen::ConnectionLimits,
     /// Accounts and login (`[accounts]`: sessions, tokens, codes; see docs/accounts.md).
@@ -125,6 +132,16 @@ fn default_phone_claim() -> String {
     "phone_number".into()
 }
 
+/// Which header names the client behind `trusted_proxies`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    #[default]
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    #[serde(rename = "forwarded")]
+    Forwarded,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -151,6 +168,7 @@ impl Default for Config {
             public_url: None,
             providers: BTreeMap::new(),
             routing: RoutingSettings::default(),
+            outbox_public: false,
             send_wait_ms: 5000,
             dispatch_interval_ms: 1000,
             send_lease_secs: 60,
@@ -161,6 +179,7 @@ impl Default for Config {
             budgets: Default::default(),
             connections: Default::default(),
             trusted_proxies: Vec::new(),
+            client_ip_header: ClientIpHeader::default(),
             accounts: Default::default(),
             account_webhook: None,
             silent_simulator: false,
@@ -227,6 +246,10 @@ pub enum ConfigError {
     Integration(String),
     #[error("silent_timeout_secs must be between 10 and 3600")]
     SilentTimeout,
+    #[error(
+        "the dev outbox (no SMS provider) is listening on {listen}, which is not loopback: listen on 127.0.0.1, configure a provider, or set outbox_public = true (PHONEGATE_OUTBOX_PUBLIC=true)"
+    )]
+    OutboxNotLocal { listen: SocketAddr },
 }
 
 impl From<figment::Error> for ConfigError {
@@ -362,6 +385,17 @@ impl Config {
             phone_claim: c.phone_claim.clone(),
         });
         auth0.chain(others).collect()
+    }
+
+    /// Whether a server whose provider is the dev outbox (`has_outbox`) may listen where it is
+    /// configured to: on loopback always, elsewhere only with `outbox_public`. `Ok(true)` when it
+    /// is reachable from other machines.
+    pub fn outbox_exposure(&self, has_outbox: bool) -> Result<bool, ConfigError> {
+        let exposed = has_outbox && !self.listen.ip().to_canonical().is_loopback();
+        if exposed && !self.outbox_public {
+            return Err(ConfigError::OutboxNotLocal { listen: self.listen });
+        }
+        Ok(exposed)
     }
 
     /// The send bounds the engine works with.

@@ -191,3 +191,35 @@ fn bad_values_are_refused() {
         Ok(())
     });
 }
+
+#[test]
+fn client_ip_header_is_one_of_two() {
+    Jail::expect_with(|jail| {
+        assert_eq!(Config::load(None, &Overrides::default()).unwrap().client_ip_header, ClientIpHeader::XForwardedFor);
+        jail.set_env("PHONEGATE_CLIENT_IP_HEADER", "forwarded");
+        assert_eq!(Config::load(None, &Overrides::default()).unwrap().client_ip_header, ClientIpHeader::Forwarded);
+        jail.set_env("PHONEGATE_CLIENT_IP_HEADER", "x-real-ip");
+        let err = Config::load(None, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("x-real-ip"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn the_dev_outbox_listens_beyond_loopback_only_when_told() {
+    Jail::expect_with(|jail| {
+        let local = Config::load(None, &Overrides::default()).unwrap();
+        assert!(!local.outbox_exposure(true).unwrap(), "loopback is always allowed");
+        jail.set_env("PHONEGATE_LISTEN", "0.0.0.0:8080");
+        let open = Config::load(None, &Overrides::default()).unwrap();
+        let err = open.outbox_exposure(true).unwrap_err();
+        assert!(matches!(err, ConfigError::OutboxNotLocal { .. }) && err.to_string().contains("outbox_public = true"), "{err}");
+        assert!(!open.outbox_exposure(false).unwrap(), "real providers may listen anywhere");
+        jail.set_env("PHONEGATE_LISTEN", "[::ffff:127.0.0.1]:8080");
+        assert!(!Config::load(None, &Overrides::default()).unwrap().outbox_exposure(true).unwrap());
+        jail.set_env("PHONEGATE_LISTEN", "0.0.0.0:8080");
+        jail.set_env("PHONEGATE_OUTBOX_PUBLIC", "true");
+        assert!(Config::load(None, &Overrides::default()).unwrap().outbox_exposure(true).unwrap(), "allowed, and reported exposed");
+        Ok(())
+    });
+}

@@ -1,6 +1,7 @@
 //! Who is calling: every request gets a `RequestMeta` (client address and request id), and
 //! API-key authentication (`Authorization: Bearer SECRET` or HTTP Basic `id:secret`) turns it
 //! into the core's `Caller`.
+use super::client_ip::ProxySettings;
 use super::{AppState, error::ApiError};
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header, request::Parts};
@@ -10,6 +11,7 @@ use base64::Engine;
 use phonegate_core::ids::new_id;
 use phonegate_core::{Caller, StoreError};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use utoipa::Modify;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
@@ -31,9 +33,9 @@ const REQUEST_ID: &str = "x-request-id";
 
 /// Gives every request its `RequestMeta`: the client's address and a request id (the client's
 /// own `x-request-id` when it is a short token, else a new one), echoed in the answer.
-pub async fn request_meta(State(proxies): State<TrustedProxies>, mut req: Request, next: Next) -> Response {
+pub async fn request_meta(State(proxies): State<Arc<ProxySettings>>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = peer.map(|peer| client_ip(peer, req.headers(), &proxies));
+    let ip = peer.map(|peer| proxies.client_ip(peer, req.headers()));
     let offered = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok());
     let request_id = match offered {
         Some(id) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => id.to_string(),
@@ -46,27 +48,6 @@ pub async fn request_meta(State(proxies): State<TrustedProxies>, mut req: Reques
         response.headers_mut().insert(REQUEST_ID, h);
     }
     response
-}
-
-/// Networks of the reverse proxies whose `X-Forwarded-For` is believed.
-pub type TrustedProxies = std::sync::Arc<Vec<ipnet::IpNet>>;
-
-/// The client's address: the peer's, unless the peer is a trusted proxy; then the right-most
-/// address in `X-Forwarded-For` that is not itself a trusted proxy. A header from anyone else
-/// is ignored, so a client cannot choose the address it is counted under.
-fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[ipnet::IpNet]) -> IpAddr {
-    let trusted = |ip: &IpAddr| proxies.iter().any(|n| n.contains(ip));
-    if !trusted(&peer) {
-        return peer;
-    }
-    let forwarded: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map_while(|a| a.trim().parse().ok())
-        .collect();
-    forwarded.into_iter().rev().find(|ip| !trusted(ip)).unwrap_or(peer)
 }
 
 /// The meta of a request (present on every route; a default only outside the router).

@@ -3,10 +3,12 @@ mod accounts;
 mod admin;
 mod audit;
 mod auth;
+mod client_ip;
 mod compat;
 mod docs;
 mod error;
 mod extract;
+mod headers;
 mod ops;
 mod outbox;
 mod pages;
@@ -101,12 +103,17 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(error::panic_response))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(config.trusted_proxies.clone()), auth::request_meta))
+        .layer(axum::middleware::from_fn_with_state(state.secure_cookies, headers::security_headers))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(proxy_settings(config)), auth::request_meta))
         // Path only: query strings may carry credentials (compat APIs) and are never logged.
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %logged_path(req.uri().path())),
         ))
         .with_state(state)
+}
+
+fn proxy_settings(config: &Config) -> client_ip::ProxySettings {
+    client_ip::ProxySettings { proxies: config.trusted_proxies.clone(), header: config.client_ip_header }
 }
 
 /// A request's path as logged: a `check_url`'s token is a credential and never logged.

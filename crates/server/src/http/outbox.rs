@@ -1,9 +1,11 @@
-//! The dev outbox, readable over the API and as a page (HTTP Basic with a key id and secret).
+//! The dev outbox, readable over the API and as a page: with an API key (Bearer, or HTTP Basic
+//! with a key id and secret), or from this machine without one.
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, auth::Authenticated, extract::ApiQuery};
+use super::{AppState, auth, extract::ApiQuery};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::Html;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
@@ -44,6 +46,26 @@ pub struct OutboxMessageView {
     created_at: DateTime<Utc>,
 }
 
+/// Who may read the dev outbox, whose bodies hold codes: a caller with an API key (a service key
+/// sees only its services' messages), or a client on this machine (the client address behind
+/// trusted proxies, so a local proxy forwarding a remote client is not local). Anyone else: 401.
+pub struct OutboxReader(pub Caller);
+
+impl FromRequestParts<AppState> for OutboxReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let meta = auth::meta(parts);
+        if let Some(caller) = auth::authenticate(&parts.headers, &meta, state).await? {
+            return Ok(OutboxReader(caller));
+        }
+        if meta.ip.is_some_and(|ip| ip.to_canonical().is_loopback()) {
+            return Ok(OutboxReader(Caller { ip: meta.ip, request_id: meta.request_id, ..Caller::system("dev-outbox") }));
+        }
+        Err(ApiError::unauthorized())
+    }
+}
+
 async fn messages(s: &AppState, caller: &Caller, q: OutboxQuery) -> Result<Vec<OutboxMessage>, ApiError> {
     if !s.outbox {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "outbox_disabled", "the dev outbox is not the configured SMS provider"));
@@ -52,12 +74,13 @@ async fn messages(s: &AppState, caller: &Caller, q: OutboxQuery) -> Result<Vec<O
     Ok(s.verifier.outbox(caller, q.to.as_deref(), limit).await?)
 }
 
-/// Messages the dev outbox stored instead of sending, newest first.
+/// Messages the dev outbox stored instead of sending, newest first. Needs an API key, except
+/// from this machine.
 #[utoipa::path(get, path = "/api/dev/outbox", tag = "dev", params(OutboxQuery),
     responses((status = 200, body = OutboxView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn list(
     State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    OutboxReader(caller): OutboxReader,
     ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> Result<Json<OutboxView>, ApiError> {
     let messages = messages(&s, &caller, q).await?;
@@ -70,7 +93,7 @@ async fn list(
 
 async fn page(
     State(s): State<AppState>,
-    Authenticated(caller): Authenticated,
+    OutboxReader(caller): OutboxReader,
     ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> Result<Html<String>, ApiError> {
     let messages = messages(&s, &caller, q).await?;

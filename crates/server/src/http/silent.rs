@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use phonegate_core::silent::{CheckState, SIMULATOR, SilentCheck, SimOutcome};
@@ -28,6 +28,7 @@ pub fn page_routes() -> Router<AppState> {
         .route("/silent/{token}", get(open))
         .route("/silent/simulator/{reference}", get(simulator))
         .route("/silent/callback/{provider}", get(callback))
+        .route("/assets/silent-relay.js", get(relay_script))
 }
 
 /// The silent part of a verification.
@@ -254,13 +255,27 @@ async fn callback(
     }
 }
 
-/// A page that moves the URL's fragment into its query and loads it again.
+/// A page that moves the URL's fragment into its query and loads it again (with this server's
+/// script, the only one its policy allows).
 fn fragment_relay() -> Response {
-    let body = "<p id=\"m\" role=\"status\">Finishing the verification…</p><script>\
-        if (location.hash.length > 1) { location.replace(location.pathname + '?' + location.hash.slice(1)); }\
-        else { document.getElementById('m').textContent = 'This does not answer any open verification.'; }</script>\
+    let body = "<p id=\"m\" role=\"status\">Finishing the verification…</p><script src=\"/assets/silent-relay.js\"></script>\
         <noscript><p>This step needs JavaScript: go back and ask for a code by SMS instead.</p></noscript>";
-    page_html(StatusCode::OK, "Verifying", body)
+    let mut r = page_html(StatusCode::OK, "Verifying", body);
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+async fn relay_script() -> Response {
+    let mut r = include_str!("../../assets/silent-relay.js").into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/javascript; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r
 }
 
 fn end_user(parts: &Parts) -> Caller {

@@ -163,3 +163,30 @@ fn admin_create_makes_the_first_admin_and_refuses_a_taken_number() {
     let bad = phonegate(&db, &["admin", "create", "--username", "no way", "--phone", "+4915123400002"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("letters a-z"));
 }
+
+#[test]
+fn the_dev_outbox_refuses_to_listen_beyond_loopback_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("o.db").display());
+    let out = phonegate(&db, &["serve", "--listen", "0.0.0.0:0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("outbox_public = true") && stderr.contains("0.0.0.0:0"), "{stderr}");
+    // With the setting it starts, and warns.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--log-format", "json"])
+        .env("PHONEGATE_DATABASE_URL", &db)
+        .env("PHONEGATE_OUTBOX_PUBLIC", "true")
+        .env_remove("PHONEGATE_CONFIG")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut logs = String::new();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    while !logs.contains("phonegate is listening") {
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut logs).unwrap() > 0, "server exited: {logs}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(logs.contains("outbox_public: the dev outbox is reachable"), "{logs}");
+}

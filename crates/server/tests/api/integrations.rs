@@ -250,3 +250,40 @@ async fn a_configured_client_returns_only_to_a_listed_url() {
     let r = post(&app, "auth0", &[("step", &step), ("code", "123456")]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn odd_claims_and_tokens_outside_their_time_are_refused() {
+    let app = app().await;
+    let phone = fresh_number();
+    let now = app.clock_now_unix();
+    let with = |changes: Value| {
+        let mut c = claims(&app, Some(&phone));
+        for (k, v) in changes.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        jwt("HS256", c, SECRET)
+    };
+    let cases = [
+        ("iss as a list holding the issuer", with(json!({ "iss": [TENANT] }))),
+        ("iss as a list with another issuer", with(json!({ "iss": [TENANT, "evil.example"] }))),
+        ("iss as a number", with(json!({ "iss": 7 }))),
+        ("empty sub", with(json!({ "sub": "" }))),
+        ("blank sub", with(json!({ "sub": "  " }))),
+        ("not valid before a minute from now", with(json!({ "nbf": now + 60 }))),
+        ("nbf not a number", with(json!({ "nbf": "soon" }))),
+        ("exp further ahead than a step", with(json!({ "exp": now + 16 * 60 }))),
+        ("exp beyond any calendar", with(json!({ "exp": 10_000_000_000_000_i64 }))),
+    ];
+    for (what, token) in cases {
+        let r = open(&app, "auth0", &[("state", "st-1"), ("session_token", &token)]).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{what}");
+        assert!(r.headers().get("location").is_none(), "{what}");
+    }
+    assert!(app.outbox(&phone).await.is_empty(), "no code for a refused token");
+    // Within the bounds (a few seconds of clock skew on nbf, the longest exp): accepted, once.
+    let token = with(json!({ "nbf": now + 3, "exp": now + 15 * 60 }));
+    assert_eq!(open(&app, "auth0", &[("state", "st-2"), ("session_token", &token)]).await.status(), StatusCode::OK);
+    app.advance(chrono::Duration::seconds(15 * 60 - 1));
+    let r = open(&app, "auth0", &[("state", "st-2"), ("session_token", &token)]).await;
+    assert_eq!(r.status(), StatusCode::GONE, "a replay until the token's very end is refused");
+}

@@ -1,5 +1,6 @@
 //! HTTP integration tests: each starts the real server on port 0 with its own SQLite file and a
 //! manual clock, and talks to it over real sockets. One test binary; modules by behaviour.
+mod headers;
 mod helpers;
 mod integrations;
 mod invites;
@@ -12,6 +13,7 @@ mod bad_input;
 mod bench;
 mod budgets;
 mod cli;
+mod client_ip;
 mod compat_twilio;
 mod compat_vonage;
 mod concurrency;
@@ -23,6 +25,7 @@ mod delivery;
 mod multi_instance;
 mod openapi;
 mod ops;
+mod outbox;
 mod pages;
 mod resilience;
 mod schema;

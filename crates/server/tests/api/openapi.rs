@@ -185,6 +185,8 @@ async fn every_documented_response_matches_what_the_server_sends() {
     let app = TestApp::spawn_with(|c| {
         c.expiry_sweep_secs = 86_400;
         c.budgets.starts_per_ip = vec!["1000/1h".parse().unwrap()];
+        // The dev outbox answers this machine without a key: a remote client is forwarded.
+        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     let mut api = Contract::fetch(&app).await;
@@ -212,7 +214,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
         }
         let concrete = url(&path.replace("{id}", "VE0123456789abcdef0123456789abcdef"));
         let request = if *method == "get" { client.get(concrete) } else { client.post(concrete).json(&json!({})) };
-        let r = api.call(method, path, request, 401).await;
+        let r = api.call(method, path, request.header("x-forwarded-for", "198.51.100.7"), 401).await;
         assert_eq!(r["error"]["code"], "unauthorized");
     }
 

@@ -55,15 +55,17 @@ async fn openapi_document_and_offline_docs_page_describe_the_api() {
 
 #[tokio::test]
 async fn the_outbox_page_shows_messages_escaped_behind_basic_auth() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     let r = app.post("/api/services", json!({ "name": "<i>Shop</i>" })).await;
     assert_eq!(r.status(), 201);
     let to = fresh_number();
     assert_eq!(app.post("/api/verifications", json!({ "to": to, "service": "<i>Shop</i>" })).await.status(), 201);
-    let anonymous = app.client.get(app.url("/dev/outbox")).send().await.unwrap();
+    // A remote client (forwarded by a local proxy) without a key; a local one needs none.
+    let anonymous = app.client.get(app.url("/dev/outbox")).header("x-forwarded-for", "198.51.100.7").send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
     assert!(anonymous.headers().contains_key("www-authenticate"));
-    let page = app.client.get(app.url("/dev/outbox")).basic_auth(&app.key_id, Some(&app.secret)).send().await.unwrap();
+    let page = app.client.get(app.url("/dev/outbox")).header("x-forwarded-for", "198.51.100.7").basic_auth(&app.key_id, Some(&app.secret));
+    let page = page.send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains(&to));

@@ -7,8 +7,9 @@ mod silent;
 mod step;
 mod texts;
 
-use super::AppState;
+use super::outbox::OutboxReader;
 use super::session::{cookie, csrf_cookie, session_cookie, set_csrf, set_session};
+use super::{ApiError, AppState};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Form, FromRequestParts, Path, Query, State};
@@ -598,10 +599,22 @@ async fn logout_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Cs
     response
 }
 
-/// Development only: the message a flow sent, from the dev outbox (absent with real providers).
-async fn dev_message(State(s): State<AppState>, ctx: PageCtx, Path(flow): Path<String>) -> Response {
+/// Development only: the message a flow sent, from the dev outbox (absent with real providers),
+/// for a reader of the outbox only (an API key, or a client on this machine).
+async fn dev_message(
+    State(s): State<AppState>,
+    ctx: PageCtx,
+    Path(flow): Path<String>,
+    reader: Result<OutboxReader, ApiError>,
+) -> Response {
     if !s.outbox {
         return StatusCode::NOT_FOUND.into_response();
+    }
+    // A flow belongs to the accounts service: only an admin key or this machine sees it.
+    match reader {
+        Ok(OutboxReader(caller)) if caller.require_admin().is_ok() => {}
+        Ok(_) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return e.into_response(),
     }
     let message = s.accounts.dev_message(&flow).await.ok().flatten();
     let body = message.map(|m| m.body).unwrap_or_else(|| "No message was stored for this login (yet).".into());

@@ -1,0 +1,212 @@
+//! The client's address behind trusted reverse proxies: the forwarding header is walked from the
+//! right, so only entries written by proxies we trust are ever used.
+use crate::config::ClientIpHeader;
+use axum::http::HeaderMap;
+use std::net::{IpAddr, SocketAddr};
+
+/// Who may name the client: the networks of our reverse proxies and the one header they write.
+#[derive(Debug, Clone, Default)]
+pub struct ProxySettings {
+    pub proxies: Vec<ipnet::IpNet>,
+    pub header: ClientIpHeader,
+}
+
+impl ProxySettings {
+    fn trusts(&self, ip: &IpAddr) -> bool {
+        self.proxies.iter().any(|n| n.contains(ip))
+    }
+
+    /// The client's address. The walk starts at the peer; while the hop walked to is a trusted
+    /// proxy, the entry it appended (the next one from the right) is believed. The first address
+    /// that is not a trusted proxy is the client. An entry that is not an address (`unknown`,
+    /// `_hidden`, garbage) ends the walk at the trusted hop that added it: nothing left of it,
+    /// which the client could have written, is ever used.
+    pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = peer;
+        let mut hops = self.hops(headers).into_iter().rev();
+        while self.trusts(&client) {
+            match hops.next() {
+                Some(Some(ip)) => client = ip,
+                Some(None) | None => break,
+            }
+        }
+        client
+    }
+
+    /// The configured header's entries in order, left to right, over all its lines; `None` for
+    /// an entry that is not an address.
+    fn hops(&self, headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+        let (name, entry): (&str, fn(&str) -> Option<IpAddr>) = match self.header {
+            ClientIpHeader::XForwardedFor => ("x-forwarded-for", address),
+            ClientIpHeader::Forwarded => ("forwarded", forwarded_for),
+        };
+        let mut hops = Vec::new();
+        for line in headers.get_all(name) {
+            match line.to_str() {
+                Ok(line) => hops.extend(split_outside_quotes(line, ',').into_iter().map(|e| entry(e.trim()))),
+                Err(_) => hops.push(None),
+            }
+        }
+        hops
+    }
+}
+
+/// An address as proxies write it: `1.2.3.4`, `2001:db8::1`, `1.2.3.4:5678`, `[::1]` or `[::1]:80`.
+fn address(s: &str) -> Option<IpAddr> {
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| s.strip_prefix('[')?.strip_suffix(']')?.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6))
+}
+
+/// The `for=` address of one RFC 7239 element (`for=192.0.2.60;proto=http`,
+/// `for="[2001:db8::1]:4711"`). `None` for `unknown`, an obfuscated `_name`, a missing or
+/// repeated `for`, or anything malformed.
+fn forwarded_for(element: &str) -> Option<IpAddr> {
+    let mut found = None;
+    for pair in split_outside_quotes(element, ';') {
+        let (name, value) = pair.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("for") {
+            continue;
+        }
+        if found.is_some() {
+            return None;
+        }
+        found = Some(unquote(value.trim())?);
+    }
+    address(&found?)
+}
+
+/// A token or a quoted string (with `\` escapes) as its text; `None` when the quotes are broken.
+fn unquote(value: &str) -> Option<String> {
+    let Some(inner) = value.strip_prefix('"') else {
+        return (!value.contains('"')).then(|| value.to_string());
+    };
+    let inner = inner.strip_suffix('"')?;
+    let mut text = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.push(chars.next()?),
+            '"' => return None,
+            c => text.push(c),
+        }
+    }
+    Some(text)
+}
+
+/// `s` split at `sep` where it is not inside a quoted string.
+fn split_outside_quotes(s: &str, sep: char) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c == sep && !quoted => {
+                parts.push(&s[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    const PEER: &str = "127.0.0.1";
+
+    fn walk(header: ClientIpHeader, lines: &[&str]) -> String {
+        let settings = ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()], header };
+        let mut headers = HeaderMap::new();
+        let name = match header {
+            ClientIpHeader::XForwardedFor => "x-forwarded-for",
+            ClientIpHeader::Forwarded => "forwarded",
+        };
+        for line in lines {
+            headers.append(name, HeaderValue::from_bytes(line.as_bytes()).unwrap());
+        }
+        settings.client_ip(PEER.parse().unwrap(), &headers).to_string()
+    }
+
+    #[test]
+    fn x_forwarded_for_is_walked_from_the_right() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], PEER),
+            (&["198.51.100.7"], "198.51.100.7"),
+            // What nginx's $proxy_add_x_forwarded_for passes on when the client sent its own header.
+            (&["203.0.113.9, unknown, 198.51.100.7"], "198.51.100.7"),
+            (&["203.0.113.9, 198.51.100.7, 127.0.0.2"], "198.51.100.7"),
+            (&["203.0.113.9, 198.51.100.7, 10.1.1.1, 127.0.0.2"], "198.51.100.7"),
+            // Not an address: the walk ends at the trusted hop that added it.
+            (&["203.0.113.9, unknown"], PEER),
+            (&["203.0.113.9, garbage, 10.1.1.1"], "10.1.1.1"),
+            (&["203.0.113.9, _hidden, 10.1.1.1, 127.0.0.2"], "10.1.1.1"),
+            (&["203.0.113.9,, 10.1.1.1"], "10.1.1.1"),
+            (&[""], PEER),
+            // Only trusted hops: the left-most of them.
+            (&["10.1.1.1, 127.0.0.2"], "10.1.1.1"),
+            // Ports and brackets.
+            (&["203.0.113.9:5678"], "203.0.113.9"),
+            (&["[2001:db8::1]:80"], "2001:db8::1"),
+            (&["[2001:db8::1]"], "2001:db8::1"),
+            (&["2001:db8::1"], "2001:db8::1"),
+            (&["203.0.113.9, 10.1.1.1:443"], "203.0.113.9"),
+            // Several lines are one list in order.
+            (&["203.0.113.9", "198.51.100.7"], "198.51.100.7"),
+            (&["203.0.113.9, unknown", "10.1.1.1"], "10.1.1.1"),
+            (&["198.51.100.7", "10.1.1.1, 127.0.0.2"], "198.51.100.7"),
+        ];
+        for (lines, want) in cases {
+            assert_eq!(walk(ClientIpHeader::XForwardedFor, lines), *want, "X-Forwarded-For: {lines:?}");
+        }
+    }
+
+    #[test]
+    fn forwarded_is_walked_from_the_right() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], PEER),
+            (&["for=198.51.100.7"], "198.51.100.7"),
+            (&["for=203.0.113.9, for=unknown, for=198.51.100.7;proto=https"], "198.51.100.7"),
+            (&["for=203.0.113.9, for=unknown"], PEER),
+            (&["for=203.0.113.9, for=_hidden, for=10.1.1.1"], "10.1.1.1"),
+            (&[r#"for="[2001:db8::1]:4711""#], "2001:db8::1"),
+            (&[r#"For="198.51.100.7:80";by=10.1.1.1"#], "198.51.100.7"),
+            (&["proto=https;for=198.51.100.7;host=example.com"], "198.51.100.7"),
+            // A quoted comma does not split elements; an element without `for` ends the walk.
+            (&[r#"for=203.0.113.9, for="x,y", for=10.1.1.1"#], "10.1.1.1"),
+            (&["for=203.0.113.9, proto=https, for=10.1.1.1"], "10.1.1.1"),
+            (&["for=203.0.113.9, for=198.51.100.7;for=198.51.100.8"], PEER),
+            (&[r#"for="198.51.100.7"#], PEER),
+            (&["for=203.0.113.9", "for=198.51.100.7, for=127.0.0.2"], "198.51.100.7"),
+        ];
+        for (lines, want) in cases {
+            assert_eq!(walk(ClientIpHeader::Forwarded, lines), *want, "Forwarded: {lines:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_configured_header_counts() {
+        let settings = ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap()], header: ClientIpHeader::Forwarded };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        assert_eq!(settings.client_ip(PEER.parse().unwrap(), &headers).to_string(), PEER);
+        let xff = ProxySettings { header: ClientIpHeader::XForwardedFor, ..settings };
+        let mut headers = HeaderMap::new();
+        headers.insert("forwarded", HeaderValue::from_static("for=198.51.100.7"));
+        assert_eq!(xff.client_ip(PEER.parse().unwrap(), &headers).to_string(), PEER);
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client() {
+        let settings = ProxySettings { proxies: vec!["10.0.0.0/8".parse().unwrap()], header: ClientIpHeader::XForwardedFor };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        assert_eq!(settings.client_ip(PEER.parse().unwrap(), &headers).to_string(), PEER);
+    }
+}

@@ -1,0 +1,55 @@
+//! The dev outbox shows codes, so it shows them only to an API key or to a client on this
+//! machine; a remote client (here: forwarded by a trusted local proxy) learns nothing from it.
+use crate::helpers::{TestApp, fresh_number};
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::json;
+
+const REMOTE: &str = "198.51.100.7";
+
+/// A server behind a local proxy, a sign-up flow whose code is in the outbox, and the code.
+async fn app_with_a_code() -> (TestApp, String, String, String) {
+    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let phone = fresh_number();
+    let flow = app.anon_post("/api/auth/signup", json!({ "username": "outboxed", "phone": phone })).await;
+    assert_eq!(flow.status(), StatusCode::ACCEPTED);
+    let flow = flow.json::<serde_json::Value>().await.unwrap()["flow_id"].as_str().unwrap().to_string();
+    let code = app.code_after(&phone, &[]).await;
+    (app, phone, flow, code)
+}
+
+fn endpoints(flow: &str) -> [String; 3] {
+    ["/api/dev/outbox".into(), "/dev/outbox".into(), format!("/dev/outbox/flow/{flow}")]
+}
+
+async fn read(request: RequestBuilder) -> (StatusCode, String) {
+    let r = request.send().await.unwrap();
+    (r.status(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_remote_client_without_a_key_learns_nothing() {
+    let (app, phone, flow, code) = app_with_a_code().await;
+    for path in endpoints(&flow) {
+        let (status, body) = read(app.client.get(app.url(&path)).header("x-forwarded-for", REMOTE)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(!body.contains(&code) && !body.contains(&phone[1..]), "{path} leaks: {body}");
+        let wrong_key = app.client.get(app.url(&path)).header("x-forwarded-for", REMOTE).bearer_auth("sk_not_a_key");
+        assert_eq!(read(wrong_key).await.0, StatusCode::UNAUTHORIZED, "{path} with a wrong key");
+    }
+}
+
+#[tokio::test]
+async fn a_local_client_or_an_admin_key_reads_it() {
+    let (app, _, flow, code) = app_with_a_code().await;
+    for path in endpoints(&flow) {
+        let (status, body) = read(app.client.get(app.url(&path))).await;
+        assert_eq!(status, StatusCode::OK, "{path} from this machine");
+        assert!(body.contains(&code), "{path} from this machine: {body}");
+        let remote = app.client.get(app.url(&path)).header("x-forwarded-for", REMOTE);
+        for request in [remote.try_clone().unwrap().bearer_auth(&app.secret), remote.basic_auth(&app.key_id, Some(&app.secret))] {
+            let (status, body) = read(request).await;
+            assert_eq!(status, StatusCode::OK, "{path} with the admin key");
+            assert!(body.contains(&code), "{path} with the admin key: {body}");
+        }
+    }
+}
