@@ -287,3 +287,31 @@ async fn odd_claims_and_tokens_outside_their_time_are_refused() {
     let r = open(&app, "auth0", &[("state", "st-2"), ("session_token", &token)]).await;
     assert_eq!(r.status(), StatusCode::GONE, "a replay until the token's very end is refused");
 }
+
+/// A stranger's step for the owner's number (a token without a number, the owner's number typed
+/// in) shares the pending code but not its attempts: five wrong codes there end only that step,
+/// and the owner's step still verifies the number with the right code.
+#[tokio::test]
+async fn a_strangers_step_for_the_same_number_cannot_lock_the_owners_step() {
+    let app = app().await;
+    let phone = fresh_number();
+    let owners = open(&app, "auth0", &[("state", "st-owner"), ("session_token", &jwt("HS256", claims(&app, Some(&phone)), SECRET))]).await;
+    let owners = step_of(&owners.text().await.unwrap());
+    let code = app.code_for(&phone).await;
+    let mut stranger = claims(&app, None);
+    stranger["sub"] = json!("auth0|stranger");
+    let page = open(&app, "auth0", &[("state", "st-x"), ("session_token", &jwt("HS256", stranger, SECRET))]).await.text().await.unwrap();
+    let page = post(&app, "auth0", &[("step", &step_of(&page)), ("phone", &phone)]).await.text().await.unwrap();
+    let strangers = step_of(&page);
+    for _ in 0..4 {
+        assert_eq!(post(&app, "auth0", &[("step", &strangers), ("code", &wrong(&code))]).await.status(), StatusCode::BAD_REQUEST);
+    }
+    let r = post(&app, "auth0", &[("step", &strangers), ("code", &wrong(&code))]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the stranger's step ends unverified");
+    let r = post(&app, "auth0", &[("step", &owners), ("code", &code)]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    let q: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
+    let answer = verified_claims(&q["session_token"], SECRET);
+    assert_eq!((answer["phone_number_verified"].clone(), answer["sub"].clone()), (json!(true), json!("auth0|user-1")));
+}

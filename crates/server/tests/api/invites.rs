@@ -233,10 +233,21 @@ async fn an_invitee_joins_by_texting_the_invite_code_back() {
     assert_eq!(code.len(), 6, "{sent:?}");
     assert!(texts(&twilio, &stranger).await.is_empty());
 
-    // The sign-up with that number takes the reply's code over: no new code is sent.
+    // A stranger who knows the number takes the reply over first and guesses: that ends only the
+    // stranger's own attempts, never the reply's.
+    let r = app.anon_post("/api/auth/signup", json!({ "username": "intruder", "phone": invited })).await;
+    let strangers: Value = r.json().await.unwrap();
+    let guess = |flow: &Value, c: String| app.anon_post("/api/auth/verify", json!({ "flow_id": flow["flow_id"], "code": c }));
+    for _ in 0..3 {
+        expect_error(guess(&strangers, crate::helpers::wrong(&code)).await, 400, "code_incorrect").await;
+    }
+    // The sign-up with that number takes the reply's code over too: no new code is sent, and
+    // its own attempts are all there.
     let r = app.anon_post("/api/auth/signup", json!({ "username": "replier", "phone": invited })).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let flow: Value = r.json().await.unwrap();
+    let e = expect_error(guess(&flow, crate::helpers::wrong(&code)).await, 400, "code_incorrect").await;
+    assert_eq!(e["attempts_left"], 4);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(texts(&twilio, &invited).await.len(), 2, "no second code");
     let joined = app.verify_code(&flow, &code, None).await;

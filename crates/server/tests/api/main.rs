@@ -4,6 +4,7 @@ mod headers;
 mod helpers;
 mod integrations;
 mod invites;
+mod lockout;
 
 mod accounts;
 mod admin;
