@@ -6,6 +6,7 @@ mod integrations;
 mod invites;
 mod lockout;
 
+mod account_changes;
 mod accounts;
 mod admin;
 mod audit;
