@@ -80,9 +80,24 @@ impl Verifier {
     /// Records an event every time (for what a user does to their own account, which an
     /// attacker cannot repeat at will: sign-ups, logins, logouts).
     pub async fn record(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) {
+        let event = self.event(caller, kind, subject, detail);
+        let written = ports::write(self.store.as_ref(), move |tx| Box::pin(async move { tx.insert_audit_event(&event).await })).await;
+        if let Err(e) = written {
+            tracing::warn!(error = %e, kind, "an audit event could not be recorded");
+        }
+    }
+
+    /// The event `audit` would record, for a unit of work to write with its own changes; `None`
+    /// when the same event was recorded within the last minute.
+    pub(crate) fn audit_in_unit(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) -> Option<AuditEvent> {
+        self.recent_audits.admit(kind, subject.unwrap_or_default(), self.clock.now()).then(|| self.event(caller, kind, subject, detail))
+    }
+
+    fn event(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) -> AuditEvent {
         let now = self.clock.now();
         self.observer.audit_event(kind);
-        let event = AuditEvent {
+        tracing::info!(kind, request = %caller.request_id, "audit event");
+        AuditEvent {
             id: new_id("AU"),
             at: now,
             kind: kind.into(),
@@ -92,11 +107,6 @@ impl Verifier {
             request_id: caller.request_id.clone(),
             subject: subject.map(str::to_string),
             detail: detail.into(),
-        };
-        tracing::info!(kind, request = %caller.request_id, "audit event");
-        let written = ports::write(self.store.as_ref(), move |tx| Box::pin(async move { tx.insert_audit_event(&event).await })).await;
-        if let Err(e) = written {
-            tracing::warn!(error = %e, kind, "an audit event could not be recorded");
         }
     }
 

@@ -99,6 +99,10 @@ pub struct StartOptions {
     /// Answer as soon as the message is queued, without waiting for the provider (the send
     /// goes on in the background).
     pub background: bool,
+    /// Runs the start's unit of work in full and rolls it back: nothing is stored or sent. What
+    /// a decoy does, so that it costs the same work and time as a real start (the answer is
+    /// `VerifyError::Rehearsed`).
+    pub rehearse: bool,
 }
 
 #[derive(Debug, Clone)]

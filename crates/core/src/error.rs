@@ -61,6 +61,9 @@ pub enum VerifyError {
     RefreshTokenInvalid,
     #[error("no such session")]
     SessionNotFound,
+    /// A rehearsed start (`StartOptions::rehearse`) ran and was rolled back: only decoys see it.
+    #[error("a rehearsal: nothing was stored")]
+    Rehearsed,
     #[error("log in again first: this needs a login from the last few minutes")]
     ReauthenticationRequired,
     #[error("only an admin may do that")]

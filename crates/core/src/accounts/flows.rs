@@ -251,21 +251,7 @@ impl Accounts {
         locale: Option<String>,
         silent_return: Option<String>,
     ) -> Result<crate::engine::Started, VerifyError> {
-        let channel = if silent_return.is_some() { Channel::Auto } else { Channel::Sms };
-        let req = StartRequest {
-            service: Some(self.service_id.to_string()),
-            to: phone.as_str().to_string(),
-            channel,
-            locale,
-            options: StartOptions {
-                ttl_secs: Some(self.settings.code_ttl_secs),
-                brand: Some(self.settings.brand.clone()),
-                // The answer must not wait for the provider: it would tell real flows from decoys.
-                background: true,
-                silent_return,
-                ..Default::default()
-            },
-        };
+        let req = self.code_request(phone, locale, silent_return, false);
         match self.verifier.start(&self.engine_caller(caller), req).await {
             // A number's pending code was sent too often: answered like the number's send budget,
             // which is all a decoy for a number without an account can say.
@@ -275,6 +261,25 @@ impl Accounts {
                 .find(|c| c.budget == crate::budget::Budget::SendsPerNumber)
                 .map_or(VerifyError::MaxSendsReached, |c| c.refusal(self.now()))),
             other => other,
+        }
+    }
+
+    /// The start of a flow's verification; `rehearse`: run and rolled back (a decoy's).
+    fn code_request(&self, phone: &PhoneNumber, locale: Option<String>, silent_return: Option<String>, rehearse: bool) -> StartRequest {
+        StartRequest {
+            service: Some(self.service_id.to_string()),
+            to: phone.as_str().to_string(),
+            channel: if silent_return.is_some() { Channel::Auto } else { Channel::Sms },
+            locale,
+            options: StartOptions {
+                ttl_secs: Some(self.settings.code_ttl_secs),
+                brand: Some(self.settings.brand.clone()),
+                // The answer must not wait for the provider: it would tell real flows from decoys.
+                background: true,
+                silent_return,
+                rehearse,
+                ..Default::default()
+            },
         }
     }
 
@@ -303,7 +308,7 @@ impl Accounts {
         let started = self.send_code(caller, &phone, locale, silent_return.clone()).await?;
         flow.verification_id = Some(started.verification.id.clone());
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
-        let mut answer = self.save_flow(flow, Vec::new(), Vec::new()).await?;
+        let mut answer = self.save_flow(flow, Vec::new(), Vec::new(), None).await?;
         answer.check_url = match (started.check_url, silent_return) {
             (Some(url), _) => Some(url),
             // The number had a flow pending, whose code was sent again: this flow gets a check
@@ -326,19 +331,26 @@ impl Accounts {
         silent: bool,
     ) -> Result<FlowStarted, VerifyError> {
         let flow = self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone()));
+        // A decoy does the work of a real flow's start (the reply-flow read, the verification's
+        // unit of work, rolled back), so it takes as long as a real one.
+        if let Some(p) = phone.as_ref() {
+            self.reply_pending(p).await?;
+            let rehearsal = self.code_request(p, None, None, true);
+            let _ = self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal).await;
+        }
         // A decoy costs what a code would, so the budgets' refusals come at the same point for
         // numbers with and without an account.
         let refusing = self.decoy_send_charges(caller, &flow);
         let page = super::silent::flow_page(&flow.id);
         let counted = wrong_password.map(|who| self.verifier.budgets.for_failed_login(&login, who)).unwrap_or_default();
-        let started = self.save_flow(flow, refusing, counted).await;
+        let event = self.verifier.audit_in_unit(caller, "login_failed", Some(&login), "unknown account or wrong password");
+        let started = self.save_flow(flow, refusing, counted, event).await;
         let mut started = self.verifier.audited(caller, &login, started).await?;
         // Where a real flow would get a silent check, so does a decoy (one that ends nothing),
         // once the budgets a real one costs are charged.
         if let Some(p) = phone.as_ref().filter(|_| silent && self.verifier.silent_enabled()) {
             started.check_url = self.verifier.decoy_silent_check(caller, p, page, self.settings.brand.clone()).await;
         }
-        self.verifier.audit(caller, "login_failed", Some(&login), "unknown account or wrong password").await;
         Ok(started)
     }
 
@@ -362,6 +374,7 @@ impl Accounts {
         flow: Flow,
         refusing: Vec<crate::budget::Charge>,
         counted: Vec<crate::budget::Charge>,
+        event: Option<crate::audit::AuditEvent>,
     ) -> Result<FlowStarted, VerifyError> {
         let now = self.now();
         let answer = FlowStarted {
@@ -374,6 +387,9 @@ impl Accounts {
             Box::pin(async move {
                 crate::engine::charge(tx, &refusing, now).await?;
                 tx.insert_flow(&flow).await?;
+                if let Some(e) = &event {
+                    tx.insert_audit_event(e).await?;
+                }
                 // Counted, not refused: this login was already admitted.
                 for c in &counted {
                     let (start, end) = c.rate.window(now);

@@ -120,19 +120,23 @@ impl Accounts {
     /// new flow gets its code (already sent, so nothing is sent again) and invite, and costs what
     /// a send would, so the budgets refuse at the same point either way. `None` when there is
     /// none, or when its code is no longer pending.
+    /// Whether an SMS reply's flow waits for `phone`: nearly every login has none, and a read
+    /// says so without taking the writer.
+    pub(super) async fn reply_pending(&self, phone: &PhoneNumber) -> Result<bool, VerifyError> {
+        let (p, now) = (phone.clone(), self.now());
+        ports::read(self.verifier.store.as_ref(), move |tx| {
+            Box::pin(async move { Ok::<_, VerifyError>(tx.reply_flow(&p, now).await?.is_some()) })
+        })
+        .await
+    }
+
     pub(super) async fn take_reply_flow(&self, caller: &Caller, flow: &Flow) -> Result<Option<FlowStarted>, VerifyError> {
         let Some(phone) = flow.phone.clone() else { return Ok(None) };
         if flow.by_reply || flow.kind == FlowKind::PhoneChange {
             return Ok(None);
         }
         let (mut flow, now) = (flow.clone(), self.now());
-        // Nearly every login has no reply flow: a read says so without taking the writer.
-        let p = phone.clone();
-        let any = ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.reply_flow(&p, now).await?.is_some()) })
-        })
-        .await?;
-        if !any {
+        if !self.reply_pending(&phone).await? {
             return Ok(None);
         }
         let charges = self.send_charges(caller, &phone);

@@ -39,7 +39,7 @@ impl Verifier {
         self.audited(caller, &subject, result).await
     }
 
-    async fn start_unaudited(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
+    pub(crate) async fn start_unaudited(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
         let to = match &req.options.region {
             Some(region) => {
                 let region = crate::phone::parse_region(region)
@@ -122,7 +122,9 @@ impl Verifier {
         let silent_check = plan.as_ref().map(|p| p.check.clone());
         let channel = req.channel;
         let this = self.clone();
-        let (refuse_if_pending, background) = (opts.refuse_if_pending, opts.background);
+        let (refuse_if_pending, background, rehearse) = (opts.refuse_if_pending, opts.background, opts.rehearse);
+        // A rehearsal does everything, then rolls it all back.
+        let done_unit = move |d: StartDone| if rehearse { Err(VerifyError::Rehearsed) } else { Ok(d) };
         let country = to.calling_code();
         let service_name = service.name.clone();
         let budgets = self.budgets.for_service(&service.name);
@@ -151,12 +153,12 @@ impl Verifier {
                         if let Some(check) = &silent_check {
                             tx.insert_silent_check(check).await?;
                             if check.state.is_live() {
-                                return Ok(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
+                                return done_unit(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
                             }
                         }
                         let sending = this.queue(tx, &service, &fresh, &code, false, now).await?;
                         let silent = silent_check.is_some();
-                        return Ok(StartDone { verification: fresh, resent: false, sending: Some(sending), silent, expired });
+                        return done_unit(StartDone { verification: fresh, resent: false, sending: Some(sending), silent, expired });
                     }
                     let Some(mut pending) = tx.pending_verification(&fresh.service_id, &fresh.to).await? else { continue };
                     // A second silent check for a number would race the first on the device.
@@ -190,7 +192,7 @@ impl Verifier {
                         return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                     }
                     let sending = this.queue(tx, &service, &pending, &code, true, now).await?;
-                    return Ok(StartDone { verification: pending, resent: true, sending: Some(sending), silent: false, expired });
+                    return done_unit(StartDone { verification: pending, resent: true, sending: Some(sending), silent: false, expired });
                 }
                 Err(VerifyError::Busy)
             })

@@ -107,6 +107,11 @@ impl From<VerifyError> for ApiError {
                 Self { verification_id: Some(verification_id), ..Self::new(S::BAD_GATEWAY, "delivery_failed", message) }
             }
             VerifyError::Busy => Self::new(S::SERVICE_UNAVAILABLE, "busy", message),
+            // Never leaves the core (only decoys rehearse); if it did, it would be a fault.
+            VerifyError::Rehearsed => {
+                tracing::error!("a rehearsal's answer reached an adapter");
+                Self::internal()
+            }
             VerifyError::UsernameTaken => Self::new(S::CONFLICT, "username_taken", message),
             VerifyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", message),
             VerifyError::PhoneTaken => Self::new(S::CONFLICT, "phone_number_taken", message),

@@ -24,6 +24,7 @@ mod cookies;
 mod crash;
 mod csrf;
 mod delivery;
+mod enumeration;
 mod multi_instance;
 mod openapi;
 mod ops;

@@ -240,6 +240,7 @@ async fn start_inner(
         custom_code: p.get("pin_code").cloned(),
         psd2,
         silent_return: None,
+        rehearse: false,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
