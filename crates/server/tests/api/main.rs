@@ -32,6 +32,7 @@ mod schema;
 mod secrets;
 mod services;
 mod silent;
+mod silent_pages;
 mod silent_providers;
 mod tenants;
 mod tls;
