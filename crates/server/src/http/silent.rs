@@ -3,6 +3,7 @@
 //! providers' callbacks (`/silent/callback/{provider}`), which end on phonegate's own pages.
 use super::error::{ApiError, ErrorBody};
 use super::extract::ApiQuery;
+use super::pages::device;
 use super::{AppState, auth, auth::Authenticated};
 use axum::Json;
 use axum::Router;
@@ -10,7 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use phonegate_core::silent::{CheckState, SIMULATOR, SilentCheck, SimOutcome};
 use phonegate_core::{Caller, VerifyError};
@@ -161,11 +162,10 @@ async fn open(State(s): State<AppState>, parts: Parts, Path(token): Path<String>
     let sim = match sim(q.sim.as_deref()) {
         Ok(sim) => sim,
         Err(_) => {
-            return page(
+            return device::message(
                 StatusCode::BAD_REQUEST,
                 "Not a valid link",
                 "The sim parameter must be match, mismatch, wifi, no_coverage or timeout.",
-                None,
             );
         }
     };
@@ -188,23 +188,7 @@ async fn simulator(State(s): State<AppState>, Path(reference): Path<String>, Que
     if let Ok(Some(o)) = sim(q.sim.as_deref()) {
         return redirect(&target(o));
     }
-    let choices: String = [
-        (SimOutcome::Match, "The device holds this number's SIM (match)"),
-        (SimOutcome::Mismatch, "Another SIM (mismatch)"),
-        (SimOutcome::Wifi, "The device is on WiFi"),
-        (SimOutcome::NoCoverage, "The operator is not covered"),
-        (SimOutcome::Timeout, "The operator does not answer (time-out)"),
-    ]
-    .into_iter()
-    .map(|(o, label)| {
-        format!("<li><a class=\"choice\" data-outcome=\"{}\" href=\"{}\">{label}</a></li>", o.as_str(), html_escape(&target(o)))
-    })
-    .collect();
-    let body = format!(
-        "<p class=\"notice\"><strong>Simulated operator.</strong> No operator is asked: this page stands in for the mobile network, \
-         because phonegate runs with <code>silent_simulator = true</code>. Choose what the operator answers.</p><ul class=\"sim\">{choices}</ul>"
-    );
-    page_html(StatusCode::OK, "Simulated operator", &body)
+    device::simulator(target)
 }
 
 /// The provider sends the device back here: the check is decided once, then the device goes to
@@ -217,7 +201,7 @@ async fn callback(
 ) -> Response {
     if query.is_empty() {
         // Vonage puts `request_id` and `code` in the fragment, which only the browser sees.
-        return fragment_relay();
+        return device::relay();
     }
     let caller = end_user(&parts);
     match s.verifier.silent_callback(&caller, &provider, &query).await {
@@ -231,43 +215,28 @@ async fn callback(
                 return redirect(&format!("{path}{sep}{result}"));
             }
             match (outcome.check.state, outcome.code_sent) {
-                (CheckState::Matched, _) => {
-                    page(StatusCode::OK, "Number verified", "Your mobile operator confirmed your number. You can go back to the app.", None)
-                }
-                (_, true) => page(
+                (CheckState::Matched, _) => device::message(
+                    StatusCode::OK,
+                    "Number verified",
+                    "Your mobile operator confirmed your number. You can go back to the app.",
+                ),
+                (_, true) => device::message(
                     StatusCode::OK,
                     "We sent you a code",
                     "Your number could not be confirmed instantly, so a code is on its way by SMS. Enter it where you started.",
-                    None,
                 ),
-                (_, false) => page(
+                (_, false) => device::message(
                     StatusCode::OK,
                     "Not verified",
                     &format!(
                         "Your mobile operator could not confirm this number ({}). Go back and try again on mobile data, or ask for a code by SMS.",
                         outcome.check.reason.map_or("unknown", |r| r.as_str())
                     ),
-                    None,
                 ),
             }
         }
         Err(e) => failure(&e),
     }
-}
-
-/// A page that moves the URL's fragment into its query and loads it again (with this server's
-/// script, the only one its policy allows).
-fn fragment_relay() -> Response {
-    let body = "<p id=\"m\" role=\"status\">Finishing the verification…</p><script src=\"/assets/silent-relay.js\"></script>\
-        <noscript><p>This step needs JavaScript: go back and ask for a code by SMS instead.</p></noscript>";
-    let mut r = page_html(StatusCode::OK, "Verifying", body);
-    r.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ),
-    );
-    r
 }
 
 async fn relay_script() -> Response {
@@ -302,7 +271,7 @@ fn failure(e: &VerifyError) -> Response {
         }
         _ => (StatusCode::SERVICE_UNAVAILABLE, "Try again", "The verification could not be completed. Try again shortly."),
     };
-    page(status, title, text, None)
+    device::message(status, title, text)
 }
 
 fn redirect(url: &str) -> Response {
@@ -312,28 +281,4 @@ fn redirect(url: &str) -> Response {
     }
     r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
-}
-
-fn page(status: StatusCode, title: &str, text: &str, link: Option<(&str, &str)>) -> Response {
-    let link = link.map(|(href, label)| format!("<p><a href=\"{}\">{}</a></p>", html_escape(href), html_escape(label))).unwrap_or_default();
-    page_html(status, title, &format!("<p role=\"status\">{}</p>{link}", html_escape(text)))
-}
-
-/// A small self-contained page (the device may be mid-way through an operator's redirects).
-fn page_html(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>{t} · phonegate</title><style>body{{font:1.05rem/1.5 system-ui,sans-serif;\
-         max-width:32rem;margin:0 auto;padding:1rem}}.notice{{background:#fff4d6;padding:.75rem;border-radius:.4rem}}ul.sim{{list-style:none;padding:0}}\
-         ul.sim a{{display:block;padding:.8rem;margin:.5rem 0;border:1px solid #0b57d0;border-radius:.4rem;text-decoration:none}}</style></head>\
-         <body><main><h1>{t}</h1>{body}</main></body></html>",
-        t = html_escape(title)
-    );
-    let mut r = (status, Html(html)).into_response();
-    r.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

@@ -35,6 +35,7 @@ mod schema;
 mod secrets;
 mod services;
 mod silent;
+mod silent_pages;
 mod silent_providers;
 mod tenants;
 mod tls;

@@ -3,6 +3,7 @@
 //! German. Every form carries a CSRF token bound to the browser's anti-forgery cookie; every
 //! redirect goes to phonegate's own pages or to a configured host.
 mod admin;
+pub(super) mod device;
 mod silent;
 mod step;
 mod texts;
