@@ -287,6 +287,16 @@ impl Budgets {
         out
     }
 
+    /// What one code sent to `to` costs when a recognised device asks for it: the number's own
+    /// send counter is the device's partition (strangers cannot use it up), the rest as always.
+    pub fn for_recognised_send(&self, to: &str, country: &str, key: Option<&str>, service_id: &str) -> Vec<Charge> {
+        let mut out = self.for_send(to, country, key, service_id);
+        for c in out.iter_mut().filter(|c| c.budget == Budget::SendsPerNumber) {
+            c.subject = Guesser::Recognised.subject(to);
+        }
+        out
+    }
+
     /// The number's prefix: its calling code (`+49`) and the next `prefix_digits` digits.
     pub fn prefix(&self, to: &str, country: &str) -> String {
         to.chars().take(country.len() + usize::from(self.prefix_digits)).collect()
@@ -363,10 +373,12 @@ pub enum Guesser {
 }
 
 impl Guesser {
+    /// The counter's subject. A recognised one carries a space, which no number, username or
+    /// e-mail address (the subjects anybody can name) may hold: nobody can charge it by naming it.
     fn subject(self, s: &str) -> String {
         match self {
             Self::Anyone => s.to_string(),
-            Self::Recognised => format!("recognised:{s}"),
+            Self::Recognised => format!("recognised {s}"),
         }
     }
 }

@@ -103,6 +103,10 @@ pub struct StartOptions {
     /// a decoy does, so that it costs the same work and time as a real start (the answer is
     /// `VerifyError::Rehearsed`).
     pub rehearse: bool,
+    /// Asked by a recognised device of the number's holder (`accounts::device`): the number's
+    /// send budget is its own (`budget::Guesser`), and strangers' resends of the pending code do
+    /// not use up its sends.
+    pub recognised: bool,
 }
 
 #[derive(Debug, Clone)]

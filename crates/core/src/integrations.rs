@@ -222,7 +222,7 @@ impl Integrations {
         if !crate::code::is_plausible(code) {
             return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
         }
-        let checked = self.check_step(&s.id, &vid, code).await;
+        let checked = self.check_step(&s.id, &vid, code, caller.end_user_ip.or(caller.ip)).await;
         let verified = match self.verifier.audited(&self.engine_caller(caller), &vid, checked).await {
             Ok(CheckOutcome::Approved) => true,
             Ok(CheckOutcome::Rejected { attempts_left }) => return Err(VerifyError::CodeIncorrect { attempts_left }),
@@ -242,7 +242,7 @@ impl Integrations {
     /// (`STEP_ATTEMPTS`, a counter of its own) even where several steps share the number's pending
     /// code: a stranger's step for the same number cannot use up the holder's. Every wrong code
     /// still counts in the number's guess budget.
-    async fn check_step(&self, step_id: &str, vid: &str, code: &str) -> Result<CheckOutcome, VerifyError> {
+    async fn check_step(&self, step_id: &str, vid: &str, code: &str, ip: Option<std::net::IpAddr>) -> Result<CheckOutcome, VerifyError> {
         let (verifier, service, vid, code) = (self.verifier.clone(), self.service_id.clone(), vid.to_string(), code.to_string());
         let attempts = Charge {
             budget: Budget::FailedChecksPerNumber,
@@ -259,7 +259,7 @@ impl Integrations {
                     return Ok(CheckOutcome::LockedOut);
                 }
                 let guess = Guess { guesser: Guesser::Anyone, own_attempts: false };
-                let (_, outcome) = verifier.check_locked(tx, v, &code, None, None, guess).await?;
+                let (_, outcome) = verifier.check_locked(tx, v, &code, ip, None, guess).await?;
                 if outcome == CheckOutcome::Approved {
                     return Ok(outcome);
                 }

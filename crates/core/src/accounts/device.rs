@@ -1,13 +1,15 @@
-//! Recognised devices. A browser or app that proves a phone number (a verified sign-up, login or
-//! phone change) gets a *device token* for that number: the `phonegate_device` cookie, or
+//! Recognised devices. A browser or app that proves a phone number for an account (a verified
+//! sign-up, login or phone change) gets a *device token*: the `phonegate_device` cookie, or
 //! `device_token` in the JSON answer. It is `EXPIRY.MAC`, an HMAC with the server key over the
-//! number and the expiry, so it names no number and cannot be made without the key.
+//! account, its number and the expiry, so it names neither, cannot be made without the key, and
+//! proves nothing for another account or number (a recycled number's new account, say).
 //!
-//! A flow started by a device holding a token for the flow's number is *recognised*: its wrong
+//! A flow started by a device holding a token for the flow's account and number is
+//! *recognised*: its wrong
 //! passwords and codes count in the number's recognised budgets instead of the budgets everybody
 //! shares (`budget::Guesser`). Strangers can use up the shared budgets, never the holder's: the
 //! holder's known devices keep working while an attack locks everyone else out.
-use super::Accounts;
+use super::{Accounts, User};
 use crate::budget::Guesser;
 use crate::caller::Caller;
 use crate::phone::PhoneNumber;
@@ -20,21 +22,26 @@ pub const DEVICE_DAYS: i64 = 90;
 const LABEL: &str = "phonegate/device";
 
 impl Accounts {
-    /// A new device token for `phone`, valid for `DEVICE_DAYS`.
-    pub fn device_token(&self, phone: &PhoneNumber) -> String {
+    /// A new device token for `user` at its number, valid for `DEVICE_DAYS`.
+    pub fn device_token(&self, user: &User) -> String {
         let exp = (self.now() + chrono::Duration::days(DEVICE_DAYS)).timestamp();
-        let mac = self.verifier.keys.digest(LABEL, &format!("{}|{exp}", phone.as_str()));
+        let mac = self.verifier.keys.digest(LABEL, &signed(&user.id, &user.phone, exp));
         format!("{exp}.{}", URL_SAFE_NO_PAD.encode(mac))
     }
 
-    /// Whether the caller's device token was made for `phone` and is unexpired.
-    pub(super) fn guesser(&self, caller: &Caller, phone: Option<&PhoneNumber>) -> Guesser {
-        let (Some(token), Some(phone)) = (caller.device.as_deref(), phone) else { return Guesser::Anyone };
+    /// Whether the caller's device token was made for this account at this number and is
+    /// unexpired (compared in constant time).
+    pub(super) fn guesser(&self, caller: &Caller, account: Option<(&str, &PhoneNumber)>) -> Guesser {
+        let (Some(token), Some((user_id, phone))) = (caller.device.as_deref(), account) else { return Guesser::Anyone };
         let Some((exp, mac)) = token.split_once('.') else { return Guesser::Anyone };
         let (Ok(exp), Ok(mac)) = (exp.parse::<i64>(), URL_SAFE_NO_PAD.decode(mac)) else { return Guesser::Anyone };
-        if exp <= self.now().timestamp() || !self.verifier.keys.matches(LABEL, &format!("{}|{exp}", phone.as_str()), &mac) {
+        if exp <= self.now().timestamp() || !self.verifier.keys.matches(LABEL, &signed(user_id, phone, exp), &mac) {
             return Guesser::Anyone;
         }
         Guesser::Recognised
     }
+}
+
+fn signed(user_id: &str, phone: &PhoneNumber, exp: i64) -> String {
+    format!("{user_id}|{}|{exp}", phone.as_str())
 }

@@ -67,7 +67,7 @@ impl Accounts {
         .await?;
         // Wrong codes of a sign-up count against the number like a login's.
         let login = phone.as_str().to_string();
-        let who = self.guesser(caller, Some(&phone));
+        let who = self.guesser(caller, existing.as_ref().map(|u| (u.id.as_str(), &u.phone)));
         self.admit(caller, Some((&login, who))).await?;
         if taken {
             return Err(VerifyError::UsernameTaken);
@@ -114,13 +114,13 @@ impl Accounts {
             LoginRequest::Phone { phone, locale, silent } => {
                 let phone = self.verifier.parse_phone(&phone)?;
                 let login = phone.as_str().to_string();
-                let who = self.guesser(caller, Some(&phone));
-                self.admit(caller, Some((&login, who))).await?;
                 let p = phone.clone();
                 let user = ports::read(self.verifier.store.as_ref(), move |tx| {
                     Box::pin(async move { Ok::<_, VerifyError>(tx.user_by_phone(&p).await?) })
                 })
                 .await?;
+                let who = self.guesser(caller, user.as_ref().map(|u| (u.id.as_str(), &u.phone)));
+                self.admit(caller, Some((&login, who))).await?;
                 match user {
                     Some(u) => {
                         let flow = Flow {
@@ -135,7 +135,10 @@ impl Accounts {
             }
             LoginRequest::Password { identifier, password, locale } => {
                 let login = identifier.trim().to_lowercase();
-                if login.is_empty() || login.len() > 254 || password.is_empty() || password.chars().count() > 128 {
+                // A username or an e-mail address, nothing else: the login is also the subject of
+                // budget counters, which no other text may name.
+                let named = user::username(&login).is_ok() || user::email(&login).is_ok();
+                if !named || password.is_empty() || password.chars().count() > 128 {
                     return Err(VerifyError::invalid("identifier", "a username or e-mail address and a password are required"));
                 }
                 let l = login.clone();
@@ -144,7 +147,7 @@ impl Accounts {
                 })
                 .await?;
                 // The account's own devices have their own wrong-password budget.
-                let who = self.guesser(caller, user.as_ref().map(|u| &u.phone));
+                let who = self.guesser(caller, user.as_ref().map(|u| (u.id.as_str(), &u.phone)));
                 self.admit(caller, Some((&login, who))).await?;
                 let right = self.passwords.verify(&password, user.as_ref().and_then(|u| u.password_hash.as_deref())).await;
                 match user {
@@ -158,7 +161,9 @@ impl Accounts {
                         };
                         self.start_flow(caller, flow, locale, false).await
                     }
-                    _ => self.decoy(caller, None, login, Some(who), false).await,
+                    // A wrong password for an account costs what its code would: the account's
+                    // number's budgets, as for the right password.
+                    _ => self.decoy(caller, user.map(|u| u.phone), login, Some(who), false).await,
                 }
             }
         }
@@ -250,13 +255,14 @@ impl Accounts {
         phone: &PhoneNumber,
         locale: Option<String>,
         silent_return: Option<String>,
+        recognised: bool,
     ) -> Result<crate::engine::Started, VerifyError> {
-        let req = self.code_request(phone, locale, silent_return, false);
+        let req = self.code_request(phone, locale, silent_return, Start { rehearse: false, recognised });
         match self.verifier.start(&self.engine_caller(caller), req).await {
             // A number's pending code was sent too often: answered like the number's send budget,
             // which is all a decoy for a number without an account can say.
             Err(VerifyError::MaxSendsReached) => Err(self
-                .send_charges(caller, phone)
+                .send_charges(caller, phone, recognised)
                 .into_iter()
                 .find(|c| c.budget == crate::budget::Budget::SendsPerNumber)
                 .map_or(VerifyError::MaxSendsReached, |c| c.refusal(self.now()))),
@@ -265,7 +271,7 @@ impl Accounts {
     }
 
     /// The start of a flow's verification; `rehearse`: run and rolled back (a decoy's).
-    fn code_request(&self, phone: &PhoneNumber, locale: Option<String>, silent_return: Option<String>, rehearse: bool) -> StartRequest {
+    fn code_request(&self, phone: &PhoneNumber, locale: Option<String>, silent_return: Option<String>, who: Start) -> StartRequest {
         StartRequest {
             service: Some(self.service_id.to_string()),
             to: phone.as_str().to_string(),
@@ -277,17 +283,22 @@ impl Accounts {
                 // The answer must not wait for the provider: it would tell real flows from decoys.
                 background: true,
                 silent_return,
-                rehearse,
+                rehearse: who.rehearse,
+                recognised: who.recognised,
                 ..Default::default()
             },
         }
     }
 
     /// What sending a login code to `phone` costs in the engine's budgets (the accounts service's).
-    pub(super) fn send_charges(&self, caller: &Caller, phone: &PhoneNumber) -> Vec<crate::budget::Charge> {
+    pub(super) fn send_charges(&self, caller: &Caller, phone: &PhoneNumber, recognised: bool) -> Vec<crate::budget::Charge> {
         let budgets = self.verifier.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
-        charges.extend(budgets.for_send(phone.as_str(), &phone.calling_code(), None, &self.service_id));
+        let (to, country) = (phone.as_str(), phone.calling_code());
+        charges.extend(match recognised {
+            true => budgets.for_recognised_send(to, &country, None, &self.service_id),
+            false => budgets.for_send(to, &country, None, &self.service_id),
+        });
         charges
     }
 
@@ -305,10 +316,10 @@ impl Accounts {
             return Ok(taken_over);
         }
         let silent_return = (silent && self.verifier.silent_enabled()).then(|| super::silent::flow_page(&flow.id));
-        let started = self.send_code(caller, &phone, locale, silent_return.clone()).await?;
+        let started = self.send_code(caller, &phone, locale, silent_return.clone(), flow.recognised).await?;
         flow.verification_id = Some(started.verification.id.clone());
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
-        let mut answer = self.save_flow(flow, Vec::new(), Vec::new(), None).await?;
+        let mut answer = self.save_flow(flow, Vec::new(), None).await?;
         answer.check_url = match (started.check_url, silent_return) {
             (Some(url), _) => Some(url),
             // The number had a flow pending, whose code was sent again: this flow gets a check
@@ -330,21 +341,35 @@ impl Accounts {
         wrong_password: Option<Guesser>,
         silent: bool,
     ) -> Result<FlowStarted, VerifyError> {
-        let flow = self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone()));
+        let recognised = wrong_password == Some(Guesser::Recognised);
+        let flow = Flow { recognised, ..self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone())) };
         // A decoy does the work of a real flow's start (the reply-flow read, the verification's
         // unit of work, rolled back), so it takes as long as a real one.
         if let Some(p) = phone.as_ref() {
             self.reply_pending(p).await?;
-            let rehearsal = self.code_request(p, None, None, true);
+            let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised });
             let _ = self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal).await;
         }
         // A decoy costs what a code would, so the budgets' refusals come at the same point for
         // numbers with and without an account.
         let refusing = self.decoy_send_charges(caller, &flow);
         let page = super::silent::flow_page(&flow.id);
-        let counted = wrong_password.map(|who| self.verifier.budgets.for_failed_login(&login, who)).unwrap_or_default();
+        // A wrong password counts in its own unit: whatever refuses the flow later, it stays counted.
+        if let Some(who) = wrong_password {
+            let (counted, now) = (self.verifier.budgets.for_failed_login(&login, who), self.now());
+            ports::write(self.verifier.store.as_ref(), move |tx| {
+                Box::pin(async move {
+                    for c in &counted {
+                        let (start, end) = c.rate.window(now);
+                        tx.take_budget(c, start, 0, end).await?;
+                    }
+                    Ok::<_, VerifyError>(())
+                })
+            })
+            .await?;
+        }
         let event = self.verifier.audit_in_unit(caller, "login_failed", Some(&login), "unknown account or wrong password");
-        let started = self.save_flow(flow, refusing, counted, event).await;
+        let started = self.save_flow(flow, refusing, event).await;
         let mut started = self.verifier.audited(caller, &login, started).await?;
         // Where a real flow would get a silent check, so does a decoy (one that ends nothing),
         // once the budgets a real one costs are charged.
@@ -358,22 +383,22 @@ impl Accounts {
     /// number (a wrong password) a send budget of the login tried.
     fn decoy_send_charges(&self, caller: &Caller, flow: &Flow) -> Vec<crate::budget::Charge> {
         if let Some(p) = &flow.phone {
-            return self.send_charges(caller, p);
+            return self.send_charges(caller, p, flow.recognised);
         }
         let budgets = self.verifier.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
-        let subject = format!("login:{}", flow.login.as_deref().unwrap_or_default());
+        let subject = decoy_subject(flow);
         let sends = budgets.for_send(&subject, "", None, &self.service_id);
         charges.extend(sends.into_iter().filter(|c| c.budget == crate::budget::Budget::SendsPerNumber));
         charges
     }
 
-    /// Writes a flow, taking `refusing` (or refusing it over any of them) and counting `counted`.
+    /// Writes a flow (and a decoy's audit event), taking `refusing` (or refusing it over any of
+    /// them).
     async fn save_flow(
         &self,
         flow: Flow,
         refusing: Vec<crate::budget::Charge>,
-        counted: Vec<crate::budget::Charge>,
         event: Option<crate::audit::AuditEvent>,
     ) -> Result<FlowStarted, VerifyError> {
         let now = self.now();
@@ -389,11 +414,6 @@ impl Accounts {
                 tx.insert_flow(&flow).await?;
                 if let Some(e) = &event {
                     tx.insert_audit_event(e).await?;
-                }
-                // Counted, not refused: this login was already admitted.
-                for c in &counted {
-                    let (start, end) = c.rate.window(now);
-                    tx.take_budget(c, start, 0, end).await?;
                 }
                 Ok::<_, VerifyError>(())
             })
@@ -430,7 +450,7 @@ impl Accounts {
                 .await?;
         }
         if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
-            let started = self.send_code(caller, &phone, locale, None).await?;
+            let started = self.send_code(caller, &phone, locale, None, flow.recognised).await?;
             // The verification behind the flow ended (another flow for the number used it): the
             // flow goes on with the new one.
             if started.verification.id != current {
@@ -532,12 +552,12 @@ impl Accounts {
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
         let budgets = self.verifier.budgets.for_service(super::SERVICE);
-        crate::engine::charge(tx, &budgets.for_check(ip), now).await?;
-        let number = match &flow.phone {
-            Some(p) => p.as_str().to_string(),
-            None => format!("login:{}", flow.login.as_deref().unwrap_or_default()),
-        };
-        crate::engine::charge(tx, &budgets.for_guess(&number, Guesser::Anyone), now).await
+        let who = if flow.recognised { Guesser::Recognised } else { Guesser::Anyone };
+        if who == Guesser::Anyone {
+            crate::engine::charge(tx, &budgets.for_check(ip), now).await?;
+        }
+        let number = flow.phone.as_ref().map_or_else(|| decoy_subject(flow), |p| p.as_str().to_string());
+        crate::engine::charge(tx, &budgets.for_guess(&number, who), now).await
     }
 
     /// The answer of a verified flow, once its unit has committed: the account event, and a
@@ -640,6 +660,21 @@ impl Accounts {
         let (session, secret) = self.open_session(tx, &user, kind, device, ip, now).await?;
         Ok((user, Opened::Session { session, secret, created }))
     }
+}
+
+/// How a flow's verification is started.
+#[derive(Clone, Copy)]
+struct Start {
+    /// Run and rolled back (a decoy's).
+    rehearse: bool,
+    /// For a recognised device (its own send budget).
+    recognised: bool,
+}
+
+/// The counters' subject for a decoy without a number (an unknown username or e-mail address).
+/// It carries a space, which no number, username or address holds, so nobody can name it.
+fn decoy_subject(flow: &Flow) -> String {
+    format!("login {}", flow.login.as_deref().unwrap_or_default())
 }
 
 /// What a verified flow opened: a session, or (a phone change) the number it replaced.

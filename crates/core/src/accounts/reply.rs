@@ -139,7 +139,7 @@ impl Accounts {
         if !self.reply_pending(&phone).await? {
             return Ok(None);
         }
-        let charges = self.send_charges(caller, &phone);
+        let charges = self.send_charges(caller, &phone, flow.recognised);
         let resend_after = self.settings.resend_cooldown_secs;
         ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {

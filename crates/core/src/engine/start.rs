@@ -129,7 +129,16 @@ impl Verifier {
         let service_name = service.name.clone();
         let budgets = self.budgets.for_service(&service.name);
         let mut charges = budgets.for_start(caller.end_user_ip);
-        charges.extend(budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id));
+        charges.extend(match opts.recognised {
+            true => budgets.for_recognised_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
+            false => budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
+        });
+        // Strangers' resends of a pending code do not use up a recognised device's sends (its own
+        // send budget bounds them).
+        let limits = match opts.recognised {
+            true => crate::verification::Limits { max_sends: u32::MAX, ..self.limits },
+            false => self.limits,
+        };
         let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));
         let done = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
@@ -167,7 +176,7 @@ impl Verifier {
                     if (refuse_if_pending || silent) && pending.status_at(now) == Status::Pending {
                         return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                     }
-                    match pending.register_send(now, &this.limits) {
+                    match pending.register_send(now, &limits) {
                         Ok(()) => {}
                         Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
                         Err(SendRefusal::NotPending(_)) => {

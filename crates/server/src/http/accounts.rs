@@ -316,7 +316,7 @@ async fn verify(
         Verified::SignedIn(done) => {
             let cookie =
                 done.cookie.as_deref().map(|c| set_session(s.secure_cookies, Some(c), s.accounts.settings().session_max_days * 86_400));
-            let device_token = s.accounts.device_token(&done.user.phone);
+            let device_token = s.accounts.device_token(&done.user);
             let device_cookie = done.cookie.as_ref().map(|_| set_device(s.secure_cookies, &device_token));
             let body = TokenView {
                 device_token,

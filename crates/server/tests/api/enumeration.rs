@@ -147,3 +147,36 @@ async fn a_taken_username_says_nothing_of_whose_number_is_given() {
     expect_error(r, 400, "code_incorrect").await;
     assert_eq!(holder["user"]["username"], "known");
 }
+
+/// A wrong password costs what the right one does: a code to the account's number. Once the
+/// number's send budget is spent, the right and a wrong password get the same refusal, so a
+/// spent budget never tells a right password from a wrong one.
+#[tokio::test]
+async fn right_and_wrong_passwords_meet_the_same_send_budget() {
+    let app = TestApp::spawn_with(unbudgeted).await;
+    let phone = fresh_number();
+    app.sign_up("pw.holder", &phone, Some("the right password")).await;
+    app.advance(Duration::minutes(11));
+    for _ in 0..5 {
+        assert_eq!(app.anon_post("/api/auth/login", json!({ "phone": phone })).await.status(), StatusCode::ACCEPTED);
+        app.advance(Duration::seconds(1));
+    }
+    let login = |password: &str| app.anon_post("/api/auth/login", json!({ "identifier": "pw.holder", "password": password }));
+    let right = shape(login("the right password").await).await;
+    let wrong = shape(login("a wrong password").await).await;
+    assert_eq!(right, wrong);
+    assert_eq!((right.0, right.1.as_str()), (429, Some("send_budget_exceeded")));
+}
+
+/// The identifier of a password login is a username or an e-mail address and nothing else: the
+/// counters of recognised devices and of decoys cannot be named (and so used up) by anyone.
+#[tokio::test]
+async fn identifiers_that_are_no_username_or_address_are_refused() {
+    let app = TestApp::spawn().await;
+    for identifier in ["recognised careful", "recognised:careful", "login careful", "+4915112345678", "a b", "x"] {
+        let r = app.anon_post("/api/auth/login", json!({ "identifier": identifier, "password": "some password" })).await;
+        expect_error(r, 400, "invalid_parameter").await;
+    }
+    let r = app.anon_post("/api/auth/login", json!({ "identifier": "someone@example.com", "password": "some password" })).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+}

@@ -413,11 +413,13 @@ async fn accounts(api: &mut Contract, app: &TestApp) {
 
     // Logins: 202 whatever the account; a throttled account 429; a body of neither kind 400.
     api.call("post", "/api/auth/login", anon("/api/auth/login", json!({ "phone": fresh_number() })), 202).await;
+    // (A name nobody has: a wrong password for an account costs a code to its number.)
     for _ in 0..5 {
-        let wrong_password = anon("/api/auth/login", json!({ "identifier": "contract", "password": "not the password" }));
+        let wrong_password = anon("/api/auth/login", json!({ "identifier": "nobody.here", "password": "not the password" }));
         api.call("post", "/api/auth/login", wrong_password, 202).await;
     }
-    api.call("post", "/api/auth/login", anon("/api/auth/login", json!({ "identifier": "contract", "password": "again wrong" })), 429).await;
+    let throttled = anon("/api/auth/login", json!({ "identifier": "nobody.here", "password": "again wrong" }));
+    api.call("post", "/api/auth/login", throttled, 429).await;
     api.call("post", "/api/auth/login", anon("/api/auth/login", json!({ "identifier": "contract" })), 400).await;
 
     // Locked and expired codes.

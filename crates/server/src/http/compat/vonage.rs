@@ -241,6 +241,7 @@ async fn start_inner(
         psd2,
         silent_return: None,
         rehearse: false,
+        recognised: false,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
