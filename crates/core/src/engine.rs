@@ -99,9 +99,10 @@ pub struct StartOptions {
     /// Answer as soon as the message is queued, without waiting for the provider (the send
     /// goes on in the background).
     pub background: bool,
-    /// Runs the start's unit of work in full and rolls it back: nothing is stored or sent. What
-    /// a decoy does, so that it costs the same work and time as a real start (the answer is
-    /// `VerifyError::Rehearsed`).
+    /// Runs the start's unit of work and rolls it back: nothing is stored or sent. What a decoy
+    /// does, so that it costs the same work and time as a real start (the answer is
+    /// `VerifyError::Rehearsed`). The budgets are left out: the decoy takes them in its own unit,
+    /// as a real flow's start does in this one.
     pub rehearse: bool,
     /// Asked by a recognised device of the number's holder (`accounts::device`): the number's
     /// send budget is its own (`budget::Guesser`), and strangers' resends of the pending code do

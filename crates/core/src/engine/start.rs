@@ -153,7 +153,9 @@ impl Verifier {
                     if tx.insert_verification(&fresh).await? {
                         // Whatever the start turns into, it sends a code: a refusal rolls the
                         // whole unit back.
-                        charge(tx, &charges, now).await?;
+                        if !rehearse {
+                            charge(tx, &charges, now).await?;
+                        }
                         // Only a `silent` verification never sends a code; an `auto` one may, so
                         // the prefix throttle counts it at its start.
                         if let Some(counters) = throttle.as_ref().filter(|_| channel != Channel::Silent) {
@@ -190,7 +192,9 @@ impl Verifier {
                         pending.locale.clone_from(l);
                     }
                     save(tx, &mut pending).await?;
-                    charge(tx, &charges, now).await?;
+                    if !rehearse {
+                        charge(tx, &charges, now).await?;
+                    }
                     let code = this
                         .keys
                         .open(&pending.id, &pending.code_sealed)

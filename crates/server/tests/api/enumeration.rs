@@ -47,7 +47,7 @@ static TIMING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The slower median is at most `tolerance` times the faster one. The differences removed here
 /// are far outside the tolerances used: hashing a password or not (over 20x), a verification's
-/// unit of work or not (1.4x to 1.6x before decoys rehearsed it; 1.0x to 1.1x after).
+/// unit of work or not (1.4x to 1.6x before decoys rehearsed it; about 1.05x after).
 fn alike((a, b): (u128, u128), what: &str, tolerance: f64) {
     let ratio = a.max(b) as f64 / a.min(b).max(1) as f64;
     println!("{what}: medians {a} µs and {b} µs, ratio {ratio:.2}");
