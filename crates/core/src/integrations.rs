@@ -153,7 +153,9 @@ impl Integrations {
                 return Err(e);
             }
         };
-        if let Err(e) = self.spend(token, incoming.exp + LEEWAY_SECS).await {
+        // Accepted while `exp + LEEWAY_SECS` is not yet past in whole seconds: remembered for the
+        // whole of that last second too.
+        if let Err(e) = self.spend(token, incoming.exp + LEEWAY_SECS + 1).await {
             if matches!(e, VerifyError::RedirectTokenUsed) {
                 self.verifier.audit(caller, "integration_token_refused", Some(client), &e.to_string()).await;
             }

@@ -464,15 +464,19 @@ impl Accounts {
     /// spent token with its unspent successor within the reuse interval, or ends the session.
     async fn rotate(&self, tx: &mut dyn ports::Tx, hash: &[u8], successor: String, now: DateTime<Utc>) -> Result<Rotated, VerifyError> {
         let Some((session_id, spent)) = tx.refresh_token(hash).await? else { return Ok(Rotated::Invalid) };
-        let Some(session) = tx.session(&session_id).await? else { return Ok(Rotated::Invalid) };
         let next_hash = session::digest(&successor);
-        if let Some(spent_at) = spent {
-            let reuse = chrono::Duration::seconds(self.settings.refresh_reuse_secs);
-            let next = if now - spent_at < reuse { tx.refresh_token(&next_hash).await? } else { None };
-            if next != Some((session.id.clone(), None)) {
-                tx.delete_session(&session.user_id, &session.id).await?;
-                return Ok(Rotated::Reused(session.user_id));
-            }
+        // Rows are locked in one order: the token, its successor, then the session (a refresh
+        // of the successor itself takes the successor, then the session), so two refreshes of
+        // one family never wait on each other.
+        let reuse = chrono::Duration::seconds(self.settings.refresh_reuse_secs);
+        let next = match spent {
+            Some(spent_at) if now - spent_at < reuse => tx.refresh_token(&next_hash).await?,
+            _ => None,
+        };
+        let Some(session) = tx.session(&session_id).await? else { return Ok(Rotated::Invalid) };
+        if spent.is_some() && next != Some((session.id.clone(), None)) {
+            tx.delete_session(&session.user_id, &session.id).await?;
+            return Ok(Rotated::Reused(session.user_id));
         }
         let Some(user) = tx.user(&session.user_id).await?.filter(|_| session.live(now, self.settings.idle())) else {
             return Ok(Rotated::Invalid);

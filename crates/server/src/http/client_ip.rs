@@ -13,7 +13,8 @@ pub struct ProxySettings {
 
 impl ProxySettings {
     fn trusts(&self, ip: &IpAddr) -> bool {
-        self.proxies.iter().any(|n| n.contains(ip))
+        let ip = ip.to_canonical();
+        self.proxies.iter().any(|n| n.contains(&ip))
     }
 
     /// The client's address. The walk starts at the peer; while the hop walked to is a trusted
@@ -22,11 +23,12 @@ impl ProxySettings {
     /// `_hidden`, garbage) ends the walk at the trusted hop that added it: nothing left of it,
     /// which the client could have written, is ever used.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let mut client = peer;
+        // `::ffff:10.0.0.1` is 10.0.0.1: one address, one spelling, for the walk and the budgets.
+        let mut client = peer.to_canonical();
         let mut hops = self.hops(headers).into_iter().rev();
         while self.trusts(&client) {
             match hops.next() {
-                Some(Some(ip)) => client = ip,
+                Some(Some(ip)) => client = ip.to_canonical(),
                 Some(None) | None => break,
             }
         }
@@ -34,17 +36,26 @@ impl ProxySettings {
     }
 
     /// The configured header's entries in order, left to right, over all its lines; `None` for
-    /// an entry that is not an address.
+    /// an entry that is not an address. `X-Forwarded-For` is split at every comma, byte by byte,
+    /// so nothing a client writes (a quote, a byte that is not UTF-8) can swallow the entry a
+    /// proxy appended after it. A `Forwarded` line whose quotes do not pair up is one bad entry
+    /// (the walk stops at the proxy that passed it on).
     fn hops(&self, headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-        let (name, entry): (&str, fn(&str) -> Option<IpAddr>) = match self.header {
-            ClientIpHeader::XForwardedFor => ("x-forwarded-for", address),
-            ClientIpHeader::Forwarded => ("forwarded", forwarded_for),
-        };
         let mut hops = Vec::new();
-        for line in headers.get_all(name) {
-            match line.to_str() {
-                Ok(line) => hops.extend(split_outside_quotes(line, ',').into_iter().map(|e| entry(e.trim()))),
-                Err(_) => hops.push(None),
+        match self.header {
+            ClientIpHeader::XForwardedFor => {
+                for line in headers.get_all("x-forwarded-for") {
+                    let entries = line.as_bytes().split(|b| *b == b',');
+                    hops.extend(entries.map(|e| std::str::from_utf8(e).ok().and_then(|e| address(e.trim()))));
+                }
+            }
+            ClientIpHeader::Forwarded => {
+                for line in headers.get_all("forwarded") {
+                    match line.to_str().ok().filter(|l| quotes_pair_up(l)) {
+                        Some(line) => hops.extend(split_outside_quotes(line, ',').into_iter().map(|e| forwarded_for(e.trim()))),
+                        None => hops.push(None),
+                    }
+                }
             }
         }
         hops
@@ -66,13 +77,15 @@ fn forwarded_for(element: &str) -> Option<IpAddr> {
     let mut found = None;
     for pair in split_outside_quotes(element, ';') {
         let (name, value) = pair.split_once('=')?;
+        // Every parameter's value must be well formed, not only `for`'s.
+        let value = unquote(value.trim())?;
         if !name.trim().eq_ignore_ascii_case("for") {
             continue;
         }
         if found.is_some() {
             return None;
         }
-        found = Some(unquote(value.trim())?);
+        found = Some(value);
     }
     address(&found?)
 }
@@ -93,6 +106,20 @@ fn unquote(value: &str) -> Option<String> {
         }
     }
     Some(text)
+}
+
+/// Whether every quoted string in `s` is closed (`\` escapes inside quotes).
+fn quotes_pair_up(s: &str) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for c in s.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            _ => {}
+        }
+    }
+    !quoted
 }
 
 /// `s` split at `sep` where it is not inside a quoted string.
@@ -161,10 +188,24 @@ mod tests {
             (&["203.0.113.9", "198.51.100.7"], "198.51.100.7"),
             (&["203.0.113.9, unknown", "10.1.1.1"], "10.1.1.1"),
             (&["198.51.100.7", "10.1.1.1, 127.0.0.2"], "198.51.100.7"),
+            // Quotes mean nothing here: a client's quote cannot swallow the entry a proxy appended.
+            (&["\", 203.0.113.9"], "203.0.113.9"),
+            (&["\"8.8.8.8, 203.0.113.9"], "203.0.113.9"),
+            // IPv4-mapped addresses are the IPv4 address (trusted as such, counted as such).
+            (&["203.0.113.9, ::ffff:10.1.1.1"], "203.0.113.9"),
+            (&["::ffff:203.0.113.9"], "203.0.113.9"),
         ];
         for (lines, want) in cases {
             assert_eq!(walk(ClientIpHeader::XForwardedFor, lines), *want, "X-Forwarded-For: {lines:?}");
         }
+        // A byte that is not UTF-8 spoils only its own entry.
+        let settings = ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap()], header: ClientIpHeader::XForwardedFor };
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_bytes(b"\xff, 203.0.113.9").unwrap());
+        assert_eq!(settings.client_ip(PEER.parse().unwrap(), &headers).to_string(), "203.0.113.9");
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        assert_eq!(settings.client_ip(mapped, &headers).to_string(), "198.51.100.7", "a mapped loopback peer is a trusted proxy");
     }
 
     #[test]
@@ -176,6 +217,11 @@ mod tests {
             (&["for=203.0.113.9, for=unknown"], PEER),
             (&["for=203.0.113.9, for=_hidden, for=10.1.1.1"], "10.1.1.1"),
             (&[r#"for="[2001:db8::1]:4711""#], "2001:db8::1"),
+            // A client's unclosed quote spoils the whole line, never names the client.
+            (&[r#"for=8.8.8.8;x=", for=203.0.113.9"#], PEER),
+            (&[r#"for=8.8.8.8;x=", for=203.0.113.9"#, "for=198.51.100.7"], "198.51.100.7"),
+            // Every parameter's value must be well formed.
+            (&[r#"for=203.0.113.9;by="a"b"#], PEER),
             (&[r#"For="198.51.100.7:80";by=10.1.1.1"#], "198.51.100.7"),
             (&["proto=https;for=198.51.100.7;host=example.com"], "198.51.100.7"),
             // A quoted comma does not split elements; an element without `for` ends the walk.

@@ -59,11 +59,31 @@ impl FromRequestParts<AppState> for OutboxReader {
         if let Some(caller) = auth::authenticate(&parts.headers, &meta, state).await? {
             return Ok(OutboxReader(caller));
         }
-        if meta.ip.is_some_and(|ip| ip.to_canonical().is_loopback()) {
+        if is_local(parts) {
             return Ok(OutboxReader(Caller { ip: meta.ip, request_id: meta.request_id, ..Caller::system("dev-outbox") }));
         }
         Err(ApiError::unauthorized())
     }
+}
+
+/// Whether a request was made directly on this machine: from a loopback address, naming a
+/// loopback host (so a web page that rebinds its own name to 127.0.0.1 does not count), and
+/// with no forwarding header (a proxy on this machine passing on a remote client does not
+/// count, whether or not it is a trusted proxy, and neither does a client whose header ended the
+/// walk at the proxy).
+pub fn is_local(parts: &Parts) -> bool {
+    let forwarded = ["x-forwarded-for", "forwarded", "x-real-ip"].iter().any(|h| parts.headers.contains_key(*h));
+    let host = parts.headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.host());
+    !forwarded && auth::meta(parts).ip.is_some_and(|ip| ip.to_canonical().is_loopback()) && host.is_some_and(loopback_host)
+}
+
+/// `localhost`, `127.0.0.1`, `[::1]`, with or without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 async fn messages(s: &AppState, caller: &Caller, q: OutboxQuery) -> Result<Vec<OutboxMessage>, ApiError> {

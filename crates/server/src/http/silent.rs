@@ -159,6 +159,10 @@ async fn open(State(s): State<AppState>, parts: Parts, Path(token): Path<String>
         return (StatusCode::NO_CONTENT, [(CACHE_CONTROL, HeaderValue::from_static("no-store"))]).into_response();
     }
     let caller = end_user(&parts);
+    // The simulator lets whoever holds the phone choose the operator's answer: only on this machine.
+    if q.sim.is_some() && !super::outbox::is_local(&parts) {
+        return failure(&VerifyError::CheckLinkNotFound);
+    }
     let sim = match sim(q.sim.as_deref()) {
         Ok(sim) => sim,
         Err(_) => {
@@ -180,8 +184,8 @@ async fn open(State(s): State<AppState>, parts: Parts, Path(token): Path<String>
 
 /// The simulator's operator: what a device would go through at a real operator, as a page that
 /// lets the developer choose the answer (or takes it from `sim`).
-async fn simulator(State(s): State<AppState>, Path(reference): Path<String>, Query(q): Query<SimQuery>) -> Response {
-    if !s.verifier.silent_enabled() || !phonegate_core::ids::is_id("SR", &reference) {
+async fn simulator(State(s): State<AppState>, parts: Parts, Path(reference): Path<String>, Query(q): Query<SimQuery>) -> Response {
+    if !s.verifier.silent_enabled() || !phonegate_core::ids::is_id("SR", &reference) || !super::outbox::is_local(&parts) {
         return failure(&VerifyError::CheckLinkNotFound);
     }
     let target = |o: SimOutcome| format!("/silent/callback/{SIMULATOR}?ref={reference}&outcome={}", o.as_str());
@@ -202,6 +206,9 @@ async fn callback(
     if query.is_empty() {
         // Vonage puts `request_id` and `code` in the fragment, which only the browser sees.
         return device::relay();
+    }
+    if provider == SIMULATOR && !super::outbox::is_local(&parts) {
+        return failure(&VerifyError::CheckLinkNotFound);
     }
     let caller = end_user(&parts);
     match s.verifier.silent_callback(&caller, &provider, &query).await {

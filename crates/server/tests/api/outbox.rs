@@ -53,3 +53,33 @@ async fn a_local_client_or_an_admin_key_reads_it() {
         }
     }
 }
+
+/// "This machine" means a request made here directly: through a proxy on this machine (trusted or
+/// not, whatever the client wrote in its header), or naming a host other than a loopback one (a
+/// web page that rebound its own name to 127.0.0.1), it is a stranger's.
+#[tokio::test]
+async fn a_local_proxy_or_a_rebound_name_is_not_this_machine() {
+    // No trusted proxies: a local proxy's requests come from 127.0.0.1 with its forwarding header.
+    let app = TestApp::spawn().await;
+    let phone = fresh_number();
+    let flow = app.anon_post("/api/auth/signup", json!({ "username": "proxied", "phone": phone })).await;
+    let flow = flow.json::<serde_json::Value>().await.unwrap()["flow_id"].as_str().unwrap().to_string();
+    let code = app.code_after(&phone, &[]).await;
+    for path in endpoints(&flow) {
+        for (header, value) in [
+            ("x-forwarded-for", REMOTE),
+            ("x-forwarded-for", "\""),
+            ("forwarded", "for=127.0.0.1;x=\""),
+            ("x-real-ip", REMOTE),
+            ("host", "attacker.example"),
+            ("host", "attacker.example:8080"),
+        ] {
+            let (status, body) = read(app.client.get(app.url(&path)).header(header, value)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} with {header}: {value}");
+            assert!(!body.contains(&code), "{path} leaks with {header}: {value}");
+        }
+        for host in ["localhost", "localhost:8080", "127.0.0.1:9", "[::1]:80"] {
+            assert_eq!(read(app.client.get(app.url(&path)).header("host", host)).await.0, StatusCode::OK, "{path} as {host}");
+        }
+    }
+}

@@ -386,3 +386,31 @@ async fn a_login_page_flow_is_finished_only_by_the_browser_that_started_it() {
     let r = mine.post(app.url("/login/silent")).form(&form(&csrf)).send().await.unwrap();
     assert_eq!(r.url().path(), "/account", "the browser that started it is signed in");
 }
+
+/// The simulator lets whoever holds the link choose the operator's answer, so it answers only
+/// requests made on this machine: through a proxy, or for a rebound host name, it is a stranger's
+/// and nothing is approved.
+#[tokio::test]
+async fn the_simulator_answers_only_this_machine() {
+    let app = simulator().await;
+    let to = fresh_number();
+    let v = start(&app, &to, "silent").await;
+    let check_url = v["silent"]["check_url"].as_str().unwrap().to_string();
+    let remote = |r: reqwest::RequestBuilder| r.header("x-forwarded-for", "198.51.100.7");
+    // The link with a chosen answer, the operator page and the callback: refused from afar.
+    assert_eq!(remote(device().get(format!("{check_url}?sim=match"))).send().await.unwrap().status(), StatusCode::NOT_FOUND);
+    let r = device().get(&check_url).send().await.unwrap();
+    let operator = r.headers()["location"].to_str().unwrap().to_string();
+    let reference = operator.trim_start_matches("/silent/simulator/").to_string();
+    for path in [format!("{operator}?sim=match"), format!("/silent/callback/simulator?ref={reference}&outcome=match")] {
+        let r = remote(device().get(app.url(&path))).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+        let r = device().get(app.url(&path)).header("host", "attacker.example").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path} for a rebound name");
+    }
+    assert_eq!(get(&app, v["id"].as_str().unwrap()).await["status"], "pending", "nothing was approved");
+    // From this machine it works as ever.
+    let r = device().get(app.url(&format!("/silent/callback/simulator?ref={reference}&outcome=match"))).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(get(&app, v["id"].as_str().unwrap()).await["status"], "approved");
+}
