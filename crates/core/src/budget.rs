@@ -351,8 +351,8 @@ impl Budgets {
         out
     }
 
-    /// What a wrong code for `to` from `who` costs (taken before the code is compared, given back
-    /// when it was right).
+    /// What a wrong code for `to` from `who` costs (counted for a wrong code; a right code only
+    /// reads the counters, and is refused alike when they are spent).
     pub fn for_guess(&self, to: &str, who: Guesser) -> Vec<Charge> {
         let mut out = Vec::new();
         Self::charges(Budget::FailedChecksPerNumber, &self.failed_checks_per_number, &who.subject(to), &mut out);

@@ -357,3 +357,17 @@ async fn silent_network_auth_through_the_twilio_api() {
     twilio_error(form(&app, &check, &[("VerificationSid", sms["sid"].as_str().unwrap())]).await, 400, 60200).await;
     twilio_error(form(&app, &check, &[("To", &fresh_number())]).await, 400, 60200).await;
 }
+
+/// A check without a code looks for the number's silent verification; a failure of the server on
+/// the way is a server error (Twilio's 20500), never the client's missing code (60200 / 400).
+#[tokio::test]
+async fn a_database_failure_during_a_codeless_check_is_a_server_error() {
+    let app = TestApp::spawn().await;
+    let sid = service(&app).await;
+    let to = fresh_number();
+    let check = format!("/v2/Services/{sid}/VerificationCheck");
+    twilio_error(form(&app, &check, &[("To", &to)]).await, 400, 60200).await;
+    phonegate_store::testing::execute(&app.database_url, "DROP TABLE silent_checks").await.unwrap();
+    phonegate_store::testing::execute(&app.database_url, "DROP TABLE verifications").await.unwrap();
+    twilio_error(form(&app, &check, &[("To", &to)]).await, 500, 20500).await;
+}

@@ -268,3 +268,23 @@ async fn an_invite_link_fills_in_the_sign_up_page_or_says_that_it_ended() {
     let html = page("iv0123".into()).await;
     assert!(!html.contains(r#"role="alert""#) && !html.contains("You are invited"));
 }
+
+/// A failure of the server itself (here: a table gone from under it) is never described on a
+/// page: the person gets a generic message with the request id, which the log has with the detail.
+#[tokio::test]
+async fn a_database_failure_shows_a_request_id_never_its_detail() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let html = b.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_of(&html);
+    phonegate_store::testing::execute(&app.database_url, "DROP TABLE auth_flows").await.unwrap();
+    let form = [("csrf", csrf.as_str()), ("phone", "+4915112345670")];
+    let r = b.post(app.url("/login")).form(&form).header("x-request-id", "RQpagefailure1").send().await.unwrap();
+    let status = r.status();
+    let html = r.text().await.unwrap();
+    assert!(status.is_server_error() || status.is_client_error(), "{status}");
+    assert!(html.contains("Something went wrong on our side") && html.contains("RQpagefailure1"), "{html}");
+    for detail in ["auth_flows", "database", "no such", "SQL", "sqlite", "relation", "does not exist"] {
+        assert!(!html.to_lowercase().contains(&detail.to_lowercase()), "the page tells `{detail}`: {html}");
+    }
+}

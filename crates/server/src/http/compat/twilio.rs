@@ -498,7 +498,11 @@ async fn sna_check(s: &AppState, auth: &TwilioAuth, sid: &str, p: &Params) -> Re
         (None, Some(to)) => {
             let service = s.verifier.service(&auth.0, Some(sid)).await?;
             // No SNA verification for the number: this is a code check without its code.
-            s.verifier.latest_silent(&auth.0, Some(&service.id), to).await.map_err(|_| missing_code())?
+            // (A failure of the server itself is one, and is said as such.)
+            s.verifier.latest_silent(&auth.0, Some(&service.id), to).await.map_err(|e| match e {
+                VerifyError::NoPendingVerification | VerifyError::Phone(_) => missing_code(),
+                other => other.into(),
+            })?
         }
         (None, None) => return Err(missing_code()),
     };

@@ -306,7 +306,9 @@ async fn dashboard(State(s): State<AppState>, ctx: PageCtx) -> Response {
     };
     let traffic = match s.accounts.dashboard(&p).await {
         Ok(t) => t,
-        Err(e) => return render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
+        Err(e) => {
+            return render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e)).await;
+        }
     };
     let now = s.clock.now();
     let first = chrono::DurationRound::duration_trunc(now, chrono::Duration::hours(1)).unwrap_or(now) - chrono::Duration::hours(23);
@@ -355,7 +357,7 @@ async fn console(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<Consol
 async fn after(s: &AppState, ctx: &PageCtx, p: &Principal, result: Result<(), VerifyError>, done: &str) -> Response {
     match result {
         Ok(()) => ctx.redirect(s, &format!("/admin?done={done}")),
-        Err(e) => render(s, ctx, p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
+        Err(e) => render(s, ctx, p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e)).await,
     }
 }
 
@@ -413,7 +415,7 @@ async fn revoke_device(
     };
     match s.accounts.revoke_member_session(&ctx.caller, &p, &id, &session).await {
         Ok(()) => ctx.redirect(&s, &format!("/admin?done=signed_out&member={}#devices", urlencoding(&id))),
-        Err(e) => render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
+        Err(e) => render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e)).await,
     }
 }
 

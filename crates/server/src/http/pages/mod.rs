@@ -369,7 +369,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
             let page = SignupPage {
                 t: ctx.t,
                 csrf: ctx.csrf(&s),
-                error: Some(ctx.t.error(&e)),
+                error: Some(ctx.t.error(&e, &ctx.caller.request_id)),
                 notice: None,
                 username: f.username,
                 phone: f.phone,
@@ -409,7 +409,7 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
             let page = LoginPage {
                 t: ctx.t,
                 csrf: ctx.csrf(&s),
-                error: Some(ctx.t.error(&e)),
+                error: Some(ctx.t.error(&e, &ctx.caller.request_id)),
                 phone: f.phone.unwrap_or_default(),
                 identifier: f.identifier.unwrap_or_default(),
                 return_to: back,
@@ -486,7 +486,7 @@ fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result
         }
         Ok(Verified::PhoneChanged(_)) => ctx.redirect(s, "/account?done=phone"),
         Err(e) => {
-            let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e)), None, back);
+            let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
             ctx.render(s, status_of(&e), &page)
         }
     }
@@ -500,7 +500,7 @@ async fn resend_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Co
     match s.accounts.resend(&ctx.caller, &f.flow, ctx.locale()).await {
         Ok(_) => ctx.redirect(&s, &format!("{}&done=resent", code_url(&f.flow, &back))),
         Err(e) => {
-            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
+            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
             ctx.render(&s, status_of(&e), &page)
         }
     }
@@ -554,7 +554,7 @@ async fn phone_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Csr
     let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
     match s.accounts.change_phone(&ctx.caller, &p, f.phone.as_deref().unwrap_or_default(), ctx.locale()).await {
         Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, "")),
-        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, status_of(&e)).await,
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, status_of(&e)).await,
     }
 }
 
@@ -581,7 +581,7 @@ async fn revoke_submit(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<S
     let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
     match s.accounts.revoke_session(&ctx.caller, &p, &id).await {
         Ok(()) => ctx.redirect(&s, "/account?done=revoked"),
-        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, StatusCode::NOT_FOUND).await,
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, StatusCode::NOT_FOUND).await,
     }
 }
 

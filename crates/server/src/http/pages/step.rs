@@ -93,7 +93,9 @@ pub(super) async fn submit(State(s): State<AppState>, ctx: PageCtx, Path(client)
     match (f.phone.as_deref(), f.code.as_deref()) {
         (Some(phone), _) => match s.integrations.set_phone(&ctx.caller, &client, &f.step, phone, ctx.locale()).await {
             Ok(step) => page(&s, &ctx, &client, step, None),
-            Err(e @ VerifyError::Phone(_)) => page(&s, &ctx, &client, Step { token: f.step, phone: None }, Some(ctx.t.error(&e))),
+            Err(e @ VerifyError::Phone(_)) => {
+                page(&s, &ctx, &client, Step { token: f.step, phone: None }, Some(ctx.t.error(&e, &ctx.caller.request_id)))
+            }
             Err(e) => refused(&s, &ctx, &e),
         },
         (None, Some(code)) => {
@@ -102,7 +104,7 @@ pub(super) async fn submit(State(s): State<AppState>, ctx: PageCtx, Path(client)
                 Ok(url) => ctx.redirect(&s, &url),
                 Err(e @ (VerifyError::CodeIncorrect { .. } | VerifyError::InvalidParameter { .. })) => {
                     let phone = s.integrations.step_phone(&client, &f.step);
-                    page(&s, &ctx, &client, Step { token: f.step, phone }, Some(ctx.t.error(&e)))
+                    page(&s, &ctx, &client, Step { token: f.step, phone }, Some(ctx.t.error(&e, &ctx.caller.request_id)))
                 }
                 Err(e) => refused(&s, &ctx, &e),
             }

@@ -74,6 +74,8 @@ pub struct Texts {
     pub email_taken: &'static str,
     pub phone_taken: &'static str,
     pub reauth: &'static str,
+    /// A failure of the server itself (the request id follows).
+    pub internal: &'static str,
     pub phone_invalid: &'static str,
     pub throttled: &'static str,
     pub resend_too_soon: &'static str,
@@ -155,6 +157,7 @@ pub const EN: Texts = Texts {
     email_taken: "This e-mail address belongs to another account.",
     phone_taken: "This phone number belongs to another account.",
     reauth: "For your security, log out and log in again (with a code to your current number) to change it.",
+    internal: "Something went wrong on our side. Please try again in a moment. If it keeps happening, give this reference to the administrator:",
     phone_invalid: "This does not look like a mobile phone number. Use the international format, e.g. +49 151 23456789.",
     throttled: "Too many attempts. Please wait a while and try again.",
     resend_too_soon: "A code was sent moments ago. Please wait a little before asking again.",
@@ -236,6 +239,7 @@ pub const DE: Texts = Texts {
     email_taken: "Diese E-Mail-Adresse gehört zu einem anderen Konto.",
     phone_taken: "Diese Telefonnummer gehört zu einem anderen Konto.",
     reauth: "Melden Sie sich zu Ihrer Sicherheit ab und erneut an (mit einem Code an Ihre jetzige Nummer), um sie zu ändern.",
+    internal: "Bei uns ist etwas schiefgegangen. Bitte versuchen Sie es gleich noch einmal. Wenn es dabei bleibt, nennen Sie dem Administrator diese Kennung:",
     phone_invalid: "Das sieht nicht nach einer Mobilnummer aus. Nutzen Sie das internationale Format, z. B. +49 151 23456789.",
     throttled: "Zu viele Versuche. Bitte warten Sie eine Weile und versuchen Sie es erneut.",
     resend_too_soon: "Gerade wurde ein Code gesendet. Bitte warten Sie kurz, bevor Sie einen neuen anfordern.",
@@ -266,9 +270,15 @@ pub fn pick(accept_language: Option<&str>) -> &'static Texts {
 }
 
 impl Texts {
-    /// What to tell the person about an error, in their language.
-    pub fn error(&self, e: &VerifyError) -> String {
+    /// What to tell the person about an error, in their language. A failure of the server
+    /// itself is never described: it is logged with the request id, and the person is given
+    /// that id.
+    pub fn error(&self, e: &VerifyError, request_id: &str) -> String {
         match e {
+            VerifyError::Store(_) | VerifyError::Rehearsed | VerifyError::Busy => {
+                tracing::error!(request = %request_id, error = %e, "a page met an internal error");
+                format!("{} {request_id}", self.internal)
+            }
             VerifyError::CodeIncorrect { .. } => self.code_incorrect.into(),
             VerifyError::CodeExpired => self.code_expired.into(),
             VerifyError::CodeLocked | VerifyError::OverBudget { budget: Budget::FailedChecksPerNumber, .. } => self.code_locked.into(),
