@@ -18,6 +18,7 @@ use std::time::Duration;
 
 mod check;
 pub(crate) use check::Guess;
+pub(crate) use start::AlsoInUnit;
 mod silent;
 mod start;
 

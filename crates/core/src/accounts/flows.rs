@@ -256,9 +256,10 @@ impl Accounts {
         locale: Option<String>,
         silent_return: Option<String>,
         recognised: bool,
+        also: Option<crate::engine::AlsoInUnit>,
     ) -> Result<crate::engine::Started, VerifyError> {
         let req = self.code_request(phone, locale, silent_return, Start { rehearse: false, recognised });
-        match self.verifier.start(&self.engine_caller(caller), req).await {
+        match self.verifier.start_with(&self.engine_caller(caller), req, also).await {
             // A number's pending code was sent too often: answered like the number's send budget,
             // which is all a decoy for a number without an account can say.
             Err(VerifyError::MaxSendsReached) => Err(self
@@ -316,10 +317,24 @@ impl Accounts {
             return Ok(taken_over);
         }
         let silent_return = (silent && self.verifier.silent_enabled()).then(|| super::silent::flow_page(&flow.id));
-        let started = self.send_code(caller, &phone, locale, silent_return.clone(), flow.recognised).await?;
-        flow.verification_id = Some(started.verification.id.clone());
+        // The flow is written in the start's own unit: no code is queued without its flow.
+        let written = flow.clone();
+        let also: crate::engine::AlsoInUnit = Box::new(move |tx, v| {
+            Box::pin(async move {
+                let mut flow = written;
+                flow.verification_id = Some(v.id.clone());
+                flow.expires_at = flow.expires_at.min(v.expires_at);
+                Ok(tx.insert_flow(&flow).await?)
+            })
+        });
+        let started = self.send_code(caller, &phone, locale, silent_return.clone(), flow.recognised, Some(also)).await?;
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
-        let mut answer = self.save_flow(flow, Vec::new(), None).await?;
+        let mut answer = FlowStarted {
+            flow_id: flow.id.clone(),
+            expires_at: flow.expires_at,
+            resend_after: self.settings.resend_cooldown_secs,
+            check_url: None,
+        };
         answer.check_url = match (started.check_url, silent_return) {
             (Some(url), _) => Some(url),
             // The number had a flow pending, whose code was sent again: this flow gets a check
@@ -348,7 +363,7 @@ impl Accounts {
         if let Some(p) = phone.as_ref() {
             self.reply_pending(p).await?;
             let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised });
-            let _ = self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal).await;
+            let _ = self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal, None).await;
         }
         // A decoy costs what a code would, so the budgets' refusals come at the same point for
         // numbers with and without an account.
@@ -450,7 +465,7 @@ impl Accounts {
                 .await?;
         }
         if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
-            let started = self.send_code(caller, &phone, locale, None, flow.recognised).await?;
+            let started = self.send_code(caller, &phone, locale, None, flow.recognised, None).await?;
             // The verification behind the flow ended (another flow for the number used it): the
             // flow goes on with the new one.
             if started.verification.id != current {

@@ -13,6 +13,10 @@ use crate::ports::{self, Lease, StoreError};
 use crate::service;
 use crate::verification::{Channel, SendRefusal, Status, Verification};
 
+/// More to write in a start's unit of work, given the verification it started or re-sent.
+pub(crate) type AlsoInUnit =
+    Box<dyn for<'t> FnOnce(&'t mut dyn ports::Tx, &'t Verification) -> ports::BoxFuture<'t, Result<(), VerifyError>> + Send>;
+
 /// What a start's unit of work did.
 struct StartDone {
     verification: Verification,
@@ -34,12 +38,23 @@ impl Verifier {
     /// (same id, same code) within the send limit. The verification (or its new send count) and
     /// its message are written in one transaction; the message is then sent at once.
     pub async fn start(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
+        self.start_with(caller, req, None).await
+    }
+
+    /// `start`, with `also` written in the same unit of work once the verification and its
+    /// message are (a login's flow: if it cannot be written, no code is queued either).
+    pub(crate) async fn start_with(&self, caller: &Caller, req: StartRequest, also: Option<AlsoInUnit>) -> Result<Started, VerifyError> {
         let subject: String = req.to.chars().take(32).collect();
-        let result = self.start_unaudited(caller, req).await;
+        let result = self.start_unaudited(caller, req, also).await;
         self.audited(caller, &subject, result).await
     }
 
-    pub(crate) async fn start_unaudited(&self, caller: &Caller, req: StartRequest) -> Result<Started, VerifyError> {
+    pub(crate) async fn start_unaudited(
+        &self,
+        caller: &Caller,
+        req: StartRequest,
+        also: Option<AlsoInUnit>,
+    ) -> Result<Started, VerifyError> {
         let to = match &req.options.region {
             Some(region) => {
                 let region = crate::phone::parse_region(region)
@@ -142,6 +157,7 @@ impl Verifier {
         let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));
         let done = ports::write(self.store.as_ref(), move |tx| {
             Box::pin(async move {
+                let mut also = also;
                 if tx.is_opted_out(&fresh.to).await? {
                     return Err(VerifyError::OptedOut);
                 }
@@ -164,10 +180,16 @@ impl Verifier {
                         if let Some(check) = &silent_check {
                             tx.insert_silent_check(check).await?;
                             if check.state.is_live() {
+                                if let Some(f) = also.take() {
+                                    f(tx, &fresh).await?;
+                                }
                                 return done_unit(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
                             }
                         }
                         let sending = this.queue(tx, &service, &fresh, &code, false, now).await?;
+                        if let Some(f) = also.take() {
+                            f(tx, &fresh).await?;
+                        }
                         let silent = silent_check.is_some();
                         return done_unit(StartDone { verification: fresh, resent: false, sending: Some(sending), silent, expired });
                     }
@@ -205,6 +227,9 @@ impl Verifier {
                         return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                     }
                     let sending = this.queue(tx, &service, &pending, &code, true, now).await?;
+                    if let Some(f) = also.take() {
+                        f(tx, &pending).await?;
+                    }
                     return done_unit(StartDone { verification: pending, resent: true, sending: Some(sending), silent: false, expired });
                 }
                 Err(VerifyError::Busy)

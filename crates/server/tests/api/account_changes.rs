@@ -77,3 +77,27 @@ async fn forward_auth_stops_passing_a_removed_members_token() {
     // At once, not after the token's remaining five minutes.
     expect_error(forward().await.unwrap(), 401, "unauthenticated").await;
 }
+
+/// A login's verification, its message and its flow are one unit of work: when the flow cannot be
+/// written, no code is queued either (a code no flow could check would be a message for nothing).
+#[tokio::test]
+async fn no_code_goes_out_for_a_flow_that_could_not_be_written() {
+    let app = TestApp::spawn().await;
+    let phone = fresh_number();
+    app.sign_up("atomic", &phone, None).await;
+    let before = app.outbox(&phone).await.len();
+    // Every later flow insert fails.
+    let refuse = if app.database_url.starts_with("postgres") {
+        "CREATE FUNCTION refuse_flows() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'flows refused'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse_flows BEFORE INSERT ON auth_flows FOR EACH ROW EXECUTE FUNCTION refuse_flows()"
+    } else {
+        "CREATE TRIGGER refuse_flows BEFORE INSERT ON auth_flows BEGIN SELECT RAISE(ABORT, 'flows refused'); END"
+    };
+    phonegate_store::testing::execute(&app.database_url, refuse).await.unwrap();
+    let r = app.anon_post("/api/auth/login", json!({ "phone": phone })).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("flows refused"), "the detail stays in the log: {body}");
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM messages").await, before as i64, "no message was queued");
+    assert_eq!(app.outbox(&phone).await.len(), before);
+}

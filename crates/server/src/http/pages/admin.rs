@@ -307,7 +307,8 @@ async fn dashboard(State(s): State<AppState>, ctx: PageCtx) -> Response {
     let traffic = match s.accounts.dashboard(&p).await {
         Ok(t) => t,
         Err(e) => {
-            return render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e)).await;
+            return render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e))
+                .await;
         }
     };
     let now = s.clock.now();
