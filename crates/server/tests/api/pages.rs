@@ -288,3 +288,24 @@ async fn a_database_failure_shows_a_request_id_never_its_detail() {
         assert!(!html.to_lowercase().contains(&detail.to_lowercase()), "the page tells `{detail}`: {html}");
     }
 }
+
+/// A person who opens the server's address gets a home page: the way in when signed out, their
+/// account (and for an admin the console) when signed in, in their language.
+#[tokio::test]
+async fn the_home_page_leads_in_or_to_the_account() {
+    let app = TestApp::spawn().await;
+    let b = browser();
+    let r = b.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"href="/login""#) && html.contains(r#"href="/signup""#) && html.contains(r#"href="/docs""#), "{html}");
+    assert!(!html.contains(r#"href="/account""#) && !html.contains(r#"href="/admin""#), "{html}");
+    let german = b.get(app.url("/")).header("accept-language", "de").send().await.unwrap().text().await.unwrap();
+    assert!(german.contains("Willkommen") && german.contains(r#"lang="de""#), "{german}");
+
+    sign_up(&app, &b, "homer", &fresh_number(), "").await;
+    let html = b.get(app.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("homer") && html.contains(r#"href="/account""#), "{html}");
+    assert!(!html.contains(r#"href="/admin""#) && !html.contains(r#"href="/login""#), "{html}");
+}

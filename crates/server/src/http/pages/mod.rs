@@ -4,6 +4,7 @@
 //! redirect goes to phonegate's own pages or to a configured host.
 mod admin;
 pub(super) mod device;
+mod home;
 mod silent;
 mod step;
 mod texts;
@@ -25,6 +26,7 @@ use texts::Texts;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(home::page))
         .route("/signup", get(signup_page).post(signup_submit))
         .route("/login", get(login_page).post(login_submit))
         .route("/login/code", get(code_page).post(code_submit))
