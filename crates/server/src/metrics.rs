@@ -3,7 +3,7 @@ use phonegate_core::message::DeliveryStatus;
 use phonegate_core::ports::Observer;
 use phonegate_core::{Channel, Status};
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::{counter::Counter, family::Family, histogram::Histogram};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -45,6 +45,7 @@ pub struct Metrics {
     sms: Family<SmsLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
     check_seconds: Histogram,
+    password_checks_waiting: Gauge,
 }
 
 impl Default for Metrics {
@@ -82,13 +83,24 @@ impl Default for Metrics {
             "Verifications started and approved by the recipient's country (ISO 3166); approved / started is the conversion rate, which SMS pumping drives down",
             conversions.clone(),
         );
-        Self { registry, audit, conversions, verifications, sms, receipts, check_seconds }
+        let password_checks_waiting = Gauge::default();
+        registry.register(
+            "password_checks_waiting",
+            "Password hashes and checks waiting for a free hashing slot (one per core) when the metrics were read",
+            password_checks_waiting.clone(),
+        );
+        Self { registry, audit, conversions, verifications, sms, receipts, check_seconds, password_checks_waiting }
     }
 }
 
 impl Metrics {
     pub fn observe_check(&self, seconds: f64) {
         self.check_seconds.observe(seconds);
+    }
+
+    /// Sets the waiting password checks, read from the accounts when the metrics are scraped.
+    pub fn set_password_checks_waiting(&self, waiting: usize) {
+        self.password_checks_waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
     }
 
     pub fn render(&self) -> String {

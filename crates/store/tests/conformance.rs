@@ -476,6 +476,12 @@ async fn early_receipts_are_held_until_a_message_carries_their_id() {
     }
 }
 
+/// Units of this database waiting for the advisory lock on provider message id `Prr` (a bigint
+/// key shows its low half in `objid`).
+const WAITING_FOR_PRR: &str = "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND objid::text::bigint = (hashtextextended('Prr', 0) & 4294967295)";
+
 /// PostgreSQL, READ COMMITTED: a receipt held by a unit that has not committed yet must still be
 /// found by the send's result that names its message id, and not be left held forever.
 #[tokio::test]
@@ -489,14 +495,18 @@ async fn a_receipt_held_while_the_send_result_is_stored_is_not_lost() {
 
         let (held_tx, held) = tokio::sync::oneshot::channel::<()>();
         let receipt = tokio::spawn({
-            let s = s.clone();
+            let (s, url) = (s.clone(), b.url.clone());
             async move {
                 write!(s.as_ref(), [], |tx| {
                     assert!(tx.apply_receipt("Prr", DeliveryStatus::Delivered, None, t0()).await?.is_none());
                     assert!(tx.hold_receipt("Prr", DeliveryStatus::Delivered, None, t0()).await?);
                     let _ = held_tx.send(());
-                    // Commit only after the send's result had every chance to look.
-                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                    // Commit only once the send's result is seen waiting for this unit's lock on the
+                    // id (or, were it not to wait, after 30 s: then it has looked and missed it).
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    while phonegate_store::testing::count(&url, WAITING_FOR_PRR).await? == 0 && std::time::Instant::now() < deadline {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
                     Ok::<_, StoreError>(())
                 })
             }

@@ -251,6 +251,11 @@ impl Accounts {
         &self.settings
     }
 
+    /// Password hashes and checks waiting for a free hashing slot (for the metrics).
+    pub fn password_checks_waiting(&self) -> usize {
+        self.passwords.waiting()
+    }
+
     /// The caller the engine sees for an end user's request: it may use the accounts service only.
     fn engine_caller(&self, caller: &Caller) -> Caller {
         Caller { scope: Scope::Services(vec![self.service_id.to_string()]), ..caller.clone() }.for_end_user(caller.ip)

@@ -3,8 +3,10 @@
 //! starving every other request. Unknown users are checked against a dummy hash, so a wrong
 //! username takes as long as a wrong password. Checks reuse their 19 MiB of working memory (one
 //! buffer per permit), so a flood of logins neither allocates nor zeroes memory per attempt.
+//! How many checks are waiting for a slot is counted, for the metrics.
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -24,6 +26,24 @@ pub struct Passwords {
     dummy: Arc<String>,
     /// Working memory of finished checks, for the next ones (at most one per permit).
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Hashes and checks waiting for a slot, every slot being busy.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// One hash waiting for a slot, counted until it has one (or its request is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Default for Passwords {
@@ -36,11 +56,27 @@ impl Passwords {
     /// At most `parallel` hashes at once.
     pub fn new(parallel: usize) -> Self {
         let dummy = hash_now(&format!("dummy-{}", rand::random::<u64>()), &mut Vec::new());
-        Self { bound: Arc::new(Semaphore::new(parallel.max(1))), dummy: Arc::new(dummy), memory: Default::default() }
+        Self {
+            bound: Arc::new(Semaphore::new(parallel.max(1))),
+            dummy: Arc::new(dummy),
+            memory: Default::default(),
+            waiting: Default::default(),
+        }
+    }
+
+    /// How many hashes and checks are waiting for a slot right now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     async fn bounded<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let _permit = self.bound.acquire().await.expect("the semaphore is never closed");
+        let _permit = match self.bound.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let _waiting = Waiting::new(&self.waiting);
+                self.bound.acquire().await.expect("the semaphore is never closed")
+            }
+        };
         tokio::task::spawn_blocking(f).await.expect("hashing does not panic")
     }
 
@@ -131,5 +167,29 @@ mod tests {
             assert!(p.verify("correct horse", Some(&h)).await);
         }
         assert!(p.memory.lock().unwrap().len() <= 2);
+    }
+
+    #[tokio::test]
+    async fn checks_waiting_for_a_slot_are_counted_until_they_have_one_or_are_dropped() {
+        let p = Passwords::new(1);
+        let h = p.hash("correct horse").await;
+        assert_eq!(p.waiting(), 0, "a free slot is taken without waiting");
+        let checks: Vec<_> = (0..3)
+            .map(|_| {
+                tokio::spawn({
+                    let (p, h) = (p.clone(), h.clone());
+                    async move { p.verify("correct horse", Some(&h)).await }
+                })
+            })
+            .collect();
+        while p.waiting() < 2 {
+            tokio::task::yield_now().await;
+        }
+        // One runs, two wait; a waiting one whose request goes away is no longer counted.
+        checks[2].abort();
+        for check in checks {
+            let _ = check.await;
+        }
+        assert_eq!(p.waiting(), 0);
     }
 }

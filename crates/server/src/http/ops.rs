@@ -38,5 +38,6 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
 /// Prometheus metrics in the OpenMetrics text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(), responses((status = 200, body = String, content_type = "application/openmetrics-text")))]
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    s.metrics.set_password_checks_waiting(s.accounts.password_checks_waiting());
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], s.metrics.render())
 }

@@ -453,8 +453,9 @@ async fn logins_from_one_address_are_throttled() {
     expect_error(r, 429, "login_throttled").await;
 }
 
-/// Fifty password checks at once queue behind the hashing bound: `/healthz` answers while they
-/// are still running, not after them.
+/// A flood of password checks queues behind the hashing bound (one slot per core) without
+/// holding up other requests: once the metrics show checks waiting for a slot, `/healthz`
+/// answers, and the metrics read after that answer still show checks waiting.
 #[tokio::test]
 async fn a_login_flood_does_not_starve_other_requests() {
     // A wrong password's decoy costs a start like a real login's code: both budgets are raised.
@@ -463,18 +464,29 @@ async fn a_login_flood_does_not_starve_other_requests() {
         c.budgets.starts_per_ip = vec!["1000/1m".parse().unwrap()];
     })
     .await;
-    let logins = (0..50).map(|i| {
+    // The server hashes on as many slots as this machine has cores: the flood is more than
+    // twice that, so checks queue even while the first ones are still arriving.
+    const QUEUED: i64 = 8;
+    let slots = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let logins = (0..2 * slots + 40).map(|i| {
         let request =
             app.client.post(app.url("/api/auth/login")).json(&json!({ "identifier": format!("user{i}"), "password": "wrong password" }));
         async move { request.send().await.unwrap().status() }
     });
     let flood = tokio::spawn(futures::future::join_all(logins.collect::<Vec<_>>()));
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let waiting = || async {
+        let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let line = metrics.lines().find_map(|l| l.strip_prefix("phonegate_password_checks_waiting "));
+        line.expect("the gauge is exported").trim().parse::<i64>().unwrap()
+    };
+    let saturated = eventually(|| async { Some(waiting().await).filter(|n| *n >= QUEUED) }).await;
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
-    assert!(!flood.is_finished(), "the health check answered while the logins were still hashing");
+    let after = waiting().await;
+    assert!(after > 0, "checks were waiting ({saturated}) before /healthz answered, none after: it waited for the flood");
     let statuses = flood.await.unwrap();
     assert!(statuses.iter().all(|s| *s == StatusCode::ACCEPTED), "{statuses:?}");
+    assert_eq!(waiting().await, 0, "every check left the queue");
 }
 
 /// The app's webhook hears of every account created, renumbered and deleted, signed, and again

@@ -108,7 +108,7 @@ impl TestApp {
     }
 
     /// The one integer a SQL query returns, from the app's database.
-    pub async fn query_i64(&self, sql: &'static str) -> i64 {
+    pub async fn query_i64(&self, sql: &str) -> i64 {
         query_i64(&self.database_url, sql).await
     }
 
@@ -176,7 +176,7 @@ pub mod providers {
 }
 
 /// The one integer a SQL query returns, from the database `database_url` names (either backend).
-pub async fn query_i64(database_url: &str, sql: &'static str) -> i64 {
+pub async fn query_i64(database_url: &str, sql: &str) -> i64 {
     phonegate_store::testing::count(database_url, sql).await.unwrap()
 }
 
