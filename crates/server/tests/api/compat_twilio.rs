@@ -367,7 +367,7 @@ async fn a_database_failure_during_a_codeless_check_is_a_server_error() {
     let to = fresh_number();
     let check = format!("/v2/Services/{sid}/VerificationCheck");
     twilio_error(form(&app, &check, &[("To", &to)]).await, 400, 60200).await;
-    phonegate_store::testing::execute(&app.database_url, "DROP TABLE silent_checks").await.unwrap();
-    phonegate_store::testing::execute(&app.database_url, "DROP TABLE verifications").await.unwrap();
+    // (Renamed away: valid on both backends, whatever refers to it.)
+    phonegate_store::testing::execute(&app.database_url, "ALTER TABLE verifications RENAME TO verifications_gone").await.unwrap();
     twilio_error(form(&app, &check, &[("To", &to)]).await, 500, 20500).await;
 }
