@@ -1,6 +1,6 @@
 //! The flows: sign-up, login (by number, or password then code), phone change, resend and the
 //! verification that ends each one.
-use super::{Accounts, Flow, FlowKind, FlowStarted, SessionKind, SignedIn, User, Verified, user};
+use super::{Accounts, Flow, FlowKind, FlowStarted, SessionKind, Verified, user};
 use crate::budget::Guesser;
 use crate::caller::Caller;
 use crate::engine::Guess;
@@ -272,7 +272,13 @@ impl Accounts {
     }
 
     /// The start of a flow's verification; `rehearse`: run and rolled back (a decoy's).
-    fn code_request(&self, phone: &PhoneNumber, locale: Option<String>, silent_return: Option<String>, who: Start) -> StartRequest {
+    pub(super) fn code_request(
+        &self,
+        phone: &PhoneNumber,
+        locale: Option<String>,
+        silent_return: Option<String>,
+        who: Start,
+    ) -> StartRequest {
         StartRequest {
             service: Some(self.service_id.to_string()),
             to: phone.as_str().to_string(),
@@ -347,70 +353,9 @@ impl Accounts {
         Ok(answer)
     }
 
-    /// A flow that sends nothing and accepts no code, for a login that must not say why.
-    async fn decoy(
-        &self,
-        caller: &Caller,
-        phone: Option<PhoneNumber>,
-        login: String,
-        wrong_password: Option<Guesser>,
-        silent: bool,
-    ) -> Result<FlowStarted, VerifyError> {
-        let recognised = wrong_password == Some(Guesser::Recognised);
-        let flow = Flow { recognised, ..self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone())) };
-        // A decoy does the work of a real flow's start (the reply-flow read, the verification's
-        // unit of work, rolled back), so it takes as long as a real one.
-        if let Some(p) = phone.as_ref() {
-            self.reply_pending(p).await?;
-            let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised });
-            let _ = self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal, None).await;
-        }
-        // A decoy costs what a code would, so the budgets' refusals come at the same point for
-        // numbers with and without an account.
-        let refusing = self.decoy_send_charges(caller, &flow);
-        let page = super::silent::flow_page(&flow.id);
-        // A wrong password counts in its own unit: whatever refuses the flow later, it stays counted.
-        if let Some(who) = wrong_password {
-            let (counted, now) = (self.verifier.budgets.for_failed_login(&login, who), self.now());
-            ports::write(self.verifier.store.as_ref(), move |tx| {
-                Box::pin(async move {
-                    for c in &counted {
-                        let (start, end) = c.rate.window(now);
-                        tx.take_budget(c, start, 0, end).await?;
-                    }
-                    Ok::<_, VerifyError>(())
-                })
-            })
-            .await?;
-        }
-        let event = self.verifier.audit_in_unit(caller, "login_failed", Some(&login), "unknown account or wrong password");
-        let started = self.save_flow(flow, refusing, event).await;
-        let mut started = self.verifier.audited(caller, &login, started).await?;
-        // Where a real flow would get a silent check, so does a decoy (one that ends nothing),
-        // once the budgets a real one costs are charged.
-        if let Some(p) = phone.as_ref().filter(|_| silent && self.verifier.silent_enabled()) {
-            started.check_url = self.verifier.decoy_silent_check(caller, p, page, self.settings.brand.clone()).await;
-        }
-        Ok(started)
-    }
-
-    /// What sending a decoy's code would cost: a number's send budgets, or for a decoy without a
-    /// number (a wrong password) a send budget of the login tried.
-    fn decoy_send_charges(&self, caller: &Caller, flow: &Flow) -> Vec<crate::budget::Charge> {
-        if let Some(p) = &flow.phone {
-            return self.send_charges(caller, p, flow.recognised);
-        }
-        let budgets = self.verifier.budgets.for_service(super::SERVICE);
-        let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
-        let subject = decoy_subject(flow);
-        let sends = budgets.for_send(&subject, "", None, &self.service_id);
-        charges.extend(sends.into_iter().filter(|c| c.budget == crate::budget::Budget::SendsPerNumber));
-        charges
-    }
-
     /// Writes a flow (and a decoy's audit event), taking `refusing` (or refusing it over any of
     /// them).
-    async fn save_flow(
+    pub(super) async fn save_flow(
         &self,
         flow: Flow,
         refusing: Vec<crate::budget::Charge>,
@@ -555,147 +500,15 @@ impl Accounts {
         .await??;
         self.verified(caller, done).await
     }
-
-    /// A decoy's wrong code costs what a real flow's would (the address's check budget and the
-    /// number's guess budget, or the login's for a decoy without a number), so every budget
-    /// refuses at the same point for both.
-    async fn decoy_check(
-        &self,
-        tx: &mut dyn ports::Tx,
-        flow: &Flow,
-        ip: Option<std::net::IpAddr>,
-        now: DateTime<Utc>,
-    ) -> Result<(), VerifyError> {
-        let budgets = self.verifier.budgets.for_service(super::SERVICE);
-        let who = if flow.recognised { Guesser::Recognised } else { Guesser::Anyone };
-        if who == Guesser::Anyone {
-            crate::engine::charge(tx, &budgets.for_check(ip), now).await?;
-        }
-        let number = flow.phone.as_ref().map_or_else(|| decoy_subject(flow), |p| p.as_str().to_string());
-        crate::engine::charge(tx, &budgets.for_guess(&number, who), now).await
-    }
-
-    /// The answer of a verified flow, once its unit has committed: the account event, and a
-    /// login's tokens.
-    pub(super) async fn verified(&self, caller: &Caller, (user, opened): (User, Opened)) -> Result<Verified, VerifyError> {
-        match opened {
-            Opened::PhoneChanged { old } => {
-                self.verifier.record(caller, "phone_changed", Some(&user.id), "the account's phone number was changed").await;
-                self.notify_old_number(caller, &old, &user.phone).await;
-                Ok(Verified::PhoneChanged(user))
-            }
-            Opened::Session { session, secret, created } => {
-                let kind_text = if created { "signup" } else { "login" };
-                self.verifier.record(caller, kind_text, Some(&user.id), if created { "account created" } else { "signed in" }).await;
-                let access_token = self.access_token(&*self.ring().await?, &user, &session.id)?;
-                let (refresh_token, cookie) = match session.kind {
-                    SessionKind::App => (Some(secret), None),
-                    SessionKind::Browser => (None, Some(secret)),
-                };
-                let expires_in = self.settings.access_token_secs;
-                Ok(Verified::SignedIn(Box::new(SignedIn { user, session, access_token, expires_in, refresh_token, cookie })))
-            }
-        }
-    }
-
-    /// Tells the account's former number that it no longer signs in, so its holder learns of a
-    /// change they did not make. A notice that cannot be sent is logged; the change stands.
-    async fn notify_old_number(&self, caller: &Caller, old: &PhoneNumber, new: &PhoneNumber) {
-        let shown: String = new.as_str().chars().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
-        let body = format!(
-            "{}: the phone number of your account was changed to a number ending in {shown}. If you did not do this, contact the administrator.",
-            self.settings.brand
-        );
-        let sent = match self.verifier.service(&Caller::system("accounts"), Some(super::SERVICE)).await {
-            Ok(service) => self.verifier.send_text(&self.engine_caller(caller), &service, old, body).await.map(|_| ()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "the notice of a phone change to the former number was not sent");
-        }
-    }
-
-    /// What a verified flow does, inside the verifying unit.
-    pub(super) async fn finish(
-        &self,
-        tx: &mut dyn ports::Tx,
-        flow: Flow,
-        kind: SessionKind,
-        device: Option<String>,
-        ip: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Result<(User, Opened), VerifyError> {
-        let phone = flow.phone.clone().ok_or(VerifyError::FlowNotFound)?;
-        let (user, created) = match flow.kind {
-            FlowKind::Signup => {
-                let user = User {
-                    id: new_id("us"),
-                    username: flow.username.clone().unwrap_or_default(),
-                    email: flow.email.clone(),
-                    phone,
-                    password_hash: flow.password_hash.clone(),
-                    roles: Vec::new(),
-                    created_at: now,
-                    last_login_at: Some(now),
-                };
-                if let Some(invite) = &flow.invite_id
-                    && !tx.use_invite(invite, now).await?
-                {
-                    return Err(VerifyError::InviteNotPending);
-                }
-                match tx.insert_user(&user).await {
-                    Ok(()) => {
-                        self.emit(tx, "user.created", &user, now).await?;
-                        (user, true)
-                    }
-                    Err(ports::StoreError::Conflict) => {
-                        let lc = user.username.to_lowercase();
-                        return Err(if tx.username_taken(&lc).await? { VerifyError::UsernameTaken } else { VerifyError::EmailTaken });
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            FlowKind::Login => {
-                let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
-                (tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?, false)
-            }
-            FlowKind::PhoneChange => {
-                let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
-                let old = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?.phone;
-                match tx.set_user_phone(id, &phone).await {
-                    Ok(()) => {}
-                    Err(ports::StoreError::Conflict) => return Err(VerifyError::PhoneTaken),
-                    Err(e) => return Err(e.into()),
-                }
-                let user = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?;
-                self.emit(tx, "user.phone_changed", &user, now).await?;
-                return Ok((user, Opened::PhoneChanged { old }));
-            }
-        };
-        let (session, secret) = self.open_session(tx, &user, kind, device, ip, now).await?;
-        Ok((user, Opened::Session { session, secret, created }))
-    }
 }
 
 /// How a flow's verification is started.
 #[derive(Clone, Copy)]
-struct Start {
+pub(super) struct Start {
     /// Run and rolled back (a decoy's).
-    rehearse: bool,
+    pub rehearse: bool,
     /// For a recognised device (its own send budget).
-    recognised: bool,
-}
-
-/// The counters' subject for a decoy without a number (an unknown username or e-mail address).
-/// It carries a space, which no number, username or address holds, so nobody can name it.
-fn decoy_subject(flow: &Flow) -> String {
-    format!("login {}", flow.login.as_deref().unwrap_or_default())
-}
-
-/// What a verified flow opened: a session, or (a phone change) the number it replaced.
-pub(super) enum Opened {
-    Session { session: super::Session, secret: String, created: bool },
-    PhoneChanged { old: PhoneNumber },
+    pub recognised: bool,
 }
 
 fn not_pending(s: Status) -> VerifyError {

@@ -5,8 +5,10 @@
 //! tokens. Nothing here tells whether an account exists: logins for unknown accounts or with a
 //! wrong password get a decoy flow that looks the same and sends nothing.
 pub mod admin;
+mod decoy;
 pub mod device;
 pub mod events;
+mod finish;
 pub mod flows;
 pub mod invites;
 pub mod jwt;

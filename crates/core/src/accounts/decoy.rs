@@ -1,0 +1,100 @@
+//! Decoys: the flows that answer a login for an unknown account, a wrong password or an
+//! uninvited number exactly like a real one. A decoy sends nothing and takes no code, and costs
+//! what a real flow costs: the same reads, a real start's unit of work rehearsed and rolled back,
+//! and the same budgets for its start, resends and wrong codes.
+use super::flows::Start;
+use super::{Accounts, Flow, FlowKind, FlowStarted};
+use crate::budget::Guesser;
+use crate::caller::Caller;
+use crate::error::VerifyError;
+use crate::phone::PhoneNumber;
+use crate::ports;
+use chrono::{DateTime, Utc};
+
+impl Accounts {
+    /// A flow that sends nothing and accepts no code, for a login that must not say why.
+    pub(super) async fn decoy(
+        &self,
+        caller: &Caller,
+        phone: Option<PhoneNumber>,
+        login: String,
+        wrong_password: Option<Guesser>,
+        silent: bool,
+    ) -> Result<FlowStarted, VerifyError> {
+        let recognised = wrong_password == Some(Guesser::Recognised);
+        let flow = Flow { recognised, ..self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone())) };
+        // A decoy does the work of a real flow's start (the reply-flow read, the verification's
+        // unit of work, rolled back), so it takes as long as a real one.
+        if let Some(p) = phone.as_ref() {
+            self.reply_pending(p).await?;
+            let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised });
+            let _ = self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal, None).await;
+        }
+        // A decoy costs what a code would, so the budgets' refusals come at the same point for
+        // numbers with and without an account.
+        let refusing = self.decoy_send_charges(caller, &flow);
+        let page = super::silent::flow_page(&flow.id);
+        // A wrong password counts in its own unit: whatever refuses the flow later, it stays counted.
+        if let Some(who) = wrong_password {
+            let (counted, now) = (self.verifier.budgets.for_failed_login(&login, who), self.now());
+            ports::write(self.verifier.store.as_ref(), move |tx| {
+                Box::pin(async move {
+                    for c in &counted {
+                        let (start, end) = c.rate.window(now);
+                        tx.take_budget(c, start, 0, end).await?;
+                    }
+                    Ok::<_, VerifyError>(())
+                })
+            })
+            .await?;
+        }
+        let event = self.verifier.audit_in_unit(caller, "login_failed", Some(&login), "unknown account or wrong password");
+        let started = self.save_flow(flow, refusing, event).await;
+        let mut started = self.verifier.audited(caller, &login, started).await?;
+        // Where a real flow would get a silent check, so does a decoy (one that ends nothing),
+        // once the budgets a real one costs are charged.
+        if let Some(p) = phone.as_ref().filter(|_| silent && self.verifier.silent_enabled()) {
+            started.check_url = self.verifier.decoy_silent_check(caller, p, page, self.settings.brand.clone()).await;
+        }
+        Ok(started)
+    }
+
+    /// What sending a decoy's code would cost: a number's send budgets, or for a decoy without a
+    /// number (a wrong password) a send budget of the login tried.
+    pub(super) fn decoy_send_charges(&self, caller: &Caller, flow: &Flow) -> Vec<crate::budget::Charge> {
+        if let Some(p) = &flow.phone {
+            return self.send_charges(caller, p, flow.recognised);
+        }
+        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
+        let subject = decoy_subject(flow);
+        let sends = budgets.for_send(&subject, "", None, &self.service_id);
+        charges.extend(sends.into_iter().filter(|c| c.budget == crate::budget::Budget::SendsPerNumber));
+        charges
+    }
+
+    /// A decoy's wrong code costs what a real flow's would (the address's check budget and the
+    /// number's guess budget, or the login's for a decoy without a number), so every budget
+    /// refuses at the same point for both.
+    pub(super) async fn decoy_check(
+        &self,
+        tx: &mut dyn ports::Tx,
+        flow: &Flow,
+        ip: Option<std::net::IpAddr>,
+        now: DateTime<Utc>,
+    ) -> Result<(), VerifyError> {
+        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        let who = if flow.recognised { Guesser::Recognised } else { Guesser::Anyone };
+        if who == Guesser::Anyone {
+            crate::engine::charge(tx, &budgets.for_check(ip), now).await?;
+        }
+        let number = flow.phone.as_ref().map_or_else(|| decoy_subject(flow), |p| p.as_str().to_string());
+        crate::engine::charge(tx, &budgets.for_guess(&number, who), now).await
+    }
+}
+
+/// The counters' subject for a decoy without a number (an unknown username or e-mail address).
+/// It carries a space, which no number, username or address holds, so nobody can name it.
+pub(super) fn decoy_subject(flow: &Flow) -> String {
+    format!("login {}", flow.login.as_deref().unwrap_or_default())
+}

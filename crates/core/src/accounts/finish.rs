@@ -1,0 +1,119 @@
+//! What a verified flow does: inside the verifying unit, create the account, open the session
+//! or change the number (`finish`); after it commits, the audit record, the tokens and the
+//! notice to a former number (`verified`).
+use super::{Accounts, Flow, FlowKind, SessionKind, SignedIn, User, Verified};
+use crate::caller::Caller;
+use crate::error::VerifyError;
+use crate::ids::new_id;
+use crate::phone::PhoneNumber;
+use crate::ports;
+use chrono::{DateTime, Utc};
+
+impl Accounts {
+    /// The answer of a verified flow, once its unit has committed: the account event, and a
+    /// login's tokens.
+    pub(super) async fn verified(&self, caller: &Caller, (user, opened): (User, Opened)) -> Result<Verified, VerifyError> {
+        match opened {
+            Opened::PhoneChanged { old } => {
+                self.verifier.record(caller, "phone_changed", Some(&user.id), "the account's phone number was changed").await;
+                self.notify_old_number(caller, &old, &user.phone).await;
+                Ok(Verified::PhoneChanged(user))
+            }
+            Opened::Session { session, secret, created } => {
+                let kind_text = if created { "signup" } else { "login" };
+                self.verifier.record(caller, kind_text, Some(&user.id), if created { "account created" } else { "signed in" }).await;
+                let access_token = self.access_token(&*self.ring().await?, &user, &session.id)?;
+                let (refresh_token, cookie) = match session.kind {
+                    SessionKind::App => (Some(secret), None),
+                    SessionKind::Browser => (None, Some(secret)),
+                };
+                let expires_in = self.settings.access_token_secs;
+                Ok(Verified::SignedIn(Box::new(SignedIn { user, session, access_token, expires_in, refresh_token, cookie })))
+            }
+        }
+    }
+
+    /// Tells the account's former number that it no longer signs in, so its holder learns of a
+    /// change they did not make. A notice that cannot be sent is logged; the change stands.
+    async fn notify_old_number(&self, caller: &Caller, old: &PhoneNumber, new: &PhoneNumber) {
+        let shown: String = new.as_str().chars().rev().take(2).collect::<Vec<_>>().into_iter().rev().collect();
+        let body = format!(
+            "{}: the phone number of your account was changed to a number ending in {shown}. If you did not do this, contact the administrator.",
+            self.settings.brand
+        );
+        let sent = match self.verifier.service(&Caller::system("accounts"), Some(super::SERVICE)).await {
+            Ok(service) => self.verifier.send_text(&self.engine_caller(caller), &service, old, body).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "the notice of a phone change to the former number was not sent");
+        }
+    }
+
+    /// What a verified flow does, inside the verifying unit.
+    pub(super) async fn finish(
+        &self,
+        tx: &mut dyn ports::Tx,
+        flow: Flow,
+        kind: SessionKind,
+        device: Option<String>,
+        ip: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(User, Opened), VerifyError> {
+        let phone = flow.phone.clone().ok_or(VerifyError::FlowNotFound)?;
+        let (user, created) = match flow.kind {
+            FlowKind::Signup => {
+                let user = User {
+                    id: new_id("us"),
+                    username: flow.username.clone().unwrap_or_default(),
+                    email: flow.email.clone(),
+                    phone,
+                    password_hash: flow.password_hash.clone(),
+                    roles: Vec::new(),
+                    created_at: now,
+                    last_login_at: Some(now),
+                };
+                if let Some(invite) = &flow.invite_id
+                    && !tx.use_invite(invite, now).await?
+                {
+                    return Err(VerifyError::InviteNotPending);
+                }
+                match tx.insert_user(&user).await {
+                    Ok(()) => {
+                        self.emit(tx, "user.created", &user, now).await?;
+                        (user, true)
+                    }
+                    Err(ports::StoreError::Conflict) => {
+                        let lc = user.username.to_lowercase();
+                        return Err(if tx.username_taken(&lc).await? { VerifyError::UsernameTaken } else { VerifyError::EmailTaken });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            FlowKind::Login => {
+                let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
+                (tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?, false)
+            }
+            FlowKind::PhoneChange => {
+                let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
+                let old = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?.phone;
+                match tx.set_user_phone(id, &phone).await {
+                    Ok(()) => {}
+                    Err(ports::StoreError::Conflict) => return Err(VerifyError::PhoneTaken),
+                    Err(e) => return Err(e.into()),
+                }
+                let user = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?;
+                self.emit(tx, "user.phone_changed", &user, now).await?;
+                return Ok((user, Opened::PhoneChanged { old }));
+            }
+        };
+        let (session, secret) = self.open_session(tx, &user, kind, device, ip, now).await?;
+        Ok((user, Opened::Session { session, secret, created }))
+    }
+}
+
+/// What a verified flow opened: a session, or (a phone change) the number it replaced.
+pub(super) enum Opened {
+    Session { session: super::Session, secret: String, created: bool },
+    PhoneChanged { old: PhoneNumber },
+}
