@@ -114,20 +114,10 @@ async fn list(
 async fn page(
     State(s): State<AppState>,
     OutboxReader(caller): OutboxReader,
+    headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<OutboxQuery>,
 ) -> Result<Html<String>, ApiError> {
+    let to = q.to.clone().unwrap_or_default();
     let messages = messages(&s, &caller, q).await?;
-    let esc = |t: &str| html_escape::encode_text(t).to_string();
-    let rows: String = messages
-        .iter()
-        .map(|m| format!("<tr><td>{}</td><td>{}</td><td>{}</td></tr>", esc(&m.created_at.to_rfc3339()), esc(&m.to), esc(&m.body)))
-        .collect();
-    let empty = if messages.is_empty() { "<p>No messages yet. Start a verification and reload.</p>" } else { "" };
-    Ok(Html(format!(
-        "<!doctype html><html lang=en><meta charset=utf-8><title>phonegate outbox</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:left}}</style>\
-         <h1>Dev outbox</h1><p>These messages were <strong>not sent</strong>: the outbox provider keeps them here.</p>\
-         <form><label>Number <input name=to></label> <button>Filter</button></form>{empty}\
-         <table><tr><th>Created</th><th>To</th><th>Message</th></tr>{rows}</table></html>"
-    )))
+    Ok(Html(super::pages::outbox::render(&headers, &to, &messages)))
 }

@@ -83,3 +83,25 @@ async fn a_local_proxy_or_a_rebound_name_is_not_this_machine() {
         }
     }
 }
+
+/// The outbox page is a page like the others (the templates' frame, language and headers), and
+/// what it lists is escaped: a message body or a filter with markup shows as text.
+#[tokio::test]
+async fn the_outbox_page_is_a_templated_page_that_escapes_what_it_shows() {
+    let (app, phone, _, code) = app_with_a_code().await;
+    let r = app
+        .client
+        .get(app.url(&format!("/dev/outbox?to={}", phone.replace('+', "%2B"))))
+        .header("accept-language", "de")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    let html = r.text().await.unwrap();
+    assert!(html.starts_with("<!doctype html>") && html.contains(r#"lang="de""#) && html.contains("Dev outbox"), "{html}");
+    assert!(html.contains(&code) && html.contains(&phone), "{html}");
+    let r = app.client.get(app.url("/dev/outbox?to=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).send().await.unwrap();
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("<script>alert(1)</script>"), "{html}");
+}

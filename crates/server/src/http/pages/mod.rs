@@ -5,6 +5,7 @@
 mod admin;
 pub(super) mod device;
 mod home;
+pub mod outbox;
 mod silent;
 mod step;
 mod texts;
