@@ -84,7 +84,7 @@ impl Accounts {
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
         let budgets = self.verifier.budgets.for_service(super::SERVICE);
-        let who = if flow.recognised { Guesser::Recognised } else { Guesser::Anyone };
+        let who = flow.guesser();
         if who == Guesser::Anyone {
             crate::engine::charge(tx, &budgets.for_check(ip), now).await?;
         }

@@ -63,3 +63,10 @@ pub struct Flow {
     pub last_sent_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
 }
+
+impl Flow {
+    /// Whose budgets its wrong codes count in (`budget::Guesser`).
+    pub fn guesser(&self) -> crate::budget::Guesser {
+        if self.recognised { crate::budget::Guesser::Recognised } else { crate::budget::Guesser::Anyone }
+    }
+}

@@ -184,24 +184,6 @@ impl Accounts {
         self.start_flow(caller, flow, locale, false).await
     }
 
-    /// Inside a unit: the signed-in session is live in the store and its login recent (see
-    /// `require_fresh`).
-    pub(super) async fn fresh_session(
-        &self,
-        tx: &mut dyn ports::Tx,
-        session_id: Option<&str>,
-        user_id: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<(), VerifyError> {
-        let Some(id) = session_id else { return Err(VerifyError::Unauthenticated) };
-        let s = tx.session(id).await?.filter(|s| Some(s.user_id.as_str()) == user_id && s.live(now, self.settings.idle()));
-        let s = s.ok_or(VerifyError::Unauthenticated)?;
-        if now - s.created_at > chrono::Duration::seconds(self.settings.reauth_secs) {
-            return Err(VerifyError::ReauthenticationRequired);
-        }
-        Ok(())
-    }
-
     pub(super) fn new_flow(&self, kind: FlowKind, phone: Option<PhoneNumber>, login: Option<String>) -> Flow {
         let now = self.now();
         Flow {
@@ -445,18 +427,17 @@ impl Accounts {
         }
         let (this, id, code, now) = (self.clone(), flow_id.to_string(), code.to_string(), self.now());
         let ip = caller.end_user_ip.or(caller.ip);
-        let owner = signed_in.map(|p| p.user_id.clone());
-        let session_id = signed_in.map(|p| p.session_id.clone());
+        let signed_in = signed_in.cloned();
         let done = ports::write(self.verifier.store.as_ref(), move |tx| {
             Box::pin(async move {
-                let mut flow = open_flow(tx, &id, owner.as_deref(), now).await?;
+                let mut flow = open_flow(tx, &id, signed_in.as_ref().map(|p| p.user_id.as_str()), now).await?;
                 if flow.kind == FlowKind::PhoneChange {
-                    this.fresh_session(tx, session_id.as_deref(), owner.as_deref(), now).await?;
+                    this.fresh_session(tx, signed_in.as_ref(), now).await?;
                 }
                 if flow.attempts >= FLOW_ATTEMPTS {
                     return Err(VerifyError::CodeLocked);
                 }
-                let who = if flow.recognised { Guesser::Recognised } else { Guesser::Anyone };
+                let who = flow.guesser();
                 let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l, who)).unwrap_or_default();
                 for c in &failed {
                     if !tx.budget_left(c, c.rate.window(now).0).await? {

@@ -4,14 +4,30 @@ use super::{Accounts, Principal, Session, SessionKind, User, session};
 use crate::caller::Caller;
 use crate::error::VerifyError;
 use crate::ports;
+use chrono::{DateTime, Utc};
 
 impl Accounts {
+    /// Inside a unit: the signed-in principal's session, as the store has it, when still live.
+    async fn live_in(&self, tx: &mut dyn ports::Tx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<Session, VerifyError> {
+        let p = p.ok_or(VerifyError::Unauthenticated)?;
+        let s = tx.session(&p.session_id).await?.filter(|s| s.user_id == p.user_id && s.live(now, self.settings.idle()));
+        s.ok_or(VerifyError::Unauthenticated)
+    }
+
+    /// Inside a unit: the signed-in session is live in the store and its login recent (see
+    /// `require_fresh`).
+    pub(super) async fn fresh_session(&self, tx: &mut dyn ports::Tx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<(), VerifyError> {
+        let s = self.live_in(tx, p, now).await?;
+        if now - s.created_at > chrono::Duration::seconds(self.settings.reauth_secs) {
+            return Err(VerifyError::ReauthenticationRequired);
+        }
+        Ok(())
+    }
+
     /// The principal's session as the store has it, when it is still live.
     async fn live_session(&self, p: &Principal) -> Result<Session, VerifyError> {
-        let (id, now, idle) = (p.session_id.clone(), self.now(), self.settings.idle());
-        let s = ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.session(&id).await?) }))
-            .await?;
-        s.filter(|s| s.user_id == p.user_id && s.live(now, idle)).ok_or(VerifyError::Unauthenticated)
+        let (this, p, now) = (self.clone(), p.clone(), self.now());
+        ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { this.live_in(tx, Some(&p), now).await })).await
     }
 
     /// What changing the number or deleting the account needs: a session still live in the store
@@ -19,10 +35,7 @@ impl Accounts {
     /// a login within `reauth_secs`.
     pub async fn require_fresh(&self, p: &Principal) -> Result<(), VerifyError> {
         let (this, p, now) = (self.clone(), p.clone(), self.now());
-        ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { this.fresh_session(tx, Some(&p.session_id), Some(&p.user_id), now).await })
-        })
-        .await
+        ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { this.fresh_session(tx, Some(&p), now).await })).await
     }
 
     /// Whether an access token's session is still live, read from the store at most every

@@ -9,22 +9,7 @@ use std::sync::Arc;
 
 /// An app serving HTTPS itself, with the silent simulator; and the certificate to trust.
 async fn tls_app() -> (TestApp, reqwest::Certificate) {
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let app = TestApp::spawn_trusting(
-        |c| {
-            c.tls_cert = Some(cert_path.clone());
-            c.tls_key = Some(key_path.clone());
-            c.silent_simulator = true;
-        },
-        Some(cert.cert.pem().as_bytes()),
-    )
-    .await;
-    assert!(app.base.starts_with("https://"));
-    (app, reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+    TestApp::spawn_tls(|c| c.silent_simulator = true).await
 }
 
 /// A browser trusting the test certificate, with the cookie jar `jar`.

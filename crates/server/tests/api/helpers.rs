@@ -38,6 +38,28 @@ impl TestApp {
         Self::spawn_trusting(configure, None).await
     }
 
+    /// Spawns the app serving HTTPS itself with a new self-signed certificate for `localhost` and
+    /// `127.0.0.1` (the client trusts it); returns the app and the certificate, for other clients.
+    pub async fn spawn_tls(configure: impl FnOnce(&mut Config)) -> (Self, reqwest::Certificate) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+        std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+        let pem = cert.cert.pem();
+        let app = Self::spawn_trusting(
+            |c| {
+                c.tls_cert = Some(cert_path);
+                c.tls_key = Some(key_path);
+                configure(c);
+            },
+            Some(pem.as_bytes()),
+        )
+        .await;
+        assert!(app.base.starts_with("https://"));
+        (app, reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+    }
+
     /// Spawns the app; `ca_pem` is a certificate the client trusts (for an HTTPS listener).
     pub async fn spawn_trusting(configure: impl FnOnce(&mut Config), ca_pem: Option<&[u8]>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");

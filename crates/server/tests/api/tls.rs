@@ -4,20 +4,7 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn serves_the_apis_over_https_only_when_configured() {
-    let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
-    let app = TestApp::spawn_trusting(
-        |c| {
-            c.tls_cert = Some(cert_path.clone());
-            c.tls_key = Some(key_path.clone());
-        },
-        Some(cert.cert.pem().as_bytes()),
-    )
-    .await;
-    assert!(app.base.starts_with("https://"));
+    let (app, _) = TestApp::spawn_tls(|_| {}).await;
     let health: Value = app.client.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
     assert_eq!(health["status"], "ok");
 
