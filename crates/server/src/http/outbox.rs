@@ -47,8 +47,8 @@ pub struct OutboxMessageView {
 }
 
 /// Who may read the dev outbox, whose bodies hold codes: a caller with an API key (a service key
-/// sees only its services' messages), or a client on this machine (the client address behind
-/// trusted proxies, so a local proxy forwarding a remote client is not local). Anyone else: 401.
+/// sees only its services' messages), or a request made directly on this machine (`is_local`).
+/// Anyone else: 401.
 pub struct OutboxReader(pub Caller);
 
 impl FromRequestParts<AppState> for OutboxReader {

@@ -115,14 +115,9 @@ impl PageCtx {
         if self.fresh {
             h.append(header::SET_COOKIE, set_csrf(s.secure_cookies, &self.anchor));
         }
+        // The CSP, framing and sniffing headers come from `http::headers` like everyone's.
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-        h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     }
 
     fn locale(&self) -> Option<String> {
