@@ -13,7 +13,7 @@ function env(name) {
     return v;
 }
 
-/** The phonegate server the tests use, and one with PHONEGATE_ACCOUNTS__CODE_TTL_SECS=60. */
+/** The phonegate server the tests use, and one with PHONEGATE_ACCOUNTS__CODE_TTL=1m. */
 export const MAIN = { base: env('PHONEGATE_BASE'), secret: env('PHONEGATE_SECRET') };
 export const SHORT_TTL = { base: env('PHONEGATE_SHORT_TTL_BASE'), secret: env('PHONEGATE_SHORT_TTL_SECRET') };
 /** An invite-only group, with an admin made by `phonegate admin create`, that takes signed Twilio webhooks. */

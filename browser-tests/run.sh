@@ -60,9 +60,9 @@ start() {
     printf -v "secret_$name" '%s' "$(json_field secret <<<"$key")"
 }
 start main
-start short_ttl PHONEGATE_ACCOUNTS__CODE_TTL_SECS=60
+start short_ttl PHONEGATE_ACCOUNTS__CODE_TTL=1m
 # Silent verification through the local simulator (silent.test.js).
-start silent PHONEGATE_SILENT_SIMULATOR=true
+start silent PHONEGATE_SILENT__SIMULATOR=true
 # An invite-only group whose first admin the operator's command made. Codes go to the dev outbox;
 # a Twilio account is configured only so that its signed inbound-SMS webhook (an invitee texting
 # the invite code) is accepted, which needs the public URL, hence the port chosen first.

@@ -32,7 +32,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 export SDK_BASE="https://127.0.0.1:$port"
 # Vonage refuses cancels in a verification's first 30 s; the SDK tests should not wait that long.
 # The silent simulator answers Twilio's SNA verifications (the dev outbox sends the SMS ones).
-PHONEGATE_VONAGE_MIN_CANCEL_SECS=0 PHONEGATE_SILENT_SIMULATOR=true "$bin" serve --listen "127.0.0.1:$port" \
+PHONEGATE_COMPAT__VONAGE_MIN_CANCEL=0s PHONEGATE_SILENT__SIMULATOR=true "$bin" serve --listen "127.0.0.1:$port" \
     --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" >"$work/server.log" 2>&1 &
 server=$!
 up=""

@@ -29,7 +29,14 @@ const BUDGETS: [(&str, &str); 5] = [
 
 /// The silent-verification simulator (docs/silent.md), for the `silent` scenario, in builds
 /// with silent verification.
-const SILENT: [(&str, &str); 1] = [("PHONEGATE_SILENT_SIMULATOR", "true")];
+const SILENT: [(&str, &str); 1] = [("PHONEGATE_SILENT__SIMULATOR", "true")];
+
+/// Quiet logs (only the line with the address) and a sweep every second.
+const BASE: [(&str, &str); 2] = [("PHONEGATE_LOG__LEVEL", "warn,phonegate::app=info"), ("PHONEGATE_RETENTION__SWEEP_INTERVAL", "1s")];
+
+/// The same, and the simulator, in the names of builds before configuration tables.
+const OLD_BASE: [(&str, &str); 2] = [("PHONEGATE_LOG_LEVEL", "warn,phonegate::app=info"), ("PHONEGATE_EXPIRY_SWEEP_SECS", "1")];
+const OLD_SILENT: [(&str, &str); 1] = [("PHONEGATE_SILENT_SIMULATOR", "true")];
 
 /// The login budgets (docs/accounts.md), in builds with accounts.
 const ACCOUNT_BUDGETS: [(&str, &str); 2] = [
@@ -58,19 +65,19 @@ impl Server {
         serve
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .env("PHONEGATE_DATABASE_URL", database_url)
-            .env("PHONEGATE_LOG_LEVEL", "warn,phonegate::app=info")
-            .env("PHONEGATE_EXPIRY_SWEEP_SECS", "1")
             .stderr(Stdio::piped());
         // Every scenario sends to fresh numbers of one range from one client, and the accounts
         // scenarios log in again and again from one address to the same accounts: the budgets
         // stay on (their counters are part of what is measured), with each default's windows
         // but limits the load cannot reach. A build that does not know a key refuses it: it is
-        // started again with the keys of the build before (no accounts), then with none.
+        // started again with the keys of the build before (old names; then no silent
+        // verification; no accounts), then with none.
         let mut tiers: Vec<Vec<(&str, &str)>> = vec![
-            [&BUDGETS[..], &ACCOUNT_BUDGETS[..], &SILENT[..]].concat(),
-            [&BUDGETS[..], &ACCOUNT_BUDGETS[..]].concat(),
-            BUDGETS.to_vec(),
-            Vec::new(),
+            [&BASE[..], &BUDGETS[..], &ACCOUNT_BUDGETS[..], &SILENT[..]].concat(),
+            [&OLD_BASE[..], &BUDGETS[..], &ACCOUNT_BUDGETS[..], &OLD_SILENT[..]].concat(),
+            [&OLD_BASE[..], &BUDGETS[..], &ACCOUNT_BUDGETS[..]].concat(),
+            [&OLD_BASE[..], &BUDGETS[..]].concat(),
+            OLD_BASE.to_vec(),
         ];
         tiers.reverse();
         let mut tier = tiers.pop().unwrap_or_default();
@@ -81,7 +88,7 @@ impl Server {
             if stderr.read_line(&mut line)? == 0 {
                 let _ = child.wait();
                 let Some(next) = tiers.pop() else { bail!("the server exited during start-up") };
-                eprintln!("phonegate-bench: the server did not start with {} budget keys; trying {}", tier.len(), next.len());
+                eprintln!("phonegate-bench: the server did not start with {} keys; trying {}", tier.len(), next.len());
                 for (k, _) in tier.iter().filter(|(k, _)| !next.iter().any(|(n, _)| n == k)) {
                     serve.env_remove(k);
                 }

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod clock;
 pub mod code;
 pub mod delivery;
+pub mod duration;
 pub mod engine;
 pub mod error;
 pub mod ids;

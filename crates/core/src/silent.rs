@@ -160,7 +160,7 @@ pub type CallbackQuery = BTreeMap<String, String>;
 /// every method is safe to call concurrently.
 #[async_trait]
 pub trait SilentProvider: Send + Sync {
-    /// The configured name (`[silent_providers.NAME]`), also the callback path's last segment.
+    /// The configured name (`[silent.providers.NAME]`), also the callback path's last segment.
     fn name(&self) -> &str;
 
     /// Whether a device at `ip` (and, when known, the number `to`) can be checked.
@@ -258,7 +258,7 @@ pub fn token_digest(token: &str) -> Vec<u8> {
     sha2::Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// The silent providers and which to use for a number (`[silent_routing]`): per E.164 prefix an
+/// The silent providers and which to use for a number (`[silent.routing]`): per E.164 prefix an
 /// ordered list, the longest prefix winning; each is asked for coverage in turn, so the first
 /// that covers the device's operator checks it.
 #[derive(Clone, Debug, Default, serde::Deserialize, Serialize, PartialEq)]
@@ -311,7 +311,7 @@ impl SilentRoutes {
         }
         for name in routing.providers.iter().chain(routing.routes.iter().flat_map(|r| &r.providers)) {
             if !providers.contains_key(name) {
-                return Err(format!("silent_routing names provider `{name}`, which is not configured"));
+                return Err(format!("silent.routing names provider `{name}`, which is not configured"));
             }
         }
         if let Some(r) = routing.routes.iter().find(|r| !r.prefix.starts_with('+')) {
@@ -338,7 +338,7 @@ impl SilentRoutes {
     }
 }
 
-/// The local simulator (`silent_simulator = true`, with the dev outbox only): a pretend operator
+/// The local simulator (`[silent] simulator = true`, with the dev outbox only): a pretend operator
 /// whose device page, served by phonegate, lets a developer choose what the operator answers.
 pub struct Simulator;
 

@@ -34,16 +34,16 @@ pub use webhook::WebhookSettings;
 pub struct ProviderSettings {
     #[serde(flatten)]
     pub kind: ProviderKind,
-    /// Per-attempt timeout in milliseconds (default 5000).
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
+    /// Per-attempt timeout (`timeout = "5s"`, the default).
+    #[serde(default = "default_timeout", with = "phonegate_core::duration")]
+    pub timeout: Duration,
     /// Extra attempts for failures that surely sent nothing (default 1).
     #[serde(default = "default_retries")]
     pub retries: u32,
 }
 
-fn default_timeout_ms() -> u64 {
-    5000
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_retries() -> u32 {
     1
@@ -99,7 +99,7 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
     if settings.is_empty() {
         settings.insert(
             phonegate_core::outbox::PROVIDER.into(),
-            ProviderSettings { kind: ProviderKind::Outbox, timeout_ms: default_timeout_ms(), retries: default_retries() },
+            ProviderSettings { kind: ProviderKind::Outbox, timeout: default_timeout(), retries: default_retries() },
         );
     }
     if routing.default.providers.is_empty() && settings.len() == 1 {
@@ -108,7 +108,7 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
     let callback = |path: &str| ctx.public_url.as_ref().map(|u| format!("{}{path}", u.trim_end_matches('/')));
     let (mut providers, mut twilio, mut vonage, mut has_outbox) = (Vec::new(), Vec::new(), Vec::new(), false);
     for (name, s) in &settings {
-        let timeout = Duration::from_millis(s.timeout_ms.max(1));
+        let timeout = s.timeout.max(Duration::from_millis(1));
         let client = common::client(timeout).map_err(|source| BuildError::HttpClient { provider: name.clone(), source })?;
         let sender: Arc<dyn SmsSender> = match &s.kind {
             ProviderKind::Outbox if name != phonegate_core::outbox::PROVIDER => return Err(BuildError::OutboxName { name: name.clone() }),

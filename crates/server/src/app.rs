@@ -36,7 +36,7 @@ impl App {
         if config.outbox_exposure(providers.has_outbox)? {
             tracing::warn!(listen = %config.listen, "outbox_public: the dev outbox is reachable from other machines (its codes only with an API key)");
         }
-        let tls = match (&config.tls_cert, &config.tls_key) {
+        let tls = match (&config.tls.cert, &config.tls.key) {
             (Some(cert), Some(key)) => Some(tls_config(cert, key)?),
             _ => None,
         };
@@ -47,7 +47,11 @@ impl App {
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
         });
-        let keys = Arc::new(KeyCache::new(store.clone(), clock.clone(), chrono::Duration::milliseconds(config.api_key_cache_ms as i64)));
+        let keys = Arc::new(KeyCache::new(
+            store.clone(),
+            clock.clone(),
+            chrono::Duration::from_std(config.api_key_cache).unwrap_or(chrono::Duration::MAX),
+        ));
         let accounts = accounts(&config, verifier.clone()).await?;
         let integrations = Arc::new(
             phonegate_core::integrations::Integrations::new(verifier.clone(), config.redirect_clients(), config.public_url.as_deref())
@@ -65,7 +69,7 @@ impl App {
             outbox: providers.has_outbox,
             webhooks,
             clock,
-            vonage_min_cancel_secs: config.vonage_min_cancel_secs,
+            vonage_min_cancel_secs: config.compat.vonage_min_cancel.as_secs(),
         };
         Ok(App { state, listener, tls, config })
     }
@@ -80,9 +84,9 @@ impl App {
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let retention = (self.config.retention_days > 0).then(|| chrono::Duration::days(self.config.retention_days.into()));
-        let sweeper = tokio::spawn(sweep_expired(self.state.clone(), Duration::from_secs(self.config.expiry_sweep_secs), retention));
-        let sender = tokio::spawn(send_queued(self.state.clone(), Duration::from_millis(self.config.dispatch_interval_ms)));
+        let retention = self.config.retention();
+        let sweeper = tokio::spawn(sweep_expired(self.state.clone(), self.config.retention.sweep_interval, retention));
+        let sender = tokio::spawn(send_queued(self.state.clone(), self.config.delivery.dispatch_interval));
         let router = http::router(self.state, &self.config);
         let result = crate::listen::serve(self.listener, self.tls, router, self.config.connections.clone(), shutdown).await;
         sweeper.abort();
@@ -209,7 +213,7 @@ pub async fn engine(
 /// The public base URL (configured, else the listening address): `check_url`s and callbacks.
 pub fn public_base(config: &Config) -> String {
     config.public_url.clone().unwrap_or_else(|| {
-        let scheme = if config.tls_cert.is_some() { "https" } else { "http" };
+        let scheme = if config.tls.cert.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", config.listen)
     })
 }
@@ -218,14 +222,14 @@ pub fn public_base(config: &Config) -> String {
 fn silent_routes(config: &Config) -> anyhow::Result<phonegate_core::silent::SilentRoutes> {
     let public = public_base(config);
     let mut providers: Vec<Arc<dyn phonegate_core::silent::SilentProvider>> = Vec::new();
-    if config.silent_simulator {
+    if config.silent.simulator {
         providers.push(Arc::new(phonegate_core::silent::Simulator));
     }
-    for (name, settings) in &config.silent_providers {
+    for (name, settings) in &config.silent.providers {
         providers.push(phonegate_providers::silent::build(name, settings).context("invalid silent provider configuration")?);
     }
-    let timeout = chrono::Duration::seconds(config.silent_timeout_secs as i64);
-    phonegate_core::silent::SilentRoutes::new(providers, config.silent_routing.clone(), &public, timeout)
+    let timeout = chrono::Duration::from_std(config.silent.timeout).unwrap_or(chrono::Duration::MAX);
+    phonegate_core::silent::SilentRoutes::new(providers, config.silent.routing.clone(), &public, timeout)
         .map_err(|e| anyhow::anyhow!("invalid silent provider configuration: {e}"))
 }
 

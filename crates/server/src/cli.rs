@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "phonegate", version, about, long_about = None)]
 pub struct Cli {
-    /// TOML configuration file (keys as in the README); environment variables PHONEGATE_* and
+    /// TOML configuration file (keys as in docs/configuration.md); environment variables PHONEGATE_* and
     /// flags override it.
     #[arg(long, global = true, env = "PHONEGATE_CONFIG")]
     pub config: Option<PathBuf>,
@@ -26,13 +26,13 @@ pub enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8080 [config: listen]
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Log format [config: log_format]
+        /// Log format [config: [log] format]
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
-        /// PEM certificate chain: serve HTTPS (with --tls-key) [config: tls_cert]
+        /// PEM certificate chain: serve HTTPS (with --tls-key) [config: [tls] cert]
         #[arg(long, requires = "tls_key")]
         tls_cert: Option<PathBuf>,
-        /// PEM private key for --tls-cert [config: tls_key]
+        /// PEM private key for --tls-cert [config: [tls] key]
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
     },
@@ -60,7 +60,7 @@ pub enum Command {
     },
     /// Show the messages the dev outbox provider stored instead of sending, newest first.
     Outbox {
-        /// Only messages to this number (E.164 or national format with default_region).
+        /// Only messages to this number (E.164 or national format with [phones] default_region).
         #[arg(long)]
         to: Option<String>,
         /// How many messages to show.
@@ -133,7 +133,7 @@ pub enum KeyScopeArg {
 pub enum SmsCommand {
     /// Send one message now, through the routing or through one named provider.
     Send {
-        /// Recipient (E.164, or national format with default_region).
+        /// Recipient (E.164, or national format with [phones] default_region).
         #[arg(long)]
         to: String,
         /// Message text.

@@ -26,20 +26,29 @@ use tower::ServiceExt;
 pub struct ConnectionLimits {
     /// Connections open at once; further clients wait in the kernel's backlog.
     pub max_connections: usize,
-    /// Seconds a client has to complete the TLS handshake.
-    pub tls_handshake_secs: u64,
-    /// Seconds a client has to send a request's headers (HTTP/1), from the connection's start
+    /// How long a client has to complete the TLS handshake.
+    #[serde(with = "phonegate_core::duration")]
+    pub tls_handshake: Duration,
+    /// How long a client has to send a request's headers (HTTP/1), from the connection's start
     /// or the end of the previous response.
-    pub header_read_secs: u64,
-    /// Seconds a connection may move no byte at all before it is closed.
-    pub idle_secs: u64,
+    #[serde(with = "phonegate_core::duration")]
+    pub header_read: Duration,
+    /// How long a connection may move no byte at all before it is closed.
+    #[serde(with = "phonegate_core::duration")]
+    pub idle: Duration,
     /// Largest total size of a request's headers, in bytes.
     pub max_header_bytes: usize,
 }
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
-        Self { max_connections: 10_000, tls_handshake_secs: 10, header_read_secs: 10, idle_secs: 60, max_header_bytes: 16 * 1024 }
+        Self {
+            max_connections: 10_000,
+            tls_handshake: Duration::from_secs(10),
+            header_read: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+        }
     }
 }
 
@@ -64,13 +73,13 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(limits.header_read_secs.max(1)))
+        .header_read_timeout(limits.header_read.max(Duration::from_millis(1)))
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder.http2().timer(TokioTimer::new()).max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let idle = Duration::from_secs(limits.idle_secs.max(1));
-    let handshake = Duration::from_secs(limits.tls_handshake_secs.max(1));
+    let idle = limits.idle.max(Duration::from_millis(1));
+    let handshake = limits.tls_handshake.max(Duration::from_millis(1));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {

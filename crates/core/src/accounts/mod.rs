@@ -48,18 +48,26 @@ pub const SERVICE: &str = "accounts";
 pub struct AccountSettings {
     /// The name in the code message ("Your phonegate verification code is: …").
     pub brand: String,
-    /// How long a flow and its code are valid (60 to 86400 seconds).
+    /// How long a flow and its code are valid (`code_ttl`, 1m to 24h). Durations are written
+    /// `"10m"`, `"24h"`, `"30d"` (see [`crate::duration`]); each is kept in the unit its name says.
+    #[serde(rename = "code_ttl", with = "crate::duration::secs")]
     pub code_ttl_secs: i64,
-    /// The wait between two sends of a flow's code.
+    /// The wait between two sends of a flow's code (`resend_cooldown`).
+    #[serde(rename = "resend_cooldown", with = "crate::duration::secs")]
     pub resend_cooldown_secs: i64,
-    /// A session ends after this many days unused…
+    /// A session ends after this long unused (`session_idle`, whole days)…
+    #[serde(rename = "session_idle", with = "crate::duration::days")]
     pub session_idle_days: i64,
-    /// …and in any case this many days after the login.
+    /// …and in any case this long after the login (`session_max`, whole days).
+    #[serde(rename = "session_max", with = "crate::duration::days")]
     pub session_max_days: i64,
-    /// Lifetime of an access token (JWT).
+    /// Lifetime of an access token (JWT) (`access_token_ttl`).
+    #[serde(rename = "access_token_ttl", with = "crate::duration::secs")]
     pub access_token_secs: i64,
-    /// A refresh token spent less than this many seconds ago, presented again, gets the same
-    /// successor as the first time (two tabs refreshing at once); 0 turns this off (0 to 60).
+    /// A refresh token spent less than this long ago, presented again, gets the same successor
+    /// as the first time (two tabs refreshing at once); `"0s"` turns this off (`refresh_reuse`,
+    /// 0s to 60s).
+    #[serde(rename = "refresh_reuse", with = "crate::duration::secs")]
     pub refresh_reuse_secs: i64,
     pub jwt_algorithm: JwtAlgorithm,
     /// `iss` of access tokens (default: the public URL, else `phonegate`).
@@ -68,14 +76,17 @@ pub struct AccountSettings {
     pub jwt_audience: String,
     /// Who may sign up: `open` (anyone) or `invite_only` (numbers an admin invited).
     pub registration: invites::Registration,
-    /// How long an invite stays valid.
+    /// How long an invite stays valid (`invite_ttl`, whole hours).
+    #[serde(rename = "invite_ttl", with = "crate::duration::hours")]
     pub invite_ttl_hours: i64,
-    /// Changing the number or deleting the account needs a login this recent (seconds): an
+    /// Changing the number or deleting the account needs a login this recent (`reauth`): an
     /// older session logs in again first (a code to the current number).
+    #[serde(rename = "reauth", with = "crate::duration::secs")]
     pub reauth_secs: i64,
     /// How long forward auth may trust that an access token's session is still live before it
-    /// reads the store again (seconds; 0: every request). A revoked session stops passing
-    /// forward auth within this time on every instance.
+    /// reads the store again (`revocation_check`; `"0s"`: every request). A revoked session
+    /// stops passing forward auth within this time on every instance.
+    #[serde(rename = "revocation_check", with = "crate::duration::secs")]
     pub revocation_check_secs: i64,
     /// Hosts (`host` or `host:port`) that the login pages and forward auth may send a browser
     /// back to after login, besides phonegate's own pages.
@@ -107,28 +118,28 @@ impl Default for AccountSettings {
 impl AccountSettings {
     pub fn validate(&self) -> Result<(), String> {
         if !(crate::service::MIN_TTL_SECS..=crate::service::MAX_TTL_SECS).contains(&self.code_ttl_secs) {
-            return Err("accounts.code_ttl_secs must be between 60 and 86400".into());
+            return Err("accounts.code_ttl must be between 1m and 24h".into());
         }
         if self.session_idle_days < 1 || self.session_max_days < self.session_idle_days {
-            return Err("accounts.session_idle_days must be at least 1 and at most session_max_days".into());
+            return Err("accounts.session_idle must be at least 1d and at most session_max".into());
         }
         if !(30..=86_400).contains(&self.access_token_secs) {
-            return Err("accounts.access_token_secs must be between 30 and 86400".into());
+            return Err("accounts.access_token_ttl must be between 30s and 24h".into());
         }
         if !(1..=24 * 90).contains(&self.invite_ttl_hours) {
-            return Err("accounts.invite_ttl_hours must be between 1 and 2160".into());
+            return Err("accounts.invite_ttl must be between 1h and 90d".into());
         }
         if !(60..=86_400).contains(&self.reauth_secs) {
-            return Err("accounts.reauth_secs must be between 60 and 86400".into());
+            return Err("accounts.reauth must be between 1m and 24h".into());
         }
         if !(0..=300).contains(&self.revocation_check_secs) {
-            return Err("accounts.revocation_check_secs must be between 0 and 300".into());
+            return Err("accounts.revocation_check must be between 0s and 5m".into());
         }
         if !(0..=60).contains(&self.refresh_reuse_secs) {
-            return Err("accounts.refresh_reuse_secs must be between 0 and 60".into());
+            return Err("accounts.refresh_reuse must be between 0s and 60s".into());
         }
         if !(0..=3600).contains(&self.resend_cooldown_secs) {
-            return Err("accounts.resend_cooldown_secs must be between 0 and 3600".into());
+            return Err("accounts.resend_cooldown must be between 0s and 1h".into());
         }
         Ok(())
     }

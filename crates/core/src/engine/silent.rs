@@ -96,7 +96,7 @@ impl Verifier {
         let to = to.map(|t| self.parse_phone(t)).transpose()?;
         if let Some(sim) = sim {
             if self.silent.provider(SIMULATOR).is_none() {
-                return Err(VerifyError::invalid("sim", "only the silent simulator (silent_simulator = true) takes sim"));
+                return Err(VerifyError::invalid("sim", "only the silent simulator ([silent] simulator = true) takes sim"));
             }
             return Ok(answer(SIMULATOR, sim.coverage()));
         }

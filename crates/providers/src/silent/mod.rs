@@ -2,16 +2,16 @@
 //! [`SilentProvider`](phonegate_core::silent::SilentProvider): CAMARA Number Verification (an
 //! operator's OIDC authorization-code flow), Vonage Verify v2 `silent_auth` and tru.ID PhoneCheck.
 //!
-//! Each is a `[silent_providers.NAME]` table: a `kind` with that kind's settings, and the
+//! Each is a `[silent.providers.NAME]` table: a `kind` with that kind's settings, and the
 //! per-request timeout shared by all kinds (see [`SilentProviderConfig`]):
 //!
 //! ```toml
-//! [silent_providers.truid]
+//! [silent.providers.truid]
 //! kind = "truid"
 //! client_id = "…"
 //! client_secret = "…"
 //! base_url = "https://eu.api.tru.id"   # default
-//! timeout_ms = 5000                      # default, per HTTP request to the provider
+//! timeout = "5s"                         # default, per HTTP request to the provider
 //! ```
 //!
 //! Failures are reported in words of our own: a text never holds a credential, a token, a code,
@@ -26,19 +26,19 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// One configured silent provider (a table under `[silent_providers.NAME]`).
+/// One configured silent provider (a table under `[silent.providers.NAME]`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct SilentProviderConfig {
     #[serde(flatten)]
     pub kind: SilentProviderSettings,
-    /// Timeout of each HTTP request to the provider, in milliseconds (default 5000). It bounds the
+    /// Timeout of each HTTP request to the provider (`timeout = "5s"`, the default). It bounds the
     /// coverage lookup, the creation of a check and each step of deciding one.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
+    #[serde(default = "default_timeout", with = "phonegate_core::duration")]
+    pub timeout: Duration,
 }
 
-fn default_timeout_ms() -> u64 {
-    5000
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// The provider's kind (`kind = "camara" | "vonage" | "truid"`) and its settings.
@@ -50,11 +50,11 @@ pub enum SilentProviderSettings {
     Truid(truid::TruidSettings),
 }
 
-/// Builds the provider configured as `[silent_providers.{name}]`. Settings that can only be
+/// Builds the provider configured as `[silent.providers.{name}]`. Settings that can only be
 /// judged against the provider (a discovery document, a private key) are checked when first
 /// used: a provider that cannot work fails its checks with a reason in the log.
 pub fn build(name: &str, settings: &SilentProviderConfig) -> Result<Arc<dyn SilentProvider>, BuildError> {
-    let timeout = Duration::from_millis(settings.timeout_ms.max(1));
+    let timeout = settings.timeout.max(Duration::from_millis(1));
     let client = crate::common::client(timeout).map_err(|source| BuildError::HttpClient { provider: name.to_string(), source })?;
     Ok(match &settings.kind {
         SilentProviderSettings::Camara(s) => Arc::new(camara::Camara::new(name, s.clone(), client)),
@@ -103,13 +103,13 @@ mod config_tests {
     fn parses_each_kind_with_the_default_timeout() {
         let truid: SilentProviderConfig =
             serde_json::from_value(json!({"kind": "truid", "client_id": "id", "client_secret": "s"})).unwrap();
-        assert_eq!(truid.timeout_ms, 5000);
+        assert_eq!(truid.timeout, Duration::from_secs(5));
         let SilentProviderSettings::Truid(t) = &truid.kind else { panic!("{truid:?}") };
         assert_eq!(t.base_url, truid::DEFAULT_BASE_URL);
 
         let vonage: SilentProviderConfig =
-            serde_json::from_value(json!({"kind": "vonage", "application_id": "app", "private_key": "pem", "timeout_ms": 3000})).unwrap();
-        assert_eq!(vonage.timeout_ms, 3000);
+            serde_json::from_value(json!({"kind": "vonage", "application_id": "app", "private_key": "pem", "timeout": "3s"})).unwrap();
+        assert_eq!(vonage.timeout, Duration::from_secs(3));
         assert!(matches!(vonage.kind, SilentProviderSettings::Vonage(_)));
 
         let camara: SilentProviderConfig = serde_json::from_value(json!({

@@ -380,7 +380,7 @@ async fn me(State(s): State<AppState>, me: SignedIn) -> Result<Json<UserView>, A
 /// Deletes the account: its sessions and refresh tokens stop working at once.
 #[utoipa::path(delete, path = "/api/me", tag = "accounts",
     responses((status = 204), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`; csrf_failed: signed in by the session cookie, but not sent from this server's own pages")))]
+        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `[accounts] reauth`; csrf_failed: signed in by the session cookie, but not sent from this server's own pages")))]
 async fn delete_me(State(s): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
     s.accounts.delete_account(&me.caller, &me.principal).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
@@ -409,7 +409,7 @@ async fn revoke_session(State(s): State<AppState>, me: SignedIn, Path(id): Path<
 /// Starts a change of the account's number: a code goes to the new number.
 #[utoipa::path(post, path = "/api/me/phone", tag = "accounts", request_body = PhoneBody,
     responses((status = 202, body = FlowView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `reauth_secs`; csrf_failed: signed in by the session cookie, but not sent from this server's own pages")))]
+        (status = 403, body = ErrorBody, description = "reauthentication_required: the last login is older than `[accounts] reauth`; csrf_failed: signed in by the session cookie, but not sent from this server's own pages")))]
 async fn change_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<PhoneBody>) -> Result<impl IntoResponse, ApiError> {
     Ok(accepted(s.accounts.change_phone(&me.caller, &me.principal, &b.phone, b.locale).await?))
 }
@@ -461,7 +461,7 @@ async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
 #[utoipa::path(get, path = "/api/auth/forward", tag = "accounts", responses((status = 200), (status = 401, body = ErrorBody)))]
 async fn forward(State(s): State<AppState>, me: SignedIn) -> Result<Response, ApiError> {
     // A token's session may have ended since it was issued (logout, a removed member): checked
-    // in the store at most every `revocation_check_secs`.
+    // in the store at most every `[accounts] revocation_check`.
     if me.principal.claims.is_some() {
         s.accounts.require_live(&me.principal).await?;
     }

@@ -101,7 +101,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(compat::vonage::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn_with_state(state.secure_cookies, headers::security_headers))
         .layer(axum::middleware::from_fn_with_state(Arc::new(proxy_settings(config)), auth::request_meta))
@@ -113,7 +113,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
 }
 
 fn proxy_settings(config: &Config) -> client_ip::ProxySettings {
-    client_ip::ProxySettings { proxies: config.trusted_proxies.clone(), header: config.client_ip_header }
+    client_ip::ProxySettings { proxies: config.http.trusted_proxies.clone(), header: config.http.client_ip_header }
 }
 
 /// A request's path as logged: a `check_url`'s token is a credential and never logged.

@@ -502,7 +502,7 @@ async fn the_apps_webhook_receives_signed_account_events_until_it_accepts_them()
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(204)).mount(&hook).await;
     let url = format!("{}/hooks/phonegate", hook.uri());
     let app = TestApp::spawn_with(move |c| {
-        c.dispatch_interval_ms = 20;
+        c.delivery.dispatch_interval = std::time::Duration::from_millis(20);
         c.account_webhook =
             Some(phonegate_providers::events::AppWebhookSettings { url, secret: phonegate_providers::Secret::new("app-secret") });
     })

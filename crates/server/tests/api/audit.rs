@@ -86,6 +86,6 @@ async fn forged_from(app: &TestApp, forwarded: &str) -> String {
 async fn x_forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     let direct = TestApp::spawn().await;
     assert_eq!(forged_from(&direct, "198.51.100.7").await, "127.0.0.1", "a client cannot choose its address");
-    let proxied = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let proxied = TestApp::spawn_with(|c| c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     assert_eq!(forged_from(&proxied, "203.0.113.9, 198.51.100.7, 127.0.0.2").await, "198.51.100.7", "the right-most untrusted hop");
 }

@@ -50,7 +50,7 @@ async fn invalid_phone_numbers_get_stable_codes() {
 #[tokio::test]
 async fn premium_rate_numbers_can_be_allowed_by_configuration() {
     use phonegate_core::NumberKind;
-    let app = TestApp::spawn_with(|c| c.allowed_number_types = vec![NumberKind::Mobile, NumberKind::PremiumRate]).await;
+    let app = TestApp::spawn_with(|c| c.phones.allowed_number_types = vec![NumberKind::Mobile, NumberKind::PremiumRate]).await;
     app.start("+49 900 1234567").await;
 }
 
@@ -86,7 +86,7 @@ async fn bad_parameters_and_unknown_things() {
 
 #[tokio::test]
 async fn satellite_ranges_and_countries_outside_the_allow_list_get_no_code_in_any_api() {
-    let app = TestApp::spawn_with(|c| c.allowed_countries = vec!["DE".into(), "AT".into()]).await;
+    let app = TestApp::spawn_with(|c| c.phones.allowed_countries = vec!["DE".into(), "AT".into()]).await;
     for to in ["+881612345678", "+33612345678"] {
         expect_error(app.post("/api/verifications", json!({ "to": to })).await, 400, "phone_number_destination_not_allowed").await;
         let svc: serde_json::Value = app.post("/api/services", json!({ "name": format!("S{}", &to[1..4]) })).await.json().await.unwrap();

@@ -133,12 +133,16 @@ async fn jwt_rotate_adds_a_signing_key_that_the_server_publishes() {
     let out = Command::new(env!("CARGO_BIN_EXE_phonegate"))
         .args(["migrate"])
         .env("PHONEGATE_DATABASE_URL", &db)
-        .env("PHONEGATE_ACCOUNTS__CODE_TTL_SECS", "5")
+        .env("PHONEGATE_ACCOUNTS__CODE_TTL", "5s")
         .env_remove("PHONEGATE_CONFIG")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("code_ttl_secs"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("accounts.code_ttl must be between 1m and 24h"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let mut server = tokio::task::spawn_blocking(move || Server::spawn(&db, &[])).await.unwrap();
     // Ready first: on a loaded machine the first reads may still wait for the database.

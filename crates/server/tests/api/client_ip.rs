@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 fn behind_proxy(header: ClientIpHeader) -> impl FnOnce(&mut phonegate::config::Config) {
     move |c| {
-        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-        c.client_ip_header = header;
+        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        c.http.client_ip_header = header;
     }
 }
 

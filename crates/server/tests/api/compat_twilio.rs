@@ -332,7 +332,7 @@ async fn urls_keep_host_and_port_over_http2() {
 
 #[tokio::test]
 async fn silent_network_auth_through_the_twilio_api() {
-    let app = TestApp::spawn_with(|c| c.silent_simulator = true).await;
+    let app = TestApp::spawn_with(|c| c.silent.simulator = true).await;
     let sid = service(&app).await;
     let to = fresh_number();
     let r = form(&app, &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sna")]).await;

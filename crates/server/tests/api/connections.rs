@@ -8,8 +8,8 @@ use tokio::net::TcpStream;
 
 async fn limited(header_read_secs: u64, idle_secs: u64) -> TestApp {
     TestApp::spawn_with(|c| {
-        c.connections.header_read_secs = header_read_secs;
-        c.connections.idle_secs = idle_secs;
+        c.connections.header_read = Duration::from_secs(header_read_secs);
+        c.connections.idle = Duration::from_secs(idle_secs);
     })
     .await
 }

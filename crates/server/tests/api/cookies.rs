@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 /// An app serving HTTPS itself, with the silent simulator; and the certificate to trust.
 async fn tls_app() -> (TestApp, reqwest::Certificate) {
-    TestApp::spawn_tls(|c| c.silent_simulator = true).await
+    TestApp::spawn_tls(|c| c.silent.simulator = true).await
 }
 
 /// A browser trusting the test certificate, with the cookie jar `jar`.

@@ -91,7 +91,7 @@ async fn a_slow_provider_does_not_hold_the_request_past_the_send_wait() {
     let slow = mock(200, json!({ "id": "gw-slow" }), 5000).await;
     let app = TestApp::spawn_with(|c| {
         c.providers.insert("gw".into(), providers::http(&slow.uri(), 60_000));
-        c.send_wait_ms = 50;
+        c.delivery.send_wait = Duration::from_millis(50);
     })
     .await;
     let started = std::time::Instant::now();
@@ -113,15 +113,15 @@ async fn racing_senders_never_send_a_message_twice() {
     let gateway = mock(200, json!({}), 150).await;
     let a = TestApp::spawn_with(|c| {
         c.providers.insert("gw".into(), providers::http(&gateway.uri(), 5000));
-        c.send_wait_ms = 0;
-        c.dispatch_interval_ms = 10;
+        c.delivery.send_wait = Duration::ZERO;
+        c.delivery.dispatch_interval = Duration::from_millis(10);
     })
     .await;
     let url = a.database_url.clone();
     let b = TestApp::spawn_with(|c| {
         c.database_url = url;
         c.providers.insert("gw".into(), providers::http(&gateway.uri(), 5000));
-        c.dispatch_interval_ms = 10;
+        c.delivery.dispatch_interval = Duration::from_millis(10);
     })
     .await;
     let numbers: Vec<String> = (0..10).map(|_| fresh_number()).collect();
@@ -157,7 +157,7 @@ fn a_message_left_by_a_crashed_instance_is_sent_once_after_restart() {
         let app = TestApp::spawn_with(|c| {
             c.database_url = db.clone();
             c.providers.insert("gw".into(), providers::http(&hanging.uri(), 60_000));
-            c.send_wait_ms = 100;
+            c.delivery.send_wait = Duration::from_millis(100);
         })
         .await;
         let v = app.start(&to).await;
@@ -170,7 +170,7 @@ fn a_message_left_by_a_crashed_instance_is_sent_once_after_restart() {
         let app = TestApp::spawn_with(|c| {
             c.database_url = db.clone();
             c.providers.insert("gw".into(), providers::http(&working.uri(), 5000));
-            c.dispatch_interval_ms = 20;
+            c.delivery.dispatch_interval = Duration::from_millis(20);
         })
         .await;
         // Still leased by the dead instance: a whole pass of the queue worker sends nothing.
@@ -248,7 +248,7 @@ async fn a_late_failure_of_the_first_message_does_not_fail_a_resent_verification
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200).set_body_json(json!({}))).with_priority(2).mount(&gateway).await;
     let app = TestApp::spawn_with(|c| {
         c.providers.insert("gw".into(), providers::http(&gateway.uri(), 5000));
-        c.send_wait_ms = 50;
+        c.delivery.send_wait = Duration::from_millis(50);
     })
     .await;
     let to = fresh_number();

@@ -25,7 +25,7 @@ const PATHS: &[&str] = &[
 
 async fn walk(https: bool) {
     let app = TestApp::spawn_with(|c| {
-        c.silent_simulator = true;
+        c.silent.simulator = true;
         c.public_url = Some(if https { "https://verify.example.com" } else { "http://localhost:8080" }.into());
     })
     .await;

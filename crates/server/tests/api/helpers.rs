@@ -49,8 +49,8 @@ impl TestApp {
         let pem = cert.cert.pem();
         let app = Self::spawn_trusting(
             |c| {
-                c.tls_cert = Some(cert_path);
-                c.tls_key = Some(key_path);
+                c.tls.cert = Some(cert_path);
+                c.tls.key = Some(key_path);
                 configure(c);
             },
             Some(pem.as_bytes()),
@@ -65,8 +65,9 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let database_url = phonegate_store::testing::fresh_database_url(dir.path()).await.expect("a test database");
         // The start request waits for the send's result (a test that wants it not to sets its own
-        // send_wait_ms): how long a send takes on a busy machine must not change what a test sees.
-        let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url, send_wait_ms: 60_000, ..Config::default() };
+        // delivery.send_wait): how long a send takes on a busy machine must not change what a test sees.
+        let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url, ..Config::default() };
+        config.delivery.send_wait = std::time::Duration::from_secs(60);
         configure(&mut config);
         // The database the app really uses (a test may point it at another one).
         let database_url = config.database_url.clone();
@@ -156,11 +157,12 @@ pub async fn expect_error(r: Response, status: u16, code: &str) -> Value {
 /// Provider settings for tests, pointing at local mock servers.
 pub mod providers {
     use phonegate_providers::{ProviderKind, ProviderSettings, Secret, TwilioSettings, VonageSettings, WebhookSettings};
+    use std::time::Duration;
 
     pub fn http(url: &str, timeout_ms: u64) -> ProviderSettings {
         ProviderSettings {
             kind: ProviderKind::Http(WebhookSettings { url: url.into(), secret: Secret::new("whsec") }),
-            timeout_ms,
+            timeout: Duration::from_millis(timeout_ms),
             retries: 0,
         }
     }
@@ -176,7 +178,7 @@ pub mod providers {
                 messaging_service_sid: None,
                 base_url: Some(base_url.into()),
             }),
-            timeout_ms,
+            timeout: Duration::from_millis(timeout_ms),
             retries: 0,
         }
     }
@@ -191,7 +193,7 @@ pub mod providers {
                 signature_method: None,
                 base_url: Some(base_url.into()),
             }),
-            timeout_ms: 30_000,
+            timeout: Duration::from_secs(30),
             retries: 0,
         }
     }

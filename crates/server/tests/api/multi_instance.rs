@@ -22,7 +22,7 @@ impl Pair {
         let dir = tempfile::tempdir().unwrap();
         let url = phonegate_store::testing::fresh_database_url(dir.path()).await.unwrap();
         let database_url = url.clone();
-        let mut env = vec![("PHONEGATE_DISPATCH_INTERVAL_MS", "20")];
+        let mut env = vec![("PHONEGATE_DELIVERY__DISPATCH_INTERVAL", "20ms")];
         env.extend_from_slice(extra);
         let (a, b, secret) = tokio::task::spawn_blocking(move || {
             let secret = cli_key(&url, "pair");
@@ -177,7 +177,7 @@ async fn budgets_hold_across_instances_services_and_parallel_requests() {
 #[tokio::test]
 async fn accounts_work_across_instances() {
     // Real clocks: a reuse interval no loaded machine outlasts.
-    let pair = Pair::start_with(&[("PHONEGATE_ACCOUNTS__REFRESH_REUSE_SECS", "60")]).await;
+    let pair = Pair::start_with(&[("PHONEGATE_ACCOUNTS__REFRESH_REUSE", "60s")]).await;
     let anon = |i: usize, path: &str, body: Value| pair.client.post(format!("{}{path}", pair.base(i))).json(&body).send();
     let phone = fresh_number();
     let r = anon(0, "/api/auth/signup", json!({ "username": "twin", "phone": phone })).await.unwrap();

@@ -183,10 +183,10 @@ async fn every_documented_response_matches_what_the_server_sends() {
     // has expired stays pending until it is read or checked.
     // Every answer comes from one address: its start budget is raised for the many flows.
     let app = TestApp::spawn_with(|c| {
-        c.expiry_sweep_secs = 86_400;
+        c.retention.sweep_interval = std::time::Duration::from_secs(86_400);
         c.budgets.starts_per_ip = vec!["1000/1h".parse().unwrap()];
         // The dev outbox answers this machine without a key: a remote client is forwarded.
-        c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     let mut api = Contract::fetch(&app).await;
@@ -276,7 +276,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
 
     // Silent verification, on a server with the simulator: coverage, an auto verification
     // waiting for the device, and its fallback to SMS.
-    let sim = TestApp::spawn_with(|c| c.silent_simulator = true).await;
+    let sim = TestApp::spawn_with(|c| c.silent.simulator = true).await;
     let sim_post = |path: &str, body: Value| sim.client.post(sim.url(path)).bearer_auth(&sim.secret).json(&body);
     let r = api.call("get", "/api/coverage", sim.client.get(sim.url("/api/coverage")), 200).await;
     assert_eq!(r["available"], true);

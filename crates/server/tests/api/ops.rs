@@ -55,7 +55,7 @@ async fn openapi_document_and_offline_docs_page_describe_the_api() {
 
 #[tokio::test]
 async fn the_outbox_page_shows_messages_escaped_behind_basic_auth() {
-    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let app = TestApp::spawn_with(|c| c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     let r = app.post("/api/services", json!({ "name": "<i>Shop</i>" })).await;
     assert_eq!(r.status(), 201);
     let to = fresh_number();

@@ -8,7 +8,7 @@ const REMOTE: &str = "198.51.100.7";
 
 /// A server behind a local proxy, a sign-up flow whose code is in the outbox, and the code.
 async fn app_with_a_code() -> (TestApp, String, String, String) {
-    let app = TestApp::spawn_with(|c| c.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let app = TestApp::spawn_with(|c| c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()]).await;
     let phone = fresh_number();
     let flow = app.anon_post("/api/auth/signup", json!({ "username": "outboxed", "phone": phone })).await;
     assert_eq!(flow.status(), StatusCode::ACCEPTED);

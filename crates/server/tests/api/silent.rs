@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn simulator() -> TestApp {
-    TestApp::spawn_with(|c| c.silent_simulator = true).await
+    TestApp::spawn_with(|c| c.silent.simulator = true).await
 }
 
 /// A client that does not follow redirects, to see each step of the device's way.
@@ -325,7 +325,7 @@ async fn an_app_signs_up_and_logs_in_silently_through_the_json_api() {
 #[tokio::test]
 async fn a_page_asking_for_coverage_spends_its_address_check_budget() {
     let app = TestApp::spawn_with(|c| {
-        c.silent_simulator = true;
+        c.silent.simulator = true;
         c.budgets.checks_per_ip = vec!["3/1h".parse().unwrap()];
     })
     .await;

@@ -32,7 +32,7 @@ fn assert_document(body: &str, title: &str) {
 
 #[tokio::test]
 async fn device_pages_are_whole_documents_and_never_echo_markup() {
-    let app = TestApp::spawn_with(|c| c.silent_simulator = true).await;
+    let app = TestApp::spawn_with(|c| c.silent.simulator = true).await;
     let v: Value = app.post("/api/verifications", json!({ "to": fresh_number(), "channel": "silent" })).await.json().await.unwrap();
     let check = v["silent"]["check_url"].as_str().unwrap().to_string();
     let operator = device().get(&check).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();

@@ -30,10 +30,10 @@ async fn app_with(providers: Vec<(&str, SilentProviderConfig)>) -> TestApp {
     TestApp::spawn_with(move |c| {
         c.public_url = Some(PUBLIC.into());
         if providers.iter().any(|(n, _)| *n == "camara") {
-            c.silent_routing.routes = vec![phonegate_core::silent::SilentRoute { prefix: "+49".into(), providers: vec!["camara".into()] }];
-            c.silent_routing.providers = vec!["truid".into()];
+            c.silent.routing.routes = vec![phonegate_core::silent::SilentRoute { prefix: "+49".into(), providers: vec!["camara".into()] }];
+            c.silent.routing.providers = vec!["truid".into()];
         }
-        c.silent_providers = providers.into_iter().map(|(n, p)| (n.to_string(), p)).collect();
+        c.silent.providers = providers.into_iter().map(|(n, p)| (n.to_string(), p)).collect();
     })
     .await
 }

@@ -223,7 +223,7 @@ async fn locale_picks_the_message_language_with_english_fallback() {
 
 #[tokio::test]
 async fn national_numbers_use_the_configured_default_region() {
-    let app = TestApp::spawn_with(|c| c.default_region = Some("DE".into())).await;
+    let app = TestApp::spawn_with(|c| c.phones.default_region = Some("DE".into())).await;
     let v = app.start("0151 2345 6789").await;
     assert_eq!(v["to"], "+4915123456789");
 }
