@@ -48,9 +48,25 @@ async fn openapi_document_and_offline_docs_page_describe_the_api() {
     assert!(spec["components"]["schemas"]["StartBody"].is_object());
     let page = app.client.get(app.url("/docs")).send().await.unwrap();
     assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     let html = page.text().await.unwrap();
-    assert!(html.contains("/api/verifications/{id}/cancel"));
+    assert!(html.starts_with("<!doctype html>") && html.contains(r#"lang="en""#) && html.contains("API reference"), "{html}");
     assert!(!html.contains("<script"), "the docs page must work without fetching scripts");
+    // Every operation of the document is on the page.
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys().filter(|m| ["get", "post", "put", "patch", "delete"].contains(&m.as_str())) {
+            let listed = format!(r#"<span class="method">{method}</span> <code>{path}</code>"#);
+            assert!(html.contains(&listed), "{method} {path} is missing");
+            operations += 1;
+        }
+    }
+    assert!(operations > 30, "{operations}");
+    for schema in spec["components"]["schemas"].as_object().unwrap().keys() {
+        assert!(html.contains(&format!(r#"id="schema-{schema}""#)), "schema {schema} is missing");
+    }
+    let german = app.client.get(app.url("/docs")).header("accept-language", "de").send().await.unwrap().text().await.unwrap();
+    assert!(german.contains(r#"lang="de""#) && german.contains("API-Referenz"), "{german}");
 }
 
 #[tokio::test]

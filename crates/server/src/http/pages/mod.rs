@@ -4,6 +4,7 @@
 //! redirect goes to phonegate's own pages or to a configured host.
 mod admin;
 pub(super) mod device;
+pub mod docs;
 mod home;
 pub mod outbox;
 mod silent;
