@@ -87,7 +87,7 @@ fn rates(list: &[&str]) -> Vec<Rate> {
 pub struct Budgets {
     /// Wrong codes per phone number, whatever the verification, service or API. At 50 per UTC
     /// day, no 24 hours can see more than 100 wrong guesses, so a 6-digit code is guessed with a
-    /// probability of at most 100 / 10^6 = 1 in 10,000 per number per day (see the README for
+    /// probability of at most 100 / 10^6 = 1 in 10,000 per number per day (see docs/budgets.md for
     /// each code length).
     pub failed_checks_per_number: Vec<Rate>,
     /// Codes sent per phone number, across verifications and services.
