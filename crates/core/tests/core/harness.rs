@@ -114,6 +114,7 @@ impl Core {
 
     /// Messages queued for `to` in the store, sent or not (written in the unit that queued them).
     pub async fn queued_for(&self, to: &str) -> i64 {
+        assert!(to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit()), "{to}");
         let sql = format!("SELECT COUNT(*) FROM messages WHERE to_number = '{to}'");
         phonegate_store::testing::count(&self.database_url, &sql).await.expect("a count")
     }
