@@ -84,8 +84,7 @@ impl ServerKeys {
     /// is none, so every instance on one database derives the same keys.
     pub async fn load_or_create(store: &dyn crate::ports::Store, candidate: &[u8]) -> crate::ports::StoreResult<Self> {
         let candidate = candidate.to_vec();
-        let secret =
-            crate::ports::write(store, move |tx| Box::pin(async move { tx.secret_or_insert("code_keys", &candidate).await })).await?;
+        let secret = crate::ports::write(store, move |tx| tx.secret_or_insert("code_keys", &candidate)).await?;
         Ok(Self::from_secret(&secret))
     }
 
