@@ -402,6 +402,26 @@ pub trait Store: Send + Sync {
 
 /// Runs a unit of work that yields a value, as one transaction (`Store::write`). If it returns an
 /// error, everything it wrote is rolled back and the error is returned.
+///
+/// ```
+/// use phonegate_core::ports::{self, Store, StoreError};
+/// async fn opt_out(store: &dyn Store, n: phonegate_core::PhoneNumber) -> Result<(), StoreError> {
+///     ports::write(store, move |tx| tx.set_opted_out(&n, true, chrono::Utc::now())).await
+/// }
+/// ```
+///
+/// A unit cannot await anything; this does not compile:
+///
+/// ```compile_fail
+/// use phonegate_core::ports::{self, Store, StoreError};
+/// async fn opt_out(store: &dyn Store, n: phonegate_core::PhoneNumber) -> Result<(), StoreError> {
+///     ports::write(store, move |tx| {
+///         tokio::task::yield_now().await;
+///         tx.set_opted_out(&n, true, chrono::Utc::now())
+///     })
+///     .await
+/// }
+/// ```
 pub async fn write<T, E, F>(store: &dyn Store, f: F) -> Result<T, E>
 where
     T: Send + 'static,
@@ -414,7 +434,14 @@ where
     finish(ran, slot)
 }
 
-/// Runs a read unit that yields a value (`Store::read`).
+/// Runs a read unit that yields a value (`Store::read`). It cannot write; this does not compile:
+///
+/// ```compile_fail
+/// use phonegate_core::ports::{self, Store, StoreError};
+/// async fn opt_out(store: &dyn Store, n: phonegate_core::PhoneNumber) -> Result<(), StoreError> {
+///     ports::read(store, move |tx| tx.set_opted_out(&n, true, chrono::Utc::now())).await
+/// }
+/// ```
 pub async fn read<T, E, F>(store: &dyn Store, f: F) -> Result<T, E>
 where
     T: Send + 'static,
