@@ -1,7 +1,6 @@
 //! What can go wrong in the core, in terms a client can act on.
-use crate::phone::PhoneError;
-use crate::ports::StoreError;
-use crate::verification::Status;
+use crate::model::phone::PhoneError;
+use crate::model::verification::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -36,7 +35,7 @@ pub enum VerifyError {
     #[error("the verification cannot be canceled before it is {min_age_secs} seconds old")]
     TooEarlyToCancel { min_age_secs: i64 },
     #[error("{}", over_budget_message(*.budget, *.retry_after_secs))]
-    OverBudget { budget: crate::budget::Budget, retry_after_secs: i64 },
+    OverBudget { budget: crate::model::budget::Budget, retry_after_secs: i64 },
     #[error("too many concurrent requests for this verification; retry")]
     Busy,
     #[error("this username is taken")]
@@ -102,8 +101,8 @@ pub enum VerifyError {
     Store(#[from] StoreError),
 }
 
-fn over_budget_message(budget: crate::budget::Budget, retry_after_secs: i64) -> String {
-    use crate::budget::Budget as B;
+fn over_budget_message(budget: crate::model::budget::Budget, retry_after_secs: i64) -> String {
+    use crate::model::budget::Budget as B;
     let what = match budget {
         B::FailedChecksPerNumber => "too many wrong codes for this phone number: checks are locked",
         B::SendsPerNumber => "too many codes sent to this phone number",
@@ -127,3 +126,24 @@ impl VerifyError {
         Self::InvalidParameter { field, message: message.into() }
     }
 }
+
+/// What a store (a port, `ports::Store`) can fail with. Defined here, beside the core's own
+/// errors, so that the model, the ports and the use cases all stand on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (duplicate name, a second pending verification…).
+    #[error("conflicting record")]
+    Conflict,
+    /// The database could not be reached or timed out; the operation may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The unit of work returned an error, so its writes were rolled back. `ports::write` turns
+    /// this back into the unit's own error; it never reaches a client.
+    #[error("unit of work aborted")]
+    Aborted,
+    /// Anything else; the text is for logs only, never for clients.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;

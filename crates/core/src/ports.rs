@@ -18,37 +18,24 @@
 //!   other task while a transaction is open (the compiler refuses). Do such work before or after
 //!   the unit. A unit runs off the async runtime (SQLite's writer or reader threads,
 //!   PostgreSQL's blocking pool), so it should be short.
-use crate::accounts::events::AccountEvent;
-use crate::accounts::invites::Invite;
-use crate::accounts::{Flow, JwtKey, Session, User};
-use crate::apikey::ApiKey;
-use crate::audit::AuditEvent;
-use crate::budget::Charge;
-use crate::message::{DeliveryStatus, InboundMessage, Message};
-use crate::phone::PhoneNumber;
-use crate::service::Service;
-use crate::verification::{Channel, Status, Verification};
+use crate::model::account_event::AccountEvent;
+use crate::model::api_key::ApiKey;
+use crate::model::audit::{AuditEvent, AuditQuery};
+use crate::model::budget::Charge;
+use crate::model::flow::Flow;
+use crate::model::invite::Invite;
+use crate::model::jwt_key::JwtKey;
+use crate::model::message::{DeliveryStatus, InboundMessage, Message};
+use crate::model::phone::PhoneNumber;
+use crate::model::service::Service;
+use crate::model::session::Session;
+use crate::model::silent::SilentCheck;
+use crate::model::user::User;
+use crate::model::verification::{Channel, Status, Verification};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule refused the write (duplicate name, a second pending verification…).
-    #[error("conflicting record")]
-    Conflict,
-    /// The database could not be reached or timed out; the operation may be retried.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// The unit of work returned an error, so its writes were rolled back. `ports::write` turns
-    /// this back into the unit's own error; it never reaches a client.
-    #[error("unit of work aborted")]
-    Aborted,
-    /// Anything else; the text is for logs only, never for clients.
-    #[error("database error: {0}")]
-    Other(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use crate::error::{StoreError, StoreResult};
 
 /// A unit of work that may write: it runs inside one transaction (see the module docs).
 pub type Work = Box<dyn FnOnce(&mut dyn Tx) -> StoreResult<()> + Send>;
@@ -106,7 +93,7 @@ pub trait VerificationReads {
     fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>>;
     fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
     /// A verification's checks, oldest first.
-    fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<crate::verification::CheckRecord>>;
+    fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<crate::model::verification::CheckRecord>>;
     /// The newest verification of the number that wrong codes locked and whose code has not
     /// expired yet at `now`.
     fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>>;
@@ -127,7 +114,7 @@ pub trait VerificationWrites {
     /// pending for the same service and number.
     fn insert_verification(&mut self, v: &Verification) -> StoreResult<bool>;
     /// Records a counted check of a verification.
-    fn insert_check(&mut self, verification_id: &str, c: &crate::verification::CheckRecord) -> StoreResult<()>;
+    fn insert_check(&mut self, verification_id: &str, c: &crate::model::verification::CheckRecord) -> StoreResult<()>;
     /// Writes `v` over the stored row of the same id and version, bumping the version.
     /// `Conflict` when the stored version differs (a unit that read without its lock).
     fn update_verification(&mut self, v: &Verification) -> StoreResult<()>;
@@ -149,16 +136,16 @@ pub trait OnceWrites {
 
 /// Silent checks (`silent.rs`). Inside a write, every read locks the row until commit.
 pub trait SilentReads {
-    fn silent_check_of(&mut self, verification_id: &str) -> StoreResult<Option<crate::silent::SilentCheck>>;
-    fn silent_check_by_token(&mut self, token_digest: &[u8]) -> StoreResult<Option<crate::silent::SilentCheck>>;
-    fn silent_check_by_ref(&mut self, provider: &str, provider_ref: &str) -> StoreResult<Option<crate::silent::SilentCheck>>;
+    fn silent_check_of(&mut self, verification_id: &str) -> StoreResult<Option<SilentCheck>>;
+    fn silent_check_by_token(&mut self, token_digest: &[u8]) -> StoreResult<Option<SilentCheck>>;
+    fn silent_check_by_ref(&mut self, provider: &str, provider_ref: &str) -> StoreResult<Option<SilentCheck>>;
     /// Live checks whose device step is overdue (skipping rows another unit holds).
-    fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<crate::silent::SilentCheck>>;
+    fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<SilentCheck>>;
 }
 
 pub trait SilentWrites {
-    fn insert_silent_check(&mut self, c: &crate::silent::SilentCheck) -> StoreResult<()>;
-    fn update_silent_check(&mut self, c: &crate::silent::SilentCheck) -> StoreResult<()>;
+    fn insert_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()>;
+    fn update_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()>;
 }
 
 pub trait ServiceReads {
@@ -277,7 +264,7 @@ pub trait AccountWrites {
 pub trait AuditReads {
     /// Newest first, optionally of one kind and since a time.
     /// The events `q` selects, newest first, at most `q.limit`.
-    fn audit_events(&mut self, q: &crate::audit::AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    fn audit_events(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 }
 
 pub trait AuditWrites {

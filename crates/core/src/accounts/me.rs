@@ -1,8 +1,8 @@
 //! What a signed-in user does with their account: read it, list and end sessions, renew the
 //! browser session, delete the account.
 use super::{Accounts, Principal, Session, SessionKind, User, session};
-use crate::caller::Caller;
 use crate::error::VerifyError;
+use crate::model::caller::Caller;
 use crate::ports;
 use chrono::{DateTime, Utc};
 
