@@ -2,6 +2,7 @@
 //! (`phonegate admin create`); admins see and remove members, end their sessions, and promote
 //! and demote each other, but the last admin can be neither removed nor demoted.
 use super::{Accounts, Principal, User, user};
+use crate::audit::AuditKind;
 use crate::caller::Caller;
 use crate::error::VerifyError;
 use crate::ids::new_id;
@@ -67,7 +68,7 @@ impl Accounts {
             })
         })
         .await?;
-        self.verifier.record(caller, "admin_created", Some(&admin.id), "an admin account was created by the operator").await;
+        self.verifier.record(caller, AuditKind::AdminCreated, Some(&admin.id), "an admin account was created by the operator").await;
         Ok(admin)
     }
 
@@ -112,7 +113,7 @@ impl Accounts {
             })
         })
         .await?;
-        self.verifier.record(&caller.as_user(&p.user_id), "member_removed", Some(user_id), "an admin removed a member").await;
+        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::MemberRemoved, Some(user_id), "an admin removed a member").await;
         Ok(())
     }
 
@@ -135,8 +136,11 @@ impl Accounts {
             })
         })
         .await?;
-        let (kind, detail) =
-            if admin { ("admin_promoted", "a member was made admin") } else { ("admin_demoted", "an admin was made a member") };
+        let (kind, detail) = if admin {
+            (AuditKind::AdminPromoted, "a member was made admin")
+        } else {
+            (AuditKind::AdminDemoted, "an admin was made a member")
+        };
         self.verifier.record(&caller.as_user(&p.user_id), kind, Some(user_id), detail).await;
         Ok(user)
     }
@@ -165,7 +169,9 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier.record(&caller.as_user(&p.user_id), "session_revoked", Some(user_id), "an admin ended a member's session").await;
+        self.verifier
+            .record(&caller.as_user(&p.user_id), AuditKind::SessionRevoked, Some(user_id), "an admin ended a member's session")
+            .await;
         Ok(())
     }
 }
@@ -184,8 +190,8 @@ impl Accounts {
     }
 
     /// Whether the signed-in user is an admin (for showing the console link).
-    pub async fn is_admin(&self, p: &Principal) -> bool {
-        self.admin(p).await.is_ok()
+    pub async fn is_admin(&self, p: &Principal) -> Result<bool, VerifyError> {
+        Ok(self.me(p).await?.is_admin())
     }
 }
 

@@ -5,7 +5,7 @@ use crate::budget::Guesser;
 use crate::caller::Caller;
 use crate::engine::Guess;
 use crate::engine::{StartOptions, StartRequest};
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::ids::new_id;
 use crate::phone::PhoneNumber;
 use crate::ports;
@@ -139,7 +139,7 @@ impl Accounts {
                 // budget counters, which no other text may name.
                 let named = user::username(&login).is_ok() || user::email(&login).is_ok();
                 if !named || password.is_empty() || password.chars().count() > 128 {
-                    return Err(VerifyError::invalid("identifier", "a username or e-mail address and a password are required"));
+                    return Err(VerifyError::invalid(Field::Identifier, "a username or e-mail address and a password are required"));
                 }
                 let l = login.clone();
                 let user = ports::read(self.verifier.store.as_ref(), move |tx| {
@@ -300,7 +300,7 @@ impl Accounts {
         locale: Option<String>,
         silent: bool,
     ) -> Result<FlowStarted, VerifyError> {
-        let phone = flow.phone.clone().ok_or_else(|| VerifyError::invalid("phone", "a phone number is required"))?;
+        let phone = flow.phone.clone().ok_or_else(|| VerifyError::invalid(Field::Phone, "a phone number is required"))?;
         if let Some(taken_over) = self.take_reply_flow(caller, &flow).await? {
             return Ok(taken_over);
         }
@@ -423,7 +423,7 @@ impl Accounts {
         signed_in: Option<&super::Principal>,
     ) -> Result<Verified, VerifyError> {
         if !crate::code::is_plausible(code) {
-            return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
+            return Err(VerifyError::invalid(Field::Code, "must be 4 to 10 digits"));
         }
         let (this, id, code, now) = (self.clone(), flow_id.to_string(), code.to_string(), self.now());
         let ip = caller.end_user_ip.or(caller.ip);

@@ -1,6 +1,7 @@
 //! What a signed-in user does with their account: read it, list and end sessions, renew the
 //! browser session, delete the account.
 use super::{Accounts, Principal, Session, SessionKind, User, session};
+use crate::audit::AuditKind;
 use crate::caller::Caller;
 use crate::error::VerifyError;
 use crate::ports;
@@ -86,7 +87,9 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier.record(&caller.as_user(&p.user_id), "session_revoked", Some(&p.user_id), "a session was ended by its user").await;
+        self.verifier
+            .record(&caller.as_user(&p.user_id), AuditKind::SessionRevoked, Some(&p.user_id), "a session was ended by its user")
+            .await;
         Ok(())
     }
 
@@ -105,7 +108,12 @@ impl Accounts {
         })
         .await?;
         self.verifier
-            .record(&caller.as_user(&p.user_id), "logout", Some(&p.user_id), if all { "signed out everywhere" } else { "signed out" })
+            .record(
+                &caller.as_user(&p.user_id),
+                AuditKind::Logout,
+                Some(&p.user_id),
+                if all { "signed out everywhere" } else { "signed out" },
+            )
             .await;
         Ok(())
     }
@@ -143,7 +151,9 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::Unauthenticated);
         }
-        self.verifier.record(&caller.as_user(&p.user_id), "account_deleted", Some(&p.user_id), "the account was deleted by its user").await;
+        self.verifier
+            .record(&caller.as_user(&p.user_id), AuditKind::AccountDeleted, Some(&p.user_id), "the account was deleted by its user")
+            .await;
         Ok(())
     }
 }

@@ -26,9 +26,10 @@ pub use jwt::{Claims, JwtAlgorithm, JwtKey};
 pub use session::{Session, SessionKind};
 pub use user::User;
 
+use crate::audit::AuditKind;
 use crate::caller::{Caller, Scope};
 use crate::engine::Verifier;
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::ids::new_id;
 use crate::ports;
 use crate::service::ServiceSettings;
@@ -220,7 +221,7 @@ impl Accounts {
         public_url: Option<&str>,
         events: Option<Arc<dyn events::EventSink>>,
     ) -> Result<Self, VerifyError> {
-        settings.validate().map_err(|m| VerifyError::invalid("accounts", m))?;
+        settings.validate().map_err(|m| VerifyError::invalid(Field::Accounts, m))?;
         let system = Caller::system("start-up");
         let service = match verifier.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
             Ok(s) => s,
@@ -310,7 +311,7 @@ impl Accounts {
         })
         .await?;
         self.load_keys().await?;
-        self.verifier.audit(&Caller::system("jwt-rotate"), "jwt_key_rotated", Some(&kid), "new access-token signing key").await;
+        self.verifier.audit(&Caller::system("jwt-rotate"), AuditKind::JwtKeyRotated, Some(&kid), "new access-token signing key").await;
         Ok(kid)
     }
 
@@ -342,7 +343,7 @@ impl Accounts {
             phone_number_verified: true,
             preferred_username: user.username.clone(),
         };
-        ring.sign(&claims).ok_or_else(|| VerifyError::Store(ports::StoreError::Other("no access-token signing key".into())))
+        ring.sign(&claims).ok_or_else(|| VerifyError::Crypto("no access-token signing key".into()))
     }
 
     // --- authentication -----------------------------------------------------------------
@@ -450,7 +451,7 @@ impl Accounts {
             }
             Rotated::Reused(user_id) => {
                 self.verifier
-                    .record(caller, "refresh_reuse", Some(&user_id), "a spent refresh token was used again: its session ended")
+                    .record(caller, AuditKind::RefreshReuse, Some(&user_id), "a spent refresh token was used again: its session ended")
                     .await;
                 Err(VerifyError::RefreshTokenInvalid)
             }

@@ -128,10 +128,26 @@ impl PageCtx {
         device_name(self.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()))
     }
 
-    /// The signed-in user of this browser, if any.
-    async fn principal(&self, s: &AppState) -> Option<Principal> {
-        let value = cookie(&self.headers, session_cookie(s.secure_cookies))?;
-        s.accounts.authenticate_cookie(value).await.ok()
+    /// The signed-in user of this browser, if any; a failure of the server is its error page.
+    async fn principal(&self, s: &AppState) -> Result<Option<Principal>, Response> {
+        let Some(value) = cookie(&self.headers, session_cookie(s.secure_cookies)) else { return Ok(None) };
+        match s.accounts.authenticate_cookie(value).await {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if e.detail().is_some() => Err(self.failed(s, &e)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The signed-in user of this browser, or the answer: a redirect to `login`, or the error page.
+    async fn signed_in(&self, s: &AppState, login: &str) -> Result<Principal, Response> {
+        self.principal(s).await?.ok_or_else(|| self.redirect(s, login))
+    }
+
+    /// A page that only says what went wrong, with the error's status.
+    fn failed(&self, s: &AppState, e: &VerifyError) -> Response {
+        let message = self.t.error(e);
+        let page = MessagePage { t: self.t, title: self.t.error_title, message: &message, link: "/", link_text: self.t.back };
+        self.render(s, status_of(e), &page)
     }
 }
 
@@ -173,16 +189,7 @@ fn urlencode(s: &str) -> String {
 }
 
 fn status_of(e: &VerifyError) -> StatusCode {
-    match e {
-        VerifyError::UsernameTaken | VerifyError::EmailTaken | VerifyError::PhoneTaken => StatusCode::CONFLICT,
-        VerifyError::CodeExpired => StatusCode::GONE,
-        VerifyError::CodeLocked | VerifyError::OverBudget { .. } | VerifyError::ResendTooSoon { .. } | VerifyError::MaxSendsReached => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
-        VerifyError::FlowNotFound => StatusCode::NOT_FOUND,
-        VerifyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
+    super::error::status(e.kind())
 }
 
 // --- templates ------------------------------------------------------------------------------
@@ -328,8 +335,11 @@ struct CsrfForm {
 // --- handlers -------------------------------------------------------------------------------
 
 async fn signup_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
-    let link = match q.invite.as_deref() {
-        Some(id) => s.accounts.invite_by_link(id).await,
+    let link = match q.invite.as_deref().map(|id| s.accounts.invite_by_link(id)) {
+        Some(found) => match found.await {
+            Ok(link) => link,
+            Err(e) => return ctx.failed(&s, &e),
+        },
         None => None,
     };
     // An invite that ended says so; a pending one fills in the form.
@@ -367,7 +377,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
             let page = SignupPage {
                 t: ctx.t,
                 csrf: ctx.csrf(&s),
-                error: Some(ctx.t.error(&e, &ctx.caller.request_id)),
+                error: Some(ctx.t.error(&e)),
                 notice: None,
                 username: f.username,
                 phone: f.phone,
@@ -381,8 +391,10 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
 
 async fn login_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
     let back = return_to(&s, q.return_to.as_deref());
-    if ctx.principal(&s).await.is_some() {
-        return ctx.redirect(&s, if back.is_empty() { "/account" } else { &back });
+    match ctx.principal(&s).await {
+        Ok(Some(_)) => return ctx.redirect(&s, if back.is_empty() { "/account" } else { &back }),
+        Ok(None) => {}
+        Err(r) => return r,
     }
     let page = LoginPage { t: ctx.t, csrf: ctx.csrf(&s), error: None, phone: String::new(), identifier: String::new(), return_to: back };
     ctx.render(&s, StatusCode::OK, &page)
@@ -407,7 +419,7 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
             let page = LoginPage {
                 t: ctx.t,
                 csrf: ctx.csrf(&s),
-                error: Some(ctx.t.error(&e, &ctx.caller.request_id)),
+                error: Some(ctx.t.error(&e)),
                 phone: f.phone.unwrap_or_default(),
                 identifier: f.identifier.unwrap_or_default(),
                 return_to: back,
@@ -464,7 +476,10 @@ async fn code_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Code
     let result = if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
         Err(VerifyError::CodeIncorrect { attempts_left: 0 })
     } else {
-        let owner = ctx.principal(&s).await;
+        let owner = match ctx.principal(&s).await {
+            Ok(owner) => owner,
+            Err(r) => return r,
+        };
         s.accounts.verify(&ctx.caller, &f.flow, &code, SessionKind::Browser, ctx.device(), owner.as_ref()).await
     };
     verified_page(&s, &ctx, f.flow, back, result)
@@ -484,7 +499,7 @@ fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result
         }
         Ok(Verified::PhoneChanged(_)) => ctx.redirect(s, "/account?done=phone"),
         Err(e) => {
-            let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
+            let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e)), None, back);
             ctx.render(s, status_of(&e), &page)
         }
     }
@@ -498,14 +513,17 @@ async fn resend_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Co
     match s.accounts.resend(&ctx.caller, &f.flow, ctx.locale()).await {
         Ok(_) => ctx.redirect(&s, &format!("{}&done=resent", code_url(&f.flow, &back))),
         Err(e) => {
-            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
+            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
             ctx.render(&s, status_of(&e), &page)
         }
     }
 }
 
 async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let notice = match q.done.as_deref() {
         Some("phone") => Some(ctx.t.phone_changed),
         Some("revoked") => Some(ctx.t.revoked),
@@ -518,6 +536,7 @@ async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<R
 async fn account(s: &AppState, ctx: &PageCtx, p: &Principal, error: Option<String>, notice: Option<&str>, status: StatusCode) -> Response {
     let (user, sessions) = match (s.accounts.me(p).await, s.accounts.sessions(p).await) {
         (Ok(u), Ok(list)) => (u, list),
+        (Err(e), _) | (_, Err(e)) if e.detail().is_some() => return ctx.failed(s, &e),
         _ => return ctx.redirect(s, "/login"),
     };
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
@@ -549,10 +568,13 @@ async fn phone_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Csr
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match s.accounts.change_phone(&ctx.caller, &p, f.phone.as_deref().unwrap_or_default(), ctx.locale()).await {
         Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, "")),
-        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, status_of(&e)).await,
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, status_of(&e)).await,
     }
 }
 
@@ -560,7 +582,10 @@ async fn renew_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Csr
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match s.accounts.renew(&p).await {
         Ok(secret) => {
             let mut response = ctx.redirect(&s, "/account?done=renewed");
@@ -568,6 +593,7 @@ async fn renew_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Csr
             response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, Some(&secret), max_age));
             response
         }
+        Err(e) if e.detail().is_some() => ctx.failed(&s, &e),
         Err(_) => ctx.redirect(&s, "/login"),
     }
 }
@@ -576,10 +602,13 @@ async fn revoke_submit(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<S
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match s.accounts.revoke_session(&ctx.caller, &p, &id).await {
         Ok(()) => ctx.redirect(&s, "/account?done=revoked"),
-        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, StatusCode::NOT_FOUND).await,
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, status_of(&e)).await,
     }
 }
 
@@ -587,10 +616,16 @@ async fn logout_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Cs
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    if let Some(p) = ctx.principal(&s).await {
+    let signed_in = match ctx.principal(&s).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Some(p) = signed_in {
         let all = f.all.as_deref().is_some_and(|v| !v.is_empty() && v != "0");
-        if let Err(e) = s.accounts.logout(&ctx.caller, &p, all).await {
-            tracing::warn!(error = %e, "logout failed");
+        // The session lives on if the server failed: say so rather than pretend.
+        match s.accounts.logout(&ctx.caller, &p, all).await {
+            Err(e) if e.detail().is_some() => return ctx.failed(&s, &e),
+            _ => {}
         }
     }
     let mut response = ctx.redirect(&s, "/login");
@@ -615,7 +650,10 @@ async fn dev_message(
         Ok(_) => return StatusCode::NOT_FOUND.into_response(),
         Err(e) => return e.into_response(),
     }
-    let message = s.accounts.dev_message(&flow).await.ok().flatten();
+    let message = match s.accounts.dev_message(&flow).await {
+        Ok(message) => message,
+        Err(e) => return ctx.failed(&s, &e),
+    };
     let body = message.map(|m| m.body).unwrap_or_else(|| "No message was stored for this login (yet).".into());
     let page = MessagePage { t: ctx.t, title: "Dev outbox", message: &body, link: "/login", link_text: ctx.t.back };
     ctx.render(&s, StatusCode::OK, &page)
