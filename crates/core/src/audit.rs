@@ -2,34 +2,16 @@
 //! webhooks, keys and services created or revoked), who caused them and when. Readable by admin
 //! keys only. Events that an attacker can cause at will are recorded once per kind and subject
 //! per minute on each instance, so the log cannot be turned into a write flood.
-use crate::caller::Caller;
 use crate::engine::Verifier;
 use crate::error::VerifyError;
-use crate::ids::new_id;
+pub use crate::model::audit::{AuditEvent, AuditQuery};
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
 use crate::ports;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct AuditEvent {
-    pub id: String,
-    pub at: DateTime<Utc>,
-    /// An `AuditKind`'s name (`budget_exceeded`, `checks_locked`, `login`…), as stored.
-    pub kind: String,
-    /// The API key that caused it, if any.
-    pub key_id: Option<String>,
-    /// Who caused it: the signed-in user's id (an admin in the console, a user on their own
-    /// account), else the API key's id.
-    pub actor: Option<String>,
-    pub ip: Option<String>,
-    pub request_id: String,
-    /// What it concerns: a phone number, key id, service id, prefix or provider.
-    pub subject: Option<String>,
-    /// A short fixed description (never a secret, a code or a provider's text).
-    pub detail: String,
-}
 
 /// What an audit event records. Stored, returned by the audit API and filtered by `?kind=` as
 /// its name (`as_str`), which never changes.
@@ -113,21 +95,6 @@ impl AuditKind {
     }
 }
 
-/// Filters for reading the log, newest first.
-#[derive(Clone, Debug, Default)]
-pub struct AuditQuery {
-    /// What: only events of this kind.
-    pub kind: Option<String>,
-    /// Who: only events this user or API key caused, or that concern it (its id).
-    pub who: Option<String>,
-    /// Where from: only events from this address.
-    pub ip: Option<String>,
-    /// When: only events at or after `since` and before `until`.
-    pub since: Option<DateTime<Utc>>,
-    pub until: Option<DateTime<Utc>>,
-    pub limit: u32,
-}
-
 /// When each (kind, subject) was last recorded by this instance.
 #[derive(Default)]
 pub(crate) struct Recent(Mutex<HashMap<(AuditKind, String), DateTime<Utc>>>);
@@ -202,7 +169,7 @@ impl Verifier {
                 self.audit(caller, AuditKind::PrefixThrottled, Some(subject), "many codes sent into this prefix, few used").await;
             }
             VerifyError::OverBudget { budget, .. } => self.audit(caller, AuditKind::BudgetExceeded, Some(subject), budget.as_str()).await,
-            VerifyError::Phone(crate::phone::PhoneError::DestinationNotAllowed) => {
+            VerifyError::Phone(crate::model::phone::PhoneError::DestinationNotAllowed) => {
                 self.audit(caller, AuditKind::DestinationRefused, Some(subject), "denied range or country").await;
             }
             _ => {}

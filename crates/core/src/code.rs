@@ -80,15 +80,6 @@ fn derive(secret: &[u8], label: &str) -> [u8; 32] {
 }
 
 impl ServerKeys {
-    /// The keys from the server secret stored in the database, storing `candidate` first if there
-    /// is none, so every instance on one database derives the same keys.
-    pub async fn load_or_create(store: &dyn crate::ports::Store, candidate: &[u8]) -> crate::ports::StoreResult<Self> {
-        let candidate = candidate.to_vec();
-        let secret =
-            crate::ports::write(store, move |tx| Box::pin(async move { tx.secret_or_insert("code_keys", &candidate).await })).await?;
-        Ok(Self::from_secret(&secret))
-    }
-
     pub fn from_secret(secret: &[u8]) -> Self {
         let seal_key = derive(secret, "phonegate/v1/code-seal");
         Self { digest_key: derive(secret, "phonegate/v1/code-digest"), seal: Aes256Gcm::new_from_slice(&seal_key).expect("32-byte key") }

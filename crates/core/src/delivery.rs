@@ -2,14 +2,14 @@
 //! written (in the start's own transaction) before any provider sees it; a sender claims it with
 //! a lease, so two workers never send the same message at once and a crashed sender's message is
 //! taken over when its lease ends.
-use crate::caller::Caller;
 use crate::engine::{Verifier, save};
 use crate::error::VerifyError;
-use crate::ids::new_id;
-use crate::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
+use crate::model::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
+use crate::model::phone::PhoneNumber;
+use crate::model::verification::{Channel, Status, Verification};
 use crate::ports::{self, MessageResult, Sms, StoreError, Tx};
-use crate::verification::{Channel, Status, Verification};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -246,7 +246,7 @@ pub struct Detail {
     /// Its messages, oldest first.
     pub messages: Vec<Message>,
     /// Its counted checks, oldest first.
-    pub checks: Vec<crate::verification::CheckRecord>,
+    pub checks: Vec<crate::model::verification::CheckRecord>,
     pub silent: Option<crate::silent::SilentCheck>,
 }
 

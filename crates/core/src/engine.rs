@@ -3,16 +3,16 @@
 //! and writes the record and its message in the same transaction.
 use crate::audit::AuditKind;
 use crate::budget::{Budgets, Charge};
-use crate::caller::Caller;
 use crate::clock::Clock;
 use crate::code::{Code, ServerKeys};
 use crate::error::VerifyError;
-use crate::ids::new_id;
-use crate::message::{DeliveryStatus, Message};
-use crate::phone::{PhoneNumber, PhonePolicy};
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
+use crate::model::message::{DeliveryStatus, Message};
+use crate::model::phone::{PhoneNumber, PhonePolicy};
+use crate::model::service::{DEFAULT_SERVICE, Service, ServiceSettings};
+use crate::model::verification::{CancelRefusal, Channel, Status, Verification};
 use crate::ports::{self, Lease, Observer, SmsSender, Store, StoreError, Tx};
-use crate::service::{DEFAULT_SERVICE, Service, ServiceSettings};
-use crate::verification::{CancelRefusal, Channel, Status, Verification};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +25,7 @@ mod start;
 
 pub use silent::{CoverageAnswer, SilentOutcome};
 
-pub use crate::verification::Limits;
+pub use crate::model::verification::Limits;
 
 /// Cheap to clone: every part is shared, so a send can continue in the background.
 #[derive(Clone)]
@@ -45,6 +45,8 @@ pub struct Verifier {
     services: Arc<std::sync::RwLock<std::collections::HashMap<String, Service>>>,
     /// Silent providers and their routing (none: `silent` is refused, `auto` is SMS).
     pub(crate) silent: Arc<crate::silent::SilentRoutes>,
+    /// The service whose budgets a decoy's silent check charges (see `VerifierParts`).
+    decoy_service: Arc<str>,
 }
 
 /// Bounds on sending.
@@ -90,7 +92,7 @@ pub struct StartOptions {
     /// The code itself, 4 to 10 digits, where the service allows custom codes.
     pub custom_code: Option<String>,
     /// A payment code's amount and payee, where the service sends PSD2 codes.
-    pub psd2: Option<crate::psd2::Psd2>,
+    pub psd2: Option<crate::model::psd2::Psd2>,
     /// ISO 3166 region for a number written in national format.
     pub region: Option<String>,
     /// When a verification is already pending for the number: report it as
@@ -138,6 +140,9 @@ pub struct VerifierParts {
     pub budgets: Budgets,
     pub delivery: DeliveryTimes,
     pub silent: crate::silent::SilentRoutes,
+    /// The service whose budgets a decoy's silent check charges: the service of the flows that
+    /// make decoys (the accounts service), so a decoy costs what a real check there would.
+    pub decoy_service: String,
 }
 
 /// A verification the caller may see; another tenant's does not exist for it.
@@ -152,7 +157,7 @@ fn message_body(service: &Service, v: &Verification, code: &Code) -> String {
     let name = v.brand.as_deref().unwrap_or(&service.name);
     let body = match &v.psd2 {
         None => service.render_as(name, &v.locale, code.expose()),
-        Some(p) => crate::locales::psd2(&v.locale)
+        Some(p) => crate::model::locales::psd2(&v.locale)
             .replace("{service}", name)
             .replace("{amount}", &p.amount)
             .replace("{payee}", &p.payee)
@@ -221,6 +226,7 @@ impl Verifier {
             delivery: p.delivery,
             services: Default::default(),
             silent: Arc::new(p.silent),
+            decoy_service: p.decoy_service.into(),
         }
     }
 
@@ -269,7 +275,7 @@ impl Verifier {
     pub async fn service(&self, caller: &Caller, id_or_name: Option<&str>) -> Result<Service, VerifyError> {
         let key = match (id_or_name, &caller.scope) {
             (Some(k), _) => k.to_string(),
-            (None, crate::caller::Scope::Services(ids)) => ids.first().cloned().ok_or(VerifyError::ServiceNotFound)?,
+            (None, crate::model::caller::Scope::Services(ids)) => ids.first().cloned().ok_or(VerifyError::ServiceNotFound)?,
             (None, _) => DEFAULT_SERVICE.to_string(),
         };
         let cached = self.services.read().ok().and_then(|m| m.get(&key).cloned());
@@ -302,7 +308,7 @@ impl Verifier {
             }
             m.insert(s.id.clone(), s.clone());
             // A name shaped like an id must not shadow another service's id.
-            if !crate::ids::is_id("VA", &s.name) {
+            if !crate::model::ids::is_id("VA", &s.name) {
                 m.insert(s.name.clone(), s.clone());
             }
         }
@@ -316,7 +322,7 @@ impl Verifier {
     /// costs what a code would in every send budget, and goes through the same queue.
     pub async fn send_text(&self, caller: &Caller, service: &Service, to: &PhoneNumber, body: String) -> Result<String, VerifyError> {
         if !self.budgets.destination_allowed(&service.name, to) {
-            return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
+            return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
         let now = self.clock.now();
         let budgets = self.budgets.for_service(&service.name);

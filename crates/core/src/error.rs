@@ -1,10 +1,9 @@
 //! What can go wrong in the core, and the one classification every adapter answers from: a
 //! kind (which each adapter turns into its status), a stable machine code, a public message, and
 //! for failures of the server itself a detail that is logged and never shown.
-use crate::budget::Budget;
-use crate::phone::PhoneError;
-use crate::ports::StoreError;
-use crate::verification::Status;
+use crate::model::budget::Budget;
+use crate::model::phone::PhoneError;
+use crate::model::verification::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -39,7 +38,7 @@ pub enum VerifyError {
     #[error("the verification cannot be canceled before it is {min_age_secs} seconds old")]
     TooEarlyToCancel { min_age_secs: i64 },
     #[error("{}", over_budget_message(*.budget, *.retry_after_secs))]
-    OverBudget { budget: crate::budget::Budget, retry_after_secs: i64 },
+    OverBudget { budget: crate::model::budget::Budget, retry_after_secs: i64 },
     #[error("too many concurrent requests for this verification; retry")]
     Busy,
     #[error("this username is taken")]
@@ -377,6 +376,27 @@ impl VerifyError {
         }
     }
 }
+
+/// What a store (a port, `ports::Store`) can fail with. Defined here, beside the core's own
+/// errors, so that the model, the ports and the use cases all stand on it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule refused the write (duplicate name, a second pending verification…).
+    #[error("conflicting record")]
+    Conflict,
+    /// The database could not be reached or timed out; the operation may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The unit of work returned an error, so its writes were rolled back. `ports::write` turns
+    /// this back into the unit's own error; it never reaches a client.
+    #[error("unit of work aborted")]
+    Aborted,
+    /// Anything else; the text is for logs only, never for clients.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
 
 #[cfg(test)]
 mod tests {

@@ -11,13 +11,13 @@
 //! budget, attempt limit and audit rule applies.
 use crate::audit::AuditKind;
 use crate::budget::{Budget, Charge, Guesser, Rate};
-use crate::caller::{Caller, Scope};
 use crate::engine::{Guess, StartOptions, StartRequest, Verifier};
 use crate::error::{Field, VerifyError};
-use crate::phone::PhoneNumber;
+use crate::model::caller::{Caller, Scope};
+use crate::model::phone::PhoneNumber;
+use crate::model::service::ServiceSettings;
+use crate::model::verification::{Channel, CheckOutcome, Status};
 use crate::ports;
-use crate::service::ServiceSettings;
-use crate::verification::{Channel, CheckOutcome, Status};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -164,7 +164,7 @@ impl Integrations {
         }
         let phone = incoming.rest.get(&c.phone_claim).and_then(|p| p.as_str()).map(str::to_string);
         let step = StepState {
-            id: crate::ids::new_id("st"),
+            id: crate::model::ids::new_id("st"),
             client: client.to_string(),
             state: state.to_string(),
             sub: incoming.sub,
@@ -195,7 +195,7 @@ impl Integrations {
         // Validate first, so a mistyped or refused number can be corrected with the same step.
         let to = self.verifier.parse_phone(phone)?;
         if !self.verifier.budgets.destination_allowed(SERVICE, &to) {
-            return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
+            return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
         self.spend(&s.id, s.exp).await.map_err(|_| VerifyError::StepInvalid)?;
         self.send(caller, s, phone, locale).await
@@ -289,7 +289,7 @@ impl Integrations {
             "phone_number_verified": verified,
             "iat": now,
             "exp": now + RETURN_TOKEN_SECS,
-            "jti": crate::ids::new_id("jt"),
+            "jti": crate::model::ids::new_id("jt"),
         });
         let failed = |e: jsonwebtoken::errors::Error| VerifyError::Crypto(format!("cannot sign the return token: {e}"));
         let key = EncodingKey::from_secret(&c.secret).map_err(failed)?;

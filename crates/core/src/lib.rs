@@ -4,24 +4,21 @@ pub mod accounts;
 pub mod apikey;
 pub mod audit;
 pub mod budget;
-pub mod caller;
 pub mod clock;
 pub mod code;
 pub mod delivery;
 pub mod engine;
 pub mod error;
-pub mod ids;
 pub mod integrations;
-pub mod locales;
-pub mod message;
+pub mod model;
 pub mod outbox;
-pub mod phone;
 pub mod ports;
-pub mod psd2;
-pub mod service;
 pub mod silent;
+pub mod startup;
 pub mod traffic;
-pub mod verification;
+
+// The model's modules, at the short paths the adapters name them by.
+pub use model::{caller, ids, locales, message, phone, psd2, service, verification};
 
 pub use caller::{Caller, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};

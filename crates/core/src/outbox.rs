@@ -1,9 +1,9 @@
 //! The dev outbox: an `SmsSender` that sends nothing, so a new user can run phonegate with no SMS
 //! account. The messages it "sent" are the queue's own rows that name it as their provider; the
 //! outbox view opens their sealed bodies so the codes can be read locally.
-use crate::caller::Caller;
 use crate::engine::Verifier;
 use crate::error::VerifyError;
+use crate::model::caller::Caller;
 use crate::ports::{self, SendError, SentSms, Sms, SmsSender};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -38,7 +38,7 @@ impl Verifier {
     pub async fn outbox(&self, caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
         let to = to.map(|raw| self.parse_phone(raw)).transpose()?.map(|p| p.as_str().to_string());
         let names: Option<Vec<String>> = match &caller.scope {
-            crate::caller::Scope::All => None,
+            crate::model::caller::Scope::All => None,
             _ => Some(self.services(caller).await?.into_iter().map(|s| s.name).collect()),
         };
         let messages = ports::read(self.store.as_ref(), move |tx| {

@@ -1,37 +1,24 @@
 //! The traits the core needs from the outside world: storage (units of work run as one
 //! transaction, over statements grouped by aggregate in `Tx`), SMS delivery and an observer for
 //! metrics.
-use crate::accounts::events::AccountEvent;
-use crate::accounts::invites::Invite;
-use crate::accounts::{Flow, JwtKey, Session, User};
-use crate::apikey::ApiKey;
-use crate::audit::AuditEvent;
-use crate::budget::Charge;
-use crate::message::{DeliveryStatus, InboundMessage, Message};
-use crate::phone::PhoneNumber;
-use crate::service::Service;
-use crate::verification::{Channel, Status, Verification};
+use crate::model::account_event::AccountEvent;
+use crate::model::api_key::ApiKey;
+use crate::model::audit::{AuditEvent, AuditQuery};
+use crate::model::budget::Charge;
+use crate::model::flow::Flow;
+use crate::model::invite::Invite;
+use crate::model::jwt_key::JwtKey;
+use crate::model::message::{DeliveryStatus, InboundMessage, Message};
+use crate::model::phone::PhoneNumber;
+use crate::model::service::Service;
+use crate::model::session::Session;
+use crate::model::silent::SilentCheck;
+use crate::model::user::User;
+use crate::model::verification::{Channel, Status, Verification};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule refused the write (duplicate name, a second pending verification…).
-    #[error("conflicting record")]
-    Conflict,
-    /// The database could not be reached or timed out; the operation may be retried.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// The unit of work returned an error, so its writes were rolled back. `ports::write` turns
-    /// this back into the unit's own error; it never reaches a client.
-    #[error("unit of work aborted")]
-    Aborted,
-    /// Anything else; the text is for logs only, never for clients.
-    #[error("database error: {0}")]
-    Other(String),
-}
-
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use crate::error::{StoreError, StoreResult};
 
 /// A boxed future, as the store's units of work return them.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -72,9 +59,9 @@ pub trait VerificationTx: Send {
     async fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>>;
     async fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
     /// Records a counted check of a verification.
-    async fn insert_check(&mut self, verification_id: &str, c: &crate::verification::CheckRecord) -> StoreResult<()>;
+    async fn insert_check(&mut self, verification_id: &str, c: &crate::model::verification::CheckRecord) -> StoreResult<()>;
     /// A verification's checks, oldest first.
-    async fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<crate::verification::CheckRecord>>;
+    async fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<crate::model::verification::CheckRecord>>;
     /// The newest verification of the number that wrong codes locked and whose code has not
     /// expired yet at `now`.
     async fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>>;
@@ -110,13 +97,13 @@ pub trait OnceTx: Send {
 /// Silent checks (`silent.rs`). Inside a write, every read locks the row until commit.
 #[async_trait]
 pub trait SilentTx: Send {
-    async fn insert_silent_check(&mut self, c: &crate::silent::SilentCheck) -> StoreResult<()>;
-    async fn update_silent_check(&mut self, c: &crate::silent::SilentCheck) -> StoreResult<()>;
-    async fn silent_check_of(&mut self, verification_id: &str) -> StoreResult<Option<crate::silent::SilentCheck>>;
-    async fn silent_check_by_token(&mut self, token_digest: &[u8]) -> StoreResult<Option<crate::silent::SilentCheck>>;
-    async fn silent_check_by_ref(&mut self, provider: &str, provider_ref: &str) -> StoreResult<Option<crate::silent::SilentCheck>>;
+    async fn insert_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()>;
+    async fn update_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()>;
+    async fn silent_check_of(&mut self, verification_id: &str) -> StoreResult<Option<SilentCheck>>;
+    async fn silent_check_by_token(&mut self, token_digest: &[u8]) -> StoreResult<Option<SilentCheck>>;
+    async fn silent_check_by_ref(&mut self, provider: &str, provider_ref: &str) -> StoreResult<Option<SilentCheck>>;
     /// Live checks whose device step is overdue (skipping rows another unit holds).
-    async fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<crate::silent::SilentCheck>>;
+    async fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<SilentCheck>>;
 }
 
 #[async_trait]
@@ -238,7 +225,7 @@ pub trait AuditTx: Send {
     async fn insert_audit_event(&mut self, e: &AuditEvent) -> StoreResult<()>;
     /// Newest first, optionally of one kind and since a time.
     /// The events `q` selects, newest first, at most `q.limit`.
-    async fn audit_events(&mut self, q: &crate::audit::AuditQuery) -> StoreResult<Vec<AuditEvent>>;
+    async fn audit_events(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>>;
 }
 
 /// Budget counters (see `budget`), one per budget, subject, rate and window.

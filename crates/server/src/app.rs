@@ -7,7 +7,6 @@ use anyhow::Context;
 use phonegate_core::accounts::Accounts;
 use phonegate_core::accounts::events::EventSink;
 use phonegate_core::apikey::KeyCache;
-use phonegate_core::code::ServerKeys;
 use phonegate_core::engine::VerifierParts;
 use phonegate_core::ports::{Observer, Store};
 use phonegate_core::{Clock, Limits, SystemClock, Verifier};
@@ -186,7 +185,7 @@ pub async fn engine(
         phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
     let mut candidate = [0u8; 32];
     rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
-    let secret = ServerKeys::load_or_create(store.as_ref(), &candidate).await.context("cannot load the server secret")?;
+    let secret = phonegate_core::startup::server_keys(store.as_ref(), &candidate).await.context("cannot load the server secret")?;
     let providers = build_providers(config, observer.clone())?;
     let verifier = Arc::new(Verifier::new(VerifierParts {
         store: store.clone(),
@@ -199,6 +198,7 @@ pub async fn engine(
         budgets: config.budgets.clone(),
         delivery: config.delivery_times(),
         silent: silent_routes(config)?,
+        decoy_service: phonegate_core::accounts::SERVICE.into(),
     }));
     verifier.ensure_default_service().await.context("cannot create the default service")?;
     // Load the numbering-plan metadata now rather than on the first request.

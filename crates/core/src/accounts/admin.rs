@@ -3,9 +3,9 @@
 //! and demote each other, but the last admin can be neither removed nor demoted.
 use super::{Accounts, Principal, User, user};
 use crate::audit::AuditKind;
-use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::ids::new_id;
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
 use crate::ports;
 use chrono::{DateTime, Utc};
 

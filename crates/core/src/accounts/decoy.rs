@@ -6,9 +6,9 @@ use super::flows::Start;
 use super::{Accounts, Flow, FlowKind, FlowStarted};
 use crate::audit::AuditKind;
 use crate::budget::Guesser;
-use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::phone::PhoneNumber;
 use crate::ports;
 use chrono::{DateTime, Utc};
 

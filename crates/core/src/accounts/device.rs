@@ -11,8 +11,8 @@
 //! holder's known devices keep working while an attack locks everyone else out.
 use super::{Accounts, User};
 use crate::budget::Guesser;
-use crate::caller::Caller;
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::phone::PhoneNumber;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 

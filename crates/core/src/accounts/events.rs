@@ -3,21 +3,11 @@
 //! webhook by the queue worker, retried with growing pauses until the app answers 2xx.
 use super::{Accounts, User};
 use crate::error::VerifyError;
-use crate::ids::new_id;
+pub use crate::model::account_event::AccountEvent;
+use crate::model::ids::new_id;
 use crate::ports::{self, Tx};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AccountEvent {
-    pub id: String,
-    /// `user.created`, `user.phone_changed` or `user.deleted`.
-    pub kind: String,
-    /// The JSON body the app receives.
-    pub payload: String,
-    pub created_at: DateTime<Utc>,
-    pub attempts: u32,
-}
 
 /// Where events go (the app's webhook).
 #[async_trait]

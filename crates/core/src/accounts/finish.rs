@@ -3,10 +3,10 @@
 //! notice to a former number (`verified`).
 use super::{Accounts, Flow, FlowKind, SessionKind, SignedIn, User, Verified};
 use crate::audit::AuditKind;
-use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::ids::new_id;
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
+use crate::model::phone::PhoneNumber;
 use crate::ports;
 use chrono::{DateTime, Utc};
 

@@ -2,14 +2,14 @@
 //! verification that ends each one.
 use super::{Accounts, Flow, FlowKind, FlowStarted, SessionKind, Verified, user};
 use crate::budget::Guesser;
-use crate::caller::Caller;
 use crate::engine::Guess;
 use crate::engine::{StartOptions, StartRequest};
 use crate::error::{Field, VerifyError};
-use crate::ids::new_id;
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
+use crate::model::phone::PhoneNumber;
+use crate::model::verification::{Channel, CheckOutcome, Status};
 use crate::ports;
-use crate::verification::{Channel, CheckOutcome, Status};
 use chrono::{DateTime, Utc};
 
 pub struct SignupRequest {

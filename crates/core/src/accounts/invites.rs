@@ -3,51 +3,11 @@
 //! re-sent and revoked, and is consumed once, by the sign-up that verifies its code.
 use super::{Accounts, Principal};
 use crate::audit::AuditKind;
-use crate::caller::Caller;
 use crate::error::{Field, VerifyError};
-use crate::ids::new_id;
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
+pub use crate::model::invite::{Invite, Registration};
 use crate::ports;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-
-/// Who may sign up.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Registration {
-    /// Anyone who proves a number.
-    #[default]
-    Open,
-    /// Only invited numbers.
-    InviteOnly,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invite {
-    pub id: String,
-    pub phone: PhoneNumber,
-    /// An existing member's username (a second device, a lost session).
-    pub username: Option<String>,
-    /// The admin who invited.
-    pub created_by: String,
-    pub created_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub last_sent_at: DateTime<Utc>,
-    pub used_at: Option<DateTime<Utc>>,
-    pub revoked_at: Option<DateTime<Utc>>,
-}
-
-impl Invite {
-    /// `pending`, `used`, `expired` or `revoked`.
-    pub fn status(&self, now: DateTime<Utc>) -> &'static str {
-        match (self.revoked_at, self.used_at) {
-            (Some(_), _) => "revoked",
-            (_, Some(_)) => "used",
-            _ if now >= self.expires_at => "expired",
-            _ => "pending",
-        }
-    }
-}
 
 impl Accounts {
     /// Invites a number (optionally for an existing member's username, whose number it must be)

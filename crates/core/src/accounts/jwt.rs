@@ -3,54 +3,13 @@
 //! by the server secret, and published at `/.well-known/jwks.json`. Verification accepts only
 //! the configured algorithm and only phonegate's own keys: `none`, HMAC (including HS256 signed
 //! with a public key) and any other algorithm are refused.
+pub use crate::model::jwt_key::{JwtAlgorithm, JwtKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chrono::{DateTime, Utc};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-
-/// The algorithms phonegate signs with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum JwtAlgorithm {
-    #[default]
-    EdDSA,
-    ES256,
-}
-
-impl JwtAlgorithm {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EdDSA => "EdDSA",
-            Self::ES256 => "ES256",
-        }
-    }
-
-    fn jwt(self) -> Algorithm {
-        match self {
-            Self::EdDSA => Algorithm::EdDSA,
-            Self::ES256 => Algorithm::ES256,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EdDSA" => Some(Self::EdDSA),
-            "ES256" => Some(Self::ES256),
-            _ => None,
-        }
-    }
-}
-
-/// A signing key as stored: the private key (PKCS#8 DER) sealed, the public one as a JWK.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JwtKey {
-    pub kid: String,
-    pub alg: JwtAlgorithm,
-    pub private_sealed: Vec<u8>,
-    pub public_jwk: String,
-    pub created_at: DateTime<Utc>,
-}
 
 /// A new key pair: the private key as PKCS#8 DER and the public key as a JWK.
 pub fn generate(alg: JwtAlgorithm, kid: &str) -> (Vec<u8>, serde_json::Value) {
@@ -169,6 +128,7 @@ impl KeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jsonwebtoken::Algorithm;
 
     fn ring(alg: JwtAlgorithm) -> (KeyRing, Vec<u8>) {
         let (der, jwk) = generate(alg, "k1");

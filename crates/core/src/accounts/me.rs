@@ -2,8 +2,8 @@
 //! browser session, delete the account.
 use super::{Accounts, Principal, Session, SessionKind, User, session};
 use crate::audit::AuditKind;
-use crate::caller::Caller;
 use crate::error::VerifyError;
+use crate::model::caller::Caller;
 use crate::ports;
 use chrono::{DateTime, Utc};
 

@@ -15,24 +15,21 @@ pub mod jwt;
 mod me;
 pub mod password;
 pub mod reply;
-pub mod session;
 pub mod silent;
-pub mod user;
 
-pub mod flow;
-
+pub use crate::model::{flow, session, user};
 pub use flow::{Flow, FlowKind};
 pub use jwt::{Claims, JwtAlgorithm, JwtKey};
 pub use session::{Session, SessionKind};
 pub use user::User;
 
 use crate::audit::AuditKind;
-use crate::caller::{Caller, Scope};
 use crate::engine::Verifier;
 use crate::error::{Field, VerifyError};
-use crate::ids::new_id;
+use crate::model::caller::{Caller, Scope};
+use crate::model::ids::new_id;
+use crate::model::service::ServiceSettings;
 use crate::ports;
-use crate::service::ServiceSettings;
 use chrono::{DateTime, Utc};
 use jwt::KeyRing;
 use password::Passwords;
@@ -107,7 +104,7 @@ impl Default for AccountSettings {
 
 impl AccountSettings {
     pub fn validate(&self) -> Result<(), String> {
-        if !(crate::service::MIN_TTL_SECS..=crate::service::MAX_TTL_SECS).contains(&self.code_ttl_secs) {
+        if !(crate::model::service::MIN_TTL_SECS..=crate::model::service::MAX_TTL_SECS).contains(&self.code_ttl_secs) {
             return Err("accounts.code_ttl_secs must be between 60 and 86400".into());
         }
         if self.session_idle_days < 1 || self.session_max_days < self.session_idle_days {

@@ -6,10 +6,10 @@
 //! unparsable sender) does nothing and answers the provider the same.
 use super::{Accounts, Flow, FlowKind, FlowStarted, Principal};
 use crate::audit::AuditKind;
-use crate::caller::Caller;
 use crate::delivery::InboundOutcome;
 use crate::error::VerifyError;
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::phone::PhoneNumber;
 use crate::ports;
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
@@ -152,7 +152,7 @@ impl Accounts {
                 let Some(reply) = tx.reply_flow(&phone, now).await? else { return Ok::<_, VerifyError>(None) };
                 // Its code must still be pending (a flow that took it over may have used it).
                 let Some(vid) = reply.verification_id.as_deref() else { return Ok(None) };
-                let pending = tx.verification(vid).await?.is_some_and(|v| v.status_at(now) == crate::verification::Status::Pending);
+                let pending = tx.verification(vid).await?.is_some_and(|v| v.status_at(now) == crate::model::verification::Status::Pending);
                 if !pending {
                     return Ok(None);
                 }

@@ -5,11 +5,11 @@
 //! a password guesser that the password was right. Decoys for numbers get a silent check that
 //! ends nothing, so a link never tells a real flow from a decoy.
 use super::{Accounts, SessionKind, Verified};
-use crate::caller::Caller;
 use crate::error::VerifyError;
+use crate::model::caller::Caller;
+use crate::model::verification::Status;
 use crate::ports;
 use crate::silent::CheckState;
-use crate::verification::Status;
 
 /// The login page a flow's device returns to after the operator's step.
 pub fn flow_page(flow_id: &str) -> String {

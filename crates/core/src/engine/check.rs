@@ -3,12 +3,12 @@
 //! check (never the code).
 use super::{Verifier, charge, count, save, visible};
 use crate::budget::Guesser;
-use crate::caller::Caller;
 use crate::code;
 use crate::error::{Field, VerifyError};
+use crate::model::caller::Caller;
+use crate::model::psd2::Psd2;
+use crate::model::verification::{CheckOutcome, Status, Verification};
 use crate::ports::{self, Tx};
-use crate::psd2::Psd2;
-use crate::verification::{CheckOutcome, Status, Verification};
 
 /// Who checks a code, and who counts the attempts.
 #[derive(Clone, Copy, Debug)]
@@ -185,7 +185,7 @@ impl Verifier {
             charge(tx, &charges, now).await?;
         }
         // A `silent` verification is proven by the operator only: no code approves it.
-        let matches = matches && v.channel != crate::verification::Channel::Silent;
+        let matches = matches && v.channel != crate::model::verification::Channel::Silent;
         let outcome = if matches || guess.own_attempts {
             v.check(matches, now)
         } else {
@@ -194,7 +194,8 @@ impl Verifier {
         if let CheckOutcome::NotPending(status) = outcome {
             return Err(VerifyError::NotPending(status));
         }
-        let record = crate::verification::CheckRecord { at: now, valid: outcome == CheckOutcome::Approved, ip: ip.map(|i| i.to_string()) };
+        let record =
+            crate::model::verification::CheckRecord { at: now, valid: outcome == CheckOutcome::Approved, ip: ip.map(|i| i.to_string()) };
         tx.insert_check(&v.id, &record).await?;
         if outcome == CheckOutcome::Approved
             && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))

@@ -4,17 +4,17 @@
 //! unit: a match approves it, a failure fails a `silent` one and sends the code of an `auto` one.
 use super::{Verifier, charge, save};
 use crate::audit::AuditKind;
-use crate::caller::Caller;
 use crate::error::{Field, VerifyError};
-use crate::ids::new_id;
-use crate::message::Message;
-use crate::phone::PhoneNumber;
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
+use crate::model::message::Message;
+use crate::model::phone::PhoneNumber;
+use crate::model::verification::{Channel, Status, Verification};
 use crate::ports::{self, Lease, Tx};
 use crate::silent::{
     CallbackQuery, CheckState, Coverage, Reason, SIMULATOR, SilentCheck, SilentProvider, SilentResult, SilentSession, SilentStart,
     SimOutcome, token_digest,
 };
-use crate::verification::{Channel, Status, Verification};
 use chrono::{DateTime, Utc};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -304,7 +304,7 @@ impl Verifier {
         let this = self.clone();
         let service_name = match &v {
             Some(v) => self.service(&Caller::system("silent-callback"), Some(&v.service_id)).await?.name,
-            None => crate::accounts::SERVICE.to_string(),
+            None => self.decoy_service.to_string(),
         };
         let charges = self.budgets.for_service(&service_name).for_check(caller.end_user_ip);
         let id = check.verification_id.clone();

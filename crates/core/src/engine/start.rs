@@ -2,16 +2,16 @@
 //! its budgets and queues its first message or stores its silent check; then the first send, or
 //! the provider's silent check.
 use super::{StartRequest, Started, Verifier, charge, save};
-use crate::caller::Caller;
 use crate::code::{self, Code};
 use crate::delivery::DispatchOutcome;
 use crate::error::{Field, VerifyError};
-use crate::ids::new_id;
-use crate::message::Message;
-use crate::phone::PhonePolicy;
+use crate::model::caller::Caller;
+use crate::model::ids::new_id;
+use crate::model::message::Message;
+use crate::model::phone::PhonePolicy;
+use crate::model::service;
+use crate::model::verification::{Channel, SendRefusal, Status, Verification};
 use crate::ports::{self, Lease};
-use crate::service;
-use crate::verification::{Channel, SendRefusal, Status, Verification};
 
 /// More to write in a start's unit of work, given the verification it started or re-sent.
 pub(crate) type AlsoInUnit =
@@ -57,7 +57,7 @@ impl Verifier {
     ) -> Result<Started, VerifyError> {
         let to = match &req.options.region {
             Some(region) => {
-                let region = crate::phone::parse_region(region)
+                let region = crate::model::phone::parse_region(region)
                     .ok_or_else(|| VerifyError::invalid(Field::Country, "must be an ISO 3166-1 region code"))?;
                 PhonePolicy { default_region: Some(region), ..self.phones.clone() }.parse(&req.to)?
             }
@@ -88,7 +88,7 @@ impl Verifier {
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.service(caller, req.service.as_deref()).await?;
         if !self.budgets.destination_allowed(&service.name, &to) {
-            return Err(crate::phone::PhoneError::DestinationNotAllowed.into());
+            return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
         let now = self.clock.now();
         if opts.psd2.is_some() && !service.psd2 {
@@ -109,7 +109,7 @@ impl Verifier {
             service_id: service.id.clone(),
             to: to.clone(),
             channel: req.channel,
-            locale: locale.clone().unwrap_or_else(|| crate::locales::for_region(to.region().as_deref()).to_string()),
+            locale: locale.clone().unwrap_or_else(|| crate::model::locales::for_region(to.region().as_deref()).to_string()),
             status: Status::Pending,
             code_length,
             attempts: 0,
@@ -151,7 +151,7 @@ impl Verifier {
         // Strangers' resends of a pending code do not use up a recognised device's sends (its own
         // send budget bounds them).
         let limits = match opts.recognised {
-            true => crate::verification::Limits { max_sends: u32::MAX, ..self.limits },
+            true => crate::model::verification::Limits { max_sends: u32::MAX, ..self.limits },
             false => self.limits,
         };
         let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));

@@ -169,6 +169,7 @@ async fn with_database_down(app: &TestApp) -> String {
         budgets: Default::default(),
         delivery: Default::default(),
         silent: Default::default(),
+        decoy_service: phonegate_core::accounts::SERVICE.into(),
     }));
     let router = phonegate::http::router(state, &Config::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,7 +1,7 @@
 //! Services (tenants): each has its own code length, code lifetime and message templates.
 use crate::code;
 use crate::error::{Field, VerifyError};
-use crate::ids::new_id;
+use crate::model::ids::new_id;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
@@ -90,7 +90,7 @@ impl ServiceSettings {
 
 /// A request's language tag as the locale its text is kept under (see `locales::normalize`).
 pub fn normalize_locale(tag: &str) -> Result<String, VerifyError> {
-    crate::locales::normalize(tag)
+    crate::model::locales::normalize(tag)
 }
 
 impl Service {
@@ -100,7 +100,7 @@ impl Service {
 
     /// The template for `locale`: the service's own, else the built-in one, else English.
     pub fn template(&self, locale: &str) -> &str {
-        let builtin = crate::locales::builtin;
+        let builtin = crate::model::locales::builtin;
         self.templates
             .get(locale)
             .map(String::as_str)

@@ -1,6 +1,6 @@
 //! Users: who an account is, and the rules for usernames, e-mail addresses and passwords.
 use crate::error::{Field, VerifyError};
-use crate::phone::PhoneNumber;
+use crate::model::phone::PhoneNumber;
 use chrono::{DateTime, Utc};
 
 #[derive(Clone, Debug, PartialEq, Eq)]

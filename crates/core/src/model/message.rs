@@ -1,6 +1,6 @@
 //! Outbound messages (a durable queue: written before any provider sees them, bodies sealed) and
 //! inbound messages with the opt-out keywords they may carry.
-use crate::phone::PhoneNumber;
+use crate::model::phone::PhoneNumber;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 

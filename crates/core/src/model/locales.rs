@@ -78,7 +78,7 @@ mod tests {
         for (locale, text) in MESSAGES.iter() {
             assert_eq!(text.matches("{code}").count(), 1, "{locale}");
             assert_eq!(text.matches("{service}").count(), 1, "{locale}");
-            assert!(!text.chars().any(crate::service::is_unsafe), "{locale}");
+            assert!(!text.chars().any(crate::model::service::is_unsafe), "{locale}");
         }
         let psd2: Vec<&str> = PSD2.iter().map(|(l, _)| *l).collect();
         assert_eq!(psd2.join(" "), wanted, "a payment text for every locale");
@@ -86,7 +86,7 @@ mod tests {
             for p in ["{code}", "{service}", "{amount}", "{payee}"] {
                 assert_eq!(text.matches(p).count(), 1, "{locale}: {p}");
             }
-            assert!(!text.chars().any(crate::service::is_unsafe), "{locale}");
+            assert!(!text.chars().any(crate::model::service::is_unsafe), "{locale}");
         }
         for (region, locale) in COUNTRIES.iter() {
             assert!(builtin(locale).is_some(), "{region} → {locale}");

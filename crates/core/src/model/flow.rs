@@ -1,7 +1,7 @@
 //! Flows: one sign-up, login or phone change waiting for its code. A flow has an unguessable id,
 //! expires with its code and is used once. A *decoy* flow (no verification) is what a login for
 //! an unknown account or with a wrong password gets: it looks the same and no code is right.
-use crate::phone::PhoneNumber;
+use crate::model::phone::PhoneNumber;
 use chrono::{DateTime, Utc};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct Flow {
 
 impl Flow {
     /// Whose budgets its wrong codes count in (`budget::Guesser`).
-    pub fn guesser(&self) -> crate::budget::Guesser {
-        if self.recognised { crate::budget::Guesser::Recognised } else { crate::budget::Guesser::Anyone }
+    pub fn guesser(&self) -> crate::model::budget::Guesser {
+        if self.recognised { crate::model::budget::Guesser::Recognised } else { crate::model::budget::Guesser::Anyone }
     }
 }

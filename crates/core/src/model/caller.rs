@@ -1,7 +1,7 @@
 //! Who is asking. Every call into the engine carries a `Caller`, so authorization, rate limits
 //! and audit can be decided in the core, once, for every API.
-use crate::apikey::{ApiKey, KeyScope};
 use crate::error::VerifyError;
+use crate::model::api_key::{ApiKey, KeyScope};
 use std::net::IpAddr;
 
 #[derive(Clone, Debug, PartialEq, Eq)]

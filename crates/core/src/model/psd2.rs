@@ -14,7 +14,7 @@ impl Psd2 {
     /// Both or neither; each printable, the amount at most 32 characters, the payee 64.
     pub fn from_parts(amount: Option<&str>, payee: Option<&str>) -> Result<Option<Self>, VerifyError> {
         let printable = |s: &str, max: usize| {
-            !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(crate::service::is_unsafe) && !s.contains('\n')
+            !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(crate::model::service::is_unsafe) && !s.contains('\n')
         };
         match (amount, payee) {
             (None, None) => Ok(None),

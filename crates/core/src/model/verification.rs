@@ -2,7 +2,7 @@
 //! resends lives here; the engine loads a record inside a unit of work (which locks it), applies
 //! one of these methods and writes it back in the same transaction, so the rules hold across
 //! threads and instances.
-use crate::phone::PhoneNumber;
+use crate::model::phone::PhoneNumber;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -105,7 +105,7 @@ pub struct Verification {
     /// the app reads the code without a permission.
     pub app_hash: Option<String>,
     /// A payment code's amount and payee (PSD2), shown in its message and bound to its check.
-    pub psd2: Option<crate::psd2::Psd2>,
+    pub psd2: Option<crate::model::psd2::Psd2>,
     pub sends: u32,
     pub send_window_started_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,

@@ -1,0 +1,25 @@
+//! The core's words: the data types every use case, port and adapter shares (phone numbers,
+//! verifications and their messages, services, API keys and callers, users, sessions, flows,
+//! invites, events, audit events, silent checks, budget charges) and the rules that belong to one
+//! value alone (a number's format, a username's characters, a status's transitions).
+//!
+//! The bottom layer: a module here imports nothing of the core but other modules here and
+//! `error` (which imports only this layer). Ports sit above it, use cases above both.
+pub mod account_event;
+pub mod api_key;
+pub mod audit;
+pub mod budget;
+pub mod caller;
+pub mod flow;
+pub mod ids;
+pub mod invite;
+pub mod jwt_key;
+pub mod locales;
+pub mod message;
+pub mod phone;
+pub mod psd2;
+pub mod service;
+pub mod session;
+pub mod silent;
+pub mod user;
+pub mod verification;
