@@ -11,12 +11,14 @@ use crate::model::phone::PhoneNumber;
 use crate::model::verification::{Channel, CheckOutcome, Status};
 use crate::ports;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 
 pub struct SignupRequest {
     pub username: String,
     pub phone: String,
     pub email: Option<String>,
-    pub password: Option<String>,
+    /// Never logged or printed: exposed only to check its length and to hash it.
+    pub password: Option<SecretString>,
     pub locale: Option<String>,
     /// Check the number by the device's operator where possible (`silent.rs`): the client then
     /// opens the answer's `check_url` on the device.
@@ -27,7 +29,7 @@ pub enum LoginRequest {
     /// Passwordless: a code to the number (or, with `silent`, the device's operator first).
     Phone { phone: String, locale: Option<String>, silent: bool },
     /// Username or e-mail and password, then a code to the account's number.
-    Password { identifier: String, password: String, locale: Option<String> },
+    Password { identifier: String, password: SecretString, locale: Option<String> },
 }
 
 /// The unused flow `id`, locked for the verifying unit: a phone change only for its own user
@@ -57,7 +59,7 @@ impl Accounts {
         let username = user::username(&req.username)?;
         let email = req.email.filter(|e| !e.is_empty()).map(|e| user::email(&e)).transpose()?;
         if let Some(p) = &req.password {
-            user::password(p)?;
+            user::password(p.expose_secret())?;
         }
         let phone = self.verifier.parse_phone(&req.phone)?;
         let (name_lc, p) = (username.to_lowercase(), phone.clone());
@@ -138,7 +140,7 @@ impl Accounts {
                 // A username or an e-mail address, nothing else: the login is also the subject of
                 // budget counters, which no other text may name.
                 let named = user::username(&login).is_ok() || user::email(&login).is_ok();
-                if !named || password.is_empty() || password.chars().count() > 128 {
+                if !named || password.expose_secret().is_empty() || password.expose_secret().chars().count() > 128 {
                     return Err(VerifyError::invalid(Field::Identifier, "a username or e-mail address and a password are required"));
                 }
                 let l = login.clone();

@@ -33,6 +33,7 @@ use crate::ports;
 use chrono::{DateTime, Utc};
 use jwt::KeyRing;
 use password::Passwords;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -432,7 +433,8 @@ impl Accounts {
     /// spent one presented again ends its session (the whole family), unless it was spent less
     /// than `refresh_reuse_secs` ago and its successor is still unspent: then it gets that same
     /// successor again (two tabs of one app refreshing at once stay one family).
-    pub async fn refresh(&self, caller: &Caller, refresh_token: &str) -> Result<(String, String, i64), VerifyError> {
+    pub async fn refresh(&self, caller: &Caller, refresh_token: &SecretString) -> Result<(String, String, i64), VerifyError> {
+        let refresh_token = refresh_token.expose_secret();
         if refresh_token.len() > 100 {
             return Err(VerifyError::RefreshTokenInvalid);
         }

@@ -14,6 +14,7 @@ use phonegate_core::VerifyError;
 use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
 use phonegate_core::accounts::{FlowStarted, Session, SessionKind, User, Verified, session::device_name};
 use phonegate_core::error::Field;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -44,7 +45,8 @@ pub struct SignupBody {
     phone: String,
     email: Option<String>,
     /// 8–128 characters; with a password, logins can be password + code.
-    password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<SecretString>,
     /// Language of the code message (`en`, `de`…).
     locale: Option<String>,
     /// Let the device's operator confirm the number where it can (silent verification): the
@@ -64,7 +66,8 @@ pub struct LoginBody {
     phone: Option<String>,
     /// With `password`: a username or e-mail address.
     identifier: Option<String>,
-    password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<SecretString>,
     locale: Option<String>,
     /// Passwordless logins only: as for sign-up (`next: "silent"`, `check_url`).
     silent: Option<bool>,
@@ -99,7 +102,8 @@ pub struct FlowBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
-    refresh_token: String,
+    #[schema(value_type = String)]
+    refresh_token: SecretString,
 }
 
 #[derive(Deserialize, ToSchema, Default)]

@@ -22,6 +22,7 @@ use axum::routing::{get, post};
 use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
 use phonegate_core::accounts::{FlowStarted, Principal, SessionKind, Verified, session::device_name};
 use phonegate_core::{Caller, VerifyError};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use texts::Texts;
 
@@ -296,7 +297,7 @@ struct SignupForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
-    password: String,
+    password: SecretString,
     return_to: Option<String>,
 }
 
@@ -306,7 +307,7 @@ struct LoginForm {
     csrf: String,
     phone: Option<String>,
     identifier: Option<String>,
-    password: Option<String>,
+    password: Option<SecretString>,
     return_to: Option<String>,
 }
 
@@ -367,7 +368,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
         username: f.username.trim().to_string(),
         phone: f.phone.clone(),
         email: Some(f.email.trim().to_string()).filter(|e| !e.is_empty()),
-        password: Some(f.password.clone()).filter(|p| !p.is_empty()),
+        password: Some(f.password).filter(|p| !p.expose_secret().is_empty()),
         locale: ctx.locale(),
         silent: true,
     };
@@ -405,12 +406,12 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
         return r;
     }
     let back = return_to(&s, f.return_to.as_deref());
-    let req = match (&f.phone, &f.identifier, &f.password) {
+    let req = match (&f.phone, &f.identifier, f.password) {
         (Some(phone), _, _) => LoginRequest::Phone { phone: phone.clone(), locale: ctx.locale(), silent: true },
         (None, Some(identifier), Some(password)) => {
-            LoginRequest::Password { identifier: identifier.clone(), password: password.clone(), locale: ctx.locale() }
+            LoginRequest::Password { identifier: identifier.clone(), password, locale: ctx.locale() }
         }
-        _ => LoginRequest::Password { identifier: String::new(), password: String::new(), locale: None },
+        _ => LoginRequest::Password { identifier: String::new(), password: SecretString::default(), locale: None },
     };
     let result: Result<FlowStarted, VerifyError> = s.accounts.login(&ctx.caller, req).await;
     match result {
