@@ -13,14 +13,14 @@ use subtle::ConstantTimeEq;
 /// Finds the active key a secret belongs to (Bearer authentication).
 pub async fn authenticate_secret(store: &dyn Store, secret: &str) -> StoreResult<Option<ApiKey>> {
     let hash = hash_secret(secret);
-    let key = ports::read(store, move |tx| Box::pin(async move { tx.api_key_by_hash(&hash).await })).await?;
+    let key = ports::read(store, move |tx| tx.api_key_by_hash(&hash)).await?;
     Ok(key.filter(|k| k.revoked_at.is_none()))
 }
 
 /// Checks an id and secret pair (HTTP Basic authentication) in constant time.
 pub async fn authenticate_pair(store: &dyn Store, id: &str, secret: &str) -> StoreResult<Option<ApiKey>> {
     let id = id.to_string();
-    let key = ports::read(store, move |tx| Box::pin(async move { tx.api_key(&id).await })).await?;
+    let key = ports::read(store, move |tx| tx.api_key(&id)).await?;
     let presented = hash_secret(secret);
     Ok(key.filter(|k| k.revoked_at.is_none() && bool::from(k.secret_hash.ct_eq(&presented))))
 }
@@ -49,7 +49,7 @@ impl Verifier {
         };
         let (key, secret) = generate(name, scope, self.clock.now());
         let k = key.clone();
-        ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_api_key(&k).await?) })).await?;
+        ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_api_key(&k)?)).await?;
         self.audit(caller, AuditKind::KeyCreated, Some(&key.id), key.scope.as_str()).await;
         Ok((key, secret))
     }
@@ -57,16 +57,14 @@ impl Verifier {
     /// Every key, oldest first, revoked ones included.
     pub async fn api_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>, VerifyError> {
         caller.require_admin()?;
-        ports::read(self.store.as_ref(), |tx| Box::pin(async move { Ok(tx.api_keys().await?) })).await
+        ports::read(self.store.as_ref(), |tx| Ok(tx.api_keys()?)).await
     }
 
     /// Revokes an active key; false when no active key has this id.
     pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<bool, VerifyError> {
         caller.require_admin()?;
         let (key, now) = (id.to_string(), self.clock.now());
-        let revoked =
-            ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.revoke_api_key(&key, now).await?) }))
-                .await?;
+        let revoked = ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.revoke_api_key(&key, now)?)).await?;
         if revoked {
             self.audit(caller, AuditKind::KeyRevoked, Some(id), "key revoked").await;
         }

@@ -129,7 +129,7 @@ impl Verifier {
     /// attacker cannot repeat at will: sign-ups, logins, logouts).
     pub async fn record(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) {
         let event = self.event(caller, kind, subject, detail);
-        let written = ports::write(self.store.as_ref(), move |tx| Box::pin(async move { tx.insert_audit_event(&event).await })).await;
+        let written = ports::write(self.store.as_ref(), move |tx| tx.insert_audit_event(&event)).await;
         if let Err(e) = written {
             tracing::warn!(error = %e, kind = kind.as_str(), "an audit event could not be recorded");
         }
@@ -181,9 +181,6 @@ impl Verifier {
     pub async fn audit_events(&self, caller: &Caller, query: AuditQuery) -> Result<Vec<AuditEvent>, VerifyError> {
         caller.require_admin()?;
         let limit = query.limit.clamp(1, 1000);
-        ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.audit_events(&AuditQuery { limit, ..query }).await?) })
-        })
-        .await
+        ports::read(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.audit_events(&AuditQuery { limit, ..query })?)).await
     }
 }

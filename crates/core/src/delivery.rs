@@ -43,7 +43,7 @@ impl Verifier {
             let queued_before = now - chrono::Duration::from_std(self.delivery.send_wait).unwrap_or_default();
             let (lease_until, claim) = (now + self.delivery.lease, token.clone());
             let claimed: Vec<Message> = ports::write(self.store.as_ref(), move |tx| {
-                Box::pin(async move { Ok::<_, VerifyError>(tx.claim_due_messages(now, queued_before, lease_until, &claim, 1).await?) })
+                Ok::<_, VerifyError>(tx.claim_due_messages(now, queued_before, lease_until, &claim, 1)?)
             })
             .await?;
             let Some(message) = claimed.into_iter().next() else { break };
@@ -95,23 +95,21 @@ impl Verifier {
         };
         let (now, token) = (self.clock.now(), token.to_string());
         let finished: Option<(Option<Message>, Option<Verification>)> = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                if !tx.finish_message(&message.id, &token, &record, now).await? {
-                    return Ok(None);
-                }
-                // A receipt may have overtaken this result.
-                let mut receipt = None;
-                if let Some(pmid) = &record.provider_message_id
-                    && let Some((status, error)) = tx.take_held_receipt(pmid).await?
-                {
-                    receipt = tx.apply_receipt(pmid, status, error.as_deref(), now).await?;
-                }
-                let mut failed = None;
-                if let (Some(reason), false, Some(vid)) = (&record.error, message.resend, &message.verification_id) {
-                    failed = fail_first_send(tx, vid, reason, now).await?;
-                }
-                Ok::<_, VerifyError>(Some((receipt, failed)))
-            })
+            if !tx.finish_message(&message.id, &token, &record, now)? {
+                return Ok(None);
+            }
+            // A receipt may have overtaken this result.
+            let mut receipt = None;
+            if let Some(pmid) = &record.provider_message_id
+                && let Some((status, error)) = tx.take_held_receipt(pmid)?
+            {
+                receipt = tx.apply_receipt(pmid, status, error.as_deref(), now)?;
+            }
+            let mut failed = None;
+            if let (Some(reason), false, Some(vid)) = (&record.error, message.resend, &message.verification_id) {
+                failed = fail_first_send(tx, vid, reason, now)?;
+            }
+            Ok::<_, VerifyError>(Some((receipt, failed)))
         })
         .await?;
         match finished {
@@ -140,16 +138,14 @@ impl Verifier {
         let now = self.clock.now();
         let (pmid, error) = (provider_message_id.to_string(), error.map(str::to_string));
         let updated = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut updated = tx.apply_receipt(&pmid, status, error.as_deref(), now).await?;
-                // No message took it: either the receipt overtook the send's result (hold it), or
-                // it came too late for its message's status, or the result was stored in between
-                // (apply again).
-                if updated.is_none() && !tx.hold_receipt(&pmid, status, error.as_deref(), now).await? {
-                    updated = tx.apply_receipt(&pmid, status, error.as_deref(), now).await?;
-                }
-                Ok::<_, VerifyError>(updated)
-            })
+            let mut updated = tx.apply_receipt(&pmid, status, error.as_deref(), now)?;
+            // No message took it: either the receipt overtook the send's result (hold it), or
+            // it came too late for its message's status, or the result was stored in between
+            // (apply again).
+            if updated.is_none() && !tx.hold_receipt(&pmid, status, error.as_deref(), now)? {
+                updated = tx.apply_receipt(&pmid, status, error.as_deref(), now)?;
+            }
+            Ok::<_, VerifyError>(updated)
         })
         .await?;
         if let Some(m) = &updated {
@@ -189,15 +185,13 @@ impl Verifier {
         let command = opt_command(body);
         let id = inbound.id.clone();
         let stored = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                if !tx.insert_inbound(&inbound).await? {
-                    return Ok::<_, VerifyError>(false);
-                }
-                if let Some(c) = command {
-                    tx.set_opted_out(&inbound.from, c == OptCommand::OptOut, now).await?;
-                }
-                Ok(true)
-            })
+            if !tx.insert_inbound(&inbound)? {
+                return Ok::<_, VerifyError>(false);
+            }
+            if let Some(c) = command {
+                tx.set_opted_out(&inbound.from, c == OptCommand::OptOut, now)?;
+            }
+            Ok(true)
         })
         .await?;
         if !stored {
@@ -217,16 +211,14 @@ impl Verifier {
     pub async fn detail(&self, caller: &Caller, id: &str) -> Result<Detail, VerifyError> {
         let (id, caller) = (id.to_string(), caller.clone());
         let mut d = ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let verification = crate::engine::visible(&caller, tx.verification(&id).await?)?;
-                let messages = tx.messages_for_verification(&id).await?;
-                let checks = if verification.attempts > 0 { tx.checks(&id).await? } else { Vec::new() };
-                let silent = match verification.channel {
-                    Channel::Sms => None,
-                    _ => tx.silent_check_of(&id).await?,
-                };
-                Ok::<_, VerifyError>(Detail { verification, messages, checks, silent })
-            })
+            let verification = crate::engine::visible(&caller, tx.verification(&id)?)?;
+            let messages = tx.messages_for_verification(&id)?;
+            let checks = if verification.attempts > 0 { tx.checks(&id)? } else { Vec::new() };
+            let silent = match verification.channel {
+                Channel::Sms => None,
+                _ => tx.silent_check_of(&id)?,
+            };
+            Ok::<_, VerifyError>(Detail { verification, messages, checks, silent })
         })
         .await?;
         d.verification.expire_if_due(self.clock.now());
@@ -261,13 +253,13 @@ impl Detail {
 
 /// Marks a verification failed because its first message could not be sent, unless it was sent
 /// again meanwhile (the later message may well arrive). Returns it when it changed.
-async fn fail_first_send(
+fn fail_first_send(
     tx: &mut dyn Tx,
     id: &str,
     reason: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Verification>, StoreError> {
-    let Some(mut v) = tx.verification(id).await? else { return Ok(None) };
+    let Some(mut v) = tx.verification(id)? else { return Ok(None) };
     if v.sends > 1 || v.status != Status::Pending {
         return Ok(None);
     }
@@ -275,6 +267,6 @@ async fn fail_first_send(
     if v.status != Status::Failed {
         return Ok(None);
     }
-    save(tx, &mut v).await?;
+    save(tx, &mut v)?;
     Ok(Some(v))
 }

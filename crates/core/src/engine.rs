@@ -172,10 +172,10 @@ fn message_body(service: &Service, v: &Verification, code: &Code) -> String {
 impl Verifier {
     /// The automatic prefix throttle, for a code to a new number: refused while the current or
     /// the previous window sent many codes into the prefix and few were used; else counted.
-    async fn throttle(&self, tx: &mut dyn Tx, (new, approved): &(Charge, Charge), now: DateTime<Utc>) -> Result<(), VerifyError> {
+    fn throttle(&self, tx: &mut dyn Tx, (new, approved): &(Charge, Charge), now: DateTime<Utc>) -> Result<(), VerifyError> {
         let (start, end) = new.rate.window(now);
         let windows = [start, start - new.rate.secs];
-        let [sent, used] = tx.budgets_used(new, approved, windows).await?;
+        let [sent, used] = tx.budgets_used(new, approved, windows)?;
         for (i, window) in windows.into_iter().enumerate() {
             if self.budgets.trips_throttle(sent[i], used[i]) {
                 let until = if window == start { end + chrono::Duration::seconds(new.rate.secs) } else { end };
@@ -186,24 +186,24 @@ impl Verifier {
                 });
             }
         }
-        count(tx, new, now).await
+        count(tx, new, now)
     }
 }
 
 /// Adds one to a limitless counter the throttle reads, kept for two windows (it looks back one).
-async fn count(tx: &mut dyn Tx, c: &Charge, now: DateTime<Utc>) -> Result<(), VerifyError> {
+fn count(tx: &mut dyn Tx, c: &Charge, now: DateTime<Utc>) -> Result<(), VerifyError> {
     let (start, end) = c.rate.window(now);
-    tx.take_budget(c, start, rand::random::<u32>() % crate::budget::SHARDS, end + chrono::Duration::seconds(c.rate.secs)).await?;
+    tx.take_budget(c, start, rand::random::<u32>() % crate::budget::SHARDS, end + chrono::Duration::seconds(c.rate.secs))?;
     Ok(())
 }
 
 /// Takes one from each charge's counter, or refuses with the first budget that has nothing left
 /// (the unit's rollback returns what was taken before it).
-pub(crate) async fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Result<(), VerifyError> {
+pub(crate) fn charge(tx: &mut dyn Tx, charges: &[Charge], now: DateTime<Utc>) -> Result<(), VerifyError> {
     for c in charges {
         let (start, end) = c.rate.window(now);
         let shard = rand::random::<u32>() % crate::budget::SHARDS;
-        if !tx.take_budget(c, start, shard, end).await? {
+        if !tx.take_budget(c, start, shard, end)? {
             tracing::info!(budget = c.budget.as_str(), rate = %c.rate, "over budget");
             return Err(c.refusal(now));
         }
@@ -244,10 +244,8 @@ impl Verifier {
         caller.require_admin()?;
         let service = settings.into_service(self.clock.now())?;
         let s = service.clone();
-        ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move { if tx.insert_service(&s).await? { Ok(()) } else { Err(VerifyError::ServiceNameTaken) } })
-        })
-        .await?;
+        ports::write(self.store.as_ref(), move |tx| if tx.insert_service(&s)? { Ok(()) } else { Err(VerifyError::ServiceNameTaken) })
+            .await?;
         self.audit(caller, AuditKind::ServiceCreated, Some(&service.id), "service created").await;
         Ok(service)
     }
@@ -282,7 +280,7 @@ impl Verifier {
         let service = match cached {
             Some(s) => s,
             None => {
-                let s = ports::read(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.service(&key).await?) }))
+                let s = ports::read(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.service(&key)?))
                     .await?
                     .ok_or(VerifyError::ServiceNotFound)?;
                 self.remember_service(&s);
@@ -297,7 +295,7 @@ impl Verifier {
 
     /// Every service the caller may see, by name.
     pub async fn services(&self, caller: &Caller) -> Result<Vec<Service>, VerifyError> {
-        let all = ports::read(self.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.services().await?) })).await?;
+        let all = ports::read(self.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.services()?)).await?;
         Ok(all.into_iter().filter(|s| caller.may_see(&s.id)).collect())
     }
 
@@ -331,14 +329,12 @@ impl Verifier {
         let id = message.id.clone();
         let (m, l) = (message.clone(), lease.clone());
         ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                if tx.is_opted_out(&m.to).await? {
-                    return Err(VerifyError::OptedOut);
-                }
-                charge(tx, &charges, now).await?;
-                tx.insert_message(&m, Some(&l)).await?;
-                Ok(())
-            })
+            if tx.is_opted_out(&m.to)? {
+                return Err(VerifyError::OptedOut);
+            }
+            charge(tx, &charges, now)?;
+            tx.insert_message(&m, Some(&l))?;
+            Ok(())
         })
         .await?;
         let this = self.clone();
@@ -348,7 +344,7 @@ impl Verifier {
 
     /// Writes the message carrying `code` for `v`, already claimed by the caller, who sends it
     /// right after the commit.
-    async fn queue(
+    fn queue(
         &self,
         tx: &mut dyn Tx,
         service: &Service,
@@ -359,7 +355,7 @@ impl Verifier {
     ) -> Result<(Message, Lease), VerifyError> {
         let body = message_body(service, v, code);
         let (message, lease) = self.claimed_message(service, &v.to, Some(v.id.clone()), &body, resend, now);
-        tx.insert_message(&message, Some(&lease)).await?;
+        tx.insert_message(&message, Some(&lease))?;
         Ok((message, lease))
     }
 
@@ -399,10 +395,8 @@ impl Verifier {
         let service = self.service(caller, service).await?;
         let now = self.clock.now();
         ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let v = tx.pending_verification(&service.id, &to).await?;
-                v.filter(|v| v.status_at(now) == Status::Pending).ok_or(VerifyError::NoPendingVerification)
-            })
+            let v = tx.pending_verification(&service.id, &to)?;
+            v.filter(|v| v.status_at(now) == Status::Pending).ok_or(VerifyError::NoPendingVerification)
         })
         .await
     }
@@ -413,7 +407,7 @@ impl Verifier {
         let service = self.service(caller, service).await?;
         let now = self.clock.now();
         let mut v = ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move { tx.latest_silent_verification(&service.id, &to).await?.ok_or(VerifyError::NoPendingVerification) })
+            tx.latest_silent_verification(&service.id, &to)?.ok_or(VerifyError::NoPendingVerification)
         })
         .await?;
         v.expire_if_due(now);
@@ -424,8 +418,7 @@ impl Verifier {
     /// records it); reading never writes.
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
         let (id, caller) = (id.to_string(), caller.clone());
-        let mut v =
-            ports::read(self.store.as_ref(), move |tx| Box::pin(async move { visible(&caller, tx.verification(&id).await?) })).await?;
+        let mut v = ports::read(self.store.as_ref(), move |tx| visible(&caller, tx.verification(&id)?)).await?;
         v.expire_if_due(self.clock.now());
         Ok(v)
     }
@@ -459,12 +452,10 @@ impl Verifier {
     ) -> Result<Verification, VerifyError> {
         let (id, now, caller) = (id.to_string(), self.clock.now(), caller.clone());
         let v = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut v = visible(&caller, tx.verification(&id).await?)?;
-                apply(&mut v, now)?;
-                save(tx, &mut v).await?;
-                Ok::<_, VerifyError>(v)
-            })
+            let mut v = visible(&caller, tx.verification(&id)?)?;
+            apply(&mut v, now)?;
+            save(tx, &mut v)?;
+            Ok::<_, VerifyError>(v)
         })
         .await?;
         self.observer.verification_entered(&v.service_id, v.channel, v.status);
@@ -474,16 +465,14 @@ impl Verifier {
     /// Deletes ended verifications (and their messages) last changed more than `retention` ago.
     pub async fn purge_old(&self, retention: chrono::Duration, batch: u32) -> Result<u64, VerifyError> {
         let cutoff = self.clock.now() - retention;
-        ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok(tx.purge_before(cutoff, batch).await?) })).await
+        ports::write(self.store.as_ref(), move |tx| Ok(tx.purge_before(cutoff, batch)?)).await
     }
 
     /// Expires every overdue pending verification (the background sweep).
     pub async fn expire_due(&self, batch: u32) -> Result<usize, VerifyError> {
         let now = self.clock.now();
-        let expired: Vec<(String, Channel)> = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.expire_due_verifications(now, batch).await?) })
-        })
-        .await?;
+        let expired: Vec<(String, Channel)> =
+            ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.expire_due_verifications(now, batch)?)).await?;
         for (service_id, channel) in &expired {
             self.observer.verification_entered(service_id, *channel, Status::Expired);
         }
@@ -492,8 +481,8 @@ impl Verifier {
 }
 
 /// Writes a verification the unit holds locked; the in-memory record carries the new version.
-pub(crate) async fn save(tx: &mut dyn Tx, v: &mut Verification) -> Result<(), StoreError> {
-    tx.update_verification(v).await?;
+pub(crate) fn save(tx: &mut dyn Tx, v: &mut Verification) -> Result<(), StoreError> {
+    tx.update_verification(v)?;
     v.version += 1;
     Ok(())
 }

@@ -255,23 +255,21 @@ impl Integrations {
         };
         let now = self.verifier.clock.now();
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let v = tx.verification(&vid).await?.filter(|v| v.service_id == service).ok_or(VerifyError::StepInvalid)?;
-                let (start, end) = attempts.rate.window(now);
-                if !tx.budget_left(&attempts, start).await? {
-                    return Ok(CheckOutcome::LockedOut);
-                }
-                let guess = Guess { guesser: Guesser::Anyone, own_attempts: false };
-                let (_, outcome) = verifier.check_locked(tx, v, &code, ip, None, guess).await?;
-                if outcome == CheckOutcome::Approved {
-                    return Ok(outcome);
-                }
-                tx.take_budget(&attempts, start, 0, end).await?;
-                let used = tx.budget_used(&attempts, start).await?;
-                Ok(match STEP_ATTEMPTS.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX)) {
-                    0 => CheckOutcome::LockedOut,
-                    attempts_left => CheckOutcome::Rejected { attempts_left },
-                })
+            let v = tx.verification(&vid)?.filter(|v| v.service_id == service).ok_or(VerifyError::StepInvalid)?;
+            let (start, end) = attempts.rate.window(now);
+            if !tx.budget_left(&attempts, start)? {
+                return Ok(CheckOutcome::LockedOut);
+            }
+            let guess = Guess { guesser: Guesser::Anyone, own_attempts: false };
+            let (_, outcome) = verifier.check_locked(tx, v, &code, ip, None, guess)?;
+            if outcome == CheckOutcome::Approved {
+                return Ok(outcome);
+            }
+            tx.take_budget(&attempts, start, 0, end)?;
+            let used = tx.budget_used(&attempts, start)?;
+            Ok(match STEP_ATTEMPTS.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX)) {
+                0 => CheckOutcome::LockedOut,
+                attempts_left => CheckOutcome::Rejected { attempts_left },
             })
         })
         .await
@@ -365,10 +363,7 @@ impl Integrations {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(key.as_bytes()).to_vec();
         let until = chrono::DateTime::from_timestamp(until, 0).ok_or(VerifyError::StepInvalid)?;
-        let fresh = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.use_once(&digest, until).await?) })
-        })
-        .await?;
+        let fresh = ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.use_once(&digest, until)?)).await?;
         if fresh { Ok(()) } else { Err(VerifyError::RedirectTokenUsed) }
     }
 

@@ -41,10 +41,7 @@ impl Verifier {
             crate::model::caller::Scope::All => None,
             _ => Some(self.services(caller).await?.into_iter().map(|s| s.name).collect()),
         };
-        let messages = ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.outbox(to.as_deref(), limit).await?) })
-        })
-        .await?;
+        let messages = ports::read(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.outbox(to.as_deref(), limit)?)).await?;
         messages
             .into_iter()
             .filter(|m| names.as_ref().is_none_or(|names| m.service.as_ref().is_some_and(|s| names.contains(s))))

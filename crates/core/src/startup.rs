@@ -6,6 +6,6 @@ use crate::ports::{self, Store, StoreResult};
 /// none, so every instance on one database derives the same keys.
 pub async fn server_keys(store: &dyn Store, candidate: &[u8]) -> StoreResult<ServerKeys> {
     let candidate = candidate.to_vec();
-    let secret = ports::write(store, move |tx| Box::pin(async move { tx.secret_or_insert("code_keys", &candidate).await })).await?;
+    let secret = ports::write(store, move |tx| tx.secret_or_insert("code_keys", &candidate)).await?;
     Ok(ServerKeys::from_secret(&secret))
 }

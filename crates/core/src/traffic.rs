@@ -45,19 +45,15 @@ impl Verifier {
         let now = self.clock.now();
         let first_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now) - Duration::hours(23);
         let (verifications, messages, throttled) = ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let v = tx.recent_verifications(first_hour, SAMPLE).await?;
-                let m = tx.message_counts(first_hour).await?;
-                let t = tx
-                    .audit_events(&AuditQuery {
-                        kind: Some("prefix_throttled".into()),
-                        since: Some(first_hour),
-                        limit: 20,
-                        ..Default::default()
-                    })
-                    .await?;
-                Ok::<_, VerifyError>((v, m, t))
-            })
+            let v = tx.recent_verifications(first_hour, SAMPLE)?;
+            let m = tx.message_counts(first_hour)?;
+            let t = tx.audit_events(&AuditQuery {
+                kind: Some("prefix_throttled".into()),
+                since: Some(first_hour),
+                limit: 20,
+                ..Default::default()
+            })?;
+            Ok::<_, VerifyError>((v, m, t))
         })
         .await?;
         let mut hours = vec![Counts::default(); 24];

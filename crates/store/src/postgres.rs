@@ -2,14 +2,19 @@
 //! transaction (BEGIN, the unit's statements, COMMIT) in which rows the unit will change are read
 //! `FOR UPDATE`, so concurrent units on one row take turns; queue claims skip rows another
 //! instance holds (`FOR UPDATE SKIP LOCKED`). Reads run without a transaction.
+//!
+//! Units are synchronous: the transaction is begun (or the connection taken) in async code, the
+//! unit runs on tokio's blocking pool, each statement driving its sqlx future to its end with the
+//! runtime's `Handle::block_on`, and the commit or rollback happens back in async code.
 use crate::sql::dialect::{Mode, Sql};
 use crate::sql::{Cell, Db, Repo, Row, Value};
 use async_trait::async_trait;
-use phonegate_core::ports::{Store, StoreError, StoreResult, Work};
+use phonegate_core::ports::{ReadWork, Store, StoreError, StoreResult, Work};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::{Column, PgConnection, PgPool, Row as _, TypeInfo};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::runtime::Handle;
 
 #[derive(Clone)]
 pub struct PgStore {
@@ -56,8 +61,14 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
 #[async_trait]
 impl Store for PgStore {
     async fn write(&self, work: Work) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let result = work(&mut Repo(PgDb { conn: &mut tx, mode: Mode::Write })).await;
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        let rt = Handle::current();
+        let (tx, result) = off_runtime(move || {
+            let mut tx = tx;
+            let result = work(&mut Repo(PgDb { conn: &mut tx, mode: Mode::Write, rt: &rt }));
+            (tx, result)
+        })
+        .await?;
         match result {
             Ok(()) => tx.commit().await.map_err(map_err),
             Err(e) => {
@@ -67,9 +78,17 @@ impl Store for PgStore {
         }
     }
 
-    async fn read(&self, work: Work) -> StoreResult<()> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        work(&mut Repo(PgDb { conn: &mut conn, mode: Mode::Read })).await
+    async fn read(&self, work: ReadWork) -> StoreResult<()> {
+        let conn = self.pool.acquire().await.map_err(map_err)?;
+        let rt = Handle::current();
+        // The connection comes back to be returned to the pool here, in async code.
+        let (_conn, result) = off_runtime(move || {
+            let mut conn = conn;
+            let result = work(&mut Repo(PgDb { conn: &mut conn, mode: Mode::Read, rt: &rt }));
+            (conn, result)
+        })
+        .await?;
+        result
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -77,9 +96,20 @@ impl Store for PgStore {
     }
 }
 
+/// Runs a unit on the blocking pool; a panic in it goes on in the caller, as if it ran there.
+async fn off_runtime<T: Send + 'static>(unit: impl FnOnce() -> T + Send + 'static) -> StoreResult<T> {
+    match tokio::task::spawn_blocking(unit).await {
+        Ok(out) => Ok(out),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::Unavailable("the runtime is shutting down".into())),
+    }
+}
+
 struct PgDb<'c> {
     conn: &'c mut PgConnection,
     mode: Mode,
+    /// The runtime the unit's caller runs on, whose I/O drives the statements.
+    rt: &'c Handle,
 }
 
 fn query(sql: &'static Sql, mode: Mode, args: Vec<Value>) -> sqlx::query::Query<'static, sqlx::Postgres, PgArguments> {
@@ -107,19 +137,14 @@ fn cells(r: &PgRow) -> Result<Row, sqlx::Error> {
     Ok(Row(out))
 }
 
-#[async_trait]
 impl Db for PgDb<'_> {
-    fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    async fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
-        let done = query(sql, self.mode, args).execute(&mut *self.conn).await.map_err(map_err)?;
+    fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
+        let done = self.rt.block_on(query(sql, self.mode, args).execute(&mut *self.conn)).map_err(map_err)?;
         Ok(done.rows_affected())
     }
 
-    async fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
-        let rows = query(sql, self.mode, args).fetch_all(&mut *self.conn).await.map_err(map_err)?;
+    fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
+        let rows = self.rt.block_on(query(sql, self.mode, args).fetch_all(&mut *self.conn)).map_err(map_err)?;
         rows.iter().map(cells).collect::<Result<_, _>>().map_err(map_err)
     }
 }

@@ -3,22 +3,21 @@
 //! **Writes** go to one writer thread that owns the only writing connection. It takes every unit
 //! of work queued since its last wake-up, runs each under its own savepoint inside one
 //! transaction (a failing unit rolls back only its savepoint), commits once, and only then
-//! answers all of them: group commit. **Reads** run in place on the caller's thread, on one of a
-//! few read-only connections with prepared-statement caches; WAL lets them run beside the writer.
+//! answers all of them: group commit. **Reads** go to a few reader threads, each owning a
+//! read-only connection, fed by one queue; WAL lets them run beside the writer. Units are
+//! synchronous, so no tokio worker ever waits on SQLite: the caller awaits only the answer.
 //!
 //! Durability: WAL with `synchronous=NORMAL`. A unit is acknowledged only after its commit, and a
 //! committed transaction survives a crash of the process (kill -9); a power loss or OS crash may
 //! drop the last transactions before a checkpoint.
-use crate::sql::dialect::{Mode, Sql};
+use crate::sql::dialect::Sql;
 use crate::sql::{Cell, Db, Repo, Row, Value};
 use async_trait::async_trait;
-use phonegate_core::ports::{Store, StoreError, StoreResult, Work};
+use phonegate_core::ports::{ReadWork, Store, StoreError, StoreResult, Work};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, ToSql};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::sync::{Mutex, atomic::AtomicUsize, atomic::Ordering};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, mpsc};
 
 /// Units of work one commit may carry at most.
 const MAX_BATCH: usize = 512;
@@ -26,8 +25,7 @@ const READERS: usize = 4;
 
 pub struct SqliteStore {
     writer: mpsc::Sender<Job>,
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
+    readers: mpsc::Sender<ReadJob>,
     /// Dropped with the store, which stops the checkpointer.
     _checkpoints: mpsc::Sender<()>,
 }
@@ -44,6 +42,11 @@ struct Job {
     done: tokio::sync::oneshot::Sender<StoreResult<()>>,
 }
 
+struct ReadJob {
+    work: ReadWork,
+    done: tokio::sync::oneshot::Sender<StoreResult<()>>,
+}
+
 impl SqliteStore {
     /// Opens `sqlite://PATH` (or `sqlite:PATH`), creating the file if missing, and brings its
     /// schema up to date.
@@ -51,7 +54,15 @@ impl SqliteStore {
         let path = path_of(url)?;
         let writer = connect(&path, false)?;
         crate::migrations::sqlite(&writer)?;
-        let readers = (0..READERS).map(|_| connect(&path, true).map(Mutex::new)).collect::<StoreResult<Vec<_>>>()?;
+        let (readers, reads) = mpsc::channel();
+        let reads = Arc::new(Mutex::new(reads));
+        for n in 0..READERS {
+            let (conn, reads) = (connect(&path, true)?, reads.clone());
+            std::thread::Builder::new()
+                .name(format!("sqlite-reader-{n}"))
+                .spawn(move || read_loop(conn, &reads))
+                .map_err(|e| StoreError::Other(format!("cannot start a SQLite reader: {e}")))?;
+        }
         let checkpointer = connect(&path, false)?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
@@ -63,7 +74,7 @@ impl SqliteStore {
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, stopped))
             .map_err(|e| StoreError::Other(format!("cannot start the SQLite checkpointer: {e}")))?;
-        Ok(Self { writer: tx, readers, next_reader: AtomicUsize::new(0), _checkpoints: stop })
+        Ok(Self { writer: tx, readers, _checkpoints: stop })
     }
 }
 
@@ -110,21 +121,16 @@ impl Store for SqliteStore {
         answer.await.map_err(|_| StoreError::Unavailable("the SQLite writer has stopped".into()))?
     }
 
-    async fn read(&self, work: Work) -> StoreResult<()> {
-        // Take a free reader if there is one, else wait for one (reads take microseconds).
-        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        let n = self.readers.len();
-        let mut conn = (0..n)
-            .find_map(|i| self.readers[(start + i) % n].try_lock().ok())
-            .map_or_else(|| self.readers[start % n].lock(), Ok)
-            .map_err(|_| StoreError::Other("a SQLite reader was poisoned".into()))?;
-        run_now(&mut conn, Mode::Read, work)
+    async fn read(&self, work: ReadWork) -> StoreResult<()> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.readers.send(ReadJob { work, done }).map_err(|_| StoreError::Unavailable("the SQLite readers have stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Unavailable("the SQLite readers have stopped".into()))?
     }
 
     /// An empty unit on the writer: answers only if the writer thread is alive and can take the
     /// database's write lock (it commits nothing).
     async fn ping(&self) -> StoreResult<()> {
-        self.write(Box::new(|_| Box::pin(async { Ok(()) }))).await
+        self.write(Box::new(|_| Ok(()))).await
     }
 }
 
@@ -139,14 +145,15 @@ fn checkpoint_loop(conn: Connection, stop: mpsc::Receiver<()>) {
     }
 }
 
-/// Runs a unit on `conn`. Every statement completes synchronously, so the unit's future is ready
-/// on its first poll; one that is not awaited something else, which units must not do.
-fn run_now(conn: &mut Connection, mode: Mode, work: Work) -> StoreResult<()> {
-    let mut repo = Repo(SqliteDb { conn, mode });
-    let mut unit = work(&mut repo);
-    match unit.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(StoreError::Other("a unit of work waited on something other than the database".into())),
+/// A reader thread: takes the next read unit from the shared queue, runs it on its own read-only
+/// connection and answers, until the store is dropped.
+fn read_loop(conn: Connection, reads: &Mutex<mpsc::Receiver<ReadJob>>) {
+    loop {
+        // Only reader threads wait on this lock, while one of them waits for the next unit.
+        let next = reads.lock().map_err(drop).and_then(|queue| queue.recv().map_err(drop));
+        let Ok(ReadJob { work, done }) = next else { return };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut Repo(SqliteDb { conn: &conn }))));
+        let _ = done.send(result.unwrap_or_else(|_| Err(StoreError::Other("a read unit panicked".into()))));
     }
 }
 
@@ -178,7 +185,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
             }
             open = true;
         }
-        let result = conn.execute_batch("SAVEPOINT unit").map_err(map_err).and_then(|()| run_now(conn, Mode::Write, job.work));
+        let result = conn.execute_batch("SAVEPOINT unit").map_err(map_err).and_then(|()| (job.work)(&mut Repo(SqliteDb { conn })));
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (an I/O error, say): the units before
             // this one are gone too.
@@ -205,8 +212,7 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
 }
 
 struct SqliteDb<'c> {
-    conn: &'c mut Connection,
-    mode: Mode,
+    conn: &'c Connection,
 }
 
 impl ToSql for Value {
@@ -228,18 +234,13 @@ impl SqliteDb<'_> {
     }
 }
 
-#[async_trait]
 impl Db for SqliteDb<'_> {
-    fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    async fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
+    fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
         let Some(mut stmt) = self.statement(sql)? else { return Ok(0) };
         stmt.execute(rusqlite::params_from_iter(args.iter())).map(|n| n as u64).map_err(map_err)
     }
 
-    async fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
+    fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
         let Some(mut stmt) = self.statement(sql)? else { return Ok(Vec::new()) };
         let columns = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(args.iter())).map_err(map_err)?;
@@ -267,9 +268,7 @@ impl Db for SqliteDb<'_> {
 mod tests {
     use super::*;
     use phonegate_core::PhoneNumber;
-    use phonegate_core::ports::Tx;
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
+    use phonegate_core::ports::{OptOutReads, Tx};
     use tokio::sync::oneshot;
 
     fn number(n: u32) -> PhoneNumber {
@@ -277,7 +276,7 @@ mod tests {
     }
 
     fn opt_out(n: u32) -> Work {
-        Box::new(move |tx: &mut dyn Tx| Box::pin(async move { tx.set_opted_out(&number(n), true, chrono::Utc::now()).await }))
+        Box::new(move |tx: &mut dyn Tx| tx.set_opted_out(&number(n), true, chrono::Utc::now()))
     }
 
     fn job(work: Work) -> (Job, oneshot::Receiver<StoreResult<()>>) {
@@ -285,17 +284,8 @@ mod tests {
         (Job { work, done }, answer)
     }
 
-    fn opted_out(conn: &mut Connection, n: u32) -> bool {
-        let found = Arc::new(AtomicBool::new(false));
-        let out = found.clone();
-        let work: Work = Box::new(move |tx: &mut dyn Tx| {
-            Box::pin(async move {
-                out.store(tx.is_opted_out(&number(n)).await?, Ordering::SeqCst);
-                Ok(())
-            })
-        });
-        run_now(conn, Mode::Read, work).unwrap();
-        found.load(Ordering::SeqCst)
+    fn opted_out(conn: &Connection, n: u32) -> bool {
+        Repo(SqliteDb { conn }).is_opted_out(&number(n)).unwrap()
     }
 
     fn database() -> (tempfile::TempDir, Connection) {
@@ -309,10 +299,8 @@ mod tests {
     fn a_failing_unit_rolls_back_only_itself() {
         let (_dir, mut conn) = database();
         let failing: Work = Box::new(|tx: &mut dyn Tx| {
-            Box::pin(async move {
-                tx.set_opted_out(&number(2), true, chrono::Utc::now()).await?;
-                Err(StoreError::Aborted)
-            })
+            tx.set_opted_out(&number(2), true, chrono::Utc::now())?;
+            Err(StoreError::Aborted)
         });
         let (a, mut ra) = job(opt_out(1));
         let (b, mut rb) = job(failing);
@@ -321,8 +309,8 @@ mod tests {
         assert!(ra.try_recv().unwrap().is_ok());
         assert!(matches!(rb.try_recv().unwrap(), Err(StoreError::Aborted)));
         assert!(rc.try_recv().unwrap().is_ok());
-        assert!(opted_out(&mut conn, 1) && opted_out(&mut conn, 3));
-        assert!(!opted_out(&mut conn, 2), "the failed unit's write is rolled back");
+        assert!(opted_out(&conn, 1) && opted_out(&conn, 3));
+        assert!(!opted_out(&conn, 2), "the failed unit's write is rolled back");
     }
 
     #[test]
@@ -332,12 +320,10 @@ mod tests {
         let answer = Arc::new(Mutex::new(answer));
         let seen = answer.clone();
         let peek: Work = Box::new(move |_tx: &mut dyn Tx| {
-            Box::pin(async move {
-                // Runs after the first unit, in the same batch: its answer must not be out yet.
-                let early = seen.lock().unwrap().try_recv();
-                assert!(matches!(early, Err(oneshot::error::TryRecvError::Empty)), "answered before the commit");
-                Ok(())
-            })
+            // Runs after the first unit, in the same batch: its answer must not be out yet.
+            let early = seen.lock().unwrap().try_recv();
+            assert!(matches!(early, Err(oneshot::error::TryRecvError::Empty)), "answered before the commit");
+            Ok(())
         });
         let (second, mut second_answer) = job(peek);
         commit_batch(&mut conn, vec![first, second]);
@@ -356,12 +342,12 @@ mod tests {
             let mut conn = conn;
             commit_batch(&mut conn, vec![job(opt_out(1)).0]);
             conn.execute_batch("BEGIN IMMEDIATE").unwrap();
-            run_now(&mut conn, Mode::Write, opt_out(2)).unwrap();
+            opt_out(2)(&mut Repo(SqliteDb { conn: &conn })).unwrap();
             // The process dies here: the connection goes without a COMMIT.
         }
-        let mut conn = connect(&path, false).unwrap();
-        assert!(opted_out(&mut conn, 1), "committed work survives");
-        assert!(!opted_out(&mut conn, 2), "uncommitted work is gone");
+        let conn = connect(&path, false).unwrap();
+        assert!(opted_out(&conn, 1), "committed work survives");
+        assert!(!opted_out(&conn, 2), "uncommitted work is gone");
     }
 
     #[tokio::test]

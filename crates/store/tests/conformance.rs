@@ -39,7 +39,7 @@ fn t0() -> DateTime<Utc> {
 macro_rules! write {
     ($s:expr, [$($v:ident),*], |$tx:ident| $body:expr) => {{
         $(let $v = $v.clone();)*
-        ports::write($s, move |$tx| Box::pin(async move { $body })).await
+        ports::write($s, move |$tx| $body).await
     }};
 }
 
@@ -47,14 +47,14 @@ macro_rules! write {
 macro_rules! read {
     ($s:expr, [$($v:ident),*], |$tx:ident| $body:expr) => {{
         $(let $v = $v.clone();)*
-        ports::read($s, move |$tx| Box::pin(async move { $body })).await
+        ports::read($s, move |$tx| $body).await
     }};
 }
 
 async fn service(store: &dyn Store, name: &str) -> String {
     let s = ServiceSettings { name: name.into(), ..Default::default() }.into_service(t0()).unwrap();
     let id = s.id.clone();
-    assert!(write!(store, [s], |tx| tx.insert_service(&s).await).unwrap());
+    assert!(write!(store, [s], |tx| tx.insert_service(&s)).unwrap());
     id
 }
 
@@ -91,12 +91,12 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
 
 async fn get(s: &dyn Store, id: &str) -> Option<Verification> {
     let id = id.to_string();
-    read!(s, [], |tx| tx.verification(&id).await).unwrap()
+    read!(s, [], |tx| tx.verification(&id)).unwrap()
 }
 
 async fn insert(s: &dyn Store, v: &Verification) -> bool {
     let v = v.clone();
-    write!(s, [], |tx| tx.insert_verification(&v).await).unwrap()
+    write!(s, [], |tx| tx.insert_verification(&v)).unwrap()
 }
 
 #[tokio::test]
@@ -113,20 +113,20 @@ async fn verifications_round_trip_with_one_pending_per_number() {
         let twin = verification("VE2", &svc, "+4915100000001");
         assert!(!insert(s, &twin).await, "{}", b.name);
         let (svc2, to) = (svc.clone(), v.to.clone());
-        let pending = read!(s, [svc2, to], |tx| tx.pending_verification(&svc2, &to).await).unwrap();
+        let pending = read!(s, [svc2, to], |tx| tx.pending_verification(&svc2, &to)).unwrap();
         assert_eq!(pending.map(|v| v.id), Some("VE1".into()));
 
         let mut approved = v.clone();
         approved.attempts = 1;
         approved.status = Status::Approved;
         approved.approved_at = Some(t0() + Duration::seconds(3));
-        write!(s, [approved], |tx| tx.update_verification(&approved).await).unwrap();
-        let stale = write!(s, [approved], |tx| tx.update_verification(&approved).await);
+        write!(s, [approved], |tx| tx.update_verification(&approved)).unwrap();
+        let stale = write!(s, [approved], |tx| tx.update_verification(&approved));
         assert!(matches!(stale, Err(StoreError::Conflict)), "{}: a stale version must lose", b.name);
         let stored = get(s, "VE1").await.unwrap();
         assert_eq!((stored.status, stored.attempts, stored.version, stored.approved_at), (Status::Approved, 1, 1, approved.approved_at));
         // Not pending any more: the number is free for a new one.
-        assert_eq!(read!(s, [svc2, to], |tx| tx.pending_verification(&svc2, &to).await).unwrap(), None);
+        assert_eq!(read!(s, [svc2, to], |tx| tx.pending_verification(&svc2, &to)).unwrap(), None);
         assert!(insert(s, &twin).await);
     }
 }
@@ -144,24 +144,60 @@ impl From<StoreError> for Refused {
 }
 
 #[tokio::test]
-async fn a_failing_unit_writes_nothing_and_read_only_work_cannot_write() {
+async fn a_failing_unit_writes_nothing() {
     for b in backends().await {
         let s = b.store.as_ref();
         let svc = service(s, "atomic").await;
         let v = verification("VEatom", &svc, "+4915100000040");
         let failed: Result<(), Refused> = write!(s, [v], |tx| {
-            assert!(tx.insert_verification(&v).await?);
-            tx.insert_message(&message("SMatom", "VEatom"), None).await?;
+            assert!(tx.insert_verification(&v)?);
+            tx.insert_message(&message("SMatom", "VEatom"), None)?;
             Err(Refused::ByTheUseCase)
         });
         assert_eq!(failed, Err(Refused::ByTheUseCase));
         assert_eq!(get(s, "VEatom").await, None, "{}: nothing of a failed unit is kept", b.name);
-        let messages = read!(s, [], |tx| tx.messages_for_verification("VEatom").await).unwrap();
+        let messages = read!(s, [], |tx| tx.messages_for_verification("VEatom")).unwrap();
         assert!(messages.is_empty(), "{}", b.name);
+    }
+}
 
-        let wrote = read!(s, [v], |tx| tx.insert_verification(&v).await);
-        assert!(wrote.is_err(), "{}: read-only work must not write", b.name);
-        assert_eq!(get(s, "VEatom").await, None, "{}", b.name);
+/// While a write unit holds its transaction open, reads still answer: they see what was
+/// committed (not the open unit's writes), and many at once all complete.
+#[tokio::test]
+async fn reads_answer_while_a_write_is_open() {
+    for b in backends().await {
+        let s = b.store.clone();
+        let (committed, pending) = (PhoneNumber::from_trusted("+4915100000090".into()), PhoneNumber::from_trusted("+4915100000091".into()));
+        write!(s.as_ref(), [committed], |tx| tx.set_opted_out(&committed, true, t0())).unwrap();
+        let (opened, open) = tokio::sync::oneshot::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let writer = tokio::spawn({
+            let (s, pending) = (s.clone(), pending.clone());
+            async move {
+                write!(s.as_ref(), [], |tx| {
+                    tx.set_opted_out(&pending, true, t0())?;
+                    let _ = opened.send(());
+                    // Holds the transaction (and on SQLite the writer) until the reads are done.
+                    let _ = released.recv();
+                    Ok::<_, StoreError>(())
+                })
+            }
+        });
+        open.await.unwrap();
+        let reads: Vec<_> = (0..64)
+            .map(|_| {
+                let (s, committed, pending) = (s.clone(), committed.clone(), pending.clone());
+                tokio::spawn(async move {
+                    read!(s.as_ref(), [], |tx| Ok::<_, StoreError>((tx.is_opted_out(&committed)?, tx.is_opted_out(&pending)?)))
+                })
+            })
+            .collect();
+        for r in reads {
+            assert_eq!(r.await.unwrap().unwrap(), (true, false), "{}: a read sees only committed data", b.name);
+        }
+        release.send(()).unwrap();
+        writer.await.unwrap().unwrap();
+        assert!(read!(s.as_ref(), [pending], |tx| tx.is_opted_out(&pending)).unwrap(), "{}", b.name);
     }
 }
 
@@ -177,9 +213,9 @@ async fn concurrent_units_on_one_row_take_turns() {
                 let store = b.store.clone();
                 tokio::spawn(async move {
                     write!(store.as_ref(), [], |tx| {
-                        let mut v = tx.verification("VErace").await?.unwrap();
+                        let mut v = tx.verification("VErace")?.unwrap();
                         v.attempts += 1;
-                        tx.update_verification(&v).await
+                        tx.update_verification(&v)
                     })
                 })
             })
@@ -202,12 +238,12 @@ async fn expiry_sweep_takes_only_overdue_pending_rows() {
         assert!(insert(s, &early).await);
         assert!(insert(s, &verification("VElate", &svc, "+4915100000004")).await);
         let at = t0() + Duration::minutes(2);
-        let expired = write!(s, [], |tx| tx.expire_due_verifications(at, 100).await).unwrap();
+        let expired = write!(s, [], |tx| tx.expire_due_verifications(at, 100)).unwrap();
         assert_eq!(expired, vec![(svc.clone(), Channel::Sms)], "{}", b.name);
         let e = get(s, "VEearly").await.unwrap();
         assert_eq!((e.status, e.expired_at, e.version), (Status::Expired, Some(early.expires_at), 1));
         assert_eq!(get(s, "VElate").await.unwrap().status, Status::Pending);
-        assert!(write!(s, [], |tx| tx.expire_due_verifications(at, 100).await).unwrap().is_empty());
+        assert!(write!(s, [], |tx| tx.expire_due_verifications(at, 100)).unwrap().is_empty());
     }
 }
 
@@ -216,29 +252,29 @@ async fn services_keys_and_secrets() {
     for b in backends().await {
         let s = b.store.as_ref();
         let id = service(s, "Shop").await;
-        assert_eq!(read!(s, [], |tx| tx.service("Shop").await).unwrap().unwrap().id, id);
-        assert_eq!(read!(s, [id], |tx| tx.service(&id).await).unwrap().unwrap().name, "Shop");
+        assert_eq!(read!(s, [], |tx| tx.service("Shop")).unwrap().unwrap().id, id);
+        assert_eq!(read!(s, [id], |tx| tx.service(&id)).unwrap().unwrap().name, "Shop");
         let dup = ServiceSettings { name: "Shop".into(), ..Default::default() }.into_service(t0()).unwrap();
-        assert!(!write!(s, [dup], |tx| tx.insert_service(&dup).await).unwrap(), "{}", b.name);
+        assert!(!write!(s, [dup], |tx| tx.insert_service(&dup)).unwrap(), "{}", b.name);
         service(s, "Alpha").await;
-        let names: Vec<String> = read!(s, [], |tx| tx.services().await).unwrap().into_iter().map(|s| s.name).collect();
+        let names: Vec<String> = read!(s, [], |tx| tx.services()).unwrap().into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["Alpha", "Shop"]);
 
         let (key, secret) = apikey::generate("ci", apikey::KeyScope::Services(vec![id.clone(), "VAother".into()]), t0());
-        write!(s, [key], |tx| tx.insert_api_key(&key).await).unwrap();
+        write!(s, [key], |tx| tx.insert_api_key(&key)).unwrap();
         assert_eq!(apikey::authenticate_secret(s, &secret).await.unwrap().map(|k| k.id), Some(key.id.clone()));
         assert_eq!(apikey::authenticate_pair(s, &key.id, &secret).await.unwrap().map(|k| k.name), Some("ci".into()));
         let scope = apikey::authenticate_secret(s, &secret).await.unwrap().unwrap().scope;
         assert_eq!(scope, apikey::KeyScope::Services(vec![id.clone(), "VAother".into()]), "{}: the scope round-trips", b.name);
         assert!(apikey::authenticate_pair(s, &key.id, "wrong").await.unwrap().is_none());
         let kid = key.id.clone();
-        assert!(write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0()).await).unwrap());
-        assert!(!write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0()).await).unwrap());
+        assert!(write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0())).unwrap());
+        assert!(!write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0())).unwrap());
         assert!(apikey::authenticate_secret(s, &secret).await.unwrap().is_none());
-        assert_eq!(read!(s, [], |tx| tx.api_keys().await).unwrap()[0].revoked_at, Some(t0()));
+        assert_eq!(read!(s, [], |tx| tx.api_keys()).unwrap()[0].revoked_at, Some(t0()));
 
-        assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"one").await).unwrap(), b"one");
-        assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"two").await).unwrap(), b"one", "{}", b.name);
+        assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"one")).unwrap(), b"one");
+        assert_eq!(write!(s, [], |tx| tx.secret_or_insert("k", b"two")).unwrap(), b"one", "{}", b.name);
 
         s.ping().await.unwrap();
     }
@@ -263,12 +299,12 @@ fn message(id: &str, verification_id: &str) -> Message {
 }
 
 async fn queue(s: &dyn Store, m: Message, lease: Option<Lease>) {
-    write!(s, [], |tx| tx.insert_message(&m, lease.as_ref()).await).unwrap()
+    write!(s, [], |tx| tx.insert_message(&m, lease.as_ref())).unwrap()
 }
 
 async fn claim(s: &dyn Store, now: DateTime<Utc>, queued_before: DateTime<Utc>, until: DateTime<Utc>, token: &str, n: u32) -> Vec<Message> {
     let token = token.to_string();
-    write!(s, [], |tx| tx.claim_due_messages(now, queued_before, until, &token, n).await).unwrap()
+    write!(s, [], |tx| tx.claim_due_messages(now, queued_before, until, &token, n)).unwrap()
 }
 
 #[tokio::test]
@@ -299,16 +335,16 @@ async fn the_message_queue_claims_leases_and_receipts() {
             provider_message_id: Some("P1".into()),
             error: None,
         };
-        assert!(!write!(s, [sent], |tx| tx.finish_message("SMa", "tok1", &sent, later).await).unwrap(), "{}: stale token", b.name);
-        assert!(write!(s, [sent], |tx| tx.finish_message("SMa", "tok4", &sent, later).await).unwrap());
+        assert!(!write!(s, [sent], |tx| tx.finish_message("SMa", "tok1", &sent, later)).unwrap(), "{}: stale token", b.name);
+        assert!(write!(s, [sent], |tx| tx.finish_message("SMa", "tok4", &sent, later)).unwrap());
 
-        let receipt = async |pmid: &'static str, status| write!(s, [], |tx| tx.apply_receipt(pmid, status, None, later).await);
+        let receipt = async |pmid: &'static str, status| write!(s, [], |tx| tx.apply_receipt(pmid, status, None, later));
         let delivered = receipt("P1", DeliveryStatus::Delivered).await.unwrap().unwrap();
         assert_eq!((delivered.status, delivered.provider.as_deref()), (DeliveryStatus::Delivered, Some("tw")));
         assert!(receipt("P1", DeliveryStatus::Sent).await.unwrap().is_none(), "{}: never backwards", b.name);
         assert!(receipt("unknown", DeliveryStatus::Delivered).await.unwrap().is_none());
         let listed: Vec<(String, DeliveryStatus)> =
-            read!(s, [], |tx| tx.messages_for_verification("VEq").await).unwrap().into_iter().map(|m| (m.id, m.status)).collect();
+            read!(s, [], |tx| tx.messages_for_verification("VEq")).unwrap().into_iter().map(|m| (m.id, m.status)).collect();
         assert_eq!(
             listed,
             [
@@ -347,11 +383,11 @@ async fn the_outbox_lists_the_messages_the_outbox_provider_took_newest_first() {
                 provider_message_id: Some(id.clone()),
                 error: None,
             };
-            assert!(write!(s, [id, done], |tx| tx.finish_message(&id, "t", &done, t0()).await).unwrap());
+            assert!(write!(s, [id, done], |tx| tx.finish_message(&id, "t", &done, t0())).unwrap());
         }
         queue(s, Message { to: to("+4915100000009"), ..message("SMqueued", "VEo") }, None).await;
         let ids = async |number: Option<&'static str>, limit| -> Vec<String> {
-            read!(s, [], |tx| tx.outbox(number, limit).await).unwrap().into_iter().map(|m| m.id).collect()
+            read!(s, [], |tx| tx.outbox(number, limit)).unwrap().into_iter().map(|m| m.id).collect()
         };
         assert_eq!(ids(Some("+4915100000009"), 10).await, ["SMo2", "SMo0"], "{}: the outbox's own, newest first", b.name);
         assert_eq!(ids(None, 2).await, ["SMo2", "SMo1"], "{}", b.name);
@@ -396,12 +432,12 @@ async fn opt_outs_and_inbound_deduplication() {
     for b in backends().await {
         let s = b.store.as_ref();
         let n = PhoneNumber::from_trusted("+4915100000011".into());
-        let opted_out = async || read!(s, [n], |tx| tx.is_opted_out(&n).await);
+        let opted_out = async || read!(s, [n], |tx| tx.is_opted_out(&n));
         assert!(!opted_out().await.unwrap());
-        write!(s, [n], |tx| tx.set_opted_out(&n, true, t0()).await).unwrap();
-        write!(s, [n], |tx| tx.set_opted_out(&n, true, t0()).await).unwrap();
+        write!(s, [n], |tx| tx.set_opted_out(&n, true, t0())).unwrap();
+        write!(s, [n], |tx| tx.set_opted_out(&n, true, t0())).unwrap();
         assert!(opted_out().await.unwrap(), "{}", b.name);
-        write!(s, [n], |tx| tx.set_opted_out(&n, false, t0()).await).unwrap();
+        write!(s, [n], |tx| tx.set_opted_out(&n, false, t0())).unwrap();
         assert!(!opted_out().await.unwrap());
 
         let inbound = InboundMessage {
@@ -413,17 +449,17 @@ async fn opt_outs_and_inbound_deduplication() {
             body: "STOP".into(),
             received_at: t0(),
         };
-        assert!(write!(s, [inbound], |tx| tx.insert_inbound(&inbound).await).unwrap());
+        assert!(write!(s, [inbound], |tx| tx.insert_inbound(&inbound)).unwrap());
         let again = InboundMessage { id: "IM2".into(), body: "START".into(), ..inbound.clone() };
-        assert!(!write!(s, [again], |tx| tx.insert_inbound(&again).await).unwrap(), "{}: a duplicate is not stored", b.name);
+        assert!(!write!(s, [again], |tx| tx.insert_inbound(&again)).unwrap(), "{}: a duplicate is not stored", b.name);
         let other_provider = InboundMessage { id: "IM3".into(), provider: "vonage".into(), ..inbound.clone() };
-        assert!(write!(s, [other_provider], |tx| tx.insert_inbound(&other_provider).await).unwrap());
+        assert!(write!(s, [other_provider], |tx| tx.insert_inbound(&other_provider)).unwrap());
 
         // Retention clears what an inbound message said, never that it was seen: a captured
         // webhook replayed after retention is still a duplicate.
-        write!(s, [], |tx| tx.purge_before(t0() + Duration::days(400), 100).await).unwrap();
+        write!(s, [], |tx| tx.purge_before(t0() + Duration::days(400), 100)).unwrap();
         let replay = InboundMessage { id: "IM4".into(), ..inbound };
-        assert!(!write!(s, [replay], |tx| tx.insert_inbound(&replay).await).unwrap(), "{}: a replay after retention", b.name);
+        assert!(!write!(s, [replay], |tx| tx.insert_inbound(&replay)).unwrap(), "{}: a replay after retention", b.name);
         let kept = phonegate_store::testing::count(&b.url, "SELECT count(*) FROM inbound_messages WHERE body <> '' OR from_number <> ''");
         assert_eq!(kept.await.unwrap(), 0, "{}: the old messages' text and sender are gone", b.name);
     }
@@ -446,10 +482,10 @@ async fn retention_deletes_only_old_ended_verifications_with_their_messages() {
         assert!(insert(s, &recent).await);
 
         let cutoff = t0() + Duration::days(30);
-        let purged = write!(s, [], |tx| tx.purge_before(cutoff, 100).await).unwrap();
+        let purged = write!(s, [], |tx| tx.purge_before(cutoff, 100)).unwrap();
         assert_eq!(purged, 1, "{}", b.name);
         assert!(get(s, "VEold").await.is_none());
-        assert!(read!(s, [], |tx| tx.messages_for_verification("VEold").await).unwrap().is_empty());
+        assert!(read!(s, [], |tx| tx.messages_for_verification("VEold")).unwrap().is_empty());
         assert!(get(s, "VEpending").await.is_some(), "{}: pending rows stay", b.name);
         assert!(get(s, "VErecent").await.is_some());
     }
@@ -459,10 +495,9 @@ async fn retention_deletes_only_old_ended_verifications_with_their_messages() {
 async fn early_receipts_are_held_until_a_message_carries_their_id() {
     for b in backends().await {
         let s = b.store.as_ref();
-        let hold = async |pmid: &'static str, status, error: Option<&'static str>| {
-            write!(s, [], |tx| tx.hold_receipt(pmid, status, error, t0()).await)
-        };
-        let take = async |pmid: &'static str| write!(s, [], |tx| tx.take_held_receipt(pmid).await);
+        let hold =
+            async |pmid: &'static str, status, error: Option<&'static str>| write!(s, [], |tx| tx.hold_receipt(pmid, status, error, t0()));
+        let take = async |pmid: &'static str| write!(s, [], |tx| tx.take_held_receipt(pmid));
         assert!(hold("P9", DeliveryStatus::Sent, None).await.unwrap(), "{}", b.name);
         assert!(hold("P9", DeliveryStatus::Delivered, Some("late")).await.unwrap(), "{}: the latest wins", b.name);
         assert_eq!(take("P9").await.unwrap(), Some((DeliveryStatus::Delivered, Some("late".into()))));
@@ -498,14 +533,17 @@ async fn a_receipt_held_while_the_send_result_is_stored_is_not_lost() {
             let (s, url) = (s.clone(), b.url.clone());
             async move {
                 write!(s.as_ref(), [], |tx| {
-                    assert!(tx.apply_receipt("Prr", DeliveryStatus::Delivered, None, t0()).await?.is_none());
-                    assert!(tx.hold_receipt("Prr", DeliveryStatus::Delivered, None, t0()).await?);
+                    assert!(tx.apply_receipt("Prr", DeliveryStatus::Delivered, None, t0())?.is_none());
+                    assert!(tx.hold_receipt("Prr", DeliveryStatus::Delivered, None, t0())?);
                     let _ = held_tx.send(());
                     // Commit only once the send's result is seen waiting for this unit's lock on the
                     // id (or, were it not to wait, after 30 s: then it has looked and missed it).
-                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-                    while phonegate_store::testing::count(&url, WAITING_FOR_PRR).await? == 0 && std::time::Instant::now() < deadline {
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    // (A unit on PostgreSQL runs on the blocking pool, where the test can wait.)
+                    let (rt, deadline) =
+                        (tokio::runtime::Handle::current(), std::time::Instant::now() + std::time::Duration::from_secs(30));
+                    while rt.block_on(phonegate_store::testing::count(&url, WAITING_FOR_PRR))? == 0 && std::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
                     }
                     Ok::<_, StoreError>(())
                 })
@@ -519,8 +557,8 @@ async fn a_receipt_held_while_the_send_result_is_stored_is_not_lost() {
             error: None,
         };
         let taken = write!(s.as_ref(), [sent], |tx| {
-            assert!(tx.finish_message("SMrr", "tokr", &sent, t0()).await?);
-            tx.take_held_receipt("Prr").await
+            assert!(tx.finish_message("SMrr", "tokr", &sent, t0())?);
+            tx.take_held_receipt("Prr")
         })
         .unwrap();
         receipt.await.unwrap().unwrap();
@@ -537,13 +575,13 @@ async fn budget_counters_take_within_the_limit() {
         let shared = Charge { budget: Budget::SendsPerPrefix, subject: "+49151".into(), rate: "3/1h".parse().unwrap() };
         let take = async |c: &Charge, shard: u32| {
             let c = c.clone();
-            write!(s, [], |tx| tx.take_budget(&c, 3600, shard, t0()).await).unwrap()
+            write!(s, [], |tx| tx.take_budget(&c, 3600, shard, t0())).unwrap()
         };
         assert!(take(&exact, 0).await && take(&exact, 0).await, "{}", b.name);
         assert!(!take(&exact, 0).await, "{}: the third is over the limit", b.name);
         let left = async |c: &Charge, window: i64| {
             let c = c.clone();
-            write!(s, [], |tx| tx.budget_left(&c, window).await).unwrap()
+            write!(s, [], |tx| tx.budget_left(&c, window)).unwrap()
         };
         assert!(!left(&exact, 3600).await, "{}", b.name);
         assert!(left(&exact, 7200).await, "{}: another window", b.name);
@@ -564,11 +602,11 @@ async fn two_counters_in_two_windows_are_read_at_once() {
         for (c, window, times) in [(&new, 3600, 3), (&new, 0, 2), (&approved, 3600, 1)] {
             for shard in 0..times {
                 let c = c.clone();
-                assert!(write!(s, [], |tx| tx.take_budget(&c, window, shard, t0()).await).unwrap());
+                assert!(write!(s, [], |tx| tx.take_budget(&c, window, shard, t0())).unwrap());
             }
         }
         let (a, b2) = (new.clone(), approved.clone());
-        let used = read!(s, [], |tx| tx.budgets_used(&a, &b2, [3600, 0]).await).unwrap();
+        let used = read!(s, [], |tx| tx.budgets_used(&a, &b2, [3600, 0])).unwrap();
         assert_eq!(used, [[3, 2], [1, 0]], "{}", b.name);
     }
 }
@@ -611,12 +649,12 @@ fn bare_silent_check(id: &str, verification_id: &str, token: &str) -> SilentChec
 
 async fn insert_silent(s: &dyn Store, c: &SilentCheck) -> Result<(), StoreError> {
     let c = c.clone();
-    write!(s, [], |tx| tx.insert_silent_check(&c).await)
+    write!(s, [], |tx| tx.insert_silent_check(&c))
 }
 
 async fn update_silent(s: &dyn Store, c: &SilentCheck) {
     let c = c.clone();
-    write!(s, [], |tx| tx.update_silent_check(&c).await).unwrap()
+    write!(s, [], |tx| tx.update_silent_check(&c)).unwrap()
 }
 
 /// The check found each way it can be: by verification, by token digest and (when it has one) by
@@ -624,15 +662,15 @@ async fn update_silent(s: &dyn Store, c: &SilentCheck) {
 async fn silent_lookups(s: &dyn Store, c: &SilentCheck) -> Vec<Option<SilentCheck>> {
     let (vid, digest) = (c.verification_id.clone(), c.token_digest.clone());
     let mut found = vec![
-        read!(s, [vid], |tx| tx.silent_check_of(&vid).await).unwrap(),
-        write!(s, [vid], |tx| tx.silent_check_of(&vid).await).unwrap(),
-        read!(s, [digest], |tx| tx.silent_check_by_token(&digest).await).unwrap(),
-        write!(s, [digest], |tx| tx.silent_check_by_token(&digest).await).unwrap(),
+        read!(s, [vid], |tx| tx.silent_check_of(&vid)).unwrap(),
+        write!(s, [vid], |tx| tx.silent_check_of(&vid)).unwrap(),
+        read!(s, [digest], |tx| tx.silent_check_by_token(&digest)).unwrap(),
+        write!(s, [digest], |tx| tx.silent_check_by_token(&digest)).unwrap(),
     ];
     if let Some(r) = c.provider_ref.clone() {
         let p = c.provider.clone();
-        found.push(read!(s, [p, r], |tx| tx.silent_check_by_ref(&p, &r).await).unwrap());
-        found.push(write!(s, [p, r], |tx| tx.silent_check_by_ref(&p, &r).await).unwrap());
+        found.push(read!(s, [p, r], |tx| tx.silent_check_by_ref(&p, &r)).unwrap());
+        found.push(write!(s, [p, r], |tx| tx.silent_check_by_ref(&p, &r)).unwrap());
     }
     found
 }
@@ -662,12 +700,12 @@ async fn silent_checks_round_trip_every_field() {
         // Nothing is found by what no check has.
         let none = read!(s, [], |tx| {
             Ok::<_, StoreError>([
-                tx.silent_check_of("VE404").await?,
-                tx.silent_check_by_token(&silent::token_digest("tok-404")).await?,
-                tx.silent_check_by_token(&[]).await?,
-                tx.silent_check_by_ref("camara", "ref-404").await?,
-                tx.silent_check_by_ref("vonage", "ref-SCfull").await?,
-                tx.silent_check_by_ref("camara", "").await?,
+                tx.silent_check_of("VE404")?,
+                tx.silent_check_by_token(&silent::token_digest("tok-404"))?,
+                tx.silent_check_by_token(&[])?,
+                tx.silent_check_by_ref("camara", "ref-404")?,
+                tx.silent_check_by_ref("vonage", "ref-SCfull")?,
+                tx.silent_check_by_ref("camara", "")?,
             ])
         })
         .unwrap();
@@ -690,17 +728,17 @@ async fn silent_checks_round_trip_every_field() {
             c.reason = Some(reason);
             c.finished_at = Some(t0() + Duration::milliseconds(10_000));
             update_silent(s, &c).await;
-            let got = read!(s, [], |tx| tx.silent_check_of("VEs2").await).unwrap();
+            let got = read!(s, [], |tx| tx.silent_check_of("VEs2")).unwrap();
             assert_eq!(got.as_ref(), Some(&c), "{}: reason {reason:?}", b.name);
         }
         c.state = CheckState::Matched;
         c.reason = None;
         update_silent(s, &c).await;
-        assert_eq!(read!(s, [], |tx| tx.silent_check_of("VEs2").await).unwrap().as_ref(), Some(&c), "{}", b.name);
+        assert_eq!(read!(s, [], |tx| tx.silent_check_of("VEs2")).unwrap().as_ref(), Some(&c), "{}", b.name);
         // Empty sealed bytes are still bytes, not NULL.
         c.device_url_sealed = Some(Vec::new());
         update_silent(s, &c).await;
-        let got = read!(s, [], |tx| tx.silent_check_of("VEs2").await).unwrap().unwrap();
+        let got = read!(s, [], |tx| tx.silent_check_of("VEs2")).unwrap().unwrap();
         assert_eq!(got.device_url_sealed, Some(Vec::new()), "{}", b.name);
         // An update may clear what it set.
         c.provider_ref = None;
@@ -709,7 +747,7 @@ async fn silent_checks_round_trip_every_field() {
         c.finished_at = None;
         update_silent(s, &c).await;
         assert_eq!(silent_lookups(s, &c).await, vec![Some(c.clone()); 4], "{}: cleared again", b.name);
-        assert_eq!(read!(s, [], |tx| tx.silent_check_by_ref("camara", "R-77").await).unwrap(), None, "{}", b.name);
+        assert_eq!(read!(s, [], |tx| tx.silent_check_by_ref("camara", "R-77")).unwrap(), None, "{}", b.name);
 
         // An update writes only what it may change: id, verification, provider, token, fallback,
         // return path and the two creation times stay as inserted.
@@ -722,7 +760,7 @@ async fn silent_checks_round_trip_every_field() {
         other.created_at = t0();
         other.expires_at = t0();
         update_silent(s, &other).await;
-        let stored = read!(s, [], |tx| tx.silent_check_of("VEs1").await).unwrap();
+        let stored = read!(s, [], |tx| tx.silent_check_of("VEs1")).unwrap();
         assert_eq!(stored.as_ref(), Some(&full), "{}: the immutable fields of SCfull", b.name);
 
         // The full check's fields, stored exactly (the bytes of the sealed URL, including NULs).
@@ -756,13 +794,13 @@ async fn silent_checks_are_unique_per_verification_token_and_provider_reference(
         let same_ref = SilentCheck { provider_ref: first.provider_ref.clone(), ..bare_silent_check("SCu1", "VEu1", "tok-u1") };
         assert!(matches!(insert_silent(s, &same_ref).await, Err(StoreError::Conflict)), "{}: same provider reference", b.name);
         // Nothing of a refused insert was kept.
-        let refused = read!(s, [], |tx| tx.silent_check_of("VEu1").await).unwrap();
+        let refused = read!(s, [], |tx| tx.silent_check_of("VEu1")).unwrap();
         assert_eq!(refused, None, "{}", b.name);
         let elsewhere = SilentCheck { provider: "vonage".into(), ..same_ref.clone() };
         insert_silent(s, &elsewhere).await.unwrap();
         let (p0, p1) = (
-            read!(s, [], |tx| tx.silent_check_by_ref("camara", "ref-SCu0").await).unwrap().map(|c| c.id),
-            read!(s, [], |tx| tx.silent_check_by_ref("vonage", "ref-SCu0").await).unwrap().map(|c| c.id),
+            read!(s, [], |tx| tx.silent_check_by_ref("camara", "ref-SCu0")).unwrap().map(|c| c.id),
+            read!(s, [], |tx| tx.silent_check_by_ref("vonage", "ref-SCu0")).unwrap().map(|c| c.id),
         );
         assert_eq!((p0.as_deref(), p1.as_deref()), (Some("SCu0"), Some("SCu1")), "{}", b.name);
 
@@ -783,20 +821,20 @@ async fn silent_checks_are_unique_per_verification_token_and_provider_reference(
         // and the refused update leaves the row as it was.
         let mut late = bare_silent_check("SCu2", "VEu2", "tok-u2");
         late.provider_ref = Some("ref-SCu0".into());
-        let updated = write!(s, [late], |tx| tx.update_silent_check(&late).await);
+        let updated = write!(s, [late], |tx| tx.update_silent_check(&late));
         assert!(matches!(updated, Err(StoreError::Conflict)), "{}: update to a taken reference: {updated:?}", b.name);
-        let kept = read!(s, [], |tx| tx.silent_check_of("VEu2").await).unwrap().unwrap();
+        let kept = read!(s, [], |tx| tx.silent_check_of("VEu2")).unwrap().unwrap();
         assert_eq!(kept.provider_ref, None, "{}", b.name);
         late.provider_ref = Some("ref-SCu2".into());
-        write!(s, [late], |tx| tx.update_silent_check(&late).await).unwrap();
+        write!(s, [late], |tx| tx.update_silent_check(&late)).unwrap();
 
         // A failed unit keeps none of its silent rows.
         let failed: Result<(), Refused> = write!(s, [], |tx| {
-            tx.insert_silent_check(&bare_silent_check("SCu6", "VEu6", "tok-u6")).await?;
+            tx.insert_silent_check(&bare_silent_check("SCu6", "VEu6", "tok-u6"))?;
             Err(Refused::ByTheUseCase)
         });
         assert_eq!(failed, Err(Refused::ByTheUseCase));
-        assert_eq!(read!(s, [], |tx| tx.silent_check_of("VEu6").await).unwrap(), None, "{}", b.name);
+        assert_eq!(read!(s, [], |tx| tx.silent_check_of("VEu6")).unwrap(), None, "{}", b.name);
     }
 }
 
@@ -829,7 +867,7 @@ async fn due_silent_checks_are_the_live_overdue_ones_oldest_first() {
             insert_silent(s, &c).await.unwrap();
         }
         let due = async |at: DateTime<Utc>, limit: u32| -> Vec<String> {
-            write!(s, [], |tx| tx.due_silent_checks(at, limit).await).unwrap().into_iter().map(|c| c.id).collect()
+            write!(s, [], |tx| tx.due_silent_checks(at, limit)).unwrap().into_iter().map(|c| c.id).collect()
         };
         assert_eq!(due(now, 100).await, ["SCd1", "SCd6", "SCd0", "SCd4"], "{}: live, expires_at <= now, oldest first", b.name);
         assert_eq!(due(now, 2).await, ["SCd1", "SCd6"], "{}: at most limit", b.name);
@@ -837,9 +875,9 @@ async fn due_silent_checks_are_the_live_overdue_ones_oldest_first() {
         assert_eq!(due(now - Duration::minutes(30), 100).await, Vec::<String>::new(), "{}: none due yet", b.name);
         assert_eq!(due(now + Duration::hours(1), 100).await, ["SCd1", "SCd6", "SCd0", "SCd4", "SCd5", "SCd7"], "{}", b.name);
         // Whole rows come back.
-        let first = write!(s, [], |tx| tx.due_silent_checks(now, 1).await).unwrap();
+        let first = write!(s, [], |tx| tx.due_silent_checks(now, 1)).unwrap();
         assert_eq!(first.len(), 1);
-        assert_eq!(first[0], read!(s, [], |tx| tx.silent_check_of("VEd1").await).unwrap().unwrap(), "{}", b.name);
+        assert_eq!(first[0], read!(s, [], |tx| tx.silent_check_of("VEd1")).unwrap().unwrap(), "{}", b.name);
 
         // A check the sweep ends is no longer due.
         let mut ended = first[0].clone();
@@ -869,9 +907,9 @@ async fn the_silent_sweep_skips_checks_another_unit_holds() {
             async move {
                 write!(s.as_ref(), [], |tx| {
                     let digest = silent::token_digest("tok-SCl0");
-                    assert!(tx.silent_check_by_token(&digest).await?.is_some());
+                    assert!(tx.silent_check_by_token(&digest)?.is_some());
                     let _ = held_tx.send(());
-                    let _ = release.await;
+                    let _ = release.blocking_recv();
                     Ok::<_, StoreError>(())
                 })
             }
@@ -879,14 +917,14 @@ async fn the_silent_sweep_skips_checks_another_unit_holds() {
         held.await.unwrap();
         let later = t0() + Duration::minutes(5);
         let due = tokio::time::timeout(std::time::Duration::from_secs(5), async {
-            write!(s.as_ref(), [], |tx| tx.due_silent_checks(later, 10).await).unwrap()
+            write!(s.as_ref(), [], |tx| tx.due_silent_checks(later, 10)).unwrap()
         })
         .await
         .expect("the sweep waited for a held row");
         assert_eq!(due.into_iter().map(|c| c.id).collect::<Vec<_>>(), ["SCl1"]);
         release_tx.send(()).unwrap();
         holder.await.unwrap().unwrap();
-        let due = write!(s.as_ref(), [], |tx| tx.due_silent_checks(later, 10).await).unwrap();
+        let due = write!(s.as_ref(), [], |tx| tx.due_silent_checks(later, 10)).unwrap();
         assert_eq!(due.into_iter().map(|c| c.id).collect::<Vec<_>>(), ["SCl0", "SCl1"]);
     }
 }
@@ -919,7 +957,7 @@ async fn retention_deletes_the_silent_check_of_a_purged_verification() {
         }
 
         let cutoff = t0() + Duration::days(30);
-        let purged = write!(s, [], |tx| tx.purge_before(cutoff, 100).await).unwrap();
+        let purged = write!(s, [], |tx| tx.purge_before(cutoff, 100)).unwrap();
         assert_eq!(purged, 1, "{}", b.name);
         assert!(get(s, "VEsold").await.is_none(), "{}", b.name);
         assert_eq!(silent_lookups(s, &checks[0]).await, vec![None; 6], "{}: the purged verification's check is gone", b.name);
@@ -939,14 +977,14 @@ async fn a_token_is_used_once_until_retention_forgets_it_after_its_expiry() {
         let s = b.store.as_ref();
         let digest = vec![7u8; 32];
         let until = t0() + Duration::minutes(10);
-        assert!(write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}", b.name);
-        assert!(!write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}: a second use", b.name);
+        assert!(write!(s, [digest], |tx| tx.use_once(&digest, until)).unwrap(), "{}", b.name);
+        assert!(!write!(s, [digest], |tx| tx.use_once(&digest, until)).unwrap(), "{}: a second use", b.name);
         let other = vec![8u8; 32];
-        assert!(write!(s, [other], |tx| tx.use_once(&other, until).await).unwrap(), "{}", b.name);
+        assert!(write!(s, [other], |tx| tx.use_once(&other, until)).unwrap(), "{}", b.name);
         // Retention forgets expired tokens only.
-        write!(s, [], |tx| tx.purge_before(t0(), 100).await).unwrap();
-        assert!(!write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}: kept until it expires", b.name);
-        write!(s, [], |tx| tx.purge_before(until + Duration::minutes(1), 100).await).unwrap();
-        assert!(write!(s, [digest], |tx| tx.use_once(&digest, until).await).unwrap(), "{}: forgotten after", b.name);
+        write!(s, [], |tx| tx.purge_before(t0(), 100)).unwrap();
+        assert!(!write!(s, [digest], |tx| tx.use_once(&digest, until)).unwrap(), "{}: kept until it expires", b.name);
+        write!(s, [], |tx| tx.purge_before(until + Duration::minutes(1), 100)).unwrap();
+        assert!(write!(s, [digest], |tx| tx.use_once(&digest, until)).unwrap(), "{}: forgotten after", b.name);
     }
 }

@@ -56,16 +56,14 @@ impl Accounts {
         };
         let (this, u) = (self.clone(), admin.clone());
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                if tx.username_taken(&u.username.to_lowercase()).await? {
-                    return Err(VerifyError::UsernameTaken);
-                }
-                if tx.user_by_phone(&u.phone).await?.is_some() {
-                    return Err(VerifyError::PhoneTaken);
-                }
-                tx.insert_user(&u).await?;
-                this.emit(tx, "user.created", &u, now).await
-            })
+            if tx.username_taken(&u.username.to_lowercase())? {
+                return Err(VerifyError::UsernameTaken);
+            }
+            if tx.user_by_phone(&u.phone)?.is_some() {
+                return Err(VerifyError::PhoneTaken);
+            }
+            tx.insert_user(&u)?;
+            this.emit(tx, "user.created", &u, now)
         })
         .await?;
         self.verifier.record(caller, AuditKind::AdminCreated, Some(&admin.id), "an admin account was created by the operator").await;
@@ -83,15 +81,13 @@ impl Accounts {
         self.admin(p).await?;
         let (now, idle) = (self.now(), self.settings.idle());
         ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut out = Vec::new();
-                for user in tx.users().await? {
-                    let live: Vec<_> = tx.sessions_of(&user.id).await?.into_iter().filter(|s| s.live(now, idle)).collect();
-                    let last_seen_at = live.iter().map(|s| s.last_seen_at).max();
-                    out.push(Member { user, sessions: live.len() as u32, last_seen_at });
-                }
-                Ok::<_, VerifyError>(out)
-            })
+            let mut out = Vec::new();
+            for user in tx.users()? {
+                let live: Vec<_> = tx.sessions_of(&user.id)?.into_iter().filter(|s| s.live(now, idle)).collect();
+                let last_seen_at = live.iter().map(|s| s.last_seen_at).max();
+                out.push(Member { user, sessions: live.len() as u32, last_seen_at });
+            }
+            Ok::<_, VerifyError>(out)
         })
         .await
     }
@@ -102,15 +98,13 @@ impl Accounts {
         self.admin(p).await?;
         let (this, id, now) = (self.clone(), user_id.to_string(), self.now());
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let user = tx.user(&id).await?.ok_or(VerifyError::MemberNotFound)?;
-                if user.is_admin() && tx.admin_count().await? <= 1 {
-                    return Err(VerifyError::LastAdmin);
-                }
-                this.emit(tx, "user.deleted", &user, now).await?;
-                tx.delete_user(&id).await?;
-                Ok(())
-            })
+            let user = tx.user(&id)?.ok_or(VerifyError::MemberNotFound)?;
+            if user.is_admin() && tx.admin_count()? <= 1 {
+                return Err(VerifyError::LastAdmin);
+            }
+            this.emit(tx, "user.deleted", &user, now)?;
+            tx.delete_user(&id)?;
+            Ok(())
         })
         .await?;
         self.verifier.record(&caller.as_user(&p.user_id), AuditKind::MemberRemoved, Some(user_id), "an admin removed a member").await;
@@ -122,18 +116,16 @@ impl Accounts {
         self.admin(p).await?;
         let id = user_id.to_string();
         let user = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut user = tx.user(&id).await?.ok_or(VerifyError::MemberNotFound)?;
-                if !admin && user.is_admin() && tx.admin_count().await? <= 1 {
-                    return Err(VerifyError::LastAdmin);
-                }
-                user.roles.retain(|r| r != ADMIN);
-                if admin {
-                    user.roles.push(ADMIN.to_string());
-                }
-                tx.set_roles(&id, &user.roles).await?;
-                Ok(user)
-            })
+            let mut user = tx.user(&id)?.ok_or(VerifyError::MemberNotFound)?;
+            if !admin && user.is_admin() && tx.admin_count()? <= 1 {
+                return Err(VerifyError::LastAdmin);
+            }
+            user.roles.retain(|r| r != ADMIN);
+            if admin {
+                user.roles.push(ADMIN.to_string());
+            }
+            tx.set_roles(&id, &user.roles)?;
+            Ok(user)
         })
         .await?;
         let (kind, detail) = if admin {
@@ -150,10 +142,8 @@ impl Accounts {
         self.admin(p).await?;
         let (id, now, idle) = (user_id.to_string(), self.now(), self.settings.idle());
         ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                tx.user(&id).await?.ok_or(VerifyError::MemberNotFound)?;
-                Ok(tx.sessions_of(&id).await?.into_iter().filter(|s| s.live(now, idle)).collect())
-            })
+            tx.user(&id)?.ok_or(VerifyError::MemberNotFound)?;
+            Ok(tx.sessions_of(&id)?.into_iter().filter(|s| s.live(now, idle)).collect())
         })
         .await
     }
@@ -162,10 +152,7 @@ impl Accounts {
     pub async fn revoke_member_session(&self, caller: &Caller, p: &Principal, user_id: &str, session_id: &str) -> Result<(), VerifyError> {
         self.admin(p).await?;
         let (user, id) = (user_id.to_string(), session_id.to_string());
-        let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.delete_session(&user, &id).await?) })
-        })
-        .await?;
+        let gone = ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_session(&user, &id)?)).await?;
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }

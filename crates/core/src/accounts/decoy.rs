@@ -39,13 +39,11 @@ impl Accounts {
         if let Some(who) = wrong_password {
             let (counted, now) = (self.verifier.budgets.for_failed_login(&login, who), self.now());
             ports::write(self.verifier.store.as_ref(), move |tx| {
-                Box::pin(async move {
-                    for c in &counted {
-                        let (start, end) = c.rate.window(now);
-                        tx.take_budget(c, start, 0, end).await?;
-                    }
-                    Ok::<_, VerifyError>(())
-                })
+                for c in &counted {
+                    let (start, end) = c.rate.window(now);
+                    tx.take_budget(c, start, 0, end)?;
+                }
+                Ok::<_, VerifyError>(())
             })
             .await?;
         }
@@ -77,7 +75,7 @@ impl Accounts {
     /// A decoy's wrong code costs what a real flow's would (the address's check budget and the
     /// number's guess budget, or the login's for a decoy without a number), so every budget
     /// refuses at the same point for both.
-    pub(super) async fn decoy_check(
+    pub(super) fn decoy_check(
         &self,
         tx: &mut dyn ports::Tx,
         flow: &Flow,
@@ -87,10 +85,10 @@ impl Accounts {
         let budgets = self.verifier.budgets.for_service(super::SERVICE);
         let who = flow.guesser();
         if who == Guesser::Anyone {
-            crate::engine::charge(tx, &budgets.for_check(ip), now).await?;
+            crate::engine::charge(tx, &budgets.for_check(ip), now)?;
         }
         let number = flow.phone.as_ref().map_or_else(|| decoy_subject(flow), |p| p.as_str().to_string());
-        crate::engine::charge(tx, &budgets.for_guess(&number, who), now).await
+        crate::engine::charge(tx, &budgets.for_guess(&number, who), now)
     }
 }
 

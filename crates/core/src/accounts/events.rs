@@ -21,7 +21,7 @@ const MAX_ATTEMPTS: u32 = 12;
 
 impl Accounts {
     /// Queues an event about `user` inside the unit that changed it (nothing without a webhook).
-    pub(super) async fn emit(&self, tx: &mut dyn Tx, kind: &str, user: &User, now: DateTime<Utc>) -> Result<(), VerifyError> {
+    pub(super) fn emit(&self, tx: &mut dyn Tx, kind: &str, user: &User, now: DateTime<Utc>) -> Result<(), VerifyError> {
         if self.events.is_none() {
             return Ok(());
         }
@@ -33,7 +33,7 @@ impl Accounts {
             "data": { "user_id": user.id, "username": user.username, "phone_number": user.phone.as_str() },
         });
         let event = AccountEvent { id, kind: kind.into(), payload: payload.to_string(), created_at: now, attempts: 0 };
-        tx.insert_account_event(&event, now).await?;
+        tx.insert_account_event(&event, now)?;
         Ok(())
     }
 
@@ -45,7 +45,7 @@ impl Accounts {
         let lease_until = now + chrono::Duration::seconds(60);
         let t = token.clone();
         let due = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.claim_account_events(now, lease_until, &t, batch).await?) })
+            Ok::<_, VerifyError>(tx.claim_account_events(now, lease_until, &t, batch)?)
         })
         .await?;
         let mut delivered = 0;
@@ -64,9 +64,7 @@ impl Accounts {
             delivered += usize::from(result.is_ok());
             let (id, t, finished) = (event.id.clone(), token.clone(), self.now());
             ports::write(self.verifier.store.as_ref(), move |tx| {
-                Box::pin(async move {
-                    Ok::<_, VerifyError>(tx.finish_account_event(&id, &t, attempts, due_at, done.then_some(finished)).await?)
-                })
+                Ok::<_, VerifyError>(tx.finish_account_event(&id, &t, attempts, due_at, done.then_some(finished))?)
             })
             .await?;
         }

@@ -52,7 +52,7 @@ impl Accounts {
     }
 
     /// What a verified flow does, inside the verifying unit.
-    pub(super) async fn finish(
+    pub(super) fn finish(
         &self,
         tx: &mut dyn ports::Tx,
         flow: Flow,
@@ -75,40 +75,40 @@ impl Accounts {
                     last_login_at: Some(now),
                 };
                 if let Some(invite) = &flow.invite_id
-                    && !tx.use_invite(invite, now).await?
+                    && !tx.use_invite(invite, now)?
                 {
                     return Err(VerifyError::InviteNotPending);
                 }
-                match tx.insert_user(&user).await {
+                match tx.insert_user(&user) {
                     Ok(()) => {
-                        self.emit(tx, "user.created", &user, now).await?;
+                        self.emit(tx, "user.created", &user, now)?;
                         (user, true)
                     }
                     Err(ports::StoreError::Conflict) => {
                         let lc = user.username.to_lowercase();
-                        return Err(if tx.username_taken(&lc).await? { VerifyError::UsernameTaken } else { VerifyError::EmailTaken });
+                        return Err(if tx.username_taken(&lc)? { VerifyError::UsernameTaken } else { VerifyError::EmailTaken });
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
             FlowKind::Login => {
                 let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
-                (tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?, false)
+                (tx.user(id)?.ok_or(VerifyError::FlowNotFound)?, false)
             }
             FlowKind::PhoneChange => {
                 let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
-                let old = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?.phone;
-                match tx.set_user_phone(id, &phone).await {
+                let old = tx.user(id)?.ok_or(VerifyError::FlowNotFound)?.phone;
+                match tx.set_user_phone(id, &phone) {
                     Ok(()) => {}
                     Err(ports::StoreError::Conflict) => return Err(VerifyError::PhoneTaken),
                     Err(e) => return Err(e.into()),
                 }
-                let user = tx.user(id).await?.ok_or(VerifyError::FlowNotFound)?;
-                self.emit(tx, "user.phone_changed", &user, now).await?;
+                let user = tx.user(id)?.ok_or(VerifyError::FlowNotFound)?;
+                self.emit(tx, "user.phone_changed", &user, now)?;
                 return Ok((user, Opened::PhoneChanged { old }));
             }
         };
-        let (session, secret) = self.open_session(tx, &user, kind, device, ip, now).await?;
+        let (session, secret) = self.open_session(tx, &user, kind, device, ip, now)?;
         Ok((user, Opened::Session { session, secret, created }))
     }
 }

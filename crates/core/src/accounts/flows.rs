@@ -34,10 +34,9 @@ pub enum LoginRequest {
 
 /// The unused flow `id`, locked for the verifying unit: a phone change only for its own user
 /// (`owner`), and not past its deadline.
-pub(super) async fn open_flow(tx: &mut dyn ports::Tx, id: &str, owner: Option<&str>, now: DateTime<Utc>) -> Result<Flow, VerifyError> {
+pub(super) fn open_flow(tx: &mut dyn ports::Tx, id: &str, owner: Option<&str>, now: DateTime<Utc>) -> Result<Flow, VerifyError> {
     let flow = tx
-        .flow(id)
-        .await?
+        .flow(id)?
         .filter(|f| f.used_at.is_none() && (f.kind != FlowKind::PhoneChange || f.user_id.as_deref() == owner))
         .ok_or(VerifyError::FlowNotFound)?;
     if now >= flow.expires_at {
@@ -64,7 +63,7 @@ impl Accounts {
         let phone = self.verifier.parse_phone(&req.phone)?;
         let (name_lc, p) = (username.to_lowercase(), phone.clone());
         let (taken, existing) = ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>((tx.username_taken(&name_lc).await?, tx.user_by_phone(&p).await?)) })
+            Ok::<_, VerifyError>((tx.username_taken(&name_lc)?, tx.user_by_phone(&p)?))
         })
         .await?;
         // Wrong codes of a sign-up count against the number like a login's.
@@ -88,10 +87,7 @@ impl Accounts {
         let mut invite_id = None;
         if existing.is_none() && self.settings.registration == super::invites::Registration::InviteOnly {
             let (p, now) = (phone.clone(), self.now());
-            let invite = ports::read(self.verifier.store.as_ref(), move |tx| {
-                Box::pin(async move { Ok::<_, VerifyError>(tx.live_invite(&p, now).await?) })
-            })
-            .await?;
+            let invite = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.live_invite(&p, now)?)).await?;
             match invite {
                 Some(i) => invite_id = Some(i.id),
                 None => return self.decoy(caller, Some(phone.clone()), login, None, req.silent).await,
@@ -117,10 +113,7 @@ impl Accounts {
                 let phone = self.verifier.parse_phone(&phone)?;
                 let login = phone.as_str().to_string();
                 let p = phone.clone();
-                let user = ports::read(self.verifier.store.as_ref(), move |tx| {
-                    Box::pin(async move { Ok::<_, VerifyError>(tx.user_by_phone(&p).await?) })
-                })
-                .await?;
+                let user = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user_by_phone(&p)?)).await?;
                 let who = self.guesser(caller, user.as_ref().map(|u| (u.id.as_str(), &u.phone)));
                 self.admit(caller, Some((&login, who))).await?;
                 match user {
@@ -144,10 +137,7 @@ impl Accounts {
                     return Err(VerifyError::invalid(Field::Identifier, "a username or e-mail address and a password are required"));
                 }
                 let l = login.clone();
-                let user = ports::read(self.verifier.store.as_ref(), move |tx| {
-                    Box::pin(async move { Ok::<_, VerifyError>(tx.user_by_login(&l).await?) })
-                })
-                .await?;
+                let user = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user_by_login(&l)?)).await?;
                 // The account's own devices have their own wrong-password budget.
                 let who = self.guesser(caller, user.as_ref().map(|u| (u.id.as_str(), &u.phone)));
                 self.admit(caller, Some((&login, who))).await?;
@@ -217,15 +207,13 @@ impl Accounts {
         let per_account = login.map(|(l, who)| budgets.for_failed_login(l, who)).unwrap_or_default();
         let now = self.now();
         let result = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                crate::engine::charge(tx, &per_ip, now).await?;
-                for c in &per_account {
-                    if !tx.budget_left(c, c.rate.window(now).0).await? {
-                        return Err(c.refusal(now));
-                    }
+            crate::engine::charge(tx, &per_ip, now)?;
+            for c in &per_account {
+                if !tx.budget_left(c, c.rate.window(now).0)? {
+                    return Err(c.refusal(now));
                 }
-                Ok(())
-            })
+            }
+            Ok(())
         })
         .await;
         self.verifier.audited(caller, login.map_or("login", |(l, _)| l), result).await
@@ -310,12 +298,10 @@ impl Accounts {
         // The flow is written in the start's own unit: no code is queued without its flow.
         let written = flow.clone();
         let also: crate::engine::AlsoInUnit = Box::new(move |tx, v| {
-            Box::pin(async move {
-                let mut flow = written;
-                flow.verification_id = Some(v.id.clone());
-                flow.expires_at = flow.expires_at.min(v.expires_at);
-                Ok(tx.insert_flow(&flow).await?)
-            })
+            let mut flow = written;
+            flow.verification_id = Some(v.id.clone());
+            flow.expires_at = flow.expires_at.min(v.expires_at);
+            Ok(tx.insert_flow(&flow)?)
         });
         let started = self.send_code(caller, &phone, locale, silent_return.clone(), flow.recognised, Some(also)).await?;
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
@@ -353,14 +339,12 @@ impl Accounts {
             check_url: None,
         };
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                crate::engine::charge(tx, &refusing, now).await?;
-                tx.insert_flow(&flow).await?;
-                if let Some(e) = &event {
-                    tx.insert_audit_event(e).await?;
-                }
-                Ok::<_, VerifyError>(())
-            })
+            crate::engine::charge(tx, &refusing, now)?;
+            tx.insert_flow(&flow)?;
+            if let Some(e) = &event {
+                tx.insert_audit_event(e)?;
+            }
+            Ok::<_, VerifyError>(())
         })
         .await?;
         Ok(answer)
@@ -371,27 +355,24 @@ impl Accounts {
         self.admit(caller, None).await?;
         let (id, now, cooldown) = (flow_id.to_string(), self.now(), chrono::Duration::seconds(self.settings.resend_cooldown_secs));
         let flow = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut flow = tx.flow(&id).await?.filter(|f| f.used_at.is_none()).ok_or(VerifyError::FlowNotFound)?;
-                if now >= flow.expires_at {
-                    return Err(VerifyError::CodeExpired);
-                }
-                let wait = (flow.last_sent_at + cooldown - now).num_seconds();
-                if wait > 0 {
-                    return Err(VerifyError::ResendTooSoon { retry_after_secs: wait });
-                }
-                flow.last_sent_at = now;
-                tx.update_flow(&flow).await?;
-                Ok(flow)
-            })
+            let mut flow = tx.flow(&id)?.filter(|f| f.used_at.is_none()).ok_or(VerifyError::FlowNotFound)?;
+            if now >= flow.expires_at {
+                return Err(VerifyError::CodeExpired);
+            }
+            let wait = (flow.last_sent_at + cooldown - now).num_seconds();
+            if wait > 0 {
+                return Err(VerifyError::ResendTooSoon { retry_after_secs: wait });
+            }
+            flow.last_sent_at = now;
+            tx.update_flow(&flow)?;
+            Ok(flow)
         })
         .await?;
         let mut flow = flow;
         if flow.verification_id.is_none() {
             // A decoy's resend costs what a real one would, and is refused where it would be.
             let (charges, now) = (self.decoy_send_charges(caller, &flow), self.now());
-            ports::write(self.verifier.store.as_ref(), move |tx| Box::pin(async move { crate::engine::charge(tx, &charges, now).await }))
-                .await?;
+            ports::write(self.verifier.store.as_ref(), move |tx| crate::engine::charge(tx, &charges, now)).await?;
         }
         if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
             let started = self.send_code(caller, &phone, locale, None, flow.recognised, None).await?;
@@ -402,10 +383,7 @@ impl Accounts {
                 flow.expires_at = self.now() + chrono::Duration::seconds(self.settings.code_ttl_secs);
                 flow.expires_at = flow.expires_at.min(started.verification.expires_at);
                 let f = flow.clone();
-                ports::write(self.verifier.store.as_ref(), move |tx| {
-                    Box::pin(async move { Ok::<_, VerifyError>(tx.update_flow(&f).await?) })
-                })
-                .await?;
+                ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.update_flow(&f)?)).await?;
             }
         }
         Ok(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs, check_url: None })
@@ -431,54 +409,52 @@ impl Accounts {
         let ip = caller.end_user_ip.or(caller.ip);
         let signed_in = signed_in.cloned();
         let done = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut flow = open_flow(tx, &id, signed_in.as_ref().map(|p| p.user_id.as_str()), now).await?;
-                if flow.kind == FlowKind::PhoneChange {
-                    this.fresh_session(tx, signed_in.as_ref(), now).await?;
+            let mut flow = open_flow(tx, &id, signed_in.as_ref().map(|p| p.user_id.as_str()), now)?;
+            if flow.kind == FlowKind::PhoneChange {
+                this.fresh_session(tx, signed_in.as_ref(), now)?;
+            }
+            if flow.attempts >= FLOW_ATTEMPTS {
+                return Err(VerifyError::CodeLocked);
+            }
+            let who = flow.guesser();
+            let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l, who)).unwrap_or_default();
+            for c in &failed {
+                if !tx.budget_left(c, c.rate.window(now).0)? {
+                    return Err(c.refusal(now));
                 }
-                if flow.attempts >= FLOW_ATTEMPTS {
-                    return Err(VerifyError::CodeLocked);
+            }
+            let right = match &flow.verification_id {
+                None => {
+                    this.decoy_check(tx, &flow, ip, now)?;
+                    false
                 }
-                let who = flow.guesser();
-                let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l, who)).unwrap_or_default();
+                Some(vid) => {
+                    let v = tx.verification(vid)?.ok_or(VerifyError::FlowNotFound)?;
+                    let guess = Guess { guesser: who, own_attempts: false };
+                    match this.verifier.check_locked(tx, v, &code, ip, None, guess) {
+                        Ok((_, CheckOutcome::Approved)) => true,
+                        Ok((_, CheckOutcome::Rejected { .. } | CheckOutcome::LockedOut)) => false,
+                        Ok((_, CheckOutcome::NotPending(s))) | Err(VerifyError::NotPending(s)) => return Err(not_pending(s)),
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            if !right {
+                flow.attempts += 1;
+                tx.update_flow(&flow)?;
                 for c in &failed {
-                    if !tx.budget_left(c, c.rate.window(now).0).await? {
-                        return Err(c.refusal(now));
-                    }
+                    let (start, end) = c.rate.window(now);
+                    tx.take_budget(c, start, 0, end)?;
                 }
-                let right = match &flow.verification_id {
-                    None => {
-                        this.decoy_check(tx, &flow, ip, now).await?;
-                        false
-                    }
-                    Some(vid) => {
-                        let v = tx.verification(vid).await?.ok_or(VerifyError::FlowNotFound)?;
-                        let guess = Guess { guesser: who, own_attempts: false };
-                        match this.verifier.check_locked(tx, v, &code, ip, None, guess).await {
-                            Ok((_, CheckOutcome::Approved)) => true,
-                            Ok((_, CheckOutcome::Rejected { .. } | CheckOutcome::LockedOut)) => false,
-                            Ok((_, CheckOutcome::NotPending(s))) | Err(VerifyError::NotPending(s)) => return Err(not_pending(s)),
-                            Err(e) => return Err(e),
-                        }
-                    }
-                };
-                if !right {
-                    flow.attempts += 1;
-                    tx.update_flow(&flow).await?;
-                    for c in &failed {
-                        let (start, end) = c.rate.window(now);
-                        tx.take_budget(c, start, 0, end).await?;
-                    }
-                    // Committed: the attempt counts.
-                    return Ok(Err(match FLOW_ATTEMPTS - flow.attempts {
-                        0 => VerifyError::CodeLocked,
-                        attempts_left => VerifyError::CodeIncorrect { attempts_left },
-                    }));
-                }
-                flow.used_at = Some(now);
-                tx.update_flow(&flow).await?;
-                this.finish(tx, flow, kind, device, ip.map(|i| i.to_string()), now).await.map(Ok)
-            })
+                // Committed: the attempt counts.
+                return Ok(Err(match FLOW_ATTEMPTS - flow.attempts {
+                    0 => VerifyError::CodeLocked,
+                    attempts_left => VerifyError::CodeIncorrect { attempts_left },
+                }));
+            }
+            flow.used_at = Some(now);
+            tx.update_flow(&flow)?;
+            this.finish(tx, flow, kind, device, ip.map(|i| i.to_string()), now).map(Ok)
         })
         .await??;
         self.verified(caller, done).await

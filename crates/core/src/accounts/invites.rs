@@ -29,16 +29,14 @@ impl Accounts {
         };
         let i = invite.clone();
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                if let Some(name) = &i.username {
-                    let member = tx.user_by_login(&name.to_lowercase()).await?.ok_or(VerifyError::MemberNotFound)?;
-                    if member.phone != i.phone {
-                        return Err(VerifyError::invalid(Field::Phone, "must be the number of the member named by `username`"));
-                    }
+            if let Some(name) = &i.username {
+                let member = tx.user_by_login(&name.to_lowercase())?.ok_or(VerifyError::MemberNotFound)?;
+                if member.phone != i.phone {
+                    return Err(VerifyError::invalid(Field::Phone, "must be the number of the member named by `username`"));
                 }
-                tx.insert_invite(&i).await?;
-                Ok(())
-            })
+            }
+            tx.insert_invite(&i)?;
+            Ok(())
         })
         .await?;
         self.send_invite(caller, &invite).await?;
@@ -64,8 +62,7 @@ impl Accounts {
             return Ok(None);
         }
         let (id, now) = (id.to_string(), self.now());
-        let invite =
-            ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.invite(&id).await?) }));
+        let invite = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.invite(&id)?));
         Ok(invite.await?.map(|i| {
             let status = i.status(now);
             (i, status)
@@ -75,7 +72,7 @@ impl Accounts {
     /// Every invite, newest first.
     pub async fn invites(&self, p: &Principal) -> Result<Vec<Invite>, VerifyError> {
         self.admin(p).await?;
-        ports::read(self.verifier.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.invites().await?) })).await
+        ports::read(self.verifier.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.invites()?)).await
     }
 
     /// Texts a pending invite again.
@@ -83,15 +80,13 @@ impl Accounts {
         self.admin(p).await?;
         let (id, now) = (id.to_string(), self.now());
         let invite = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut invite = tx.invite(&id).await?.ok_or(VerifyError::InviteNotFound)?;
-                if invite.status(now) != "pending" {
-                    return Err(VerifyError::InviteNotPending);
-                }
-                invite.last_sent_at = now;
-                tx.update_invite(&invite).await?;
-                Ok(invite)
-            })
+            let mut invite = tx.invite(&id)?.ok_or(VerifyError::InviteNotFound)?;
+            if invite.status(now) != "pending" {
+                return Err(VerifyError::InviteNotPending);
+            }
+            invite.last_sent_at = now;
+            tx.update_invite(&invite)?;
+            Ok(invite)
         })
         .await?;
         self.send_invite(caller, &invite).await?;
@@ -103,15 +98,13 @@ impl Accounts {
         self.admin(p).await?;
         let (iid, now) = (id.to_string(), self.now());
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut invite = tx.invite(&iid).await?.ok_or(VerifyError::InviteNotFound)?;
-                if invite.used_at.is_some() {
-                    return Err(VerifyError::InviteNotPending);
-                }
-                invite.revoked_at.get_or_insert(now);
-                tx.update_invite(&invite).await?;
-                Ok(())
-            })
+            let mut invite = tx.invite(&iid)?.ok_or(VerifyError::InviteNotFound)?;
+            if invite.used_at.is_some() {
+                return Err(VerifyError::InviteNotPending);
+            }
+            invite.revoked_at.get_or_insert(now);
+            tx.update_invite(&invite)?;
+            Ok(())
         })
         .await?;
         self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteRevoked, Some(id), "an admin revoked an invite").await;

@@ -9,16 +9,16 @@ use chrono::{DateTime, Utc};
 
 impl Accounts {
     /// Inside a unit: the signed-in principal's session, as the store has it, when still live.
-    async fn live_in(&self, tx: &mut dyn ports::Tx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<Session, VerifyError> {
+    fn live_in(&self, tx: &mut dyn ports::ReadTx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<Session, VerifyError> {
         let p = p.ok_or(VerifyError::Unauthenticated)?;
-        let s = tx.session(&p.session_id).await?.filter(|s| s.user_id == p.user_id && s.live(now, self.settings.idle()));
+        let s = tx.session(&p.session_id)?.filter(|s| s.user_id == p.user_id && s.live(now, self.settings.idle()));
         s.ok_or(VerifyError::Unauthenticated)
     }
 
     /// Inside a unit: the signed-in session is live in the store and its login recent (see
     /// `require_fresh`).
-    pub(super) async fn fresh_session(&self, tx: &mut dyn ports::Tx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<(), VerifyError> {
-        let s = self.live_in(tx, p, now).await?;
+    pub(super) fn fresh_session(&self, tx: &mut dyn ports::ReadTx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<(), VerifyError> {
+        let s = self.live_in(tx, p, now)?;
         if now - s.created_at > chrono::Duration::seconds(self.settings.reauth_secs) {
             return Err(VerifyError::ReauthenticationRequired);
         }
@@ -28,7 +28,7 @@ impl Accounts {
     /// The principal's session as the store has it, when it is still live.
     async fn live_session(&self, p: &Principal) -> Result<Session, VerifyError> {
         let (this, p, now) = (self.clone(), p.clone(), self.now());
-        ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { this.live_in(tx, Some(&p), now).await })).await
+        ports::read(self.verifier.store.as_ref(), move |tx| this.live_in(tx, Some(&p), now)).await
     }
 
     /// What changing the number or deleting the account needs: a session still live in the store
@@ -36,7 +36,7 @@ impl Accounts {
     /// a login within `reauth_secs`.
     pub async fn require_fresh(&self, p: &Principal) -> Result<(), VerifyError> {
         let (this, p, now) = (self.clone(), p.clone(), self.now());
-        ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { this.fresh_session(tx, Some(&p), now).await })).await
+        ports::read(self.verifier.store.as_ref(), move |tx| this.fresh_session(tx, Some(&p), now)).await
     }
 
     /// Whether an access token's session is still live, read from the store at most every
@@ -63,27 +63,20 @@ impl Accounts {
 
     pub async fn me(&self, p: &Principal) -> Result<User, VerifyError> {
         let id = p.user_id.clone();
-        ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.user(&id).await?) }))
-            .await?
-            .ok_or(VerifyError::Unauthenticated)
+        ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user(&id)?)).await?.ok_or(VerifyError::Unauthenticated)
     }
 
     /// The user's live sessions, newest first.
     pub async fn sessions(&self, p: &Principal) -> Result<Vec<Session>, VerifyError> {
         let (id, now, idle) = (p.user_id.clone(), self.now(), self.settings.idle());
-        let all =
-            ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.sessions_of(&id).await?) }))
-                .await?;
+        let all = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.sessions_of(&id)?)).await?;
         Ok(all.into_iter().filter(|s| s.live(now, idle)).collect())
     }
 
     /// Ends one of the user's sessions (its refresh tokens die with it).
     pub async fn revoke_session(&self, caller: &Caller, p: &Principal, session_id: &str) -> Result<(), VerifyError> {
         let (user, id) = (p.user_id.clone(), session_id.to_string());
-        let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.delete_session(&user, &id).await?) })
-        })
-        .await?;
+        let gone = ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_session(&user, &id)?)).await?;
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
@@ -97,14 +90,12 @@ impl Accounts {
     pub async fn logout(&self, caller: &Caller, p: &Principal, all: bool) -> Result<(), VerifyError> {
         let (user, id) = (p.user_id.clone(), p.session_id.clone());
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                if all {
-                    tx.delete_sessions_of(&user).await?;
-                } else {
-                    tx.delete_session(&user, &id).await?;
-                }
-                Ok::<_, VerifyError>(())
-            })
+            if all {
+                tx.delete_sessions_of(&user)?;
+            } else {
+                tx.delete_session(&user, &id)?;
+            }
+            Ok::<_, VerifyError>(())
         })
         .await?;
         self.verifier
@@ -123,14 +114,12 @@ impl Accounts {
         let (secret, hash) = session::new_secret("");
         let (user, id, now) = (p.user_id.clone(), p.session_id.clone(), self.now());
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let s = tx.session(&id).await?.filter(|s| s.user_id == user && s.kind == SessionKind::Browser);
-                if s.is_none() {
-                    return Err(VerifyError::Unauthenticated);
-                }
-                tx.set_session_secret(&id, &hash, now).await?;
-                Ok(())
-            })
+            let s = tx.session(&id)?.filter(|s| s.user_id == user && s.kind == SessionKind::Browser);
+            if s.is_none() {
+                return Err(VerifyError::Unauthenticated);
+            }
+            tx.set_session_secret(&id, &hash, now)?;
+            Ok(())
         })
         .await?;
         Ok(secret)
@@ -141,11 +130,9 @@ impl Accounts {
         self.require_fresh(p).await?;
         let (this, id, now) = (self.clone(), p.user_id.clone(), self.now());
         let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let Some(user) = tx.user(&id).await? else { return Ok::<_, VerifyError>(false) };
-                this.emit(tx, "user.deleted", &user, now).await?;
-                Ok(tx.delete_user(&id).await?)
-            })
+            let Some(user) = tx.user(&id)? else { return Ok::<_, VerifyError>(false) };
+            this.emit(tx, "user.deleted", &user, now)?;
+            Ok(tx.delete_user(&id)?)
         })
         .await?;
         if !gone {
@@ -164,10 +151,7 @@ impl Accounts {
     pub async fn purge(&self) -> Result<u64, VerifyError> {
         let now = self.now();
         let (before, idle_since) = (now - chrono::Duration::days(1), now - self.settings.idle());
-        ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.purge_accounts(now, before, idle_since).await?) })
-        })
-        .await
+        ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.purge_accounts(now, before, idle_since)?)).await
     }
 
     /// The dev outbox's copy of the message a flow sent (for the code page in development);
@@ -175,8 +159,7 @@ impl Accounts {
     /// outbox: the caller checks that.
     pub async fn dev_message(&self, flow_id: &str) -> Result<Option<crate::outbox::OutboxMessage>, VerifyError> {
         let id = flow_id.to_string();
-        let flow =
-            ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.flow(&id).await?) })).await?;
+        let flow = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.flow(&id)?)).await?;
         let Some((vid, phone)) = flow.and_then(|f| f.verification_id.zip(f.phone)) else { return Ok(None) };
         let messages = self.verifier.outbox(&Caller::system("dev-outbox"), Some(phone.as_str()), 20).await?;
         Ok(messages.into_iter().find(|m| m.verification_id.as_deref() == Some(vid.as_str())))

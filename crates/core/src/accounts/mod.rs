@@ -269,8 +269,7 @@ impl Accounts {
     // --- signing keys -------------------------------------------------------------------
 
     async fn load_keys(&self) -> Result<Arc<KeyRing>, VerifyError> {
-        let stored =
-            ports::read(self.verifier.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.jwt_keys().await?) })).await?;
+        let stored = ports::read(self.verifier.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.jwt_keys()?)).await?;
         let server = self.verifier.keys.clone();
         let ring = Arc::new(KeyRing::new(self.settings.jwt_algorithm, &stored, |k| {
             server.open_text(&k.kid, &k.private_sealed).and_then(|h| hex::decode(h).ok())
@@ -298,14 +297,12 @@ impl Accounts {
             created_at: self.now(),
         };
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                // Newest signs: a key made in the same millisecond as the last still comes after it.
-                let mut key = key;
-                if let Some(last) = tx.jwt_keys().await?.first() {
-                    key.created_at = key.created_at.max(last.created_at + chrono::Duration::milliseconds(1));
-                }
-                Ok::<_, VerifyError>(tx.insert_jwt_key(&key).await?)
-            })
+            // Newest signs: a key made in the same millisecond as the last still comes after it.
+            let mut key = key;
+            if let Some(last) = tx.jwt_keys()?.first() {
+                key.created_at = key.created_at.max(last.created_at + chrono::Duration::milliseconds(1));
+            }
+            Ok::<_, VerifyError>(tx.insert_jwt_key(&key)?)
         })
         .await?;
         self.load_keys().await?;
@@ -382,25 +379,20 @@ impl Accounts {
             return Err(VerifyError::Unauthenticated);
         }
         let (hash, now, idle) = (session::digest(cookie), self.now(), self.settings.idle());
-        let s = ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.session_by_secret(&hash).await?) })
-        })
-        .await?
-        .filter(|s| s.kind == SessionKind::Browser && s.live(now, idle))
-        .ok_or(VerifyError::Unauthenticated)?;
+        let s = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.session_by_secret(&hash)?))
+            .await?
+            .filter(|s| s.kind == SessionKind::Browser && s.live(now, idle))
+            .ok_or(VerifyError::Unauthenticated)?;
         if now - s.last_seen_at > chrono::Duration::seconds(TOUCH_EVERY_SECS) {
             let id = s.id.clone();
-            ports::write(self.verifier.store.as_ref(), move |tx| {
-                Box::pin(async move { Ok::<_, VerifyError>(tx.touch_session(&id, now).await?) })
-            })
-            .await?;
+            ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.touch_session(&id, now)?)).await?;
         }
         Ok(Principal { user_id: s.user_id, session_id: s.id, claims: None })
     }
 
     /// Opens a session for `user` inside the unit that verified the login, and returns the
     /// session with its secret (cookie value or refresh token).
-    async fn open_session(
+    fn open_session(
         &self,
         tx: &mut dyn ports::Tx,
         user: &User,
@@ -421,11 +413,11 @@ impl Accounts {
             last_seen_at: now,
             expires_at: now + chrono::Duration::days(self.settings.session_max_days),
         };
-        tx.insert_session(&session).await?;
+        tx.insert_session(&session)?;
         if kind == SessionKind::App {
-            tx.insert_refresh_token(&hash, &session.id, now).await?;
+            tx.insert_refresh_token(&hash, &session.id, now)?;
         }
-        tx.set_last_login(&user.id, now).await?;
+        tx.set_last_login(&user.id, now)?;
         Ok((session, secret))
     }
 
@@ -440,9 +432,7 @@ impl Accounts {
         }
         let (this, hash, now) = (self.clone(), session::digest(refresh_token), self.now());
         let successor = self.successor(refresh_token);
-        let outcome =
-            ports::write(self.verifier.store.as_ref(), move |tx| Box::pin(async move { this.rotate(tx, &hash, successor, now).await }))
-                .await?;
+        let outcome = ports::write(self.verifier.store.as_ref(), move |tx| this.rotate(tx, &hash, successor, now)).await?;
         match outcome {
             Rotated::Fresh(user, session_id, new) => {
                 let token = self.access_token(&*self.ring().await?, &user, &session_id)?;
@@ -469,29 +459,29 @@ impl Accounts {
 
     /// The refresh unit: spends the token `hash` names and stores `successor`, or answers a
     /// spent token with its unspent successor within the reuse interval, or ends the session.
-    async fn rotate(&self, tx: &mut dyn ports::Tx, hash: &[u8], successor: String, now: DateTime<Utc>) -> Result<Rotated, VerifyError> {
-        let Some((session_id, spent)) = tx.refresh_token(hash).await? else { return Ok(Rotated::Invalid) };
+    fn rotate(&self, tx: &mut dyn ports::Tx, hash: &[u8], successor: String, now: DateTime<Utc>) -> Result<Rotated, VerifyError> {
+        let Some((session_id, spent)) = tx.refresh_token(hash)? else { return Ok(Rotated::Invalid) };
         let next_hash = session::digest(&successor);
         // Rows are locked in one order: the token, its successor, then the session (a refresh
         // of the successor itself takes the successor, then the session), so two refreshes of
         // one family never wait on each other.
         let reuse = chrono::Duration::seconds(self.settings.refresh_reuse_secs);
         let next = match spent {
-            Some(spent_at) if now - spent_at < reuse => tx.refresh_token(&next_hash).await?,
+            Some(spent_at) if now - spent_at < reuse => tx.refresh_token(&next_hash)?,
             _ => None,
         };
-        let Some(session) = tx.session(&session_id).await? else { return Ok(Rotated::Invalid) };
+        let Some(session) = tx.session(&session_id)? else { return Ok(Rotated::Invalid) };
         if spent.is_some() && next != Some((session.id.clone(), None)) {
-            tx.delete_session(&session.user_id, &session.id).await?;
+            tx.delete_session(&session.user_id, &session.id)?;
             return Ok(Rotated::Reused(session.user_id));
         }
-        let Some(user) = tx.user(&session.user_id).await?.filter(|_| session.live(now, self.settings.idle())) else {
+        let Some(user) = tx.user(&session.user_id)?.filter(|_| session.live(now, self.settings.idle())) else {
             return Ok(Rotated::Invalid);
         };
         if spent.is_none() {
-            tx.spend_refresh_token(hash, now).await?;
-            tx.insert_refresh_token(&next_hash, &session.id, now).await?;
-            tx.touch_session(&session.id, now).await?;
+            tx.spend_refresh_token(hash, now)?;
+            tx.insert_refresh_token(&next_hash, &session.id, now)?;
+            tx.touch_session(&session.id, now)?;
         }
         Ok(Rotated::Fresh(user, session.id, successor))
     }

@@ -35,8 +35,7 @@ fn says(body: &str, code: &str) -> bool {
 
 impl Accounts {
     pub(super) async fn current_invite_code(&self) -> Result<InviteCode, VerifyError> {
-        let current =
-            ports::read(self.verifier.store.as_ref(), |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.invite_code().await?) })).await?;
+        let current = ports::read(self.verifier.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.invite_code()?)).await?;
         let (generation, since) = current.map_or((0, None), |(g, at)| (g, Some(at)));
         Ok(InviteCode { code: self.verifier.keys.invite_code(generation), generation, since })
     }
@@ -53,14 +52,12 @@ impl Accounts {
         let admin = self.admin(p).await?;
         let now = self.now();
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let next = tx.invite_code().await?.map_or(1, |(g, _)| g + 1);
-                match tx.insert_invite_code(next, now, &admin.id).await {
-                    // Another admin rotated at the same moment: the code changed all the same.
-                    Ok(()) | Err(ports::StoreError::Conflict) => Ok::<_, VerifyError>(()),
-                    Err(e) => Err(e.into()),
-                }
-            })
+            let next = tx.invite_code()?.map_or(1, |(g, _)| g + 1);
+            match tx.insert_invite_code(next, now, &admin.id) {
+                // Another admin rotated at the same moment: the code changed all the same.
+                Ok(()) | Err(ports::StoreError::Conflict) => Ok::<_, VerifyError>(()),
+                Err(e) => Err(e.into()),
+            }
         })
         .await?;
         self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteCodeRotated, None, "an admin rotated the invite code").await;
@@ -101,7 +98,7 @@ impl Accounts {
         }
         let (phone, now) = (from.clone(), self.now());
         let (invite, user) = ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>((tx.live_invite(&phone, now).await?, tx.user_by_phone(&phone).await?)) })
+            Ok::<_, VerifyError>((tx.live_invite(&phone, now)?, tx.user_by_phone(&phone)?))
         })
         .await?;
         let Some(invite) = invite else { return Ok(false) };
@@ -127,10 +124,7 @@ impl Accounts {
     /// says so without taking the writer.
     pub(super) async fn reply_pending(&self, phone: &PhoneNumber) -> Result<bool, VerifyError> {
         let (p, now) = (phone.clone(), self.now());
-        ports::read(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.reply_flow(&p, now).await?.is_some()) })
-        })
-        .await
+        ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.reply_flow(&p, now)?.is_some())).await
     }
 
     pub(super) async fn take_reply_flow(&self, caller: &Caller, flow: &Flow) -> Result<Option<FlowStarted>, VerifyError> {
@@ -145,25 +139,23 @@ impl Accounts {
         let charges = self.send_charges(caller, &phone, flow.recognised);
         let resend_after = self.settings.resend_cooldown_secs;
         ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                // The reply flow stays: whoever takes it over gets a flow of their own with its
-                // own attempts on the same code, so a stranger who takes it over first cannot
-                // lock the invitee out of it.
-                let Some(reply) = tx.reply_flow(&phone, now).await? else { return Ok::<_, VerifyError>(None) };
-                // Its code must still be pending (a flow that took it over may have used it).
-                let Some(vid) = reply.verification_id.as_deref() else { return Ok(None) };
-                let pending = tx.verification(vid).await?.is_some_and(|v| v.status_at(now) == crate::model::verification::Status::Pending);
-                if !pending {
-                    return Ok(None);
-                }
-                crate::engine::charge(tx, &charges, now).await?;
-                flow.verification_id = reply.verification_id;
-                flow.expires_at = reply.expires_at;
-                flow.last_sent_at = reply.last_sent_at;
-                flow.invite_id = flow.invite_id.or(reply.invite_id);
-                tx.insert_flow(&flow).await?;
-                Ok(Some(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after, check_url: None }))
-            })
+            // The reply flow stays: whoever takes it over gets a flow of their own with its
+            // own attempts on the same code, so a stranger who takes it over first cannot
+            // lock the invitee out of it.
+            let Some(reply) = tx.reply_flow(&phone, now)? else { return Ok::<_, VerifyError>(None) };
+            // Its code must still be pending (a flow that took it over may have used it).
+            let Some(vid) = reply.verification_id.as_deref() else { return Ok(None) };
+            let pending = tx.verification(vid)?.is_some_and(|v| v.status_at(now) == crate::model::verification::Status::Pending);
+            if !pending {
+                return Ok(None);
+            }
+            crate::engine::charge(tx, &charges, now)?;
+            flow.verification_id = reply.verification_id;
+            flow.expires_at = reply.expires_at;
+            flow.last_sent_at = reply.last_sent_at;
+            flow.invite_id = flow.invite_id.or(reply.invite_id);
+            tx.insert_flow(&flow)?;
+            Ok(Some(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after, check_url: None }))
         })
         .await
     }

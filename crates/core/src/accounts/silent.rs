@@ -37,23 +37,21 @@ impl Accounts {
         let owner = signed_in.map(str::to_string);
         let proof = proof.to_string();
         let done = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut flow = super::flows::open_flow(tx, &id, owner.as_deref(), now).await?;
-                let vid = flow.verification_id.clone().ok_or(VerifyError::NoSilentCheck)?;
-                let approved = tx.verification(&vid).await?.is_some_and(|v| v.status == Status::Approved);
-                let check = tx.silent_check_of(&vid).await?;
-                let own = check.is_some_and(|c| {
-                    use subtle::ConstantTimeEq;
-                    let proven: bool = this.verifier.silent_proof(&c.id).as_bytes().ct_eq(proof.as_bytes()).into();
-                    c.state == CheckState::Matched && c.return_path.as_deref() == Some(&flow_page(&flow.id)) && proven
-                });
-                if !(approved && own) {
-                    return Err(VerifyError::NoSilentCheck);
-                }
-                flow.used_at = Some(now);
-                tx.update_flow(&flow).await?;
-                this.finish(tx, flow, kind, device, ip.map(|i| i.to_string()), now).await
-            })
+            let mut flow = super::flows::open_flow(tx, &id, owner.as_deref(), now)?;
+            let vid = flow.verification_id.clone().ok_or(VerifyError::NoSilentCheck)?;
+            let approved = tx.verification(&vid)?.is_some_and(|v| v.status == Status::Approved);
+            let check = tx.silent_check_of(&vid)?;
+            let own = check.is_some_and(|c| {
+                use subtle::ConstantTimeEq;
+                let proven: bool = this.verifier.silent_proof(&c.id).as_bytes().ct_eq(proof.as_bytes()).into();
+                c.state == CheckState::Matched && c.return_path.as_deref() == Some(&flow_page(&flow.id)) && proven
+            });
+            if !(approved && own) {
+                return Err(VerifyError::NoSilentCheck);
+            }
+            flow.used_at = Some(now);
+            tx.update_flow(&flow)?;
+            this.finish(tx, flow, kind, device, ip.map(|i| i.to_string()), now)
         })
         .await?;
         self.verified(caller, done).await
@@ -65,7 +63,7 @@ impl Accounts {
     /// flow without one (a decoy, or its check ended) answers the same.
     pub async fn fall_back(&self, caller: &Caller, flow_id: &str) -> Result<(), VerifyError> {
         let id = flow_id.to_string();
-        let flow = ports::read(self.verifier.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.flow(&id).await?) }))
+        let flow = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.flow(&id)?))
             .await?
             .filter(|f| f.used_at.is_none())
             .ok_or(VerifyError::FlowNotFound)?;

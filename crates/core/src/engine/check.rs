@@ -64,10 +64,8 @@ impl Verifier {
         let (this, id, code, ip, caller) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip, caller.clone());
         let psd2 = psd2.cloned();
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let v = visible(&caller, tx.verification(&id).await?)?;
-                this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).await
-            })
+            let v = visible(&caller, tx.verification(&id)?)?;
+            this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API)
         })
         .await?;
         Ok(self.checked(v, outcome))
@@ -100,27 +98,23 @@ impl Verifier {
         let service = self.service(caller, service).await?;
         let (this, code, ip, psd2) = (self.clone(), code.to_string(), caller.end_user_ip, psd2.cloned());
         let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let now = this.clock.now();
-                match tx.pending_verification(&service.id, &to).await? {
-                    Some(v) if v.status_at(now) == Status::Pending => {
-                        this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).await.map(Ok)
+            let now = this.clock.now();
+            match tx.pending_verification(&service.id, &to)? {
+                Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).map(Ok),
+                // None pending (or one whose deadline passed unswept): counted like a wrong
+                // code, so not even the budgets tell whether one is pending.
+                _ => {
+                    let budgets = this.budgets.for_service(&service.name);
+                    charge(tx, &budgets.for_check(ip), now)?;
+                    charge(tx, &budgets.for_guess(to.as_str(), Guesser::Anyone), now)?;
+                    // Locked by wrong codes (until its code would have expired): said as for
+                    // a check by id; only whoever made the wrong guesses learns it.
+                    if tx.locked_verification(&service.id, &to, now)?.is_some() {
+                        return Ok(Err(VerifyError::NotPending(Status::MaxAttemptsReached)));
                     }
-                    // None pending (or one whose deadline passed unswept): counted like a wrong
-                    // code, so not even the budgets tell whether one is pending.
-                    _ => {
-                        let budgets = this.budgets.for_service(&service.name);
-                        charge(tx, &budgets.for_check(ip), now).await?;
-                        charge(tx, &budgets.for_guess(to.as_str(), Guesser::Anyone), now).await?;
-                        // Locked by wrong codes (until its code would have expired): said as for
-                        // a check by id; only whoever made the wrong guesses learns it.
-                        if tx.locked_verification(&service.id, &to, now).await?.is_some() {
-                            return Ok(Err(VerifyError::NotPending(Status::MaxAttemptsReached)));
-                        }
-                        Ok(Err(VerifyError::NoPendingVerification))
-                    }
+                    Ok(Err(VerifyError::NoPendingVerification))
                 }
-            })
+            }
         })
         .await??;
         Ok(self.checked(v, outcome))
@@ -142,7 +136,7 @@ impl Verifier {
     /// guess budget every code is refused alike; within it, only wrong codes are counted. Without
     /// `own_attempts` a wrong code leaves the verification's attempts alone (the caller counts
     /// them) and answers `Rejected` with the verification's attempts left.
-    pub(crate) async fn check_locked(
+    pub(crate) fn check_locked(
         &self,
         tx: &mut dyn Tx,
         mut v: Verification,
@@ -159,13 +153,13 @@ impl Verifier {
         // A service's own budgets, when it has any (its name is read in this same unit).
         let service_name = match self.budgets.services.is_empty() {
             true => None,
-            false => tx.service(&v.service_id).await?.map(|s| s.name),
+            false => tx.service(&v.service_id)?.map(|s| s.name),
         };
         let budgets = service_name.as_deref().map_or(std::borrow::Cow::Borrowed(self.budgets.as_ref()), |n| self.budgets.for_service(n));
         // A recognised device guesses only its own number, bounded by that number's recognised
         // budget: others at its address cannot lock it out.
         if guess.guesser == Guesser::Anyone {
-            charge(tx, &budgets.for_check(ip), now).await?;
+            charge(tx, &budgets.for_check(ip), now)?;
         }
         // A code of another length is a wrong code like any other (and says nothing of the length).
         // A check naming another payment is a wrong code (the user was shown other figures).
@@ -177,12 +171,12 @@ impl Verifier {
         let charges = budgets.for_guess(v.to.as_str(), guess.guesser);
         if matches {
             for c in &charges {
-                if !tx.budget_left(c, c.rate.window(now).0).await? {
+                if !tx.budget_left(c, c.rate.window(now).0)? {
                     return Err(c.refusal(now));
                 }
             }
         } else {
-            charge(tx, &charges, now).await?;
+            charge(tx, &charges, now)?;
         }
         // A `silent` verification is proven by the operator only: no code approves it.
         let matches = matches && v.channel != crate::model::verification::Channel::Silent;
@@ -196,13 +190,13 @@ impl Verifier {
         }
         let record =
             crate::model::verification::CheckRecord { at: now, valid: outcome == CheckOutcome::Approved, ip: ip.map(|i| i.to_string()) };
-        tx.insert_check(&v.id, &record).await?;
+        tx.insert_check(&v.id, &record)?;
         if outcome == CheckOutcome::Approved
             && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
         {
-            count(tx, &approved, now).await?;
+            count(tx, &approved, now)?;
         }
-        save(tx, &mut v).await?;
+        save(tx, &mut v)?;
         Ok((v, outcome))
     }
 }

@@ -107,7 +107,7 @@ impl Verifier {
         if caller.key_id.is_none() {
             let charges = self.budgets.for_check(ip);
             let now = self.clock.now();
-            ports::write(self.store.as_ref(), move |tx| Box::pin(async move { charge(tx, &charges, now).await })).await?;
+            ports::write(self.store.as_ref(), move |tx| charge(tx, &charges, now)).await?;
         }
         Ok(self
             .covering(ip, to.as_ref())
@@ -179,26 +179,24 @@ impl Verifier {
         let (id, keys) = (check.verification_id.clone(), self.keys.clone());
         let this = self.clone();
         let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut c = tx.silent_check_of(&id).await?.ok_or(VerifyError::NoSilentCheck)?;
-                match created {
-                    Ok(session) => {
-                        c.device_url_sealed = Some(keys.seal_text(&c.id, &session.device_url));
-                        c.provider_ref = Some(session.provider_ref);
-                        tx.update_silent_check(&c).await?;
-                        Ok((c, None))
-                    }
-                    Err(e) => {
-                        tracing::warn!(provider = %c.provider, error = %e, "silent check not created");
-                        let reason = match e {
-                            crate::silent::SilentError::NotCovered(_) => Reason::OperatorNotCovered,
-                            crate::silent::SilentError::Unavailable(_) => Reason::ProviderError,
-                        };
-                        let sending = this.conclude(tx, &mut c, SilentResult::Failed(reason), now).await?;
-                        Ok::<_, VerifyError>((c, sending))
-                    }
+            let mut c = tx.silent_check_of(&id)?.ok_or(VerifyError::NoSilentCheck)?;
+            match created {
+                Ok(session) => {
+                    c.device_url_sealed = Some(keys.seal_text(&c.id, &session.device_url));
+                    c.provider_ref = Some(session.provider_ref);
+                    tx.update_silent_check(&c)?;
+                    Ok((c, None))
                 }
-            })
+                Err(e) => {
+                    tracing::warn!(provider = %c.provider, error = %e, "silent check not created");
+                    let reason = match e {
+                        crate::silent::SilentError::NotCovered(_) => Reason::OperatorNotCovered,
+                        crate::silent::SilentError::Unavailable(_) => Reason::ProviderError,
+                    };
+                    let sending = this.conclude(tx, &mut c, SilentResult::Failed(reason), now)?;
+                    Ok::<_, VerifyError>((c, sending))
+                }
+            }
         })
         .await?;
         if !check.state.is_live() {
@@ -217,9 +215,7 @@ impl Verifier {
         let (mut check, token) = new_check(&new_id("VE"), provider.name(), true, Some(return_path), now);
         check.expires_at = now + self.silent.timeout;
         let c = check.clone();
-        let stored =
-            ports::write(self.store.as_ref(), move |tx| Box::pin(async move { Ok::<_, VerifyError>(tx.insert_silent_check(&c).await?) }))
-                .await;
+        let stored = ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_silent_check(&c)?)).await;
         if let Err(e) = stored {
             tracing::warn!(error = %e, "decoy silent check not stored");
             return None;
@@ -235,26 +231,24 @@ impl Verifier {
         let now = self.clock.now();
         let (this, keys) = (self.clone(), self.keys.clone());
         let (opened, check, sending) = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut c = tx.silent_check_by_token(&digest).await?.ok_or(VerifyError::CheckLinkNotFound)?;
-                if c.state != CheckState::Created {
-                    return Err(VerifyError::CheckLinkUsed);
-                }
-                if now >= c.expires_at || c.device_url_sealed.is_none() {
-                    let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
-                    return Ok((None, c, sending));
-                }
-                // A decoy's check has no verification: its link works like any other.
-                let v = tx.verification(&c.verification_id).await?;
-                if v.is_some_and(|v| v.status_at(now) != Status::Pending) {
-                    return Err(VerifyError::CheckLinkUsed);
-                }
-                c.state = CheckState::Opened;
-                c.opened_at = Some(now);
-                tx.update_silent_check(&c).await?;
-                let url = c.device_url_sealed.as_deref().and_then(|s| keys.open_text(&c.id, s));
-                Ok::<_, VerifyError>((url, c, None))
-            })
+            let mut c = tx.silent_check_by_token(&digest)?.ok_or(VerifyError::CheckLinkNotFound)?;
+            if c.state != CheckState::Created {
+                return Err(VerifyError::CheckLinkUsed);
+            }
+            if now >= c.expires_at || c.device_url_sealed.is_none() {
+                let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now)?;
+                return Ok((None, c, sending));
+            }
+            // A decoy's check has no verification: its link works like any other.
+            let v = tx.verification(&c.verification_id)?;
+            if v.is_some_and(|v| v.status_at(now) != Status::Pending) {
+                return Err(VerifyError::CheckLinkUsed);
+            }
+            c.state = CheckState::Opened;
+            c.opened_at = Some(now);
+            tx.update_silent_check(&c)?;
+            let url = c.device_url_sealed.as_deref().and_then(|s| keys.open_text(&c.id, s));
+            Ok::<_, VerifyError>((url, c, None))
         })
         .await?;
         let Some(url) = opened else {
@@ -275,12 +269,10 @@ impl Verifier {
         let provider_ref = p.callback_ref(query).ok_or(VerifyError::SilentCallbackInvalid)?;
         let (name, r) = (provider.to_string(), provider_ref.clone());
         let (check, v) = ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let c = tx.silent_check_by_ref(&name, &r).await?.ok_or(VerifyError::SilentCallbackInvalid)?;
-                // A decoy's check has no verification.
-                let v = tx.verification(&c.verification_id).await?;
-                Ok::<_, VerifyError>((c, v))
-            })
+            let c = tx.silent_check_by_ref(&name, &r)?.ok_or(VerifyError::SilentCallbackInvalid)?;
+            // A decoy's check has no verification.
+            let v = tx.verification(&c.verification_id)?;
+            Ok::<_, VerifyError>((c, v))
         })
         .await?;
         if check.state != CheckState::Opened {
@@ -309,15 +301,13 @@ impl Verifier {
         let charges = self.budgets.for_service(&service_name).for_check(caller.end_user_ip);
         let id = check.verification_id.clone();
         let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut c = tx.silent_check_of(&id).await?.ok_or(VerifyError::SilentCallbackInvalid)?;
-                if c.state != CheckState::Opened {
-                    return Err(VerifyError::CheckLinkUsed);
-                }
-                charge(tx, &charges, now).await?;
-                let sending = this.conclude(tx, &mut c, result, now).await?;
-                Ok::<_, VerifyError>((c, sending))
-            })
+            let mut c = tx.silent_check_of(&id)?.ok_or(VerifyError::SilentCallbackInvalid)?;
+            if c.state != CheckState::Opened {
+                return Err(VerifyError::CheckLinkUsed);
+            }
+            charge(tx, &charges, now)?;
+            let sending = this.conclude(tx, &mut c, result, now)?;
+            Ok::<_, VerifyError>((c, sending))
         })
         .await?;
         let code_sent = sending.is_some();
@@ -331,18 +321,16 @@ impl Verifier {
         let (id, now, c2) = (id.to_string(), self.clock.now(), caller.clone());
         let this = self.clone();
         let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let v = super::visible(&c2, tx.verification(&id).await?)?;
-                if v.status_at(now) != Status::Pending {
-                    return Err(VerifyError::NotPending(v.status_at(now)));
-                }
-                let mut c = tx.silent_check_of(&id).await?.ok_or(VerifyError::NoSilentCheck)?;
-                if !c.state.is_live() || !c.fallback {
-                    return Err(VerifyError::NoSilentCheck);
-                }
-                let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
-                Ok::<_, VerifyError>((c, sending))
-            })
+            let v = super::visible(&c2, tx.verification(&id)?)?;
+            if v.status_at(now) != Status::Pending {
+                return Err(VerifyError::NotPending(v.status_at(now)));
+            }
+            let mut c = tx.silent_check_of(&id)?.ok_or(VerifyError::NoSilentCheck)?;
+            if !c.state.is_live() || !c.fallback {
+                return Err(VerifyError::NoSilentCheck);
+            }
+            let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now)?;
+            Ok::<_, VerifyError>((c, sending))
         })
         .await?;
         let code_sent = sending.is_some();
@@ -353,10 +341,7 @@ impl Verifier {
     /// Ends every overdue silent check as timed out (the background sweep).
     pub async fn expire_silent_checks(&self, batch: u32) -> Result<usize, VerifyError> {
         let now = self.clock.now();
-        let due = ports::read(self.store.as_ref(), move |tx| {
-            Box::pin(async move { Ok::<_, VerifyError>(tx.due_silent_checks(now, batch).await?) })
-        })
-        .await?;
+        let due = ports::read(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.due_silent_checks(now, batch)?)).await?;
         let caller = Caller::system("silent-sweep");
         let mut ended = 0;
         // One unit per check: a check that cannot be concluded (its verification's code no
@@ -364,13 +349,11 @@ impl Verifier {
         for due in due {
             let (this, vid) = (self.clone(), due.verification_id.clone());
             let result = ports::write(self.store.as_ref(), move |tx| {
-                Box::pin(async move {
-                    let Some(mut c) = tx.silent_check_of(&vid).await?.filter(|c| c.state.is_live() && c.expires_at <= now) else {
-                        return Ok::<_, VerifyError>(None);
-                    };
-                    let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now).await?;
-                    Ok(Some((c, sending)))
-                })
+                let Some(mut c) = tx.silent_check_of(&vid)?.filter(|c| c.state.is_live() && c.expires_at <= now) else {
+                    return Ok::<_, VerifyError>(None);
+                };
+                let sending = this.conclude(tx, &mut c, SilentResult::Failed(Reason::Timeout), now)?;
+                Ok(Some((c, sending)))
             })
             .await;
             match result {
@@ -383,14 +366,12 @@ impl Verifier {
                     tracing::warn!(error = %e, verification = %due.verification_id, "an overdue silent check could not be concluded; ending it alone");
                     let vid = due.verification_id.clone();
                     ports::write(self.store.as_ref(), move |tx| {
-                        Box::pin(async move {
-                            if let Some(mut c) = tx.silent_check_of(&vid).await?
-                                && c.finish(SilentResult::Failed(Reason::Timeout), now)
-                            {
-                                tx.update_silent_check(&c).await?;
-                            }
-                            Ok::<_, VerifyError>(())
-                        })
+                        if let Some(mut c) = tx.silent_check_of(&vid)?
+                            && c.finish(SilentResult::Failed(Reason::Timeout), now)
+                        {
+                            tx.update_silent_check(&c)?;
+                        }
+                        Ok::<_, VerifyError>(())
                     })
                     .await?;
                 }
@@ -401,7 +382,7 @@ impl Verifier {
 
     /// Ends a live check with `result` and applies it to its (pending) verification, in the
     /// caller's unit. Returns the SMS to send after the commit when an `auto` one falls back.
-    pub(crate) async fn conclude(
+    pub(crate) fn conclude(
         &self,
         tx: &mut dyn Tx,
         c: &mut SilentCheck,
@@ -411,34 +392,34 @@ impl Verifier {
         if !c.finish(result, now) {
             return Err(VerifyError::CheckLinkUsed);
         }
-        tx.update_silent_check(c).await?;
-        let Some(mut v) = tx.verification(&c.verification_id).await? else { return Ok(None) };
+        tx.update_silent_check(c)?;
+        let Some(mut v) = tx.verification(&c.verification_id)? else { return Ok(None) };
         if v.status_at(now) != Status::Pending {
             return Ok(None);
         }
         match result {
             SilentResult::Match => {
                 v.approve_out_of_band(now).map_err(VerifyError::NotPending)?;
-                save(tx, &mut v).await?;
+                save(tx, &mut v)?;
                 // An `auto` start counted for the prefix throttle; its approval counts as used.
                 if v.channel == Channel::Auto
                     && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
                 {
-                    super::count(tx, &approved, now).await?;
+                    super::count(tx, &approved, now)?;
                 }
                 Ok(None)
             }
             SilentResult::Failed(_) if c.fallback => {
-                let service = tx.service(&v.service_id).await?.ok_or(VerifyError::ServiceNotFound)?;
+                let service = tx.service(&v.service_id)?.ok_or(VerifyError::ServiceNotFound)?;
                 let code = self
                     .keys
                     .open(&v.id, &v.code_sealed)
                     .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
-                Ok(Some(self.queue(tx, &service, &v, &code, false, now).await?))
+                Ok(Some(self.queue(tx, &service, &v, &code, false, now)?))
             }
             SilentResult::Failed(reason) => {
                 v.fail(now, reason.as_str().to_string());
-                save(tx, &mut v).await?;
+                save(tx, &mut v)?;
                 Ok(None)
             }
         }

@@ -14,8 +14,7 @@ use crate::model::verification::{Channel, SendRefusal, Status, Verification};
 use crate::ports::{self, Lease};
 
 /// More to write in a start's unit of work, given the verification it started or re-sent.
-pub(crate) type AlsoInUnit =
-    Box<dyn for<'t> FnOnce(&'t mut dyn ports::Tx, &'t Verification) -> ports::BoxFuture<'t, Result<(), VerifyError>> + Send>;
+pub(crate) type AlsoInUnit = Box<dyn FnOnce(&mut dyn ports::Tx, &Verification) -> Result<(), VerifyError> + Send>;
 
 /// What a start's unit of work did.
 struct StartDone {
@@ -156,84 +155,82 @@ impl Verifier {
         };
         let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));
         let done = ports::write(self.store.as_ref(), move |tx| {
-            Box::pin(async move {
-                let mut also = also;
-                if tx.is_opted_out(&fresh.to).await? {
-                    return Err(VerifyError::OptedOut);
-                }
+            let mut also = also;
+            if tx.is_opted_out(&fresh.to)? {
+                return Err(VerifyError::OptedOut);
+            }
 
-                let mut expired = None;
-                for _ in 0..START_ROUNDS {
-                    // Most starts are for a number with nothing pending: the insert comes first and
-                    // the unique index on pending verifications says when there is one.
-                    if tx.insert_verification(&fresh).await? {
-                        // Whatever the start turns into, it sends a code: a refusal rolls the
-                        // whole unit back.
-                        if !rehearse {
-                            charge(tx, &charges, now).await?;
-                        }
-                        // Only a `silent` verification never sends a code; an `auto` one may, so
-                        // the prefix throttle counts it at its start.
-                        if let Some(counters) = throttle.as_ref().filter(|_| channel != Channel::Silent) {
-                            this.throttle(tx, counters, now).await?;
-                        }
-                        if let Some(check) = &silent_check {
-                            tx.insert_silent_check(check).await?;
-                            if check.state.is_live() {
-                                if let Some(f) = also.take() {
-                                    f(tx, &fresh).await?;
-                                }
-                                return done_unit(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
-                            }
-                        }
-                        let sending = this.queue(tx, &service, &fresh, &code, false, now).await?;
-                        if let Some(f) = also.take() {
-                            f(tx, &fresh).await?;
-                        }
-                        let silent = silent_check.is_some();
-                        return done_unit(StartDone { verification: fresh, resent: false, sending: Some(sending), silent, expired });
-                    }
-                    let Some(mut pending) = tx.pending_verification(&fresh.service_id, &fresh.to).await? else { continue };
-                    // A second silent check for a number would race the first on the device.
-                    // A `silent` one must never get a code by SMS either.
-                    let silent = channel == Channel::Silent || pending.channel == Channel::Silent;
-                    if (refuse_if_pending || silent) && pending.status_at(now) == Status::Pending {
-                        return Err(VerifyError::AlreadyPending { verification_id: pending.id });
-                    }
-                    match pending.register_send(now, &limits) {
-                        Ok(()) => {}
-                        Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
-                        Err(SendRefusal::NotPending(_)) => {
-                            // Its deadline passed unswept: record that, then start afresh.
-                            save(tx, &mut pending).await?;
-                            expired = Some(pending);
-                            continue;
-                        }
-                    }
-                    if let Some(l) = &locale {
-                        pending.locale.clone_from(l);
-                    }
-                    save(tx, &mut pending).await?;
+            let mut expired = None;
+            for _ in 0..START_ROUNDS {
+                // Most starts are for a number with nothing pending: the insert comes first and
+                // the unique index on pending verifications says when there is one.
+                if tx.insert_verification(&fresh)? {
+                    // Whatever the start turns into, it sends a code: a refusal rolls the
+                    // whole unit back.
                     if !rehearse {
-                        charge(tx, &charges, now).await?;
+                        charge(tx, &charges, now)?;
                     }
-                    let code = this
-                        .keys
-                        .open(&pending.id, &pending.code_sealed)
-                        .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
-                    // Another custom code while one is pending: the app must not believe its
-                    // new code was sent.
-                    if custom.as_ref().is_some_and(|c| *c != code) {
-                        return Err(VerifyError::AlreadyPending { verification_id: pending.id });
+                    // Only a `silent` verification never sends a code; an `auto` one may, so
+                    // the prefix throttle counts it at its start.
+                    if let Some(counters) = throttle.as_ref().filter(|_| channel != Channel::Silent) {
+                        this.throttle(tx, counters, now)?;
                     }
-                    let sending = this.queue(tx, &service, &pending, &code, true, now).await?;
+                    if let Some(check) = &silent_check {
+                        tx.insert_silent_check(check)?;
+                        if check.state.is_live() {
+                            if let Some(f) = also.take() {
+                                f(tx, &fresh)?;
+                            }
+                            return done_unit(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
+                        }
+                    }
+                    let sending = this.queue(tx, &service, &fresh, &code, false, now)?;
                     if let Some(f) = also.take() {
-                        f(tx, &pending).await?;
+                        f(tx, &fresh)?;
                     }
-                    return done_unit(StartDone { verification: pending, resent: true, sending: Some(sending), silent: false, expired });
+                    let silent = silent_check.is_some();
+                    return done_unit(StartDone { verification: fresh, resent: false, sending: Some(sending), silent, expired });
                 }
-                Err(VerifyError::Busy)
-            })
+                let Some(mut pending) = tx.pending_verification(&fresh.service_id, &fresh.to)? else { continue };
+                // A second silent check for a number would race the first on the device.
+                // A `silent` one must never get a code by SMS either.
+                let silent = channel == Channel::Silent || pending.channel == Channel::Silent;
+                if (refuse_if_pending || silent) && pending.status_at(now) == Status::Pending {
+                    return Err(VerifyError::AlreadyPending { verification_id: pending.id });
+                }
+                match pending.register_send(now, &limits) {
+                    Ok(()) => {}
+                    Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
+                    Err(SendRefusal::NotPending(_)) => {
+                        // Its deadline passed unswept: record that, then start afresh.
+                        save(tx, &mut pending)?;
+                        expired = Some(pending);
+                        continue;
+                    }
+                }
+                if let Some(l) = &locale {
+                    pending.locale.clone_from(l);
+                }
+                save(tx, &mut pending)?;
+                if !rehearse {
+                    charge(tx, &charges, now)?;
+                }
+                let code = this
+                    .keys
+                    .open(&pending.id, &pending.code_sealed)
+                    .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
+                // Another custom code while one is pending: the app must not believe its
+                // new code was sent.
+                if custom.as_ref().is_some_and(|c| *c != code) {
+                    return Err(VerifyError::AlreadyPending { verification_id: pending.id });
+                }
+                let sending = this.queue(tx, &service, &pending, &code, true, now)?;
+                if let Some(f) = also.take() {
+                    f(tx, &pending)?;
+                }
+                return done_unit(StartDone { verification: pending, resent: true, sending: Some(sending), silent: false, expired });
+            }
+            Err(VerifyError::Busy)
         })
         .await?;
         let mut done = done;

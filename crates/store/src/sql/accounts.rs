@@ -1,10 +1,9 @@
 //! Services, API keys and server secrets.
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::apikey::{ApiKey, KeyScope};
-use phonegate_core::ports::{ApiKeyTx, SecretTx, ServiceTx, StoreError, StoreResult};
+use phonegate_core::ports::{ApiKeyReads, ApiKeyWrites, SecretWrites, ServiceReads, ServiceWrites, StoreError, StoreResult};
 use phonegate_core::service::Service;
 
 static INSERT_SERVICE: Sql = Sql::new(
@@ -51,9 +50,18 @@ fn key(mut r: Row) -> StoreResult<ApiKey> {
     Ok(ApiKey { id: r.text(0)?, name: r.text(1)?, secret_hash: r.blob(2)?, scope, created_at: r.ts(3)?, revoked_at: r.opt_ts(4)? })
 }
 
-#[async_trait]
-impl<D: Db> ServiceTx for Repo<D> {
-    async fn insert_service(&mut self, s: &Service) -> StoreResult<bool> {
+impl<D: Db> ServiceReads for Repo<D> {
+    fn service(&mut self, id_or_name: &str) -> StoreResult<Option<Service>> {
+        self.row(&SERVICE, args![id_or_name])?.map(service).transpose()
+    }
+
+    fn services(&mut self) -> StoreResult<Vec<Service>> {
+        self.rows(&SERVICES, args![])?.into_iter().map(service).collect()
+    }
+}
+
+impl<D: Db> ServiceWrites for Repo<D> {
+    fn insert_service(&mut self, s: &Service) -> StoreResult<bool> {
         let templates = serde_json::to_string(&s.templates).map_err(|e| StoreError::Other(format!("service templates: {e}")))?;
         let args = args![
             &s.id,
@@ -65,51 +73,43 @@ impl<D: Db> ServiceTx for Repo<D> {
             i64::from(s.custom_codes),
             i64::from(s.psd2)
         ];
-        Ok(self.exec(&INSERT_SERVICE, args).await? == 1)
-    }
-
-    async fn service(&mut self, id_or_name: &str) -> StoreResult<Option<Service>> {
-        self.row(&SERVICE, args![id_or_name]).await?.map(service).transpose()
-    }
-
-    async fn services(&mut self) -> StoreResult<Vec<Service>> {
-        self.rows(&SERVICES, args![]).await?.into_iter().map(service).collect()
+        Ok(self.exec(&INSERT_SERVICE, args)? == 1)
     }
 }
 
-#[async_trait]
-impl<D: Db> ApiKeyTx for Repo<D> {
-    async fn insert_api_key(&mut self, k: &ApiKey) -> StoreResult<()> {
+impl<D: Db> ApiKeyReads for Repo<D> {
+    fn api_key(&mut self, id: &str) -> StoreResult<Option<ApiKey>> {
+        self.row(&KEY, args![id])?.map(key).transpose()
+    }
+
+    fn api_key_by_hash(&mut self, secret_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
+        self.row(&KEY_BY_HASH, args![secret_hash])?.map(key).transpose()
+    }
+
+    fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>> {
+        self.rows(&KEYS, args![])?.into_iter().map(key).collect()
+    }
+}
+
+impl<D: Db> ApiKeyWrites for Repo<D> {
+    fn insert_api_key(&mut self, k: &ApiKey) -> StoreResult<()> {
         let services = match &k.scope {
             KeyScope::Admin => String::new(),
             KeyScope::Services(ids) => ids.join(" "),
         };
         let args = args![&k.id, &k.name, &k.secret_hash, k.created_at, k.revoked_at, k.scope.as_str(), &services];
-        self.exec(&INSERT_KEY, args).await.map(|_| ())
+        self.exec(&INSERT_KEY, args).map(|_| ())
     }
 
-    async fn api_key(&mut self, id: &str) -> StoreResult<Option<ApiKey>> {
-        self.row(&KEY, args![id]).await?.map(key).transpose()
-    }
-
-    async fn api_key_by_hash(&mut self, secret_hash: &[u8]) -> StoreResult<Option<ApiKey>> {
-        self.row(&KEY_BY_HASH, args![secret_hash]).await?.map(key).transpose()
-    }
-
-    async fn api_keys(&mut self) -> StoreResult<Vec<ApiKey>> {
-        self.rows(&KEYS, args![]).await?.into_iter().map(key).collect()
-    }
-
-    async fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        Ok(self.exec(&REVOKE_KEY, args![now, id]).await? == 1)
+    fn revoke_api_key(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.exec(&REVOKE_KEY, args![now, id])? == 1)
     }
 }
 
-#[async_trait]
-impl<D: Db> SecretTx for Repo<D> {
-    async fn secret_or_insert(&mut self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
-        self.exec(&INSERT_SECRET, args![name, candidate]).await?;
-        let mut row = self.row(&SECRET, args![name]).await?.ok_or_else(|| StoreError::Other(format!("secret `{name}` vanished")))?;
+impl<D: Db> SecretWrites for Repo<D> {
+    fn secret_or_insert(&mut self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>> {
+        self.exec(&INSERT_SECRET, args![name, candidate])?;
+        let mut row = self.row(&SECRET, args![name])?.ok_or_else(|| StoreError::Other(format!("secret `{name}` vanished")))?;
         row.blob(0)
     }
 }

@@ -1,10 +1,9 @@
 //! The audit log.
 use super::dialect::Sql;
 use super::{Db, Repo, args};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::audit::{AuditEvent, AuditQuery};
-use phonegate_core::ports::{AuditTx, StoreResult};
+use phonegate_core::ports::{AuditReads, AuditWrites, StoreResult};
 
 static INSERT: Sql = Sql::new(
     "INSERT INTO audit_events (id, at, kind, key_id, ip, request_id, subject, detail, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -22,17 +21,11 @@ fn any(f: &Option<String>) -> &str {
     f.as_deref().unwrap_or_default()
 }
 
-#[async_trait]
-impl<D: Db> AuditTx for Repo<D> {
-    async fn insert_audit_event(&mut self, e: &AuditEvent) -> StoreResult<()> {
-        let args = args![&e.id, e.at, &e.kind, &e.key_id, &e.ip, &e.request_id, &e.subject, &e.detail, &e.actor];
-        self.exec(&INSERT, args).await.map(|_| ())
-    }
-
-    async fn audit_events(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
+impl<D: Db> AuditReads for Repo<D> {
+    fn audit_events(&mut self, q: &AuditQuery) -> StoreResult<Vec<AuditEvent>> {
         let since = q.since.unwrap_or(DateTime::UNIX_EPOCH);
         let until = q.until.unwrap_or(DateTime::<Utc>::MAX_UTC);
-        let rows = self.rows(&SELECT, args![since, until, q.limit, any(&q.kind), any(&q.who), any(&q.ip)]).await?;
+        let rows = self.rows(&SELECT, args![since, until, q.limit, any(&q.kind), any(&q.who), any(&q.ip)])?;
         rows.into_iter()
             .map(|mut r| {
                 Ok(AuditEvent {
@@ -48,5 +41,12 @@ impl<D: Db> AuditTx for Repo<D> {
                 })
             })
             .collect()
+    }
+}
+
+impl<D: Db> AuditWrites for Repo<D> {
+    fn insert_audit_event(&mut self, e: &AuditEvent) -> StoreResult<()> {
+        let args = args![&e.id, e.at, &e.kind, &e.key_id, &e.ip, &e.request_id, &e.subject, &e.detail, &e.actor];
+        self.exec(&INSERT, args).map(|_| ())
     }
 }

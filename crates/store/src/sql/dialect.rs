@@ -56,16 +56,6 @@ impl Sql {
     }
 }
 
-impl Sql {
-    /// Read-only work runs only queries: it can never change a row, on either backend.
-    pub fn allowed_in(&self, mode: Mode) -> phonegate_core::ports::StoreResult<()> {
-        if mode == Mode::Read && !self.text.starts_with("SELECT ") {
-            return Err(phonegate_core::ports::StoreError::Other("read-only work tried to write".into()));
-        }
-        Ok(())
-    }
-}
-
 const ROW_LOCKS: [&str; 2] = [" FOR UPDATE SKIP LOCKED", " FOR UPDATE"];
 
 fn without_row_locks(sql: &str) -> String {

@@ -1,11 +1,12 @@
 //! The outbound message queue, held receipts, inbound messages and opt-outs.
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneNumber;
 use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
-use phonegate_core::ports::{InboundTx, Lease, MessageResult, MessageTx, OptOutTx, StoreError, StoreResult};
+use phonegate_core::ports::{
+    InboundWrites, Lease, MessageReads, MessageResult, MessageWrites, OptOutReads, OptOutWrites, StoreError, StoreResult,
+};
 
 macro_rules! columns {
     () => {
@@ -93,9 +94,26 @@ fn decode_all(rows: Vec<Row>) -> StoreResult<Vec<Message>> {
     rows.into_iter().map(decode).collect()
 }
 
-#[async_trait]
-impl<D: Db> MessageTx for Repo<D> {
-    async fn insert_message(&mut self, m: &Message, lease: Option<&Lease>) -> StoreResult<()> {
+impl<D: Db> MessageReads for Repo<D> {
+    fn messages_for_verification(&mut self, verification_id: &str) -> StoreResult<Vec<Message>> {
+        decode_all(self.rows(&FOR_VERIFICATION, args![verification_id])?)
+    }
+
+    fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<Message>> {
+        decode_all(match to {
+            Some(to) => self.rows(&OUTBOX_TO, args![to, limit])?,
+            None => self.rows(&OUTBOX, args![limit])?,
+        })
+    }
+
+    fn message_counts(&mut self, since: DateTime<Utc>) -> StoreResult<Vec<(Option<String>, String, i64)>> {
+        let rows = self.rows(&MESSAGE_COUNTS, args![since])?;
+        rows.into_iter().map(|mut r| Ok((r.opt_text(0)?, r.text(1)?, r.int(2)?))).collect()
+    }
+}
+
+impl<D: Db> MessageWrites for Repo<D> {
+    fn insert_message(&mut self, m: &Message, lease: Option<&Lease>) -> StoreResult<()> {
         let args = args![
             &m.id,
             &m.verification_id,
@@ -113,10 +131,10 @@ impl<D: Db> MessageTx for Repo<D> {
             lease.map(|l| l.token.as_str()),
             lease.map(|l| l.until),
         ];
-        self.exec(&INSERT, args).await.map(|_| ())
+        self.exec(&INSERT, args).map(|_| ())
     }
 
-    async fn claim_due_messages(
+    fn claim_due_messages(
         &mut self,
         now: DateTime<Utc>,
         queued_before: DateTime<Utc>,
@@ -124,15 +142,15 @@ impl<D: Db> MessageTx for Repo<D> {
         token: &str,
         limit: u32,
     ) -> StoreResult<Vec<Message>> {
-        decode_all(self.rows(&CLAIM_DUE, args![token, lease_until, now, limit, queued_before]).await?)
+        decode_all(self.rows(&CLAIM_DUE, args![token, lease_until, now, limit, queued_before])?)
     }
 
-    async fn finish_message(&mut self, id: &str, token: &str, r: &MessageResult, now: DateTime<Utc>) -> StoreResult<bool> {
+    fn finish_message(&mut self, id: &str, token: &str, r: &MessageResult, now: DateTime<Utc>) -> StoreResult<bool> {
         let args = args![r.status.as_str(), &r.provider, &r.provider_message_id, &r.error, now, id, token];
-        Ok(self.exec(&FINISH, args).await? == 1)
+        Ok(self.exec(&FINISH, args)? == 1)
     }
 
-    async fn apply_receipt(
+    fn apply_receipt(
         &mut self,
         pmid: &str,
         status: DeliveryStatus,
@@ -143,33 +161,17 @@ impl<D: Db> MessageTx for Repo<D> {
         let (Some(first), second) = (follows.next(), follows.next()) else { return Ok(None) };
         debug_assert!(follows.next().is_none(), "a receipt follows at most two statuses");
         let args = args![status.as_str(), error, now, pmid, first, second.unwrap_or("")];
-        self.row(&APPLY_RECEIPT, args).await?.map(decode).transpose()
+        self.row(&APPLY_RECEIPT, args)?.map(decode).transpose()
     }
 
-    async fn messages_for_verification(&mut self, verification_id: &str) -> StoreResult<Vec<Message>> {
-        decode_all(self.rows(&FOR_VERIFICATION, args![verification_id]).await?)
+    fn hold_receipt(&mut self, pmid: &str, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> StoreResult<bool> {
+        self.exec(&LOCK_PROVIDER_MESSAGE_ID, args![pmid])?;
+        Ok(self.exec(&HOLD_RECEIPT, args![pmid, status.as_str(), error, now])? > 0)
     }
 
-    async fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<Message>> {
-        decode_all(match to {
-            Some(to) => self.rows(&OUTBOX_TO, args![to, limit]).await?,
-            None => self.rows(&OUTBOX, args![limit]).await?,
-        })
-    }
-
-    async fn hold_receipt(&mut self, pmid: &str, status: DeliveryStatus, error: Option<&str>, now: DateTime<Utc>) -> StoreResult<bool> {
-        self.exec(&LOCK_PROVIDER_MESSAGE_ID, args![pmid]).await?;
-        Ok(self.exec(&HOLD_RECEIPT, args![pmid, status.as_str(), error, now]).await? > 0)
-    }
-
-    async fn message_counts(&mut self, since: DateTime<Utc>) -> StoreResult<Vec<(Option<String>, String, i64)>> {
-        let rows = self.rows(&MESSAGE_COUNTS, args![since]).await?;
-        rows.into_iter().map(|mut r| Ok((r.opt_text(0)?, r.text(1)?, r.int(2)?))).collect()
-    }
-
-    async fn take_held_receipt(&mut self, pmid: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>> {
-        self.exec(&LOCK_PROVIDER_MESSAGE_ID, args![pmid]).await?;
-        let Some(mut row) = self.row(&TAKE_HELD_RECEIPT, args![pmid]).await? else { return Ok(None) };
+    fn take_held_receipt(&mut self, pmid: &str) -> StoreResult<Option<(DeliveryStatus, Option<String>)>> {
+        self.exec(&LOCK_PROVIDER_MESSAGE_ID, args![pmid])?;
+        let Some(mut row) = self.row(&TAKE_HELD_RECEIPT, args![pmid])? else { return Ok(None) };
         let status = row.text(0)?;
         Ok(DeliveryStatus::parse(&status).map(|s| (s, row.opt_text(1).ok().flatten())))
     }
@@ -178,26 +180,26 @@ impl<D: Db> MessageTx for Repo<D> {
 static MESSAGE_COUNTS: Sql =
     Sql::new("SELECT provider, status, COUNT(*) FROM messages WHERE created_at >= $1 GROUP BY provider, status ORDER BY provider, status");
 
-#[async_trait]
-impl<D: Db> OptOutTx for Repo<D> {
-    async fn is_opted_out(&mut self, number: &PhoneNumber) -> StoreResult<bool> {
-        Ok(self.row(&IS_OPTED_OUT, args![number.as_str()]).await?.is_some())
+impl<D: Db> OptOutReads for Repo<D> {
+    fn is_opted_out(&mut self, number: &PhoneNumber) -> StoreResult<bool> {
+        Ok(self.row(&IS_OPTED_OUT, args![number.as_str()])?.is_some())
     }
+}
 
-    async fn set_opted_out(&mut self, number: &PhoneNumber, opted_out: bool, now: DateTime<Utc>) -> StoreResult<()> {
+impl<D: Db> OptOutWrites for Repo<D> {
+    fn set_opted_out(&mut self, number: &PhoneNumber, opted_out: bool, now: DateTime<Utc>) -> StoreResult<()> {
         if opted_out {
-            self.exec(&OPT_OUT, args![number.as_str(), now]).await?;
+            self.exec(&OPT_OUT, args![number.as_str(), now])?;
         } else {
-            self.exec(&OPT_IN, args![number.as_str()]).await?;
+            self.exec(&OPT_IN, args![number.as_str()])?;
         }
         Ok(())
     }
 }
 
-#[async_trait]
-impl<D: Db> InboundTx for Repo<D> {
-    async fn insert_inbound(&mut self, m: &InboundMessage) -> StoreResult<bool> {
+impl<D: Db> InboundWrites for Repo<D> {
+    fn insert_inbound(&mut self, m: &InboundMessage) -> StoreResult<bool> {
         let args = args![&m.id, &m.provider, &m.provider_message_id, m.from.as_str(), &m.to, &m.body, m.received_at];
-        Ok(self.exec(&INSERT_INBOUND, args).await? == 1)
+        Ok(self.exec(&INSERT_INBOUND, args)? == 1)
     }
 }

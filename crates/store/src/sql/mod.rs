@@ -1,6 +1,6 @@
 //! The one SQL layer both backends share. Every statement is written once (in `verifications`,
 //! `messages`, `accounts`), in PostgreSQL's dialect; `dialect` adapts it for SQLite. The typed
-//! statements of the core's `Tx` are implemented once, on `Repo`, over the two backends' `Db`:
+//! statements of the core's `ReadTx` and `Tx` are implemented once, on `Repo`, over the two backends' `Db`:
 //! a backend only runs text with arguments and hands back rows.
 mod accounts;
 mod audit;
@@ -11,7 +11,6 @@ mod silent;
 mod users;
 mod verifications;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use dialect::Sql;
 use phonegate_core::ports::{StoreError, StoreResult};
@@ -173,32 +172,28 @@ fn ts(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
-/// What a backend does for the shared layer: run one statement with its arguments.
-#[async_trait]
-pub(crate) trait Db: Send {
-    /// Whether this connection runs a write unit or read-only work.
-    fn mode(&self) -> dialect::Mode;
+/// What a backend does for the shared layer: run one statement with its arguments, to its end.
+pub(crate) trait Db {
     /// Runs a statement; returns the number of rows it changed.
-    async fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64>;
+    fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64>;
     /// Runs a statement and returns its rows.
-    async fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>>;
+    fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>>;
 }
 
-/// The core's `Tx`, implemented once over any backend's `Db`.
+/// The core's `ReadTx` and `Tx`, implemented once over any backend's `Db`. Which one a unit gets
+/// decides what it may run: a read unit sees this only as `ReadTx`.
 pub(crate) struct Repo<D>(pub D);
 
 impl<D: Db> Repo<D> {
-    async fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
-        sql.allowed_in(self.0.mode())?;
-        self.0.exec(sql, args).await
+    fn exec(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<u64> {
+        self.0.exec(sql, args)
     }
 
-    async fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
-        sql.allowed_in(self.0.mode())?;
-        self.0.rows(sql, args).await
+    fn rows(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Vec<Row>> {
+        self.0.rows(sql, args)
     }
 
-    async fn row(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Option<Row>> {
-        Ok(self.rows(sql, args).await?.into_iter().next())
+    fn row(&mut self, sql: &'static Sql, args: Vec<Value>) -> StoreResult<Option<Row>> {
+        Ok(self.rows(sql, args)?.into_iter().next())
     }
 }

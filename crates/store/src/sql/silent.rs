@@ -1,9 +1,8 @@
 //! Silent-check rows, and the tokens that may be used once.
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use phonegate_core::ports::{OnceTx, SilentTx, StoreError, StoreResult};
+use phonegate_core::ports::{OnceWrites, SilentReads, SilentWrites, StoreError, StoreResult};
 use phonegate_core::silent::{CheckState, Reason, SilentCheck};
 
 macro_rules! columns {
@@ -60,9 +59,30 @@ fn one(row: Option<Row>) -> StoreResult<Option<SilentCheck>> {
     row.map(decode).transpose()
 }
 
-#[async_trait]
-impl<D: Db> SilentTx for Repo<D> {
-    async fn insert_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()> {
+impl<D: Db> SilentReads for Repo<D> {
+    fn silent_check_of(&mut self, verification_id: &str) -> StoreResult<Option<SilentCheck>> {
+        let row = self.row(&OF, args![verification_id])?;
+        one(row)
+    }
+
+    fn silent_check_by_token(&mut self, token_digest: &[u8]) -> StoreResult<Option<SilentCheck>> {
+        let row = self.row(&BY_TOKEN, args![token_digest])?;
+        one(row)
+    }
+
+    fn silent_check_by_ref(&mut self, provider: &str, provider_ref: &str) -> StoreResult<Option<SilentCheck>> {
+        let row = self.row(&BY_REF, args![provider, provider_ref])?;
+        one(row)
+    }
+
+    fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<SilentCheck>> {
+        let rows = self.rows(&DUE, args![now, limit])?;
+        rows.into_iter().map(decode).collect()
+    }
+}
+
+impl<D: Db> SilentWrites for Repo<D> {
+    fn insert_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()> {
         let args = args![
             &c.id,
             &c.verification_id,
@@ -79,10 +99,10 @@ impl<D: Db> SilentTx for Repo<D> {
             c.opened_at,
             c.finished_at
         ];
-        self.exec(&INSERT, args).await.map(|_| ())
+        self.exec(&INSERT, args).map(|_| ())
     }
 
-    async fn update_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()> {
+    fn update_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()> {
         let args = args![
             &c.provider_ref,
             super::Value::Blob(c.device_url_sealed.clone()),
@@ -92,27 +112,7 @@ impl<D: Db> SilentTx for Repo<D> {
             c.finished_at,
             &c.id
         ];
-        self.exec(&UPDATE, args).await.map(|_| ())
-    }
-
-    async fn silent_check_of(&mut self, verification_id: &str) -> StoreResult<Option<SilentCheck>> {
-        let row = self.row(&OF, args![verification_id]).await?;
-        one(row)
-    }
-
-    async fn silent_check_by_token(&mut self, token_digest: &[u8]) -> StoreResult<Option<SilentCheck>> {
-        let row = self.row(&BY_TOKEN, args![token_digest]).await?;
-        one(row)
-    }
-
-    async fn silent_check_by_ref(&mut self, provider: &str, provider_ref: &str) -> StoreResult<Option<SilentCheck>> {
-        let row = self.row(&BY_REF, args![provider, provider_ref]).await?;
-        one(row)
-    }
-
-    async fn due_silent_checks(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<SilentCheck>> {
-        let rows = self.rows(&DUE, args![now, limit]).await?;
-        rows.into_iter().map(decode).collect()
+        self.exec(&UPDATE, args).map(|_| ())
     }
 }
 
@@ -120,9 +120,8 @@ static USE_ONCE: Sql = Sql::new("INSERT INTO used_tokens (digest, expires_at) VA
 pub(super) static PURGE_USED_TOKENS: Sql =
     Sql::new("DELETE FROM used_tokens WHERE digest IN (SELECT digest FROM used_tokens WHERE expires_at < $1 LIMIT $2)");
 
-#[async_trait]
-impl<D: Db> OnceTx for Repo<D> {
-    async fn use_once(&mut self, digest: &[u8], expires_at: DateTime<Utc>) -> StoreResult<bool> {
-        Ok(self.exec(&USE_ONCE, args![digest, expires_at]).await? == 1)
+impl<D: Db> OnceWrites for Repo<D> {
+    fn use_once(&mut self, digest: &[u8], expires_at: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.exec(&USE_ONCE, args![digest, expires_at])? == 1)
     }
 }

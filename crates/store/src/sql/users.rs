@@ -1,13 +1,12 @@
 //! Users, login flows, sessions, refresh tokens and access-token signing keys.
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneNumber;
 use phonegate_core::accounts::events::AccountEvent;
 use phonegate_core::accounts::invites::Invite;
 use phonegate_core::accounts::{Flow, FlowKind, JwtAlgorithm, JwtKey, Session, SessionKind, User};
-use phonegate_core::ports::{AccountTx, StoreError, StoreResult};
+use phonegate_core::ports::{AccountReads, AccountWrites, StoreError, StoreResult};
 
 macro_rules! user_sql {
     ($where:literal) => {
@@ -143,9 +142,97 @@ fn phone_text(p: &Option<PhoneNumber>) -> Option<String> {
     p.as_ref().map(|p| p.as_str().to_string())
 }
 
-#[async_trait]
-impl<D: Db> AccountTx for Repo<D> {
-    async fn insert_user(&mut self, u: &User) -> StoreResult<()> {
+impl<D: Db> AccountReads for Repo<D> {
+    fn user(&mut self, id: &str) -> StoreResult<Option<User>> {
+        self.row(&USER, args![id])?.map(user).transpose()
+    }
+
+    fn user_by_login(&mut self, login_lc: &str) -> StoreResult<Option<User>> {
+        self.row(&USER_BY_LOGIN, args![login_lc])?.map(user).transpose()
+    }
+
+    fn user_by_phone(&mut self, phone: &PhoneNumber) -> StoreResult<Option<User>> {
+        self.row(&USER_BY_PHONE, args![phone.as_str()])?.map(user).transpose()
+    }
+
+    fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool> {
+        Ok(self.row(&USERNAME_TAKEN, args![username_lc])?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    fn users(&mut self) -> StoreResult<Vec<User>> {
+        self.rows(&USERS, args![])?.into_iter().map(user).collect()
+    }
+
+    fn admin_count(&mut self) -> StoreResult<i64> {
+        Ok(self.row(&ADMIN_COUNT, args![])?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0))
+    }
+
+    fn email_taken(&mut self, email_lc: &str) -> StoreResult<bool> {
+        Ok(self.row(&EMAIL_TAKEN, args![email_lc])?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+    }
+
+    fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>> {
+        self.row(&FLOW, args![id])?.map(flow).transpose()
+    }
+
+    fn reply_flow(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
+        self.row(&REPLY_FLOW, args![phone.as_str(), now])?.map(flow).transpose()
+    }
+
+    fn invite_code(&mut self) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
+        match self.row(&INVITE_CODE, args![])? {
+            Some(mut r) => Ok(Some((r.int(0)?, r.ts(1)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn session(&mut self, id: &str) -> StoreResult<Option<Session>> {
+        self.row(&SESSION, args![id])?.map(session).transpose()
+    }
+
+    fn session_by_secret(&mut self, secret_hash: &[u8]) -> StoreResult<Option<Session>> {
+        self.row(&SESSION_BY_SECRET, args![secret_hash])?.map(session).transpose()
+    }
+
+    fn sessions_of(&mut self, user_id: &str) -> StoreResult<Vec<Session>> {
+        self.rows(&SESSIONS_OF, args![user_id])?.into_iter().map(session).collect()
+    }
+
+    fn refresh_token(&mut self, token_hash: &[u8]) -> StoreResult<Option<(String, Option<DateTime<Utc>>)>> {
+        let Some(mut r) = self.row(&REFRESH, args![token_hash])? else { return Ok(None) };
+        Ok(Some((r.text(0)?, r.opt_ts(1)?)))
+    }
+
+    fn jwt_keys(&mut self) -> StoreResult<Vec<JwtKey>> {
+        self.rows(&JWT_KEYS, args![])?
+            .into_iter()
+            .map(|mut r| {
+                Ok(JwtKey {
+                    kid: r.text(0)?,
+                    alg: JwtAlgorithm::parse(&r.text(1)?).ok_or_else(|| corrupt("signing algorithm"))?,
+                    private_sealed: r.blob(2)?,
+                    public_jwk: r.text(3)?,
+                    created_at: r.ts(4)?,
+                })
+            })
+            .collect()
+    }
+
+    fn invite(&mut self, id: &str) -> StoreResult<Option<Invite>> {
+        self.row(&INVITE, args![id])?.map(invite).transpose()
+    }
+
+    fn invites(&mut self) -> StoreResult<Vec<Invite>> {
+        self.rows(&INVITES, args![])?.into_iter().map(invite).collect()
+    }
+
+    fn live_invite(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Invite>> {
+        self.row(&LIVE_INVITE, args![phone.as_str(), now])?.map(invite).transpose()
+    }
+}
+
+impl<D: Db> AccountWrites for Repo<D> {
+    fn insert_user(&mut self, u: &User) -> StoreResult<()> {
         let (name_lc, email_lc) = (u.username.to_lowercase(), u.email.as_ref().map(|e| e.to_lowercase()));
         let roles = u.roles.join(" ");
         let args = args![
@@ -160,56 +247,28 @@ impl<D: Db> AccountTx for Repo<D> {
             u.created_at,
             u.last_login_at
         ];
-        self.exec(&INSERT_USER, args).await.map(|_| ())
+        self.exec(&INSERT_USER, args).map(|_| ())
     }
 
-    async fn user(&mut self, id: &str) -> StoreResult<Option<User>> {
-        self.row(&USER, args![id]).await?.map(user).transpose()
+    fn set_roles(&mut self, user_id: &str, roles: &[String]) -> StoreResult<()> {
+        self.exec(&SET_ROLES, args![user_id, &roles.join(" ")]).map(|_| ())
     }
 
-    async fn user_by_login(&mut self, login_lc: &str) -> StoreResult<Option<User>> {
-        self.row(&USER_BY_LOGIN, args![login_lc]).await?.map(user).transpose()
+    fn set_last_login(&mut self, user_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&SET_LAST_LOGIN, args![user_id, at]).map(|_| ())
     }
 
-    async fn user_by_phone(&mut self, phone: &PhoneNumber) -> StoreResult<Option<User>> {
-        self.row(&USER_BY_PHONE, args![phone.as_str()]).await?.map(user).transpose()
+    fn set_user_phone(&mut self, user_id: &str, phone: &PhoneNumber) -> StoreResult<()> {
+        self.exec(&SET_PHONE, args![user_id, phone.as_str()]).map(|_| ())
     }
 
-    async fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool> {
-        Ok(self.row(&USERNAME_TAKEN, args![username_lc]).await?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
+    fn delete_user(&mut self, user_id: &str) -> StoreResult<bool> {
+        self.exec(&DELETE_USER_TOKENS, args![user_id])?;
+        self.exec(&DELETE_USER_SESSIONS, args![user_id])?;
+        Ok(self.exec(&DELETE_USER, args![user_id])? == 1)
     }
 
-    async fn users(&mut self) -> StoreResult<Vec<User>> {
-        self.rows(&USERS, args![]).await?.into_iter().map(user).collect()
-    }
-
-    async fn admin_count(&mut self) -> StoreResult<i64> {
-        Ok(self.row(&ADMIN_COUNT, args![]).await?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0))
-    }
-
-    async fn set_roles(&mut self, user_id: &str, roles: &[String]) -> StoreResult<()> {
-        self.exec(&SET_ROLES, args![user_id, &roles.join(" ")]).await.map(|_| ())
-    }
-
-    async fn email_taken(&mut self, email_lc: &str) -> StoreResult<bool> {
-        Ok(self.row(&EMAIL_TAKEN, args![email_lc]).await?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
-    }
-
-    async fn set_last_login(&mut self, user_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        self.exec(&SET_LAST_LOGIN, args![user_id, at]).await.map(|_| ())
-    }
-
-    async fn set_user_phone(&mut self, user_id: &str, phone: &PhoneNumber) -> StoreResult<()> {
-        self.exec(&SET_PHONE, args![user_id, phone.as_str()]).await.map(|_| ())
-    }
-
-    async fn delete_user(&mut self, user_id: &str) -> StoreResult<bool> {
-        self.exec(&DELETE_USER_TOKENS, args![user_id]).await?;
-        self.exec(&DELETE_USER_SESSIONS, args![user_id]).await?;
-        Ok(self.exec(&DELETE_USER, args![user_id]).await? == 1)
-    }
-
-    async fn insert_flow(&mut self, f: &Flow) -> StoreResult<()> {
+    fn insert_flow(&mut self, f: &Flow) -> StoreResult<()> {
         let args = args![
             &f.id,
             f.kind.as_str(),
@@ -228,150 +287,89 @@ impl<D: Db> AccountTx for Repo<D> {
             &f.invite_id,
             if f.by_reply { Some("sms_reply") } else { f.recognised.then_some("device") }
         ];
-        self.exec(&INSERT_FLOW, args).await.map(|_| ())
+        self.exec(&INSERT_FLOW, args).map(|_| ())
     }
 
-    async fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>> {
-        self.row(&FLOW, args![id]).await?.map(flow).transpose()
+    fn insert_invite_code(&mut self, generation: i64, at: DateTime<Utc>, by: &str) -> StoreResult<()> {
+        self.exec(&INSERT_INVITE_CODE, args![generation, at, by]).map(|_| ())
     }
 
-    async fn reply_flow(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
-        self.row(&REPLY_FLOW, args![phone.as_str(), now]).await?.map(flow).transpose()
+    fn update_flow(&mut self, f: &Flow) -> StoreResult<()> {
+        self.exec(&UPDATE_FLOW, args![&f.id, f.attempts, f.last_sent_at, f.used_at, &f.verification_id, f.expires_at]).map(|_| ())
     }
 
-    async fn invite_code(&mut self) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
-        match self.row(&INVITE_CODE, args![]).await? {
-            Some(mut r) => Ok(Some((r.int(0)?, r.ts(1)?))),
-            None => Ok(None),
-        }
-    }
-
-    async fn insert_invite_code(&mut self, generation: i64, at: DateTime<Utc>, by: &str) -> StoreResult<()> {
-        self.exec(&INSERT_INVITE_CODE, args![generation, at, by]).await.map(|_| ())
-    }
-
-    async fn update_flow(&mut self, f: &Flow) -> StoreResult<()> {
-        self.exec(&UPDATE_FLOW, args![&f.id, f.attempts, f.last_sent_at, f.used_at, &f.verification_id, f.expires_at]).await.map(|_| ())
-    }
-
-    async fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
+    fn insert_session(&mut self, s: &Session) -> StoreResult<()> {
         let secret = super::Value::Blob(s.secret_hash.clone());
         let mut a = args![&s.id, &s.user_id, s.kind.as_str()];
         a.push(secret);
         a.extend(args![&s.device, &s.ip, s.created_at, s.last_seen_at, s.expires_at]);
-        self.exec(&INSERT_SESSION, a).await.map(|_| ())
+        self.exec(&INSERT_SESSION, a).map(|_| ())
     }
 
-    async fn session(&mut self, id: &str) -> StoreResult<Option<Session>> {
-        self.row(&SESSION, args![id]).await?.map(session).transpose()
+    fn touch_session(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&TOUCH_SESSION, args![id, at]).map(|_| ())
     }
 
-    async fn session_by_secret(&mut self, secret_hash: &[u8]) -> StoreResult<Option<Session>> {
-        self.row(&SESSION_BY_SECRET, args![secret_hash]).await?.map(session).transpose()
+    fn set_session_secret(&mut self, id: &str, secret_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&SET_SESSION_SECRET, args![id, secret_hash, at]).map(|_| ())
     }
 
-    async fn sessions_of(&mut self, user_id: &str) -> StoreResult<Vec<Session>> {
-        self.rows(&SESSIONS_OF, args![user_id]).await?.into_iter().map(session).collect()
+    fn delete_session(&mut self, user_id: &str, id: &str) -> StoreResult<bool> {
+        self.exec(&DELETE_SESSION_TOKENS, args![user_id, id])?;
+        Ok(self.exec(&DELETE_SESSION, args![user_id, id])? == 1)
     }
 
-    async fn touch_session(&mut self, id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        self.exec(&TOUCH_SESSION, args![id, at]).await.map(|_| ())
+    fn delete_sessions_of(&mut self, user_id: &str) -> StoreResult<u64> {
+        self.exec(&DELETE_USER_TOKENS, args![user_id])?;
+        self.exec(&DELETE_USER_SESSIONS, args![user_id])
     }
 
-    async fn set_session_secret(&mut self, id: &str, secret_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()> {
-        self.exec(&SET_SESSION_SECRET, args![id, secret_hash, at]).await.map(|_| ())
+    fn insert_refresh_token(&mut self, token_hash: &[u8], session_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&INSERT_REFRESH, args![token_hash, session_id, at]).map(|_| ())
     }
 
-    async fn delete_session(&mut self, user_id: &str, id: &str) -> StoreResult<bool> {
-        self.exec(&DELETE_SESSION_TOKENS, args![user_id, id]).await?;
-        Ok(self.exec(&DELETE_SESSION, args![user_id, id]).await? == 1)
+    fn spend_refresh_token(&mut self, token_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&SPEND_REFRESH, args![token_hash, at]).map(|_| ())
     }
 
-    async fn delete_sessions_of(&mut self, user_id: &str) -> StoreResult<u64> {
-        self.exec(&DELETE_USER_TOKENS, args![user_id]).await?;
-        self.exec(&DELETE_USER_SESSIONS, args![user_id]).await
+    fn insert_jwt_key(&mut self, k: &JwtKey) -> StoreResult<()> {
+        self.exec(&INSERT_JWT_KEY, args![&k.kid, k.alg.as_str(), &k.private_sealed, &k.public_jwk, k.created_at]).map(|_| ())
     }
 
-    async fn insert_refresh_token(&mut self, token_hash: &[u8], session_id: &str, at: DateTime<Utc>) -> StoreResult<()> {
-        self.exec(&INSERT_REFRESH, args![token_hash, session_id, at]).await.map(|_| ())
-    }
-
-    async fn refresh_token(&mut self, token_hash: &[u8]) -> StoreResult<Option<(String, Option<DateTime<Utc>>)>> {
-        let Some(mut r) = self.row(&REFRESH, args![token_hash]).await? else { return Ok(None) };
-        Ok(Some((r.text(0)?, r.opt_ts(1)?)))
-    }
-
-    async fn spend_refresh_token(&mut self, token_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()> {
-        self.exec(&SPEND_REFRESH, args![token_hash, at]).await.map(|_| ())
-    }
-
-    async fn jwt_keys(&mut self) -> StoreResult<Vec<JwtKey>> {
-        self.rows(&JWT_KEYS, args![])
-            .await?
-            .into_iter()
-            .map(|mut r| {
-                Ok(JwtKey {
-                    kid: r.text(0)?,
-                    alg: JwtAlgorithm::parse(&r.text(1)?).ok_or_else(|| corrupt("signing algorithm"))?,
-                    private_sealed: r.blob(2)?,
-                    public_jwk: r.text(3)?,
-                    created_at: r.ts(4)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn insert_jwt_key(&mut self, k: &JwtKey) -> StoreResult<()> {
-        self.exec(&INSERT_JWT_KEY, args![&k.kid, k.alg.as_str(), &k.private_sealed, &k.public_jwk, k.created_at]).await.map(|_| ())
-    }
-
-    async fn purge_accounts(&mut self, now: DateTime<Utc>, before: DateTime<Utc>, idle_since: DateTime<Utc>) -> StoreResult<u64> {
-        let mut n = self.exec(&PURGE_FLOWS, args![before]).await?;
-        self.exec(&PURGE_SESSION_TOKENS, args![now, idle_since]).await?;
-        n += self.exec(&PURGE_SESSIONS, args![now, idle_since]).await?;
-        n += self.exec(&PURGE_EVENTS, args![before]).await?;
+    fn purge_accounts(&mut self, now: DateTime<Utc>, before: DateTime<Utc>, idle_since: DateTime<Utc>) -> StoreResult<u64> {
+        let mut n = self.exec(&PURGE_FLOWS, args![before])?;
+        self.exec(&PURGE_SESSION_TOKENS, args![now, idle_since])?;
+        n += self.exec(&PURGE_SESSIONS, args![now, idle_since])?;
+        n += self.exec(&PURGE_EVENTS, args![before])?;
         Ok(n)
     }
 
-    async fn insert_invite(&mut self, i: &Invite) -> StoreResult<()> {
+    fn insert_invite(&mut self, i: &Invite) -> StoreResult<()> {
         let args =
             args![&i.id, i.phone.as_str(), &i.username, &i.created_by, i.created_at, i.expires_at, i.last_sent_at, i.used_at, i.revoked_at];
-        self.exec(&INSERT_INVITE, args).await.map(|_| ())
+        self.exec(&INSERT_INVITE, args).map(|_| ())
     }
 
-    async fn invite(&mut self, id: &str) -> StoreResult<Option<Invite>> {
-        self.row(&INVITE, args![id]).await?.map(invite).transpose()
+    fn use_invite(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
+        Ok(self.exec(&USE_INVITE, args![id, now])? == 1)
     }
 
-    async fn invites(&mut self) -> StoreResult<Vec<Invite>> {
-        self.rows(&INVITES, args![]).await?.into_iter().map(invite).collect()
+    fn update_invite(&mut self, i: &Invite) -> StoreResult<()> {
+        self.exec(&UPDATE_INVITE, args![&i.id, i.last_sent_at, i.revoked_at]).map(|_| ())
     }
 
-    async fn live_invite(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Invite>> {
-        self.row(&LIVE_INVITE, args![phone.as_str(), now]).await?.map(invite).transpose()
+    fn insert_account_event(&mut self, e: &AccountEvent, now: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&INSERT_EVENT, args![&e.id, &e.kind, &e.payload, e.created_at, now]).map(|_| ())
     }
 
-    async fn use_invite(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<bool> {
-        Ok(self.exec(&USE_INVITE, args![id, now]).await? == 1)
-    }
-
-    async fn update_invite(&mut self, i: &Invite) -> StoreResult<()> {
-        self.exec(&UPDATE_INVITE, args![&i.id, i.last_sent_at, i.revoked_at]).await.map(|_| ())
-    }
-
-    async fn insert_account_event(&mut self, e: &AccountEvent, now: DateTime<Utc>) -> StoreResult<()> {
-        self.exec(&INSERT_EVENT, args![&e.id, &e.kind, &e.payload, e.created_at, now]).await.map(|_| ())
-    }
-
-    async fn claim_account_events(
+    fn claim_account_events(
         &mut self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         token: &str,
         limit: u32,
     ) -> StoreResult<Vec<AccountEvent>> {
-        self.rows(&CLAIM_EVENTS, args![token, lease_until, now, limit])
-            .await?
+        self.rows(&CLAIM_EVENTS, args![token, lease_until, now, limit])?
             .into_iter()
             .map(|mut r| {
                 Ok(AccountEvent { id: r.text(0)?, kind: r.text(1)?, payload: r.text(2)?, created_at: r.ts(3)?, attempts: r.int(4)? as u32 })
@@ -379,7 +377,7 @@ impl<D: Db> AccountTx for Repo<D> {
             .collect()
     }
 
-    async fn finish_account_event(
+    fn finish_account_event(
         &mut self,
         id: &str,
         token: &str,
@@ -387,7 +385,7 @@ impl<D: Db> AccountTx for Repo<D> {
         due_at: DateTime<Utc>,
         done_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()> {
-        self.exec(&FINISH_EVENT, args![id, token, attempts, due_at, done_at]).await.map(|_| ())
+        self.exec(&FINISH_EVENT, args![id, token, attempts, due_at, done_at]).map(|_| ())
     }
 }
 

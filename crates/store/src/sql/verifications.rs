@@ -1,9 +1,8 @@
 //! Verification rows.
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use phonegate_core::ports::{StoreError, StoreResult, VerificationTx};
+use phonegate_core::ports::{StoreError, StoreResult, VerificationReads, VerificationWrites};
 use phonegate_core::verification::CheckRecord;
 use phonegate_core::{Channel, PhoneNumber, Status, Verification};
 
@@ -116,9 +115,41 @@ fn decode(mut r: Row) -> StoreResult<Verification> {
     })
 }
 
-#[async_trait]
-impl<D: Db> VerificationTx for Repo<D> {
-    async fn insert_verification(&mut self, v: &Verification) -> StoreResult<bool> {
+impl<D: Db> VerificationReads for Repo<D> {
+    fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>> {
+        self.row(&BY_ID, args![id])?.map(decode).transpose()
+    }
+
+    fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
+        self.row(&PENDING, args![service_id, to.as_str()])?.map(decode).transpose()
+    }
+
+    fn latest_silent_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
+        self.row(&LATEST_SILENT, args![service_id, to.as_str()])?.map(decode).transpose()
+    }
+
+    fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>> {
+        self.row(&LOCKED, args![service_id, to.as_str(), now])?.map(decode).transpose()
+    }
+
+    fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<CheckRecord>> {
+        let rows = self.rows(&CHECKS, args![verification_id])?;
+        rows.into_iter().map(|mut r| Ok(CheckRecord { at: r.ts(0)?, valid: r.int(1)? != 0, ip: r.opt_text(2)? })).collect()
+    }
+
+    #[allow(clippy::type_complexity)] // (number, created, approved)
+    fn recent_verifications(
+        &mut self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>> {
+        let rows = self.rows(&RECENT, args![since, limit])?;
+        rows.into_iter().map(|mut r| Ok((PhoneNumber::from_trusted(r.text(0)?), r.ts(1)?, r.opt_ts(2)?))).collect()
+    }
+}
+
+impl<D: Db> VerificationWrites for Repo<D> {
+    fn insert_verification(&mut self, v: &Verification) -> StoreResult<bool> {
         let args = args![
             &v.id,
             &v.service_id,
@@ -148,26 +179,10 @@ impl<D: Db> VerificationTx for Repo<D> {
             &v.psd2.as_ref().map(|p| p.amount.clone()),
             &v.psd2.as_ref().map(|p| p.payee.clone()),
         ];
-        Ok(self.exec(&INSERT, args).await? == 1)
+        Ok(self.exec(&INSERT, args)? == 1)
     }
 
-    async fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>> {
-        self.row(&BY_ID, args![id]).await?.map(decode).transpose()
-    }
-
-    async fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
-        self.row(&PENDING, args![service_id, to.as_str()]).await?.map(decode).transpose()
-    }
-
-    async fn latest_silent_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
-        self.row(&LATEST_SILENT, args![service_id, to.as_str()]).await?.map(decode).transpose()
-    }
-
-    async fn locked_verification(&mut self, service_id: &str, to: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Verification>> {
-        self.row(&LOCKED, args![service_id, to.as_str(), now]).await?.map(decode).transpose()
-    }
-
-    async fn update_verification(&mut self, v: &Verification) -> StoreResult<()> {
+    fn update_verification(&mut self, v: &Verification) -> StoreResult<()> {
         let args = args![
             &v.locale,
             v.status.as_str(),
@@ -184,45 +199,31 @@ impl<D: Db> VerificationTx for Repo<D> {
             &v.id,
             v.version,
         ];
-        match self.exec(&UPDATE, args).await? {
+        match self.exec(&UPDATE, args)? {
             1 => Ok(()),
             0 => Err(StoreError::Conflict),
             n => Err(StoreError::Other(format!("an update of one verification touched {n} rows"))),
         }
     }
 
-    async fn expire_due_verifications(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, Channel)>> {
-        let rows = self.rows(&EXPIRE_DUE, args![now, limit]).await?;
+    fn expire_due_verifications(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<(String, Channel)>> {
+        let rows = self.rows(&EXPIRE_DUE, args![now, limit])?;
         rows.into_iter().map(|mut r| Ok((r.text(0)?, Channel::parse(&r.text(1)?).unwrap_or(Channel::Sms)))).collect()
     }
 
-    async fn insert_check(&mut self, verification_id: &str, c: &CheckRecord) -> StoreResult<()> {
-        self.exec(&INSERT_CHECK, args![verification_id, c.at, i64::from(c.valid), &c.ip]).await.map(|_| ())
+    fn insert_check(&mut self, verification_id: &str, c: &CheckRecord) -> StoreResult<()> {
+        self.exec(&INSERT_CHECK, args![verification_id, c.at, i64::from(c.valid), &c.ip]).map(|_| ())
     }
 
-    async fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<CheckRecord>> {
-        let rows = self.rows(&CHECKS, args![verification_id]).await?;
-        rows.into_iter().map(|mut r| Ok(CheckRecord { at: r.ts(0)?, valid: r.int(1)? != 0, ip: r.opt_text(2)? })).collect()
-    }
-
-    async fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
-        self.exec(&PURGE_CHECKS, args![cutoff, limit]).await?;
-        self.exec(&PURGE_SILENT, args![cutoff, limit]).await?;
-        self.exec(&PURGE_MESSAGES, args![cutoff, limit]).await?;
-        let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit]).await?;
+    fn purge_before(&mut self, cutoff: DateTime<Utc>, limit: u32) -> StoreResult<u64> {
+        self.exec(&PURGE_CHECKS, args![cutoff, limit])?;
+        self.exec(&PURGE_SILENT, args![cutoff, limit])?;
+        self.exec(&PURGE_MESSAGES, args![cutoff, limit])?;
+        let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit])?;
         for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS, &super::budgets::PURGE_COUNTERS, &super::silent::PURGE_USED_TOKENS] {
-            self.exec(sql, args![cutoff, limit]).await?;
+            self.exec(sql, args![cutoff, limit])?;
         }
         Ok(deleted)
-    }
-
-    async fn recent_verifications(
-        &mut self,
-        since: DateTime<Utc>,
-        limit: u32,
-    ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>> {
-        let rows = self.rows(&RECENT, args![since, limit]).await?;
-        rows.into_iter().map(|mut r| Ok((PhoneNumber::from_trusted(r.text(0)?), r.ts(1)?, r.opt_ts(2)?))).collect()
     }
 }
 
