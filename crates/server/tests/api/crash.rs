@@ -1,7 +1,7 @@
 //! Crash safety: the server is killed with SIGKILL again and again while parallel starts and
 //! checks are in flight. Whatever it acknowledged must be in the database afterwards, nothing
 //! may be approved twice, and no pending verification may be left without its message.
-use crate::helpers::{Server, cli_key, fresh_number};
+use crate::helpers::{Server, cli_key, eventually, fresh_number};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -62,8 +62,12 @@ async fn acknowledged_work_survives_sigkill_and_nothing_is_half_written() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (mut server, secret) = keyed_server(&url).await;
     for round in 0..5u64 {
+        let before = seen.lock().unwrap().started.len();
         let clients: Vec<_> = (0..12).map(|_| tokio::spawn(client(server.base.clone(), secret.clone(), seen.clone()))).collect();
-        tokio::time::sleep(Duration::from_millis(300 + 70 * round)).await;
+        // Once this round's load has reached the server (however fast the machine), and a moment
+        // more that differs per round, so the kills land at different points of the work.
+        eventually(|| async { (seen.lock().unwrap().started.len() >= before + 4).then_some(()) }).await;
+        tokio::time::sleep(Duration::from_millis(70 * round)).await;
         // SIGKILL, with requests in flight.
         server.child.kill().unwrap();
         server.child.wait().unwrap();

@@ -97,8 +97,8 @@ async fn a_foreign_site_cannot_act_with_a_signed_in_browsers_cookie() {
     }
     // Nothing changed: the same code, invite, members, devices; no SMS; the session lives.
     assert_eq!(state(&app, &token, &id).await, before);
-    assert_eq!(app.outbox(&invited).await.len(), 1);
-    assert!(app.outbox(&new_phone).await.is_empty());
+    assert_eq!(app.queued(&invited).await, 1);
+    assert_eq!(app.queued(&new_phone).await, 0);
     let r = app.client.get(app.url("/api/me")).header("cookie", &cookie).header("origin", EVIL).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "reads are not refused");
 

@@ -129,6 +129,15 @@ impl TestApp {
         self.post(&format!("/api/verifications/{id}/check"), json!({ "code": code })).await
     }
 
+    /// How many texts to `to` were ever queued. Every text is queued in the unit of the request
+    /// that sends it, committed before that request is answered: once a request has answered,
+    /// this counts every text it will ever send, whereas the outbox lists a text only once its
+    /// send has ended (for a login code, after the answer). "Nothing was sent" is asserted here.
+    pub async fn queued(&self, to: &str) -> i64 {
+        assert!(to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit()), "{to}");
+        self.query_i64(&format!("SELECT COUNT(*) FROM messages WHERE to_number = '{to}'")).await
+    }
+
     /// The one integer a SQL query returns, from the app's database.
     pub async fn query_i64(&self, sql: &str) -> i64 {
         query_i64(&self.database_url, sql).await

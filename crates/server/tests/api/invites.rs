@@ -40,7 +40,7 @@ async fn only_invited_numbers_join_and_the_uninvited_cannot_tell() {
     let (flow, code) = app.flow_code("/api/auth/signup", json!({ "username": "friend", "phone": invited }), &invited).await;
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&decoy), keys(&flow));
-    assert!(app.outbox(&stranger).await.is_empty());
+    assert_eq!(app.queued(&stranger).await, 0);
     let r = app.anon_post("/api/auth/verify", json!({ "flow_id": decoy["flow_id"], "code": code })).await;
     expect_error(r, 400, "code_incorrect").await;
     assert!(before.len() < app.outbox(&invited).await.len());
@@ -67,7 +67,7 @@ async fn invites_are_resent_revoked_and_expire() {
     expect_error(call("DELETE", "/api/admin/invites/iv0".into(), &admin).send().await.unwrap(), 404, "invite_not_found").await;
     // A revoked invite admits nobody: the sign-up is a decoy, nothing more is sent.
     app.anon_post("/api/auth/signup", json!({ "username": "late", "phone": phone })).await;
-    assert_eq!(app.outbox(&phone).await.len(), 2);
+    assert_eq!(app.queued(&phone).await, 2);
 
     // Expiry after 72 hours.
     let other = fresh_number();
@@ -78,9 +78,9 @@ async fn invites_are_resent_revoked_and_expire() {
     let mut statuses: Vec<&str> = list["invites"].as_array().unwrap().iter().map(|i| i["status"].as_str().unwrap()).collect();
     statuses.sort();
     assert_eq!(statuses, ["expired", "revoked"]);
-    let sent = app.outbox(&other).await.len();
+    let sent = app.queued(&other).await;
     app.anon_post("/api/auth/signup", json!({ "username": "later", "phone": other })).await;
-    assert_eq!(app.outbox(&other).await.len(), sent, "an expired invite sends nothing");
+    assert_eq!(app.queued(&other).await, sent, "an expired invite sends nothing");
 
     // An invite for a member's username must be that member's number.
     let r = call("POST", "/api/admin/invites".into(), &admin)
@@ -179,14 +179,6 @@ async fn texts(twilio: &MockServer, to: &str) -> Vec<String> {
         .collect()
 }
 
-/// How many texts to `to` were ever queued. Every text is queued in the unit of the request
-/// that sends it, committed before that request is answered: once a request has answered, this
-/// counts every text it will ever send (no wait for the provider to be called, or not).
-async fn queued(app: &TestApp, to: &str) -> i64 {
-    assert!(to.starts_with('+') && to[1..].bytes().all(|b| b.is_ascii_digit()), "{to}");
-    app.query_i64(&format!("SELECT COUNT(*) FROM messages WHERE to_number = '{to}'")).await
-}
-
 /// Waits until `to` was sent `n` messages, and returns them.
 async fn texts_eventually(twilio: &MockServer, to: &str, n: usize) -> Vec<String> {
     crate::helpers::eventually(|| async {
@@ -240,7 +232,7 @@ async fn an_invitee_joins_by_texting_the_invite_code_back() {
     let code: String = sent[1].chars().filter(char::is_ascii_digit).collect();
     assert_eq!(code.len(), 6, "{sent:?}");
     // The replies have all been answered: the join's code is the one text they queued.
-    assert_eq!((queued(&app, &invited).await, queued(&app, &stranger).await), (2, 0));
+    assert_eq!((app.queued(&invited).await, app.queued(&stranger).await), (2, 0));
 
     // A stranger who knows the number takes the reply over first and guesses: that ends only the
     // stranger's own attempts, never the reply's.
@@ -257,7 +249,7 @@ async fn an_invitee_joins_by_texting_the_invite_code_back() {
     let flow: Value = r.json().await.unwrap();
     let e = expect_error(guess(&flow, crate::helpers::wrong(&code)).await, 400, "code_incorrect").await;
     assert_eq!(e["attempts_left"], 4);
-    assert_eq!(queued(&app, &invited).await, 2, "no second code");
+    assert_eq!(app.queued(&invited).await, 2, "no second code");
     let joined = app.verify_code(&flow, &code, None).await;
     assert_eq!(joined["user"]["username"], "replier");
     let invites: Value = get("/api/admin/invites").await.unwrap().json().await.unwrap();
@@ -274,7 +266,7 @@ async fn an_invitee_joins_by_texting_the_invite_code_back() {
     assert_eq!(reply(&app, &next, &invite_code, true).await.status(), StatusCode::OK);
     assert_eq!(reply(&app, &next, &new_code, true).await.status(), StatusCode::OK);
     texts_eventually(&twilio, &next, 2).await;
-    assert_eq!(queued(&app, &next).await, 2, "only the current code started a join");
+    assert_eq!(app.queued(&next).await, 2, "only the current code started a join");
 
     // The audit log says what happened, who did it and from where, filtered.
     let log: Value = get("/api/admin/audit?kind=invite_replied").await.unwrap().json().await.unwrap();
