@@ -1,8 +1,9 @@
 //! API keys: an id (`SK…`) and a random secret shown once. Only a SHA-256 of the secret is
 //! stored: the secret has 192 bits of entropy, so a slow password hash would add cost per
 //! request without adding safety.
+use crate::audit::AuditKind;
 use crate::engine::Verifier;
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 pub use crate::model::api_key::{ApiKey, KeyScope, generate, hash_secret};
 use crate::model::caller::Caller;
 use crate::ports::{self, Store, StoreResult};
@@ -31,12 +32,12 @@ impl Verifier {
         caller.require_admin()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
-            return Err(VerifyError::invalid("name", "must be 1 to 100 characters"));
+            return Err(VerifyError::invalid(Field::Name, "must be 1 to 100 characters"));
         }
         let scope = match scope {
             KeyScope::Admin => KeyScope::Admin,
             KeyScope::Services(names) if names.is_empty() => {
-                return Err(VerifyError::invalid("service", "a service key names at least one service"));
+                return Err(VerifyError::invalid(Field::Service, "a service key names at least one service"));
             }
             KeyScope::Services(names) => {
                 let mut ids = Vec::new();
@@ -49,7 +50,7 @@ impl Verifier {
         let (key, secret) = generate(name, scope, self.clock.now());
         let k = key.clone();
         ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_api_key(&k)?)).await?;
-        self.audit(caller, "key_created", Some(&key.id), key.scope.as_str()).await;
+        self.audit(caller, AuditKind::KeyCreated, Some(&key.id), key.scope.as_str()).await;
         Ok((key, secret))
     }
 
@@ -65,7 +66,7 @@ impl Verifier {
         let (key, now) = (id.to_string(), self.clock.now());
         let revoked = ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.revoke_api_key(&key, now)?)).await?;
         if revoked {
-            self.audit(caller, "key_revoked", Some(id), "key revoked").await;
+            self.audit(caller, AuditKind::KeyRevoked, Some(id), "key revoked").await;
         }
         Ok(revoked)
     }

@@ -9,21 +9,104 @@ use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::ports;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// What an audit event records. Stored, returned by the audit API and filtered by `?kind=` as
+/// its name (`as_str`), which never changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    // Attacks and refusals (recorded once per kind and subject per minute).
+    BudgetExceeded,
+    ChecksLocked,
+    PrefixThrottled,
+    DestinationRefused,
+    WebhookForged,
+    SilentCallbackRefused,
+    IntegrationTokenRefused,
+    // Keys, services and signing keys.
+    KeyCreated,
+    KeyRevoked,
+    ServiceCreated,
+    JwtKeyRotated,
+    // Silent checks and signed redirects.
+    SilentApproved,
+    SilentFellBack,
+    SilentFailed,
+    IntegrationVerified,
+    IntegrationDenied,
+    // Accounts.
+    Signup,
+    Login,
+    LoginFailed,
+    Logout,
+    PhoneChanged,
+    SessionRevoked,
+    RefreshReuse,
+    AccountDeleted,
+    AdminCreated,
+    AdminPromoted,
+    AdminDemoted,
+    MemberRemoved,
+    InviteCreated,
+    InviteRevoked,
+    InviteReplied,
+    InviteCodeRotated,
+}
+
+impl AuditKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::BudgetExceeded => "budget_exceeded",
+            Self::ChecksLocked => "checks_locked",
+            Self::PrefixThrottled => "prefix_throttled",
+            Self::DestinationRefused => "destination_refused",
+            Self::WebhookForged => "webhook_forged",
+            Self::SilentCallbackRefused => "silent_callback_refused",
+            Self::IntegrationTokenRefused => "integration_token_refused",
+            Self::KeyCreated => "key_created",
+            Self::KeyRevoked => "key_revoked",
+            Self::ServiceCreated => "service_created",
+            Self::JwtKeyRotated => "jwt_key_rotated",
+            Self::SilentApproved => "silent_approved",
+            Self::SilentFellBack => "silent_fell_back",
+            Self::SilentFailed => "silent_failed",
+            Self::IntegrationVerified => "integration_verified",
+            Self::IntegrationDenied => "integration_denied",
+            Self::Signup => "signup",
+            Self::Login => "login",
+            Self::LoginFailed => "login_failed",
+            Self::Logout => "logout",
+            Self::PhoneChanged => "phone_changed",
+            Self::SessionRevoked => "session_revoked",
+            Self::RefreshReuse => "refresh_reuse",
+            Self::AccountDeleted => "account_deleted",
+            Self::AdminCreated => "admin_created",
+            Self::AdminPromoted => "admin_promoted",
+            Self::AdminDemoted => "admin_demoted",
+            Self::MemberRemoved => "member_removed",
+            Self::InviteCreated => "invite_created",
+            Self::InviteRevoked => "invite_revoked",
+            Self::InviteReplied => "invite_replied",
+            Self::InviteCodeRotated => "invite_code_rotated",
+        }
+    }
+}
+
 /// When each (kind, subject) was last recorded by this instance.
 #[derive(Default)]
-pub(crate) struct Recent(Mutex<HashMap<(String, String), DateTime<Utc>>>);
+pub(crate) struct Recent(Mutex<HashMap<(AuditKind, String), DateTime<Utc>>>);
 
 impl Recent {
     /// True when the event should be written now (not seen in the last minute).
-    fn admit(&self, kind: &str, subject: &str, now: DateTime<Utc>) -> bool {
+    fn admit(&self, kind: AuditKind, subject: &str, now: DateTime<Utc>) -> bool {
         let Ok(mut seen) = self.0.lock() else { return true };
         if seen.len() > 10_000 {
             seen.clear();
         }
-        let key = (kind.to_string(), subject.to_string());
+        let key = (kind, subject.to_string());
         match seen.get(&key) {
             Some(at) if now - *at < chrono::Duration::minutes(1) => false,
             _ => {
@@ -36,7 +119,7 @@ impl Recent {
 
 impl Verifier {
     /// Records a security event (best effort: a failure to record is logged, never returned).
-    pub async fn audit(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) {
+    pub async fn audit(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) {
         if self.recent_audits.admit(kind, subject.unwrap_or_default(), self.clock.now()) {
             self.record(caller, kind, subject, detail).await;
         }
@@ -44,28 +127,28 @@ impl Verifier {
 
     /// Records an event every time (for what a user does to their own account, which an
     /// attacker cannot repeat at will: sign-ups, logins, logouts).
-    pub async fn record(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) {
+    pub async fn record(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) {
         let event = self.event(caller, kind, subject, detail);
         let written = ports::write(self.store.as_ref(), move |tx| tx.insert_audit_event(&event)).await;
         if let Err(e) = written {
-            tracing::warn!(error = %e, kind, "an audit event could not be recorded");
+            tracing::warn!(error = %e, kind = kind.as_str(), "an audit event could not be recorded");
         }
     }
 
     /// The event `audit` would record, for a unit of work to write with its own changes; `None`
     /// when the same event was recorded within the last minute.
-    pub(crate) fn audit_in_unit(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) -> Option<AuditEvent> {
+    pub(crate) fn audit_in_unit(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) -> Option<AuditEvent> {
         self.recent_audits.admit(kind, subject.unwrap_or_default(), self.clock.now()).then(|| self.event(caller, kind, subject, detail))
     }
 
-    fn event(&self, caller: &Caller, kind: &str, subject: Option<&str>, detail: &str) -> AuditEvent {
+    fn event(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) -> AuditEvent {
         let now = self.clock.now();
-        self.observer.audit_event(kind);
-        tracing::info!(kind, request = %caller.request_id, "audit event");
+        self.observer.audit_event(kind.as_str());
+        tracing::info!(kind = kind.as_str(), request = %caller.request_id, "audit event");
         AuditEvent {
             id: new_id("AU"),
             at: now,
-            kind: kind.into(),
+            kind: kind.as_str().into(),
             key_id: caller.key_id.clone(),
             actor: caller.actor(),
             ip: caller.end_user_ip.or(caller.ip).map(|ip| ip.to_string()),
@@ -80,14 +163,14 @@ impl Verifier {
         let Err(e) = &result else { return result };
         match e {
             VerifyError::OverBudget { budget: crate::budget::Budget::FailedChecksPerNumber, .. } => {
-                self.audit(caller, "checks_locked", Some(subject), "too many wrong codes for this number").await;
+                self.audit(caller, AuditKind::ChecksLocked, Some(subject), "too many wrong codes for this number").await;
             }
             VerifyError::OverBudget { budget: crate::budget::Budget::PrefixThrottled, .. } => {
-                self.audit(caller, "prefix_throttled", Some(subject), "many codes sent into this prefix, few used").await;
+                self.audit(caller, AuditKind::PrefixThrottled, Some(subject), "many codes sent into this prefix, few used").await;
             }
-            VerifyError::OverBudget { budget, .. } => self.audit(caller, "budget_exceeded", Some(subject), budget.as_str()).await,
+            VerifyError::OverBudget { budget, .. } => self.audit(caller, AuditKind::BudgetExceeded, Some(subject), budget.as_str()).await,
             VerifyError::Phone(crate::model::phone::PhoneError::DestinationNotAllowed) => {
-                self.audit(caller, "destination_refused", Some(subject), "denied range or country").await;
+                self.audit(caller, AuditKind::DestinationRefused, Some(subject), "denied range or country").await;
             }
             _ => {}
         }

@@ -60,7 +60,7 @@ impl Verifier {
     /// that no provider took) the verification's failure.
     pub(crate) async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
         let Some(body) = self.keys.open_text(&message.id, &message.body_sealed) else {
-            return Err(StoreError::Other(format!("message {} does not open with the server secret", message.id)).into());
+            return Err(VerifyError::Crypto(format!("message {} does not open with the server secret", message.id)));
         };
         let sms = Sms {
             message_id: message.id.clone(),

@@ -1,6 +1,7 @@
 //! The verification engine: starts, resends, checks, cancels and expires verifications. Each use
 //! case is one unit of work: it loads the record (locked until commit), applies the state machine
 //! and writes the record and its message in the same transaction.
+use crate::audit::AuditKind;
 use crate::budget::{Budgets, Charge};
 use crate::clock::Clock;
 use crate::code::{Code, ServerKeys};
@@ -245,7 +246,7 @@ impl Verifier {
         let s = service.clone();
         ports::write(self.store.as_ref(), move |tx| if tx.insert_service(&s)? { Ok(()) } else { Err(VerifyError::ServiceNameTaken) })
             .await?;
-        self.audit(caller, "service_created", Some(&service.id), "service created").await;
+        self.audit(caller, AuditKind::ServiceCreated, Some(&service.id), "service created").await;
         Ok(service)
     }
 

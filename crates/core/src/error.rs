@@ -1,4 +1,7 @@
-//! What can go wrong in the core, in terms a client can act on.
+//! What can go wrong in the core, and the one classification every adapter answers from: a
+//! kind (which each adapter turns into its status), a stable machine code, a public message, and
+//! for failures of the server itself a detail that is logged and never shown.
+use crate::model::budget::Budget;
 use crate::model::phone::PhoneError;
 use crate::model::verification::Status;
 
@@ -7,7 +10,7 @@ pub enum VerifyError {
     #[error(transparent)]
     Phone(#[from] PhoneError),
     #[error("{field}: {message}")]
-    InvalidParameter { field: &'static str, message: String },
+    InvalidParameter { field: Field, message: String },
     #[error("this API key may not do that (an admin key may)")]
     Forbidden,
     #[error("no such service")]
@@ -99,10 +102,14 @@ pub enum VerifyError {
     StepInvalid,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A key, a seal or a signature failed on this server's side (a sealed value that does not
+    /// open, a token that cannot be signed). The text is for logs only.
+    #[error("crypto failure: {0}")]
+    Crypto(String),
 }
 
-fn over_budget_message(budget: crate::model::budget::Budget, retry_after_secs: i64) -> String {
-    use crate::model::budget::Budget as B;
+fn over_budget_message(budget: Budget, retry_after_secs: i64) -> String {
+    use Budget as B;
     let what = match budget {
         B::FailedChecksPerNumber => "too many wrong codes for this phone number: checks are locked",
         B::SendsPerNumber => "too many codes sent to this phone number",
@@ -121,9 +128,252 @@ fn over_budget_message(budget: crate::model::budget::Budget, retry_after_secs: i
     format!("{what}; retry in {retry_after_secs} seconds")
 }
 
+/// How an error is answered, whatever the protocol: each adapter turns the kind into its own
+/// status (the server has one function for HTTP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is wrong: a parameter, a number, a code.
+    BadRequest,
+    /// Credentials are missing or not valid.
+    Unauthenticated,
+    /// The caller may not do this.
+    Forbidden,
+    NotFound,
+    /// The state does not allow it (taken, already pending, not pending any more…).
+    Conflict,
+    /// It existed and has ended (an expired code, a used link).
+    Gone,
+    /// A budget or a pace refused it; retry later.
+    TooManyRequests,
+    /// The SMS provider failed.
+    Upstream,
+    /// Busy or down for now; retry shortly.
+    Unavailable,
+    /// A failure of the server itself: logged with its detail, shown as a generic message.
+    Internal,
+}
+
+/// The parameter a validation error names; serialized to the name clients send it under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Accounts,
+    Amount,
+    AppHash,
+    Brand,
+    ClientIp,
+    Code,
+    CodeLength,
+    CodeTtlSecs,
+    Country,
+    CustomCode,
+    Email,
+    Identifier,
+    Ip,
+    Locale,
+    Login,
+    MaxAttempts,
+    Name,
+    Password,
+    Payee,
+    Phone,
+    Service,
+    Session,
+    Silent,
+    Sim,
+    Templates,
+    Ttl,
+    Username,
+}
+
+impl Field {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Accounts => "accounts",
+            Self::Amount => "amount",
+            Self::AppHash => "app_hash",
+            Self::Brand => "brand",
+            Self::ClientIp => "client_ip",
+            Self::Code => "code",
+            Self::CodeLength => "code_length",
+            Self::CodeTtlSecs => "code_ttl_secs",
+            Self::Country => "country",
+            Self::CustomCode => "custom_code",
+            Self::Email => "email",
+            Self::Identifier => "identifier",
+            Self::Ip => "ip",
+            Self::Locale => "locale",
+            Self::Login => "login",
+            Self::MaxAttempts => "max_attempts",
+            Self::Name => "name",
+            Self::Password => "password",
+            Self::Payee => "payee",
+            Self::Phone => "phone",
+            Self::Service => "service",
+            Self::Session => "session",
+            Self::Silent => "silent",
+            Self::Sim => "sim",
+            Self::Templates => "templates",
+            Self::Ttl => "ttl",
+            Self::Username => "username",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a person or client is told of a failure of the server itself (with the request id).
+pub const INTERNAL_MESSAGE: &str = "the server could not complete the request";
+/// What they are told when the database is unreachable for now.
+pub const UNAVAILABLE_MESSAGE: &str = "the service is unavailable for a moment; retry shortly";
+
 impl VerifyError {
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid(field: Field, message: impl Into<String>) -> Self {
         Self::InvalidParameter { field, message: message.into() }
+    }
+
+    /// How this error is answered.
+    pub fn kind(&self) -> ErrorKind {
+        use ErrorKind as K;
+        match self {
+            Self::Phone(_)
+            | Self::InvalidParameter { .. }
+            | Self::CodeIncorrect { .. }
+            | Self::SilentUnavailable
+            | Self::SilentCallbackInvalid
+            | Self::RedirectTokenInvalid(_)
+            | Self::ReturnUrlNotAllowed
+            | Self::StepInvalid => K::BadRequest,
+            Self::Unauthenticated | Self::RefreshTokenInvalid => K::Unauthenticated,
+            Self::Forbidden
+            | Self::AdminRequired
+            | Self::CustomCodeNotEnabled
+            | Self::Psd2NotEnabled
+            | Self::OptedOut
+            | Self::ReauthenticationRequired => K::Forbidden,
+            Self::ServiceNotFound
+            | Self::VerificationNotFound
+            | Self::NoPendingVerification
+            | Self::FlowNotFound
+            | Self::SessionNotFound
+            | Self::MemberNotFound
+            | Self::InviteNotFound
+            | Self::CheckLinkNotFound
+            | Self::RedirectClientNotFound => K::NotFound,
+            Self::ServiceNameTaken
+            | Self::NotPending(_)
+            | Self::AlreadyPending { .. }
+            | Self::TooEarlyToCancel { .. }
+            | Self::UsernameTaken
+            | Self::EmailTaken
+            | Self::PhoneTaken
+            | Self::LastAdmin
+            | Self::InviteNotPending
+            | Self::NoSilentCheck => K::Conflict,
+            Self::CodeExpired | Self::CheckLinkUsed | Self::CheckLinkExpired | Self::RedirectTokenUsed => K::Gone,
+            Self::MaxSendsReached | Self::OverBudget { .. } | Self::CodeLocked | Self::ResendTooSoon { .. } => K::TooManyRequests,
+            Self::DeliveryFailed { .. } => K::Upstream,
+            Self::Busy | Self::Store(StoreError::Unavailable(_)) => K::Unavailable,
+            // A rehearsal never leaves the core (only decoys rehearse): if it did, it is a fault.
+            Self::Rehearsed | Self::Store(_) | Self::Crypto(_) => K::Internal,
+        }
+    }
+
+    /// The stable machine code clients read (the native API's `error.code`; the pages translate
+    /// by it). Public: never change one.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Phone(p) => p.code(),
+            Self::InvalidParameter { .. } => "invalid_parameter",
+            Self::Forbidden | Self::AdminRequired => "forbidden",
+            Self::ServiceNotFound => "service_not_found",
+            Self::ServiceNameTaken => "service_name_taken",
+            Self::CustomCodeNotEnabled => "custom_code_not_enabled",
+            Self::Psd2NotEnabled => "psd2_not_enabled",
+            Self::VerificationNotFound => "verification_not_found",
+            Self::NoPendingVerification => "no_pending_verification",
+            Self::NotPending(status) => match status {
+                Status::Pending => "verification_pending",
+                Status::Approved => "verification_approved",
+                Status::Canceled => "verification_canceled",
+                Status::Expired => "verification_expired",
+                Status::MaxAttemptsReached => "verification_max_attempts_reached",
+                Status::Failed => "verification_failed",
+            },
+            Self::AlreadyPending { .. } => "verification_pending",
+            Self::MaxSendsReached => "max_sends_reached",
+            Self::OptedOut => "recipient_opted_out",
+            Self::DeliveryFailed { .. } => "delivery_failed",
+            Self::TooEarlyToCancel { .. } => "cancel_too_early",
+            Self::OverBudget { budget, .. } => match budget {
+                Budget::FailedChecksPerNumber => "checks_locked",
+                Budget::StartsPerIp | Budget::ChecksPerIp => "rate_limited",
+                Budget::LoginsPerIp | Budget::FailedLoginsPerAccount => "login_throttled",
+                _ => "send_budget_exceeded",
+            },
+            Self::Busy => "busy",
+            Self::UsernameTaken => "username_taken",
+            Self::EmailTaken => "email_taken",
+            Self::PhoneTaken => "phone_number_taken",
+            Self::FlowNotFound => "flow_not_found",
+            Self::CodeIncorrect { .. } => "code_incorrect",
+            Self::CodeExpired => "code_expired",
+            Self::CodeLocked => "code_locked",
+            Self::ResendTooSoon { .. } => "resend_too_soon",
+            Self::Unauthenticated => "unauthenticated",
+            Self::RefreshTokenInvalid => "refresh_token_invalid",
+            Self::SessionNotFound => "session_not_found",
+            Self::ReauthenticationRequired => "reauthentication_required",
+            Self::MemberNotFound => "member_not_found",
+            Self::LastAdmin => "last_admin",
+            Self::InviteNotFound => "invite_not_found",
+            Self::InviteNotPending => "invite_not_pending",
+            Self::SilentUnavailable => "silent_unavailable",
+            Self::CheckLinkNotFound => "check_url_not_found",
+            Self::CheckLinkUsed => "check_url_used",
+            Self::CheckLinkExpired => "check_url_expired",
+            Self::SilentCallbackInvalid => "silent_callback_invalid",
+            Self::NoSilentCheck => "no_silent_check",
+            Self::RedirectClientNotFound => "integration_not_found",
+            Self::RedirectTokenInvalid(_) => "session_token_invalid",
+            Self::RedirectTokenUsed => "session_token_used",
+            Self::ReturnUrlNotAllowed => "return_url_not_allowed",
+            Self::StepInvalid => "step_invalid",
+            Self::Store(StoreError::Unavailable(_)) => "database_unavailable",
+            Self::Rehearsed | Self::Store(_) | Self::Crypto(_) => "internal_error",
+        }
+    }
+
+    /// The message safe to show anyone: what went wrong in the client's terms, or for a failure
+    /// of the server a generic sentence (adapters add the request id).
+    pub fn message(&self) -> String {
+        match self {
+            Self::Store(StoreError::Unavailable(_)) => UNAVAILABLE_MESSAGE.into(),
+            e if e.kind() == ErrorKind::Internal => INTERNAL_MESSAGE.into(),
+            e => e.to_string(),
+        }
+    }
+
+    /// For a failure of the server itself (internal, or the database unreachable): the text to
+    /// log with the request id. Never shown.
+    pub fn detail(&self) -> Option<String> {
+        match self {
+            Self::Store(StoreError::Unavailable(_)) => Some(self.to_string()),
+            e if e.kind() == ErrorKind::Internal => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Seconds after which a retry may succeed, when the error knows.
+    pub fn retry_after_secs(&self) -> Option<i64> {
+        match self {
+            Self::OverBudget { retry_after_secs, .. } | Self::ResendTooSoon { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        }
     }
 }
 
@@ -147,3 +397,30 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_failures_show_only_a_generic_message_and_log_their_detail() {
+        for e in [
+            VerifyError::Store(StoreError::Other("no such table: users".into())),
+            VerifyError::Crypto("sealed code does not open".into()),
+            VerifyError::Rehearsed,
+        ] {
+            assert_eq!((e.kind(), e.code(), e.message().as_str()), (ErrorKind::Internal, "internal_error", INTERNAL_MESSAGE));
+            assert!(e.detail().is_some());
+        }
+        let down = VerifyError::Store(StoreError::Unavailable("connection refused".into()));
+        assert_eq!((down.kind(), down.code()), (ErrorKind::Unavailable, "database_unavailable"));
+        assert!(!down.message().contains("connection") && down.detail().unwrap().contains("connection refused"));
+        assert_eq!(VerifyError::CodeExpired.detail(), None);
+    }
+
+    #[test]
+    fn fields_are_named_as_clients_send_them() {
+        assert_eq!(serde_json::to_string(&Field::CodeTtlSecs).unwrap(), "\"code_ttl_secs\"");
+        assert_eq!(VerifyError::invalid(Field::AppHash, "x").to_string(), "app_hash: x");
+    }
+}

@@ -9,9 +9,10 @@
 //! secret in the page's form, so no step table exists and a step cannot be forged or moved to
 //! another client. The code is an ordinary verification of the `integrations` service: every
 //! budget, attempt limit and audit rule applies.
+use crate::audit::AuditKind;
 use crate::budget::{Budget, Charge, Guesser, Rate};
 use crate::engine::{Guess, StartOptions, StartRequest, Verifier};
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::model::caller::{Caller, Scope};
 use crate::model::phone::PhoneNumber;
 use crate::model::service::ServiceSettings;
@@ -149,7 +150,7 @@ impl Integrations {
         let incoming = match self.validate(c, token, state) {
             Ok(i) => i,
             Err(e) => {
-                self.verifier.audit(caller, "integration_token_refused", Some(client), &e.to_string()).await;
+                self.verifier.audit(caller, AuditKind::IntegrationTokenRefused, Some(client), &e.to_string()).await;
                 return Err(e);
             }
         };
@@ -157,7 +158,7 @@ impl Integrations {
         // whole of that last second too.
         if let Err(e) = self.spend(token, incoming.exp + LEEWAY_SECS + 1).await {
             if matches!(e, VerifyError::RedirectTokenUsed) {
-                self.verifier.audit(caller, "integration_token_refused", Some(client), &e.to_string()).await;
+                self.verifier.audit(caller, AuditKind::IntegrationTokenRefused, Some(client), &e.to_string()).await;
             }
             return Err(e);
         }
@@ -222,7 +223,7 @@ impl Integrations {
         let s = self.open(client, step)?;
         let vid = s.verification_id.clone().ok_or(VerifyError::StepInvalid)?;
         if !crate::code::is_plausible(code) {
-            return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
+            return Err(VerifyError::invalid(Field::Code, "must be 4 to 10 digits"));
         }
         let checked = self.check_step(&s.id, &vid, code, caller.end_user_ip.or(caller.ip)).await;
         let verified = match self.verifier.audited(&self.engine_caller(caller), &vid, checked).await {
@@ -233,7 +234,7 @@ impl Integrations {
             Ok(CheckOutcome::NotPending(_)) | Err(VerifyError::NotPending(_)) => return Err(VerifyError::CodeExpired),
             Err(e) => return Err(e),
         };
-        let kind = if verified { "integration_verified" } else { "integration_denied" };
+        let kind = if verified { AuditKind::IntegrationVerified } else { AuditKind::IntegrationDenied };
         self.verifier
             .audit(caller, kind, Some(&s.sub), &format!("{client}: phone number {}", if verified { "verified" } else { "not verified" }))
             .await;
@@ -288,9 +289,7 @@ impl Integrations {
             "exp": now + RETURN_TOKEN_SECS,
             "jti": crate::model::ids::new_id("jt"),
         });
-        let failed = |e: jsonwebtoken::errors::Error| {
-            VerifyError::Store(crate::ports::StoreError::Other(format!("cannot sign the return token: {e}")))
-        };
+        let failed = |e: jsonwebtoken::errors::Error| VerifyError::Crypto(format!("cannot sign the return token: {e}"));
         let key = EncodingKey::from_secret(&c.secret).map_err(failed)?;
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).map_err(failed)?;
         let query: String =

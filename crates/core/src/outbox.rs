@@ -4,7 +4,7 @@
 use crate::engine::Verifier;
 use crate::error::VerifyError;
 use crate::model::caller::Caller;
-use crate::ports::{self, SendError, SentSms, Sms, SmsSender, StoreError};
+use crate::ports::{self, SendError, SentSms, Sms, SmsSender};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -49,7 +49,7 @@ impl Verifier {
                 let body = self
                     .keys
                     .open_text(&m.id, &m.body_sealed)
-                    .ok_or_else(|| StoreError::Other(format!("message {} does not open with the server secret", m.id)))?;
+                    .ok_or_else(|| VerifyError::Crypto(format!("message {} does not open with the server secret", m.id)))?;
                 Ok(OutboxMessage { body, to: m.to.to_string(), verification_id: m.verification_id, created_at: m.created_at, id: m.id })
             })
             .collect()

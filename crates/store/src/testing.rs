@@ -63,3 +63,26 @@ pub async fn count(url: &str, sql: &str) -> Result<i64, StoreError> {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&mut conn).await.map_err(|e| StoreError::Other(e.to_string()))
     }
 }
+
+/// Breaks the database `url` names for a running server: every table is renamed, so every
+/// statement fails from now on (tests of what a failing database looks like from outside).
+pub async fn break_every_table(url: &str) -> Result<(), StoreError> {
+    let other = |e: &dyn std::fmt::Display| StoreError::Other(e.to_string());
+    if url.starts_with("sqlite:") {
+        let conn = rusqlite::Connection::open(crate::sqlite::path_of(url)?).map_err(|e| other(&e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(|e| other(&e))?;
+        let mut list =
+            conn.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").map_err(|e| other(&e))?;
+        let names: Vec<String> =
+            list.query_map([], |r| r.get(0)).map_err(|e| other(&e))?.collect::<Result<_, _>>().map_err(|e| other(&e))?;
+        let renames: String = names.iter().map(|n| format!("ALTER TABLE \"{n}\" RENAME TO \"broken_{n}\";")).collect();
+        conn.execute_batch(&renames).map_err(|e| other(&e))
+    } else {
+        execute(
+            url,
+            "DO $$ DECLARE t record; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() LOOP \
+             EXECUTE format('ALTER TABLE %I RENAME TO %I', t.tablename, 'broken_' || t.tablename); END LOOP; END $$",
+        )
+        .await
+    }
+}

@@ -2,6 +2,7 @@
 //! (`phonegate admin create`); admins see and remove members, end their sessions, and promote
 //! and demote each other, but the last admin can be neither removed nor demoted.
 use super::{Accounts, Principal, User, user};
+use crate::audit::AuditKind;
 use crate::error::VerifyError;
 use crate::model::caller::Caller;
 use crate::model::ids::new_id;
@@ -65,7 +66,7 @@ impl Accounts {
             this.emit(tx, "user.created", &u, now)
         })
         .await?;
-        self.verifier.record(caller, "admin_created", Some(&admin.id), "an admin account was created by the operator").await;
+        self.verifier.record(caller, AuditKind::AdminCreated, Some(&admin.id), "an admin account was created by the operator").await;
         Ok(admin)
     }
 
@@ -106,7 +107,7 @@ impl Accounts {
             Ok(())
         })
         .await?;
-        self.verifier.record(&caller.as_user(&p.user_id), "member_removed", Some(user_id), "an admin removed a member").await;
+        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::MemberRemoved, Some(user_id), "an admin removed a member").await;
         Ok(())
     }
 
@@ -127,8 +128,11 @@ impl Accounts {
             Ok(user)
         })
         .await?;
-        let (kind, detail) =
-            if admin { ("admin_promoted", "a member was made admin") } else { ("admin_demoted", "an admin was made a member") };
+        let (kind, detail) = if admin {
+            (AuditKind::AdminPromoted, "a member was made admin")
+        } else {
+            (AuditKind::AdminDemoted, "an admin was made a member")
+        };
         self.verifier.record(&caller.as_user(&p.user_id), kind, Some(user_id), detail).await;
         Ok(user)
     }
@@ -152,7 +156,9 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier.record(&caller.as_user(&p.user_id), "session_revoked", Some(user_id), "an admin ended a member's session").await;
+        self.verifier
+            .record(&caller.as_user(&p.user_id), AuditKind::SessionRevoked, Some(user_id), "an admin ended a member's session")
+            .await;
         Ok(())
     }
 }
@@ -171,8 +177,8 @@ impl Accounts {
     }
 
     /// Whether the signed-in user is an admin (for showing the console link).
-    pub async fn is_admin(&self, p: &Principal) -> bool {
-        self.admin(p).await.is_ok()
+    pub async fn is_admin(&self, p: &Principal) -> Result<bool, VerifyError> {
+        Ok(self.me(p).await?.is_admin())
     }
 }
 

@@ -4,6 +4,7 @@
 //! and the same budgets for its start, resends and wrong codes.
 use super::flows::Start;
 use super::{Accounts, Flow, FlowKind, FlowStarted};
+use crate::audit::AuditKind;
 use crate::budget::Guesser;
 use crate::error::VerifyError;
 use crate::model::caller::Caller;
@@ -46,7 +47,7 @@ impl Accounts {
             })
             .await?;
         }
-        let event = self.verifier.audit_in_unit(caller, "login_failed", Some(&login), "unknown account or wrong password");
+        let event = self.verifier.audit_in_unit(caller, AuditKind::LoginFailed, Some(&login), "unknown account or wrong password");
         let started = self.save_flow(flow, refusing, event).await;
         let mut started = self.verifier.audited(caller, &login, started).await?;
         // Where a real flow would get a silent check, so does a decoy (one that ends nothing),

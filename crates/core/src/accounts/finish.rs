@@ -2,6 +2,7 @@
 //! or change the number (`finish`); after it commits, the audit record, the tokens and the
 //! notice to a former number (`verified`).
 use super::{Accounts, Flow, FlowKind, SessionKind, SignedIn, User, Verified};
+use crate::audit::AuditKind;
 use crate::error::VerifyError;
 use crate::model::caller::Caller;
 use crate::model::ids::new_id;
@@ -15,12 +16,12 @@ impl Accounts {
     pub(super) async fn verified(&self, caller: &Caller, (user, opened): (User, Opened)) -> Result<Verified, VerifyError> {
         match opened {
             Opened::PhoneChanged { old } => {
-                self.verifier.record(caller, "phone_changed", Some(&user.id), "the account's phone number was changed").await;
+                self.verifier.record(caller, AuditKind::PhoneChanged, Some(&user.id), "the account's phone number was changed").await;
                 self.notify_old_number(caller, &old, &user.phone).await;
                 Ok(Verified::PhoneChanged(user))
             }
             Opened::Session { session, secret, created } => {
-                let kind_text = if created { "signup" } else { "login" };
+                let kind_text = if created { AuditKind::Signup } else { AuditKind::Login };
                 self.verifier.record(caller, kind_text, Some(&user.id), if created { "account created" } else { "signed in" }).await;
                 let access_token = self.access_token(&*self.ring().await?, &user, &session.id)?;
                 let (refresh_token, cookie) = match session.kind {

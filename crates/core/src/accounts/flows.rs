@@ -4,19 +4,21 @@ use super::{Accounts, Flow, FlowKind, FlowStarted, SessionKind, Verified, user};
 use crate::budget::Guesser;
 use crate::engine::Guess;
 use crate::engine::{StartOptions, StartRequest};
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::phone::PhoneNumber;
 use crate::model::verification::{Channel, CheckOutcome, Status};
 use crate::ports;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 
 pub struct SignupRequest {
     pub username: String,
     pub phone: String,
     pub email: Option<String>,
-    pub password: Option<String>,
+    /// Never logged or printed: exposed only to check its length and to hash it.
+    pub password: Option<SecretString>,
     pub locale: Option<String>,
     /// Check the number by the device's operator where possible (`silent.rs`): the client then
     /// opens the answer's `check_url` on the device.
@@ -27,7 +29,7 @@ pub enum LoginRequest {
     /// Passwordless: a code to the number (or, with `silent`, the device's operator first).
     Phone { phone: String, locale: Option<String>, silent: bool },
     /// Username or e-mail and password, then a code to the account's number.
-    Password { identifier: String, password: String, locale: Option<String> },
+    Password { identifier: String, password: SecretString, locale: Option<String> },
 }
 
 /// The unused flow `id`, locked for the verifying unit: a phone change only for its own user
@@ -56,7 +58,7 @@ impl Accounts {
         let username = user::username(&req.username)?;
         let email = req.email.filter(|e| !e.is_empty()).map(|e| user::email(&e)).transpose()?;
         if let Some(p) = &req.password {
-            user::password(p)?;
+            user::password(p.expose_secret())?;
         }
         let phone = self.verifier.parse_phone(&req.phone)?;
         let (name_lc, p) = (username.to_lowercase(), phone.clone());
@@ -131,8 +133,8 @@ impl Accounts {
                 // A username or an e-mail address, nothing else: the login is also the subject of
                 // budget counters, which no other text may name.
                 let named = user::username(&login).is_ok() || user::email(&login).is_ok();
-                if !named || password.is_empty() || password.chars().count() > 128 {
-                    return Err(VerifyError::invalid("identifier", "a username or e-mail address and a password are required"));
+                if !named || password.expose_secret().is_empty() || password.expose_secret().chars().count() > 128 {
+                    return Err(VerifyError::invalid(Field::Identifier, "a username or e-mail address and a password are required"));
                 }
                 let l = login.clone();
                 let user = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user_by_login(&l)?)).await?;
@@ -288,7 +290,7 @@ impl Accounts {
         locale: Option<String>,
         silent: bool,
     ) -> Result<FlowStarted, VerifyError> {
-        let phone = flow.phone.clone().ok_or_else(|| VerifyError::invalid("phone", "a phone number is required"))?;
+        let phone = flow.phone.clone().ok_or_else(|| VerifyError::invalid(Field::Phone, "a phone number is required"))?;
         if let Some(taken_over) = self.take_reply_flow(caller, &flow).await? {
             return Ok(taken_over);
         }
@@ -401,7 +403,7 @@ impl Accounts {
         signed_in: Option<&super::Principal>,
     ) -> Result<Verified, VerifyError> {
         if !crate::code::is_plausible(code) {
-            return Err(VerifyError::invalid("code", "must be 4 to 10 digits"));
+            return Err(VerifyError::invalid(Field::Code, "must be 4 to 10 digits"));
         }
         let (this, id, code, now) = (self.clone(), flow_id.to_string(), code.to_string(), self.now());
         let ip = caller.end_user_ip.or(caller.ip);

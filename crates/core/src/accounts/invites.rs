@@ -2,7 +2,8 @@
 //! sign up; any other sign-up gets the same answer and nothing is sent. An invite expires, can be
 //! re-sent and revoked, and is consumed once, by the sign-up that verifies its code.
 use super::{Accounts, Principal};
-use crate::error::VerifyError;
+use crate::audit::AuditKind;
+use crate::error::{Field, VerifyError};
 use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 pub use crate::model::invite::{Invite, Registration};
@@ -31,7 +32,7 @@ impl Accounts {
             if let Some(name) = &i.username {
                 let member = tx.user_by_login(&name.to_lowercase())?.ok_or(VerifyError::MemberNotFound)?;
                 if member.phone != i.phone {
-                    return Err(VerifyError::invalid("phone", "must be the number of the member named by `username`"));
+                    return Err(VerifyError::invalid(Field::Phone, "must be the number of the member named by `username`"));
                 }
             }
             tx.insert_invite(&i)?;
@@ -39,7 +40,7 @@ impl Accounts {
         })
         .await?;
         self.send_invite(caller, &invite).await?;
-        self.verifier.record(&caller.as_user(&p.user_id), "invite_created", Some(&invite.id), "an admin invited a number").await;
+        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteCreated, Some(&invite.id), "an admin invited a number").await;
         Ok(invite)
     }
 
@@ -56,16 +57,16 @@ impl Accounts {
 
     /// The invite an invite link names (to fill in the sign-up page, or to say that it ended),
     /// with its status now; `None` when there is no such invite.
-    pub async fn invite_by_link(&self, id: &str) -> Option<(Invite, &'static str)> {
+    pub async fn invite_by_link(&self, id: &str) -> Result<Option<(Invite, &'static str)>, VerifyError> {
         if id.is_empty() || id.len() > 64 {
-            return None;
+            return Ok(None);
         }
         let (id, now) = (id.to_string(), self.now());
         let invite = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.invite(&id)?));
-        invite.await.ok().flatten().map(|i| {
+        Ok(invite.await?.map(|i| {
             let status = i.status(now);
             (i, status)
-        })
+        }))
     }
 
     /// Every invite, newest first.
@@ -106,7 +107,7 @@ impl Accounts {
             Ok(())
         })
         .await?;
-        self.verifier.record(&caller.as_user(&p.user_id), "invite_revoked", Some(id), "an admin revoked an invite").await;
+        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteRevoked, Some(id), "an admin revoked an invite").await;
         Ok(())
     }
 }

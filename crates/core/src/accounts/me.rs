@@ -1,6 +1,7 @@
 //! What a signed-in user does with their account: read it, list and end sessions, renew the
 //! browser session, delete the account.
 use super::{Accounts, Principal, Session, SessionKind, User, session};
+use crate::audit::AuditKind;
 use crate::error::VerifyError;
 use crate::model::caller::Caller;
 use crate::ports;
@@ -79,7 +80,9 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier.record(&caller.as_user(&p.user_id), "session_revoked", Some(&p.user_id), "a session was ended by its user").await;
+        self.verifier
+            .record(&caller.as_user(&p.user_id), AuditKind::SessionRevoked, Some(&p.user_id), "a session was ended by its user")
+            .await;
         Ok(())
     }
 
@@ -96,7 +99,12 @@ impl Accounts {
         })
         .await?;
         self.verifier
-            .record(&caller.as_user(&p.user_id), "logout", Some(&p.user_id), if all { "signed out everywhere" } else { "signed out" })
+            .record(
+                &caller.as_user(&p.user_id),
+                AuditKind::Logout,
+                Some(&p.user_id),
+                if all { "signed out everywhere" } else { "signed out" },
+            )
             .await;
         Ok(())
     }
@@ -130,7 +138,9 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::Unauthenticated);
         }
-        self.verifier.record(&caller.as_user(&p.user_id), "account_deleted", Some(&p.user_id), "the account was deleted by its user").await;
+        self.verifier
+            .record(&caller.as_user(&p.user_id), AuditKind::AccountDeleted, Some(&p.user_id), "the account was deleted by its user")
+            .await;
         Ok(())
     }
 }

@@ -23,8 +23,9 @@ pub use jwt::{Claims, JwtAlgorithm, JwtKey};
 pub use session::{Session, SessionKind};
 pub use user::User;
 
+use crate::audit::AuditKind;
 use crate::engine::Verifier;
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::model::caller::{Caller, Scope};
 use crate::model::ids::new_id;
 use crate::model::service::ServiceSettings;
@@ -32,6 +33,7 @@ use crate::ports;
 use chrono::{DateTime, Utc};
 use jwt::KeyRing;
 use password::Passwords;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -228,7 +230,7 @@ impl Accounts {
         public_url: Option<&str>,
         events: Option<Arc<dyn events::EventSink>>,
     ) -> Result<Self, VerifyError> {
-        settings.validate().map_err(|m| VerifyError::invalid("accounts", m))?;
+        settings.validate().map_err(|m| VerifyError::invalid(Field::Accounts, m))?;
         let system = Caller::system("start-up");
         let service = match verifier.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
             Ok(s) => s,
@@ -315,7 +317,7 @@ impl Accounts {
         })
         .await?;
         self.load_keys().await?;
-        self.verifier.audit(&Caller::system("jwt-rotate"), "jwt_key_rotated", Some(&kid), "new access-token signing key").await;
+        self.verifier.audit(&Caller::system("jwt-rotate"), AuditKind::JwtKeyRotated, Some(&kid), "new access-token signing key").await;
         Ok(kid)
     }
 
@@ -347,7 +349,7 @@ impl Accounts {
             phone_number_verified: true,
             preferred_username: user.username.clone(),
         };
-        ring.sign(&claims).ok_or_else(|| VerifyError::Store(ports::StoreError::Other("no access-token signing key".into())))
+        ring.sign(&claims).ok_or_else(|| VerifyError::Crypto("no access-token signing key".into()))
     }
 
     // --- authentication -----------------------------------------------------------------
@@ -434,7 +436,8 @@ impl Accounts {
     /// spent one presented again ends its session (the whole family), unless it was spent less
     /// than `refresh_reuse_secs` ago and its successor is still unspent: then it gets that same
     /// successor again (two tabs of one app refreshing at once stay one family).
-    pub async fn refresh(&self, caller: &Caller, refresh_token: &str) -> Result<(String, String, i64), VerifyError> {
+    pub async fn refresh(&self, caller: &Caller, refresh_token: &SecretString) -> Result<(String, String, i64), VerifyError> {
+        let refresh_token = refresh_token.expose_secret();
         if refresh_token.len() > 100 {
             return Err(VerifyError::RefreshTokenInvalid);
         }
@@ -448,7 +451,7 @@ impl Accounts {
             }
             Rotated::Reused(user_id) => {
                 self.verifier
-                    .record(caller, "refresh_reuse", Some(&user_id), "a spent refresh token was used again: its session ended")
+                    .record(caller, AuditKind::RefreshReuse, Some(&user_id), "a spent refresh token was used again: its session ended")
                     .await;
                 Err(VerifyError::RefreshTokenInvalid)
             }

@@ -6,6 +6,7 @@
 //! How many checks are waiting for a slot is counted, for the metrics.
 use argon2::password_hash::{PasswordHash, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
@@ -81,18 +82,18 @@ impl Passwords {
     }
 
     /// The PHC string of a new hash of `password`.
-    pub async fn hash(&self, password: &str) -> String {
-        let (password, memory) = (password.to_string(), self.memory.clone());
-        self.bounded(move || with_memory(&memory, |blocks| hash_now(&password, blocks))).await
+    pub async fn hash(&self, password: &SecretString) -> String {
+        let (password, memory) = (password.clone(), self.memory.clone());
+        self.bounded(move || with_memory(&memory, |blocks| hash_now(password.expose_secret(), blocks))).await
     }
 
     /// Whether `password` matches `stored`; with no stored hash, it is checked against the
     /// dummy (and never matches), taking the same time.
-    pub async fn verify(&self, password: &str, stored: Option<&str>) -> bool {
-        let (password, real) = (password.to_string(), stored.is_some());
+    pub async fn verify(&self, password: &SecretString, stored: Option<&str>) -> bool {
+        let (password, real) = (password.clone(), stored.is_some());
         let stored = stored.map_or_else(|| self.dummy.as_ref().clone(), str::to_string);
         let memory = self.memory.clone();
-        let matched = self.bounded(move || with_memory(&memory, |blocks| verify_now(&password, &stored, blocks))).await;
+        let matched = self.bounded(move || with_memory(&memory, |blocks| verify_now(password.expose_secret(), &stored, blocks))).await;
         matched && real
     }
 }
@@ -147,24 +148,24 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_the_dummy_never_matches() {
         let p = Passwords::new(2);
-        let h = p.hash("correct horse").await;
+        let h = p.hash(&"correct horse".into()).await;
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
-        assert!(p.verify("correct horse", Some(&h)).await);
-        assert!(!p.verify("wrong horse", Some(&h)).await);
+        assert!(p.verify(&"correct horse".into(), Some(&h)).await);
+        assert!(!p.verify(&"wrong horse".into(), Some(&h)).await);
         // A standard PHC hash: the library itself verifies it.
         let parsed = PasswordHash::new(&h).unwrap();
         assert!(argon2().verify_password(b"correct horse", &parsed).is_ok());
-        assert!(!p.verify("correct horse", None).await);
-        assert!(!p.verify("x", Some("not a hash")).await);
+        assert!(!p.verify(&"correct horse".into(), None).await);
+        assert!(!p.verify(&"x".into(), Some("not a hash")).await);
         // Other parameters (an older hash) still verify, the library's way.
         let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap());
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
         let old = other.hash_password(b"old horse", &salt).unwrap().to_string();
-        assert!(p.verify("old horse", Some(&old)).await);
-        assert!(!p.verify("new horse", Some(&old)).await);
+        assert!(p.verify(&"old horse".into(), Some(&old)).await);
+        assert!(!p.verify(&"new horse".into(), Some(&old)).await);
         // Many checks reuse at most one buffer per permit.
         for _ in 0..4 {
-            assert!(p.verify("correct horse", Some(&h)).await);
+            assert!(p.verify(&"correct horse".into(), Some(&h)).await);
         }
         assert!(p.memory.lock().unwrap().len() <= 2);
     }
@@ -172,13 +173,13 @@ mod tests {
     #[tokio::test]
     async fn checks_waiting_for_a_slot_are_counted_until_they_have_one_or_are_dropped() {
         let p = Passwords::new(1);
-        let h = p.hash("correct horse").await;
+        let h = p.hash(&"correct horse".into()).await;
         assert_eq!(p.waiting(), 0, "a free slot is taken without waiting");
         let checks: Vec<_> = (0..3)
             .map(|_| {
                 tokio::spawn({
                     let (p, h) = (p.clone(), h.clone());
-                    async move { p.verify("correct horse", Some(&h)).await }
+                    async move { p.verify(&"correct horse".into(), Some(&h)).await }
                 })
             })
             .collect();

@@ -5,6 +5,7 @@
 //! is taken over, so no second code is sent. Anything else (no invite, a wrong code, an
 //! unparsable sender) does nothing and answers the provider the same.
 use super::{Accounts, Flow, FlowKind, FlowStarted, Principal};
+use crate::audit::AuditKind;
 use crate::delivery::InboundOutcome;
 use crate::error::VerifyError;
 use crate::model::caller::Caller;
@@ -59,7 +60,7 @@ impl Accounts {
             }
         })
         .await?;
-        self.verifier.record(&caller.as_user(&p.user_id), "invite_code_rotated", None, "an admin rotated the invite code").await;
+        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteCodeRotated, None, "an admin rotated the invite code").await;
         self.current_invite_code().await
     }
 
@@ -109,7 +110,9 @@ impl Accounts {
             ..self.new_flow(kind, Some(from.clone()), None)
         };
         self.start_flow(caller, flow, None, false).await?;
-        self.verifier.record(caller, "invite_replied", Some(&invite.id), "an invitee texted the invite code; a code was sent").await;
+        self.verifier
+            .record(caller, AuditKind::InviteReplied, Some(&invite.id), "an invitee texted the invite code; a code was sent")
+            .await;
         Ok(true)
     }
 

@@ -4,7 +4,7 @@
 use super::{Verifier, charge, count, save, visible};
 use crate::budget::Guesser;
 use crate::code;
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::model::caller::Caller;
 use crate::model::psd2::Psd2;
 use crate::model::verification::{CheckOutcome, Status, Verification};
@@ -26,7 +26,7 @@ impl Guess {
 }
 
 fn plausible(code: &str) -> Result<(), VerifyError> {
-    if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid("code", "must be 4 to 10 digits")) }
+    if code::is_plausible(code) { Ok(()) } else { Err(VerifyError::invalid(Field::Code, "must be 4 to 10 digits")) }
 }
 
 impl Verifier {
@@ -48,7 +48,7 @@ impl Verifier {
     /// digits is a wrong code and costs an attempt (Vonage's rule).
     pub async fn check_any(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
         if code.is_empty() || code.chars().count() > 32 {
-            return Err(VerifyError::invalid("code", "must be 1 to 32 characters"));
+            return Err(VerifyError::invalid(Field::Code, "must be 1 to 32 characters"));
         }
         let result = self.check_unaudited(caller, id, code, None).await;
         self.audited(caller, id, result).await

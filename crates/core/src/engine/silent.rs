@@ -3,13 +3,14 @@
 //! A check ends once (`SilentCheck::finish`); ending it applies to its verification in the same
 //! unit: a match approves it, a failure fails a `silent` one and sends the code of an `auto` one.
 use super::{Verifier, charge, save};
-use crate::error::VerifyError;
+use crate::audit::AuditKind;
+use crate::error::{Field, VerifyError};
 use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::message::Message;
 use crate::model::phone::PhoneNumber;
 use crate::model::verification::{Channel, Status, Verification};
-use crate::ports::{self, Lease, StoreError, Tx};
+use crate::ports::{self, Lease, Tx};
 use crate::silent::{
     CallbackQuery, CheckState, Coverage, Reason, SIMULATOR, SilentCheck, SilentProvider, SilentResult, SilentSession, SilentStart,
     SimOutcome, token_digest,
@@ -91,12 +92,12 @@ impl Verifier {
         sim: Option<SimOutcome>,
     ) -> Result<CoverageAnswer, VerifyError> {
         if ip.is_some() && caller.key_id.is_none() {
-            return Err(VerifyError::invalid("ip", "only a backend with an API key may ask about another address"));
+            return Err(VerifyError::invalid(Field::Ip, "only a backend with an API key may ask about another address"));
         }
         let to = to.map(|t| self.parse_phone(t)).transpose()?;
         if let Some(sim) = sim {
             if self.silent.provider(SIMULATOR).is_none() {
-                return Err(VerifyError::invalid("sim", "only the silent simulator ([silent] simulator = true) takes sim"));
+                return Err(VerifyError::invalid(Field::Sim, "only the silent simulator ([silent] simulator = true) takes sim"));
             }
             return Ok(answer(SIMULATOR, sim.coverage()));
         }
@@ -275,7 +276,8 @@ impl Verifier {
         })
         .await?;
         if check.state != CheckState::Opened {
-            self.audit(caller, "silent_callback_refused", Some(&check.verification_id), "callback for a check not open (replay)").await;
+            self.audit(caller, AuditKind::SilentCallbackRefused, Some(&check.verification_id), "callback for a check not open (replay)")
+                .await;
             return Err(VerifyError::CheckLinkUsed);
         }
         let device_url = check.device_url_sealed.as_deref().and_then(|s| self.keys.open_text(&check.id, s)).unwrap_or_default();
@@ -412,7 +414,7 @@ impl Verifier {
                 let code = self
                     .keys
                     .open(&v.id, &v.code_sealed)
-                    .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
+                    .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
                 Ok(Some(self.queue(tx, &service, &v, &code, false, now)?))
             }
             SilentResult::Failed(reason) => {
@@ -426,9 +428,11 @@ impl Verifier {
     /// After a conclusion's commit: the audit event, the metrics, and the fallback SMS.
     async fn after_conclusion(&self, caller: &Caller, c: &SilentCheck, sending: Option<(Message, Lease)>) {
         let (kind, detail) = match (c.state, c.reason) {
-            (CheckState::Matched, _) => ("silent_approved", format!("the operator confirmed the number ({})", c.provider)),
-            (_, Some(r)) if sending.is_some() => ("silent_fell_back", format!("silent check ended ({}); code sent by SMS", r.as_str())),
-            (_, r) => ("silent_failed", format!("silent check ended ({})", r.map_or("unknown", |r| r.as_str()))),
+            (CheckState::Matched, _) => (AuditKind::SilentApproved, format!("the operator confirmed the number ({})", c.provider)),
+            (_, Some(r)) if sending.is_some() => {
+                (AuditKind::SilentFellBack, format!("silent check ended ({}); code sent by SMS", r.as_str()))
+            }
+            (_, r) => (AuditKind::SilentFailed, format!("silent check ended ({})", r.map_or("unknown", |r| r.as_str()))),
         };
         self.audit(caller, kind, Some(&c.verification_id), &detail).await;
         if let Some((message, lease)) = sending {

@@ -4,14 +4,14 @@
 use super::{StartRequest, Started, Verifier, charge, save};
 use crate::code::{self, Code};
 use crate::delivery::DispatchOutcome;
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::message::Message;
 use crate::model::phone::PhonePolicy;
 use crate::model::service;
 use crate::model::verification::{Channel, SendRefusal, Status, Verification};
-use crate::ports::{self, Lease, StoreError};
+use crate::ports::{self, Lease};
 
 /// More to write in a start's unit of work, given the verification it started or re-sent.
 pub(crate) type AlsoInUnit = Box<dyn FnOnce(&mut dyn ports::Tx, &Verification) -> Result<(), VerifyError> + Send>;
@@ -57,32 +57,32 @@ impl Verifier {
         let to = match &req.options.region {
             Some(region) => {
                 let region = crate::model::phone::parse_region(region)
-                    .ok_or_else(|| VerifyError::invalid("country", "must be an ISO 3166-1 region code"))?;
+                    .ok_or_else(|| VerifyError::invalid(Field::Country, "must be an ISO 3166-1 region code"))?;
                 PhonePolicy { default_region: Some(region), ..self.phones.clone() }.parse(&req.to)?
             }
             None => self.parse_phone(&req.to)?,
         };
         let opts = req.options;
         if opts.code_length.is_some_and(|l| !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&l)) {
-            return Err(VerifyError::invalid("code_length", "must be between 4 and 10"));
+            return Err(VerifyError::invalid(Field::CodeLength, "must be between 4 and 10"));
         }
         if opts.ttl_secs.is_some_and(|t| !(service::MIN_TTL_SECS..=service::MAX_TTL_SECS).contains(&t)) {
-            return Err(VerifyError::invalid("ttl", "must be between 60 and 86400 seconds"));
+            return Err(VerifyError::invalid(Field::Ttl, "must be between 60 and 86400 seconds"));
         }
         if opts.max_attempts.is_some_and(|m| m == 0 || m > self.limits.max_attempts) {
-            return Err(VerifyError::invalid("max_attempts", format!("must be between 1 and {}", self.limits.max_attempts)));
+            return Err(VerifyError::invalid(Field::MaxAttempts, format!("must be between 1 and {}", self.limits.max_attempts)));
         }
         if opts
             .brand
             .as_deref()
             .is_some_and(|b| b.trim().is_empty() || b.chars().count() > 64 || b.chars().any(service::is_unsafe) || b.contains('\n'))
         {
-            return Err(VerifyError::invalid("brand", "must be 1 to 64 printable characters"));
+            return Err(VerifyError::invalid(Field::Brand, "must be 1 to 64 printable characters"));
         }
         if let Some(h) = &opts.app_hash
             && (h.len() != 11 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
         {
-            return Err(VerifyError::invalid("app_hash", "must be the app's 11-character SMS Retriever hash"));
+            return Err(VerifyError::invalid(Field::AppHash, "must be the app's 11-character SMS Retriever hash"));
         }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.service(caller, req.service.as_deref()).await?;
@@ -96,7 +96,7 @@ impl Verifier {
         let custom = match &opts.custom_code {
             None => None,
             Some(_) if !service.custom_codes => return Err(VerifyError::CustomCodeNotEnabled),
-            Some(c) => Some(Code::custom(c).ok_or_else(|| VerifyError::invalid("custom_code", "must be 4 to 10 digits"))?),
+            Some(c) => Some(Code::custom(c).ok_or_else(|| VerifyError::invalid(Field::CustomCode, "must be 4 to 10 digits"))?),
         };
         let code_length = custom.as_ref().map_or(opts.code_length.unwrap_or(service.code_length), |c| c.expose().len() as u8);
         let code = custom.clone().unwrap_or_else(|| Code::generate(code_length));
@@ -218,7 +218,7 @@ impl Verifier {
                 let code = this
                     .keys
                     .open(&pending.id, &pending.code_sealed)
-                    .ok_or_else(|| VerifyError::Store(StoreError::Other("sealed code does not open with the server secret".into())))?;
+                    .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
                 // Another custom code while one is pending: the app must not believe its
                 // new code was sent.
                 if custom.as_ref().is_some_and(|c| *c != code) {

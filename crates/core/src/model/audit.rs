@@ -6,8 +6,7 @@ use serde::Serialize;
 pub struct AuditEvent {
     pub id: String,
     pub at: DateTime<Utc>,
-    /// `budget_exceeded`, `checks_locked`, `destination_refused`, `webhook_forged`,
-    /// `key_created`, `key_revoked`, `service_created`.
+    /// An `audit::AuditKind`'s name (`budget_exceeded`, `checks_locked`, `login`…), as stored.
     pub kind: String,
     /// The API key that caused it, if any.
     pub key_id: Option<String>,

@@ -2,7 +2,7 @@
 //! (`messages.tsv`, one `locale<TAB>template` per line), how a requested language tag maps to one
 //! of them, and which locale a number's country gets when the request names none
 //! (`country_locales.tsv`, `REGION<TAB>locale`). Anything else is English.
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -52,7 +52,7 @@ pub fn normalize(tag: &str) -> Result<String, VerifyError> {
     let well_formed =
         tag.len() <= 35 && (2..=3).contains(&lang.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !well_formed {
-        return Err(VerifyError::invalid("locale", "must be a language tag such as en, de or pt-BR"));
+        return Err(VerifyError::invalid(Field::Locale, "must be a language tag such as en, de or pt-BR"));
     }
     let tag = tag.replace('_', "-").to_ascii_lowercase();
     let lang = lang.to_ascii_lowercase();

@@ -1,7 +1,7 @@
 //! PSD2 dynamic linking: a payment code names the amount and the payee in its message (in every
 //! built-in language, `psd2_messages.tsv`), and a check that names them must name the same ones,
 //! so a code approves only the payment the user was shown.
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Psd2 {
@@ -22,9 +22,9 @@ impl Psd2 {
                 Ok(Some(Self { amount: a.trim().into(), payee: p.trim().into() }))
             }
             (Some(_), Some(_)) => {
-                Err(VerifyError::invalid("amount", "amount (at most 32 characters) and payee (at most 64) must be printable text"))
+                Err(VerifyError::invalid(Field::Amount, "amount (at most 32 characters) and payee (at most 64) must be printable text"))
             }
-            _ => Err(VerifyError::invalid("payee", "amount and payee go together")),
+            _ => Err(VerifyError::invalid(Field::Payee, "amount and payee go together")),
         }
     }
 

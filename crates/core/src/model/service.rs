@@ -1,6 +1,6 @@
 //! Services (tenants): each has its own code length, code lifetime and message templates.
 use crate::code;
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::model::ids::new_id;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
@@ -52,22 +52,22 @@ impl ServiceSettings {
     pub fn into_service(self, now: DateTime<Utc>) -> Result<Service, VerifyError> {
         let name = self.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(is_unsafe) || name.contains('\n') {
-            return Err(VerifyError::invalid("name", "must be 1 to 64 printable characters"));
+            return Err(VerifyError::invalid(Field::Name, "must be 1 to 64 printable characters"));
         }
         let code_length = self.code_length.unwrap_or(code::DEFAULT_LENGTH);
         if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_length) {
-            return Err(VerifyError::invalid("code_length", "must be between 4 and 10"));
+            return Err(VerifyError::invalid(Field::CodeLength, "must be between 4 and 10"));
         }
         let code_ttl_secs = self.code_ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
         if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&code_ttl_secs) {
-            return Err(VerifyError::invalid("code_ttl_secs", "must be between 60 (1 minute) and 86400 (24 hours)"));
+            return Err(VerifyError::invalid(Field::CodeTtlSecs, "must be between 60 (1 minute) and 86400 (24 hours)"));
         }
         let mut templates = BTreeMap::new();
         for (locale, template) in self.templates {
             let locale = normalize_locale(&locale)?;
             if !template.contains("{code}") || template.chars().count() > MAX_TEMPLATE_LEN || template.chars().any(is_unsafe) {
                 return Err(VerifyError::invalid(
-                    "templates",
+                    Field::Templates,
                     format!(
                         "each template must contain {{code}}, be at most {MAX_TEMPLATE_LEN} characters and hold no control or bidirectional-override characters"
                     ),
@@ -177,16 +177,16 @@ mod tests {
             f(&mut s);
             s.into_service(Utc::now()).unwrap_err()
         };
-        assert!(matches!(bad(|s| s.code_length = Some(3)), VerifyError::InvalidParameter { field: "code_length", .. }));
-        assert!(matches!(bad(|s| s.code_length = Some(11)), VerifyError::InvalidParameter { field: "code_length", .. }));
-        assert!(matches!(bad(|s| s.code_ttl_secs = Some(59)), VerifyError::InvalidParameter { field: "code_ttl_secs", .. }));
+        assert!(matches!(bad(|s| s.code_length = Some(3)), VerifyError::InvalidParameter { field: Field::CodeLength, .. }));
+        assert!(matches!(bad(|s| s.code_length = Some(11)), VerifyError::InvalidParameter { field: Field::CodeLength, .. }));
+        assert!(matches!(bad(|s| s.code_ttl_secs = Some(59)), VerifyError::InvalidParameter { field: Field::CodeTtlSecs, .. }));
         assert!(matches!(bad(|s| s.code_ttl_secs = Some(86401)), VerifyError::InvalidParameter { .. }));
-        assert!(matches!(bad(|s| s.name = " ".into()), VerifyError::InvalidParameter { field: "name", .. }));
+        assert!(matches!(bad(|s| s.name = " ".into()), VerifyError::InvalidParameter { field: Field::Name, .. }));
         assert!(matches!(
             bad(|s| {
                 s.templates.insert("en".into(), "no placeholder".into());
             }),
-            VerifyError::InvalidParameter { field: "templates", .. }
+            VerifyError::InvalidParameter { field: Field::Templates, .. }
         ));
     }
 

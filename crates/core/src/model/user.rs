@@ -1,5 +1,5 @@
 //! Users: who an account is, and the rules for usernames, e-mail addresses and passwords.
-use crate::error::VerifyError;
+use crate::error::{Field, VerifyError};
 use crate::model::phone::PhoneNumber;
 use chrono::{DateTime, Utc};
 
@@ -25,7 +25,7 @@ pub fn username(raw: &str) -> Result<String, VerifyError> {
     let ok = (3..=32).contains(&raw.len())
         && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && raw.as_bytes()[0].is_ascii_alphanumeric();
-    if ok { Ok(raw.to_string()) } else { Err(VerifyError::invalid("username", USERNAME_RULE)) }
+    if ok { Ok(raw.to_string()) } else { Err(VerifyError::invalid(Field::Username, USERNAME_RULE)) }
 }
 
 /// An e-mail address: `local@domain`, at most 254 characters, no spaces or control characters.
@@ -35,13 +35,13 @@ pub fn email(raw: &str) -> Result<String, VerifyError> {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
         })
         && !raw.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"'".contains(c));
-    if ok { Ok(raw.to_string()) } else { Err(VerifyError::invalid("email", "must be an e-mail address like name@example.com")) }
+    if ok { Ok(raw.to_string()) } else { Err(VerifyError::invalid(Field::Email, "must be an e-mail address like name@example.com")) }
 }
 
 /// A new password: 8 to 128 characters.
 pub fn password(raw: &str) -> Result<(), VerifyError> {
     let n = raw.chars().count();
-    if (8..=128).contains(&n) { Ok(()) } else { Err(VerifyError::invalid("password", "must be 8 to 128 characters")) }
+    if (8..=128).contains(&n) { Ok(()) } else { Err(VerifyError::invalid(Field::Password, "must be 8 to 128 characters")) }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ fn signup(username: &str, phone: &str, password: Option<&str>) -> SignupRequest 
         username: username.into(),
         phone: phone.into(),
         email: None,
-        password: password.map(str::to_string),
+        password: password.map(Into::into),
         locale: None,
         silent: false,
     }

@@ -103,7 +103,7 @@ async fn a_code_of_another_length_is_a_wrong_code_and_text_is_refused_uncounted(
     let (_, outcome) = core.verifier.check(&admin(), &v.id, &format!("{code}0"), None).await.unwrap();
     assert_eq!(outcome, CheckOutcome::Rejected { attempts_left: 4 });
     let text = core.verifier.check(&admin(), &v.id, "12ab56", None).await;
-    assert!(matches!(text, Err(VerifyError::InvalidParameter { field: "code", .. })), "{text:?}");
+    assert!(matches!(text, Err(VerifyError::InvalidParameter { field: phonegate_core::error::Field::Code, .. })), "{text:?}");
     assert_eq!(core.verifier.get(&admin(), &v.id).await.unwrap().attempts, 1);
 }
 

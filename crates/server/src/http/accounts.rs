@@ -13,6 +13,8 @@ use chrono::{DateTime, Utc};
 use phonegate_core::VerifyError;
 use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
 use phonegate_core::accounts::{FlowStarted, Session, SessionKind, User, Verified, session::device_name};
+use phonegate_core::error::Field;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -43,7 +45,8 @@ pub struct SignupBody {
     phone: String,
     email: Option<String>,
     /// 8–128 characters; with a password, logins can be password + code.
-    password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<SecretString>,
     /// Language of the code message (`en`, `de`…).
     locale: Option<String>,
     /// Let the device's operator confirm the number where it can (silent verification): the
@@ -63,7 +66,8 @@ pub struct LoginBody {
     phone: Option<String>,
     /// With `password`: a username or e-mail address.
     identifier: Option<String>,
-    password: Option<String>,
+    #[schema(value_type = Option<String>)]
+    password: Option<SecretString>,
     locale: Option<String>,
     /// Passwordless logins only: as for sign-up (`next: "silent"`, `check_url`).
     silent: Option<bool>,
@@ -98,7 +102,8 @@ pub struct FlowBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
-    refresh_token: String,
+    #[schema(value_type = String)]
+    refresh_token: SecretString,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -274,12 +279,12 @@ async fn login(
     let req = match (b.phone, b.identifier, b.password) {
         (Some(phone), None, None) => LoginRequest::Phone { phone, locale: b.locale, silent },
         (None, Some(identifier), Some(password)) => LoginRequest::Password { identifier, password, locale: b.locale },
-        _ => return Err(VerifyError::invalid("login", "give either `phone`, or `identifier` and `password`").into()),
+        _ => return Err(VerifyError::invalid(Field::Login, "give either `phone`, or `identifier` and `password`").into()),
     };
     let device = b.device_token.or(caller.device.clone());
     let caller = caller.with_device(device);
     if silent && matches!(req, LoginRequest::Password { .. }) {
-        return Err(VerifyError::invalid("silent", "only passwordless logins (`phone`) can be silent").into());
+        return Err(VerifyError::invalid(Field::Silent, "only passwordless logins (`phone`) can be silent").into());
     }
     let base = super::compat::base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
     Ok((StatusCode::ACCEPTED, Json(FlowView::new(s.accounts.login(&caller, req).await?, &base))))
@@ -300,11 +305,11 @@ async fn verify(
     let kind = match b.session.as_deref() {
         None | Some("token") => SessionKind::App,
         Some("cookie") => SessionKind::Browser,
-        Some(_) => return Err(VerifyError::invalid("session", "must be `cookie` or `token`").into()),
+        Some(_) => return Err(VerifyError::invalid(Field::Session, "must be `cookie` or `token`").into()),
     };
     let verified = if b.silent == Some(true) {
         if !b.code.is_empty() {
-            return Err(VerifyError::invalid("code", "give either `code` or `silent: true`").into());
+            return Err(VerifyError::invalid(Field::Code, "give either `code` or `silent: true`").into());
         }
         s.accounts.verify_silent(&caller, &b.flow_id, b.proof.as_deref().unwrap_or_default(), kind, user_agent(&headers), None).await?
     } else {

@@ -31,6 +31,16 @@ impl RequestMeta {
 
 const REQUEST_ID: &str = "x-request-id";
 
+tokio::task_local! {
+    /// The id of the request being answered, for the renderers of errors (which log it).
+    static CURRENT_REQUEST_ID: String;
+}
+
+/// The id of the request being answered (outside a request, a new one).
+pub fn current_request_id() -> String {
+    CURRENT_REQUEST_ID.try_with(String::clone).unwrap_or_else(|_| new_id("RQ"))
+}
+
 /// Gives every request its `RequestMeta`: the client's address and a request id (the client's
 /// own `x-request-id` when it is a short token, else a new one), echoed in the answer.
 pub async fn request_meta(State(proxies): State<Arc<ProxySettings>>, mut req: Request, next: Next) -> Response {
@@ -42,8 +52,8 @@ pub async fn request_meta(State(proxies): State<Arc<ProxySettings>>, mut req: Re
         _ => new_id("RQ"),
     };
     let header = HeaderValue::from_str(&request_id).ok();
-    req.extensions_mut().insert(RequestMeta { ip, request_id });
-    let mut response = next.run(req).await;
+    req.extensions_mut().insert(RequestMeta { ip, request_id: request_id.clone() });
+    let mut response = CURRENT_REQUEST_ID.scope(request_id, next.run(req)).await;
     if let Some(h) = header {
         response.headers_mut().insert(REQUEST_ID, h);
     }

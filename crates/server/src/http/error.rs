@@ -1,9 +1,11 @@
-//! The one place where errors become HTTP responses: `{"error":{"code","message"}}` with a stable
-//! code and the right status. Internal details are logged, never sent.
+//! Where the core's errors become HTTP answers: the status of each kind of error (for every API
+//! and page), the log line of a failure of the server (with the request id, which the answer
+//! carries), and the native API's `{"error":{"code","message"}}` body.
+use super::auth;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use phonegate_core::budget::Budget;
+use phonegate_core::error::ErrorKind;
 use phonegate_core::{StoreError, VerifyError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -52,100 +54,70 @@ impl ApiError {
             "a valid API key is required (Authorization: Bearer SECRET, or Basic id:secret)",
         )
     }
+}
 
-    fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "the server could not complete the request")
+/// The HTTP status of each kind of error: the one place it is chosen, for every API and page.
+pub fn status(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Gone => StatusCode::GONE,
+        ErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        ErrorKind::Upstream => StatusCode::BAD_GATEWAY,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// For a failure of the server itself (internal, or the database unreachable): logs its detail,
+/// once, with the request id, and gives that id for the answer. `None` for any other error.
+/// Every renderer (the APIs, the pages) calls this and nothing else logs an error's detail.
+pub fn report(e: &VerifyError) -> Option<String> {
+    let detail = e.detail()?;
+    let request_id = auth::current_request_id();
+    if e.kind() == ErrorKind::Internal {
+        tracing::error!(request_id = %request_id, code = e.code(), detail = %detail, "internal error");
+    } else {
+        tracing::warn!(request_id = %request_id, code = e.code(), detail = %detail, "service unavailable");
+    }
+    Some(request_id)
+}
+
+/// A generic message with the request id an administrator finds the failure's log line by.
+pub fn with_reference(message: &str, request_id: &str) -> String {
+    format!("{message} (request id {request_id})")
+}
+
+/// The message a client is shown: the error's public message, with the request id for a failure
+/// of the server (which `report` logs).
+pub fn public_message(e: &VerifyError) -> String {
+    match report(e) {
+        Some(id) => with_reference(&e.message(), &id),
+        None => e.message(),
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "the database is unavailable; retry shortly")
-            }
-            other => {
-                tracing::error!(error = %other, "store error");
-                Self::internal()
-            }
-        }
+        VerifyError::Store(e).into()
     }
 }
 
 impl From<VerifyError> for ApiError {
     fn from(e: VerifyError) -> Self {
-        use StatusCode as S;
-        let message = e.to_string();
+        let mut api = Self::new(status(e.kind()), e.code(), public_message(&e));
+        api.retry_after_secs = e.retry_after_secs();
         match e {
-            VerifyError::Phone(p) => Self::new(S::BAD_REQUEST, p.code(), message),
-            VerifyError::InvalidParameter { .. } => Self::new(S::BAD_REQUEST, "invalid_parameter", message),
-            VerifyError::Forbidden => Self::new(S::FORBIDDEN, "forbidden", message),
-            VerifyError::ServiceNotFound => Self::new(S::NOT_FOUND, "service_not_found", message),
-            VerifyError::ServiceNameTaken => Self::new(S::CONFLICT, "service_name_taken", message),
-            VerifyError::CustomCodeNotEnabled => Self::new(S::FORBIDDEN, "custom_code_not_enabled", message),
-            VerifyError::Psd2NotEnabled => Self::new(S::FORBIDDEN, "psd2_not_enabled", message),
-            VerifyError::VerificationNotFound => Self::new(S::NOT_FOUND, "verification_not_found", message),
-            VerifyError::NoPendingVerification => Self::new(S::NOT_FOUND, "no_pending_verification", message),
-            VerifyError::NotPending(status) => Self::new(S::CONFLICT, format!("verification_{}", status.as_str()), message),
-            VerifyError::OptedOut => Self::new(S::FORBIDDEN, "recipient_opted_out", message),
-            VerifyError::AlreadyPending { verification_id } => {
-                Self { verification_id: Some(verification_id), ..Self::new(S::CONFLICT, "verification_pending", message) }
+            VerifyError::AlreadyPending { verification_id } | VerifyError::DeliveryFailed { verification_id, .. } => {
+                api.verification_id = Some(verification_id);
             }
-            VerifyError::TooEarlyToCancel { .. } => Self::new(S::CONFLICT, "cancel_too_early", message),
-            VerifyError::MaxSendsReached => Self::new(S::TOO_MANY_REQUESTS, "max_sends_reached", message),
-            VerifyError::OverBudget { budget, retry_after_secs } => {
-                let code = match budget {
-                    Budget::FailedChecksPerNumber => "checks_locked",
-                    Budget::StartsPerIp | Budget::ChecksPerIp => "rate_limited",
-                    Budget::LoginsPerIp | Budget::FailedLoginsPerAccount => "login_throttled",
-                    _ => "send_budget_exceeded",
-                };
-                Self { retry_after_secs: Some(retry_after_secs), ..Self::new(S::TOO_MANY_REQUESTS, code, message) }
-            }
-            VerifyError::DeliveryFailed { verification_id, .. } => {
-                Self { verification_id: Some(verification_id), ..Self::new(S::BAD_GATEWAY, "delivery_failed", message) }
-            }
-            VerifyError::Busy => Self::new(S::SERVICE_UNAVAILABLE, "busy", message),
-            // Never leaves the core (only decoys rehearse); if it did, it would be a fault.
-            VerifyError::Rehearsed => {
-                tracing::error!("a rehearsal's answer reached an adapter");
-                Self::internal()
-            }
-            VerifyError::UsernameTaken => Self::new(S::CONFLICT, "username_taken", message),
-            VerifyError::EmailTaken => Self::new(S::CONFLICT, "email_taken", message),
-            VerifyError::PhoneTaken => Self::new(S::CONFLICT, "phone_number_taken", message),
-            VerifyError::FlowNotFound => Self::new(S::NOT_FOUND, "flow_not_found", message),
-            VerifyError::CodeIncorrect { attempts_left } => {
-                Self { attempts_left: Some(attempts_left), ..Self::new(S::BAD_REQUEST, "code_incorrect", message) }
-            }
-            VerifyError::CodeExpired => Self::new(S::GONE, "code_expired", message),
-            VerifyError::CodeLocked => Self::new(S::TOO_MANY_REQUESTS, "code_locked", message),
-            VerifyError::ResendTooSoon { retry_after_secs } => {
-                Self { retry_after_secs: Some(retry_after_secs), ..Self::new(S::TOO_MANY_REQUESTS, "resend_too_soon", message) }
-            }
-            VerifyError::Unauthenticated => Self::new(S::UNAUTHORIZED, "unauthenticated", message),
-            VerifyError::RefreshTokenInvalid => Self::new(S::UNAUTHORIZED, "refresh_token_invalid", message),
-            VerifyError::SessionNotFound => Self::new(S::NOT_FOUND, "session_not_found", message),
-            VerifyError::ReauthenticationRequired => Self::new(S::FORBIDDEN, "reauthentication_required", message),
-            VerifyError::AdminRequired => Self::new(S::FORBIDDEN, "forbidden", message),
-            VerifyError::MemberNotFound => Self::new(S::NOT_FOUND, "member_not_found", message),
-            VerifyError::LastAdmin => Self::new(S::CONFLICT, "last_admin", message),
-            VerifyError::InviteNotFound => Self::new(S::NOT_FOUND, "invite_not_found", message),
-            VerifyError::InviteNotPending => Self::new(S::CONFLICT, "invite_not_pending", message),
-            VerifyError::SilentUnavailable => Self::new(S::BAD_REQUEST, "silent_unavailable", message),
-            VerifyError::CheckLinkNotFound => Self::new(S::NOT_FOUND, "check_url_not_found", message),
-            VerifyError::CheckLinkUsed => Self::new(S::GONE, "check_url_used", message),
-            VerifyError::CheckLinkExpired => Self::new(S::GONE, "check_url_expired", message),
-            VerifyError::SilentCallbackInvalid => Self::new(S::BAD_REQUEST, "silent_callback_invalid", message),
-            VerifyError::NoSilentCheck => Self::new(S::CONFLICT, "no_silent_check", message),
-            VerifyError::RedirectClientNotFound => Self::new(S::NOT_FOUND, "integration_not_found", message),
-            VerifyError::RedirectTokenInvalid(_) => Self::new(S::BAD_REQUEST, "session_token_invalid", message),
-            VerifyError::RedirectTokenUsed => Self::new(S::GONE, "session_token_used", message),
-            VerifyError::ReturnUrlNotAllowed => Self::new(S::BAD_REQUEST, "return_url_not_allowed", message),
-            VerifyError::StepInvalid => Self::new(S::BAD_REQUEST, "step_invalid", message),
-            VerifyError::Store(s) => s.into(),
+            VerifyError::CodeIncorrect { attempts_left } => api.attempts_left = Some(attempts_left),
+            _ => {}
         }
+        api
     }
 }
 
@@ -193,20 +165,23 @@ pub async fn method_not_allowed() -> ApiError {
 }
 
 pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    ApiError::internal().into_response()
+    let request_id = auth::current_request_id();
+    tracing::error!(request_id = %request_id, "a request handler panicked");
+    let message = with_reference(phonegate_core::error::INTERNAL_MESSAGE, &request_id);
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", message).into_response()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use phonegate_core::error::Field;
     use phonegate_core::{PhoneError, Status};
 
     #[test]
     fn domain_errors_map_to_stable_codes_and_statuses() {
         let cases = [
             (VerifyError::Phone(PhoneError::TooShort), 400, "phone_number_too_short"),
-            (VerifyError::invalid("code", "x"), 400, "invalid_parameter"),
+            (VerifyError::invalid(Field::Code, "x"), 400, "invalid_parameter"),
             (VerifyError::VerificationNotFound, 404, "verification_not_found"),
             (VerifyError::NotPending(Status::Approved), 409, "verification_approved"),
             (VerifyError::NotPending(Status::MaxAttemptsReached), 409, "verification_max_attempts_reached"),
@@ -214,11 +189,14 @@ mod tests {
             (VerifyError::Busy, 503, "busy"),
             (VerifyError::Store(StoreError::Unavailable("down".into())), 503, "database_unavailable"),
             (VerifyError::Store(StoreError::Other("secret detail".into())), 500, "internal_error"),
+            (VerifyError::Crypto("secret detail".into()), 500, "internal_error"),
         ];
         for (err, status, code) in cases {
+            let internal = err.detail().is_some();
             let api = ApiError::from(err);
             assert_eq!((api.status.as_u16(), api.code.as_str()), (status, code));
-            assert!(!api.message.contains("secret detail"));
+            assert!(!api.message.contains("secret detail") && !api.message.contains("down"));
+            assert_eq!(api.message.contains("(request id RQ"), internal, "{}", api.message);
         }
     }
 }

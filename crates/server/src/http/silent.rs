@@ -1,7 +1,7 @@
 //! Silent verification over HTTP: coverage and fallback in the native API, and the device's side
 //! — the single-use `check_url` (`/silent/{token}`), the simulator's operator page and the
 //! providers' callbacks (`/silent/callback/{provider}`), which end on phonegate's own pages.
-use super::error::{ApiError, ErrorBody};
+use super::error::{self, ApiError, ErrorBody, report};
 use super::extract::ApiQuery;
 use super::pages::device;
 use super::{AppState, auth, auth::Authenticated};
@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use phonegate_core::error::Field;
 use phonegate_core::silent::{CheckState, SIMULATOR, SilentCheck, SimOutcome};
 use phonegate_core::{Caller, VerifyError};
 use serde::{Deserialize, Serialize};
@@ -86,7 +87,7 @@ pub struct CoverageView {
 
 fn sim(raw: Option<&str>) -> Result<Option<SimOutcome>, ApiError> {
     raw.map(|s| {
-        SimOutcome::parse(s).ok_or_else(|| VerifyError::invalid("sim", "must be match, mismatch, wifi, no_coverage or timeout").into())
+        SimOutcome::parse(s).ok_or_else(|| VerifyError::invalid(Field::Sim, "must be match, mismatch, wifi, no_coverage or timeout").into())
     })
     .transpose()
 }
@@ -113,7 +114,7 @@ async fn coverage(State(s): State<AppState>, parts: Parts, ApiQuery(q): ApiQuery
         q.ip.as_deref()
             .map(|ip| ip.trim().parse::<std::net::IpAddr>())
             .transpose()
-            .map_err(|_| VerifyError::invalid("ip", "must be an IPv4 or IPv6 address"))?;
+            .map_err(|_| VerifyError::invalid(Field::Ip, "must be an IPv4 or IPv6 address"))?;
     let a = s.verifier.coverage(&caller, ip, q.to.as_deref(), sim(q.sim.as_deref())?).await?;
     Ok(Json(CoverageView {
         available: a.available,
@@ -259,26 +260,25 @@ fn end_user(parts: &Parts) -> Caller {
     Caller::end_user(meta.ip, meta.request_id)
 }
 
+/// The device's page for an error: its status from the one classification, its words by code.
 fn failure(e: &VerifyError) -> Response {
-    let (status, title, text) = match e {
-        VerifyError::CheckLinkNotFound => (StatusCode::NOT_FOUND, "Not a valid link", "This verification link is not valid."),
-        VerifyError::CheckLinkUsed => {
-            (StatusCode::GONE, "Link already used", "This verification link was used already. Go back and start again.")
-        }
-        VerifyError::CheckLinkExpired => (
-            StatusCode::GONE,
+    let (title, text) = match e.code() {
+        "check_url_not_found" => ("Not a valid link", "This verification link is not valid.".to_string()),
+        "check_url_used" => ("Link already used", "This verification link was used already. Go back and start again.".to_string()),
+        "check_url_expired" => (
             "Link expired",
-            "This verification link has expired. If you started with a code as a fallback, it is on its way by SMS.",
+            "This verification link has expired. If you started with a code as a fallback, it is on its way by SMS.".to_string(),
         ),
-        VerifyError::SilentCallbackInvalid => {
-            (StatusCode::BAD_REQUEST, "Not a valid answer", "This does not answer any open verification.")
+        "silent_callback_invalid" => ("Not a valid answer", "This does not answer any open verification.".to_string()),
+        "rate_limited" | "send_budget_exceeded" | "max_sends_reached" => {
+            ("Too many attempts", "Too many verifications from this network. Try again later.".to_string())
         }
-        VerifyError::OverBudget { .. } => {
-            (StatusCode::TOO_MANY_REQUESTS, "Too many attempts", "Too many verifications from this network. Try again later.")
-        }
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "Try again", "The verification could not be completed. Try again shortly."),
+        _ => match report(e) {
+            Some(request_id) => ("Try again", format!("{} {request_id}", device::INTERNAL)),
+            None => ("Try again", "The verification could not be completed. Go back and start again.".to_string()),
+        },
     };
-    device::message(status, title, text)
+    device::message(error::status(e.kind()), title, &text)
 }
 
 fn redirect(url: &str) -> Response {

@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use phonegate_core::error::Field;
 use phonegate_core::ids::is_id;
 use phonegate_core::message::DeliveryStatus;
 use phonegate_core::psd2::Psd2;
@@ -227,7 +228,7 @@ fn for_end_user(caller: Caller, client_ip: Option<&str>) -> Result<Caller, ApiEr
     let ip = client_ip
         .map(|ip| ip.trim().parse::<std::net::IpAddr>())
         .transpose()
-        .map_err(|_| VerifyError::invalid("client_ip", "must be an IPv4 or IPv6 address"))?;
+        .map_err(|_| VerifyError::invalid(Field::ClientIp, "must be an IPv4 or IPv6 address"))?;
     Ok(caller.for_end_user(ip))
 }
 

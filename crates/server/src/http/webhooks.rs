@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use phonegate_core::audit::AuditKind;
 use phonegate_core::message::DeliveryStatus;
 use phonegate_providers::signature::{self, SignatureError};
 use std::collections::BTreeMap;
@@ -29,7 +30,7 @@ fn forbidden(why: &str) -> ApiError {
 /// A refused signature is a forged (or misconfigured) webhook: recorded in the audit log.
 async fn audited(s: &AppState, meta: &RequestMeta, provider: &str, verified: Result<(), ApiError>) -> Result<(), ApiError> {
     if let Err(e) = &verified {
-        s.verifier.audit(&meta.provider(), "webhook_forged", Some(provider), &e.message).await;
+        s.verifier.audit(&meta.provider(), AuditKind::WebhookForged, Some(provider), &e.message).await;
     }
     verified
 }

@@ -25,6 +25,7 @@ mod crash;
 mod csrf;
 mod delivery;
 mod enumeration;
+mod failing_database;
 mod multi_instance;
 mod openapi;
 mod ops;

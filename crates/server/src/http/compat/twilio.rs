@@ -3,6 +3,7 @@
 use super::base_url;
 use crate::http::AppState;
 use crate::http::auth::{authenticate, meta};
+use crate::http::error::{report, status, with_reference};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri, request::Parts};
@@ -12,6 +13,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
+use phonegate_core::error::ErrorKind;
 use phonegate_core::phone::NumberKind;
 use phonegate_core::psd2::Psd2;
 use phonegate_core::service::ServiceSettings;
@@ -121,18 +123,21 @@ impl From<VerifyError> for TwilioError {
             VerifyError::Busy => Self::new(S::TOO_MANY_REQUESTS, 60212, "Too many concurrent requests for phone number"),
             VerifyError::OptedOut => Self::new(S::BAD_REQUEST, 21610, "Attempt to send to unsubscribed recipient"),
             VerifyError::DeliveryFailed { reason, .. } => Self::new(S::BAD_GATEWAY, 60008, format!("Unable to deliver the code: {reason}")),
-            VerifyError::Store(StoreError::Unavailable(detail)) => {
-                tracing::warn!(error = %detail, "database unavailable");
-                Self::new(S::SERVICE_UNAVAILABLE, 20503, "Service unavailable")
-            }
-            VerifyError::Store(other) => {
-                tracing::error!(error = %other, "store error");
-                Self::new(S::INTERNAL_SERVER_ERROR, 20500, "Internal server error")
-            }
-            // Account and login errors: the Verify API never meets them.
+            // Anything else (a failure of the server; errors the Verify API never meets) by its
+            // kind; a failure of the server is logged and answered with the request id.
             other => {
-                tracing::error!(error = %other, "unexpected error in the Twilio API");
-                Self::new(S::INTERNAL_SERVER_ERROR, 20500, "Internal server error")
+                let (code, message) = match other.kind() {
+                    ErrorKind::BadRequest | ErrorKind::Conflict => return Self::invalid(other.message()),
+                    ErrorKind::NotFound | ErrorKind::Gone => return Self::not_found(),
+                    ErrorKind::Unauthenticated => (20003, "Authenticate"),
+                    ErrorKind::Forbidden => (20403, "Forbidden"),
+                    ErrorKind::TooManyRequests => (20429, "Too Many Requests"),
+                    ErrorKind::Upstream => (60008, "Unable to deliver the code"),
+                    ErrorKind::Unavailable => (20503, "Service unavailable"),
+                    ErrorKind::Internal => (20500, "Internal server error"),
+                };
+                let message = report(&other).map_or_else(|| message.to_string(), |id| with_reference(message, &id));
+                Self::new(status(other.kind()), code, message)
             }
         }
     }
@@ -523,7 +528,7 @@ mod tests {
     fn core_errors_map_to_twilio_codes() {
         let cases = [
             (VerifyError::Phone(PhoneError::TooShort), 400, 60200),
-            (VerifyError::invalid("Code", "x"), 400, 60200),
+            (VerifyError::invalid(phonegate_core::error::Field::Code, "x"), 400, 60200),
             (VerifyError::VerificationNotFound, 404, 20404),
             (VerifyError::NotPending(Status::Approved), 404, 20404),
             (VerifyError::NotPending(Status::Expired), 404, 20404),

@@ -4,6 +4,7 @@
 //! without the `VE` prefix (Vonage allows 32 characters).
 use crate::http::AppState;
 use crate::http::auth::{RequestMeta, authenticate};
+use crate::http::error::{report, with_reference};
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -14,10 +15,12 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use phonegate_core::PhoneError;
 use phonegate_core::budget::Budget;
+use phonegate_core::error::ErrorKind;
+use phonegate_core::error::Field;
 use phonegate_core::message::Message;
 use phonegate_core::psd2::Psd2;
 use phonegate_core::verification::CheckRecord;
-use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
+use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, Verification, VerifyError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -93,20 +96,17 @@ fn from_error(e: VerifyError) -> Answer {
         VerifyError::Busy => fail("1", "Throttled"),
         VerifyError::Psd2NotEnabled => fail("20", "This account does not support PSD2 verification."),
         VerifyError::CustomCodeNotEnabled => fail("20", "This account does not support the parameter: pin_code."),
-        VerifyError::ServiceNameTaken | VerifyError::DeliveryFailed { .. } => fail("5", "Internal Error"),
-        VerifyError::Store(StoreError::Unavailable(detail)) => {
-            tracing::warn!(error = %detail, "database unavailable");
-            fail("5", "Internal Error")
-        }
-        VerifyError::Store(other) => {
-            tracing::error!(error = %other, "store error");
-            fail("5", "Internal Error")
-        }
-        // Account and login errors: the Verify API never meets them.
-        other => {
-            tracing::error!(error = %other, "unexpected error in the Vonage API");
-            fail("5", "Internal Error")
-        }
+        // Anything else (a failure of the server; errors the Verify API never meets) by its kind;
+        // a failure of the server is logged and answered with the request id.
+        other => match other.kind() {
+            ErrorKind::BadRequest => fail("3", other.message()),
+            ErrorKind::NotFound | ErrorKind::Gone => fail("6", NOT_FOUND),
+            ErrorKind::Unauthenticated | ErrorKind::Forbidden => fail("4", "Invalid credentials were provided"),
+            ErrorKind::TooManyRequests => fail("1", "Throttled"),
+            ErrorKind::Conflict | ErrorKind::Upstream | ErrorKind::Unavailable | ErrorKind::Internal => {
+                fail("5", report(&other).map_or_else(|| "Internal Error".to_string(), |id| with_reference("Internal Error", &id)))
+            }
+        },
     }
 }
 
@@ -247,7 +247,7 @@ async fn start_inner(
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
     let req = StartRequest { service: None, to, channel: Channel::Sms, locale: p.get("lg").cloned(), options };
     let started = s.verifier.start(&caller, req).await.map_err(|e| match e {
-        VerifyError::InvalidParameter { field: "custom_code", .. } => invalid("pin_code"),
+        VerifyError::InvalidParameter { field: Field::CustomCode, .. } => invalid("pin_code"),
         other => from_error(other),
     })?;
     let id = request_id(&started.verification);
@@ -313,14 +313,20 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
             let mut found = Vec::new();
             for rid in many.iter().take(10) {
                 let id = format!("VE{rid}");
-                if let Ok(d) = s.verifier.detail(&caller, &id).await {
-                    found.push(status_json(&d.verification, &d.messages, &d.checks, &p));
+                match s.verifier.detail(&caller, &id).await {
+                    Ok(d) => found.push(status_json(&d.verification, &d.messages, &d.checks, &p)),
+                    // An unknown id is left out; a failure of the server is said as such.
+                    Err(e) if e.detail().is_some() => return Err(from_error(e)),
+                    Err(_) => {}
                 }
             }
             return Ok(Answer(json!({ "verification_requests": found })));
         }
         let id = verification_id(&p)?;
-        let d = s.verifier.detail(&caller, &id).await.map_err(|_| fail("101", "No response found"))?;
+        let d = s.verifier.detail(&caller, &id).await.map_err(|e| match e.kind() {
+            ErrorKind::NotFound | ErrorKind::Forbidden => fail("101", "No response found"),
+            _ => from_error(e),
+        })?;
         Ok(Answer(status_json(&d.verification, &d.messages, &d.checks, &p)))
     };
     match inner.await {
@@ -394,12 +400,13 @@ async fn control(State(s): State<AppState>, Extension(meta): Extension<RequestMe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use phonegate_core::StoreError;
 
     /// Every core error has its Vonage status, including the ones hard to provoke over HTTP.
     #[test]
     fn core_errors_map_to_vonage_statuses() {
         let cases = [
-            (VerifyError::invalid("brand", "x"), "3"),
+            (VerifyError::invalid(Field::Brand, "x"), "3"),
             (VerifyError::VerificationNotFound, "6"),
             (VerifyError::NotPending(Status::Approved), "6"),
             (VerifyError::MaxSendsReached, "10"),
@@ -409,9 +416,11 @@ mod tests {
             (VerifyError::Store(StoreError::Unavailable("down".into())), "5"),
         ];
         for (err, status) in cases {
+            let internal = err.detail().is_some();
             let Answer(body) = from_error(err);
             assert_eq!(body["status"], status, "{body}");
             assert!(body["error_text"].as_str().is_some_and(|t| !t.is_empty() && !t.contains("down")));
+            assert_eq!(body["error_text"].as_str().unwrap().contains("(request id "), internal, "{body}");
         }
     }
 }

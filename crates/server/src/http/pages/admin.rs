@@ -139,8 +139,13 @@ async fn admin_post(s: &AppState, ctx: &PageCtx, csrf: &str) -> Result<Principal
 
 /// The signed-in admin, or the answer for anyone else: the login page, or 403.
 async fn admin(s: &AppState, ctx: &PageCtx) -> Result<Principal, Response> {
-    let Some(p) = ctx.principal(s).await else { return Err(ctx.redirect(s, "/login?return_to=/admin")) };
-    if !s.accounts.is_admin(&p).await {
+    let p = ctx.signed_in(s, "/login?return_to=/admin").await?;
+    let admin = match s.accounts.is_admin(&p).await {
+        Ok(admin) => admin,
+        Err(e) if e.detail().is_some() => return Err(ctx.failed(s, &e)),
+        Err(_) => false,
+    };
+    if !admin {
         let page = super::MessagePage {
             t: ctx.t,
             title: "Admin",
@@ -153,15 +158,36 @@ async fn admin(s: &AppState, ctx: &PageCtx) -> Result<Principal, Response> {
     Ok(p)
 }
 
+/// What the console shows: invites, members, audit events, the invite code, and the devices of
+/// the member `q` names.
+struct Console {
+    invites: Vec<phonegate_core::accounts::invites::Invite>,
+    members: Vec<Member>,
+    events: Vec<phonegate_core::audit::AuditEvent>,
+    invite_code: String,
+    devices: Option<Vec<phonegate_core::accounts::Session>>,
+}
+
+async fn load(s: &AppState, p: &Principal, q: &ConsoleQuery) -> Result<Console, VerifyError> {
+    let (invites, members) = (s.accounts.invites(p).await?, s.accounts.members(p).await?);
+    let events = s.accounts.audit_log(p, q.audit(&members)).await?;
+    let invite_code = s.accounts.invite_code(p).await?.code;
+    let devices = match q.member.as_deref().and_then(|id| members.iter().find(|m| m.user.id == id)) {
+        Some(m) => Some(s.accounts.member_sessions(p, &m.user.id).await?),
+        None => None,
+    };
+    Ok(Console { invites, members, events, invite_code, devices })
+}
+
 async fn render(s: &AppState, ctx: &PageCtx, p: &Principal, q: ConsoleQuery, error: Option<String>, status: StatusCode) -> Response {
     let now = s.clock.now();
-    let (invites, members) = (s.accounts.invites(p).await.unwrap_or_default(), s.accounts.members(p).await.unwrap_or_default());
-    let events = s.accounts.audit_log(p, q.audit(&members)).await.unwrap_or_default();
-    let invite_code = s.accounts.invite_code(p).await.map(|c| c.code).unwrap_or_default();
+    let Console { invites, members, events, invite_code, devices: listed } = match load(s, p, &q).await {
+        Ok(console) => console,
+        Err(e) => return ctx.failed(s, &e),
+    };
     let name_of = |id: &str| members.iter().find(|m| m.user.id == id).map_or_else(|| id.to_string(), |m| m.user.username.clone());
     let mut devices = None;
-    if let Some(m) = q.member.as_deref().and_then(|id| members.iter().find(|m| m.user.id == id)) {
-        let list = s.accounts.member_sessions(p, &m.user.id).await.unwrap_or_default();
+    if let (Some(m), Some(list)) = (q.member.as_deref().and_then(|id| members.iter().find(|m| m.user.id == id)), listed) {
         let rows = list
             .into_iter()
             .map(|x| DeviceRow { device: x.device.unwrap_or_else(|| "Unknown device".into()), seen: fmt(x.last_seen_at), id: x.id })
@@ -307,8 +333,7 @@ async fn dashboard(State(s): State<AppState>, ctx: PageCtx) -> Response {
     let traffic = match s.accounts.dashboard(&p).await {
         Ok(t) => t,
         Err(e) => {
-            return render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e))
-                .await;
+            return render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await;
         }
     };
     let now = s.clock.now();
@@ -358,7 +383,7 @@ async fn console(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<Consol
 async fn after(s: &AppState, ctx: &PageCtx, p: &Principal, result: Result<(), VerifyError>, done: &str) -> Response {
     match result {
         Ok(()) => ctx.redirect(s, &format!("/admin?done={done}")),
-        Err(e) => render(s, ctx, p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e)).await,
+        Err(e) => render(s, ctx, p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
     }
 }
 
@@ -416,7 +441,7 @@ async fn revoke_device(
     };
     match s.accounts.revoke_member_session(&ctx.caller, &p, &id, &session).await {
         Ok(()) => ctx.redirect(&s, &format!("/admin?done=signed_out&member={}#devices", urlencoding(&id))),
-        Err(e) => render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e, &ctx.caller.request_id)), super::status_of(&e)).await,
+        Err(e) => render(&s, &ctx, &p, ConsoleQuery::default(), Some(ctx.t.error(&e)), super::status_of(&e)).await,
     }
 }
 

@@ -8,6 +8,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use phonegate_core::silent::SimOutcome;
 
+/// What a device is told of a failure of the server (its request id follows).
+pub const INTERNAL: &str = EN.internal;
+
 /// The relay page's policy: as every page's, plus this server's own scripts.
 const RELAY_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 

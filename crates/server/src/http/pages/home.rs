@@ -18,11 +18,19 @@ struct HomePage<'a> {
 
 pub async fn page(State(s): State<AppState>, ctx: PageCtx) -> Response {
     let (mut username, mut admin) = (None, false);
-    if let Some(p) = ctx.principal(&s).await
-        && let Ok(user) = s.accounts.me(&p).await
-    {
-        admin = user.is_admin();
-        username = Some(user.username);
+    let signed_in = match ctx.principal(&s).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Some(p) = signed_in {
+        match s.accounts.me(&p).await {
+            Ok(user) => {
+                admin = user.is_admin();
+                username = Some(user.username);
+            }
+            Err(e) if e.detail().is_some() => return ctx.failed(&s, &e),
+            Err(_) => {}
+        }
     }
     ctx.render(&s, StatusCode::OK, &HomePage { t: ctx.t, username, admin })
 }

@@ -3,6 +3,7 @@
 //! German. Every form carries a CSRF token bound to the browser's anti-forgery cookie; every
 //! redirect goes to phonegate's own pages or to a configured host.
 mod admin;
+mod ctx;
 pub(super) mod device;
 pub mod docs;
 mod home;
@@ -12,19 +13,22 @@ mod step;
 mod texts;
 
 use super::outbox::OutboxReader;
-use super::session::{cookie, csrf_cookie, session_cookie, set_csrf, set_session};
+use super::session::set_session;
 use super::{ApiError, AppState};
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, FromRequestParts, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use phonegate_core::VerifyError;
 use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
-use phonegate_core::accounts::{FlowStarted, Principal, SessionKind, Verified, session::device_name};
-use phonegate_core::{Caller, VerifyError};
+use phonegate_core::accounts::{FlowStarted, Principal, SessionKind, Verified};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use texts::Texts;
+
+pub use ctx::PageCtx;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -44,96 +48,6 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout_submit))
         .route("/dev/outbox/flow/{flow}", get(dev_message))
         .merge(admin::routes())
-}
-
-/// What every page request carries: the language, the anti-forgery cookie, the caller.
-pub struct PageCtx {
-    t: &'static Texts,
-    /// The anti-forgery cookie's value; `fresh` when this answer must set it.
-    anchor: String,
-    fresh: bool,
-    caller: Caller,
-    headers: HeaderMap,
-}
-
-impl FromRequestParts<AppState> for PageCtx {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, Response> {
-        let t = texts::pick(parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
-        let existing = cookie(&parts.headers, csrf_cookie(s.secure_cookies)).filter(|v| (20..=64).contains(&v.len())).map(str::to_string);
-        let (anchor, fresh) = match existing {
-            Some(a) => (a, false),
-            None => (phonegate_core::accounts::session::new_secret("").0, true),
-        };
-        Ok(PageCtx { t, anchor, fresh, caller: super::session::end_user(parts), headers: parts.headers.clone() })
-    }
-}
-
-impl PageCtx {
-    fn csrf(&self, s: &AppState) -> String {
-        s.accounts.csrf_token(&self.anchor)
-    }
-
-    /// A form is accepted only with the token of this browser's anti-forgery cookie: the
-    /// refusal page for one without it.
-    fn forged(&self, s: &AppState, token: &str) -> Option<Response> {
-        if !self.fresh && s.accounts.csrf_valid(&self.anchor, token) {
-            return None;
-        }
-        let page = MessagePage {
-            t: self.t,
-            title: self.t.form_expired_title,
-            message: self.t.form_expired,
-            link: "/login",
-            link_text: self.t.back,
-        };
-        Some(self.render(s, StatusCode::FORBIDDEN, &page))
-    }
-
-    fn render(&self, s: &AppState, status: StatusCode, page: &impl Template) -> Response {
-        let html = page.render().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a page did not render");
-            String::from("<!doctype html><title>phonegate</title><p>Something went wrong.</p>")
-        });
-        let mut response = (status, Html(html)).into_response();
-        self.finish(s, &mut response);
-        response
-    }
-
-    /// `303 See Other` to one of our pages or a checked return address.
-    fn redirect(&self, s: &AppState, to: &str) -> Response {
-        let mut response = StatusCode::SEE_OTHER.into_response();
-        if let Ok(v) = HeaderValue::from_str(to) {
-            response.headers_mut().insert(header::LOCATION, v);
-        }
-        self.finish(s, &mut response);
-        response
-    }
-
-    fn finish(&self, s: &AppState, response: &mut Response) {
-        let h = response.headers_mut();
-        if self.fresh {
-            h.append(header::SET_COOKIE, set_csrf(s.secure_cookies, &self.anchor));
-        }
-        // The CSP, framing and sniffing headers come from `http::headers` like everyone's.
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    }
-
-    fn locale(&self) -> Option<String> {
-        Some(self.t.lang.to_string())
-    }
-
-    fn device(&self) -> Option<String> {
-        device_name(self.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()))
-    }
-
-    /// The signed-in user of this browser, if any.
-    async fn principal(&self, s: &AppState) -> Option<Principal> {
-        let value = cookie(&self.headers, session_cookie(s.secure_cookies))?;
-        s.accounts.authenticate_cookie(value).await.ok()
-    }
 }
 
 /// Where to go after login: a path on this server, or a URL on a configured host; anything
@@ -174,16 +88,7 @@ fn urlencode(s: &str) -> String {
 }
 
 fn status_of(e: &VerifyError) -> StatusCode {
-    match e {
-        VerifyError::UsernameTaken | VerifyError::EmailTaken | VerifyError::PhoneTaken => StatusCode::CONFLICT,
-        VerifyError::CodeExpired => StatusCode::GONE,
-        VerifyError::CodeLocked | VerifyError::OverBudget { .. } | VerifyError::ResendTooSoon { .. } | VerifyError::MaxSendsReached => {
-            StatusCode::TOO_MANY_REQUESTS
-        }
-        VerifyError::FlowNotFound => StatusCode::NOT_FOUND,
-        VerifyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    }
+    super::error::status(e.kind())
 }
 
 // --- templates ------------------------------------------------------------------------------
@@ -290,7 +195,7 @@ struct SignupForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
-    password: String,
+    password: SecretString,
     return_to: Option<String>,
 }
 
@@ -300,7 +205,7 @@ struct LoginForm {
     csrf: String,
     phone: Option<String>,
     identifier: Option<String>,
-    password: Option<String>,
+    password: Option<SecretString>,
     return_to: Option<String>,
 }
 
@@ -329,8 +234,11 @@ struct CsrfForm {
 // --- handlers -------------------------------------------------------------------------------
 
 async fn signup_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
-    let link = match q.invite.as_deref() {
-        Some(id) => s.accounts.invite_by_link(id).await,
+    let link = match q.invite.as_deref().map(|id| s.accounts.invite_by_link(id)) {
+        Some(found) => match found.await {
+            Ok(link) => link,
+            Err(e) => return ctx.failed(&s, &e),
+        },
         None => None,
     };
     // An invite that ended says so; a pending one fills in the form.
@@ -358,7 +266,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
         username: f.username.trim().to_string(),
         phone: f.phone.clone(),
         email: Some(f.email.trim().to_string()).filter(|e| !e.is_empty()),
-        password: Some(f.password.clone()).filter(|p| !p.is_empty()),
+        password: Some(f.password).filter(|p| !p.expose_secret().is_empty()),
         locale: ctx.locale(),
         silent: true,
     };
@@ -368,7 +276,7 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
             let page = SignupPage {
                 t: ctx.t,
                 csrf: ctx.csrf(&s),
-                error: Some(ctx.t.error(&e, &ctx.caller.request_id)),
+                error: Some(ctx.t.error(&e)),
                 notice: None,
                 username: f.username,
                 phone: f.phone,
@@ -382,8 +290,10 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
 
 async fn login_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
     let back = return_to(&s, q.return_to.as_deref());
-    if ctx.principal(&s).await.is_some() {
-        return ctx.redirect(&s, if back.is_empty() { "/account" } else { &back });
+    match ctx.principal(&s).await {
+        Ok(Some(_)) => return ctx.redirect(&s, if back.is_empty() { "/account" } else { &back }),
+        Ok(None) => {}
+        Err(r) => return r,
     }
     let page = LoginPage { t: ctx.t, csrf: ctx.csrf(&s), error: None, phone: String::new(), identifier: String::new(), return_to: back };
     ctx.render(&s, StatusCode::OK, &page)
@@ -394,12 +304,12 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
         return r;
     }
     let back = return_to(&s, f.return_to.as_deref());
-    let req = match (&f.phone, &f.identifier, &f.password) {
+    let req = match (&f.phone, &f.identifier, f.password) {
         (Some(phone), _, _) => LoginRequest::Phone { phone: phone.clone(), locale: ctx.locale(), silent: true },
         (None, Some(identifier), Some(password)) => {
-            LoginRequest::Password { identifier: identifier.clone(), password: password.clone(), locale: ctx.locale() }
+            LoginRequest::Password { identifier: identifier.clone(), password, locale: ctx.locale() }
         }
-        _ => LoginRequest::Password { identifier: String::new(), password: String::new(), locale: None },
+        _ => LoginRequest::Password { identifier: String::new(), password: SecretString::default(), locale: None },
     };
     let result: Result<FlowStarted, VerifyError> = s.accounts.login(&ctx.caller, req).await;
     match result {
@@ -408,7 +318,7 @@ async fn login_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Log
             let page = LoginPage {
                 t: ctx.t,
                 csrf: ctx.csrf(&s),
-                error: Some(ctx.t.error(&e, &ctx.caller.request_id)),
+                error: Some(ctx.t.error(&e)),
                 phone: f.phone.unwrap_or_default(),
                 identifier: f.identifier.unwrap_or_default(),
                 return_to: back,
@@ -465,7 +375,10 @@ async fn code_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Code
     let result = if code.is_empty() || !code.chars().all(|c| c.is_ascii_digit()) {
         Err(VerifyError::CodeIncorrect { attempts_left: 0 })
     } else {
-        let owner = ctx.principal(&s).await;
+        let owner = match ctx.principal(&s).await {
+            Ok(owner) => owner,
+            Err(r) => return r,
+        };
         s.accounts.verify(&ctx.caller, &f.flow, &code, SessionKind::Browser, ctx.device(), owner.as_ref()).await
     };
     verified_page(&s, &ctx, f.flow, back, result)
@@ -485,7 +398,7 @@ fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result
         }
         Ok(Verified::PhoneChanged(_)) => ctx.redirect(s, "/account?done=phone"),
         Err(e) => {
-            let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
+            let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e)), None, back);
             ctx.render(s, status_of(&e), &page)
         }
     }
@@ -499,14 +412,17 @@ async fn resend_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Co
     match s.accounts.resend(&ctx.caller, &f.flow, ctx.locale()).await {
         Ok(_) => ctx.redirect(&s, &format!("{}&done=resent", code_url(&f.flow, &back))),
         Err(e) => {
-            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
+            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
             ctx.render(&s, status_of(&e), &page)
         }
     }
 }
 
 async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let notice = match q.done.as_deref() {
         Some("phone") => Some(ctx.t.phone_changed),
         Some("revoked") => Some(ctx.t.revoked),
@@ -519,6 +435,7 @@ async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<R
 async fn account(s: &AppState, ctx: &PageCtx, p: &Principal, error: Option<String>, notice: Option<&str>, status: StatusCode) -> Response {
     let (user, sessions) = match (s.accounts.me(p).await, s.accounts.sessions(p).await) {
         (Ok(u), Ok(list)) => (u, list),
+        (Err(e), _) | (_, Err(e)) if e.detail().is_some() => return ctx.failed(s, &e),
         _ => return ctx.redirect(s, "/login"),
     };
     let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
@@ -550,10 +467,13 @@ async fn phone_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Csr
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match s.accounts.change_phone(&ctx.caller, &p, f.phone.as_deref().unwrap_or_default(), ctx.locale()).await {
         Ok(flow) => ctx.redirect(&s, &code_url(&flow.flow_id, "")),
-        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, status_of(&e)).await,
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, status_of(&e)).await,
     }
 }
 
@@ -561,7 +481,10 @@ async fn renew_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Csr
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match s.accounts.renew(&p).await {
         Ok(secret) => {
             let mut response = ctx.redirect(&s, "/account?done=renewed");
@@ -569,6 +492,7 @@ async fn renew_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Csr
             response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, Some(&secret), max_age));
             response
         }
+        Err(e) if e.detail().is_some() => ctx.failed(&s, &e),
         Err(_) => ctx.redirect(&s, "/login"),
     }
 }
@@ -577,10 +501,13 @@ async fn revoke_submit(State(s): State<AppState>, ctx: PageCtx, Path(id): Path<S
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    let Some(p) = ctx.principal(&s).await else { return ctx.redirect(&s, "/login") };
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     match s.accounts.revoke_session(&ctx.caller, &p, &id).await {
         Ok(()) => ctx.redirect(&s, "/account?done=revoked"),
-        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, StatusCode::NOT_FOUND).await,
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, status_of(&e)).await,
     }
 }
 
@@ -588,10 +515,16 @@ async fn logout_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Cs
     if let Some(r) = ctx.forged(&s, &f.csrf) {
         return r;
     }
-    if let Some(p) = ctx.principal(&s).await {
+    let signed_in = match ctx.principal(&s).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Some(p) = signed_in {
         let all = f.all.as_deref().is_some_and(|v| !v.is_empty() && v != "0");
-        if let Err(e) = s.accounts.logout(&ctx.caller, &p, all).await {
-            tracing::warn!(error = %e, "logout failed");
+        // The session lives on if the server failed: say so rather than pretend.
+        match s.accounts.logout(&ctx.caller, &p, all).await {
+            Err(e) if e.detail().is_some() => return ctx.failed(&s, &e),
+            _ => {}
         }
     }
     let mut response = ctx.redirect(&s, "/login");
@@ -616,7 +549,10 @@ async fn dev_message(
         Ok(_) => return StatusCode::NOT_FOUND.into_response(),
         Err(e) => return e.into_response(),
     }
-    let message = s.accounts.dev_message(&flow).await.ok().flatten();
+    let message = match s.accounts.dev_message(&flow).await {
+        Ok(message) => message,
+        Err(e) => return ctx.failed(&s, &e),
+    };
     let body = message.map(|m| m.body).unwrap_or_else(|| "No message was stored for this login (yet).".into());
     let page = MessagePage { t: ctx.t, title: "Dev outbox", message: &body, link: "/login", link_text: ctx.t.back };
     ctx.render(&s, StatusCode::OK, &page)

@@ -72,10 +72,13 @@ pub(super) async fn continue_submit(State(s): State<AppState>, ctx: PageCtx, For
     // Another browser (a link someone was sent) may not finish this browser's flow.
     if cookie(&ctx.headers, flow_cookie(s.secure_cookies)) != Some(f.flow.as_str()) {
         let e = phonegate_core::VerifyError::NoSilentCheck;
-        let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
+        let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
         return ctx.render(&s, StatusCode::FORBIDDEN, &page);
     }
-    let owner = ctx.principal(&s).await.map(|p| p.user_id);
+    let owner = match ctx.principal(&s).await {
+        Ok(p) => p.map(|p| p.user_id),
+        Err(r) => return r,
+    };
     let result = s.accounts.verify_silent(&ctx.caller, &f.flow, &f.proof, SessionKind::Browser, ctx.device(), owner.as_deref()).await;
     super::verified_page(&s, &ctx, f.flow, back, result)
 }
@@ -89,9 +92,8 @@ pub(super) async fn fallback_submit(State(s): State<AppState>, ctx: PageCtx, For
     match s.accounts.fall_back(&ctx.caller, &f.flow).await {
         Ok(()) => ctx.redirect(&s, &format!("{}&silent=sms", code_url(&f.flow, &back))),
         Err(e) => {
-            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e, &ctx.caller.request_id)), None, back);
-            let status = if status_of(&e) == StatusCode::OK { StatusCode::BAD_REQUEST } else { status_of(&e) };
-            ctx.render(&s, status, &page)
+            let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);
+            ctx.render(&s, status_of(&e), &page)
         }
     }
 }

@@ -50,19 +50,9 @@ fn page(s: &AppState, ctx: &PageCtx, client: &str, step: Step, error: Option<Str
 
 /// An error page: never a redirect.
 fn refused(s: &AppState, ctx: &PageCtx, e: &VerifyError) -> Response {
-    let status = match e {
-        VerifyError::RedirectClientNotFound => StatusCode::NOT_FOUND,
-        VerifyError::RedirectTokenUsed | VerifyError::CodeExpired => StatusCode::GONE,
-        VerifyError::OverBudget { .. } | VerifyError::MaxSendsReached => StatusCode::TOO_MANY_REQUESTS,
-        VerifyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    let message = match e {
-        VerifyError::Store(_) => "The service is unavailable; try again shortly.".to_string(),
-        other => other.to_string(),
-    };
+    let message = ctx.t.error(e);
     let page = Refused { t: ctx.t, title: ctx.t.step_refused_title, message: &message, link: "/", link_text: ctx.t.back };
-    ctx.render(s, status, &page)
+    ctx.render(s, super::status_of(e), &page)
 }
 
 pub(super) async fn start(
@@ -93,9 +83,7 @@ pub(super) async fn submit(State(s): State<AppState>, ctx: PageCtx, Path(client)
     match (f.phone.as_deref(), f.code.as_deref()) {
         (Some(phone), _) => match s.integrations.set_phone(&ctx.caller, &client, &f.step, phone, ctx.locale()).await {
             Ok(step) => page(&s, &ctx, &client, step, None),
-            Err(e @ VerifyError::Phone(_)) => {
-                page(&s, &ctx, &client, Step { token: f.step, phone: None }, Some(ctx.t.error(&e, &ctx.caller.request_id)))
-            }
+            Err(e @ VerifyError::Phone(_)) => page(&s, &ctx, &client, Step { token: f.step, phone: None }, Some(ctx.t.error(&e))),
             Err(e) => refused(&s, &ctx, &e),
         },
         (None, Some(code)) => {
@@ -104,7 +92,7 @@ pub(super) async fn submit(State(s): State<AppState>, ctx: PageCtx, Path(client)
                 Ok(url) => ctx.redirect(&s, &url),
                 Err(e @ (VerifyError::CodeIncorrect { .. } | VerifyError::InvalidParameter { .. })) => {
                     let phone = s.integrations.step_phone(&client, &f.step);
-                    page(&s, &ctx, &client, Step { token: f.step, phone }, Some(ctx.t.error(&e, &ctx.caller.request_id)))
+                    page(&s, &ctx, &client, Step { token: f.step, phone }, Some(ctx.t.error(&e)))
                 }
                 Err(e) => refused(&s, &ctx, &e),
             }

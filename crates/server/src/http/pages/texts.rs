@@ -1,6 +1,7 @@
 //! The pages' words, in English and German, chosen by `Accept-Language`.
+use crate::http::error::report;
 use phonegate_core::VerifyError;
-use phonegate_core::budget::Budget;
+use phonegate_core::error::Field;
 
 pub struct Texts {
     pub lang: &'static str,
@@ -80,6 +81,9 @@ pub struct Texts {
     pub home_api_docs: &'static str,
     /// A failure of the server itself (the request id follows).
     pub internal: &'static str,
+    /// The title of a page that only says what went wrong.
+    pub error_title: &'static str,
+    pub busy: &'static str,
     pub phone_invalid: &'static str,
     pub throttled: &'static str,
     pub resend_too_soon: &'static str,
@@ -166,6 +170,8 @@ pub const EN: Texts = Texts {
     home_api_docs: "API reference (for developers)",
     reauth: "For your security, log out and log in again (with a code to your current number) to change it.",
     internal: "Something went wrong on our side. Please try again in a moment. If it keeps happening, give this reference to the administrator:",
+    error_title: "Something went wrong",
+    busy: "The server is busy. Please try again in a moment.",
     phone_invalid: "This does not look like a mobile phone number. Use the international format, e.g. +49 151 23456789.",
     throttled: "Too many attempts. Please wait a while and try again.",
     resend_too_soon: "A code was sent moments ago. Please wait a little before asking again.",
@@ -252,6 +258,8 @@ pub const DE: Texts = Texts {
     home_api_docs: "API-Referenz (für Entwickler)",
     reauth: "Melden Sie sich zu Ihrer Sicherheit ab und erneut an (mit einem Code an Ihre jetzige Nummer), um sie zu ändern.",
     internal: "Bei uns ist etwas schiefgegangen. Bitte versuchen Sie es gleich noch einmal. Wenn es dabei bleibt, nennen Sie dem Administrator diese Kennung:",
+    error_title: "Etwas ist schiefgegangen",
+    busy: "Der Server ist gerade ausgelastet. Bitte versuchen Sie es gleich noch einmal.",
     phone_invalid: "Das sieht nicht nach einer Mobilnummer aus. Nutzen Sie das internationale Format, z. B. +49 151 23456789.",
     throttled: "Zu viele Versuche. Bitte warten Sie eine Weile und versuchen Sie es erneut.",
     resend_too_soon: "Gerade wurde ein Code gesendet. Bitte warten Sie kurz, bevor Sie einen neuen anfordern.",
@@ -282,32 +290,36 @@ pub fn pick(accept_language: Option<&str>) -> &'static Texts {
 }
 
 impl Texts {
-    /// What to tell the person about an error, in their language. A failure of the server
-    /// itself is never described: it is logged with the request id, and the person is given
-    /// that id.
-    pub fn error(&self, e: &VerifyError, request_id: &str) -> String {
-        match e {
-            VerifyError::Store(_) | VerifyError::Rehearsed | VerifyError::Busy => {
-                tracing::error!(request = %request_id, error = %e, "a page met an internal error");
-                format!("{} {request_id}", self.internal)
-            }
-            VerifyError::CodeIncorrect { .. } => self.code_incorrect.into(),
-            VerifyError::CodeExpired => self.code_expired.into(),
-            VerifyError::CodeLocked | VerifyError::OverBudget { budget: Budget::FailedChecksPerNumber, .. } => self.code_locked.into(),
-            VerifyError::FlowNotFound | VerifyError::NotPending(_) => self.flow_not_found.into(),
-            VerifyError::UsernameTaken => self.username_taken.into(),
-            VerifyError::EmailTaken => self.email_taken.into(),
-            VerifyError::PhoneTaken => self.phone_taken.into(),
-            VerifyError::ReauthenticationRequired => self.reauth.into(),
-            VerifyError::Phone(_) => self.phone_invalid.into(),
-            VerifyError::InvalidParameter { field: "username", .. } => format!("{}: {}", self.username, self.username_hint),
-            VerifyError::InvalidParameter { field: "email", .. } => self.email_invalid.into(),
-            VerifyError::InvalidParameter { field: "password", .. } => self.password_invalid.into(),
-            VerifyError::InvalidParameter { field: "identifier", .. } => self.login_fields.into(),
-            VerifyError::ResendTooSoon { .. } | VerifyError::MaxSendsReached => self.resend_too_soon.into(),
-            VerifyError::OverBudget { .. } => self.throttled.into(),
-            other => other.to_string(),
+    /// What to tell the person about an error, in their language, chosen by its stable code. A
+    /// failure of the server itself is never described: it is logged with the request id
+    /// (`error::report`), and the person is given that id.
+    pub fn error(&self, e: &VerifyError) -> String {
+        if let Some(request_id) = report(e) {
+            return format!("{} {request_id}", self.internal);
         }
+        let text = match (e.code(), e) {
+            (_, VerifyError::InvalidParameter { field: Field::Username, .. }) => {
+                return format!("{}: {}", self.username, self.username_hint);
+            }
+            (_, VerifyError::InvalidParameter { field: Field::Email, .. }) => self.email_invalid,
+            (_, VerifyError::InvalidParameter { field: Field::Password, .. }) => self.password_invalid,
+            (_, VerifyError::InvalidParameter { field: Field::Identifier, .. }) => self.login_fields,
+            ("code_incorrect", _) => self.code_incorrect,
+            ("code_expired", _) => self.code_expired,
+            ("code_locked" | "checks_locked", _) => self.code_locked,
+            ("flow_not_found", _) => self.flow_not_found,
+            ("username_taken", _) => self.username_taken,
+            ("email_taken", _) => self.email_taken,
+            ("phone_number_taken", _) => self.phone_taken,
+            ("reauthentication_required", _) => self.reauth,
+            ("resend_too_soon" | "max_sends_reached", _) => self.resend_too_soon,
+            ("rate_limited" | "login_throttled" | "send_budget_exceeded", _) => self.throttled,
+            ("busy", _) => self.busy,
+            (code, _) if code.starts_with("verification_") => self.flow_not_found,
+            (code, _) if code.starts_with("phone_number_") => self.phone_invalid,
+            _ => return e.message(),
+        };
+        text.to_string()
     }
 }
 
