@@ -1,11 +1,13 @@
 //! API keys: an id (`SK…`) and a random secret shown once. Only a SHA-256 of the secret is
 //! stored: the secret has 192 bits of entropy, so a slow password hash would add cost per
 //! request without adding safety.
+use crate::audit::Audit;
 use crate::audit::AuditKind;
-use crate::engine::Verifier;
+use crate::caller::Caller;
+use crate::catalog::Catalog;
+use crate::context::Context;
 use crate::error::{Field, VerifyError};
 pub use crate::model::api_key::{ApiKey, KeyScope, generate, hash_secret};
-use crate::model::caller::Caller;
 use crate::ports::{self, Store, StoreResult};
 use chrono::{DateTime, Utc};
 use subtle::ConstantTimeEq;
@@ -25,10 +27,22 @@ pub async fn authenticate_pair(store: &dyn Store, id: &str, secret: &str) -> Sto
     Ok(key.filter(|k| k.revoked_at.is_none() && bool::from(k.secret_hash.ct_eq(&presented))))
 }
 
-impl Verifier {
+/// Creating, listing and revoking API keys (admins only).
+#[derive(Clone)]
+pub struct ApiKeys {
+    ctx: Context,
+    audit: Audit,
+    catalog: Catalog,
+}
+
+impl ApiKeys {
+    pub fn new(ctx: Context, audit: Audit, catalog: Catalog) -> Self {
+        Self { ctx, audit, catalog }
+    }
+
     /// Creates a key named `name` (1 to 100 characters) with `scope` (services by id or name);
     /// the secret is returned only now. Admins only.
-    pub async fn create_api_key(&self, caller: &Caller, name: &str, scope: KeyScope) -> Result<(ApiKey, String), VerifyError> {
+    pub async fn create(&self, caller: &Caller, name: &str, scope: KeyScope) -> Result<(ApiKey, String), VerifyError> {
         caller.require_admin()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
@@ -42,31 +56,31 @@ impl Verifier {
             KeyScope::Services(names) => {
                 let mut ids = Vec::new();
                 for n in &names {
-                    ids.push(self.service(caller, Some(n)).await?.id);
+                    ids.push(self.catalog.service(caller, Some(n)).await?.id);
                 }
                 KeyScope::Services(ids)
             }
         };
-        let (key, secret) = generate(name, scope, self.clock.now());
+        let (key, secret) = generate(name, scope, self.ctx.now());
         let k = key.clone();
-        ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_api_key(&k)?)).await?;
-        self.audit(caller, AuditKind::KeyCreated, Some(&key.id), key.scope.as_str()).await;
+        ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_api_key(&k)?)).await?;
+        self.audit.record_once(caller, AuditKind::KeyCreated, Some(&key.id), key.scope.as_str()).await;
         Ok((key, secret))
     }
 
     /// Every key, oldest first, revoked ones included.
-    pub async fn api_keys(&self, caller: &Caller) -> Result<Vec<ApiKey>, VerifyError> {
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<ApiKey>, VerifyError> {
         caller.require_admin()?;
-        ports::read(self.store.as_ref(), |tx| Ok(tx.api_keys()?)).await
+        ports::read(self.ctx.store.as_ref(), |tx| Ok(tx.api_keys()?)).await
     }
 
     /// Revokes an active key; false when no active key has this id.
-    pub async fn revoke_api_key(&self, caller: &Caller, id: &str) -> Result<bool, VerifyError> {
+    pub async fn revoke(&self, caller: &Caller, id: &str) -> Result<bool, VerifyError> {
         caller.require_admin()?;
-        let (key, now) = (id.to_string(), self.clock.now());
-        let revoked = ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.revoke_api_key(&key, now)?)).await?;
+        let (key, now) = (id.to_string(), self.ctx.now());
+        let revoked = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.revoke_api_key(&key, now)?)).await?;
         if revoked {
-            self.audit(caller, AuditKind::KeyRevoked, Some(id), "key revoked").await;
+            self.audit.record_once(caller, AuditKind::KeyRevoked, Some(id), "key revoked").await;
         }
         Ok(revoked)
     }

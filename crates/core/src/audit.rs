@@ -2,10 +2,10 @@
 //! webhooks, keys and services created or revoked), who caused them and when. Readable by admin
 //! keys only. Events that an attacker can cause at will are recorded once per kind and subject
 //! per minute on each instance, so the log cannot be turned into a write flood.
-use crate::engine::Verifier;
+use crate::caller::Caller;
+use crate::context::Context;
 use crate::error::VerifyError;
 pub use crate::model::audit::{AuditEvent, AuditQuery};
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::ports;
 use chrono::{DateTime, Utc};
@@ -97,7 +97,7 @@ impl AuditKind {
 
 /// When each (kind, subject) was last recorded by this instance.
 #[derive(Default)]
-pub(crate) struct Recent(Mutex<HashMap<(AuditKind, String), DateTime<Utc>>>);
+struct Recent(Mutex<HashMap<(AuditKind, String), DateTime<Utc>>>);
 
 impl Recent {
     /// True when the event should be written now (not seen in the last minute).
@@ -117,10 +117,22 @@ impl Recent {
     }
 }
 
-impl Verifier {
-    /// Records a security event (best effort: a failure to record is logged, never returned).
-    pub async fn audit(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) {
-        if self.recent_audits.admit(kind, subject.unwrap_or_default(), self.clock.now()) {
+/// The audit log's use cases: recording events and reading them.
+#[derive(Clone)]
+pub struct Audit {
+    ctx: Context,
+    recent: std::sync::Arc<Recent>,
+}
+
+impl Audit {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx, recent: Default::default() }
+    }
+
+    /// Records a security event an attacker can cause at will at most once per kind and subject
+    /// per minute on this instance (best effort: a failure to record is logged, never returned).
+    pub async fn record_once(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) {
+        if self.recent.admit(kind, subject.unwrap_or_default(), self.ctx.clock.now()) {
             self.record(caller, kind, subject, detail).await;
         }
     }
@@ -129,21 +141,21 @@ impl Verifier {
     /// attacker cannot repeat at will: sign-ups, logins, logouts).
     pub async fn record(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) {
         let event = self.event(caller, kind, subject, detail);
-        let written = ports::write(self.store.as_ref(), move |tx| tx.insert_audit_event(&event)).await;
+        let written = ports::write(self.ctx.store.as_ref(), move |tx| tx.insert_audit_event(&event)).await;
         if let Err(e) = written {
             tracing::warn!(error = %e, kind = kind.as_str(), "an audit event could not be recorded");
         }
     }
 
-    /// The event `audit` would record, for a unit of work to write with its own changes; `None`
+    /// The event `record_once` would record, for a unit of work to write with its own changes; `None`
     /// when the same event was recorded within the last minute.
-    pub(crate) fn audit_in_unit(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) -> Option<AuditEvent> {
-        self.recent_audits.admit(kind, subject.unwrap_or_default(), self.clock.now()).then(|| self.event(caller, kind, subject, detail))
+    pub(crate) fn in_unit(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) -> Option<AuditEvent> {
+        self.recent.admit(kind, subject.unwrap_or_default(), self.ctx.clock.now()).then(|| self.event(caller, kind, subject, detail))
     }
 
     fn event(&self, caller: &Caller, kind: AuditKind, subject: Option<&str>, detail: &str) -> AuditEvent {
-        let now = self.clock.now();
-        self.observer.audit_event(kind.as_str());
+        let now = self.ctx.clock.now();
+        self.ctx.observer.audit_event(kind.as_str());
         tracing::info!(kind = kind.as_str(), request = %caller.request_id, "audit event");
         AuditEvent {
             id: new_id("AU"),
@@ -163,14 +175,16 @@ impl Verifier {
         let Err(e) = &result else { return result };
         match e {
             VerifyError::OverBudget { budget: crate::budget::Budget::FailedChecksPerNumber, .. } => {
-                self.audit(caller, AuditKind::ChecksLocked, Some(subject), "too many wrong codes for this number").await;
+                self.record_once(caller, AuditKind::ChecksLocked, Some(subject), "too many wrong codes for this number").await;
             }
             VerifyError::OverBudget { budget: crate::budget::Budget::PrefixThrottled, .. } => {
-                self.audit(caller, AuditKind::PrefixThrottled, Some(subject), "many codes sent into this prefix, few used").await;
+                self.record_once(caller, AuditKind::PrefixThrottled, Some(subject), "many codes sent into this prefix, few used").await;
             }
-            VerifyError::OverBudget { budget, .. } => self.audit(caller, AuditKind::BudgetExceeded, Some(subject), budget.as_str()).await,
+            VerifyError::OverBudget { budget, .. } => {
+                self.record_once(caller, AuditKind::BudgetExceeded, Some(subject), budget.as_str()).await
+            }
             VerifyError::Phone(crate::model::phone::PhoneError::DestinationNotAllowed) => {
-                self.audit(caller, AuditKind::DestinationRefused, Some(subject), "denied range or country").await;
+                self.record_once(caller, AuditKind::DestinationRefused, Some(subject), "denied range or country").await;
             }
             _ => {}
         }
@@ -178,9 +192,9 @@ impl Verifier {
     }
 
     /// The audit log, newest first. Admins only.
-    pub async fn audit_events(&self, caller: &Caller, query: AuditQuery) -> Result<Vec<AuditEvent>, VerifyError> {
+    pub async fn events(&self, caller: &Caller, query: AuditQuery) -> Result<Vec<AuditEvent>, VerifyError> {
         caller.require_admin()?;
         let limit = query.limit.clamp(1, 1000);
-        ports::read(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.audit_events(&AuditQuery { limit, ..query })?)).await
+        ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.audit_events(&AuditQuery { limit, ..query })?)).await
     }
 }

@@ -221,6 +221,30 @@ impl Budgets {
     }
 }
 
+/// The refusal of a charge at `now`: retry once its window ends.
+pub fn refusal(c: &Charge, now: chrono::DateTime<chrono::Utc>) -> crate::error::VerifyError {
+    let (_, end) = c.rate.window(now);
+    crate::error::VerifyError::OverBudget { budget: c.budget, retry_after_secs: (end - now).num_seconds().max(1) }
+}
+
+/// Takes one from each charge's counter, or refuses with the first budget that has nothing left
+/// (the unit's rollback returns what was taken before it).
+pub(crate) fn charge(
+    tx: &mut dyn crate::ports::Tx,
+    charges: &[Charge],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), crate::error::VerifyError> {
+    for c in charges {
+        let (start, end) = c.rate.window(now);
+        let shard = rand::random::<u32>() % SHARDS;
+        if !tx.take_budget(c, start, shard, end)? {
+            tracing::info!(budget = c.budget.as_str(), rate = %c.rate, "over budget");
+            return Err(crate::budget::refusal(c, now));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,14 +2,19 @@
 //! written (in the start's own transaction) before any provider sees it; a sender claims it with
 //! a lease, so two workers never send the same message at once and a crashed sender's message is
 //! taken over when its lease ends.
-use crate::engine::{Verifier, save};
+use crate::caller::Caller;
+use crate::code::Code;
+use crate::context::Context;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
 use crate::model::phone::PhoneNumber;
-use crate::model::verification::{Channel, Status, Verification};
+use crate::model::service::Service;
+use crate::model::verification::{Status, Verification};
 use crate::ports::{self, MessageResult, Sms, StoreError, Tx};
+use crate::ports::{Lease, SmsSender, save_verification as save};
+use chrono::{DateTime, Utc};
+use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -31,18 +36,46 @@ pub enum InboundOutcome {
     Duplicate,
 }
 
-impl Verifier {
+/// Bounds on sending.
+#[derive(Clone, Copy, Debug)]
+pub struct DeliveryTimes {
+    /// How long a start request waits for the first provider answer before returning 201 and
+    /// leaving the send to the background.
+    pub send_wait: Duration,
+    /// How long a claimed message is held before another worker may take it over.
+    pub lease: chrono::Duration,
+}
+
+impl Default for DeliveryTimes {
+    fn default() -> Self {
+        Self { send_wait: Duration::from_secs(5), lease: chrono::Duration::seconds(60) }
+    }
+}
+
+/// The queue of messages: sending, receipts, inbound messages.
+#[derive(Clone)]
+pub struct Delivery {
+    ctx: Context,
+    sender: std::sync::Arc<dyn SmsSender>,
+    pub(crate) times: DeliveryTimes,
+}
+
+impl Delivery {
+    pub fn new(ctx: Context, sender: std::sync::Arc<dyn SmsSender>, times: DeliveryTimes) -> Self {
+        Self { ctx, sender, times }
+    }
+
     /// The background worker's step: sends up to `limit` due messages, claiming each one just
     /// before sending it so no claim can run out while it waits behind others. A message that
     /// fails to send is logged and the rest go on.
     pub async fn dispatch_due(&self, limit: u32) -> Result<usize, VerifyError> {
         let mut sent = 0;
         for _ in 0..limit {
-            let now = self.clock.now();
+            let now = self.ctx.now();
             let token = new_id("LT");
-            let queued_before = now - chrono::Duration::from_std(self.delivery.send_wait).unwrap_or_default();
-            let (lease_until, claim) = (now + self.delivery.lease, token.clone());
-            let claimed: Vec<Message> = ports::write(self.store.as_ref(), move |tx| {
+            let queued_before = now - chrono::Duration::from_std(self.times.send_wait).unwrap_or_default();
+            let (lease_until, claim) = (now + self.times.lease, token.clone());
+            let claimed: Vec<Message> = ports::write(self.ctx.store.as_ref(), move |tx| {
                 Ok::<_, VerifyError>(tx.claim_due_messages(now, queued_before, lease_until, &claim, 1)?)
             })
             .await?;
@@ -59,7 +92,7 @@ impl Verifier {
     /// transaction: the message's status, a receipt that overtook it, and (for a first send
     /// that no provider took) the verification's failure.
     pub(crate) async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
-        let Some(body) = self.keys.open_text(&message.id, &message.body_sealed) else {
+        let Some(body) = self.ctx.keys.open_text(&message.id, &message.body_sealed) else {
             return Err(VerifyError::Crypto(format!("message {} does not open with the server secret", message.id)));
         };
         let sms = Sms {
@@ -93,8 +126,8 @@ impl Verifier {
                 (record, DispatchOutcome::Failed(reason))
             }
         };
-        let (now, token) = (self.clock.now(), token.to_string());
-        let finished: Option<(Option<Message>, Option<Verification>)> = ports::write(self.store.as_ref(), move |tx| {
+        let (now, token) = (self.ctx.now(), token.to_string());
+        let finished: Option<(Option<Message>, Option<Verification>)> = ports::write(self.ctx.store.as_ref(), move |tx| {
             if !tx.finish_message(&message.id, &token, &record, now)? {
                 return Ok(None);
             }
@@ -119,7 +152,7 @@ impl Verifier {
                     self.observe_receipt(&m);
                 }
                 if let Some(v) = failed {
-                    self.observer.verification_entered(&v.service_id, v.channel, v.status);
+                    self.ctx.observer.verification_entered(&v.service_id, v.channel, v.status);
                 }
             }
         }
@@ -135,9 +168,9 @@ impl Verifier {
         status: DeliveryStatus,
         error: Option<&str>,
     ) -> Result<Option<Message>, VerifyError> {
-        let now = self.clock.now();
+        let now = self.ctx.now();
         let (pmid, error) = (provider_message_id.to_string(), error.map(str::to_string));
-        let updated = ports::write(self.store.as_ref(), move |tx| {
+        let updated = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut updated = tx.apply_receipt(&pmid, status, error.as_deref(), now)?;
             // No message took it: either the receipt overtook the send's result (hold it), or
             // it came too late for its message's status, or the result was stored in between
@@ -156,7 +189,7 @@ impl Verifier {
 
     fn observe_receipt(&self, m: &Message) {
         let region = m.to.region().unwrap_or_else(|| "unknown".into());
-        self.observer.sms_receipt(m.provider.as_deref().unwrap_or("unknown"), &region, m.status);
+        self.ctx.observer.sms_receipt(m.provider.as_deref().unwrap_or("unknown"), &region, m.status);
     }
 
     /// Stores an inbound message once and runs its handlers (so far: STOP / START opt-out), in
@@ -172,7 +205,7 @@ impl Verifier {
         body: &str,
     ) -> Result<InboundOutcome, VerifyError> {
         let from = PhoneNumber::parse_e164_lenient(from)?;
-        let now = self.clock.now();
+        let now = self.ctx.now();
         let inbound = InboundMessage {
             id: new_id("IM"),
             provider: provider.into(),
@@ -184,7 +217,7 @@ impl Verifier {
         };
         let command = opt_command(body);
         let id = inbound.id.clone();
-        let stored = ports::write(self.store.as_ref(), move |tx| {
+        let stored = ports::write(self.ctx.store.as_ref(), move |tx| {
             if !tx.insert_inbound(&inbound)? {
                 return Ok::<_, VerifyError>(false);
             }
@@ -205,49 +238,77 @@ impl Verifier {
         })
     }
 
-    /// A verification (reported expired once its deadline passed, as `get` does) with what
-    /// belongs to it, in one read: its messages, its counted checks (when it has any) and its
-    /// silent check (when it is `silent` or `auto`).
-    pub async fn detail(&self, caller: &Caller, id: &str) -> Result<Detail, VerifyError> {
-        let (id, caller) = (id.to_string(), caller.clone());
-        let mut d = ports::read(self.store.as_ref(), move |tx| {
-            let verification = crate::engine::visible(&caller, tx.verification(&id)?)?;
-            let messages = tx.messages_for_verification(&id)?;
-            let checks = if verification.attempts > 0 { tx.checks(&id)? } else { Vec::new() };
-            let silent = match verification.channel {
-                Channel::Sms => None,
-                _ => tx.silent_check_of(&id)?,
-            };
-            Ok::<_, VerifyError>(Detail { verification, messages, checks, silent })
+    /// Sends a text that is not a code (an invitation) to `to` for the service `service`: it
+    /// costs what a code would in every send budget, and goes through the same queue.
+    pub async fn send_text(&self, caller: &Caller, service: &Service, to: &PhoneNumber, body: String) -> Result<String, VerifyError> {
+        if !self.ctx.budgets.destination_allowed(&service.name, to) {
+            return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
+        }
+        let now = self.ctx.now();
+        let budgets = self.ctx.budgets.for_service(&service.name);
+        let charges = budgets.for_send(to.as_str(), &to.calling_code(), caller.key_id.as_deref(), &service.id);
+        let (message, lease) = self.claimed_message(service, to, None, &body, false, now);
+        let id = message.id.clone();
+        let (m, l) = (message.clone(), lease.clone());
+        ports::write(self.ctx.store.as_ref(), move |tx| {
+            if tx.is_opted_out(&m.to)? {
+                return Err(VerifyError::OptedOut);
+            }
+            crate::budget::charge(tx, &charges, now)?;
+            tx.insert_message(&m, Some(&l))?;
+            Ok(())
         })
         .await?;
-        d.verification.expire_if_due(self.clock.now());
-        Ok(d)
+        let this = self.clone();
+        tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+        Ok(id)
     }
 
-    /// The messages sent for a verification, oldest first.
-    pub async fn messages_for(&self, caller: &Caller, verification_id: &str) -> Result<Vec<Message>, VerifyError> {
-        Ok(self.detail(caller, verification_id).await?.messages)
+    /// Writes the message carrying `code` for `v`, already claimed by the caller, who sends it
+    /// right after the commit.
+    pub(crate) fn queue(
+        &self,
+        tx: &mut dyn Tx,
+        service: &Service,
+        v: &Verification,
+        code: &Code,
+        resend: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Message, Lease), VerifyError> {
+        let body = message_body(service, v, code);
+        let (message, lease) = self.claimed_message(service, &v.to, Some(v.id.clone()), &body, resend, now);
+        tx.insert_message(&message, Some(&lease))?;
+        Ok((message, lease))
     }
-}
 
-/// A verification with what belongs to it (`Verifier::detail`).
-#[derive(Clone, Debug)]
-pub struct Detail {
-    pub verification: Verification,
-    /// Its messages, oldest first.
-    pub messages: Vec<Message>,
-    /// Its counted checks, oldest first.
-    pub checks: Vec<crate::model::verification::CheckRecord>,
-    pub silent: Option<crate::silent::SilentCheck>,
-}
-
-impl Detail {
-    /// Which channel approved it, once approved: `Silent` when the operator confirmed the
-    /// number, else `Sms` (a code).
-    pub fn approved_channel(&self) -> Option<Channel> {
-        let by_operator = self.silent.as_ref().is_some_and(|c| c.state == crate::silent::CheckState::Matched);
-        (self.verification.status == Status::Approved).then_some(if by_operator { Channel::Silent } else { Channel::Sms })
+    /// A new message, its body sealed, claimed by the caller (who sends it after the commit).
+    pub(crate) fn claimed_message(
+        &self,
+        service: &Service,
+        to: &PhoneNumber,
+        verification_id: Option<String>,
+        body: &str,
+        resend: bool,
+        now: DateTime<Utc>,
+    ) -> (Message, Lease) {
+        let id = new_id("SM");
+        let lease = Lease { token: new_id("LT"), until: now + self.times.lease };
+        let message = Message {
+            body_sealed: self.ctx.keys.seal_text(&id, body),
+            id,
+            verification_id,
+            service: Some(service.name.clone()),
+            to: to.clone(),
+            resend,
+            status: DeliveryStatus::Sending,
+            provider: None,
+            provider_message_id: None,
+            error: None,
+            claims: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        (message, lease)
     }
 }
 
@@ -269,4 +330,22 @@ fn fail_first_send(
     }
     save(tx, &mut v)?;
     Ok(Some(v))
+}
+
+/// The text of a verification's message: the service's template (a payment code's text for
+/// PSD2) in its language, and the Android SMS Retriever hash alone on the last line.
+fn message_body(service: &Service, v: &Verification, code: &Code) -> String {
+    let name = v.brand.as_deref().unwrap_or(&service.name);
+    let body = match &v.psd2 {
+        None => service.render_as(name, &v.locale, code.expose()),
+        Some(p) => crate::model::locales::psd2(&v.locale)
+            .replace("{service}", name)
+            .replace("{amount}", &p.amount)
+            .replace("{payee}", &p.payee)
+            .replace("{code}", code.expose()),
+    };
+    match &v.app_hash {
+        Some(hash) => format!("{body}\n\n{hash}"),
+        None => body,
+    }
 }

@@ -2,6 +2,7 @@
 //! kind (which each adapter turns into its status), a stable machine code, a public message, and
 //! for failures of the server itself a detail that is logged and never shown.
 use crate::model::budget::Budget;
+pub use crate::model::invalid::{Field, Invalid};
 use crate::model::phone::PhoneError;
 use crate::model::verification::Status;
 
@@ -153,83 +154,16 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// The parameter a validation error names; serialized to the name clients send it under.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Field {
-    Accounts,
-    Amount,
-    AppHash,
-    Brand,
-    ClientIp,
-    Code,
-    CodeLength,
-    CodeTtlSecs,
-    Country,
-    CustomCode,
-    Email,
-    Identifier,
-    Ip,
-    Locale,
-    Login,
-    MaxAttempts,
-    Name,
-    Password,
-    Payee,
-    Phone,
-    Service,
-    Session,
-    Silent,
-    Sim,
-    Templates,
-    Ttl,
-    Username,
-}
-
-impl Field {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Accounts => "accounts",
-            Self::Amount => "amount",
-            Self::AppHash => "app_hash",
-            Self::Brand => "brand",
-            Self::ClientIp => "client_ip",
-            Self::Code => "code",
-            Self::CodeLength => "code_length",
-            Self::CodeTtlSecs => "code_ttl_secs",
-            Self::Country => "country",
-            Self::CustomCode => "custom_code",
-            Self::Email => "email",
-            Self::Identifier => "identifier",
-            Self::Ip => "ip",
-            Self::Locale => "locale",
-            Self::Login => "login",
-            Self::MaxAttempts => "max_attempts",
-            Self::Name => "name",
-            Self::Password => "password",
-            Self::Payee => "payee",
-            Self::Phone => "phone",
-            Self::Service => "service",
-            Self::Session => "session",
-            Self::Silent => "silent",
-            Self::Sim => "sim",
-            Self::Templates => "templates",
-            Self::Ttl => "ttl",
-            Self::Username => "username",
-        }
-    }
-}
-
-impl std::fmt::Display for Field {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// What a person or client is told of a failure of the server itself (with the request id).
 pub const INTERNAL_MESSAGE: &str = "the server could not complete the request";
 /// What they are told when the database is unreachable for now.
 pub const UNAVAILABLE_MESSAGE: &str = "the service is unavailable for a moment; retry shortly";
+
+impl From<Invalid> for VerifyError {
+    fn from(i: Invalid) -> Self {
+        Self::InvalidParameter { field: i.field, message: i.message }
+    }
+}
 
 impl VerifyError {
     pub fn invalid(field: Field, message: impl Into<String>) -> Self {

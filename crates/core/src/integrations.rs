@@ -9,11 +9,13 @@
 //! secret in the page's form, so no step table exists and a step cannot be forged or moved to
 //! another client. The code is an ordinary verification of the `integrations` service: every
 //! budget, attempt limit and audit rule applies.
+use crate::audit::Audit;
 use crate::audit::AuditKind;
 use crate::budget::{Budget, Charge, Guesser, Rate};
+use crate::caller::{Caller, Scope};
+use crate::context::Context;
 use crate::engine::{Guess, StartOptions, StartRequest, Verifier};
 use crate::error::{Field, VerifyError};
-use crate::model::caller::{Caller, Scope};
 use crate::model::phone::PhoneNumber;
 use crate::model::service::ServiceSettings;
 use crate::model::verification::{Channel, CheckOutcome, Status};
@@ -23,7 +25,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// The service whose verifications carry the steps' codes.
 pub const SERVICE: &str = "integrations";
@@ -81,7 +82,9 @@ pub struct Step {
 }
 
 pub struct Integrations {
-    verifier: Arc<Verifier>,
+    verifier: Verifier,
+    ctx: Context,
+    audit: Audit,
     clients: BTreeMap<String, RedirectClient>,
     service_id: String,
     issuer: String,
@@ -99,20 +102,20 @@ struct Incoming {
 
 impl Integrations {
     /// Makes sure the `integrations` service exists (when any client is configured).
-    pub async fn new(verifier: Arc<Verifier>, clients: Vec<RedirectClient>, public_url: Option<&str>) -> Result<Self, VerifyError> {
+    pub async fn new(core: &crate::Core, clients: Vec<RedirectClient>, public_url: Option<&str>) -> Result<Self, VerifyError> {
         let system = Caller::system("start-up");
         let service_id = if clients.is_empty() {
             String::new()
         } else {
-            match verifier.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
+            match core.catalog.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
                 Ok(s) => s.id,
-                Err(VerifyError::ServiceNameTaken) => verifier.service(&system, Some(SERVICE)).await?.id,
+                Err(VerifyError::ServiceNameTaken) => core.catalog.service(&system, Some(SERVICE)).await?.id,
                 Err(e) => return Err(e),
             }
         };
         let issuer = public_url.map_or_else(|| "phonegate".to_string(), |u| u.trim_end_matches('/').to_string());
         let clients = clients.into_iter().map(|c| (c.name.clone(), c)).collect();
-        Ok(Self { verifier, clients, service_id, issuer })
+        Ok(Self { verifier: core.verifier.clone(), ctx: core.ctx.clone(), audit: core.audit.clone(), clients, service_id, issuer })
     }
 
     pub fn has(&self, client: &str) -> bool {
@@ -150,7 +153,7 @@ impl Integrations {
         let incoming = match self.validate(c, token, state) {
             Ok(i) => i,
             Err(e) => {
-                self.verifier.audit(caller, AuditKind::IntegrationTokenRefused, Some(client), &e.to_string()).await;
+                self.audit.record_once(caller, AuditKind::IntegrationTokenRefused, Some(client), &e.to_string()).await;
                 return Err(e);
             }
         };
@@ -158,7 +161,7 @@ impl Integrations {
         // whole of that last second too.
         if let Err(e) = self.spend(token, incoming.exp + LEEWAY_SECS + 1).await {
             if matches!(e, VerifyError::RedirectTokenUsed) {
-                self.verifier.audit(caller, AuditKind::IntegrationTokenRefused, Some(client), &e.to_string()).await;
+                self.audit.record_once(caller, AuditKind::IntegrationTokenRefused, Some(client), &e.to_string()).await;
             }
             return Err(e);
         }
@@ -171,7 +174,7 @@ impl Integrations {
             return_url,
             phone: None,
             verification_id: None,
-            exp: self.verifier.clock.now().timestamp() + STEP_SECS,
+            exp: self.ctx.clock.now().timestamp() + STEP_SECS,
         };
         match phone {
             Some(p) => self.send(caller, step, &p, locale).await,
@@ -193,8 +196,8 @@ impl Integrations {
             return Err(VerifyError::StepInvalid);
         }
         // Validate first, so a mistyped or refused number can be corrected with the same step.
-        let to = self.verifier.parse_phone(phone)?;
-        if !self.verifier.budgets.destination_allowed(SERVICE, &to) {
+        let to = self.ctx.parse_phone(phone)?;
+        if !self.ctx.budgets.destination_allowed(SERVICE, &to) {
             return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
         self.spend(&s.id, s.exp).await.map_err(|_| VerifyError::StepInvalid)?;
@@ -226,7 +229,7 @@ impl Integrations {
             return Err(VerifyError::invalid(Field::Code, "must be 4 to 10 digits"));
         }
         let checked = self.check_step(&s.id, &vid, code, caller.end_user_ip.or(caller.ip)).await;
-        let verified = match self.verifier.audited(&self.engine_caller(caller), &vid, checked).await {
+        let verified = match self.audit.audited(&self.engine_caller(caller), &vid, checked).await {
             Ok(CheckOutcome::Approved) => true,
             Ok(CheckOutcome::Rejected { attempts_left }) => return Err(VerifyError::CodeIncorrect { attempts_left }),
             Ok(CheckOutcome::LockedOut) | Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => false,
@@ -235,8 +238,13 @@ impl Integrations {
             Err(e) => return Err(e),
         };
         let kind = if verified { AuditKind::IntegrationVerified } else { AuditKind::IntegrationDenied };
-        self.verifier
-            .audit(caller, kind, Some(&s.sub), &format!("{client}: phone number {}", if verified { "verified" } else { "not verified" }))
+        self.audit
+            .record_once(
+                caller,
+                kind,
+                Some(&s.sub),
+                &format!("{client}: phone number {}", if verified { "verified" } else { "not verified" }),
+            )
             .await;
         self.return_to(c, &s, verified)
     }
@@ -253,8 +261,8 @@ impl Integrations {
             // A day's window holds a whole step (one that spans midnight UTC may get twice as many).
             rate: Rate { limit: STEP_ATTEMPTS, secs: 86_400 },
         };
-        let now = self.verifier.clock.now();
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        let now = self.ctx.clock.now();
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             let v = tx.verification(&vid)?.filter(|v| v.service_id == service).ok_or(VerifyError::StepInvalid)?;
             let (start, end) = attempts.rate.window(now);
             if !tx.budget_left(&attempts, start)? {
@@ -277,7 +285,7 @@ impl Integrations {
 
     /// The client's return URL with the provider's `state` and phonegate's signed answer.
     fn return_to(&self, c: &RedirectClient, s: &StepState, verified: bool) -> Result<String, VerifyError> {
-        let now = self.verifier.clock.now().timestamp();
+        let now = self.ctx.clock.now().timestamp();
         let claims = serde_json::json!({
             "iss": self.issuer,
             "aud": c.name,
@@ -340,7 +348,7 @@ impl Integrations {
     /// The token's `exp` once `exp` and `nbf` hold now: `nbf` (if any) reached, `exp` not passed
     /// and no further ahead than a step lasts, each give or take the leeway.
     fn times(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Result<i64, VerifyError> {
-        let now = self.verifier.clock.now().timestamp();
+        let now = self.ctx.clock.now().timestamp();
         let date =
             |name: &str| claims.get(name).map(|v| v.as_i64().ok_or(VerifyError::RedirectTokenInvalid("exp and nbf must be whole seconds")));
         let exp = date("exp").unwrap_or(Err(VerifyError::RedirectTokenInvalid("the session token lacks exp, iss or sub")))?;
@@ -363,20 +371,20 @@ impl Integrations {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(key.as_bytes()).to_vec();
         let until = chrono::DateTime::from_timestamp(until, 0).ok_or(VerifyError::StepInvalid)?;
-        let fresh = ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.use_once(&digest, until)?)).await?;
+        let fresh = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.use_once(&digest, until)?)).await?;
         if fresh { Ok(()) } else { Err(VerifyError::RedirectTokenUsed) }
     }
 
     fn seal(&self, s: &StepState) -> String {
         let json = serde_json::to_string(s).unwrap_or_default();
-        URL_SAFE_NO_PAD.encode(self.verifier.keys.seal_text(&format!("step:{}", s.client), &json))
+        URL_SAFE_NO_PAD.encode(self.ctx.keys.seal_text(&format!("step:{}", s.client), &json))
     }
 
     fn open(&self, client: &str, step: &str) -> Result<StepState, VerifyError> {
         let sealed = URL_SAFE_NO_PAD.decode(step).map_err(|_| VerifyError::StepInvalid)?;
-        let json = self.verifier.keys.open_text(&format!("step:{client}"), &sealed).ok_or(VerifyError::StepInvalid)?;
+        let json = self.ctx.keys.open_text(&format!("step:{client}"), &sealed).ok_or(VerifyError::StepInvalid)?;
         let s: StepState = serde_json::from_str(&json).map_err(|_| VerifyError::StepInvalid)?;
-        if s.client != client || self.verifier.clock.now().timestamp() >= s.exp {
+        if s.client != client || self.ctx.clock.now().timestamp() >= s.exp {
             return Err(VerifyError::StepInvalid);
         }
         Ok(s)

@@ -1,9 +1,10 @@
 //! The dev outbox: an `SmsSender` that sends nothing, so a new user can run phonegate with no SMS
 //! account. The messages it "sent" are the queue's own rows that name it as their provider; the
 //! outbox view opens their sealed bodies so the codes can be read locally.
-use crate::engine::Verifier;
+use crate::caller::Caller;
+use crate::catalog::Catalog;
+use crate::context::Context;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::ports::{self, SendError, SentSms, Sms, SmsSender};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -32,31 +33,38 @@ impl SmsSender for OutboxSender {
     }
 }
 
-impl Verifier {
+/// What the dev outbox took, for a developer to read.
+#[derive(Clone)]
+pub struct Outbox {
+    ctx: Context,
+    catalog: Catalog,
+}
+
+impl Outbox {
+    pub fn new(ctx: Context, catalog: Catalog) -> Self {
+        Self { ctx, catalog }
+    }
+
     /// The newest `limit` messages the dev outbox took, optionally only those to one number.
     /// A service key sees only its services' messages.
-    pub async fn outbox(&self, caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
-        let to = to.map(|raw| self.parse_phone(raw)).transpose()?.map(|p| p.as_str().to_string());
+    pub async fn messages(&self, caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
+        let to = to.map(|raw| self.ctx.parse_phone(raw)).transpose()?.map(|p| p.as_str().to_string());
         let names: Option<Vec<String>> = match &caller.scope {
-            crate::model::caller::Scope::All => None,
-            _ => Some(self.services(caller).await?.into_iter().map(|s| s.name).collect()),
+            crate::caller::Scope::All => None,
+            _ => Some(self.catalog.services(caller).await?.into_iter().map(|s| s.name).collect()),
         };
-        let messages = ports::read(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.outbox(to.as_deref(), limit)?)).await?;
+        let messages = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.outbox(to.as_deref(), limit)?)).await?;
         messages
             .into_iter()
             .filter(|m| names.as_ref().is_none_or(|names| m.service.as_ref().is_some_and(|s| names.contains(s))))
             .map(|m| {
                 let body = self
+                    .ctx
                     .keys
                     .open_text(&m.id, &m.body_sealed)
                     .ok_or_else(|| VerifyError::Crypto(format!("message {} does not open with the server secret", m.id)))?;
                 Ok(OutboxMessage { body, to: m.to.to_string(), verification_id: m.verification_id, created_at: m.created_at, id: m.id })
             })
             .collect()
-    }
-
-    /// Whether the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), VerifyError> {
-        Ok(self.store.ping().await?)
     }
 }

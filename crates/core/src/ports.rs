@@ -537,3 +537,10 @@ impl Observer for NoObserver {
     fn sms_attempt(&self, _: &str, _: &str) {}
     fn sms_receipt(&self, _: &str, _: &str, _: DeliveryStatus) {}
 }
+
+/// Writes a verification the unit holds locked; the in-memory record carries the new version.
+pub(crate) fn save_verification(tx: &mut dyn Tx, v: &mut Verification) -> Result<(), StoreError> {
+    tx.update_verification(v)?;
+    v.version += 1;
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! conversion per country, what each provider did with the messages, and the prefixes the
 //! throttle paused. Read-only, from the verifications, messages and audit log of the last day.
 use crate::audit::AuditQuery;
-use crate::engine::Verifier;
+use crate::context::Context;
 use crate::error::VerifyError;
 use crate::ports;
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -38,13 +38,23 @@ pub struct Delivery {
 /// Verifications read for the hourly and country figures, at most.
 const SAMPLE: u32 = 100_000;
 
-impl Verifier {
+/// The admin dashboard's figures.
+#[derive(Clone)]
+pub struct TrafficReports {
+    ctx: Context,
+}
+
+impl TrafficReports {
+    pub fn new(ctx: Context) -> Self {
+        Self { ctx }
+    }
+
     /// The last 24 hours of traffic. The caller is trusted to be an admin (the accounts core and
     /// the CLI ask).
-    pub async fn traffic(&self) -> Result<Traffic, VerifyError> {
-        let now = self.clock.now();
+    pub async fn last_day(&self) -> Result<Traffic, VerifyError> {
+        let now = self.ctx.now();
         let first_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now) - Duration::hours(23);
-        let (verifications, messages, throttled) = ports::read(self.store.as_ref(), move |tx| {
+        let (verifications, messages, throttled) = ports::read(self.ctx.store.as_ref(), move |tx| {
             let v = tx.recent_verifications(first_hour, SAMPLE)?;
             let m = tx.message_counts(first_hour)?;
             let t = tx.audit_events(&AuditQuery {

@@ -7,9 +7,8 @@ use anyhow::Context;
 use phonegate_core::accounts::Accounts;
 use phonegate_core::accounts::events::EventSink;
 use phonegate_core::apikey::KeyCache;
-use phonegate_core::engine::VerifierParts;
 use phonegate_core::ports::{Observer, Store};
-use phonegate_core::{Clock, Limits, SystemClock, Verifier};
+use phonegate_core::{Clock, Core, CoreParts, Limits, SystemClock};
 use phonegate_providers::{BuildContext, Providers};
 use rand::TryRngCore;
 use rustls::pki_types::pem::PemObject;
@@ -31,7 +30,7 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::default());
-        let (verifier, providers, store) = engine(&config, clock.clone(), metrics.clone()).await?;
+        let (core, providers, store) = engine(&config, clock.clone(), metrics.clone()).await?;
         if config.outbox_exposure(providers.has_outbox)? {
             tracing::warn!(listen = %config.listen, "outbox_public: the dev outbox is reachable from other machines (its codes only with an API key)");
         }
@@ -51,9 +50,9 @@ impl App {
             clock.clone(),
             chrono::Duration::from_std(config.api_key_cache).unwrap_or(chrono::Duration::MAX),
         ));
-        let accounts = accounts(&config, verifier.clone()).await?;
+        let accounts = accounts(&config, &core).await?;
         let integrations = Arc::new(
-            phonegate_core::integrations::Integrations::new(verifier.clone(), config.redirect_clients(), config.public_url.as_deref())
+            phonegate_core::integrations::Integrations::new(&core, config.redirect_clients(), config.public_url.as_deref())
                 .await
                 .context("cannot set up the integrations")?,
         );
@@ -62,7 +61,7 @@ impl App {
             secure_cookies,
             accounts,
             integrations,
-            verifier,
+            core,
             keys,
             metrics,
             outbox: providers.has_outbox,
@@ -121,7 +120,7 @@ async fn sweep_expired(state: AppState, every: Duration, retention: Option<chron
             Ok(n) => tracing::debug!(deleted = n, "deleted expired flows, ended sessions and delivered events"),
             Err(e) => tracing::warn!(error = %e, "account sweep failed"),
         }
-        match state.verifier.expire_due(1000).await {
+        match state.core.verifier.expire_due(1000).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(expired = n, "expired overdue verifications"),
             Err(e) => tracing::warn!(error = %e, "expiry sweep failed"),
@@ -131,7 +130,7 @@ async fn sweep_expired(state: AppState, every: Duration, retention: Option<chron
             // (say, after a long downtime) is gone.
             let mut deleted = 0;
             for _ in 0..200 {
-                match state.verifier.purge_old(retention, 2000).await {
+                match state.core.verifier.purge_old(retention, 2000).await {
                     Ok(n) => {
                         deleted += n;
                         if n < 2000 {
@@ -158,13 +157,13 @@ async fn send_queued(state: AppState, every: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match state.verifier.dispatch_due(50).await {
+        match state.core.delivery.dispatch_due(50).await {
             Ok(0) => {}
             Ok(n) => tracing::debug!(sent = n, "sent queued messages"),
             Err(e) => tracing::warn!(error = %e, "sending queued messages failed"),
         }
-        if state.verifier.silent_enabled() {
-            match state.verifier.expire_silent_checks(100).await {
+        if state.core.verifier.silent_enabled() {
+            match state.core.verifier.expire_silent_checks(100).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(ended = n, "ended overdue silent checks"),
                 Err(e) => tracing::warn!(error = %e, "ending overdue silent checks failed"),
@@ -184,14 +183,14 @@ pub async fn engine(
     config: &Config,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
-) -> anyhow::Result<(Arc<Verifier>, Providers, Arc<dyn Store>)> {
+) -> anyhow::Result<(Core, Providers, Arc<dyn Store>)> {
     let store =
         phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
     let mut candidate = [0u8; 32];
     rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
     let secret = phonegate_core::startup::server_keys(store.as_ref(), &candidate).await.context("cannot load the server secret")?;
     let providers = build_providers(config, observer.clone())?;
-    let verifier = Arc::new(Verifier::new(VerifierParts {
+    let core = Core::new(CoreParts {
         store: store.clone(),
         sender: providers.sender.clone(),
         clock,
@@ -203,11 +202,11 @@ pub async fn engine(
         delivery: config.delivery_times(),
         silent: silent_routes(config)?,
         decoy_service: phonegate_core::accounts::SERVICE.into(),
-    }));
-    verifier.ensure_default_service().await.context("cannot create the default service")?;
+    });
+    core.catalog.ensure_default_service().await.context("cannot create the default service")?;
     // Load the numbering-plan metadata now rather than on the first request.
-    let _ = verifier.parse_phone("+4915123456789");
-    Ok((verifier, providers, store))
+    let _ = core.ctx.parse_phone("+4915123456789");
+    Ok((core, providers, store))
 }
 
 /// The public base URL (configured, else the listening address): `check_url`s and callbacks.
@@ -234,10 +233,10 @@ fn silent_routes(config: &Config) -> anyhow::Result<phonegate_core::silent::Sile
 }
 
 /// Accounts on the engine: makes sure the `accounts` service and a signing key exist.
-pub async fn accounts(config: &Config, verifier: Arc<Verifier>) -> anyhow::Result<Arc<Accounts>> {
+pub async fn accounts(config: &Config, core: &Core) -> anyhow::Result<Arc<Accounts>> {
     let events = config.account_webhook.clone().map(|w| Arc::new(phonegate_providers::events::AppWebhook::new(w)) as Arc<dyn EventSink>);
     let accounts =
-        Accounts::new(verifier, config.accounts.clone(), config.public_url.as_deref(), events).await.context("cannot set up accounts")?;
+        Accounts::new(core, config.accounts.clone(), config.public_url.as_deref(), events).await.context("cannot set up accounts")?;
     Ok(Arc::new(accounts))
 }
 

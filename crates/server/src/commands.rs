@@ -6,13 +6,13 @@ use anyhow::{Context, bail};
 use phonegate_core::apikey::KeyScope;
 use phonegate_core::ids::new_id;
 use phonegate_core::ports::{NoObserver, Sms, SmsSender};
-use phonegate_core::{Caller, SystemClock, Verifier};
+use phonegate_core::{Caller, Core, SystemClock};
 use phonegate_providers::Providers;
 use std::sync::Arc;
 
-async fn open(config: &Config) -> anyhow::Result<(Arc<Verifier>, Providers)> {
-    let (verifier, providers, _) = crate::app::engine(config, Arc::new(SystemClock), Arc::new(NoObserver)).await?;
-    Ok((verifier, providers))
+async fn open(config: &Config) -> anyhow::Result<(Core, Providers)> {
+    let (core, providers, _) = crate::app::engine(config, Arc::new(SystemClock), Arc::new(NoObserver)).await?;
+    Ok((core, providers))
 }
 
 fn cli() -> Caller {
@@ -20,8 +20,8 @@ fn cli() -> Caller {
 }
 
 pub async fn admin_create(config: &Config, username: &str, phone: &str, json: bool) -> anyhow::Result<()> {
-    let (verifier, _) = open(config).await?;
-    let accounts = crate::app::accounts(config, verifier).await?;
+    let (core, _) = open(config).await?;
+    let accounts = crate::app::accounts(config, &core).await?;
     let admin = accounts.create_admin(&cli(), username, phone).await?;
     if json {
         println!(
@@ -35,8 +35,8 @@ pub async fn admin_create(config: &Config, username: &str, phone: &str, json: bo
 }
 
 pub async fn jwt_rotate(config: &Config) -> anyhow::Result<()> {
-    let (verifier, _) = open(config).await?;
-    let accounts = crate::app::accounts(config, verifier).await?;
+    let (core, _) = open(config).await?;
+    let accounts = crate::app::accounts(config, &core).await?;
     let kid = accounts.rotate_key().await?;
     println!("new signing key {kid}: it signs access tokens from now on (running servers pick it up within a minute)");
     Ok(())
@@ -54,8 +54,8 @@ pub async fn keys_create(config: &Config, name: &str, scope: KeyScopeArg, servic
         KeyScopeArg::Admin => KeyScope::Admin,
         KeyScopeArg::Service => KeyScope::Services(services),
     };
-    let (verifier, _) = open(config).await?;
-    let (key, secret) = verifier.create_api_key(&cli(), name, scope).await?;
+    let (core, _) = open(config).await?;
+    let (key, secret) = core.api_keys.create(&cli(), name, scope).await?;
     if json {
         println!("{}", serde_json::json!({ "id": key.id, "name": key.name, "scope": key.scope.as_str(), "secret": secret }));
     } else {
@@ -68,7 +68,7 @@ pub async fn keys_create(config: &Config, name: &str, scope: KeyScopeArg, servic
 }
 
 pub async fn keys_list(config: &Config, json: bool) -> anyhow::Result<()> {
-    let keys = open(config).await?.0.api_keys(&cli()).await?;
+    let keys = open(config).await?.0.api_keys.list(&cli()).await?;
     if json {
         let list: Vec<_> = keys
             .iter()
@@ -91,7 +91,7 @@ pub async fn keys_list(config: &Config, json: bool) -> anyhow::Result<()> {
 }
 
 pub async fn keys_revoke(config: &Config, id: &str) -> anyhow::Result<()> {
-    if !open(config).await?.0.revoke_api_key(&cli(), id).await? {
+    if !open(config).await?.0.api_keys.revoke(&cli(), id).await? {
         bail!("no active key with id {id}");
     }
     println!("revoked {id}");
@@ -102,7 +102,7 @@ pub async fn outbox(config: &Config, to: Option<&str>, limit: u32, json: bool) -
     if let Some(raw) = to {
         config.phone_policy().parse(raw).context("--to")?;
     }
-    let messages = open(config).await?.0.outbox(&cli(), to, limit).await?;
+    let messages = open(config).await?.0.outbox.messages(&cli(), to, limit).await?;
     if json {
         println!("{}", serde_json::json!({ "messages": messages }));
     } else if messages.is_empty() {

@@ -3,8 +3,8 @@
 //! and demote each other, but the last admin can be neither removed nor demoted.
 use super::{Accounts, Principal, User, user};
 use crate::audit::AuditKind;
+use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::ports;
 use chrono::{DateTime, Utc};
@@ -42,7 +42,7 @@ impl Accounts {
     /// code like anyone). A number or username that is taken is refused.
     pub async fn create_admin(&self, caller: &Caller, username: &str, phone: &str) -> Result<User, VerifyError> {
         let username = user::username(username)?;
-        let phone = self.verifier.parse_phone(phone)?;
+        let phone = self.ctx.parse_phone(phone)?;
         let now = self.now();
         let admin = User {
             id: new_id("us"),
@@ -55,7 +55,7 @@ impl Accounts {
             last_login_at: None,
         };
         let (this, u) = (self.clone(), admin.clone());
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             if tx.username_taken(&u.username.to_lowercase())? {
                 return Err(VerifyError::UsernameTaken);
             }
@@ -66,7 +66,7 @@ impl Accounts {
             this.emit(tx, "user.created", &u, now)
         })
         .await?;
-        self.verifier.record(caller, AuditKind::AdminCreated, Some(&admin.id), "an admin account was created by the operator").await;
+        self.audit.record(caller, AuditKind::AdminCreated, Some(&admin.id), "an admin account was created by the operator").await;
         Ok(admin)
     }
 
@@ -80,7 +80,7 @@ impl Accounts {
     pub async fn members(&self, p: &Principal) -> Result<Vec<Member>, VerifyError> {
         self.admin(p).await?;
         let (now, idle) = (self.now(), self.settings.idle());
-        ports::read(self.verifier.store.as_ref(), move |tx| {
+        ports::read(self.ctx.store.as_ref(), move |tx| {
             let mut out = Vec::new();
             for user in tx.users()? {
                 let live: Vec<_> = tx.sessions_of(&user.id)?.into_iter().filter(|s| s.live(now, idle)).collect();
@@ -97,7 +97,7 @@ impl Accounts {
     pub async fn remove_member(&self, caller: &Caller, p: &Principal, user_id: &str) -> Result<(), VerifyError> {
         self.admin(p).await?;
         let (this, id, now) = (self.clone(), user_id.to_string(), self.now());
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             let user = tx.user(&id)?.ok_or(VerifyError::MemberNotFound)?;
             if user.is_admin() && tx.admin_count()? <= 1 {
                 return Err(VerifyError::LastAdmin);
@@ -107,7 +107,7 @@ impl Accounts {
             Ok(())
         })
         .await?;
-        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::MemberRemoved, Some(user_id), "an admin removed a member").await;
+        self.audit.record(&caller.as_user(&p.user_id), AuditKind::MemberRemoved, Some(user_id), "an admin removed a member").await;
         Ok(())
     }
 
@@ -115,7 +115,7 @@ impl Accounts {
     pub async fn set_admin(&self, caller: &Caller, p: &Principal, user_id: &str, admin: bool) -> Result<User, VerifyError> {
         self.admin(p).await?;
         let id = user_id.to_string();
-        let user = ports::write(self.verifier.store.as_ref(), move |tx| {
+        let user = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut user = tx.user(&id)?.ok_or(VerifyError::MemberNotFound)?;
             if !admin && user.is_admin() && tx.admin_count()? <= 1 {
                 return Err(VerifyError::LastAdmin);
@@ -133,7 +133,7 @@ impl Accounts {
         } else {
             (AuditKind::AdminDemoted, "an admin was made a member")
         };
-        self.verifier.record(&caller.as_user(&p.user_id), kind, Some(user_id), detail).await;
+        self.audit.record(&caller.as_user(&p.user_id), kind, Some(user_id), detail).await;
         Ok(user)
     }
 
@@ -141,7 +141,7 @@ impl Accounts {
     pub async fn member_sessions(&self, p: &Principal, user_id: &str) -> Result<Vec<super::Session>, VerifyError> {
         self.admin(p).await?;
         let (id, now, idle) = (user_id.to_string(), self.now(), self.settings.idle());
-        ports::read(self.verifier.store.as_ref(), move |tx| {
+        ports::read(self.ctx.store.as_ref(), move |tx| {
             tx.user(&id)?.ok_or(VerifyError::MemberNotFound)?;
             Ok(tx.sessions_of(&id)?.into_iter().filter(|s| s.live(now, idle)).collect())
         })
@@ -152,13 +152,11 @@ impl Accounts {
     pub async fn revoke_member_session(&self, caller: &Caller, p: &Principal, user_id: &str, session_id: &str) -> Result<(), VerifyError> {
         self.admin(p).await?;
         let (user, id) = (user_id.to_string(), session_id.to_string());
-        let gone = ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_session(&user, &id)?)).await?;
+        let gone = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_session(&user, &id)?)).await?;
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier
-            .record(&caller.as_user(&p.user_id), AuditKind::SessionRevoked, Some(user_id), "an admin ended a member's session")
-            .await;
+        self.audit.record(&caller.as_user(&p.user_id), AuditKind::SessionRevoked, Some(user_id), "an admin ended a member's session").await;
         Ok(())
     }
 }
@@ -167,13 +165,13 @@ impl Accounts {
     /// The audit log for an admin's console, newest first.
     pub async fn audit_log(&self, p: &Principal, query: crate::audit::AuditQuery) -> Result<Vec<crate::audit::AuditEvent>, VerifyError> {
         self.admin(p).await?;
-        self.verifier.audit_events(&Caller::system("admin-console"), query).await
+        self.audit.events(&Caller::system("admin-console"), query).await
     }
 
     /// The dashboard's figures (the last 24 hours).
     pub async fn dashboard(&self, p: &Principal) -> Result<crate::traffic::Traffic, VerifyError> {
         self.admin(p).await?;
-        self.verifier.traffic().await
+        self.traffic.last_day().await
     }
 
     /// Whether the signed-in user is an admin (for showing the console link).

@@ -6,8 +6,8 @@ use super::flows::Start;
 use super::{Accounts, Flow, FlowKind, FlowStarted};
 use crate::audit::AuditKind;
 use crate::budget::Guesser;
+use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::model::phone::PhoneNumber;
 use crate::ports;
 use chrono::{DateTime, Utc};
@@ -37,8 +37,8 @@ impl Accounts {
         let page = super::silent::flow_page(&flow.id);
         // A wrong password counts in its own unit: whatever refuses the flow later, it stays counted.
         if let Some(who) = wrong_password {
-            let (counted, now) = (self.verifier.budgets.for_failed_login(&login, who), self.now());
-            ports::write(self.verifier.store.as_ref(), move |tx| {
+            let (counted, now) = (self.ctx.budgets.for_failed_login(&login, who), self.now());
+            ports::write(self.ctx.store.as_ref(), move |tx| {
                 for c in &counted {
                     let (start, end) = c.rate.window(now);
                     tx.take_budget(c, start, 0, end)?;
@@ -47,9 +47,9 @@ impl Accounts {
             })
             .await?;
         }
-        let event = self.verifier.audit_in_unit(caller, AuditKind::LoginFailed, Some(&login), "unknown account or wrong password");
+        let event = self.audit.in_unit(caller, AuditKind::LoginFailed, Some(&login), "unknown account or wrong password");
         let started = self.save_flow(flow, refusing, event).await;
-        let mut started = self.verifier.audited(caller, &login, started).await?;
+        let mut started = self.audit.audited(caller, &login, started).await?;
         // Where a real flow would get a silent check, so does a decoy (one that ends nothing),
         // once the budgets a real one costs are charged.
         if let Some(p) = phone.as_ref().filter(|_| silent && self.verifier.silent_enabled()) {
@@ -64,7 +64,7 @@ impl Accounts {
         if let Some(p) = &flow.phone {
             return self.send_charges(caller, p, flow.recognised);
         }
-        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        let budgets = self.ctx.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
         let subject = decoy_subject(flow);
         let sends = budgets.for_send(&subject, "", None, &self.service_id);
@@ -82,13 +82,13 @@ impl Accounts {
         ip: Option<std::net::IpAddr>,
         now: DateTime<Utc>,
     ) -> Result<(), VerifyError> {
-        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        let budgets = self.ctx.budgets.for_service(super::SERVICE);
         let who = flow.guesser();
         if who == Guesser::Anyone {
-            crate::engine::charge(tx, &budgets.for_check(ip), now)?;
+            crate::budget::charge(tx, &budgets.for_check(ip), now)?;
         }
         let number = flow.phone.as_ref().map_or_else(|| decoy_subject(flow), |p| p.as_str().to_string());
-        crate::engine::charge(tx, &budgets.for_guess(&number, who), now)
+        crate::budget::charge(tx, &budgets.for_guess(&number, who), now)
     }
 }
 

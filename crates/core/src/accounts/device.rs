@@ -11,7 +11,7 @@
 //! holder's known devices keep working while an attack locks everyone else out.
 use super::{Accounts, User};
 use crate::budget::Guesser;
-use crate::model::caller::Caller;
+use crate::caller::Caller;
 use crate::model::phone::PhoneNumber;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -25,7 +25,7 @@ impl Accounts {
     /// A new device token for `user` at its number, valid for `DEVICE_DAYS`.
     pub fn device_token(&self, user: &User) -> String {
         let exp = (self.now() + chrono::Duration::days(DEVICE_DAYS)).timestamp();
-        let mac = self.verifier.keys.digest(LABEL, &signed(&user.id, &user.phone, exp));
+        let mac = self.ctx.keys.digest(LABEL, &signed(&user.id, &user.phone, exp));
         format!("{exp}.{}", URL_SAFE_NO_PAD.encode(mac))
     }
 
@@ -35,7 +35,7 @@ impl Accounts {
         let (Some(token), Some((user_id, phone))) = (caller.device.as_deref(), account) else { return Guesser::Anyone };
         let Some((exp, mac)) = token.split_once('.') else { return Guesser::Anyone };
         let (Ok(exp), Ok(mac)) = (exp.parse::<i64>(), URL_SAFE_NO_PAD.decode(mac)) else { return Guesser::Anyone };
-        if exp <= self.now().timestamp() || !self.verifier.keys.matches(LABEL, &signed(user_id, phone, exp), &mac) {
+        if exp <= self.now().timestamp() || !self.ctx.keys.matches(LABEL, &signed(user_id, phone, exp), &mac) {
             return Guesser::Anyone;
         }
         Guesser::Recognised

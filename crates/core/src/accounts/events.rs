@@ -44,10 +44,9 @@ impl Accounts {
         let (now, token) = (self.now(), new_id("LT"));
         let lease_until = now + chrono::Duration::seconds(60);
         let t = token.clone();
-        let due = ports::write(self.verifier.store.as_ref(), move |tx| {
-            Ok::<_, VerifyError>(tx.claim_account_events(now, lease_until, &t, batch)?)
-        })
-        .await?;
+        let due =
+            ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.claim_account_events(now, lease_until, &t, batch)?))
+                .await?;
         let mut delivered = 0;
         for event in due {
             let result = sink.deliver(&event).await;
@@ -63,7 +62,7 @@ impl Accounts {
             };
             delivered += usize::from(result.is_ok());
             let (id, t, finished) = (event.id.clone(), token.clone(), self.now());
-            ports::write(self.verifier.store.as_ref(), move |tx| {
+            ports::write(self.ctx.store.as_ref(), move |tx| {
                 Ok::<_, VerifyError>(tx.finish_account_event(&id, &t, attempts, due_at, done.then_some(finished))?)
             })
             .await?;

@@ -3,8 +3,8 @@
 //! notice to a former number (`verified`).
 use super::{Accounts, Flow, FlowKind, SessionKind, SignedIn, User, Verified};
 use crate::audit::AuditKind;
+use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::phone::PhoneNumber;
 use crate::ports;
@@ -16,13 +16,13 @@ impl Accounts {
     pub(super) async fn verified(&self, caller: &Caller, (user, opened): (User, Opened)) -> Result<Verified, VerifyError> {
         match opened {
             Opened::PhoneChanged { old } => {
-                self.verifier.record(caller, AuditKind::PhoneChanged, Some(&user.id), "the account's phone number was changed").await;
+                self.audit.record(caller, AuditKind::PhoneChanged, Some(&user.id), "the account's phone number was changed").await;
                 self.notify_old_number(caller, &old, &user.phone).await;
                 Ok(Verified::PhoneChanged(user))
             }
             Opened::Session { session, secret, created } => {
                 let kind_text = if created { AuditKind::Signup } else { AuditKind::Login };
-                self.verifier.record(caller, kind_text, Some(&user.id), if created { "account created" } else { "signed in" }).await;
+                self.audit.record(caller, kind_text, Some(&user.id), if created { "account created" } else { "signed in" }).await;
                 let access_token = self.access_token(&*self.ring().await?, &user, &session.id)?;
                 let (refresh_token, cookie) = match session.kind {
                     SessionKind::App => (Some(secret), None),
@@ -42,8 +42,8 @@ impl Accounts {
             "{}: the phone number of your account was changed to a number ending in {shown}. If you did not do this, contact the administrator.",
             self.settings.brand
         );
-        let sent = match self.verifier.service(&Caller::system("accounts"), Some(super::SERVICE)).await {
-            Ok(service) => self.verifier.send_text(&self.engine_caller(caller), &service, old, body).await.map(|_| ()),
+        let sent = match self.catalog.service(&Caller::system("accounts"), Some(super::SERVICE)).await {
+            Ok(service) => self.delivery.send_text(&self.engine_caller(caller), &service, old, body).await.map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = sent {

@@ -2,10 +2,10 @@
 //! verification that ends each one.
 use super::{Accounts, Flow, FlowKind, FlowStarted, SessionKind, Verified, user};
 use crate::budget::Guesser;
+use crate::caller::Caller;
 use crate::engine::Guess;
 use crate::engine::{StartOptions, StartRequest};
 use crate::error::{Field, VerifyError};
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::phone::PhoneNumber;
 use crate::model::verification::{Channel, CheckOutcome, Status};
@@ -60,12 +60,11 @@ impl Accounts {
         if let Some(p) = &req.password {
             user::password(p.expose_secret())?;
         }
-        let phone = self.verifier.parse_phone(&req.phone)?;
+        let phone = self.ctx.parse_phone(&req.phone)?;
         let (name_lc, p) = (username.to_lowercase(), phone.clone());
-        let (taken, existing) = ports::read(self.verifier.store.as_ref(), move |tx| {
-            Ok::<_, VerifyError>((tx.username_taken(&name_lc)?, tx.user_by_phone(&p)?))
-        })
-        .await?;
+        let (taken, existing) =
+            ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>((tx.username_taken(&name_lc)?, tx.user_by_phone(&p)?)))
+                .await?;
         // Wrong codes of a sign-up count against the number like a login's.
         let login = phone.as_str().to_string();
         let who = self.guesser(caller, existing.as_ref().map(|u| (u.id.as_str(), &u.phone)));
@@ -87,7 +86,7 @@ impl Accounts {
         let mut invite_id = None;
         if existing.is_none() && self.settings.registration == super::invites::Registration::InviteOnly {
             let (p, now) = (phone.clone(), self.now());
-            let invite = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.live_invite(&p, now)?)).await?;
+            let invite = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.live_invite(&p, now)?)).await?;
             match invite {
                 Some(i) => invite_id = Some(i.id),
                 None => return self.decoy(caller, Some(phone.clone()), login, None, req.silent).await,
@@ -110,10 +109,10 @@ impl Accounts {
     pub async fn login(&self, caller: &Caller, req: LoginRequest) -> Result<FlowStarted, VerifyError> {
         match req {
             LoginRequest::Phone { phone, locale, silent } => {
-                let phone = self.verifier.parse_phone(&phone)?;
+                let phone = self.ctx.parse_phone(&phone)?;
                 let login = phone.as_str().to_string();
                 let p = phone.clone();
-                let user = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user_by_phone(&p)?)).await?;
+                let user = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user_by_phone(&p)?)).await?;
                 let who = self.guesser(caller, user.as_ref().map(|u| (u.id.as_str(), &u.phone)));
                 self.admit(caller, Some((&login, who))).await?;
                 match user {
@@ -137,7 +136,7 @@ impl Accounts {
                     return Err(VerifyError::invalid(Field::Identifier, "a username or e-mail address and a password are required"));
                 }
                 let l = login.clone();
-                let user = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user_by_login(&l)?)).await?;
+                let user = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user_by_login(&l)?)).await?;
                 // The account's own devices have their own wrong-password budget.
                 let who = self.guesser(caller, user.as_ref().map(|u| (u.id.as_str(), &u.phone)));
                 self.admit(caller, Some((&login, who))).await?;
@@ -169,7 +168,7 @@ impl Accounts {
         phone: &str,
         locale: Option<String>,
     ) -> Result<FlowStarted, VerifyError> {
-        let phone = self.verifier.parse_phone(phone)?;
+        let phone = self.ctx.parse_phone(phone)?;
         self.require_fresh(p).await?;
         self.admit(caller, None).await?;
         let flow = Flow { user_id: Some(p.user_id.clone()), ..self.new_flow(FlowKind::PhoneChange, Some(phone), None) };
@@ -202,21 +201,21 @@ impl Accounts {
     /// Logins from one end-user address, and whether the account tried (`login`, by `who`) is
     /// throttled.
     async fn admit(&self, caller: &Caller, login: Option<(&str, Guesser)>) -> Result<(), VerifyError> {
-        let budgets = &self.verifier.budgets;
+        let budgets = &self.ctx.budgets;
         let per_ip = budgets.for_login(caller.end_user_ip.or(caller.ip));
         let per_account = login.map(|(l, who)| budgets.for_failed_login(l, who)).unwrap_or_default();
         let now = self.now();
-        let result = ports::write(self.verifier.store.as_ref(), move |tx| {
-            crate::engine::charge(tx, &per_ip, now)?;
+        let result = ports::write(self.ctx.store.as_ref(), move |tx| {
+            crate::budget::charge(tx, &per_ip, now)?;
             for c in &per_account {
                 if !tx.budget_left(c, c.rate.window(now).0)? {
-                    return Err(c.refusal(now));
+                    return Err(crate::budget::refusal(c, now));
                 }
             }
             Ok(())
         })
         .await;
-        self.verifier.audited(caller, login.map_or("login", |(l, _)| l), result).await
+        self.audit.audited(caller, login.map_or("login", |(l, _)| l), result).await
     }
 
     /// Sends a flow's code; with `silent_return` (a new flow whose device may be checked
@@ -238,7 +237,7 @@ impl Accounts {
                 .send_charges(caller, phone, recognised)
                 .into_iter()
                 .find(|c| c.budget == crate::budget::Budget::SendsPerNumber)
-                .map_or(VerifyError::MaxSendsReached, |c| c.refusal(self.now()))),
+                .map_or(VerifyError::MaxSendsReached, |c| crate::budget::refusal(&c, self.now()))),
             other => other,
         }
     }
@@ -271,7 +270,7 @@ impl Accounts {
 
     /// What sending a login code to `phone` costs in the engine's budgets (the accounts service's).
     pub(super) fn send_charges(&self, caller: &Caller, phone: &PhoneNumber, recognised: bool) -> Vec<crate::budget::Charge> {
-        let budgets = self.verifier.budgets.for_service(super::SERVICE);
+        let budgets = self.ctx.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
         let (to, country) = (phone.as_str(), phone.calling_code());
         charges.extend(match recognised {
@@ -338,8 +337,8 @@ impl Accounts {
             resend_after: self.settings.resend_cooldown_secs,
             check_url: None,
         };
-        ports::write(self.verifier.store.as_ref(), move |tx| {
-            crate::engine::charge(tx, &refusing, now)?;
+        ports::write(self.ctx.store.as_ref(), move |tx| {
+            crate::budget::charge(tx, &refusing, now)?;
             tx.insert_flow(&flow)?;
             if let Some(e) = &event {
                 tx.insert_audit_event(e)?;
@@ -354,7 +353,7 @@ impl Accounts {
     pub async fn resend(&self, caller: &Caller, flow_id: &str, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
         self.admit(caller, None).await?;
         let (id, now, cooldown) = (flow_id.to_string(), self.now(), chrono::Duration::seconds(self.settings.resend_cooldown_secs));
-        let flow = ports::write(self.verifier.store.as_ref(), move |tx| {
+        let flow = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut flow = tx.flow(&id)?.filter(|f| f.used_at.is_none()).ok_or(VerifyError::FlowNotFound)?;
             if now >= flow.expires_at {
                 return Err(VerifyError::CodeExpired);
@@ -372,7 +371,7 @@ impl Accounts {
         if flow.verification_id.is_none() {
             // A decoy's resend costs what a real one would, and is refused where it would be.
             let (charges, now) = (self.decoy_send_charges(caller, &flow), self.now());
-            ports::write(self.verifier.store.as_ref(), move |tx| crate::engine::charge(tx, &charges, now)).await?;
+            ports::write(self.ctx.store.as_ref(), move |tx| crate::budget::charge(tx, &charges, now)).await?;
         }
         if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
             let started = self.send_code(caller, &phone, locale, None, flow.recognised, None).await?;
@@ -383,7 +382,7 @@ impl Accounts {
                 flow.expires_at = self.now() + chrono::Duration::seconds(self.settings.code_ttl_secs);
                 flow.expires_at = flow.expires_at.min(started.verification.expires_at);
                 let f = flow.clone();
-                ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.update_flow(&f)?)).await?;
+                ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.update_flow(&f)?)).await?;
             }
         }
         Ok(FlowStarted { flow_id: flow.id, expires_at: flow.expires_at, resend_after: self.settings.resend_cooldown_secs, check_url: None })
@@ -408,7 +407,7 @@ impl Accounts {
         let (this, id, code, now) = (self.clone(), flow_id.to_string(), code.to_string(), self.now());
         let ip = caller.end_user_ip.or(caller.ip);
         let signed_in = signed_in.cloned();
-        let done = ports::write(self.verifier.store.as_ref(), move |tx| {
+        let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut flow = open_flow(tx, &id, signed_in.as_ref().map(|p| p.user_id.as_str()), now)?;
             if flow.kind == FlowKind::PhoneChange {
                 this.fresh_session(tx, signed_in.as_ref(), now)?;
@@ -417,10 +416,10 @@ impl Accounts {
                 return Err(VerifyError::CodeLocked);
             }
             let who = flow.guesser();
-            let failed = flow.login.as_deref().map(|l| this.verifier.budgets.for_failed_login(l, who)).unwrap_or_default();
+            let failed = flow.login.as_deref().map(|l| this.ctx.budgets.for_failed_login(l, who)).unwrap_or_default();
             for c in &failed {
                 if !tx.budget_left(c, c.rate.window(now).0)? {
-                    return Err(c.refusal(now));
+                    return Err(crate::budget::refusal(c, now));
                 }
             }
             let right = match &flow.verification_id {

@@ -3,8 +3,8 @@
 //! re-sent and revoked, and is consumed once, by the sign-up that verifies its code.
 use super::{Accounts, Principal};
 use crate::audit::AuditKind;
+use crate::caller::Caller;
 use crate::error::{Field, VerifyError};
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 pub use crate::model::invite::{Invite, Registration};
 use crate::ports;
@@ -14,7 +14,7 @@ impl Accounts {
     /// and texts it the sign-up link.
     pub async fn invite(&self, caller: &Caller, p: &Principal, phone: &str, username: Option<&str>) -> Result<Invite, VerifyError> {
         let admin = self.admin(p).await?;
-        let phone = self.verifier.parse_phone(phone)?;
+        let phone = self.ctx.parse_phone(phone)?;
         let now = self.now();
         let invite = Invite {
             id: new_id("iv"),
@@ -28,7 +28,7 @@ impl Accounts {
             revoked_at: None,
         };
         let i = invite.clone();
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             if let Some(name) = &i.username {
                 let member = tx.user_by_login(&name.to_lowercase())?.ok_or(VerifyError::MemberNotFound)?;
                 if member.phone != i.phone {
@@ -40,18 +40,18 @@ impl Accounts {
         })
         .await?;
         self.send_invite(caller, &invite).await?;
-        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteCreated, Some(&invite.id), "an admin invited a number").await;
+        self.audit.record(&caller.as_user(&p.user_id), AuditKind::InviteCreated, Some(&invite.id), "an admin invited a number").await;
         Ok(invite)
     }
 
     async fn send_invite(&self, caller: &Caller, invite: &Invite) -> Result<(), VerifyError> {
-        let service = self.verifier.service(&Caller::system("invites"), Some(super::SERVICE)).await?;
+        let service = self.catalog.service(&Caller::system("invites"), Some(super::SERVICE)).await?;
         let code = self.current_invite_code().await?.code;
         let body = format!(
             "{}: you are invited. Sign up with this number at {}/signup?invite={} or reply {code} to this message.",
             self.settings.brand, self.site, invite.id
         );
-        self.verifier.send_text(&self.engine_caller(caller), &service, &invite.phone, body).await?;
+        self.delivery.send_text(&self.engine_caller(caller), &service, &invite.phone, body).await?;
         Ok(())
     }
 
@@ -62,7 +62,7 @@ impl Accounts {
             return Ok(None);
         }
         let (id, now) = (id.to_string(), self.now());
-        let invite = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.invite(&id)?));
+        let invite = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.invite(&id)?));
         Ok(invite.await?.map(|i| {
             let status = i.status(now);
             (i, status)
@@ -72,14 +72,14 @@ impl Accounts {
     /// Every invite, newest first.
     pub async fn invites(&self, p: &Principal) -> Result<Vec<Invite>, VerifyError> {
         self.admin(p).await?;
-        ports::read(self.verifier.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.invites()?)).await
+        ports::read(self.ctx.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.invites()?)).await
     }
 
     /// Texts a pending invite again.
     pub async fn resend_invite(&self, caller: &Caller, p: &Principal, id: &str) -> Result<Invite, VerifyError> {
         self.admin(p).await?;
         let (id, now) = (id.to_string(), self.now());
-        let invite = ports::write(self.verifier.store.as_ref(), move |tx| {
+        let invite = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut invite = tx.invite(&id)?.ok_or(VerifyError::InviteNotFound)?;
             if invite.status(now) != "pending" {
                 return Err(VerifyError::InviteNotPending);
@@ -97,7 +97,7 @@ impl Accounts {
     pub async fn revoke_invite(&self, caller: &Caller, p: &Principal, id: &str) -> Result<(), VerifyError> {
         self.admin(p).await?;
         let (iid, now) = (id.to_string(), self.now());
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut invite = tx.invite(&iid)?.ok_or(VerifyError::InviteNotFound)?;
             if invite.used_at.is_some() {
                 return Err(VerifyError::InviteNotPending);
@@ -107,7 +107,7 @@ impl Accounts {
             Ok(())
         })
         .await?;
-        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteRevoked, Some(id), "an admin revoked an invite").await;
+        self.audit.record(&caller.as_user(&p.user_id), AuditKind::InviteRevoked, Some(id), "an admin revoked an invite").await;
         Ok(())
     }
 }

@@ -2,8 +2,8 @@
 //! browser session, delete the account.
 use super::{Accounts, Principal, Session, SessionKind, User, session};
 use crate::audit::AuditKind;
+use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::ports;
 use chrono::{DateTime, Utc};
 
@@ -28,7 +28,7 @@ impl Accounts {
     /// The principal's session as the store has it, when it is still live.
     async fn live_session(&self, p: &Principal) -> Result<Session, VerifyError> {
         let (this, p, now) = (self.clone(), p.clone(), self.now());
-        ports::read(self.verifier.store.as_ref(), move |tx| this.live_in(tx, Some(&p), now)).await
+        ports::read(self.ctx.store.as_ref(), move |tx| this.live_in(tx, Some(&p), now)).await
     }
 
     /// What changing the number or deleting the account needs: a session still live in the store
@@ -36,7 +36,7 @@ impl Accounts {
     /// a login within `reauth_secs`.
     pub async fn require_fresh(&self, p: &Principal) -> Result<(), VerifyError> {
         let (this, p, now) = (self.clone(), p.clone(), self.now());
-        ports::read(self.verifier.store.as_ref(), move |tx| this.fresh_session(tx, Some(&p), now)).await
+        ports::read(self.ctx.store.as_ref(), move |tx| this.fresh_session(tx, Some(&p), now)).await
     }
 
     /// Whether an access token's session is still live, read from the store at most every
@@ -63,24 +63,24 @@ impl Accounts {
 
     pub async fn me(&self, p: &Principal) -> Result<User, VerifyError> {
         let id = p.user_id.clone();
-        ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user(&id)?)).await?.ok_or(VerifyError::Unauthenticated)
+        ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user(&id)?)).await?.ok_or(VerifyError::Unauthenticated)
     }
 
     /// The user's live sessions, newest first.
     pub async fn sessions(&self, p: &Principal) -> Result<Vec<Session>, VerifyError> {
         let (id, now, idle) = (p.user_id.clone(), self.now(), self.settings.idle());
-        let all = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.sessions_of(&id)?)).await?;
+        let all = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.sessions_of(&id)?)).await?;
         Ok(all.into_iter().filter(|s| s.live(now, idle)).collect())
     }
 
     /// Ends one of the user's sessions (its refresh tokens die with it).
     pub async fn revoke_session(&self, caller: &Caller, p: &Principal, session_id: &str) -> Result<(), VerifyError> {
         let (user, id) = (p.user_id.clone(), session_id.to_string());
-        let gone = ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_session(&user, &id)?)).await?;
+        let gone = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_session(&user, &id)?)).await?;
         if !gone {
             return Err(VerifyError::SessionNotFound);
         }
-        self.verifier
+        self.audit
             .record(&caller.as_user(&p.user_id), AuditKind::SessionRevoked, Some(&p.user_id), "a session was ended by its user")
             .await;
         Ok(())
@@ -89,7 +89,7 @@ impl Accounts {
     /// Ends the caller's session, or every session of the user.
     pub async fn logout(&self, caller: &Caller, p: &Principal, all: bool) -> Result<(), VerifyError> {
         let (user, id) = (p.user_id.clone(), p.session_id.clone());
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             if all {
                 tx.delete_sessions_of(&user)?;
             } else {
@@ -98,7 +98,7 @@ impl Accounts {
             Ok::<_, VerifyError>(())
         })
         .await?;
-        self.verifier
+        self.audit
             .record(
                 &caller.as_user(&p.user_id),
                 AuditKind::Logout,
@@ -113,7 +113,7 @@ impl Accounts {
     pub async fn renew(&self, p: &Principal) -> Result<String, VerifyError> {
         let (secret, hash) = session::new_secret("");
         let (user, id, now) = (p.user_id.clone(), p.session_id.clone(), self.now());
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             let s = tx.session(&id)?.filter(|s| s.user_id == user && s.kind == SessionKind::Browser);
             if s.is_none() {
                 return Err(VerifyError::Unauthenticated);
@@ -129,7 +129,7 @@ impl Accounts {
     pub async fn delete_account(&self, caller: &Caller, p: &Principal) -> Result<(), VerifyError> {
         self.require_fresh(p).await?;
         let (this, id, now) = (self.clone(), p.user_id.clone(), self.now());
-        let gone = ports::write(self.verifier.store.as_ref(), move |tx| {
+        let gone = ports::write(self.ctx.store.as_ref(), move |tx| {
             let Some(user) = tx.user(&id)? else { return Ok::<_, VerifyError>(false) };
             this.emit(tx, "user.deleted", &user, now)?;
             Ok(tx.delete_user(&id)?)
@@ -138,7 +138,7 @@ impl Accounts {
         if !gone {
             return Err(VerifyError::Unauthenticated);
         }
-        self.verifier
+        self.audit
             .record(&caller.as_user(&p.user_id), AuditKind::AccountDeleted, Some(&p.user_id), "the account was deleted by its user")
             .await;
         Ok(())
@@ -151,7 +151,7 @@ impl Accounts {
     pub async fn purge(&self) -> Result<u64, VerifyError> {
         let now = self.now();
         let (before, idle_since) = (now - chrono::Duration::days(1), now - self.settings.idle());
-        ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.purge_accounts(now, before, idle_since)?)).await
+        ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.purge_accounts(now, before, idle_since)?)).await
     }
 
     /// The dev outbox's copy of the message a flow sent (for the code page in development);
@@ -159,9 +159,9 @@ impl Accounts {
     /// outbox: the caller checks that.
     pub async fn dev_message(&self, flow_id: &str) -> Result<Option<crate::outbox::OutboxMessage>, VerifyError> {
         let id = flow_id.to_string();
-        let flow = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.flow(&id)?)).await?;
+        let flow = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.flow(&id)?)).await?;
         let Some((vid, phone)) = flow.and_then(|f| f.verification_id.zip(f.phone)) else { return Ok(None) };
-        let messages = self.verifier.outbox(&Caller::system("dev-outbox"), Some(phone.as_str()), 20).await?;
+        let messages = self.outbox.messages(&Caller::system("dev-outbox"), Some(phone.as_str()), 20).await?;
         Ok(messages.into_iter().find(|m| m.verification_id.as_deref() == Some(vid.as_str())))
     }
 }

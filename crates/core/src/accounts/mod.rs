@@ -23,13 +23,20 @@ pub use jwt::{Claims, JwtAlgorithm, JwtKey};
 pub use session::{Session, SessionKind};
 pub use user::User;
 
+use crate::Core;
+use crate::audit::Audit;
 use crate::audit::AuditKind;
+use crate::caller::{Caller, Scope};
+use crate::catalog::Catalog;
+use crate::context::Context;
+use crate::delivery::Delivery;
 use crate::engine::Verifier;
 use crate::error::{Field, VerifyError};
-use crate::model::caller::{Caller, Scope};
 use crate::model::ids::new_id;
 use crate::model::service::ServiceSettings;
+use crate::outbox::Outbox;
 use crate::ports;
+use crate::traffic::TrafficReports;
 use chrono::{DateTime, Utc};
 use jwt::KeyRing;
 use password::Passwords;
@@ -197,7 +204,14 @@ struct Keys {
 
 #[derive(Clone)]
 pub struct Accounts {
-    verifier: Arc<Verifier>,
+    /// The verifications engine: every code of a flow is a verification of the accounts service.
+    verifier: Verifier,
+    ctx: Context,
+    audit: Audit,
+    catalog: Catalog,
+    delivery: Delivery,
+    outbox: Outbox,
+    traffic: TrafficReports,
     settings: Arc<AccountSettings>,
     issuer: Arc<str>,
     passwords: Passwords,
@@ -225,21 +239,27 @@ const TOUCH_EVERY_SECS: i64 = 60;
 impl Accounts {
     /// Makes sure the `accounts` service and a signing key of the configured algorithm exist.
     pub async fn new(
-        verifier: Arc<Verifier>,
+        core: &Core,
         settings: AccountSettings,
         public_url: Option<&str>,
         events: Option<Arc<dyn events::EventSink>>,
     ) -> Result<Self, VerifyError> {
         settings.validate().map_err(|m| VerifyError::invalid(Field::Accounts, m))?;
         let system = Caller::system("start-up");
-        let service = match verifier.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
+        let service = match core.catalog.create_service(&system, ServiceSettings { name: SERVICE.into(), ..Default::default() }).await {
             Ok(s) => s,
-            Err(VerifyError::ServiceNameTaken) => verifier.service(&system, Some(SERVICE)).await?,
+            Err(VerifyError::ServiceNameTaken) => core.catalog.service(&system, Some(SERVICE)).await?,
             Err(e) => return Err(e),
         };
         let issuer = settings.jwt_issuer.clone().or_else(|| public_url.map(|u| u.trim_end_matches('/').to_string()));
         let this = Self {
-            verifier,
+            verifier: core.verifier.clone(),
+            ctx: core.ctx.clone(),
+            audit: core.audit.clone(),
+            catalog: core.catalog.clone(),
+            delivery: core.delivery.clone(),
+            outbox: core.outbox.clone(),
+            traffic: core.traffic.clone(),
             issuer: issuer.unwrap_or_else(|| "phonegate".into()).into(),
             settings: Arc::new(settings),
             passwords: Passwords::default(),
@@ -274,14 +294,14 @@ impl Accounts {
     }
 
     fn now(&self) -> DateTime<Utc> {
-        self.verifier.clock.now()
+        self.ctx.clock.now()
     }
 
     // --- signing keys -------------------------------------------------------------------
 
     async fn load_keys(&self) -> Result<Arc<KeyRing>, VerifyError> {
-        let stored = ports::read(self.verifier.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.jwt_keys()?)).await?;
-        let server = self.verifier.keys.clone();
+        let stored = ports::read(self.ctx.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.jwt_keys()?)).await?;
+        let server = self.ctx.keys.clone();
         let ring = Arc::new(KeyRing::new(self.settings.jwt_algorithm, &stored, |k| {
             server.open_text(&k.kid, &k.private_sealed).and_then(|h| hex::decode(h).ok())
         }));
@@ -301,13 +321,13 @@ impl Accounts {
         let kid = new_id("kid");
         let (der, jwk) = jwt::generate(alg, &kid);
         let key = JwtKey {
-            private_sealed: self.verifier.keys.seal_text(&kid, &hex::encode(der)),
+            private_sealed: self.ctx.keys.seal_text(&kid, &hex::encode(der)),
             kid: kid.clone(),
             alg,
             public_jwk: jwk.to_string(),
             created_at: self.now(),
         };
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             // Newest signs: a key made in the same millisecond as the last still comes after it.
             let mut key = key;
             if let Some(last) = tx.jwt_keys()?.first() {
@@ -317,7 +337,7 @@ impl Accounts {
         })
         .await?;
         self.load_keys().await?;
-        self.verifier.audit(&Caller::system("jwt-rotate"), AuditKind::JwtKeyRotated, Some(&kid), "new access-token signing key").await;
+        self.audit.record_once(&Caller::system("jwt-rotate"), AuditKind::JwtKeyRotated, Some(&kid), "new access-token signing key").await;
         Ok(kid)
     }
 
@@ -390,13 +410,13 @@ impl Accounts {
             return Err(VerifyError::Unauthenticated);
         }
         let (hash, now, idle) = (session::digest(cookie), self.now(), self.settings.idle());
-        let s = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.session_by_secret(&hash)?))
+        let s = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.session_by_secret(&hash)?))
             .await?
             .filter(|s| s.kind == SessionKind::Browser && s.live(now, idle))
             .ok_or(VerifyError::Unauthenticated)?;
         if now - s.last_seen_at > chrono::Duration::seconds(TOUCH_EVERY_SECS) {
             let id = s.id.clone();
-            ports::write(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.touch_session(&id, now)?)).await?;
+            ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.touch_session(&id, now)?)).await?;
         }
         Ok(Principal { user_id: s.user_id, session_id: s.id, claims: None })
     }
@@ -443,14 +463,14 @@ impl Accounts {
         }
         let (this, hash, now) = (self.clone(), session::digest(refresh_token), self.now());
         let successor = self.successor(refresh_token);
-        let outcome = ports::write(self.verifier.store.as_ref(), move |tx| this.rotate(tx, &hash, successor, now)).await?;
+        let outcome = ports::write(self.ctx.store.as_ref(), move |tx| this.rotate(tx, &hash, successor, now)).await?;
         match outcome {
             Rotated::Fresh(user, session_id, new) => {
                 let token = self.access_token(&*self.ring().await?, &user, &session_id)?;
                 Ok((token, new, self.settings.access_token_secs))
             }
             Rotated::Reused(user_id) => {
-                self.verifier
+                self.audit
                     .record(caller, AuditKind::RefreshReuse, Some(&user_id), "a spent refresh token was used again: its session ended")
                     .await;
                 Err(VerifyError::RefreshTokenInvalid)
@@ -464,7 +484,7 @@ impl Accounts {
     /// answered with it again; nobody without `token` (and the key) can compute it.
     fn successor(&self, token: &str) -> String {
         use base64::Engine;
-        let mac = self.verifier.keys.digest("phonegate/refresh-successor", token);
+        let mac = self.ctx.keys.digest("phonegate/refresh-successor", token);
         format!("rt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac))
     }
 
@@ -511,11 +531,11 @@ enum Rotated {
 impl Accounts {
     /// The CSRF token for forms of a browser holding the anti-forgery cookie `anchor`.
     pub fn csrf_token(&self, anchor: &str) -> String {
-        hex::encode(self.verifier.keys.digest("phonegate/csrf", anchor))
+        hex::encode(self.ctx.keys.digest("phonegate/csrf", anchor))
     }
 
     /// Whether a form's CSRF token belongs to the browser's anti-forgery cookie.
     pub fn csrf_valid(&self, anchor: &str, token: &str) -> bool {
-        !anchor.is_empty() && hex::decode(token).is_ok_and(|t| self.verifier.keys.matches("phonegate/csrf", anchor, &t))
+        !anchor.is_empty() && hex::decode(token).is_ok_and(|t| self.ctx.keys.matches("phonegate/csrf", anchor, &t))
     }
 }

@@ -6,9 +6,9 @@
 //! unparsable sender) does nothing and answers the provider the same.
 use super::{Accounts, Flow, FlowKind, FlowStarted, Principal};
 use crate::audit::AuditKind;
+use crate::caller::Caller;
 use crate::delivery::InboundOutcome;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::model::phone::PhoneNumber;
 use crate::ports;
 use chrono::{DateTime, Utc};
@@ -35,9 +35,9 @@ fn says(body: &str, code: &str) -> bool {
 
 impl Accounts {
     pub(super) async fn current_invite_code(&self) -> Result<InviteCode, VerifyError> {
-        let current = ports::read(self.verifier.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.invite_code()?)).await?;
+        let current = ports::read(self.ctx.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.invite_code()?)).await?;
         let (generation, since) = current.map_or((0, None), |(g, at)| (g, Some(at)));
-        Ok(InviteCode { code: self.verifier.keys.invite_code(generation), generation, since })
+        Ok(InviteCode { code: self.ctx.keys.invite_code(generation), generation, since })
     }
 
     /// The invite code, for an admin.
@@ -51,7 +51,7 @@ impl Accounts {
     pub async fn rotate_invite_code(&self, caller: &Caller, p: &Principal) -> Result<InviteCode, VerifyError> {
         let admin = self.admin(p).await?;
         let now = self.now();
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             let next = tx.invite_code()?.map_or(1, |(g, _)| g + 1);
             match tx.insert_invite_code(next, now, &admin.id) {
                 // Another admin rotated at the same moment: the code changed all the same.
@@ -60,7 +60,7 @@ impl Accounts {
             }
         })
         .await?;
-        self.verifier.record(&caller.as_user(&p.user_id), AuditKind::InviteCodeRotated, None, "an admin rotated the invite code").await;
+        self.audit.record(&caller.as_user(&p.user_id), AuditKind::InviteCodeRotated, None, "an admin rotated the invite code").await;
         self.current_invite_code().await
     }
 
@@ -77,7 +77,7 @@ impl Accounts {
         to: &str,
         body: &str,
     ) -> Result<InboundOutcome, VerifyError> {
-        let outcome = self.verifier.receive(caller, provider, provider_message_id, from, to, body).await?;
+        let outcome = self.delivery.receive(caller, provider, provider_message_id, from, to, body).await?;
         if outcome == InboundOutcome::Stored
             && let Ok(sender) = PhoneNumber::parse_e164_lenient(from)
         {
@@ -97,10 +97,9 @@ impl Accounts {
             return Ok(false);
         }
         let (phone, now) = (from.clone(), self.now());
-        let (invite, user) = ports::read(self.verifier.store.as_ref(), move |tx| {
-            Ok::<_, VerifyError>((tx.live_invite(&phone, now)?, tx.user_by_phone(&phone)?))
-        })
-        .await?;
+        let (invite, user) =
+            ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>((tx.live_invite(&phone, now)?, tx.user_by_phone(&phone)?)))
+                .await?;
         let Some(invite) = invite else { return Ok(false) };
         let kind = if user.is_some() { FlowKind::Login } else { FlowKind::Signup };
         let flow = Flow {
@@ -110,9 +109,7 @@ impl Accounts {
             ..self.new_flow(kind, Some(from.clone()), None)
         };
         self.start_flow(caller, flow, None, false).await?;
-        self.verifier
-            .record(caller, AuditKind::InviteReplied, Some(&invite.id), "an invitee texted the invite code; a code was sent")
-            .await;
+        self.audit.record(caller, AuditKind::InviteReplied, Some(&invite.id), "an invitee texted the invite code; a code was sent").await;
         Ok(true)
     }
 
@@ -124,7 +121,7 @@ impl Accounts {
     /// says so without taking the writer.
     pub(super) async fn reply_pending(&self, phone: &PhoneNumber) -> Result<bool, VerifyError> {
         let (p, now) = (phone.clone(), self.now());
-        ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.reply_flow(&p, now)?.is_some())).await
+        ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.reply_flow(&p, now)?.is_some())).await
     }
 
     pub(super) async fn take_reply_flow(&self, caller: &Caller, flow: &Flow) -> Result<Option<FlowStarted>, VerifyError> {
@@ -138,7 +135,7 @@ impl Accounts {
         }
         let charges = self.send_charges(caller, &phone, flow.recognised);
         let resend_after = self.settings.resend_cooldown_secs;
-        ports::write(self.verifier.store.as_ref(), move |tx| {
+        ports::write(self.ctx.store.as_ref(), move |tx| {
             // The reply flow stays: whoever takes it over gets a flow of their own with its
             // own attempts on the same code, so a stranger who takes it over first cannot
             // lock the invitee out of it.
@@ -149,7 +146,7 @@ impl Accounts {
             if !pending {
                 return Ok(None);
             }
-            crate::engine::charge(tx, &charges, now)?;
+            crate::budget::charge(tx, &charges, now)?;
             flow.verification_id = reply.verification_id;
             flow.expires_at = reply.expires_at;
             flow.last_sent_at = reply.last_sent_at;

@@ -5,8 +5,8 @@
 //! a password guesser that the password was right. Decoys for numbers get a silent check that
 //! ends nothing, so a link never tells a real flow from a decoy.
 use super::{Accounts, SessionKind, Verified};
+use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::model::caller::Caller;
 use crate::model::verification::Status;
 use crate::ports;
 use crate::silent::CheckState;
@@ -36,7 +36,7 @@ impl Accounts {
         let ip = caller.end_user_ip.or(caller.ip);
         let owner = signed_in.map(str::to_string);
         let proof = proof.to_string();
-        let done = ports::write(self.verifier.store.as_ref(), move |tx| {
+        let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut flow = super::flows::open_flow(tx, &id, owner.as_deref(), now)?;
             let vid = flow.verification_id.clone().ok_or(VerifyError::NoSilentCheck)?;
             let approved = tx.verification(&vid)?.is_some_and(|v| v.status == Status::Approved);
@@ -63,7 +63,7 @@ impl Accounts {
     /// flow without one (a decoy, or its check ended) answers the same.
     pub async fn fall_back(&self, caller: &Caller, flow_id: &str) -> Result<(), VerifyError> {
         let id = flow_id.to_string();
-        let flow = ports::read(self.verifier.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.flow(&id)?))
+        let flow = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.flow(&id)?))
             .await?
             .filter(|f| f.used_at.is_none())
             .ok_or(VerifyError::FlowNotFound)?;

@@ -1,11 +1,11 @@
 //! Checks: a code against a verification by id, or against a number's pending verification,
 //! each one unit that counts the attempt, charges the check and guess budgets and records the
 //! check (never the code).
-use super::{Verifier, charge, count, save, visible};
+use super::{Verifier, count, visible};
 use crate::budget::Guesser;
+use crate::caller::Caller;
 use crate::code;
 use crate::error::{Field, VerifyError};
-use crate::model::caller::Caller;
 use crate::model::psd2::Psd2;
 use crate::model::verification::{CheckOutcome, Status, Verification};
 use crate::ports::{self, Tx};
@@ -41,7 +41,7 @@ impl Verifier {
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         plausible(code)?;
         let result = self.check_unaudited(caller, id, code, psd2).await;
-        self.audited(caller, id, result).await
+        self.audit.audited(caller, id, result).await
     }
 
     /// Like `check`, but any text up to 32 characters is an attempt: one that is not 4 to 10
@@ -51,7 +51,7 @@ impl Verifier {
             return Err(VerifyError::invalid(Field::Code, "must be 1 to 32 characters"));
         }
         let result = self.check_unaudited(caller, id, code, None).await;
-        self.audited(caller, id, result).await
+        self.audit.audited(caller, id, result).await
     }
 
     async fn check_unaudited(
@@ -63,7 +63,7 @@ impl Verifier {
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let (this, id, code, ip, caller) = (self.clone(), id.to_string(), code.to_string(), caller.end_user_ip, caller.clone());
         let psd2 = psd2.cloned();
-        let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
+        let (v, outcome) = ports::write(self.ctx.store.as_ref(), move |tx| {
             let v = visible(&caller, tx.verification(&id)?)?;
             this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API)
         })
@@ -82,7 +82,7 @@ impl Verifier {
         psd2: Option<&Psd2>,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         let result = self.check_number_unaudited(caller, service, to, code, psd2).await;
-        self.audited(caller, &to.chars().take(32).collect::<String>(), result).await
+        self.audit.audited(caller, &to.chars().take(32).collect::<String>(), result).await
     }
 
     async fn check_number_unaudited(
@@ -94,19 +94,19 @@ impl Verifier {
         psd2: Option<&Psd2>,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         plausible(code)?;
-        let to = self.parse_phone(to)?;
-        let service = self.service(caller, service).await?;
+        let to = self.ctx.parse_phone(to)?;
+        let service = self.catalog.service(caller, service).await?;
         let (this, code, ip, psd2) = (self.clone(), code.to_string(), caller.end_user_ip, psd2.cloned());
-        let (v, outcome) = ports::write(self.store.as_ref(), move |tx| {
-            let now = this.clock.now();
+        let (v, outcome) = ports::write(self.ctx.store.as_ref(), move |tx| {
+            let now = this.ctx.clock.now();
             match tx.pending_verification(&service.id, &to)? {
                 Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).map(Ok),
                 // None pending (or one whose deadline passed unswept): counted like a wrong
                 // code, so not even the budgets tell whether one is pending.
                 _ => {
-                    let budgets = this.budgets.for_service(&service.name);
-                    charge(tx, &budgets.for_check(ip), now)?;
-                    charge(tx, &budgets.for_guess(to.as_str(), Guesser::Anyone), now)?;
+                    let budgets = this.ctx.budgets.for_service(&service.name);
+                    crate::budget::charge(tx, &budgets.for_check(ip), now)?;
+                    crate::budget::charge(tx, &budgets.for_guess(to.as_str(), Guesser::Anyone), now)?;
                     // Locked by wrong codes (until its code would have expired): said as for
                     // a check by id; only whoever made the wrong guesses learns it.
                     if tx.locked_verification(&service.id, &to, now)?.is_some() {
@@ -123,10 +123,10 @@ impl Verifier {
     /// After a committed check: a verification it ended is counted.
     fn checked(&self, v: Verification, outcome: CheckOutcome) -> (Verification, CheckOutcome) {
         if v.status != Status::Pending {
-            self.observer.verification_entered(&v.service_id, v.channel, v.status);
+            self.ctx.observer.verification_entered(&v.service_id, v.channel, v.status);
         }
         if v.status == Status::Approved {
-            self.observer.conversion(&v.to.region().unwrap_or_else(|| "unknown".into()), "approved");
+            self.ctx.observer.conversion(&v.to.region().unwrap_or_else(|| "unknown".into()), "approved");
         }
         (v, outcome)
     }
@@ -145,26 +145,27 @@ impl Verifier {
         psd2: Option<&Psd2>,
         guess: Guess,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let status = v.status_at(now);
         if status != Status::Pending {
             return Err(VerifyError::NotPending(status));
         }
         // A service's own budgets, when it has any (its name is read in this same unit).
-        let service_name = match self.budgets.services.is_empty() {
+        let service_name = match self.ctx.budgets.services.is_empty() {
             true => None,
             false => tx.service(&v.service_id)?.map(|s| s.name),
         };
-        let budgets = service_name.as_deref().map_or(std::borrow::Cow::Borrowed(self.budgets.as_ref()), |n| self.budgets.for_service(n));
+        let budgets =
+            service_name.as_deref().map_or(std::borrow::Cow::Borrowed(self.ctx.budgets.as_ref()), |n| self.ctx.budgets.for_service(n));
         // A recognised device guesses only its own number, bounded by that number's recognised
         // budget: others at its address cannot lock it out.
         if guess.guesser == Guesser::Anyone {
-            charge(tx, &budgets.for_check(ip), now)?;
+            crate::budget::charge(tx, &budgets.for_check(ip), now)?;
         }
         // A code of another length is a wrong code like any other (and says nothing of the length).
         // A check naming another payment is a wrong code (the user was shown other figures).
         let matches = code::is_well_formed(code, v.code_length)
-            && self.keys.matches(&v.id, code, &v.code_digest)
+            && self.ctx.keys.matches(&v.id, code, &v.code_digest)
             && Psd2::allows(v.psd2.as_ref(), psd2);
         // A number over its guess budget is locked: the answer is the same whatever the code, and
         // a wrong one is counted (the budget's counters are locked until this unit ends).
@@ -172,11 +173,11 @@ impl Verifier {
         if matches {
             for c in &charges {
                 if !tx.budget_left(c, c.rate.window(now).0)? {
-                    return Err(c.refusal(now));
+                    return Err(crate::budget::refusal(c, now));
                 }
             }
         } else {
-            charge(tx, &charges, now)?;
+            crate::budget::charge(tx, &charges, now)?;
         }
         // A `silent` verification is proven by the operator only: no code approves it.
         let matches = matches && v.channel != crate::model::verification::Channel::Silent;
@@ -192,11 +193,11 @@ impl Verifier {
             crate::model::verification::CheckRecord { at: now, valid: outcome == CheckOutcome::Approved, ip: ip.map(|i| i.to_string()) };
         tx.insert_check(&v.id, &record)?;
         if outcome == CheckOutcome::Approved
-            && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
+            && let Some((_, approved)) = self.ctx.budgets.throttle_counters(&self.ctx.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
         {
             count(tx, &approved, now)?;
         }
-        save(tx, &mut v)?;
+        ports::save_verification(tx, &mut v)?;
         Ok((v, outcome))
     }
 }

@@ -2,10 +2,10 @@
 //! `check_url`, the provider's callback, falling back to SMS, and the sweep of overdue checks.
 //! A check ends once (`SilentCheck::finish`); ending it applies to its verification in the same
 //! unit: a match approves it, a failure fails a `silent` one and sends the code of an `auto` one.
-use super::{Verifier, charge, save};
+use super::Verifier;
 use crate::audit::AuditKind;
+use crate::caller::Caller;
 use crate::error::{Field, VerifyError};
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::message::Message;
 use crate::model::phone::PhoneNumber;
@@ -63,7 +63,7 @@ impl Verifier {
     /// secret, so only the device that came back from the operator holds it.
     pub fn silent_proof(&self, check_id: &str) -> String {
         use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.keys.digest(check_id, "silent-proof"))
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.ctx.keys.digest(check_id, "silent-proof"))
     }
 
     fn outcome(&self, check: SilentCheck, code_sent: bool) -> SilentOutcome {
@@ -94,7 +94,7 @@ impl Verifier {
         if ip.is_some() && caller.key_id.is_none() {
             return Err(VerifyError::invalid(Field::Ip, "only a backend with an API key may ask about another address"));
         }
-        let to = to.map(|t| self.parse_phone(t)).transpose()?;
+        let to = to.map(|t| self.ctx.parse_phone(t)).transpose()?;
         if let Some(sim) = sim {
             if self.silent.provider(SIMULATOR).is_none() {
                 return Err(VerifyError::invalid(Field::Sim, "only the silent simulator ([silent] simulator = true) takes sim"));
@@ -105,9 +105,9 @@ impl Verifier {
         // A page's own question asks the provider on the public's behalf: it costs the address a
         // check, so nobody can spend the provider's quota from one place.
         if caller.key_id.is_none() {
-            let charges = self.budgets.for_check(ip);
-            let now = self.clock.now();
-            ports::write(self.store.as_ref(), move |tx| charge(tx, &charges, now)).await?;
+            let charges = self.ctx.budgets.for_check(ip);
+            let now = self.ctx.clock.now();
+            ports::write(self.ctx.store.as_ref(), move |tx| crate::budget::charge(tx, &charges, now)).await?;
         }
         Ok(self
             .covering(ip, to.as_ref())
@@ -175,10 +175,10 @@ impl Verifier {
             brand,
         };
         let created = provider.create(&start).await;
-        let now = self.clock.now();
-        let (id, keys) = (check.verification_id.clone(), self.keys.clone());
+        let now = self.ctx.clock.now();
+        let (id, keys) = (check.verification_id.clone(), self.ctx.keys.clone());
         let this = self.clone();
-        let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
+        let (check, sending) = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut c = tx.silent_check_of(&id)?.ok_or(VerifyError::NoSilentCheck)?;
             match created {
                 Ok(session) => {
@@ -210,12 +210,12 @@ impl Verifier {
     /// verification that does not exist, so whatever the operator says ends nothing. Returns the
     /// path of its `check_url` where a real flow would get one.
     pub async fn decoy_silent_check(&self, caller: &Caller, to: &PhoneNumber, return_path: String, brand: String) -> Option<String> {
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let (provider, _) = self.covering(caller.end_user_ip, Some(to)).await.ok()?;
         let (mut check, token) = new_check(&new_id("VE"), provider.name(), true, Some(return_path), now);
         check.expires_at = now + self.silent.timeout;
         let c = check.clone();
-        let stored = ports::write(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_silent_check(&c)?)).await;
+        let stored = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_silent_check(&c)?)).await;
         if let Err(e) = stored {
             tracing::warn!(error = %e, "decoy silent check not stored");
             return None;
@@ -228,9 +228,9 @@ impl Verifier {
     /// provider's URL (the simulator's page takes `sim` along). An expired link ends its check.
     pub async fn open_check_url(&self, caller: &Caller, token: &str, sim: Option<SimOutcome>) -> Result<String, VerifyError> {
         let digest = token_digest(token);
-        let now = self.clock.now();
-        let (this, keys) = (self.clone(), self.keys.clone());
-        let (opened, check, sending) = ports::write(self.store.as_ref(), move |tx| {
+        let now = self.ctx.clock.now();
+        let (this, keys) = (self.clone(), self.ctx.keys.clone());
+        let (opened, check, sending) = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut c = tx.silent_check_by_token(&digest)?.ok_or(VerifyError::CheckLinkNotFound)?;
             if c.state != CheckState::Created {
                 return Err(VerifyError::CheckLinkUsed);
@@ -268,7 +268,7 @@ impl Verifier {
         let p = self.silent.provider(provider).ok_or(VerifyError::SilentCallbackInvalid)?.clone();
         let provider_ref = p.callback_ref(query).ok_or(VerifyError::SilentCallbackInvalid)?;
         let (name, r) = (provider.to_string(), provider_ref.clone());
-        let (check, v) = ports::read(self.store.as_ref(), move |tx| {
+        let (check, v) = ports::read(self.ctx.store.as_ref(), move |tx| {
             let c = tx.silent_check_by_ref(&name, &r)?.ok_or(VerifyError::SilentCallbackInvalid)?;
             // A decoy's check has no verification.
             let v = tx.verification(&c.verification_id)?;
@@ -276,15 +276,21 @@ impl Verifier {
         })
         .await?;
         if check.state != CheckState::Opened {
-            self.audit(caller, AuditKind::SilentCallbackRefused, Some(&check.verification_id), "callback for a check not open (replay)")
+            self.audit
+                .record_once(
+                    caller,
+                    AuditKind::SilentCallbackRefused,
+                    Some(&check.verification_id),
+                    "callback for a check not open (replay)",
+                )
                 .await;
             return Err(VerifyError::CheckLinkUsed);
         }
-        let device_url = check.device_url_sealed.as_deref().and_then(|s| self.keys.open_text(&check.id, s)).unwrap_or_default();
+        let device_url = check.device_url_sealed.as_deref().and_then(|s| self.ctx.keys.open_text(&check.id, s)).unwrap_or_default();
         let session = SilentSession { device_url, provider_ref };
         let result = match &v {
             // Past its deadline the check has timed out, whatever the operator says now.
-            _ if self.clock.now() >= check.expires_at => SilentResult::Failed(Reason::Timeout),
+            _ if self.ctx.clock.now() >= check.expires_at => SilentResult::Failed(Reason::Timeout),
             // A decoy ends nothing; it answers like a real check of another SIM.
             None => SilentResult::Failed(Reason::Mismatch),
             Some(v) => p.result(&session, &v.to, query).await.unwrap_or_else(|e| {
@@ -292,20 +298,20 @@ impl Verifier {
                 SilentResult::Failed(Reason::ProviderError)
             }),
         };
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         let this = self.clone();
         let service_name = match &v {
-            Some(v) => self.service(&Caller::system("silent-callback"), Some(&v.service_id)).await?.name,
+            Some(v) => self.catalog.service(&Caller::system("silent-callback"), Some(&v.service_id)).await?.name,
             None => self.decoy_service.to_string(),
         };
-        let charges = self.budgets.for_service(&service_name).for_check(caller.end_user_ip);
+        let charges = self.ctx.budgets.for_service(&service_name).for_check(caller.end_user_ip);
         let id = check.verification_id.clone();
-        let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
+        let (check, sending) = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut c = tx.silent_check_of(&id)?.ok_or(VerifyError::SilentCallbackInvalid)?;
             if c.state != CheckState::Opened {
                 return Err(VerifyError::CheckLinkUsed);
             }
-            charge(tx, &charges, now)?;
+            crate::budget::charge(tx, &charges, now)?;
             let sending = this.conclude(tx, &mut c, result, now)?;
             Ok::<_, VerifyError>((c, sending))
         })
@@ -318,9 +324,9 @@ impl Verifier {
     /// Gives up the silent check of a pending verification now (the user asked for a code, or
     /// the page stopped waiting): an `auto` verification's code goes by SMS.
     pub async fn fall_back(&self, caller: &Caller, id: &str) -> Result<SilentOutcome, VerifyError> {
-        let (id, now, c2) = (id.to_string(), self.clock.now(), caller.clone());
+        let (id, now, c2) = (id.to_string(), self.ctx.clock.now(), caller.clone());
         let this = self.clone();
-        let (check, sending) = ports::write(self.store.as_ref(), move |tx| {
+        let (check, sending) = ports::write(self.ctx.store.as_ref(), move |tx| {
             let v = super::visible(&c2, tx.verification(&id)?)?;
             if v.status_at(now) != Status::Pending {
                 return Err(VerifyError::NotPending(v.status_at(now)));
@@ -340,15 +346,15 @@ impl Verifier {
 
     /// Ends every overdue silent check as timed out (the background sweep).
     pub async fn expire_silent_checks(&self, batch: u32) -> Result<usize, VerifyError> {
-        let now = self.clock.now();
-        let due = ports::read(self.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.due_silent_checks(now, batch)?)).await?;
+        let now = self.ctx.clock.now();
+        let due = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.due_silent_checks(now, batch)?)).await?;
         let caller = Caller::system("silent-sweep");
         let mut ended = 0;
         // One unit per check: a check that cannot be concluded (its verification's code no
         // longer opens) is ended alone, without holding up the others.
         for due in due {
             let (this, vid) = (self.clone(), due.verification_id.clone());
-            let result = ports::write(self.store.as_ref(), move |tx| {
+            let result = ports::write(self.ctx.store.as_ref(), move |tx| {
                 let Some(mut c) = tx.silent_check_of(&vid)?.filter(|c| c.state.is_live() && c.expires_at <= now) else {
                     return Ok::<_, VerifyError>(None);
                 };
@@ -365,7 +371,7 @@ impl Verifier {
                 Err(e) => {
                     tracing::warn!(error = %e, verification = %due.verification_id, "an overdue silent check could not be concluded; ending it alone");
                     let vid = due.verification_id.clone();
-                    ports::write(self.store.as_ref(), move |tx| {
+                    ports::write(self.ctx.store.as_ref(), move |tx| {
                         if let Some(mut c) = tx.silent_check_of(&vid)?
                             && c.finish(SilentResult::Failed(Reason::Timeout), now)
                         {
@@ -400,10 +406,11 @@ impl Verifier {
         match result {
             SilentResult::Match => {
                 v.approve_out_of_band(now).map_err(VerifyError::NotPending)?;
-                save(tx, &mut v)?;
+                ports::save_verification(tx, &mut v)?;
                 // An `auto` start counted for the prefix throttle; its approval counts as used.
                 if v.channel == Channel::Auto
-                    && let Some((_, approved)) = self.budgets.throttle_counters(&self.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
+                    && let Some((_, approved)) =
+                        self.ctx.budgets.throttle_counters(&self.ctx.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
                 {
                     super::count(tx, &approved, now)?;
                 }
@@ -412,14 +419,15 @@ impl Verifier {
             SilentResult::Failed(_) if c.fallback => {
                 let service = tx.service(&v.service_id)?.ok_or(VerifyError::ServiceNotFound)?;
                 let code = self
+                    .ctx
                     .keys
                     .open(&v.id, &v.code_sealed)
                     .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
-                Ok(Some(self.queue(tx, &service, &v, &code, false, now)?))
+                Ok(Some(self.delivery.queue(tx, &service, &v, &code, false, now)?))
             }
             SilentResult::Failed(reason) => {
                 v.fail(now, reason.as_str().to_string());
-                save(tx, &mut v)?;
+                ports::save_verification(tx, &mut v)?;
                 Ok(None)
             }
         }
@@ -434,10 +442,10 @@ impl Verifier {
             }
             (_, r) => (AuditKind::SilentFailed, format!("silent check ended ({})", r.map_or("unknown", |r| r.as_str()))),
         };
-        self.audit(caller, kind, Some(&c.verification_id), &detail).await;
+        self.audit.record_once(caller, kind, Some(&c.verification_id), &detail).await;
         if let Some((message, lease)) = sending {
             let this = self.clone();
-            tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+            tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await });
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Starting a verification: the one unit that inserts it (or re-sends the pending one), takes
 //! its budgets and queues its first message or stores its silent check; then the first send, or
 //! the provider's silent check.
-use super::{StartRequest, Started, Verifier, charge, save};
+use super::{StartRequest, Started, Verifier};
+use crate::caller::Caller;
 use crate::code::{self, Code};
 use crate::delivery::DispatchOutcome;
 use crate::error::{Field, VerifyError};
-use crate::model::caller::Caller;
 use crate::model::ids::new_id;
 use crate::model::message::Message;
 use crate::model::phone::PhonePolicy;
@@ -45,7 +45,7 @@ impl Verifier {
     pub(crate) async fn start_with(&self, caller: &Caller, req: StartRequest, also: Option<AlsoInUnit>) -> Result<Started, VerifyError> {
         let subject: String = req.to.chars().take(32).collect();
         let result = self.start_unaudited(caller, req, also).await;
-        self.audited(caller, &subject, result).await
+        self.audit.audited(caller, &subject, result).await
     }
 
     pub(crate) async fn start_unaudited(
@@ -58,9 +58,9 @@ impl Verifier {
             Some(region) => {
                 let region = crate::model::phone::parse_region(region)
                     .ok_or_else(|| VerifyError::invalid(Field::Country, "must be an ISO 3166-1 region code"))?;
-                PhonePolicy { default_region: Some(region), ..self.phones.clone() }.parse(&req.to)?
+                PhonePolicy { default_region: Some(region), ..(*self.ctx.phones).clone() }.parse(&req.to)?
             }
-            None => self.parse_phone(&req.to)?,
+            None => self.ctx.parse_phone(&req.to)?,
         };
         let opts = req.options;
         if opts.code_length.is_some_and(|l| !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&l)) {
@@ -85,11 +85,11 @@ impl Verifier {
             return Err(VerifyError::invalid(Field::AppHash, "must be the app's 11-character SMS Retriever hash"));
         }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
-        let service = self.service(caller, req.service.as_deref()).await?;
-        if !self.budgets.destination_allowed(&service.name, &to) {
+        let service = self.catalog.service(caller, req.service.as_deref()).await?;
+        if !self.ctx.budgets.destination_allowed(&service.name, &to) {
             return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
-        let now = self.clock.now();
+        let now = self.ctx.clock.now();
         if opts.psd2.is_some() && !service.psd2 {
             return Err(VerifyError::Psd2NotEnabled);
         }
@@ -102,8 +102,8 @@ impl Verifier {
         let code = custom.clone().unwrap_or_else(|| Code::generate(code_length));
         let id = new_id("VE");
         let fresh = Verification {
-            code_digest: self.keys.digest(&id, code.expose()),
-            code_sealed: self.keys.seal(&id, &code),
+            code_digest: self.ctx.keys.digest(&id, code.expose()),
+            code_sealed: self.ctx.keys.seal(&id, &code),
             id,
             service_id: service.id.clone(),
             to: to.clone(),
@@ -141,7 +141,7 @@ impl Verifier {
         let done_unit = move |d: StartDone| if rehearse { Err(VerifyError::Rehearsed) } else { Ok(d) };
         let country = to.calling_code();
         let service_name = service.name.clone();
-        let budgets = self.budgets.for_service(&service.name);
+        let budgets = self.ctx.budgets.for_service(&service.name);
         let mut charges = budgets.for_start(caller.end_user_ip);
         charges.extend(match opts.recognised {
             true => budgets.for_recognised_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
@@ -153,8 +153,8 @@ impl Verifier {
             true => crate::model::verification::Limits { max_sends: u32::MAX, ..self.limits },
             false => self.limits,
         };
-        let throttle = self.budgets.throttle_counters(&self.budgets.prefix(to.as_str(), &country));
-        let done = ports::write(self.store.as_ref(), move |tx| {
+        let throttle = self.ctx.budgets.throttle_counters(&self.ctx.budgets.prefix(to.as_str(), &country));
+        let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;
             if tx.is_opted_out(&fresh.to)? {
                 return Err(VerifyError::OptedOut);
@@ -168,7 +168,7 @@ impl Verifier {
                     // Whatever the start turns into, it sends a code: a refusal rolls the
                     // whole unit back.
                     if !rehearse {
-                        charge(tx, &charges, now)?;
+                        crate::budget::charge(tx, &charges, now)?;
                     }
                     // Only a `silent` verification never sends a code; an `auto` one may, so
                     // the prefix throttle counts it at its start.
@@ -184,7 +184,7 @@ impl Verifier {
                             return done_unit(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
                         }
                     }
-                    let sending = this.queue(tx, &service, &fresh, &code, false, now)?;
+                    let sending = this.delivery.queue(tx, &service, &fresh, &code, false, now)?;
                     if let Some(f) = also.take() {
                         f(tx, &fresh)?;
                     }
@@ -203,7 +203,7 @@ impl Verifier {
                     Err(SendRefusal::TooManySends) => return Err(VerifyError::MaxSendsReached),
                     Err(SendRefusal::NotPending(_)) => {
                         // Its deadline passed unswept: record that, then start afresh.
-                        save(tx, &mut pending)?;
+                        ports::save_verification(tx, &mut pending)?;
                         expired = Some(pending);
                         continue;
                     }
@@ -211,11 +211,12 @@ impl Verifier {
                 if let Some(l) = &locale {
                     pending.locale.clone_from(l);
                 }
-                save(tx, &mut pending)?;
+                ports::save_verification(tx, &mut pending)?;
                 if !rehearse {
-                    charge(tx, &charges, now)?;
+                    crate::budget::charge(tx, &charges, now)?;
                 }
                 let code = this
+                    .ctx
                     .keys
                     .open(&pending.id, &pending.code_sealed)
                     .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
@@ -224,7 +225,7 @@ impl Verifier {
                 if custom.as_ref().is_some_and(|c| *c != code) {
                     return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                 }
-                let sending = this.queue(tx, &service, &pending, &code, true, now)?;
+                let sending = this.delivery.queue(tx, &service, &pending, &code, true, now)?;
                 if let Some(f) = also.take() {
                     f(tx, &pending)?;
                 }
@@ -235,11 +236,11 @@ impl Verifier {
         .await?;
         let mut done = done;
         if let Some(v) = &done.expired {
-            self.observer.verification_entered(&v.service_id, v.channel, v.status);
+            self.ctx.observer.verification_entered(&v.service_id, v.channel, v.status);
         }
         if !done.resent {
-            self.observer.verification_entered(&done.verification.service_id, done.verification.channel, Status::Pending);
-            self.observer.conversion(&done.verification.to.region().unwrap_or_else(|| "unknown".into()), "started");
+            self.ctx.observer.verification_entered(&done.verification.service_id, done.verification.channel, Status::Pending);
+            self.ctx.observer.conversion(&done.verification.to.region().unwrap_or_else(|| "unknown".into()), "started");
         }
         tracing::debug!(request = %caller.request_id, verification = %done.verification.id, resent = done.resent, "verification started");
         let queued_at = done.sending.as_ref().map_or(now, |(m, _)| m.created_at);
@@ -262,14 +263,14 @@ impl Verifier {
         let started = |verification| Started { verification, resent: done.resent, message_id, queued_at, silent, check_url };
         let Some((message, lease)) = done.sending else { return Ok(started(done.verification)) };
         let this = self.clone();
-        let sending = tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+        let sending = tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await });
         if background {
             return Ok(started(done.verification));
         }
         // Wait (boundedly) for the first provider answer. A first send that every provider
         // refuses marks the verification failed; a failed resend leaves it pending (the earlier
         // message may still arrive).
-        match tokio::time::timeout(self.delivery.send_wait, sending).await {
+        match tokio::time::timeout(self.delivery.times.send_wait, sending).await {
             Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => {
                 Err(VerifyError::DeliveryFailed { verification_id: done.verification.id, reason })
             }

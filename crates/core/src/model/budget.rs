@@ -125,12 +125,6 @@ pub struct Charge {
 }
 
 impl Charge {
-    /// The refusal of this charge at `now`: retry once its window ends.
-    pub fn refusal(&self, now: DateTime<Utc>) -> crate::error::VerifyError {
-        let (_, end) = self.rate.window(now);
-        crate::error::VerifyError::OverBudget { budget: self.budget, retry_after_secs: (end - now).num_seconds().max(1) }
-    }
-
     /// The counter's name in the store.
     pub fn counter(&self) -> String {
         format!("{}:{}:{}", self.budget.as_str(), self.rate.secs, self.subject)

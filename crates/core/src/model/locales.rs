@@ -2,7 +2,7 @@
 //! (`messages.tsv`, one `locale<TAB>template` per line), how a requested language tag maps to one
 //! of them, and which locale a number's country gets when the request names none
 //! (`country_locales.tsv`, `REGION<TAB>locale`). Anything else is English.
-use crate::error::{Field, VerifyError};
+use crate::model::invalid::{Field, Invalid};
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -47,12 +47,12 @@ pub fn supported() -> impl Iterator<Item = &'static str> {
 /// A request's language tag (`pt-BR`, `de-de`, `zh_HK`, `fr-CA`) as a supported locale: the
 /// whole tag when supported (`pt-BR`), else its language (`de`), else the language as given (an
 /// unknown one, which renders in English unless a service has its own text for it).
-pub fn normalize(tag: &str) -> Result<String, VerifyError> {
+pub fn normalize(tag: &str) -> Result<String, Invalid> {
     let lang = tag.split(['-', '_']).next().unwrap_or_default();
     let well_formed =
         tag.len() <= 35 && (2..=3).contains(&lang.len()) && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !well_formed {
-        return Err(VerifyError::invalid(Field::Locale, "must be a language tag such as en, de or pt-BR"));
+        return Err(Invalid::new(Field::Locale, "must be a language tag such as en, de or pt-BR"));
     }
     let tag = tag.replace('_', "-").to_ascii_lowercase();
     let lang = lang.to_ascii_lowercase();

@@ -3,15 +3,15 @@
 //! invites, events, audit events, silent checks, budget charges) and the rules that belong to one
 //! value alone (a number's format, a username's characters, a status's transitions).
 //!
-//! The bottom layer: a module here imports nothing of the core but other modules here and
-//! `error` (which imports only this layer). Ports sit above it, use cases above both.
+//! The bottom layer: a module here imports nothing of the core but other modules here (and the
+//! leaves `clock` and `code`). `error` stands on this layer. Ports sit above it, use cases above both.
 pub mod account_event;
 pub mod api_key;
 pub mod audit;
 pub mod budget;
-pub mod caller;
 pub mod flow;
 pub mod ids;
+pub mod invalid;
 pub mod invite;
 pub mod jwt_key;
 pub mod locales;

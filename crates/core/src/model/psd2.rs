@@ -1,7 +1,7 @@
 //! PSD2 dynamic linking: a payment code names the amount and the payee in its message (in every
 //! built-in language, `psd2_messages.tsv`), and a check that names them must name the same ones,
 //! so a code approves only the payment the user was shown.
-use crate::error::{Field, VerifyError};
+use crate::model::invalid::{Field, Invalid};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Psd2 {
@@ -12,7 +12,7 @@ pub struct Psd2 {
 
 impl Psd2 {
     /// Both or neither; each printable, the amount at most 32 characters, the payee 64.
-    pub fn from_parts(amount: Option<&str>, payee: Option<&str>) -> Result<Option<Self>, VerifyError> {
+    pub fn from_parts(amount: Option<&str>, payee: Option<&str>) -> Result<Option<Self>, Invalid> {
         let printable = |s: &str, max: usize| {
             !s.trim().is_empty() && s.chars().count() <= max && !s.chars().any(crate::model::service::is_unsafe) && !s.contains('\n')
         };
@@ -22,9 +22,9 @@ impl Psd2 {
                 Ok(Some(Self { amount: a.trim().into(), payee: p.trim().into() }))
             }
             (Some(_), Some(_)) => {
-                Err(VerifyError::invalid(Field::Amount, "amount (at most 32 characters) and payee (at most 64) must be printable text"))
+                Err(Invalid::new(Field::Amount, "amount (at most 32 characters) and payee (at most 64) must be printable text"))
             }
-            _ => Err(VerifyError::invalid(Field::Payee, "amount and payee go together")),
+            _ => Err(Invalid::new(Field::Payee, "amount and payee go together")),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Services (tenants): each has its own code length, code lifetime and message templates.
 use crate::code;
-use crate::error::{Field, VerifyError};
 use crate::model::ids::new_id;
+use crate::model::invalid::{Field, Invalid};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
@@ -49,24 +49,24 @@ pub struct ServiceSettings {
 }
 
 impl ServiceSettings {
-    pub fn into_service(self, now: DateTime<Utc>) -> Result<Service, VerifyError> {
+    pub fn into_service(self, now: DateTime<Utc>) -> Result<Service, Invalid> {
         let name = self.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 64 || name.chars().any(is_unsafe) || name.contains('\n') {
-            return Err(VerifyError::invalid(Field::Name, "must be 1 to 64 printable characters"));
+            return Err(Invalid::new(Field::Name, "must be 1 to 64 printable characters"));
         }
         let code_length = self.code_length.unwrap_or(code::DEFAULT_LENGTH);
         if !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&code_length) {
-            return Err(VerifyError::invalid(Field::CodeLength, "must be between 4 and 10"));
+            return Err(Invalid::new(Field::CodeLength, "must be between 4 and 10"));
         }
         let code_ttl_secs = self.code_ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
         if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&code_ttl_secs) {
-            return Err(VerifyError::invalid(Field::CodeTtlSecs, "must be between 60 (1 minute) and 86400 (24 hours)"));
+            return Err(Invalid::new(Field::CodeTtlSecs, "must be between 60 (1 minute) and 86400 (24 hours)"));
         }
         let mut templates = BTreeMap::new();
         for (locale, template) in self.templates {
             let locale = normalize_locale(&locale)?;
             if !template.contains("{code}") || template.chars().count() > MAX_TEMPLATE_LEN || template.chars().any(is_unsafe) {
-                return Err(VerifyError::invalid(
+                return Err(Invalid::new(
                     Field::Templates,
                     format!(
                         "each template must contain {{code}}, be at most {MAX_TEMPLATE_LEN} characters and hold no control or bidirectional-override characters"
@@ -89,7 +89,7 @@ impl ServiceSettings {
 }
 
 /// A request's language tag as the locale its text is kept under (see `locales::normalize`).
-pub fn normalize_locale(tag: &str) -> Result<String, VerifyError> {
+pub fn normalize_locale(tag: &str) -> Result<String, Invalid> {
     crate::model::locales::normalize(tag)
 }
 
@@ -177,16 +177,16 @@ mod tests {
             f(&mut s);
             s.into_service(Utc::now()).unwrap_err()
         };
-        assert!(matches!(bad(|s| s.code_length = Some(3)), VerifyError::InvalidParameter { field: Field::CodeLength, .. }));
-        assert!(matches!(bad(|s| s.code_length = Some(11)), VerifyError::InvalidParameter { field: Field::CodeLength, .. }));
-        assert!(matches!(bad(|s| s.code_ttl_secs = Some(59)), VerifyError::InvalidParameter { field: Field::CodeTtlSecs, .. }));
-        assert!(matches!(bad(|s| s.code_ttl_secs = Some(86401)), VerifyError::InvalidParameter { .. }));
-        assert!(matches!(bad(|s| s.name = " ".into()), VerifyError::InvalidParameter { field: Field::Name, .. }));
+        assert!(matches!(bad(|s| s.code_length = Some(3)), Invalid { field: Field::CodeLength, .. }));
+        assert!(matches!(bad(|s| s.code_length = Some(11)), Invalid { field: Field::CodeLength, .. }));
+        assert!(matches!(bad(|s| s.code_ttl_secs = Some(59)), Invalid { field: Field::CodeTtlSecs, .. }));
+        assert!(matches!(bad(|s| s.code_ttl_secs = Some(86401)), Invalid { .. }));
+        assert!(matches!(bad(|s| s.name = " ".into()), Invalid { field: Field::Name, .. }));
         assert!(matches!(
             bad(|s| {
                 s.templates.insert("en".into(), "no placeholder".into());
             }),
-            VerifyError::InvalidParameter { field: Field::Templates, .. }
+            Invalid { field: Field::Templates, .. }
         ));
     }
 

@@ -1,5 +1,5 @@
 //! Users: who an account is, and the rules for usernames, e-mail addresses and passwords.
-use crate::error::{Field, VerifyError};
+use crate::model::invalid::{Field, Invalid};
 use crate::model::phone::PhoneNumber;
 use chrono::{DateTime, Utc};
 
@@ -21,27 +21,27 @@ pub struct User {
 pub const USERNAME_RULE: &str = "must be 3 to 32 characters: letters a-z, digits, '.', '_' and '-', starting with a letter or digit";
 
 /// A username as given, if it follows `USERNAME_RULE`.
-pub fn username(raw: &str) -> Result<String, VerifyError> {
+pub fn username(raw: &str) -> Result<String, Invalid> {
     let ok = (3..=32).contains(&raw.len())
         && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && raw.as_bytes()[0].is_ascii_alphanumeric();
-    if ok { Ok(raw.to_string()) } else { Err(VerifyError::invalid(Field::Username, USERNAME_RULE)) }
+    if ok { Ok(raw.to_string()) } else { Err(Invalid::new(Field::Username, USERNAME_RULE)) }
 }
 
 /// An e-mail address: `local@domain`, at most 254 characters, no spaces or control characters.
-pub fn email(raw: &str) -> Result<String, VerifyError> {
+pub fn email(raw: &str) -> Result<String, Invalid> {
     let ok = raw.len() <= 254
         && raw.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !domain.contains('@')
         })
         && !raw.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"'".contains(c));
-    if ok { Ok(raw.to_string()) } else { Err(VerifyError::invalid(Field::Email, "must be an e-mail address like name@example.com")) }
+    if ok { Ok(raw.to_string()) } else { Err(Invalid::new(Field::Email, "must be an e-mail address like name@example.com")) }
 }
 
 /// A new password: 8 to 128 characters.
-pub fn password(raw: &str) -> Result<(), VerifyError> {
+pub fn password(raw: &str) -> Result<(), Invalid> {
     let n = raw.chars().count();
-    if (8..=128).contains(&n) { Ok(()) } else { Err(VerifyError::invalid(Field::Password, "must be 8 to 128 characters")) }
+    if (8..=128).contains(&n) { Ok(()) } else { Err(Invalid::new(Field::Password, "must be 8 to 128 characters")) }
 }
 
 #[cfg(test)]

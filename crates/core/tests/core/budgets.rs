@@ -11,7 +11,7 @@ fn rates(list: &[&str]) -> Vec<Rate> {
 }
 
 async fn service(core: &Core, name: &str) {
-    core.verifier.create_service(&admin(), ServiceSettings { name: name.into(), ..Default::default() }).await.unwrap();
+    core.services.catalog.create_service(&admin(), ServiceSettings { name: name.into(), ..Default::default() }).await.unwrap();
 }
 
 async fn start_in(core: &Core, service: &str, to: &str) -> Result<Started, VerifyError> {

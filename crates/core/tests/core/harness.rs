@@ -5,12 +5,11 @@
 use chrono::{Duration, TimeZone, Utc};
 use phonegate_core::accounts::{AccountSettings, Accounts};
 use phonegate_core::budget::Budgets;
-use phonegate_core::engine::VerifierParts;
 use phonegate_core::integrations::{Integrations, RedirectClient};
 use phonegate_core::message::DeliveryStatus;
 use phonegate_core::ports::{Observer, SendError, SentSms, Sms, SmsSender};
 use phonegate_core::silent::{SilentRoutes, SilentRouting, Simulator};
-use phonegate_core::{Caller, Channel, DeliveryTimes, Limits, ManualClock, PhonePolicy, Status, Verifier};
+use phonegate_core::{Caller, Channel, CoreParts, DeliveryTimes, Limits, ManualClock, PhonePolicy, Status, Verifier};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,7 +45,9 @@ pub struct Core {
     pub clock: Arc<ManualClock>,
     pub sender: Arc<RecordingSender>,
     pub observer: Arc<RecordingObserver>,
-    pub verifier: Arc<Verifier>,
+    pub verifier: Verifier,
+    /// Every service of the core (catalog, delivery, audit…), as the server holds them.
+    pub services: phonegate_core::Core,
     pub accounts: Arc<Accounts>,
     pub integrations: Arc<Integrations>,
     pub database_url: String,
@@ -73,7 +74,7 @@ impl Core {
             if setup.silent_simulator { vec![Arc::new(Simulator)] } else { Vec::new() };
         let silent =
             SilentRoutes::new(silent, SilentRouting::default(), "http://127.0.0.1:8080", setup.silent_timeout).expect("silent routes");
-        let verifier = Arc::new(Verifier::new(VerifierParts {
+        let core = phonegate_core::Core::new(CoreParts {
             store,
             sender: sender.clone(),
             clock: clock.clone(),
@@ -86,11 +87,11 @@ impl Core {
             delivery: DeliveryTimes { send_wait: std::time::Duration::from_secs(60), ..DeliveryTimes::default() },
             silent,
             decoy_service: phonegate_core::accounts::SERVICE.into(),
-        }));
-        verifier.ensure_default_service().await.expect("the default service");
-        let accounts = Arc::new(Accounts::new(verifier.clone(), setup.accounts, None, None).await.expect("accounts"));
-        let integrations = Arc::new(Integrations::new(verifier.clone(), setup.clients, None).await.expect("integrations"));
-        Core { clock, sender, observer, verifier, accounts, integrations, database_url, _dir: dir }
+        });
+        core.catalog.ensure_default_service().await.expect("the default service");
+        let accounts = Arc::new(Accounts::new(&core, setup.accounts, None, None).await.expect("accounts"));
+        let integrations = Arc::new(Integrations::new(&core, setup.clients, None).await.expect("integrations"));
+        Core { clock, sender, observer, verifier: core.verifier.clone(), services: core, accounts, integrations, database_url, _dir: dir }
     }
 
     pub fn advance(&self, by: Duration) {

@@ -75,7 +75,7 @@ async fn list(
     Authenticated(caller): Authenticated,
     ApiQuery(p): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditList>, ApiError> {
-    let events = s.verifier.audit_events(&caller, p.query()).await?;
+    let events = s.core.audit.events(&caller, p.query()).await?;
     Ok(Json(AuditList::from(events)))
 }
 

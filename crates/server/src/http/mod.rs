@@ -25,7 +25,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use phonegate_core::apikey::KeyCache;
-use phonegate_core::{Clock, Verifier};
+use phonegate_core::{Clock, Core};
 use phonegate_providers::{TwilioAccount, VonageAccount};
 use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -43,7 +43,8 @@ pub struct AppState {
     pub accounts: Arc<phonegate_core::accounts::Accounts>,
     /// The signed-redirect steps (Auth0 and configured clients).
     pub integrations: Arc<phonegate_core::integrations::Integrations>,
-    pub verifier: Arc<Verifier>,
+    /// The core's services (verifications, delivery, keys, audit, catalog…).
+    pub core: Core,
     pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,
     /// True when the dev outbox is a configured provider (its read endpoints exist only then).

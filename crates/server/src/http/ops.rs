@@ -28,7 +28,7 @@ async fn healthz() -> Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(),
     responses((status = 200, body = Health), (status = 503, body = ErrorBody, description = "database_unavailable")))]
 async fn readyz(State(s): State<AppState>) -> Result<Json<Health>, ApiError> {
-    s.verifier.ping().await.map_err(|e| match e {
+    s.core.ctx.ping().await.map_err(|e| match e {
         phonegate_core::VerifyError::Store(phonegate_core::StoreError::Unavailable(_)) => ApiError::from(e),
         other => ApiError::from(phonegate_core::StoreError::Unavailable(other.to_string())),
     })?;

@@ -91,7 +91,7 @@ async fn messages(s: &AppState, caller: &Caller, q: OutboxQuery) -> Result<Vec<O
         return Err(ApiError::new(StatusCode::NOT_FOUND, "outbox_disabled", "the dev outbox is not the configured SMS provider"));
     }
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    Ok(s.verifier.outbox(caller, q.to.as_deref(), limit).await?)
+    Ok(s.core.outbox.messages(caller, q.to.as_deref(), limit).await?)
 }
 
 /// Messages the dev outbox stored instead of sending, newest first. Needs an API key, except

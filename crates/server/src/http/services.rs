@@ -87,13 +87,13 @@ async fn create(
         custom_codes: b.custom_codes,
         psd2: b.psd2,
     };
-    Ok((StatusCode::CREATED, Json(s.verifier.create_service(&caller, settings).await?.into())))
+    Ok((StatusCode::CREATED, Json(s.core.catalog.create_service(&caller, settings).await?.into())))
 }
 
 /// List services, sorted by name.
 #[utoipa::path(get, path = "/api/services", tag = "services", responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody)))]
 async fn list(State(s): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<ServiceList>, ApiError> {
-    let services = s.verifier.services(&caller).await?;
+    let services = s.core.catalog.services(&caller).await?;
     Ok(Json(ServiceList { services: services.into_iter().map(Into::into).collect() }))
 }
 
@@ -105,5 +105,5 @@ async fn get(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
-    Ok(Json(s.verifier.service(&caller, Some(&id)).await?.into()))
+    Ok(Json(s.core.catalog.service(&caller, Some(&id)).await?.into()))
 }

@@ -115,7 +115,7 @@ async fn coverage(State(s): State<AppState>, parts: Parts, ApiQuery(q): ApiQuery
             .map(|ip| ip.trim().parse::<std::net::IpAddr>())
             .transpose()
             .map_err(|_| VerifyError::invalid(Field::Ip, "must be an IPv4 or IPv6 address"))?;
-    let a = s.verifier.coverage(&caller, ip, q.to.as_deref(), sim(q.sim.as_deref())?).await?;
+    let a = s.core.verifier.coverage(&caller, ip, q.to.as_deref(), sim(q.sim.as_deref())?).await?;
     Ok(Json(CoverageView {
         available: a.available,
         reason: a.reason.map(|r| r.as_str().to_string()),
@@ -143,7 +143,7 @@ async fn fallback(
     Path(id): Path<String>,
 ) -> Result<Json<FallbackView>, ApiError> {
     super::verifications::known_id(&id)?;
-    let outcome = s.verifier.fall_back(&caller, &id).await?;
+    let outcome = s.core.verifier.fall_back(&caller, &id).await?;
     Ok(Json(FallbackView { id, silent: SilentView::new(&outcome.check, None), code_sent: outcome.code_sent }))
 }
 
@@ -177,7 +177,7 @@ async fn open(State(s): State<AppState>, parts: Parts, Path(token): Path<String>
     if token.len() > 64 {
         return failure(&VerifyError::CheckLinkNotFound);
     }
-    match s.verifier.open_check_url(&caller, &token, sim).await {
+    match s.core.verifier.open_check_url(&caller, &token, sim).await {
         Ok(url) => redirect(&url),
         Err(e) => failure(&e),
     }
@@ -186,7 +186,7 @@ async fn open(State(s): State<AppState>, parts: Parts, Path(token): Path<String>
 /// The simulator's operator: what a device would go through at a real operator, as a page that
 /// lets the developer choose the answer (or takes it from `sim`).
 async fn simulator(State(s): State<AppState>, parts: Parts, Path(reference): Path<String>, Query(q): Query<SimQuery>) -> Response {
-    if !s.verifier.silent_enabled() || !phonegate_core::ids::is_id("SR", &reference) || !super::outbox::is_local(&parts) {
+    if !s.core.verifier.silent_enabled() || !phonegate_core::ids::is_id("SR", &reference) || !super::outbox::is_local(&parts) {
         return failure(&VerifyError::CheckLinkNotFound);
     }
     let target = |o: SimOutcome| format!("/silent/callback/{SIMULATOR}?ref={reference}&outcome={}", o.as_str());
@@ -212,7 +212,7 @@ async fn callback(
         return failure(&VerifyError::CheckLinkNotFound);
     }
     let caller = end_user(&parts);
-    match s.verifier.silent_callback(&caller, &provider, &query).await {
+    match s.core.verifier.silent_callback(&caller, &provider, &query).await {
         Ok(outcome) => {
             if let Some(path) = outcome.check.return_path.as_deref().filter(|p| p.starts_with('/') && !p.starts_with("//")) {
                 let sep = if path.contains('?') { '&' } else { '?' };

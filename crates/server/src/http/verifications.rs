@@ -200,6 +200,7 @@ async fn start(
     };
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let started = s
+        .core
         .verifier
         .start(
             &caller,
@@ -211,7 +212,7 @@ async fn start(
                 options: StartOptions {
                     app_hash: b.app_hash,
                     custom_code: b.custom_code,
-                    psd2: Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref())?,
+                    psd2: Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref()).map_err(phonegate_core::VerifyError::from)?,
                     ..Default::default()
                 },
             },
@@ -245,7 +246,7 @@ async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<VerificationDetail>, ApiError> {
     known_id(&id)?;
-    let detail = s.verifier.detail(&caller, &id).await?;
+    let detail = s.core.verifier.detail(&caller, &id).await?;
     let approved_channel = detail.approved_channel().map(|c| c.as_str().to_string());
     let silent = detail.silent.as_ref().map(|c| super::silent::SilentView::new(c, None));
     let (verification, messages) = (detail.verification, detail.messages);
@@ -290,8 +291,8 @@ async fn check(
     known_id(&id)?;
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let t = Instant::now();
-    let psd2 = Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref())?;
-    let result = s.verifier.check(&caller, &id, &b.code, psd2.as_ref()).await;
+    let psd2 = Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref()).map_err(phonegate_core::VerifyError::from)?;
+    let result = s.core.verifier.check(&caller, &id, &b.code, psd2.as_ref()).await;
     check_view(&s, t, result)
 }
 
@@ -309,8 +310,8 @@ async fn check_number(
 ) -> Result<Json<CheckView>, ApiError> {
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let t = Instant::now();
-    let psd2 = Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref())?;
-    let result = s.verifier.check_number(&caller, b.service.as_deref(), &b.to, &b.code, psd2.as_ref()).await;
+    let psd2 = Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref()).map_err(phonegate_core::VerifyError::from)?;
+    let result = s.core.verifier.check_number(&caller, b.service.as_deref(), &b.to, &b.code, psd2.as_ref()).await;
     if let Err(VerifyError::NoPendingVerification) = result {
         // Answered as a wrong code (with an id that names nothing), so this endpoint never tells
         // whether a number has a verification pending.
@@ -329,5 +330,5 @@ async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<VerificationView>, ApiError> {
     known_id(&id)?;
-    Ok(Json(s.verifier.cancel(&caller, &id).await?.into()))
+    Ok(Json(s.core.verifier.cancel(&caller, &id).await?.into()))
 }

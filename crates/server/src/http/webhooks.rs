@@ -30,7 +30,7 @@ fn forbidden(why: &str) -> ApiError {
 /// A refused signature is a forged (or misconfigured) webhook: recorded in the audit log.
 async fn audited(s: &AppState, meta: &RequestMeta, provider: &str, verified: Result<(), ApiError>) -> Result<(), ApiError> {
     if let Err(e) = &verified {
-        s.verifier.audit(&meta.provider(), AuditKind::WebhookForged, Some(provider), &e.message).await;
+        s.core.audit.record_once(&meta.provider(), AuditKind::WebhookForged, Some(provider), &e.message).await;
     }
     verified
 }
@@ -105,7 +105,7 @@ async fn twilio_status(
         _ => return Ok(StatusCode::NO_CONTENT),
     };
     let error = param(&params, "ErrorCode").filter(|c| !c.is_empty()).map(|c| format!("Twilio error {c}"));
-    s.verifier.record_receipt(&meta.provider(), sid, status, error.as_deref()).await?;
+    s.core.delivery.record_receipt(&meta.provider(), sid, status, error.as_deref()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,6 +174,6 @@ async fn vonage_dlr(
         _ => return Ok(StatusCode::OK),
     };
     let error = params.get("err-code").filter(|c| c.as_str() != "0").map(|c| format!("Vonage error {c}"));
-    s.verifier.record_receipt(&meta.provider(), id, status, error.as_deref()).await?;
+    s.core.delivery.record_receipt(&meta.provider(), id, status, error.as_deref()).await?;
     Ok(StatusCode::OK)
 }

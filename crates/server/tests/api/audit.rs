@@ -51,7 +51,7 @@ async fn security_events_are_recorded_and_readable_by_admins_only() {
 
     // A service key may not read it.
     let scope = KeyScope::Services(vec!["phonegate".into()]);
-    let (_, secret) = app.state.verifier.create_api_key(&Caller::system("tests"), "svc", scope).await.unwrap();
+    let (_, secret) = app.state.core.api_keys.create(&Caller::system("tests"), "svc", scope).await.unwrap();
     let r = app.client.get(app.url("/api/audit")).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(r.status(), 403);
 }

@@ -27,7 +27,7 @@ async fn basic_auth_with_id_and_secret_works_and_revocation_takes_effect() {
     let url = app.url("/api/verifications");
     let r = app.client.post(&url).basic_auth(&app.key_id, Some(&app.secret)).json(&json!({ "to": fresh_number() })).send().await.unwrap();
     assert_eq!(r.status(), 201);
-    assert!(app.state.verifier.revoke_api_key(&phonegate_core::Caller::system("tests"), &app.key_id).await.unwrap());
+    assert!(app.state.core.api_keys.revoke(&phonegate_core::Caller::system("tests"), &app.key_id).await.unwrap());
     // Every instance refuses a revoked key once its short key cache (2 s) has moved on.
     app.advance(chrono::Duration::seconds(2));
     let r = app.client.post(&url).bearer_auth(&app.secret).json(&json!({ "to": fresh_number() })).send().await.unwrap();

@@ -174,7 +174,7 @@ fn a_message_left_by_a_crashed_instance_is_sent_once_after_restart() {
         })
         .await;
         // Still leased by the dead instance: a whole pass of the queue worker sends nothing.
-        assert_eq!(app.state.verifier.dispatch_due(50).await.unwrap(), 0);
+        assert_eq!(app.state.core.delivery.dispatch_due(50).await.unwrap(), 0);
         assert!(working.received_requests().await.unwrap().is_empty());
         app.advance(chrono::Duration::seconds(61));
         let status_of = |id: String| {
@@ -186,7 +186,7 @@ fn a_message_left_by_a_crashed_instance_is_sent_once_after_restart() {
         };
         // Sent by the takeover, and nothing is left to send (a second claim would show in claims).
         eventually(|| async { (status_of(verification_id.clone()).await["status"] == "sent").then_some(()) }).await;
-        assert_eq!(app.state.verifier.dispatch_due(50).await.unwrap(), 0);
+        assert_eq!(app.state.core.delivery.dispatch_due(50).await.unwrap(), 0);
         assert_eq!(app.query_i64("SELECT CAST(SUM(claims) AS BIGINT) FROM messages").await, 2, "claimed by the dead instance, then once");
         let sent = working.received_requests().await.unwrap();
         assert_eq!(sent.len(), 1, "sent exactly once after the restart");

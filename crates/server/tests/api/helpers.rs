@@ -77,8 +77,9 @@ impl TestApp {
         let base = format!("{scheme}://{}", app.local_addr());
         let state = app.state.clone();
         let (key, secret) = state
-            .verifier
-            .create_api_key(&Caller::system("tests"), "tests", phonegate_core::apikey::KeyScope::Admin)
+            .core
+            .api_keys
+            .create(&Caller::system("tests"), "tests", phonegate_core::apikey::KeyScope::Admin)
             .await
             .expect("key stored");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

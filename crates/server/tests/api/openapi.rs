@@ -158,7 +158,7 @@ async fn with_database_down(app: &TestApp) -> String {
     let mut state = app.state.clone();
     let unreachable: Arc<dyn Store> = Arc::new(PgStore::connect("postgres://phonegate@127.0.0.1:1/phonegate", 1).unwrap());
     let clock: Arc<dyn phonegate_core::Clock> = app.clock.clone();
-    state.verifier = Arc::new(phonegate_core::Verifier::new(phonegate_core::engine::VerifierParts {
+    state.core = phonegate_core::Core::new(phonegate_core::CoreParts {
         store: unreachable,
         sender: Arc::new(phonegate_core::outbox::OutboxSender),
         clock,
@@ -170,7 +170,7 @@ async fn with_database_down(app: &TestApp) -> String {
         delivery: Default::default(),
         silent: Default::default(),
         decoy_service: phonegate_core::accounts::SERVICE.into(),
-    }));
+    });
     let router = phonegate::http::router(state, &Config::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -231,7 +231,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
 
     // A service key may not create services nor read the audit log; an admin key may.
     let scope = phonegate_core::apikey::KeyScope::Services(vec!["Shop".into()]);
-    let (_, shop_secret) = app.state.verifier.create_api_key(&phonegate_core::Caller::system("tests"), "shop", scope).await.unwrap();
+    let (_, shop_secret) = app.state.core.api_keys.create(&phonegate_core::Caller::system("tests"), "shop", scope).await.unwrap();
     let as_shop = |path: &str| client.get(url(path)).bearer_auth(&shop_secret);
     let r = api
         .call("post", "/api/services", client.post(url("/api/services")).bearer_auth(&shop_secret).json(&json!({ "name": "X" })), 403)

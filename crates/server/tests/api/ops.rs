@@ -20,7 +20,7 @@ async fn metrics_count_verifications_sends_and_check_latency() {
     app.check(&id, &wrong(&code)).await;
     app.check(&id, &code).await;
     let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let service = app.state.verifier.service(&phonegate_core::Caller::system("tests"), None).await.unwrap().id;
+    let service = app.state.core.catalog.service(&phonegate_core::Caller::system("tests"), None).await.unwrap().id;
     assert!(
         text.contains(&format!("phonegate_verifications_total{{service=\"{service}\",channel=\"sms\",event=\"started\"}} 1")),
         "{text}"

@@ -12,7 +12,7 @@ struct Key {
 
 async fn service_key(app: &TestApp, service: &str) -> Key {
     let scope = KeyScope::Services(vec![service.into()]);
-    let (key, secret) = app.state.verifier.create_api_key(&Caller::system("tests"), service, scope).await.unwrap();
+    let (key, secret) = app.state.core.api_keys.create(&Caller::system("tests"), service, scope).await.unwrap();
     Key { id: key.id, secret }
 }
 

@@ -75,7 +75,7 @@ async fn only_our_own_unexpired_tokens_for_our_audience_are_accepted() {
 
     // Another audience, signed with our very key: refused.
     let settings = AccountSettings { jwt_audience: "another-app".into(), ..Default::default() };
-    let other = Accounts::new(app.state.verifier.clone(), settings, None, None).await.unwrap();
+    let other = Accounts::new(&app.state.core, settings, None, None).await.unwrap();
     let caller = phonegate_core::Caller::system("tests");
     let (foreign_aud, _, _) = other.refresh(&caller, &signed["refresh_token"].as_str().unwrap().into()).await.unwrap();
     assert_eq!(part(&foreign_aud, 0)["kid"], header["kid"]);

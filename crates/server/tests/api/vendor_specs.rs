@@ -166,7 +166,7 @@ async fn vonage_answers_match_vonages_published_spec() {
     let r = app.post("/api/services", json!({ "name": "pay", "psd2": true })).await;
     let pay: Value = r.json().await.unwrap();
     let scope = phonegate_core::apikey::KeyScope::Services(vec![pay["id"].as_str().unwrap().to_string()]);
-    let (key, secret) = app.state.verifier.create_api_key(&phonegate_core::Caller::system("tests"), "pay", scope).await.unwrap();
+    let (key, secret) = app.state.core.api_keys.create(&phonegate_core::Caller::system("tests"), "pay", scope).await.unwrap();
     let third = fresh_number();
     let params = [
         ("api_key", key.id.as_str()),

@@ -82,7 +82,7 @@ async fn the_background_sweep_expires_overdue_verifications() {
     app.advance(Duration::minutes(5));
     let vb = app.start(&b).await;
     app.advance(Duration::minutes(6));
-    assert_eq!(app.state.verifier.expire_due(100).await.unwrap(), 1);
+    assert_eq!(app.state.core.verifier.expire_due(100).await.unwrap(), 1);
     let got: Value = app.get(&format!("/api/verifications/{}", va["id"].as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(got["status"], "expired");
     let got: Value = app.get(&format!("/api/verifications/{}", vb["id"].as_str().unwrap())).await.json().await.unwrap();
@@ -237,7 +237,7 @@ async fn retention_deletes_ended_verifications_after_the_period() {
     app.check(&id, &code).await;
     let pending = app.start(&fresh_number()).await["id"].as_str().unwrap().to_string();
     app.advance(Duration::days(31));
-    assert_eq!(app.state.verifier.purge_old(Duration::days(30), 100).await.unwrap(), 1);
+    assert_eq!(app.state.core.verifier.purge_old(Duration::days(30), 100).await.unwrap(), 1);
     expect_error(app.get(&format!("/api/verifications/{id}")).await, 404, "verification_not_found").await;
     // A pending one is never deleted by retention; reading it now records its expiry.
     let v: Value = app.get(&format!("/api/verifications/{pending}")).await.json().await.unwrap();

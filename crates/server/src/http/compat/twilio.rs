@@ -252,7 +252,7 @@ fn attempt(message_id: &str, at: DateTime<Utc>) -> Value {
 
 /// The send attempts of a verification, as Twilio lists them.
 async fn attempts(s: &AppState, auth: &TwilioAuth, v: &Verification) -> Result<Vec<Value>, TwilioError> {
-    Ok(s.verifier.messages_for(&auth.0, &v.id).await?.iter().map(|m| attempt(&m.id, m.created_at)).collect())
+    Ok(s.core.verifier.messages_for(&auth.0, &v.id).await?.iter().map(|m| attempt(&m.id, m.created_at)).collect())
 }
 
 fn verification_json(v: &Verification, attempts: Vec<Value>, auth: &TwilioAuth, base: &str) -> Value {
@@ -293,7 +293,7 @@ async fn create_service(
     refuse_unsupported_flags(&p)?;
     let (custom_codes, psd2) = (flag(&p, "CustomCodeEnabled")?, flag(&p, "Psd2Enabled")?);
     let settings = ServiceSettings { name: name.into(), code_length, custom_codes, psd2, ..Default::default() };
-    let service = s.verifier.create_or_reuse_service(&auth.0, settings).await?;
+    let service = s.core.catalog.create_or_reuse_service(&auth.0, settings).await?;
     Ok((
         StatusCode::CREATED,
         Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri))),
@@ -310,7 +310,7 @@ async fn list_services(State(s): State<AppState>, auth: TwilioAuth, headers: Hea
     };
     let (size, page) = (number("PageSize", 50)?.clamp(1, 1000), number("Page", 0)?);
     let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
-    let all = s.verifier.services(&auth.0).await?;
+    let all = s.core.catalog.services(&auth.0).await?;
     let services: Vec<Value> = all.iter().skip(page.saturating_mul(size)).take(size).map(|x| service_json(x, &auth, &base)).collect();
     let page_url = |p: usize| format!("{base}/v2/Services?PageSize={size}&Page={p}");
     let more = all.len() > (page + 1).saturating_mul(size);
@@ -335,7 +335,7 @@ async fn fetch_service(
     uri: Uri,
     Path(sid): Path<String>,
 ) -> Result<Json<Value>, TwilioError> {
-    let service = s.verifier.service(&auth.0, Some(&sid)).await?;
+    let service = s.core.catalog.service(&auth.0, Some(&sid)).await?;
     Ok(Json(service_json(&service, &auth, &base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri))))
 }
 
@@ -348,7 +348,7 @@ async fn start(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), TwilioError> {
     let p = Params::parse(&body)?;
-    let service = s.verifier.service(&auth.0, Some(&sid)).await?;
+    let service = s.core.catalog.service(&auth.0, Some(&sid)).await?;
     let to = p.get("To").ok_or_else(|| TwilioError::invalid("Missing required parameter To in the post body"))?;
     let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
     // Twilio's channel names: `sms`, and `sna` (Silent Network Auth: phonegate's silent channel).
@@ -361,7 +361,7 @@ async fn start(
         brand: p.get("CustomFriendlyName").map(str::to_string),
         app_hash: p.get("AppHash").map(str::to_string),
         custom_code: p.get("CustomCode").map(str::to_string),
-        psd2: Psd2::from_parts(p.get("Amount"), p.get("Payee"))?,
+        psd2: Psd2::from_parts(p.get("Amount"), p.get("Payee")).map_err(phonegate_core::VerifyError::from)?,
         ..Default::default()
     };
     let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
@@ -371,7 +371,7 @@ async fn start(
         .map(|ip| ip.trim().parse::<std::net::IpAddr>())
         .transpose()
         .map_err(|_| TwilioError::invalid("Invalid parameter `DeviceIp`: must be an IPv4 or IPv6 address"))?;
-    let started = s.verifier.start(&auth.0.clone().for_end_user(device_ip), req).await?;
+    let started = s.core.verifier.start(&auth.0.clone().for_end_user(device_ip), req).await?;
     let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
     // A first send's only attempt is the one just queued; a resend lists them all.
     let sent = match started.resent {
@@ -406,11 +406,11 @@ async fn pending_target(s: &AppState, auth: &TwilioAuth, service_sid: &str, targ
 
 /// The verification a `VE…` sid or a `To` number (its pending verification) names in a service.
 async fn target_of(s: &AppState, auth: &TwilioAuth, service_sid: &str, target: &str) -> Result<Verification, TwilioError> {
-    let service = s.verifier.service(&auth.0, Some(service_sid)).await?;
+    let service = s.core.catalog.service(&auth.0, Some(service_sid)).await?;
     let v = if target.starts_with("VE") {
-        s.verifier.get(&auth.0, target).await?
+        s.core.verifier.get(&auth.0, target).await?
     } else {
-        s.verifier.pending(&auth.0, Some(&service.id), target).await?
+        s.core.verifier.pending(&auth.0, Some(&service.id), target).await?
     };
     if v.service_id != service.id {
         return Err(TwilioError::not_found());
@@ -441,8 +441,8 @@ async fn update(
     let p = Params::parse(&body)?;
     let v = pending_target(&s, &auth, &sid, &target).await?;
     let v = match p.get("Status") {
-        Some("canceled") => s.verifier.cancel(&auth.0, &v.id).await?,
-        Some("approved") => s.verifier.approve(&auth.0, &v.id).await?,
+        Some("canceled") => s.core.verifier.cancel(&auth.0, &v.id).await?,
+        Some("approved") => s.core.verifier.approve(&auth.0, &v.id).await?,
         _ => return Err(TwilioError::invalid("Invalid parameter `Status`: must be canceled or approved")),
     };
     let sent = attempts(&s, &auth, &v).await?;
@@ -452,17 +452,17 @@ async fn update(
 async fn check(State(s): State<AppState>, auth: TwilioAuth, Path(sid): Path<String>, body: Bytes) -> Result<Json<Value>, TwilioError> {
     let p = Params::parse(&body)?;
     let Some(code) = p.get("Code") else { return sna_check(&s, &auth, &sid, &p).await };
-    let psd2 = Psd2::from_parts(p.get("Amount"), p.get("Payee"))?;
+    let psd2 = Psd2::from_parts(p.get("Amount"), p.get("Payee")).map_err(phonegate_core::VerifyError::from)?;
     // The engine answers for ended verifications: locked → 60202, anything else → 20404.
     let started = std::time::Instant::now();
     let result = match (p.get("VerificationSid"), p.get("To")) {
         (Some(vsid), _) => {
             let v = target_of(&s, &auth, &sid, vsid).await?;
-            s.verifier.check(&auth.0, &v.id, code, psd2.as_ref()).await
+            s.core.verifier.check(&auth.0, &v.id, code, psd2.as_ref()).await
         }
         (None, Some(to)) => {
-            let service = s.verifier.service(&auth.0, Some(&sid)).await?;
-            s.verifier.check_number(&auth.0, Some(&service.id), to, code, psd2.as_ref()).await
+            let service = s.core.catalog.service(&auth.0, Some(&sid)).await?;
+            s.core.verifier.check_number(&auth.0, Some(&service.id), to, code, psd2.as_ref()).await
         }
         (None, None) => {
             return Err(TwilioError::new(StatusCode::BAD_REQUEST, 60221, "Either a 'To' number or 'VerificationSid' must be specified"));
@@ -501,10 +501,10 @@ async fn sna_check(s: &AppState, auth: &TwilioAuth, sid: &str, p: &Params) -> Re
     let v = match (p.get("VerificationSid"), p.get("To")) {
         (Some(vsid), _) => target_of(s, auth, sid, vsid).await?,
         (None, Some(to)) => {
-            let service = s.verifier.service(&auth.0, Some(sid)).await?;
+            let service = s.core.catalog.service(&auth.0, Some(sid)).await?;
             // No SNA verification for the number: this is a code check without its code.
             // (A failure of the server itself is one, and is said as such.)
-            s.verifier.latest_silent(&auth.0, Some(&service.id), to).await.map_err(|e| match e {
+            s.core.verifier.latest_silent(&auth.0, Some(&service.id), to).await.map_err(|e| match e {
                 VerifyError::NoPendingVerification | VerifyError::Phone(_) => missing_code(),
                 other => other.into(),
             })?

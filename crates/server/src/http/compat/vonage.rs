@@ -246,7 +246,7 @@ async fn start_inner(
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
     let req = StartRequest { service: None, to, channel: Channel::Sms, locale: p.get("lg").cloned(), options };
-    let started = s.verifier.start(&caller, req).await.map_err(|e| match e {
+    let started = s.core.verifier.start(&caller, req).await.map_err(|e| match e {
         VerifyError::InvalidParameter { field: Field::CustomCode, .. } => invalid("pin_code"),
         other => from_error(other),
     })?;
@@ -266,7 +266,7 @@ async fn check(State(s): State<AppState>, Extension(meta): Extension<RequestMeta
         let code = p.get("code").ok_or_else(|| missing("code"))?;
         let started = std::time::Instant::now();
         // Any text is an attempt: a code of the wrong shape is a wrong code and costs one.
-        let result = s.verifier.check_any(&caller, &id, code).await;
+        let result = s.core.verifier.check_any(&caller, &id, code).await;
         s.metrics.observe_check(started.elapsed().as_secs_f64());
         let (v, outcome) = match result {
             Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => {
@@ -277,8 +277,14 @@ async fn check(State(s): State<AppState>, Extension(meta): Extension<RequestMeta
         let rid = request_id(&v).to_string();
         Ok(match outcome {
             CheckOutcome::Approved => {
-                let event =
-                    s.verifier.messages_for(&caller, &v.id).await.ok().and_then(|m| m.last().map(|m| m.id.clone())).unwrap_or_default();
+                let event = s
+                    .core
+                    .verifier
+                    .messages_for(&caller, &v.id)
+                    .await
+                    .ok()
+                    .and_then(|m| m.last().map(|m| m.id.clone()))
+                    .unwrap_or_default();
                 Answer(
                     json!({ "request_id": rid, "event_id": event, "status": "0", "price": "0.00000000", "currency": "EUR", "estimated_price_messages_sent": "0.00000000" }),
                 )
@@ -313,7 +319,7 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
             let mut found = Vec::new();
             for rid in many.iter().take(10) {
                 let id = format!("VE{rid}");
-                match s.verifier.detail(&caller, &id).await {
+                match s.core.verifier.detail(&caller, &id).await {
                     Ok(d) => found.push(status_json(&d.verification, &d.messages, &d.checks, &p)),
                     // An unknown id is left out; a failure of the server is said as such.
                     Err(e) if e.detail().is_some() => return Err(from_error(e)),
@@ -323,7 +329,7 @@ async fn search(State(s): State<AppState>, Extension(meta): Extension<RequestMet
             return Ok(Answer(json!({ "verification_requests": found })));
         }
         let id = verification_id(&p)?;
-        let d = s.verifier.detail(&caller, &id).await.map_err(|e| match e.kind() {
+        let d = s.core.verifier.detail(&caller, &id).await.map_err(|e| match e.kind() {
             ErrorKind::NotFound | ErrorKind::Forbidden => fail("101", "No response found"),
             _ => from_error(e),
         })?;
@@ -379,11 +385,11 @@ async fn control(State(s): State<AppState>, Extension(meta): Extension<RequestMe
         match cmd.as_str() {
             "cancel" => {
                 let min_age = chrono::Duration::seconds(s.vonage_min_cancel_secs as i64);
-                s.verifier.cancel_once_older_than(&caller, &id, min_age).await.map_err(from_error)?;
+                s.core.verifier.cancel_once_older_than(&caller, &id, min_age).await.map_err(from_error)?;
                 Ok(Answer(json!({ "status": "0", "command": "cancel" })))
             }
             "trigger_next_event" => {
-                if s.verifier.get(&caller, &id).await.map_err(from_error)?.status != Status::Pending {
+                if s.core.verifier.get(&caller, &id).await.map_err(from_error)?.status != Status::Pending {
                     return Err(from_error(VerifyError::VerificationNotFound));
                 }
                 // Only the SMS event exists: there is never a next one.

@@ -1,0 +1,89 @@
+//! A value that breaks its rule: which field, and why. The model's one error; the core reports it
+//! as `VerifyError::InvalidParameter`.
+
+/// A field's value breaks its rule (`message` says which, in words a client can act on).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct Invalid {
+    pub field: Field,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(field: Field, message: impl Into<String>) -> Self {
+        Self { field, message: message.into() }
+    }
+}
+
+/// The parameter a validation error names; serialized to the name clients send it under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Accounts,
+    Amount,
+    AppHash,
+    Brand,
+    ClientIp,
+    Code,
+    CodeLength,
+    CodeTtlSecs,
+    Country,
+    CustomCode,
+    Email,
+    Identifier,
+    Ip,
+    Locale,
+    Login,
+    MaxAttempts,
+    Name,
+    Password,
+    Payee,
+    Phone,
+    Service,
+    Session,
+    Silent,
+    Sim,
+    Templates,
+    Ttl,
+    Username,
+}
+
+impl Field {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Accounts => "accounts",
+            Self::Amount => "amount",
+            Self::AppHash => "app_hash",
+            Self::Brand => "brand",
+            Self::ClientIp => "client_ip",
+            Self::Code => "code",
+            Self::CodeLength => "code_length",
+            Self::CodeTtlSecs => "code_ttl_secs",
+            Self::Country => "country",
+            Self::CustomCode => "custom_code",
+            Self::Email => "email",
+            Self::Identifier => "identifier",
+            Self::Ip => "ip",
+            Self::Locale => "locale",
+            Self::Login => "login",
+            Self::MaxAttempts => "max_attempts",
+            Self::Name => "name",
+            Self::Password => "password",
+            Self::Payee => "payee",
+            Self::Phone => "phone",
+            Self::Service => "service",
+            Self::Session => "session",
+            Self::Silent => "silent",
+            Self::Sim => "sim",
+            Self::Templates => "templates",
+            Self::Ttl => "ttl",
+            Self::Username => "username",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
