@@ -24,10 +24,12 @@ trap 'rm -f "$log"' EXIT
 # Everything on SQLite (the embedded default)… This also builds phonegate-bench (crates/bench),
 # which the API suite's smoke test runs from the same target directory.
 cargo test --workspace --all-targets 2>&1 | tee "$log"
-# …then the store conformance suite and the whole HTTP suite again on PostgreSQL. HTTP tests that
+# …then the store conformance suite, the core-level tests and the whole HTTP suite again on
+# PostgreSQL. HTTP tests that
 # only make sense on PostgreSQL are #[ignore = "postgres only: …"] (the SQLite pass lists them as
 # ignored); this pass runs them too, so no ignored test may be there for any other reason.
 TEST_POSTGRES_URL="$pg_url" cargo test -p phonegate-store --test conformance 2>&1 | tee -a "$log"
+TEST_POSTGRES_URL="$pg_url" cargo test -p phonegate-core --test core 2>&1 | tee -a "$log"
 if grep -rn '#\[ignore' crates/server/tests/api | grep -v '#\[ignore = "postgres only'; then
     echo "only PostgreSQL-only tests may be ignored in the HTTP suite (see above)" >&2
     exit 1
