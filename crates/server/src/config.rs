@@ -338,6 +338,10 @@ pub enum ConfigError {
     SendIntervals,
     #[error("retention.sweep_interval must be at least 1s")]
     ExpirySweep,
+    /// A duration beyond its bound (a typo such as `"5M"`, five months, must not keep a revoked
+    /// key working or a sweeper from running).
+    #[error("{key} must be at most {max}")]
+    TooLong { key: &'static str, max: &'static str },
     #[error("{0}")]
     Accounts(String),
     #[error("silent.simulator needs the dev outbox: it is refused with real SMS providers ({0})")]
@@ -415,6 +419,18 @@ impl Config {
         }
         if self.retention.sweep_interval.as_secs() == 0 {
             return Err(ConfigError::ExpirySweep);
+        }
+        const DAY: u64 = 86_400;
+        let bounds = [
+            ("api_key_cache", self.api_key_cache, 300, "5m"),
+            ("delivery.send_wait", self.delivery.send_wait, 300, "5m"),
+            ("delivery.dispatch_interval", self.delivery.dispatch_interval, 3600, "1h"),
+            ("delivery.lease", self.delivery.lease, DAY, "1d"),
+            ("retention.keep", self.retention.keep, 3650 * DAY, "3650d"),
+            ("retention.sweep_interval", self.retention.sweep_interval, DAY, "1d"),
+        ];
+        if let Some((key, _, _, max)) = bounds.into_iter().find(|(_, d, max, _)| *d > Duration::from_secs(*max)) {
+            return Err(ConfigError::TooLong { key, max });
         }
         self.accounts.validate().map_err(ConfigError::Accounts)?;
         self.validate_silent()?;

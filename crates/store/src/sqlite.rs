@@ -152,6 +152,10 @@ fn read_loop(conn: Connection, reads: &Mutex<mpsc::Receiver<ReadJob>>) {
         // Only reader threads wait on this lock, while one of them waits for the next unit.
         let next = reads.lock().map_err(drop).and_then(|queue| queue.recv().map_err(drop));
         let Ok(ReadJob { work, done }) = next else { return };
+        // Its caller has gone (the client hung up): nobody would see the answer.
+        if done.is_closed() {
+            continue;
+        }
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut Repo(SqliteDb { conn: &conn }))));
         let _ = done.send(result.unwrap_or_else(|_| Err(StoreError::Other("a read unit panicked".into()))));
     }
@@ -177,6 +181,10 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
     let mut dones = Vec::with_capacity(batch.len());
     let mut open = false;
     for job in batch {
+        // Its caller has gone (the client hung up): the unit is not run, as if it never came.
+        if job.done.is_closed() {
+            continue;
+        }
         dones.push(job.done);
         if !open {
             if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
@@ -185,7 +193,12 @@ fn commit_batch(conn: &mut Connection, batch: Vec<Job>) {
             }
             open = true;
         }
-        let result = conn.execute_batch("SAVEPOINT unit").map_err(map_err).and_then(|()| (job.work)(&mut Repo(SqliteDb { conn })));
+        // A unit that panics is rolled back like one that failed, and the writer goes on: one
+        // bug must not stop every write of the server.
+        let result = conn.execute_batch("SAVEPOINT unit").map_err(map_err).and_then(|()| {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.work)(&mut Repo(SqliteDb { conn }))));
+            ran.unwrap_or_else(|_| Err(StoreError::Other("a write unit panicked".into())))
+        });
         if conn.is_autocommit() {
             // SQLite rolled the whole transaction back (an I/O error, say): the units before
             // this one are gone too.

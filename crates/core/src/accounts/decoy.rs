@@ -26,10 +26,17 @@ impl Accounts {
         let flow = Flow { recognised, ..self.new_flow(FlowKind::Login, phone.clone(), Some(login.clone())) };
         // A decoy does the work of a real flow's start (the reply-flow read, the verification's
         // unit of work, rolled back), so it takes as long as a real one.
+        // What refuses a real start for the number alone (an opted-out number, a destination not
+        // allowed, a paused prefix) refuses the decoy alike, or the answer would tell whether the
+        // number has an account.
+        let mut refused = None;
         if let Some(p) = phone.as_ref() {
             self.reply_pending(p).await?;
             let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised });
-            let _ = self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal, None).await;
+            match self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal, None).await {
+                Ok(_) | Err(VerifyError::Rehearsed) => {}
+                Err(e) => refused = Some(e),
+            }
         }
         // A decoy costs what a code would, so the budgets' refusals come at the same point for
         // numbers with and without an account.
@@ -46,6 +53,9 @@ impl Accounts {
                 Ok::<_, VerifyError>(())
             })
             .await?;
+        }
+        if let Some(e) = refused {
+            return self.audit.audited(caller, &login, Err(e)).await;
         }
         let event = self.audit.in_unit(caller, AuditKind::LoginFailed, Some(&login), "unknown account or wrong password");
         let started = self.save_flow(flow, refusing, event).await;

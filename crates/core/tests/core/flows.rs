@@ -159,3 +159,18 @@ async fn a_flow_past_its_deadline_is_expired() {
     core.advance(Duration::seconds(600));
     assert!(matches!(core.verify(&flow, &code).await, Err(VerifyError::CodeExpired)));
 }
+
+#[tokio::test]
+async fn a_number_that_opted_out_is_refused_alike_with_and_without_an_account() {
+    let core = Core::new().await;
+    let (member, stranger) = (fresh_number(), fresh_number());
+    core.sign_up("noether", &member, None).await;
+    for (n, number) in [&member, &stranger].into_iter().enumerate() {
+        let id = format!("SMstop{n}");
+        core.services.delivery.receive(&end_user("192.0.2.7"), "outbox", &id, number, "+4930123456", "STOP").await.unwrap();
+    }
+    let real = core.log_in(by_phone(&member)).await.unwrap_err();
+    let decoy = core.log_in(by_phone(&stranger)).await.unwrap_err();
+    assert!(matches!(real, VerifyError::OptedOut), "{real:?}");
+    assert!(matches!(decoy, VerifyError::OptedOut), "{decoy:?}");
+}

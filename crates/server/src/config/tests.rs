@@ -187,6 +187,13 @@ fn bad_values_are_refused() {
         jail.set_env("PHONEGATE_RETENTION__SWEEP_INTERVAL", "0s");
         assert!(matches!(load(), ConfigError::ExpirySweep));
         jail.clear_env();
+        // Months (`M`) where minutes were meant, and durations beyond any date: refused.
+        jail.set_env("PHONEGATE_API_KEY_CACHE", "5M");
+        assert_eq!(load().to_string(), "api_key_cache must be at most 5m");
+        jail.set_env("PHONEGATE_API_KEY_CACHE", "5m");
+        jail.set_env("PHONEGATE_RETENTION__KEEP", "1000000y");
+        assert_eq!(load().to_string(), "retention.keep must be at most 3650d");
+        jail.clear_env();
         jail.set_env("PHONEGATE_ACCOUNTS__REFRESH_REUSE", "61s");
         assert!(load().to_string().contains("accounts.refresh_reuse must be between 0s and 60s"), "{}", load());
         jail.set_env("PHONEGATE_ACCOUNTS__REFRESH_REUSE", "0s");

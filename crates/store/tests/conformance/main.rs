@@ -161,6 +161,32 @@ async fn a_failing_unit_writes_nothing() {
     }
 }
 
+/// A write unit that panics is rolled back, its caller learns it failed (on PostgreSQL the panic
+/// goes on in the caller, as if the unit ran there), and the next writes still work.
+#[tokio::test]
+async fn a_panicking_unit_is_rolled_back_and_writes_go_on() {
+    for b in backends().await {
+        let s = b.store.clone();
+        let svc = service(s.as_ref(), "panics").await;
+        let v = verification("VEpanic", &svc, "+4915100000041");
+        let panicked = tokio::spawn(async move {
+            let _: Result<(), StoreError> = ports::write(s.as_ref(), move |tx| {
+                tx.insert_verification(&v)?;
+                panic!("a bug in a unit");
+            })
+            .await;
+        })
+        .await;
+        let s = b.store.as_ref();
+        // SQLite answers the unit's caller with an error; PostgreSQL's caller panics with it.
+        assert!(panicked.is_err() || b.name == "sqlite", "{}", b.name);
+        assert_eq!(get(s, "VEpanic").await, None, "{}: nothing of a panicking unit is kept", b.name);
+        let after = verification("VEafter", &svc, "+4915100000042");
+        assert!(insert(s, &after).await, "{}: the store still writes", b.name);
+        assert!(get(s, "VEafter").await.is_some(), "{}", b.name);
+    }
+}
+
 /// While a write unit holds its transaction open, reads still answer: they see what was
 /// committed (not the open unit's writes), and many at once all complete.
 #[tokio::test]
