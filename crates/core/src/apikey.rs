@@ -10,17 +10,18 @@ use crate::error::{Field, VerifyError};
 pub use crate::model::api_key::{ApiKey, KeyScope, generate, hash_secret};
 use crate::ports::{self, Store, StoreResult};
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 use subtle::ConstantTimeEq;
 
 /// Finds the active key a secret belongs to (Bearer authentication).
-pub async fn authenticate_secret(store: &dyn Store, secret: &str) -> StoreResult<Option<ApiKey>> {
+pub async fn authenticate_secret(store: &dyn Store, secret: &SecretString) -> StoreResult<Option<ApiKey>> {
     let hash = hash_secret(secret);
     let key = ports::read(store, move |tx| tx.api_key_by_hash(&hash)).await?;
     Ok(key.filter(|k| k.revoked_at.is_none()))
 }
 
 /// Checks an id and secret pair (HTTP Basic authentication) in constant time.
-pub async fn authenticate_pair(store: &dyn Store, id: &str, secret: &str) -> StoreResult<Option<ApiKey>> {
+pub async fn authenticate_pair(store: &dyn Store, id: &str, secret: &SecretString) -> StoreResult<Option<ApiKey>> {
     let id = id.to_string();
     let key = ports::read(store, move |tx| tx.api_key(&id)).await?;
     let presented = hash_secret(secret);
@@ -42,7 +43,7 @@ impl ApiKeys {
 
     /// Creates a key named `name` (1 to 100 characters) with `scope` (services by id or name);
     /// the secret is returned only now. Admins only.
-    pub async fn create(&self, caller: &Caller, name: &str, scope: KeyScope) -> Result<(ApiKey, String), VerifyError> {
+    pub async fn create(&self, caller: &Caller, name: &str, scope: KeyScope) -> Result<(ApiKey, SecretString), VerifyError> {
         caller.require_admin()?;
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 {
@@ -129,7 +130,7 @@ impl KeyCache {
     }
 
     /// Bearer authentication.
-    pub async fn by_secret(&self, secret: &str) -> StoreResult<Option<ApiKey>> {
+    pub async fn by_secret(&self, secret: &SecretString) -> StoreResult<Option<ApiKey>> {
         let hash = hash_secret(secret);
         if let Some(key) = self.cached(&hash) {
             return Ok(Some(key));
@@ -142,7 +143,7 @@ impl KeyCache {
     }
 
     /// HTTP Basic (`id:secret`) authentication.
-    pub async fn by_pair(&self, id: &str, secret: &str) -> StoreResult<Option<ApiKey>> {
+    pub async fn by_pair(&self, id: &str, secret: &SecretString) -> StoreResult<Option<ApiKey>> {
         // `AC…` is each key's account-SID alias (Twilio's SDKs insist on an `AC` account SID).
         let alias = id.strip_prefix("AC").map(|rest| format!("SK{rest}"));
         let id = alias.as_deref().unwrap_or(id);

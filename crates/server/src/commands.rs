@@ -8,6 +8,7 @@ use phonegate_core::ids::new_id;
 use phonegate_core::ports::{NoObserver, Sms, SmsSender};
 use phonegate_core::{Caller, Core, SystemClock};
 use phonegate_providers::Providers;
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 async fn open(config: &Config) -> anyhow::Result<(Core, Providers)> {
@@ -56,6 +57,8 @@ pub async fn keys_create(config: &Config, name: &str, scope: KeyScopeArg, servic
     };
     let (core, _) = open(config).await?;
     let (key, secret) = core.api_keys.create(&cli(), name, scope).await?;
+    // The one place the secret is shown.
+    let secret = secret.expose_secret();
     if json {
         println!("{}", serde_json::json!({ "id": key.id, "name": key.name, "scope": key.scope.as_str(), "secret": secret }));
     } else {

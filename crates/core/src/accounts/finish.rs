@@ -9,6 +9,7 @@ use crate::model::ids::new_id;
 use crate::model::phone::PhoneNumber;
 use crate::ports;
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 
 impl Accounts {
     /// The answer of a verified flow, once its unit has committed: the account event, and a
@@ -115,6 +116,6 @@ impl Accounts {
 
 /// What a verified flow opened: a session, or (a phone change) the number it replaced.
 pub(super) enum Opened {
-    Session { session: super::Session, secret: String, created: bool },
+    Session { session: super::Session, secret: SecretString, created: bool },
     PhoneChanged { old: PhoneNumber },
 }

@@ -6,6 +6,7 @@ use crate::caller::Caller;
 use crate::error::VerifyError;
 use crate::ports;
 use chrono::{DateTime, Utc};
+use secrecy::SecretString;
 
 impl Accounts {
     /// Inside a unit: the signed-in principal's session, as the store has it, when still live.
@@ -110,7 +111,7 @@ impl Accounts {
     }
 
     /// A new cookie value for the caller's browser session, whose idle deadline starts again.
-    pub async fn renew(&self, p: &Principal) -> Result<String, VerifyError> {
+    pub async fn renew(&self, p: &Principal) -> Result<SecretString, VerifyError> {
         let (secret, hash) = session::new_secret("");
         let (user, id, now) = (p.user_id.clone(), p.session_id.clone(), self.now());
         ports::write(self.ctx.store.as_ref(), move |tx| {

@@ -175,9 +175,9 @@ pub struct SignedIn {
     pub access_token: String,
     pub expires_in: i64,
     /// An app session's refresh token.
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<SecretString>,
     /// A browser session's cookie value.
-    pub cookie: Option<String>,
+    pub cookie: Option<SecretString>,
 }
 
 /// What a verified flow did.
@@ -376,7 +376,8 @@ impl Accounts {
 
     /// The principal of a valid access token (no database read: a token stays valid until it
     /// expires, so access tokens are short).
-    pub async fn authenticate_bearer(&self, token: &str) -> Result<Principal, VerifyError> {
+    pub async fn authenticate_bearer(&self, token: &SecretString) -> Result<Principal, VerifyError> {
+        let token = token.expose_secret();
         let now = self.now().timestamp();
         let known = self.verified.read().ok().and_then(|m| m.get(token).cloned());
         if let Some(claims) = known {
@@ -405,7 +406,8 @@ impl Accounts {
     }
 
     /// The principal of a live browser session; its last use is recorded (at most once a minute).
-    pub async fn authenticate_cookie(&self, cookie: &str) -> Result<Principal, VerifyError> {
+    pub async fn authenticate_cookie(&self, cookie: &SecretString) -> Result<Principal, VerifyError> {
+        let cookie = cookie.expose_secret();
         if cookie.len() > 100 {
             return Err(VerifyError::Unauthenticated);
         }
@@ -431,7 +433,7 @@ impl Accounts {
         device: Option<String>,
         ip: Option<String>,
         now: DateTime<Utc>,
-    ) -> Result<(Session, String), VerifyError> {
+    ) -> Result<(Session, SecretString), VerifyError> {
         let (secret, hash) = session::new_secret(if kind == SessionKind::Browser { "" } else { "rt_" });
         let session = Session {
             id: new_id("ss"),
@@ -456,7 +458,7 @@ impl Accounts {
     /// spent one presented again ends its session (the whole family), unless it was spent less
     /// than `refresh_reuse_secs` ago and its successor is still unspent: then it gets that same
     /// successor again (two tabs of one app refreshing at once stay one family).
-    pub async fn refresh(&self, caller: &Caller, refresh_token: &SecretString) -> Result<(String, String, i64), VerifyError> {
+    pub async fn refresh(&self, caller: &Caller, refresh_token: &SecretString) -> Result<(String, SecretString, i64), VerifyError> {
         let refresh_token = refresh_token.expose_secret();
         if refresh_token.len() > 100 {
             return Err(VerifyError::RefreshTokenInvalid);
@@ -467,7 +469,7 @@ impl Accounts {
         match outcome {
             Rotated::Fresh(user, session_id, new) => {
                 let token = self.access_token(&*self.ring().await?, &user, &session_id)?;
-                Ok((token, new, self.settings.access_token_secs))
+                Ok((token, SecretString::from(new), self.settings.access_token_secs))
             }
             Rotated::Reused(user_id) => {
                 self.audit

@@ -4,6 +4,7 @@
 use crate::model::ids::new_id;
 use chrono::{DateTime, Utc};
 use rand::{TryRngCore, rngs::OsRng};
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,15 +35,16 @@ impl KeyScope {
     }
 }
 
-pub fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
+/// The stored digest of a key's secret: the one place a secret is exposed.
+pub fn hash_secret(secret: &SecretString) -> Vec<u8> {
+    Sha256::digest(secret.expose_secret().as_bytes()).to_vec()
 }
 
 /// Creates a key; the returned secret is never stored and cannot be shown again.
-pub fn generate(name: &str, scope: KeyScope, now: DateTime<Utc>) -> (ApiKey, String) {
+pub fn generate(name: &str, scope: KeyScope, now: DateTime<Utc>) -> (ApiKey, SecretString) {
     let mut bytes = [0u8; 24];
     OsRng.try_fill_bytes(&mut bytes).expect("OS random source unavailable");
-    let secret = format!("pgs_{}", hex::encode(bytes));
+    let secret = SecretString::from(format!("pgs_{}", hex::encode(bytes)));
     let key =
         ApiKey { id: new_id("SK"), name: name.to_string(), secret_hash: hash_secret(&secret), scope, created_at: now, revoked_at: None };
     (key, secret)

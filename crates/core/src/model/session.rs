@@ -3,6 +3,7 @@
 //! stored.
 use base64::Engine;
 use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use sha2::Digest;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,9 +55,10 @@ impl Session {
 }
 
 /// A new secret (256 random bits) with a prefix, and its digest.
-pub fn new_secret(prefix: &str) -> (String, Vec<u8>) {
-    let secret = format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
-    let digest = digest(&secret);
+pub fn new_secret(prefix: &str) -> (SecretString, Vec<u8>) {
+    let secret =
+        SecretString::from(format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())));
+    let digest = digest(secret.expose_secret());
     (secret, digest)
 }
 

@@ -6,6 +6,7 @@ use phonegate_core::VerifyError;
 use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
 use phonegate_core::accounts::{FlowStarted, SessionKind, SignedIn, Verified};
 use phonegate_core::budget::Rate;
+use secrecy::ExposeSecret;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -63,7 +64,7 @@ async fn a_sign_up_creates_the_account_once_its_code_is_right() {
     let code = core.code_for(&phone).await;
     let s = core.signed_in(&flow, &code).await;
     assert_eq!((s.user.username.as_str(), s.user.phone.as_str()), ("Ada.L", phone.as_str()));
-    assert!(s.refresh_token.is_some_and(|t| t.starts_with("rt_")) && !s.access_token.is_empty());
+    assert!(s.refresh_token.is_some_and(|t| t.expose_secret().starts_with("rt_")) && !s.access_token.is_empty());
     // A flow is used once.
     assert!(matches!(core.verify(&flow, &code).await, Err(VerifyError::FlowNotFound)));
     // The username is taken, in any case.

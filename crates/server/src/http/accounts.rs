@@ -14,7 +14,7 @@ use phonegate_core::VerifyError;
 use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
 use phonegate_core::accounts::{FlowStarted, Session, SessionKind, User, Verified, session::device_name};
 use phonegate_core::error::Field;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -320,7 +320,7 @@ async fn verify(
         Verified::PhoneChanged(_) => Err(VerifyError::FlowNotFound.into()),
         Verified::SignedIn(done) => {
             let cookie =
-                done.cookie.as_deref().map(|c| set_session(s.secure_cookies, Some(c), s.accounts.settings().session_max_days * 86_400));
+                done.cookie.as_ref().map(|c| set_session(s.secure_cookies, Some(c), s.accounts.settings().session_max_days * 86_400));
             let device_token = s.accounts.device_token(&done.user);
             let device_cookie = done.cookie.as_ref().map(|_| set_device(s.secure_cookies, &device_token));
             let body = TokenView {
@@ -328,7 +328,8 @@ async fn verify(
                 access_token: done.access_token,
                 token_type: "Bearer",
                 expires_in: done.expires_in,
-                refresh_token: done.refresh_token,
+                // Exposed only for the response body, which alone carries it to the app.
+                refresh_token: done.refresh_token.as_ref().map(|t| t.expose_secret().to_string()),
                 user: done.user.into(),
             };
             let mut response = Json(body).into_response();
@@ -353,7 +354,7 @@ async fn resend(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b):
     responses((status = 200, body = RefreshedView), (status = 401, body = ErrorBody)))]
 async fn refresh(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b): ApiJson<RefreshBody>) -> Result<Response, ApiError> {
     let (access_token, refresh_token, expires_in) = s.accounts.refresh(&caller, &b.refresh_token).await?;
-    let body = RefreshedView { access_token, token_type: "Bearer", expires_in, refresh_token };
+    let body = RefreshedView { access_token, token_type: "Bearer", expires_in, refresh_token: refresh_token.expose_secret().to_string() };
     let mut response = Json(body).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)

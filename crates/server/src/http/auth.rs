@@ -10,6 +10,7 @@ use axum::response::Response;
 use base64::Engine;
 use phonegate_core::ids::new_id;
 use phonegate_core::{Caller, StoreError};
+use secrecy::{ExposeSecret, SecretString};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use utoipa::Modify;
@@ -88,11 +89,12 @@ async fn key_of(headers: &HeaderMap, state: &AppState) -> Result<Option<phonegat
     let Some((scheme, credentials)) = value.split_once(' ') else { return Ok(None) };
     let credentials = credentials.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
-        state.keys.by_secret(credentials).await
+        state.keys.by_secret(&SecretString::from(credentials)).await
     } else if scheme.eq_ignore_ascii_case("basic") {
         let decoded = base64::engine::general_purpose::STANDARD.decode(credentials).ok().and_then(|d| String::from_utf8(d).ok());
-        match decoded.as_deref().and_then(|d| d.split_once(':')) {
-            Some((id, secret)) => state.keys.by_pair(id, secret).await,
+        let decoded = decoded.map(SecretString::from);
+        match decoded.as_ref().and_then(|d| d.expose_secret().split_once(':')) {
+            Some((id, secret)) => state.keys.by_pair(id, &SecretString::from(secret)).await,
             None => Ok(None),
         }
     } else {

@@ -8,6 +8,7 @@ use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use phonegate_core::Caller;
 use phonegate_core::accounts::Principal;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The session cookie's name. Over HTTPS every cookie of ours has the `__Host-` prefix, which
 /// browsers accept only with `Secure`, `Path=/` and no `Domain`, so no sibling host can set or
@@ -34,10 +35,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// `Set-Cookie` for the session: `max_age` seconds, or removal with `None`.
-pub fn set_session(secure: bool, value: Option<&str>, max_age: i64) -> HeaderValue {
+pub fn set_session(secure: bool, value: Option<&SecretString>, max_age: i64) -> HeaderValue {
     let name = session_cookie(secure);
     let attrs = if secure { "; Secure" } else { "" };
-    let text = match value {
+    let text = match value.map(ExposeSecret::expose_secret) {
         Some(v) => format!("{name}={v}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{attrs}"),
         None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{attrs}"),
     };
@@ -103,7 +104,7 @@ impl FromRequestParts<AppState> for SignedIn {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
         if let Some(token) = bearer {
-            let principal = s.accounts.authenticate_bearer(token).await?;
+            let principal = s.accounts.authenticate_bearer(&SecretString::from(token)).await?;
             return Ok(SignedIn { principal, caller, by_cookie: false });
         }
         let Some(value) = cookie(&parts.headers, session_cookie(s.secure_cookies)) else {
@@ -117,7 +118,7 @@ impl FromRequestParts<AppState> for SignedIn {
                  (Sec-Fetch-Site: same-origin, or an Origin equal to this server's)",
             ));
         }
-        let principal = s.accounts.authenticate_cookie(value).await?;
+        let principal = s.accounts.authenticate_cookie(&SecretString::from(value)).await?;
         Ok(SignedIn { principal, caller, by_cookie: true })
     }
 }

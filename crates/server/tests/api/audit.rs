@@ -3,6 +3,7 @@
 use crate::helpers::{TestApp, fresh_number, wrong};
 use phonegate_core::Caller;
 use phonegate_core::apikey::KeyScope;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 async fn events(app: &TestApp, query: &str) -> Vec<Value> {
@@ -52,7 +53,7 @@ async fn security_events_are_recorded_and_readable_by_admins_only() {
     // A service key may not read it.
     let scope = KeyScope::Services(vec!["phonegate".into()]);
     let (_, secret) = app.state.core.api_keys.create(&Caller::system("tests"), "svc", scope).await.unwrap();
-    let r = app.client.get(app.url("/api/audit")).bearer_auth(&secret).send().await.unwrap();
+    let r = app.client.get(app.url("/api/audit")).bearer_auth(secret.expose_secret()).send().await.unwrap();
     assert_eq!(r.status(), 403);
 }
 

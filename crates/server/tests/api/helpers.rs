@@ -5,6 +5,7 @@ use phonegate::config::Config;
 use phonegate::http::AppState;
 use phonegate_core::{Caller, ManualClock};
 use reqwest::{Response, StatusCode};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,6 +92,7 @@ impl TestApp {
             client = client.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
         }
         let client = client.build().unwrap();
+        let secret = secret.expose_secret().to_string();
         Self { base, client, key_id: key.id, secret, clock, state, database_url, _dir: dir, _shutdown: tx }
     }
 

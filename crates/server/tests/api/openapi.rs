@@ -10,6 +10,7 @@ use phonegate_core::ports::Store;
 use phonegate_store::PgStore;
 use reqwest::RequestBuilder;
 use reqwest::header::CONTENT_TYPE;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -232,9 +233,14 @@ async fn every_documented_response_matches_what_the_server_sends() {
     // A service key may not create services nor read the audit log; an admin key may.
     let scope = phonegate_core::apikey::KeyScope::Services(vec!["Shop".into()]);
     let (_, shop_secret) = app.state.core.api_keys.create(&phonegate_core::Caller::system("tests"), "shop", scope).await.unwrap();
-    let as_shop = |path: &str| client.get(url(path)).bearer_auth(&shop_secret);
+    let as_shop = |path: &str| client.get(url(path)).bearer_auth(shop_secret.expose_secret());
     let r = api
-        .call("post", "/api/services", client.post(url("/api/services")).bearer_auth(&shop_secret).json(&json!({ "name": "X" })), 403)
+        .call(
+            "post",
+            "/api/services",
+            client.post(url("/api/services")).bearer_auth(shop_secret.expose_secret()).json(&json!({ "name": "X" })),
+            403,
+        )
         .await;
     assert_eq!(r["error"]["code"], "forbidden");
     api.call("get", "/api/audit", as_shop("/api/audit"), 403).await;
@@ -527,7 +533,7 @@ async fn admin(api: &mut Contract, app: &TestApp) {
     let member = app.sign_up("someone", &fresh_number(), None).await;
     let (admin, member_token) = (admin["access_token"].as_str().unwrap().to_string(), member["access_token"].as_str().unwrap().to_string());
     let id = member["user"]["id"].as_str().unwrap().to_string();
-    let chief = app.state.accounts.members(&app.state.accounts.authenticate_bearer(&admin).await.unwrap()).await.unwrap();
+    let chief = app.state.accounts.members(&app.state.accounts.authenticate_bearer(&admin.as_str().into()).await.unwrap()).await.unwrap();
     let chief = chief.iter().find(|m| m.user.username == "chief").unwrap().user.id.clone();
     let as_ = |token: &str, method: reqwest::Method, path: &str| client.request(method, url(path)).bearer_auth(token);
     let (get, put, delete) = (reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE);

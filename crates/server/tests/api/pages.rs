@@ -253,7 +253,8 @@ async fn an_invite_link_fills_in_the_sign_up_page_or_says_that_it_ended() {
     let app = TestApp::spawn().await;
     let admin_phone = fresh_number();
     app.state.accounts.create_admin(&phonegate_core::Caller::system("tests"), "inviter", &admin_phone).await.unwrap();
-    let admin = app.state.accounts.authenticate_bearer(app.log_in(&admin_phone).await["access_token"].as_str().unwrap()).await.unwrap();
+    let admin =
+        app.state.accounts.authenticate_bearer(&app.log_in(&admin_phone).await["access_token"].as_str().unwrap().into()).await.unwrap();
     let invited = fresh_number();
     let invite = app.state.accounts.invite(&phonegate_core::Caller::system("tests"), &admin, &invited, None).await.unwrap();
     let app = &app;

@@ -3,6 +3,7 @@
 use crate::helpers::{TestApp, expect_error, fresh_number};
 use phonegate_core::Caller;
 use phonegate_core::apikey::KeyScope;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 struct Key {
@@ -13,7 +14,7 @@ struct Key {
 async fn service_key(app: &TestApp, service: &str) -> Key {
     let scope = KeyScope::Services(vec![service.into()]);
     let (key, secret) = app.state.core.api_keys.create(&Caller::system("tests"), service, scope).await.unwrap();
-    Key { id: key.id, secret }
+    Key { id: key.id, secret: secret.expose_secret().to_string() }
 }
 
 async fn native(app: &TestApp, key: &Key, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {

@@ -3,6 +3,7 @@
 //! error bodies, and no field the vendor's schema does not declare.
 use crate::helpers::{TestApp, fresh_number, wrong};
 use crate::schema::Schemas;
+use secrecy::ExposeSecret;
 use serde_json::{Map, Value, json};
 
 /// A vendor's OpenAPI 3.0 document, its schemas read as JSON Schema.
@@ -170,7 +171,7 @@ async fn vonage_answers_match_vonages_published_spec() {
     let third = fresh_number();
     let params = [
         ("api_key", key.id.as_str()),
-        ("api_secret", secret.as_str()),
+        ("api_secret", secret.expose_secret()),
         ("number", third.trim_start_matches('+')),
         ("payee", "Shop"),
         ("amount", "9.99"),

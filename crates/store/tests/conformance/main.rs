@@ -292,7 +292,7 @@ async fn services_keys_and_secrets() {
         assert_eq!(apikey::authenticate_pair(s, &key.id, &secret).await.unwrap().map(|k| k.name), Some("ci".into()));
         let scope = apikey::authenticate_secret(s, &secret).await.unwrap().unwrap().scope;
         assert_eq!(scope, apikey::KeyScope::Services(vec![id.clone(), "VAother".into()]), "{}: the scope round-trips", b.name);
-        assert!(apikey::authenticate_pair(s, &key.id, "wrong").await.unwrap().is_none());
+        assert!(apikey::authenticate_pair(s, &key.id, &"wrong".into()).await.unwrap().is_none());
         let kid = key.id.clone();
         assert!(write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0())).unwrap());
         assert!(!write!(s, [kid], |tx| tx.revoke_api_key(&kid, t0())).unwrap());

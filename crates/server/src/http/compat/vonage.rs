@@ -21,6 +21,7 @@ use phonegate_core::message::Message;
 use phonegate_core::psd2::Psd2;
 use phonegate_core::verification::CheckRecord;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, Verification, VerifyError};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -136,9 +137,10 @@ async fn authenticated(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &He
     let result = if headers.contains_key(header::AUTHORIZATION) {
         authenticate(headers, meta, s).await
     } else {
+        // The secret leaves the parameters at once, wrapped so it cannot be printed.
+        let secret = SecretString::from(p.remove("api_secret").ok_or_else(|| missing("api_secret"))?);
         let key = p.get("api_key").ok_or_else(|| missing("api_key"))?;
-        let secret = p.get("api_secret").ok_or_else(|| missing("api_secret"))?;
-        s.keys.by_pair(key, secret).await.map(|k| k.map(|k| Caller::key(&k, meta.ip, meta.request_id.clone())))
+        s.keys.by_pair(key, &secret).await.map(|k| k.map(|k| Caller::key(&k, meta.ip, meta.request_id.clone())))
     };
     match result {
         Ok(Some(caller)) => {

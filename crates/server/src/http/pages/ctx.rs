@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 use phonegate_core::accounts::{Principal, session::device_name};
 use phonegate_core::{Caller, VerifyError};
+use secrecy::{ExposeSecret, SecretString};
 
 /// What every page request carries: the language, the anti-forgery cookie, the caller.
 pub struct PageCtx {
@@ -29,7 +30,7 @@ impl FromRequestParts<AppState> for PageCtx {
         let existing = cookie(&parts.headers, csrf_cookie(s.secure_cookies)).filter(|v| (20..=64).contains(&v.len())).map(str::to_string);
         let (anchor, fresh) = match existing {
             Some(a) => (a, false),
-            None => (phonegate_core::accounts::session::new_secret("").0, true),
+            None => (phonegate_core::accounts::session::new_secret("").0.expose_secret().to_string(), true),
         };
         Ok(PageCtx { t, anchor, fresh, caller: crate::http::session::end_user(parts), headers: parts.headers.clone() })
     }
@@ -97,7 +98,7 @@ impl PageCtx {
     /// The signed-in user of this browser, if any; a failure of the server is its error page.
     pub(super) async fn principal(&self, s: &AppState) -> Result<Option<Principal>, Response> {
         let Some(value) = cookie(&self.headers, session_cookie(s.secure_cookies)) else { return Ok(None) };
-        match s.accounts.authenticate_cookie(value).await {
+        match s.accounts.authenticate_cookie(&SecretString::from(value)).await {
             Ok(p) => Ok(Some(p)),
             Err(e) if e.detail().is_some() => Err(self.failed(s, &e)),
             Err(_) => Ok(None),

@@ -391,7 +391,7 @@ fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result
         Ok(Verified::SignedIn(done)) => {
             let mut response = ctx.redirect(s, if back.is_empty() { "/account" } else { &back });
             let max_age = s.accounts.settings().session_max_days * 86_400;
-            response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, done.cookie.as_deref(), max_age));
+            response.headers_mut().append(header::SET_COOKIE, set_session(s.secure_cookies, done.cookie.as_ref(), max_age));
             let device = s.accounts.device_token(&done.user);
             response.headers_mut().append(header::SET_COOKIE, super::session::set_device(s.secure_cookies, &device));
             response
