@@ -61,7 +61,7 @@ impl App {
             secure_cookies,
             accounts,
             integrations,
-            core,
+            core: Arc::new(core),
             keys,
             metrics,
             outbox: providers.has_outbox,

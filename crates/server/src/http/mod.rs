@@ -44,7 +44,7 @@ pub struct AppState {
     /// The signed-redirect steps (Auth0 and configured clients).
     pub integrations: Arc<phonegate_core::integrations::Integrations>,
     /// The core's services (verifications, delivery, keys, audit, catalog…).
-    pub core: Core,
+    pub core: Arc<Core>,
     pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,
     /// True when the dev outbox is a configured provider (its read endpoints exist only then).

@@ -159,7 +159,7 @@ async fn with_database_down(app: &TestApp) -> String {
     let mut state = app.state.clone();
     let unreachable: Arc<dyn Store> = Arc::new(PgStore::connect("postgres://phonegate@127.0.0.1:1/phonegate", 1).unwrap());
     let clock: Arc<dyn phonegate_core::Clock> = app.clock.clone();
-    state.core = phonegate_core::Core::new(phonegate_core::CoreParts {
+    state.core = Arc::new(phonegate_core::Core::new(phonegate_core::CoreParts {
         store: unreachable,
         sender: Arc::new(phonegate_core::outbox::OutboxSender),
         clock,
@@ -171,7 +171,7 @@ async fn with_database_down(app: &TestApp) -> String {
         delivery: Default::default(),
         silent: Default::default(),
         decoy_service: phonegate_core::accounts::SERVICE.into(),
-    });
+    }));
     let router = phonegate::http::router(state, &Config::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
