@@ -33,9 +33,12 @@ impl Accounts {
         if let Some(p) = phone.as_ref() {
             self.reply_pending(p).await?;
             let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised });
+            // (A refusal of sends, such as the verification's own send limit, a real flow answers
+            // as its send budget, which the decoy's charges below meet alike.)
             match self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal, None).await {
-                Ok(_) | Err(VerifyError::Rehearsed) => {}
-                Err(e) => refused = Some(e),
+                Err(e @ (VerifyError::OptedOut | VerifyError::Phone(_))) => refused = Some(e),
+                Err(e @ VerifyError::OverBudget { budget: crate::budget::Budget::PrefixThrottled, .. }) => refused = Some(e),
+                _ => {}
             }
         }
         // A decoy costs what a code would, so the budgets' refusals come at the same point for
