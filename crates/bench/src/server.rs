@@ -55,6 +55,7 @@ impl Server {
         let key = Command::new(binary)
             .args(["keys", "create", "--name", "bench", "--json"])
             .env("PHONEGATE_DATABASE_URL", database_url)
+            .envs(phonegate_store::testing::secret_file(database_url).map(|f| ("PHONEGATE_SECRET_FILE", f)))
             .output()
             .with_context(|| format!("cannot run {}", binary.display()))?;
         if !key.status.success() {
@@ -65,6 +66,7 @@ impl Server {
         serve
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .env("PHONEGATE_DATABASE_URL", database_url)
+            .envs(phonegate_store::testing::secret_file(database_url).map(|f| ("PHONEGATE_SECRET_FILE", f)))
             .stderr(Stdio::piped());
         // Every scenario sends to fresh numbers of one range from one client, and the accounts
         // scenarios log in again and again from one address to the same accounts: the budgets

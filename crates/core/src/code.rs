@@ -60,9 +60,13 @@ pub fn is_plausible(input: &str) -> bool {
     (MIN_LENGTH as usize..=MAX_LENGTH as usize).contains(&input.len()) && input.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Keys derived from the server secret.
+/// Keys derived from the server secrets in the key file, newest last. The newest seals and
+/// digests everything new; every key opens and matches what it sealed, so data from before a
+/// rotation stays readable until retention removes it.
 #[derive(Clone)]
-pub struct ServerKeys {
+pub struct ServerKeys(std::sync::Arc<[KeyParts]>);
+
+struct KeyParts {
     digest_key: [u8; 32],
     seal: Aes256Gcm,
 }
@@ -79,15 +83,24 @@ fn derive(secret: &[u8], label: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-impl ServerKeys {
-    pub fn from_secret(secret: &[u8]) -> Self {
+/// What the database records of a key: an HMAC under it of a fixed label. It tells which key
+/// sealed a database's data without revealing the key.
+pub fn fingerprint(secret: &[u8]) -> [u8; 32] {
+    derive(secret, "phonegate/v1/key-fingerprint")
+}
+
+/// A key's short public name (12 hex digits of its fingerprint), for log lines and messages.
+pub fn key_id(secret: &[u8]) -> String {
+    hex::encode(&fingerprint(secret)[..6])
+}
+
+impl KeyParts {
+    fn new(secret: &[u8]) -> Self {
         let seal_key = derive(secret, "phonegate/v1/code-seal");
         Self { digest_key: derive(secret, "phonegate/v1/code-digest"), seal: Aes256Gcm::new_from_slice(&seal_key).expect("32-byte key") }
     }
 
-    /// HMAC-SHA256 over the verification id and the code, so equal codes of different
-    /// verifications have unrelated digests.
-    pub fn digest(&self, verification_id: &str, code: &str) -> Vec<u8> {
+    fn digest(&self, verification_id: &str, code: &str) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.digest_key).expect("32-byte key");
         mac.update(verification_id.as_bytes());
         mac.update(&[0]);
@@ -95,16 +108,53 @@ impl ServerKeys {
         mac.finalize().into_bytes().to_vec()
     }
 
+    fn open(&self, bound_to: &str, nonce: &[u8], ciphertext: &[u8]) -> Option<String> {
+        let payload = Payload { msg: ciphertext, aad: bound_to.as_bytes() };
+        let plain = self.seal.decrypt(Nonce::from_slice(nonce), payload).ok()?;
+        String::from_utf8(plain).ok()
+    }
+}
+
+impl ServerKeys {
+    /// One key (tests, and a key file holding one secret).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Self::from_secrets(&[secret])
+    }
+
+    /// The keys of `secrets`, oldest first: the last one seals. At least one is needed.
+    pub fn from_secrets<S: AsRef<[u8]>>(secrets: &[S]) -> Self {
+        assert!(!secrets.is_empty(), "a key ring needs a key");
+        Self(secrets.iter().map(|s| KeyParts::new(s.as_ref())).collect())
+    }
+
+    fn newest(&self) -> &KeyParts {
+        self.0.last().expect("a key ring has a key")
+    }
+
+    /// The keys newest first: what was sealed lately is found at the first try.
+    fn newest_first(&self) -> impl Iterator<Item = &KeyParts> {
+        self.0.iter().rev()
+    }
+
+    /// HMAC-SHA256 under the newest key over the verification id and the code, so equal codes of
+    /// different verifications have unrelated digests.
+    pub fn digest(&self, verification_id: &str, code: &str) -> Vec<u8> {
+        self.newest().digest(verification_id, code)
+    }
+
     /// The group's invite code of a generation: 8 characters without look-alikes (no 0/O,
-    /// 1/I/L), derived from the server secret, so it is never stored and every instance agrees.
+    /// 1/I/L), derived from the newest key, so it is never stored and every instance agrees (a
+    /// key rotation gives the group a new code, as a leaked key would reveal the old one).
     pub fn invite_code(&self, generation: i64) -> String {
         const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
         let digest = self.digest(&format!("invite-code/{generation}"), "");
         digest.iter().take(8).map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect()
     }
 
+    /// Whether `stored_digest` is the digest of `code` under any key, compared in constant time
+    /// for each key (how many keys there are is no secret).
     pub fn matches(&self, verification_id: &str, code: &str, stored_digest: &[u8]) -> bool {
-        bool::from(self.digest(verification_id, code).as_slice().ct_eq(stored_digest))
+        self.newest_first().fold(false, |found, k| found | bool::from(k.digest(verification_id, code).as_slice().ct_eq(stored_digest)))
     }
 
     /// Encrypts the code for a later resend, bound to its verification id.
@@ -116,24 +166,24 @@ impl ServerKeys {
         self.open_text(verification_id, sealed).map(Code)
     }
 
-    /// Encrypts text (a code, a queued message body): 12-byte random nonce followed by the
-    /// ciphertext, authenticated together with `bound_to` (the id of the record holding it).
+    /// Encrypts text (a code, a queued message body) under the newest key: 12-byte random nonce
+    /// followed by the ciphertext, authenticated together with `bound_to` (the id of the record
+    /// holding it).
     pub fn seal_text(&self, bound_to: &str, text: &str) -> Vec<u8> {
         let mut nonce = [0u8; 12];
         OsRng.try_fill_bytes(&mut nonce).expect("OS random source unavailable");
         let payload = Payload { msg: text.as_bytes(), aad: bound_to.as_bytes() };
-        let ciphertext = self.seal.encrypt(Nonce::from_slice(&nonce), payload).expect("AES-GCM encryption cannot fail");
+        let ciphertext = self.newest().seal.encrypt(Nonce::from_slice(&nonce), payload).expect("AES-GCM encryption cannot fail");
         [nonce.as_slice(), &ciphertext].concat()
     }
 
+    /// Opens what any of the keys sealed (AES-GCM's tag tells the right one).
     pub fn open_text(&self, bound_to: &str, sealed: &[u8]) -> Option<String> {
         if sealed.len() < 12 {
             return None;
         }
         let (nonce, ciphertext) = sealed.split_at(12);
-        let payload = Payload { msg: ciphertext, aad: bound_to.as_bytes() };
-        let plain = self.seal.decrypt(Nonce::from_slice(nonce), payload).ok()?;
-        String::from_utf8(plain).ok()
+        self.newest_first().find_map(|k| k.open(bound_to, nonce, ciphertext))
     }
 }
 
@@ -169,6 +219,22 @@ mod tests {
         assert_eq!(keys.open("VEb", &sealed), None);
         assert_eq!(ServerKeys::from_secret(b"secret two").open("VEa", &sealed), None);
         assert!(!sealed.windows(6).any(|w| w == code.expose().as_bytes()));
+    }
+
+    #[test]
+    fn after_a_rotation_old_data_opens_and_new_data_uses_the_new_key() {
+        let old = ServerKeys::from_secret(b"old");
+        let code = Code::generate(6);
+        let (sealed, digest) = (old.seal("VEa", &code), old.digest("VEa", code.expose()));
+        let rotated = ServerKeys::from_secrets(&[b"old", b"new"]);
+        assert_eq!(rotated.open("VEa", &sealed), Some(code.clone()));
+        assert!(rotated.matches("VEa", code.expose(), &digest));
+        let fresh = rotated.seal("VEb", &code);
+        assert_eq!(old.open("VEb", &fresh), None, "new data is sealed with the new key");
+        assert_eq!(ServerKeys::from_secret(b"new").open("VEb", &fresh), Some(code.clone()));
+        assert!(!old.matches("VEb", code.expose(), &rotated.digest("VEb", code.expose())));
+        assert_ne!(old.invite_code(1), rotated.invite_code(1));
+        assert_ne!(key_id(b"old"), key_id(b"new"));
     }
 
     #[test]

@@ -294,6 +294,10 @@ pub trait SecretWrites {
     /// The secret stored under `name`, storing `candidate` first if there is none, so every
     /// instance on one database ends up with the same secret.
     fn secret_or_insert(&mut self, name: &str, candidate: &[u8]) -> StoreResult<Vec<u8>>;
+    /// Every stored secret and key record, by name (a handful of rows).
+    fn secrets(&mut self) -> StoreResult<Vec<(String, Vec<u8>)>>;
+    /// Stores `value` under `name` unless the name is taken; true when it was stored.
+    fn insert_secret(&mut self, name: &str, value: &[u8]) -> StoreResult<bool>;
 }
 
 /// A claim on a message: who holds it (a random token) and until when.
@@ -385,6 +389,9 @@ pub trait Store: Send + Sync {
     async fn read(&self, work: ReadWork) -> StoreResult<()>;
     /// Cheap round trip for readiness checks.
     async fn ping(&self) -> StoreResult<()>;
+    /// Deletes the secret `name` and rewrites the database's files so its bytes are gone from
+    /// them (freed pages, the write-ahead log), not only unlinked from its table.
+    async fn erase_secret(&self, name: &str) -> StoreResult<()>;
 }
 
 /// Runs a unit of work that yields a value, as one transaction (`Store::write`). If it returns an

@@ -10,7 +10,6 @@ use phonegate_core::apikey::KeyCache;
 use phonegate_core::ports::{Observer, Store};
 use phonegate_core::{Clock, Core, CoreParts, Limits, SystemClock};
 use phonegate_providers::{BuildContext, Providers};
-use rand::TryRngCore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
@@ -94,7 +93,7 @@ impl App {
 }
 
 /// The HTTPS configuration from PEM files (rustls with the ring provider; HTTP/2 and 1.1).
-fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let certs = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .with_context(|| format!("cannot read the certificate chain {}", cert.display()))?;
@@ -186,9 +185,7 @@ pub async fn engine(
 ) -> anyhow::Result<(Core, Providers, Arc<dyn Store>)> {
     let store =
         phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
-    let mut candidate = [0u8; 32];
-    rand::rngs::OsRng.try_fill_bytes(&mut candidate).context("OS random source unavailable")?;
-    let secret = phonegate_core::startup::server_keys(store.as_ref(), &candidate).await.context("cannot load the server secret")?;
+    let secret = crate::secret::load(config, store.as_ref()).await?;
     let providers = build_providers(config, observer.clone())?;
     let core = Core::new(CoreParts {
         store: store.clone(),
@@ -218,7 +215,7 @@ pub fn public_base(config: &Config) -> String {
 }
 
 /// The silent providers (and the simulator) with their routing.
-fn silent_routes(config: &Config) -> anyhow::Result<phonegate_core::silent::SilentRoutes> {
+pub(crate) fn silent_routes(config: &Config) -> anyhow::Result<phonegate_core::silent::SilentRoutes> {
     let public = public_base(config);
     let mut providers: Vec<Arc<dyn phonegate_core::silent::SilentProvider>> = Vec::new();
     if config.silent.simulator {
@@ -268,7 +265,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// Drops any credentials from a database URL before it is logged.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
         _ => url.to_string(),

@@ -37,7 +37,28 @@ pub enum Command {
         tls_key: Option<PathBuf>,
     },
     /// Create the database if needed and apply pending migrations, then exit.
-    Migrate,
+    Migrate {
+        /// Apply nothing: exit 0 when no migration is pending, 1 (naming them) when some are.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Copy the live SQLite database into a new FILE while the server runs (the key file is not
+    /// in it: back that up on its own). With PostgreSQL, says how to use pg_dump.
+    Backup {
+        /// The new backup file.
+        file: PathBuf,
+    },
+    /// Put a backup FILE in place of the configured SQLite database (server stopped), after
+    /// checking the file, its schema version and that the key file in place opens it.
+    Restore {
+        /// The backup to restore.
+        file: PathBuf,
+    },
+    /// Check a configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Manage API keys (they authenticate every API request).
     Keys {
         #[command(subcommand)]
@@ -57,6 +78,11 @@ pub enum Command {
     Jwt {
         #[command(subcommand)]
         command: JwtCommand,
+    },
+    /// Manage the key file: the secrets that seal codes and message bodies and sign tokens.
+    Secret {
+        #[command(subcommand)]
+        command: SecretCommand,
     },
     /// Show the messages the dev outbox provider stored instead of sending, newest first.
     Outbox {
@@ -91,6 +117,24 @@ pub enum AdminCommand {
 pub enum JwtCommand {
     /// Make a new signing key: it signs from now on (every instance within a minute); tokens
     /// signed by earlier keys stay valid until they expire.
+    Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate FILE (with PHONEGATE_* on top, as `serve` reads it) and print the effective
+    /// configuration with secrets masked; exit 2 when it is invalid.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Add a new key to the key file: servers started from then on seal with it, and older keys
+    /// still open what they sealed. With several instances, copy the file to each before
+    /// restarting it.
     Rotate,
 }
 

@@ -43,6 +43,16 @@ pub async fn jwt_rotate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn secret_rotate(config: &Config) -> anyhow::Result<()> {
+    let (id, file) = crate::secret::rotate(config).await?;
+    println!(
+        "new key {id} added to {}: servers started from now on seal with it; the older keys still open what they sealed.\n\
+         Restart the server to use it (with several instances: copy the file to each first). The group invite code changes with the key.",
+        file.display()
+    );
+    Ok(())
+}
+
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     open(config).await?;
     println!("database is up to date");

@@ -31,6 +31,11 @@ pub struct Config {
     pub database_url: String,
     /// Upper bound of the PostgreSQL connection pool per instance.
     pub database_max_connections: u32,
+    /// The key file: the server secrets that seal codes and message bodies and sign tokens,
+    /// kept outside the database. Default: `$CREDENTIALS_DIRECTORY/phonegate-secret` when
+    /// systemd passes that credential, else `phonegate-secret` next to the SQLite file; with
+    /// PostgreSQL it must be set (every instance needs the same file).
+    pub secret_file: Option<PathBuf>,
     /// Public base URL of this server (`https://verify.example.com`): status callbacks point
     /// there and Twilio's webhook signatures are checked against it.
     pub public_url: Option<String>,
@@ -204,6 +209,7 @@ impl Default for Config {
             listen: ([127, 0, 0, 1], 8080).into(),
             database_url: "sqlite://phonegate.db".into(),
             database_max_connections: 10,
+            secret_file: None,
             public_url: None,
             api_key_cache: Duration::from_secs(2),
             outbox_public: false,

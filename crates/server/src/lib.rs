@@ -5,5 +5,7 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod listen;
+pub mod maintenance;
 pub mod metrics;
+pub mod secret;
 pub mod telemetry;

@@ -1,8 +1,8 @@
 //! The `phonegate` binary: parses the command line and runs the chosen command.
 use clap::Parser;
-use phonegate::cli::{AdminCommand, Cli, Command, JwtCommand, KeysCommand, SmsCommand};
+use phonegate::cli::{AdminCommand, Cli, Command, ConfigCommand, JwtCommand, KeysCommand, SecretCommand, SmsCommand};
 use phonegate::config::{Config, Overrides};
-use phonegate::{app, commands, telemetry};
+use phonegate::{app, commands, maintenance, telemetry};
 use std::process::ExitCode;
 
 #[tokio::main]
@@ -18,6 +18,15 @@ async fn main() -> ExitCode {
         },
         _ => Overrides { database_url: cli.database.clone(), ..Default::default() },
     };
+    if let Command::Config { command: ConfigCommand::Check { file } } = &cli.command {
+        return match maintenance::config_check(file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("phonegate: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match Config::load(cli.config.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {
@@ -30,7 +39,15 @@ async fn main() -> ExitCode {
             telemetry::init(&config);
             app::serve(config).await
         }
-        Command::Migrate => commands::migrate(&config).await,
+        Command::Migrate { check: false } => commands::migrate(&config).await,
+        Command::Migrate { check: true } => match maintenance::migrations_pending(&config).await {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
+        Command::Backup { file } => maintenance::backup(&config, &file),
+        Command::Restore { file } => maintenance::restore(&config, &file),
+        Command::Config { command: ConfigCommand::Check { file } } => maintenance::config_check(&file),
         Command::Keys { command } => match command {
             KeysCommand::Create { name, scope, services, json } => commands::keys_create(&config, &name, scope, services, json).await,
             KeysCommand::List { json } => commands::keys_list(&config, json).await,
@@ -43,6 +60,7 @@ async fn main() -> ExitCode {
             commands::admin_create(&config, &username, &phone, json).await
         }
         Command::Jwt { command: JwtCommand::Rotate } => commands::jwt_rotate(&config).await,
+        Command::Secret { command: SecretCommand::Rotate } => commands::secret_rotate(&config).await,
         Command::Outbox { to, limit, json } => commands::outbox(&config, to.as_deref(), limit, json).await,
     };
     match result {

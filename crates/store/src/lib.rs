@@ -1,6 +1,7 @@
 //! phonegate's storage: the core's units of work on SQLite (one file, the embedded default) and
 //! PostgreSQL (many instances), over one SQL layer both share (`sql`). `connect` picks the
 //! backend from the database URL.
+pub mod backup;
 mod migrations;
 mod postgres;
 mod sql;
@@ -12,6 +13,13 @@ use std::sync::Arc;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+pub use migrations::latest as latest_schema_version;
+
+/// The file a `sqlite://PATH` URL names.
+pub fn sqlite_path(url: &str) -> Result<std::path::PathBuf, StoreError> {
+    sqlite::path_of(url)
+}
 
 /// Opens (creating if needed) and migrates the database named by `url`; `max_connections`
 /// bounds the PostgreSQL pool.

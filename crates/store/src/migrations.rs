@@ -26,7 +26,24 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes
 /// may start at once on one file: the write lock taken first makes them take turns.
+/// The newest schema version this release knows.
+pub fn latest() -> i64 {
+    SQLITE.last().map(|(v, _)| *v).unwrap_or(0)
+}
+
+/// Refuses a database a newer release has migrated: this binary would misread it.
+fn refuse_newer(version: i64) -> StoreResult<()> {
+    if version > latest() {
+        return Err(StoreError::Other(format!(
+            "the database's schema is version {version}, newer than this release knows ({}): it was migrated by a newer phonegate; run that release (or a later one), or restore a backup taken before the upgrade",
+            latest()
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn sqlite(conn: &Connection) -> StoreResult<()> {
+    refuse_newer(current_sqlite_version(conn)?)?;
     for (version, sql) in SQLITE {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
         let applied = current_sqlite_version(conn);
@@ -50,7 +67,7 @@ pub(crate) fn sqlite(conn: &Connection) -> StoreResult<()> {
 
 /// The schema version; a database that an earlier release migrated with sqlx records it in
 /// `_sqlx_migrations` instead.
-fn current_sqlite_version(conn: &Connection) -> StoreResult<i64> {
+pub(crate) fn current_sqlite_version(conn: &Connection) -> StoreResult<i64> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(map_err)?;
     if version > 0 {
         return Ok(version);
@@ -64,7 +81,35 @@ fn current_sqlite_version(conn: &Connection) -> StoreResult<i64> {
     conn.query_row("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success", [], |r| r.get(0)).map_err(map_err)
 }
 
+/// The versions PostgreSQL has applied (none on a new database).
+async fn postgres_applied(pool: &sqlx::PgPool) -> StoreResult<Vec<i64>> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(pool).await.map_err(crate::postgres::map_err)?;
+    if !exists {
+        return Ok(Vec::new());
+    }
+    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(pool)
+        .await
+        .map_err(crate::postgres::map_err)
+}
+
+/// The migrations a database still needs, by version (for `phonegate migrate --check`); an error
+/// for a database a newer release migrated.
+pub(crate) async fn postgres_pending(pool: &sqlx::PgPool) -> StoreResult<Vec<i64>> {
+    let applied = postgres_applied(pool).await?;
+    refuse_newer(applied.last().copied().unwrap_or(0))?;
+    Ok(SQLITE.iter().map(|(v, _)| *v).filter(|v| !applied.contains(v)).collect())
+}
+
+pub(crate) fn sqlite_pending(conn: &Connection) -> StoreResult<Vec<i64>> {
+    let version = current_sqlite_version(conn)?;
+    refuse_newer(version)?;
+    Ok(SQLITE.iter().map(|(v, _)| *v).filter(|v| *v > version).collect())
+}
+
 pub(crate) async fn postgres(pool: &sqlx::PgPool) -> StoreResult<()> {
+    postgres_pending(pool).await?;
     sqlx::migrate!("./migrations/postgres").run(pool).await.map_err(|e| match e {
         sqlx::migrate::MigrateError::Execute(inner) => crate::postgres::map_err(inner),
         other => StoreError::Other(format!("migration failed: {other}")),

@@ -38,6 +38,10 @@ impl PgStore {
     pub async fn migrate(&self) -> StoreResult<()> {
         crate::migrations::postgres(&self.pool).await
     }
+
+    pub async fn pending_migrations(&self) -> StoreResult<Vec<i64>> {
+        crate::migrations::postgres_pending(&self.pool).await
+    }
 }
 
 /// SQLSTATE classes that mean "try again later": connection exceptions (08), operator
@@ -93,6 +97,14 @@ impl Store for PgStore {
 
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ()).map_err(map_err)
+    }
+
+    /// Deletes the row, then rewrites the table (`VACUUM FULL`) so the dead tuple's bytes leave
+    /// its data file. PostgreSQL's own write-ahead log keeps them until it recycles its segments
+    /// (docs/deployment.md says so).
+    async fn erase_secret(&self, name: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM server_secrets WHERE name = $1").bind(name).execute(&self.pool).await.map_err(map_err)?;
+        sqlx::query("VACUUM FULL server_secrets").execute(&self.pool).await.map(|_| ()).map_err(map_err)
     }
 }
 

@@ -24,6 +24,7 @@ const MAX_BATCH: usize = 512;
 const READERS: usize = 4;
 
 pub struct SqliteStore {
+    path: PathBuf,
     writer: mpsc::Sender<Job>,
     readers: mpsc::Sender<ReadJob>,
     /// Dropped with the store, which stops the checkpointer.
@@ -74,7 +75,7 @@ impl SqliteStore {
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, stopped))
             .map_err(|e| StoreError::Other(format!("cannot start the SQLite checkpointer: {e}")))?;
-        Ok(Self { writer: tx, readers, _checkpoints: stop })
+        Ok(Self { path, writer: tx, readers, _checkpoints: stop })
     }
 }
 
@@ -131,6 +132,26 @@ impl Store for SqliteStore {
     /// database's write lock (it commits nothing).
     async fn ping(&self) -> StoreResult<()> {
         self.write(Box::new(|_| Ok(()))).await
+    }
+
+    /// On a connection of its own: with `secure_delete` the row's bytes are overwritten, `VACUUM`
+    /// rewrites the file without its free pages, and a truncating checkpoint empties the WAL, so
+    /// no copy of the secret is left in the database's files.
+    async fn erase_secret(&self, name: &str) -> StoreResult<()> {
+        let (path, name) = (self.path.clone(), name.to_string());
+        let erase = move || {
+            let conn = connect(&path, false)?;
+            conn.execute_batch("PRAGMA secure_delete = ON").map_err(map_err)?;
+            conn.execute("DELETE FROM server_secrets WHERE name = ?1", [&name]).map_err(map_err)?;
+            conn.execute_batch("VACUUM").map_err(map_err)?;
+            let (busy, _, _): (i64, i64, i64) =
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(map_err)?;
+            if busy != 0 {
+                return Err(StoreError::Unavailable("the WAL could not be emptied: another connection is reading".into()));
+            }
+            Ok(())
+        };
+        tokio::task::spawn_blocking(erase).await.map_err(|e| StoreError::Other(format!("erasing a secret failed: {e}")))?
     }
 }
 

@@ -21,6 +21,21 @@ pub async fn fresh_database_url(dir: &std::path::Path) -> Result<String, StoreEr
     }
 }
 
+/// The key file servers on `database_url` share, for PostgreSQL (which has no default key
+/// file): one per database URL, in the system's temporary directory. `None` for SQLite, whose
+/// key file defaults to one next to the database file.
+pub fn secret_file(database_url: &str) -> Option<std::path::PathBuf> {
+    use std::hash::{Hash, Hasher};
+    if database_url.starts_with("sqlite:") {
+        return None;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    database_url.hash(&mut hasher);
+    let dir = std::env::temp_dir().join("phonegate-test-keys");
+    let _ = std::fs::create_dir_all(&dir);
+    Some(dir.join(format!("{:016x}", hasher.finish())))
+}
+
 /// Creates a new, uniquely named schema in the PostgreSQL database `admin_url` names and returns
 /// a URL whose connections use it.
 pub async fn fresh_postgres_schema(admin_url: &str, prefix: &str) -> Result<String, StoreError> {
@@ -78,11 +93,22 @@ pub async fn break_every_table(url: &str) -> Result<(), StoreError> {
         let renames: String = names.iter().map(|n| format!("ALTER TABLE \"{n}\" RENAME TO \"broken_{n}\";")).collect();
         conn.execute_batch(&renames).map_err(|e| other(&e))
     } else {
-        execute(
-            url,
-            "DO $$ DECLARE t record; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() LOOP \
-             EXECUTE format('ALTER TABLE %I RENAME TO %I', t.tablename, 'broken_' || t.tablename); END LOOP; END $$",
-        )
-        .await
+        // The server's background work may hold locks on some tables while this renames them
+        // all in one transaction: PostgreSQL may then pick this one as a deadlock's victim, and
+        // a retry goes through.
+        let mut tries = 0;
+        loop {
+            let renamed = execute(
+                url,
+                "DO $$ DECLARE t record; BEGIN FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = current_schema() LOOP \
+                 EXECUTE format('ALTER TABLE %I RENAME TO %I', t.tablename, 'broken_' || t.tablename); END LOOP; END $$",
+            )
+            .await;
+            tries += 1;
+            match renamed {
+                Err(StoreError::Other(e)) if e.contains("deadlock detected") && tries < 5 => continue,
+                other => return other,
+            }
+        }
     }
 }

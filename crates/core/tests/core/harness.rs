@@ -69,7 +69,7 @@ impl Core {
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
         let sender = Arc::new(RecordingSender::default());
         let observer = Arc::new(RecordingObserver::default());
-        let keys = phonegate_core::startup::server_keys(store.as_ref(), &rand::random::<[u8; 32]>()).await.expect("server keys");
+        let keys = phonegate_core::startup::register(store.as_ref(), vec![rand::random::<[u8; 32]>()]).await.expect("server keys");
         let silent: Vec<Arc<dyn phonegate_core::silent::SilentProvider>> =
             if setup.silent_simulator { vec![Arc::new(Simulator)] } else { Vec::new() };
         let silent =

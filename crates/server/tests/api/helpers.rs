@@ -70,6 +70,9 @@ impl TestApp {
         let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url, ..Config::default() };
         config.delivery.send_wait = std::time::Duration::from_secs(60);
         configure(&mut config);
+        if config.secret_file.is_none() {
+            config.secret_file = phonegate_store::testing::secret_file(&config.database_url);
+        }
         // The database the app really uses (a test may point it at another one).
         let database_url = config.database_url.clone();
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
@@ -257,6 +260,7 @@ pub fn cli_key(url: &str, name: &str) -> String {
     let key = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
         .args(["keys", "create", "--name", name, "--json"])
         .env("PHONEGATE_DATABASE_URL", url)
+        .envs(phonegate_store::testing::secret_file(url).map(|f| ("PHONEGATE_SECRET_FILE", f)))
         .output()
         .unwrap();
     assert!(key.status.success(), "{}", String::from_utf8_lossy(&key.stderr));
@@ -270,6 +274,7 @@ impl Server {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .env("PHONEGATE_DATABASE_URL", database_url)
+            .envs(phonegate_store::testing::secret_file(database_url).map(|f| ("PHONEGATE_SECRET_FILE", f)))
             .env_remove("PHONEGATE_CONFIG")
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())

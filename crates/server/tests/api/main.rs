@@ -4,6 +4,7 @@ mod headers;
 mod helpers;
 mod integrations;
 mod invites;
+mod key_file;
 mod lockout;
 
 mod account_changes;
@@ -11,6 +12,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod auth;
+mod backup;
 mod bad_input;
 mod bench;
 mod budgets;

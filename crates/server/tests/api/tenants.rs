@@ -109,7 +109,12 @@ fn keys_are_created_with_a_scope_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("k.db").display());
     let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_phonegate")).args(args).env("PHONEGATE_DATABASE_URL", &db).output().unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+            .args(args)
+            .env("PHONEGATE_DATABASE_URL", &db)
+            .envs(phonegate_store::testing::secret_file(&db).map(|f| ("PHONEGATE_SECRET_FILE", f)))
+            .output()
+            .unwrap()
     };
     let out = run(&["keys", "create", "--name", "shop", "--scope", "service", "--service", "phonegate", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

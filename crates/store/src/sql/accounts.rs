@@ -27,6 +27,7 @@ static KEYS: Sql =
 static REVOKE_KEY: Sql = Sql::new("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL");
 static INSERT_SECRET: Sql = Sql::new("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING");
 static SECRET: Sql = Sql::new("SELECT value FROM server_secrets WHERE name = $1");
+static SECRETS: Sql = Sql::new("SELECT name, value FROM server_secrets ORDER BY name");
 
 fn service(mut r: Row) -> StoreResult<Service> {
     Ok(Service {
@@ -111,5 +112,13 @@ impl<D: Db> SecretWrites for Repo<D> {
         self.exec(&INSERT_SECRET, args![name, candidate])?;
         let mut row = self.row(&SECRET, args![name])?.ok_or_else(|| StoreError::Other(format!("secret `{name}` vanished")))?;
         row.blob(0)
+    }
+
+    fn secrets(&mut self) -> StoreResult<Vec<(String, Vec<u8>)>> {
+        self.rows(&SECRETS, args![])?.into_iter().map(|mut r| Ok((r.text(0)?, r.blob(1)?))).collect()
+    }
+
+    fn insert_secret(&mut self, name: &str, value: &[u8]) -> StoreResult<bool> {
+        Ok(self.exec(&INSERT_SECRET, args![name, value])? == 1)
     }
 }
