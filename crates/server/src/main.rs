@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
             commands::admin_create(&config, &username, &phone, json).await
         }
         Command::Jwt { command: JwtCommand::Rotate } => commands::jwt_rotate(&config).await,
+        Command::Healthcheck { timeout } => commands::healthcheck(&config, timeout).await,
         Command::Outbox { to, limit, json } => commands::outbox(&config, to.as_deref(), limit, json).await,
     };
     match result {
