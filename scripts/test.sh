@@ -37,10 +37,13 @@ fi
 TEST_POSTGRES_URL="$pg_url" cargo test -p phonegate --test api -- --include-ignored 2>&1 | tee -a "$log"
 bash sdk-tests/run.sh target/debug/phonegate 2>&1 | tee -a "$log"
 bash browser-tests/run.sh target/debug/phonegate 2>&1 | tee -a "$log"
+# The Debian package from the same debug binary: built, installed, run as its unit would, purged.
+bash scripts/test-package.sh 2>&1 | tee -a "$log"
 
-# One closing line for the whole run: cargo prints one per test binary, the SDK and browser runners
-# their own.
+# One closing line for the whole run: cargo prints one per test binary, the SDK, browser and
+# packaging runners their own.
 awk '/^test result:/ { p += $4; f += $6 }
      /^sdk: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      /^browser: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^packaging: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      END { printf "tests: %d passed, %d failed\n", p, f; exit (p == 0 || f > 0) }' "$log"

@@ -3,6 +3,7 @@ use crate::config::LogFormat;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// phonegate proves that a person holds a phone number: it sends one-time codes and checks them.
 #[derive(Debug, Parser)]
@@ -83,6 +84,14 @@ pub enum Command {
     Secret {
         #[command(subcommand)]
         command: SecretCommand,
+    },
+    /// Ask the server at the configured `listen` address whether it is ready (`GET /readyz`, over
+    /// HTTPS when `[tls]` is set; a wildcard address is asked on loopback): exit 0 when it answers
+    /// 200, 1 otherwise. For service managers, container and load-balancer health checks.
+    Healthcheck {
+        /// How long to wait for the answer, e.g. 5s or 500ms.
+        #[arg(long, default_value = "5s", value_parser = phonegate_core::duration::parse)]
+        timeout: Duration,
     },
     /// Show the messages the dev outbox provider stored instead of sending, newest first.
     Outbox {

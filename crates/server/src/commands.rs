@@ -144,3 +144,38 @@ pub async fn sms_send(config: &Config, to: &str, body: &str, provider: Option<&s
     println!("sent via {} (provider message id: {})", sent.provider, sent.provider_message_id.as_deref().unwrap_or("none"));
     Ok(())
 }
+
+/// `phonegate healthcheck`: `GET /readyz` on the configured listen address. It sends nothing
+/// secret and reads only the status, so over HTTPS it accepts the server's certificate as it is
+/// (it asks loopback, a name the certificate is rarely for).
+pub async fn healthcheck(config: &Config, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let url = readyz_url(config);
+    let client = reqwest::Client::builder().timeout(timeout).no_proxy().danger_accept_invalid_certs(true).build().context("HTTP client")?;
+    let response = client.get(&url).send().await.with_context(|| format!("{url}: no answer"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{url} answered {status}: {}", body.chars().take(300).collect::<String>());
+    }
+    println!("{url}: ready");
+    // Whatever `/readyz` wants an operator to know (a reverse proxy that is not trusted…).
+    let details = serde_json::from_str::<serde_json::Value>(&body).ok().map(|b| b["details"].clone());
+    if let Some(details) = details.filter(|d| d.as_object().is_some_and(|d| !d.is_empty())) {
+        eprintln!("details: {details}");
+    }
+    Ok(())
+}
+
+/// Where the server named by `listen` answers: a wildcard address is reached on loopback.
+fn readyz_url(config: &Config) -> String {
+    let mut address = config.listen;
+    if address.ip().is_unspecified() {
+        let loopback: std::net::IpAddr = match address {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        };
+        address.set_ip(loopback);
+    }
+    let scheme = if config.tls.cert.is_some() { "https" } else { "http" };
+    format!("{scheme}://{address}/readyz")
+}

@@ -61,6 +61,7 @@ async fn main() -> ExitCode {
         }
         Command::Jwt { command: JwtCommand::Rotate } => commands::jwt_rotate(&config).await,
         Command::Secret { command: SecretCommand::Rotate } => commands::secret_rotate(&config).await,
+        Command::Healthcheck { timeout } => commands::healthcheck(&config, timeout).await,
         Command::Outbox { to, limit, json } => commands::outbox(&config, to.as_deref(), limit, json).await,
     };
     match result {

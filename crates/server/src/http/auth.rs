@@ -46,7 +46,7 @@ pub fn current_request_id() -> String {
 /// own `x-request-id` when it is a short token, else a new one), echoed in the answer.
 pub async fn request_meta(State(proxies): State<Arc<ProxySettings>>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-    let ip = peer.map(|peer| proxies.client_ip(peer, req.headers()));
+    let ip = peer.map(|peer| proxies.client_ip_noting(peer, req.headers()));
     let offered = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok());
     let request_id = match offered {
         Some(id) if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) => id.to_string(),

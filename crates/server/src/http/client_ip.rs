@@ -2,16 +2,76 @@
 //! right, so only entries written by proxies we trust are ever used.
 use crate::config::ClientIpHeader;
 use axum::http::HeaderMap;
+use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use utoipa::ToSchema;
 
 /// Who may name the client: the networks of our reverse proxies and the one header they write.
 #[derive(Debug, Clone, Default)]
 pub struct ProxySettings {
     pub proxies: Vec<ipnet::IpNet>,
     pub header: ClientIpHeader,
+    /// The first forwarding header from a peer that is not a trusted proxy (shared with `/readyz`).
+    pub untrusted: Arc<UntrustedForwarding>,
+}
+
+/// A reverse proxy that is not in `trusted_proxies`: its forwarding header is (rightly) ignored,
+/// so every person behind it is counted as the proxy's one address, and shares its per-address
+/// budgets. The first such request is logged once and shown by `/readyz` from then on.
+#[derive(Debug, Default)]
+pub struct UntrustedForwarding {
+    first: OnceLock<UntrustedPeer>,
+}
+
+/// The peer that sent a forwarding header without being a trusted proxy.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct UntrustedPeer {
+    /// The connection's peer address (the proxy, or a client writing the header itself).
+    pub peer: String,
+    /// The forwarding header it sent (`x-forwarded-for` or `forwarded`).
+    pub header: &'static str,
+    /// What to do about it.
+    pub hint: &'static str,
+}
+
+const UNTRUSTED_HINT: &str = "if this peer is your reverse proxy, add its address to [http] trusted_proxies: until then every client \
+     behind it shares its address and per-address budgets; if it is not, a client wrote the header itself and it is rightly ignored";
+
+impl UntrustedForwarding {
+    /// The first untrusted peer that sent a forwarding header, if any did.
+    pub fn first(&self) -> Option<&UntrustedPeer> {
+        self.first.get()
+    }
+
+    /// Notes a request whose peer is not a trusted proxy but carries a forwarding header; logs
+    /// the first one. Costs nothing once one was seen.
+    fn observe(&self, settings: &ProxySettings, peer: IpAddr, headers: &HeaderMap) {
+        if self.first.get().is_some() || settings.trusts(&peer) {
+            return;
+        }
+        let Some(header) = ["x-forwarded-for", "forwarded"].into_iter().find(|h| headers.contains_key(*h)) else {
+            return;
+        };
+        let noted = UntrustedPeer { peer: peer.to_canonical().to_string(), header, hint: UNTRUSTED_HINT };
+        if self.first.set(noted).is_ok() {
+            tracing::warn!(
+                peer = %peer.to_canonical(),
+                header,
+                setting = "[http] trusted_proxies",
+                "a request carried a forwarding header from a peer that is not a trusted proxy: the header is ignored and the peer is the client; {UNTRUSTED_HINT}"
+            );
+        }
+    }
 }
 
 impl ProxySettings {
+    /// The client's address (`client_ip`), noting a forwarding header from an untrusted peer.
+    pub fn client_ip_noting(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.untrusted.observe(self, peer, headers);
+        self.client_ip(peer, headers)
+    }
+
     fn trusts(&self, ip: &IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.proxies.iter().any(|n| n.contains(&ip))
@@ -149,7 +209,8 @@ mod tests {
     const PEER: &str = "127.0.0.1";
 
     fn walk(header: ClientIpHeader, lines: &[&str]) -> String {
-        let settings = ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()], header };
+        let settings =
+            ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap(), "10.0.0.0/8".parse().unwrap()], header, ..Default::default() };
         let mut headers = HeaderMap::new();
         let name = match header {
             ClientIpHeader::XForwardedFor => "x-forwarded-for",
@@ -199,7 +260,8 @@ mod tests {
             assert_eq!(walk(ClientIpHeader::XForwardedFor, lines), *want, "X-Forwarded-For: {lines:?}");
         }
         // A byte that is not UTF-8 spoils only its own entry.
-        let settings = ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap()], header: ClientIpHeader::XForwardedFor };
+        let settings =
+            ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap()], header: ClientIpHeader::XForwardedFor, ..Default::default() };
         let mut headers = HeaderMap::new();
         headers.append("x-forwarded-for", HeaderValue::from_bytes(b"\xff, 203.0.113.9").unwrap());
         assert_eq!(settings.client_ip(PEER.parse().unwrap(), &headers).to_string(), "203.0.113.9");
@@ -238,7 +300,8 @@ mod tests {
 
     #[test]
     fn only_the_configured_header_counts() {
-        let settings = ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap()], header: ClientIpHeader::Forwarded };
+        let settings =
+            ProxySettings { proxies: vec!["127.0.0.0/8".parse().unwrap()], header: ClientIpHeader::Forwarded, ..Default::default() };
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
         assert_eq!(settings.client_ip(PEER.parse().unwrap(), &headers).to_string(), PEER);
@@ -250,9 +313,25 @@ mod tests {
 
     #[test]
     fn an_untrusted_peer_is_the_client() {
-        let settings = ProxySettings { proxies: vec!["10.0.0.0/8".parse().unwrap()], header: ClientIpHeader::XForwardedFor };
+        let settings =
+            ProxySettings { proxies: vec!["10.0.0.0/8".parse().unwrap()], header: ClientIpHeader::XForwardedFor, ..Default::default() };
         let mut headers = HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
         assert_eq!(settings.client_ip(PEER.parse().unwrap(), &headers).to_string(), PEER);
+    }
+
+    #[test]
+    fn the_first_forwarding_header_from_an_untrusted_peer_is_noted() {
+        let settings = ProxySettings { proxies: vec!["10.0.0.0/8".parse().unwrap()], ..Default::default() };
+        let mut headers = HeaderMap::new();
+        settings.client_ip_noting("192.0.2.1".parse().unwrap(), &headers);
+        headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7"));
+        settings.client_ip_noting("10.0.0.1".parse().unwrap(), &headers);
+        assert!(settings.untrusted.first().is_none(), "no header, or a trusted proxy: nothing to say");
+        settings.client_ip_noting("::ffff:192.0.2.1".parse().unwrap(), &headers);
+        settings.client_ip_noting("192.0.2.2".parse().unwrap(), &headers);
+        let noted = settings.untrusted.first().unwrap();
+        assert_eq!((noted.peer.as_str(), noted.header), ("192.0.2.1", "x-forwarded-for"), "the first one, canonical");
+        assert!(noted.hint.contains("[http] trusted_proxies"));
     }
 }

@@ -93,6 +93,7 @@ fn api_router() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState, config: &Config) -> Router {
     let (api, spec) = api_router().split_for_parts();
     let spec = Arc::new(spec);
+    let proxies = Arc::new(proxy_settings(config));
     api.merge(docs::routes(spec))
         .merge(outbox::page_routes())
         .merge(pages::routes())
@@ -105,7 +106,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .layer(axum::middleware::from_fn_with_state(state.secure_cookies, headers::security_headers))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(proxy_settings(config)), auth::request_meta))
+        // `/readyz` reports a forwarding header from a peer that is not a trusted proxy.
+        .layer(axum::Extension(proxies.untrusted.clone()))
+        .layer(axum::middleware::from_fn_with_state(proxies, auth::request_meta))
         // Path only: query strings may carry credentials (compat APIs) and are never logged.
         .layer(TraceLayer::new_for_http().make_span_with(
             |req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %logged_path(req.uri().path())),
@@ -114,7 +117,11 @@ pub fn router(state: AppState, config: &Config) -> Router {
 }
 
 fn proxy_settings(config: &Config) -> client_ip::ProxySettings {
-    client_ip::ProxySettings { proxies: config.http.trusted_proxies.clone(), header: config.http.client_ip_header }
+    client_ip::ProxySettings {
+        proxies: config.http.trusted_proxies.clone(),
+        header: config.http.client_ip_header,
+        untrusted: Default::default(),
+    }
 }
 
 /// A request's path as logged: a `check_url`'s token is a credential and never logged.

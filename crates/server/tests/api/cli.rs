@@ -197,3 +197,66 @@ fn the_dev_outbox_refuses_to_listen_beyond_loopback_unless_told() {
     child.wait().unwrap();
     assert!(logs.contains("outbox_public: the dev outbox is reachable"), "{logs}");
 }
+
+/// `phonegate healthcheck` with `PHONEGATE_LISTEN` (and the rest of the configuration) as given.
+async fn healthcheck(env: Vec<(&'static str, String)>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_phonegate"))
+            .args(["healthcheck", "--timeout", "10s"])
+            .env_remove("PHONEGATE_CONFIG")
+            .envs(env)
+            .output()
+            .expect("binary runs")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn healthcheck_exits_0_while_the_configured_server_is_ready_and_1_when_nothing_answers() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let port = app.base.rsplit(':').next().unwrap().to_string();
+    // A wildcard listen address is asked on loopback.
+    for listen in [format!("127.0.0.1:{port}"), format!("0.0.0.0:{port}")] {
+        let out = healthcheck(vec![("PHONEGATE_LISTEN", listen.clone())]).await;
+        assert!(out.status.success(), "{listen}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("http://127.0.0.1:{port}/readyz: ready"));
+    }
+    // Nothing listens on a port that was just free.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let out = healthcheck(vec![("PHONEGATE_LISTEN", free.to_string())]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("http://{free}/readyz: no answer")), "{out:?}");
+}
+
+#[tokio::test]
+async fn healthcheck_asks_over_https_when_tls_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["phonegate.example".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let (c, k) = (cert_path.clone(), key_path.clone());
+    let app = crate::helpers::TestApp::spawn_trusting(
+        |config| {
+            config.tls.cert = Some(c);
+            config.tls.key = Some(k);
+        },
+        None,
+    )
+    .await;
+    let listen = app.base.trim_start_matches("https://").to_string();
+    let tls = |listen: &str| {
+        vec![
+            ("PHONEGATE_LISTEN", listen.to_string()),
+            ("PHONEGATE_TLS__CERT", cert_path.display().to_string()),
+            ("PHONEGATE_TLS__KEY", key_path.display().to_string()),
+        ]
+    };
+    let out = healthcheck(tls(&listen)).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("https://"));
+    // Plain HTTP to an HTTPS listener is not an answer of readiness.
+    let out = healthcheck(vec![("PHONEGATE_LISTEN", listen)]).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}

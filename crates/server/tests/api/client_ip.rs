@@ -58,3 +58,42 @@ async fn rotating_a_spoofed_entry_does_not_escape_the_login_budget() {
     expect_error(login(30, "198.51.100.7").await.unwrap(), 429, "login_throttled").await;
     assert_eq!(login(31, "198.51.100.8").await.unwrap().status(), StatusCode::ACCEPTED, "another client is not throttled");
 }
+
+/// Behind a proxy that is not in `trusted_proxies`, everyone shares the proxy's address (and its
+/// per-address budgets): `/readyz` says so once a forwarding header arrives from such a peer.
+#[tokio::test]
+async fn readyz_names_a_forwarding_peer_that_is_not_trusted() {
+    let app = TestApp::spawn().await;
+    let ready = || async { app.client.get(app.url("/readyz")).send().await.unwrap().json::<Value>().await.unwrap() };
+    assert_eq!(ready().await, json!({ "status": "ready", "details": {} }));
+    let r = app.client.get(app.url("/healthz")).header("x-forwarded-for", "198.51.100.7").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let details = &ready().await["details"]["untrusted_forwarded_for"];
+    assert_eq!((details["peer"].as_str(), details["header"].as_str()), (Some("127.0.0.1"), Some("x-forwarded-for")), "{details}");
+    assert!(details["hint"].as_str().unwrap().contains("[http] trusted_proxies"), "{details}");
+
+    // A trusted proxy's header is what it should be: nothing to report.
+    let trusted = TestApp::spawn_with(behind_proxy(ClientIpHeader::XForwardedFor)).await;
+    trusted.client.get(trusted.url("/healthz")).header("x-forwarded-for", "198.51.100.7").send().await.unwrap();
+    let r: Value = trusted.client.get(trusted.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(r["details"], json!({}));
+}
+
+#[tokio::test]
+async fn a_forwarding_header_from_an_untrusted_peer_is_logged_once_with_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("x.db").display());
+    let mut server = tokio::task::spawn_blocking(move || crate::helpers::Server::spawn(&db, &[])).await.unwrap();
+    for forwarded in ["203.0.113.9", "203.0.113.10"] {
+        let r = reqwest::Client::new().get(format!("{}/healthz", server.base)).header("x-forwarded-for", forwarded).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let ready: Value = reqwest::get(format!("{}/readyz", server.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["details"]["untrusted_forwarded_for"]["peer"], "127.0.0.1");
+    let (clean, logs) = server.stop();
+    assert!(clean, "{logs}");
+    let warnings: Vec<Value> =
+        logs.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|l| l["setting"] == "[http] trusted_proxies").collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert_eq!((warnings[0]["level"].as_str(), warnings[0]["peer"].as_str()), (Some("WARN"), Some("127.0.0.1")), "{logs}");
+}
