@@ -37,6 +37,8 @@ pub enum AuditKind {
     SilentFailed,
     IntegrationVerified,
     IntegrationDenied,
+    // Test numbers: a verification with a fixed code, nothing sent.
+    TestNumberUsed,
     // Accounts.
     Signup,
     Login,
@@ -75,6 +77,7 @@ impl AuditKind {
             Self::SilentFailed => "silent_failed",
             Self::IntegrationVerified => "integration_verified",
             Self::IntegrationDenied => "integration_denied",
+            Self::TestNumberUsed => "test_number_used",
             Self::Signup => "signup",
             Self::Login => "login",
             Self::LoginFailed => "login_failed",

@@ -6,6 +6,7 @@ use crate::clock::Clock;
 use crate::code::ServerKeys;
 use crate::error::VerifyError;
 use crate::model::phone::{PhoneNumber, PhonePolicy};
+use crate::model::test_numbers::TestNumbers;
 use crate::ports::{Observer, Store};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub(crate) keys: ServerKeys,
     pub(crate) phones: Arc<PhonePolicy>,
     pub(crate) budgets: Arc<Budgets>,
+    /// Numbers with a fixed code that nothing is ever sent to (`[test_numbers]`).
+    pub(crate) test_numbers: TestNumbers,
 }
 
 impl std::ops::Deref for Context {
@@ -39,8 +42,9 @@ impl Context {
         keys: ServerKeys,
         phones: PhonePolicy,
         budgets: Budgets,
+        test_numbers: TestNumbers,
     ) -> Self {
-        Self(Arc::new(Shared { store, clock, observer, keys, phones: Arc::new(phones), budgets: Arc::new(budgets) }))
+        Self(Arc::new(Shared { store, clock, observer, keys, phones: Arc::new(phones), budgets: Arc::new(budgets), test_numbers }))
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -48,8 +52,25 @@ impl Context {
     }
 
     /// A number as the configured policy reads it (region for national formats, kinds allowed).
+    /// A configured test number is taken as it is: nothing is ever sent to it.
     pub fn parse_phone(&self, raw: &str) -> Result<PhoneNumber, VerifyError> {
-        Ok(self.phones.parse(raw)?)
+        self.parse_phone_with(&self.phones, raw)
+    }
+
+    /// `parse_phone` under another policy (a request's own region).
+    pub(crate) fn parse_phone_with(&self, policy: &PhonePolicy, raw: &str) -> Result<PhoneNumber, VerifyError> {
+        match policy.parse(raw) {
+            Ok(n) => Ok(n),
+            Err(e) => match policy.normalize(raw).filter(|n| self.test_numbers.is_test(n)) {
+                Some(n) => Ok(n),
+                None => Err(e.into()),
+            },
+        }
+    }
+
+    /// The configured test numbers.
+    pub fn test_numbers(&self) -> &TestNumbers {
+        &self.test_numbers
     }
 
     /// Whether the database answers (readiness).

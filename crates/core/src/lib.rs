@@ -22,7 +22,7 @@ pub mod startup;
 pub mod traffic;
 
 // The model's modules, at the short paths the adapters name them by.
-pub use model::{ids, locales, message, phone, psd2, service, verification};
+pub use model::{ids, locales, message, phone, psd2, service, test_numbers, verification};
 
 pub use caller::{Caller, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -60,6 +60,8 @@ pub struct CoreParts {
     pub phones: PhonePolicy,
     pub limits: Limits,
     pub budgets: budget::Budgets,
+    /// Numbers with a fixed code that nothing is sent to (`[test_numbers]`; empty: none).
+    pub test_numbers: model::test_numbers::TestNumbers,
     pub delivery: DeliveryTimes,
     pub silent: silent::SilentRoutes,
     /// The service whose budgets a decoy's silent check charges: the service of the flows that
@@ -69,7 +71,7 @@ pub struct CoreParts {
 
 impl Core {
     pub fn new(p: CoreParts) -> Self {
-        let ctx = context::Context::new(p.store, p.clock, p.observer, p.keys, p.phones, p.budgets);
+        let ctx = context::Context::new(p.store, p.clock, p.observer, p.keys, p.phones, p.budgets, p.test_numbers);
         let audit = audit::Audit::new(ctx.clone());
         let catalog = catalog::Catalog::new(ctx.clone(), audit.clone());
         let api_keys = apikey::ApiKeys::new(ctx.clone(), audit.clone(), catalog.clone());

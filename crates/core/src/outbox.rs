@@ -20,6 +20,8 @@ pub struct OutboxMessage {
     pub body: String,
     pub verification_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Given to a test number (fixed code): recorded by the `test` pseudo-provider, never sent.
+    pub test: bool,
 }
 
 pub struct OutboxSender;
@@ -45,7 +47,8 @@ impl Outbox {
         Self { ctx, catalog }
     }
 
-    /// The newest `limit` messages the dev outbox took, optionally only those to one number.
+    /// The newest `limit` messages the dev outbox took and test numbers were given (`test`),
+    /// optionally only those to one number.
     /// A service key sees only its services' messages.
     pub async fn messages(&self, caller: &Caller, to: Option<&str>, limit: u32) -> Result<Vec<OutboxMessage>, VerifyError> {
         let to = to.map(|raw| self.ctx.parse_phone(raw)).transpose()?.map(|p| p.as_str().to_string());
@@ -63,7 +66,15 @@ impl Outbox {
                     .keys
                     .open_text(&m.id, &m.body_sealed)
                     .ok_or_else(|| VerifyError::Crypto(format!("message {} does not open with the server secret", m.id)))?;
-                Ok(OutboxMessage { body, to: m.to.to_string(), verification_id: m.verification_id, created_at: m.created_at, id: m.id })
+                let test = m.provider.as_deref() == Some(crate::model::test_numbers::PROVIDER);
+                Ok(OutboxMessage {
+                    body,
+                    to: m.to.to_string(),
+                    verification_id: m.verification_id,
+                    created_at: m.created_at,
+                    id: m.id,
+                    test,
+                })
             })
             .collect()
     }

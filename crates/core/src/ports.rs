@@ -318,8 +318,9 @@ pub struct MessageResult {
 
 pub trait MessageReads {
     fn messages_for_verification(&mut self, verification_id: &str) -> StoreResult<Vec<Message>>;
-    /// The messages the dev outbox took (their provider is `outbox::PROVIDER`), optionally only
-    /// those to one number, newest first.
+    /// The messages the dev outbox took (their provider is `outbox::PROVIDER`) and those test
+    /// numbers were given (`test_numbers::PROVIDER`), optionally only those to one number, newest
+    /// first.
     fn outbox(&mut self, to: Option<&str>, limit: u32) -> StoreResult<Vec<Message>>;
     /// Messages created since `since`, counted by provider and status.
     fn message_counts(&mut self, since: DateTime<Utc>) -> StoreResult<Vec<(Option<String>, String, i64)>>;
@@ -534,6 +535,9 @@ pub trait Observer: Send + Sync {
     /// A verification to a number of `region` (ISO 3166 or `unknown`) was `started` or
     /// `approved`: their ratio per country is the conversion rate SMS pumping drives down.
     fn conversion(&self, _region: &str, _event: &str) {}
+    /// A verification of a test number (fixed code, nothing sent) was `started`, `resent`,
+    /// `approved` or ended otherwise (its status).
+    fn test_number(&self, _service_id: &str, _event: &str) {}
 }
 
 /// An observer that ignores everything (CLI commands, unit tests).

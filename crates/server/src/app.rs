@@ -50,6 +50,7 @@ impl App {
             chrono::Duration::from_std(config.api_key_cache).unwrap_or(chrono::Duration::MAX),
         ));
         let accounts = accounts(&config, &core).await?;
+        crate::config::test_numbers::check_at_start(&core).await?;
         let integrations = Arc::new(
             phonegate_core::integrations::Integrations::new(&core, config.redirect_clients(), config.public_url.as_deref())
                 .await
@@ -196,6 +197,7 @@ pub async fn engine(
         phones: config.phone_policy(),
         limits: Limits::default(),
         budgets: config.budgets.clone(),
+        test_numbers: config.test_numbers()?,
         delivery: config.delivery_times(),
         silent: silent_routes(config)?,
         decoy_service: phonegate_core::accounts::SERVICE.into(),

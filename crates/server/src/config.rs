@@ -17,6 +17,7 @@ use std::time::Duration;
 
 mod integrations;
 mod moved;
+pub mod test_numbers;
 
 pub use integrations::{Auth0Settings, RedirectClientSettings};
 
@@ -83,6 +84,11 @@ pub struct Config {
     /// The same signed-redirect step for any identity provider or app, by name
     /// (`[redirect_clients.NAME]`: `secret`, `issuer`, `return_urls`).
     pub redirect_clients: BTreeMap<String, RedirectClientSettings>,
+    /// Numbers with fixed codes that nothing is ever sent to (`[test_numbers]`: `"+E164" = "CODE"`,
+    /// a reserved range ending in `*`, per service in `[test_numbers.services.NAME]`).
+    pub test_numbers: test_numbers::TestNumberSettings,
+    /// Lets test numbers be configured on a server with a real SMS provider.
+    pub allow_test_numbers: bool,
 }
 
 /// `[tls]`: PEM certificate chain and private key; when both are set the listener speaks HTTPS only.
@@ -229,6 +235,8 @@ impl Default for Config {
             compat: CompatSettings::default(),
             auth0: None,
             redirect_clients: BTreeMap::new(),
+            test_numbers: Default::default(),
+            allow_test_numbers: false,
         }
     }
 }
@@ -360,6 +368,12 @@ pub enum ConfigError {
     Integration(String),
     #[error("silent.timeout must be between 10s and 1h")]
     SilentTimeout,
+    #[error("invalid configuration: {0}")]
+    TestNumbers(phonegate_core::test_numbers::TestNumberError),
+    #[error(
+        "test_numbers are configured with a real SMS provider ({providers}): set allow_test_numbers = true at the top level (PHONEGATE_ALLOW_TEST_NUMBERS=true) to give these numbers their fixed codes instead of sending to them, or remove them"
+    )]
+    TestNumbersNeedAllow { providers: String },
     #[error(
         "the dev outbox (no SMS provider) is listening on {listen}, which is not loopback: listen on 127.0.0.1, configure a provider, or set outbox_public = true (PHONEGATE_OUTBOX_PUBLIC=true)"
     )]
@@ -440,6 +454,7 @@ impl Config {
         }
         self.accounts.validate().map_err(ConfigError::Accounts)?;
         self.validate_silent()?;
+        self.test_numbers()?;
         self.validate_integrations().map_err(ConfigError::Integration)
     }
 

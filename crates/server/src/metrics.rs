@@ -33,6 +33,12 @@ struct ConversionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TestNumberLabels {
+    service: String,
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuditLabels {
     kind: String,
 }
@@ -42,6 +48,7 @@ pub struct Metrics {
     audit: Family<AuditLabels, Counter>,
     conversions: Family<ConversionLabels, Counter>,
     verifications: Family<VerificationLabels, Counter>,
+    test_numbers: Family<TestNumberLabels, Counter>,
     sms: Family<SmsLabels, Counter>,
     receipts: Family<ReceiptLabels, Counter>,
     check_seconds: Histogram,
@@ -83,13 +90,19 @@ impl Default for Metrics {
             "Verifications started and approved by the recipient's country (ISO 3166); approved / started is the conversion rate, which SMS pumping drives down",
             conversions.clone(),
         );
+        let test_numbers = Family::<TestNumberLabels, Counter>::default();
+        registry.register(
+            "test_numbers",
+            "Verifications of configured test numbers (fixed code, nothing sent; also counted in phonegate_verifications, not in phonegate_conversions) by service and event: started, resent, approved, max_attempts_reached",
+            test_numbers.clone(),
+        );
         let password_checks_waiting = Gauge::default();
         registry.register(
             "password_checks_waiting",
             "Password hashes and checks waiting for a free hashing slot (one per core) when the metrics were read",
             password_checks_waiting.clone(),
         );
-        Self { registry, audit, conversions, verifications, sms, receipts, check_seconds, password_checks_waiting }
+        Self { registry, audit, conversions, verifications, test_numbers, sms, receipts, check_seconds, password_checks_waiting }
     }
 }
 
@@ -123,6 +136,10 @@ impl Observer for Metrics {
 
     fn conversion(&self, region: &str, event: &str) {
         self.conversions.get_or_create(&ConversionLabels { region: region.into(), event: event.into() }).inc();
+    }
+
+    fn test_number(&self, service_id: &str, event: &str) {
+        self.test_numbers.get_or_create(&TestNumberLabels { service: service_id.into(), event: event.into() }).inc();
     }
 
     fn audit_event(&self, kind: &str) {

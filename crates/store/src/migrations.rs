@@ -22,6 +22,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (13, include_str!("../migrations/sqlite/0013_silent.sql")),
     (14, include_str!("../migrations/sqlite/0014_used_tokens.sql")),
     (15, include_str!("../migrations/sqlite/0015_silent_by_number.sql")),
+    (16, include_str!("../migrations/sqlite/0016_test_numbers.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

@@ -124,8 +124,12 @@ impl Verifier {
     fn checked(&self, v: Verification, outcome: CheckOutcome) -> (Verification, CheckOutcome) {
         if v.status != Status::Pending {
             self.ctx.observer.verification_entered(&v.service_id, v.channel, v.status);
+            if v.test {
+                let event = if v.status == Status::Approved { "approved" } else { v.status.as_str() };
+                self.ctx.observer.test_number(&v.service_id, event);
+            }
         }
-        if v.status == Status::Approved {
+        if v.status == Status::Approved && !v.test {
             self.ctx.observer.conversion(&v.to.region().unwrap_or_else(|| "unknown".into()), "approved");
         }
         (v, outcome)
@@ -192,7 +196,9 @@ impl Verifier {
         let record =
             crate::model::verification::CheckRecord { at: now, valid: outcome == CheckOutcome::Approved, ip: ip.map(|i| i.to_string()) };
         tx.insert_check(&v.id, &record)?;
+        // A test number was never counted as sent into its prefix: its approval is not counted either.
         if outcome == CheckOutcome::Approved
+            && !v.test
             && let Some((_, approved)) = self.ctx.budgets.throttle_counters(&self.ctx.budgets.prefix(v.to.as_str(), &v.to.calling_code()))
         {
             count(tx, &approved, now)?;

@@ -5,12 +5,12 @@
 use super::Verifier;
 use crate::audit::AuditKind;
 use crate::caller::Caller;
+use crate::delivery::Queued;
 use crate::error::{Field, VerifyError};
 use crate::model::ids::new_id;
-use crate::model::message::Message;
 use crate::model::phone::PhoneNumber;
 use crate::model::verification::{Channel, Status, Verification};
-use crate::ports::{self, Lease, Tx};
+use crate::ports::{self, Tx};
 use crate::silent::{
     CallbackQuery, CheckState, Coverage, Reason, SIMULATOR, SilentCheck, SilentProvider, SilentResult, SilentSession, SilentStart,
     SimOutcome, token_digest,
@@ -394,7 +394,7 @@ impl Verifier {
         c: &mut SilentCheck,
         result: SilentResult,
         now: DateTime<Utc>,
-    ) -> Result<Option<(Message, Lease)>, VerifyError> {
+    ) -> Result<Option<Queued>, VerifyError> {
         if !c.finish(result, now) {
             return Err(VerifyError::CheckLinkUsed);
         }
@@ -434,7 +434,7 @@ impl Verifier {
     }
 
     /// After a conclusion's commit: the audit event, the metrics, and the fallback SMS.
-    async fn after_conclusion(&self, caller: &Caller, c: &SilentCheck, sending: Option<(Message, Lease)>) {
+    async fn after_conclusion(&self, caller: &Caller, c: &SilentCheck, sending: Option<Queued>) {
         let (kind, detail) = match (c.state, c.reason) {
             (CheckState::Matched, _) => (AuditKind::SilentApproved, format!("the operator confirmed the number ({})", c.provider)),
             (_, Some(r)) if sending.is_some() => {
@@ -443,7 +443,7 @@ impl Verifier {
             (_, r) => (AuditKind::SilentFailed, format!("silent check ended ({})", r.map_or("unknown", |r| r.as_str()))),
         };
         self.audit.record_once(caller, kind, Some(&c.verification_id), &detail).await;
-        if let Some((message, lease)) = sending {
+        if let Some((message, Some(lease))) = sending {
             let this = self.clone();
             tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await });
         }
@@ -477,6 +477,12 @@ fn new_check(
         finished_at: None,
     };
     (check, token)
+}
+
+/// The check of an `auto` verification for a test number: no provider is asked, and its code
+/// goes on at once, as for a device no operator covers.
+pub(super) fn uncovered_plan(v: &Verification, return_path: Option<String>, now: DateTime<Utc>) -> SilentPlan {
+    failed_plan(v, Reason::OperatorNotCovered, return_path, now)
 }
 
 /// An `auto` verification's check that cannot start: its code goes by SMS at once.

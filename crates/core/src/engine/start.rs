@@ -7,11 +7,10 @@ use crate::code::{self, Code};
 use crate::delivery::DispatchOutcome;
 use crate::error::{Field, VerifyError};
 use crate::model::ids::new_id;
-use crate::model::message::Message;
-use crate::model::phone::PhonePolicy;
+use crate::model::phone::{PhoneNumber, PhonePolicy};
 use crate::model::service;
 use crate::model::verification::{Channel, SendRefusal, Status, Verification};
-use crate::ports::{self, Lease};
+use crate::ports;
 
 /// More to write in a start's unit of work, given the verification it started or re-sent.
 pub(crate) type AlsoInUnit = Box<dyn FnOnce(&mut dyn ports::Tx, &Verification) -> Result<(), VerifyError> + Send>;
@@ -20,8 +19,9 @@ pub(crate) type AlsoInUnit = Box<dyn FnOnce(&mut dyn ports::Tx, &Verification) -
 struct StartDone {
     verification: Verification,
     resent: bool,
-    /// The code's message, unless a silent check waits for the device.
-    sending: Option<(Message, Lease)>,
+    /// The code's message, unless a silent check waits for the device (with its claim, unless it
+    /// is a test number's).
+    sending: Option<crate::delivery::Queued>,
     /// The start's silent check was stored.
     silent: bool,
     /// A pending verification found expired on the way (recorded in the same transaction).
@@ -32,7 +32,36 @@ struct StartDone {
 /// could lock it (PostgreSQL, another instance).
 const START_ROUNDS: usize = 4;
 
+/// What a start costs: its budget charges, the send limits its verification keeps and the prefix
+/// throttle's counters.
+type Costs = (Vec<crate::budget::Charge>, crate::model::verification::Limits, Option<(crate::budget::Charge, crate::budget::Charge)>);
+
 impl Verifier {
+    /// What a start for `to` in `service` costs. A test number is sent nothing: no send budget,
+    /// send limit or prefix throttle applies, but its start still costs its end user's address a
+    /// start (so nobody writes rows without end through a public page).
+    fn costs(&self, caller: &Caller, service: &service::Service, to: &PhoneNumber, recognised: bool, test: bool) -> Costs {
+        let country = to.calling_code();
+        let budgets = self.ctx.budgets.for_service(&service.name);
+        let mut charges = budgets.for_start(caller.end_user_ip);
+        charges.extend(match (test, recognised) {
+            (true, _) => Vec::new(),
+            (false, true) => budgets.for_recognised_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
+            (false, false) => budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
+        });
+        // Strangers' resends of a pending code do not use up a recognised device's sends (its own
+        // send budget bounds them); a test number's are never sent.
+        let limits = match recognised || test {
+            true => crate::model::verification::Limits { max_sends: u32::MAX, ..self.limits },
+            false => self.limits,
+        };
+        let throttle = match test {
+            true => None,
+            false => self.ctx.budgets.throttle_counters(&self.ctx.budgets.prefix(to.as_str(), &country)),
+        };
+        (charges, limits, throttle)
+    }
+
     /// Starts a verification, or re-sends the pending one for the same service and number
     /// (same id, same code) within the send limit. The verification (or its new send count) and
     /// its message are written in one transaction; the message is then sent at once.
@@ -58,7 +87,7 @@ impl Verifier {
             Some(region) => {
                 let region = crate::model::phone::parse_region(region)
                     .ok_or_else(|| VerifyError::invalid(Field::Country, "must be an ISO 3166-1 region code"))?;
-                PhonePolicy { default_region: Some(region), ..(*self.ctx.phones).clone() }.parse(&req.to)?
+                self.ctx.parse_phone_with(&PhonePolicy { default_region: Some(region), ..(*self.ctx.phones).clone() }, &req.to)?
             }
             None => self.ctx.parse_phone(&req.to)?,
         };
@@ -86,7 +115,14 @@ impl Verifier {
         }
         let locale = req.locale.as_deref().map(service::normalize_locale).transpose()?;
         let service = self.catalog.service(caller, req.service.as_deref()).await?;
-        if !self.ctx.budgets.destination_allowed(&service.name, &to) {
+        // A test number's code is its configured one; nothing is sent to it, so it costs no send
+        // budget (its start and its checks count like any other).
+        let fixed = self.ctx.test_numbers.code_for(&service, &to).and_then(Code::custom);
+        let test = fixed.is_some();
+        if test && req.channel == Channel::Silent {
+            return Err(VerifyError::invalid(Field::Channel, "a test number is verified by its fixed code: use sms or auto"));
+        }
+        if !test && !self.ctx.budgets.destination_allowed(&service.name, &to) {
             return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
         let now = self.ctx.clock.now();
@@ -98,6 +134,8 @@ impl Verifier {
             Some(_) if !service.custom_codes => return Err(VerifyError::CustomCodeNotEnabled),
             Some(c) => Some(Code::custom(c).ok_or_else(|| VerifyError::invalid(Field::CustomCode, "must be 4 to 10 digits"))?),
         };
+        // A test number's fixed code wins over one the app brings.
+        let custom = fixed.or(custom);
         let code_length = custom.as_ref().map_or(opts.code_length.unwrap_or(service.code_length), |c| c.expose().len() as u8);
         let code = custom.clone().unwrap_or_else(|| Code::generate(code_length));
         let id = new_id("VE");
@@ -127,10 +165,14 @@ impl Verifier {
             max_attempts_reached_at: None,
             failed_at: None,
             failure_reason: None,
+            test,
             version: 0,
         };
         let plan = match req.channel {
             Channel::Sms => None,
+            // No silent provider is asked about a test number: an `auto` one goes on by its code
+            // at once, as for a device no operator covers.
+            _ if test => Some(super::silent::uncovered_plan(&fresh, opts.silent_return.clone(), now)),
             _ => Some(self.plan_silent(caller, &fresh, opts.silent_return.clone(), now).await?),
         };
         let silent_check = plan.as_ref().map(|p| p.check.clone());
@@ -139,21 +181,8 @@ impl Verifier {
         let (refuse_if_pending, background, rehearse) = (opts.refuse_if_pending, opts.background, opts.rehearse);
         // A rehearsal does everything, then rolls it all back.
         let done_unit = move |d: StartDone| if rehearse { Err(VerifyError::Rehearsed) } else { Ok(d) };
-        let country = to.calling_code();
         let service_name = service.name.clone();
-        let budgets = self.ctx.budgets.for_service(&service.name);
-        let mut charges = budgets.for_start(caller.end_user_ip);
-        charges.extend(match opts.recognised {
-            true => budgets.for_recognised_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
-            false => budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
-        });
-        // Strangers' resends of a pending code do not use up a recognised device's sends (its own
-        // send budget bounds them).
-        let limits = match opts.recognised {
-            true => crate::model::verification::Limits { max_sends: u32::MAX, ..self.limits },
-            false => self.limits,
-        };
-        let throttle = self.ctx.budgets.throttle_counters(&self.ctx.budgets.prefix(to.as_str(), &country));
+        let (charges, limits, throttle) = self.costs(caller, &service, &to, opts.recognised, test);
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;
             if tx.is_opted_out(&fresh.to)? {
@@ -238,9 +267,17 @@ impl Verifier {
         if let Some(v) = &done.expired {
             self.ctx.observer.verification_entered(&v.service_id, v.channel, v.status);
         }
+        let v = &done.verification;
         if !done.resent {
-            self.ctx.observer.verification_entered(&done.verification.service_id, done.verification.channel, Status::Pending);
-            self.ctx.observer.conversion(&done.verification.to.region().unwrap_or_else(|| "unknown".into()), "started");
+            self.ctx.observer.verification_entered(&v.service_id, v.channel, Status::Pending);
+        }
+        if v.test {
+            // Not a conversion: the pumping signals count only numbers that were sent a code.
+            self.ctx.observer.test_number(&v.service_id, if done.resent { "resent" } else { "started" });
+            let detail = format!("test number: fixed code, nothing sent ({})", v.id);
+            self.audit.record_once(caller, crate::audit::AuditKind::TestNumberUsed, Some(v.to.as_str()), &detail).await;
+        } else if !done.resent {
+            self.ctx.observer.conversion(&v.to.region().unwrap_or_else(|| "unknown".into()), "started");
         }
         tracing::debug!(request = %caller.request_id, verification = %done.verification.id, resent = done.resent, "verification started");
         let queued_at = done.sending.as_ref().map_or(now, |(m, _)| m.created_at);
@@ -261,7 +298,8 @@ impl Verifier {
             silent = Some(check);
         }
         let started = |verification| Started { verification, resent: done.resent, message_id, queued_at, silent, check_url };
-        let Some((message, lease)) = done.sending else { return Ok(started(done.verification)) };
+        // A test number's message was recorded, and is never sent.
+        let Some((message, Some(lease))) = done.sending else { return Ok(started(done.verification)) };
         let this = self.clone();
         let sending = tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await });
         if background {

@@ -21,5 +21,6 @@ pub mod psd2;
 pub mod service;
 pub mod session;
 pub mod silent;
+pub mod test_numbers;
 pub mod user;
 pub mod verification;

@@ -206,6 +206,18 @@ impl PhonePolicy {
         }
         Ok(PhoneNumber(e164))
     }
+
+    /// `raw` in E.164 as this policy reads it (the default region for a national format), by its
+    /// shape alone: no validity, kind or range rule. Only for matching configured test numbers,
+    /// which need not be assigned numbers.
+    pub fn normalize(&self, raw: &str) -> Option<PhoneNumber> {
+        let raw = raw.trim();
+        if raw.is_empty() || raw.len() > 64 || raw.chars().any(|c| c.is_alphabetic()) {
+            return None;
+        }
+        let number = phonenumber::parse(self.default_region, raw).ok()?;
+        Some(PhoneNumber(number.format().mode(Mode::E164).to_string()))
+    }
 }
 
 /// Distinguishes "too short"/"too long" from "unassigned" for a number that failed validation.

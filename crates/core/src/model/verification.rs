@@ -117,6 +117,9 @@ pub struct Verification {
     pub max_attempts_reached_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
     pub failure_reason: Option<String>,
+    /// Made for a test number (`model::test_numbers`): its code is the configured one, and its
+    /// messages were recorded, never sent.
+    pub test: bool,
     /// Optimistic-concurrency token: bumped by every write.
     pub version: i64,
 }

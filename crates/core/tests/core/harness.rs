@@ -25,6 +25,8 @@ pub struct Setup {
     pub silent_timeout: Duration,
     /// Redirect-step clients (integrations).
     pub clients: Vec<RedirectClient>,
+    /// Numbers with a fixed code that nothing is sent to.
+    pub test_numbers: phonegate_core::test_numbers::TestNumbers,
 }
 
 impl Default for Setup {
@@ -36,6 +38,7 @@ impl Default for Setup {
             silent_simulator: false,
             silent_timeout: Duration::seconds(120),
             clients: Vec::new(),
+            test_numbers: Default::default(),
         }
     }
 }
@@ -83,6 +86,7 @@ impl Core {
             phones: PhonePolicy::default(),
             limits: setup.limits,
             budgets: setup.budgets,
+            test_numbers: setup.test_numbers,
             // A start waits for its send however slow the machine: what a test sees never depends on it.
             delivery: DeliveryTimes { send_wait: std::time::Duration::from_secs(60), ..DeliveryTimes::default() },
             silent,
@@ -231,12 +235,24 @@ impl SmsSender for RecordingSender {
 #[derive(Default)]
 pub struct RecordingObserver {
     entered: Mutex<Vec<(String, Status)>>,
+    test_numbers: Mutex<Vec<String>>,
+    conversions: Mutex<Vec<String>>,
 }
 
 impl RecordingObserver {
     /// How many verifications entered `status`.
     pub fn entered(&self, status: Status) -> usize {
         self.entered.lock().unwrap().iter().filter(|(_, s)| *s == status).count()
+    }
+
+    /// The events of test numbers' verifications, in order (`started`, `approved`…).
+    pub fn test_numbers(&self) -> Vec<String> {
+        self.test_numbers.lock().unwrap().clone()
+    }
+
+    /// The conversion events (`started`, `approved`), in order.
+    pub fn conversions(&self) -> Vec<String> {
+        self.conversions.lock().unwrap().clone()
     }
 }
 
@@ -246,4 +262,10 @@ impl Observer for RecordingObserver {
     }
     fn sms_attempt(&self, _: &str, _: &str) {}
     fn sms_receipt(&self, _: &str, _: &str, _: DeliveryStatus) {}
+    fn test_number(&self, _: &str, event: &str) {
+        self.test_numbers.lock().unwrap().push(event.to_string());
+    }
+    fn conversion(&self, _: &str, event: &str) {
+        self.conversions.lock().unwrap().push(event.to_string());
+    }
 }

@@ -6,4 +6,5 @@ mod flows;
 mod harness;
 mod integrations;
 mod silent;
+mod test_numbers;
 mod verifications;

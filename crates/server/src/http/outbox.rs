@@ -44,6 +44,8 @@ pub struct OutboxMessageView {
     body: String,
     verification_id: Option<String>,
     created_at: DateTime<Utc>,
+    /// Given to a configured test number (its fixed code): recorded, never sent.
+    test: bool,
 }
 
 /// Who may read the dev outbox, whose bodies hold codes: a caller with an API key (a service key
@@ -106,7 +108,7 @@ async fn list(
     let messages = messages(&s, &caller, q).await?;
     let messages = messages
         .into_iter()
-        .map(|m| OutboxMessageView { to: m.to, body: m.body, verification_id: m.verification_id, created_at: m.created_at })
+        .map(|m| OutboxMessageView { to: m.to, body: m.body, verification_id: m.verification_id, created_at: m.created_at, test: m.test })
         .collect();
     Ok(Json(OutboxView { messages }))
 }

@@ -101,6 +101,8 @@ pub struct VerificationView {
     max_attempts_reached_at: Option<DateTime<Utc>>,
     failed_at: Option<DateTime<Utc>>,
     failure_reason: Option<String>,
+    /// For a configured test number: its code is the fixed one, and nothing was sent to it.
+    test: bool,
 }
 
 impl From<Verification> for VerificationView {
@@ -123,6 +125,7 @@ impl From<Verification> for VerificationView {
             max_attempts_reached_at: v.max_attempts_reached_at,
             failed_at: v.failed_at,
             failure_reason: v.failure_reason,
+            test: v.test,
         }
     }
 }

@@ -41,6 +41,7 @@ mod silent;
 mod silent_pages;
 mod silent_providers;
 mod tenants;
+mod test_numbers;
 mod tls;
 mod tokens;
 mod vendor_specs;

@@ -168,6 +168,7 @@ async fn with_database_down(app: &TestApp) -> String {
         phones: Default::default(),
         limits: Default::default(),
         budgets: Default::default(),
+        test_numbers: Default::default(),
         delivery: Default::default(),
         silent: Default::default(),
         decoy_service: phonegate_core::accounts::SERVICE.into(),

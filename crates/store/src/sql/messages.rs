@@ -54,14 +54,18 @@ static LOCK_PROVIDER_MESSAGE_ID: Sql = Sql::postgres_only("SELECT pg_advisory_xa
 static TAKE_HELD_RECEIPT: Sql = Sql::new("DELETE FROM early_receipts WHERE provider_message_id = $1 RETURNING status, error");
 static FOR_VERIFICATION: Sql =
     Sql::new(concat!("SELECT ", columns!(), " FROM messages WHERE verification_id = $1 ORDER BY created_at, id"));
-// `'outbox'` is `outbox::PROVIDER`, written out so the partial indexes on it apply. Two
+// `'outbox'` is `outbox::PROVIDER` and `'test'` `test_numbers::PROVIDER` (the messages test numbers
+// were given), written out so the partial indexes on them apply. Two
 // statements, not `$1 IS NULL OR to_number = $1`: an OR keeps the planner off the index.
-static OUTBOX: Sql =
-    Sql::new(concat!("SELECT ", columns!(), " FROM messages WHERE provider = 'outbox' ORDER BY created_at DESC, id DESC LIMIT $1"));
+static OUTBOX: Sql = Sql::new(concat!(
+    "SELECT ",
+    columns!(),
+    " FROM messages WHERE provider IN ('outbox', 'test') ORDER BY created_at DESC, id DESC LIMIT $1"
+));
 static OUTBOX_TO: Sql = Sql::new(concat!(
     "SELECT ",
     columns!(),
-    " FROM messages WHERE provider = 'outbox' AND to_number = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+    " FROM messages WHERE provider IN ('outbox', 'test') AND to_number = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
 ));
 static IS_OPTED_OUT: Sql = Sql::new("SELECT 1 AS one FROM opt_outs WHERE number = $1");
 static OPT_OUT: Sql = Sql::new("INSERT INTO opt_outs (number, created_at) VALUES ($1, $2) ON CONFLICT (number) DO NOTHING");

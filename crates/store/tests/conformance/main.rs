@@ -85,6 +85,7 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
         max_attempts_reached_at: None,
         failed_at: None,
         failure_reason: None,
+        test: false,
         version: 0,
     }
 }
@@ -108,6 +109,9 @@ async fn verifications_round_trip_with_one_pending_per_number() {
         assert!(insert(s, &v).await);
         assert_eq!(get(s, "VE1").await.as_ref(), Some(&v), "{}", b.name);
         assert_eq!(get(s, "VE404").await, None);
+        let test = Verification { test: true, ..verification("VE3", &svc, "+4915100000002") };
+        assert!(insert(s, &test).await);
+        assert_eq!(get(s, "VE3").await.as_ref(), Some(&test), "{}: a test number's verification says so", b.name);
 
         // A second pending verification for the same service and number is not written.
         let twin = verification("VE2", &svc, "+4915100000001");

@@ -34,6 +34,7 @@ fn pending() -> Verification {
         max_attempts_reached_at: None,
         failed_at: None,
         failure_reason: None,
+        test: false,
         version: 0,
     }
 }
