@@ -448,6 +448,7 @@ impl Config {
             ("delivery.lease", self.delivery.lease, DAY, "1d"),
             ("retention.keep", self.retention.keep, 3650 * DAY, "3650d"),
             ("retention.sweep_interval", self.retention.sweep_interval, DAY, "1d"),
+            ("connections.shutdown_grace", self.connections.shutdown_grace, 600, "10m"),
         ];
         if let Some((key, _, _, max)) = bounds.into_iter().find(|(_, d, max, _)| *d > Duration::from_secs(*max)) {
             return Err(ConfigError::TooLong { key, max });

@@ -38,6 +38,10 @@ pub struct ConnectionLimits {
     pub idle: Duration,
     /// Largest total size of a request's headers, in bytes.
     pub max_header_bytes: usize,
+    /// After SIGTERM: how long requests already being served may take to finish before the
+    /// server exits anyway.
+    #[serde(with = "phonegate_core::duration")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -48,6 +52,7 @@ impl Default for ConnectionLimits {
             header_read: Duration::from_secs(10),
             idle: Duration::from_secs(60),
             max_header_bytes: 16 * 1024,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -124,8 +129,9 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(Duration::from_secs(30), graceful.shutdown()).await.is_err() {
-        tracing::warn!("requests still open 30 seconds after shutdown began were cut off");
+    let grace = limits.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?grace, "requests still open when the shutdown grace period ended were cut off ([connections] shutdown_grace)");
     }
     Ok(())
 }

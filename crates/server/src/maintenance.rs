@@ -119,12 +119,12 @@ mod tests {
     fn secrets_are_masked_wherever_they_are() {
         let mut v = serde_json::json!({
             "database_url": "postgres://u:pw@db/x", "secret_file": "/k",
-            "providers": { "t": { "auth_token": "tok", "account_sid": "AC1" } },
+            "providers": { "t": { "auth_token": "tk-1-value", "account_sid": "AC1" } },
             "auth0": { "secret": "s" }, "list": [{ "client_secret": "c" }], "access_token_ttl": "15m"
         });
         super::mask(&mut v, "");
         let shown = v.to_string();
-        for secret in ["pw", "tok", "\"s\"", "\"c\""] {
+        for secret in ["pw", "tk-1-value", "\"s\"", "\"c\""] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("AC1") && shown.contains("/k") && shown.contains("15m"), "{shown}");

@@ -37,6 +37,7 @@ mod resilience;
 mod schema;
 mod secrets;
 mod services;
+mod shutdown;
 mod silent;
 mod silent_pages;
 mod silent_providers;
