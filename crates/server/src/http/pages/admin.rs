@@ -111,6 +111,7 @@ impl ConsoleQuery {
             since: day(&self.since),
             until: day(&self.until).map(|d| d + chrono::Duration::days(1)),
             limit: 100,
+            ..Default::default()
         }
     }
 }
