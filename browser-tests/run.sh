@@ -2,8 +2,8 @@
 # Drives phonegate's web pages (sign-up, login, code, account; docs/accounts.md) in headless
 # Debian Chromium with playwright-core, against five real servers on temporary SQLite databases
 # (the second with a 60 s code lifetime for the expired-code test, the third an invite-only group
-# with an admin made by `phonegate admin create`; group.test.js, the fourth with the silent
-# simulator; silent.test.js, the fifth with the Auth0 step for the stand-in tenant
+# with an admin made by `phonegate admin create`; group.test.js and admin.test.js, the fourth with
+# the silent simulator; silent.test.js, the fifth with the Auth0 step for the stand-in tenant
 # `tenant.example`; auth0.test.js), partly through a small
 # forward-auth proxy (proxy.js). Installs Chromium and the npm packages itself. Full-page
 # screenshots of every page visited go to target/browser-artifacts/.

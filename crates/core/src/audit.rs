@@ -5,7 +5,7 @@
 use crate::caller::Caller;
 use crate::context::Context;
 use crate::error::VerifyError;
-pub use crate::model::audit::{AuditEvent, AuditQuery};
+pub use crate::model::audit::{AuditEvent, AuditPosition, AuditQuery};
 use crate::model::ids::new_id;
 use crate::ports;
 use chrono::{DateTime, Utc};
@@ -200,4 +200,43 @@ impl Audit {
         let limit = query.limit.clamp(1, 1000);
         ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.audit_events(&AuditQuery { limit, ..query })?)).await
     }
+
+    /// One page of the log, newest first: the newest `query.limit` events (1 to 1000) that
+    /// match, or those just older than `query.before` or just newer than `query.after`, with the
+    /// positions of the pages on either side. A page of newer events that reaches the newest is
+    /// the first page. Admins only.
+    pub async fn page(&self, caller: &Caller, query: AuditQuery) -> Result<AuditPage, VerifyError> {
+        caller.require_admin()?;
+        let size = query.limit.clamp(1, 1000) as usize;
+        let read = |q: AuditQuery| ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.audit_events(&q)?));
+        // One more than a page says whether there are more beyond it.
+        let mut wider = AuditQuery { limit: size as u32 + 1, ..query.clone() };
+        if query.after.is_some() {
+            let mut events = read(wider.clone()).await?;
+            if events.len() > size {
+                events.remove(0);
+                let (newer, older) = (events.first().map(AuditPosition::of), events.last().map(AuditPosition::of));
+                return Ok(AuditPage { events, newer, older });
+            }
+            wider.after = None;
+        }
+        let mut events = read(wider.clone()).await?;
+        let older = (events.len() > size).then(|| {
+            events.truncate(size);
+            events.last().map(AuditPosition::of)
+        });
+        let newer = wider.before.as_ref().and(events.first().map(AuditPosition::of));
+        Ok(AuditPage { events, newer, older: older.flatten() })
+    }
+}
+
+/// A page of the audit log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditPage {
+    /// Newest first.
+    pub events: Vec<AuditEvent>,
+    /// Where the page of newer events starts (`AuditQuery::after`), unless this is the newest.
+    pub newer: Option<AuditPosition>,
+    /// Where the page of older events starts (`AuditQuery::before`), unless this is the oldest.
+    pub older: Option<AuditPosition>,
 }

@@ -168,6 +168,12 @@ impl Accounts {
         self.audit.events(&Caller::system("admin-console"), query).await
     }
 
+    /// A page of the audit log for an admin's console (see `Audit::page`).
+    pub async fn audit_page(&self, p: &Principal, query: crate::audit::AuditQuery) -> Result<crate::audit::AuditPage, VerifyError> {
+        self.admin(p).await?;
+        self.audit.page(&Caller::system("admin-console"), query).await
+    }
+
     /// The dashboard's figures (the last 24 hours).
     pub async fn dashboard(&self, p: &Principal) -> Result<crate::traffic::Traffic, VerifyError> {
         self.admin(p).await?;

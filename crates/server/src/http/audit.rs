@@ -42,6 +42,7 @@ impl AuditParams {
             since: self.since,
             until: self.until,
             limit: self.limit.unwrap_or(100),
+            ..Default::default()
         }
     }
 }

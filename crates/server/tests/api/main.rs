@@ -10,6 +10,7 @@ mod lockout;
 mod account_changes;
 mod accounts;
 mod admin;
+mod admin_console;
 mod audit;
 mod auth;
 mod backup;

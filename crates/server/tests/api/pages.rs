@@ -142,26 +142,30 @@ async fn the_admin_console_invites_and_lists_for_admins_only() {
     let (admin_phone, member_phone, invited) = (fresh_number(), fresh_number(), fresh_number());
     app.state.accounts.create_admin(&phonegate_core::Caller::system("tests"), "console", &admin_phone).await.unwrap();
 
-    // Anonymous: to the login page, and back to the console after it.
+    // Anonymous: to the login page, and back to the console's page after it.
     let b = browser();
-    let r = b.get(app.url("/admin")).send().await.unwrap();
-    assert_eq!(location(&r), "/login?return_to=/admin");
-    assert_eq!(log_in(&app, &b, &admin_phone, "/admin").await, "/admin");
-    let html = b.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains("Invite a number") && html.contains("console"), "{html}");
+    let r = b.get(app.url("/admin/invites")).send().await.unwrap();
+    assert_eq!(location(&r), "/login?return_to=/admin/invites");
+    assert_eq!(log_in(&app, &b, &admin_phone, "/admin/invites").await, "/admin/invites");
+    let html = b.get(app.url("/admin/invites")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Invite a number") && html.contains("Admin console"), "{html}");
     assert!(b.get(app.url("/account")).send().await.unwrap().text().await.unwrap().contains(r#"href="/admin""#));
 
     let r = b.post(app.url("/admin/invites")).form(&[("csrf", csrf_of(&html)), ("phone", invited.clone())]).send().await.unwrap();
-    assert_eq!(location(&r), "/admin?done=invited");
-    let html = b.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
-    assert!(html.contains(&invited) && html.contains("pending") && html.contains("invite_created"), "{html}");
+    assert_eq!(location(&r), "/admin/invites?done=invited");
+    let html = b.get(app.url("/admin/invites?done=invited")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(&invited) && html.contains(r#"class="status">pending"#) && html.contains("The invite is on its way."), "{html}");
+    let html = b.get(app.url("/admin/audit")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<code>invite_created</code>"), "{html}");
     let r = b.post(app.url("/admin/invites")).form(&[("csrf", "forged"), ("phone", fresh_number().as_str())]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // A member sees no console.
     let m = browser();
     sign_up(&app, &m, "plainmember", &member_phone, "").await;
-    assert_eq!(m.get(app.url("/admin")).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    for page in ["/admin/members", "/admin/invites", "/admin/audit", "/admin/dashboard"] {
+        assert_eq!(m.get(app.url(page)).send().await.unwrap().status(), StatusCode::FORBIDDEN, "{page}");
+    }
     let html = m.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(!html.contains(r#"href="/admin""#));
     let r = m.post(app.url("/admin/invites")).form(&[("csrf", csrf_of(&html)), ("phone", fresh_number())]).send().await.unwrap();
@@ -186,17 +190,18 @@ async fn the_admin_console_invites_and_lists_for_admins_only() {
     assert_eq!(app.query_i64("SELECT COUNT(*) FROM invite_codes").await, 0, "nobody rotated the code");
 
     // The admin's own console: the invite code, replaced; a member's devices; the audit filters.
-    let html = b.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
+    let html = b.get(app.url("/admin/invites")).send().await.unwrap().text().await.unwrap();
     let code_before = html.split(r#"id="current-invite-code">"#).nth(1).and_then(|p| p.split('<').next()).unwrap().to_string();
     assert_eq!(code_before.len(), 8, "the console shows the invite code");
     let r = b.post(app.url("/admin/invite-code/rotate")).form(&[("csrf", csrf_of(&html))]).send().await.unwrap();
-    assert_eq!(location(&r), "/admin?done=rotated");
-    let html = b.get(app.url("/admin?done=rotated")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(location(&r), "/admin/invites?done=rotated");
+    let html = b.get(app.url("/admin/invites?done=rotated")).send().await.unwrap().text().await.unwrap();
     assert!(!html.contains(&code_before) && html.contains("the old one no longer works"));
+    let html = b.get(app.url("/admin/members")).send().await.unwrap().text().await.unwrap();
     let member =
         html.split("data-member=\"").filter_map(|p| p.split('"').next()).find(|id| html.contains(&format!("/admin/members/{id}/promote")));
     let member = member.expect("the member's row").to_string();
-    let html = b.get(app.url(&format!("/admin?member={member}"))).send().await.unwrap().text().await.unwrap();
+    let html = b.get(app.url(&format!("/admin/members?member={member}"))).send().await.unwrap().text().await.unwrap();
     let session = html.split("data-session=\"").nth(1).and_then(|p| p.split('"').next()).expect("the member's device").to_string();
     let r = b
         .post(app.url(&format!("/admin/members/{member}/sessions/{session}/revoke")))
@@ -204,14 +209,15 @@ async fn the_admin_console_invites_and_lists_for_admins_only() {
         .send()
         .await
         .unwrap();
-    assert!(location(&r).starts_with("/admin?done=signed_out"));
+    assert_eq!(location(&r), format!("/admin/members?done=signed_out&member={member}#devices"));
     assert_eq!(m.get(app.url("/account")).send().await.unwrap().status(), StatusCode::SEE_OTHER, "the member's device is signed out");
-    let html = b.get(app.url("/admin?kind=session_revoked&who=plainmember")).send().await.unwrap().text().await.unwrap();
-    assert_eq!(html.matches("<tr><td>").count(), 1, "{html}");
-    assert!(html.contains("an admin ended a member&#39;s session</div></td><td>console</td><td>plainmember</td>"), "{html}");
-    let html = b.get(app.url("/admin?kind=session_revoked&ip=10.9.9.9")).send().await.unwrap().text().await.unwrap();
+    let html = b.get(app.url("/admin/audit?kind=session_revoked&who=plainmember")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches("<tr data-kind=").count(), 1, "{html}");
+    let who = r#"<td data-label="Who">console</td><td data-label="Concerning">plainmember</td>"#;
+    assert!(html.contains("an admin ended a member&#39;s session</div></td>") && html.contains(who), "{html}");
+    let html = b.get(app.url("/admin/audit?kind=session_revoked&ip=10.9.9.9")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("No events match."));
-    let html = b.get(app.url("/admin?kind=invite_created&until=2000-01-01")).send().await.unwrap().text().await.unwrap();
+    let html = b.get(app.url("/admin/audit?kind=invite_created&until=2000-01-01")).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("No events match."));
 }
 
@@ -233,14 +239,23 @@ async fn the_dashboard_charts_the_days_codes_conversion_and_delivery_for_admins(
     let r = b.get(app.url("/admin/dashboard")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let html = r.text().await.unwrap();
-    assert!(html.contains("<svg") && html.contains("Codes started and approved per hour"), "{html}");
+    assert!(html.contains("<svg") && html.contains(r#"<title id="chart-title">Codes started and approved per hour</title>"#), "{html}");
+    // Both axes labelled with their units, a legend entry for each series.
+    for label in
+        [">Codes per hour</text>", ">Hour (UTC)</text>", r#"class="bar-started" x="72.0" y="14""#, ">Started</text>", ">Approved</text>"]
+    {
+        assert!(html.contains(label), "{label}: {html}");
+    }
     // The admin's own login is a code too: 4 started, 2 approved.
     assert!(html.contains("4 started, 2 approved (50 %)"), "{html}");
-    assert!(
-        html.contains("<strong>DE</strong> — 3 started, 2 approved") && html.contains("<strong>FR</strong> — 1 started, 0 approved"),
-        "{html}"
-    );
-    assert!(html.contains("<strong>outbox</strong> — 4 sent"), "{html}");
+    let row = |name: &str, figures: [u32; 2]| {
+        format!(
+            r#"<th scope="row" data-label="Country">{name}</th><td data-label="Started" class="num">{}</td><td data-label="Approved" class="num">{}</td>"#,
+            figures[0], figures[1]
+        )
+    };
+    assert!(html.contains(&row("DE", [3, 2])) && html.contains(&row("FR", [1, 0])), "{html}");
+    assert!(html.contains(r#"<th scope="row" data-label="Provider">outbox</th><td data-label="Sent" class="num">4</td>"#), "{html}");
     assert!(!html.contains("<script"), "server-rendered, no script");
 
     let m = browser();

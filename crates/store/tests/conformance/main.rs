@@ -310,5 +310,6 @@ async fn services_keys_and_secrets() {
     }
 }
 
+mod audit;
 mod messages;
 mod silent_checks;
