@@ -3,7 +3,7 @@
 //! key's scope) is shown as recorded.
 
 /// Every kind: its name, in English, in German.
-pub const KINDS: [(&str, &str, &str); 32] = [
+pub const KINDS: [(&str, &str, &str); 33] = [
     ("budget_exceeded", "Budget exceeded", "Budget überschritten"),
     ("checks_locked", "Too many wrong codes", "Zu viele falsche Codes"),
     ("prefix_throttled", "Prefix throttled", "Vorwahl gedrosselt"),
@@ -36,6 +36,7 @@ pub const KINDS: [(&str, &str, &str); 32] = [
     ("invite_revoked", "Invite revoked", "Einladung zurückgezogen"),
     ("invite_replied", "Invite answered by SMS", "Einladung per SMS beantwortet"),
     ("invite_code_rotated", "Invite code replaced", "Einladungscode ersetzt"),
+    ("test_number_used", "Test number used", "Testnummer verwendet"),
 ];
 
 /// The fixed details, in English as recorded and in German.
@@ -129,6 +130,7 @@ mod tests {
             InviteRevoked,
             InviteReplied,
             InviteCodeRotated,
+            TestNumberUsed,
         ];
         // A new kind breaks this match: add it to the list above and to `KINDS`.
         let _listed = |k: AuditKind| match k {
@@ -163,7 +165,8 @@ mod tests {
             | InviteCreated
             | InviteRevoked
             | InviteReplied
-            | InviteCodeRotated => (),
+            | InviteCodeRotated
+            | TestNumberUsed => (),
         };
         assert_eq!(all.len(), KINDS.len());
         for kind in all {
