@@ -7,8 +7,9 @@ use phonegate_store::backup;
 use serde_json::Value;
 use std::path::Path;
 
-const PG_BACKUP: &str = "with PostgreSQL, back up with pg_dump and restore with pg_restore (docs/deployment.md#backups): \
-pg_dump --format=custom --file phonegate.dump \"$DATABASE_URL\"; pg_restore --clean --if-exists --dbname \"$DATABASE_URL\" phonegate.dump";
+const PG_BACKUP: &str = "with PostgreSQL, back up with pg_dump and restore with pg_restore (docs/deployment.md, Several instances on PostgreSQL): \
+pg_dump --format=custom --file phonegate.dump \"$PHONEGATE_DATABASE_URL\"; with every instance stopped, \
+pg_restore --clean --if-exists --no-owner --dbname \"$PHONEGATE_DATABASE_URL\" phonegate.dump. Keep the key file's backup apart from the dump";
 
 /// `phonegate backup FILE`: a consistent copy of the live SQLite database.
 pub fn backup(config: &Config, dest: &Path) -> anyhow::Result<()> {

@@ -233,3 +233,12 @@ fn config_check_prints_the_effective_configuration_with_secrets_masked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("listen"), "{}", text(&out));
 }
+
+#[test]
+fn backup_and_restore_on_postgresql_give_the_pg_dump_procedure() {
+    for args in [["backup", "x.dump"], ["restore", "x.dump"]] {
+        let out = phonegate("postgres://phonegate@db.invalid:5432/phonegate", &args);
+        assert!(!out.status.success());
+        assert!(text(&out).contains("pg_dump --format=custom") && text(&out).contains("pg_restore"), "{}", text(&out));
+    }
+}

@@ -157,8 +157,9 @@ async fn an_unfinished_check_times_out_into_sms_and_its_link_expires() {
     let r = device().get(va["silent"]["check_url"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::GONE);
     code_sent(&app, &a).await;
-    // The sweep ends the other.
-    assert_eq!(app.state.core.verifier.expire_silent_checks(100).await.unwrap(), 1);
+    // The sweep ends the other: this call, or the server's own background sweep if it came
+    // first (what follows holds either way).
+    assert!(app.state.core.verifier.expire_silent_checks(100).await.unwrap() <= 1);
     code_sent(&app, &b).await;
     let v = get(&app, vb["id"].as_str().unwrap()).await;
     assert_eq!((v["status"].as_str(), v["silent"]["reason"].as_str()), (Some("pending"), Some("timeout")));

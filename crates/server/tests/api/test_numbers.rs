@@ -205,7 +205,8 @@ async fn test_numbers_sign_up_and_log_in_through_the_api_and_the_pages() {
 async fn refused(configure: impl FnOnce(&mut Config)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let database_url = phonegate_store::testing::fresh_database_url(dir.path()).await.unwrap();
-    let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url, ..Config::default() };
+    let secret_file = phonegate_store::testing::secret_file(&database_url);
+    let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url, secret_file, ..Config::default() };
     configure(&mut config);
     let clock = std::sync::Arc::new(phonegate_core::ManualClock::new(chrono::Utc.with_ymd_and_hms(2026, 3, 1, 9, 0, 0).unwrap()));
     match App::build(config, clock).await {
