@@ -179,10 +179,12 @@ run_as_unit() {
     unit_pid=$!
 }
 
-# This test's one change to the unit: a free port instead of the configuration's 8080.
+# This test's one change to the unit: a free port instead of the configuration's 8080. Below the
+# kernel's range for outgoing connections' ports, so no other process's client takes it meanwhile.
 free_port() {
-    local port
-    for port in $(shuf -i 20000-60000 -n 50); do
+    local port low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+    for port in $(shuf -i 20000-$((low - 1)) -n 50); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
     done
 }

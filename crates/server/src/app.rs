@@ -29,7 +29,7 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
         let metrics = Arc::new(Metrics::default());
-        let (core, providers, store) = engine(&config, clock.clone(), metrics.clone()).await?;
+        let (core, providers, store) = engine(&config, clock.clone(), metrics.clone(), crate::secret::Loader::Server).await?;
         if config.outbox_exposure(providers.has_outbox)? {
             tracing::warn!(listen = %config.listen, "outbox_public: the dev outbox is reachable from other machines (its codes only with an API key)");
         }
@@ -183,10 +183,11 @@ pub async fn engine(
     config: &Config,
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
+    loader: crate::secret::Loader,
 ) -> anyhow::Result<(Core, Providers, Arc<dyn Store>)> {
     let store =
         phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
-    let secret = crate::secret::load(config, store.as_ref()).await?;
+    let secret = crate::secret::load(config, store.as_ref(), loader).await?;
     let providers = build_providers(config, observer.clone())?;
     let core = Core::new(CoreParts {
         store: store.clone(),

@@ -12,7 +12,8 @@ use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 async fn open(config: &Config) -> anyhow::Result<(Core, Providers)> {
-    let (core, providers, _) = crate::app::engine(config, Arc::new(SystemClock), Arc::new(NoObserver)).await?;
+    let (core, providers, _) =
+        crate::app::engine(config, Arc::new(SystemClock), Arc::new(NoObserver), crate::secret::Loader::Command).await?;
     Ok((core, providers))
 }
 
@@ -53,8 +54,9 @@ pub async fn secret_rotate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Only the schema: the key file is not needed (nor touched) to migrate.
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
-    open(config).await?;
+    phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot migrate the database")?;
     println!("database is up to date");
     Ok(())
 }

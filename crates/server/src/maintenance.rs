@@ -97,6 +97,10 @@ pub fn config_check(file: &Path) -> anyhow::Result<()> {
 /// a database URL) and drops unset keys.
 fn mask(value: &mut Value, key: &str) {
     const SECRET_ENDINGS: [&str; 5] = ["secret", "token", "password", "private_key", "credentials"];
+    if key == "test_numbers" {
+        // Each fixed code is the key to its number's account.
+        return mask_all(value);
+    }
     match value {
         Value::Object(map) => {
             // TOML has no null: an unset key is simply absent.
@@ -107,11 +111,30 @@ fn mask(value: &mut Value, key: &str) {
             items.retain(|v| !v.is_null());
             items.iter_mut().for_each(|v| mask(v, key));
         }
-        Value::String(s) if key == "database_url" => *s = crate::app::redact_url(s),
+        Value::String(s) if key == "database_url" || key.ends_with("url") || key.ends_with("endpoint") => *s = redact_url(s),
         Value::Null => {}
         v if key != "secret_file" && SECRET_ENDINGS.iter().any(|w| key.ends_with(w)) => *v = Value::String("***".into()),
         _ => {}
     }
+}
+
+/// Every string below `value` masked (the keys stay: which numbers are test numbers is no secret).
+fn mask_all(value: &mut Value) {
+    match value {
+        Value::Object(map) => map.values_mut().for_each(mask_all),
+        Value::String(s) => *s = "***".into(),
+        _ => {}
+    }
+}
+
+/// A URL without its credentials and query: `scheme://***@host/path?***`.
+fn redact_url(url: &str) -> String {
+    let mut shown = crate::app::redact_url(url);
+    if let Some(q) = shown.find('?') {
+        shown.truncate(q);
+        shown.push_str("?***");
+    }
+    shown
 }
 
 #[cfg(test)]
@@ -121,13 +144,15 @@ mod tests {
         let mut v = serde_json::json!({
             "database_url": "postgres://u:pw@db/x", "secret_file": "/k",
             "providers": { "t": { "auth_token": "tk-1-value", "account_sid": "AC1" } },
-            "auth0": { "secret": "s" }, "list": [{ "client_secret": "c" }], "access_token_ttl": "15m"
+            "auth0": { "secret": "s" }, "list": [{ "client_secret": "c" }], "access_token_ttl": "15m",
+            "test_numbers": { "+15005550006": "482913", "services": { "Shop": { "+15005550007": "771234" } } },
+            "account_webhook": { "url": "https://hook:pw2@app.example/x?sig=abc" }
         });
         super::mask(&mut v, "");
         let shown = v.to_string();
-        for secret in ["pw", "tk-1-value", "\"s\"", "\"c\""] {
+        for secret in ["pw", "tk-1-value", "\"s\"", "\"c\"", "482913", "771234", "pw2", "sig=abc"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
-        assert!(shown.contains("AC1") && shown.contains("/k") && shown.contains("15m"), "{shown}");
+        assert!(shown.contains("AC1") && shown.contains("/k") && shown.contains("15m") && shown.contains("+15005550007"), "{shown}");
     }
 }

@@ -70,7 +70,9 @@ impl KeyFile {
     fn write(&self, keys: &[Vec<u8>], replace: bool) -> std::io::Result<()> {
         let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{FILE_NAME}.{}.tmp", std::process::id()));
+        // A random name: a file left by a crash (or by a process with the same pid, in a
+        // container) is never mistaken for this one.
+        let tmp = dir.join(format!(".{FILE_NAME}.{:016x}.tmp", rand::random::<u64>()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
@@ -129,11 +131,20 @@ fn check_mode(_: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Who is loading the keys: only a server moves an earlier release's secret out of the
+/// database; a one-shot command (perhaps in a throwaway container) must not carry it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loader {
+    Server,
+    Command,
+}
+
 /// The server keys for the database: read from the key file, or, on the first start, made and
-/// written to a new one. A database from a release that kept its secret inside has it moved to
-/// the file and erased from the database's files. Refuses a key file that does not hold every
-/// key the database was sealed with, and a missing one once anything was sealed.
-pub async fn load(config: &Config, store: &dyn Store) -> anyhow::Result<ServerKeys> {
+/// written to a new one. A server on a database from a release that kept its secret inside moves
+/// it to the file, records it, and erases it from the database's files. Refuses a key file that
+/// does not hold every key the database was sealed with, and a missing one once anything was
+/// sealed.
+pub async fn load(config: &Config, store: &dyn Store, loader: Loader) -> anyhow::Result<ServerKeys> {
     let file = KeyFile::locate(config)?;
     let shown = file.path.display().to_string();
     let database = startup::inspect(store).await.context("cannot read the database's key records")?;
@@ -141,15 +152,22 @@ pub async fn load(config: &Config, store: &dyn Store) -> anyhow::Result<ServerKe
         (Some(keys), Some(legacy)) => {
             if !keys.contains(&legacy) {
                 bail!(
-                    "the database holds its own server secret (from an earlier release) and it is not in the key file {shown}: move that file away and start again to have the secret moved into a new key file"
+                    "the database holds its own server secret (from an earlier release) and it is not in the key file {shown}: move that file away and start the server again to have the secret moved into a new key file"
                 );
             }
-            // A move that was interrupted after the file was written.
-            startup::erase_legacy(store).await.context("cannot erase the server secret from the database")?;
-            tracing::warn!(key_file = %shown, "erased the server secret left in the database by an interrupted move to the key file");
+            if loader == Loader::Server {
+                // A move that was interrupted after the file was written.
+                let keys = register(store, keys, &shown).await?;
+                startup::erase_legacy(store).await.context("cannot erase the server secret from the database")?;
+                tracing::warn!(key_file = %shown, "erased the server secret left in the database by an interrupted move to the key file");
+                return Ok(keys);
+            }
             keys
         }
         (Some(keys), None) => keys,
+        (None, Some(_)) if loader == Loader::Command => bail!(
+            "this database still holds its server secret (from an earlier release): start `phonegate serve` once, on the machine that keeps the key file {shown}, to move it there; then run this command"
+        ),
         (None, Some(legacy)) => {
             if file.credential {
                 bail!(
@@ -157,9 +175,12 @@ pub async fn load(config: &Config, store: &dyn Store) -> anyhow::Result<ServerKe
                 );
             }
             file.write(std::slice::from_ref(&legacy), false).with_context(|| format!("cannot write the key file {shown}"))?;
+            // Recorded before it is erased: from here on an instance without this file refuses
+            // to start instead of taking the database for a new one.
+            let keys = register(store, vec![legacy.clone()], &shown).await?;
             startup::erase_legacy(store).await.context("cannot erase the server secret from the database")?;
             tracing::warn!(key_file = %shown, key = %key_id(&legacy), "moved the server secret out of the database into the key file and erased it from the database's files: back the key file up apart from the database");
-            vec![legacy]
+            return Ok(keys);
         }
         (None, None) if !database.recorded.is_empty() => bail!(
             "the key file {shown} is missing, and this database was sealed with key {}: put the key file back from its backup (a new key would leave every sealed code, message and signing key unreadable); see docs/deployment.md",
@@ -200,11 +221,11 @@ async fn register(store: &dyn Store, keys: Vec<Vec<u8>>, shown: &str) -> anyhow:
 pub async fn rotate(config: &Config) -> anyhow::Result<(String, PathBuf)> {
     let store =
         phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
-    load(config, store.as_ref()).await?;
+    load(config, store.as_ref(), Loader::Command).await?;
     let file = KeyFile::locate(config)?;
     if file.credential {
         bail!(
-            "the key file {} is a read-only systemd credential: rotate the file it is loaded from (PHONEGATE_SECRET_FILE=/etc/phonegate/phonegate-secret phonegate secret rotate)",
+            "the key file {} is a read-only systemd credential: rotate the file it is loaded from (PHONEGATE_SECRET_FILE=/etc/credstore/phonegate-secret phonegate secret rotate)",
             file.path.display()
         );
     }

@@ -41,8 +41,10 @@ pub fn backup(url: &str, dest: &Path) -> StoreResult<BackupReport> {
     if dest.exists() {
         return Err(StoreError::Other(format!("{} exists: name a new file", dest.display())));
     }
-    let partial = sibling(dest, "partial");
-    let _ = std::fs::remove_file(&partial);
+    // Made here, readable by its owner only and refusing a file or link planted in its place;
+    // `VACUUM INTO` writes into an empty file.
+    let partial = sibling(dest, &unique("partial"));
+    private_new_file(&partial)?;
     let conn =
         Connection::open_with_flags(&source, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(map_err)?;
     conn.busy_timeout(Duration::from_secs(10)).map_err(map_err)?;
@@ -100,8 +102,11 @@ pub fn restore(file: &Path, url: &str) -> StoreResult<Option<PathBuf>> {
     let target = path_of(url)?;
     let aside = if target.exists() {
         ensure_unused(&target)?;
-        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ");
         let aside = sibling(&target, &format!("before-restore-{stamp}"));
+        if aside.exists() {
+            return Err(StoreError::Other(format!("{} exists: try again", aside.display())));
+        }
         for suffix in ["", "-wal", "-shm"] {
             let from = PathBuf::from(format!("{}{suffix}", target.display()));
             if from.exists() {
@@ -110,13 +115,25 @@ pub fn restore(file: &Path, url: &str) -> StoreResult<Option<PathBuf>> {
         }
         Some(aside)
     } else {
+        // A WAL without its database would be replayed onto the restored file.
+        for suffix in ["-wal", "-shm"] {
+            let stale = PathBuf::from(format!("{}{suffix}", target.display()));
+            if stale.exists() {
+                return Err(StoreError::Other(format!("{} is left from another database: move it away first", stale.display())));
+            }
+        }
         if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(other("cannot make the database's directory"))?;
         }
         None
     };
-    let partial = sibling(&target, "partial");
-    std::fs::copy(file, &partial).map_err(other("cannot copy the backup"))?;
+    let partial = sibling(&target, &unique("partial"));
+    private_new_file(&partial)?;
+    std::io::copy(
+        &mut std::fs::File::open(file).map_err(other("cannot read the backup"))?,
+        &mut std::fs::OpenOptions::new().write(true).open(&partial).map_err(other("cannot write the restored database"))?,
+    )
+    .map_err(other("cannot copy the backup"))?;
     std::fs::File::open(&partial).and_then(|f| f.sync_all()).map_err(other("cannot sync the restored database"))?;
     std::fs::rename(&partial, &target).map_err(other("cannot put the restored database in place"))?;
     sync_dir(&target)?;
@@ -135,6 +152,19 @@ fn ensure_unused(path: &Path) -> StoreResult<()> {
 /// `PATH.suffix`, in PATH's directory.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(format!("{}.{suffix}", path.display()))
+}
+
+/// A name no earlier run left behind: the process and the time to the nanosecond.
+fn unique(what: &str) -> String {
+    format!("{}-{}.{what}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default())
+}
+
+fn private_new_file(path: &Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop).map_err(other("cannot create the backup file"))
 }
 
 fn sync_dir(file: &Path) -> StoreResult<()> {

@@ -98,6 +98,11 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
     }
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("is not in the backup"), "the command says to back up the key file: {}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "only its owner reads the backup");
+    }
     // A second backup to the same name is refused rather than overwriting it.
     assert!(!phonegate(&url, &["backup", file.to_str().unwrap()]).status.success());
     stop(server).await;
@@ -130,7 +135,7 @@ async fn restore_refuses_a_running_database_a_foreign_key_file_and_a_file_that_i
     }
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    assert!(phonegate(&url, &["migrate"]).status.success());
+    assert!(phonegate(&url, &["keys", "list"]).status.success());
     let file = dir.path().join("b.db");
     assert!(phonegate(&url, &["backup", file.to_str().unwrap()]).status.success());
 
@@ -148,7 +153,7 @@ async fn restore_refuses_a_running_database_a_foreign_key_file_and_a_file_that_i
 
     let other = tempfile::tempdir().unwrap();
     let other_url = format!("sqlite://{}", other.path().join("o.db").display());
-    let out = phonegate(&other_url, &["migrate"]);
+    let out = phonegate(&other_url, &["keys", "list"]);
     assert!(out.status.success());
     let restored = format!("sqlite://{}", other.path().join("o.db").display());
     let out = phonegate(&restored, &["restore", file.to_str().unwrap()]);

@@ -149,6 +149,12 @@ async fn an_earlier_release_s_secret_moves_to_the_key_file_and_leaves_the_databa
     assert!(stopped);
     let secret = make_legacy(&url, &key_file).await;
     assert!(contains(&disk_bytes(&db), &secret), "the legacy secret is in the file before the move");
+    // A one-shot command does not carry the secret off (it may run in a throwaway container).
+    let out = phonegate(&url, &["keys", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("start `phonegate serve` once"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!key_file.exists());
+    assert_eq!(phonegate_store::testing::count(&url, "SELECT COUNT(*) FROM server_secrets WHERE name = 'code_keys'").await.unwrap(), 1);
 
     let mut server = tokio::task::spawn_blocking({
         let url = url.clone();
@@ -192,7 +198,7 @@ async fn a_missing_or_foreign_key_file_is_refused_by_name_and_rotation_keeps_old
     // Missing: refused, naming the file.
     let original = std::fs::read(&key_file).unwrap();
     std::fs::remove_file(&key_file).unwrap();
-    let out = phonegate(&url, &["migrate"]);
+    let out = phonegate(&url, &["keys", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains(&key_file.display().to_string()) && err.contains("missing"), "{err}");
@@ -201,9 +207,9 @@ async fn a_missing_or_foreign_key_file_is_refused_by_name_and_rotation_keeps_old
     // Another database's key file: refused.
     let other = tempfile::tempdir().unwrap();
     let other_url = format!("sqlite://{}", other.path().join("o.db").display());
-    assert!(phonegate(&other_url, &["migrate"]).status.success());
+    assert!(phonegate(&other_url, &["keys", "list"]).status.success());
     std::fs::copy(other.path().join("phonegate-secret"), &key_file).unwrap();
-    let out = phonegate(&url, &["migrate"]);
+    let out = phonegate(&url, &["keys", "list"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("does not hold key"), "{err}");
@@ -230,7 +236,7 @@ async fn a_missing_or_foreign_key_file_is_refused_by_name_and_rotation_keeps_old
 
     // The file without the new key: the database knows it, so the server refuses.
     std::fs::write(&key_file, &original).unwrap();
-    let out = phonegate(&url, &["migrate"]);
+    let out = phonegate(&url, &["keys", "list"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&phonegate_core::code::key_id(&keys[1])));
 }
@@ -244,7 +250,7 @@ async fn a_second_instance_with_another_key_file_refuses_to_start() {
     let (first, second) = (dir.path().join("a"), dir.path().join("b"));
     let run_on = |url: &str, file: &Path| {
         Command::new(env!("CARGO_BIN_EXE_phonegate"))
-            .arg("migrate")
+            .args(["keys", "list"])
             .env("PHONEGATE_DATABASE_URL", url)
             .env("PHONEGATE_SECRET_FILE", file)
             .env_remove("PHONEGATE_CONFIG")
@@ -255,7 +261,8 @@ async fn a_second_instance_with_another_key_file_refuses_to_start() {
     // `b` is a key file of its own (made for another database).
     let elsewhere = phonegate_store::testing::fresh_postgres_schema(&admin, "keys").await.unwrap();
     assert!(run_on(&elsewhere, &second).status.success());
-    let without = Command::new(env!("CARGO_BIN_EXE_phonegate")).arg("migrate").env("PHONEGATE_DATABASE_URL", &url).output().unwrap();
+    let without =
+        Command::new(env!("CARGO_BIN_EXE_phonegate")).args(["keys", "list"]).env("PHONEGATE_DATABASE_URL", &url).output().unwrap();
     assert!(!without.status.success());
     assert!(String::from_utf8_lossy(&without.stderr).contains("secret_file"), "PostgreSQL needs secret_file named");
     assert!(run(&first).status.success());
