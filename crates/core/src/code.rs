@@ -157,6 +157,12 @@ impl ServerKeys {
         self.newest_first().fold(false, |found, k| found | bool::from(k.digest(verification_id, code).as_slice().ct_eq(stored_digest)))
     }
 
+    /// Whether `mac` is the digest of `text` under the newest key only: for tokens the server
+    /// hands out and takes back (a device token), which a rotation should retire at once.
+    pub fn matches_newest(&self, bound_to: &str, text: &str, mac: &[u8]) -> bool {
+        bool::from(self.newest().digest(bound_to, text).as_slice().ct_eq(mac))
+    }
+
     /// Encrypts the code for a later resend, bound to its verification id.
     pub fn seal(&self, verification_id: &str, code: &Code) -> Vec<u8> {
         self.seal_text(verification_id, &code.0)
@@ -234,6 +240,8 @@ mod tests {
         assert_eq!(ServerKeys::from_secret(b"new").open("VEb", &fresh), Some(code.clone()));
         assert!(!old.matches("VEb", code.expose(), &rotated.digest("VEb", code.expose())));
         assert_ne!(old.invite_code(1), rotated.invite_code(1));
+        let device = old.digest("phonegate/device", "u|+49|1");
+        assert!(rotated.matches("phonegate/device", "u|+49|1", &device) && !rotated.matches_newest("phonegate/device", "u|+49|1", &device));
         assert_ne!(key_id(b"old"), key_id(b"new"));
     }
 

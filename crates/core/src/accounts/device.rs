@@ -35,7 +35,11 @@ impl Accounts {
         let (Some(token), Some((user_id, phone))) = (caller.device.as_deref(), account) else { return Guesser::Anyone };
         let Some((exp, mac)) = token.split_once('.') else { return Guesser::Anyone };
         let (Ok(exp), Ok(mac)) = (exp.parse::<i64>(), URL_SAFE_NO_PAD.decode(mac)) else { return Guesser::Anyone };
-        if exp <= self.now().timestamp() || !self.ctx.keys.matches(LABEL, &signed(user_id, phone, exp), &mac) {
+        // Only the newest key, and no expiry later than one it would give: a key retired by a
+        // rotation (perhaps because it leaked) recognises no device.
+        let now = self.now().timestamp();
+        let latest = now + chrono::Duration::days(DEVICE_DAYS).num_seconds();
+        if exp <= now || exp > latest || !self.ctx.keys.matches_newest(LABEL, &signed(user_id, phone, exp), &mac) {
             return Guesser::Anyone;
         }
         Guesser::Recognised
