@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every scenario `--scenarios` accepts (`baseline` runs first whether it is named or not).
-const SCENARIOS: [&str; 11] =
-    ["baseline", "start", "status", "check", "pair", "compat", "silent", "me_bearer", "me_cookie", "refresh", "password_login"];
+const SCENARIOS: [&str; 12] =
+    ["baseline", "start", "status", "check", "pair", "compat", "silent", "me_bearer", "me_cookie", "refresh", "password_login", "backup"];
 
 #[derive(Parser)]
 #[command(name = "phonegate-bench", about = "Measure phonegate whole requests over loopback against a baseline from the same run")]
@@ -30,7 +30,9 @@ struct Args {
     connections: usize,
     /// Scenarios to run, in order (baseline always runs first); besides the default ones:
     /// silent (an auto verification approved through the simulator's operator),
-    /// me_bearer, me_cookie, refresh, password_login (the accounts API).
+    /// me_bearer, me_cookie, refresh, password_login (the accounts API), backup (the start load
+    /// while `phonegate backup` copies the SQLite database back to back: compare its p99 and max
+    /// with start's).
     #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
     /// A PostgreSQL database to create a fresh schema in (default: a new SQLite file).
@@ -97,6 +99,14 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             "pair" => load::run("pair", n, duration, pid, move |_| scenarios::pair(c.clone())).await,
+            "backup" if backend == "sqlite" => {
+                let backups = tokio::spawn(scenarios::backups(binary.clone(), url.clone(), dir.path().to_path_buf(), duration));
+                let result = load::run("backup", n, duration, pid, move |_| scenarios::start(c.clone())).await;
+                let (copies, longest) = backups.await??;
+                eprintln!("backup: {copies} backups during the load, the longest took {} ms", longest.as_millis());
+                result
+            }
+            "backup" => anyhow::bail!("the backup scenario measures SQLite (PostgreSQL is backed up with pg_dump)"),
             "compat" => load::run("compat", n, duration, pid, move |_| scenarios::compat(c.clone())).await,
             "silent" => load::run("silent", n, duration, pid, move |_| scenarios::silent(c.clone())).await,
             name if accounts::NAMES.contains(&name) => match accounts::scenario(name, &ctx, n, duration, pid).await {

@@ -205,3 +205,33 @@ pub async fn prefill(ctx: &Arc<Ctx>, needed: usize, connections: usize) {
         let _ = w.await;
     }
 }
+
+/// `phonegate backup` of the database, back to back for `duration` (each into a new file, then
+/// removed): how many ran and the longest.
+pub async fn backups(
+    binary: std::path::PathBuf,
+    url: String,
+    dir: std::path::PathBuf,
+    duration: std::time::Duration,
+) -> anyhow::Result<(u32, std::time::Duration)> {
+    let until = std::time::Instant::now() + duration;
+    let (mut copies, mut longest) = (0, std::time::Duration::ZERO);
+    while std::time::Instant::now() < until {
+        let file = dir.join(format!("backup-{copies}.db"));
+        let started = std::time::Instant::now();
+        let (binary, url, target) = (binary.clone(), url.clone(), file.display().to_string());
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(binary)
+                .args(["backup", &target])
+                .env("PHONEGATE_DATABASE_URL", url)
+                .env_remove("PHONEGATE_CONFIG")
+                .output()
+        })
+        .await??;
+        anyhow::ensure!(out.status.success(), "backup failed: {}", String::from_utf8_lossy(&out.stderr));
+        longest = longest.max(started.elapsed());
+        copies += 1;
+        let _ = std::fs::remove_file(&file);
+    }
+    Ok((copies, longest))
+}
