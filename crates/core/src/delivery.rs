@@ -15,6 +15,7 @@ use crate::ports::{self, MessageResult, Sms, StoreError, Tx};
 use crate::ports::{Lease, SmsSender, save_verification as save};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
+use tracing::Instrument;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -91,6 +92,7 @@ impl Delivery {
     /// Sends a message this process holds the claim on, then records the result in one
     /// transaction: the message's status, a receipt that overtook it, and (for a first send
     /// that no provider took) the verification's failure.
+    #[tracing::instrument(name = "delivery.send", level = "debug", skip_all, fields(message = %message.id, to = %message.to.masked()))]
     pub(crate) async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
         let Some(body) = self.ctx.keys.open_text(&message.id, &message.body_sealed) else {
             return Err(VerifyError::Crypto(format!("message {} does not open with the server secret", message.id)));
@@ -161,6 +163,7 @@ impl Delivery {
 
     /// Applies a provider's delivery receipt. One for a message id not (yet) known is held until
     /// the send's result names it; retention drops it if that never happens.
+    #[tracing::instrument(name = "delivery.receipt", level = "debug", skip_all)]
     pub async fn record_receipt(
         &self,
         _caller: &Caller,
@@ -195,6 +198,7 @@ impl Delivery {
     /// Stores an inbound message once and runs its handlers (so far: STOP / START opt-out), in
     /// one transaction: a retried webhook after a failure is processed again, a duplicate of a
     /// processed one changes nothing.
+    #[tracing::instrument(name = "delivery.inbound", level = "debug", skip_all, fields(provider = %provider))]
     pub async fn receive(
         &self,
         _caller: &Caller,
@@ -240,6 +244,7 @@ impl Delivery {
 
     /// Sends a text that is not a code (an invitation) to `to` for the service `service`: it
     /// costs what a code would in every send budget, and goes through the same queue.
+    #[tracing::instrument(name = "delivery.send_text", level = "debug", skip_all, fields(to = %to.masked()))]
     pub async fn send_text(&self, caller: &Caller, service: &Service, to: &PhoneNumber, body: String) -> Result<String, VerifyError> {
         if !self.ctx.budgets.destination_allowed(&service.name, to) {
             return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
@@ -260,7 +265,7 @@ impl Delivery {
         })
         .await?;
         let this = self.clone();
-        tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+        tokio::spawn(async move { this.send_claimed(message, &lease.token).await }.in_current_span());
         Ok(id)
     }
 

@@ -17,8 +17,10 @@ use std::time::Duration;
 
 mod integrations;
 mod moved;
+mod telemetry;
 
 pub use integrations::{Auth0Settings, RedirectClientSettings};
+pub use telemetry::TelemetrySettings;
 
 /// The whole configuration. The keys a first run needs stay at the top; the rest is grouped in
 /// tables (`[silent]`, `[delivery]`, `[phones]`…), one per concern.
@@ -46,6 +48,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Logs (`[log]`).
     pub log: LogSettings,
+    /// OpenTelemetry traces (`[telemetry]`; the `OTEL_*` variables too).
+    pub telemetry: TelemetrySettings,
     /// Requests (`[http]`): body size, reverse proxies.
     pub http: HttpSettings,
     /// Limits on client connections (`[connections]`; see docs/security.md).
@@ -209,6 +213,7 @@ impl Default for Config {
             outbox_public: false,
             tls: TlsSettings::default(),
             log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
             http: HttpSettings::default(),
             connections: Default::default(),
             phones: PhoneSettings::default(),
@@ -352,6 +357,8 @@ pub enum ConfigError {
     SilentSimulatorName,
     #[error("{0}")]
     Integration(String),
+    #[error("{0}")]
+    Telemetry(String),
     #[error("silent.timeout must be between 10s and 1h")]
     SilentTimeout,
     #[error(
@@ -434,6 +441,7 @@ impl Config {
         }
         self.accounts.validate().map_err(ConfigError::Accounts)?;
         self.validate_silent()?;
+        self.validate_telemetry()?;
         self.validate_integrations().map_err(ConfigError::Integration)
     }
 

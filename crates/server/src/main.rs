@@ -26,10 +26,10 @@ async fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { .. } => {
-            telemetry::init(&config);
-            app::serve(config).await
-        }
+        Command::Serve { .. } => match telemetry::init(&config) {
+            Ok(()) => app::serve(config).await,
+            Err(e) => Err(e),
+        },
         Command::Migrate => commands::migrate(&config).await,
         Command::Keys { command } => match command {
             KeysCommand::Create { name, scope, services, json } => commands::keys_create(&config, &name, scope, services, json).await,

@@ -38,6 +38,7 @@ mod services;
 mod silent;
 mod silent_pages;
 mod silent_providers;
+mod telemetry;
 mod tenants;
 mod tls;
 mod tokens;
