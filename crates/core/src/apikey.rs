@@ -130,7 +130,6 @@ impl KeyCache {
     }
 
     /// Bearer authentication.
-    #[tracing::instrument(name = "apikey.authenticate", level = "debug", skip_all)]
     pub async fn by_secret(&self, secret: &SecretString) -> StoreResult<Option<ApiKey>> {
         let hash = hash_secret(secret);
         if let Some(key) = self.cached(&hash) {
@@ -144,7 +143,6 @@ impl KeyCache {
     }
 
     /// HTTP Basic (`id:secret`) authentication.
-    #[tracing::instrument(name = "apikey.authenticate", level = "debug", skip_all)]
     pub async fn by_pair(&self, id: &str, secret: &SecretString) -> StoreResult<Option<ApiKey>> {
         // `AC…` is each key's account-SID alias (Twilio's SDKs insist on an `AC` account SID).
         let alias = id.strip_prefix("AC").map(|rest| format!("SK{rest}"));

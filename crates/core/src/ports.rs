@@ -421,7 +421,7 @@ where
     let out = slot.clone();
     let trace = UnitTrace::new(tracing::debug_span!(
         "store.write",
-        unit = %unit_name::<F>(),
+        unit = unit_name::<F>(),
         wait_us = Empty,
         run_us = Empty,
         commit_us = Empty,
@@ -451,7 +451,7 @@ where
     let out = slot.clone();
     let trace = UnitTrace::new(tracing::debug_span!(
         "store.read",
-        unit = %unit_name::<F>(),
+        unit = unit_name::<F>(),
         wait_us = Empty,
         run_us = Empty,
         commit_us = Empty,

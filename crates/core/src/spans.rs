@@ -1,8 +1,9 @@
 //! Helpers for the core's trace spans (exported by the server when OpenTelemetry is configured;
 //! nothing here costs more than a branch when no subscriber records the spans). A leaf: it
 //! imports nothing of the core.
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
 /// A store unit's span (`store.write` or `store.read`, at debug level: only traces record it)
@@ -71,9 +72,16 @@ impl UnitTrace {
 }
 
 /// The use case a unit belongs to, from its closure's type:
-/// `engine::check::Verifier::check_unaudited`.
-pub(crate) fn unit_name<F>() -> String {
-    clean_type_name(std::any::type_name::<F>())
+/// `engine::check::Verifier::check_unaudited`. Worked out once per closure type (a fixed set).
+pub(crate) fn unit_name<F>() -> &'static str {
+    static NAMES: OnceLock<RwLock<HashMap<&'static str, &'static str>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let full = std::any::type_name::<F>();
+    if let Some(name) = names.read().ok().and_then(|n| n.get(full).copied()) {
+        return name;
+    }
+    let name: &'static str = Box::leak(clean_type_name(full).into_boxed_str());
+    names.write().map_or(name, |mut n| *n.entry(full).or_insert(name))
 }
 
 fn clean_type_name(full: &str) -> String {

@@ -47,6 +47,8 @@ pub fn init(config: &Config) -> anyhow::Result<()> {
         .with_threads(false)
         .with_tracked_inactivity(false)
         .with_target(false)
+        // Nothing here reads OpenTelemetry's own current context: no attaching it at every poll.
+        .with_context_activation(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|m| traced(m.target(), m.is_span(), *m.level())));
     let _ = tracing_subscriber::registry().with(logs.with_filter(filter)).with(traces).try_init();
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());

@@ -24,10 +24,9 @@ impl<B> MakeSpan<B> for RequestSpan {
         if !crate::telemetry::enabled() {
             return tracing::info_span!("request", method, route, request_id = Empty);
         }
+        // The same, in OpenTelemetry's names (the logs then show these too).
         let span = tracing::info_span!(
             "request",
-            method,
-            route,
             request_id = Empty,
             otel.name = %format_args!("{method} {route}"),
             otel.kind = "server",
