@@ -15,6 +15,7 @@ use crate::ports::{self, MessageResult, Sms, StoreError, Tx};
 use crate::ports::{Lease, SmsSender, save_verification as save};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
+use tracing::Instrument;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DispatchOutcome {
@@ -95,6 +96,7 @@ impl Delivery {
     /// Sends a message this process holds the claim on, then records the result in one
     /// transaction: the message's status, a receipt that overtook it, and (for a first send
     /// that no provider took) the verification's failure.
+    #[tracing::instrument(name = "delivery.send", level = "debug", skip_all, fields(message = %message.id, to = %message.to.masked()))]
     pub(crate) async fn send_claimed(&self, message: Message, token: &str) -> Result<DispatchOutcome, VerifyError> {
         let Some(body) = self.ctx.keys.open_text(&message.id, &message.body_sealed) else {
             return Err(VerifyError::Crypto(format!("message {} does not open with the server secret", message.id)));
@@ -165,6 +167,7 @@ impl Delivery {
 
     /// Applies a provider's delivery receipt. One for a message id not (yet) known is held until
     /// the send's result names it; retention drops it if that never happens.
+    #[tracing::instrument(name = "delivery.receipt", level = "debug", skip_all)]
     pub async fn record_receipt(
         &self,
         _caller: &Caller,
@@ -199,6 +202,7 @@ impl Delivery {
     /// Stores an inbound message once and runs its handlers (so far: STOP / START opt-out), in
     /// one transaction: a retried webhook after a failure is processed again, a duplicate of a
     /// processed one changes nothing.
+    #[tracing::instrument(name = "delivery.inbound", level = "debug", skip_all, fields(provider = %provider))]
     pub async fn receive(
         &self,
         _caller: &Caller,
@@ -245,6 +249,7 @@ impl Delivery {
     /// Sends a text that is not a code (an invitation) to `to` for the service `service`: it
     /// costs what a code would in every send budget, and goes through the same queue. To a test
     /// number of the service it is recorded, costs nothing and is never sent.
+    #[tracing::instrument(name = "delivery.send_text", level = "debug", skip_all, fields(to = %to.masked()))]
     pub async fn send_text(&self, caller: &Caller, service: &Service, to: &PhoneNumber, body: String) -> Result<String, VerifyError> {
         let test = self.ctx.test_numbers.code_for(service, to).is_some();
         if !test && !self.ctx.budgets.destination_allowed(&service.name, to) {
@@ -276,7 +281,7 @@ impl Delivery {
         .await?;
         if let Some(lease) = lease {
             let this = self.clone();
-            tokio::spawn(async move { this.send_claimed(message, &lease.token).await });
+            tokio::spawn(async move { this.send_claimed(message, &lease.token).await }.in_current_span());
         }
         Ok(id)
     }

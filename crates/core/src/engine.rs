@@ -150,6 +150,7 @@ impl Verifier {
     }
 
     /// The pending verification for a number in a service.
+    #[tracing::instrument(name = "verifier.pending", level = "debug", skip_all, fields(to = %crate::model::phone::mask(to)))]
     pub async fn pending(&self, caller: &Caller, service: Option<&str>, to: &str) -> Result<Verification, VerifyError> {
         let to = self.ctx.parse_phone(to)?;
         let service = self.catalog.service(caller, service).await?;
@@ -176,6 +177,7 @@ impl Verifier {
 
     /// Reads a verification. One whose deadline has passed is reported expired (the sweep
     /// records it); reading never writes.
+    #[tracing::instrument(name = "verifier.get", level = "debug", skip_all, fields(verification = %id))]
     pub async fn get(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
         let (id, caller) = (id.to_string(), caller.clone());
         let mut v = ports::read(self.ctx.store.as_ref(), move |tx| visible(&caller, tx.verification(&id)?)).await?;
@@ -183,11 +185,13 @@ impl Verifier {
         Ok(v)
     }
 
+    #[tracing::instrument(name = "verifier.cancel", level = "debug", skip_all, fields(verification = %id))]
     pub async fn cancel(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
         self.transition(caller, id, |v, now| v.cancel(now).map_err(VerifyError::NotPending)).await
     }
 
     /// Cancels a verification only once it is at least `min_age` old (Vonage's rule).
+    #[tracing::instrument(name = "verifier.cancel", level = "debug", skip_all, fields(verification = %id))]
     pub async fn cancel_once_older_than(&self, caller: &Caller, id: &str, min_age: chrono::Duration) -> Result<Verification, VerifyError> {
         self.transition(caller, id, move |v, now| {
             v.cancel_once_older_than(now, min_age).map_err(|refusal| match refusal {
@@ -199,6 +203,7 @@ impl Verifier {
     }
 
     /// Approves a pending verification without a code (an administrator's decision).
+    #[tracing::instrument(name = "verifier.approve", level = "debug", skip_all, fields(verification = %id))]
     pub async fn approve(&self, caller: &Caller, id: &str) -> Result<Verification, VerifyError> {
         self.transition(caller, id, |v, now| v.approve_out_of_band(now).map_err(VerifyError::NotPending)).await
     }
@@ -242,6 +247,7 @@ impl Verifier {
     /// A verification (reported expired once its deadline passed, as `get` does) with what
     /// belongs to it, in one read: its messages, its counted checks (when it has any) and its
     /// silent check (when it is `silent` or `auto`).
+    #[tracing::instrument(name = "verifier.detail", level = "debug", skip_all, fields(verification = %id))]
     pub async fn detail(&self, caller: &Caller, id: &str) -> Result<Detail, VerifyError> {
         let (id, caller) = (id.to_string(), caller.clone());
         let mut d = ports::read(self.ctx.store.as_ref(), move |tx| {

@@ -132,6 +132,7 @@ impl Integrations {
 
     /// The user arrives with the provider's `state` and its signed `token`. The return URL is the
     /// client's only one, or the one of its list that `return_url` names exactly.
+    #[tracing::instrument(name = "integrations.begin", level = "debug", skip_all)]
     pub async fn begin(
         &self,
         caller: &Caller,
@@ -183,6 +184,7 @@ impl Integrations {
     }
 
     /// The user gives a number (the token had none): a code goes to it.
+    #[tracing::instrument(name = "integrations.set_phone", level = "debug", skip_all)]
     pub async fn set_phone(
         &self,
         caller: &Caller,
@@ -221,6 +223,7 @@ impl Integrations {
     /// Checks the code. Right: the return URL with a token saying the number is verified. Wrong:
     /// `CodeIncorrect`. The last wrong code (or a locked verification): the return URL with a token
     /// saying it is not, so the provider can deny the login.
+    #[tracing::instrument(name = "integrations.check", level = "debug", skip_all)]
     pub async fn check(&self, caller: &Caller, client: &str, step: &str, code: &str) -> Result<String, VerifyError> {
         let c = self.client(client)?;
         let s = self.open(client, step)?;

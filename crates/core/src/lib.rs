@@ -18,6 +18,7 @@ pub mod model;
 pub mod outbox;
 pub mod ports;
 pub mod silent;
+pub(crate) mod spans;
 pub mod startup;
 pub mod traffic;
 

@@ -32,8 +32,10 @@ use crate::model::session::Session;
 use crate::model::silent::SilentCheck;
 use crate::model::user::User;
 use crate::model::verification::{Channel, Status, Verification};
+use crate::spans::{UnitTrace, unit_name};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tracing::field::Empty;
 
 pub use crate::error::{StoreError, StoreResult};
 
@@ -425,7 +427,17 @@ where
 {
     let slot: Slot<T, E> = Default::default();
     let out = slot.clone();
-    let ran = store.write(Box::new(move |tx| keep(&out, f(tx)))).await;
+    let trace = UnitTrace::new(tracing::debug_span!(
+        "store.write",
+        unit = unit_name::<F>(),
+        wait_us = Empty,
+        run_us = Empty,
+        commit_us = Empty,
+        otel.status_code = Empty
+    ));
+    let running = trace.clock();
+    let ran = store.write(Box::new(move |tx| UnitTrace::running(running, || keep(&out, f(tx))))).await;
+    trace.finish(matches!(ran, Err(ref e) if !matches!(e, StoreError::Aborted)));
     finish(ran, slot)
 }
 
@@ -445,7 +457,17 @@ where
 {
     let slot: Slot<T, E> = Default::default();
     let out = slot.clone();
-    let ran = store.read(Box::new(move |tx| keep(&out, f(tx)))).await;
+    let trace = UnitTrace::new(tracing::debug_span!(
+        "store.read",
+        unit = unit_name::<F>(),
+        wait_us = Empty,
+        run_us = Empty,
+        commit_us = Empty,
+        otel.status_code = Empty
+    ));
+    let running = trace.clock();
+    let ran = store.read(Box::new(move |tx| UnitTrace::running(running, || keep(&out, f(tx))))).await;
+    trace.finish(matches!(ran, Err(ref e) if !matches!(e, StoreError::Aborted)));
     finish(ran, slot)
 }
 

@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// Modules that import nothing of the core: the clock and the crypto primitives.
-const LEAVES: &[&str] = &["clock", "code"];
+/// Modules that import nothing of the core: the clock, the crypto primitives and the trace spans' helpers.
+const LEAVES: &[&str] = &["clock", "code", "spans"];
 
 /// Whether `module` belongs to the bottom layer: the model and the errors it reports.
 fn bottom(module: &str) -> bool {

@@ -10,6 +10,38 @@ pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// Outgoing requests carry the W3C trace context (`traceparent`, `tracestate`) of the current
+/// span, so a provider's or app's own traces join the request's. Only when traces are exported
+/// (the server then installs the propagator); otherwise nothing is added.
+pub trait Traced {
+    fn traced(self) -> Self;
+}
+
+impl Traced for reqwest::RequestBuilder {
+    fn traced(self) -> Self {
+        let span = tracing::Span::current();
+        if span.is_disabled() {
+            return self;
+        }
+        let context = tracing_opentelemetry::OpenTelemetrySpanExt::context(&span);
+        let mut headers = reqwest::header::HeaderMap::new();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut Headers(&mut headers)));
+        self.headers(headers)
+    }
+}
+
+struct Headers<'a>(&'a mut reqwest::header::HeaderMap);
+
+impl opentelemetry::propagation::Injector for Headers<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) =
+            (reqwest::header::HeaderName::from_bytes(key.as_bytes()), reqwest::header::HeaderValue::from_str(&value))
+        {
+            self.0.insert(name, value);
+        }
+    }
+}
+
 /// Network failures: a failed connection surely sent nothing (safe to retry); a timeout may have
 /// reached the provider (fail over instead). URLs are stripped: they may carry tokens.
 pub fn transport_error(provider: &str, e: reqwest::Error) -> SendError {

@@ -6,6 +6,7 @@ use crate::webhook::signed_post;
 use async_trait::async_trait;
 use phonegate_core::accounts::events::{AccountEvent, EventSink};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 /// `[accounts.webhook]`: where account events go.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -30,6 +31,30 @@ impl AppWebhook {
 #[async_trait]
 impl EventSink for AppWebhook {
     async fn deliver(&self, event: &AccountEvent) -> Result<(), String> {
+        let span = tracing::debug_span!(
+            "webhook.deliver",
+            otel.kind = "client",
+            event = %event.id,
+            kind = %event.kind,
+            status = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self.post(event).instrument(span.clone()).await;
+        match &result {
+            Ok(status) => span.record("status", status),
+            Err(_) => span.record("otel.status_code", "ERROR"),
+        };
+        result.and_then(
+            |status| {
+                if (200..300).contains(&status) { Ok(()) } else { Err(format!("the app's webhook answered HTTP {status}")) }
+            },
+        )
+    }
+}
+
+impl AppWebhook {
+    /// POSTs the event; the app's HTTP status.
+    async fn post(&self, event: &AccountEvent) -> Result<u16, String> {
         let body = event.payload.as_bytes().to_vec();
         let response = signed_post(&self.client, &self.settings.url, &self.settings.secret, &event.id, body)
             .header("x-phonegate-event", &event.kind)
@@ -37,6 +62,6 @@ impl EventSink for AppWebhook {
             .await
             // Without the URL: it may carry a token.
             .map_err(|e| format!("the app's webhook could not be reached ({})", if e.is_timeout() { "timeout" } else { "connection" }))?;
-        if response.status().is_success() { Ok(()) } else { Err(format!("the app's webhook answered HTTP {}", response.status().as_u16())) }
+        Ok(response.status().as_u16())
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -94,7 +95,17 @@ impl RoutedSender {
     async fn attempt(&self, p: &Provider, sms: &Sms) -> Result<SentSms, SendError> {
         let mut attempt = 0;
         loop {
-            let result = match tokio::time::timeout(p.timeout, p.sender.send(sms)).await {
+            // One span per call (debug: traces only); the number masked, never the text.
+            let span = tracing::debug_span!(
+                "provider.send",
+                otel.kind = "client",
+                provider = %p.name,
+                attempt = attempt + 1,
+                to = %sms.to.masked(),
+                outcome = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
+            );
+            let result = match tokio::time::timeout(p.timeout, p.sender.send(sms).instrument(span.clone())).await {
                 Ok(r) => r,
                 Err(_) => Err(SendError::unavailable(format!("{}: no answer within {} ms", p.name, p.timeout.as_millis()))),
             };
@@ -103,6 +114,10 @@ impl RoutedSender {
                 Err(SendError::Rejected(_)) => "rejected",
                 Err(SendError::Unavailable { .. }) => "unavailable",
             };
+            span.record("outcome", label);
+            if result.is_err() {
+                span.record("otel.status_code", "ERROR");
+            }
             self.observer.sms_attempt(&p.name, label);
             match result {
                 Ok(mut sent) => {

@@ -1,6 +1,6 @@
 //! sipgate.io: `POST /v2/sessions/sms` with JSON `{smsId, recipient, message}` and HTTP Basic
 //! (token id + personal access token). Success is 204 No Content; no message id is returned.
-use crate::common::{status_error, transport_error};
+use crate::common::{Traced, status_error, transport_error};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use phonegate_core::ports::{SendError, SentSms, Sms, SmsSender};
@@ -35,6 +35,7 @@ impl SmsSender for Sipgate {
             .post(url)
             .basic_auth(&s.token_id, Some(s.token.expose()))
             .json(&body)
+            .traced()
             .send()
             .await
             .map_err(|e| transport_error(&self.name, e))?;

@@ -1,6 +1,6 @@
 //! Twilio Programmable Messaging: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`,
 //! form-encoded, HTTP Basic with the Account SID and auth token (or an API key SID and secret).
-use crate::common::{status_error, transport_error};
+use crate::common::{Traced, status_error, transport_error};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use phonegate_core::ports::{SendError, SentSms, Sms, SmsSender};
@@ -52,8 +52,15 @@ impl SmsSender for Twilio {
             (Some(sid), Some(secret)) => (sid.as_str(), secret.expose()),
             _ => (s.account_sid.as_str(), s.auth_token.expose()),
         };
-        let response =
-            self.client.post(url).basic_auth(user, Some(password)).form(&form).send().await.map_err(|e| transport_error(&self.name, e))?;
+        let response = self
+            .client
+            .post(url)
+            .basic_auth(user, Some(password))
+            .form(&form)
+            .traced()
+            .send()
+            .await
+            .map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         if status.is_success() {

@@ -1,7 +1,7 @@
 //! Vonage (Nexmo) SMS API: `POST /sms/json`, form-encoded, `api_key`/`api_secret` parameters,
 //! `to` as digits without `+`, `type=unicode` for text outside GSM-7. A response lists one entry
 //! per part; every part must have status "0".
-use crate::common::{is_gsm7, status_error, transport_error};
+use crate::common::{Traced, is_gsm7, status_error, transport_error};
 use crate::secret::Secret;
 use crate::signature::VonageSigMethod;
 use async_trait::async_trait;
@@ -99,7 +99,7 @@ impl SmsSender for Vonage {
             form.push(("status-report-req", "1"));
         }
         let url = format!("{}/sms/json", s.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL));
-        let response = self.client.post(url).form(&form).send().await.map_err(|e| transport_error(&self.name, e))?;
+        let response = self.client.post(url).form(&form).traced().send().await.map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
         if !status.is_success() {
             return Err(status_error(&self.name, status, ""));

@@ -2,7 +2,7 @@
 //! `{message_id, to, body, from, service, verification_id}` with an `X-Phonegate-Signature`
 //! header (see `signature::webhook_signature`) and `Idempotency-Key: message_id`, so the gateway
 //! can drop a repeated delivery. A JSON response may name the gateway's id as `id`.
-use crate::common::{status_error, transport_error};
+use crate::common::{Traced, status_error, transport_error};
 use crate::secret::Secret;
 use crate::signature::webhook_signature;
 use async_trait::async_trait;
@@ -35,6 +35,7 @@ pub(crate) fn signed_post(
     let signature = webhook_signature(secret.expose(), chrono::Utc::now().timestamp(), &body);
     client
         .post(url)
+        .traced()
         .header("content-type", "application/json")
         .header("x-phonegate-signature", signature)
         .header("idempotency-key", idempotency_key)

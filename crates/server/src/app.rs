@@ -263,6 +263,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let scheme = if app.is_tls() { "https" } else { "http" };
     tracing::info!(address = %app.local_addr(), scheme, database = %redact_url(&config.database_url), "phonegate is listening");
     app.run_until(shutdown_signal()).await?;
+    // The last spans, before the process ends (the exporter blocks: off the runtime's workers).
+    let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -17,9 +17,11 @@ use std::time::Duration;
 
 mod integrations;
 mod moved;
+mod telemetry;
 pub mod test_numbers;
 
 pub use integrations::{Auth0Settings, RedirectClientSettings};
+pub use telemetry::TelemetrySettings;
 
 /// The whole configuration. The keys a first run needs stay at the top; the rest is grouped in
 /// tables (`[silent]`, `[delivery]`, `[phones]`…), one per concern.
@@ -52,6 +54,8 @@ pub struct Config {
     pub tls: TlsSettings,
     /// Logs (`[log]`).
     pub log: LogSettings,
+    /// OpenTelemetry traces (`[telemetry]`; the `OTEL_*` variables too).
+    pub telemetry: TelemetrySettings,
     /// Requests (`[http]`): body size, reverse proxies.
     pub http: HttpSettings,
     /// Limits on client connections (`[connections]`; see docs/security.md).
@@ -221,6 +225,7 @@ impl Default for Config {
             outbox_public: false,
             tls: TlsSettings::default(),
             log: LogSettings::default(),
+            telemetry: TelemetrySettings::default(),
             http: HttpSettings::default(),
             connections: Default::default(),
             phones: PhoneSettings::default(),
@@ -366,6 +371,8 @@ pub enum ConfigError {
     SilentSimulatorName,
     #[error("{0}")]
     Integration(String),
+    #[error("{0}")]
+    Telemetry(String),
     #[error("silent.timeout must be between 10s and 1h")]
     SilentTimeout,
     #[error("invalid configuration: {0}")]
@@ -456,6 +463,7 @@ impl Config {
         self.accounts.validate().map_err(ConfigError::Accounts)?;
         self.validate_silent()?;
         self.test_numbers()?;
+        self.validate_telemetry()?;
         self.validate_integrations().map_err(ConfigError::Integration)
     }
 

@@ -35,10 +35,10 @@ async fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { .. } => {
-            telemetry::init(&config);
-            app::serve(config).await
-        }
+        Command::Serve { .. } => match telemetry::init(&config) {
+            Ok(()) => app::serve(config).await,
+            Err(e) => Err(e),
+        },
         Command::Migrate { check: false } => commands::migrate(&config).await,
         Command::Migrate { check: true } => match maintenance::migrations_pending(&config).await {
             Ok(true) => Ok(()),

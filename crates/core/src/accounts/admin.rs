@@ -28,13 +28,7 @@ pub struct Member {
 
 /// A phone number as admins see it: the calling code's first digits and the last three.
 pub fn mask_phone(e164: &str) -> String {
-    let n = e164.chars().count();
-    if n <= 6 {
-        return "•".repeat(n);
-    }
-    let head: String = e164.chars().take(3).collect();
-    let tail: String = e164.chars().skip(n - 3).collect();
-    format!("{head}{}{tail}", "•".repeat(n - 6))
+    crate::model::phone::mask(e164)
 }
 
 impl Accounts {

@@ -8,6 +8,7 @@ use crate::model::ids::new_id;
 use crate::ports::{self, Tx};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use tracing::Instrument;
 
 /// Where events go (the app's webhook).
 #[async_trait]
@@ -49,7 +50,10 @@ impl Accounts {
                 .await?;
         let mut delivered = 0;
         for event in due {
-            let result = sink.deliver(&event).await;
+            // One trace per delivery (the worker's claim above is not traced on its own).
+            let (kind, attempt) = (&event.kind, event.attempts + 1);
+            let span = tracing::debug_span!(parent: None, "accounts.deliver_event", event = %event.id, %kind, attempt);
+            let result = sink.deliver(&event).instrument(span.clone()).await;
             let attempts = event.attempts + 1;
             let (done, due_at) = match &result {
                 Ok(()) => (true, now),
@@ -65,6 +69,7 @@ impl Accounts {
             ports::write(self.ctx.store.as_ref(), move |tx| {
                 Ok::<_, VerifyError>(tx.finish_account_event(&id, &t, attempts, due_at, done.then_some(finished))?)
             })
+            .instrument(span)
             .await?;
         }
         Ok(delivered)

@@ -54,6 +54,7 @@ impl Accounts {
     /// Starts a sign-up: a code to the number. A number that already has an account gets a
     /// login flow instead (only its holder, who receives the code, learns that). A taken username
     /// is refused whatever the number, so the answer says nothing of whose number it is.
+    #[tracing::instrument(name = "accounts.signup", level = "debug", skip_all)]
     pub async fn signup(&self, caller: &Caller, req: SignupRequest) -> Result<FlowStarted, VerifyError> {
         let username = user::username(&req.username)?;
         let email = req.email.filter(|e| !e.is_empty()).map(|e| user::email(&e)).transpose()?;
@@ -106,6 +107,7 @@ impl Accounts {
 
     /// Starts a login. Whatever the account's existence or the password, the answer looks the
     /// same; only a real account with the right password (or the number's holder) gets a code.
+    #[tracing::instrument(name = "accounts.login", level = "debug", skip_all)]
     pub async fn login(&self, caller: &Caller, req: LoginRequest) -> Result<FlowStarted, VerifyError> {
         match req {
             LoginRequest::Phone { phone, locale, silent } => {
@@ -161,6 +163,7 @@ impl Accounts {
     }
 
     /// Starts a change of the signed-in user's number: a code to the new number.
+    #[tracing::instrument(name = "accounts.change_phone", level = "debug", skip_all)]
     pub async fn change_phone(
         &self,
         caller: &Caller,
@@ -354,6 +357,7 @@ impl Accounts {
     }
 
     /// Sends a flow's code again, once the cooldown has passed.
+    #[tracing::instrument(name = "accounts.resend", level = "debug", skip_all, fields(flow = %flow_id))]
     pub async fn resend(&self, caller: &Caller, flow_id: &str, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
         self.admit(caller, None).await?;
         let (id, now, cooldown) = (flow_id.to_string(), self.now(), chrono::Duration::seconds(self.settings.resend_cooldown_secs));
@@ -396,6 +400,7 @@ impl Accounts {
     /// opens a session (`kind`), a phone change changes the number — in the same transaction as
     /// the check. Wrong, expired and locked codes get distinct errors. A phone change is
     /// completed only by its own signed-in user (`signed_in`: that user's id).
+    #[tracing::instrument(name = "accounts.verify", level = "debug", skip_all, fields(flow = %flow_id))]
     pub async fn verify(
         &self,
         caller: &Caller,

@@ -12,6 +12,7 @@ use crate::ports;
 impl Accounts {
     /// Invites a number (optionally for an existing member's username, whose number it must be)
     /// and texts it the sign-up link.
+    #[tracing::instrument(name = "accounts.invite", level = "debug", skip_all)]
     pub async fn invite(&self, caller: &Caller, p: &Principal, phone: &str, username: Option<&str>) -> Result<Invite, VerifyError> {
         let admin = self.admin(p).await?;
         let phone = self.ctx.parse_phone(phone)?;

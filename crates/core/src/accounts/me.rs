@@ -88,6 +88,7 @@ impl Accounts {
     }
 
     /// Ends the caller's session, or every session of the user.
+    #[tracing::instrument(name = "accounts.logout", level = "debug", skip_all)]
     pub async fn logout(&self, caller: &Caller, p: &Principal, all: bool) -> Result<(), VerifyError> {
         let (user, id) = (p.user_id.clone(), p.session_id.clone());
         ports::write(self.ctx.store.as_ref(), move |tx| {
@@ -111,6 +112,7 @@ impl Accounts {
     }
 
     /// A new cookie value for the caller's browser session, whose idle deadline starts again.
+    #[tracing::instrument(name = "accounts.renew", level = "debug", skip_all)]
     pub async fn renew(&self, p: &Principal) -> Result<SecretString, VerifyError> {
         let (secret, hash) = session::new_secret("");
         let (user, id, now) = (p.user_id.clone(), p.session_id.clone(), self.now());
@@ -127,6 +129,7 @@ impl Accounts {
     }
 
     /// Deletes the account with all its sessions and refresh tokens.
+    #[tracing::instrument(name = "accounts.delete_account", level = "debug", skip_all)]
     pub async fn delete_account(&self, caller: &Caller, p: &Principal) -> Result<(), VerifyError> {
         self.require_fresh(p).await?;
         let (this, id, now) = (self.clone(), p.user_id.clone(), self.now());

@@ -376,6 +376,7 @@ impl Accounts {
 
     /// The principal of a valid access token (no database read: a token stays valid until it
     /// expires, so access tokens are short).
+    #[tracing::instrument(name = "accounts.authenticate_bearer", level = "debug", skip_all)]
     pub async fn authenticate_bearer(&self, token: &SecretString) -> Result<Principal, VerifyError> {
         let token = token.expose_secret();
         let now = self.now().timestamp();
@@ -406,6 +407,7 @@ impl Accounts {
     }
 
     /// The principal of a live browser session; its last use is recorded (at most once a minute).
+    #[tracing::instrument(name = "accounts.authenticate_cookie", level = "debug", skip_all)]
     pub async fn authenticate_cookie(&self, cookie: &SecretString) -> Result<Principal, VerifyError> {
         let cookie = cookie.expose_secret();
         if cookie.len() > 100 {
@@ -458,6 +460,7 @@ impl Accounts {
     /// spent one presented again ends its session (the whole family), unless it was spent less
     /// than `refresh_reuse_secs` ago and its successor is still unspent: then it gets that same
     /// successor again (two tabs of one app refreshing at once stay one family).
+    #[tracing::instrument(name = "accounts.refresh", level = "debug", skip_all)]
     pub async fn refresh(&self, caller: &Caller, refresh_token: &SecretString) -> Result<(String, SecretString, i64), VerifyError> {
         let refresh_token = refresh_token.expose_secret();
         if refresh_token.len() > 100 {

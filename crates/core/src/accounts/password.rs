@@ -70,7 +70,11 @@ impl Passwords {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    async fn bounded<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+    /// Runs `f` (one hash) when a slot is free. Its span (`argon2`, debug: traces only) tells
+    /// how long it waited for the slot (`wait_us`) and hashed (`run_us`).
+    async fn bounded<T: Send + 'static>(&self, op: &'static str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let span = tracing::debug_span!("argon2", op, wait_us = tracing::field::Empty, run_us = tracing::field::Empty);
+        let started = (!span.is_disabled()).then(std::time::Instant::now);
         let _permit = match self.bound.try_acquire() {
             Ok(permit) => permit,
             Err(_) => {
@@ -78,13 +82,19 @@ impl Passwords {
                 self.bound.acquire().await.expect("the semaphore is never closed")
             }
         };
-        tokio::task::spawn_blocking(f).await.expect("hashing does not panic")
+        let slot = started.map(|s| (s.elapsed(), std::time::Instant::now()));
+        let result = tokio::task::spawn_blocking(f).await.expect("hashing does not panic");
+        if let Some((waited, hashing)) = slot {
+            span.record("wait_us", waited.as_micros() as u64);
+            span.record("run_us", hashing.elapsed().as_micros() as u64);
+        }
+        result
     }
 
     /// The PHC string of a new hash of `password`.
     pub async fn hash(&self, password: &SecretString) -> String {
         let (password, memory) = (password.clone(), self.memory.clone());
-        self.bounded(move || with_memory(&memory, |blocks| hash_now(password.expose_secret(), blocks))).await
+        self.bounded("hash", move || with_memory(&memory, |blocks| hash_now(password.expose_secret(), blocks))).await
     }
 
     /// Whether `password` matches `stored`; with no stored hash, it is checked against the
@@ -93,7 +103,8 @@ impl Passwords {
         let (password, real) = (password.clone(), stored.is_some());
         let stored = stored.map_or_else(|| self.dummy.as_ref().clone(), str::to_string);
         let memory = self.memory.clone();
-        let matched = self.bounded(move || with_memory(&memory, |blocks| verify_now(password.expose_secret(), &stored, blocks))).await;
+        let matched =
+            self.bounded("verify", move || with_memory(&memory, |blocks| verify_now(password.expose_secret(), &stored, blocks))).await;
         matched && real
     }
 }

@@ -68,6 +68,7 @@ impl Accounts {
     /// by `Verifier::receive`; then, when it is new, says the invite code and its sender has a
     /// live invite, a verification code goes to the sender. The provider gets the same answer
     /// whatever the message did, so a failed join is logged, not returned.
+    #[tracing::instrument(name = "accounts.receive_reply", level = "debug", skip_all)]
     pub async fn receive(
         &self,
         caller: &Caller,

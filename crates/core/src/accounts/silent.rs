@@ -23,6 +23,7 @@ impl Accounts {
     /// check), and `proof` what the device brought back from the operator (so whoever started
     /// the flow cannot finish it with someone else's phone); anything else is `NoSilentCheck`,
     /// the same for decoys.
+    #[tracing::instrument(name = "accounts.verify_silent", level = "debug", skip_all)]
     pub async fn verify_silent(
         &self,
         caller: &Caller,

@@ -32,6 +32,7 @@ fn plausible(code: &str) -> Result<(), VerifyError> {
 impl Verifier {
     /// Checks a code against verification `id`. A check naming a payment (`psd2`) approves only
     /// a verification made for that same amount and payee.
+    #[tracing::instrument(name = "verifier.check", level = "debug", skip_all, fields(verification = %id))]
     pub async fn check(
         &self,
         caller: &Caller,
@@ -46,6 +47,7 @@ impl Verifier {
 
     /// Like `check`, but any text up to 32 characters is an attempt: one that is not 4 to 10
     /// digits is a wrong code and costs an attempt (Vonage's rule).
+    #[tracing::instrument(name = "verifier.check", level = "debug", skip_all, fields(verification = %id))]
     pub async fn check_any(&self, caller: &Caller, id: &str, code: &str) -> Result<(Verification, CheckOutcome), VerifyError> {
         if code.is_empty() || code.chars().count() > 32 {
             return Err(VerifyError::invalid(Field::Code, "must be 1 to 32 characters"));
@@ -73,6 +75,7 @@ impl Verifier {
 
     /// Checks a code against the pending verification for a number. With none pending it
     /// answers `NoPendingVerification` after counting the check like a wrong code.
+    #[tracing::instrument(name = "verifier.check_number", level = "debug", skip_all, fields(to = %crate::model::phone::mask(to)))]
     pub async fn check_number(
         &self,
         caller: &Caller,

@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 /// How long a coverage lookup may take before it counts as `unknown`.
 const COVERAGE_WAIT: Duration = Duration::from_secs(3);
@@ -84,6 +85,7 @@ impl Verifier {
     /// Whether a device at `ip` (for the number `to`, when given) can be verified silently.
     /// Only a caller with an API key may ask about another address than its own (an end user's
     /// question costs its address a check); `sim` is the simulator's answer, for tests.
+    #[tracing::instrument(name = "verifier.silent_coverage", level = "debug", skip_all)]
     pub async fn coverage(
         &self,
         caller: &Caller,
@@ -122,7 +124,8 @@ impl Verifier {
         let mut why = Reason::OperatorNotCovered;
         for p in plan {
             let Some(ip) = ip else { return Ok((p.clone(), Coverage::Available { operator: None })) };
-            match tokio::time::timeout(COVERAGE_WAIT, p.coverage(ip, to)).await.unwrap_or(Coverage::Unavailable(Reason::Unknown)) {
+            let asked = p.coverage(ip, to).instrument(provider_span(p.name(), "coverage"));
+            match tokio::time::timeout(COVERAGE_WAIT, asked).await.unwrap_or(Coverage::Unavailable(Reason::Unknown)) {
                 c @ Coverage::Available { .. } => return Ok((p.clone(), c)),
                 // WiFi is the device's state, whoever is asked: the most useful answer.
                 Coverage::Unavailable(Reason::Wifi) => why = Reason::Wifi,
@@ -174,7 +177,7 @@ impl Verifier {
             callback_url: format!("{}/silent/callback/{}", self.silent.public_url, provider.name()),
             brand,
         };
-        let created = provider.create(&start).await;
+        let created = provider.create(&start).instrument(provider_span(provider.name(), "create")).await;
         let now = self.ctx.clock.now();
         let (id, keys) = (check.verification_id.clone(), self.ctx.keys.clone());
         let this = self.clone();
@@ -226,6 +229,7 @@ impl Verifier {
 
     /// The device opened its `check_url`: the link is spent, and the device goes on to the
     /// provider's URL (the simulator's page takes `sim` along). An expired link ends its check.
+    #[tracing::instrument(name = "verifier.open_check_url", level = "debug", skip_all)]
     pub async fn open_check_url(&self, caller: &Caller, token: &str, sim: Option<SimOutcome>) -> Result<String, VerifyError> {
         let digest = token_digest(token);
         let now = self.ctx.clock.now();
@@ -264,6 +268,7 @@ impl Verifier {
     /// The device came back from the provider to `/silent/callback/{provider}`: the provider
     /// decides the check from the callback's query, once; a second callback (a replay) or one
     /// naming no open check is refused. Each callback costs the device's IP a check.
+    #[tracing::instrument(name = "verifier.silent_callback", level = "debug", skip_all, fields(provider = %provider))]
     pub async fn silent_callback(&self, caller: &Caller, provider: &str, query: &CallbackQuery) -> Result<SilentOutcome, VerifyError> {
         let p = self.silent.provider(provider).ok_or(VerifyError::SilentCallbackInvalid)?.clone();
         let provider_ref = p.callback_ref(query).ok_or(VerifyError::SilentCallbackInvalid)?;
@@ -293,7 +298,7 @@ impl Verifier {
             _ if self.ctx.clock.now() >= check.expires_at => SilentResult::Failed(Reason::Timeout),
             // A decoy ends nothing; it answers like a real check of another SIM.
             None => SilentResult::Failed(Reason::Mismatch),
-            Some(v) => p.result(&session, &v.to, query).await.unwrap_or_else(|e| {
+            Some(v) => p.result(&session, &v.to, query).instrument(provider_span(p.name(), "result")).await.unwrap_or_else(|e| {
                 tracing::warn!(provider = %check.provider, error = %e, "silent check could not be decided");
                 SilentResult::Failed(Reason::ProviderError)
             }),
@@ -323,6 +328,7 @@ impl Verifier {
 
     /// Gives up the silent check of a pending verification now (the user asked for a code, or
     /// the page stopped waiting): an `auto` verification's code goes by SMS.
+    #[tracing::instrument(name = "verifier.silent_fall_back", level = "debug", skip_all)]
     pub async fn fall_back(&self, caller: &Caller, id: &str) -> Result<SilentOutcome, VerifyError> {
         let (id, now, c2) = (id.to_string(), self.ctx.clock.now(), caller.clone());
         let this = self.clone();
@@ -445,9 +451,14 @@ impl Verifier {
         self.audit.record_once(caller, kind, Some(&c.verification_id), &detail).await;
         if let Some((message, Some(lease))) = sending {
             let this = self.clone();
-            tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await });
+            tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await }.in_current_span());
         }
     }
+}
+
+/// The span of one call to a silent provider (the operator's API).
+fn provider_span(provider: &str, call: &'static str) -> tracing::Span {
+    tracing::debug_span!("silent.provider", otel.kind = "client", provider = %provider, call)
 }
 
 /// A new check waiting for the device (expiring now: the caller sets its deadline), and its

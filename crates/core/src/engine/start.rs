@@ -7,10 +7,11 @@ use crate::code::{self, Code};
 use crate::delivery::DispatchOutcome;
 use crate::error::{Field, VerifyError};
 use crate::model::ids::new_id;
-use crate::model::phone::{PhoneNumber, PhonePolicy};
+use crate::model::phone::{PhoneNumber, PhonePolicy, mask};
 use crate::model::service;
 use crate::model::verification::{Channel, SendRefusal, Status, Verification};
 use crate::ports;
+use tracing::Instrument;
 
 /// More to write in a start's unit of work, given the verification it started or re-sent.
 pub(crate) type AlsoInUnit = Box<dyn FnOnce(&mut dyn ports::Tx, &Verification) -> Result<(), VerifyError> + Send>;
@@ -71,6 +72,7 @@ impl Verifier {
 
     /// `start`, with `also` written in the same unit of work once the verification and its
     /// message are (a login's flow: if it cannot be written, no code is queued either).
+    #[tracing::instrument(name = "verifier.start", level = "debug", skip_all, fields(to = %mask(&req.to), channel = ?req.channel))]
     pub(crate) async fn start_with(&self, caller: &Caller, req: StartRequest, also: Option<AlsoInUnit>) -> Result<Started, VerifyError> {
         let subject: String = req.to.chars().take(32).collect();
         let result = self.start_unaudited(caller, req, also).await;
@@ -301,7 +303,7 @@ impl Verifier {
         // A test number's message was recorded, and is never sent.
         let Some((message, Some(lease))) = done.sending else { return Ok(started(done.verification)) };
         let this = self.clone();
-        let sending = tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await });
+        let sending = tokio::spawn(async move { this.delivery.send_claimed(message, &lease.token).await }.in_current_span());
         if background {
             return Ok(started(done.verification));
         }

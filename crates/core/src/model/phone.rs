@@ -37,11 +37,29 @@ impl PhoneNumber {
             .map_or_else(|| self.0.chars().take(2).collect(), |p| format!("+{p}"))
     }
 
+    /// The number masked (`mask`): what a trace or log may show.
+    pub fn masked(&self) -> String {
+        mask(&self.0)
+    }
+
     /// The ISO 3166 region of the number, when its country code maps to one.
     pub fn region(&self) -> Option<String> {
         let n = phonenumber::parse(None, &self.0).ok()?;
         n.country().id().map(|id| id.as_ref().to_string())
     }
+}
+
+/// A number as people other than its holder, logs and traces may see it: the first three
+/// characters (the calling code's first digits) and the last three (`+49•••••••789`). Works on
+/// any text (a number as typed, not yet parsed).
+pub fn mask(number: &str) -> String {
+    let n = number.chars().count();
+    if n <= 6 {
+        return "•".repeat(n);
+    }
+    let head: String = number.chars().take(3).collect();
+    let tail: String = number.chars().skip(n - 3).collect();
+    format!("{head}{}{tail}", "•".repeat(n - 6))
 }
 
 impl fmt::Display for PhoneNumber {

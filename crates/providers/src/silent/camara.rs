@@ -25,6 +25,7 @@
 //! Not done here: `private_key_jwt` client authentication, which the CAMARA profile asks of
 //! operators; this provider authenticates with `client_secret_basic`, as aggregators accept.
 use super::{http_error, read_json, transport};
+use crate::common::Traced;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use base64::Engine;
@@ -131,7 +132,7 @@ impl Camara {
 
     async fn discover(&self, url: &str) -> Result<Endpoints, SilentError> {
         let what = "discovery";
-        let response = self.client.get(url).send().await.map_err(|e| transport(&self.name, what, e))?;
+        let response = self.client.get(url).traced().send().await.map_err(|e| transport(&self.name, what, e))?;
         if !response.status().is_success() {
             return Err(http_error(&self.name, what, response.status()));
         }
@@ -217,6 +218,7 @@ impl SilentProvider for Camara {
             .post(&endpoints.token_endpoint)
             .basic_auth(&self.settings.client_id, Some(self.settings.client_secret.expose()))
             .form(&form)
+            .traced()
             .send()
             .await
             .map_err(|e| transport(&self.name, what, e))?;
@@ -240,8 +242,15 @@ impl SilentProvider for Camara {
             serde_json::json!({ "phoneNumber": to.as_str() })
         };
         let url = format!("{}/number-verification/v2/verify", self.settings.api_root.trim_end_matches('/'));
-        let response =
-            self.client.post(url).bearer_auth(&token.access_token).json(&body).send().await.map_err(|e| transport(&self.name, what, e))?;
+        let response = self
+            .client
+            .post(url)
+            .bearer_auth(&token.access_token)
+            .json(&body)
+            .traced()
+            .send()
+            .await
+            .map_err(|e| transport(&self.name, what, e))?;
         match response.status() {
             s if s.is_success() => {
                 let verified: Verified = read_json(&self.name, what, response).await?;

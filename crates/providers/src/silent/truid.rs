@@ -18,6 +18,7 @@
 //! - coverage: `GET /coverage/v0.1/device_ips/{ip}` → 200 `{network_id, network_name, products}`,
 //!   400 operator not supported, 412 not a mobile IP.
 use super::{http_error, is_plain_ref, read_json, transport};
+use crate::common::Traced;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use phonegate_core::PhoneNumber;
@@ -122,6 +123,7 @@ impl Truid {
             .post(self.url("/oauth2/v1/token"))
             .basic_auth(&self.settings.client_id, Some(self.settings.client_secret.expose()))
             .form(&[("grant_type", "client_credentials"), ("scope", SCOPE)])
+            .traced()
             .send()
             .await
             .map_err(|e| transport(&self.name, what, e))?;
@@ -137,7 +139,7 @@ impl Truid {
     /// Sends a request with the access token; a token the API refuses is forgotten.
     async fn call(&self, what: &str, request: impl Fn(&str) -> reqwest::RequestBuilder) -> Result<reqwest::Response, SilentError> {
         let token = self.token().await?;
-        let response = request(&token).send().await.map_err(|e| transport(&self.name, what, e))?;
+        let response = request(&token).traced().send().await.map_err(|e| transport(&self.name, what, e))?;
         if response.status() == StatusCode::UNAUTHORIZED {
             let mut cached = self.token.lock().await;
             if cached.as_ref().is_some_and(|t| t.value == token) {

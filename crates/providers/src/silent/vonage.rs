@@ -18,6 +18,7 @@
 //!   one of `completed`, `user_rejected`, `failed`, `expired`, …; 400 wrong code, 404 unknown or
 //!   finished request, 409 the current step takes no code, 410 too many wrong codes.
 use super::{http_error, is_plain_ref, read_json, transport};
+use crate::common::Traced;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -144,6 +145,7 @@ impl SilentProvider for VonageSilent {
             .post(self.url("/v2/verify"))
             .bearer_auth(jwt)
             .json(&body)
+            .traced()
             .send()
             .await
             .map_err(|e| transport(&self.name, what, e))?;
@@ -191,7 +193,8 @@ impl SilentProvider for VonageSilent {
         let jwt = self.jwt()?;
         let url = self.url(&format!("/v2/verify/{request_id}"));
         let body = serde_json::json!({ "code": code });
-        let response = self.client.post(url).bearer_auth(jwt).json(&body).send().await.map_err(|e| transport(&self.name, what, e))?;
+        let response =
+            self.client.post(url).bearer_auth(jwt).json(&body).traced().send().await.map_err(|e| transport(&self.name, what, e))?;
         match response.status().as_u16() {
             200..=299 => Ok(decide(&read_json::<Completed>(&self.name, what, response).await?.status)),
             400 | 409 | 410 => Ok(SilentResult::Failed(Reason::ProviderError)),

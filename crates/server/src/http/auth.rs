@@ -53,6 +53,7 @@ pub async fn request_meta(State(proxies): State<Arc<ProxySettings>>, mut req: Re
         _ => new_id("RQ"),
     };
     let header = HeaderValue::from_str(&request_id).ok();
+    tracing::Span::current().record("request_id", request_id.as_str());
     req.extensions_mut().insert(RequestMeta { ip, request_id: request_id.clone() });
     let mut response = CURRENT_REQUEST_ID.scope(request_id, next.run(req)).await;
     if let Some(h) = header {

@@ -72,7 +72,8 @@ impl ProxySettings {
         self.client_ip(peer, headers)
     }
 
-    fn trusts(&self, ip: &IpAddr) -> bool {
+    /// Whether `ip` (a connection's peer) is one of our reverse proxies.
+    pub fn trusts(&self, ip: &IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.proxies.iter().any(|n| n.contains(&ip))
     }

@@ -15,6 +15,7 @@ mod pages;
 mod services;
 mod session;
 mod silent;
+mod trace;
 mod verifications;
 mod webhooks;
 
@@ -23,7 +24,6 @@ use crate::metrics::Metrics;
 use auth::SecurityAddon;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::Request;
 use phonegate_core::apikey::KeyCache;
 use phonegate_core::{Clock, Core};
 use phonegate_providers::{TwilioAccount, VonageAccount};
@@ -108,11 +108,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.secure_cookies, headers::security_headers))
         // `/readyz` reports a forwarding header from a peer that is not a trusted proxy.
         .layer(axum::Extension(proxies.untrusted.clone()))
-        .layer(axum::middleware::from_fn_with_state(proxies, auth::request_meta))
-        // Path only: query strings may carry credentials (compat APIs) and are never logged.
-        .layer(TraceLayer::new_for_http().make_span_with(
-            |req: &Request<_>| tracing::info_span!("request", method = %req.method(), path = %logged_path(req.uri().path())),
-        ))
+        .layer(axum::middleware::from_fn_with_state(proxies.clone(), auth::request_meta))
+        // The route template only: paths may hold numbers, query strings credentials (compat APIs).
+        .layer(TraceLayer::new_for_http().make_span_with(trace::RequestSpan(proxies)).on_response(trace::RecordStatus))
         .with_state(state)
 }
 
@@ -121,13 +119,5 @@ fn proxy_settings(config: &Config) -> client_ip::ProxySettings {
         proxies: config.http.trusted_proxies.clone(),
         header: config.http.client_ip_header,
         untrusted: Default::default(),
-    }
-}
-
-/// A request's path as logged: a `check_url`'s token is a credential and never logged.
-fn logged_path(path: &str) -> &str {
-    match path.strip_prefix("/silent/") {
-        Some(rest) if !rest.starts_with("callback/") && !rest.starts_with("simulator/") => "/silent/{token}",
-        _ => path,
     }
 }

@@ -42,6 +42,7 @@ mod shutdown;
 mod silent;
 mod silent_pages;
 mod silent_providers;
+mod telemetry;
 mod tenants;
 mod test_numbers;
 mod tls;
