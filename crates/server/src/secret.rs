@@ -116,12 +116,23 @@ fn parse(text: &str) -> anyhow::Result<Vec<Vec<u8>>> {
     Ok(keys)
 }
 
+/// A key file must be the server's own: owned by the user it runs as, and readable by nobody
+/// else (another user could otherwise have planted it, and would know the key).
 #[cfg(unix)]
 fn check_mode(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path)?;
+    let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         bail!("the key file {} can be read by other users (mode {mode:o}): run `chmod 600 {}`", path.display(), path.display());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "the key file {} belongs to user {}, not to the user the server runs as ({me}): `chown` it, or use the right file",
+            path.display(),
+            meta.uid()
+        );
     }
     Ok(())
 }
@@ -229,6 +240,14 @@ pub async fn rotate(config: &Config) -> anyhow::Result<(String, PathBuf)> {
             file.path.display()
         );
     }
+    // One rotation at a time: two at once would each write a file without the other's key.
+    let dir = file.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let lock = options.open(dir.join(format!(".{FILE_NAME}.lock"))).context("cannot lock the key file")?;
+    lock.lock().context("cannot lock the key file")?;
     let mut keys = file.read()?.context("the key file vanished")?;
     let secret = new_secret()?;
     let id = key_id(&secret);
@@ -256,6 +275,12 @@ mod tests {
             assert_eq!(std::fs::metadata(&file.path).unwrap().permissions().mode() & 0o777, 0o600);
             std::fs::set_permissions(&file.path, std::fs::Permissions::from_mode(0o644)).unwrap();
             assert!(file.read().unwrap_err().to_string().contains("chmod 600"));
+            std::fs::set_permissions(&file.path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            // Another user's file (only root can make one here; CI runs as root).
+            if rustix::process::geteuid().is_root() {
+                std::os::unix::fs::chown(&file.path, Some(65534), None).unwrap();
+                assert!(file.read().unwrap_err().to_string().contains("belongs to user 65534"));
+            }
         }
     }
 

@@ -272,3 +272,26 @@ async fn a_second_instance_with_another_key_file_refuses_to_start() {
     std::fs::copy(&first, &second).unwrap();
     assert!(run(&second).status.success(), "the same file on another instance is accepted");
 }
+
+#[test]
+fn rotations_at_the_same_time_keep_every_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    assert!(phonegate(&url, &["keys", "list"]).status.success());
+    let rotations: Vec<_> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_phonegate"))
+                .args(["secret", "rotate"])
+                .env("PHONEGATE_DATABASE_URL", &url)
+                .env_remove("PHONEGATE_CONFIG")
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut r in rotations {
+        assert!(r.wait().unwrap().success());
+    }
+    assert_eq!(keys_in(&dir.path().join("phonegate-secret")).len(), 5, "the first key and four new ones");
+    let out = phonegate(&url, &["keys", "list"]);
+    assert!(out.status.success(), "every key the database recorded is in the file: {}", String::from_utf8_lossy(&out.stderr));
+}
