@@ -53,6 +53,7 @@ impl SqliteStore {
     /// schema up to date.
     pub fn open(url: &str) -> StoreResult<Self> {
         let path = path_of(url)?;
+        create_private(&path)?;
         let writer = connect(&path, false)?;
         crate::migrations::sqlite(&writer)?;
         let (readers, reads) = mpsc::channel();
@@ -86,6 +87,21 @@ pub(crate) fn path_of(url: &str) -> StoreResult<PathBuf> {
         return Err(StoreError::Other("the SQLite URL must name a file: sqlite://PATH".into()));
     }
     Ok(PathBuf::from(path))
+}
+
+/// A new database file is made readable by its owner only (it holds numbers, the audit log and
+/// hashes); SQLite gives its WAL and shared-memory files the same mode. An existing file is left
+/// as it is.
+fn create_private(path: &Path) -> StoreResult<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Unavailable(format!("cannot create the database {}: {e}", path.display()))),
+    }
 }
 
 fn connect(path: &Path, read_only: bool) -> StoreResult<Connection> {

@@ -53,6 +53,10 @@ async fn a_copy_of_the_database_alone_holds_no_code_body_token_or_key() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&key_file).expect("the key file is made next to the database").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        for file in [db.clone(), db.with_extension("db-wal")] {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{} is its owner's only", file.display());
+        }
     }
     let phone = fresh_number();
     let started = app.start(&phone).await;
