@@ -13,6 +13,9 @@ const KEY_PREFIX: &str = "key:";
 /// The id of the first key a database was sealed with: of two instances starting at once on a
 /// new database with different key files, the second refuses.
 const ORIGIN: &str = "key-origin";
+/// Written with an erase's delete and removed once the database's files are rewritten: while it
+/// is there, a server start rewrites them again.
+pub const ERASE_PENDING: &str = "erase-pending";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -30,6 +33,8 @@ pub struct DatabaseKeys {
     pub legacy: Option<Vec<u8>>,
     /// The ids of the keys its data was sealed with.
     pub recorded: Vec<String>,
+    /// An erase (of an earlier release's secret) whose rewrite of the files did not finish.
+    pub erase_pending: bool,
 }
 
 impl DatabaseKeys {
@@ -45,6 +50,8 @@ pub async fn inspect(store: &dyn Store) -> StoreResult<DatabaseKeys> {
     for (name, value) in rows {
         if name == LEGACY {
             keys.legacy = Some(value);
+        } else if name == ERASE_PENDING {
+            keys.erase_pending = true;
         } else if let Some(id) = name.strip_prefix(KEY_PREFIX) {
             keys.recorded.push(id.to_string());
         }

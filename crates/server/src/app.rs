@@ -248,6 +248,7 @@ pub fn build_providers(config: &Config, observer: Arc<dyn Observer>) -> anyhow::
 
 /// `phonegate serve`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let signal = shutdown_signal();
     let files = crate::listen::raise_file_limit();
     let app = App::build(config.clone(), Arc::new(SystemClock)).await?;
     if let Some(files) = files
@@ -262,7 +263,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let scheme = if app.is_tls() { "https" } else { "http" };
     tracing::info!(address = %app.local_addr(), scheme, database = %redact_url(&config.database_url), "phonegate is listening");
-    app.run_until(shutdown_signal()).await?;
+    app.run_until(signal).await?;
     // The last spans, before the process ends (the exporter blocks: off the runtime's workers).
     let _ = tokio::task::spawn_blocking(crate::telemetry::shutdown).await;
     tracing::info!("stopped");
@@ -277,23 +278,30 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed here, when this is called
+/// (not when the future is first polled): called before the server says it listens, a SIGTERM
+/// that follows that line at once is never the default action (an abrupt exit).
+fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        #[cfg(unix)]
+        let term = async move {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    tracing::info!("shutting down: finishing in-flight requests");
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+        tracing::info!("shutting down: finishing in-flight requests");
+    }
 }
 
 #[cfg(test)]

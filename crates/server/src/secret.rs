@@ -159,6 +159,10 @@ pub async fn load(config: &Config, store: &dyn Store, loader: Loader) -> anyhow:
     let file = KeyFile::locate(config)?;
     let shown = file.path.display().to_string();
     let database = startup::inspect(store).await.context("cannot read the database's key records")?;
+    if database.erase_pending && loader == Loader::Server {
+        startup::erase_legacy(store).await.context("cannot finish erasing the server secret from the database's files")?;
+        tracing::warn!("finished erasing the earlier release's server secret from the database's files (an earlier start was interrupted)");
+    }
     let keys = match (file.read()?, database.legacy) {
         (Some(keys), Some(legacy)) => {
             if !keys.contains(&legacy) {

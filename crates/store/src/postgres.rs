@@ -102,9 +102,27 @@ impl Store for PgStore {
     /// Deletes the row, then rewrites the table (`VACUUM FULL`) so the dead tuple's bytes leave
     /// its data file. PostgreSQL's own write-ahead log keeps them until it recycles its segments
     /// (docs/deployment.md says so).
+    /// A marker row, deleted only after the rewrite, makes the next start finish an erase a crash
+    /// interrupted; a rewrite that did not happen (`VACUUM FULL` skips a table its user does not
+    /// own, with a mere warning) is an error.
     async fn erase_secret(&self, name: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM server_secrets WHERE name = $1").bind(name).execute(&self.pool).await.map_err(map_err)?;
-        sqlx::query("VACUUM FULL server_secrets").execute(&self.pool).await.map(|_| ()).map_err(map_err)
+        let marker = phonegate_core::startup::ERASE_PENDING;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("DELETE FROM server_secrets WHERE name = $1").bind(name).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, '') ON CONFLICT (name) DO NOTHING")
+            .bind(marker)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let file = "SELECT CAST(pg_relation_filenode('server_secrets') AS BIGINT)";
+        let before: i64 = sqlx::query_scalar(file).fetch_one(&self.pool).await.map_err(map_err)?;
+        sqlx::query("VACUUM FULL server_secrets").execute(&self.pool).await.map_err(map_err)?;
+        let after: i64 = sqlx::query_scalar(file).fetch_one(&self.pool).await.map_err(map_err)?;
+        if before == after {
+            return Err(StoreError::Other("VACUUM FULL did not rewrite server_secrets: the database user must own the table".into()));
+        }
+        sqlx::query("DELETE FROM server_secrets WHERE name = $1").bind(marker).execute(&self.pool).await.map(drop).map_err(map_err)
     }
 }
 

@@ -19,6 +19,8 @@ use rusqlite::{Connection, OpenFlags, ToSql};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
+use phonegate_core::startup::ERASE_PENDING;
+
 /// Units of work one commit may carry at most.
 const MAX_BATCH: usize = 512;
 const READERS: usize = 4;
@@ -158,14 +160,26 @@ impl Store for SqliteStore {
         let erase = move || {
             let conn = connect(&path, false)?;
             conn.execute_batch("PRAGMA secure_delete = ON").map_err(map_err)?;
-            conn.execute("DELETE FROM server_secrets WHERE name = ?1", [&name]).map_err(map_err)?;
+            // The row goes with a marker in one transaction; the marker goes only once the files
+            // are rewritten, so a crash in between is finished by the next start.
+            conn.execute_batch("BEGIN IMMEDIATE").map_err(map_err)?;
+            let marked = conn
+                .execute("DELETE FROM server_secrets WHERE name = ?1", [&name])
+                .and_then(|_| conn.execute("INSERT OR IGNORE INTO server_secrets (name, value) VALUES (?1, x'')", [ERASE_PENDING]));
+            match marked {
+                Ok(_) => conn.execute_batch("COMMIT").map_err(map_err)?,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return Err(map_err(e));
+                }
+            }
             conn.execute_batch("VACUUM").map_err(map_err)?;
             let (busy, _, _): (i64, i64, i64) =
                 conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).map_err(map_err)?;
             if busy != 0 {
                 return Err(StoreError::Unavailable("the WAL could not be emptied: another connection is reading".into()));
             }
-            Ok(())
+            conn.execute("DELETE FROM server_secrets WHERE name = ?1", [ERASE_PENDING]).map(drop).map_err(map_err)
         };
         tokio::task::spawn_blocking(erase).await.map_err(|e| StoreError::Other(format!("erasing a secret failed: {e}")))?
     }

@@ -174,6 +174,22 @@ async fn an_earlier_release_s_secret_moves_to_the_key_file_and_leaves_the_databa
     let (stopped, _) = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
     assert!(stopped);
     assert_eq!(phonegate_store::testing::count(&url, "SELECT COUNT(*) FROM server_secrets WHERE name = 'code_keys'").await.unwrap(), 0);
+    let pending = "SELECT COUNT(*) FROM server_secrets WHERE name = 'erase-pending'";
+    assert_eq!(phonegate_store::testing::count(&url, pending).await.unwrap(), 0, "the erase finished");
+
+    // An erase a crash cut short (its marker still there) is finished by the next start.
+    phonegate_store::testing::execute(&url, "INSERT INTO server_secrets (name, value) VALUES ('erase-pending', x'')").await.unwrap();
+    let server = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || Server::spawn(&url, &[])
+    })
+    .await
+    .unwrap();
+    assert!(server.logs.contains("finished erasing"), "{}", server.logs);
+    let mut server = server;
+    let (stopped, logs) = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
+    assert!(stopped, "{logs}");
+    assert_eq!(phonegate_store::testing::count(&url, pending).await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -298,4 +314,40 @@ fn rotations_at_the_same_time_keep_every_key() {
     assert_eq!(keys_in(&dir.path().join("phonegate-secret")).len(), 5, "the first key and four new ones");
     let out = phonegate(&url, &["keys", "list"]);
     assert!(out.status.success(), "every key the database recorded is in the file: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "postgres only: the PostgreSQL erase (VACUUM FULL, checked)"]
+async fn on_postgresql_an_earlier_release_s_secret_moves_to_the_key_file() {
+    let admin = phonegate_store::testing::postgres_url().expect("TEST_POSTGRES_URL");
+    let url = phonegate_store::testing::fresh_postgres_schema(&admin, "legacy").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("phonegate-secret");
+    let run = Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .args(["keys", "list"])
+        .env("PHONEGATE_DATABASE_URL", &url)
+        .env("PHONEGATE_SECRET_FILE", &file)
+        .env_remove("PHONEGATE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let secret = keys_in(&file).remove(0);
+    std::fs::remove_file(&file).unwrap();
+    let sql = format!(
+        "DELETE FROM server_secrets; INSERT INTO server_secrets (name, value) VALUES ('code_keys', '\\x{}'::bytea)",
+        hex::encode(&secret)
+    );
+    phonegate_store::testing::execute(&url, &sql).await.unwrap();
+    let server = tokio::task::spawn_blocking({
+        let (url, file) = (url.clone(), file.display().to_string());
+        move || Server::spawn(&url, &[("PHONEGATE_SECRET_FILE", &file)])
+    })
+    .await
+    .unwrap();
+    assert!(server.logs.contains("moved the server secret out of the database"), "{}", server.logs);
+    let mut server = server;
+    assert!(tokio::task::spawn_blocking(move || server.stop()).await.unwrap().0);
+    assert_eq!(keys_in(&file), vec![secret]);
+    let left = "SELECT COUNT(*) FROM server_secrets WHERE name IN ('code_keys', 'erase-pending')";
+    assert_eq!(phonegate_store::testing::count(&url, left).await.unwrap(), 0);
 }
