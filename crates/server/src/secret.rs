@@ -234,9 +234,6 @@ async fn register(store: &dyn Store, keys: Vec<Vec<u8>>, shown: &str) -> anyhow:
 /// `phonegate secret rotate`: adds a new key to the key file and records it; a server started
 /// from then on seals with it, and every older key still opens what it sealed.
 pub async fn rotate(config: &Config) -> anyhow::Result<(String, PathBuf)> {
-    let store =
-        phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
-    load(config, store.as_ref(), Loader::Command).await?;
     let file = KeyFile::locate(config)?;
     if file.credential {
         bail!(
@@ -244,14 +241,20 @@ pub async fn rotate(config: &Config) -> anyhow::Result<(String, PathBuf)> {
             file.path.display()
         );
     }
-    // One rotation at a time: two at once would each write a file without the other's key.
+    // One rotation at a time, from reading the file to recording the new key: two at once would
+    // each write a file without the other's key, or read the file before the other's write.
     let dir = file.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let mut options = std::fs::OpenOptions::new();
     options.create(true).truncate(false).write(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let lock = options.open(dir.join(format!(".{FILE_NAME}.lock"))).context("cannot lock the key file")?;
-    lock.lock().context("cannot lock the key file")?;
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock)).await.context("cannot lock the key file")?;
+    let _lock = lock.context("cannot lock the key file")?;
+    let store =
+        phonegate_store::connect(&config.database_url, config.database_max_connections).await.context("cannot open the database")?;
+    load(config, store.as_ref(), Loader::Command).await?;
     let mut keys = file.read()?.context("the key file vanished")?;
     let secret = new_secret()?;
     let id = key_id(&secret);
