@@ -1,34 +1,11 @@
 //! `phonegate backup` of a live SQLite database under a write load, `restore` into a fresh
 //! directory (everything acknowledged before the backup is there), what restore refuses, and the
 //! schema checks (`migrate --check`, a database newer than the binary).
-use crate::helpers::{Server, cli_key, fresh_number};
+use crate::helpers::{Server, cli_key, fresh_number, phonegate, text};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-
-fn phonegate(db: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phonegate"))
-        .args(args)
-        .env("PHONEGATE_DATABASE_URL", db)
-        .env_remove("PHONEGATE_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-async fn spawn(url: &str) -> Server {
-    let url = url.to_string();
-    tokio::task::spawn_blocking(move || Server::spawn(&url, &[])).await.unwrap()
-}
-
-async fn stop(server: Server) {
-    let mut server = server;
-    assert!(tokio::task::spawn_blocking(move || server.stop()).await.unwrap().0, "the server stops cleanly");
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it() {
@@ -43,7 +20,7 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
     })
     .await
     .unwrap();
-    let server = spawn(&url).await;
+    let server = Server::start(&url).await;
     let client = reqwest::Client::new();
     let base = server.base.clone();
     // An account, made before the backup.
@@ -105,7 +82,7 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
     }
     // A second backup to the same name is refused rather than overwriting it.
     assert!(!phonegate(&url, &["backup", file.to_str().unwrap()]).status.success());
-    stop(server).await;
+    server.stopped().await;
 
     // Restore into a fresh directory: without the key file, refused; with it, in place.
     let fresh = tempfile::tempdir().unwrap();
@@ -117,12 +94,12 @@ async fn a_backup_taken_under_writes_restores_everything_acknowledged_before_it(
     let out = phonegate(&restored, &["restore", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
 
-    let server = spawn(&restored).await;
+    let server = Server::start(&restored).await;
     for id in &before {
         let r = client.get(format!("{}/api/verifications/{id}", server.base)).bearer_auth(&key).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "verification {id}, acknowledged before the backup, is in it");
     }
-    stop(server).await;
+    server.stopped().await;
     let users = phonegate_store::testing::count(&restored, "SELECT COUNT(*) FROM users WHERE username = 'kept'").await.unwrap();
     assert_eq!(users, 1, "the account made before the backup is in it");
     eprintln!("backup ran beside {during} acknowledged writes");
@@ -139,11 +116,11 @@ async fn restore_refuses_a_running_database_a_foreign_key_file_and_a_file_that_i
     let file = dir.path().join("b.db");
     assert!(phonegate(&url, &["backup", file.to_str().unwrap()]).status.success());
 
-    let server = spawn(&url).await;
+    let server = Server::start(&url).await;
     let out = phonegate(&url, &["restore", file.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(text(&out).contains("in use"), "{}", text(&out));
-    stop(server).await;
+    server.stopped().await;
 
     let junk = dir.path().join("junk.db");
     std::fs::write(&junk, b"not a database at all, just some bytes that are long enough").unwrap();

@@ -310,3 +310,32 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Runs one `phonegate` command on the database `db` names (no configuration file).
+pub fn phonegate(db: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+        .args(args)
+        .env("PHONEGATE_DATABASE_URL", db)
+        .env_remove("PHONEGATE_CONFIG")
+        .output()
+        .unwrap()
+}
+
+/// A command's stdout and stderr, for assertions and their messages.
+pub fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+impl Server {
+    /// `Server::spawn` off the async runtime's workers.
+    pub async fn start(url: &str) -> Server {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || Server::spawn(&url, &[])).await.unwrap()
+    }
+
+    /// `stop` off the runtime's workers, asserting a clean exit.
+    pub async fn stopped(mut self) {
+        let (clean, logs) = tokio::task::spawn_blocking(move || self.stop()).await.unwrap();
+        assert!(clean, "the server stops cleanly: {logs}");
+    }
+}

@@ -2,7 +2,7 @@
 //! database, so a copy of the database alone opens nothing; a database from before key files has
 //! its secret moved out and erased from its files; a missing or foreign key file is refused by
 //! name; `phonegate secret rotate` adds a key while old data still opens.
-use crate::helpers::{Server, TestApp, cli_key, fresh_number};
+use crate::helpers::{Server, TestApp, cli_key, fresh_number, phonegate};
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -29,15 +29,6 @@ fn disk_bytes(db: &Path) -> Vec<u8> {
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-fn phonegate(db: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_phonegate"))
-        .args(args)
-        .env("PHONEGATE_DATABASE_URL", db)
-        .env_remove("PHONEGATE_CONFIG")
-        .output()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -140,17 +131,11 @@ async fn an_earlier_release_s_secret_moves_to_the_key_file_and_leaves_the_databa
     })
     .await
     .unwrap();
-    let mut server = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || Server::spawn(&url, &[])
-    })
-    .await
-    .unwrap();
+    let server = Server::start(&url).await;
     let phone = fresh_number();
     let id = start(&client, &server.base, &key, &phone).await;
     let code = code_of(&client, &server.base, &key, &phone).await;
-    let (stopped, _) = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
-    assert!(stopped);
+    server.stopped().await;
     let secret = make_legacy(&url, &key_file).await;
     assert!(contains(&disk_bytes(&db), &secret), "the legacy secret is in the file before the move");
     // A one-shot command does not carry the secret off (it may run in a throwaway container).
@@ -160,35 +145,22 @@ async fn an_earlier_release_s_secret_moves_to_the_key_file_and_leaves_the_databa
     assert!(!key_file.exists());
     assert_eq!(phonegate_store::testing::count(&url, "SELECT COUNT(*) FROM server_secrets WHERE name = 'code_keys'").await.unwrap(), 1);
 
-    let mut server = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || Server::spawn(&url, &[])
-    })
-    .await
-    .unwrap();
+    let server = Server::start(&url).await;
     assert!(server.logs.contains("moved the server secret out of the database into the key file"), "{}", server.logs);
     assert_eq!(keys_in(&key_file), vec![secret.clone()], "the key file holds the database's secret");
     let bytes = disk_bytes(&db);
     assert!(!contains(&bytes, &secret), "the secret's bytes are gone from the database and its WAL");
     assert_eq!(check(&client, &server.base, &key, &id, &code).await, "approved", "what the old secret sealed still opens");
-    let (stopped, _) = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
-    assert!(stopped);
+    server.stopped().await;
     assert_eq!(phonegate_store::testing::count(&url, "SELECT COUNT(*) FROM server_secrets WHERE name = 'code_keys'").await.unwrap(), 0);
     let pending = "SELECT COUNT(*) FROM server_secrets WHERE name = 'erase-pending'";
     assert_eq!(phonegate_store::testing::count(&url, pending).await.unwrap(), 0, "the erase finished");
 
     // An erase a crash cut short (its marker still there) is finished by the next start.
     phonegate_store::testing::execute(&url, "INSERT INTO server_secrets (name, value) VALUES ('erase-pending', x'')").await.unwrap();
-    let server = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || Server::spawn(&url, &[])
-    })
-    .await
-    .unwrap();
+    let server = Server::start(&url).await;
     assert!(server.logs.contains("finished erasing"), "{}", server.logs);
-    let mut server = server;
-    let (stopped, logs) = tokio::task::spawn_blocking(move || server.stop()).await.unwrap();
-    assert!(stopped, "{logs}");
+    server.stopped().await;
     assert_eq!(phonegate_store::testing::count(&url, pending).await.unwrap(), 0);
 }
 
@@ -204,16 +176,11 @@ async fn a_missing_or_foreign_key_file_is_refused_by_name_and_rotation_keeps_old
     })
     .await
     .unwrap();
-    let mut server = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || Server::spawn(&url, &[])
-    })
-    .await
-    .unwrap();
+    let server = Server::start(&url).await;
     let phone = fresh_number();
     let id = start(&client, &server.base, &key, &phone).await;
     let code = code_of(&client, &server.base, &key, &phone).await;
-    assert!(tokio::task::spawn_blocking(move || server.stop()).await.unwrap().0);
+    server.stopped().await;
 
     // Missing: refused, naming the file.
     let original = std::fs::read(&key_file).unwrap();
@@ -241,18 +208,13 @@ async fn a_missing_or_foreign_key_file_is_refused_by_name_and_rotation_keeps_old
     let keys = keys_in(&key_file);
     assert_eq!(keys.len(), 2);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&phonegate_core::code::key_id(&keys[1])));
-    let mut server = tokio::task::spawn_blocking({
-        let url = url.clone();
-        move || Server::spawn(&url, &[])
-    })
-    .await
-    .unwrap();
+    let server = Server::start(&url).await;
     assert_eq!(check(&client, &server.base, &key, &id, &code).await, "approved");
     let fresh = fresh_number();
     let new_id = start(&client, &server.base, &key, &fresh).await;
     let new_code = code_of(&client, &server.base, &key, &fresh).await;
     assert_eq!(check(&client, &server.base, &key, &new_id, &new_code).await, "approved");
-    assert!(tokio::task::spawn_blocking(move || server.stop()).await.unwrap().0);
+    server.stopped().await;
 
     // The file without the new key: the database knows it, so the server refuses.
     std::fs::write(&key_file, &original).unwrap();
@@ -345,8 +307,7 @@ async fn on_postgresql_an_earlier_release_s_secret_moves_to_the_key_file() {
     .await
     .unwrap();
     assert!(server.logs.contains("moved the server secret out of the database"), "{}", server.logs);
-    let mut server = server;
-    assert!(tokio::task::spawn_blocking(move || server.stop()).await.unwrap().0);
+    server.stopped().await;
     assert_eq!(keys_in(&file), vec![secret]);
     let left = "SELECT COUNT(*) FROM server_secrets WHERE name IN ('code_keys', 'erase-pending')";
     assert_eq!(phonegate_store::testing::count(&url, left).await.unwrap(), 0);
