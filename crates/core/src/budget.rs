@@ -8,6 +8,7 @@
 //! a country, a prefix, an IP) are spread over shards so they never serialize unrelated requests;
 //! under concurrency they may overshoot by the requests in flight.
 pub use crate::model::budget::{Budget, Charge, Guesser, Rate, SHARDS};
+use crate::model::workflow::Channel;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -54,6 +55,36 @@ pub struct Budgets {
     /// requests. Counters stay shared: a number's sends count in every service, each service
     /// applying its own limit to the total.
     pub services: std::collections::BTreeMap<String, Overrides>,
+    /// Send budgets of calls, WhatsApp messages and e-mails, counted apart from SMS's (an
+    /// address's per-number budget is per address, its per-country one per domain). What is not
+    /// given takes the channel's default (`ChannelBudgets::defaults`).
+    pub voice: ChannelBudgets,
+    pub whatsapp: ChannelBudgets,
+    pub email: ChannelBudgets,
+}
+
+/// One channel's send budgets; `None` takes the channel's default.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelBudgets {
+    pub sends_per_number: Option<Vec<Rate>>,
+    pub sends_per_key: Option<Vec<Rate>>,
+    pub sends_per_service: Option<Vec<Rate>>,
+    pub sends_per_country: Option<Vec<Rate>>,
+    pub sends_per_prefix: Option<Vec<Rate>>,
+}
+
+impl ChannelBudgets {
+    /// The defaults: a call costs the most and is what revenue-share fraud pumps, so a number's
+    /// and a prefix's call budgets are below SMS's in every window; WhatsApp's are SMS's;
+    /// e-mail counts per address and per domain, and has no prefix.
+    pub fn defaults(channel: Channel) -> [Vec<Rate>; 5] {
+        match channel {
+            Channel::Voice => [rates(&["3/10m", "5/1h", "10/1d"]), vec![], vec![], vec![], rates(&["100/1h", "500/1d"])],
+            Channel::Email => [rates(&["5/10m", "10/1h", "20/1d"]), vec![], vec![], rates(&["500/1h", "5000/1d"]), vec![]],
+            _ => [rates(&["5/10m", "10/1h", "20/1d"]), vec![], vec![], vec![], rates(&["300/1h", "2000/1d"])],
+        }
+    }
 }
 
 /// A service's own budgets; what is not given is the global budget.
@@ -92,6 +123,9 @@ impl Default for Budgets {
             throttle_after: Some(rates(&["100/1h"])[0]),
             throttle_min_conversion: 0.2,
             services: Default::default(),
+            voice: Default::default(),
+            whatsapp: Default::default(),
+            email: Default::default(),
         }
     }
 }
@@ -145,6 +179,32 @@ impl Budgets {
         Self::charges(Budget::SendsPerService, &self.sends_per_service, service_id, &mut out);
         Self::charges(Budget::SendsPerCountry, &self.sends_per_country, country, &mut out);
         Self::charges(Budget::SendsPerPrefix, &self.sends_per_prefix, &self.prefix(to, country), &mut out);
+        out
+    }
+
+    /// What one code sent to `to` by `channel` costs: SMS's budgets, or the channel's own, counted
+    /// apart (their subjects carry the channel).
+    pub fn for_send_on(&self, channel: Channel, to: &str, country: &str, key: Option<&str>, service_id: &str) -> Vec<Charge> {
+        let own = match channel {
+            Channel::Voice => &self.voice,
+            Channel::Whatsapp => &self.whatsapp,
+            Channel::Email => &self.email,
+            _ => return self.for_send(to, country, key, service_id),
+        };
+        let [number, by_key, service, by_country, prefix] = ChannelBudgets::defaults(channel);
+        let b = Budgets {
+            sends_per_number: own.sends_per_number.clone().unwrap_or(number),
+            sends_per_key: own.sends_per_key.clone().unwrap_or(by_key),
+            sends_per_service: own.sends_per_service.clone().unwrap_or(service),
+            sends_per_country: own.sends_per_country.clone().unwrap_or(by_country),
+            sends_per_prefix: own.sends_per_prefix.clone().unwrap_or(prefix),
+            services: Default::default(),
+            ..self.clone()
+        };
+        let mut out = b.for_send(to, country, key, service_id);
+        for c in &mut out {
+            c.subject = format!("{channel}:{}", c.subject);
+        }
         out
     }
 
@@ -284,6 +344,28 @@ mod tests {
         assert_eq!(prefix.subject, "+49151");
         assert!(charges.iter().any(|c| c.budget == Budget::SendsPerKey && c.subject == "SKa"));
         assert!(charges.iter().filter(|c| c.exact()).all(|c| c.subject == "+4915123456789"));
+    }
+
+    #[test]
+    fn each_channel_counts_apart_and_calls_cost_less_budget_than_texts_in_every_window() {
+        let b = Budgets::default();
+        let voice = b.for_send_on(Channel::Voice, "+4915123456789", "+49", None, "SVx");
+        assert!(voice.iter().all(|c| c.subject.starts_with("voice:")));
+        for budget in [Budget::SendsPerNumber, Budget::SendsPerPrefix] {
+            let limits = |cs: &[Charge]| {
+                let mut l: Vec<(i64, u32)> = cs.iter().filter(|c| c.budget == budget).map(|c| (c.rate.secs, c.rate.limit)).collect();
+                l.sort();
+                l
+            };
+            let sms = limits(&b.for_send("+4915123456789", "+49", None, "SVx"));
+            for (secs, limit) in limits(&voice) {
+                let same = sms.iter().filter(|(s, _)| *s >= secs).map(|(_, l)| *l).min().unwrap();
+                assert!(limit < same, "{budget:?} {secs}s: voice {limit} vs sms {same}");
+            }
+        }
+        let mail = b.for_send_on(Channel::Email, "ann@example.com", "@example.com", None, "SVx");
+        assert!(mail.iter().any(|c| c.budget == Budget::SendsPerCountry && c.subject == "email:@example.com"));
+        assert!(mail.iter().all(|c| c.budget != Budget::SendsPerPrefix));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Shared {
     pub(crate) budgets: Arc<Budgets>,
     /// Numbers with a fixed code that nothing is ever sent to (`[test_numbers]`).
     pub(crate) test_numbers: TestNumbers,
+    /// Woken when a workflow step became due before its time (its message failed): the worker
+    /// starts the next step at once instead of at its next round.
+    pub steps_due: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for Context {
@@ -44,7 +47,16 @@ impl Context {
         budgets: Budgets,
         test_numbers: TestNumbers,
     ) -> Self {
-        Self(Arc::new(Shared { store, clock, observer, keys, phones: Arc::new(phones), budgets: Arc::new(budgets), test_numbers }))
+        Self(Arc::new(Shared {
+            store,
+            clock,
+            observer,
+            keys,
+            phones: Arc::new(phones),
+            budgets: Arc::new(budgets),
+            test_numbers,
+            steps_due: Default::default(),
+        }))
     }
 
     pub fn now(&self) -> DateTime<Utc> {

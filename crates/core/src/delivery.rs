@@ -9,10 +9,12 @@ use crate::error::VerifyError;
 use crate::model::ids::new_id;
 use crate::model::message::{DeliveryStatus, InboundMessage, Message, OptCommand, opt_command};
 use crate::model::phone::PhoneNumber;
+use crate::model::recipient::Recipient;
 use crate::model::service::Service;
 use crate::model::verification::{Status, Verification};
-use crate::ports::{self, MessageResult, Sms, StoreError, Tx};
-use crate::ports::{Lease, SmsSender, save_verification as save};
+use crate::model::workflow::Channel;
+use crate::ports::{self, MessageResult, Outgoing, StoreError, Tx};
+use crate::ports::{Lease, MessageSender, save_verification as save};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 use tracing::Instrument;
@@ -61,12 +63,12 @@ impl Default for DeliveryTimes {
 #[derive(Clone)]
 pub struct Delivery {
     ctx: Context,
-    sender: std::sync::Arc<dyn SmsSender>,
+    sender: std::sync::Arc<dyn MessageSender>,
     pub(crate) times: DeliveryTimes,
 }
 
 impl Delivery {
-    pub fn new(ctx: Context, sender: std::sync::Arc<dyn SmsSender>, times: DeliveryTimes) -> Self {
+    pub fn new(ctx: Context, sender: std::sync::Arc<dyn MessageSender>, times: DeliveryTimes) -> Self {
         Self { ctx, sender, times }
     }
 
@@ -101,14 +103,7 @@ impl Delivery {
         let Some(body) = self.ctx.keys.open_text(&message.id, &message.body_sealed) else {
             return Err(VerifyError::Crypto(format!("message {} does not open with the server secret", message.id)));
         };
-        let sms = Sms {
-            message_id: message.id.clone(),
-            to: message.to.clone(),
-            body,
-            service: message.service.clone(),
-            from: None,
-            verification_id: message.verification_id.clone(),
-        };
+        let sms = self.outgoing(&message, body).await?;
         let result = self.sender.send(&sms).await;
         let (record, outcome) = match &result {
             Ok(sent) => (
@@ -145,12 +140,15 @@ impl Delivery {
                 receipt = tx.apply_receipt(pmid, status, error.as_deref(), now)?;
             }
             let mut failed = None;
-            if let (Some(reason), false, Some(vid)) = (&record.error, message.resend, &message.verification_id) {
-                failed = fail_first_send(tx, vid, reason, now)?;
+            if let (Some(reason), Some(vid)) = (&record.error, &message.verification_id) {
+                failed = step_failed(tx, vid, message.step, !message.resend, reason, now)?;
             }
             Ok::<_, VerifyError>(Some((receipt, failed)))
         })
         .await?;
+        if matches!(outcome, DispatchOutcome::Failed(_)) {
+            self.ctx.steps_due.notify_one();
+        }
         match finished {
             None => tracing::warn!("lost the claim on a message while sending it"),
             Some((receipt, failed)) => {
@@ -163,6 +161,44 @@ impl Delivery {
             }
         }
         Ok(outcome)
+    }
+
+    /// What the sender gets for a message: its text, and for a call, a WhatsApp template or an
+    /// e-mail what their providers need besides (the code alone, the language, the e-mail's
+    /// subject and HTML part, the service's sender), read with the verification and its service.
+    async fn outgoing(&self, message: &Message, body: String) -> Result<Outgoing, VerifyError> {
+        let mut out = Outgoing {
+            channel: message.channel,
+            service: message.service.clone(),
+            verification_id: message.verification_id.clone(),
+            ..Outgoing::text(message.id.clone(), message.to.clone(), body)
+        };
+        let Some(vid) = message.verification_id.clone().filter(|_| message.channel != Channel::Sms) else { return Ok(out) };
+        let found = ports::read(self.ctx.store.as_ref(), move |tx| {
+            let Some(v) = tx.verification(&vid)? else { return Ok::<_, VerifyError>(None) };
+            let service = tx.service(&v.service_id)?;
+            Ok(Some((v, service)))
+        })
+        .await?;
+        let Some((v, service)) = found else { return Ok(out) };
+        let code = self
+            .ctx
+            .keys
+            .open(&v.id, &v.code_sealed)
+            .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
+        out.locale.clone_from(&v.locale);
+        if let Some(service) = &service {
+            out.wait_for_key = service.channels.voice_key_press;
+            if message.channel == Channel::Email {
+                let name = v.brand.as_deref().unwrap_or(&service.name);
+                let mut parts = crate::model::email::render(&v.locale, name, &out.body, code.expose());
+                parts.from.clone_from(&service.channels.email_from);
+                parts.reply_to.clone_from(&service.channels.email_reply_to);
+                out.email = Some(parts);
+            }
+        }
+        out.code = Some(code.expose().to_string());
+        Ok(out)
     }
 
     /// Applies a provider's delivery receipt. One for a message id not (yet) known is held until
@@ -185,11 +221,20 @@ impl Delivery {
             if updated.is_none() && !tx.hold_receipt(&pmid, status, error.as_deref(), now)? {
                 updated = tx.apply_receipt(&pmid, status, error.as_deref(), now)?;
             }
+            // An undelivered step hands over to the next one at once.
+            if let Some(m) = updated.as_ref().filter(|m| matches!(m.status, DeliveryStatus::Failed | DeliveryStatus::Undelivered))
+                && let Some(vid) = &m.verification_id
+            {
+                step_failed(tx, vid, m.step, false, error.as_deref().unwrap_or("undelivered"), now)?;
+            }
             Ok::<_, VerifyError>(updated)
         })
         .await?;
         if let Some(m) = &updated {
             self.observe_receipt(m);
+            if matches!(m.status, DeliveryStatus::Failed | DeliveryStatus::Undelivered) {
+                self.ctx.steps_due.notify_one();
+            }
         }
         Ok(updated)
     }
@@ -251,6 +296,7 @@ impl Delivery {
     /// number of the service it is recorded, costs nothing and is never sent.
     #[tracing::instrument(name = "delivery.send_text", level = "debug", skip_all, fields(to = %to.masked()))]
     pub async fn send_text(&self, caller: &Caller, service: &Service, to: &PhoneNumber, body: String) -> Result<String, VerifyError> {
+        let recipient = Recipient::Phone(to.clone());
         let test = self.ctx.test_numbers.code_for(service, to).is_some();
         if !test && !self.ctx.budgets.destination_allowed(&service.name, to) {
             return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
@@ -262,16 +308,16 @@ impl Delivery {
             false => budgets.for_send(to.as_str(), &to.calling_code(), caller.key_id.as_deref(), &service.id),
         };
         let (message, lease) = match test {
-            true => (self.test_message(service, to, None, &body, false, now), None),
+            true => (self.test_message(service, &recipient, None, &body, false, now), None),
             false => {
-                let (m, l) = self.claimed_message(service, to, None, &body, false, now);
+                let (m, l) = self.claimed_message(service, &recipient, None, &body, false, now);
                 (m, Some(l))
             }
         };
         let id = message.id.clone();
         let (m, l) = (message.clone(), lease.clone());
         ports::write(self.ctx.store.as_ref(), move |tx| {
-            if tx.is_opted_out(&m.to)? {
+            if m.to.phone().map(|p| tx.is_opted_out(p)).transpose()?.unwrap_or(false) {
                 return Err(VerifyError::OptedOut);
             }
             crate::budget::charge(tx, &charges, now)?;
@@ -286,7 +332,8 @@ impl Delivery {
         Ok(id)
     }
 
-    /// Writes the message carrying `code` for `v`, already claimed by the caller, who sends it
+    /// Writes the message carrying `code` for `v` by `channel` (`resend`: a later send, whose
+    /// failure does not fail the verification), already claimed by the caller, who sends it
     /// right after the commit. A test number's message is recorded as sent by the `test`
     /// pseudo-provider, with no claim: nobody ever sends it.
     pub(crate) fn queue(
@@ -295,16 +342,18 @@ impl Delivery {
         service: &Service,
         v: &Verification,
         code: &Code,
-        resend: bool,
+        (channel, resend): (Channel, bool),
         now: DateTime<Utc>,
     ) -> Result<Queued, VerifyError> {
-        let body = message_body(service, v, code);
+        let body = message_body(service, v, code, channel);
+        let at_step = |m: Message| Message { channel, step: Some(v.step), ..m };
         if v.test {
-            let message = self.test_message(service, &v.to, Some(v.id.clone()), &body, resend, now);
+            let message = at_step(self.test_message(service, &v.to, Some(v.id.clone()), &body, resend, now));
             tx.insert_message(&message, None)?;
             return Ok((message, None));
         }
         let (message, lease) = self.claimed_message(service, &v.to, Some(v.id.clone()), &body, resend, now);
+        let message = at_step(message);
         tx.insert_message(&message, Some(&lease))?;
         Ok((message, Some(lease)))
     }
@@ -314,7 +363,7 @@ impl Delivery {
     fn test_message(
         &self,
         service: &Service,
-        to: &PhoneNumber,
+        to: &Recipient,
         verification_id: Option<String>,
         body: &str,
         resend: bool,
@@ -328,7 +377,7 @@ impl Delivery {
     pub(crate) fn claimed_message(
         &self,
         service: &Service,
-        to: &PhoneNumber,
+        to: &Recipient,
         verification_id: Option<String>,
         body: &str,
         resend: bool,
@@ -341,6 +390,8 @@ impl Delivery {
             id,
             verification_id,
             service: Some(service.name.clone()),
+            channel: Channel::Sms,
+            step: None,
             to: to.clone(),
             resend,
             status: DeliveryStatus::Sending,
@@ -355,16 +406,27 @@ impl Delivery {
     }
 }
 
-/// Marks a verification failed because its first message could not be sent, unless it was sent
-/// again meanwhile (the later message may well arrive). Returns it when it changed.
-fn fail_first_send(
+/// A message of a verification could not be delivered. When it was its running step's and a
+/// step follows, the next step is due at once (the worker starts it); else, for a first send
+/// with no later message, the verification has failed. Returns the verification when it failed.
+fn step_failed(
     tx: &mut dyn Tx,
     id: &str,
+    step: Option<u32>,
+    first: bool,
     reason: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Verification>, StoreError> {
     let Some(mut v) = tx.verification(id)? else { return Ok(None) };
-    if v.sends > 1 || v.status != Status::Pending {
+    if v.status_at(now) != Status::Pending {
+        return Ok(None);
+    }
+    if step == Some(v.step) && v.step_due_at.is_some() {
+        v.step_due_at = Some(now);
+        save(tx, &mut v)?;
+        return Ok(None);
+    }
+    if !first || v.sends > 1 || v.workflow.steps().len() > 1 {
         return Ok(None);
     }
     v.fail(now, reason.to_string());
@@ -376,9 +438,13 @@ fn fail_first_send(
 }
 
 /// The text of a verification's message: the service's template (a payment code's text for
-/// PSD2) in its language, and the Android SMS Retriever hash alone on the last line.
-fn message_body(service: &Service, v: &Verification, code: &Code) -> String {
+/// PSD2) in its language, and by SMS the Android SMS Retriever hash alone on the last line; for a
+/// call, what is spoken (`locales::spoken`).
+fn message_body(service: &Service, v: &Verification, code: &Code, channel: Channel) -> String {
     let name = v.brand.as_deref().unwrap_or(&service.name);
+    if channel == Channel::Voice {
+        return crate::model::locales::spoken(&v.locale, name, code.expose());
+    }
     let body = match &v.psd2 {
         None => service.render_as(name, &v.locale, code.expose()),
         Some(p) => crate::model::locales::psd2(&v.locale)
@@ -388,7 +454,7 @@ fn message_body(service: &Service, v: &Verification, code: &Code) -> String {
             .replace("{code}", code.expose()),
     };
     match &v.app_hash {
-        Some(hash) => format!("{body}\n\n{hash}"),
-        None => body,
+        Some(hash) if channel == Channel::Sms => format!("{body}\n\n{hash}"),
+        _ => body,
     }
 }

@@ -17,8 +17,10 @@ use std::sync::Arc;
 mod check;
 pub(crate) use check::Guess;
 pub(crate) use start::AlsoInUnit;
+mod channels;
 mod silent;
 mod start;
+mod steps;
 
 pub use silent::{CoverageAnswer, SilentOutcome};
 
@@ -43,8 +45,11 @@ pub struct Verifier {
 pub struct StartRequest {
     /// Service id or name; the default service when absent.
     pub service: Option<String>,
+    /// A phone number, or an e-mail address for the `email` channel.
     pub to: String,
-    pub channel: Channel,
+    /// The channel asked for; `None`: the service's workflow (`auto` keeps its steps that fit
+    /// the number, after a silent check where one is covered).
+    pub channel: Option<Channel>,
     pub locale: Option<String>,
     /// Options for a new verification (ignored when a pending one is re-sent); each is
     /// validated against the same bounds as service settings.
@@ -53,6 +58,9 @@ pub struct StartRequest {
 
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
+    /// The steps the code takes, overriding the channel's single step or the service's
+    /// workflow; the steps that do not fit the number are left out (a landline keeps its calls).
+    pub workflow: Option<crate::model::workflow::Workflow>,
     /// Digits in the code, 4 to 10 (default: the service's).
     pub code_length: Option<u8>,
     /// Code lifetime in seconds, 60 to 86400 (default: the service's).
@@ -156,7 +164,7 @@ impl Verifier {
         let service = self.catalog.service(caller, service).await?;
         let now = self.ctx.clock.now();
         ports::read(self.ctx.store.as_ref(), move |tx| {
-            let v = tx.pending_verification(&service.id, &to)?;
+            let v = tx.pending_verification(&service.id, &to.into())?;
             v.filter(|v| v.status_at(now) == Status::Pending).ok_or(VerifyError::NoPendingVerification)
         })
         .await
@@ -255,8 +263,8 @@ impl Verifier {
             let messages = tx.messages_for_verification(&id)?;
             let checks = if verification.attempts > 0 { tx.checks(&id)? } else { Vec::new() };
             let silent = match verification.channel {
-                Channel::Sms => None,
-                _ => tx.silent_check_of(&id)?,
+                Channel::Silent | Channel::Auto => tx.silent_check_of(&id)?,
+                _ => None,
             };
             Ok::<_, VerifyError>(Detail { verification, messages, checks, silent })
         })
@@ -282,11 +290,42 @@ pub struct Detail {
     pub silent: Option<crate::silent::SilentCheck>,
 }
 
+/// One step of a verification's workflow as it stands (`Detail::steps`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StepState {
+    pub channel: Channel,
+    pub timeout_secs: u32,
+    /// Its latest message's delivery status; none while the step has not started.
+    pub status: Option<crate::model::message::DeliveryStatus>,
+    /// When its first message was queued.
+    pub started_at: Option<DateTime<Utc>>,
+    pub message_id: Option<String>,
+}
+
 impl Detail {
+    /// The workflow's steps: the started ones with their message's delivery, the rest waiting.
+    pub fn steps(&self) -> Vec<StepState> {
+        let v = &self.verification;
+        (0u32..)
+            .zip(v.workflow.steps())
+            .map(|(i, step)| {
+                let sent = || self.messages.iter().filter(move |m| m.step == Some(i) && m.channel == step.channel);
+                StepState {
+                    channel: step.channel,
+                    timeout_secs: step.timeout_secs,
+                    status: sent().next_back().map(|m| m.status),
+                    started_at: sent().next().map(|m| m.created_at),
+                    message_id: sent().next_back().map(|m| m.id.clone()),
+                }
+            })
+            .collect()
+    }
+
     /// Which channel approved it, once approved: `Silent` when the operator confirmed the
-    /// number, else `Sms` (a code).
+    /// number, else the channel of the latest message that carried the code.
     pub fn approved_channel(&self) -> Option<Channel> {
         let by_operator = self.silent.as_ref().is_some_and(|c| c.state == crate::silent::CheckState::Matched);
-        (self.verification.status == Status::Approved).then_some(if by_operator { Channel::Silent } else { Channel::Sms })
+        let by_code = self.messages.last().map_or(self.verification.step_channel(), |m| m.channel);
+        (self.verification.status == Status::Approved).then_some(if by_operator { Channel::Silent } else { by_code })
     }
 }

@@ -32,6 +32,10 @@ pub enum VerifyError {
     AlreadyPending { verification_id: String },
     #[error("too many codes sent for this verification; wait before asking again")]
     MaxSendsReached,
+    #[error("the verification is on the last step of its workflow")]
+    NoNextStep,
+    #[error("no provider serves the {0} channel")]
+    ChannelUnavailable(crate::model::workflow::Channel),
     #[error("the recipient has opted out of messages (replied STOP); they can reply START to opt in again")]
     OptedOut,
     #[error("the message could not be delivered: {reason}")]
@@ -207,10 +211,12 @@ impl VerifyError {
             | Self::PhoneTaken
             | Self::LastAdmin
             | Self::InviteNotPending
+            | Self::NoNextStep
             | Self::NoSilentCheck => K::Conflict,
             Self::CodeExpired | Self::CheckLinkUsed | Self::CheckLinkExpired | Self::RedirectTokenUsed => K::Gone,
             Self::MaxSendsReached | Self::OverBudget { .. } | Self::CodeLocked | Self::ResendTooSoon { .. } => K::TooManyRequests,
             Self::DeliveryFailed { .. } => K::Upstream,
+            Self::ChannelUnavailable(_) => K::BadRequest,
             Self::Busy | Self::Store(StoreError::Unavailable(_)) => K::Unavailable,
             // A rehearsal never leaves the core (only decoys rehearse): if it did, it is a fault.
             Self::Rehearsed | Self::Store(_) | Self::Crypto(_) => K::Internal,
@@ -240,6 +246,8 @@ impl VerifyError {
             },
             Self::AlreadyPending { .. } => "verification_pending",
             Self::MaxSendsReached => "max_sends_reached",
+            Self::NoNextStep => "no_next_step",
+            Self::ChannelUnavailable(_) => "channel_unavailable",
             Self::OptedOut => "recipient_opted_out",
             Self::DeliveryFailed { .. } => "delivery_failed",
             Self::TooEarlyToCancel { .. } => "cancel_too_early",

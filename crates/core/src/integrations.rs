@@ -210,14 +210,14 @@ impl Integrations {
         let req = StartRequest {
             service: Some(self.service_id.clone()),
             to: phone.to_string(),
-            channel: Channel::Sms,
+            channel: Some(Channel::Sms),
             locale,
             options: StartOptions::default(),
         };
         let started = self.verifier.start(&self.engine_caller(caller), req).await?;
         s.phone = Some(started.verification.to.as_str().to_string());
         s.verification_id = Some(started.verification.id.clone());
-        Ok(Step { token: self.seal(&s), phone: Some(started.verification.to) })
+        Ok(Step { token: self.seal(&s), phone: started.verification.to.phone().cloned() })
     }
 
     /// Checks the code. Right: the return URL with a token saying the number is verified. Wrong:

@@ -23,15 +23,16 @@ pub mod startup;
 pub mod traffic;
 
 // The model's modules, at the short paths the adapters name them by.
-pub use model::{ids, locales, message, phone, psd2, service, test_numbers, verification};
+pub use model::{email, ids, locales, message, phone, psd2, recipient, service, test_numbers, verification, workflow};
 
 pub use caller::{Caller, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use delivery::DeliveryTimes;
-pub use engine::{Limits, StartOptions, StartRequest, Started, Verifier};
+pub use engine::{Limits, StartOptions, StartRequest, Started, StepState, Verifier};
 pub use error::VerifyError;
 pub use phone::{NumberKind, PhoneError, PhoneNumber, PhonePolicy};
 pub use ports::{Store, StoreError};
+pub use recipient::{EmailAddress, Recipient};
 pub use service::Service;
 pub use verification::{Channel, CheckOutcome, Status, Verification};
 
@@ -54,7 +55,7 @@ pub struct Core {
 /// What the core is made of.
 pub struct CoreParts {
     pub store: std::sync::Arc<dyn Store>,
-    pub sender: std::sync::Arc<dyn ports::SmsSender>,
+    pub sender: std::sync::Arc<dyn ports::MessageSender>,
     pub clock: std::sync::Arc<dyn Clock>,
     pub observer: std::sync::Arc<dyn ports::Observer>,
     pub keys: code::ServerKeys,

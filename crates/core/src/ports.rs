@@ -27,6 +27,7 @@ use crate::model::invite::Invite;
 use crate::model::jwt_key::JwtKey;
 use crate::model::message::{DeliveryStatus, InboundMessage, Message};
 use crate::model::phone::PhoneNumber;
+use crate::model::recipient::Recipient;
 use crate::model::service::Service;
 use crate::model::session::Session;
 use crate::model::silent::SilentCheck;
@@ -93,7 +94,7 @@ impl<T> Tx for T where
 
 pub trait VerificationReads {
     fn verification(&mut self, id: &str) -> StoreResult<Option<Verification>>;
-    fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>>;
+    fn pending_verification(&mut self, service_id: &str, to: &Recipient) -> StoreResult<Option<Verification>>;
     /// A verification's checks, oldest first.
     fn checks(&mut self, verification_id: &str) -> StoreResult<Vec<crate::model::verification::CheckRecord>>;
     /// The newest verification of the number that wrong codes locked and whose code has not
@@ -108,7 +109,9 @@ pub trait VerificationReads {
         &mut self,
         since: DateTime<Utc>,
         limit: u32,
-    ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>>;
+    ) -> StoreResult<Vec<(Recipient, DateTime<Utc>, Option<DateTime<Utc>>)>>;
+    /// Up to `limit` pending verifications whose next step is due at `now`, by id.
+    fn due_steps(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<String>>;
 }
 
 pub trait VerificationWrites {
@@ -492,13 +495,27 @@ fn finish<T, E: From<StoreError>>(ran: StoreResult<()>, slot: Slot<T, E>) -> Res
     }
 }
 
-/// A text message to deliver. `Debug` hides the body: it carries a code.
+/// A message to deliver by its channel: a text, a call's spoken text, a WhatsApp template or an
+/// e-mail. `Debug` hides the body and the code.
 #[derive(Clone)]
-pub struct Sms {
+pub struct Outgoing {
     /// Our message id (`SM…`), for providers that carry a reference.
     pub message_id: String,
-    pub to: PhoneNumber,
+    pub channel: Channel,
+    /// A number, or an address for `email`.
+    pub to: Recipient,
+    /// The text (an SMS, a WhatsApp template's preview, an e-mail's text part) or, for a call,
+    /// what is spoken.
     pub body: String,
+    /// The verification's language (a call's voice, a template's language).
+    pub locale: String,
+    /// The code alone, for a template that takes it as a parameter (WhatsApp) or an e-mail's
+    /// HTML part; none for a text that is not a code, or by SMS.
+    pub code: Option<String>,
+    /// An e-mail's subject and HTML part (`model::email`).
+    pub email: Option<crate::model::email::EmailParts>,
+    /// A call waits for a key press before it speaks the code (the service's setting).
+    pub wait_for_key: bool,
     /// Name of the service sending it, for per-service routing.
     pub service: Option<String>,
     /// Sender id or number; set by routing, else the provider's default.
@@ -506,14 +523,37 @@ pub struct Sms {
     pub verification_id: Option<String>,
 }
 
-impl std::fmt::Debug for Sms {
+impl Outgoing {
+    /// A text by SMS that is not a verification's (a test message, an invitation).
+    pub fn text(message_id: String, to: Recipient, body: String) -> Self {
+        Self {
+            message_id,
+            channel: Channel::Sms,
+            to,
+            body,
+            locale: "en".into(),
+            code: None,
+            email: None,
+            wait_for_key: false,
+            service: None,
+            from: None,
+            verification_id: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Outgoing {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sms").field("message_id", &self.message_id).field("to", &self.to).finish_non_exhaustive()
+        f.debug_struct("Outgoing")
+            .field("message_id", &self.message_id)
+            .field("channel", &self.channel)
+            .field("to", &self.to.masked())
+            .finish_non_exhaustive()
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentSms {
+pub struct Accepted {
     /// Name of the configured provider that accepted the message.
     pub provider: String,
     pub provider_message_id: Option<String>,
@@ -541,8 +581,12 @@ impl SendError {
 }
 
 #[async_trait]
-pub trait SmsSender: Send + Sync {
-    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError>;
+pub trait MessageSender: Send + Sync {
+    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError>;
+    /// The channels this sender can deliver (a provider entry may serve fewer).
+    fn channels(&self) -> &[Channel] {
+        &[Channel::Sms]
+    }
 }
 
 /// Receives the domain events that metrics count.

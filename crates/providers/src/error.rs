@@ -14,6 +14,15 @@ pub enum BuildError {
     /// The default routing lists no provider, so some messages would have nowhere to go.
     #[error("routing.providers must list at least one provider")]
     NoDefaultProvider,
+    /// A channel's routing names a provider that does not serve that channel.
+    #[error("routing.channels.{channel} names provider `{name}`, which does not serve {channel} (see its `channels`)")]
+    ChannelNotServed { name: String, channel: &'static str },
+    /// `routing.channels` has a table for something that is not a channel.
+    #[error("routing.channels.{channel}: the channels are voice, whatsapp and email (SMS's routing is `[routing]` itself)")]
+    UnknownChannel { channel: String },
+    /// A provider entry's `channels` names a channel it cannot serve.
+    #[error("provider `{name}` cannot serve the {channel} channel (it serves: {serves})")]
+    ChannelNotSupported { name: String, channel: String, serves: String },
     /// The dev outbox is read back by its name, so it has exactly one.
     #[error("the dev outbox provider must be named `outbox` (not `{name}`)")]
     OutboxName { name: String },

@@ -1,5 +1,5 @@
 //! phonegate's SMS providers, each speaking its provider's wire format behind the core's
-//! `SmsSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
+//! `MessageSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
 mod common;
 mod error;
 pub mod events;
@@ -14,7 +14,8 @@ mod twilio;
 mod vonage;
 mod webhook;
 
-use phonegate_core::ports::{Observer, SmsSender};
+use phonegate_core::Channel;
+use phonegate_core::ports::{MessageSender, Observer};
 use routing::{Provider, RoutedSender, RoutingSettings};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,6 +41,10 @@ pub struct ProviderSettings {
     /// Extra attempts for failures that surely sent nothing (default 1).
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// The channels this entry serves (`["sms", "voice"]`); default: every channel its kind can
+    /// deliver.
+    #[serde(default)]
+    pub channels: Option<Vec<String>>,
 }
 
 fn default_timeout() -> Duration {
@@ -91,6 +96,21 @@ pub struct BuildContext {
     pub observer: Arc<dyn Observer>,
 }
 
+/// The channels an entry serves: its `channels` (each one its kind can do), else all its kind can.
+fn served(name: &str, can: &[Channel], asked: Option<&[String]>) -> Result<Vec<Channel>, BuildError> {
+    let Some(asked) = asked else { return Ok(can.to_vec()) };
+    asked
+        .iter()
+        .map(|c| {
+            Channel::parse(c).filter(|c| can.contains(c)).ok_or_else(|| BuildError::ChannelNotSupported {
+                name: name.into(),
+                channel: c.clone(),
+                serves: can.iter().map(Channel::as_str).collect::<Vec<_>>().join(", "),
+            })
+        })
+        .collect()
+}
+
 /// Builds the providers and the router. With no providers configured, the dev outbox is the
 /// only one.
 pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSettings, ctx: BuildContext) -> Result<Providers, BuildError> {
@@ -99,18 +119,16 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
     if settings.is_empty() {
         settings.insert(
             phonegate_core::outbox::PROVIDER.into(),
-            ProviderSettings { kind: ProviderKind::Outbox, timeout: default_timeout(), retries: default_retries() },
+            ProviderSettings { kind: ProviderKind::Outbox, timeout: default_timeout(), retries: default_retries(), channels: None },
         );
     }
-    if routing.default.providers.is_empty() && settings.len() == 1 {
-        routing.default.providers = settings.keys().cloned().collect();
-    }
+
     let callback = |path: &str| ctx.public_url.as_ref().map(|u| format!("{}{path}", u.trim_end_matches('/')));
     let (mut providers, mut twilio, mut vonage, mut has_outbox) = (Vec::new(), Vec::new(), Vec::new(), false);
     for (name, s) in &settings {
         let timeout = s.timeout.max(Duration::from_millis(1));
         let client = common::client(timeout).map_err(|source| BuildError::HttpClient { provider: name.clone(), source })?;
-        let sender: Arc<dyn SmsSender> = match &s.kind {
+        let sender: Arc<dyn MessageSender> = match &s.kind {
             ProviderKind::Outbox if name != phonegate_core::outbox::PROVIDER => return Err(BuildError::OutboxName { name: name.clone() }),
             ProviderKind::Outbox => {
                 has_outbox = true;
@@ -136,7 +154,13 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
             ProviderKind::Sipgate(sg) => Arc::new(sipgate::Sipgate { name: name.clone(), settings: sg.clone(), client }),
             ProviderKind::Http(w) => Arc::new(webhook::Webhook { name: name.clone(), settings: w.clone(), client }),
         };
-        providers.push(Provider { name: name.clone(), sender, timeout, retries: s.retries });
+        let channels = served(name, sender.channels(), s.channels.as_deref())?;
+        providers.push(Provider { name: name.clone(), sender, timeout, retries: s.retries, channels });
+    }
+    // With one provider that sends SMS and no routing, that one sends them.
+    let texting: Vec<&Provider> = providers.iter().filter(|p| p.channels.contains(&Channel::Sms)).collect();
+    if routing.default.providers.is_empty() && texting.len() == 1 {
+        routing.default.providers = vec![texting[0].name.clone()];
     }
     let sender = Arc::new(RoutedSender::new(providers, routing, ctx.observer)?);
     Ok(Providers { sender, twilio, vonage, has_outbox })

@@ -3,7 +3,8 @@
 //! and then skipped; a rejection stops at once.
 use crate::BuildError;
 use async_trait::async_trait;
-use phonegate_core::ports::{Observer, SendError, SentSms, Sms, SmsSender};
+use phonegate_core::Channel;
+use phonegate_core::ports::{Accepted, MessageSender, Observer, Outgoing, SendError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,20 +37,37 @@ pub struct RoutingSettings {
     pub default: Routing,
     /// Per-service routing, by service name; services not listed use the default.
     pub services: BTreeMap<String, Routing>,
+    /// The routing of calls, WhatsApp messages and e-mails (`[routing.channels.voice]`), with
+    /// the same per-prefix and per-service rules. The rules above are SMS's. A channel not listed
+    /// goes to every provider that serves it, in name order.
+    pub channels: BTreeMap<String, ChannelRouting>,
+}
+
+/// One channel's routing: its providers, per-prefix routes and per-service rules.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelRouting {
+    #[serde(flatten)]
+    pub default: Routing,
+    pub services: BTreeMap<String, Routing>,
 }
 
 /// A configured provider with its bounds.
 pub struct Provider {
     pub name: String,
-    pub sender: Arc<dyn SmsSender>,
+    pub sender: Arc<dyn MessageSender>,
     pub timeout: Duration,
     /// Extra attempts at this provider for failures that surely sent nothing.
     pub retries: u32,
+    /// The channels it serves (its entry's `channels`, within what its kind can do).
+    pub channels: Vec<Channel>,
 }
 
 pub struct RoutedSender {
     providers: BTreeMap<String, Provider>,
     routing: RoutingSettings,
+    /// Per channel other than SMS, its routing (configured, or every provider serving it).
+    channels: BTreeMap<Channel, ChannelRouting>,
     observer: Arc<dyn Observer>,
 }
 
@@ -67,32 +85,70 @@ impl RoutedSender {
                 return Err(BuildError::BadPrefix { prefix: route.prefix.clone() });
             }
         }
-        if routing.default.providers.is_empty() {
+        // Some provider sends SMS, yet the rules say none does.
+        if routing.default.providers.is_empty() && providers.values().any(|p| p.channels.contains(&Channel::Sms)) {
             return Err(BuildError::NoDefaultProvider);
         }
-        Ok(Self { providers, routing, observer })
+        let mut channels = BTreeMap::new();
+        for channel in [Channel::Voice, Channel::Whatsapp, Channel::Email] {
+            let configured = routing.channels.get(channel.as_str()).cloned();
+            let r = configured.unwrap_or_else(|| ChannelRouting {
+                default: Routing {
+                    providers: providers.values().filter(|p| p.channels.contains(&channel)).map(|p| p.name.clone()).collect(),
+                    ..Default::default()
+                },
+                services: BTreeMap::new(),
+            });
+            let all = std::iter::once(&r.default).chain(r.services.values());
+            for rule in all {
+                for name in rule.providers.iter().chain(rule.routes.iter().flat_map(|route| &route.providers)) {
+                    let p = providers.get(name).ok_or_else(|| BuildError::UnknownProvider { name: name.clone() })?;
+                    if !p.channels.contains(&channel) {
+                        return Err(BuildError::ChannelNotServed { name: name.clone(), channel: channel.as_str() });
+                    }
+                }
+            }
+            channels.insert(channel, r);
+        }
+        if let Some(unknown) = routing.channels.keys().find(|c| !matches!(c.as_str(), "voice" | "whatsapp" | "email")) {
+            return Err(BuildError::UnknownChannel { channel: unknown.clone() });
+        }
+        Ok(Self { providers, routing, channels, observer })
+    }
+
+    /// The providers to try for a message by `channel`, and the sender id to use: SMS by the
+    /// top-level rules, the other channels by theirs.
+    pub fn plan_for(&self, channel: Channel, service: Option<&str>, to: &str) -> (Vec<&str>, Option<&str>) {
+        let Some(r) = self.channels.get(&channel) else { return self.plan(service, to) };
+        Self::pick(service.and_then(|s| r.services.get(s)).unwrap_or(&r.default), &r.default, to)
     }
 
     /// The providers to try for a message, and the sender id to use.
     pub fn plan(&self, service: Option<&str>, to: &str) -> (Vec<&str>, Option<&str>) {
         let routing = service.and_then(|s| self.routing.services.get(s)).unwrap_or(&self.routing.default);
+        Self::pick(routing, &self.routing.default, to)
+    }
+
+    /// A routing's providers and sender id for `to`: the longest matching prefix route, else its
+    /// list, else the default's.
+    fn pick<'a>(routing: &'a Routing, default: &'a Routing, to: &str) -> (Vec<&'a str>, Option<&'a str>) {
         let route = routing.routes.iter().filter(|r| to.starts_with(&r.prefix)).max_by_key(|r| r.prefix.len());
         match route {
             Some(r) => (r.providers.iter().map(String::as_str).collect(), r.from.as_deref().or(routing.from.as_deref())),
             None => {
-                let list = if routing.providers.is_empty() { &self.routing.default.providers } else { &routing.providers };
+                let list = if routing.providers.is_empty() { &default.providers } else { &routing.providers };
                 (list.iter().map(String::as_str).collect(), routing.from.as_deref())
             }
         }
     }
 
     /// Sends through one named provider only (the `sms send --provider` command).
-    pub async fn send_via(&self, provider: &str, sms: &Sms) -> Result<SentSms, SendError> {
+    pub async fn send_via(&self, provider: &str, sms: &Outgoing) -> Result<Accepted, SendError> {
         let p = self.providers.get(provider).ok_or_else(|| SendError::unavailable(format!("no provider named `{provider}`")))?;
         self.attempt(p, sms).await
     }
 
-    async fn attempt(&self, p: &Provider, sms: &Sms) -> Result<SentSms, SendError> {
+    async fn attempt(&self, p: &Provider, sms: &Outgoing) -> Result<Accepted, SendError> {
         let mut attempt = 0;
         loop {
             // One span per call (debug: traces only); the number masked, never the text.
@@ -135,10 +191,14 @@ impl RoutedSender {
 }
 
 #[async_trait]
-impl SmsSender for RoutedSender {
-    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
-        let (providers, from) = self.plan(sms.service.as_deref(), sms.to.as_str());
-        let routed = Sms { from: sms.from.clone().or(from.map(str::to_string)), ..sms.clone() };
+impl MessageSender for RoutedSender {
+    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
+        let (providers, from) = self.plan_for(sms.channel, sms.service.as_deref(), sms.to.as_str());
+        if providers.is_empty() {
+            // Refused at once: a workflow moves on to its next step.
+            return Err(SendError::Rejected(format!("no provider serves the {} channel", sms.channel)));
+        }
+        let routed = Outgoing { from: sms.from.clone().or(from.map(str::to_string)), ..sms.clone() };
         let mut failures = Vec::new();
         for name in providers {
             let p = &self.providers[name];
@@ -164,31 +224,31 @@ mod tests {
 
     /// A provider that answers from a script and records what it was asked.
     struct Scripted {
-        answers: Mutex<Vec<Result<SentSms, SendError>>>,
+        answers: Mutex<Vec<Result<Accepted, SendError>>>,
         delay: Duration,
-        seen: Mutex<Vec<Sms>>,
+        seen: Mutex<Vec<Outgoing>>,
     }
 
     #[async_trait]
-    impl SmsSender for Scripted {
-        async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+    impl MessageSender for Scripted {
+        async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
             self.seen.lock().unwrap().push(sms.clone());
             tokio::time::sleep(self.delay).await;
             let mut answers = self.answers.lock().unwrap();
             if answers.is_empty() {
-                Ok(SentSms { provider: String::new(), provider_message_id: Some("x".into()) })
+                Ok(Accepted { provider: String::new(), provider_message_id: Some("x".into()) })
             } else {
                 answers.remove(0)
             }
         }
     }
 
-    fn scripted(answers: Vec<Result<SentSms, SendError>>, delay_ms: u64) -> Arc<Scripted> {
+    fn scripted(answers: Vec<Result<Accepted, SendError>>, delay_ms: u64) -> Arc<Scripted> {
         Arc::new(Scripted { answers: Mutex::new(answers), delay: Duration::from_millis(delay_ms), seen: Mutex::new(vec![]) })
     }
 
     fn provider(name: &str, s: &Arc<Scripted>, timeout_ms: u64, retries: u32) -> Provider {
-        Provider { name: name.into(), sender: s.clone(), timeout: Duration::from_millis(timeout_ms), retries }
+        Provider { name: name.into(), sender: s.clone(), timeout: Duration::from_millis(timeout_ms), retries, channels: vec![Channel::Sms] }
     }
 
     fn routing(providers: &[&str]) -> RoutingSettings {

@@ -3,7 +3,7 @@
 use crate::common::{Traced, status_error, transport_error};
 use crate::secret::Secret;
 use async_trait::async_trait;
-use phonegate_core::ports::{SendError, SentSms, Sms, SmsSender};
+use phonegate_core::ports::{Accepted, MessageSender, Outgoing, SendError};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.sipgate.com";
@@ -25,8 +25,8 @@ pub struct Sipgate {
 }
 
 #[async_trait]
-impl SmsSender for Sipgate {
-    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+impl MessageSender for Sipgate {
+    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
         let s = &self.settings;
         let url = format!("{}/v2/sessions/sms", s.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL));
         let body = serde_json::json!({ "smsId": s.sms_id, "recipient": sms.to.as_str(), "message": sms.body });
@@ -41,7 +41,7 @@ impl SmsSender for Sipgate {
             .map_err(|e| transport_error(&self.name, e))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(SentSms { provider: self.name.clone(), provider_message_id: None });
+            return Ok(Accepted { provider: self.name.clone(), provider_message_id: None });
         }
         // Response bodies are not repeated: a gateway may echo the message, code included.
         match status.as_u16() {
@@ -71,7 +71,7 @@ mod tests {
     async fn sends_the_exact_json_sipgate_expects() {
         let (s, server) = sipgate(204).await;
         let sent = s.send(&sms("Ihr Code: 123456 — ✓")).await.unwrap();
-        assert_eq!(sent, SentSms { provider: "sg".into(), provider_message_id: None });
+        assert_eq!(sent, Accepted { provider: "sg".into(), provider_message_id: None });
         let r = only_request(&server).await;
         assert_eq!(r.headers["authorization"], basic("token-ABC", "pat").as_str());
         assert_eq!(r.headers["content-type"], "application/json");

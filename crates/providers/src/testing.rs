@@ -1,16 +1,12 @@
 //! Test helpers: a message to send and the requests a mock provider received.
-use phonegate_core::PhoneNumber;
-use phonegate_core::ports::Sms;
+use phonegate_core::Recipient;
+use phonegate_core::ports::Outgoing;
 use std::time::Duration;
 
-pub fn sms(body: &str) -> Sms {
-    Sms {
-        message_id: "SM00000000000000000000000000000001".into(),
-        to: PhoneNumber::from_trusted("+4915123456789".into()),
-        body: body.into(),
-        service: None,
-        from: None,
+pub fn sms(body: &str) -> Outgoing {
+    Outgoing {
         verification_id: Some("VE00000000000000000000000000000001".into()),
+        ..Outgoing::text("SM00000000000000000000000000000001".into(), Recipient::from_trusted("+4915123456789".into()), body.into())
     }
 }
 

@@ -3,7 +3,7 @@
 use crate::common::{Traced, status_error, transport_error};
 use crate::secret::Secret;
 use async_trait::async_trait;
-use phonegate_core::ports::{SendError, SentSms, Sms, SmsSender};
+use phonegate_core::ports::{Accepted, MessageSender, Outgoing, SendError};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -33,8 +33,8 @@ pub struct Twilio {
 }
 
 #[async_trait]
-impl SmsSender for Twilio {
-    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+impl MessageSender for Twilio {
+    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
         let s = &self.settings;
         let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", s.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL), s.account_sid);
         let mut form = vec![("To", sms.to.as_str()), ("Body", sms.body.as_str())];
@@ -65,7 +65,7 @@ impl SmsSender for Twilio {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         if status.is_success() {
             let sid = body["sid"].as_str().map(str::to_string);
-            return Ok(SentSms { provider: self.name.clone(), provider_message_id: sid });
+            return Ok(Accepted { provider: self.name.clone(), provider_message_id: sid });
         }
         // The code only: Twilio's `message` may echo the request (the message, so the code).
         let detail = match body["code"].as_u64() {
@@ -119,7 +119,7 @@ mod tests {
     async fn sends_the_exact_form_twilio_expects() {
         let server = answering(201, serde_json::json!({ "sid": "SMabc", "status": "queued" })).await;
         let sent = twilio(&server, Some("+15005550006")).send(&sms("Your code: 123456 & more")).await.unwrap();
-        assert_eq!(sent, SentSms { provider: "tw".into(), provider_message_id: Some("SMabc".into()) });
+        assert_eq!(sent, Accepted { provider: "tw".into(), provider_message_id: Some("SMabc".into()) });
         let r = only_request(&server).await;
         assert_eq!(r.method.as_str(), "POST");
         assert_eq!(r.headers["authorization"], basic("AC0123", "token").as_str());

@@ -5,7 +5,7 @@ use crate::common::{Traced, is_gsm7, status_error, transport_error};
 use crate::secret::Secret;
 use crate::signature::VonageSigMethod;
 use async_trait::async_trait;
-use phonegate_core::ports::{SendError, SentSms, Sms, SmsSender};
+use phonegate_core::ports::{Accepted, MessageSender, Outgoing, SendError};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
@@ -74,8 +74,8 @@ fn classify(name: &str, status: &str) -> SendError {
 }
 
 #[async_trait]
-impl SmsSender for Vonage {
-    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+impl MessageSender for Vonage {
+    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
         let s = &self.settings;
         let from = sms
             .from
@@ -114,7 +114,7 @@ impl SmsSender for Vonage {
             return Err(classify(&self.name, failed["status"].as_str().unwrap_or_default()));
         }
         let id = parts[0]["message-id"].as_str().map(str::to_string);
-        Ok(SentSms { provider: self.name.clone(), provider_message_id: id })
+        Ok(Accepted { provider: self.name.clone(), provider_message_id: id })
     }
 }
 

@@ -6,7 +6,7 @@ use crate::common::{Traced, status_error, transport_error};
 use crate::secret::Secret;
 use crate::signature::webhook_signature;
 use async_trait::async_trait;
-use phonegate_core::ports::{SendError, SentSms, Sms, SmsSender};
+use phonegate_core::ports::{Accepted, MessageSender, Outgoing, SendError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -43,8 +43,8 @@ pub(crate) fn signed_post(
 }
 
 #[async_trait]
-impl SmsSender for Webhook {
-    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+impl MessageSender for Webhook {
+    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
         let body = serde_json::to_vec(&serde_json::json!({
             "message_id": sms.message_id,
             "to": sms.to.as_str(),
@@ -62,7 +62,7 @@ impl SmsSender for Webhook {
         if status.is_success() {
             let body: serde_json::Value = response.json().await.unwrap_or_default();
             let id = body["id"].as_str().map(|id| id.chars().take(100).collect());
-            return Ok(SentSms { provider: self.name.clone(), provider_message_id: id });
+            return Ok(Accepted { provider: self.name.clone(), provider_message_id: id });
         }
         // Response bodies are not repeated: a gateway may echo the message, code included.
         match status.as_u16() {

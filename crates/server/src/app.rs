@@ -85,10 +85,12 @@ impl App {
         let retention = self.config.retention();
         let sweeper = tokio::spawn(sweep_expired(self.state.clone(), self.config.retention.sweep_interval, retention));
         let sender = tokio::spawn(send_queued(self.state.clone(), self.config.delivery.dispatch_interval));
+        let steps = tokio::spawn(start_due_steps(self.state.clone(), self.config.delivery.dispatch_interval));
         let router = http::router(self.state, &self.config);
         let result = crate::listen::serve(self.listener, self.tls, router, self.config.connections.clone(), shutdown).await;
         sweeper.abort();
         sender.abort();
+        steps.abort();
         result
     }
 }
@@ -146,6 +148,29 @@ async fn sweep_expired(state: AppState, every: Duration, retention: Option<chron
             if deleted > 0 {
                 tracing::info!(deleted, "deleted verifications past retention");
             }
+        }
+    }
+}
+
+/// The workflow worker: starts the next step of verifications whose running step's time has
+/// passed, at every round, and at once when a step's message failed.
+async fn start_due_steps(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wake = state.core.ctx.steps_due.clone();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
+        }
+        loop {
+            match state.core.verifier.advance_due(100).await {
+                Ok(100) => continue,
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(started = n, "started workflow steps"),
+                Err(e) => tracing::warn!(error = %e, "starting workflow steps failed"),
+            }
+            break;
         }
     }
 }

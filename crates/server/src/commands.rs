@@ -5,7 +5,7 @@ use crate::config::Config;
 use anyhow::{Context, bail};
 use phonegate_core::apikey::KeyScope;
 use phonegate_core::ids::new_id;
-use phonegate_core::ports::{NoObserver, Sms, SmsSender};
+use phonegate_core::ports::{MessageSender, NoObserver, Outgoing};
 use phonegate_core::{Caller, Core, SystemClock};
 use phonegate_providers::Providers;
 use secrecy::ExposeSecret;
@@ -140,7 +140,7 @@ pub async fn sms_send(config: &Config, to: &str, body: &str, provider: Option<&s
         bail!("--body must not be empty");
     }
     let (_, providers) = open(config).await?;
-    let sms = Sms { message_id: new_id("SM"), to, body: body.to_string(), service: None, from: None, verification_id: None };
+    let sms = Outgoing::text(new_id("SM"), to.into(), body.to_string());
     let sent = match provider {
         Some(name) => providers.sender.send_via(name, &sms).await,
         None => providers.sender.send(&sms).await,

@@ -140,6 +140,9 @@ pub struct PhoneSettings {
     /// ISO 3166-1 regions codes may be sent to (empty: all but `denied_countries`).
     pub allowed_countries: Vec<String>,
     pub denied_countries: Vec<String>,
+    /// Landlines (fixed-line numbers) may get their code by a call, never by SMS or WhatsApp
+    /// (default true).
+    pub voice_landlines: bool,
 }
 
 /// `[delivery]`: how long a start waits for the provider, and the send queue's rhythm.
@@ -266,6 +269,7 @@ impl Default for PhoneSettings {
             denied_prefixes: phonegate_core::phone::DENIED_PREFIXES.iter().map(|p| p.to_string()).collect(),
             allowed_countries: Vec::new(),
             denied_countries: Vec::new(),
+            voice_landlines: true,
         }
     }
 }
@@ -521,6 +525,7 @@ impl Config {
             denied_prefixes: p.denied_prefixes.clone(),
             allowed_regions: p.allowed_countries.clone(),
             denied_regions: p.denied_countries.clone(),
+            voice_landlines: p.voice_landlines,
         }
     }
 }

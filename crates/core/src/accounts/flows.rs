@@ -256,7 +256,7 @@ impl Accounts {
         StartRequest {
             service: Some(self.service_id.to_string()),
             to: phone.as_str().to_string(),
-            channel: if silent_return.is_some() { Channel::Auto } else { Channel::Sms },
+            channel: Some(if silent_return.is_some() { Channel::Auto } else { Channel::Sms }),
             locale,
             options: StartOptions {
                 ttl_secs: Some(self.settings.code_ttl_secs),

@@ -102,7 +102,7 @@ impl Verifier {
         let (this, code, ip, psd2) = (self.clone(), code.to_string(), caller.end_user_ip, psd2.cloned());
         let (v, outcome) = ports::write(self.ctx.store.as_ref(), move |tx| {
             let now = this.ctx.clock.now();
-            match tx.pending_verification(&service.id, &to)? {
+            match tx.pending_verification(&service.id, &to.clone().into())? {
                 Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).map(Ok),
                 // None pending (or one whose deadline passed unswept): counted like a wrong
                 // code, so not even the budgets tell whether one is pending.

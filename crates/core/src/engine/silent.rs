@@ -151,10 +151,10 @@ impl Verifier {
         if !self.silent.enabled() && !fallback {
             return Err(VerifyError::SilentUnavailable);
         }
-        let provider = match self.covering(caller.end_user_ip, Some(&v.to)).await {
+        let provider = match self.covering(caller.end_user_ip, v.to.phone()).await {
             Ok((p, _)) => p,
             Err(reason) if fallback => return Ok(failed_plan(v, reason, return_path, now)),
-            Err(_) => self.silent.plan(Some(&v.to)).first().map(|p| (*p).clone()).ok_or(VerifyError::SilentUnavailable)?,
+            Err(_) => self.silent.plan(v.to.phone()).first().map(|p| (*p).clone()).ok_or(VerifyError::SilentUnavailable)?,
         };
         let (mut check, token) = new_check(&v.id, provider.name(), fallback, return_path, now);
         check.expires_at = (now + self.silent.timeout).min(v.expires_at);
@@ -298,10 +298,13 @@ impl Verifier {
             _ if self.ctx.clock.now() >= check.expires_at => SilentResult::Failed(Reason::Timeout),
             // A decoy ends nothing; it answers like a real check of another SIM.
             None => SilentResult::Failed(Reason::Mismatch),
-            Some(v) => p.result(&session, &v.to, query).instrument(provider_span(p.name(), "result")).await.unwrap_or_else(|e| {
-                tracing::warn!(provider = %check.provider, error = %e, "silent check could not be decided");
-                SilentResult::Failed(Reason::ProviderError)
-            }),
+            Some(v) => match v.to.phone() {
+                Some(to) => p.result(&session, to, query).instrument(provider_span(p.name(), "result")).await.unwrap_or_else(|e| {
+                    tracing::warn!(provider = %check.provider, error = %e, "silent check could not be decided");
+                    SilentResult::Failed(Reason::ProviderError)
+                }),
+                None => SilentResult::Failed(Reason::Mismatch),
+            },
         };
         let now = self.ctx.clock.now();
         let this = self.clone();
@@ -429,7 +432,10 @@ impl Verifier {
                     .keys
                     .open(&v.id, &v.code_sealed)
                     .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
-                Ok(Some(self.delivery.queue(tx, &service, &v, &code, false, now)?))
+                // The workflow's steps start now.
+                v.step_due_at = Verification::due_after(&v.workflow, v.step, now);
+                ports::save_verification(tx, &mut v)?;
+                Ok(Some(self.delivery.queue(tx, &service, &v, &code, (v.step_channel(), false), now)?))
             }
             SilentResult::Failed(reason) => {
                 v.fail(now, reason.as_str().to_string());

@@ -7,7 +7,8 @@ use crate::code::{self, Code};
 use crate::delivery::DispatchOutcome;
 use crate::error::{Field, VerifyError};
 use crate::model::ids::new_id;
-use crate::model::phone::{PhoneNumber, PhonePolicy, mask};
+use crate::model::phone::mask;
+use crate::model::recipient::Recipient;
 use crate::model::service;
 use crate::model::verification::{Channel, SendRefusal, Status, Verification};
 use crate::ports;
@@ -41,14 +42,16 @@ impl Verifier {
     /// What a start for `to` in `service` costs. A test number is sent nothing: no send budget,
     /// send limit or prefix throttle applies, but its start still costs its end user's address a
     /// start (so nobody writes rows without end through a public page).
-    fn costs(&self, caller: &Caller, service: &service::Service, to: &PhoneNumber, recognised: bool, test: bool) -> Costs {
+    fn costs(&self, caller: &Caller, service: &service::Service, to: &Recipient, channel: Channel, recognised: bool, test: bool) -> Costs {
         let country = to.calling_code();
         let budgets = self.ctx.budgets.for_service(&service.name);
         let mut charges = budgets.for_start(caller.end_user_ip);
         charges.extend(match (test, recognised) {
             (true, _) => Vec::new(),
-            (false, true) => budgets.for_recognised_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
-            (false, false) => budgets.for_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id),
+            (false, true) if channel == Channel::Sms => {
+                budgets.for_recognised_send(to.as_str(), &country, caller.key_id.as_deref(), &service.id)
+            }
+            (false, _) => budgets.for_send_on(channel, to.as_str(), &country, caller.key_id.as_deref(), &service.id),
         });
         // Strangers' resends of a pending code do not use up a recognised device's sends (its own
         // send budget bounds them); a test number's are never sent.
@@ -56,7 +59,8 @@ impl Verifier {
             true => crate::model::verification::Limits { max_sends: u32::MAX, ..self.limits },
             false => self.limits,
         };
-        let throttle = match test {
+        // The prefix throttle watches numbers (an address has no prefix).
+        let throttle = match test || to.phone().is_none() {
             true => None,
             false => self.ctx.budgets.throttle_counters(&self.ctx.budgets.prefix(to.as_str(), &country)),
         };
@@ -85,14 +89,7 @@ impl Verifier {
         req: StartRequest,
         also: Option<AlsoInUnit>,
     ) -> Result<Started, VerifyError> {
-        let to = match &req.options.region {
-            Some(region) => {
-                let region = crate::model::phone::parse_region(region)
-                    .ok_or_else(|| VerifyError::invalid(Field::Country, "must be an ISO 3166-1 region code"))?;
-                self.ctx.parse_phone_with(&PhonePolicy { default_region: Some(region), ..(*self.ctx.phones).clone() }, &req.to)?
-            }
-            None => self.ctx.parse_phone(&req.to)?,
-        };
+        let (to, kind) = self.recipient(&req)?;
         let opts = req.options;
         if opts.code_length.is_some_and(|l| !(code::MIN_LENGTH..=code::MAX_LENGTH).contains(&l)) {
             return Err(VerifyError::invalid(Field::CodeLength, "must be between 4 and 10"));
@@ -119,14 +116,23 @@ impl Verifier {
         let service = self.catalog.service(caller, req.service.as_deref()).await?;
         // A test number's code is its configured one; nothing is sent to it, so it costs no send
         // budget (its start and its checks count like any other).
-        let fixed = self.ctx.test_numbers.code_for(&service, &to).and_then(Code::custom);
+        let fixed = to.phone().and_then(|p| self.ctx.test_numbers.code_for(&service, p)).and_then(Code::custom);
         let test = fixed.is_some();
-        if test && req.channel == Channel::Silent {
+        if test && req.channel == Some(Channel::Silent) {
             return Err(VerifyError::invalid(Field::Channel, "a test number is verified by its fixed code: use sms or auto"));
         }
-        if !test && !self.ctx.budgets.destination_allowed(&service.name, &to) {
+        if let Some(phone) = to.phone().filter(|_| !test)
+            && !self.ctx.budgets.destination_allowed(&service.name, phone)
+        {
             return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
+        let workflow = self.workflow_for(req.channel, opts.workflow.as_ref(), &service, &to, kind)?;
+        let channel = match req.channel {
+            Some(Channel::Auto) if to.email().is_some() => Channel::Email,
+            Some(c) => c,
+            None => workflow.first().channel,
+        };
+        let send_channel = if channel.carries_code() { channel } else { workflow.first().channel };
         let now = self.ctx.clock.now();
         if opts.psd2.is_some() && !service.psd2 {
             return Err(VerifyError::Psd2NotEnabled);
@@ -147,7 +153,10 @@ impl Verifier {
             id,
             service_id: service.id.clone(),
             to: to.clone(),
-            channel: req.channel,
+            channel,
+            step: 0,
+            // A silent check runs first: the steps start when it falls back.
+            step_due_at: if channel.carries_code() { Verification::due_after(&workflow, 0, now) } else { None },
             locale: locale.clone().unwrap_or_else(|| crate::model::locales::for_region(to.region().as_deref()).to_string()),
             status: Status::Pending,
             code_length,
@@ -160,7 +169,12 @@ impl Verifier {
             send_window_started_at: now,
             created_at: now,
             updated_at: now,
-            expires_at: now + opts.ttl_secs.map(chrono::Duration::seconds).unwrap_or_else(|| service.code_ttl()),
+            // A verification lives at least until its last step has had its time.
+            expires_at: now
+                + opts.ttl_secs.map(chrono::Duration::seconds).unwrap_or_else(|| service.code_ttl()).max(chrono::Duration::seconds(
+                    workflow.lead_secs() + i64::from(workflow.steps()[workflow.steps().len() - 1].timeout_secs),
+                )),
+            workflow,
             approved_at: None,
             canceled_at: None,
             expired_at: None,
@@ -170,24 +184,30 @@ impl Verifier {
             test,
             version: 0,
         };
-        let plan = match req.channel {
-            Channel::Sms => None,
+        let plan = match channel {
+            c if c.carries_code() => None,
             // No silent provider is asked about a test number: an `auto` one goes on by its code
             // at once, as for a device no operator covers.
             _ if test => Some(super::silent::uncovered_plan(&fresh, opts.silent_return.clone(), now)),
             _ => Some(self.plan_silent(caller, &fresh, opts.silent_return.clone(), now).await?),
         };
         let silent_check = plan.as_ref().map(|p| p.check.clone());
-        let channel = req.channel;
         let this = self.clone();
         let (refuse_if_pending, background, rehearse) = (opts.refuse_if_pending, opts.background, opts.rehearse);
         // A rehearsal does everything, then rolls it all back.
         let done_unit = move |d: StartDone| if rehearse { Err(VerifyError::Rehearsed) } else { Ok(d) };
         let service_name = service.name.clone();
-        let (charges, limits, throttle) = self.costs(caller, &service, &to, opts.recognised, test);
+        let (charges, limits, throttle) = self.costs(caller, &service, &to, send_channel, opts.recognised, test);
+        let resend_costs = {
+            let (this, caller, service, to) = (self.clone(), caller.clone(), service.clone(), to.clone());
+            move |channel| this.costs(&caller, &service, &to, channel, opts.recognised, test).0
+        };
+        let explicit = req.channel.filter(|c| c.carries_code());
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;
-            if tx.is_opted_out(&fresh.to)? {
+            if let Some(phone) = fresh.to.phone()
+                && tx.is_opted_out(phone)?
+            {
                 return Err(VerifyError::OptedOut);
             }
 
@@ -215,7 +235,7 @@ impl Verifier {
                             return done_unit(StartDone { verification: fresh, resent: false, sending: None, silent: true, expired });
                         }
                     }
-                    let sending = this.delivery.queue(tx, &service, &fresh, &code, false, now)?;
+                    let sending = this.delivery.queue(tx, &service, &fresh, &code, (send_channel, false), now)?;
                     if let Some(f) = also.take() {
                         f(tx, &fresh)?;
                     }
@@ -243,7 +263,11 @@ impl Verifier {
                     pending.locale.clone_from(l);
                 }
                 ports::save_verification(tx, &mut pending)?;
+                // Sent again by the channel asked for (Twilio: another channel adds an attempt to
+                // the same verification), else by its running step's.
+                let resend_channel = explicit.unwrap_or_else(|| pending.step_channel());
                 if !rehearse {
+                    let charges = if resend_channel == send_channel { charges.clone() } else { resend_costs(resend_channel) };
                     crate::budget::charge(tx, &charges, now)?;
                 }
                 let code = this
@@ -256,7 +280,7 @@ impl Verifier {
                 if custom.as_ref().is_some_and(|c| *c != code) {
                     return Err(VerifyError::AlreadyPending { verification_id: pending.id });
                 }
-                let sending = this.delivery.queue(tx, &service, &pending, &code, true, now)?;
+                let sending = this.delivery.queue(tx, &service, &pending, &code, (resend_channel, true), now)?;
                 if let Some(f) = also.take() {
                     f(tx, &pending)?;
                 }
@@ -287,9 +311,9 @@ impl Verifier {
         let (mut silent, mut check_url) = (None, None);
         if let Some(plan) = plan.filter(|_| done.silent) {
             let mut check = plan.check;
-            if let Some(provider) = plan.provider {
+            if let (Some(provider), Some(to)) = (plan.provider, done.verification.to.phone().cloned()) {
                 let brand = done.verification.brand.clone().unwrap_or_else(|| service_name.clone());
-                check = self.create_silent(caller, provider, &check, &done.verification.to, brand).await?;
+                check = self.create_silent(caller, provider, &check, &to, brand).await?;
             }
             if check.state.is_live() {
                 check_url = Some(self.check_url(&plan.token));
@@ -311,7 +335,8 @@ impl Verifier {
         // refuses marks the verification failed; a failed resend leaves it pending (the earlier
         // message may still arrive).
         match tokio::time::timeout(self.delivery.times.send_wait, sending).await {
-            Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) => {
+            // A first step that failed hands over to the next one, if any.
+            Ok(Ok(Ok(DispatchOutcome::Failed(reason)))) if done.verification.workflow.steps().len() == 1 => {
                 Err(VerifyError::DeliveryFailed { verification_id: done.verification.id, reason })
             }
             Ok(Ok(Err(e))) => Err(e),

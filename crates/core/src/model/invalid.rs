@@ -45,8 +45,11 @@ pub enum Field {
     Silent,
     Sim,
     Templates,
+    TimeoutSecs,
+    To,
     Ttl,
     Username,
+    Workflow,
 }
 
 impl Field {
@@ -78,8 +81,11 @@ impl Field {
             Self::Silent => "silent",
             Self::Sim => "sim",
             Self::Templates => "templates",
+            Self::TimeoutSecs => "timeout_secs",
+            Self::To => "to",
             Self::Ttl => "ttl",
             Self::Username => "username",
+            Self::Workflow => "workflow",
         }
     }
 }

@@ -12,6 +12,8 @@ fn table(text: &'static str) -> Vec<(&'static str, &'static str)> {
 
 static MESSAGES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("messages.tsv")));
 static PSD2: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("psd2_messages.tsv")));
+static VOICE: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("voice_messages.tsv")));
+static SUBJECTS: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("email_subjects.tsv")));
 static COUNTRIES: LazyLock<HashMap<&'static str, &'static str>> =
     LazyLock::new(|| table(include_str!("country_locales.tsv")).into_iter().collect());
 
@@ -37,6 +39,22 @@ pub fn builtin(locale: &str) -> Option<&'static str> {
 pub fn psd2(locale: &str) -> &'static str {
     let find = |l: &str| PSD2.iter().find(|(k, _)| *k == l).map(|(_, t)| *t);
     find(locale).or_else(|| find("en")).unwrap_or("Your {service} verification code is: {code}. You are about to send {amount} to {payee}.")
+}
+
+/// What a call says (`voice_messages.tsv`): the locale's sentence with the code's digits one by
+/// one, said twice, else English's.
+pub fn spoken(locale: &str, service: &str, code: &str) -> String {
+    let find = |l: &str| VOICE.iter().find(|(k, _)| *k == l).map(|(_, t)| *t);
+    let text =
+        find(locale).or_else(|| find("en")).unwrap_or("Your {service} verification code is: {code}. Once again, your code is: {code}.");
+    let digits: Vec<String> = code.chars().map(String::from).collect();
+    text.replace("{service}", service).replace("{code}", &digits.join(", "))
+}
+
+/// An e-mail's subject in a locale (`email_subjects.tsv`, with `{service}`), else English's.
+pub fn email_subject(locale: &str) -> &'static str {
+    let find = |l: &str| SUBJECTS.iter().find(|(k, _)| *k == l).map(|(_, t)| *t);
+    find(locale).or_else(|| find("en")).unwrap_or("{service}: your verification code")
 }
 
 /// Every locale with a built-in text.

@@ -1,6 +1,8 @@
 //! Outbound messages (a durable queue: written before any provider sees them, bodies sealed) and
 //! inbound messages with the opt-out keywords they may carry.
 use crate::model::phone::PhoneNumber;
+use crate::model::recipient::Recipient;
+use crate::model::workflow::Channel;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -55,7 +57,12 @@ pub struct Message {
     pub verification_id: Option<String>,
     /// Service name, for routing.
     pub service: Option<String>,
-    pub to: PhoneNumber,
+    /// How it travels: sms, voice, whatsapp or email.
+    pub channel: Channel,
+    /// The verification's workflow step it belongs to (0 for the first).
+    pub step: Option<u32>,
+    /// A number, or an address for `email`.
+    pub to: Recipient,
     /// AES-GCM sealed body, bound to `id`.
     pub body_sealed: Vec<u8>,
     /// A re-send of a code already sent once: its failure does not fail the verification.

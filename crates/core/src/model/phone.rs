@@ -171,6 +171,8 @@ pub struct PhonePolicy {
     /// ISO 3166 regions messages may go to; empty: every region not denied.
     pub allowed_regions: Vec<String>,
     pub denied_regions: Vec<String>,
+    /// Landlines may be called with a code (never texted): on by default.
+    pub voice_landlines: bool,
 }
 
 /// Ranges refused by default: satellite (Inmarsat +870, Global Mobile Satellite +881) and
@@ -185,6 +187,7 @@ impl Default for PhonePolicy {
             denied_prefixes: DENIED_PREFIXES.iter().map(|p| p.to_string()).collect(),
             allowed_regions: Vec::new(),
             denied_regions: Vec::new(),
+            voice_landlines: true,
         }
     }
 }
@@ -196,6 +199,27 @@ pub fn parse_region(code: &str) -> Option<country::Id> {
 
 impl PhonePolicy {
     pub fn parse(&self, raw: &str) -> Result<PhoneNumber, PhoneError> {
+        let (number, kind) = self.classify(raw)?;
+        if !self.allowed_kinds.contains(&kind) {
+            return Err(PhoneError::KindNotAllowed(kind));
+        }
+        Ok(number)
+    }
+
+    /// Whether a code may go to a number of `kind` by `channel`: a call also to a landline
+    /// (unless `voice_landlines` is off), anything else only to the kinds allowed.
+    pub fn accepts(&self, channel: crate::model::workflow::Channel, kind: NumberKind) -> bool {
+        use crate::model::workflow::Channel;
+        match channel {
+            Channel::Email => false,
+            Channel::Voice => self.allowed_kinds.contains(&kind) || (self.voice_landlines && kind == NumberKind::FixedLine),
+            _ => self.allowed_kinds.contains(&kind),
+        }
+    }
+
+    /// `parse`'s checks but the kind's, and the kind: which channels may reach it is the caller's
+    /// rule (`accepts`).
+    pub fn classify(&self, raw: &str) -> Result<(PhoneNumber, NumberKind), PhoneError> {
         let raw = raw.trim();
         if raw.is_empty() || raw.len() > 64 || raw.chars().any(|c| c.is_alphabetic()) {
             return Err(PhoneError::NotANumber);
@@ -219,10 +243,7 @@ impl PhonePolicy {
             return Err(PhoneError::DestinationNotAllowed);
         }
         let kind = NumberKind::from_type(number.number_type(&DATABASE));
-        if !self.allowed_kinds.contains(&kind) {
-            return Err(PhoneError::KindNotAllowed(kind));
-        }
-        Ok(PhoneNumber(e164))
+        Ok((PhoneNumber(e164), kind))
     }
 
     /// `raw` in E.164 as this policy reads it (the default region for a national format), by its

@@ -2,6 +2,7 @@
 use crate::code;
 use crate::model::ids::new_id;
 use crate::model::invalid::{Field, Invalid};
+use crate::model::workflow::Workflow;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 
@@ -33,6 +34,38 @@ pub struct Service {
     pub custom_codes: bool,
     /// Starts may be PSD2 payment codes.
     pub psd2: bool,
+    /// The channels settings (default workflow, e-mail sender, calls).
+    pub channels: ChannelSettings,
+}
+
+/// A service's channel settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelSettings {
+    /// The steps a verification takes when the request names no channel (`auto` keeps those
+    /// that fit the number). Default: one SMS.
+    pub workflow: Workflow,
+    /// `From` of its e-mails (`Name <address>` or an address), else the provider's.
+    pub email_from: Option<String>,
+    pub email_reply_to: Option<String>,
+    /// A call waits for a key press before it speaks the code (answering machines hear nothing).
+    pub voice_key_press: bool,
+}
+
+impl ChannelSettings {
+    /// Checks the e-mail headers a service sets: a mailbox (`Name <a@b.c>` or `a@b.c`) with no
+    /// line break.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        for v in [&self.email_from, &self.email_reply_to].into_iter().flatten() {
+            let address = v.rsplit_once('<').map_or(v.as_str(), |(_, a)| a.trim_end_matches('>'));
+            if v.chars().any(|c| c.is_control())
+                || v.chars().count() > 200
+                || crate::model::recipient::EmailAddress::parse(address).is_err()
+            {
+                return Err(Invalid::new(Field::Email, "email_from and email_reply_to must be an address like Shop <codes@example.com>"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What a caller may set when creating a service; unset fields take the defaults.
@@ -46,6 +79,7 @@ pub struct ServiceSettings {
     pub custom_codes: bool,
     /// Whether starts may be payment codes naming an amount and a payee (PSD2).
     pub psd2: bool,
+    pub channels: ChannelSettings,
 }
 
 impl ServiceSettings {
@@ -84,6 +118,10 @@ impl ServiceSettings {
             created_at: now,
             custom_codes: self.custom_codes,
             psd2: self.psd2,
+            channels: {
+                self.channels.validate()?;
+                self.channels
+            },
         })
     }
 }

@@ -2,7 +2,8 @@
 //! resends lives here; the engine loads a record inside a unit of work (which locks it), applies
 //! one of these methods and writes it back in the same transaction, so the rules hold across
 //! threads and instances.
-use crate::model::phone::PhoneNumber;
+use crate::model::recipient::Recipient;
+use crate::model::workflow::{Step, Workflow};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
@@ -37,29 +38,7 @@ impl Status {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    Sms,
-    /// SIM-based: the operator confirms the device holds the number (`silent.rs`); no code.
-    Silent,
-    /// Silent where the device's operator is covered, else (or when it fails) the same
-    /// verification continues by SMS.
-    Auto,
-}
-
-impl Channel {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Sms => "sms",
-            Self::Silent => "silent",
-            Self::Auto => "auto",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Sms, Self::Silent, Self::Auto].into_iter().find(|c| c.as_str() == s)
-    }
-}
+pub use crate::model::workflow::Channel;
 
 /// The rules every verification obeys, whatever API created it.
 #[derive(Clone, Copy, Debug)]
@@ -88,8 +67,17 @@ pub struct CheckRecord {
 pub struct Verification {
     pub id: String,
     pub service_id: String,
-    pub to: PhoneNumber,
+    /// A phone number, or an e-mail address for the `email` channel.
+    pub to: Recipient,
+    /// The channel asked for (`auto`, `silent`, or the first step's).
     pub channel: Channel,
+    /// The steps its code travels by, in order, with one code for all (kept as it was at the
+    /// start: changing the service later does not change a running verification).
+    pub workflow: Workflow,
+    /// The step now running (0 for the first).
+    pub step: u32,
+    /// When the next step starts unless the code is checked first; none on the last step.
+    pub step_due_at: Option<DateTime<Utc>>,
     pub locale: String,
     pub status: Status,
     pub code_length: u8,
@@ -145,6 +133,13 @@ pub enum CancelRefusal {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextRefusal {
+    NotPending(Status),
+    /// The verification is on its last step.
+    NoStepLeft,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SendRefusal {
     NotPending(Status),
     TooManySends,
@@ -192,6 +187,30 @@ impl Verification {
         } else {
             CheckOutcome::Rejected { attempts_left: self.max_attempts - self.attempts }
         }
+    }
+
+    /// The channel of the step now running.
+    pub fn step_channel(&self) -> Channel {
+        self.workflow.step(self.step).map_or(self.workflow.first().channel, |s| s.channel)
+    }
+
+    /// When the step `step` of a verification started at `now` hands over to the next one.
+    pub fn due_after(workflow: &Workflow, step: u32, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let current = workflow.step(step)?;
+        workflow.step(step + 1).map(|_| now + Duration::seconds(i64::from(current.timeout_secs)))
+    }
+
+    /// Starts the next step of the workflow (the same code, by its channel), or refuses when the
+    /// verification ended or is on its last step.
+    pub fn next_step(&mut self, now: DateTime<Utc>) -> Result<Step, NextRefusal> {
+        if self.expire_if_due(now) || self.status != Status::Pending {
+            return Err(NextRefusal::NotPending(self.status));
+        }
+        let next = *self.workflow.step(self.step + 1).ok_or(NextRefusal::NoStepLeft)?;
+        self.step += 1;
+        self.step_due_at = Self::due_after(&self.workflow, self.step, now);
+        self.updated_at = now;
+        Ok(next)
     }
 
     /// Cancels, but only a verification at least `min_age` old (Vonage refuses earlier cancels).

@@ -7,7 +7,7 @@ use phonegate_core::accounts::{AccountSettings, Accounts};
 use phonegate_core::budget::Budgets;
 use phonegate_core::integrations::{Integrations, RedirectClient};
 use phonegate_core::message::DeliveryStatus;
-use phonegate_core::ports::{Observer, SendError, SentSms, Sms, SmsSender};
+use phonegate_core::ports::{Accepted, MessageSender, Observer, Outgoing, SendError};
 use phonegate_core::silent::{SilentRoutes, SilentRouting, Simulator};
 use phonegate_core::{Caller, Channel, CoreParts, DeliveryTimes, Limits, ManualClock, PhonePolicy, Status, Verifier};
 use std::net::IpAddr;
@@ -127,7 +127,7 @@ impl Core {
 
 /// An SMS start to `to` in the default service.
 pub fn request(to: &str) -> phonegate_core::StartRequest {
-    phonegate_core::StartRequest { service: None, to: to.into(), channel: Channel::Sms, locale: None, options: Default::default() }
+    phonegate_core::StartRequest { service: None, to: to.into(), channel: Some(Channel::Sms), locale: None, options: Default::default() }
 }
 
 /// The server itself (every service, no end-user address, so no IP budget).
@@ -172,9 +172,9 @@ pub enum SendMode {
     Reject,
 }
 
-/// An `SmsSender` that keeps every message it was given, sent or not.
+/// An `MessageSender` that keeps every message it was given, sent or not.
 pub struct RecordingSender {
-    sent: Mutex<Vec<Sms>>,
+    sent: Mutex<Vec<Outgoing>>,
     mode: Mutex<SendMode>,
     arrived: tokio::sync::Notify,
 }
@@ -191,7 +191,7 @@ impl RecordingSender {
     }
 
     /// Every message given to `to`, oldest first.
-    pub fn to(&self, to: &str) -> Vec<Sms> {
+    pub fn to(&self, to: &str) -> Vec<Outgoing> {
         self.sent.lock().unwrap().iter().filter(|s| s.to.as_str() == to).cloned().collect()
     }
 
@@ -203,7 +203,7 @@ impl RecordingSender {
     /// Waits until `to` was given at least `n` messages and returns the `n`th. Sends may go on in
     /// the background (login codes): this waits for them. The 30 s bound only stops a broken test
     /// from hanging.
-    pub async fn wait_for(&self, to: &str, n: usize) -> Sms {
+    pub async fn wait_for(&self, to: &str, n: usize) -> Outgoing {
         let wait = async {
             loop {
                 let arrived = self.arrived.notified();
@@ -218,13 +218,13 @@ impl RecordingSender {
 }
 
 #[async_trait::async_trait]
-impl SmsSender for RecordingSender {
-    async fn send(&self, sms: &Sms) -> Result<SentSms, SendError> {
+impl MessageSender for RecordingSender {
+    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
         let mode = *self.mode.lock().unwrap();
         self.sent.lock().unwrap().push(sms.clone());
         self.arrived.notify_waiters();
         match mode {
-            SendMode::Accept => Ok(SentSms { provider: "recorder".into(), provider_message_id: Some(format!("rec-{}", sms.message_id)) }),
+            SendMode::Accept => Ok(Accepted { provider: "recorder".into(), provider_message_id: Some(format!("rec-{}", sms.message_id)) }),
             SendMode::Fail => Err(SendError::unavailable("the test's provider is down")),
             SendMode::Reject => Err(SendError::Rejected("the test's provider refused the recipient".into())),
         }

@@ -18,7 +18,7 @@ async fn simulator() -> Core {
 }
 
 async fn start(core: &Core, to: &str, channel: Channel) -> Started {
-    core.verifier.start(&admin(), phonegate_core::StartRequest { channel, ..request(to) }).await.unwrap()
+    core.verifier.start(&admin(), phonegate_core::StartRequest { channel: Some(channel), ..request(to) }).await.unwrap()
 }
 
 /// The device's way: it opens the check URL (phonegate's `/silent/{token}`), goes on to the
@@ -121,7 +121,7 @@ async fn the_sweep_times_out_checks_the_device_never_finished() {
 async fn without_a_silent_provider_silent_is_refused_and_auto_is_sms() {
     let core = Core::new().await;
     let to = fresh_number();
-    let silent = core.verifier.start(&admin(), phonegate_core::StartRequest { channel: Channel::Silent, ..request(&to) }).await;
+    let silent = core.verifier.start(&admin(), phonegate_core::StartRequest { channel: Some(Channel::Silent), ..request(&to) }).await;
     assert!(matches!(silent, Err(VerifyError::SilentUnavailable)), "{silent:?}");
     let auto = start(&core, &to, Channel::Auto).await;
     assert!(auto.check_url.is_none());

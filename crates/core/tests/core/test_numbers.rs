@@ -34,11 +34,11 @@ async fn a_test_number_gets_its_fixed_code_and_nothing_is_given_to_the_sender() 
     assert_eq!((v.status, outcome), (Status::Approved, CheckOutcome::Approved));
 
     // `auto`: no silent provider is asked, the code goes on at once.
-    let auto = core.verifier.start(&admin(), phonegate_core::StartRequest { channel: Channel::Auto, ..request(TEST) }).await.unwrap();
+    let auto = core.verifier.start(&admin(), phonegate_core::StartRequest { channel: Some(Channel::Auto), ..request(TEST) }).await.unwrap();
     assert!(auto.verification.test && auto.check_url.is_none() && auto.message_id.is_some());
     assert_eq!(core.verifier.check(&admin(), &auto.verification.id, CODE, None).await.unwrap().1, CheckOutcome::Approved);
     // `silent` has nothing to check.
-    let silent = core.verifier.start(&admin(), phonegate_core::StartRequest { channel: Channel::Silent, ..request(TEST) }).await;
+    let silent = core.verifier.start(&admin(), phonegate_core::StartRequest { channel: Some(Channel::Silent), ..request(TEST) }).await;
     assert!(matches!(&silent, Err(VerifyError::InvalidParameter { field, .. }) if field.as_str() == "channel"), "{silent:?}");
 
     assert_eq!(core.queued_for(TEST).await, 3, "three messages recorded");

@@ -26,7 +26,7 @@ pub fn page_routes() -> axum::Router<AppState> {
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxQuery {
-    /// Only messages to this number.
+    /// Only messages to this number (or e-mail address).
     to: Option<String>,
     /// At most this many messages (default 50, at most 500).
     limit: Option<u32>,
@@ -40,8 +40,19 @@ pub struct OutboxView {
 /// A message the dev outbox stored instead of sending it (the body shows the code).
 #[derive(Serialize, ToSchema)]
 pub struct OutboxMessageView {
+    /// sms, voice (the body is what the call says), whatsapp (the template's text with its
+    /// code) or email.
+    #[schema(value_type = String, example = "sms")]
+    channel: phonegate_core::Channel,
     to: String,
+    /// The text; for a call, what it says; for an e-mail, its text part.
     body: String,
+    /// An e-mail's subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    /// An e-mail's HTML part.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    html: Option<String>,
     verification_id: Option<String>,
     created_at: DateTime<Utc>,
     /// Given to a configured test number (its fixed code): recorded, never sent.
@@ -108,7 +119,19 @@ async fn list(
     let messages = messages(&s, &caller, q).await?;
     let messages = messages
         .into_iter()
-        .map(|m| OutboxMessageView { to: m.to, body: m.body, verification_id: m.verification_id, created_at: m.created_at, test: m.test })
+        .map(|m| {
+            let (subject, html) = m.email.map_or((None, None), |(s, h)| (Some(s), Some(h)));
+            OutboxMessageView {
+                channel: m.channel,
+                to: m.to,
+                body: m.body,
+                subject,
+                html,
+                verification_id: m.verification_id,
+                created_at: m.created_at,
+                test: m.test,
+            }
+        })
         .collect();
     Ok(Json(OutboxView { messages }))
 }

@@ -35,6 +35,16 @@ pub struct CreateServiceBody {
     /// `/verify/psd2/json`).
     #[serde(default)]
     psd2: bool,
+    /// The steps a verification takes when the start names no channel (and, for `auto`, those
+    /// that fit the number), as in `POST /api/verifications`: default one SMS.
+    workflow: Option<Vec<super::verifications::StepBody>>,
+    /// `From` of its e-mails (`Shop <codes@example.com>`), else the e-mail provider's `from`.
+    email_from: Option<String>,
+    /// `Reply-To` of its e-mails.
+    email_reply_to: Option<String>,
+    /// A call waits for a key press before it speaks the code (Twilio `DtmfInputRequired`).
+    #[serde(default)]
+    voice_key_press: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,6 +56,11 @@ pub struct ServiceView {
     templates: BTreeMap<String, String>,
     custom_codes: bool,
     psd2: bool,
+    /// Its default workflow: steps with `channel` and `timeout_secs`.
+    workflow: Vec<super::verifications::WorkflowStep>,
+    email_from: Option<String>,
+    email_reply_to: Option<String>,
+    voice_key_press: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -59,6 +74,10 @@ impl From<Service> for ServiceView {
             templates: s.templates,
             custom_codes: s.custom_codes,
             psd2: s.psd2,
+            workflow: super::verifications::workflow_view(&s.channels.workflow),
+            email_from: s.channels.email_from,
+            email_reply_to: s.channels.email_reply_to,
+            voice_key_press: s.channels.voice_key_press,
             created_at: s.created_at,
         }
     }
@@ -86,6 +105,12 @@ async fn create(
         templates: b.templates,
         custom_codes: b.custom_codes,
         psd2: b.psd2,
+        channels: phonegate_core::service::ChannelSettings {
+            workflow: b.workflow.map(super::verifications::workflow).transpose()?.unwrap_or_default(),
+            email_from: b.email_from,
+            email_reply_to: b.email_reply_to,
+            voice_key_press: b.voice_key_press,
+        },
     };
     Ok((StatusCode::CREATED, Json(s.core.catalog.create_service(&caller, settings).await?.into())))
 }

@@ -9,6 +9,7 @@ use phonegate_core::error::Field;
 use phonegate_core::ids::is_id;
 use phonegate_core::message::DeliveryStatus;
 use phonegate_core::psd2::Psd2;
+use phonegate_core::workflow::{Step, Workflow};
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, Verification, VerifyError};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
@@ -22,18 +23,71 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(check))
         .routes(routes!(check_number))
         .routes(routes!(cancel))
+        .routes(routes!(next))
+}
+
+/// One step of a workflow a start asks for.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// `sms`, `voice`, `whatsapp` or `email`.
+    channel: String,
+    /// Seconds the code may wait to be checked before the next step starts: 15 to 900 (default
+    /// 120). Ignored on the last step.
+    timeout_secs: Option<u32>,
+}
+
+/// One step of a workflow as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct WorkflowStep {
+    #[schema(value_type = String, example = "sms")]
+    channel: Channel,
+    timeout_secs: u32,
+}
+
+/// A workflow's steps as the API shows them.
+pub(super) fn workflow_view(w: &Workflow) -> Vec<WorkflowStep> {
+    w.steps().iter().map(|s| WorkflowStep { channel: s.channel, timeout_secs: s.timeout_secs }).collect()
+}
+
+/// A request's workflow in the core's terms.
+pub(super) fn workflow(steps: Vec<StepBody>) -> Result<Workflow, ApiError> {
+    let steps = steps
+        .into_iter()
+        .map(|s| {
+            let channel = parse_channel(&s.channel)?;
+            Ok(Step::new(channel, s.timeout_secs).map_err(VerifyError::from)?)
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(Workflow::new(steps).map_err(VerifyError::from)?)
+}
+
+fn parse_channel(c: &str) -> Result<Channel, ApiError> {
+    Channel::parse(c).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "channel_not_supported",
+            format!("channel `{c}` is not supported; use sms, voice, whatsapp, email, silent or auto"),
+        )
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartBody {
-    /// Phone number, E.164 (`+4915123456789`) or national format with the configured default region.
+    /// Phone number, E.164 (`+4915123456789`) or national format with the configured default
+    /// region; for the `email` channel, an e-mail address.
     to: String,
-    /// `sms` (default); `silent`: the operator confirms the number when the device opens the
-    /// answer's `silent.check_url` over mobile data (no code); `auto`: silent where the device's
-    /// operator is covered, and the same verification continues by SMS when it is not, the device
-    /// is on WiFi, the check fails or times out.
+    /// `sms`, `voice` (a call speaks the code), `whatsapp`, `email`; `silent`: the operator
+    /// confirms the number when the device opens the answer's `silent.check_url` over mobile
+    /// data (no code); `auto`: silent where the device's operator is covered, else (or when it
+    /// fails) the service's workflow, keeping the steps that fit the number (a landline gets a
+    /// call). Omitted: the service's workflow (one SMS unless the service sets another).
     channel: Option<String>,
+    /// The steps the one code takes, in order, e.g. `[{"channel": "whatsapp", "timeout_secs": 60},
+    /// {"channel": "sms", "timeout_secs": 60}, {"channel": "voice"}]`: the next step starts when
+    /// a step's time passes, when its message fails, or on `POST /api/verifications/{id}/next`.
+    workflow: Option<Vec<StepBody>>,
     /// Service id (`VA…`) or name; the default service when omitted.
     service: Option<String>,
     /// Language of the message: any of the 38 locales Twilio Verify lists (`en`, `de`, `pt-BR`,
@@ -103,6 +157,11 @@ pub struct VerificationView {
     failure_reason: Option<String>,
     /// For a configured test number: its code is the fixed one, and nothing was sent to it.
     test: bool,
+    /// The steps of its workflow (channel and `timeout_secs`), and the index of the running one.
+    workflow: Vec<WorkflowStep>,
+    step: u32,
+    /// When the next step starts unless the code is checked first (none on the last step).
+    next_step_at: Option<DateTime<Utc>>,
 }
 
 impl From<Verification> for VerificationView {
@@ -126,6 +185,9 @@ impl From<Verification> for VerificationView {
             failed_at: v.failed_at,
             failure_reason: v.failure_reason,
             test: v.test,
+            workflow: workflow_view(&v.workflow),
+            step: v.step,
+            next_step_at: v.step_due_at.filter(|_| v.status == Status::Pending),
         }
     }
 }
@@ -134,6 +196,9 @@ impl From<Verification> for VerificationView {
 #[derive(Serialize, ToSchema)]
 pub struct DeliveryView {
     id: String,
+    /// sms, voice, whatsapp or email
+    #[schema(value_type = String, example = "sms")]
+    channel: Channel,
     /// queued, sending, sent, delivered, undelivered, failed
     #[schema(value_type = String, example = "delivered")]
     status: DeliveryStatus,
@@ -151,10 +216,26 @@ pub struct VerificationDetail {
     #[serde(flatten)]
     verification: VerificationView,
     messages: Vec<DeliveryView>,
+    /// The workflow's steps as they stand: each with its channel, `timeout_secs`, `status`
+    /// (`waiting` until it starts, then its message's delivery status), `started_at` and
+    /// `message_id`.
+    steps: Vec<StepView>,
     /// The silent check of a `silent` or `auto` verification.
     silent: Option<super::silent::SilentView>,
     /// Which channel approved it (`sms` or `silent`), once approved.
     approved_channel: Option<String>,
+}
+
+/// One workflow step as it stands.
+#[derive(Serialize, ToSchema)]
+pub struct StepView {
+    #[schema(value_type = String, example = "sms")]
+    channel: Channel,
+    timeout_secs: u32,
+    /// `waiting`, or queued, sending, sent, delivered, undelivered, failed.
+    status: String,
+    started_at: Option<DateTime<Utc>>,
+    message_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -191,16 +272,8 @@ async fn start(
     uri: axum::http::Uri,
     ApiJson(b): ApiJson<StartBody>,
 ) -> Result<(StatusCode, Json<StartedView>), ApiError> {
-    let channel = match b.channel.as_deref() {
-        None => Channel::Sms,
-        Some(c) => Channel::parse(c).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "channel_not_supported",
-                format!("channel `{c}` is not supported; use sms, silent or auto"),
-            )
-        })?,
-    };
+    let channel = b.channel.as_deref().map(parse_channel).transpose()?;
+    let workflow = b.workflow.map(workflow).transpose()?;
     let caller = for_end_user(caller, b.client_ip.as_deref())?;
     let started = s
         .core
@@ -213,6 +286,7 @@ async fn start(
                 channel,
                 locale: b.locale,
                 options: StartOptions {
+                    workflow,
                     app_hash: b.app_hash,
                     custom_code: b.custom_code,
                     psd2: Psd2::from_parts(b.amount.as_deref(), b.payee.as_deref()).map_err(phonegate_core::VerifyError::from)?,
@@ -252,11 +326,23 @@ async fn get(
     let detail = s.core.verifier.detail(&caller, &id).await?;
     let approved_channel = detail.approved_channel().map(|c| c.as_str().to_string());
     let silent = detail.silent.as_ref().map(|c| super::silent::SilentView::new(c, None));
+    let steps = detail
+        .steps()
+        .into_iter()
+        .map(|st| StepView {
+            channel: st.channel,
+            timeout_secs: st.timeout_secs,
+            status: st.status.map_or("waiting", |d| d.as_str()).to_string(),
+            started_at: st.started_at,
+            message_id: st.message_id,
+        })
+        .collect();
     let (verification, messages) = (detail.verification, detail.messages);
     let messages = messages
         .into_iter()
         .map(|m| DeliveryView {
             id: m.id,
+            channel: m.channel,
             status: m.status,
             provider: m.provider,
             provider_message_id: m.provider_message_id,
@@ -265,7 +351,7 @@ async fn get(
             updated_at: m.updated_at,
         })
         .collect();
-    Ok(Json(VerificationDetail { verification: verification.into(), messages, silent, approved_channel }))
+    Ok(Json(VerificationDetail { verification: verification.into(), messages, steps, silent, approved_channel }))
 }
 
 fn check_view(
@@ -334,4 +420,19 @@ async fn cancel(
 ) -> Result<Json<VerificationView>, ApiError> {
     known_id(&id)?;
     Ok(Json(s.core.verifier.cancel(&caller, &id).await?.into()))
+}
+
+/// Start the next step of a verification's workflow now (the same code, by the step's channel),
+/// without waiting for the running step's time to pass.
+#[utoipa::path(post, path = "/api/verifications/{id}/next", tag = "verifications", params(("id" = String, Path)),
+    responses((status = 200, body = VerificationView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "no_next_step: on the last step; or not pending (verification_approved, …)"),
+        (status = 429, body = ErrorBody, description = "send_budget_exceeded: the step's channel budget; `Retry-After` says when to retry")))]
+async fn next(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<VerificationView>, ApiError> {
+    known_id(&id)?;
+    Ok(Json(s.core.verifier.next(&caller, &id).await?.into()))
 }

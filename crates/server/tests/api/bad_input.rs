@@ -58,7 +58,7 @@ async fn premium_rate_numbers_can_be_allowed_by_configuration() {
 async fn bad_parameters_and_unknown_things() {
     let app = TestApp::spawn().await;
     let to = fresh_number();
-    expect_error(app.post("/api/verifications", json!({ "to": to, "channel": "voice" })).await, 400, "channel_not_supported").await;
+    expect_error(app.post("/api/verifications", json!({ "to": to, "channel": "fax" })).await, 400, "channel_not_supported").await;
     expect_error(app.post("/api/verifications", json!({ "to": to, "locale": "<b>" })).await, 400, "invalid_parameter").await;
     expect_error(app.post("/api/verifications", json!({ "to": to, "service": "nope" })).await, 404, "service_not_found").await;
     let id = app.start(&to).await["id"].as_str().unwrap().to_string();

@@ -179,6 +179,7 @@ pub mod providers {
             kind: ProviderKind::Http(WebhookSettings { url: url.into(), secret: Secret::new("whsec") }),
             timeout: Duration::from_millis(timeout_ms),
             retries: 0,
+            channels: None,
         }
     }
 
@@ -195,6 +196,7 @@ pub mod providers {
             }),
             timeout: Duration::from_millis(timeout_ms),
             retries: 0,
+            channels: None,
         }
     }
 
@@ -210,6 +212,7 @@ pub mod providers {
             }),
             timeout: Duration::from_secs(30),
             retries: 0,
+            channels: None,
         }
     }
 }

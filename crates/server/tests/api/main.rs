@@ -50,3 +50,4 @@ mod tokens;
 mod vendor_specs;
 mod verifications;
 mod webhooks;
+mod workflows;

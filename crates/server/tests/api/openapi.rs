@@ -53,6 +53,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/verifications/check"),
     ("get", "/api/verifications/{id}"),
     ("post", "/api/verifications/{id}/cancel"),
+    ("post", "/api/verifications/{id}/next"),
     ("post", "/api/verifications/{id}/check"),
     ("post", "/api/verifications/{id}/fallback"),
     ("get", "/api/coverage"),
@@ -338,6 +339,24 @@ async fn every_documented_response_matches_what_the_server_sends() {
     api.call("post", "/api/verifications/{id}/cancel", post(&cancel, json!({})), 409).await;
     let unknown = "/api/verifications/VE0123456789abcdef0123456789abcdef/cancel";
     api.call("post", "/api/verifications/{id}/cancel", post(unknown, json!({})), 404).await;
+
+    // A workflow's next step, until none is left; a number's fourth call in ten minutes is over
+    // the voice budget.
+    let steps = json!({ "to": fresh_number(), "workflow": [{ "channel": "sms", "timeout_secs": 900 }, { "channel": "voice" }, { "channel": "voice" }, { "channel": "voice" }, { "channel": "voice" }] });
+    let flow = api.call("post", "/api/verifications", post("/api/verifications", steps), 201).await;
+    let next = format!("/api/verifications/{}/next", flow["id"].as_str().unwrap());
+    for step in 1..=3 {
+        let r = api.call("post", "/api/verifications/{id}/next", post(&next, json!({})), 200).await;
+        assert_eq!(r["step"], step, "{r}");
+    }
+    let r = api.call("post", "/api/verifications/{id}/next", post(&next, json!({})), 429).await;
+    assert_eq!(r["error"]["code"], "send_budget_exceeded");
+    let single = api.call("post", "/api/verifications", post("/api/verifications", json!({ "to": fresh_number() })), 201).await;
+    let last = format!("/api/verifications/{}/next", single["id"].as_str().unwrap());
+    let r = api.call("post", "/api/verifications/{id}/next", post(&last, json!({})), 409).await;
+    assert_eq!(r["error"]["code"], "no_next_step");
+    let unknown = "/api/verifications/VE0123456789abcdef0123456789abcdef/next";
+    api.call("post", "/api/verifications/{id}/next", post(unknown, json!({})), 404).await;
 
     // Ten wrong codes for one number (the default guess budget per hour, across verifications)
     // lock its checks: 429 on both check endpoints, even for the right code.

@@ -4,18 +4,20 @@ use super::{Db, Repo, Row, args};
 use chrono::{DateTime, Utc};
 use phonegate_core::apikey::{ApiKey, KeyScope};
 use phonegate_core::ports::{ApiKeyReads, ApiKeyWrites, SecretWrites, ServiceReads, ServiceWrites, StoreError, StoreResult};
-use phonegate_core::service::Service;
+use phonegate_core::service::{ChannelSettings, Service};
+use phonegate_core::workflow::Workflow;
 
 static INSERT_SERVICE: Sql = Sql::new(
-    "INSERT INTO services (id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+    "INSERT INTO services (id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, workflow, email_from, email_reply_to, voice_key_press) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
      ON CONFLICT (name) DO NOTHING",
 );
 static SERVICE: Sql = Sql::new(
-    "SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2 FROM services \
+    "SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, workflow, email_from, email_reply_to, voice_key_press FROM services \
      WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1",
 );
-static SERVICES: Sql =
-    Sql::new("SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2 FROM services ORDER BY name");
+static SERVICES: Sql = Sql::new(
+    "SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, workflow, email_from, email_reply_to, voice_key_press FROM services ORDER BY name",
+);
 static INSERT_KEY: Sql = Sql::new(
     "INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at, scope, service_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
 );
@@ -39,6 +41,15 @@ fn service(mut r: Row) -> StoreResult<Service> {
         created_at: r.ts(5)?,
         custom_codes: r.int(6)? != 0,
         psd2: r.int(7)? != 0,
+        channels: ChannelSettings {
+            workflow: match r.opt_text(8)? {
+                Some(w) => Workflow::parse(&w).map_err(|e| StoreError::Other(format!("service workflow: {e}")))?,
+                None => Workflow::default(),
+            },
+            email_from: r.opt_text(9)?,
+            email_reply_to: r.opt_text(10)?,
+            voice_key_press: r.int(11)? != 0,
+        },
     })
 }
 
@@ -72,7 +83,11 @@ impl<D: Db> ServiceWrites for Repo<D> {
             &templates,
             s.created_at,
             i64::from(s.custom_codes),
-            i64::from(s.psd2)
+            i64::from(s.psd2),
+            (s.channels.workflow != Workflow::default()).then(|| s.channels.workflow.encode()),
+            s.channels.email_from.as_deref(),
+            s.channels.email_reply_to.as_deref(),
+            i64::from(s.channels.voice_key_press)
         ];
         Ok(self.exec(&INSERT_SERVICE, args)? == 1)
     }

@@ -2,23 +2,23 @@
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
 use chrono::{DateTime, Utc};
-use phonegate_core::PhoneNumber;
 use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
 use phonegate_core::ports::{
     InboundWrites, Lease, MessageReads, MessageResult, MessageWrites, OptOutReads, OptOutWrites, StoreError, StoreResult,
 };
+use phonegate_core::{Channel, PhoneNumber, Recipient};
 
 macro_rules! columns {
     () => {
         "id, verification_id, service, to_number, body_sealed, resend, status, provider, provider_message_id, error, \
-         claims, created_at, updated_at"
+         claims, created_at, updated_at, channel, step"
     };
 }
 
 static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO messages (",
     columns!(),
-    ", lease_token, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    ", lease_token, lease_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
 ));
 /// Several instances claim at once: each skips the rows another is claiming. The first
 /// `status IN (…)` is the condition of the partial index `messages_due`: without it the OR keeps
@@ -81,7 +81,7 @@ fn decode(mut r: Row) -> StoreResult<Message> {
         id: r.text(0)?,
         verification_id: r.opt_text(1)?,
         service: r.opt_text(2)?,
-        to: PhoneNumber::from_trusted(r.text(3)?),
+        to: Recipient::from_trusted(r.text(3)?),
         body_sealed: r.blob(4)?,
         resend: r.bool(5)?,
         status: DeliveryStatus::parse(&status).ok_or_else(|| StoreError::Other(format!("unknown delivery status `{status}`")))?,
@@ -91,6 +91,11 @@ fn decode(mut r: Row) -> StoreResult<Message> {
         claims: r.int(10)? as u32,
         created_at: r.ts(11)?,
         updated_at: r.ts(12)?,
+        channel: {
+            let c = r.text(13)?;
+            Channel::parse(&c).ok_or_else(|| StoreError::Other(format!("unknown channel `{c}`")))?
+        },
+        step: r.opt_int(14)?.map(|s| s as u32),
     })
 }
 
@@ -132,6 +137,8 @@ impl<D: Db> MessageWrites for Repo<D> {
             m.claims,
             m.created_at,
             m.updated_at,
+            m.channel.as_str(),
+            m.step.map(i64::from),
             lease.map(|l| l.token.as_str()),
             lease.map(|l| l.until),
         ];

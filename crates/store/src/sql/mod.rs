@@ -54,6 +54,11 @@ impl From<Option<&str>> for Value {
         Self::Text(v.map(str::to_string))
     }
 }
+impl From<Option<String>> for Value {
+    fn from(v: Option<String>) -> Self {
+        Self::Text(v)
+    }
+}
 impl From<&Option<String>> for Value {
     fn from(v: &Option<String>) -> Self {
         Self::Text(v.clone())

@@ -4,21 +4,23 @@ use super::{Db, Repo, Row, args};
 use chrono::{DateTime, Utc};
 use phonegate_core::ports::{StoreError, StoreResult, VerificationReads, VerificationWrites};
 use phonegate_core::verification::CheckRecord;
-use phonegate_core::{Channel, PhoneNumber, Status, Verification};
+use phonegate_core::workflow::Workflow;
+use phonegate_core::{Channel, PhoneNumber, Recipient, Status, Verification};
 
 /// The column list, as a macro so statements stay `&'static str`.
 macro_rules! columns {
     () => {
         "id, service_id, to_number, channel, locale, status, code_length, code_digest, code_sealed, \
          attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, canceled_at, \
-         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand, app_hash, psd2_amount, psd2_payee, test"
+         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand, app_hash, psd2_amount, psd2_payee, test, \
+         workflow, step, step_due_at"
     };
 }
 
 static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO verifications (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) \
      ON CONFLICT (service_id, to_number) WHERE status = 'pending' DO NOTHING"
 ));
 static BY_ID: Sql = Sql::new(concat!("SELECT ", columns!(), " FROM verifications WHERE id = $1 FOR UPDATE"));
@@ -41,7 +43,7 @@ static LATEST_SILENT: Sql = Sql::new(concat!(
 static UPDATE: Sql = Sql::new(
     "UPDATE verifications SET locale = $1, status = $2, attempts = $3, sends = $4, send_window_started_at = $5, \
      updated_at = $6, approved_at = $7, canceled_at = $8, expired_at = $9, max_attempts_reached_at = $10, \
-     failed_at = $11, failure_reason = $12, version = version + 1 WHERE id = $13 AND version = $14",
+     failed_at = $11, failure_reason = $12, step = $13, step_due_at = $14, version = version + 1 WHERE id = $15 AND version = $16",
 );
 static EXPIRE_DUE: Sql = Sql::new(
     "UPDATE verifications SET status = 'expired', expired_at = expires_at, updated_at = $1, version = version + 1 \
@@ -85,8 +87,14 @@ fn decode(mut r: Row) -> StoreResult<Verification> {
     Ok(Verification {
         id: r.text(0)?,
         service_id: r.text(1)?,
-        to: PhoneNumber::from_trusted(r.text(2)?),
+        to: Recipient::from_trusted(r.text(2)?),
         channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel))?,
+        workflow: match r.opt_text(28)? {
+            Some(w) => Workflow::parse(&w).map_err(|_| corrupt("workflow", &w))?,
+            None => Workflow::single(Channel::parse(&channel).filter(|c| c.carries_code()).unwrap_or(Channel::Sms)),
+        },
+        step: r.int(29)? as u32,
+        step_due_at: r.opt_ts(30)?,
         locale: r.text(4)?,
         status: Status::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         code_length: r.int(6)? as u8,
@@ -121,7 +129,7 @@ impl<D: Db> VerificationReads for Repo<D> {
         self.row(&BY_ID, args![id])?.map(decode).transpose()
     }
 
-    fn pending_verification(&mut self, service_id: &str, to: &PhoneNumber) -> StoreResult<Option<Verification>> {
+    fn pending_verification(&mut self, service_id: &str, to: &Recipient) -> StoreResult<Option<Verification>> {
         self.row(&PENDING, args![service_id, to.as_str()])?.map(decode).transpose()
     }
 
@@ -143,9 +151,14 @@ impl<D: Db> VerificationReads for Repo<D> {
         &mut self,
         since: DateTime<Utc>,
         limit: u32,
-    ) -> StoreResult<Vec<(PhoneNumber, DateTime<Utc>, Option<DateTime<Utc>>)>> {
+    ) -> StoreResult<Vec<(Recipient, DateTime<Utc>, Option<DateTime<Utc>>)>> {
         let rows = self.rows(&RECENT, args![since, limit])?;
-        rows.into_iter().map(|mut r| Ok((PhoneNumber::from_trusted(r.text(0)?), r.ts(1)?, r.opt_ts(2)?))).collect()
+        rows.into_iter().map(|mut r| Ok((Recipient::from_trusted(r.text(0)?), r.ts(1)?, r.opt_ts(2)?))).collect()
+    }
+
+    fn due_steps(&mut self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<String>> {
+        let rows = self.rows(&DUE_STEPS, args![now, limit])?;
+        rows.into_iter().map(|mut r| r.text(0)).collect()
     }
 }
 
@@ -180,6 +193,9 @@ impl<D: Db> VerificationWrites for Repo<D> {
             &v.psd2.as_ref().map(|p| p.amount.clone()),
             &v.psd2.as_ref().map(|p| p.payee.clone()),
             v.test,
+            (v.workflow != Workflow::single(v.channel)).then(|| v.workflow.encode()),
+            v.step,
+            v.step_due_at,
         ];
         Ok(self.exec(&INSERT, args)? == 1)
     }
@@ -198,6 +214,8 @@ impl<D: Db> VerificationWrites for Repo<D> {
             v.max_attempts_reached_at,
             v.failed_at,
             &v.failure_reason,
+            v.step,
+            v.step_due_at,
             &v.id,
             v.version,
         ];
@@ -229,5 +247,8 @@ impl<D: Db> VerificationWrites for Repo<D> {
     }
 }
 
+static DUE_STEPS: Sql = Sql::new(
+    "SELECT id FROM verifications WHERE status = 'pending' AND step_due_at IS NOT NULL AND step_due_at <= $1 ORDER BY step_due_at LIMIT $2",
+);
 static RECENT: Sql =
     Sql::new("SELECT to_number, created_at, approved_at FROM verifications WHERE created_at >= $1 ORDER BY created_at DESC LIMIT $2");

@@ -6,7 +6,7 @@ use phonegate_core::message::{DeliveryStatus, InboundMessage, Message};
 use phonegate_core::ports::{self, Lease, MessageResult, Store, StoreError};
 use phonegate_core::service::ServiceSettings;
 use phonegate_core::silent::{self, CheckState, Reason, SilentCheck};
-use phonegate_core::{Channel, PhoneNumber, Status, Verification};
+use phonegate_core::{Channel, PhoneNumber, Recipient, Status, Verification};
 use std::sync::Arc;
 
 struct Backend {
@@ -62,7 +62,10 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
     Verification {
         id: id.into(),
         service_id: service_id.into(),
-        to: PhoneNumber::from_trusted(to.into()),
+        to: Recipient::from_trusted(to.into()),
+        workflow: Default::default(),
+        step: 0,
+        step_due_at: None,
         channel: Channel::Sms,
         locale: "de".into(),
         status: Status::Pending,

@@ -6,7 +6,9 @@ pub(crate) fn message(id: &str, verification_id: &str) -> Message {
         id: id.into(),
         verification_id: Some(verification_id.into()),
         service: Some("q".into()),
-        to: PhoneNumber::from_trusted("+4915100000009".into()),
+        to: Recipient::from_trusted("+4915100000009".into()),
+        channel: Channel::Sms,
+        step: None,
         body_sealed: vec![9, 9],
         resend: false,
         status: DeliveryStatus::Queued,
@@ -97,7 +99,7 @@ async fn the_outbox_lists_the_messages_the_outbox_provider_took_and_test_numbers
         {
             let id = format!("SMo{i}");
             let m = Message {
-                to: to(number),
+                to: to(number).into(),
                 status: DeliveryStatus::Sending,
                 created_at: t0() + Duration::seconds(i as i64),
                 ..message(&id, "VEo")
@@ -111,7 +113,7 @@ async fn the_outbox_lists_the_messages_the_outbox_provider_took_and_test_numbers
             };
             assert!(write!(s, [id, done], |tx| tx.finish_message(&id, "t", &done, t0())).unwrap());
         }
-        queue(s, Message { to: to("+4915100000009"), ..message("SMqueued", "VEo") }, None).await;
+        queue(s, Message { to: to("+4915100000009").into(), ..message("SMqueued", "VEo") }, None).await;
         let ids = async |number: Option<&'static str>, limit| -> Vec<String> {
             read!(s, [], |tx| tx.outbox(number, limit)).unwrap().into_iter().map(|m| m.id).collect()
         };

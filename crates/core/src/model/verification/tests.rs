@@ -11,8 +11,11 @@ fn pending() -> Verification {
     Verification {
         id: "VE1".into(),
         service_id: "VA1".into(),
-        to: PhoneNumber::from_trusted("+4915123456789".into()),
+        to: Recipient::from_trusted("+4915123456789".into()),
         channel: Channel::Sms,
+        workflow: Workflow::default(),
+        step: 0,
+        step_due_at: None,
         locale: "en".into(),
         status: Status::Pending,
         code_length: 6,
@@ -40,6 +43,22 @@ fn pending() -> Verification {
 }
 
 const L: Limits = Limits { max_attempts: 5, max_sends: 5, send_window: Duration::minutes(10) };
+
+#[test]
+fn a_workflow_moves_step_by_step_and_refuses_past_its_last() {
+    let mut v = pending();
+    v.workflow = Workflow::parse("sms:60,voice:30,voice:90").unwrap();
+    v.step_due_at = Verification::due_after(&v.workflow, 0, t0());
+    assert_eq!(v.step_due_at, Some(t0() + Duration::seconds(60)));
+    let at = t0() + Duration::seconds(61);
+    assert_eq!(v.next_step(at).map(|s| s.channel), Ok(Channel::Voice));
+    assert_eq!((v.step, v.step_due_at), (1, Some(at + Duration::seconds(30))));
+    assert_eq!(v.next_step(at).map(|s| s.timeout_secs), Ok(90));
+    assert_eq!((v.step, v.step_due_at, v.step_channel()), (2, None, Channel::Voice));
+    assert_eq!(v.next_step(at), Err(NextRefusal::NoStepLeft));
+    v.cancel(at).unwrap();
+    assert_eq!(v.next_step(at), Err(NextRefusal::NotPending(Status::Canceled)));
+}
 
 #[test]
 fn right_code_approves_once() {

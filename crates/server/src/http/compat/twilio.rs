@@ -351,11 +351,19 @@ async fn start(
     let service = s.core.catalog.service(&auth.0, Some(&sid)).await?;
     let to = p.get("To").ok_or_else(|| TwilioError::invalid("Missing required parameter To in the post body"))?;
     let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
-    // Twilio's channel names: `sms`, and `sna` (Silent Network Auth: phonegate's silent channel).
+    // Twilio's channel names: `sms`, `call`, `whatsapp`, `email`, and `sna` (Silent Network
+    // Auth: phonegate's silent channel).
     let channel = match channel {
         "sms" => Channel::Sms,
+        "call" => Channel::Voice,
+        "whatsapp" => Channel::Whatsapp,
+        "email" => Channel::Email,
         "sna" => Channel::Silent,
-        other => return Err(TwilioError::invalid(format!("Invalid parameter `Channel`: {other} is not supported; use sms or sna"))),
+        other => {
+            return Err(TwilioError::invalid(format!(
+                "Invalid parameter `Channel`: {other} is not supported; use sms, call, whatsapp, email or sna"
+            )));
+        }
     };
     let options = StartOptions {
         brand: p.get("CustomFriendlyName").map(str::to_string),
@@ -364,7 +372,13 @@ async fn start(
         psd2: Psd2::from_parts(p.get("Amount"), p.get("Payee")).map_err(phonegate_core::VerifyError::from)?,
         ..Default::default()
     };
-    let req = StartRequest { service: Some(service.id), to: to.into(), channel, locale: p.get("Locale").map(str::to_string), options };
+    let req = StartRequest {
+        service: Some(service.id),
+        to: to.into(),
+        channel: Some(channel),
+        locale: p.get("Locale").map(str::to_string),
+        options,
+    };
     // Twilio's `DeviceIp`: the end user's address, which the per-IP budgets count.
     let device_ip = p
         .get("DeviceIp")

@@ -229,6 +229,7 @@ async fn start_inner(
     bounded(&p, "next_event_wait", 60..=900)?;
     bounded(&p, "workflow_id", 1..=7)?;
     let options = StartOptions {
+        workflow: None,
         code_length,
         ttl_secs: Some(pin_expiry.unwrap_or(VONAGE_DEFAULT_PIN_EXPIRY)),
         max_attempts: Some(VONAGE_MAX_ATTEMPTS),
@@ -247,7 +248,7 @@ async fn start_inner(
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
-    let req = StartRequest { service: None, to, channel: Channel::Sms, locale: p.get("lg").cloned(), options };
+    let req = StartRequest { service: None, to, channel: Some(Channel::Sms), locale: p.get("lg").cloned(), options };
     let started = s.core.verifier.start(&caller, req).await.map_err(|e| match e {
         VerifyError::InvalidParameter { field: Field::CustomCode, .. } => invalid("pin_code"),
         other => from_error(other),
