@@ -292,3 +292,63 @@ async fn no_password_reaches_the_logs() {
         assert!(!logs.contains(password), "the logs contain `{password}`");
     }
 }
+
+/// The CSRF token of a page's first form.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// The account page's form, without JavaScript: a first password (no field for a current one),
+/// refusals shown on the page in the browser's language, then a change with the current one.
+#[tokio::test]
+async fn the_account_page_sets_and_then_changes_the_password() {
+    let app = TestApp::spawn().await;
+    let phone = fresh_number();
+    app.sign_up("paged", &phone, None).await;
+    let b = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+    let html = b.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let before = app.outbox(&phone).await;
+    let r = b.post(app.url("/login")).form(&[("csrf", csrf_of(&html)), ("phone", phone.clone())]).send().await.unwrap();
+    let (code_page, code) = (location(&r), app.code_after(&phone, &before).await);
+    let flow = code_page.split("flow=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let html = b.get(app.url(&code_page)).send().await.unwrap().text().await.unwrap();
+    let r = b.post(app.url("/login/code")).form(&[("csrf", csrf_of(&html)), ("flow", flow), ("code", code)]).send().await.unwrap();
+    assert_eq!(location(&r), "/account");
+
+    let page = || async { b.get(app.url("/account")).send().await.unwrap().text().await.unwrap() };
+    let html = page().await;
+    assert!(html.contains(r#"action="/account/password""#) && html.contains("Set password"), "{html}");
+    assert!(!html.contains(r#"name="current_password""#), "no current password to give: {html}");
+    let submit = |fields: Vec<(&'static str, String)>, lang: &'static str| {
+        b.post(app.url("/account/password")).header("accept-language", lang).form(&fields).send()
+    };
+    // Without the form's token: refused, nothing set.
+    let r = submit(vec![("new_password", "correct horse battery".into())], "en").await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let csrf = csrf_of(&html);
+    let r = submit(vec![("csrf", csrf.clone()), ("new_password", "short".into())], "en").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"role="alert""#) && html.contains("The password must be 8 to 128 characters."), "{html}");
+    let r = submit(vec![("csrf", csrf.clone()), ("new_password", "correct horse battery".into())], "en").await.unwrap();
+    assert_eq!((r.status(), location(&r)), (StatusCode::SEE_OTHER, "/account?done=password".to_string()));
+    let html = b.get(app.url("/account?done=password")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Your password was saved.") && html.contains("Change password"), "{html}");
+    assert!(html.contains(r#"name="current_password""#), "{html}");
+
+    // A change: the current password is checked, and a wrong one said so (here in German).
+    let wrong = vec![("csrf", csrf.clone()), ("current_password", "not it at all".into()), ("new_password", "battery staple".into())];
+    let r = submit(wrong, "de").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Das ist nicht Ihr aktuelles Passwort.") && html.contains("Aktuelles Passwort"), "{html}");
+    let right = vec![("csrf", csrf), ("current_password", "correct horse battery".into()), ("new_password", "battery staple".into())];
+    let r = submit(right, "en").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    // The browser stays signed in; the new password logs in with a code.
+    assert!(page().await.contains("paged"));
+    let again = app.password_login("paged", "battery staple", &phone).await;
+    assert_eq!(again["user"]["username"], "paged");
+}
