@@ -73,6 +73,8 @@ pub enum VerifyError {
     Rehearsed,
     #[error("log in again first: this needs a login from the last few minutes")]
     ReauthenticationRequired,
+    #[error("the current password is not right")]
+    PasswordIncorrect,
     #[error("only an admin may do that")]
     AdminRequired,
     #[error("no such member")]
@@ -181,6 +183,7 @@ impl VerifyError {
             Self::Phone(_)
             | Self::InvalidParameter { .. }
             | Self::CodeIncorrect { .. }
+            | Self::PasswordIncorrect
             | Self::SilentUnavailable
             | Self::SilentCallbackInvalid
             | Self::RedirectTokenInvalid(_)
@@ -270,6 +273,7 @@ impl VerifyError {
             Self::RefreshTokenInvalid => "refresh_token_invalid",
             Self::SessionNotFound => "session_not_found",
             Self::ReauthenticationRequired => "reauthentication_required",
+            Self::PasswordIncorrect => "password_incorrect",
             Self::MemberNotFound => "member_not_found",
             Self::LastAdmin => "last_admin",
             Self::InviteNotFound => "invite_not_found",

@@ -216,6 +216,9 @@ pub trait AccountWrites {
     fn set_last_login(&mut self, user_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     /// `Conflict` when another account has the number.
     fn set_user_phone(&mut self, user_id: &str, phone: &PhoneNumber) -> StoreResult<()>;
+    /// Replaces the user's password hash if it still is `expected` (`None`: none); false when
+    /// it is not (another change came first) or there is no such user.
+    fn set_password_hash(&mut self, user_id: &str, hash: &str, expected: Option<&str>) -> StoreResult<bool>;
     /// Deletes the user with every session and refresh token; false when there was none.
     fn delete_user(&mut self, user_id: &str) -> StoreResult<bool>;
     fn insert_flow(&mut self, f: &Flow) -> StoreResult<()>;
@@ -230,6 +233,8 @@ pub trait AccountWrites {
     fn delete_session(&mut self, user_id: &str, id: &str) -> StoreResult<bool>;
     /// Deletes all of a user's sessions; returns how many.
     fn delete_sessions_of(&mut self, user_id: &str) -> StoreResult<u64>;
+    /// Deletes every session of the user but `keep` (and their refresh tokens); returns how many.
+    fn delete_other_sessions(&mut self, user_id: &str, keep: &str) -> StoreResult<u64>;
     fn insert_refresh_token(&mut self, token_hash: &[u8], session_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     fn spend_refresh_token(&mut self, token_hash: &[u8], at: DateTime<Utc>) -> StoreResult<()>;
     fn insert_jwt_key(&mut self, k: &JwtKey) -> StoreResult<()>;

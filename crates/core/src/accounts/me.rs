@@ -10,7 +10,7 @@ use secrecy::SecretString;
 
 impl Accounts {
     /// Inside a unit: the signed-in principal's session, as the store has it, when still live.
-    fn live_in(&self, tx: &mut dyn ports::ReadTx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<Session, VerifyError> {
+    pub(super) fn live_in(&self, tx: &mut dyn ports::ReadTx, p: Option<&Principal>, now: DateTime<Utc>) -> Result<Session, VerifyError> {
         let p = p.ok_or(VerifyError::Unauthenticated)?;
         let s = tx.session(&p.session_id)?.filter(|s| s.user_id == p.user_id && s.live(now, self.settings.idle()));
         s.ok_or(VerifyError::Unauthenticated)

@@ -13,6 +13,7 @@ pub mod flows;
 pub mod invites;
 pub mod jwt;
 mod me;
+mod me_password;
 pub mod password;
 pub mod reply;
 pub mod silent;

@@ -158,11 +158,14 @@ pub struct UserView {
     roles: Vec<String>,
     created_at: DateTime<Utc>,
     last_login_at: Option<DateTime<Utc>>,
+    /// Whether the account has a password (then logins can be password + code too).
+    has_password: bool,
 }
 
 impl From<User> for UserView {
     fn from(u: User) -> Self {
         Self {
+            has_password: u.password_hash.is_some(),
             id: u.id,
             username: u.username,
             email: u.email,

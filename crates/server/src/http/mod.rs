@@ -9,6 +9,7 @@ mod docs;
 mod error;
 mod extract;
 mod headers;
+mod me_password;
 mod ops;
 mod outbox;
 mod pages;
@@ -86,6 +87,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(ops::routes())
         .merge(audit::routes())
         .merge(accounts::routes())
+        .merge(me_password::routes())
         .merge(admin::routes())
         .merge(silent::routes())
 }

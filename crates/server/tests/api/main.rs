@@ -8,6 +8,7 @@ mod key_file;
 mod lockout;
 
 mod account_changes;
+mod account_password;
 mod accounts;
 mod admin;
 mod admin_console;

@@ -44,6 +44,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("delete", "/api/me/sessions/{id}"),
     ("post", "/api/me/phone"),
     ("post", "/api/me/phone/verify"),
+    ("post", "/api/me/password"),
     ("get", "/api/audit"),
     ("get", "/api/dev/outbox"),
     ("get", "/api/services"),
@@ -397,6 +398,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
     assert_eq!((r["status"].as_str(), r["valid"].as_bool()), (Some("pending"), Some(false)));
 
     accounts(&mut api, &app).await;
+    password(&mut api, &app).await;
     admin(&mut api, &app).await;
 
     // Metrics last, so they have something to count.
@@ -542,6 +544,35 @@ async fn accounts(api: &mut Contract, app: &TestApp) {
     assert_eq!(r["error"]["code"], "reauthentication_required");
     let token = app.log_in(&new_phone).await["access_token"].as_str().unwrap().to_string();
     api.call("delete", "/api/me", client.delete(url("/api/me")).bearer_auth(&token), 204).await;
+}
+
+/// Every documented answer of `POST /api/me/password`.
+async fn password(api: &mut Contract, app: &TestApp) {
+    // New windows for the address's login budget, which the flows above used.
+    app.advance(chrono::Duration::minutes(16));
+    let signed = app.sign_up("passworded", &fresh_number(), None).await;
+    let token = signed["access_token"].as_str().unwrap().to_string();
+    let set = |body: Value| app.client.post(app.url("/api/me/password")).bearer_auth(&token).json(&body);
+    let path = "/api/me/password";
+    api.call("post", path, app.client.post(app.url(path)).json(&json!({ "new_password": "correct horse" })), 401).await;
+    api.call("post", path, set(json!({ "new_password": "short" })), 400).await;
+    let user = api.call("post", path, set(json!({ "new_password": "correct horse" })), 200).await;
+    assert_eq!(user["has_password"], true);
+    let wrong = json!({ "new_password": "battery staple", "current_password": "wrong horse" });
+    for _ in 0..5 {
+        let r = api.call("post", path, set(wrong.clone()), 400).await;
+        assert_eq!(r["error"]["code"], "password_incorrect");
+    }
+    let r = api.call("post", path, set(wrong), 429).await;
+    assert_eq!(r["error"]["code"], "login_throttled");
+    // A first password needs a recent login.
+    let stale = app.sign_up("stale.pass", &fresh_number(), None).await;
+    app.advance(chrono::Duration::seconds(601));
+    let r = app.anon_post("/api/auth/refresh", json!({ "refresh_token": stale["refresh_token"] })).await;
+    let later = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+    let request = app.client.post(app.url(path)).bearer_auth(&later).json(&json!({ "new_password": "correct horse" }));
+    let r = api.call("post", path, request, 403).await;
+    assert_eq!(r["error"]["code"], "reauthentication_required");
 }
 
 /// Every documented answer of the admin endpoints.

@@ -28,6 +28,7 @@ static USERNAME_TAKEN: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE username
 static EMAIL_TAKEN: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE email_lc = $1");
 static SET_LAST_LOGIN: Sql = Sql::new("UPDATE users SET last_login_at = $2 WHERE id = $1");
 static SET_PHONE: Sql = Sql::new("UPDATE users SET phone = $2 WHERE id = $1");
+static SET_PASSWORD: Sql = Sql::new("UPDATE users SET password_hash = $2 WHERE id = $1 AND COALESCE(password_hash, '') = COALESCE($3, '')");
 static DELETE_USER_TOKENS: Sql = Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)");
 static DELETE_USER_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE user_id = $1");
 static DELETE_USER: Sql = Sql::new("DELETE FROM users WHERE id = $1");
@@ -71,6 +72,9 @@ static SET_SESSION_SECRET: Sql = Sql::new("UPDATE sessions SET secret_hash = $2,
 static DELETE_SESSION_TOKENS: Sql =
     Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE id = $2 AND user_id = $1)");
 static DELETE_SESSION: Sql = Sql::new("DELETE FROM sessions WHERE id = $2 AND user_id = $1");
+static DELETE_OTHER_TOKENS: Sql =
+    Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1 AND id <> $2)");
+static DELETE_OTHER_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE user_id = $1 AND id <> $2");
 
 static INSERT_REFRESH: Sql =
     Sql::new("INSERT INTO refresh_tokens (token_hash, session_id, created_at, spent_at) VALUES ($1, $2, $3, NULL)");
@@ -262,6 +266,10 @@ impl<D: Db> AccountWrites for Repo<D> {
         self.exec(&SET_PHONE, args![user_id, phone.as_str()]).map(|_| ())
     }
 
+    fn set_password_hash(&mut self, user_id: &str, hash: &str, expected: Option<&str>) -> StoreResult<bool> {
+        Ok(self.exec(&SET_PASSWORD, args![user_id, hash, expected])? == 1)
+    }
+
     fn delete_user(&mut self, user_id: &str) -> StoreResult<bool> {
         self.exec(&DELETE_USER_TOKENS, args![user_id])?;
         self.exec(&DELETE_USER_SESSIONS, args![user_id])?;
@@ -322,6 +330,11 @@ impl<D: Db> AccountWrites for Repo<D> {
     fn delete_sessions_of(&mut self, user_id: &str) -> StoreResult<u64> {
         self.exec(&DELETE_USER_TOKENS, args![user_id])?;
         self.exec(&DELETE_USER_SESSIONS, args![user_id])
+    }
+
+    fn delete_other_sessions(&mut self, user_id: &str, keep: &str) -> StoreResult<u64> {
+        self.exec(&DELETE_OTHER_TOKENS, args![user_id, keep])?;
+        self.exec(&DELETE_OTHER_SESSIONS, args![user_id, keep])
     }
 
     fn insert_refresh_token(&mut self, token_hash: &[u8], session_id: &str, at: DateTime<Utc>) -> StoreResult<()> {

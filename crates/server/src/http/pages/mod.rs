@@ -1,5 +1,5 @@
 //! The account pages: sign up, log in (by number, or password then code), enter the code, and
-//! the account (phone, devices, renew, log out). Server-rendered, no JavaScript, English or
+//! the account (phone, password, devices, renew, log out). Server-rendered, no JavaScript, English or
 //! German. Every form carries a CSRF token bound to the browser's anti-forgery cookie; every
 //! redirect goes to phonegate's own pages or to a configured host.
 mod admin;
@@ -8,6 +8,7 @@ pub(super) mod device;
 pub mod docs;
 mod home;
 pub mod outbox;
+mod password;
 mod silent;
 mod step;
 mod texts;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
         .route("/integrations/{client}/verify", get(step::start).post(step::submit))
         .route("/account", get(account_page))
         .route("/account/phone", post(phone_submit))
+        .route("/account/password", post(password::submit))
         .route("/account/renew", post(renew_submit))
         .route("/account/sessions/{id}/revoke", post(revoke_submit))
         .route("/logout", post(logout_submit))
@@ -153,6 +155,8 @@ struct AccountPage<'a> {
     notice: Option<&'a str>,
     username: String,
     phone: String,
+    /// Whether the password form asks for the current one.
+    has_password: bool,
     sessions: Vec<SessionRow>,
     admin: bool,
 }
@@ -427,6 +431,7 @@ async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<R
         Some("phone") => Some(ctx.t.phone_changed),
         Some("revoked") => Some(ctx.t.revoked),
         Some("renewed") => Some(ctx.t.renewed),
+        Some("password") => Some(ctx.t.password_saved),
         _ => None,
     };
     account(&s, &ctx, &p, None, notice, StatusCode::OK).await
@@ -456,6 +461,7 @@ async fn account(s: &AppState, ctx: &PageCtx, p: &Principal, error: Option<Strin
         error,
         notice,
         admin: user.is_admin(),
+        has_password: user.password_hash.is_some(),
         username: user.username,
         phone: user.phone.as_str().to_string(),
         sessions,

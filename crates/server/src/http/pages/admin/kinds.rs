@@ -3,7 +3,7 @@
 //! key's scope) is shown as recorded.
 
 /// Every kind: its name, in English, in German.
-pub const KINDS: [(&str, &str, &str); 33] = [
+pub const KINDS: [(&str, &str, &str); 35] = [
     ("budget_exceeded", "Budget exceeded", "Budget überschritten"),
     ("checks_locked", "Too many wrong codes", "Zu viele falsche Codes"),
     ("prefix_throttled", "Prefix throttled", "Vorwahl gedrosselt"),
@@ -25,6 +25,8 @@ pub const KINDS: [(&str, &str, &str); 33] = [
     ("login_failed", "Login failed", "Anmeldung fehlgeschlagen"),
     ("logout", "Logout", "Abmeldung"),
     ("phone_changed", "Phone number changed", "Telefonnummer geändert"),
+    ("password_changed", "Password set or changed", "Passwort gesetzt oder geändert"),
+    ("password_change_failed", "Password change refused", "Passwortänderung abgelehnt"),
     ("session_revoked", "Session ended", "Sitzung beendet"),
     ("refresh_reuse", "Refresh token used twice", "Refresh-Token doppelt verwendet"),
     ("account_deleted", "Account deleted", "Konto gelöscht"),
@@ -40,13 +42,16 @@ pub const KINDS: [(&str, &str, &str); 33] = [
 ];
 
 /// The fixed details, in English as recorded and in German.
-const DETAILS_DE: [(&str, &str); 23] = [
+const DETAILS_DE: [(&str, &str); 26] = [
     ("service created", "Dienst angelegt"),
     ("key revoked", "Schlüssel widerrufen"),
     ("too many wrong codes for this number", "zu viele falsche Codes für diese Nummer"),
     ("many codes sent into this prefix, few used", "viele Codes an diese Vorwahl gesendet, wenige verwendet"),
     ("denied range or country", "gesperrter Bereich oder gesperrtes Land"),
     ("the account's phone number was changed", "die Telefonnummer des Kontos wurde geändert"),
+    ("a first password was set; other sessions ended", "ein erstes Passwort wurde gesetzt; andere Sitzungen wurden beendet"),
+    ("the password was changed; other sessions ended", "das Passwort wurde geändert; andere Sitzungen wurden beendet"),
+    ("a wrong current password was given", "ein falsches aktuelles Passwort wurde angegeben"),
     ("account created", "Konto angelegt"),
     ("signed in", "angemeldet"),
     ("unknown account or wrong password", "unbekanntes Konto oder falsches Passwort"),
@@ -119,6 +124,8 @@ mod tests {
             LoginFailed,
             Logout,
             PhoneChanged,
+            PasswordChanged,
+            PasswordChangeFailed,
             SessionRevoked,
             RefreshReuse,
             AccountDeleted,
@@ -155,6 +162,8 @@ mod tests {
             | LoginFailed
             | Logout
             | PhoneChanged
+            | PasswordChanged
+            | PasswordChangeFailed
             | SessionRevoked
             | RefreshReuse
             | AccountDeleted
