@@ -376,9 +376,11 @@ fn fail_first_send(
 }
 
 /// The text of a verification's message: the service's template (a payment code's text for
-/// PSD2) in its language, and the Android SMS Retriever hash alone on the last line.
+/// PSD2) in its language, as the service was when the verification started, and the Android SMS
+/// Retriever hash alone on the last line.
 fn message_body(service: &Service, v: &Verification, code: &Code) -> String {
-    let name = v.brand.as_deref().unwrap_or(&service.name);
+    let service = v.service_as_started(service);
+    let name = v.brand.as_deref().unwrap_or(service.shown_name());
     let body = match &v.psd2 {
         None => service.render_as(name, &v.locale, code.expose()),
         Some(p) => crate::model::locales::psd2(&v.locale)

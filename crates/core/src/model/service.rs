@@ -33,6 +33,10 @@ pub struct Service {
     pub custom_codes: bool,
     /// Starts may be PSD2 payment codes.
     pub psd2: bool,
+    /// The name it is shown as (`{service}`, Twilio's `friendly_name`) where its unique `name`
+    /// could not be that: a Twilio service given a FriendlyName another service has.
+    pub friendly_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// What a caller may set when creating a service; unset fields take the defaults.
@@ -84,6 +88,8 @@ impl ServiceSettings {
             created_at: now,
             custom_codes: self.custom_codes,
             psd2: self.psd2,
+            friendly_name: None,
+            updated_at: now,
         })
     }
 }
@@ -110,8 +116,13 @@ impl Service {
             .unwrap_or("Your {service} verification code is: {code}")
     }
 
+    /// The name `{service}` renders to: the friendly name, else the name.
+    pub fn shown_name(&self) -> &str {
+        self.friendly_name.as_deref().unwrap_or(&self.name)
+    }
+
     pub fn render(&self, locale: &str, code: &str) -> String {
-        self.render_as(&self.name, locale, code)
+        self.render_as(self.shown_name(), locale, code)
     }
 
     /// Renders with another name in `{service}` (a per-verification brand).
