@@ -182,6 +182,7 @@ impl Verifier {
             failed_at: None,
             failure_reason: None,
             test,
+            texts: Some(crate::model::verification::StartTexts::of(&service)),
             version: 0,
         };
         let plan = match channel {
@@ -196,7 +197,7 @@ impl Verifier {
         let (refuse_if_pending, background, rehearse) = (opts.refuse_if_pending, opts.background, opts.rehearse);
         // A rehearsal does everything, then rolls it all back.
         let done_unit = move |d: StartDone| if rehearse { Err(VerifyError::Rehearsed) } else { Ok(d) };
-        let service_name = service.name.clone();
+        let service_name = service.shown_name().to_string();
         let (charges, limits, throttle) = self.costs(caller, &service, &to, send_channel, opts.recognised, test);
         let resend_costs = {
             let (this, caller, service, to) = (self.clone(), caller.clone(), service.clone(), to.clone());
@@ -205,6 +206,11 @@ impl Verifier {
         let explicit = req.channel.filter(|c| c.carries_code());
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;
+            // Read from a cache, the service may have been deleted since: held until the commit,
+            // a delete waits for this unit or this unit sees it.
+            if !tx.hold_service(&fresh.service_id)? {
+                return Err(VerifyError::ServiceNotFound);
+            }
             if let Some(phone) = fresh.to.phone()
                 && tx.is_opted_out(phone)?
             {

@@ -36,6 +36,10 @@ pub struct Service {
     pub psd2: bool,
     /// The channels settings (default workflow, e-mail sender, calls).
     pub channels: ChannelSettings,
+    /// The name it is shown as (`{service}`, Twilio's `friendly_name`) where its unique `name`
+    /// could not be that: a Twilio service given a FriendlyName another service has.
+    pub friendly_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A service's channel settings.
@@ -122,6 +126,8 @@ impl ServiceSettings {
                 self.channels.validate()?;
                 self.channels
             },
+            friendly_name: None,
+            updated_at: now,
         })
     }
 }
@@ -148,8 +154,13 @@ impl Service {
             .unwrap_or("Your {service} verification code is: {code}")
     }
 
+    /// The name `{service}` renders to: the friendly name, else the name.
+    pub fn shown_name(&self) -> &str {
+        self.friendly_name.as_deref().unwrap_or(&self.name)
+    }
+
     pub fn render(&self, locale: &str, code: &str) -> String {
-        self.render_as(&self.name, locale, code)
+        self.render_as(self.shown_name(), locale, code)
     }
 
     /// Renders with another name in `{service}` (a per-verification brand).

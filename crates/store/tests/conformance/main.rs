@@ -89,6 +89,7 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
         failed_at: None,
         failure_reason: None,
         test: false,
+        texts: Some(phonegate_core::verification::StartTexts { name: "Shop".into(), templates: [("de".into(), "{code}".into())].into() }),
         version: 0,
     }
 }
@@ -315,4 +316,5 @@ async fn services_keys_and_secrets() {
 
 mod audit;
 mod messages;
+mod services;
 mod silent_checks;

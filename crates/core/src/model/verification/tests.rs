@@ -38,6 +38,7 @@ fn pending() -> Verification {
         failed_at: None,
         failure_reason: None,
         test: false,
+        texts: None,
         version: 0,
     }
 }
