@@ -199,10 +199,7 @@ impl Verifier {
         let done_unit = move |d: StartDone| if rehearse { Err(VerifyError::Rehearsed) } else { Ok(d) };
         let service_name = service.shown_name().to_string();
         let (charges, limits, throttle) = self.costs(caller, &service, &to, send_channel, opts.recognised, test);
-        let resend_costs = {
-            let (this, caller, service, to) = (self.clone(), caller.clone(), service.clone(), to.clone());
-            move |channel| this.costs(&caller, &service, &to, channel, opts.recognised, test).0
-        };
+        let (who, recognised) = (caller.clone(), opts.recognised);
         let explicit = req.channel.filter(|c| c.carries_code());
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;
@@ -273,7 +270,10 @@ impl Verifier {
                 // the same verification), else by its running step's.
                 let resend_channel = explicit.unwrap_or_else(|| pending.step_channel());
                 if !rehearse {
-                    let charges = if resend_channel == send_channel { charges.clone() } else { resend_costs(resend_channel) };
+                    let charges = match resend_channel == send_channel {
+                        true => charges.clone(),
+                        false => this.costs(&who, &service, &pending.to, resend_channel, recognised, test).0,
+                    };
                     crate::budget::charge(tx, &charges, now)?;
                 }
                 let code = this

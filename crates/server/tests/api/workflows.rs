@@ -222,3 +222,20 @@ async fn services_carry_a_default_workflow() {
         assert!(e["message"].as_str().is_some_and(|m| m.starts_with(field)), "{e}");
     }
 }
+
+#[tokio::test]
+async fn of_two_nexts_at_once_on_the_second_last_step_one_moves_and_one_is_refused() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        let to = fresh_number();
+        let workflow = json!([{ "channel": "sms", "timeout_secs": 900 }, { "channel": "voice" }]);
+        let v: Value = app.post("/api/verifications", json!({ "to": to, "workflow": workflow })).await.json().await.unwrap();
+        let next = format!("/api/verifications/{}/next", v["id"].as_str().unwrap());
+        let (a, b) = tokio::join!(app.post(&next, json!({})), app.post(&next, json!({})));
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409]);
+        // One call, however the two requests interleaved.
+        assert_eq!(app.query_i64(&format!("SELECT COUNT(*) FROM messages WHERE to_number = '{to}' AND channel = 'voice'")).await, 1);
+    }
+}
