@@ -261,6 +261,9 @@ impl Accounts {
             options: StartOptions {
                 ttl_secs: Some(self.settings.code_ttl_secs),
                 workflow: Some(self.settings.workflow.clone()),
+                // Its other channels on request only ("Call me instead"): a decoy, which sends
+                // nothing, must cost what a real flow does.
+                manual_steps: true,
                 brand: Some(self.settings.brand.clone()),
                 // The answer must not wait for the provider: it would tell real flows from decoys.
                 background: true,

@@ -129,9 +129,15 @@ impl Verifier {
         let workflow = self.workflow_for(req.channel, opts.workflow.as_ref(), &service, &to, kind)?;
         let channel = match req.channel {
             Some(Channel::Auto) if to.email().is_some() => Channel::Email,
+            // A workflow's first step sends first.
+            Some(c) if c.carries_code() && opts.workflow.is_some() => workflow.first().channel,
             Some(c) => c,
             None => workflow.first().channel,
         };
+        // A payment code must show its amount and payee: a call or a WhatsApp template does not.
+        if opts.psd2.is_some() && (workflow.uses(Channel::Voice) || workflow.uses(Channel::Whatsapp)) {
+            return Err(VerifyError::invalid(Field::Channel, "payment codes go by sms or email, which show the amount and payee"));
+        }
         let send_channel = if channel.carries_code() { channel } else { workflow.first().channel };
         let now = self.ctx.clock.now();
         if opts.psd2.is_some() && !service.psd2 {
@@ -156,7 +162,10 @@ impl Verifier {
             channel,
             step: 0,
             // A silent check runs first: the steps start when it falls back.
-            step_due_at: if channel.carries_code() { Verification::due_after(&workflow, 0, now) } else { None },
+            step_due_at: match channel.carries_code() && !opts.manual_steps {
+                true => Verification::due_after(&workflow, 0, now),
+                false => None,
+            },
             locale: locale.clone().unwrap_or_else(|| crate::model::locales::for_region(to.region().as_deref()).to_string()),
             status: Status::Pending,
             code_length,
@@ -183,6 +192,8 @@ impl Verifier {
             failure_reason: None,
             test,
             texts: Some(crate::model::verification::StartTexts::of(&service)),
+            manual_steps: opts.manual_steps,
+            key_id: caller.key_id.clone(),
             version: 0,
         };
         let plan = match channel {
@@ -200,6 +211,7 @@ impl Verifier {
         let service_name = service.shown_name().to_string();
         let (charges, limits, throttle) = self.costs(caller, &service, &to, send_channel, opts.recognised, test);
         let (who, recognised) = (caller.clone(), opts.recognised);
+        // (Checked by `workflow_for`: it reaches the recipient.)
         let explicit = req.channel.filter(|c| c.carries_code());
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;

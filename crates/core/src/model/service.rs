@@ -60,8 +60,13 @@ impl ChannelSettings {
     /// line break.
     pub fn validate(&self) -> Result<(), Invalid> {
         for v in [&self.email_from, &self.email_reply_to].into_iter().flatten() {
-            let address = v.rsplit_once('<').map_or(v.as_str(), |(_, a)| a.trim_end_matches('>'));
-            if v.chars().any(|c| c.is_control())
+            // One mailbox: `Name <address>` or `address`, no list (`,` `;`) and no second `<`.
+            let (name, address) = match v.trim().strip_suffix('>').and_then(|s| s.rsplit_once('<')) {
+                Some((name, address)) => (name, address),
+                None => ("", v.trim()),
+            };
+            if name.contains([',', ';', '<', '>', '@'])
+                || v.chars().any(|c| c.is_control())
                 || v.chars().count() > 200
                 || crate::model::recipient::EmailAddress::parse(address).is_err()
             {

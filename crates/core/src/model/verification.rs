@@ -79,6 +79,10 @@ pub struct Verification {
     pub step: u32,
     /// When the next step starts unless the code is checked first; none on the last step.
     pub step_due_at: Option<DateTime<Utc>>,
+    /// Later steps start only when asked for (a login flow's: "Call me instead"), never by time.
+    pub manual_steps: bool,
+    /// The API key that started it: every later step is charged to its budgets too.
+    pub key_id: Option<String>,
     pub locale: String,
     pub status: Status,
     pub code_length: u8,
