@@ -50,5 +50,7 @@ mod tls;
 mod tokens;
 mod vendor_specs;
 mod verifications;
+mod vonage_channels;
 mod webhooks;
+mod whatsapp_cloud;
 mod workflows;
