@@ -22,6 +22,7 @@ mod cli;
 mod client_ip;
 mod compat_twilio;
 mod compat_vonage;
+mod compat_vonage_workflows;
 mod concurrency;
 mod connections;
 mod cookies;
