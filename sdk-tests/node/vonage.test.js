@@ -35,9 +35,37 @@ describe('Vonage Verify v1 through @vonage/server-sdk', () => {
     assert.equal(found.requestId, requestId);
     assert.equal(found.number, number);
 
-    const next = await verify.trigger(requestId);
+  });
+
+  test('workflow 2 (SMS, SMS, TTS): trigger_next_event sends each next event, then 19', async () => {
+    const number = freshNumber().slice(1);
+    const started = await verify.start({ number, brand: 'Acme', workflowId: 2, nextEventWait: 120, pinExpiry: 360 });
+    assert.equal(started.status, '0', started.errorText);
+    const { requestId } = started;
+    const code = await latestCode(number);
+
+    for (let i = 0; i < 2; i += 1) {
+      const next = await verify.trigger(requestId);
+      assert.equal(next.status, '0', next.errorText);
+      assert.equal(next.command, 'trigger_next_event');
+    }
+    const last = await verify.trigger(requestId);
+    assert.equal(last.status, '19');
+    assert.equal(last.errorText, 'No more events are left to execute for the request');
+
+    const found = await verify.search(requestId);
+    assert.deepEqual(found.events.map((e) => e.type), ['sms', 'sms', 'tts']);
+    // One code for every event: the first text's code still checks after the call.
+    const right = await verify.check(requestId, code);
+    assert.equal(right.status, '0', right.errorText);
+  });
+
+  test('workflow 6 (SMS only) has no next event: 19', async () => {
+    const number = freshNumber().slice(1);
+    const started = await verify.start({ number, brand: 'Acme', workflowId: 6 });
+    assert.equal(started.status, '0', started.errorText);
+    const next = await verify.trigger(started.requestId);
     assert.equal(next.status, '19');
-    assert.equal(next.errorText, 'No more events are left to execute for the request');
   });
 
   test('wrong code is 16, right code succeeds, a later check is 6 (not found)', async () => {

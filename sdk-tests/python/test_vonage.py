@@ -48,9 +48,26 @@ def test_lockout_after_three_wrong_codes(verify, number):
 
 
 def test_cancel_and_no_next_event(verify, number):
-    started = verify.start_verification(VerifyRequest(number=number.lstrip("+"), brand="PySDK"))
+    # Workflow 6 is one SMS: no next event.
+    started = verify.start_verification(VerifyRequest(number=number.lstrip("+"), brand="PySDK", workflow_id=6))
     with pytest.raises(VerifyError, match="'status': '19'"):
         verify.trigger_next_event(started.request_id)
     canceled = verify.cancel_verification(started.request_id)
     assert (canceled.status, canceled.command) == ("0", "cancel")
     assert verify.search(started.request_id).status == "CANCELLED"
+
+
+def test_workflow_2_trigger_next_event_until_19(verify, number):
+    started = verify.start_verification(
+        VerifyRequest(number=number.lstrip("+"), brand="PySDK", workflow_id=2, next_event_wait=120, pin_expiry=360)
+    )
+    code = latest_code(number)
+    for _ in range(2):
+        next_event = verify.trigger_next_event(started.request_id)
+        assert (next_event.status, next_event.command) == ("0", "trigger_next_event")
+    with pytest.raises(VerifyError, match="'status': '19'"):
+        verify.trigger_next_event(started.request_id)
+    found = verify.search(started.request_id)
+    assert [e.type for e in found.events] == ["sms", "sms", "tts"]
+    # One code for every event: the first text's code checks after the call.
+    assert verify.check_code(started.request_id, code).status == "0"

@@ -1,4 +1,5 @@
-//! What every HTTP provider shares: the client, transport-error classification, GSM-7 detection.
+//! What every HTTP provider shares: the client, transport-error classification, GSM-7 detection,
+//! WhatsApp's template language codes.
 use phonegate_core::ports::SendError;
 use std::time::Duration;
 
@@ -66,8 +67,42 @@ pub fn is_gsm7(text: &str) -> bool {
     text.chars().all(|c| BASIC.contains(c) || EXTENSION.contains(c))
 }
 
+/// The WhatsApp template language (Meta's codes: `en`, `en_GB`, `pt_BR`, `zh_HK`, `fil`…) for a
+/// verification's locale. With `available` (the languages the template was created in), a locale
+/// it lacks gets the first one of its language (`en_US` for `en-GB`), else the first listed.
+pub fn whatsapp_language(locale: &str, available: Option<&[String]>) -> String {
+    let wanted = match locale {
+        "pt" => "pt_PT".to_string(),
+        "tl" => "fil".to_string(),
+        "zh" => "zh_CN".to_string(),
+        other => other.replace('-', "_"),
+    };
+    let Some(available) = available.filter(|a| !a.is_empty()) else { return wanted };
+    let lang = wanted.split('_').next().unwrap_or_default();
+    available
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(&wanted))
+        .or_else(|| available.iter().find(|a| a.split('_').next().is_some_and(|l| l.eq_ignore_ascii_case(lang))))
+        .unwrap_or(&available[0])
+        .clone()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn whatsapp_template_languages() {
+        use super::whatsapp_language as lang;
+        assert_eq!(
+            (lang("de", None), lang("en-GB", None), lang("pt-BR", None), lang("zh-HK", None)),
+            ("de".into(), "en_GB".into(), "pt_BR".into(), "zh_HK".into())
+        );
+        assert_eq!((lang("pt", None), lang("tl", None), lang("zh", None)), ("pt_PT".into(), "fil".into(), "zh_CN".into()));
+        let made = vec!["en_US".to_string(), "de".to_string()];
+        assert_eq!(lang("de", Some(&made)), "de");
+        assert_eq!(lang("en-GB", Some(&made)), "en_US", "the template's own English");
+        assert_eq!(lang("fr", Some(&made)), "en_US", "else its first language");
+    }
+
     #[test]
     fn gsm7_detection() {
         assert!(super::is_gsm7("Your code is 123456 [ok] €"));

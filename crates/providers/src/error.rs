@@ -26,6 +26,9 @@ pub enum BuildError {
     /// The dev outbox is read back by its name, so it has exactly one.
     #[error("the dev outbox provider must be named `outbox` (not `{name}`)")]
     OutboxName { name: String },
+    /// A provider's settings that cannot work together (a key that is no key, half of a pair).
+    #[error("provider `{provider}`: {reason}")]
+    Settings { provider: String, reason: String },
     /// The HTTP client of a provider could not be set up (no TLS backend).
     #[error("provider `{provider}`: cannot set up its HTTP client: {source}")]
     HttpClient { provider: String, source: reqwest::Error },

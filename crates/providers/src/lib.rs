@@ -1,5 +1,7 @@
 //! phonegate's SMS providers, each speaking its provider's wire format behind the core's
 //! `MessageSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
+mod app_jwt;
+pub mod callbacks;
 mod common;
 mod error;
 pub mod events;
@@ -13,6 +15,7 @@ mod testing;
 mod twilio;
 mod vonage;
 mod webhook;
+mod whatsapp_cloud;
 
 use phonegate_core::Channel;
 use phonegate_core::ports::{MessageSender, Observer};
@@ -29,6 +32,7 @@ pub use sipgate::SipgateSettings;
 pub use twilio::TwilioSettings;
 pub use vonage::VonageSettings;
 pub use webhook::WebhookSettings;
+pub use whatsapp_cloud::WhatsappCloudSettings;
 
 /// One configured provider (a table under `[providers.NAME]`).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -65,6 +69,8 @@ pub enum ProviderKind {
     Sipgate(SipgateSettings),
     /// The generic HTTP provider.
     Http(WebhookSettings),
+    /// Meta's WhatsApp Cloud API (WhatsApp only).
+    WhatsappCloud(WhatsappCloudSettings),
 }
 
 /// Credentials that verify webhooks from Twilio.
@@ -82,11 +88,19 @@ pub struct VonageAccount {
     pub signature_method: VonageSigMethod,
 }
 
+/// Credentials that verify webhooks from Meta's WhatsApp Cloud API.
+#[derive(Clone, Debug)]
+pub struct WhatsappCloudAccount {
+    pub app_secret: Option<Secret>,
+    pub verify_token: Option<Secret>,
+}
+
 /// Everything built from the provider configuration.
 pub struct Providers {
     pub sender: Arc<RoutedSender>,
     pub twilio: Vec<TwilioAccount>,
     pub vonage: Vec<VonageAccount>,
+    pub whatsapp_cloud: Vec<WhatsappCloudAccount>,
     pub has_outbox: bool,
 }
 
@@ -125,6 +139,7 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
 
     let callback = |path: &str| ctx.public_url.as_ref().map(|u| format!("{}{path}", u.trim_end_matches('/')));
     let (mut providers, mut twilio, mut vonage, mut has_outbox) = (Vec::new(), Vec::new(), Vec::new(), false);
+    let mut whatsapp_cloud = Vec::new();
     for (name, s) in &settings {
         let timeout = s.timeout.max(Duration::from_millis(1));
         let client = common::client(timeout).map_err(|source| BuildError::HttpClient { provider: name.clone(), source })?;
@@ -149,10 +164,14 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
                     signature_secret: v.signature_secret.clone(),
                     signature_method: v.signature_method.unwrap_or(VonageSigMethod::Md5hash),
                 });
-                Arc::new(vonage::Vonage { name: name.clone(), settings: v.clone(), client, callback: callback("/webhooks/vonage/dlr") })
+                Arc::new(vonage::Vonage::new(name, v.clone(), client, ctx.public_url.clone())?)
             }
             ProviderKind::Sipgate(sg) => Arc::new(sipgate::Sipgate { name: name.clone(), settings: sg.clone(), client }),
             ProviderKind::Http(w) => Arc::new(webhook::Webhook { name: name.clone(), settings: w.clone(), client }),
+            ProviderKind::WhatsappCloud(w) => {
+                whatsapp_cloud.push(WhatsappCloudAccount { app_secret: w.app_secret.clone(), verify_token: w.verify_token.clone() });
+                Arc::new(whatsapp_cloud::WhatsappCloud { name: name.clone(), settings: w.clone(), client })
+            }
         };
         let channels = served(name, sender.channels(), s.channels.as_deref())?;
         providers.push(Provider { name: name.clone(), sender, timeout, retries: s.retries, channels });
@@ -163,5 +182,5 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
         routing.default.providers = vec![texting[0].name.clone()];
     }
     let sender = Arc::new(RoutedSender::new(providers, routing, ctx.observer)?);
-    Ok(Providers { sender, twilio, vonage, has_outbox })
+    Ok(Providers { sender, twilio, vonage, whatsapp_cloud, has_outbox })
 }

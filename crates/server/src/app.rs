@@ -41,6 +41,7 @@ impl App {
         let webhooks = Arc::new(WebhookKeys {
             twilio: providers.twilio,
             vonage: providers.vonage,
+            whatsapp: providers.whatsapp_cloud,
             public_url: config.public_url.clone(),
             tls: tls.is_some(),
         });

@@ -13,6 +13,7 @@ fn table(text: &'static str) -> Vec<(&'static str, &'static str)> {
 static MESSAGES: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("messages.tsv")));
 static PSD2: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("psd2_messages.tsv")));
 static VOICE: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("voice_messages.tsv")));
+static PROMPTS: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("voice_prompts.tsv")));
 static SUBJECTS: LazyLock<Vec<(&'static str, &'static str)>> = LazyLock::new(|| table(include_str!("email_subjects.tsv")));
 static COUNTRIES: LazyLock<HashMap<&'static str, &'static str>> =
     LazyLock::new(|| table(include_str!("country_locales.tsv")).into_iter().collect());
@@ -49,6 +50,19 @@ pub fn spoken(locale: &str, service: &str, code: &str) -> String {
         find(locale).or_else(|| find("en")).unwrap_or("Your {service} verification code is: {code}. Once again, your code is: {code}.");
     let digits: Vec<String> = code.chars().map(String::from).collect();
     text.replace("{service}", service).replace("{code}", &digits.join(", "))
+}
+
+/// The locale whose sentence `spoken` says for `locale`: the locale itself when it has a spoken
+/// text, else English. A call's voice speaks this language (a French voice must not read English).
+pub fn spoken_locale(locale: &str) -> &'static str {
+    VOICE.iter().find(|(k, _)| *k == locale).map_or("en", |(k, _)| *k)
+}
+
+/// What a call that waits for a key press says first (`voice_prompts.tsv`), in the language
+/// `spoken_locale` gives, else English.
+pub fn key_prompt(locale: &str) -> &'static str {
+    let find = |l: &str| PROMPTS.iter().find(|(k, _)| *k == l).map(|(_, t)| *t);
+    find(spoken_locale(locale)).or_else(|| find("en")).unwrap_or("Press any key to hear your verification code.")
 }
 
 /// An e-mail's subject in a locale (`email_subjects.tsv`, with `{service}`), else English's.
@@ -137,5 +151,17 @@ mod tests {
         assert_eq!(for_region(Some("BR")), "pt-BR");
         assert_eq!(for_region(Some("US")), "en");
         assert_eq!(for_region(None), "en");
+    }
+
+    #[test]
+    fn a_call_speaks_the_language_of_its_text() {
+        assert_eq!((spoken_locale("de"), spoken_locale("en-GB")), ("de", "en-GB"));
+        // No spoken French yet: the English sentence, so an English voice.
+        assert_eq!(spoken_locale("fr"), "en");
+        assert!(key_prompt("de").starts_with("Drücken Sie"));
+        assert_eq!(key_prompt("fr"), key_prompt("en"));
+        for (locale, _) in PROMPTS.iter() {
+            assert!(VOICE.iter().any(|(k, _)| k == locale), "a prompt's locale has a spoken text: {locale}");
+        }
     }
 }

@@ -18,21 +18,17 @@
 //!   one of `completed`, `user_rejected`, `failed`, `expired`, …; 400 wrong code, 404 unknown or
 //!   finished request, 409 the current step takes no code, 410 too many wrong codes.
 use super::{http_error, is_plain_ref, read_json, transport};
+use crate::app_jwt::AppJwt;
 use crate::common::Traced;
 use crate::secret::Secret;
 use async_trait::async_trait;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use phonegate_core::PhoneNumber;
 use phonegate_core::silent::{CallbackQuery, Coverage, Reason, SilentError, SilentProvider, SilentResult, SilentSession, SilentStart};
-use rand::TryRngCore;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.nexmo.com";
-/// Lifetime of each request's JWT, in seconds.
-const JWT_LIFETIME: u64 = 300;
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -51,15 +47,7 @@ pub struct VonageSilent {
     settings: VonageSilentSettings,
     client: reqwest::Client,
     /// `None` when the configured key is not an RSA private key: every check then fails.
-    key: Option<EncodingKey>,
-}
-
-#[derive(Serialize)]
-struct Claims<'a> {
-    application_id: &'a str,
-    iat: u64,
-    exp: u64,
-    jti: String,
+    key: Option<AppJwt>,
 }
 
 #[derive(Deserialize)]
@@ -93,8 +81,7 @@ fn decide(status: &str) -> SilentResult {
 
 impl VonageSilent {
     pub fn new(name: &str, settings: VonageSilentSettings, client: reqwest::Client) -> Self {
-        let pem = settings.private_key.expose().replace("\\n", "\n");
-        let key = EncodingKey::from_rsa_pem(pem.as_bytes()).ok();
+        let key = AppJwt::new(&settings.application_id, settings.private_key.expose());
         if key.is_none() {
             tracing::error!(provider = %name, "private_key is not an RSA private key in PEM: silent checks will fail");
         }
@@ -109,11 +96,7 @@ impl VonageSilent {
     fn jwt(&self) -> Result<String, SilentError> {
         let unusable = || SilentError::Unavailable(format!("{}: private_key is not an RSA private key in PEM", self.name));
         let key = self.key.as_ref().ok_or_else(unusable)?;
-        let iat = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
-        let mut jti = [0u8; 16];
-        rand::rngs::OsRng.try_fill_bytes(&mut jti).map_err(|_| SilentError::Unavailable(format!("{}: no random source", self.name)))?;
-        let claims = Claims { application_id: &self.settings.application_id, iat, exp: iat + JWT_LIFETIME, jti: hex::encode(jti) };
-        jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key).map_err(|_| unusable())
+        key.token().map_err(|why| SilentError::Unavailable(format!("{}: {why}", self.name)))
     }
 }
 
@@ -207,35 +190,13 @@ impl SilentProvider for VonageSilent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app_jwt::JWT_LIFETIME;
+    use crate::app_jwt::testing::{PRIVATE_KEY, claims};
     use crate::testing::client;
-    use jsonwebtoken::{DecodingKey, Validation};
     use serde_json::json;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
-    /// A throwaway key for tests only.
-    const PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIICdQIBADANBgkqhkiG9w0BAQEFAASCAl8wggJbAgEAAoGBAMOxL7w4IZe1wZKC
-Gbv1v5T3iF4TsCTKsDPdyHgC7P2B7Dmk4Yn8LrfoooD3PJonXtJ2GyH5t+bNgg14
-8ClI8Ek40HrbJSmfE+HjxEgpWFrhp7To7DHhvWdgCUNtCXDPBAdfM/96NfBoe2Dj
-4/T99WSzv5eqO8+X2yrNyrig/u/xAgMBAAECgYAtUXY1h2Y4JO5MCHb/MT0JuX1K
-FBMhohLGICFRsZPCbXkQLF/SvaTwEB658QeGx4FNCe7kolj1SThJ+GzdkreaRW75
-w3LdgSS83B53ypfa1/uYt0FjwVrd0L5U0tLheIdNoEvpVpDibfxfgv/6e3OFAuyY
-/1HLkNPZrZ+gkWoRcQJBAPCSTisKgMNVGmJljVcTTwZ123tkBWLWEdIZDDH3gHPd
-bzuGx/A64pMKenp/O1Xot8U5OowKmtD/0jy7zEaeMb0CQQDQPg2cTsxZBFu07ckf
-w/wWdcwWizW1sjLDWwu1q0K7DArC+3jXpwCyMOVXvdzNJDKzj+3TpAr8M72c06Wt
-TihFAkBawZcjva6eAjkV7eHIe8xQT54hirZNdxz5+eET6J9ZFqyj9FDxXAWmG0nh
-dKZZ3pWVneVsd4O4XQpfRynlakCxAkBaIRFo/p3pRT6f727mRb/8xJ1BgJ0NeAQK
-k4Rc67PlGxApVgf2ZnyhoxIQSMehLjKXjwrjWBO9FnPRxbTmbnZ1AkAJE/pyL3Oe
-7bYtWGWWRfotpEkjXNJW+QwPLIOeUd5S8armQ6CRx9I3ff9bHjIn8PoFcHN7+2hi
-0sIYk1o5T0wL
------END PRIVATE KEY-----";
-    const PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
-MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDDsS+8OCGXtcGSghm79b+U94he
-E7AkyrAz3ch4Auz9gew5pOGJ/C636KKA9zyaJ17Sdhsh+bfmzYINePApSPBJONB6
-2yUpnxPh48RIKVha4ae06Owx4b1nYAlDbQlwzwQHXzP/ejXwaHtg4+P0/fVks7+X
-qjvPl9sqzcq4oP7v8QIDAQAB
------END PUBLIC KEY-----";
     const REQUEST: &str = "c11236f4-00bf-4b89-84ba-88b25df97315";
 
     fn vonage(server: &MockServer, key: &str) -> VonageSilent {
@@ -258,14 +219,6 @@ qjvPl9sqzcq4oP7v8QIDAQAB
 
     fn query(pairs: &[(&str, &str)]) -> CallbackQuery {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    /// The request's JWT, checked against the public key: its claims.
-    fn claims(r: &wiremock::Request) -> serde_json::Value {
-        let auth = r.headers["authorization"].to_str().unwrap();
-        let jwt = auth.strip_prefix("Bearer ").expect("a bearer JWT");
-        let key = DecodingKey::from_rsa_pem(PUBLIC_KEY.as_bytes()).unwrap();
-        jsonwebtoken::decode::<serde_json::Value>(jwt, &key, &Validation::new(Algorithm::RS256)).unwrap().claims
     }
 
     async fn answering(m: &str, p: &str, status: u16, body: serde_json::Value) -> MockServer {

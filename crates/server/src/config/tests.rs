@@ -81,6 +81,53 @@ fn providers_and_routing_load_with_secrets_from_files() {
 }
 
 #[test]
+fn call_and_whatsapp_providers_load_with_keys_and_tokens_from_files() {
+    Jail::expect_with(|jail| {
+        jail.create_file("app.key", "-----BEGIN PRIVATE KEY-----\nMIIC\n-----END PRIVATE KEY-----\n")?;
+        jail.create_file("wa.token", "EAAJB-token\n")?;
+        jail.create_file(
+            "p.toml",
+            r#"
+            [providers.vg]
+            kind = "vonage"
+            api_key = "abcd1234"
+            api_secret = "s"
+            application_id = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab"
+            private_key_file = "app.key"
+            voice_from = "447700900001"
+            whatsapp_from = "14157386102"
+            whatsapp_template = "acme_otp"
+            whatsapp_languages = ["en_US", "de"]
+            [providers.wa]
+            kind = "whatsapp_cloud"
+            phone_number_id = "106540352242922"
+            access_token_file = "wa.token"
+            app_secret = "meta-secret"
+            verify_token = "hub-token"
+            template = "acme_otp"
+            channels = ["whatsapp"]
+            "#,
+        )?;
+        let c = Config::load(Some(Path::new("p.toml")), &Overrides::default()).unwrap();
+        match &c.providers["vg"].kind {
+            phonegate_providers::ProviderKind::Vonage(v) => {
+                assert!(v.private_key.as_ref().unwrap().expose().ends_with("-----END PRIVATE KEY-----"));
+                assert_eq!(v.whatsapp_languages.as_deref(), Some(&["en_US".to_string(), "de".to_string()][..]));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &c.providers["wa"].kind {
+            phonegate_providers::ProviderKind::WhatsappCloud(w) => {
+                assert_eq!((w.access_token.expose(), w.template.as_str()), ("EAAJB-token", "acme_otp"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{c:?}").contains("EAAJB-token") && !format!("{c:?}").contains("meta-secret"));
+        Ok(())
+    });
+}
+
+#[test]
 fn silent_providers_load_with_secrets_from_files_and_bad_combinations_are_refused() {
     Jail::expect_with(|jail| {
         jail.create_file("truid.txt", "tru-secret\n")?;

@@ -3,6 +3,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod auth;
+mod channel_webhooks;
 mod client_ip;
 mod compat;
 mod docs;
@@ -60,6 +61,8 @@ pub struct AppState {
 pub struct WebhookKeys {
     pub twilio: Vec<TwilioAccount>,
     pub vonage: Vec<VonageAccount>,
+    /// Meta's WhatsApp Cloud API: app secrets and verify tokens.
+    pub whatsapp: Vec<phonegate_providers::WhatsappCloudAccount>,
     /// The public base URL Twilio signs; without it, the request's Host header is trusted.
     pub public_url: Option<String>,
     /// Whether this server speaks HTTPS itself (for URLs built from the Host header).

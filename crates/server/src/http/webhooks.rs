@@ -21,21 +21,23 @@ pub fn routes() -> Router<AppState> {
         .route("/webhooks/twilio/status", post(twilio_status))
         .route("/webhooks/vonage/sms", get(vonage_sms).post(vonage_sms))
         .route("/webhooks/vonage/dlr", get(vonage_dlr).post(vonage_dlr))
+        // Calls and WhatsApp messages.
+        .merge(super::channel_webhooks::routes())
 }
 
-fn forbidden(why: &str) -> ApiError {
+pub(super) fn forbidden(why: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "invalid_signature", format!("webhook refused: {why}"))
 }
 
 /// A refused signature is a forged (or misconfigured) webhook: recorded in the audit log.
-async fn audited(s: &AppState, meta: &RequestMeta, provider: &str, verified: Result<(), ApiError>) -> Result<(), ApiError> {
+pub(super) async fn audited(s: &AppState, meta: &RequestMeta, provider: &str, verified: Result<(), ApiError>) -> Result<(), ApiError> {
     if let Err(e) = &verified {
         s.core.audit.record_once(&meta.provider(), AuditKind::WebhookForged, Some(provider), &e.message).await;
     }
     verified
 }
 
-fn missing(field: &str) -> ApiError {
+pub(super) fn missing(field: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", format!("{field} is required"))
 }
 

@@ -1,5 +1,5 @@
 //! Vonage (Nexmo) Verify v1 over raw HTTP: GET/POST, form/JSON, credentials as parameters,
-//! Vonage's response shapes and every status code.
+//! Vonage's response shapes and every status code (its workflows: `compat_vonage_workflows.rs`).
 use crate::helpers::{TestApp, fresh_number, wrong};
 use serde_json::{Value, json};
 
@@ -7,7 +7,7 @@ fn creds(app: &TestApp) -> Vec<(String, String)> {
     vec![("api_key".into(), app.key_id.clone()), ("api_secret".into(), app.secret.clone())]
 }
 
-async fn post(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Value {
+pub async fn post(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Value {
     let mut all = creds(app);
     all.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let r = app.client.post(app.url(path)).form(&all).send().await.unwrap();
@@ -15,7 +15,7 @@ async fn post(app: &TestApp, path: &str, params: &[(&str, &str)]) -> Value {
     r.json().await.unwrap()
 }
 
-fn assert_status(v: &Value, status: &str) {
+pub fn assert_status(v: &Value, status: &str) {
     assert_eq!(v["status"], status, "{v}");
     if status != "0" {
         assert!(v["error_text"].as_str().is_some_and(|t| !t.is_empty()), "{v}");
@@ -80,10 +80,12 @@ async fn vonage_locks_after_three_wrong_codes() {
 async fn cancel_after_thirty_seconds_and_no_next_event() {
     let app = TestApp::spawn().await;
     let to = fresh_number();
-    let rid = post(&app, "/verify/json", &[("number", to.trim_start_matches('+')), ("brand", "Acme")]).await["request_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // Workflow 6 is one SMS: no next event.
+    let rid =
+        post(&app, "/verify/json", &[("number", to.trim_start_matches('+')), ("brand", "Acme"), ("workflow_id", "6")]).await["request_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
     assert_status(&post(&app, "/verify/control/json", &[("request_id", &rid), ("cmd", "cancel")]).await, "19");
     assert_status(&post(&app, "/verify/control/json", &[("request_id", &rid), ("cmd", "trigger_next_event")]).await, "19");
     app.advance(chrono::Duration::seconds(30));

@@ -167,6 +167,13 @@ async fn vonage_answers_match_vonages_published_spec() {
     assert_eq!(early["status"], "19", "too early to cancel: {early}");
     spec.check("post", "/control/{format}", 200, &early);
     spec.check("post", "/control/{format}", 200, &call("/verify/control/json", &[("request_id", &rid2), ("cmd", "jump")]).await);
+    // The next event (workflow 1: a text-to-speech call), and the search naming it `tts`.
+    let next = call("/verify/control/json", &[("request_id", &rid2), ("cmd", "trigger_next_event")]).await;
+    assert_eq!(next["status"], "0", "{next}");
+    spec.check("post", "/control/{format}", 200, &next);
+    let events = call("/verify/search/json", &[("request_id", &rid2)]).await;
+    assert!(events["events"].as_array().unwrap().iter().any(|e| e["type"] == "tts"), "{events}");
+    spec.check("get", "/search/{format}", 200, &events);
 
     // PSD2: refused on a service without it (status 20), started on one with it.
     let psd2 = [("number", other.trim_start_matches('+')), ("payee", "Shop"), ("amount", "9.99")];

@@ -1,14 +1,27 @@
-//! Vonage (Nexmo) SMS API: `POST /sms/json`, form-encoded, `api_key`/`api_secret` parameters,
-//! `to` as digits without `+`, `type=unicode` for text outside GSM-7. A response lists one entry
-//! per part; every part must have status "0".
+//! Vonage (Nexmo): texts by the SMS API, calls by the Voice API (`voice.rs`) and WhatsApp
+//! authentication templates by the Messages API (`whatsapp.rs`).
+//!
+//! SMS: `POST /sms/json`, form-encoded, `api_key`/`api_secret` parameters, `to` as digits without
+//! `+`, `type=unicode` for text outside GSM-7. A response lists one entry per part; every part must
+//! have status "0".
+mod voice;
+mod whatsapp;
+
+pub(crate) use whatsapp::error_code;
+
+use crate::app_jwt::AppJwt;
 use crate::common::{Traced, is_gsm7, status_error, transport_error};
+use crate::error::BuildError;
 use crate::secret::Secret;
 use crate::signature::VonageSigMethod;
 use async_trait::async_trait;
+use phonegate_core::Channel;
 use phonegate_core::ports::{Accepted, MessageSender, Outgoing, SendError};
 use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_BASE_URL: &str = "https://rest.nexmo.com";
+/// The Voice and Messages APIs.
+pub const DEFAULT_API_BASE_URL: &str = "https://api.nexmo.com";
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -17,17 +30,85 @@ pub struct VonageSettings {
     pub api_secret: Secret,
     /// Default sender (number or alphanumeric id); a route's `from` overrides it.
     pub from: Option<String>,
-    /// Verifies Vonage's signed webhooks (inbound SMS, delivery receipts).
+    /// Verifies Vonage's signed webhooks (inbound SMS and delivery receipts by `sig`, call events
+    /// and WhatsApp statuses by their signed JWT).
     pub signature_secret: Option<Secret>,
     pub signature_method: Option<VonageSigMethod>,
     pub base_url: Option<String>,
+    /// The Vonage application (Voice and Messages capabilities) whose key signs the Voice and
+    /// Messages API requests: with `private_key` (or `private_key_file`), calls are served.
+    pub application_id: Option<String>,
+    /// The application's private key, PEM.
+    pub private_key: Option<Secret>,
+    /// The number calls come from (a Vonage number of the application); default: a voice route's
+    /// `from`, else `from` when it is a number.
+    pub voice_from: Option<String>,
+    /// The WhatsApp Business number messages come from; with `whatsapp_template`, WhatsApp is
+    /// served.
+    pub whatsapp_from: Option<String>,
+    /// The name of an approved WhatsApp authentication template with a copy-code button.
+    pub whatsapp_template: Option<String>,
+    /// The languages the template exists in (`["en_US", "de"]`); default: the verification's.
+    pub whatsapp_languages: Option<Vec<String>>,
+    /// Base URL of the Voice and Messages APIs (default `https://api.nexmo.com`).
+    pub api_base_url: Option<String>,
 }
 
 pub struct Vonage {
     pub(crate) name: String,
     pub(crate) settings: VonageSettings,
     pub(crate) client: reqwest::Client,
-    pub(crate) callback: Option<String>,
+    /// This server's public URL, for the delivery receipts', call events' and WhatsApp statuses'
+    /// callbacks.
+    pub(crate) public_url: Option<String>,
+    /// Signs Voice and Messages API requests (`application_id` and `private_key`).
+    pub(crate) app: Option<AppJwt>,
+    pub(crate) channels: Vec<Channel>,
+}
+
+impl Vonage {
+    /// Checks the settings the new channels need: an application id comes with its key, and the key
+    /// must be an RSA private key.
+    pub fn new(name: &str, settings: VonageSettings, client: reqwest::Client, public_url: Option<String>) -> Result<Self, BuildError> {
+        let invalid = |reason: &str| BuildError::Settings { provider: name.to_string(), reason: reason.to_string() };
+        let app = match (&settings.application_id, &settings.private_key) {
+            (Some(id), Some(key)) => {
+                Some(AppJwt::new(id, key.expose()).ok_or_else(|| invalid("private_key is not an RSA private key in PEM"))?)
+            }
+            (None, None) => None,
+            _ => return Err(invalid("application_id and private_key (or private_key_file) go together")),
+        };
+        if settings.whatsapp_from.is_some() != settings.whatsapp_template.is_some() {
+            return Err(invalid("whatsapp_from and whatsapp_template go together"));
+        }
+        let mut channels = vec![Channel::Sms];
+        if app.is_some() {
+            channels.push(Channel::Voice);
+        }
+        if settings.whatsapp_from.is_some() {
+            channels.push(Channel::Whatsapp);
+        }
+        let public_url = public_url.map(|u| u.trim_end_matches('/').to_string());
+        Ok(Self { name: name.to_string(), settings, client, public_url, app, channels })
+    }
+
+    fn callback(&self, path: &str) -> Option<String> {
+        self.public_url.as_ref().map(|u| format!("{u}{path}"))
+    }
+
+    fn api_url(&self, path: &str) -> String {
+        format!("{}{path}", self.settings.api_base_url.as_deref().unwrap_or(DEFAULT_API_BASE_URL).trim_end_matches('/'))
+    }
+
+    /// A request to the Voice or Messages API, signed with the application's JWT (or, for the
+    /// Messages API without an application, HTTP Basic with the API key and secret).
+    fn api_post(&self, path: &str) -> Result<reqwest::RequestBuilder, SendError> {
+        let request = self.client.post(self.api_url(path));
+        Ok(match &self.app {
+            Some(app) => request.bearer_auth(app.token().map_err(|why| SendError::unavailable(format!("{}: {why}", self.name)))?),
+            None => request.basic_auth(&self.settings.api_key, Some(self.settings.api_secret.expose())),
+        })
+    }
 }
 
 /// What Vonage's documented SMS statuses mean, in our words: the response's own `error-text`
@@ -75,7 +156,22 @@ fn classify(name: &str, status: &str) -> SendError {
 
 #[async_trait]
 impl MessageSender for Vonage {
-    async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
+    async fn send(&self, out: &Outgoing) -> Result<Accepted, SendError> {
+        match out.channel {
+            Channel::Voice if self.app.is_some() => self.call(out).await,
+            Channel::Whatsapp if self.settings.whatsapp_from.is_some() => self.whatsapp(out).await,
+            Channel::Sms => self.sms(out).await,
+            other => Err(SendError::Rejected(format!("{}: does not serve the {other} channel", self.name))),
+        }
+    }
+
+    fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+}
+
+impl Vonage {
+    async fn sms(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
         let s = &self.settings;
         let from = sms
             .from
@@ -94,7 +190,8 @@ impl MessageSender for Vonage {
         if !is_gsm7(&sms.body) {
             form.push(("type", "unicode"));
         }
-        if let Some(callback) = &self.callback {
+        let callback = self.callback("/webhooks/vonage/dlr");
+        if let Some(callback) = &callback {
             form.push(("callback", callback));
             form.push(("status-report-req", "1"));
         }
@@ -119,25 +216,33 @@ impl MessageSender for Vonage {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::testing::{client, only_request, sms};
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     fn vonage(server: &MockServer) -> Vonage {
-        Vonage {
-            name: "vg".into(),
-            settings: VonageSettings {
-                api_key: "abcd1234".into(),
-                api_secret: Secret::new("s3cr3t"),
-                from: Some("Acme".into()),
-                signature_secret: None,
-                signature_method: None,
-                base_url: Some(server.uri()),
-            },
-            client: client(),
-            callback: Some("https://verify.example.com/webhooks/vonage/dlr".into()),
+        let settings = VonageSettings { base_url: Some(server.uri()), ..settings() };
+        Vonage::new("vg", settings, client(), Some("https://verify.example.com/".into())).unwrap()
+    }
+
+    /// SMS only, as before calls and WhatsApp.
+    pub(super) fn settings() -> VonageSettings {
+        VonageSettings {
+            api_key: "abcd1234".into(),
+            api_secret: Secret::new("s3cr3t"),
+            from: Some("Acme".into()),
+            signature_secret: None,
+            signature_method: None,
+            base_url: None,
+            application_id: None,
+            private_key: None,
+            voice_from: None,
+            whatsapp_from: None,
+            whatsapp_template: None,
+            whatsapp_languages: None,
+            api_base_url: None,
         }
     }
 
@@ -216,5 +321,23 @@ mod tests {
         let server = MockServer::start().await;
         Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
         assert!(matches!(vonage(&server).send(&sms("x")).await, Err(SendError::Unavailable { retry_safe: false, .. })));
+    }
+
+    #[test]
+    fn settings_of_the_new_channels_come_in_pairs_and_the_key_must_be_one() {
+        let build = |s: VonageSettings| Vonage::new("vg", s, client(), None).map(|v| v.channels().to_vec());
+        assert_eq!(build(settings()).unwrap(), [Channel::Sms]);
+        let key = |k: &str| VonageSettings { application_id: Some("app-1".into()), private_key: Some(Secret::new(k)), ..settings() };
+        assert_eq!(build(key(crate::app_jwt::testing::PRIVATE_KEY)).unwrap(), [Channel::Sms, Channel::Voice]);
+        for (bad, words) in [
+            (key("not a key"), "not an RSA private key"),
+            (VonageSettings { application_id: Some("app-1".into()), ..settings() }, "go together"),
+            (VonageSettings { private_key: Some(Secret::new("k")), ..settings() }, "go together"),
+            (VonageSettings { whatsapp_from: Some("14157386102".into()), ..settings() }, "whatsapp_template"),
+        ] {
+            let e = build(bad).unwrap_err().to_string();
+            assert!(e.contains("`vg`") && e.contains(words), "{e}");
+            assert!(!e.contains("not a key\""), "the key is not repeated: {e}");
+        }
     }
 }

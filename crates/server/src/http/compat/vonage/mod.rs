@@ -1,7 +1,10 @@
 //! Vonage (Nexmo) Verify v1: `/verify/json`, `/verify/check/json`, `/verify/search/json`,
 //! `/verify/control/json`, GET or POST, form or JSON, `api_key`/`api_secret` as parameters,
 //! HTTP 200 with Vonage's string status codes. Vonage request ids are our verification ids
-//! without the `VE` prefix (Vonage allows 32 characters).
+//! without the `VE` prefix (Vonage allows 32 characters). A request's events are the steps of a
+//! core workflow (`workflows.rs`: `workflow_id`, `next_event_wait`, `pin_expiry`).
+mod workflows;
+
 use crate::http::AppState;
 use crate::http::auth::{RequestMeta, authenticate};
 use crate::http::error::{report, with_reference};
@@ -20,7 +23,7 @@ use phonegate_core::error::Field;
 use phonegate_core::message::Message;
 use phonegate_core::psd2::Psd2;
 use phonegate_core::verification::CheckRecord;
-use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, Verification, VerifyError};
+use phonegate_core::{Caller, CheckOutcome, StartOptions, StartRequest, Status, Verification, VerifyError};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -29,8 +32,6 @@ use std::collections::BTreeMap;
 const NOT_FOUND: &str = "The Vonage platform was unable to process this message for the following reason: the request was not found or it has been verified already";
 /// Vonage allows 3 checks per verification.
 const VONAGE_MAX_ATTEMPTS: u32 = 3;
-/// Vonage's default PIN lifetime.
-const VONAGE_DEFAULT_PIN_EXPIRY: i64 = 300;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -226,12 +227,13 @@ async fn start_inner(
         }
     }
     let pin_expiry = bounded(&p, "pin_expiry", 60..=3600)?;
-    bounded(&p, "next_event_wait", 60..=900)?;
-    bounded(&p, "workflow_id", 1..=7)?;
+    let next_event_wait = bounded(&p, "next_event_wait", 60..=900)?;
+    let workflow_id = bounded(&p, "workflow_id", 1..=7)?;
     let options = StartOptions {
-        workflow: None,
+        // The core keeps the steps that reach the number: a landline gets the calls only.
+        workflow: Some(workflows::workflow(workflow_id, next_event_wait)),
         code_length,
-        ttl_secs: Some(pin_expiry.unwrap_or(VONAGE_DEFAULT_PIN_EXPIRY)),
+        ttl_secs: Some(workflows::pin_expiry(pin_expiry, next_event_wait)),
         max_attempts: Some(VONAGE_MAX_ATTEMPTS),
         brand,
         region: p.get("country").cloned(),
@@ -249,7 +251,7 @@ async fn start_inner(
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
-    let req = StartRequest { service: None, to, channel: Some(Channel::Sms), locale: p.get("lg").cloned(), options };
+    let req = StartRequest { service: None, to, channel: None, locale: p.get("lg").cloned(), options };
     let started = s.core.verifier.start(&caller, req).await.map_err(|e| match e {
         VerifyError::InvalidParameter { field: Field::CustomCode, .. } => invalid("pin_code"),
         other => from_error(other),
@@ -354,7 +356,7 @@ fn status_json(v: &Verification, messages: &[Message], checks: &[CheckRecord], p
         Status::Canceled => "CANCELLED",
     };
     let finalized = (v.status != Status::Pending).then(|| v.status_changed_at());
-    let events: Vec<Value> = messages.iter().map(|m| json!({ "type": "sms", "id": m.id })).collect();
+    let events: Vec<Value> = messages.iter().map(|m| json!({ "type": workflows::event_type(m.channel), "id": m.id })).collect();
     json!({
         "request_id": request_id(v),
         "account_id": p.get("api_key"),
@@ -388,17 +390,24 @@ async fn control(State(s): State<AppState>, Extension(meta): Extension<RequestMe
         let cmd = p.get("cmd").ok_or_else(|| missing("cmd"))?;
         match cmd.as_str() {
             "cancel" => {
+                // Vonage refuses to cancel once a second event went out ("too many attempts to
+                // deliver").
+                let v = s.core.verifier.get(&caller, &id).await.map_err(from_error)?;
+                if v.status == Status::Pending && v.step > 0 {
+                    return Err(fail(
+                        "19",
+                        "Verification request can't be cancelled now. Too many attempts to re-deliver have already been made.",
+                    ));
+                }
                 let min_age = chrono::Duration::seconds(s.vonage_min_cancel_secs as i64);
                 s.core.verifier.cancel_once_older_than(&caller, &id, min_age).await.map_err(from_error)?;
                 Ok(Answer(json!({ "status": "0", "command": "cancel" })))
             }
-            "trigger_next_event" => {
-                if s.core.verifier.get(&caller, &id).await.map_err(from_error)?.status != Status::Pending {
-                    return Err(from_error(VerifyError::VerificationNotFound));
-                }
-                // Only the SMS event exists: there is never a next one.
-                Err(fail("19", "No more events are left to execute for the request"))
-            }
+            "trigger_next_event" => match s.core.verifier.next(&caller, &id).await {
+                Ok(_) => Ok(Answer(json!({ "status": "0", "command": "trigger_next_event" }))),
+                Err(VerifyError::NoNextStep) => Err(fail("19", "No more events are left to execute for the request")),
+                Err(e) => Err(from_error(e)),
+            },
             _ => Err(invalid("cmd")),
         }
     };
