@@ -126,7 +126,18 @@ impl Verifier {
         {
             return Err(crate::model::phone::PhoneError::DestinationNotAllowed.into());
         }
+        if opts.psd2.is_some() && !service.psd2 {
+            return Err(VerifyError::Psd2NotEnabled);
+        }
         let workflow = self.workflow_for(req.channel, opts.workflow.as_ref(), &service, &to, kind)?;
+        // A payment code must show its amount and payee: a call or a WhatsApp template does not,
+        // so its workflow keeps only its texts and e-mails (Vonage's workflow 1 is its SMS).
+        let workflow = match opts.psd2.is_some() {
+            true => workflow
+                .fitting(|c| matches!(c, Channel::Sms | Channel::Email))
+                .ok_or_else(|| VerifyError::invalid(Field::Channel, "payment codes go by sms or email, which show the amount and payee"))?,
+            false => workflow,
+        };
         let channel = match req.channel {
             Some(Channel::Auto) if to.email().is_some() => Channel::Email,
             // A workflow's first step sends first.
@@ -134,10 +145,6 @@ impl Verifier {
             Some(c) => c,
             None => workflow.first().channel,
         };
-        // A payment code must show its amount and payee: a call or a WhatsApp template does not.
-        if opts.psd2.is_some() && (workflow.uses(Channel::Voice) || workflow.uses(Channel::Whatsapp)) {
-            return Err(VerifyError::invalid(Field::Channel, "payment codes go by sms or email, which show the amount and payee"));
-        }
         let send_channel = if channel.carries_code() { channel } else { workflow.first().channel };
         let now = self.ctx.clock.now();
         if opts.psd2.is_some() && !service.psd2 {
