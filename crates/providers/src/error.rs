@@ -26,6 +26,9 @@ pub enum BuildError {
     /// The dev outbox is read back by its name, so it has exactly one.
     #[error("the dev outbox provider must be named `outbox` (not `{name}`)")]
     OutboxName { name: String },
+    /// An SMTP provider's settings cannot work (its sender, credentials or CA).
+    #[error("provider `{name}`: {reason}")]
+    Smtp { name: String, reason: String },
     /// The HTTP client of a provider could not be set up (no TLS backend).
     #[error("provider `{provider}`: cannot set up its HTTP client: {source}")]
     HttpClient { provider: String, source: reqwest::Error },

@@ -1,4 +1,4 @@
-//! phonegate's SMS providers, each speaking its provider's wire format behind the core's
+//! phonegate's providers (SMS, calls, WhatsApp, e-mail by SMTP), each speaking its provider's wire format behind the core's
 //! `MessageSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
 mod common;
 mod error;
@@ -8,6 +8,7 @@ pub mod secret;
 pub mod signature;
 pub mod silent;
 mod sipgate;
+mod smtp;
 #[cfg(test)]
 mod testing;
 mod twilio;
@@ -26,6 +27,7 @@ pub use error::BuildError;
 pub use secret::Secret;
 pub use signature::VonageSigMethod;
 pub use sipgate::SipgateSettings;
+pub use smtp::{SmtpSettings, SmtpTls};
 pub use twilio::TwilioSettings;
 pub use vonage::VonageSettings;
 pub use webhook::WebhookSettings;
@@ -65,6 +67,8 @@ pub enum ProviderKind {
     Sipgate(SipgateSettings),
     /// The generic HTTP provider.
     Http(WebhookSettings),
+    /// E-mail by SMTP.
+    Smtp(SmtpSettings),
 }
 
 /// Credentials that verify webhooks from Twilio.
@@ -153,6 +157,9 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
             }
             ProviderKind::Sipgate(sg) => Arc::new(sipgate::Sipgate { name: name.clone(), settings: sg.clone(), client }),
             ProviderKind::Http(w) => Arc::new(webhook::Webhook { name: name.clone(), settings: w.clone(), client }),
+            ProviderKind::Smtp(m) => {
+                Arc::new(smtp::Smtp::new(name, m.clone(), timeout).map_err(|reason| BuildError::Smtp { name: name.clone(), reason })?)
+            }
         };
         let channels = served(name, sender.channels(), s.channels.as_deref())?;
         providers.push(Provider { name: name.clone(), sender, timeout, retries: s.retries, channels });
