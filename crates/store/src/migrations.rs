@@ -24,6 +24,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (15, include_str!("../migrations/sqlite/0015_silent_by_number.sql")),
     (16, include_str!("../migrations/sqlite/0016_test_numbers.sql")),
     (17, include_str!("../migrations/sqlite/0017_channels.sql")),
+    (18, include_str!("../migrations/sqlite/0018_verified_email.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

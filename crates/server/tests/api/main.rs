@@ -8,6 +8,7 @@ mod key_file;
 mod lockout;
 
 mod account_changes;
+mod account_email;
 mod account_password;
 mod accounts;
 mod admin;

@@ -401,6 +401,7 @@ fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result
             response
         }
         Ok(Verified::PhoneChanged(_)) => ctx.redirect(s, "/account?done=phone"),
+        Ok(Verified::EmailChanged(_)) => ctx.redirect(s, "/account?done=email"),
         Err(e) => {
             let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e)), None, back);
             ctx.render(s, status_of(&e), &page)
