@@ -184,3 +184,63 @@ async fn the_address_budget_refuses_a_real_change_and_a_decoy_alike() {
     assert_eq!(free_error, taken_error);
     assert_eq!(free_wait, taken_wait);
 }
+
+/// The CSRF token of a page's first form.
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
+    html[at..].split('"').next().unwrap().to_string()
+}
+
+/// The account page's e-mail section, without JavaScript: an address, its code (a wrong one said
+/// on the page, in the browser's language), then the address shown verified.
+#[tokio::test]
+async fn the_account_page_adds_an_address_and_takes_its_code() {
+    let app = TestApp::spawn().await;
+    let phone = fresh_number();
+    app.sign_up("paged.mail", &phone, None).await;
+    let b = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let location = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_string();
+    let html = b.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    let before = app.outbox(&phone).await;
+    let r = b.post(app.url("/login")).form(&[("csrf", csrf_of(&html)), ("phone", phone.clone())]).send().await.unwrap();
+    let (code_page, code) = (location(&r), app.code_after(&phone, &before).await);
+    let flow = code_page.split("flow=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let html = b.get(app.url(&code_page)).send().await.unwrap().text().await.unwrap();
+    let r = b.post(app.url("/login/code")).form(&[("csrf", csrf_of(&html)), ("flow", flow), ("code", code)]).send().await.unwrap();
+    assert_eq!(location(&r), "/account");
+
+    let html = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains(r#"action="/account/email""#) && html.contains("No e-mail address yet."), "{html}");
+    assert!(!html.contains(r#"action="/account/email/verify""#), "no code asked for yet: {html}");
+    let csrf = csrf_of(&html);
+    let post = |path: &'static str, fields: Vec<(&'static str, String)>, lang: &'static str| {
+        b.post(app.url(path)).header("accept-language", lang).form(&fields).send()
+    };
+    let address = fresh_address("paged");
+    // Without the form's token: refused, nothing sent.
+    let r = post("/account/email", vec![("email", address.clone())], "en").await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(app.mails_to(&address).await, 0);
+    let r = post("/account/email", vec![("csrf", csrf.clone()), ("email", "nope".into())], "de").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(r#"role="alert""#) && html.contains("Geben Sie eine E-Mail-Adresse wie name@example.com ein."), "{html}");
+
+    let r = post("/account/email", vec![("csrf", csrf.clone()), ("email", address.clone())], "en").await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let waiting = location(&r);
+    assert!(waiting.starts_with("/account?email_flow=") && waiting.ends_with("#email"), "{waiting}");
+    let code = app.code_after(&address, &[]).await;
+    let html = b.get(app.url(&waiting)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("We e-mailed you a code.") && html.contains(r#"action="/account/email/verify""#), "{html}");
+    let flow = waiting.split("email_flow=").nth(1).unwrap().split('#').next().unwrap().to_string();
+    let r =
+        post("/account/email/verify", vec![("csrf", csrf.clone()), ("flow", flow.clone()), ("code", wrong(&code))], "en").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Check the e-mail and try again.") && html.contains(r#"name="flow" value=""#), "the form stays: {html}");
+    let r = post("/account/email/verify", vec![("csrf", csrf), ("flow", flow), ("code", code)], "en").await.unwrap();
+    assert_eq!((r.status(), location(&r)), (StatusCode::SEE_OTHER, "/account?done=email".to_string()));
+    let html = b.get(app.url("/account?done=email")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Your e-mail address was verified.") && html.contains(&address) && html.contains(">verified</span>"), "{html}");
+}
