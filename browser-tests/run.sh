@@ -59,7 +59,8 @@ start() {
     printf -v "base_$name" 'http://127.0.0.1:%s' "$port"
     printf -v "secret_$name" '%s' "$(json_field secret <<<"$key")"
 }
-start main
+# The login workflow offers a call (channels.test.js: "Call me instead").
+start main PHONEGATE_ACCOUNTS__WORKFLOW=sms:120,voice
 start short_ttl PHONEGATE_ACCOUNTS__CODE_TTL=1m
 # Silent verification through the local simulator (silent.test.js).
 start silent PHONEGATE_SILENT__SIMULATOR=true

@@ -30,6 +30,8 @@ pub enum AuditKind {
     KeyCreated,
     KeyRevoked,
     ServiceCreated,
+    ServiceUpdated,
+    ServiceDeleted,
     JwtKeyRotated,
     // Silent checks and signed redirects.
     SilentApproved,
@@ -76,6 +78,8 @@ impl AuditKind {
             Self::KeyCreated => "key_created",
             Self::KeyRevoked => "key_revoked",
             Self::ServiceCreated => "service_created",
+            Self::ServiceUpdated => "service_updated",
+            Self::ServiceDeleted => "service_deleted",
             Self::JwtKeyRotated => "jwt_key_rotated",
             Self::SilentApproved => "silent_approved",
             Self::SilentFellBack => "silent_fell_back",

@@ -55,34 +55,36 @@ pub struct Budgets {
     /// requests. Counters stay shared: a number's sends count in every service, each service
     /// applying its own limit to the total.
     pub services: std::collections::BTreeMap<String, Overrides>,
-    /// Send budgets of calls, WhatsApp messages and e-mails, counted apart from SMS's (an
-    /// address's per-number budget is per address, its per-country one per domain). What is not
-    /// given takes the channel's default (`ChannelBudgets::defaults`).
+    /// Send budgets of calls, WhatsApp messages and e-mails per number (per address) and per
+    /// prefix (per domain), counted apart from SMS's; what is not given takes the channel's
+    /// default (`ChannelBudgets::defaults`). The per-key, per-service and per-country budgets
+    /// are one counter for every channel: an operator's limit holds whatever the channel.
     pub voice: ChannelBudgets,
     pub whatsapp: ChannelBudgets,
     pub email: ChannelBudgets,
 }
 
-/// One channel's send budgets; `None` takes the channel's default.
+/// One channel's own send budgets; `None` takes the channel's default.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ChannelBudgets {
+    /// Per number (per address, for e-mail).
     pub sends_per_number: Option<Vec<Rate>>,
-    pub sends_per_key: Option<Vec<Rate>>,
-    pub sends_per_service: Option<Vec<Rate>>,
-    pub sends_per_country: Option<Vec<Rate>>,
+    /// Per number prefix (calls, WhatsApp).
     pub sends_per_prefix: Option<Vec<Rate>>,
+    /// E-mail: per domain, in each service (a tenant cannot use up another's).
+    pub sends_per_domain: Option<Vec<Rate>>,
 }
 
 impl ChannelBudgets {
-    /// The defaults: a call costs the most and is what revenue-share fraud pumps, so a number's
-    /// and a prefix's call budgets are below SMS's in every window; WhatsApp's are SMS's;
-    /// e-mail counts per address and per domain, and has no prefix.
-    pub fn defaults(channel: Channel) -> [Vec<Rate>; 5] {
+    /// The defaults (per number, per prefix, per domain): a call costs the most and is what
+    /// revenue-share fraud pumps, so a number's and a prefix's call budgets are below SMS's in
+    /// every window; WhatsApp's are SMS's; e-mail counts per address and per domain.
+    pub fn defaults(channel: Channel) -> [Vec<Rate>; 3] {
         match channel {
-            Channel::Voice => [rates(&["3/10m", "5/1h", "10/1d"]), vec![], vec![], vec![], rates(&["100/1h", "500/1d"])],
-            Channel::Email => [rates(&["5/10m", "10/1h", "20/1d"]), vec![], vec![], rates(&["500/1h", "5000/1d"]), vec![]],
-            _ => [rates(&["5/10m", "10/1h", "20/1d"]), vec![], vec![], vec![], rates(&["300/1h", "2000/1d"])],
+            Channel::Voice => [rates(&["3/10m", "5/1h", "10/1d"]), rates(&["100/1h", "500/1d"]), vec![]],
+            Channel::Email => [rates(&["5/10m", "10/1h", "20/1d"]), vec![], rates(&["500/1h", "5000/1d"])],
+            _ => [rates(&["5/10m", "10/1h", "20/1d"]), rates(&["300/1h", "2000/1d"]), vec![]],
         }
     }
 }
@@ -182,8 +184,10 @@ impl Budgets {
         out
     }
 
-    /// What one code sent to `to` by `channel` costs: SMS's budgets, or the channel's own, counted
-    /// apart (their subjects carry the channel).
+    /// What one code sent to `to` by `channel` costs: by SMS, `for_send`; by another channel,
+    /// the channel's own per-number and per-prefix (e-mail: per-domain) budgets, counted apart
+    /// (their subjects carry the channel), and the key's, service's and country's budgets, one
+    /// counter for every channel. `country` is an address's `@domain`.
     pub fn for_send_on(&self, channel: Channel, to: &str, country: &str, key: Option<&str>, service_id: &str) -> Vec<Charge> {
         let own = match channel {
             Channel::Voice => &self.voice,
@@ -191,19 +195,20 @@ impl Budgets {
             Channel::Email => &self.email,
             _ => return self.for_send(to, country, key, service_id),
         };
-        let [number, by_key, service, by_country, prefix] = ChannelBudgets::defaults(channel);
-        let b = Budgets {
-            sends_per_number: own.sends_per_number.clone().unwrap_or(number),
-            sends_per_key: own.sends_per_key.clone().unwrap_or(by_key),
-            sends_per_service: own.sends_per_service.clone().unwrap_or(service),
-            sends_per_country: own.sends_per_country.clone().unwrap_or(by_country),
-            sends_per_prefix: own.sends_per_prefix.clone().unwrap_or(prefix),
-            services: Default::default(),
-            ..self.clone()
-        };
-        let mut out = b.for_send(to, country, key, service_id);
-        for c in &mut out {
-            c.subject = format!("{channel}:{}", c.subject);
+        let [number, prefix, domain] = ChannelBudgets::defaults(channel);
+        let mut out = Vec::new();
+        Self::charges(Budget::SendsPerNumber, own.sends_per_number.as_ref().unwrap_or(&number), &format!("{channel}:{to}"), &mut out);
+        if let Some(key) = key {
+            Self::charges(Budget::SendsPerKey, &self.sends_per_key, key, &mut out);
+        }
+        Self::charges(Budget::SendsPerService, &self.sends_per_service, service_id, &mut out);
+        if channel == Channel::Email {
+            let domain_rates = own.sends_per_domain.as_ref().unwrap_or(&domain);
+            Self::charges(Budget::SendsPerCountry, domain_rates, &format!("email:{service_id}{country}"), &mut out);
+        } else {
+            Self::charges(Budget::SendsPerCountry, &self.sends_per_country, country, &mut out);
+            let prefix_rates = own.sends_per_prefix.as_ref().unwrap_or(&prefix);
+            Self::charges(Budget::SendsPerPrefix, prefix_rates, &format!("{channel}:{}", self.prefix(to, country)), &mut out);
         }
         out
     }
@@ -350,7 +355,19 @@ mod tests {
     fn each_channel_counts_apart_and_calls_cost_less_budget_than_texts_in_every_window() {
         let b = Budgets::default();
         let voice = b.for_send_on(Channel::Voice, "+4915123456789", "+49", None, "SVx");
-        assert!(voice.iter().all(|c| c.subject.starts_with("voice:")));
+        let own = |c: &&Charge| matches!(c.budget, Budget::SendsPerNumber | Budget::SendsPerPrefix);
+        assert!(voice.iter().filter(own).all(|c| c.subject.starts_with("voice:")));
+        // The operator's limits are one counter whatever the channel.
+        let keyed = Budgets {
+            sends_per_key: vec!["1/1d".parse().unwrap()],
+            sends_per_country: vec!["1/1d".parse().unwrap()],
+            ..Budgets::default()
+        };
+        for channel in [Channel::Sms, Channel::Voice, Channel::Whatsapp] {
+            let cs = keyed.for_send_on(channel, "+4915123456789", "+49", Some("SKa"), "SVx");
+            assert!(cs.iter().any(|c| c.budget == Budget::SendsPerKey && c.subject == "SKa"), "{channel}");
+            assert!(cs.iter().any(|c| c.budget == Budget::SendsPerCountry && c.subject == "+49"), "{channel}");
+        }
         for budget in [Budget::SendsPerNumber, Budget::SendsPerPrefix] {
             let limits = |cs: &[Charge]| {
                 let mut l: Vec<(i64, u32)> = cs.iter().filter(|c| c.budget == budget).map(|c| (c.rate.secs, c.rate.limit)).collect();
@@ -364,7 +381,7 @@ mod tests {
             }
         }
         let mail = b.for_send_on(Channel::Email, "ann@example.com", "@example.com", None, "SVx");
-        assert!(mail.iter().any(|c| c.budget == Budget::SendsPerCountry && c.subject == "email:@example.com"));
+        assert!(mail.iter().any(|c| c.budget == Budget::SendsPerCountry && c.subject == "email:SVx@example.com"));
         assert!(mail.iter().all(|c| c.budget != Budget::SendsPerPrefix));
     }
 

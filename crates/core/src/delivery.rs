@@ -438,10 +438,12 @@ fn step_failed(
 }
 
 /// The text of a verification's message: the service's template (a payment code's text for
-/// PSD2) in its language, and by SMS the Android SMS Retriever hash alone on the last line; for a
-/// call, what is spoken (`locales::spoken`).
+/// PSD2) in its language, as the service was when the verification started, and by SMS the
+/// Android SMS Retriever hash alone on the last line; for a call, what is spoken
+/// (`locales::spoken`).
 fn message_body(service: &Service, v: &Verification, code: &Code, channel: Channel) -> String {
-    let name = v.brand.as_deref().unwrap_or(&service.name);
+    let service = v.service_as_started(service);
+    let name = v.brand.as_deref().unwrap_or(service.shown_name());
     if channel == Channel::Voice {
         return crate::model::locales::spoken(&v.locale, name, code.expose());
     }

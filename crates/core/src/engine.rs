@@ -90,6 +90,10 @@ pub struct StartOptions {
     /// `VerifyError::Rehearsed`). The budgets are left out: the decoy takes them in its own unit,
     /// as a real flow's start does in this one.
     pub rehearse: bool,
+    /// The workflow's later steps start only when asked for (`next`, or a resend by another
+    /// channel), never by time: a login flow's, so that an account's existence never shows in
+    /// its number's budgets (a decoy has no steps to run).
+    pub manual_steps: bool,
     /// Asked by a recognised device of the number's holder (`accounts::device`): the number's
     /// send budget is its own (`budget::Guesser`), and strangers' resends of the pending code do
     /// not use up its sends.

@@ -18,6 +18,8 @@ pub enum VerifyError {
     ServiceNotFound,
     #[error("a service with this name already exists")]
     ServiceNameTaken,
+    #[error("this is one of the server's own services (phonegate, accounts, integrations): it can be changed but not renamed or deleted")]
+    ServiceReserved,
     #[error("this service does not allow custom codes")]
     CustomCodeNotEnabled,
     #[error("this service does not send PSD2 payment codes")]
@@ -206,6 +208,7 @@ impl VerifyError {
             | Self::CheckLinkNotFound
             | Self::RedirectClientNotFound => K::NotFound,
             Self::ServiceNameTaken
+            | Self::ServiceReserved
             | Self::NotPending(_)
             | Self::AlreadyPending { .. }
             | Self::TooEarlyToCancel { .. }
@@ -235,6 +238,7 @@ impl VerifyError {
             Self::Forbidden | Self::AdminRequired => "forbidden",
             Self::ServiceNotFound => "service_not_found",
             Self::ServiceNameTaken => "service_name_taken",
+            Self::ServiceReserved => "service_reserved",
             Self::CustomCodeNotEnabled => "custom_code_not_enabled",
             Self::Psd2NotEnabled => "psd2_not_enabled",
             Self::VerificationNotFound => "verification_not_found",

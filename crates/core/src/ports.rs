@@ -153,6 +153,8 @@ pub trait SilentWrites {
     fn update_silent_check(&mut self, c: &SilentCheck) -> StoreResult<()>;
 }
 
+/// Services. A deleted one is kept (its verifications and messages name it) but no read finds it,
+/// and its name is free again.
 pub trait ServiceReads {
     /// A service by id or by name (the id wins).
     fn service(&mut self, id_or_name: &str) -> StoreResult<Option<Service>>;
@@ -162,6 +164,19 @@ pub trait ServiceReads {
 pub trait ServiceWrites {
     /// False (and nothing written) when the name is taken.
     fn insert_service(&mut self, s: &Service) -> StoreResult<bool>;
+    /// A service by id, locked until the unit ends (an update or a delete takes turns with every
+    /// other unit that holds or locks it).
+    fn lock_service(&mut self, id: &str) -> StoreResult<Option<Service>>;
+    /// Whether service `id` exists, holding it so until the unit ends: a delete waits for this
+    /// unit, and this unit, waiting for a delete, finds the service gone. Updates do not wait.
+    fn hold_service(&mut self, id: &str) -> StoreResult<bool>;
+    /// Writes `s`'s settings, name and friendly name over the service of its id; false when there
+    /// is none. `Conflict` when another service has its name.
+    fn update_service(&mut self, s: &Service) -> StoreResult<bool>;
+    /// Deletes service `id` and cancels its pending verifications (those whose deadline has not
+    /// passed; the sweep expires the others), at `now`. Returns the channels of the verifications
+    /// canceled, or `None` when there is no such service.
+    fn delete_service(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Vec<Channel>>>;
 }
 
 pub trait ApiKeyReads {

@@ -32,7 +32,7 @@ impl Accounts {
         let mut refused = None;
         if let Some(p) = phone.as_ref() {
             self.reply_pending(p).await?;
-            let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised });
+            let rehearsal = self.code_request(p, None, None, Start { rehearse: true, recognised, channel: None });
             // (A refusal of sends, such as the verification's own send limit, a real flow answers
             // as its send budget, which the decoy's charges below meet alike.)
             match self.verifier.start_unaudited(&self.engine_caller(caller), rehearsal, None).await {
@@ -43,7 +43,7 @@ impl Accounts {
         }
         // A decoy costs what a code would, so the budgets' refusals come at the same point for
         // numbers with and without an account.
-        let refusing = self.decoy_send_charges(caller, &flow);
+        let refusing = self.decoy_send_charges(caller, &flow, None);
         let page = super::silent::flow_page(&flow.id);
         // A wrong password counts in its own unit: whatever refuses the flow later, it stays counted.
         if let Some(who) = wrong_password {
@@ -73,9 +73,14 @@ impl Accounts {
 
     /// What sending a decoy's code would cost: a number's send budgets, or for a decoy without a
     /// number (a wrong password) a send budget of the login tried.
-    pub(super) fn decoy_send_charges(&self, caller: &Caller, flow: &Flow) -> Vec<crate::budget::Charge> {
+    pub(super) fn decoy_send_charges(
+        &self,
+        caller: &Caller,
+        flow: &Flow,
+        channel: Option<crate::model::workflow::Channel>,
+    ) -> Vec<crate::budget::Charge> {
         if let Some(p) = &flow.phone {
-            return self.send_charges(caller, p, flow.recognised);
+            return self.send_charges(caller, p, flow.recognised, channel);
         }
         if let Some(address) = flow.email.as_deref().filter(|_| flow.kind == FlowKind::EmailChange) {
             return self.email_send_charges(caller, address);
@@ -83,7 +88,8 @@ impl Accounts {
         let budgets = self.ctx.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
         let subject = decoy_subject(flow);
-        let sends = budgets.for_send(&subject, "", None, &self.service_id);
+        let channel = channel.unwrap_or(self.settings.workflow.first().channel);
+        let sends = budgets.for_send_on(channel, &subject, "", None, &self.service_id);
         charges.extend(sends.into_iter().filter(|c| c.budget == crate::budget::Budget::SendsPerNumber));
         charges
     }

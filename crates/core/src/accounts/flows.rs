@@ -229,15 +229,15 @@ impl Accounts {
         phone: &PhoneNumber,
         locale: Option<String>,
         silent_return: Option<String>,
-        recognised: bool,
+        who: Start,
         also: Option<crate::engine::AlsoInUnit>,
     ) -> Result<crate::engine::Started, VerifyError> {
-        let req = self.code_request(phone, locale, silent_return, Start { rehearse: false, recognised });
+        let req = self.code_request(phone, locale, silent_return, who);
         match self.verifier.start_with(&self.engine_caller(caller), req, also).await {
             // A number's pending code was sent too often: answered like the number's send budget,
             // which is all a decoy for a number without an account can say.
             Err(VerifyError::MaxSendsReached) => Err(self
-                .send_charges(caller, phone, recognised)
+                .send_charges(caller, phone, who.recognised, who.channel)
                 .into_iter()
                 .find(|c| c.budget == crate::budget::Budget::SendsPerNumber)
                 .map_or(VerifyError::MaxSendsReached, |c| crate::budget::refusal(&c, self.now()))),
@@ -256,10 +256,14 @@ impl Accounts {
         StartRequest {
             service: Some(self.service_id.to_string()),
             to: phone.as_str().to_string(),
-            channel: Some(if silent_return.is_some() { Channel::Auto } else { Channel::Sms }),
+            channel: if silent_return.is_some() { Some(Channel::Auto) } else { who.channel },
             locale,
             options: StartOptions {
                 ttl_secs: Some(self.settings.code_ttl_secs),
+                workflow: Some(self.settings.workflow.clone()),
+                // Its other channels on request only ("Call me instead"): a decoy, which sends
+                // nothing, must cost what a real flow does.
+                manual_steps: true,
                 brand: Some(self.settings.brand.clone()),
                 // The answer must not wait for the provider: it would tell real flows from decoys.
                 background: true,
@@ -273,16 +277,23 @@ impl Accounts {
 
     /// What sending a login code to `phone` costs in the engine's budgets (the accounts service's):
     /// for a test number, which is never sent anything, only the start.
-    pub(super) fn send_charges(&self, caller: &Caller, phone: &PhoneNumber, recognised: bool) -> Vec<crate::budget::Charge> {
+    pub(super) fn send_charges(
+        &self,
+        caller: &Caller,
+        phone: &PhoneNumber,
+        recognised: bool,
+        channel: Option<Channel>,
+    ) -> Vec<crate::budget::Charge> {
+        let channel = channel.unwrap_or(self.settings.workflow.first().channel);
         let budgets = self.ctx.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
         if self.ctx.test_numbers.code_in(super::SERVICE, &self.service_id, phone).is_some() {
             return charges;
         }
         let (to, country) = (phone.as_str(), phone.calling_code());
-        charges.extend(match recognised {
+        charges.extend(match recognised && channel == Channel::Sms {
             true => budgets.for_recognised_send(to, &country, None, &self.service_id),
-            false => budgets.for_send(to, &country, None, &self.service_id),
+            false => budgets.for_send_on(channel, to, &country, None, &self.service_id),
         });
         charges
     }
@@ -309,7 +320,8 @@ impl Accounts {
             flow.expires_at = flow.expires_at.min(v.expires_at);
             Ok(tx.insert_flow(&flow)?)
         });
-        let started = self.send_code(caller, &phone, locale, silent_return.clone(), flow.recognised, Some(also)).await?;
+        let who = Start { rehearse: false, recognised: flow.recognised, channel: None };
+        let started = self.send_code(caller, &phone, locale, silent_return.clone(), who, Some(also)).await?;
         flow.expires_at = flow.expires_at.min(started.verification.expires_at);
         let mut answer = FlowStarted {
             flow_id: flow.id.clone(),
@@ -358,9 +370,24 @@ impl Accounts {
 
     /// Sends a flow's code again, once the cooldown has passed.
     #[tracing::instrument(name = "accounts.resend", level = "debug", skip_all, fields(flow = %flow_id))]
-    pub async fn resend(&self, caller: &Caller, flow_id: &str, locale: Option<String>) -> Result<FlowStarted, VerifyError> {
+    /// Sends a flow's code again, by `channel` when given (a channel of `[accounts] workflow`:
+    /// "Call me instead"), else by its running step's.
+    pub async fn resend(
+        &self,
+        caller: &Caller,
+        flow_id: &str,
+        locale: Option<String>,
+        channel: Option<Channel>,
+    ) -> Result<FlowStarted, VerifyError> {
+        if channel.is_some_and(|c| !self.settings.workflow.uses(c)) {
+            return Err(VerifyError::invalid(Field::Channel, "this channel is not offered for login codes"));
+        }
         self.admit(caller, None).await?;
-        let (id, now, cooldown) = (flow_id.to_string(), self.now(), chrono::Duration::seconds(self.settings.resend_cooldown_secs));
+        // Another channel ("Call me instead") is not held back by the cooldown of a resend: its
+        // own send budgets (a call's are the lowest) bound it.
+        let other_channel = channel.is_some_and(|c| c != self.settings.workflow.first().channel);
+        let cooldown = chrono::Duration::seconds(if other_channel { 0 } else { self.settings.resend_cooldown_secs });
+        let (id, now) = (flow_id.to_string(), self.now());
         let flow = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut flow = tx.flow(&id)?.filter(|f| f.used_at.is_none()).ok_or(VerifyError::FlowNotFound)?;
             if now >= flow.expires_at {
@@ -378,12 +405,16 @@ impl Accounts {
         let mut flow = flow;
         if flow.verification_id.is_none() {
             // A decoy's resend costs what a real one would, and is refused where it would be.
-            let (charges, now) = (self.decoy_send_charges(caller, &flow), self.now());
+            let (charges, now) = (self.decoy_send_charges(caller, &flow, channel), self.now());
             ports::write(self.ctx.store.as_ref(), move |tx| crate::budget::charge(tx, &charges, now)).await?;
         }
         if let (Some(current), Some(to)) = (flow.verification_id.clone(), flow.phone.clone().map(Ok).or(flow.email.clone().map(Err))) {
             let started = match to {
-                Ok(phone) => self.send_code(caller, &phone, locale, None, flow.recognised, None).await?,
+                Ok(phone) => {
+                    let who = Start { rehearse: false, recognised: flow.recognised, channel };
+                    self.send_code(caller, &phone, locale, None, who, None).await?
+                }
+                // An e-mail change's code goes to its address again, by e-mail.
                 Err(address) => self.send_email_code(caller, &address, locale, None).await?,
             };
             // The verification behind the flow ended (another flow for the number used it): the
@@ -479,6 +510,8 @@ pub(super) struct Start {
     pub rehearse: bool,
     /// For a recognised device (its own send budget).
     pub recognised: bool,
+    /// The channel asked for (a resend by call: "Call me instead"); none: the workflow's.
+    pub channel: Option<Channel>,
 }
 
 fn not_pending(s: Status) -> VerifyError {

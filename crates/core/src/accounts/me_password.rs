@@ -43,10 +43,12 @@ impl Accounts {
         let (this, pr, now) = (self.clone(), p.clone(), self.now());
         let expected = before.clone();
         let changed = ports::write(self.ctx.store.as_ref(), move |tx| {
-            let session = this.live_in(tx, Some(&pr), now)?;
+            // The user's row first (the conditional update locks it): two changes at once take
+            // turns there, before either locks a session the other would end (no deadlock).
             if !tx.set_password_hash(&pr.user_id, &hash, expected.as_deref())? {
                 return Err(VerifyError::invalid(Field::CurrentPassword, "the password was changed meanwhile: give the new one"));
             }
+            let session = this.live_in(tx, Some(&pr), now)?;
             tx.delete_other_sessions(&pr.user_id, &session.id)?;
             let changed = tx.user(&pr.user_id)?.ok_or(VerifyError::Unauthenticated)?;
             this.emit(tx, "user.password_changed", &changed, now)?;

@@ -99,6 +99,10 @@ pub struct AccountSettings {
     /// Hosts (`host` or `host:port`) that the login pages and forward auth may send a browser
     /// back to after login, besides phonegate's own pages.
     pub return_hosts: Vec<String>,
+    /// The steps a login or sign-up code takes (`"sms:60,voice"`: an SMS, and a call when it
+    /// was not used within a minute); the code page offers each other channel of it ("Call me
+    /// instead"). Default: one SMS.
+    pub workflow: crate::model::workflow::Workflow,
 }
 
 impl Default for AccountSettings {
@@ -119,12 +123,16 @@ impl Default for AccountSettings {
             reauth_secs: 600,
             revocation_check_secs: 5,
             return_hosts: Vec::new(),
+            workflow: Default::default(),
         }
     }
 }
 
 impl AccountSettings {
     pub fn validate(&self) -> Result<(), String> {
+        if self.workflow.uses(crate::model::workflow::Channel::Email) {
+            return Err("accounts.workflow: accounts are proven by their phone number: use sms, voice and whatsapp steps".into());
+        }
         if !(crate::model::service::MIN_TTL_SECS..=crate::model::service::MAX_TTL_SECS).contains(&self.code_ttl_secs) {
             return Err("accounts.code_ttl must be between 1m and 24h".into());
         }

@@ -134,7 +134,7 @@ impl Accounts {
         if !self.reply_pending(&phone).await? {
             return Ok(None);
         }
-        let charges = self.send_charges(caller, &phone, flow.recognised);
+        let charges = self.send_charges(caller, &phone, flow.recognised, None);
         let resend_after = self.settings.resend_cooldown_secs;
         ports::write(self.ctx.store.as_ref(), move |tx| {
             // The reply flow stays: whoever takes it over gets a flow of their own with its

@@ -49,6 +49,24 @@ impl Verifier {
         to: &Recipient,
         kind: Option<NumberKind>,
     ) -> Result<Workflow, VerifyError> {
+        let fitted = self.fitted(channel, asked, service, to, kind)?;
+        // A channel named besides a workflow must be one of the steps that reach the recipient.
+        if let (Some(_), Some(c)) = (asked, channel.filter(|c| c.carries_code()))
+            && !fitted.uses(c)
+        {
+            return Err(VerifyError::invalid(Field::Channel, "must be one of the workflow's channels that reach the recipient"));
+        }
+        Ok(fitted)
+    }
+
+    fn fitted(
+        &self,
+        channel: Option<Channel>,
+        asked: Option<&Workflow>,
+        service: &Service,
+        to: &Recipient,
+        kind: Option<NumberKind>,
+    ) -> Result<Workflow, VerifyError> {
         let wanted = match (asked, channel) {
             (Some(w), _) => w.clone(),
             (None, Some(c)) if c.carries_code() => Workflow::single(c),

@@ -433,7 +433,7 @@ impl Verifier {
                     .open(&v.id, &v.code_sealed)
                     .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
                 // The workflow's steps start now.
-                v.step_due_at = Verification::due_after(&v.workflow, v.step, now);
+                v.step_due_at = Verification::due_after(&v.workflow, v.step, now).filter(|_| !v.manual_steps);
                 ports::save_verification(tx, &mut v)?;
                 Ok(Some(self.delivery.queue(tx, &service, &v, &code, (v.step_channel(), false), now)?))
             }

@@ -129,9 +129,15 @@ impl Verifier {
         let workflow = self.workflow_for(req.channel, opts.workflow.as_ref(), &service, &to, kind)?;
         let channel = match req.channel {
             Some(Channel::Auto) if to.email().is_some() => Channel::Email,
+            // A workflow's first step sends first.
+            Some(c) if c.carries_code() && opts.workflow.is_some() => workflow.first().channel,
             Some(c) => c,
             None => workflow.first().channel,
         };
+        // A payment code must show its amount and payee: a call or a WhatsApp template does not.
+        if opts.psd2.is_some() && (workflow.uses(Channel::Voice) || workflow.uses(Channel::Whatsapp)) {
+            return Err(VerifyError::invalid(Field::Channel, "payment codes go by sms or email, which show the amount and payee"));
+        }
         let send_channel = if channel.carries_code() { channel } else { workflow.first().channel };
         let now = self.ctx.clock.now();
         if opts.psd2.is_some() && !service.psd2 {
@@ -156,7 +162,10 @@ impl Verifier {
             channel,
             step: 0,
             // A silent check runs first: the steps start when it falls back.
-            step_due_at: if channel.carries_code() { Verification::due_after(&workflow, 0, now) } else { None },
+            step_due_at: match channel.carries_code() && !opts.manual_steps {
+                true => Verification::due_after(&workflow, 0, now),
+                false => None,
+            },
             locale: locale.clone().unwrap_or_else(|| crate::model::locales::for_region(to.region().as_deref()).to_string()),
             status: Status::Pending,
             code_length,
@@ -182,6 +191,9 @@ impl Verifier {
             failed_at: None,
             failure_reason: None,
             test,
+            texts: Some(crate::model::verification::StartTexts::of(&service)),
+            manual_steps: opts.manual_steps,
+            key_id: caller.key_id.clone(),
             version: 0,
         };
         let plan = match channel {
@@ -196,15 +208,18 @@ impl Verifier {
         let (refuse_if_pending, background, rehearse) = (opts.refuse_if_pending, opts.background, opts.rehearse);
         // A rehearsal does everything, then rolls it all back.
         let done_unit = move |d: StartDone| if rehearse { Err(VerifyError::Rehearsed) } else { Ok(d) };
-        let service_name = service.name.clone();
+        let service_name = service.shown_name().to_string();
         let (charges, limits, throttle) = self.costs(caller, &service, &to, send_channel, opts.recognised, test);
-        let resend_costs = {
-            let (this, caller, service, to) = (self.clone(), caller.clone(), service.clone(), to.clone());
-            move |channel| this.costs(&caller, &service, &to, channel, opts.recognised, test).0
-        };
+        let (who, recognised) = (caller.clone(), opts.recognised);
+        // (Checked by `workflow_for`: it reaches the recipient.)
         let explicit = req.channel.filter(|c| c.carries_code());
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;
+            // Read from a cache, the service may have been deleted since: held until the commit,
+            // a delete waits for this unit or this unit sees it.
+            if !tx.hold_service(&fresh.service_id)? {
+                return Err(VerifyError::ServiceNotFound);
+            }
             if let Some(phone) = fresh.to.phone()
                 && tx.is_opted_out(phone)?
             {
@@ -267,7 +282,10 @@ impl Verifier {
                 // the same verification), else by its running step's.
                 let resend_channel = explicit.unwrap_or_else(|| pending.step_channel());
                 if !rehearse {
-                    let charges = if resend_channel == send_channel { charges.clone() } else { resend_costs(resend_channel) };
+                    let charges = match resend_channel == send_channel {
+                        true => charges.clone(),
+                        false => this.costs(&who, &service, &pending.to, resend_channel, recognised, test).0,
+                    };
                     crate::budget::charge(tx, &charges, now)?;
                 }
                 let code = this

@@ -4,8 +4,9 @@
 //! (the same code, by the step's channel) is queued; the message is sent after the commit.
 use super::{Verifier, visible};
 use crate::caller::Caller;
-use crate::error::VerifyError;
+use crate::error::{ErrorKind, Field, VerifyError};
 use crate::model::verification::{NextRefusal, Verification};
+use crate::model::workflow::Channel;
 use crate::ports::{self, Tx};
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
@@ -40,18 +41,24 @@ impl Verifier {
             match self.audit.audited(&caller, &id, self.advance(&caller, &id, Due::ByTime).await).await {
                 Ok(Some(_)) => moved += 1,
                 Ok(None) => {}
+                // The database or the server failed: the step stays due, the next round retries.
+                Err(e) if matches!(e.kind(), ErrorKind::Internal | ErrorKind::Unavailable) => {
+                    tracing::warn!(verification = %id, error = %e, "a workflow step could not start; retrying");
+                }
                 Err(e) => {
-                    // Over budget (or any refusal): the workflow stops here, the code already
-                    // sent stays valid; the refusal was audited.
-                    tracing::warn!(verification = %id, error = %e, "a workflow step could not start");
-                    let halted = self
-                        .transition(&caller, &id, |v, _| {
+                    // Refused (over budget…): the workflow stops here, the code already sent
+                    // stays valid; the refusal was audited.
+                    tracing::info!(verification = %id, error = %e, "a workflow step was refused; the workflow stops");
+                    let halted = ports::write(self.ctx.store.as_ref(), move |tx| {
+                        if let Some(mut v) = tx.verification(&id)?.filter(|v| v.step_due_at.is_some()) {
                             v.step_due_at = None;
-                            Ok(())
-                        })
-                        .await;
+                            ports::save_verification(tx, &mut v)?;
+                        }
+                        Ok::<_, VerifyError>(())
+                    })
+                    .await;
                     if let Err(e) = halted {
-                        tracing::warn!(verification = %id, error = %e, "a workflow could not be stopped");
+                        tracing::warn!(error = %e, "a workflow could not be stopped");
                     }
                 }
             }
@@ -68,6 +75,12 @@ impl Verifier {
             let mut v = visible(&who, tx.verification(&id)?)?;
             if matches!(due, Due::ByTime) && v.step_due_at.is_none_or(|at| at > now) {
                 return Ok(None);
+            }
+            // A silent check decides first: no code goes out while it may still match (and a
+            // `silent` verification has no code to send at all).
+            let silent_running = v.channel == Channel::Auto && v.step == 0 && tx.silent_check_of(&v.id)?.is_some_and(|c| c.state.is_live());
+            if v.status == crate::model::verification::Status::Pending && (v.channel == Channel::Silent || silent_running) {
+                return Err(VerifyError::invalid(Field::Channel, "a silent check decides this verification: no code step can start now"));
             }
             let step = match v.next_step(now) {
                 Ok(step) => step,
@@ -111,7 +124,9 @@ impl Verifier {
         let service = tx.service(&v.service_id)?.ok_or(VerifyError::ServiceNotFound)?;
         if !v.test {
             let budgets = self.ctx.budgets.for_service(&service.name);
-            let charges = budgets.for_send_on(channel, v.to.as_str(), &v.to.calling_code(), caller.key_id.as_deref(), &service.id);
+            // The key that started it pays for every step, whoever starts the step (the worker).
+            let key = caller.key_id.as_deref().or(v.key_id.as_deref());
+            let charges = budgets.for_send_on(channel, v.to.as_str(), &v.to.calling_code(), key, &service.id);
             crate::budget::charge(tx, &charges, now)?;
         }
         let code = self

@@ -3,8 +3,8 @@ use crate::model::invalid::{Field, Invalid};
 use crate::model::phone::{PhoneNumber, mask};
 use serde::Serialize;
 
-/// A valid e-mail address: RFC 5322 syntax, the domain in its ASCII (IDNA) form and lower case,
-/// the local part as given (it may be case-sensitive).
+/// A valid e-mail address: an RFC 5322 dot-atom local part (UTF-8 letters allowed), the domain in
+/// its ASCII (IDNA) form, all in lower case (the form budgets count).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct EmailAddress(String);
@@ -16,9 +16,14 @@ const MAX_ADDRESS: usize = 254;
 impl EmailAddress {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let bad = || Invalid::new(Field::To, "must be an e-mail address like name@example.com");
-        let raw = raw.trim();
+        // One canonical form, so that spellings of one mailbox share its budgets: lower case
+        // (every mail provider of note treats the local part so).
+        let raw = raw.trim().to_lowercase();
         let (local, domain) = raw.rsplit_once('@').ok_or_else(bad)?;
-        if local.is_empty() || local.len() > MAX_LOCAL || local.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        // A dot-atom (RFC 5322, with RFC 6531's UTF-8): no quoted local parts, no specials.
+        let atom = |c: char| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        let dots_ok = !local.starts_with('.') && !local.ends_with('.') && !local.contains("..");
+        if local.is_empty() || local.len() > MAX_LOCAL || !dots_ok || !local.chars().all(|c| atom(c) || c == '.') {
             return Err(bad());
         }
         let domain = idna::domain_to_ascii(domain.trim_end_matches('.')).map_err(|_| bad())?;
@@ -135,7 +140,11 @@ mod tests {
 
     #[test]
     fn addresses_are_checked_and_their_domains_made_ascii() {
-        assert_eq!(EmailAddress::parse(" Ann.Lee+2fa@Example.COM ").unwrap().as_str(), "Ann.Lee+2fa@example.com");
+        assert_eq!(EmailAddress::parse(" Ann.Lee+2fa@Example.COM ").unwrap().as_str(), "ann.lee+2fa@example.com");
+        for quoted in ["\"a,b@evil.com\"@example.com", "\"<script>\"@example.com", "a(b)@example.com", ".a@example.com", "a..b@example.com"]
+        {
+            assert!(EmailAddress::parse(quoted).is_err(), "{quoted}");
+        }
         assert_eq!(EmailAddress::parse("jörg@müller.de").unwrap().as_str(), "jörg@xn--mller-kva.de");
         for bad in ["", "no-at", "@example.com", "a@", "a@localhost", "a b@example.com", "a@exa mple.com", "a@-x.com", "a@x..com"] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");

@@ -36,6 +36,10 @@ pub struct Service {
     pub psd2: bool,
     /// The channels settings (default workflow, e-mail sender, calls).
     pub channels: ChannelSettings,
+    /// The name it is shown as (`{service}`, Twilio's `friendly_name`) where its unique `name`
+    /// could not be that: a Twilio service given a FriendlyName another service has.
+    pub friendly_name: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A service's channel settings.
@@ -56,8 +60,13 @@ impl ChannelSettings {
     /// line break.
     pub fn validate(&self) -> Result<(), Invalid> {
         for v in [&self.email_from, &self.email_reply_to].into_iter().flatten() {
-            let address = v.rsplit_once('<').map_or(v.as_str(), |(_, a)| a.trim_end_matches('>'));
-            if v.chars().any(|c| c.is_control())
+            // One mailbox: `Name <address>` or `address`, no list (`,` `;`) and no second `<`.
+            let (name, address) = match v.trim().strip_suffix('>').and_then(|s| s.rsplit_once('<')) {
+                Some((name, address)) => (name, address),
+                None => ("", v.trim()),
+            };
+            if name.contains([',', ';', '<', '>', '@'])
+                || v.chars().any(|c| c.is_control())
                 || v.chars().count() > 200
                 || crate::model::recipient::EmailAddress::parse(address).is_err()
             {
@@ -122,6 +131,8 @@ impl ServiceSettings {
                 self.channels.validate()?;
                 self.channels
             },
+            friendly_name: None,
+            updated_at: now,
         })
     }
 }
@@ -148,8 +159,13 @@ impl Service {
             .unwrap_or("Your {service} verification code is: {code}")
     }
 
+    /// The name `{service}` renders to: the friendly name, else the name.
+    pub fn shown_name(&self) -> &str {
+        self.friendly_name.as_deref().unwrap_or(&self.name)
+    }
+
     pub fn render(&self, locale: &str, code: &str) -> String {
-        self.render_as(&self.name, locale, code)
+        self.render_as(self.shown_name(), locale, code)
     }
 
     /// Renders with another name in `{service}` (a per-verification brand).

@@ -3,6 +3,7 @@
 //! one of these methods and writes it back in the same transaction, so the rules hold across
 //! threads and instances.
 use crate::model::recipient::Recipient;
+use crate::model::service::Service;
 use crate::model::workflow::{Step, Workflow};
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -78,6 +79,10 @@ pub struct Verification {
     pub step: u32,
     /// When the next step starts unless the code is checked first; none on the last step.
     pub step_due_at: Option<DateTime<Utc>>,
+    /// Later steps start only when asked for (a login flow's: "Call me instead"), never by time.
+    pub manual_steps: bool,
+    /// The API key that started it: every later step is charged to its budgets too.
+    pub key_id: Option<String>,
     pub locale: String,
     pub status: Status,
     pub code_length: u8,
@@ -108,8 +113,26 @@ pub struct Verification {
     /// Made for a test number (`model::test_numbers`): its code is the configured one, and its
     /// messages were recorded, never sent.
     pub test: bool,
+    /// Its service's texts as they were when it started, which every message of it is written
+    /// from (a resend, an `auto` check's fallback): a later change of the service does not change
+    /// it. `None` for verifications stored before they were kept (their service's current texts).
+    pub texts: Option<StartTexts>,
     /// Optimistic-concurrency token: bumped by every write.
     pub version: i64,
+}
+
+/// What a verification's messages are written from, as its service had it at the start: the name
+/// `{service}` renders to and the service's own templates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct StartTexts {
+    pub name: String,
+    pub templates: std::collections::BTreeMap<String, String>,
+}
+
+impl StartTexts {
+    pub fn of(service: &Service) -> Self {
+        Self { name: service.shown_name().to_string(), templates: service.templates.clone() }
+    }
 }
 
 /// What a check did.
@@ -276,6 +299,20 @@ impl Verification {
             self.failed_at = Some(now);
             self.failure_reason = Some(reason);
             self.updated_at = now;
+        }
+    }
+
+    /// `service` as this verification started with it: its texts then (see `texts`), the rest as
+    /// it is now.
+    pub fn service_as_started<'s>(&self, service: &'s Service) -> std::borrow::Cow<'s, Service> {
+        match &self.texts {
+            Some(t) => std::borrow::Cow::Owned(Service {
+                name: t.name.clone(),
+                friendly_name: None,
+                templates: t.templates.clone(),
+                ..service.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(service),
         }
     }
 

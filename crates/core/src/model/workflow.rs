@@ -1,7 +1,7 @@
 //! Channels and workflows: the ways a code travels, and the ordered steps one verification's
 //! single code takes (an SMS, then a call if the code was not checked within the step's time…).
 use crate::model::invalid::{Field, Invalid};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,10 +81,24 @@ impl Step {
 }
 
 /// The ordered steps of a verification: at least one, at most `MAX_STEPS`; an address takes
-/// only e-mail steps and a number no e-mail step.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+/// only e-mail steps and a number no e-mail step. In configuration it is written
+/// `"sms:60,voice:120"` (`encode`/`parse`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Workflow(Vec<Step>);
+
+impl TryFrom<String> for Workflow {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Workflow> for String {
+    fn from(w: Workflow) -> String {
+        w.encode()
+    }
+}
 
 impl Workflow {
     pub fn new(steps: Vec<Step>) -> Result<Self, Invalid> {

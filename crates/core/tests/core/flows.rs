@@ -143,10 +143,10 @@ async fn a_resend_waits_for_the_cooldown_and_sends_the_same_code() {
     let phone = fresh_number();
     let flow = core.accounts.signup(&end_user("198.51.100.1"), signup("knuth", &phone, None)).await.unwrap();
     let code = core.code_for(&phone).await;
-    let soon = core.accounts.resend(&end_user("198.51.100.1"), &flow.flow_id, None).await;
+    let soon = core.accounts.resend(&end_user("198.51.100.1"), &flow.flow_id, None, None).await;
     assert!(matches!(soon, Err(VerifyError::ResendTooSoon { retry_after_secs: 30 })), "{soon:?}");
     core.advance(Duration::seconds(30));
-    core.accounts.resend(&end_user("198.51.100.1"), &flow.flow_id, None).await.unwrap();
+    core.accounts.resend(&end_user("198.51.100.1"), &flow.flow_id, None, None).await.unwrap();
     assert_eq!(core.code_after(&phone, 1).await, code);
     core.signed_in(&flow, &code).await;
 }

@@ -97,6 +97,9 @@ pub struct VerifyBody {
 pub struct FlowBody {
     flow_id: String,
     locale: Option<String>,
+    /// Send the code by this channel instead (`voice`: "call me instead", `whatsapp`), one of
+    /// `[accounts] workflow`'s; default: the running step's.
+    channel: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -354,7 +357,12 @@ async fn verify(
 #[utoipa::path(post, path = "/api/auth/resend", tag = "accounts", request_body = FlowBody, security(()),
     responses((status = 202, body = FlowView), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn resend(State(s): State<AppState>, EndUser(caller): EndUser, ApiJson(b): ApiJson<FlowBody>) -> Result<impl IntoResponse, ApiError> {
-    Ok(accepted(s.accounts.resend(&caller, &b.flow_id, b.locale).await?))
+    let channel = b
+        .channel
+        .as_deref()
+        .map(|c| phonegate_core::Channel::parse(c).ok_or_else(|| VerifyError::invalid(Field::Channel, "must be sms, voice or whatsapp")))
+        .transpose()?;
+    Ok(accepted(s.accounts.resend(&caller, &b.flow_id, b.locale, channel).await?))
 }
 
 /// Trades a refresh token for a new access token and refresh token (the old one is spent).

@@ -1,4 +1,4 @@
-//! Services (tenants): create, list, read.
+//! Services (tenants): create, list, read, change, delete.
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, auth::Authenticated, extract::ApiJson};
 use axum::Json;
@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use phonegate_core::Service;
+use phonegate_core::catalog::ServiceChanges;
 use phonegate_core::service::ServiceSettings;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get))
+    OpenApiRouter::new().routes(routes!(create, list)).routes(routes!(get, update, delete))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -47,10 +48,36 @@ pub struct CreateServiceBody {
     voice_key_press: bool,
 }
 
+/// A change of a service: every field optional (absent or `null`: unchanged), each validated as on
+/// create. Verifications already started keep the settings they started with.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServiceBody {
+    /// A new unique name (the server's own services `phonegate`, `accounts` and `integrations`
+    /// keep theirs).
+    name: Option<String>,
+    /// Digits per code, 4 to 10.
+    code_length: Option<u8>,
+    /// Code lifetime in seconds, 60 to 86400.
+    code_ttl_secs: Option<i64>,
+    /// Replaces every template (`{}` removes them all); each must contain `{code}`.
+    templates: Option<BTreeMap<String, String>>,
+    custom_codes: Option<bool>,
+    psd2: Option<bool>,
+    /// Replaces the default workflow (steps as on create).
+    workflow: Option<Vec<super::verifications::StepBody>>,
+    email_from: Option<String>,
+    email_reply_to: Option<String>,
+    voice_key_press: Option<bool>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct ServiceView {
     id: String,
     name: String,
+    /// The name `{service}` renders to and Twilio answers show, where it differs from `name`
+    /// (a Twilio service given a FriendlyName another service has); else null.
+    friendly_name: Option<String>,
     code_length: u8,
     code_ttl_secs: i64,
     templates: BTreeMap<String, String>,
@@ -62,6 +89,7 @@ pub struct ServiceView {
     email_reply_to: Option<String>,
     voice_key_press: bool,
     created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 impl From<Service> for ServiceView {
@@ -69,6 +97,7 @@ impl From<Service> for ServiceView {
         Self {
             id: s.id,
             name: s.name,
+            friendly_name: s.friendly_name,
             code_length: s.code_length,
             code_ttl_secs: s.code_ttl_secs,
             templates: s.templates,
@@ -79,6 +108,7 @@ impl From<Service> for ServiceView {
             email_reply_to: s.channels.email_reply_to,
             voice_key_press: s.channels.voice_key_press,
             created_at: s.created_at,
+            updated_at: s.updated_at,
         }
     }
 }
@@ -131,4 +161,45 @@ async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<ServiceView>, ApiError> {
     Ok(Json(s.core.catalog.service(&caller, Some(&id)).await?.into()))
+}
+
+/// Change a service's settings (admin keys only). What the body leaves out stays as it is.
+#[utoipa::path(patch, path = "/api/services/{id}", tag = "services", request_body = UpdateServiceBody,
+    params(("id" = String, Path, description = "VA… id or name")),
+    responses((status = 200, body = ServiceView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden: only admin keys change services"),
+        (status = 404, body = ErrorBody, description = "service_not_found (also another tenant's)"),
+        (status = 409, body = ErrorBody, description = "service_name_taken; service_reserved: a rename of the server's own services")))]
+async fn update(
+    State(s): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UpdateServiceBody>,
+) -> Result<Json<ServiceView>, ApiError> {
+    let changes = ServiceChanges {
+        name: b.name,
+        code_length: b.code_length,
+        code_ttl_secs: b.code_ttl_secs,
+        templates: b.templates,
+        custom_codes: b.custom_codes,
+        psd2: b.psd2,
+        workflow: b.workflow.map(super::verifications::workflow).transpose()?,
+        email_from: b.email_from,
+        email_reply_to: b.email_reply_to,
+        voice_key_press: b.voice_key_press,
+        name_may_be_shared: false,
+    };
+    Ok(Json(s.core.catalog.update_service(&caller, &id, changes).await?.into()))
+}
+
+/// Delete a service (admin keys only): its pending verifications are canceled at once, and no API
+/// finds it afterwards.
+#[utoipa::path(delete, path = "/api/services/{id}", tag = "services", params(("id" = String, Path, description = "VA… id or name")),
+    responses((status = 204, description = "deleted"), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "forbidden: only admin keys delete services"),
+        (status = 404, body = ErrorBody, description = "service_not_found (also another tenant's)"),
+        (status = 409, body = ErrorBody, description = "service_reserved: the server's own services (phonegate, accounts, integrations)")))]
+async fn delete(State(s): State<AppState>, Authenticated(caller): Authenticated, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.core.catalog.delete_service(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -228,8 +228,8 @@ async fn locks_by_number_wrong_lengths_attempt_sids_and_twilio_shaped_refusals()
     let get = |path: &str| app.client.get(app.url(path)).basic_auth(&app.key_id, Some(&app.secret)).send();
     twilio_error(get("/v2/Nowhere").await.unwrap(), 404, 20404).await;
     twilio_error(get(&format!("/v2/Services/{sid}/Entities")).await.unwrap(), 404, 20404).await;
-    let delete = app.client.delete(app.url(&format!("/v2/Services/{sid}"))).basic_auth(&app.key_id, Some(&app.secret)).send();
-    twilio_error(delete.await.unwrap(), 405, 20004).await;
+    let put = app.client.put(app.url(&format!("/v2/Services/{sid}"))).basic_auth(&app.key_id, Some(&app.secret)).send();
+    twilio_error(put.await.unwrap(), 405, 20004).await;
     twilio_error(get(&format!("/v2/Services/{sid}/VerificationCheck")).await.unwrap(), 405, 20004).await;
 
     // A landline: Twilio's 60205.
@@ -243,9 +243,6 @@ async fn services_list_reuse_report_every_field_and_refuse_unavailable_flags() {
     let first = service(&app).await;
     // Created again at the next boot with the same settings: the same service.
     assert_eq!(service(&app).await, first);
-    let r = form(&app, "/v2/Services", &[("FriendlyName", "My App"), ("CodeLength", "8")]).await;
-    let e = twilio_error(r, 400, 60200).await;
-    assert!(e["message"].as_str().unwrap().contains("FriendlyName"));
     for flag in ["LookupEnabled", "DoNotShareWarningEnabled", "DtmfInputRequired"] {
         let e = twilio_error(form(&app, "/v2/Services", &[("FriendlyName", "Flags"), (flag, "true")]).await, 400, 60200).await;
         assert!(e["message"].as_str().unwrap().contains(flag), "{e}");
@@ -370,4 +367,96 @@ async fn a_database_failure_during_a_codeless_check_is_a_server_error() {
     // (Renamed away: valid on both backends, whatever refers to it.)
     phonegate_store::testing::execute(&app.database_url, "ALTER TABLE verifications RENAME TO verifications_gone").await.unwrap();
     twilio_error(form(&app, &check, &[("To", &to)]).await, 500, 20500).await;
+}
+
+async fn fetch_service(app: &TestApp, sid: &str) -> Response {
+    app.client.get(app.url(&format!("/v2/Services/{sid}"))).basic_auth(&app.key_id, Some(&app.secret)).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn services_are_updated_and_deleted_as_twilio_does() {
+    let app = TestApp::spawn().await;
+    let sid = service(&app).await;
+    let path = format!("/v2/Services/{sid}");
+    app.advance(chrono::Duration::seconds(3));
+    let r = form(&app, &path, &[("FriendlyName", "Renamed"), ("CodeLength", "8"), ("CustomCodeEnabled", "true")]).await;
+    assert_eq!(r.status(), 200);
+    let updated: Value = r.json().await.unwrap();
+    assert_eq!(updated, fetch_service(&app, &sid).await.json::<Value>().await.unwrap(), "the service as fetch answers it");
+    assert_eq!((updated["sid"].as_str(), updated["friendly_name"].as_str()), (Some(&*sid), Some("Renamed")));
+    assert_eq!((updated["code_length"].as_u64(), updated["custom_code_enabled"].as_bool()), (Some(8), Some(true)));
+    assert_ne!(updated["date_updated"], updated["date_created"]);
+    // What is not given stays; nothing given changes nothing.
+    let r: Value = form(&app, &path, &[("Psd2Enabled", "true")]).await.json().await.unwrap();
+    assert_eq!(
+        (r["code_length"].as_u64(), r["custom_code_enabled"].as_bool(), r["psd2_enabled"].as_bool()),
+        (Some(8), Some(true), Some(true))
+    );
+    assert_eq!(form(&app, &path, &[]).await.status(), 200);
+
+    twilio_error(form(&app, &path, &[("CodeLength", "12")]).await, 400, 60200).await;
+    twilio_error(form(&app, &path, &[("LookupEnabled", "true")]).await, 400, 60200).await;
+    twilio_error(form(&app, &path, &[("Psd2Enabled", "maybe")]).await, 400, 60200).await;
+    let unknown = "/v2/Services/VA00000000000000000000000000000000";
+    twilio_error(form(&app, unknown, &[("FriendlyName", "x")]).await, 404, 20404).await;
+    let delete = |path: String| app.client.delete(app.url(&path)).basic_auth(&app.key_id, Some(&app.secret)).send();
+    twilio_error(delete(unknown.into()).await.unwrap(), 404, 20404).await;
+    // The server's own service is not deleted.
+    twilio_error(delete("/v2/Services/phonegate".into()).await.unwrap(), 400, 60200).await;
+
+    let to = fresh_number();
+    let v: Value = form(&app, &format!("{path}/Verifications"), &[("To", &to), ("Channel", "sms")]).await.json().await.unwrap();
+    let r = delete(path.clone()).await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(r.bytes().await.unwrap().is_empty());
+    twilio_error(fetch_service(&app, &sid).await, 404, 20404).await;
+    twilio_error(form(&app, &path, &[("CodeLength", "6")]).await, 404, 20404).await;
+    twilio_error(delete(path.clone()).await.unwrap(), 404, 20404).await;
+    twilio_error(form(&app, &format!("{path}/Verifications"), &[("To", &to), ("Channel", "sms")]).await, 404, 20404).await;
+    let vsid = v["sid"].as_str().unwrap();
+    twilio_error(form(&app, &format!("{path}/VerificationCheck"), &[("VerificationSid", vsid), ("Code", "123456")]).await, 404, 20404)
+        .await;
+}
+
+/// Twilio allows two services of one FriendlyName: the second gets a distinct name of its own and
+/// is still shown (and its messages signed) as the FriendlyName.
+#[tokio::test]
+async fn two_services_may_share_a_friendly_name() {
+    let app = TestApp::spawn().await;
+    let first = service(&app).await;
+    let r = form(&app, "/v2/Services", &[("FriendlyName", "My App"), ("CodeLength", "8")]).await;
+    assert_eq!(r.status(), 201);
+    let second: Value = r.json().await.unwrap();
+    let sid = second["sid"].as_str().unwrap().to_string();
+    assert_ne!(sid, first);
+    assert_eq!((second["friendly_name"].as_str(), second["code_length"].as_u64()), (Some("My App"), Some(8)));
+    let native: Value = app.get(&format!("/api/services/{sid}")).await.json().await.unwrap();
+    assert_eq!((native["name"].as_str(), native["friendly_name"].as_str()), (Some("My App-2"), Some("My App")));
+    // Created again with those settings (the next boot): that one again.
+    let again: Value = form(&app, "/v2/Services", &[("FriendlyName", "My App"), ("CodeLength", "8")]).await.json().await.unwrap();
+    assert_eq!(again["sid"], sid.as_str());
+    let list: Value =
+        app.client.get(app.url("/v2/Services")).basic_auth(&app.key_id, Some(&app.secret)).send().await.unwrap().json().await.unwrap();
+    let shown = list["services"].as_array().unwrap().iter().filter(|s| s["friendly_name"] == "My App").count();
+    assert_eq!(shown, 2, "{list}");
+
+    // Its messages name it as its FriendlyName.
+    let to = fresh_number();
+    form(&app, &format!("/v2/Services/{sid}/Verifications"), &[("To", &to), ("Channel", "sms"), ("Locale", "en")]).await;
+    let code = app.code_for(&to).await;
+    assert_eq!(app.outbox(&to).await[0]["body"], format!("Your My App verification code is: {code}"));
+
+    // Updated to the FriendlyName it shows already: nothing moves. To one taken: shown so too.
+    let r: Value = form(&app, &format!("/v2/Services/{sid}"), &[("FriendlyName", "My App")]).await.json().await.unwrap();
+    assert_eq!(r["friendly_name"], "My App");
+    let native: Value = app.get(&format!("/api/services/{sid}")).await.json().await.unwrap();
+    assert_eq!(native["name"], "My App-2");
+    let r: Value = form(&app, &format!("/v2/Services/{first}"), &[("FriendlyName", "phonegate")]).await.json().await.unwrap();
+    assert_eq!(r["friendly_name"], "phonegate");
+    let native: Value = app.get(&format!("/api/services/{first}")).await.json().await.unwrap();
+    assert_eq!((native["name"].as_str(), native["friendly_name"].as_str()), (Some("phonegate-2"), Some("phonegate")));
+    // The native API keeps names unique.
+    let r =
+        app.client.patch(app.url(&format!("/api/services/{sid}"))).bearer_auth(&app.secret).json(&json!({ "name": "phonegate" })).send();
+    crate::helpers::expect_error(r.await.unwrap(), 409, "service_name_taken").await;
 }

@@ -103,7 +103,7 @@ async fn a_services_sender_and_reply_to_win_and_implicit_tls_works_too() {
     assert_eq!(m["auth_login"], USER);
     assert_eq!(m["mail_from"], "codes@buecher.example");
     // An address with a non-ASCII local part goes as SMTPUTF8, its domain in ASCII.
-    assert_eq!(m["rcpt_tos"], json!(["Jörg@xn--bcher-kva.example"]));
+    assert_eq!(m["rcpt_tos"], json!(["jörg@xn--bcher-kva.example"]));
     assert!(m["mail_options"].as_array().unwrap().iter().any(|o| o == "SMTPUTF8"), "{m}");
     assert_eq!(m["headers"]["From"], "Bücherstube <codes@buecher.example>");
     assert_eq!(m["headers"]["Reply-To"], "Hilfe <hilfe@buecher.example>");

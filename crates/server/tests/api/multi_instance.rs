@@ -42,6 +42,17 @@ impl Pair {
         self.client.post(format!("{}{path}", self.base(i))).bearer_auth(&self.secret).json(&body).send().await.unwrap()
     }
 
+    async fn call(&self, i: usize, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
+        let r = self.client.request(method, format!("{}{path}", self.base(i))).bearer_auth(&self.secret);
+        match body {
+            Some(b) => r.json(&b),
+            None => r,
+        }
+        .send()
+        .await
+        .unwrap()
+    }
+
     async fn outbox(&self, i: usize, to: &str) -> Vec<Value> {
         let r = self
             .client
@@ -218,4 +229,42 @@ async fn accounts_work_across_instances() {
     let r = pair.client.post(format!("{}/api/auth/logout", pair.b.base)).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(with_cookie(0).await.unwrap().status(), 401);
+}
+
+/// A service changed or deleted on one instance: that one sees it at once, the other within the
+/// catalog's cache time, and no verification starts on the other once the delete committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_service_changed_or_deleted_on_one_instance_is_seen_by_the_other() {
+    use reqwest::Method as M;
+    let pair = Pair::start().await;
+    let s: Value = pair.post(0, "/api/services", json!({ "name": "Shared" })).await.json().await.unwrap();
+    let path = format!("/api/services/{}", s["id"].as_str().unwrap());
+    let code_length = |i: usize| {
+        let (pair, path) = (&pair, path.clone());
+        async move { pair.call(i, M::GET, &path, None).await.json::<Value>().await.unwrap()["code_length"].as_u64() }
+    };
+    // B reads it, and keeps it.
+    assert_eq!(code_length(1).await, Some(6));
+    let changed = std::time::Instant::now();
+    assert_eq!(pair.call(0, M::PATCH, &path, Some(json!({ "code_length": 8 }))).await.status(), 200);
+    assert_eq!(code_length(0).await, Some(8), "the instance that changed it sees it at once");
+    eventually(|| async { (code_length(1).await == Some(8)).then_some(()) }).await;
+    let bound = phonegate_core::catalog::CACHE_TTL + std::time::Duration::from_secs(3);
+    assert!(changed.elapsed() < bound, "seen after {:?}, later than the cache time allows", changed.elapsed());
+    let to = fresh_number();
+    let r = pair.post(1, "/api/verifications", json!({ "to": to, "service": "Shared" })).await;
+    assert_eq!(r.status(), 201);
+    let vid = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let code = eventually(|| async { pair.outbox(1, &to).await.first().map(|m| m["body"].as_str().unwrap().to_string()) }).await;
+    assert_eq!(code.rsplit(' ').next().unwrap().len(), 8, "{code}");
+
+    // Deleted on A while B still keeps it: B starts nothing for it, and soon finds it gone too.
+    assert_eq!(code_length(1).await, Some(8));
+    assert_eq!(pair.call(0, M::DELETE, &path, None).await.status(), 204);
+    let r = pair.post(1, "/api/verifications", json!({ "to": fresh_number(), "service": "Shared" })).await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["code"], "service_not_found");
+    let v: Value = pair.call(1, M::GET, &format!("/api/verifications/{vid}"), None).await.json().await.unwrap();
+    assert_eq!(v["status"], "canceled", "its pending verification was canceled with it: {v}");
+    eventually(|| async { (pair.call(1, M::GET, &path, None).await.status() == 404).then_some(()) }).await;
 }

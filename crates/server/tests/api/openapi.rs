@@ -52,6 +52,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/services"),
     ("post", "/api/services"),
     ("get", "/api/services/{id}"),
+    ("patch", "/api/services/{id}"),
+    ("delete", "/api/services/{id}"),
     ("post", "/api/verifications"),
     ("post", "/api/verifications/check"),
     ("get", "/api/verifications/{id}"),
@@ -220,7 +222,10 @@ async fn every_documented_response_matches_what_the_server_sends() {
             continue;
         }
         let concrete = url(&path.replace("{id}", "VE0123456789abcdef0123456789abcdef"));
-        let request = if *method == "get" { client.get(concrete) } else { client.post(concrete).json(&json!({})) };
+        let request = match *method {
+            "get" => client.get(concrete),
+            other => client.request(other.to_uppercase().parse().unwrap(), concrete).json(&json!({})),
+        };
         let r = api.call(method, path, request.header("x-forwarded-for", "198.51.100.7"), 401).await;
         assert_eq!(r["error"]["code"], "unauthorized");
     }
@@ -255,6 +260,23 @@ async fn every_documented_response_matches_what_the_server_sends() {
     api.call("get", "/api/services/{id}", get(&format!("/api/services/{service_id}")), 200).await;
     api.call("get", "/api/services/{id}", get("/api/services/Shop"), 200).await;
     api.call("get", "/api/services/{id}", get("/api/services/VA0123456789abcdef0123456789abcdef"), 404).await;
+    // Changed and deleted: each documented answer, by an admin key (a service key: 403).
+    let (shop_key, admin_key) = (shop_secret.expose_secret(), app.secret.as_str());
+    api.call("post", "/api/services", post("/api/services", json!({ "name": "Gone" })), 201).await;
+    for (method, name, body, key, status) in [
+        ("patch", "Shop", json!({ "code_ttl_secs": 900 }), admin_key, 200),
+        ("patch", "Shop", json!({ "code_length": 2 }), admin_key, 400),
+        ("patch", "Nowhere", json!({}), admin_key, 404),
+        ("patch", "Shop", json!({ "name": "phonegate" }), admin_key, 409),
+        ("patch", "Shop", json!({}), shop_key, 403),
+        ("delete", "phonegate", json!({}), admin_key, 409),
+        ("delete", "Shop", json!({}), shop_key, 403),
+        ("delete", "Gone", json!({}), admin_key, 204),
+        ("delete", "Gone", json!({}), admin_key, 404),
+    ] {
+        let request = client.request(method.to_uppercase().parse().unwrap(), url(&format!("/api/services/{name}"))).bearer_auth(key);
+        api.call(method, "/api/services/{id}", if method == "patch" { request.json(&body) } else { request }, status).await;
+    }
 
     // Start: a code, the same code re-sent up to five sends, then 429.
     let to = fresh_number();

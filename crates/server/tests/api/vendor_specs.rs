@@ -88,6 +88,15 @@ async fn twilio_answers_match_twilios_published_spec() {
     let sid = created["sid"].as_str().unwrap().to_string();
     spec.check("get", "/v2/Services/{Sid}", 200, &body(call("GET", &format!("/v2/Services/{sid}"), &[]).await.unwrap(), 200).await);
     spec.check("get", "/v2/Services", 200, &body(call("GET", "/v2/Services", &[]).await.unwrap(), 200).await);
+    let updated =
+        body(call("POST", &format!("/v2/Services/{sid}"), &[("FriendlyName", "Spec App 2"), ("CodeLength", "7")]).await.unwrap(), 200)
+            .await;
+    spec.check("post", "/v2/Services/{Sid}", 200, &updated);
+    let doomed = body(call("POST", "/v2/Services", &[("FriendlyName", "Doomed")]).await.unwrap(), 201).await;
+    let deleted = call("DELETE", &format!("/v2/Services/{}", doomed["sid"].as_str().unwrap()), &[]).await.unwrap();
+    assert!(spec.doc["paths"]["/v2/Services/{Sid}"]["delete"]["responses"].get("204").is_some());
+    assert_eq!(deleted.status(), 204);
+    assert!(deleted.bytes().await.unwrap().is_empty());
 
     let to = fresh_number();
     let started =

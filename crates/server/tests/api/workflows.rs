@@ -154,7 +154,8 @@ async fn an_address_is_verified_by_email_and_shown_rendered_in_the_outbox() {
     let r = app.post("/api/verifications", json!({ "to": to, "channel": "email", "locale": "de" })).await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
-    let normalized = format!("Ann.{}@xn--bcher-kva.example", std::process::id());
+    // One canonical form: lower case, the domain in ASCII.
+    let normalized = format!("ann.{}@xn--bcher-kva.example", std::process::id());
     assert_eq!((v["to"].as_str(), v["channel"].as_str()), (Some(normalized.as_str()), Some("email")));
     let mail = messages(&app, &normalized, 1).await;
     assert_eq!(mail[0]["channel"], "email");
@@ -221,4 +222,74 @@ async fn services_carry_a_default_workflow() {
         let e = expect_error(r, 400, "invalid_parameter").await;
         assert!(e["message"].as_str().is_some_and(|m| m.starts_with(field)), "{e}");
     }
+}
+
+#[tokio::test]
+async fn of_two_nexts_at_once_on_the_second_last_step_one_moves_and_one_is_refused() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        let to = fresh_number();
+        let workflow = json!([{ "channel": "sms", "timeout_secs": 900 }, { "channel": "voice" }]);
+        let v: Value = app.post("/api/verifications", json!({ "to": to, "workflow": workflow })).await.json().await.unwrap();
+        let next = format!("/api/verifications/{}/next", v["id"].as_str().unwrap());
+        let (a, b) = tokio::join!(app.post(&next, json!({})), app.post(&next, json!({})));
+        let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409]);
+        // One call, however the two requests interleaved.
+        assert_eq!(app.query_i64(&format!("SELECT COUNT(*) FROM messages WHERE to_number = '{to}' AND channel = 'voice'")).await, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_keys_limit_holds_whatever_the_channel_and_for_steps_the_worker_starts() {
+    let app = TestApp::spawn_with(|c| {
+        c.budgets.starts_per_ip = vec![];
+        c.budgets.sends_per_key = vec!["3/1d".parse().unwrap()];
+    })
+    .await;
+    // A workflow of three texts: its first send and the worker's two later steps are the key's.
+    let to = fresh_number();
+    let workflow = json!([{ "channel": "sms", "timeout_secs": 15 }, { "channel": "whatsapp", "timeout_secs": 15 }, { "channel": "voice" }]);
+    let r = app.post("/api/verifications", json!({ "to": to, "workflow": workflow })).await;
+    assert_eq!(r.status(), 201);
+    for n in 2..=3 {
+        app.advance(chrono::Duration::seconds(16));
+        messages(&app, &to, n).await;
+    }
+    // The key's three sends are spent, by any channel.
+    for channel in ["sms", "voice", "whatsapp"] {
+        let r = app.post("/api/verifications", json!({ "to": fresh_number(), "channel": channel })).await;
+        expect_error(r, 429, "send_budget_exceeded").await;
+    }
+}
+
+#[tokio::test]
+async fn a_channel_beside_a_workflow_must_be_one_of_its_steps_and_payment_codes_are_not_spoken() {
+    let app = TestApp::spawn_with(|c| c.budgets.starts_per_ip = vec![]).await;
+    let voice_only = json!([{ "channel": "voice" }]);
+    let r = app.post("/api/verifications", json!({ "to": LANDLINE, "channel": "sms", "workflow": voice_only })).await;
+    expect_error(r, 400, "invalid_parameter").await;
+    let r =
+        app.post("/api/verifications", json!({ "to": "ann@example.com", "channel": "voice", "workflow": [{ "channel": "email" }] })).await;
+    expect_error(r, 400, "invalid_parameter").await;
+    assert_eq!(app.query_i64(&format!("SELECT COUNT(*) FROM messages WHERE to_number IN ('{LANDLINE}', 'ann@example.com')")).await, 0);
+    let svc = json!({ "name": "wf-bank", "psd2": true });
+    assert_eq!(app.post("/api/services", svc).await.status(), 201);
+    for channel in ["voice", "whatsapp"] {
+        let body = json!({ "to": fresh_number(), "service": "wf-bank", "channel": channel, "amount": "€9.99", "payee": "Shop" });
+        expect_error(app.post("/api/verifications", body).await, 400, "invalid_parameter").await;
+    }
+}
+
+#[tokio::test]
+async fn no_code_step_starts_while_a_silent_check_decides() {
+    let app = TestApp::spawn_with(|c| c.silent.simulator = true).await;
+    let to = fresh_number();
+    let workflow = json!([{ "channel": "sms" }, { "channel": "voice" }]);
+    let v: Value =
+        app.post("/api/verifications", json!({ "to": to, "channel": "silent", "workflow": workflow })).await.json().await.unwrap();
+    let r = app.post(&format!("/api/verifications/{}/next", v["id"].as_str().unwrap()), json!({})).await;
+    expect_error(r, 400, "invalid_parameter").await;
+    assert_eq!(app.queued(&to).await, 0);
 }

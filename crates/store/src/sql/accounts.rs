@@ -2,21 +2,48 @@
 use super::dialect::Sql;
 use super::{Db, Repo, Row, args};
 use chrono::{DateTime, Utc};
+use phonegate_core::Channel;
 use phonegate_core::apikey::{ApiKey, KeyScope};
 use phonegate_core::ports::{ApiKeyReads, ApiKeyWrites, SecretWrites, ServiceReads, ServiceWrites, StoreError, StoreResult};
 use phonegate_core::service::{ChannelSettings, Service};
 use phonegate_core::workflow::Workflow;
 
-static INSERT_SERVICE: Sql = Sql::new(
-    "INSERT INTO services (id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, workflow, email_from, email_reply_to, voice_key_press) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-     ON CONFLICT (name) DO NOTHING",
+/// The column list, as a macro so statements stay `&'static str`.
+macro_rules! service_columns {
+    () => {
+        "id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, friendly_name, updated_at, \
+         workflow, email_from, email_reply_to, voice_key_press"
+    };
+}
+
+static INSERT_SERVICE: Sql = Sql::new(concat!(
+    "INSERT INTO services (",
+    service_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (name) DO NOTHING"
+));
+static SERVICE: Sql = Sql::new(concat!(
+    "SELECT ",
+    service_columns!(),
+    " FROM services WHERE (id = $1 OR name = $1) AND deleted_at IS NULL ORDER BY (id = $1) DESC LIMIT 1"
+));
+static SERVICES: Sql = Sql::new(concat!("SELECT ", service_columns!(), " FROM services WHERE deleted_at IS NULL ORDER BY name"));
+static LOCK_SERVICE: Sql =
+    Sql::new(concat!("SELECT ", service_columns!(), " FROM services WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"));
+/// `FOR KEY SHARE`: the lock a new verification's foreign key takes anyway; only a delete (`FOR
+/// UPDATE`) waits for it.
+static HOLD_SERVICE: Sql = Sql::new("SELECT id FROM services WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE");
+static UPDATE_SERVICE: Sql = Sql::new(
+    "UPDATE services SET name = $2, code_length = $3, code_ttl_secs = $4, templates = $5, custom_codes = $6, psd2 = $7, \
+     friendly_name = $8, updated_at = $9, workflow = $10, email_from = $11, email_reply_to = $12, voice_key_press = $13 \
+     WHERE id = $1 AND deleted_at IS NULL",
 );
-static SERVICE: Sql = Sql::new(
-    "SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, workflow, email_from, email_reply_to, voice_key_press FROM services \
-     WHERE id = $1 OR name = $1 ORDER BY (id = $1) DESC LIMIT 1",
-);
-static SERVICES: Sql = Sql::new(
-    "SELECT id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, workflow, email_from, email_reply_to, voice_key_press FROM services ORDER BY name",
+/// A deleted service's name becomes its name, a line break and its id: no live service's name can
+/// hold a line break, so the name is free again and no two deleted ones collide.
+static DELETE_SERVICE: Sql =
+    Sql::new("UPDATE services SET deleted_at = $2, updated_at = $2, name = name || $3 || id WHERE id = $1 AND deleted_at IS NULL");
+static CANCEL_PENDING_OF_SERVICE: Sql = Sql::new(
+    "UPDATE verifications SET status = 'canceled', canceled_at = $2, updated_at = $2, version = version + 1 \
+     WHERE service_id = $1 AND status = 'pending' AND expires_at > $2 RETURNING channel",
 );
 static INSERT_KEY: Sql = Sql::new(
     "INSERT INTO api_keys (id, name, secret_hash, created_at, revoked_at, scope, service_ids) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -42,15 +69,21 @@ fn service(mut r: Row) -> StoreResult<Service> {
         custom_codes: r.int(6)? != 0,
         psd2: r.int(7)? != 0,
         channels: ChannelSettings {
-            workflow: match r.opt_text(8)? {
+            workflow: match r.opt_text(10)? {
                 Some(w) => Workflow::parse(&w).map_err(|e| StoreError::Other(format!("service workflow: {e}")))?,
                 None => Workflow::default(),
             },
-            email_from: r.opt_text(9)?,
-            email_reply_to: r.opt_text(10)?,
-            voice_key_press: r.int(11)? != 0,
+            email_from: r.opt_text(11)?,
+            email_reply_to: r.opt_text(12)?,
+            voice_key_press: r.int(13)? != 0,
         },
+        friendly_name: r.opt_text(8)?,
+        updated_at: r.ts(9)?,
     })
+}
+
+fn templates(s: &Service) -> StoreResult<String> {
+    serde_json::to_string(&s.templates).map_err(|e| StoreError::Other(format!("service templates: {e}")))
 }
 
 fn key(mut r: Row) -> StoreResult<ApiKey> {
@@ -74,22 +107,59 @@ impl<D: Db> ServiceReads for Repo<D> {
 
 impl<D: Db> ServiceWrites for Repo<D> {
     fn insert_service(&mut self, s: &Service) -> StoreResult<bool> {
-        let templates = serde_json::to_string(&s.templates).map_err(|e| StoreError::Other(format!("service templates: {e}")))?;
         let args = args![
             &s.id,
             &s.name,
             i64::from(s.code_length),
             s.code_ttl_secs,
-            &templates,
+            &templates(s)?,
             s.created_at,
             i64::from(s.custom_codes),
             i64::from(s.psd2),
+            &s.friendly_name,
+            s.updated_at,
             (s.channels.workflow != Workflow::default()).then(|| s.channels.workflow.encode()),
             s.channels.email_from.as_deref(),
             s.channels.email_reply_to.as_deref(),
             i64::from(s.channels.voice_key_press)
         ];
         Ok(self.exec(&INSERT_SERVICE, args)? == 1)
+    }
+
+    fn lock_service(&mut self, id: &str) -> StoreResult<Option<Service>> {
+        self.row(&LOCK_SERVICE, args![id])?.map(service).transpose()
+    }
+
+    fn hold_service(&mut self, id: &str) -> StoreResult<bool> {
+        Ok(self.row(&HOLD_SERVICE, args![id])?.is_some())
+    }
+
+    fn update_service(&mut self, s: &Service) -> StoreResult<bool> {
+        let args = args![
+            &s.id,
+            &s.name,
+            i64::from(s.code_length),
+            s.code_ttl_secs,
+            &templates(s)?,
+            i64::from(s.custom_codes),
+            i64::from(s.psd2),
+            &s.friendly_name,
+            s.updated_at,
+            (s.channels.workflow != Workflow::default()).then(|| s.channels.workflow.encode()),
+            s.channels.email_from.as_deref(),
+            s.channels.email_reply_to.as_deref(),
+            i64::from(s.channels.voice_key_press)
+        ];
+        Ok(self.exec(&UPDATE_SERVICE, args)? == 1)
+    }
+
+    fn delete_service(&mut self, id: &str, now: DateTime<Utc>) -> StoreResult<Option<Vec<Channel>>> {
+        if self.exec(&DELETE_SERVICE, args![id, now, "\n"])? == 0 {
+            return Ok(None);
+        }
+        let rows = self.rows(&CANCEL_PENDING_OF_SERVICE, args![id, now])?;
+        let channels = rows.into_iter().map(|mut r| Ok(Channel::parse(&r.text(0)?).unwrap_or(Channel::Sms)));
+        Ok(Some(channels.collect::<StoreResult<_>>()?))
     }
 }
 

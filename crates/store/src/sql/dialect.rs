@@ -7,8 +7,9 @@
 //!    wrong); `?2` is its positional form.
 //! 2. **Row locks.** In a write, PostgreSQL's `FOR UPDATE` makes a concurrent unit wait for a row
 //!    this one will change, and `FOR UPDATE SKIP LOCKED` lets queue workers pass over rows another
-//!    instance is claiming. SQLite has a single writer, so a write transaction already excludes
-//!    every other: the clauses are dropped. Read-only work takes no locks on either backend.
+//!    instance is claiming; `FOR KEY SHARE` holds a row against a delete only. SQLite has a single
+//!    writer, so a write transaction already excludes every other: the clauses are dropped.
+//!    Read-only work takes no locks on either backend.
 //! 3. **Locks on a key with no row.** Where two units must take turns on a value no row holds
 //!    yet (a provider's message id, before the receipt or the send's result is stored),
 //!    PostgreSQL takes a transaction-level advisory lock; such a statement is
@@ -56,7 +57,7 @@ impl Sql {
     }
 }
 
-const ROW_LOCKS: [&str; 2] = [" FOR UPDATE SKIP LOCKED", " FOR UPDATE"];
+const ROW_LOCKS: [&str; 3] = [" FOR UPDATE SKIP LOCKED", " FOR UPDATE", " FOR KEY SHARE"];
 
 fn without_row_locks(sql: &str) -> String {
     ROW_LOCKS.iter().fold(sql.to_string(), |s, clause| s.replace(clause, ""))
@@ -89,6 +90,8 @@ mod tests {
         assert_eq!(R.postgres(Mode::Read), "SELECT a FROM t WHERE id = $1");
         assert_eq!(R.postgres(Mode::Write), "SELECT a FROM t WHERE id = $1 FOR UPDATE");
         assert_eq!(R.sqlite(), Some("SELECT a FROM t WHERE id = ?1"));
+        static K: Sql = Sql::new("SELECT id FROM t WHERE id = $1 FOR KEY SHARE");
+        assert_eq!((K.sqlite(), K.postgres(Mode::Read)), (Some("SELECT id FROM t WHERE id = ?1"), "SELECT id FROM t WHERE id = $1"));
         static L: Sql = Sql::postgres_only("SELECT pg_advisory_xact_lock($1)");
         assert_eq!((L.sqlite(), L.postgres(Mode::Write)), (None, "SELECT pg_advisory_xact_lock($1)"));
     }

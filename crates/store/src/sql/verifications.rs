@@ -12,15 +12,15 @@ macro_rules! columns {
     () => {
         "id, service_id, to_number, channel, locale, status, code_length, code_digest, code_sealed, \
          attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, canceled_at, \
-         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand, app_hash, psd2_amount, psd2_payee, test, \
-         workflow, step, step_due_at"
+         expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand, app_hash, psd2_amount, psd2_payee, test, texts, \
+         workflow, step, step_due_at, manual_steps, key_id"
     };
 }
 
 static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO verifications (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34) \
      ON CONFLICT (service_id, to_number) WHERE status = 'pending' DO NOTHING"
 ));
 static BY_ID: Sql = Sql::new(concat!("SELECT ", columns!(), " FROM verifications WHERE id = $1 FOR UPDATE"));
@@ -89,12 +89,14 @@ fn decode(mut r: Row) -> StoreResult<Verification> {
         service_id: r.text(1)?,
         to: Recipient::from_trusted(r.text(2)?),
         channel: Channel::parse(&channel).ok_or_else(|| corrupt("channel", &channel))?,
-        workflow: match r.opt_text(28)? {
+        workflow: match r.opt_text(29)? {
             Some(w) => Workflow::parse(&w).map_err(|_| corrupt("workflow", &w))?,
             None => Workflow::single(Channel::parse(&channel).filter(|c| c.carries_code()).unwrap_or(Channel::Sms)),
         },
-        step: r.int(29)? as u32,
-        step_due_at: r.opt_ts(30)?,
+        step: r.int(30)? as u32,
+        step_due_at: r.opt_ts(31)?,
+        manual_steps: r.bool(32)?,
+        key_id: r.opt_text(33)?,
         locale: r.text(4)?,
         status: Status::parse(&status).ok_or_else(|| corrupt("status", &status))?,
         code_length: r.int(6)? as u8,
@@ -121,6 +123,10 @@ fn decode(mut r: Row) -> StoreResult<Verification> {
             _ => None,
         },
         test: r.bool(27)?,
+        texts: r
+            .opt_text(28)?
+            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Other(format!("verification texts: {e}"))))
+            .transpose()?,
     })
 }
 
@@ -193,9 +199,12 @@ impl<D: Db> VerificationWrites for Repo<D> {
             &v.psd2.as_ref().map(|p| p.amount.clone()),
             &v.psd2.as_ref().map(|p| p.payee.clone()),
             v.test,
+            &v.texts.as_ref().map(serde_json::to_string).transpose().map_err(|e| StoreError::Other(format!("verification texts: {e}")))?,
             (v.workflow != Workflow::single(v.channel)).then(|| v.workflow.encode()),
             v.step,
             v.step_due_at,
+            v.manual_steps,
+            &v.key_id,
         ];
         Ok(self.exec(&INSERT, args)? == 1)
     }

@@ -38,6 +38,9 @@ fn pending() -> Verification {
         failed_at: None,
         failure_reason: None,
         test: false,
+        manual_steps: false,
+        key_id: None,
+        texts: None,
         version: 0,
     }
 }

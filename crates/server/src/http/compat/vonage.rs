@@ -245,6 +245,7 @@ async fn start_inner(
         silent_return: None,
         rehearse: false,
         recognised: false,
+        manual_steps: false,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };

@@ -140,6 +140,8 @@ struct CodePage<'a> {
     silent_done: bool,
     silent_sms: bool,
     proof: String,
+    /// The other channels the login workflow offers ("Call me instead").
+    channels: Vec<&'static str>,
 }
 
 #[derive(Template)]
@@ -205,6 +207,8 @@ struct CodeForm {
     #[serde(default)]
     code: String,
     return_to: Option<String>,
+    /// Send the code by another channel of the login workflow (`/login/resend`).
+    channel: Option<String>,
     /// The silent step's proof (`/login/silent`).
     #[serde(default)]
     proof: String,
@@ -335,6 +339,16 @@ fn code_page_of(
         silent_done: false,
         silent_sms: false,
         proof: String::new(),
+        channels: {
+            let mut offered: Vec<&'static str> = Vec::new();
+            for step in s.accounts.settings().workflow.steps() {
+                let c = step.channel.as_str();
+                if step.channel != phonegate_core::Channel::Sms && !offered.contains(&c) {
+                    offered.push(c);
+                }
+            }
+            offered
+        },
     }
 }
 
@@ -397,7 +411,8 @@ async fn resend_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Co
         return r;
     }
     let back = return_to(&s, f.return_to.as_deref());
-    match s.accounts.resend(&ctx.caller, &f.flow, ctx.locale()).await {
+    let channel = f.channel.as_deref().and_then(phonegate_core::Channel::parse);
+    match s.accounts.resend(&ctx.caller, &f.flow, ctx.locale(), channel).await {
         Ok(_) => ctx.redirect(&s, &format!("{}&done=resent", code_url(&f.flow, &back))),
         Err(e) => {
             let page = code_page_of(&s, &ctx, f.flow, Some(ctx.t.error(&e)), None, back);

@@ -3,7 +3,7 @@
 //! key's scope) is shown as recorded.
 
 /// Every kind: its name, in English, in German.
-pub const KINDS: [(&str, &str, &str); 38] = [
+pub const KINDS: [(&str, &str, &str); 40] = [
     ("budget_exceeded", "Budget exceeded", "Budget überschritten"),
     ("checks_locked", "Too many wrong codes", "Zu viele falsche Codes"),
     ("prefix_throttled", "Prefix throttled", "Vorwahl gedrosselt"),
@@ -14,6 +14,8 @@ pub const KINDS: [(&str, &str, &str); 38] = [
     ("key_created", "API key created", "API-Schlüssel erstellt"),
     ("key_revoked", "API key revoked", "API-Schlüssel widerrufen"),
     ("service_created", "Service created", "Dienst angelegt"),
+    ("service_updated", "Service changed", "Dienst geändert"),
+    ("service_deleted", "Service deleted", "Dienst gelöscht"),
     ("jwt_key_rotated", "Token signing key replaced", "Signaturschlüssel ersetzt"),
     ("silent_approved", "Silent check approved", "Stille Prüfung bestätigt"),
     ("silent_fell_back", "Silent check fell back to SMS", "Stille Prüfung auf SMS umgestellt"),
@@ -45,8 +47,10 @@ pub const KINDS: [(&str, &str, &str); 38] = [
 ];
 
 /// The fixed details, in English as recorded and in German.
-const DETAILS_DE: [(&str, &str); 29] = [
+const DETAILS_DE: [(&str, &str); 31] = [
     ("service created", "Dienst angelegt"),
+    ("service updated", "Dienst geändert"),
+    ("service deleted", "Dienst gelöscht"),
     ("key revoked", "Schlüssel widerrufen"),
     ("too many wrong codes for this number", "zu viele falsche Codes für diese Nummer"),
     ("many codes sent into this prefix, few used", "viele Codes an diese Vorwahl gesendet, wenige verwendet"),
@@ -125,6 +129,8 @@ mod tests {
             KeyCreated,
             KeyRevoked,
             ServiceCreated,
+            ServiceUpdated,
+            ServiceDeleted,
             JwtKeyRotated,
             SilentApproved,
             SilentFellBack,
@@ -166,6 +172,8 @@ mod tests {
             | KeyCreated
             | KeyRevoked
             | ServiceCreated
+            | ServiceUpdated
+            | ServiceDeleted
             | JwtKeyRotated
             | SilentApproved
             | SilentFellBack

@@ -10,3 +10,5 @@ ALTER TABLE verifications ADD COLUMN step_due_at INTEGER;
 CREATE INDEX verifications_step_due ON verifications (step_due_at) WHERE status = 'pending' AND step_due_at IS NOT NULL;
 ALTER TABLE messages ADD COLUMN channel TEXT NOT NULL DEFAULT 'sms';
 ALTER TABLE messages ADD COLUMN step INTEGER;
+ALTER TABLE verifications ADD COLUMN manual_steps INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE verifications ADD COLUMN key_id TEXT;
