@@ -19,6 +19,13 @@ for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; don
 psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS phonegate_test WITH (FORCE)" -c "CREATE DATABASE phonegate_test"
 pg_url="postgres://postgres@127.0.0.1:5432/phonegate_test"
 
+# The e-mail tests send through a real SMTP server: Python's aiosmtpd, in a virtualenv under
+# target/ (crates/server/tests/api/support/smtp.rs finds it there, or by SMTP_TEST_PYTHON).
+smtp_venv="$PWD/target/smtp-venv"
+[ -x "$smtp_venv/bin/python" ] || python3 -m venv "$smtp_venv"
+"$smtp_venv/bin/pip" install -q --disable-pip-version-check -r crates/server/tests/api/support/requirements.txt
+export SMTP_TEST_PYTHON="$smtp_venv/bin/python"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Everything on SQLite (the embedded default)… This also builds phonegate-bench (crates/bench),

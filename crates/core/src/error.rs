@@ -121,10 +121,10 @@ fn over_budget_message(budget: Budget, retry_after_secs: i64) -> String {
     use Budget as B;
     let what = match budget {
         B::FailedChecksPerNumber => "too many wrong codes for this phone number: checks are locked",
-        B::SendsPerNumber => "too many codes sent to this phone number",
+        B::SendsPerNumber => "too many codes sent to this phone number or address",
         B::SendsPerKey => "too many codes sent with this API key",
         B::SendsPerService => "too many codes sent for this service",
-        B::SendsPerCountry => "too many codes sent to this country",
+        B::SendsPerCountry => "too many codes sent to this country or e-mail domain",
         B::SendsPerPrefix => "too many codes sent to numbers starting like this one",
         B::StartsPerIp => "too many verifications started from this IP address",
         B::ChecksPerIp => "too many codes checked from this IP address",

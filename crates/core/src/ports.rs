@@ -197,6 +197,8 @@ pub trait AccountReads {
     /// By lower-cased username or e-mail address.
     fn user_by_login(&mut self, login_lc: &str) -> StoreResult<Option<User>>;
     fn user_by_phone(&mut self, phone: &PhoneNumber) -> StoreResult<Option<User>>;
+    /// The account whose e-mail address is `email_lc` (lower-cased), verified or not.
+    fn user_by_email(&mut self, email_lc: &str) -> StoreResult<Option<User>>;
     fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool>;
     /// Every user, by username.
     fn users(&mut self) -> StoreResult<Vec<User>>;
@@ -204,6 +206,8 @@ pub trait AccountReads {
     fn email_taken(&mut self, email_lc: &str) -> StoreResult<bool>;
     /// Locks the flow until the unit ends.
     fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>>;
+    /// The user's newest unused, unexpired e-mail change.
+    fn email_flow(&mut self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>>;
     /// The newest unused, unexpired flow an SMS reply started for `phone`, locked.
     fn reply_flow(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Flow>>;
     /// The group's invite code generation and when it began; `None` before the first rotation.
@@ -231,6 +235,12 @@ pub trait AccountWrites {
     fn set_last_login(&mut self, user_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
     /// `Conflict` when another account has the number.
     fn set_user_phone(&mut self, user_id: &str, phone: &PhoneNumber) -> StoreResult<()>;
+    /// Sets the user's e-mail address (`None`: none) and whether it is verified; `Conflict`
+    /// when another account has the address.
+    fn set_user_email(&mut self, user_id: &str, email: Option<&str>, verified: bool) -> StoreResult<()>;
+    /// Removes the user's e-mail address if it still is `email_lc` and not verified; false when
+    /// it is verified or another.
+    fn release_unverified_email(&mut self, user_id: &str, email_lc: &str) -> StoreResult<bool>;
     /// Replaces the user's password hash if it still is `expected` (`None`: none); false when
     /// it is not (another change came first) or there is no such user.
     fn set_password_hash(&mut self, user_id: &str, hash: &str, expected: Option<&str>) -> StoreResult<bool>;

@@ -29,6 +29,9 @@ pub enum BuildError {
     /// A provider's settings that cannot work together (a key that is no key, half of a pair).
     #[error("provider `{provider}`: {reason}")]
     Settings { provider: String, reason: String },
+    /// An SMTP provider's settings cannot work (its sender, credentials or CA).
+    #[error("provider `{name}`: {reason}")]
+    Smtp { name: String, reason: String },
     /// The HTTP client of a provider could not be set up (no TLS backend).
     #[error("provider `{provider}`: cannot set up its HTTP client: {source}")]
     HttpClient { provider: String, source: reqwest::Error },

@@ -1,4 +1,4 @@
-//! phonegate's SMS providers, each speaking its provider's wire format behind the core's
+//! phonegate's providers (SMS, calls, WhatsApp, e-mail by SMTP), each speaking its provider's wire format behind the core's
 //! `MessageSender`, combined by `RoutedSender` (routing, failover), plus webhook signatures.
 mod app_jwt;
 pub mod callbacks;
@@ -10,6 +10,7 @@ pub mod secret;
 pub mod signature;
 pub mod silent;
 mod sipgate;
+mod smtp;
 #[cfg(test)]
 mod testing;
 mod twilio;
@@ -29,6 +30,7 @@ pub use error::BuildError;
 pub use secret::Secret;
 pub use signature::VonageSigMethod;
 pub use sipgate::SipgateSettings;
+pub use smtp::{SmtpSettings, SmtpTls};
 pub use twilio::TwilioSettings;
 pub use vonage::VonageSettings;
 pub use webhook::WebhookSettings;
@@ -71,6 +73,8 @@ pub enum ProviderKind {
     Http(WebhookSettings),
     /// Meta's WhatsApp Cloud API (WhatsApp only).
     WhatsappCloud(WhatsappCloudSettings),
+    /// E-mail by SMTP.
+    Smtp(SmtpSettings),
 }
 
 /// Credentials that verify webhooks from Twilio.
@@ -171,6 +175,9 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
             ProviderKind::WhatsappCloud(w) => {
                 whatsapp_cloud.push(WhatsappCloudAccount { app_secret: w.app_secret.clone(), verify_token: w.verify_token.clone() });
                 Arc::new(whatsapp_cloud::WhatsappCloud { name: name.clone(), settings: w.clone(), client })
+            }
+            ProviderKind::Smtp(m) => {
+                Arc::new(smtp::Smtp::new(name, m.clone(), timeout).map_err(|reason| BuildError::Smtp { name: name.clone(), reason })?)
             }
         };
         let channels = served(name, sender.channels(), s.channels.as_deref())?;

@@ -42,6 +42,7 @@ impl Accounts {
             id: new_id("us"),
             username,
             email: None,
+            email_verified: false,
             phone,
             password_hash: None,
             roles: vec![ADMIN.to_string()],

@@ -82,6 +82,9 @@ impl Accounts {
         if let Some(p) = &flow.phone {
             return self.send_charges(caller, p, flow.recognised, channel);
         }
+        if let Some(address) = flow.email.as_deref().filter(|_| flow.kind == FlowKind::EmailChange) {
+            return self.email_send_charges(caller, address);
+        }
         let budgets = self.ctx.budgets.for_service(super::SERVICE);
         let mut charges = budgets.for_start(caller.end_user_ip.or(caller.ip));
         let subject = decoy_subject(flow);
@@ -106,7 +109,12 @@ impl Accounts {
         if who == Guesser::Anyone {
             crate::budget::charge(tx, &budgets.for_check(ip), now)?;
         }
-        let number = flow.phone.as_ref().map_or_else(|| decoy_subject(flow), |p| p.as_str().to_string());
+        let number = match (&flow.phone, &flow.email) {
+            (Some(p), _) => p.as_str().to_string(),
+            // An e-mail change's guesses count against its address, as its verification's would.
+            (None, Some(address)) if flow.kind == FlowKind::EmailChange => address.clone(),
+            _ => decoy_subject(flow),
+        };
         crate::budget::charge(tx, &budgets.for_guess(&number, who), now)
     }
 }

@@ -1,4 +1,5 @@
-//! Events for the app: `user.created`, `user.phone_changed`, `user.deleted`. Written in the same
+//! Events for the app: `user.created`, `user.phone_changed`, `user.email_changed`,
+//! `user.password_changed`, `user.deleted`. Written in the same
 //! transaction as the change (so none is lost or invented), then delivered to the configured
 //! webhook by the queue worker, retried with growing pauses until the app answers 2xx.
 use super::{Accounts, User};
@@ -31,7 +32,13 @@ impl Accounts {
             "id": id,
             "type": kind,
             "created_at": now,
-            "data": { "user_id": user.id, "username": user.username, "phone_number": user.phone.as_str() },
+            "data": {
+                "user_id": user.id,
+                "username": user.username,
+                "phone_number": user.phone.as_str(),
+                "email": user.email,
+                "email_verified": user.email_verified,
+            },
         });
         let event = AccountEvent { id, kind: kind.into(), payload: payload.to_string(), created_at: now, attempts: 0 };
         tx.insert_account_event(&event, now)?;

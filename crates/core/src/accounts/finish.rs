@@ -1,6 +1,6 @@
-//! What a verified flow does: inside the verifying unit, create the account, open the session
-//! or change the number (`finish`); after it commits, the audit record, the tokens and the
-//! notice to a former number (`verified`).
+//! What a verified flow does: inside the verifying unit, create the account, open the session,
+//! change the number or the e-mail address (`finish`; `me_email.rs`); after it commits, the
+//! audit record, the tokens and the notice to a former number (`verified`).
 use super::{Accounts, Flow, FlowKind, SessionKind, SignedIn, User, Verified};
 use crate::audit::AuditKind;
 use crate::caller::Caller;
@@ -20,6 +20,10 @@ impl Accounts {
                 self.audit.record(caller, AuditKind::PhoneChanged, Some(&user.id), "the account's phone number was changed").await;
                 self.notify_old_number(caller, &old, &user.phone).await;
                 Ok(Verified::PhoneChanged(user))
+            }
+            Opened::EmailChanged { released } => {
+                self.email_verified(caller, &user, released.as_deref()).await;
+                Ok(Verified::EmailChanged(user))
             }
             Opened::Session { session, secret, created } => {
                 let kind_text = if created { AuditKind::Signup } else { AuditKind::Login };
@@ -62,14 +66,16 @@ impl Accounts {
         ip: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(User, Opened), VerifyError> {
-        let phone = flow.phone.clone().ok_or(VerifyError::FlowNotFound)?;
+        let phone = || flow.phone.clone().ok_or(VerifyError::FlowNotFound);
         let (user, created) = match flow.kind {
             FlowKind::Signup => {
                 let user = User {
                     id: new_id("us"),
                     username: flow.username.clone().unwrap_or_default(),
                     email: flow.email.clone(),
-                    phone,
+                    // Given, not proven: `POST /api/me/email` proves it.
+                    email_verified: false,
+                    phone: phone()?,
                     password_hash: flow.password_hash.clone(),
                     roles: Vec::new(),
                     created_at: now,
@@ -96,10 +102,11 @@ impl Accounts {
                 let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
                 (tx.user(id)?.ok_or(VerifyError::FlowNotFound)?, false)
             }
+            FlowKind::EmailChange => return self.finish_email(tx, &flow, now),
             FlowKind::PhoneChange => {
                 let id = flow.user_id.as_deref().ok_or(VerifyError::FlowNotFound)?;
                 let old = tx.user(id)?.ok_or(VerifyError::FlowNotFound)?.phone;
-                match tx.set_user_phone(id, &phone) {
+                match tx.set_user_phone(id, &phone()?) {
                     Ok(()) => {}
                     Err(ports::StoreError::Conflict) => return Err(VerifyError::PhoneTaken),
                     Err(e) => return Err(e.into()),
@@ -114,8 +121,10 @@ impl Accounts {
     }
 }
 
-/// What a verified flow opened: a session, or (a phone change) the number it replaced.
+/// What a verified flow opened: a session, or (a phone change) the number it replaced, or (an
+/// e-mail change) the account whose unverified claim on the address it released.
 pub(super) enum Opened {
     Session { session: super::Session, secret: SecretString, created: bool },
     PhoneChanged { old: PhoneNumber },
+    EmailChanged { released: Option<String> },
 }

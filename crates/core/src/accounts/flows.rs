@@ -32,12 +32,12 @@ pub enum LoginRequest {
     Password { identifier: String, password: SecretString, locale: Option<String> },
 }
 
-/// The unused flow `id`, locked for the verifying unit: a phone change only for its own user
-/// (`owner`), and not past its deadline.
+/// The unused flow `id`, locked for the verifying unit: a phone or e-mail change only for its
+/// own user (`owner`), and not past its deadline.
 pub(super) fn open_flow(tx: &mut dyn ports::Tx, id: &str, owner: Option<&str>, now: DateTime<Utc>) -> Result<Flow, VerifyError> {
     let flow = tx
         .flow(id)?
-        .filter(|f| f.used_at.is_none() && (f.kind != FlowKind::PhoneChange || f.user_id.as_deref() == owner))
+        .filter(|f| f.used_at.is_none() && (!f.kind.is_change() || f.user_id.as_deref() == owner))
         .ok_or(VerifyError::FlowNotFound)?;
     if now >= flow.expires_at {
         return Err(VerifyError::CodeExpired);
@@ -203,7 +203,7 @@ impl Accounts {
 
     /// Logins from one end-user address, and whether the account tried (`login`, by `who`) is
     /// throttled.
-    async fn admit(&self, caller: &Caller, login: Option<(&str, Guesser)>) -> Result<(), VerifyError> {
+    pub(super) async fn admit(&self, caller: &Caller, login: Option<(&str, Guesser)>) -> Result<(), VerifyError> {
         let budgets = &self.ctx.budgets;
         let per_ip = budgets.for_login(caller.end_user_ip.or(caller.ip));
         let per_account = login.map(|(l, who)| budgets.for_failed_login(l, who)).unwrap_or_default();
@@ -408,9 +408,15 @@ impl Accounts {
             let (charges, now) = (self.decoy_send_charges(caller, &flow, channel), self.now());
             ports::write(self.ctx.store.as_ref(), move |tx| crate::budget::charge(tx, &charges, now)).await?;
         }
-        if let (Some(current), Some(phone)) = (flow.verification_id.clone(), flow.phone.clone()) {
-            let who = Start { rehearse: false, recognised: flow.recognised, channel };
-            let started = self.send_code(caller, &phone, locale, None, who, None).await?;
+        if let (Some(current), Some(to)) = (flow.verification_id.clone(), flow.phone.clone().map(Ok).or(flow.email.clone().map(Err))) {
+            let started = match to {
+                Ok(phone) => {
+                    let who = Start { rehearse: false, recognised: flow.recognised, channel };
+                    self.send_code(caller, &phone, locale, None, who, None).await?
+                }
+                // An e-mail change's code goes to its address again, by e-mail.
+                Err(address) => self.send_email_code(caller, &address, locale, None).await?,
+            };
             // The verification behind the flow ended (another flow for the number used it): the
             // flow goes on with the new one.
             if started.verification.id != current {
@@ -446,7 +452,7 @@ impl Accounts {
         let signed_in = signed_in.cloned();
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut flow = open_flow(tx, &id, signed_in.as_ref().map(|p| p.user_id.as_str()), now)?;
-            if flow.kind == FlowKind::PhoneChange {
+            if flow.kind.is_change() {
                 this.fresh_session(tx, signed_in.as_ref(), now)?;
             }
             if flow.attempts >= FLOW_ATTEMPTS {

@@ -13,6 +13,7 @@ pub mod flows;
 pub mod invites;
 pub mod jwt;
 mod me;
+mod me_email;
 mod me_password;
 pub mod password;
 pub mod reply;
@@ -194,6 +195,8 @@ pub struct SignedIn {
 pub enum Verified {
     SignedIn(Box<SignedIn>),
     PhoneChanged(User),
+    /// An e-mail change: the account now has the address, verified.
+    EmailChanged(User),
 }
 
 /// Who a session cookie or access token says is calling.

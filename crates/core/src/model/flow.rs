@@ -9,6 +9,8 @@ pub enum FlowKind {
     Signup,
     Login,
     PhoneChange,
+    /// A signed-in user proves an e-mail address (a code sent to it) to make it the account's.
+    EmailChange,
 }
 
 impl FlowKind {
@@ -17,7 +19,14 @@ impl FlowKind {
             Self::Signup => "signup",
             Self::Login => "login",
             Self::PhoneChange => "phone_change",
+            Self::EmailChange => "email_change",
         }
+    }
+
+    /// A change of a signed-in user's account (number or address): only that user, with a
+    /// recent login, completes it.
+    pub fn is_change(self) -> bool {
+        matches!(self, Self::PhoneChange | Self::EmailChange)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -25,6 +34,7 @@ impl FlowKind {
             "signup" => Some(Self::Signup),
             "login" => Some(Self::Login),
             "phone_change" => Some(Self::PhoneChange),
+            "email_change" => Some(Self::EmailChange),
             _ => None,
         }
     }
@@ -36,10 +46,12 @@ pub struct Flow {
     pub kind: FlowKind,
     /// The account logged in to or changed (none for a sign-up).
     pub user_id: Option<String>,
-    /// Where the code goes (a decoy for an unknown username may have none).
+    /// Where the code goes (a decoy for an unknown username may have none; an e-mail change
+    /// has none).
     pub phone: Option<PhoneNumber>,
     /// A sign-up's account details.
     pub username: Option<String>,
+    /// A sign-up's address (unverified), or the address an e-mail change sends its code to.
     pub email: Option<String>,
     pub password_hash: Option<String>,
     /// The verification carrying the code; `None` for a decoy.

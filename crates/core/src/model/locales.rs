@@ -126,6 +126,34 @@ mod tests {
     }
 
     #[test]
+    fn every_locale_has_a_spoken_text_and_an_email_subject_with_the_right_placeholders() {
+        let locales: Vec<&str> = supported().collect();
+        let voice: Vec<&str> = VOICE.iter().map(|(l, _)| *l).collect();
+        assert_eq!(voice, locales, "a spoken text for every locale of messages.tsv, in its order");
+        for (locale, text) in VOICE.iter() {
+            // The code twice (said, then repeated), the service once.
+            assert_eq!(text.matches("{code}").count(), 2, "{locale}");
+            assert_eq!(text.matches("{service}").count(), 1, "{locale}");
+            assert_eq!(text.matches('{').count(), 3, "{locale}: no other placeholder");
+            assert!(!text.chars().any(crate::model::service::is_unsafe), "{locale}");
+        }
+        let subjects: Vec<&str> = SUBJECTS.iter().map(|(l, _)| *l).collect();
+        assert_eq!(subjects, locales, "an e-mail subject for every locale of messages.tsv, in its order");
+        for (locale, text) in SUBJECTS.iter() {
+            assert_eq!(text.matches("{service}").count(), 1, "{locale}");
+            assert_eq!(text.matches('{').count(), 1, "{locale}: no code in a subject");
+            assert!(!text.chars().any(|c| c.is_control() || crate::model::service::is_unsafe(c)), "{locale}");
+        }
+        // Each locale speaks its own words, not English's.
+        for locale in locales.iter().filter(|l| !l.starts_with("en")) {
+            assert_ne!(spoken(locale, "Shop", "12"), spoken("en", "Shop", "12"), "{locale}");
+            assert_ne!(email_subject(locale), email_subject("en"), "{locale}");
+        }
+        assert_eq!(spoken("ja", "Shop", "12"), "Shopの認証コードは 1, 2 です。もう一度繰り返します。コードは 1, 2 です。");
+        assert_eq!(email_subject("fr").replace("{service}", "Shop"), "Shop : votre code de vérification");
+    }
+
+    #[test]
     fn tags_map_to_supported_locales() {
         for (tag, locale) in [
             ("pt-BR", "pt-BR"),
@@ -156,8 +184,8 @@ mod tests {
     #[test]
     fn a_call_speaks_the_language_of_its_text() {
         assert_eq!((spoken_locale("de"), spoken_locale("en-GB")), ("de", "en-GB"));
-        // No spoken French yet: the English sentence, so an English voice.
-        assert_eq!(spoken_locale("fr"), "en");
+        // Every locale has its spoken text; an unknown one is spoken in English.
+        assert_eq!((spoken_locale("fr"), spoken_locale("xx")), ("fr", "en"));
         assert!(key_prompt("de").starts_with("Drücken Sie"));
         assert_eq!(key_prompt("fr"), key_prompt("en"));
         for (locale, _) in PROMPTS.iter() {

@@ -9,6 +9,9 @@ pub struct User {
     /// As the user typed it; unique ignoring case.
     pub username: String,
     pub email: Option<String>,
+    /// The account proved it holds `email` (a code sent to it); an address given at sign-up is
+    /// not, until then.
+    pub email_verified: bool,
     /// Always verified: an account exists only once its number was proven.
     pub phone: PhoneNumber,
     /// Argon2id in PHC string form.

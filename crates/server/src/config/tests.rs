@@ -128,6 +128,46 @@ fn call_and_whatsapp_providers_load_with_keys_and_tokens_from_files() {
 }
 
 #[test]
+fn an_smtp_provider_reads_its_password_and_private_ca_from_files() {
+    Jail::expect_with(|jail| {
+        jail.create_file("smtp-password", "mail-pass\n")?;
+        jail.create_file("ca.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")?;
+        jail.create_file(
+            "p.toml",
+            r#"
+            [providers.mail]
+            kind = "smtp"
+            host = "smtp.example.com"
+            tls = "implicit"
+            ca_file = "ca.pem"
+            username = "phonegate"
+            password_file = "smtp-password"
+            from = "Example <codes@example.com>"
+            timeout = "15s"
+            "#,
+        )?;
+        let c = Config::load(Some(Path::new("p.toml")), &Overrides::default()).unwrap();
+        let mail = &c.providers["mail"];
+        assert_eq!(mail.timeout, Duration::from_secs(15));
+        match &mail.kind {
+            phonegate_providers::ProviderKind::Smtp(m) => {
+                assert_eq!(
+                    (m.tls, m.port(), m.password.as_ref().map(|p| p.expose())),
+                    (phonegate_providers::SmtpTls::Implicit, 465, Some("mail-pass"))
+                );
+                assert!(m.ca.as_deref().is_some_and(|ca| ca.starts_with("-----BEGIN CERTIFICATE-----")));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!format!("{c:?}").contains("mail-pass"), "secrets are redacted in Debug");
+        jail.create_file("bad.toml", "[providers.mail]\nkind = \"smtp\"\nhost = \"h\"\nfrom = \"a@b.c\"\ntls = \"ssl\"")?;
+        let err = Config::load(Some(Path::new("bad.toml")), &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("ssl"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
 fn silent_providers_load_with_secrets_from_files_and_bad_combinations_are_refused() {
     Jail::expect_with(|jail| {
         jail.create_file("truid.txt", "tru-secret\n")?;

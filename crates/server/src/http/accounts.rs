@@ -157,6 +157,9 @@ pub struct UserView {
     id: String,
     username: String,
     email: Option<String>,
+    /// The account proved it holds `email` (`POST /api/me/email`); an address given at sign-up
+    /// is not verified until then.
+    email_verified: bool,
     phone_number: String,
     roles: Vec<String>,
     created_at: DateTime<Utc>,
@@ -172,6 +175,7 @@ impl From<User> for UserView {
             id: u.id,
             username: u.username,
             email: u.email,
+            email_verified: u.email_verified,
             phone_number: u.phone.as_str().to_string(),
             roles: u.roles,
             created_at: u.created_at,
@@ -322,8 +326,9 @@ async fn verify(
         s.accounts.verify(&caller, &b.flow_id, &b.code, kind, user_agent(&headers), None).await?
     };
     match verified {
-        // A phone change is verified by its own user (`/api/me/phone/verify`), never here.
-        Verified::PhoneChanged(_) => Err(VerifyError::FlowNotFound.into()),
+        // A phone or e-mail change is verified by its own user (`/api/me/phone/verify`,
+        // `/api/me/email/verify`), never here.
+        Verified::PhoneChanged(_) | Verified::EmailChanged(_) => Err(VerifyError::FlowNotFound.into()),
         Verified::SignedIn(done) => {
             let cookie =
                 done.cookie.as_ref().map(|c| set_session(s.secure_cookies, Some(c), s.accounts.settings().session_max_days * 86_400));
@@ -438,7 +443,7 @@ async fn change_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJs
 async fn verify_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJson<CodeBody>) -> Result<Json<UserView>, ApiError> {
     match s.accounts.verify(&me.caller, &b.flow_id, &b.code, SessionKind::App, None, Some(&me.principal)).await? {
         Verified::PhoneChanged(user) => Ok(Json(user.into())),
-        Verified::SignedIn(_) => Err(VerifyError::FlowNotFound.into()),
+        Verified::SignedIn(_) | Verified::EmailChanged(_) => Err(VerifyError::FlowNotFound.into()),
     }
 }
 

@@ -10,6 +10,7 @@ mod docs;
 mod error;
 mod extract;
 mod headers;
+mod me_email;
 mod me_password;
 mod ops;
 mod outbox;
@@ -91,6 +92,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(accounts::routes())
         .merge(me_password::routes())
+        .merge(me_email::routes())
         .merge(admin::routes())
         .merge(silent::routes())
 }

@@ -45,6 +45,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("post", "/api/me/phone"),
     ("post", "/api/me/phone/verify"),
     ("post", "/api/me/password"),
+    ("post", "/api/me/email"),
+    ("post", "/api/me/email/verify"),
     ("get", "/api/audit"),
     ("get", "/api/dev/outbox"),
     ("get", "/api/services"),
@@ -421,6 +423,7 @@ async fn every_documented_response_matches_what_the_server_sends() {
 
     accounts(&mut api, &app).await;
     password(&mut api, &app).await;
+    email(&mut api, &app).await;
     admin(&mut api, &app).await;
 
     // Metrics last, so they have something to count.
@@ -595,6 +598,63 @@ async fn password(api: &mut Contract, app: &TestApp) {
     let request = app.client.post(app.url(path)).bearer_auth(&later).json(&json!({ "new_password": "correct horse" }));
     let r = api.call("post", path, request, 403).await;
     assert_eq!(r["error"]["code"], "reauthentication_required");
+}
+
+/// Every documented answer of `POST /api/me/email` and `/api/me/email/verify`.
+async fn email(api: &mut Contract, app: &TestApp) {
+    app.advance(chrono::Duration::minutes(16));
+    let signed = app.sign_up("mailbox", &fresh_number(), None).await;
+    let token = signed["access_token"].as_str().unwrap().to_string();
+    let (change, verify) = ("/api/me/email", "/api/me/email/verify");
+    let post = |path: &str, body: Value| app.client.post(app.url(path)).bearer_auth(&token).json(&body);
+    let address = |name: &str| format!("{name}.{}@example.com", &fresh_number()[6..]);
+    let sql = |q: String| async move { phonegate_store::testing::execute(&app.database_url, &q).await.unwrap() };
+    api.call("post", change, app.client.post(app.url(change)).json(&json!({ "email": address("anon") })), 401).await;
+    api.call("post", change, post(change, json!({ "email": "not-an-address" })), 400).await;
+    let first = address("box");
+    api.call("post", change, post(change, json!({ "email": first })), 202).await;
+    let code = app.code_after(&first, &[]).await;
+    api.call("post", verify, post(verify, json!({ "code": wrong(&code) })), 400).await;
+    api.call("post", verify, app.client.post(app.url(verify)).json(&json!({ "code": code })), 401).await;
+    let missing = json!({ "code": code, "flow_id": "fl0123456789abcdef0123456789abcdef" });
+    api.call("post", verify, post(verify, missing), 404).await;
+    // Another account verified the address meanwhile: refused, and nothing of the check stays.
+    app.sign_up("other.box", &fresh_number(), None).await;
+    let lc = first.to_lowercase();
+    sql(format!("UPDATE users SET email = '{first}', email_lc = '{lc}', email_verified = 1 WHERE username_lc = 'other.box'")).await;
+    let r = api.call("post", verify, post(verify, json!({ "code": code })), 409).await;
+    assert_eq!(r["error"]["code"], "email_taken");
+    sql("UPDATE users SET email = NULL, email_lc = NULL, email_verified = 0 WHERE username_lc = 'other.box'".into()).await;
+    let user = api.call("post", verify, post(verify, json!({ "code": code })), 200).await;
+    assert_eq!((user["email"].as_str(), user["email_verified"].as_bool()), (Some(first.as_str()), Some(true)));
+    // An address gets five codes in ten minutes; a flow five guesses.
+    let second = address("busy");
+    for _ in 0..5 {
+        api.call("post", change, post(change, json!({ "email": second })), 202).await;
+    }
+    let r = api.call("post", change, post(change, json!({ "email": second })), 429).await;
+    assert_eq!(r["error"]["code"], "send_budget_exceeded");
+    for _ in 0..4 {
+        api.call("post", verify, post(verify, json!({ "code": "00000000" })), 400).await;
+    }
+    let r = api.call("post", verify, post(verify, json!({ "code": "00000000" })), 429).await;
+    assert_eq!(r["error"]["code"], "code_locked");
+    // A change started late in the login's recent time: its code outlives the login's freshness
+    // (403), then expires (410).
+    app.advance(chrono::Duration::minutes(4));
+    let late = api.call("post", change, post(change, json!({ "email": address("late") })), 202).await;
+    app.advance(chrono::Duration::seconds(361));
+    // (A new access token: the first one lived five minutes. The login stays as old as it was.)
+    let r = app.anon_post("/api/auth/refresh", json!({ "refresh_token": signed["refresh_token"] })).await;
+    let token = r.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_string();
+    let post = |path: &str, body: Value| app.client.post(app.url(path)).bearer_auth(&token).json(&body);
+    let r = api.call("post", verify, post(verify, json!({ "code": "000000" })), 403).await;
+    assert_eq!(r["error"]["code"], "reauthentication_required");
+    let r = api.call("post", change, post(change, json!({ "email": address("stale") })), 403).await;
+    assert_eq!(r["error"]["code"], "reauthentication_required");
+    app.advance(chrono::Duration::seconds(240));
+    let r = api.call("post", verify, post(verify, json!({ "code": "000000", "flow_id": late["flow_id"] })), 410).await;
+    assert_eq!(r["error"]["code"], "code_expired");
 }
 
 /// Every documented answer of the admin endpoints.

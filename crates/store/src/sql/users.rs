@@ -10,16 +10,23 @@ use phonegate_core::ports::{AccountReads, AccountWrites, StoreError, StoreResult
 
 macro_rules! user_sql {
     ($where:literal) => {
-        Sql::new(concat!("SELECT id, username, email, phone, password_hash, roles, created_at, last_login_at FROM users ", $where))
+        Sql::new(concat!(
+            "SELECT id, username, email, phone, password_hash, roles, created_at, last_login_at, email_verified FROM users ",
+            $where
+        ))
     };
 }
 static INSERT_USER: Sql = Sql::new(
-    "INSERT INTO users (id, username, username_lc, email, email_lc, phone, password_hash, roles, created_at, last_login_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    "INSERT INTO users (id, username, username_lc, email, email_lc, phone, password_hash, roles, created_at, last_login_at, email_verified) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 );
 static USER: Sql = user_sql!("WHERE id = $1");
 static USER_BY_LOGIN: Sql = user_sql!("WHERE username_lc = $1 OR email_lc = $1 ORDER BY (username_lc = $1) DESC LIMIT 1");
 static USER_BY_PHONE: Sql = user_sql!("WHERE phone = $1");
+static USER_BY_EMAIL: Sql = user_sql!("WHERE email_lc = $1");
+static RELEASE_EMAIL: Sql =
+    Sql::new("UPDATE users SET email = NULL, email_lc = NULL WHERE id = $1 AND email_lc = $2 AND email_verified = 0");
+static SET_EMAIL: Sql = Sql::new("UPDATE users SET email = $2, email_lc = $3, email_verified = $4 WHERE id = $1");
 static USERS: Sql = user_sql!("ORDER BY username_lc");
 /// Roles are stored space-separated; an admin's list holds the word `admin`.
 static ADMIN_COUNT: Sql = Sql::new("SELECT COUNT(*) FROM users WHERE ' ' || roles || ' ' LIKE '% admin %'");
@@ -47,6 +54,9 @@ macro_rules! flow_sql {
     };
 }
 static FLOW: Sql = flow_sql!("WHERE id = $1 FOR UPDATE");
+static EMAIL_FLOW: Sql = flow_sql!(
+    "WHERE user_id = $1 AND kind = 'email_change' AND used_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id DESC LIMIT 1"
+);
 static REPLY_FLOW: Sql = flow_sql!(
     "WHERE phone = $1 AND origin = 'sms_reply' AND used_at IS NULL AND expires_at > $2 ORDER BY created_at DESC, id LIMIT 1 FOR UPDATE"
 );
@@ -99,6 +109,7 @@ fn user(mut r: Row) -> StoreResult<User> {
         roles: r.text(5)?.split_whitespace().map(str::to_string).collect(),
         created_at: r.ts(6)?,
         last_login_at: r.opt_ts(7)?,
+        email_verified: r.bool(8)?,
     })
 }
 
@@ -159,6 +170,10 @@ impl<D: Db> AccountReads for Repo<D> {
         self.row(&USER_BY_PHONE, args![phone.as_str()])?.map(user).transpose()
     }
 
+    fn user_by_email(&mut self, email_lc: &str) -> StoreResult<Option<User>> {
+        self.row(&USER_BY_EMAIL, args![email_lc])?.map(user).transpose()
+    }
+
     fn username_taken(&mut self, username_lc: &str) -> StoreResult<bool> {
         Ok(self.row(&USERNAME_TAKEN, args![username_lc])?.map(|mut r| r.int(0)).transpose()?.unwrap_or(0) > 0)
     }
@@ -177,6 +192,10 @@ impl<D: Db> AccountReads for Repo<D> {
 
     fn flow(&mut self, id: &str) -> StoreResult<Option<Flow>> {
         self.row(&FLOW, args![id])?.map(flow).transpose()
+    }
+
+    fn email_flow(&mut self, user_id: &str, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
+        self.row(&EMAIL_FLOW, args![user_id, now])?.map(flow).transpose()
     }
 
     fn reply_flow(&mut self, phone: &PhoneNumber, now: DateTime<Utc>) -> StoreResult<Option<Flow>> {
@@ -249,7 +268,8 @@ impl<D: Db> AccountWrites for Repo<D> {
             &u.password_hash,
             &roles,
             u.created_at,
-            u.last_login_at
+            u.last_login_at,
+            i64::from(u.email_verified)
         ];
         self.exec(&INSERT_USER, args).map(|_| ())
     }
@@ -264,6 +284,15 @@ impl<D: Db> AccountWrites for Repo<D> {
 
     fn set_user_phone(&mut self, user_id: &str, phone: &PhoneNumber) -> StoreResult<()> {
         self.exec(&SET_PHONE, args![user_id, phone.as_str()]).map(|_| ())
+    }
+
+    fn set_user_email(&mut self, user_id: &str, email: Option<&str>, verified: bool) -> StoreResult<()> {
+        let lc = email.map(str::to_lowercase);
+        self.exec(&SET_EMAIL, args![user_id, email, &lc, i64::from(verified)]).map(|_| ())
+    }
+
+    fn release_unverified_email(&mut self, user_id: &str, email_lc: &str) -> StoreResult<bool> {
+        Ok(self.exec(&RELEASE_EMAIL, args![user_id, email_lc])? == 1)
     }
 
     fn set_password_hash(&mut self, user_id: &str, hash: &str, expected: Option<&str>) -> StoreResult<bool> {

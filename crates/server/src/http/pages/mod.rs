@@ -1,11 +1,13 @@
 //! The account pages: sign up, log in (by number, or password then code), enter the code, and
-//! the account (phone, password, devices, renew, log out). Server-rendered, no JavaScript, English or
+//! the account (phone, e-mail, password, devices, renew, log out). Server-rendered, no JavaScript, English or
 //! German. Every form carries a CSRF token bound to the browser's anti-forgery cookie; every
 //! redirect goes to phonegate's own pages or to a configured host.
+mod account;
 mod admin;
 mod ctx;
 pub(super) mod device;
 pub mod docs;
+mod email;
 mod home;
 pub mod outbox;
 mod password;
@@ -24,11 +26,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use phonegate_core::VerifyError;
 use phonegate_core::accounts::flows::{LoginRequest, SignupRequest};
-use phonegate_core::accounts::{FlowStarted, Principal, SessionKind, Verified};
+use phonegate_core::accounts::{FlowStarted, SessionKind, Verified};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use texts::Texts;
 
+use account::{account, account_page};
 pub use ctx::PageCtx;
 
 pub fn routes() -> Router<AppState> {
@@ -45,6 +48,8 @@ pub fn routes() -> Router<AppState> {
         .route("/account", get(account_page))
         .route("/account/phone", post(phone_submit))
         .route("/account/password", post(password::submit))
+        .route("/account/email", post(email::submit))
+        .route("/account/email/verify", post(email::verify_submit))
         .route("/account/renew", post(renew_submit))
         .route("/account/sessions/{id}/revoke", post(revoke_submit))
         .route("/logout", post(logout_submit))
@@ -139,30 +144,6 @@ struct CodePage<'a> {
     channels: Vec<&'static str>,
 }
 
-struct SessionRow {
-    id: String,
-    device: String,
-    ip: String,
-    created: String,
-    last_seen: String,
-    current: bool,
-}
-
-#[derive(Template)]
-#[template(path = "account.html")]
-struct AccountPage<'a> {
-    t: &'a Texts,
-    csrf: String,
-    error: Option<String>,
-    notice: Option<&'a str>,
-    username: String,
-    phone: String,
-    /// Whether the password form asks for the current one.
-    has_password: bool,
-    sessions: Vec<SessionRow>,
-    admin: bool,
-}
-
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
@@ -188,6 +169,8 @@ struct ReturnQuery {
     silent: Option<String>,
     /// After `done`: the device's proof of the match.
     proof: Option<String>,
+    /// The e-mail change waiting for its code (the account page's e-mail section).
+    email_flow: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -415,6 +398,7 @@ fn verified_page(s: &AppState, ctx: &PageCtx, flow: String, back: String, result
             response
         }
         Ok(Verified::PhoneChanged(_)) => ctx.redirect(s, "/account?done=phone"),
+        Ok(Verified::EmailChanged(_)) => ctx.redirect(s, "/account?done=email"),
         Err(e) => {
             let page = code_page_of(s, ctx, flow, Some(ctx.t.error(&e)), None, back);
             ctx.render(s, status_of(&e), &page)
@@ -435,53 +419,6 @@ async fn resend_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Co
             ctx.render(&s, status_of(&e), &page)
         }
     }
-}
-
-async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
-    let p = match ctx.signed_in(&s, "/login").await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let notice = match q.done.as_deref() {
-        Some("phone") => Some(ctx.t.phone_changed),
-        Some("revoked") => Some(ctx.t.revoked),
-        Some("renewed") => Some(ctx.t.renewed),
-        Some("password") => Some(ctx.t.password_saved),
-        _ => None,
-    };
-    account(&s, &ctx, &p, None, notice, StatusCode::OK).await
-}
-
-async fn account(s: &AppState, ctx: &PageCtx, p: &Principal, error: Option<String>, notice: Option<&str>, status: StatusCode) -> Response {
-    let (user, sessions) = match (s.accounts.me(p).await, s.accounts.sessions(p).await) {
-        (Ok(u), Ok(list)) => (u, list),
-        (Err(e), _) | (_, Err(e)) if e.detail().is_some() => return ctx.failed(s, &e),
-        _ => return ctx.redirect(s, "/login"),
-    };
-    let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    let sessions = sessions
-        .into_iter()
-        .map(|x| SessionRow {
-            current: x.id == p.session_id,
-            device: x.device.unwrap_or_else(|| ctx.t.unknown_device.to_string()),
-            ip: x.ip.unwrap_or_else(|| "-".into()),
-            created: fmt(x.created_at),
-            last_seen: fmt(x.last_seen_at),
-            id: x.id,
-        })
-        .collect();
-    let page = AccountPage {
-        t: ctx.t,
-        csrf: ctx.csrf(s),
-        error,
-        notice,
-        admin: user.is_admin(),
-        has_password: user.password_hash.is_some(),
-        username: user.username,
-        phone: user.phone.as_str().to_string(),
-        sessions,
-    };
-    ctx.render(s, status, &page)
 }
 
 async fn phone_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<CsrfForm>) -> Response {

@@ -3,7 +3,7 @@
 //! key's scope) is shown as recorded.
 
 /// Every kind: its name, in English, in German.
-pub const KINDS: [(&str, &str, &str); 37] = [
+pub const KINDS: [(&str, &str, &str); 40] = [
     ("budget_exceeded", "Budget exceeded", "Budget überschritten"),
     ("checks_locked", "Too many wrong codes", "Zu viele falsche Codes"),
     ("prefix_throttled", "Prefix throttled", "Vorwahl gedrosselt"),
@@ -27,6 +27,9 @@ pub const KINDS: [(&str, &str, &str); 37] = [
     ("login_failed", "Login failed", "Anmeldung fehlgeschlagen"),
     ("logout", "Logout", "Abmeldung"),
     ("phone_changed", "Phone number changed", "Telefonnummer geändert"),
+    ("email_changed", "E-mail address verified", "E-Mail-Adresse bestätigt"),
+    ("email_in_use", "E-mail address of another account", "E-Mail-Adresse eines anderen Kontos"),
+    ("email_released", "Unverified e-mail address released", "Unbestätigte E-Mail-Adresse freigegeben"),
     ("password_changed", "Password set or changed", "Passwort gesetzt oder geändert"),
     ("password_change_failed", "Password change refused", "Passwortänderung abgelehnt"),
     ("session_revoked", "Session ended", "Sitzung beendet"),
@@ -44,7 +47,7 @@ pub const KINDS: [(&str, &str, &str); 37] = [
 ];
 
 /// The fixed details, in English as recorded and in German.
-const DETAILS_DE: [(&str, &str); 28] = [
+const DETAILS_DE: [(&str, &str); 31] = [
     ("service created", "Dienst angelegt"),
     ("service updated", "Dienst geändert"),
     ("service deleted", "Dienst gelöscht"),
@@ -53,6 +56,15 @@ const DETAILS_DE: [(&str, &str); 28] = [
     ("many codes sent into this prefix, few used", "viele Codes an diese Vorwahl gesendet, wenige verwendet"),
     ("denied range or country", "gesperrter Bereich oder gesperrtes Land"),
     ("the account's phone number was changed", "die Telefonnummer des Kontos wurde geändert"),
+    ("the account's e-mail address was verified", "die E-Mail-Adresse des Kontos wurde bestätigt"),
+    (
+        "an e-mail change named an address another account verified: nothing was sent",
+        "eine E-Mail-Änderung nannte eine Adresse, die ein anderes Konto bestätigt hat: nichts wurde gesendet",
+    ),
+    (
+        "another account verified this account's unverified e-mail address, which was removed",
+        "ein anderes Konto hat die unbestätigte E-Mail-Adresse dieses Kontos bestätigt; sie wurde entfernt",
+    ),
     ("a first password was set; other sessions ended", "ein erstes Passwort wurde gesetzt; andere Sitzungen wurden beendet"),
     ("the password was changed; other sessions ended", "das Passwort wurde geändert; andere Sitzungen wurden beendet"),
     ("a wrong current password was given", "ein falsches aktuelles Passwort wurde angegeben"),
@@ -130,6 +142,9 @@ mod tests {
             LoginFailed,
             Logout,
             PhoneChanged,
+            EmailChanged,
+            EmailInUse,
+            EmailReleased,
             PasswordChanged,
             PasswordChangeFailed,
             SessionRevoked,
@@ -170,6 +185,9 @@ mod tests {
             | LoginFailed
             | Logout
             | PhoneChanged
+            | EmailChanged
+            | EmailInUse
+            | EmailReleased
             | PasswordChanged
             | PasswordChangeFailed
             | SessionRevoked

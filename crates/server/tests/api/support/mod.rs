@@ -1,0 +1,2 @@
+//! Helpers that run real outside servers for the tests.
+pub mod smtp;
