@@ -186,7 +186,11 @@ impl Delivery {
             .keys
             .open(&v.id, &v.code_sealed)
             .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
-        out.locale.clone_from(&v.locale);
+        // A call's language is the one its text is in (English where the locale has no spoken text).
+        out.locale = match message.channel {
+            Channel::Voice => crate::model::locales::spoken_locale(&v.locale).to_string(),
+            _ => v.locale.clone(),
+        };
         if let Some(service) = &service {
             out.wait_for_key = service.channels.voice_key_press;
             if message.channel == Channel::Email {

@@ -527,7 +527,8 @@ pub struct Outgoing {
     /// The text (an SMS, a WhatsApp template's preview, an e-mail's text part) or, for a call,
     /// what is spoken.
     pub body: String,
-    /// The verification's language (a call's voice, a template's language).
+    /// The verification's language (a template's language); for a call, the language its text
+    /// is in (`locales::spoken_locale`).
     pub locale: String,
     /// The code alone, for a template that takes it as a parameter (WhatsApp) or an e-mail's
     /// HTML part; none for a text that is not a code, or by SMS.

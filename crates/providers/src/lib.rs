@@ -12,7 +12,7 @@ pub mod silent;
 mod sipgate;
 #[cfg(test)]
 mod testing;
-mod twilio;
+pub mod twilio;
 mod vonage;
 mod webhook;
 mod whatsapp_cloud;
@@ -151,12 +151,7 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
             }
             ProviderKind::Twilio(t) => {
                 twilio.push(TwilioAccount { account_sid: t.account_sid.clone(), auth_token: t.auth_token.clone() });
-                Arc::new(twilio::Twilio {
-                    name: name.clone(),
-                    settings: t.clone(),
-                    client,
-                    status_callback: callback("/webhooks/twilio/status"),
-                })
+                Arc::new(twilio::Twilio::new(name.clone(), t.clone(), client, ctx.public_url.clone()))
             }
             ProviderKind::Vonage(v) => {
                 vonage.push(VonageAccount {
