@@ -243,6 +243,32 @@ impl Delivery {
         Ok(updated)
     }
 
+    /// What a call says, asked by the provider that placed it once the callee pressed a key (a
+    /// call that waits for one says nothing else): the text of `message_id`, when it is a call of
+    /// the pending verification `verification_id` and `provider_message_id` is that call's (or
+    /// not yet recorded, the send's answer still on its way). Nothing for anything else.
+    #[tracing::instrument(name = "delivery.spoken_text", level = "debug", skip_all)]
+    pub async fn spoken_text(
+        &self,
+        _caller: &Caller,
+        verification_id: &str,
+        message_id: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<String>, VerifyError> {
+        let now = self.ctx.now();
+        let (vid, mid, pmid) = (verification_id.to_string(), message_id.to_string(), provider_message_id.to_string());
+        let call = ports::read(self.ctx.store.as_ref(), move |tx| {
+            let Some(v) = tx.verification(&vid)? else { return Ok::<_, VerifyError>(None) };
+            if v.status_at(now) != Status::Pending {
+                return Ok(None);
+            }
+            let m = tx.messages_for_verification(&vid)?.into_iter().find(|m| m.id == mid);
+            Ok(m.filter(|m| m.channel == Channel::Voice && m.provider_message_id.as_deref().is_none_or(|p| p == pmid)))
+        })
+        .await?;
+        Ok(call.and_then(|m| self.ctx.keys.open_text(&m.id, &m.body_sealed)))
+    }
+
     fn observe_receipt(&self, m: &Message) {
         let region = m.to.region().unwrap_or_else(|| "unknown".into());
         self.ctx.observer.sms_receipt(m.provider.as_deref().unwrap_or("unknown"), &region, m.status);

@@ -137,7 +137,6 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
         );
     }
 
-    let callback = |path: &str| ctx.public_url.as_ref().map(|u| format!("{}{path}", u.trim_end_matches('/')));
     let (mut providers, mut twilio, mut vonage, mut has_outbox) = (Vec::new(), Vec::new(), Vec::new(), false);
     let mut whatsapp_cloud = Vec::new();
     for (name, s) in &settings {

@@ -49,6 +49,7 @@ mod tenants;
 mod test_numbers;
 mod tls;
 mod tokens;
+mod twilio_calls;
 mod vendor_specs;
 mod verifications;
 mod vonage_channels;
