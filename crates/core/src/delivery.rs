@@ -191,12 +191,18 @@ impl Delivery {
             Channel::Voice => crate::model::locales::spoken_locale(&v.locale).to_string(),
             _ => v.locale.clone(),
         };
+        if message.channel == Channel::Voice {
+            out.send_digits.clone_from(&v.send_digits);
+        }
         if let Some(service) = &service {
             out.wait_for_key = service.channels.voice_key_press;
+            if message.channel == Channel::Whatsapp {
+                out.from.clone_from(&service.channels.whatsapp_from);
+            }
             if message.channel == Channel::Email {
                 let name = v.brand.as_deref().unwrap_or(&service.name);
                 let mut parts = crate::model::email::render(&v.locale, name, &out.body, code.expose());
-                parts.from.clone_from(&service.channels.email_from);
+                parts.from = v.email_from.clone().or_else(|| service.channels.email_from.clone());
                 parts.reply_to.clone_from(&service.channels.email_reply_to);
                 out.email = Some(parts);
             }
@@ -475,6 +481,8 @@ fn message_body(service: &Service, v: &Verification, code: &Code, channel: Chann
     let service = v.service_as_started(service);
     let name = v.brand.as_deref().unwrap_or(service.shown_name());
     if channel == Channel::Voice {
+        // A call says the service's spoken name where it has one.
+        let name = v.brand.as_deref().or(service.channels.voice_name.as_deref()).unwrap_or(service.shown_name());
         return crate::model::locales::spoken(&v.locale, name, code.expose());
     }
     let body = match &v.psd2 {

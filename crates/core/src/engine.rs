@@ -75,6 +75,12 @@ pub struct StartOptions {
     pub custom_code: Option<String>,
     /// A payment code's amount and payee, where the service sends PSD2 codes.
     pub psd2: Option<crate::model::psd2::Psd2>,
+    /// The `From` of its e-mails (`Name <address>` or an address), instead of the service's.
+    /// A later start for the pending verification that names one replaces it.
+    pub email_from: Option<String>,
+    /// Keys its calls dial once answered (`0`-`9`, `#`, `*`, `w` for a half-second pause; up to
+    /// 32). A later start for the pending verification that names some replaces them.
+    pub send_digits: Option<String>,
     /// ISO 3166 region for a number written in national format.
     pub region: Option<String>,
     /// When a verification is already pending for the number: report it as

@@ -537,6 +537,8 @@ pub struct Outgoing {
     pub email: Option<crate::model::email::EmailParts>,
     /// A call waits for a key press before it speaks the code (the service's setting).
     pub wait_for_key: bool,
+    /// Keys a call dials once answered, before it speaks (the verification's `send_digits`).
+    pub send_digits: Option<String>,
     /// Name of the service sending it, for per-service routing.
     pub service: Option<String>,
     /// Sender id or number; set by routing, else the provider's default.
@@ -556,6 +558,7 @@ impl Outgoing {
             code: None,
             email: None,
             wait_for_key: false,
+            send_digits: None,
             service: None,
             from: None,
             verification_id: None,

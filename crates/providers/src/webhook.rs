@@ -5,7 +5,8 @@
 //! name the gateway's id as `id`.
 //!
 //! It serves SMS (`channel: "sms"`, `body` the text) and calls (`channel: "voice"`, `body` what
-//! to say, in `locale`; `wait_for_key`: say it only after the callee pressed a key). Not WhatsApp
+//! to say, in `locale`; `wait_for_key`: say it only after the callee pressed a key; `send_digits`:
+//! keys to dial once answered, or null). Not WhatsApp
 //! or e-mail: WhatsApp codes must go as an approved authentication template through a WhatsApp
 //! Business provider, and e-mail has its own (`smtp`).
 use crate::common::{Traced, status_error, transport_error};
@@ -64,6 +65,7 @@ impl MessageSender for Webhook {
         });
         if sms.channel == Channel::Voice {
             payload["wait_for_key"] = sms.wait_for_key.into();
+            payload["send_digits"] = sms.send_digits.clone().into();
         }
         let body = serde_json::to_vec(&payload).expect("JSON of strings");
         let response = signed_post(&self.client, &self.settings.url, &self.settings.secret, &sms.message_id, body)
@@ -140,6 +142,7 @@ mod tests {
             locale: "de".into(),
             code: Some("123456".into()),
             wait_for_key: true,
+            send_digits: Some("w1234".into()),
             service: Some("shop".into()),
             from: Some("+15005550006".into()),
             ..sms("Ihr Code lautet: 1, 2, 3, 4, 5, 6.")
@@ -158,6 +161,7 @@ mod tests {
                 "service": "shop",
                 "verification_id": "VE00000000000000000000000000000001",
                 "wait_for_key": true,
+                "send_digits": "w1234",
             })
         );
     }

@@ -25,6 +25,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (16, include_str!("../migrations/sqlite/0016_test_numbers.sql")),
     (17, include_str!("../migrations/sqlite/0017_service_changes.sql")),
     (18, include_str!("../migrations/sqlite/0018_channels.sql")),
+    (19, include_str!("../migrations/sqlite/0019_channel_options.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

@@ -142,7 +142,7 @@ async fn a_call_says_the_code_in_its_language_with_the_configured_voice() {
     s.voices.insert("de-DE".into(), "Polly.Marlene".into());
     let t = Twilio::new("tw".into(), s, client(), Some(PUBLIC.into()));
     assert_eq!(t.channels(), [Channel::Sms, Channel::Voice]);
-    let sent = t.send(&call(false)).await.unwrap();
+    let sent = t.send(&Outgoing { send_digits: Some("ww123#".into()), ..call(false) }).await.unwrap();
     assert_eq!(sent.provider_message_id.as_deref(), Some("CAabc"));
     let r = only_request(&server).await;
     assert_eq!((r.method.as_str(), r.url.path()), ("POST", "/2010-04-01/Accounts/AC0123/Calls.json"));
@@ -153,6 +153,7 @@ async fn a_call_says_the_code_in_its_language_with_the_configured_voice() {
         ("To", "+4915123456789"),
         ("From", "+15005550006"),
         ("Twiml", twiml),
+        ("SendDigits", "ww123#"),
         ("StatusCallback", "https://verify.example.com/webhooks/twilio/call-status"),
         ("StatusCallbackEvent", "completed"),
     ]

@@ -142,6 +142,10 @@ impl Twilio {
         };
         let twiml = self.twiml(call)?;
         let mut form = vec![("To", call.to.as_str()), ("From", from), ("Twiml", twiml.as_str())];
+        // Dialled once the call is answered (an extension), before the TwiML runs.
+        if let Some(digits) = &call.send_digits {
+            form.push(("SendDigits", digits));
+        }
         let callback = self.callback(CALL_STATUS_PATH);
         if let Some(callback) = &callback {
             // Only the final status (`completed`, `busy`, `no-answer`, `failed`, `canceled`).

@@ -168,3 +168,45 @@ async fn a_call_that_waits_for_a_key_says_the_code_only_to_its_signed_key_press(
     let r = signed(&app, &path, &pressed, "twilio-token").await;
     assert!(r.text().await.unwrap().ends_with("<Response><Hangup/></Response>"));
 }
+
+#[tokio::test]
+async fn a_services_spoken_name_and_whatsapp_sender_reach_twilio() {
+    let (app, twilio) = app_with_twilio().await;
+    let bad = app.post("/api/services", json!({ "name": "bad-sender", "whatsapp_from": "Shop" })).await;
+    assert!(expect_error(bad, 400, "invalid_parameter").await["message"].as_str().unwrap().contains("whatsapp_from"));
+    let bad = app.post("/api/services", json!({ "name": "bad-name", "voice_name": "two\nlines" })).await;
+    assert!(expect_error(bad, 400, "invalid_parameter").await["message"].as_str().unwrap().contains("voice_name"));
+    let r = app.post("/api/services", json!({ "name": "XJ-9 Shop", "voice_name": "Shop", "whatsapp_from": "+1 500 555 0009" })).await;
+    assert_eq!(r.status(), 201);
+    let service: Value = app.get("/api/services/XJ-9 Shop").await.json().await.unwrap();
+    assert_eq!((service["voice_name"].as_str(), service["whatsapp_from"].as_str()), (Some("Shop"), Some("+15005550009")), "{service}");
+
+    // A call says the spoken name; an SMS keeps the service's name.
+    let to = fresh_number();
+    let r = app.post("/api/verifications", json!({ "to": to, "service": "XJ-9 Shop", "channel": "voice", "locale": "en" })).await;
+    assert_eq!(r.status(), 201);
+    let twiml = field(&form(&requests(&twilio, "Calls", 1).await[0]), "Twiml");
+    assert!(twiml.contains(">Your Shop verification code is: "), "{twiml}");
+    let r = app.post("/api/verifications", json!({ "to": fresh_number(), "service": "XJ-9 Shop", "channel": "sms" })).await;
+    assert_eq!(r.status(), 201);
+    assert!(field(&form(&requests(&twilio, "Messages", 1).await[0]), "Body").contains("XJ-9 Shop"));
+
+    // WhatsApp goes from the service's sender, as the Content template with the code.
+    let r = app.post("/api/verifications", json!({ "to": fresh_number(), "service": "XJ-9 Shop", "channel": "whatsapp" })).await;
+    assert_eq!(r.status(), 201);
+    let wa = form(&requests(&twilio, "Messages", 2).await[1]);
+    assert_eq!(field(&wa, "From"), "whatsapp:+15005550009");
+    assert_eq!(field(&wa, "ContentSid"), "HX0123456789abcdef0123456789abcdef");
+    let variables: Value = serde_json::from_str(&field(&wa, "ContentVariables")).unwrap();
+    assert_eq!(variables["1"].as_str().map(str::len), Some(6), "{variables}");
+    assert!(field(&wa, "To").starts_with("whatsapp:+"));
+
+    // Both change with the service, validated as on create.
+    let patch = |body: Value| app.client.patch(app.url("/api/services/XJ-9 Shop")).bearer_auth(&app.secret).json(&body).send();
+    let r = patch(json!({ "voice_name": "Shoppe", "whatsapp_from": "+15005550010" })).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let service: Value = r.json().await.unwrap();
+    assert_eq!((service["voice_name"].as_str(), service["whatsapp_from"].as_str()), (Some("Shoppe"), Some("+15005550010")));
+    let r = patch(json!({ "whatsapp_from": "0800 SHOP" })).await.unwrap();
+    assert!(expect_error(r, 400, "invalid_parameter").await["message"].as_str().unwrap().contains("whatsapp_from"));
+}
