@@ -72,6 +72,11 @@ impl Delivery {
         Self { ctx, sender, times }
     }
 
+    /// Whether some provider serves `channel` (the dev outbox serves them all).
+    pub fn serves(&self, channel: Channel) -> bool {
+        self.sender.channels().contains(&channel)
+    }
+
     /// The background worker's step: sends up to `limit` due messages, claiming each one just
     /// before sending it so no claim can run out while it waits behind others. A message that
     /// fails to send is logged and the rest go on.

@@ -167,14 +167,14 @@ impl Verifier {
         Self { ctx, audit, catalog, delivery, limits, silent: Arc::new(silent), decoy_service: decoy_service.into() }
     }
 
-    /// The pending verification for a number in a service.
+    /// The pending verification for a number (or an e-mail address) in a service.
     #[tracing::instrument(name = "verifier.pending", level = "debug", skip_all, fields(to = %crate::model::phone::mask(to)))]
     pub async fn pending(&self, caller: &Caller, service: Option<&str>, to: &str) -> Result<Verification, VerifyError> {
-        let to = self.ctx.parse_phone(to)?;
+        let to = self.ctx.parse_recipient(to)?;
         let service = self.catalog.service(caller, service).await?;
         let now = self.ctx.clock.now();
         ports::read(self.ctx.store.as_ref(), move |tx| {
-            let v = tx.pending_verification(&service.id, &to.into())?;
+            let v = tx.pending_verification(&service.id, &to)?;
             v.filter(|v| v.status_at(now) == Status::Pending).ok_or(VerifyError::NoPendingVerification)
         })
         .await

@@ -21,6 +21,7 @@ mod budgets;
 mod cli;
 mod client_ip;
 mod compat_twilio;
+mod compat_twilio_channels;
 mod compat_vonage;
 mod compat_vonage_workflows;
 mod concurrency;
