@@ -150,6 +150,13 @@ async fn an_email_verification_takes_its_channel_configuration_and_checks_by_add
         let e = twilio_error(r, 400, 60200).await;
         assert!(e["message"].as_str().unwrap().contains("ChannelConfiguration") && e["message"].as_str().unwrap().contains(why), "{e}");
     }
+    // The native API checks by address too.
+    let r = app.post("/api/verifications", json!({ "to": "cy@example.com", "channel": "email" })).await;
+    assert_eq!(r.status(), 201);
+    let mail = &app.outbox("cy@example.com").await[0];
+    let code: String = mail["body"].as_str().unwrap().chars().filter(char::is_ascii_digit).collect();
+    let r = app.post("/api/verifications/check", json!({ "to": "cy@example.com", "code": code })).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], "approved");
     // Not an address for the email channel: Twilio's 60436.
     twilio_error(form(&app, &path, &[("To", "no-at-sign"), ("Channel", "email")]).await, 400, 60436).await;
     twilio_error(form(&app, &path, &[("To", &fresh_number()), ("Channel", "email")]).await, 400, 60436).await;
