@@ -44,3 +44,16 @@ export async function outboxBody(to) {
 export function wrongCode(code) {
   return code.split('').map((d) => String((Number(d) + 1) % 10)).join('');
 }
+
+/** The dev outbox's messages to `to` (a number, or an e-mail address), newest first. */
+export async function outboxMessages(to) {
+  const res = await fetch(`${BASE}/api/dev/outbox?to=${encodeURIComponent(to)}`, { headers: { Authorization: `Bearer ${SECRET}` } });
+  if (!res.ok) throw new Error(`outbox answered HTTP ${res.status}: ${await res.text()}`);
+  return (await res.json()).messages;
+}
+
+/** The code in an outbox message: a call says its digits one by one ("1, 2, 3…"), twice. */
+export function codeOf(message, length = 6) {
+  if (message.channel === 'voice') return message.body.replace(/\D/g, '').slice(0, length);
+  return message.body.match(/\d{4,10}/g).at(-1);
+}

@@ -44,6 +44,9 @@ pub struct ServiceChanges {
     pub email_from: Option<String>,
     pub email_reply_to: Option<String>,
     pub voice_key_press: Option<bool>,
+    /// What a call says for its name, and its WhatsApp sender.
+    pub voice_name: Option<String>,
+    pub whatsapp_from: Option<String>,
     /// A `name` another service has is no refusal: the service takes a distinct name of its own
     /// (`Name-2`…) and is shown as `name` (Twilio allows two services of one FriendlyName). A
     /// `name` it is shown as already changes nothing.
@@ -294,6 +297,8 @@ fn apply(
             email_from: changes.email_from.clone().or_else(|| current.channels.email_from.clone()),
             email_reply_to: changes.email_reply_to.clone().or_else(|| current.channels.email_reply_to.clone()),
             voice_key_press: changes.voice_key_press.unwrap_or(current.channels.voice_key_press),
+            voice_name: changes.voice_name.clone().or_else(|| current.channels.voice_name.clone()),
+            whatsapp_from: changes.whatsapp_from.clone().or_else(|| current.channels.whatsapp_from.clone()),
         },
     };
     let validated = settings.into_service(now)?;

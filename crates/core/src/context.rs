@@ -69,6 +69,14 @@ impl Context {
         self.parse_phone_with(&self.phones, raw)
     }
 
+    /// A recipient named by an API: an e-mail address (it holds an `@`), else a number.
+    pub fn parse_recipient(&self, raw: &str) -> Result<crate::model::recipient::Recipient, VerifyError> {
+        match raw.contains('@') {
+            true => Ok(crate::model::recipient::Recipient::Email(crate::model::recipient::EmailAddress::parse(raw)?)),
+            false => Ok(self.parse_phone(raw)?.into()),
+        }
+    }
+
     /// `parse_phone` under another policy (a request's own region).
     pub(crate) fn parse_phone_with(&self, policy: &PhonePolicy, raw: &str) -> Result<PhoneNumber, VerifyError> {
         match policy.parse(raw) {

@@ -72,6 +72,11 @@ impl Delivery {
         Self { ctx, sender, times }
     }
 
+    /// Whether some provider serves `channel` (the dev outbox serves them all).
+    pub fn serves(&self, channel: Channel) -> bool {
+        self.sender.channels().contains(&channel)
+    }
+
     /// The background worker's step: sends up to `limit` due messages, claiming each one just
     /// before sending it so no claim can run out while it waits behind others. A message that
     /// fails to send is logged and the rest go on.
@@ -186,13 +191,23 @@ impl Delivery {
             .keys
             .open(&v.id, &v.code_sealed)
             .ok_or_else(|| VerifyError::Crypto("sealed code does not open with the server secret".into()))?;
-        out.locale.clone_from(&v.locale);
+        // A call's language is the one its text is in (English where the locale has no spoken text).
+        out.locale = match message.channel {
+            Channel::Voice => crate::model::locales::spoken_locale(&v.locale).to_string(),
+            _ => v.locale.clone(),
+        };
+        if message.channel == Channel::Voice {
+            out.send_digits.clone_from(&v.send_digits);
+        }
         if let Some(service) = &service {
             out.wait_for_key = service.channels.voice_key_press;
+            if message.channel == Channel::Whatsapp {
+                out.from.clone_from(&service.channels.whatsapp_from);
+            }
             if message.channel == Channel::Email {
                 let name = v.brand.as_deref().unwrap_or(&service.name);
                 let mut parts = crate::model::email::render(&v.locale, name, &out.body, code.expose());
-                parts.from.clone_from(&service.channels.email_from);
+                parts.from = v.email_from.clone().or_else(|| service.channels.email_from.clone());
                 parts.reply_to.clone_from(&service.channels.email_reply_to);
                 out.email = Some(parts);
             }
@@ -237,6 +252,32 @@ impl Delivery {
             }
         }
         Ok(updated)
+    }
+
+    /// What a call says, asked by the provider that placed it once the callee pressed a key (a
+    /// call that waits for one says nothing else): the text of `message_id`, when it is a call of
+    /// the pending verification `verification_id` and `provider_message_id` is that call's (or
+    /// not yet recorded, the send's answer still on its way). Nothing for anything else.
+    #[tracing::instrument(name = "delivery.spoken_text", level = "debug", skip_all)]
+    pub async fn spoken_text(
+        &self,
+        _caller: &Caller,
+        verification_id: &str,
+        message_id: &str,
+        provider_message_id: &str,
+    ) -> Result<Option<String>, VerifyError> {
+        let now = self.ctx.now();
+        let (vid, mid, pmid) = (verification_id.to_string(), message_id.to_string(), provider_message_id.to_string());
+        let call = ports::read(self.ctx.store.as_ref(), move |tx| {
+            let Some(v) = tx.verification(&vid)? else { return Ok::<_, VerifyError>(None) };
+            if v.status_at(now) != Status::Pending {
+                return Ok(None);
+            }
+            let m = tx.messages_for_verification(&vid)?.into_iter().find(|m| m.id == mid);
+            Ok(m.filter(|m| m.channel == Channel::Voice && m.provider_message_id.as_deref().is_none_or(|p| p == pmid)))
+        })
+        .await?;
+        Ok(call.and_then(|m| self.ctx.keys.open_text(&m.id, &m.body_sealed)))
     }
 
     fn observe_receipt(&self, m: &Message) {
@@ -445,6 +486,8 @@ fn message_body(service: &Service, v: &Verification, code: &Code, channel: Chann
     let service = v.service_as_started(service);
     let name = v.brand.as_deref().unwrap_or(service.shown_name());
     if channel == Channel::Voice {
+        // A call says the service's spoken name where it has one.
+        let name = v.brand.as_deref().or(service.channels.voice_name.as_deref()).unwrap_or(service.shown_name());
         return crate::model::locales::spoken(&v.locale, name, code.expose());
     }
     let body = match &v.psd2 {

@@ -75,6 +75,12 @@ pub struct StartOptions {
     pub custom_code: Option<String>,
     /// A payment code's amount and payee, where the service sends PSD2 codes.
     pub psd2: Option<crate::model::psd2::Psd2>,
+    /// The `From` of its e-mails (`Name <address>` or an address), instead of the service's.
+    /// A later start for the pending verification that names one replaces it.
+    pub email_from: Option<String>,
+    /// Keys its calls dial once answered (`0`-`9`, `#`, `*`, `w` for a half-second pause; up to
+    /// 32). A later start for the pending verification that names some replaces them.
+    pub send_digits: Option<String>,
     /// ISO 3166 region for a number written in national format.
     pub region: Option<String>,
     /// When a verification is already pending for the number: report it as
@@ -161,14 +167,14 @@ impl Verifier {
         Self { ctx, audit, catalog, delivery, limits, silent: Arc::new(silent), decoy_service: decoy_service.into() }
     }
 
-    /// The pending verification for a number in a service.
+    /// The pending verification for a number (or an e-mail address) in a service.
     #[tracing::instrument(name = "verifier.pending", level = "debug", skip_all, fields(to = %crate::model::phone::mask(to)))]
     pub async fn pending(&self, caller: &Caller, service: Option<&str>, to: &str) -> Result<Verification, VerifyError> {
-        let to = self.ctx.parse_phone(to)?;
+        let to = self.ctx.parse_recipient(to)?;
         let service = self.catalog.service(caller, service).await?;
         let now = self.ctx.clock.now();
         ports::read(self.ctx.store.as_ref(), move |tx| {
-            let v = tx.pending_verification(&service.id, &to.into())?;
+            let v = tx.pending_verification(&service.id, &to)?;
             v.filter(|v| v.status_at(now) == Status::Pending).ok_or(VerifyError::NoPendingVerification)
         })
         .await

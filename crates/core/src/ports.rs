@@ -537,7 +537,8 @@ pub struct Outgoing {
     /// The text (an SMS, a WhatsApp template's preview, an e-mail's text part) or, for a call,
     /// what is spoken.
     pub body: String,
-    /// The verification's language (a call's voice, a template's language).
+    /// The verification's language (a template's language); for a call, the language its text
+    /// is in (`locales::spoken_locale`).
     pub locale: String,
     /// The code alone, for a template that takes it as a parameter (WhatsApp) or an e-mail's
     /// HTML part; none for a text that is not a code, or by SMS.
@@ -546,6 +547,8 @@ pub struct Outgoing {
     pub email: Option<crate::model::email::EmailParts>,
     /// A call waits for a key press before it speaks the code (the service's setting).
     pub wait_for_key: bool,
+    /// Keys a call dials once answered, before it speaks (the verification's `send_digits`).
+    pub send_digits: Option<String>,
     /// Name of the service sending it, for per-service routing.
     pub service: Option<String>,
     /// Sender id or number; set by routing, else the provider's default.
@@ -565,6 +568,7 @@ impl Outgoing {
             code: None,
             email: None,
             wait_for_key: false,
+            send_digits: None,
             service: None,
             from: None,
             verification_id: None,

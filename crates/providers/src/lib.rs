@@ -13,7 +13,7 @@ mod sipgate;
 mod smtp;
 #[cfg(test)]
 mod testing;
-mod twilio;
+pub mod twilio;
 mod vonage;
 mod webhook;
 mod whatsapp_cloud;
@@ -141,7 +141,6 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
         );
     }
 
-    let callback = |path: &str| ctx.public_url.as_ref().map(|u| format!("{}{path}", u.trim_end_matches('/')));
     let (mut providers, mut twilio, mut vonage, mut has_outbox) = (Vec::new(), Vec::new(), Vec::new(), false);
     let mut whatsapp_cloud = Vec::new();
     for (name, s) in &settings {
@@ -155,12 +154,7 @@ pub fn build(settings: &BTreeMap<String, ProviderSettings>, routing: &RoutingSet
             }
             ProviderKind::Twilio(t) => {
                 twilio.push(TwilioAccount { account_sid: t.account_sid.clone(), auth_token: t.auth_token.clone() });
-                Arc::new(twilio::Twilio {
-                    name: name.clone(),
-                    settings: t.clone(),
-                    client,
-                    status_callback: callback("/webhooks/twilio/status"),
-                })
+                Arc::new(twilio::Twilio::new(name.clone(), t.clone(), client, ctx.public_url.clone()))
             }
             ProviderKind::Vonage(v) => {
                 vonage.push(VonageAccount {

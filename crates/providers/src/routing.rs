@@ -68,6 +68,8 @@ pub struct RoutedSender {
     routing: RoutingSettings,
     /// Per channel other than SMS, its routing (configured, or every provider serving it).
     channels: BTreeMap<Channel, ChannelRouting>,
+    /// The channels some provider serves.
+    served: Vec<Channel>,
     observer: Arc<dyn Observer>,
 }
 
@@ -113,7 +115,8 @@ impl RoutedSender {
         if let Some(unknown) = routing.channels.keys().find(|c| !matches!(c.as_str(), "voice" | "whatsapp" | "email")) {
             return Err(BuildError::UnknownChannel { channel: unknown.clone() });
         }
-        Ok(Self { providers, routing, channels, observer })
+        let served = Channel::MESSAGE.into_iter().filter(|c| providers.values().any(|p| p.channels.contains(c))).collect();
+        Ok(Self { providers, routing, channels, served, observer })
     }
 
     /// The providers to try for a message by `channel`, and the sender id to use: SMS by the
@@ -212,6 +215,11 @@ impl MessageSender for RoutedSender {
             }
         }
         Err(SendError::unavailable(format!("every provider failed: {}", failures.join("; "))))
+    }
+
+    /// The channels some configured provider serves.
+    fn channels(&self) -> &[Channel] {
+        &self.served
     }
 }
 
@@ -341,6 +349,16 @@ mod tests {
                 .unwrap();
         let err = router.send(&sms("hi")).await.unwrap_err().to_string();
         assert!(err.contains("a: HTTP 500") && err.contains("b: HTTP 401"), "{err}");
+    }
+
+    #[test]
+    fn the_router_serves_what_its_providers_serve() {
+        let a = scripted(vec![], 0);
+        let texting = RoutedSender::new(vec![provider("a", &a, 1, 0)], routing(&["a"]), Arc::new(NoObserver)).unwrap();
+        assert_eq!(texting.channels(), [Channel::Sms]);
+        let calling = Provider { channels: vec![Channel::Voice, Channel::Email], ..provider("b", &a, 1, 0) };
+        let both = RoutedSender::new(vec![provider("a", &a, 1, 0), calling], routing(&["a"]), Arc::new(NoObserver)).unwrap();
+        assert_eq!(both.channels(), [Channel::Sms, Channel::Voice, Channel::Email]);
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! The generic HTTP provider, for any other gateway: POSTs JSON
-//! `{message_id, to, body, from, service, verification_id}` with an `X-Phonegate-Signature`
-//! header (see `signature::webhook_signature`) and `Idempotency-Key: message_id`, so the gateway
-//! can drop a repeated delivery. A JSON response may name the gateway's id as `id`.
+//! `{message_id, channel, to, body, locale, from, service, verification_id}` with an
+//! `X-Phonegate-Signature` header (see `signature::webhook_signature`) and
+//! `Idempotency-Key: message_id`, so the gateway can drop a repeated delivery. A JSON response may
+//! name the gateway's id as `id`.
+//!
+//! It serves SMS (`channel: "sms"`, `body` the text) and calls (`channel: "voice"`, `body` what
+//! to say, in `locale`; `wait_for_key`: say it only after the callee pressed a key; `send_digits`:
+//! keys to dial once answered, or null). Not WhatsApp
+//! or e-mail: WhatsApp codes must go as an approved authentication template through a WhatsApp
+//! Business provider, and e-mail has its own (`smtp`).
 use crate::common::{Traced, status_error, transport_error};
 use crate::secret::Secret;
 use crate::signature::webhook_signature;
 use async_trait::async_trait;
+use phonegate_core::Channel;
 use phonegate_core::ports::{Accepted, MessageSender, Outgoing, SendError};
 use serde::{Deserialize, Serialize};
 
@@ -45,15 +53,21 @@ pub(crate) fn signed_post(
 #[async_trait]
 impl MessageSender for Webhook {
     async fn send(&self, sms: &Outgoing) -> Result<Accepted, SendError> {
-        let body = serde_json::to_vec(&serde_json::json!({
+        let mut payload = serde_json::json!({
             "message_id": sms.message_id,
+            "channel": sms.channel.as_str(),
             "to": sms.to.as_str(),
             "body": sms.body,
+            "locale": sms.locale,
             "from": sms.from,
             "service": sms.service,
             "verification_id": sms.verification_id,
-        }))
-        .expect("JSON of strings");
+        });
+        if sms.channel == Channel::Voice {
+            payload["wait_for_key"] = sms.wait_for_key.into();
+            payload["send_digits"] = sms.send_digits.clone().into();
+        }
+        let body = serde_json::to_vec(&payload).expect("JSON of strings");
         let response = signed_post(&self.client, &self.settings.url, &self.settings.secret, &sms.message_id, body)
             .send()
             .await
@@ -69,6 +83,10 @@ impl MessageSender for Webhook {
             400 | 422 => Err(SendError::Rejected(format!("{}: HTTP {}", self.name, status.as_u16()))),
             _ => Err(status_error(&self.name, status, "")),
         }
+    }
+
+    fn channels(&self) -> &[Channel] {
+        &[Channel::Sms, Channel::Voice]
     }
 }
 
@@ -96,13 +114,56 @@ mod tests {
         assert_eq!(r.url.query(), Some("token=abc"));
         assert_eq!(r.headers["idempotency-key"], "SM00000000000000000000000000000001");
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(body["to"], "+4915123456789");
-        assert_eq!(body["body"], "code 123456");
-        assert_eq!(body["verification_id"], "VE00000000000000000000000000000001");
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "message_id": "SM00000000000000000000000000000001",
+                "channel": "sms",
+                "to": "+4915123456789",
+                "body": "code 123456",
+                "locale": "en",
+                "from": null,
+                "service": null,
+                "verification_id": "VE00000000000000000000000000000001",
+            })
+        );
         let header = r.headers["x-phonegate-signature"].to_str().unwrap();
         let t: i64 = header.strip_prefix("t=").unwrap().split(',').next().unwrap().parse().unwrap();
         assert_eq!(header, webhook_signature("whsec", t, &r.body));
         assert!((chrono::Utc::now().timestamp() - t).abs() < 60);
+    }
+
+    #[tokio::test]
+    async fn a_call_names_its_channel_and_says_its_text_in_its_language() {
+        let (w, server) = gateway(ResponseTemplate::new(202)).await;
+        assert_eq!(w.channels(), [Channel::Sms, Channel::Voice]);
+        let call = Outgoing {
+            channel: Channel::Voice,
+            locale: "de".into(),
+            code: Some("123456".into()),
+            wait_for_key: true,
+            send_digits: Some("w1234".into()),
+            service: Some("shop".into()),
+            from: Some("+15005550006".into()),
+            ..sms("Ihr Code lautet: 1, 2, 3, 4, 5, 6.")
+        };
+        assert_eq!(w.send(&call).await.unwrap().provider_message_id, None);
+        let body: serde_json::Value = serde_json::from_slice(&only_request(&server).await.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "message_id": "SM00000000000000000000000000000001",
+                "channel": "voice",
+                "to": "+4915123456789",
+                "body": "Ihr Code lautet: 1, 2, 3, 4, 5, 6.",
+                "locale": "de",
+                "from": "+15005550006",
+                "service": "shop",
+                "verification_id": "VE00000000000000000000000000000001",
+                "wait_for_key": true,
+                "send_digits": "w1234",
+            })
+        );
     }
 
     #[tokio::test]

@@ -73,8 +73,8 @@ impl Verifier {
         Ok(self.checked(v, outcome))
     }
 
-    /// Checks a code against the pending verification for a number. With none pending it
-    /// answers `NoPendingVerification` after counting the check like a wrong code.
+    /// Checks a code against the pending verification for a number (or an e-mail address). With
+    /// none pending it answers `NoPendingVerification` after counting the check like a wrong code.
     #[tracing::instrument(name = "verifier.check_number", level = "debug", skip_all, fields(to = %crate::model::phone::mask(to)))]
     pub async fn check_number(
         &self,
@@ -97,12 +97,12 @@ impl Verifier {
         psd2: Option<&Psd2>,
     ) -> Result<(Verification, CheckOutcome), VerifyError> {
         plausible(code)?;
-        let to = self.ctx.parse_phone(to)?;
+        let to = self.ctx.parse_recipient(to)?;
         let service = self.catalog.service(caller, service).await?;
         let (this, code, ip, psd2) = (self.clone(), code.to_string(), caller.end_user_ip, psd2.cloned());
         let (v, outcome) = ports::write(self.ctx.store.as_ref(), move |tx| {
             let now = this.ctx.clock.now();
-            match tx.pending_verification(&service.id, &to.clone().into())? {
+            match tx.pending_verification(&service.id, &to)? {
                 Some(v) if v.status_at(now) == Status::Pending => this.check_locked(tx, v, &code, ip, psd2.as_ref(), Guess::API).map(Ok),
                 // None pending (or one whose deadline passed unswept): counted like a wrong
                 // code, so not even the budgets tell whether one is pending.
@@ -112,7 +112,9 @@ impl Verifier {
                     crate::budget::charge(tx, &budgets.for_guess(to.as_str(), Guesser::Anyone), now)?;
                     // Locked by wrong codes (until its code would have expired): said as for
                     // a check by id; only whoever made the wrong guesses learns it.
-                    if tx.locked_verification(&service.id, &to, now)?.is_some() {
+                    if let Some(phone) = to.phone()
+                        && tx.locked_verification(&service.id, phone, now)?.is_some()
+                    {
                         return Ok(Err(VerifyError::NotPending(Status::MaxAttemptsReached)));
                     }
                     Ok(Err(VerifyError::NoPendingVerification))

@@ -107,6 +107,12 @@ impl Verifier {
         {
             return Err(VerifyError::invalid(Field::Brand, "must be 1 to 64 printable characters"));
         }
+        if opts.email_from.as_deref().is_some_and(|f| !service::is_mailbox(f)) {
+            return Err(VerifyError::invalid(Field::EmailFrom, "must be an address like Shop <codes@example.com>"));
+        }
+        if opts.send_digits.as_deref().is_some_and(|d| d.is_empty() || d.len() > 32 || !d.chars().all(|c| "0123456789#*wW".contains(c))) {
+            return Err(VerifyError::invalid(Field::SendDigits, "must be 1 to 32 of 0-9, #, * and w (a half-second pause)"));
+        }
         if let Some(h) = &opts.app_hash
             && (h.len() != 11 || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
         {
@@ -181,6 +187,8 @@ impl Verifier {
             brand: opts.brand.clone(),
             app_hash: opts.app_hash.clone(),
             psd2: opts.psd2.clone(),
+            email_from: opts.email_from.clone(),
+            send_digits: opts.send_digits.clone(),
             sends: 1,
             send_window_started_at: now,
             created_at: now,
@@ -220,6 +228,7 @@ impl Verifier {
         let (who, recognised) = (caller.clone(), opts.recognised);
         // (Checked by `workflow_for`: it reaches the recipient.)
         let explicit = req.channel.filter(|c| c.carries_code());
+        let (email_from, send_digits) = (opts.email_from.clone(), opts.send_digits.clone());
         let done = ports::write(self.ctx.store.as_ref(), move |tx| {
             let mut also = also;
             // Read from a cache, the service may have been deleted since: held until the commit,
@@ -283,6 +292,13 @@ impl Verifier {
                 }
                 if let Some(l) = &locale {
                     pending.locale.clone_from(l);
+                }
+                // This start's sender and digits serve its send and the later ones.
+                if email_from.is_some() {
+                    pending.email_from.clone_from(&email_from);
+                }
+                if send_digits.is_some() {
+                    pending.send_digits.clone_from(&send_digits);
                 }
                 ports::save_verification(tx, &mut pending)?;
                 // Sent again by the channel asked for (Twilio: another channel adds an attempt to

@@ -32,6 +32,7 @@ pub enum Field {
     CurrentPassword,
     CustomCode,
     Email,
+    EmailFrom,
     Identifier,
     Ip,
     Locale,
@@ -42,6 +43,7 @@ pub enum Field {
     Password,
     Payee,
     Phone,
+    SendDigits,
     Service,
     Session,
     Silent,
@@ -51,6 +53,8 @@ pub enum Field {
     To,
     Ttl,
     Username,
+    VoiceName,
+    WhatsappFrom,
     Workflow,
 }
 
@@ -70,6 +74,7 @@ impl Field {
             Self::CurrentPassword => "current_password",
             Self::CustomCode => "custom_code",
             Self::Email => "email",
+            Self::EmailFrom => "email_from",
             Self::Identifier => "identifier",
             Self::Ip => "ip",
             Self::Locale => "locale",
@@ -80,6 +85,7 @@ impl Field {
             Self::Password => "password",
             Self::Payee => "payee",
             Self::Phone => "phone",
+            Self::SendDigits => "send_digits",
             Self::Service => "service",
             Self::Session => "session",
             Self::Silent => "silent",
@@ -89,6 +95,8 @@ impl Field {
             Self::To => "to",
             Self::Ttl => "ttl",
             Self::Username => "username",
+            Self::VoiceName => "voice_name",
+            Self::WhatsappFrom => "whatsapp_from",
             Self::Workflow => "workflow",
         }
     }

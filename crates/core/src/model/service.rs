@@ -53,25 +53,50 @@ pub struct ChannelSettings {
     pub email_reply_to: Option<String>,
     /// A call waits for a key press before it speaks the code (answering machines hear nothing).
     pub voice_key_press: bool,
+    /// The name a call says instead of the service's, for a name that reads badly aloud
+    /// (Twilio `TtsName`); a verification's own brand still wins.
+    pub voice_name: Option<String>,
+    /// The WhatsApp sender of its messages (`+15005550006`), overriding routing's and the
+    /// provider's.
+    pub whatsapp_from: Option<String>,
+}
+
+/// Whether `v` is one mailbox (`Name <a@b.c>` or `a@b.c`): no list (`,` `;`), no second `<`, no
+/// line break.
+pub fn is_mailbox(v: &str) -> bool {
+    let (name, address) = match v.trim().strip_suffix('>').and_then(|s| s.rsplit_once('<')) {
+        Some((name, address)) => (name, address),
+        None => ("", v.trim()),
+    };
+    !name.contains([',', ';', '<', '>', '@'])
+        && !v.chars().any(|c| c.is_control())
+        && v.chars().count() <= 200
+        && crate::model::recipient::EmailAddress::parse(address).is_ok()
+}
+
+/// Whether `name` may be said or shown for a service: 1 to 64 printable characters on one line.
+pub fn is_display_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.chars().count() <= 64 && !name.chars().any(is_unsafe) && !name.contains('\n')
 }
 
 impl ChannelSettings {
-    /// Checks the e-mail headers a service sets: a mailbox (`Name <a@b.c>` or `a@b.c`) with no
-    /// line break.
-    pub fn validate(&self) -> Result<(), Invalid> {
-        for v in [&self.email_from, &self.email_reply_to].into_iter().flatten() {
-            // One mailbox: `Name <address>` or `address`, no list (`,` `;`) and no second `<`.
-            let (name, address) = match v.trim().strip_suffix('>').and_then(|s| s.rsplit_once('<')) {
-                Some((name, address)) => (name, address),
-                None => ("", v.trim()),
-            };
-            if name.contains([',', ';', '<', '>', '@'])
-                || v.chars().any(|c| c.is_control())
-                || v.chars().count() > 200
-                || crate::model::recipient::EmailAddress::parse(address).is_err()
-            {
-                return Err(Invalid::new(Field::Email, "email_from and email_reply_to must be an address like Shop <codes@example.com>"));
+    /// Checks the e-mail headers a service sets (mailboxes), its spoken name and its WhatsApp
+    /// sender (a number, kept in E.164).
+    pub fn validate(&mut self) -> Result<(), Invalid> {
+        if [&self.email_from, &self.email_reply_to].into_iter().flatten().any(|v| !is_mailbox(v)) {
+            return Err(Invalid::new(Field::Email, "email_from and email_reply_to must be an address like Shop <codes@example.com>"));
+        }
+        if self.voice_name.as_deref().is_some_and(|n| !is_display_name(n)) {
+            return Err(Invalid::new(Field::VoiceName, "must be 1 to 64 printable characters"));
+        }
+        if let Some(from) = &self.whatsapp_from {
+            let number = from.trim().strip_prefix("whatsapp:").unwrap_or(from.trim());
+            let bad = || Invalid::new(Field::WhatsappFrom, "must be a phone number in E.164 format, like +15005550006");
+            if !number.starts_with('+') {
+                return Err(bad());
             }
+            let parsed = crate::model::phone::PhoneNumber::parse_e164_lenient(number).map_err(|_| bad())?;
+            self.whatsapp_from = Some(parsed.as_str().to_string());
         }
         Ok(())
     }
@@ -128,8 +153,9 @@ impl ServiceSettings {
             custom_codes: self.custom_codes,
             psd2: self.psd2,
             channels: {
-                self.channels.validate()?;
-                self.channels
+                let mut channels = self.channels;
+                channels.validate()?;
+                channels
             },
             friendly_name: None,
             updated_at: now,

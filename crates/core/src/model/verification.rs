@@ -99,6 +99,11 @@ pub struct Verification {
     pub app_hash: Option<String>,
     /// A payment code's amount and payee (PSD2), shown in its message and bound to its check.
     pub psd2: Option<crate::model::psd2::Psd2>,
+    /// The `From` of its e-mails (`Name <address>`), instead of its service's (Twilio
+    /// `ChannelConfiguration` `from` and `from_name`).
+    pub email_from: Option<String>,
+    /// Keys its calls dial once answered, before they speak (an extension; Twilio `SendDigits`).
+    pub send_digits: Option<String>,
     pub sends: u32,
     pub send_window_started_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -122,16 +127,22 @@ pub struct Verification {
 }
 
 /// What a verification's messages are written from, as its service had it at the start: the name
-/// `{service}` renders to and the service's own templates.
+/// `{service}` renders to, the service's own templates and the name its calls say.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct StartTexts {
     pub name: String,
     pub templates: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice_name: Option<String>,
 }
 
 impl StartTexts {
     pub fn of(service: &Service) -> Self {
-        Self { name: service.shown_name().to_string(), templates: service.templates.clone() }
+        Self {
+            name: service.shown_name().to_string(),
+            templates: service.templates.clone(),
+            voice_name: service.channels.voice_name.clone(),
+        }
     }
 }
 
@@ -310,6 +321,7 @@ impl Verification {
                 name: t.name.clone(),
                 friendly_name: None,
                 templates: t.templates.clone(),
+                channels: crate::model::service::ChannelSettings { voice_name: t.voice_name.clone(), ..service.channels.clone() },
                 ..service.clone()
             }),
             None => std::borrow::Cow::Borrowed(service),

@@ -3,6 +3,7 @@
 //! (the server's `tests/api`) covers the adapters.
 mod audit;
 mod budgets;
+mod channel_options;
 mod flows;
 mod harness;
 mod integrations;

@@ -199,11 +199,15 @@ mod tests {
                 { "action": "talk", "text": call("de", true).body, "language": "de-DE" },
             ])
         );
-        // French has no spoken text yet: the English sentence in an English voice.
+        // French is spoken in a French voice; a language without a spoken text (`xx`) is the
+        // English sentence in an English voice.
         let server = answering(201, json!({ "uuid": UUID })).await;
         vonage(&server, None).send(&call("fr", false)).await.unwrap();
         let body: Value = serde_json::from_slice(&only_request(&server).await.body).unwrap();
-        assert_eq!(body["ncco"][0]["language"], "en-US");
+        assert_eq!(body["ncco"][0]["language"], "fr-FR");
+        let server = answering(201, json!({ "uuid": UUID })).await;
+        vonage(&server, None).send(&call("xx", false)).await.unwrap();
+        assert_eq!(serde_json::from_slice::<Value>(&only_request(&server).await.body).unwrap()["ncco"][0]["language"], "en-US");
         assert!(body.get("event_url").is_none(), "no public_url, no event URL");
     }
 

@@ -3,6 +3,7 @@ mod accounts;
 mod admin;
 mod audit;
 mod auth;
+mod call_webhooks;
 mod channel_webhooks;
 mod client_ip;
 mod compat;
@@ -106,6 +107,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(pages::routes())
         .merge(silent::page_routes())
         .merge(webhooks::routes())
+        .merge(call_webhooks::routes())
         .merge(compat::twilio::routes())
         .merge(compat::vonage::routes())
         .fallback(error::not_found)

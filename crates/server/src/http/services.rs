@@ -46,6 +46,12 @@ pub struct CreateServiceBody {
     /// A call waits for a key press before it speaks the code (Twilio `DtmfInputRequired`).
     #[serde(default)]
     voice_key_press: bool,
+    /// The name a call says instead of `name`, for a name that reads badly aloud (Twilio
+    /// `TtsName`); a verification's `brand` still wins.
+    voice_name: Option<String>,
+    /// The WhatsApp sender of its messages (`+15005550006`, E.164), instead of the WhatsApp
+    /// routing's or the provider's.
+    whatsapp_from: Option<String>,
 }
 
 /// A change of a service: every field optional (absent or `null`: unchanged), each validated as on
@@ -69,6 +75,8 @@ pub struct UpdateServiceBody {
     email_from: Option<String>,
     email_reply_to: Option<String>,
     voice_key_press: Option<bool>,
+    voice_name: Option<String>,
+    whatsapp_from: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -88,6 +96,8 @@ pub struct ServiceView {
     email_from: Option<String>,
     email_reply_to: Option<String>,
     voice_key_press: bool,
+    voice_name: Option<String>,
+    whatsapp_from: Option<String>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -107,6 +117,8 @@ impl From<Service> for ServiceView {
             email_from: s.channels.email_from,
             email_reply_to: s.channels.email_reply_to,
             voice_key_press: s.channels.voice_key_press,
+            voice_name: s.channels.voice_name,
+            whatsapp_from: s.channels.whatsapp_from,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -140,6 +152,8 @@ async fn create(
             email_from: b.email_from,
             email_reply_to: b.email_reply_to,
             voice_key_press: b.voice_key_press,
+            voice_name: b.voice_name,
+            whatsapp_from: b.whatsapp_from,
         },
     };
     Ok((StatusCode::CREATED, Json(s.core.catalog.create_service(&caller, settings).await?.into())))
@@ -187,6 +201,8 @@ async fn update(
         email_from: b.email_from,
         email_reply_to: b.email_reply_to,
         voice_key_press: b.voice_key_press,
+        voice_name: b.voice_name,
+        whatsapp_from: b.whatsapp_from,
         name_may_be_shared: false,
     };
     Ok(Json(s.core.catalog.update_service(&caller, &id, changes).await?.into()))

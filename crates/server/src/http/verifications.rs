@@ -121,6 +121,7 @@ pub struct CheckBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckNumberBody {
+    /// The number (or, for an e-mail verification, the address) the code was sent to.
     to: String,
     code: String,
     service: Option<String>,

@@ -41,12 +41,12 @@ pub(super) fn missing(field: &str) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", format!("{field} is required"))
 }
 
-fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn form(body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
     serde_urlencoded::from_bytes(body).map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the body is not form-encoded"))
 }
 
 /// Checks `X-Twilio-Signature` against the URL Twilio called and the POST parameters.
-fn verify_twilio(s: &AppState, uri: &Uri, headers: &HeaderMap, params: &[(String, String)]) -> Result<(), ApiError> {
+pub(super) fn verify_twilio(s: &AppState, uri: &Uri, headers: &HeaderMap, params: &[(String, String)]) -> Result<(), ApiError> {
     let sig = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).ok_or_else(|| forbidden("no X-Twilio-Signature"))?;
     let account = params.iter().find(|(k, _)| k == "AccountSid").map(|(_, v)| v.as_str()).unwrap_or_default();
     let token = s.webhooks.twilio.iter().find(|a| a.account_sid == account).ok_or_else(|| forbidden("signature mismatch"))?;
@@ -68,7 +68,7 @@ async fn inbound(s: &AppState, meta: &RequestMeta, provider: &str, id: &str, fro
     Ok(())
 }
 
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 

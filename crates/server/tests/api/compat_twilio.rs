@@ -243,7 +243,7 @@ async fn services_list_reuse_report_every_field_and_refuse_unavailable_flags() {
     let first = service(&app).await;
     // Created again at the next boot with the same settings: the same service.
     assert_eq!(service(&app).await, first);
-    for flag in ["LookupEnabled", "DoNotShareWarningEnabled", "DtmfInputRequired"] {
+    for flag in ["LookupEnabled", "DoNotShareWarningEnabled"] {
         let e = twilio_error(form(&app, "/v2/Services", &[("FriendlyName", "Flags"), (flag, "true")]).await, 400, 60200).await;
         assert!(e["message"].as_str().unwrap().contains(flag), "{e}");
     }

@@ -12,14 +12,14 @@ use phonegate_core::workflow::Workflow;
 macro_rules! service_columns {
     () => {
         "id, name, code_length, code_ttl_secs, templates, created_at, custom_codes, psd2, friendly_name, updated_at, \
-         workflow, email_from, email_reply_to, voice_key_press"
+         workflow, email_from, email_reply_to, voice_key_press, voice_name, whatsapp_from"
     };
 }
 
 static INSERT_SERVICE: Sql = Sql::new(concat!(
     "INSERT INTO services (",
     service_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (name) DO NOTHING"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (name) DO NOTHING"
 ));
 static SERVICE: Sql = Sql::new(concat!(
     "SELECT ",
@@ -34,8 +34,8 @@ static LOCK_SERVICE: Sql =
 static HOLD_SERVICE: Sql = Sql::new("SELECT id FROM services WHERE id = $1 AND deleted_at IS NULL FOR KEY SHARE");
 static UPDATE_SERVICE: Sql = Sql::new(
     "UPDATE services SET name = $2, code_length = $3, code_ttl_secs = $4, templates = $5, custom_codes = $6, psd2 = $7, \
-     friendly_name = $8, updated_at = $9, workflow = $10, email_from = $11, email_reply_to = $12, voice_key_press = $13 \
-     WHERE id = $1 AND deleted_at IS NULL",
+     friendly_name = $8, updated_at = $9, workflow = $10, email_from = $11, email_reply_to = $12, voice_key_press = $13, \
+     voice_name = $14, whatsapp_from = $15 WHERE id = $1 AND deleted_at IS NULL",
 );
 /// A deleted service's name becomes its name, a line break and its id: no live service's name can
 /// hold a line break, so the name is free again and no two deleted ones collide.
@@ -76,6 +76,8 @@ fn service(mut r: Row) -> StoreResult<Service> {
             email_from: r.opt_text(11)?,
             email_reply_to: r.opt_text(12)?,
             voice_key_press: r.int(13)? != 0,
+            voice_name: r.opt_text(14)?,
+            whatsapp_from: r.opt_text(15)?,
         },
         friendly_name: r.opt_text(8)?,
         updated_at: r.ts(9)?,
@@ -121,7 +123,9 @@ impl<D: Db> ServiceWrites for Repo<D> {
             (s.channels.workflow != Workflow::default()).then(|| s.channels.workflow.encode()),
             s.channels.email_from.as_deref(),
             s.channels.email_reply_to.as_deref(),
-            i64::from(s.channels.voice_key_press)
+            i64::from(s.channels.voice_key_press),
+            s.channels.voice_name.as_deref(),
+            s.channels.whatsapp_from.as_deref()
         ];
         Ok(self.exec(&INSERT_SERVICE, args)? == 1)
     }
@@ -148,7 +152,9 @@ impl<D: Db> ServiceWrites for Repo<D> {
             (s.channels.workflow != Workflow::default()).then(|| s.channels.workflow.encode()),
             s.channels.email_from.as_deref(),
             s.channels.email_reply_to.as_deref(),
-            i64::from(s.channels.voice_key_press)
+            i64::from(s.channels.voice_key_press),
+            s.channels.voice_name.as_deref(),
+            s.channels.whatsapp_from.as_deref()
         ];
         Ok(self.exec(&UPDATE_SERVICE, args)? == 1)
     }

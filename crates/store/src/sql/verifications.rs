@@ -13,14 +13,14 @@ macro_rules! columns {
         "id, service_id, to_number, channel, locale, status, code_length, code_digest, code_sealed, \
          attempts, sends, send_window_started_at, created_at, updated_at, expires_at, approved_at, canceled_at, \
          expired_at, max_attempts_reached_at, failed_at, failure_reason, version, max_attempts, brand, app_hash, psd2_amount, psd2_payee, test, texts, \
-         workflow, step, step_due_at, manual_steps, key_id"
+         workflow, step, step_due_at, manual_steps, key_id, email_from, send_digits"
     };
 }
 
 static INSERT: Sql = Sql::new(concat!(
     "INSERT INTO verifications (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34) \
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36) \
      ON CONFLICT (service_id, to_number) WHERE status = 'pending' DO NOTHING"
 ));
 static BY_ID: Sql = Sql::new(concat!("SELECT ", columns!(), " FROM verifications WHERE id = $1 FOR UPDATE"));
@@ -43,7 +43,8 @@ static LATEST_SILENT: Sql = Sql::new(concat!(
 static UPDATE: Sql = Sql::new(
     "UPDATE verifications SET locale = $1, status = $2, attempts = $3, sends = $4, send_window_started_at = $5, \
      updated_at = $6, approved_at = $7, canceled_at = $8, expired_at = $9, max_attempts_reached_at = $10, \
-     failed_at = $11, failure_reason = $12, step = $13, step_due_at = $14, version = version + 1 WHERE id = $15 AND version = $16",
+     failed_at = $11, failure_reason = $12, step = $13, step_due_at = $14, email_from = $15, send_digits = $16, \
+     version = version + 1 WHERE id = $17 AND version = $18",
 );
 static EXPIRE_DUE: Sql = Sql::new(
     "UPDATE verifications SET status = 'expired', expired_at = expires_at, updated_at = $1, version = version + 1 \
@@ -127,6 +128,8 @@ fn decode(mut r: Row) -> StoreResult<Verification> {
             .opt_text(28)?
             .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Other(format!("verification texts: {e}"))))
             .transpose()?,
+        email_from: r.opt_text(34)?,
+        send_digits: r.opt_text(35)?,
     })
 }
 
@@ -205,6 +208,8 @@ impl<D: Db> VerificationWrites for Repo<D> {
             v.step_due_at,
             v.manual_steps,
             &v.key_id,
+            &v.email_from,
+            &v.send_digits,
         ];
         Ok(self.exec(&INSERT, args)? == 1)
     }
@@ -225,6 +230,8 @@ impl<D: Db> VerificationWrites for Repo<D> {
             &v.failure_reason,
             v.step,
             v.step_due_at,
+            &v.email_from,
+            &v.send_digits,
             &v.id,
             v.version,
         ];

@@ -77,6 +77,8 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
         brand: Some("Brand".into()),
         app_hash: Some("FA+9qCX9VSu".into()),
         psd2: Some(phonegate_core::psd2::Psd2 { amount: "€9.99".into(), payee: "Shop".into() }),
+        email_from: Some("Shop <codes@shop.example>".into()),
+        send_digits: Some("ww123#".into()),
         sends: 1,
         send_window_started_at: t0(),
         created_at: t0(),
@@ -91,7 +93,11 @@ fn verification(id: &str, service_id: &str, to: &str) -> Verification {
         test: false,
         manual_steps: false,
         key_id: None,
-        texts: Some(phonegate_core::verification::StartTexts { name: "Shop".into(), templates: [("de".into(), "{code}".into())].into() }),
+        texts: Some(phonegate_core::verification::StartTexts {
+            name: "Shop".into(),
+            templates: [("de".into(), "{code}".into())].into(),
+            voice_name: Some("Shopp".into()),
+        }),
         version: 0,
     }
 }
@@ -130,11 +136,15 @@ async fn verifications_round_trip_with_one_pending_per_number() {
         approved.attempts = 1;
         approved.status = Status::Approved;
         approved.approved_at = Some(t0() + Duration::seconds(3));
+        // A later start's e-mail sender and call digits replace the first one's.
+        approved.email_from = Some("codes@other.example".into());
+        approved.send_digits = None;
         write!(s, [approved], |tx| tx.update_verification(&approved)).unwrap();
         let stale = write!(s, [approved], |tx| tx.update_verification(&approved));
         assert!(matches!(stale, Err(StoreError::Conflict)), "{}: a stale version must lose", b.name);
         let stored = get(s, "VE1").await.unwrap();
         assert_eq!((stored.status, stored.attempts, stored.version, stored.approved_at), (Status::Approved, 1, 1, approved.approved_at));
+        assert_eq!((stored.email_from.as_deref(), stored.send_digits), (Some("codes@other.example"), None), "{}", b.name);
         // Not pending any more: the number is free for a new one.
         assert_eq!(read!(s, [svc2, to], |tx| tx.pending_verification(&svc2, &to)).unwrap(), None);
         assert!(insert(s, &twin).await);
@@ -293,8 +303,16 @@ async fn services_keys_and_secrets() {
         let dup = ServiceSettings { name: "Shop".into(), ..Default::default() }.into_service(t0()).unwrap();
         assert!(!write!(s, [dup], |tx| tx.insert_service(&dup)).unwrap(), "{}", b.name);
         service(s, "Alpha").await;
+        let mut settings = ServiceSettings { name: "Voice".into(), ..Default::default() };
+        settings.channels.voice_name = Some("Vois".into());
+        settings.channels.whatsapp_from = Some("+1 (500) 555-0006".into());
+        let voice = settings.into_service(t0()).unwrap();
+        assert!(write!(s, [voice], |tx| tx.insert_service(&voice)).unwrap());
+        let stored = read!(s, [], |tx| tx.service("Voice")).unwrap().unwrap();
+        assert_eq!(stored, voice, "{}", b.name);
+        assert_eq!(stored.channels.whatsapp_from.as_deref(), Some("+15005550006"), "kept in E.164");
         let names: Vec<String> = read!(s, [], |tx| tx.services()).unwrap().into_iter().map(|s| s.name).collect();
-        assert_eq!(names, ["Alpha", "Shop"]);
+        assert_eq!(names, ["Alpha", "Shop", "Voice"]);
 
         let (key, secret) = apikey::generate("ci", apikey::KeyScope::Services(vec![id.clone(), "VAother".into()]), t0());
         write!(s, [key], |tx| tx.insert_api_key(&key)).unwrap();

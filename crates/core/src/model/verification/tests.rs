@@ -26,6 +26,8 @@ fn pending() -> Verification {
         brand: None,
         app_hash: None,
         psd2: None,
+        email_from: None,
+        send_digits: None,
         sends: 1,
         send_window_started_at: t0(),
         created_at: t0(),

@@ -19,6 +19,7 @@ use phonegate_core::psd2::Psd2;
 use phonegate_core::{Caller, Channel, CheckOutcome, StartOptions, StartRequest, Status, StoreError, Verification, VerifyError};
 use serde_json::{Value, json};
 
+mod channels;
 mod services;
 
 pub fn routes() -> Router<AppState> {
@@ -95,7 +96,9 @@ impl From<VerifyError> for TwilioError {
                 Self::new(S::FORBIDDEN, 60205, "SMS is not supported by landline phone number")
             }
             VerifyError::Phone(p) => Self::invalid(format!("Invalid parameter `To`: {p}")),
-            VerifyError::InvalidParameter { field, message } => Self::invalid(format!("Invalid parameter `{field}`: {message}")),
+            VerifyError::InvalidParameter { field, message } => {
+                Self::invalid(format!("Invalid parameter `{}`: {message}", channels::param(field)))
+            }
             VerifyError::Psd2NotEnabled => Self::invalid("Invalid parameter `Amount`: PSD2 is not enabled for this service"),
             VerifyError::CustomCodeNotEnabled => {
                 Self::invalid("Invalid parameter `CustomCode`: custom codes are not enabled for this service")
@@ -179,23 +182,27 @@ fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// A send attempt, with Twilio's `VL…` attempt sid (the message's id under that prefix).
-fn attempt(message_id: &str, at: DateTime<Utc>) -> Value {
-    json!({ "attempt_sid": format!("VL{}", message_id.trim_start_matches("SM")), "channel": "sms", "time": time(at) })
+/// A send attempt, with Twilio's `VL…` attempt sid (the message's id under that prefix) and the
+/// channel it went by.
+fn attempt(message_id: &str, channel: Channel, at: DateTime<Utc>) -> Value {
+    json!({ "attempt_sid": format!("VL{}", message_id.trim_start_matches("SM")), "channel": channels::name(channel), "time": time(at) })
 }
 
 /// The send attempts of a verification, as Twilio lists them.
 async fn attempts(s: &AppState, auth: &TwilioAuth, v: &Verification) -> Result<Vec<Value>, TwilioError> {
-    Ok(s.core.verifier.messages_for(&auth.0, &v.id).await?.iter().map(|m| attempt(&m.id, m.created_at)).collect())
+    Ok(s.core.verifier.messages_for(&auth.0, &v.id).await?.iter().map(|m| attempt(&m.id, m.channel, m.created_at)).collect())
 }
 
+/// A verification, its `channel` the one its latest attempt went by (a second start by another
+/// channel adds an attempt to the same verification, as Twilio does); an SNA one's is `sna`.
 fn verification_json(v: &Verification, attempts: Vec<Value>, auth: &TwilioAuth, base: &str) -> Value {
+    let latest = attempts.last().filter(|_| v.channel.carries_code()).map(|a| a["channel"].clone());
     json!({
         "sid": v.id,
         "service_sid": v.service_id,
         "account_sid": auth.account_sid(),
         "to": v.to.as_str(),
-        "channel": channel_name(v.channel),
+        "channel": latest.unwrap_or_else(|| channels::name(v.channel).into()),
         "status": v.status.as_str(),
         "valid": v.status == Status::Approved,
         "lookup": {},
@@ -221,21 +228,14 @@ async fn start(
     let service = s.core.catalog.service(&auth.0, Some(&sid)).await?;
     let to = p.get("To").ok_or_else(|| TwilioError::invalid("Missing required parameter To in the post body"))?;
     let channel = p.get("Channel").ok_or_else(|| TwilioError::invalid("Missing required parameter Channel in the post body"))?;
-    // Twilio's channel names: `sms`, `call`, `whatsapp`, `email`, and `sna` (Silent Network
-    // Auth: phonegate's silent channel).
-    let channel = match channel {
-        "sms" => Channel::Sms,
-        "call" => Channel::Voice,
-        "whatsapp" => Channel::Whatsapp,
-        "email" => Channel::Email,
-        "sna" => Channel::Silent,
-        other => {
-            return Err(TwilioError::invalid(format!(
-                "Invalid parameter `Channel`: {other} is not supported; use sms, call, whatsapp, email or sna"
-            )));
-        }
-    };
+    let channel = channels::parse(channel)?;
+    if channel.carries_code() && !s.core.delivery.serves(channel) {
+        return Err(channels::unserved(channel));
+    }
+    let (email_from, send_digits) = channels::start_options(&p, channel, &service)?;
     let options = StartOptions {
+        email_from,
+        send_digits,
         brand: p.get("CustomFriendlyName").map(str::to_string),
         app_hash: p.get("AppHash").map(str::to_string),
         custom_code: p.get("CustomCode").map(str::to_string),
@@ -255,11 +255,11 @@ async fn start(
         .map(|ip| ip.trim().parse::<std::net::IpAddr>())
         .transpose()
         .map_err(|_| TwilioError::invalid("Invalid parameter `DeviceIp`: must be an IPv4 or IPv6 address"))?;
-    let started = s.core.verifier.start(&auth.0.clone().for_end_user(device_ip), req).await?;
+    let started = s.core.verifier.start(&auth.0.clone().for_end_user(device_ip), req).await.map_err(|e| channels::refusal(e, channel))?;
     let base = base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, &headers, &uri);
     // A first send's only attempt is the one just queued; a resend lists them all.
     let sent = match started.resent {
-        false => started.message_id.iter().map(|m| attempt(m, started.queued_at)).collect(),
+        false => started.message_id.iter().map(|m| attempt(m, channel, started.queued_at)).collect(),
         true => attempts(&s, &auth, &started.verification).await?,
     };
     let mut json = verification_json(&started.verification, sent, &auth, &base);
@@ -268,14 +268,6 @@ async fn start(
         json["sna"] = json!({ "url": format!("{base}{path}") });
     }
     Ok((StatusCode::CREATED, Json(json)))
-}
-
-/// Twilio's name for a channel.
-fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::Silent => "sna",
-        other => other.as_str(),
-    }
 }
 
 /// The pending verification a path names, by `VE…` sid or by `To` number. Twilio forgets
@@ -364,7 +356,7 @@ fn check_json(v: &Verification, status: Status, valid: bool, auth: &TwilioAuth) 
         "service_sid": v.service_id,
         "account_sid": auth.account_sid(),
         "to": v.to.as_str(),
-        "channel": channel_name(v.channel),
+        "channel": channels::name(v.channel),
         "status": status.as_str(),
         "valid": valid,
         "amount": v.psd2.as_ref().map(|p| p.amount.clone()),

@@ -1,5 +1,5 @@
 //! Twilio's Service resource: create, list, fetch, update, delete.
-use super::{Params, TwilioAuth, TwilioError, time};
+use super::{Params, TwilioAuth, TwilioError, channels, time};
 use crate::http::AppState;
 use crate::http::compat::base_url;
 use axum::Json;
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 /// Service flags for features this server does not offer: `false` is what it does anyway; `true`
 /// is refused by name rather than dropped.
-const UNSUPPORTED_FLAGS: [&str; 3] = ["DoNotShareWarningEnabled", "LookupEnabled", "DtmfInputRequired"];
+const UNSUPPORTED_FLAGS: [&str; 2] = ["DoNotShareWarningEnabled", "LookupEnabled"];
 
 /// A boolean service flag; absent is false.
 fn flag(p: &Params, name: &str) -> Result<bool, TwilioError> {
@@ -60,13 +60,13 @@ fn service_json(s: &Service, auth: &TwilioAuth, base: &str) -> Value {
         "psd2_enabled": s.psd2,
         // No SMS ever goes to a landline here (60205), which is what this flag asks for.
         "skip_sms_to_landlines": true,
-        "dtmf_input_required": false,
-        "tts_name": null,
+        "dtmf_input_required": s.channels.voice_key_press,
+        "tts_name": s.channels.voice_name,
         "do_not_share_warning_enabled": false,
         "custom_code_enabled": s.custom_codes,
         "push": { "include_date": false, "apn_credential_sid": null, "fcm_credential_sid": null },
         "totp": { "issuer": s.shown_name(), "time_step": 30, "code_length": 6, "skew": 1 },
-        "whatsapp": { "msg_service_sid": null, "from": null },
+        "whatsapp": { "msg_service_sid": null, "from": s.channels.whatsapp_from },
         "passkeys": {
             "relying_party": { "id": null, "name": null, "origins": [] },
             "authenticator_attachment": "platform",
@@ -102,7 +102,8 @@ pub(super) async fn create(
     let code_length = code_length(&p)?;
     refuse_unsupported_flags(&p)?;
     let (custom_codes, psd2) = (flag(&p, "CustomCodeEnabled")?, flag(&p, "Psd2Enabled")?);
-    let settings = ServiceSettings { name: name.into(), code_length, custom_codes, psd2, ..Default::default() };
+    let channels = channels::service_settings(&p, flag(&p, "DtmfInputRequired")?)?;
+    let settings = ServiceSettings { name: name.into(), code_length, custom_codes, psd2, channels, ..Default::default() };
     let service = s.core.catalog.create_or_reuse_service(&auth.0, settings).await?;
     Ok((
         StatusCode::CREATED,
@@ -162,11 +163,16 @@ pub(super) async fn update(
 ) -> Result<Json<Value>, TwilioError> {
     let p = Params::parse(&body)?;
     refuse_unsupported_flags(&p)?;
+    // The channel fields as on create, each changing only when given.
+    let given = channels::service_settings(&p, false)?;
     let changes = ServiceChanges {
         name: p.get("FriendlyName").map(str::to_string),
         code_length: code_length(&p)?,
         custom_codes: given_flag(&p, "CustomCodeEnabled")?,
         psd2: given_flag(&p, "Psd2Enabled")?,
+        voice_key_press: given_flag(&p, "DtmfInputRequired")?,
+        voice_name: given.voice_name,
+        whatsapp_from: given.whatsapp_from,
         name_may_be_shared: true,
         ..Default::default()
     };

@@ -248,6 +248,8 @@ async fn start_inner(
         rehearse: false,
         recognised: false,
         manual_steps: false,
+        email_from: None,
+        send_digits: None,
     };
     // Vonage takes the number in international format without `+`.
     let to = if p.contains_key("country") || number.starts_with('+') { number.clone() } else { format!("+{number}") };
