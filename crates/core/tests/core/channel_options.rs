@@ -52,11 +52,19 @@ async fn a_call_dials_its_digits_and_says_the_spoken_name_in_the_language_of_its
     let to = fresh_number();
     let digits = StartOptions { send_digits: Some("ww12#".into()), ..Default::default() };
     let mut req = start(&svc, &to, Channel::Voice, digits);
-    // No French spoken text yet: said in English, and the provider is told so.
     req.locale = Some("fr".into());
     core.verifier.start(&admin(), req).await.unwrap();
     let call = core.sender.wait_for(&to, 1).await;
-    assert_eq!((call.channel, call.send_digits.as_deref(), call.locale.as_str()), (Channel::Voice, Some("ww12#"), "en"));
+    assert_eq!((call.channel, call.send_digits.as_deref(), call.locale.as_str()), (Channel::Voice, Some("ww12#"), "fr"));
+    assert!(call.body.starts_with("Votre code de vérification Shop est : "), "{}", call.body);
+
+    // A language without a spoken text: said in English, and the provider is told so.
+    let other = fresh_number();
+    let mut req = start(&svc, &other, Channel::Voice, StartOptions::default());
+    req.locale = Some("xx".into());
+    core.verifier.start(&admin(), req).await.unwrap();
+    let call = core.sender.wait_for(&other, 1).await;
+    assert_eq!((call.locale.as_str(), call.send_digits.as_deref()), ("en", None));
     assert!(call.body.starts_with("Your Shop verification code is: "), "{}", call.body);
 
     // An SMS of the same verification says the service's name and dials nothing.
