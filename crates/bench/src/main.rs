@@ -75,6 +75,9 @@ struct Args {
     /// source tree this program was built from).
     #[arg(long)]
     oidc_provider_dir: Option<PathBuf>,
+    /// The Node.js program that runs it (oidc-provider 9 wants Node 22 or later).
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
     /// Compare with an oidc-provider already running at this URL (started as server.mjs is; no
     /// memory figures) instead of starting one.
     #[arg(long)]
@@ -275,7 +278,7 @@ async fn compare(args: &Args, names: &[String], n: usize, duration: Duration, fa
         Some(url) => (None, url.trim_end_matches('/').to_string()),
         None => {
             let dir = args.oidc_provider_dir.clone().unwrap_or_else(oidc::default_node_dir);
-            let node = oidc::NodeProvider::start(&dir)?;
+            let node = oidc::NodeProvider::start(&args.node, &dir)?;
             let base = node.base.clone();
             (Some(node), base)
         }

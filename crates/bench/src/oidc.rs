@@ -440,11 +440,11 @@ pub struct NodeProvider {
 }
 
 impl NodeProvider {
-    pub fn start(dir: &Path) -> anyhow::Result<NodeProvider> {
+    pub fn start(node: &Path, dir: &Path) -> anyhow::Result<NodeProvider> {
         if !dir.join("node_modules").join("oidc-provider").is_dir() {
             bail!("{} has no node_modules/oidc-provider: run `npm ci` there first", dir.display());
         }
-        let mut child = Command::new("node")
+        let mut child = Command::new(node)
             .arg("server.mjs")
             .arg("0")
             .current_dir(dir)
@@ -452,7 +452,7 @@ impl NodeProvider {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .context("cannot run node (is Node.js installed?)")?;
+            .with_context(|| format!("cannot run {} (is Node.js installed?)", node.display()))?;
         let stderr = BufReader::new(child.stderr.take().expect("piped"));
         std::thread::spawn(move || {
             for line in stderr.lines().map_while(Result::ok) {
