@@ -63,6 +63,15 @@ pub enum AuditKind {
     InviteRevoked,
     InviteReplied,
     InviteCodeRotated,
+    // OpenID Connect.
+    OidcAuthorized,
+    OidcConsented,
+    OidcDenied,
+    OidcCodeReuse,
+    OidcRevoked,
+    OidcClientCreated,
+    OidcClientSecretRotated,
+    OidcClientDeleted,
 }
 
 impl AuditKind {
@@ -108,6 +117,14 @@ impl AuditKind {
             Self::InviteRevoked => "invite_revoked",
             Self::InviteReplied => "invite_replied",
             Self::InviteCodeRotated => "invite_code_rotated",
+            Self::OidcAuthorized => "oidc_authorized",
+            Self::OidcConsented => "oidc_consented",
+            Self::OidcDenied => "oidc_denied",
+            Self::OidcCodeReuse => "oidc_code_reuse",
+            Self::OidcRevoked => "oidc_revoked",
+            Self::OidcClientCreated => "oidc_client_created",
+            Self::OidcClientSecretRotated => "oidc_client_secret_rotated",
+            Self::OidcClientDeleted => "oidc_client_deleted",
         }
     }
 }

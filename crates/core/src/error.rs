@@ -101,6 +101,8 @@ pub enum VerifyError {
     NoSilentCheck,
     #[error("no such integration")]
     RedirectClientNotFound,
+    #[error("no such OpenID client, or no access of it to take back")]
+    OidcClientNotFound,
     #[error("{0}")]
     RedirectTokenInvalid(&'static str),
     #[error("the session token was used already: start the login again")]
@@ -206,7 +208,8 @@ impl VerifyError {
             | Self::MemberNotFound
             | Self::InviteNotFound
             | Self::CheckLinkNotFound
-            | Self::RedirectClientNotFound => K::NotFound,
+            | Self::RedirectClientNotFound
+            | Self::OidcClientNotFound => K::NotFound,
             Self::ServiceNameTaken
             | Self::ServiceReserved
             | Self::NotPending(_)
@@ -289,6 +292,7 @@ impl VerifyError {
             Self::SilentCallbackInvalid => "silent_callback_invalid",
             Self::NoSilentCheck => "no_silent_check",
             Self::RedirectClientNotFound => "integration_not_found",
+            Self::OidcClientNotFound => "oidc_client_not_found",
             Self::RedirectTokenInvalid(_) => "session_token_invalid",
             Self::RedirectTokenUsed => "session_token_used",
             Self::ReturnUrlNotAllowed => "return_url_not_allowed",

@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod integrations;
 pub mod model;
+pub mod oidc;
 pub mod outbox;
 pub mod ports;
 pub mod silent;
@@ -23,6 +24,7 @@ pub mod startup;
 pub mod traffic;
 
 // The model's modules, at the short paths the adapters name them by.
+pub use model::oidc as oidc_model;
 pub use model::{email, ids, locales, message, phone, psd2, recipient, service, test_numbers, verification, workflow};
 
 pub use caller::{Caller, Scope};

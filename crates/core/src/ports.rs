@@ -26,6 +26,7 @@ use crate::model::flow::Flow;
 use crate::model::invite::Invite;
 use crate::model::jwt_key::JwtKey;
 use crate::model::message::{DeliveryStatus, InboundMessage, Message};
+use crate::model::oidc::{AuthCode, Consent, OidcClient};
 use crate::model::phone::PhoneNumber;
 use crate::model::recipient::Recipient;
 use crate::model::service::Service;
@@ -48,11 +49,29 @@ pub type ReadWork = Box<dyn FnOnce(&mut dyn ReadTx) -> StoreResult<()> + Send>;
 
 /// The statements a read unit can run: every aggregate's reads, and nothing that changes a row.
 pub trait ReadTx:
-    VerificationReads + ServiceReads + ApiKeyReads + MessageReads + OptOutReads + BudgetReads + AuditReads + AccountReads + SilentReads
+    VerificationReads
+    + ServiceReads
+    + ApiKeyReads
+    + MessageReads
+    + OptOutReads
+    + BudgetReads
+    + AuditReads
+    + AccountReads
+    + SilentReads
+    + OidcReads
 {
 }
 impl<T> ReadTx for T where
-    T: VerificationReads + ServiceReads + ApiKeyReads + MessageReads + OptOutReads + BudgetReads + AuditReads + AccountReads + SilentReads
+    T: VerificationReads
+        + ServiceReads
+        + ApiKeyReads
+        + MessageReads
+        + OptOutReads
+        + BudgetReads
+        + AuditReads
+        + AccountReads
+        + SilentReads
+        + OidcReads
 {
 }
 
@@ -73,6 +92,7 @@ pub trait Tx:
     + AccountWrites
     + SilentWrites
     + OnceWrites
+    + OidcWrites
 {
 }
 impl<T> Tx for T where
@@ -89,6 +109,7 @@ impl<T> Tx for T where
         + AccountWrites
         + SilentWrites
         + OnceWrites
+        + OidcWrites
 {
 }
 
@@ -294,6 +315,35 @@ pub trait AccountWrites {
         due_at: DateTime<Utc>,
         done_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()>;
+}
+
+/// OpenID Connect clients made by admins, authorization codes and consents.
+pub trait OidcReads {
+    fn oidc_client(&mut self, client_id: &str) -> StoreResult<Option<OidcClient>>;
+    /// By client id.
+    fn oidc_clients(&mut self) -> StoreResult<Vec<OidcClient>>;
+    fn consent(&mut self, user_id: &str, client_id: &str) -> StoreResult<Option<Consent>>;
+    /// A user's consents, oldest first.
+    fn consents_of(&mut self, user_id: &str) -> StoreResult<Vec<Consent>>;
+}
+
+pub trait OidcWrites {
+    /// `Conflict` when the client id is taken.
+    fn insert_oidc_client(&mut self, c: &OidcClient) -> StoreResult<()>;
+    /// False when there is no such client.
+    fn set_oidc_client_secret(&mut self, client_id: &str, secret_hash: &[u8]) -> StoreResult<bool>;
+    /// Deletes the client with its codes, consents and grants; false when there was none.
+    fn delete_oidc_client(&mut self, client_id: &str) -> StoreResult<bool>;
+    fn insert_auth_code(&mut self, c: &AuthCode) -> StoreResult<()>;
+    /// The code `hash` names, locked until the unit ends.
+    fn auth_code(&mut self, hash: &[u8]) -> StoreResult<Option<AuthCode>>;
+    /// Marks the code used by the exchange that opened `session_id`.
+    fn use_auth_code(&mut self, hash: &[u8], at: DateTime<Utc>, session_id: &str) -> StoreResult<()>;
+    /// Inserts or replaces the user's consent for the client.
+    fn put_consent(&mut self, c: &Consent) -> StoreResult<()>;
+    /// Deletes the consent and every grant (session, refresh tokens) of the user for the
+    /// client; false when there was neither.
+    fn revoke_client_access(&mut self, user_id: &str, client_id: &str) -> StoreResult<bool>;
 }
 
 pub trait AuditReads {

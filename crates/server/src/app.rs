@@ -57,10 +57,15 @@ impl App {
                 .await
                 .context("cannot set up the integrations")?,
         );
+        let oidc_clients = config.oidc_clients().map_err(|e| anyhow::anyhow!(e))?;
+        let oidc = Arc::new(
+            phonegate_core::oidc::Oidc::new(&core, &accounts, oidc_clients).await.context("cannot set up the OpenID Connect provider")?,
+        );
         let secure_cookies = tls.is_some() || config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let state = AppState {
             secure_cookies,
             accounts,
+            oidc,
             integrations,
             core: Arc::new(core),
             keys,

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 mod integrations;
 mod moved;
+mod oidc;
 mod telemetry;
 pub mod test_numbers;
 
@@ -88,6 +89,9 @@ pub struct Config {
     /// The same signed-redirect step for any identity provider or app, by name
     /// (`[redirect_clients.NAME]`: `secret`, `issuer`, `return_urls`).
     pub redirect_clients: BTreeMap<String, RedirectClientSettings>,
+    /// OpenID Connect relying parties (`[oidc_clients.NAME]`: `client_id`, `client_secret`,
+    /// `redirect_uris`…; docs/oidc.md). More can be made in the admin console.
+    pub oidc_clients: BTreeMap<String, oidc::OidcClientSettings>,
     /// Numbers with fixed codes that nothing is ever sent to (`[test_numbers]`: `"+E164" = "CODE"`,
     /// a reserved range ending in `*`, per service in `[test_numbers.services.NAME]`).
     pub test_numbers: test_numbers::TestNumberSettings,
@@ -243,6 +247,7 @@ impl Default for Config {
             compat: CompatSettings::default(),
             auth0: None,
             redirect_clients: BTreeMap::new(),
+            oidc_clients: BTreeMap::new(),
             test_numbers: Default::default(),
             allow_test_numbers: false,
         }
@@ -468,6 +473,7 @@ impl Config {
         self.validate_silent()?;
         self.test_numbers()?;
         self.validate_telemetry()?;
+        self.oidc_clients().map_err(ConfigError::Integration)?;
         self.validate_integrations().map_err(ConfigError::Integration)
     }
 

@@ -38,6 +38,13 @@ struct TestNumberLabels {
     event: String,
 }
 
+/// A known OpenID client (unknown ones are never counted: their ids are anyone's to make up).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OidcLabels {
+    client: String,
+    outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AuditLabels {
     kind: String,
@@ -53,6 +60,8 @@ pub struct Metrics {
     receipts: Family<ReceiptLabels, Counter>,
     check_seconds: Histogram,
     password_checks_waiting: Gauge,
+    oidc_authorizations: Family<OidcLabels, Counter>,
+    oidc_tokens: Family<OidcLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -102,7 +111,31 @@ impl Default for Metrics {
             "Password hashes and checks waiting for a free hashing slot (one per core) when the metrics were read",
             password_checks_waiting.clone(),
         );
-        Self { registry, audit, conversions, verifications, test_numbers, sms, receipts, check_seconds, password_checks_waiting }
+        let oidc_authorizations = Family::<OidcLabels, Counter>::default();
+        registry.register(
+            "oidc_authorizations",
+            "OpenID authorization requests by client and where they led: code, error (sent back to the client), login, consent",
+            oidc_authorizations.clone(),
+        );
+        let oidc_tokens = Family::<OidcLabels, Counter>::default();
+        registry.register(
+            "oidc_tokens",
+            "Token endpoint answers by client and outcome: the grant type (authorization_code, refresh_token) or the OAuth error",
+            oidc_tokens.clone(),
+        );
+        Self {
+            registry,
+            audit,
+            conversions,
+            verifications,
+            test_numbers,
+            sms,
+            receipts,
+            check_seconds,
+            password_checks_waiting,
+            oidc_authorizations,
+            oidc_tokens,
+        }
     }
 }
 
@@ -114,6 +147,14 @@ impl Metrics {
     /// Sets the waiting password checks, read from the accounts when the metrics are scraped.
     pub fn set_password_checks_waiting(&self, waiting: usize) {
         self.password_checks_waiting.set(i64::try_from(waiting).unwrap_or(i64::MAX));
+    }
+
+    pub fn oidc_authorization(&self, client: &str, outcome: &str) {
+        self.oidc_authorizations.get_or_create(&OidcLabels { client: client.into(), outcome: outcome.into() }).inc();
+    }
+
+    pub fn oidc_token(&self, client: &str, outcome: &str) {
+        self.oidc_tokens.get_or_create(&OidcLabels { client: client.into(), outcome: outcome.into() }).inc();
     }
 
     pub fn render(&self) -> String {

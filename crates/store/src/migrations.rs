@@ -27,6 +27,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (18, include_str!("../migrations/sqlite/0018_channels.sql")),
     (19, include_str!("../migrations/sqlite/0019_verified_email.sql")),
     (20, include_str!("../migrations/sqlite/0020_channel_options.sql")),
+    (21, include_str!("../migrations/sqlite/0021_oidc.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

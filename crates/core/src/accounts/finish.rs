@@ -34,7 +34,7 @@ impl Accounts {
                     SessionKind::Browser => (None, Some(secret)),
                 };
                 let expires_in = self.settings.access_token_secs;
-                Ok(Verified::SignedIn(Box::new(SignedIn { user, session, access_token, expires_in, refresh_token, cookie })))
+                Ok(Verified::SignedIn(Box::new(SignedIn { user, session: *session, access_token, expires_in, refresh_token, cookie })))
             }
         }
     }
@@ -62,7 +62,7 @@ impl Accounts {
         tx: &mut dyn ports::Tx,
         flow: Flow,
         kind: SessionKind,
-        device: Option<String>,
+        (device, amr): (Option<String>, Vec<String>),
         ip: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(User, Opened), VerifyError> {
@@ -116,15 +116,30 @@ impl Accounts {
                 return Ok((user, Opened::PhoneChanged { old }));
             }
         };
-        let (session, secret) = self.open_session(tx, &user, kind, device, ip, now)?;
-        Ok((user, Opened::Session { session, secret, created }))
+        let (session, secret) = self.open_session(tx, &user, kind, (device, amr), ip, now)?;
+        Ok((user, Opened::Session { session: Box::new(session), secret, created }))
     }
+}
+
+/// How a verified flow proved its person (RFC 8176): the code's channel (`sms`, `tel` for a call,
+/// `otp` for WhatsApp), after a password `pwd` and `mfa`; a silent SIM check (`channel` none) is
+/// proof of the SIM, a hardware-secured key (`hwk`).
+pub(super) fn amr(flow: &Flow, channel: Option<crate::workflow::Channel>) -> Vec<String> {
+    use crate::workflow::Channel;
+    let factor = match channel {
+        None | Some(Channel::Silent) => return vec!["hwk".into()],
+        Some(Channel::Voice) => "tel",
+        Some(Channel::Whatsapp | Channel::Email) => "otp",
+        Some(_) => "sms",
+    };
+    let password = flow.kind == FlowKind::Login && flow.login.as_deref() != flow.phone.as_ref().map(|p| p.as_str());
+    if password { vec!["pwd".into(), factor.into(), "mfa".into()] } else { vec![factor.into()] }
 }
 
 /// What a verified flow opened: a session, or (a phone change) the number it replaced, or (an
 /// e-mail change) the account whose unverified claim on the address it released.
 pub(super) enum Opened {
-    Session { session: super::Session, secret: SecretString, created: bool },
+    Session { session: Box<super::Session>, secret: SecretString, created: bool },
     PhoneChanged { old: PhoneNumber },
     EmailChanged { released: Option<String> },
 }

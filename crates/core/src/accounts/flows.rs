@@ -465,6 +465,7 @@ impl Accounts {
                     return Err(crate::budget::refusal(c, now));
                 }
             }
+            let mut channel = None;
             let right = match &flow.verification_id {
                 None => {
                     this.decoy_check(tx, &flow, ip, now)?;
@@ -472,6 +473,7 @@ impl Accounts {
                 }
                 Some(vid) => {
                     let v = tx.verification(vid)?.ok_or(VerifyError::FlowNotFound)?;
+                    channel = Some(v.step_channel());
                     let guess = Guess { guesser: who, own_attempts: false };
                     match this.verifier.check_locked(tx, v, &code, ip, None, guess) {
                         Ok((_, CheckOutcome::Approved)) => true,
@@ -496,7 +498,8 @@ impl Accounts {
             }
             flow.used_at = Some(now);
             tx.update_flow(&flow)?;
-            this.finish(tx, flow, kind, device, ip.map(|i| i.to_string()), now).map(Ok)
+            let amr = super::finish::amr(&flow, channel);
+            this.finish(tx, flow, kind, (device, amr), ip.map(|i| i.to_string()), now).map(Ok)
         })
         .await??;
         self.verified(caller, done).await

@@ -1,8 +1,9 @@
-//! Access tokens: short-lived JWTs signed with EdDSA (Ed25519) or ES256 (P-256). Keys are made
-//! on first start and by `phonegate jwt rotate`, kept in the store with the private half sealed
-//! by the server secret, and published at `/.well-known/jwks.json`. Verification accepts only
-//! the configured algorithm and only phonegate's own keys: `none`, HMAC (including HS256 signed
-//! with a public key) and any other algorithm are refused.
+//! Access tokens: short-lived JWTs signed with EdDSA (Ed25519), ES256 (P-256) or RS256 (RSA
+//! 2048, which OpenID Connect requires of ID tokens). Keys are made on first start (RS256 when an
+//! OpenID client needs it) and by `phonegate jwt rotate`, kept in the store with the private half
+//! sealed by the server secret, and published at `/.well-known/jwks.json`. Verification accepts
+//! only the algorithm asked for and only phonegate's own keys: `none`, HMAC (including HS256
+//! signed with a public key) and any other algorithm are refused.
 pub use crate::model::jwt_key::{JwtAlgorithm, JwtKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -15,6 +16,20 @@ use std::collections::HashMap;
 pub fn generate(alg: JwtAlgorithm, kid: &str) -> (Vec<u8>, serde_json::Value) {
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     match alg {
+        JwtAlgorithm::RS256 => {
+            use rsa::traits::PublicKeyParts;
+            // 2048 bits: what relying parties expect of RS256, and a signature in about a
+            // millisecond (3072 bits takes three).
+            let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048).expect("the system's random source works");
+            let der = rsa::pkcs8::EncodePrivateKey::to_pkcs8_der(&key).expect("an RSA key encodes").as_bytes().to_vec();
+            // JWK integers are big-endian without leading zero octets (RFC 7518 §6.3.1).
+            let unsigned = |b: Box<[u8]>| {
+                let start = b.iter().position(|&x| x != 0).unwrap_or(b.len().saturating_sub(1));
+                B64.encode(&b[start..])
+            };
+            let (n, e) = (unsigned(key.n().to_be_bytes()), unsigned(key.e().to_be_bytes()));
+            (der, serde_json::json!({"kty": "RSA", "n": n, "e": e, "kid": kid, "alg": "RS256", "use": "sig"}))
+        }
         JwtAlgorithm::EdDSA => {
             let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
             let der = key.to_pkcs8_der().expect("an Ed25519 key encodes").as_bytes().to_vec();
@@ -52,52 +67,69 @@ pub struct Claims {
     pub preferred_username: String,
 }
 
-/// The keys in use: the newest key of the configured algorithm signs; every loaded key of that
-/// algorithm verifies.
+/// The keys in use: the newest key of each algorithm signs; every loaded key verifies tokens of
+/// its own algorithm. `alg` is the access tokens' algorithm.
 pub struct KeyRing {
     alg: JwtAlgorithm,
-    signer: Option<(String, EncodingKey)>,
-    verifiers: HashMap<String, DecodingKey>,
+    signers: HashMap<JwtAlgorithm, (String, EncodingKey)>,
+    verifiers: HashMap<String, (JwtAlgorithm, DecodingKey)>,
     jwks: serde_json::Value,
 }
 
 impl KeyRing {
     /// From stored keys, newest first; `open` unseals a private key.
     pub fn new(alg: JwtAlgorithm, keys: &[JwtKey], open: impl Fn(&JwtKey) -> Option<Vec<u8>>) -> Self {
-        let mine: Vec<&JwtKey> = keys.iter().filter(|k| k.alg == alg).collect();
-        let signer = mine.first().and_then(|k| {
-            let der = open(k)?;
-            Some((k.kid.clone(), if alg == JwtAlgorithm::EdDSA { EncodingKey::from_ed_der(&der) } else { EncodingKey::from_ec_der(&der) }))
-        });
+        let mut signers = HashMap::new();
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
-        for k in &mine {
+        for k in keys {
+            if !signers.contains_key(&k.alg)
+                && let Some(der) = open(k)
+            {
+                let key = match k.alg {
+                    JwtAlgorithm::EdDSA => EncodingKey::from_ed_der(&der),
+                    JwtAlgorithm::ES256 => EncodingKey::from_ec_der(&der),
+                    JwtAlgorithm::RS256 => EncodingKey::from_rsa_der(&pkcs8_to_pkcs1(&der)),
+                };
+                signers.insert(k.alg, (k.kid.clone(), key));
+            }
             let Ok(jwk) = serde_json::from_str::<serde_json::Value>(&k.public_jwk) else { continue };
-            let key = match alg {
-                JwtAlgorithm::EdDSA => jwk["x"].as_str().and_then(|x| DecodingKey::from_ed_components(x).ok()),
-                JwtAlgorithm::ES256 => {
-                    jwk["x"].as_str().zip(jwk["y"].as_str()).and_then(|(x, y)| DecodingKey::from_ec_components(x, y).ok())
-                }
+            let s = |name: &str| jwk[name].as_str();
+            let key = match k.alg {
+                JwtAlgorithm::EdDSA => s("x").and_then(|x| DecodingKey::from_ed_components(x).ok()),
+                JwtAlgorithm::ES256 => s("x").zip(s("y")).and_then(|(x, y)| DecodingKey::from_ec_components(x, y).ok()),
+                JwtAlgorithm::RS256 => s("n").zip(s("e")).and_then(|(n, e)| DecodingKey::from_rsa_components(n, e).ok()),
             };
             if let Some(key) = key {
-                verifiers.insert(k.kid.clone(), key);
+                verifiers.insert(k.kid.clone(), (k.alg, key));
                 published.push(jwk);
             }
         }
-        Self { alg, signer, verifiers, jwks: serde_json::json!({ "keys": published }) }
+        Self { alg, signers, verifiers, jwks: serde_json::json!({ "keys": published }) }
     }
 
+    /// Whether the access tokens' algorithm has a signing key.
     pub fn can_sign(&self) -> bool {
-        self.signer.is_some()
+        self.can_sign_with(self.alg)
+    }
+
+    pub fn can_sign_with(&self, alg: JwtAlgorithm) -> bool {
+        self.signers.contains_key(&alg)
     }
 
     pub fn jwks(&self) -> &serde_json::Value {
         &self.jwks
     }
 
+    /// An access token (`typ: at+jwt`) with the access tokens' algorithm.
     pub fn sign(&self, claims: &Claims) -> Option<String> {
-        let (kid, key) = self.signer.as_ref()?;
-        let header = Header { kid: Some(kid.clone()), typ: Some("at+jwt".into()), ..Header::new(self.alg.jwt()) };
+        self.sign_as(self.alg, "at+jwt", claims)
+    }
+
+    /// Any token: `claims` signed with `alg`'s newest key, with `typ` in the header.
+    pub fn sign_as(&self, alg: JwtAlgorithm, typ: &str, claims: &impl Serialize) -> Option<String> {
+        let (kid, key) = self.signers.get(&alg)?;
+        let header = Header { kid: Some(kid.clone()), typ: Some(typ.into()), ..Header::new(alg.jwt()) };
         jsonwebtoken::encode(&header, claims, key).ok()
     }
 
@@ -106,23 +138,49 @@ impl KeyRing {
         jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid).is_none_or(|kid| self.verifiers.contains_key(&kid))
     }
 
-    /// The claims of a valid token: signed by one of our keys with our algorithm, for our
-    /// issuer and audience, not expired at `now`.
+    /// The claims of a valid access token: signed by one of our keys with the access tokens'
+    /// algorithm, for our issuer and audience, not expired at `now`.
     pub fn verify(&self, token: &str, issuer: &str, audience: &str, now: DateTime<Utc>) -> Option<Claims> {
-        let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != self.alg.jwt() {
-            return None;
-        }
-        let key = self.verifiers.get(header.kid.as_deref()?)?;
-        let mut v = Validation::new(self.alg.jwt());
-        v.set_issuer(&[issuer]);
-        v.set_audience(&[audience]);
-        v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
-        // Expiry is checked against the server's clock below, not the library's.
-        v.validate_exp = false;
-        let claims = jsonwebtoken::decode::<Claims>(token, key, &v).ok()?.claims;
+        let claims: Claims = self.verify_as(token, &[self.alg], issuer, Some(audience), Some("at+jwt"))?;
         (claims.exp > now.timestamp()).then_some(claims)
     }
+
+    /// The claims of a token signed by one of our keys with one of `algs`, for our issuer (and
+    /// `audience`, when given), with the header's `typ` (when given). Expiry is the caller's to
+    /// check, against the server's clock.
+    pub fn verify_as<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &str,
+        algs: &[JwtAlgorithm],
+        issuer: &str,
+        audience: Option<&str>,
+        typ: Option<&str>,
+    ) -> Option<T> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let (alg, key) = self.verifiers.get(header.kid.as_deref()?)?;
+        if header.alg != alg.jwt() || !algs.contains(alg) {
+            return None;
+        }
+        if typ.is_some_and(|t| !header.typ.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(t))) {
+            return None;
+        }
+        let mut v = Validation::new(alg.jwt());
+        v.set_issuer(&[issuer]);
+        match audience {
+            Some(aud) => v.set_audience(&[aud]),
+            None => v.validate_aud = false,
+        }
+        v.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        v.validate_exp = false;
+        Some(jsonwebtoken::decode::<T>(token, key, &v).ok()?.claims)
+    }
+}
+
+/// jsonwebtoken takes RSA private keys as PKCS#1; they are stored as PKCS#8 like the others.
+fn pkcs8_to_pkcs1(der: &[u8]) -> Vec<u8> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    rsa::PrivateKey::from_pkcs8_der(der).ok().and_then(|k| k.to_pkcs1_der().ok()).map(|d| d.as_bytes().to_vec()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -153,7 +211,7 @@ mod tests {
     #[test]
     fn both_algorithms_sign_and_verify_and_refuse_the_rest() {
         let now = Utc::now();
-        for alg in [JwtAlgorithm::EdDSA, JwtAlgorithm::ES256] {
+        for alg in JwtAlgorithm::ALL {
             let (ring, _) = ring(alg);
             let token = ring.sign(&claims(now)).unwrap();
             assert_eq!(ring.verify(&token, "https://id.example", "phonegate", now), Some(claims(now)));

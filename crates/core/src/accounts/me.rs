@@ -67,11 +67,12 @@ impl Accounts {
         ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.user(&id)?)).await?.ok_or(VerifyError::Unauthenticated)
     }
 
-    /// The user's live sessions, newest first.
+    /// The user's live sessions (browsers and apps), newest first.
     pub async fn sessions(&self, p: &Principal) -> Result<Vec<Session>, VerifyError> {
         let (id, now, idle) = (p.user_id.clone(), self.now(), self.settings.idle());
         let all = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.sessions_of(&id)?)).await?;
-        Ok(all.into_iter().filter(|s| s.live(now, idle)).collect())
+        // An OpenID client's grants are listed as "Apps with access", not as devices.
+        Ok(all.into_iter().filter(|s| s.live(now, idle) && s.client_id.is_none()).collect())
     }
 
     /// Ends one of the user's sessions (its refresh tokens die with it).

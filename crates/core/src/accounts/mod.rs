@@ -160,7 +160,7 @@ impl AccountSettings {
         Ok(())
     }
 
-    fn idle(&self) -> chrono::Duration {
+    pub(crate) fn idle(&self) -> chrono::Duration {
         chrono::Duration::days(self.session_idle_days)
     }
 }
@@ -291,6 +291,11 @@ impl Accounts {
         Ok(this)
     }
 
+    /// `iss` of the tokens (the OpenID issuer).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     pub fn settings(&self) -> &AccountSettings {
         &self.settings
     }
@@ -326,12 +331,32 @@ impl Accounts {
         Ok(ring)
     }
 
-    /// Makes a new signing key of the configured algorithm, which signs from now on; earlier keys
-    /// stay published and valid for the tokens they signed.
+    /// Makes a new signing key of the configured algorithm (and of every other algorithm in
+    /// use: the OpenID ID tokens'), which signs from now on; earlier keys stay published and
+    /// valid for the tokens they signed. Returns the configured algorithm's new key id.
     pub async fn rotate_key(&self) -> Result<String, VerifyError> {
-        let alg = self.settings.jwt_algorithm;
+        let ring = self.load_keys().await?;
+        for alg in JwtAlgorithm::ALL {
+            if alg != self.settings.jwt_algorithm && ring.can_sign_with(alg) {
+                self.rotate_key_of(alg).await?;
+            }
+        }
+        self.rotate_key_of(self.settings.jwt_algorithm).await
+    }
+
+    /// Makes a signing key of `alg` unless there is one (an OpenID client's ID tokens').
+    pub async fn ensure_key(&self, alg: JwtAlgorithm) -> Result<(), VerifyError> {
+        if !self.ring().await?.can_sign_with(alg) && !self.load_keys().await?.can_sign_with(alg) {
+            self.rotate_key_of(alg).await?;
+        }
+        Ok(())
+    }
+
+    async fn rotate_key_of(&self, alg: JwtAlgorithm) -> Result<String, VerifyError> {
         let kid = new_id("kid");
-        let (der, jwk) = jwt::generate(alg, &kid);
+        let k = kid.clone();
+        let (der, jwk) =
+            tokio::task::spawn_blocking(move || jwt::generate(alg, &k)).await.map_err(|e| VerifyError::Crypto(e.to_string()))?;
         let key = JwtKey {
             private_sealed: self.ctx.keys.seal_text(&kid, &hex::encode(der)),
             kid: kid.clone(),
@@ -342,7 +367,7 @@ impl Accounts {
         ports::write(self.ctx.store.as_ref(), move |tx| {
             // Newest signs: a key made in the same millisecond as the last still comes after it.
             let mut key = key;
-            if let Some(last) = tx.jwt_keys()?.first() {
+            if let Some(last) = tx.jwt_keys()?.into_iter().find(|k| k.alg == key.alg) {
                 key.created_at = key.created_at.max(last.created_at + chrono::Duration::milliseconds(1));
             }
             Ok::<_, VerifyError>(tx.insert_jwt_key(&key)?)
@@ -354,7 +379,7 @@ impl Accounts {
     }
 
     /// The keys, re-read when they are older than `KEY_RELOAD`.
-    async fn ring(&self) -> Result<Arc<KeyRing>, VerifyError> {
+    pub(crate) async fn ring(&self) -> Result<Arc<KeyRing>, VerifyError> {
         let stale = self.keys.loaded.lock().map(|at| at.elapsed() > KEY_RELOAD).unwrap_or(true);
         let ring = self.keys.ring.read().map(|r| r.clone()).ok();
         match ring {
@@ -444,7 +469,7 @@ impl Accounts {
         tx: &mut dyn ports::Tx,
         user: &User,
         kind: SessionKind,
-        device: Option<String>,
+        (device, amr): (Option<String>, Vec<String>),
         ip: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(Session, SecretString), VerifyError> {
@@ -459,6 +484,10 @@ impl Accounts {
             created_at: now,
             last_seen_at: now,
             expires_at: now + chrono::Duration::days(self.settings.session_max_days),
+            auth_time: now,
+            amr,
+            client_id: None,
+            scope: None,
         };
         tx.insert_session(&session)?;
         if kind == SessionKind::App {
@@ -480,10 +509,10 @@ impl Accounts {
         }
         let (this, hash, now) = (self.clone(), session::digest(refresh_token), self.now());
         let successor = self.successor(refresh_token);
-        let outcome = ports::write(self.ctx.store.as_ref(), move |tx| this.rotate(tx, &hash, successor, now)).await?;
+        let outcome = ports::write(self.ctx.store.as_ref(), move |tx| this.rotate(tx, &hash, (successor, None), now)).await?;
         match outcome {
-            Rotated::Fresh(user, session_id, new) => {
-                let token = self.access_token(&*self.ring().await?, &user, &session_id)?;
+            Rotated::Fresh(user, session, new) => {
+                let token = self.access_token(&*self.ring().await?, &user, &session.id)?;
                 Ok((token, SecretString::from(new), self.settings.access_token_secs))
             }
             Rotated::Reused(user_id) => {
@@ -499,7 +528,7 @@ impl Accounts {
     /// The refresh token that replaces `token`: an HMAC of it with the server key, so it is
     /// stored only as a digest like any other, yet a second presentation of `token` can be
     /// answered with it again; nobody without `token` (and the key) can compute it.
-    fn successor(&self, token: &str) -> String {
+    pub(crate) fn successor(&self, token: &str) -> String {
         use base64::Engine;
         let mac = self.ctx.keys.digest("phonegate/refresh-successor", token);
         format!("rt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac))
@@ -507,18 +536,26 @@ impl Accounts {
 
     /// The refresh unit: spends the token `hash` names and stores `successor`, or answers a
     /// spent token with its unspent successor within the reuse interval, or ends the session.
-    fn rotate(&self, tx: &mut dyn ports::Tx, hash: &[u8], successor: String, now: DateTime<Utc>) -> Result<Rotated, VerifyError> {
+    pub(crate) fn rotate(
+        &self,
+        tx: &mut dyn ports::Tx,
+        hash: &[u8],
+        (successor, client): (String, Option<&str>),
+        now: DateTime<Utc>,
+    ) -> Result<Rotated, VerifyError> {
         let Some((session_id, spent)) = tx.refresh_token(hash)? else { return Ok(Rotated::Invalid) };
         let next_hash = session::digest(&successor);
         // Rows are locked in one order: the token, its successor, then the session (a refresh
         // of the successor itself takes the successor, then the session), so two refreshes of
         // one family never wait on each other.
-        let reuse = chrono::Duration::seconds(self.settings.refresh_reuse_secs);
+        // An OpenID client's spent token gets no second answer: it is always a reuse.
+        let reuse = chrono::Duration::seconds(if client.is_some() { 0 } else { self.settings.refresh_reuse_secs });
         let next = match spent {
             Some(spent_at) if now - spent_at < reuse => tx.refresh_token(&next_hash)?,
             _ => None,
         };
-        let Some(session) = tx.session(&session_id)? else { return Ok(Rotated::Invalid) };
+        // An app's token refreshes only at the accounts API, an OpenID grant's only for its client.
+        let Some(session) = tx.session(&session_id)?.filter(|s| s.client_id.as_deref() == client) else { return Ok(Rotated::Invalid) };
         if spent.is_some() && next != Some((session.id.clone(), None)) {
             tx.delete_session(&session.user_id, &session.id)?;
             return Ok(Rotated::Reused(session.user_id));
@@ -531,15 +568,15 @@ impl Accounts {
             tx.insert_refresh_token(&next_hash, &session.id, now)?;
             tx.touch_session(&session.id, now)?;
         }
-        Ok(Rotated::Fresh(user, session.id, successor))
+        Ok(Rotated::Fresh(Box::new(user), Box::new(session), successor))
     }
 }
 
 /// What a refresh did.
-enum Rotated {
-    /// The session's user and id, and its new (or, for a reuse within the interval, its
-    /// current) refresh token.
-    Fresh(User, String, String),
+pub(crate) enum Rotated {
+    /// The session's user and the session, and its new (or, for a reuse within the interval,
+    /// its current) refresh token.
+    Fresh(Box<User>, Box<Session>, String),
     /// A spent token was presented again: the session ended (the user's id, for the audit).
     Reused(String),
     Invalid,

@@ -52,7 +52,8 @@ impl Accounts {
             }
             flow.used_at = Some(now);
             tx.update_flow(&flow)?;
-            this.finish(tx, flow, kind, device, ip.map(|i| i.to_string()), now)
+            let amr = super::finish::amr(&flow, None);
+            this.finish(tx, flow, kind, (device, amr), ip.map(|i| i.to_string()), now)
         })
         .await?;
         self.verified(caller, done).await

@@ -4,11 +4,13 @@ use jsonwebtoken::Algorithm;
 use serde::{Deserialize, Serialize};
 
 /// The algorithms phonegate signs with.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum JwtAlgorithm {
     #[default]
     EdDSA,
     ES256,
+    /// RSA with SHA-256: what every OpenID Connect relying party can verify (ID tokens).
+    RS256,
 }
 
 impl JwtAlgorithm {
@@ -16,13 +18,17 @@ impl JwtAlgorithm {
         match self {
             Self::EdDSA => "EdDSA",
             Self::ES256 => "ES256",
+            Self::RS256 => "RS256",
         }
     }
+
+    pub const ALL: [Self; 3] = [Self::RS256, Self::ES256, Self::EdDSA];
 
     pub(crate) fn jwt(self) -> Algorithm {
         match self {
             Self::EdDSA => Algorithm::EdDSA,
             Self::ES256 => Algorithm::ES256,
+            Self::RS256 => Algorithm::RS256,
         }
     }
 
@@ -30,6 +36,7 @@ impl JwtAlgorithm {
         match s {
             "EdDSA" => Some(Self::EdDSA),
             "ES256" => Some(Self::ES256),
+            "RS256" => Some(Self::RS256),
             _ => None,
         }
     }

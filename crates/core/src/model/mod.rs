@@ -17,6 +17,7 @@ pub mod invite;
 pub mod jwt_key;
 pub mod locales;
 pub mod message;
+pub mod oidc;
 pub mod phone;
 pub mod psd2;
 pub mod recipient;

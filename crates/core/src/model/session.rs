@@ -45,6 +45,14 @@ pub struct Session {
     pub last_seen_at: DateTime<Utc>,
     /// The absolute end, whatever the use.
     pub expires_at: DateTime<Utc>,
+    /// When the person proved who they are (a browser or app session: its login; an OpenID
+    /// grant: the browser session's login).
+    pub auth_time: DateTime<Utc>,
+    /// How (RFC 8176 method references: `sms`, `tel`, `otp`, `pwd`, `mfa`, `hwk`).
+    pub amr: Vec<String>,
+    /// An OpenID Connect grant: the client it was issued to and its scopes (space-separated).
+    pub client_id: Option<String>,
+    pub scope: Option<String>,
 }
 
 impl Session {

@@ -450,12 +450,19 @@ async fn verify_phone(State(s): State<AppState>, me: SignedIn, ApiJson(b): ApiJs
 /// A public signing key (RFC 7517).
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Jwk {
-    /// `OKP` (Ed25519) or `EC` (P-256).
+    /// `OKP` (Ed25519), `EC` (P-256) or `RSA` (RS256, OpenID ID tokens).
     kty: String,
-    crv: String,
-    x: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crv: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    x: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     y: Option<String>,
+    /// An RSA key's modulus and exponent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    e: Option<String>,
     kid: String,
     alg: String,
     #[serde(rename = "use")]

@@ -13,6 +13,7 @@ mod extract;
 mod headers;
 mod me_email;
 mod me_password;
+mod oidc;
 mod ops;
 mod outbox;
 mod pages;
@@ -45,6 +46,8 @@ pub struct AppState {
     /// session cookie is then `Secure` with the `__Host-` prefix.
     pub secure_cookies: bool,
     pub accounts: Arc<phonegate_core::accounts::Accounts>,
+    /// The OpenID Connect provider.
+    pub oidc: Arc<phonegate_core::oidc::Oidc>,
     /// The signed-redirect steps (Auth0 and configured clients).
     pub integrations: Arc<phonegate_core::integrations::Integrations>,
     /// The core's services (verifications, delivery, keys, audit, catalog…).
@@ -96,6 +99,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(me_email::routes())
         .merge(admin::routes())
         .merge(silent::routes())
+        .merge(oidc::api_routes())
 }
 
 pub fn router(state: AppState, config: &Config) -> Router {
@@ -105,6 +109,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     api.merge(docs::routes(spec))
         .merge(outbox::page_routes())
         .merge(pages::routes())
+        .merge(oidc::routes())
         .merge(silent::page_routes())
         .merge(webhooks::routes())
         .merge(call_webhooks::routes())

@@ -6,6 +6,7 @@ mod integrations;
 mod invites;
 mod key_file;
 mod lockout;
+mod oidc;
 
 mod account_changes;
 mod account_email;

@@ -17,6 +17,12 @@ use std::sync::Arc;
 
 /// Every operation the document describes: exactly these, each exercised below.
 const OPERATIONS: &[(&str, &str)] = &[
+    ("get", "/api/admin/oidc/clients"),
+    ("post", "/api/admin/oidc/clients"),
+    ("post", "/api/admin/oidc/clients/{client_id}/secret"),
+    ("delete", "/api/admin/oidc/clients/{client_id}"),
+    ("get", "/api/me/apps"),
+    ("delete", "/api/me/apps/{client_id}"),
     ("post", "/api/admin/invites"),
     ("get", "/api/admin/invites"),
     ("post", "/api/admin/invites/{id}/resend"),
@@ -196,6 +202,13 @@ async fn every_documented_response_matches_what_the_server_sends() {
         c.budgets.starts_per_ip = vec!["1000/1h".parse().unwrap()];
         // The dev outbox answers this machine without a key: a remote client is forwarded.
         c.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        // A configured OpenID client (the admin API cannot change it).
+        let oidc: phonegate::config::Config = toml::from_str(
+            "public_url = \"https://id.example\"\n[oidc_clients.rp]\nclient_secret = \"rp-secret-0123456789\"\nredirect_uris = [\"https://rp.example/cb\"]\n",
+        )
+        .unwrap();
+        c.public_url = oidc.public_url;
+        c.oidc_clients = oidc.oidc_clients;
     })
     .await;
     let mut api = Contract::fetch(&app).await;
@@ -751,4 +764,55 @@ async fn admin(api: &mut Contract, app: &TestApp) {
     let log = api.call("get", "/api/admin/audit", as_(&admin, get.clone(), filtered), 200).await;
     assert!(!log["events"].as_array().unwrap().is_empty());
     api.call("get", "/api/admin/audit", as_(&admin, get.clone(), "/api/admin/audit?since=yesterday"), 400).await;
+
+    // OpenID clients, and a person's apps.
+    let clients = "/api/admin/oidc/clients";
+    let body = json!({ "name": "Wiki", "redirect_uris": ["https://wiki.example/cb"] });
+    let made = api.call("post", clients, as_(&admin, post.clone(), clients).json(&body), 201).await;
+    assert!(made["client_secret"].as_str().unwrap().starts_with("cs_"));
+    api.call(
+        "post",
+        clients,
+        as_(&admin, post.clone(), clients).json(&json!({ "name": "x", "redirect_uris": ["http://evil.example/cb"] })),
+        400,
+    )
+    .await;
+    api.call("post", clients, client.post(url(clients)).json(&body), 401).await;
+    api.call("post", clients, as_(other_token, post.clone(), clients).json(&body), 403).await;
+    api.call("get", clients, as_(&admin, get.clone(), clients), 200).await;
+    api.call("get", clients, client.get(url(clients)), 401).await;
+    api.call("get", clients, as_(other_token, get.clone(), clients), 403).await;
+    let one = format!("{clients}/{}", made["client_id"].as_str().unwrap());
+    let rekey = format!("{one}/secret");
+    let path = "/api/admin/oidc/clients/{client_id}/secret";
+    api.call("post", path, as_(&admin, post.clone(), &rekey), 200).await;
+    api.call("post", path, as_(&admin, post.clone(), &format!("{clients}/oc_missing/secret")), 404).await;
+    api.call("post", path, client.post(url(&rekey)), 401).await;
+    api.call("post", path, as_(other_token, post.clone(), &rekey), 403).await;
+    let path = "/api/admin/oidc/clients/{client_id}";
+    api.call("delete", path, client.delete(url(&one)), 401).await;
+    api.call("delete", path, as_(other_token, delete.clone(), &one), 403).await;
+    api.call("delete", path, as_(&admin, delete.clone(), &one), 204).await;
+    api.call("delete", path, as_(&admin, delete.clone(), &one), 404).await;
+    api.call("delete", path, as_(&admin, delete.clone(), &format!("{clients}/a%2Fb")), 404).await;
+    api.call("get", "/api/me/apps", as_(&admin, get.clone(), "/api/me/apps"), 200).await;
+    api.call("get", "/api/me/apps", client.get(url("/api/me/apps")), 401).await;
+    api.call("post", "/api/admin/oidc/clients/{client_id}/secret", as_(&admin, post.clone(), &format!("{clients}/rp/secret")), 400).await;
+    api.call("delete", "/api/admin/oidc/clients/{client_id}", as_(&admin, delete.clone(), &format!("{clients}/rp")), 400).await;
+    // The admin allows the configured client (as the consent page would), then takes it back.
+    let me = app.state.accounts.authenticate_bearer(&secrecy::SecretString::from(admin.clone())).await.unwrap();
+    let request = phonegate_core::oidc::AuthRequest {
+        client_id: Some("rp".into()),
+        redirect_uri: Some("https://rp.example/cb".into()),
+        response_type: Some("code".into()),
+        scope: Some("openid phone".into()),
+        ..Default::default()
+    };
+    let caller = phonegate_core::Caller::system("tests");
+    app.state.oidc.consent(&caller, app.state.oidc.pending(request), &me, true).await.unwrap();
+    let listed = api.call("get", "/api/me/apps", as_(&admin, get.clone(), "/api/me/apps"), 200).await;
+    assert_eq!(listed["apps"][0]["client_id"], "rp");
+    api.call("delete", "/api/me/apps/{client_id}", as_(&admin, delete.clone(), "/api/me/apps/rp"), 204).await;
+    api.call("delete", "/api/me/apps/{client_id}", as_(&admin, delete.clone(), "/api/me/apps/nobody"), 404).await;
+    api.call("delete", "/api/me/apps/{client_id}", client.delete(url("/api/me/apps/nobody")), 401).await;
 }

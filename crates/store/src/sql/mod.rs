@@ -7,6 +7,7 @@ mod audit;
 mod budgets;
 pub(crate) mod dialect;
 mod messages;
+mod oidc;
 mod silent;
 mod users;
 mod verifications;

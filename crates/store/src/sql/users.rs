@@ -38,6 +38,7 @@ static SET_PHONE: Sql = Sql::new("UPDATE users SET phone = $2 WHERE id = $1");
 static SET_PASSWORD: Sql = Sql::new("UPDATE users SET password_hash = $2 WHERE id = $1 AND COALESCE(password_hash, '') = COALESCE($3, '')");
 static DELETE_USER_TOKENS: Sql = Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)");
 static DELETE_USER_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE user_id = $1");
+static DELETE_USER_CONSENTS: Sql = Sql::new("DELETE FROM oidc_consents WHERE user_id = $1");
 static DELETE_USER: Sql = Sql::new("DELETE FROM users WHERE id = $1");
 
 static INSERT_FLOW: Sql = Sql::new(
@@ -67,12 +68,16 @@ static UPDATE_FLOW: Sql =
 
 macro_rules! session_sql {
     ($where:literal) => {
-        Sql::new(concat!("SELECT id, user_id, kind, secret_hash, device, ip, created_at, last_seen_at, expires_at FROM sessions ", $where))
+        Sql::new(concat!(
+            "SELECT id, user_id, kind, secret_hash, device, ip, created_at, last_seen_at, expires_at, auth_time, amr, client_id, scope \
+             FROM sessions ",
+            $where
+        ))
     };
 }
 static INSERT_SESSION: Sql = Sql::new(
-    "INSERT INTO sessions (id, user_id, kind, secret_hash, device, ip, created_at, last_seen_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    "INSERT INTO sessions (id, user_id, kind, secret_hash, device, ip, created_at, last_seen_at, expires_at, auth_time, amr, client_id, \
+     scope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
 );
 static SESSION: Sql = session_sql!("WHERE id = $1 FOR UPDATE");
 static SESSION_BY_SECRET: Sql = session_sql!("WHERE secret_hash = $1");
@@ -150,6 +155,13 @@ fn session(mut r: Row) -> StoreResult<Session> {
         created_at: r.ts(6)?,
         last_seen_at: r.ts(7)?,
         expires_at: r.ts(8)?,
+        auth_time: match r.opt_ts(9)? {
+            Some(t) => t,
+            None => r.ts(6)?,
+        },
+        amr: r.opt_text(10)?.unwrap_or_default().split_whitespace().map(str::to_string).collect(),
+        client_id: r.opt_text(11)?,
+        scope: r.opt_text(12)?,
     })
 }
 
@@ -302,6 +314,7 @@ impl<D: Db> AccountWrites for Repo<D> {
     fn delete_user(&mut self, user_id: &str) -> StoreResult<bool> {
         self.exec(&DELETE_USER_TOKENS, args![user_id])?;
         self.exec(&DELETE_USER_SESSIONS, args![user_id])?;
+        self.exec(&DELETE_USER_CONSENTS, args![user_id])?;
         Ok(self.exec(&DELETE_USER, args![user_id])? == 1)
     }
 
@@ -339,7 +352,8 @@ impl<D: Db> AccountWrites for Repo<D> {
         let secret = super::Value::Blob(s.secret_hash.clone());
         let mut a = args![&s.id, &s.user_id, s.kind.as_str()];
         a.push(secret);
-        a.extend(args![&s.device, &s.ip, s.created_at, s.last_seen_at, s.expires_at]);
+        let amr = (!s.amr.is_empty()).then(|| s.amr.join(" "));
+        a.extend(args![&s.device, &s.ip, s.created_at, s.last_seen_at, s.expires_at, s.auth_time, amr, &s.client_id, &s.scope]);
         self.exec(&INSERT_SESSION, a).map(|_| ())
     }
 
@@ -380,6 +394,7 @@ impl<D: Db> AccountWrites for Repo<D> {
 
     fn purge_accounts(&mut self, now: DateTime<Utc>, before: DateTime<Utc>, idle_since: DateTime<Utc>) -> StoreResult<u64> {
         let mut n = self.exec(&PURGE_FLOWS, args![before])?;
+        n += self.exec(&PURGE_CODES, args![before])?;
         self.exec(&PURGE_SESSION_TOKENS, args![now, idle_since])?;
         n += self.exec(&PURGE_SESSIONS, args![now, idle_since])?;
         n += self.exec(&PURGE_EVENTS, args![before])?;
@@ -432,6 +447,7 @@ impl<D: Db> AccountWrites for Repo<D> {
 }
 
 static PURGE_FLOWS: Sql = Sql::new("DELETE FROM auth_flows WHERE expires_at < $1");
+static PURGE_CODES: Sql = Sql::new("DELETE FROM oidc_codes WHERE expires_at < $1");
 static PURGE_SESSION_TOKENS: Sql =
     Sql::new("DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < $1 OR last_seen_at < $2)");
 static PURGE_SESSIONS: Sql = Sql::new("DELETE FROM sessions WHERE expires_at < $1 OR last_seen_at < $2");

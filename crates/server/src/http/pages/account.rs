@@ -33,7 +33,16 @@ struct AccountPage<'a> {
     /// Whether the password form asks for the current one.
     has_password: bool,
     sessions: Vec<SessionRow>,
+    /// OpenID clients with the person's consent.
+    apps: Vec<AppRow>,
     admin: bool,
+}
+
+struct AppRow {
+    client_id: String,
+    name: String,
+    scopes: String,
+    since: String,
 }
 
 /// A flow id as the page may carry it back (what `new_id` makes: letters and digits).
@@ -52,6 +61,7 @@ pub(super) async fn account_page(State(s): State<AppState>, ctx: PageCtx, Query(
         Some("revoked") => Some(ctx.t.revoked),
         Some("renewed") => Some(ctx.t.renewed),
         Some("password") => Some(ctx.t.password_saved),
+        Some("app") => Some(ctx.t.app_revoked),
         _ => None,
     };
     account_with(&s, &ctx, &p, (None, notice), flow_id(q.email_flow), StatusCode::OK).await
@@ -94,7 +104,16 @@ pub(super) async fn account_with(
             id: x.id,
         })
         .collect();
+    let apps = match s.oidc.apps(p).await {
+        Ok(apps) => apps,
+        Err(e) => return ctx.failed(s, &e),
+    };
+    let apps = apps
+        .into_iter()
+        .map(|a| AppRow { client_id: a.client_id, name: a.name, scopes: a.scopes.join(", "), since: fmt(a.since) })
+        .collect();
     let page = AccountPage {
+        apps,
         t: ctx.t,
         csrf: ctx.csrf(s),
         error,
@@ -109,4 +128,31 @@ pub(super) async fn account_with(
         sessions,
     };
     ctx.render(s, status, &page)
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct AppForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    client_id: String,
+}
+
+/// "Revoke" under "Apps with access": the app's consent and refresh tokens end at once.
+pub(super) async fn revoke_app_submit(
+    State(s): State<AppState>,
+    ctx: PageCtx,
+    axum::extract::Form(f): axum::extract::Form<AppForm>,
+) -> Response {
+    if let Some(r) = ctx.forged(&s, &f.csrf) {
+        return r;
+    }
+    let p = match ctx.signed_in(&s, "/login").await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match s.oidc.revoke_app(&ctx.caller, &p, &f.client_id).await {
+        Ok(()) => ctx.redirect(&s, "/account?done=app"),
+        Err(e) => account(&s, &ctx, &p, Some(ctx.t.error(&e)), None, super::status_of(&e)).await,
+    }
 }

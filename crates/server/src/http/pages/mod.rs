@@ -9,6 +9,7 @@ pub(super) mod device;
 pub mod docs;
 mod email;
 mod home;
+mod oidc;
 pub mod outbox;
 mod password;
 mod silent;
@@ -51,16 +52,18 @@ pub fn routes() -> Router<AppState> {
         .route("/account/email", post(email::submit))
         .route("/account/email/verify", post(email::verify_submit))
         .route("/account/renew", post(renew_submit))
+        .route("/account/apps/revoke", post(account::revoke_app_submit))
         .route("/account/sessions/{id}/revoke", post(revoke_submit))
         .route("/logout", post(logout_submit))
         .route("/dev/outbox/flow/{flow}", get(dev_message))
         .merge(admin::routes())
+        .merge(oidc::routes())
 }
 
 /// Where to go after login: a path on this server, or a URL on a configured host; anything
 /// else (other hosts, `//host`, backslashes, user info, other schemes) is dropped.
 pub fn safe_return(hosts: &[String], raw: &str) -> Option<String> {
-    if raw.is_empty() || raw.len() > 2048 || raw.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace()) {
+    if raw.is_empty() || raw.len() > 4096 || raw.chars().any(|c| c.is_control() || c == '\\' || c.is_whitespace()) {
         return None;
     }
     if raw.starts_with('/') {
@@ -171,6 +174,10 @@ struct ReturnQuery {
     proof: Option<String>,
     /// The e-mail change waiting for its code (the account page's e-mail section).
     email_flow: Option<String>,
+    /// The login page's number, pre-filled (an OpenID `login_hint`).
+    phone: Option<String>,
+    /// Show the login page even to a signed-in browser (an OpenID client asked for a new login).
+    reauth: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -281,12 +288,15 @@ async fn signup_submit(State(s): State<AppState>, ctx: PageCtx, Form(f): Form<Si
 
 async fn login_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
     let back = return_to(&s, q.return_to.as_deref());
-    match ctx.principal(&s).await {
-        Ok(Some(_)) => return ctx.redirect(&s, if back.is_empty() { "/account" } else { &back }),
-        Ok(None) => {}
-        Err(r) => return r,
+    if q.reauth.is_none() {
+        match ctx.principal(&s).await {
+            Ok(Some(_)) => return ctx.redirect(&s, if back.is_empty() { "/account" } else { &back }),
+            Ok(None) => {}
+            Err(r) => return r,
+        }
     }
-    let page = LoginPage { t: ctx.t, csrf: ctx.csrf(&s), error: None, phone: String::new(), identifier: String::new(), return_to: back };
+    let phone = q.phone.filter(|p| p.len() <= 20 && p.chars().all(|c| c.is_ascii_digit() || c == '+')).unwrap_or_default();
+    let page = LoginPage { t: ctx.t, csrf: ctx.csrf(&s), error: None, phone, identifier: String::new(), return_to: back };
     ctx.render(&s, StatusCode::OK, &page)
 }
 
@@ -355,7 +365,12 @@ fn code_page_of(
 async fn code_page(State(s): State<AppState>, ctx: PageCtx, Query(q): Query<ReturnQuery>) -> Response {
     let Some(flow) = q.flow.filter(|f| !f.is_empty() && f.len() <= 64) else { return ctx.redirect(&s, "/login") };
     let notice = (q.done.as_deref() == Some("resent")).then_some(ctx.t.resent);
-    let mut page = code_page_of(&s, &ctx, flow, None, notice, return_to(&s, q.return_to.as_deref()));
+    let raw_back = match q.return_to {
+        Some(r) => Some(r),
+        None if q.silent.as_deref() == Some("done") => silent::kept_return(&s, &ctx),
+        None => None,
+    };
+    let mut page = code_page_of(&s, &ctx, flow, None, notice, return_to(&s, raw_back.as_deref()));
     page.check = q.check.filter(|c| silent::is_token(c)).map(|c| format!("/silent/{c}"));
     page.silent_done = q.silent.as_deref() == Some("done");
     page.proof = q.proof.filter(|p| p.len() <= 64).unwrap_or_default();

@@ -26,8 +26,24 @@ pub(super) fn to_flow(s: &AppState, ctx: &PageCtx, flow: &FlowStarted, back: &st
         if let Ok(v) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, v);
         }
+        // The operator's round trip comes back without the return address: keep it here.
+        let name = return_cookie(s.secure_cookies);
+        let cookie = format!("{name}={}; Path=/; HttpOnly; SameSite=Lax{secure}", super::urlencode(back));
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
     response
+}
+
+fn return_cookie(secure: bool) -> &'static str {
+    if secure { "__Host-phonegate_return" } else { "phonegate_return" }
+}
+
+/// Where a silent flow was to return, as its start kept it (still checked by `return_to`).
+pub(super) fn kept_return(s: &AppState, ctx: &PageCtx) -> Option<String> {
+    let raw = cookie(&ctx.headers, return_cookie(s.secure_cookies))?;
+    url::form_urlencoded::parse(format!("r={raw}").as_bytes()).next().map(|(_, v)| v.to_string()).filter(|v| !v.is_empty())
 }
 
 /// Where a started flow continues: its code page, with its check link when it has one.

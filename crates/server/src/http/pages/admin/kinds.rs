@@ -3,7 +3,7 @@
 //! key's scope) is shown as recorded.
 
 /// Every kind: its name, in English, in German.
-pub const KINDS: [(&str, &str, &str); 40] = [
+pub const KINDS: [(&str, &str, &str); 48] = [
     ("budget_exceeded", "Budget exceeded", "Budget überschritten"),
     ("checks_locked", "Too many wrong codes", "Zu viele falsche Codes"),
     ("prefix_throttled", "Prefix throttled", "Vorwahl gedrosselt"),
@@ -44,6 +44,14 @@ pub const KINDS: [(&str, &str, &str); 40] = [
     ("invite_replied", "Invite answered by SMS", "Einladung per SMS beantwortet"),
     ("invite_code_rotated", "Invite code replaced", "Einladungscode ersetzt"),
     ("test_number_used", "Test number used", "Testnummer verwendet"),
+    ("oidc_authorized", "App sign-in (OpenID)", "App-Anmeldung (OpenID)"),
+    ("oidc_consented", "App allowed", "App erlaubt"),
+    ("oidc_denied", "App sign-in refused", "App-Anmeldung abgelehnt"),
+    ("oidc_code_reuse", "Authorization code used twice", "Autorisierungscode doppelt verwendet"),
+    ("oidc_revoked", "App access revoked", "App-Zugriff widerrufen"),
+    ("oidc_client_created", "OpenID client created", "OpenID-Client angelegt"),
+    ("oidc_client_secret_rotated", "OpenID client secret replaced", "OpenID-Client-Geheimnis ersetzt"),
+    ("oidc_client_deleted", "OpenID client deleted", "OpenID-Client gelöscht"),
 ];
 
 /// The fixed details, in English as recorded and in German.
@@ -159,6 +167,14 @@ mod tests {
             InviteReplied,
             InviteCodeRotated,
             TestNumberUsed,
+            OidcAuthorized,
+            OidcConsented,
+            OidcDenied,
+            OidcCodeReuse,
+            OidcRevoked,
+            OidcClientCreated,
+            OidcClientSecretRotated,
+            OidcClientDeleted,
         ];
         // A new kind breaks this match: add it to the list above and to `KINDS`.
         let _listed = |k: AuditKind| match k {
@@ -201,7 +217,15 @@ mod tests {
             | InviteRevoked
             | InviteReplied
             | InviteCodeRotated
-            | TestNumberUsed => (),
+            | TestNumberUsed
+            | OidcAuthorized
+            | OidcConsented
+            | OidcDenied
+            | OidcCodeReuse
+            | OidcRevoked
+            | OidcClientCreated
+            | OidcClientSecretRotated
+            | OidcClientDeleted => (),
         };
         assert_eq!(all.len(), KINDS.len());
         for kind in all {
