@@ -316,7 +316,7 @@ fn sample(started: Instant, ok: bool) -> Sample {
 }
 
 /// Prints the first few unexpected answers of each scenario (the table only counts them).
-fn note_error(scenario: &'static str, what: String) {
+pub(crate) fn note_error(scenario: &'static str, what: String) {
     static SEEN: Mutex<Vec<(&str, u32)>> = Mutex::new(Vec::new());
     let Ok(mut seen) = SEEN.lock() else { return };
     let n = match seen.iter_mut().find(|(s, _)| *s == scenario) {

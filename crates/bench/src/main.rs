@@ -4,6 +4,7 @@
 mod accounts;
 mod growth;
 mod load;
+mod oidc;
 mod scenarios;
 mod server;
 
@@ -16,8 +17,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every scenario `--scenarios` accepts (`baseline` runs first whether it is named or not).
-const SCENARIOS: [&str; 12] =
-    ["baseline", "start", "status", "check", "pair", "compat", "silent", "me_bearer", "me_cookie", "refresh", "password_login", "backup"];
+const SCENARIOS: [&str; 15] = [
+    "baseline",
+    "start",
+    "status",
+    "check",
+    "pair",
+    "compat",
+    "silent",
+    "me_bearer",
+    "me_cookie",
+    "refresh",
+    "password_login",
+    "backup",
+    "userinfo",
+    "oidc-refresh",
+    "oidc-authorize",
+];
 
 #[derive(Parser)]
 #[command(name = "phonegate-bench", about = "Measure phonegate whole requests over loopback against a baseline from the same run")]
@@ -32,7 +48,9 @@ struct Args {
     /// silent (an auto verification approved through the simulator's operator),
     /// me_bearer, me_cookie, refresh, password_login (the accounts API), backup (the start load
     /// while `phonegate backup` copies the SQLite database back to back: compare its p99 and max
-    /// with start's).
+    /// with start's), userinfo, oidc-refresh, oidc-authorize (OpenID Connect: a bearer access
+    /// token at userinfo; refresh-token rotation; a signed-in browser's authorization and the
+    /// code exchange).
     #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
     /// A PostgreSQL database to create a fresh schema in (default: a new SQLite file).
@@ -48,6 +66,22 @@ struct Args {
     /// The phonegate binary (default: the one next to this program).
     #[arg(long)]
     server: Option<PathBuf>,
+    /// Also run the OpenID scenarios named in --scenarios against the npm package oidc-provider:
+    /// starts `node server.mjs` from --oidc-provider-dir (after `npm ci` there) on loopback and
+    /// measures it after phonegate, against its own same-run baseline (node:http's `/healthz`).
+    #[arg(long)]
+    compare_oidc_provider: bool,
+    /// The directory of the comparison's server.mjs (default: crates/bench/oidc-provider of the
+    /// source tree this program was built from).
+    #[arg(long)]
+    oidc_provider_dir: Option<PathBuf>,
+    /// The Node.js program that runs it (oidc-provider 9 wants Node 22 or later).
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// Compare with an oidc-provider already running at this URL (started as server.mjs is; no
+    /// memory figures) instead of starting one.
+    #[arg(long)]
+    oidc_provider: Option<String>,
 }
 
 #[tokio::main]
@@ -59,7 +93,12 @@ async fn main() -> anyhow::Result<()> {
         None => ("sqlite", format!("sqlite://{}", dir.path().join("bench.db").display())),
     };
     let binary = args.server.clone().unwrap_or_else(server::default_binary);
-    let srv = server::Server::start(&binary, &url)?;
+    let oidc_named: Vec<String> = args.scenarios.iter().filter(|s| oidc::NAMES.contains(&s.as_str())).cloned().collect();
+    let comparing = args.compare_oidc_provider || args.oidc_provider.is_some();
+    if comparing && oidc_named.is_empty() {
+        anyhow::bail!("the comparison with oidc-provider runs the OpenID scenarios: name them, e.g. --scenarios {}", oidc::NAMES.join(","));
+    }
+    let srv = server::Server::start(&binary, &url, (!oidc_named.is_empty()).then(|| dir.path()))?;
     let mut ctx = Ctx::new(srv.base.clone(), srv.key_id.clone(), srv.secret.clone(), args.connections);
     ctx.twilio_service = scenarios::twilio_service(&ctx).await?;
     let ctx = Arc::new(ctx);
@@ -74,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
     let mut results = vec![baseline.clone()];
     let mut login = None;
     let mut failed = Vec::new();
+    let mut provider: Option<Arc<oidc::Provider>> = None;
     for name in &args.scenarios {
         let c = ctx.clone();
         let stats = match name.as_str() {
@@ -120,16 +160,53 @@ async fn main() -> anyhow::Result<()> {
                     continue;
                 }
             },
+            name if oidc::NAMES.contains(&name) => {
+                let run = async {
+                    if provider.is_none() {
+                        provider = Some(Arc::new(phonegate_provider(&ctx, n, pid).await?));
+                    }
+                    let p = provider.as_ref().expect("just set");
+                    oidc::scenario(name, p, n, duration).await
+                };
+                match run.await {
+                    Ok(stats) => stats,
+                    Err(e) => {
+                        eprintln!("  {name} could not run: {e:#}");
+                        failed.push(format!("{name}: {e:#}"));
+                        continue;
+                    }
+                }
+            }
             other => anyhow::bail!("unknown scenario `{other}` ({})", SCENARIOS.join(", ")),
         };
         results.push(stats);
     }
     let growth = if args.growth_rows > 0 { Some(growth::measure(&ctx, &srv, args.growth_rows, n, duration).await?) } else { None };
 
+    let comparison = if comparing {
+        match compare(&args, &oidc_named, n, duration, &mut failed).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("  the comparison with oidc-provider could not run: {e:#}");
+                failed.push(format!("oidc-provider: {e:#}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     for r in &mut results {
         r.ratio_to_baseline = Some(r.ops_per_sec / baseline.requests_per_sec);
     }
     print_table(&results, idle_rss);
+    if !oidc_named.is_empty() {
+        println!("OpenID targets (issue 26): userinfo ≥ 0.50, oidc-refresh ≥ 0.10, oidc-authorize ≥ 0.05 (two requests per operation)");
+    }
+    if let Some(c) = &comparison {
+        println!("\noidc-provider {} on node {} (one process), the same client and scenarios, baseline = its node:http GET /healthz:", c.version, c.node);
+        print_table(&c.scenarios, c.idle_rss_mib);
+    }
     if let Some(l) = &login {
         println!("\n{l}");
     }
@@ -146,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
             "scenarios": results,
             "growth": growth,
             "password_login": login,
+            "oidc_provider": comparison,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
     }
@@ -175,4 +253,60 @@ fn print_table(results: &[Stats], idle_rss: f64) {
         );
     }
     println!("idle RSS {idle_rss:.1} MiB; ratio = operations/s ÷ baseline requests/s (a pair is one operation of two requests)");
+}
+
+/// phonegate as an OpenID provider: a user signed up by the accounts API with a session cookie
+/// (a signed-in browser), its first authorization made.
+async fn phonegate_provider(ctx: &Arc<Ctx>, connections: usize, pid: u32) -> anyhow::Result<oidc::Provider> {
+    let user = accounts::sign_up(ctx, false, true).await?;
+    let mut p = oidc::Provider::discover("phonegate", &ctx.base, pid, connections, false).await?;
+    p.sign_in(&user.cookie).await?;
+    Ok(p)
+}
+
+/// The OpenID scenarios against oidc-provider, after its own baseline.
+#[derive(serde::Serialize)]
+struct Comparison {
+    version: String,
+    node: String,
+    idle_rss_mib: f64,
+    scenarios: Vec<Stats>,
+}
+
+async fn compare(args: &Args, names: &[String], n: usize, duration: Duration, failed: &mut Vec<String>) -> anyhow::Result<Comparison> {
+    let (node, base) = match &args.oidc_provider {
+        Some(url) => (None, url.trim_end_matches('/').to_string()),
+        None => {
+            let dir = args.oidc_provider_dir.clone().unwrap_or_else(oidc::default_node_dir);
+            let node = oidc::NodeProvider::start(&args.node, &dir)?;
+            let base = node.base.clone();
+            (Some(node), base)
+        }
+    };
+    let pid = node.as_ref().map_or(0, |n| n.pid());
+    let mut p = oidc::Provider::discover("oidc-provider", &base, pid, n, true).await?;
+    p.sign_in("").await?;
+    let p = Arc::new(p);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle_rss_mib = server::rss_kib(pid) as f64 / 1024.0;
+    eprintln!("phonegate-bench: oidc-provider at {base}, idle RSS {idle_rss_mib:.1} MiB");
+    let baseline = oidc::baseline(&p, n, duration).await;
+    let mut scenarios = vec![baseline.clone()];
+    for name in names {
+        match oidc::scenario(name, &p, n, duration).await {
+            Ok(stats) => scenarios.push(stats),
+            Err(e) => {
+                eprintln!("  oidc-provider {name} could not run: {e:#}");
+                failed.push(format!("oidc-provider {name}: {e:#}"));
+            }
+        }
+    }
+    for r in &mut scenarios {
+        r.ratio_to_baseline = Some(r.ops_per_sec / baseline.requests_per_sec);
+    }
+    let (version, node_version) = match &node {
+        Some(node) => (node.version.clone(), node.node.clone()),
+        None => ("(already running)".into(), "?".into()),
+    };
+    Ok(Comparison { version, node: node_version, idle_rss_mib, scenarios })
 }

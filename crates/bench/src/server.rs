@@ -51,7 +51,10 @@ pub fn default_binary() -> PathBuf {
 }
 
 impl Server {
-    pub fn start(binary: &Path, database_url: &str) -> anyhow::Result<Server> {
+    /// Starts the server; with `oidc_dir`, it also writes a configuration file there with
+    /// `public_url` and the bench's OpenID client ([`crate::oidc::phonegate_config`]) and listens
+    /// on a port chosen beforehand (the issuer names it).
+    pub fn start(binary: &Path, database_url: &str, oidc_dir: Option<&Path>) -> anyhow::Result<Server> {
         let key = Command::new(binary)
             .args(["keys", "create", "--name", "bench", "--json"])
             .env("PHONEGATE_DATABASE_URL", database_url)
@@ -63,8 +66,15 @@ impl Server {
         }
         let key: Value = serde_json::from_slice(&key.stdout)?;
         let mut serve = Command::new(binary);
+        let mut listen = "127.0.0.1:0".to_string();
+        if let Some(dir) = oidc_dir {
+            listen = free_loopback_address()?;
+            let config = dir.join("phonegate-bench.toml");
+            std::fs::write(&config, crate::oidc::phonegate_config(&format!("http://{listen}")))?;
+            serve.arg("--config").arg(config);
+        }
         serve
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["serve", "--listen", &listen, "--log-format", "json"])
             .env("PHONEGATE_DATABASE_URL", database_url)
             .envs(phonegate_store::testing::secret_file(database_url).map(|f| ("PHONEGATE_SECRET_FILE", f)))
             .stderr(Stdio::piped());
@@ -85,11 +95,12 @@ impl Server {
         let mut tier = tiers.pop().unwrap_or_default();
         let mut child = serve.envs(tier.iter().copied()).spawn()?;
         let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
+        let mut said = String::new();
         let address = loop {
             let mut line = String::new();
             if stderr.read_line(&mut line)? == 0 {
                 let _ = child.wait();
-                let Some(next) = tiers.pop() else { bail!("the server exited during start-up") };
+                let Some(next) = tiers.pop() else { bail!("the server exited during start-up; it said last: {}", said.trim()) };
                 eprintln!("phonegate-bench: the server did not start with {} keys; trying {}", tier.len(), next.len());
                 for (k, _) in tier.iter().filter(|(k, _)| !next.iter().any(|(n, _)| n == k)) {
                     serve.env_remove(k);
@@ -102,6 +113,7 @@ impl Server {
             if let Some(a) = serde_json::from_str::<Value>(&line).ok().and_then(|v| v["address"].as_str().map(str::to_string)) {
                 break a;
             }
+            said = line;
         };
         // Keep draining the server's log so it never blocks on a full pipe.
         std::thread::spawn(move || for _ in stderr.lines() {});
@@ -124,6 +136,12 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A loopback address with a port free at the moment (the kernel's choice, released at once).
+fn free_loopback_address() -> anyhow::Result<String> {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(socket.local_addr()?.to_string())
 }
 
 /// Resident memory of a process in KiB (`VmRSS`), 0 when unknown.
