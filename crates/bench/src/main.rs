@@ -204,7 +204,10 @@ async fn main() -> anyhow::Result<()> {
         println!("OpenID targets (issue 26): userinfo ≥ 0.50, oidc-refresh ≥ 0.10, oidc-authorize ≥ 0.05 (two requests per operation)");
     }
     if let Some(c) = &comparison {
-        println!("\noidc-provider {} on node {} (one process), the same client and scenarios, baseline = its node:http GET /healthz:", c.version, c.node);
+        println!(
+            "\noidc-provider {} on node {} (one process), the same client and scenarios, baseline = its node:http GET /healthz:",
+            c.version, c.node
+        );
         print_table(&c.scenarios, c.idle_rss_mib);
     }
     if let Some(l) = &login {
