@@ -148,7 +148,7 @@ impl Oidc {
         match outcome {
             Exchanged::Granted(granted) => {
                 let (user, session, refresh, code) = *granted;
-                let id_token = self.id_token(client, &user, &code, &session).await?;
+                let id_token = self.id_token(client, &user, &code).await?;
                 let (access_token, expires_in) = self.access_token(client, &user, &session, &code.scope).await?;
                 Ok(Tokens { access_token, expires_in, id_token: Some(id_token), refresh_token: refresh, scope: code.scope })
             }
@@ -230,7 +230,25 @@ impl Oidc {
                     None => granted,
                 };
                 let (access_token, expires_in) = self.access_token(client, &user, &session, &scope).await?;
-                Ok(Tokens { access_token, expires_in, id_token: None, refresh_token: Some(SecretString::from(next)), scope })
+                // A new ID token too, as most providers answer a refresh (OpenID Connect Core
+                // 12.2): the same person, login time and methods; no nonce.
+                let login = AuthCode {
+                    hash: Vec::new(),
+                    client_id: client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    redirect_uri: String::new(),
+                    scope: scope.clone(),
+                    nonce: None,
+                    challenge: None,
+                    auth_time: session.auth_time,
+                    amr: session.amr.clone(),
+                    browser_session: session.id.clone(),
+                    expires_at: session.expires_at,
+                    used_at: None,
+                    session_id: Some(session.id.clone()),
+                };
+                let id_token = Some(self.id_token(client, &user, &login).await?);
+                Ok(Tokens { access_token, expires_in, id_token, refresh_token: Some(SecretString::from(next)), scope })
             }
             Rotated::Reused(user_id) => {
                 self.audit
@@ -247,7 +265,8 @@ impl Oidc {
         }
     }
 
-    async fn id_token(&self, client: &OidcClient, user: &User, code: &AuthCode, grant: &Session) -> Result<String, OAuthError> {
+    /// An ID token for the login a code (or a grant's refresh) carries.
+    async fn id_token(&self, client: &OidcClient, user: &User, code: &AuthCode) -> Result<String, OAuthError> {
         self.accounts.ensure_key(client.id_token_alg).await?;
         let now = self.now().timestamp();
         let mut claims = serde_json::json!({
@@ -265,7 +284,6 @@ impl Oidc {
         if let Some(nonce) = &code.nonce {
             claims["nonce"] = nonce.clone().into();
         }
-        let _ = grant;
         release(&mut claims, user, &code.scope);
         let ring = self.accounts.ring().await?;
         ring.sign_as(client.id_token_alg, "JWT", &claims).ok_or_else(|| VerifyError::Crypto("no ID token signing key".into()).into())
