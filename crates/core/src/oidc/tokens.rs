@@ -207,6 +207,20 @@ impl Oidc {
             return Err(grant_error("invalid refresh token"));
         }
         let (accounts, hash, now) = (self.accounts.clone(), session::digest(token), self.now());
+        if let Some(asked) = req.scope.as_deref() {
+            // More scope than the grant has is refused before the token is spent.
+            let (h, cid) = (hash.clone(), client.client_id.clone());
+            let granted = ports::read(self.ctx.store.as_ref(), move |tx| {
+                let Some((sid, _)) = tx.refresh_token(&h)? else { return Ok(None) };
+                Ok::<_, VerifyError>(tx.session(&sid)?.filter(|s| s.client_id.as_deref() == Some(&cid)).and_then(|s| s.scope))
+            })
+            .await?;
+            if let Some(granted) = granted
+                && !asked.split(' ').filter(|a| !a.is_empty()).all(|a| granted.split(' ').any(|g| g == a))
+            {
+                return Err(OAuthError::new("invalid_scope", "more scope than the grant has"));
+            }
+        }
         let successor = self.accounts.successor(token);
         let cid = client.client_id.clone();
         let outcome = ports::write(self.ctx.store.as_ref(), move |tx| accounts.rotate(tx, &hash, (successor, Some(&cid)), now)).await?;
