@@ -331,7 +331,7 @@ impl Oidc {
         if token.len() > 4096 {
             return Ok(None);
         }
-        let ring = self.accounts.ring().await?;
+        let ring = self.accounts.ring_for(token).await?;
         let alg = self.accounts.settings().jwt_algorithm;
         let claims: Option<AccessClaims> = ring.verify_as(token, &[alg], &self.issuer, None, Some("at+jwt"));
         Ok(claims.filter(|c| c.aud == c.client_id && c.exp > self.now().timestamp()))
