@@ -1,5 +1,5 @@
 //! OpenID Connect: the clients (relying parties), the scopes they may ask for, an authorization
-//! code as stored, and a remembered consent. The provider's rules live in `crate::oidc`.
+//! code as stored, and a remembered consent. The provider's rules live in the `oidc` use cases.
 use super::jwt_key::JwtAlgorithm;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
