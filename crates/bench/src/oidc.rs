@@ -34,8 +34,9 @@ const SCOPE: &str = "openid profile phone";
 /// The same with a refresh token (`oidc-refresh`).
 const OFFLINE_SCOPE: &str = "openid profile phone offline_access";
 
-/// The client's part of phonegate's configuration file (`public_url` is the server's address).
-pub fn phonegate_config(public_url: &str) -> String {
+/// The client's part of phonegate's configuration file (`public_url` is the server's address),
+/// its ID tokens signed with `id_token_alg`.
+pub fn phonegate_config(public_url: &str, id_token_alg: &str) -> String {
     format!(
         r#"public_url = "{public_url}"
 
@@ -45,6 +46,7 @@ client_secret = "{CLIENT_SECRET}"
 redirect_uris = ["{REDIRECT_URI}"]
 scopes = ["openid", "profile", "phone", "email", "offline_access"]
 first_party = true
+id_token_signed_response_alg = "{id_token_alg}"
 # The scenarios run minutes after their tokens were issued.
 access_token_ttl = "1h"
 "#
@@ -440,7 +442,7 @@ pub struct NodeProvider {
 }
 
 impl NodeProvider {
-    pub fn start(node: &Path, dir: &Path) -> anyhow::Result<NodeProvider> {
+    pub fn start(node: &Path, dir: &Path, id_token_alg: &str) -> anyhow::Result<NodeProvider> {
         if !dir.join("node_modules").join("oidc-provider").is_dir() {
             bail!("{} has no node_modules/oidc-provider: run `npm ci` there first", dir.display());
         }
@@ -449,6 +451,7 @@ impl NodeProvider {
             .arg("0")
             .current_dir(dir)
             .env("NODE_ENV", "production")
+            .env("BENCH_ID_TOKEN_ALG", id_token_alg)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
