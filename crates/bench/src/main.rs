@@ -211,7 +211,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     if let Some(c) = &comparison {
-        println!("\noidc-provider {} on node {} (one process), the same client and scenarios, baseline = its node:http GET /healthz:", c.version, c.node);
+        println!(
+            "\noidc-provider {} on node {} (one process), the same client and scenarios, baseline = its node:http GET /healthz:",
+            c.version, c.node
+        );
         print_table(&c.scenarios, c.idle_rss_mib);
     }
     if let Some(l) = &login {
