@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the official Twilio and Vonage client libraries (Python and Node) against a real phonegate
-# server over HTTPS, the way an unmodified app would call them. Installs the libraries itself.
+# Runs the official Twilio and Vonage client libraries (Python and Node), and the OpenID Connect
+# relying parties openid-client (Node) and Authlib (Python), against a real phonegate server over
+# HTTPS, the way an unmodified app would call them. Installs the libraries itself.
 # Prints `sdk: N passed, M failed` last. Usage: sdk-tests/run.sh PATH_TO_PHONEGATE_BINARY
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,10 +31,49 @@ export SDK_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"
 export SDK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$key")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 export SDK_BASE="https://127.0.0.1:$port"
+# The OpenID Connect tests' clients (a confidential, a public and a resource server's per
+# language; nothing listens at their redirect URIs: the tests' scripted browser stops there), and
+# test numbers with a fixed code for the users they sign in. Refresh tokens without a reuse
+# interval, so that a spent one fails at once.
+export SDK_OIDC_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
+export SDK_TEST_CODE=246810
+rp=http://127.0.0.1:3000
+{
+    echo "public_url = \"$SDK_BASE\""
+    echo
+    echo "[accounts]"
+    echo "refresh_reuse = \"0s\""
+    echo
+    echo "[test_numbers]"
+    echo "\"+447700900*\" = \"$SDK_TEST_CODE\""
+    for lang in node py; do
+        cat <<TOML
+
+[oidc_clients.$lang-web]
+client_id = "$lang-web"
+client_secret = "$SDK_OIDC_SECRET"
+redirect_uris = ["$rp/$lang-web/callback"]
+post_logout_redirect_uris = ["$rp/$lang-web/"]
+
+[oidc_clients.$lang-spa]
+client_id = "$lang-spa"
+public = true
+first_party = true
+redirect_uris = ["$rp/$lang-spa/callback"]
+post_logout_redirect_uris = ["$rp/$lang-spa/"]
+id_token_signed_response_alg = "$([ $lang = py ] && echo ES256 || echo RS256)"
+
+[oidc_clients.$lang-rs]
+client_id = "$lang-rs"
+client_secret = "$SDK_OIDC_SECRET"
+redirect_uris = ["$rp/$lang-rs/callback"]
+TOML
+    done
+} >"$work/phonegate.toml"
 # Vonage refuses cancels in a verification's first 30 s; the SDK tests should not wait that long.
 # The silent simulator answers Twilio's SNA verifications (the dev outbox sends the SMS ones).
-PHONEGATE_COMPAT__VONAGE_MIN_CANCEL=0s PHONEGATE_SILENT__SIMULATOR=true "$bin" serve --listen "127.0.0.1:$port" \
-    --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" >"$work/server.log" 2>&1 &
+PHONEGATE_COMPAT__VONAGE_MIN_CANCEL=0s PHONEGATE_SILENT__SIMULATOR=true "$bin" serve --config "$work/phonegate.toml" \
+    --listen "127.0.0.1:$port" --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" >"$work/server.log" 2>&1 &
 server=$!
 up=""
 for _ in $(seq 100); do
@@ -63,7 +103,7 @@ export SDK_BANK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)
 passed=0
 failed=0
 
-# Python: the `twilio` and `vonage` packages, in a virtualenv under target/.
+# Python: the `twilio`, `vonage` and `Authlib` packages, in a virtualenv under target/.
 set +e
 (cd "$here/python" && REQUESTS_CA_BUNDLE="$ca" "$venv/bin/python" -m pytest -q -p no:cacheprovider . 2>&1) | tee "$work/pytest.log"
 set -e
@@ -71,7 +111,7 @@ set -e
 read -r p f < <(awk '/ in [0-9.]+s/ { p = 0; f = 0; for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p = $i; if ($(i+1) ~ /^(failed|error)/) f += $i } } END { print p + 0, f + 0 }' "$work/pytest.log")
 passed=$((passed + p)); failed=$((failed + f))
 
-# Node: the `twilio` and `@vonage/server-sdk` packages, from the committed lockfile.
+# Node: the `twilio`, `@vonage/server-sdk` and `openid-client` packages, from the committed lockfile.
 set +e
 (cd "$here/node" && NODE_EXTRA_CA_CERTS="$ca" node --test 2>&1) | tee "$work/node.log"
 set -e

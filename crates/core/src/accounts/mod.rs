@@ -388,6 +388,19 @@ impl Accounts {
         }
     }
 
+    /// The keys to verify `token` with: re-read when it names a key made since (another
+    /// instance rotated), at most once a second.
+    pub(crate) async fn ring_for(&self, token: &str) -> Result<Arc<KeyRing>, VerifyError> {
+        let ring = self.ring().await?;
+        if !ring.knows_kid(token) {
+            let recent = self.keys.loaded.lock().map(|at| at.elapsed() < std::time::Duration::from_secs(1)).unwrap_or(true);
+            if !recent {
+                return self.load_keys().await;
+            }
+        }
+        Ok(ring)
+    }
+
     /// The public keys, as a JWK set.
     pub async fn jwks(&self) -> Result<serde_json::Value, VerifyError> {
         Ok(self.ring().await?.jwks().clone())
@@ -425,14 +438,7 @@ impl Accounts {
                 Err(VerifyError::Unauthenticated)
             };
         }
-        let mut ring = self.ring().await?;
-        if !ring.knows_kid(token) {
-            // A key made since (another instance rotated): re-read at most once a second.
-            let recent = self.keys.loaded.lock().map(|at| at.elapsed() < std::time::Duration::from_secs(1)).unwrap_or(true);
-            if !recent {
-                ring = self.load_keys().await?;
-            }
-        }
+        let ring = self.ring_for(token).await?;
         let claims = ring.verify(token, &self.issuer, &self.settings.jwt_audience, self.now()).ok_or(VerifyError::Unauthenticated)?;
         if let Ok(mut m) = self.verified.write() {
             if m.len() >= VERIFIED_TOKENS {

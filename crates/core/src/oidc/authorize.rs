@@ -133,8 +133,8 @@ impl Oidc {
             Some(err("unsupported_response_type", "response_type must be code"))
         } else if r.response_mode.as_deref().is_some_and(|m| m != "query") {
             Some(err("invalid_request", "response_mode must be query"))
-        } else if r.state.as_deref().is_some_and(|s| s.len() > 1000) || r.nonce.as_deref().is_some_and(|n| n.len() > 500) {
-            Some(err("invalid_request", "state or nonce is too long"))
+        } else if too_long(r) {
+            Some(err("invalid_request", "a parameter is too long (state: 1000 characters, nonce: 500, the others: 200)"))
         } else {
             match v.client.grant_scopes(r.scope.as_deref().unwrap_or_default()) {
                 Err(s) => Some(err("invalid_scope", &format!("scope {s:?} is not allowed for this client"))),
@@ -313,6 +313,15 @@ impl Oidc {
         q.append_pair("iss", &self.issuer);
         join_query(&v.redirect_uri, &q.finish())
     }
+}
+
+/// Whether a parameter is longer than a sealed request may carry through the login pages.
+fn too_long(r: &AuthRequest) -> bool {
+    let short =
+        [&r.scope, &r.prompt, &r.max_age, &r.login_hint, &r.ui_locales, &r.code_challenge, &r.code_challenge_method, &r.response_mode];
+    r.state.as_deref().is_some_and(|s| s.len() > 1000)
+        || r.nonce.as_deref().is_some_and(|n| n.len() > 500)
+        || short.iter().any(|v| v.as_deref().is_some_and(|v| v.len() > 200))
 }
 
 /// PKCE (RFC 7636): S256 only; required of public clients.

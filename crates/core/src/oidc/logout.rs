@@ -54,7 +54,7 @@ impl Oidc {
         // issuer still say who it was for.
         let hint: Option<HintClaims> = match req.id_token_hint.as_deref() {
             Some(t) if t.len() <= 8192 => {
-                let ring = self.accounts.ring().await?;
+                let ring = self.accounts.ring_for(t).await?;
                 let claims: Option<HintClaims> = ring.verify_as(t, &JwtAlgorithm::ALL, &self.issuer, None, Some("JWT"));
                 let claims = claims.filter(|c| c.aud != self.accounts.settings().jwt_audience);
                 Some(claims.ok_or_else(|| bad("id_token_hint is not a valid ID token of this issuer"))?)

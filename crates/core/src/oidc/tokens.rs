@@ -148,7 +148,7 @@ impl Oidc {
         match outcome {
             Exchanged::Granted(granted) => {
                 let (user, session, refresh, code) = *granted;
-                let id_token = self.id_token(client, &user, &code, &session).await?;
+                let id_token = self.id_token(client, &user, &code).await?;
                 let (access_token, expires_in) = self.access_token(client, &user, &session, &code.scope).await?;
                 Ok(Tokens { access_token, expires_in, id_token: Some(id_token), refresh_token: refresh, scope: code.scope })
             }
@@ -207,6 +207,20 @@ impl Oidc {
             return Err(grant_error("invalid refresh token"));
         }
         let (accounts, hash, now) = (self.accounts.clone(), session::digest(token), self.now());
+        if let Some(asked) = req.scope.as_deref() {
+            // More scope than the grant has is refused before the token is spent.
+            let (h, cid) = (hash.clone(), client.client_id.clone());
+            let granted = ports::read(self.ctx.store.as_ref(), move |tx| {
+                let Some((sid, _)) = tx.refresh_token(&h)? else { return Ok(None) };
+                Ok::<_, VerifyError>(tx.session(&sid)?.filter(|s| s.client_id.as_deref() == Some(&cid)).and_then(|s| s.scope))
+            })
+            .await?;
+            if let Some(granted) = granted
+                && !asked.split(' ').filter(|a| !a.is_empty()).all(|a| granted.split(' ').any(|g| g == a))
+            {
+                return Err(OAuthError::new("invalid_scope", "more scope than the grant has"));
+            }
+        }
         let successor = self.accounts.successor(token);
         let cid = client.client_id.clone();
         let outcome = ports::write(self.ctx.store.as_ref(), move |tx| accounts.rotate(tx, &hash, (successor, Some(&cid)), now)).await?;
@@ -230,7 +244,25 @@ impl Oidc {
                     None => granted,
                 };
                 let (access_token, expires_in) = self.access_token(client, &user, &session, &scope).await?;
-                Ok(Tokens { access_token, expires_in, id_token: None, refresh_token: Some(SecretString::from(next)), scope })
+                // A new ID token too, as most providers answer a refresh (OpenID Connect Core
+                // 12.2): the same person, login time and methods; no nonce.
+                let login = AuthCode {
+                    hash: Vec::new(),
+                    client_id: client.client_id.clone(),
+                    user_id: user.id.clone(),
+                    redirect_uri: String::new(),
+                    scope: scope.clone(),
+                    nonce: None,
+                    challenge: None,
+                    auth_time: session.auth_time,
+                    amr: session.amr.clone(),
+                    browser_session: session.id.clone(),
+                    expires_at: session.expires_at,
+                    used_at: None,
+                    session_id: Some(session.id.clone()),
+                };
+                let id_token = Some(self.id_token(client, &user, &login).await?);
+                Ok(Tokens { access_token, expires_in, id_token, refresh_token: Some(SecretString::from(next)), scope })
             }
             Rotated::Reused(user_id) => {
                 self.audit
@@ -247,7 +279,8 @@ impl Oidc {
         }
     }
 
-    async fn id_token(&self, client: &OidcClient, user: &User, code: &AuthCode, grant: &Session) -> Result<String, OAuthError> {
+    /// An ID token for the login a code (or a grant's refresh) carries.
+    async fn id_token(&self, client: &OidcClient, user: &User, code: &AuthCode) -> Result<String, OAuthError> {
         self.accounts.ensure_key(client.id_token_alg).await?;
         let now = self.now().timestamp();
         let mut claims = serde_json::json!({
@@ -265,7 +298,6 @@ impl Oidc {
         if let Some(nonce) = &code.nonce {
             claims["nonce"] = nonce.clone().into();
         }
-        let _ = grant;
         release(&mut claims, user, &code.scope);
         let ring = self.accounts.ring().await?;
         ring.sign_as(client.id_token_alg, "JWT", &claims).ok_or_else(|| VerifyError::Crypto("no ID token signing key".into()).into())
@@ -299,7 +331,7 @@ impl Oidc {
         if token.len() > 4096 {
             return Ok(None);
         }
-        let ring = self.accounts.ring().await?;
+        let ring = self.accounts.ring_for(token).await?;
         let alg = self.accounts.settings().jwt_algorithm;
         let claims: Option<AccessClaims> = ring.verify_as(token, &[alg], &self.issuer, None, Some("at+jwt"));
         Ok(claims.filter(|c| c.aud == c.client_id && c.exp > self.now().timestamp()))

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
 
-const PAGES: [&str; 4] = ["/admin/members", "/admin/invites", "/admin/audit", "/admin/dashboard"];
+const PAGES: [&str; 5] = ["/admin/members", "/admin/invites", "/admin/apps", "/admin/audit", "/admin/dashboard"];
 
 /// A browser signed in as a new admin, asking for `language`; no automatic redirects.
 async fn admin_browser(app: &TestApp, language: &str) -> reqwest::Client {
@@ -203,4 +203,63 @@ async fn the_audit_log_pages_through_every_event_once_and_back() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let html = r.text().await.unwrap();
     assert!(html.contains("This page link is not valid") && subjects(&html) == subjects(&pages[0]), "{html}");
+}
+
+/// The field's value in a page (the first `name="NAME" value="…"`).
+fn csrf_of(html: &str) -> String {
+    html.split(r#"name="csrf" value=""#).nth(1).and_then(|p| p.split('"').next()).unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_apps_page_adds_an_openid_client_shows_its_secret_once_rekeys_and_deletes_it() {
+    let app = TestApp::spawn_with(|c| c.public_url = Some("https://id.example".into())).await;
+    let b = admin_browser(&app, "en").await;
+    let page = html(&b, &app, "/admin/apps").await;
+    assert!(page.contains("No apps yet."), "{page}");
+    let csrf = csrf_of(&page);
+    let form =
+        [("csrf", csrf.as_str()), ("name", "Wiki"), ("redirect_uris", "https://wiki.example/cb\n"), ("post_logout_redirect_uris", "")];
+    let r = b.post(app.url("/admin/apps")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let made = r.text().await.unwrap();
+    let field = |html: &str, id: &str| html.split(&format!(r#"id="{id}">"#)).nth(1).and_then(|p| p.split('<').next()).unwrap().to_string();
+    let (client_id, secret) = (field(&made, "client-id"), field(&made, "client-secret"));
+    assert!(secret.starts_with("cs_") && made.contains("shown only this once"), "{made}");
+    // The secret authenticates the client; the list never shows it again.
+    let introspect = |secret: String| {
+        let (app, id) = (&app, client_id.clone());
+        async move {
+            app.client
+                .post(app.url("/oauth2/introspect"))
+                .basic_auth(id, Some(secret))
+                .form(&[("token", "x")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(introspect(secret.clone()).await, StatusCode::OK);
+    let listed = html(&b, &app, "/admin/apps").await;
+    assert!(listed.contains(&format!(r#"data-client="{client_id}""#)) && !listed.contains(&secret), "{listed}");
+    // A new secret replaces the old one at once.
+    let r = b.post(app.url("/admin/apps/secret")).form(&[("csrf", csrf.as_str()), ("client_id", client_id.as_str())]).send().await.unwrap();
+    let rekeyed = field(&r.text().await.unwrap(), "client-secret");
+    assert_eq!(introspect(secret).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(introspect(rekeyed.clone()).await, StatusCode::OK);
+    // An unsafe redirect URI is refused with the reason; deleting ends the client.
+    let bad = [("csrf", csrf.as_str()), ("name", "Evil"), ("redirect_uris", "http://evil.example/cb")];
+    let r = b.post(app.url("/admin/apps")).form(&bad).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = b.post(app.url("/admin/apps/delete")).form(&[("csrf", csrf.as_str()), ("client_id", client_id.as_str())]).send().await.unwrap();
+    assert_eq!(location(&r), "/admin/apps?done=app_deleted");
+    assert_eq!(introspect(rekeyed).await, StatusCode::UNAUTHORIZED);
+    // Without the form's token nothing happens.
+    let r = b
+        .post(app.url("/admin/apps"))
+        .form(&[("csrf", "forged"), ("name", "X"), ("redirect_uris", "https://x.example/cb")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }

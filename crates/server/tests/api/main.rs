@@ -7,6 +7,7 @@ mod invites;
 mod key_file;
 mod lockout;
 mod oidc;
+mod oidc_rules;
 
 mod account_changes;
 mod account_email;

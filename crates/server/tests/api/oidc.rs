@@ -9,11 +9,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::Digest;
 
-const ISSUER: &str = "https://id.example";
-const RP: &str = "https://rp.example/cb";
-const SECRET: &str = "rp-secret-0123456789";
+pub(crate) const ISSUER: &str = "https://id.example";
+pub(crate) const RP: &str = "https://rp.example/cb";
+pub(crate) const SECRET: &str = "rp-secret-0123456789";
 
-async fn app() -> TestApp {
+pub(crate) async fn app() -> TestApp {
     let config = format!(
         r#"
 public_url = "{ISSUER}"
@@ -26,6 +26,11 @@ public = true
 name = "Single page"
 redirect_uris = ["http://127.0.0.1:3000/cb"]
 id_token_signed_response_alg = "ES256"
+[oidc_clients.staff]
+client_secret = "staff-secret-0123456789"
+redirect_uris = ["https://staff.example/cb"]
+require_roles = ["admin"]
+first_party = true
 [oidc_clients.other]
 client_secret = "other-secret-0123456789"
 redirect_uris = ["https://other.example/cb"]
@@ -40,37 +45,37 @@ first_party = true
     .await
 }
 
-fn browser() -> reqwest::Client {
+pub(crate) fn browser() -> reqwest::Client {
     reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
     html[at..].split('"').next().unwrap().to_string()
 }
 
-fn field_of(html: &str, name: &str) -> String {
+pub(crate) fn field_of(html: &str, name: &str) -> String {
     let mark = format!("name=\"{name}\" value=\"");
     let at = html.find(&mark).unwrap_or_else(|| panic!("a {name} field in {html}")) + mark.len();
     html[at..].split('"').next().unwrap().replace("&#x2B;", "+").replace("&amp;", "&")
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
 
-fn query(url: &str, name: &str) -> Option<String> {
+pub(crate) fn query(url: &str, name: &str) -> Option<String> {
     let q = url.split_once('?')?.1;
     url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.to_string())
 }
 
-fn pkce() -> (String, String) {
+pub(crate) fn pkce() -> (String, String) {
     let verifier = B64.encode(rand::random::<[u8; 32]>());
     let challenge = B64.encode(sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 
-fn authorize_url(client: &str, redirect: &str, scope: &str, challenge: Option<&str>, extra: &str) -> String {
+pub(crate) fn authorize_url(client: &str, redirect: &str, scope: &str, challenge: Option<&str>, extra: &str) -> String {
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("client_id", client).append_pair("redirect_uri", redirect).append_pair("response_type", "code");
     q.append_pair("scope", scope).append_pair("state", "st-1").append_pair("nonce", "n-1");
@@ -110,6 +115,9 @@ async fn code_for(app: &TestApp, phone: &str, scope: &str, challenge: &str) -> (
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let login = location(&r);
     assert!(login.starts_with("/login?") && login.contains(&format!("phone={}", phone.replace('+', "%2B"))), "{login}");
+    // The login page keeps the request for a newcomer who signs up instead.
+    let html = b.get(app.url(&login)).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("href=\"/signup?return_to=/oauth2/authorize/resume%3Frequest%3D"), "{html}");
     let consent = sign_up_from(app, &b, &login, phone).await;
     assert_eq!(consent.status(), StatusCode::OK);
     assert_eq!(consent.headers()["x-frame-options"], "DENY");
@@ -124,7 +132,7 @@ async fn code_for(app: &TestApp, phone: &str, scope: &str, challenge: &str) -> (
     (b, query(&back, "code").unwrap())
 }
 
-async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
+pub(crate) async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> reqwest::Response {
     let mut req = app.client.post(app.url("/oauth2/token")).form(form);
     if let Some((id, secret)) = basic {
         req = req.basic_auth(id, Some(secret));
@@ -133,7 +141,7 @@ async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>
 }
 
 /// The claims of a JWT after checking its signature against the server's JWKS.
-async fn verified(app: &TestApp, jwt: &str, audience: &str) -> Value {
+pub(crate) async fn verified(app: &TestApp, jwt: &str, audience: &str) -> Value {
     let jwks: Value = app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
     let header = jsonwebtoken::decode_header(jwt).unwrap();
     let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"].as_str() == header.kid.as_deref()).expect("the kid is published");

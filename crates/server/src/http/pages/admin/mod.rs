@@ -1,6 +1,7 @@
 //! The admin console: a page each for the members, the invites, the audit log and the
 //! dashboard, with a navigation between them, in English or German like the other pages. Every
 //! action is a CSRF-checked form over the same core calls as the admin JSON API.
+mod apps;
 mod audit;
 mod chart;
 mod dashboard;
@@ -31,6 +32,9 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/admin/members/{id}/{action}", post(members::action))
         .route("/admin/members/{id}/sessions/{session}/revoke", post(members::revoke_device))
         .route("/admin/invite-code/rotate", post(invites::rotate_code))
+        .route("/admin/apps", get(apps::page).post(apps::create))
+        .route("/admin/apps/secret", post(apps::rotate))
+        .route("/admin/apps/delete", post(apps::delete))
 }
 
 /// The console's pages.
@@ -40,10 +44,11 @@ enum Section {
     Invites,
     Audit,
     Dashboard,
+    Apps,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [Section::Members, Section::Invites, Section::Audit, Section::Dashboard];
+    const ALL: [Section; 5] = [Section::Members, Section::Invites, Section::Apps, Section::Audit, Section::Dashboard];
 
     fn path(self) -> &'static str {
         match self {
@@ -51,6 +56,7 @@ impl Section {
             Section::Invites => "/admin/invites",
             Section::Audit => "/admin/audit",
             Section::Dashboard => "/admin/dashboard",
+            Section::Apps => "/admin/apps",
         }
     }
 
@@ -60,6 +66,7 @@ impl Section {
             Section::Invites => a.invites,
             Section::Audit => a.audit,
             Section::Dashboard => a.dashboard,
+            Section::Apps => a.apps,
         }
     }
 }

@@ -100,6 +100,25 @@ pub struct AdminTexts {
     pub prefix: &'static str,
     pub paused_at: &'static str,
     pub none_throttled: &'static str,
+    // OpenID clients.
+    pub apps: &'static str,
+    pub app_new: &'static str,
+    pub app_name: &'static str,
+    pub app_redirects: &'static str,
+    pub app_logout_redirects: &'static str,
+    pub app_public: &'static str,
+    pub app_first_party: &'static str,
+    pub app_create: &'static str,
+    pub app_secret_once: &'static str,
+    pub app_client_id: &'static str,
+    pub app_client_secret: &'static str,
+    pub app_rotate: &'static str,
+    pub app_delete: &'static str,
+    pub app_configured: &'static str,
+    pub app_kind_public: &'static str,
+    pub app_kind_confidential: &'static str,
+    pub no_apps: &'static str,
+    pub done_app_deleted: &'static str,
 }
 
 pub const EN: AdminTexts = AdminTexts {
@@ -194,6 +213,24 @@ pub const EN: AdminTexts = AdminTexts {
     prefix: "Prefix",
     paused_at: "Paused at",
     none_throttled: "None in the last 24 hours.",
+    apps: "Apps (OpenID)",
+    app_new: "Add an app",
+    app_name: "Name",
+    app_redirects: "Redirect URIs (one per line, matched exactly)",
+    app_logout_redirects: "After logout, back to (one per line, optional)",
+    app_public: "Public client: no secret, PKCE (a browser or mobile app)",
+    app_first_party: "Your own app: no consent page",
+    app_create: "Add app",
+    app_secret_once: "Copy the client secret now: it is shown only this once.",
+    app_client_id: "Client ID",
+    app_client_secret: "Client secret",
+    app_rotate: "New secret",
+    app_delete: "Delete",
+    app_configured: "in the configuration",
+    app_kind_public: "public",
+    app_kind_confidential: "confidential",
+    no_apps: "No apps yet.",
+    done_app_deleted: "The app was deleted; its sign-ins and tokens ended.",
 };
 
 pub const DE: AdminTexts = AdminTexts {
@@ -288,6 +325,24 @@ pub const DE: AdminTexts = AdminTexts {
     prefix: "Vorwahl",
     paused_at: "Pausiert um",
     none_throttled: "Keine in den letzten 24 Stunden.",
+    apps: "Apps (OpenID)",
+    app_new: "App hinzufügen",
+    app_name: "Name",
+    app_redirects: "Weiterleitungs-URIs (eine pro Zeile, exakt verglichen)",
+    app_logout_redirects: "Nach dem Abmelden zurück zu (eine pro Zeile, optional)",
+    app_public: "Öffentlicher Client: kein Geheimnis, PKCE (Browser- oder Mobil-App)",
+    app_first_party: "Eigene App: keine Einwilligungsseite",
+    app_create: "App hinzufügen",
+    app_secret_once: "Kopieren Sie das Client-Geheimnis jetzt: Es wird nur dieses eine Mal angezeigt.",
+    app_client_id: "Client-ID",
+    app_client_secret: "Client-Geheimnis",
+    app_rotate: "Neues Geheimnis",
+    app_delete: "Löschen",
+    app_configured: "in der Konfiguration",
+    app_kind_public: "öffentlich",
+    app_kind_confidential: "vertraulich",
+    no_apps: "Noch keine Apps.",
+    done_app_deleted: "Die App wurde gelöscht; ihre Anmeldungen und Tokens sind beendet.",
 };
 
 /// The console's words in the language of the page's other words.
@@ -317,6 +372,7 @@ impl AdminTexts {
             "demoted" => self.done_demoted,
             "signed_out" => self.done_signed_out,
             "rotated" => self.done_rotated,
+            "app_deleted" => self.done_app_deleted,
             _ => return None,
         })
     }
