@@ -10,7 +10,8 @@
 //
 // Usage: node server.mjs [PORT]  (or PORT in the environment; 0 or none: any free port). Prints
 // one line of JSON when ready: {"address":"127.0.0.1:PORT","issuer":…,"client_id":…,…}.
-// BENCH_CLIENT_ID, BENCH_CLIENT_SECRET and BENCH_REDIRECT_URI change the client.
+// BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_REDIRECT_URI and BENCH_ID_TOKEN_ALG (RS256, ES256 or
+// EdDSA) change the client.
 import * as crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as http from 'node:http';
@@ -24,7 +25,7 @@ const client = {
   grant_types: ['authorization_code', 'refresh_token'],
   response_types: ['code'],
   token_endpoint_auth_method: 'client_secret_basic',
-  id_token_signed_response_alg: 'RS256',
+  id_token_signed_response_alg: process.env.BENCH_ID_TOKEN_ALG ?? 'RS256',
 };
 
 /** Everything the provider stores, per model, in plain Maps; expired entries are swept. */
@@ -116,8 +117,12 @@ async function findAccount(_ctx, id) {
   };
 }
 
-const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg: 'RS256' };
+/** A new signing key of each algorithm the client may ask for. */
+const keys = [
+  ['RS256', crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })],
+  ['ES256', crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })],
+  ['EdDSA', crypto.generateKeyPairSync('ed25519')],
+].map(([alg, { privateKey }]) => ({ ...privateKey.export({ format: 'jwk' }), kid: crypto.randomUUID(), use: 'sig', alg }));
 
 let provider;
 const server = http.createServer(async (req, res) => {
@@ -163,7 +168,7 @@ server.listen(port, '127.0.0.1', () => {
     adapter: MemoryAdapter,
     clients: [client],
     findAccount,
-    jwks: { keys: [jwk] },
+    jwks: { keys },
     cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
     claims: {
       openid: ['sub'],

@@ -75,6 +75,10 @@ struct Args {
     /// source tree this program was built from).
     #[arg(long)]
     oidc_provider_dir: Option<PathBuf>,
+    /// The algorithm of the bench client's ID tokens, at both providers (RS256 is the one every
+    /// OpenID provider must support; ES256 and EdDSA are cheaper to sign).
+    #[arg(long, default_value = "RS256", value_parser = clap::builder::PossibleValuesParser::new(["RS256", "ES256", "EdDSA"]))]
+    id_token_alg: String,
     /// The Node.js program that runs it (oidc-provider 9 wants Node 22 or later).
     #[arg(long, default_value = "node")]
     node: PathBuf,
@@ -98,7 +102,7 @@ async fn main() -> anyhow::Result<()> {
     if comparing && oidc_named.is_empty() {
         anyhow::bail!("the comparison with oidc-provider runs the OpenID scenarios: name them, e.g. --scenarios {}", oidc::NAMES.join(","));
     }
-    let srv = server::Server::start(&binary, &url, (!oidc_named.is_empty()).then(|| dir.path()))?;
+    let srv = server::Server::start(&binary, &url, (!oidc_named.is_empty()).then(|| dir.path()), &args.id_token_alg)?;
     let mut ctx = Ctx::new(srv.base.clone(), srv.key_id.clone(), srv.secret.clone(), args.connections);
     ctx.twilio_service = scenarios::twilio_service(&ctx).await?;
     let ctx = Arc::new(ctx);
@@ -201,7 +205,10 @@ async fn main() -> anyhow::Result<()> {
     }
     print_table(&results, idle_rss);
     if !oidc_named.is_empty() {
-        println!("OpenID targets (issue 26): userinfo ≥ 0.50, oidc-refresh ≥ 0.10, oidc-authorize ≥ 0.05 (two requests per operation)");
+        println!(
+            "OpenID targets (issue 26): userinfo ≥ 0.50, oidc-refresh ≥ 0.10, oidc-authorize ≥ 0.05 (two requests per operation); ID tokens {}",
+            args.id_token_alg
+        );
     }
     if let Some(c) = &comparison {
         println!(
@@ -226,6 +233,7 @@ async fn main() -> anyhow::Result<()> {
             "scenarios": results,
             "growth": growth,
             "password_login": login,
+            "id_token_alg": args.id_token_alg,
             "oidc_provider": comparison,
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
@@ -281,7 +289,7 @@ async fn compare(args: &Args, names: &[String], n: usize, duration: Duration, fa
         Some(url) => (None, url.trim_end_matches('/').to_string()),
         None => {
             let dir = args.oidc_provider_dir.clone().unwrap_or_else(oidc::default_node_dir);
-            let node = oidc::NodeProvider::start(&args.node, &dir)?;
+            let node = oidc::NodeProvider::start(&args.node, &dir, &args.id_token_alg)?;
             let base = node.base.clone();
             (Some(node), base)
         }

@@ -34,8 +34,9 @@ const SCOPE: &str = "openid profile phone";
 /// The same with a refresh token (`oidc-refresh`).
 const OFFLINE_SCOPE: &str = "openid profile phone offline_access";
 
-/// The client's part of phonegate's configuration file (`public_url` is the server's address).
-pub fn phonegate_config(public_url: &str) -> String {
+/// The client's part of phonegate's configuration file (`public_url` is the server's address),
+/// its ID tokens signed with `id_token_alg`.
+pub fn phonegate_config(public_url: &str, id_token_alg: &str) -> String {
     format!(
         r#"public_url = "{public_url}"
 
@@ -45,6 +46,7 @@ client_secret = "{CLIENT_SECRET}"
 redirect_uris = ["{REDIRECT_URI}"]
 scopes = ["openid", "profile", "phone", "email", "offline_access"]
 first_party = true
+id_token_signed_response_alg = "{id_token_alg}"
 # The scenarios run minutes after their tokens were issued.
 access_token_ttl = "1h"
 "#
@@ -440,7 +442,7 @@ pub struct NodeProvider {
 }
 
 impl NodeProvider {
-    pub fn start(node: &Path, dir: &Path) -> anyhow::Result<NodeProvider> {
+    pub fn start(node: &Path, dir: &Path, id_token_alg: &str) -> anyhow::Result<NodeProvider> {
         if !dir.join("node_modules").join("oidc-provider").is_dir() {
             bail!("{} has no node_modules/oidc-provider: run `npm ci` there first", dir.display());
         }
@@ -449,6 +451,7 @@ impl NodeProvider {
             .arg("0")
             .current_dir(dir)
             .env("NODE_ENV", "production")
+            .env("BENCH_ID_TOKEN_ALG", id_token_alg)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -480,5 +483,58 @@ impl Drop for NodeProvider {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderMap, HeaderValue, SET_COOKIE};
+
+    fn set_cookies(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(SET_COOKIE, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn url(path: &str) -> reqwest::Url {
+        reqwest::Url::parse(&format!("http://127.0.0.1:1{path}")).unwrap()
+    }
+
+    #[test]
+    fn the_jar_sends_cookies_by_path_and_forgets_removed_ones() {
+        let mut jar = Jar::parse("phonegate_session=abc");
+        jar.update(&set_cookies(&[
+            "_interaction=i1; path=/interaction/UiD; httponly",
+            "_session=s1; path=/; expires=Mon, 21 Dec 2026 20:00:00 GMT; samesite=lax",
+        ]));
+        assert_eq!(jar.header(&url("/interaction/UiD")), "phonegate_session=abc; _interaction=i1; _session=s1");
+        assert_eq!(jar.header(&url("/interaction/UiDx")), "phonegate_session=abc; _session=s1");
+        assert_eq!(jar.header(&url("/oauth2/authorize")), "phonegate_session=abc; _session=s1");
+        jar.update(&set_cookies(&["_session=s2; path=/", "phonegate_session=; Path=/; Max-Age=0"]));
+        assert_eq!(jar.header(&url("/oauth2/authorize")), "_session=s2");
+        jar.update(&set_cookies(&["_session=x; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT"]));
+        assert_eq!(jar.header(&url("/")), "");
+    }
+
+    #[test]
+    fn a_code_counts_only_in_a_redirect_to_the_client_with_its_state() {
+        let ok = format!("{REDIRECT_URI}?code=c0de&state=s1&iss=http%3A%2F%2F127.0.0.1");
+        assert_eq!(code_of(&ok, "s1"), Some(Ok("c0de".into())));
+        assert!(matches!(code_of(&ok, "s2"), Some(Err(_))));
+        assert!(matches!(code_of(&format!("{REDIRECT_URI}?error=access_denied&state=s1"), "s1"), Some(Err(_))));
+        assert_eq!(code_of("/login?return_to=%2Foauth2%2Fauthorize%2Fresume", "s1"), None);
+    }
+
+    #[test]
+    fn pkce_pairs_are_valid_and_differ() {
+        let (v1, c1) = pkce(1, 1);
+        let (v2, _) = pkce(1, 2);
+        assert_ne!(v1, v2);
+        assert!((43..=128).contains(&v1.len()) && v1.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)));
+        assert_eq!(c1, base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(v1.as_bytes())));
+        assert_eq!(c1.len(), 43);
     }
 }

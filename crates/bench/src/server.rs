@@ -53,8 +53,9 @@ pub fn default_binary() -> PathBuf {
 impl Server {
     /// Starts the server; with `oidc_dir`, it also writes a configuration file there with
     /// `public_url` and the bench's OpenID client ([`crate::oidc::phonegate_config`]) and listens
-    /// on a port chosen beforehand (the issuer names it).
-    pub fn start(binary: &Path, database_url: &str, oidc_dir: Option<&Path>) -> anyhow::Result<Server> {
+    /// on a port chosen beforehand (the issuer names it); its ID tokens are signed with
+    /// `id_token_alg`.
+    pub fn start(binary: &Path, database_url: &str, oidc_dir: Option<&Path>, id_token_alg: &str) -> anyhow::Result<Server> {
         let key = Command::new(binary)
             .args(["keys", "create", "--name", "bench", "--json"])
             .env("PHONEGATE_DATABASE_URL", database_url)
@@ -70,7 +71,7 @@ impl Server {
         if let Some(dir) = oidc_dir {
             listen = free_loopback_address()?;
             let config = dir.join("phonegate-bench.toml");
-            std::fs::write(&config, crate::oidc::phonegate_config(&format!("http://{listen}")))?;
+            std::fs::write(&config, crate::oidc::phonegate_config(&format!("http://{listen}"), id_token_alg))?;
             serve.arg("--config").arg(config);
         }
         serve

@@ -8,7 +8,20 @@ fn help_lists_every_option() {
     let out = Command::new(env!("CARGO_BIN_EXE_phonegate-bench")).arg("--help").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let help = String::from_utf8_lossy(&out.stdout);
-    for option in ["--duration", "--connections", "--scenarios", "--postgres", "--growth-rows", "--json", "--server"] {
+    for option in [
+        "--duration",
+        "--connections",
+        "--scenarios",
+        "--postgres",
+        "--growth-rows",
+        "--json",
+        "--server",
+        "--compare-oidc-provider",
+        "--oidc-provider",
+        "--oidc-provider-dir",
+        "--node",
+        "--id-token-alg",
+    ] {
         assert!(help.contains(option), "{option} in\n{help}");
     }
 }
@@ -38,4 +51,20 @@ fn a_missing_server_binary_is_reported() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run /nonexistent/phonegate"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_oidc_provider_comparison_needs_the_openid_scenarios() {
+    let out = Command::new(env!("CARGO_BIN_EXE_phonegate-bench"))
+        .args(["--scenarios", "start", "--compare-oidc-provider", "--server", "/nonexistent/phonegate"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("userinfo,oidc-refresh,oidc-authorize") && !err.contains("cannot run"), "{err}");
+    let help = Command::new(env!("CARGO_BIN_EXE_phonegate-bench")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for name in ["userinfo", "oidc-refresh", "oidc-authorize"] {
+        assert!(help.contains(name), "{name} in\n{help}");
+    }
 }
