@@ -88,7 +88,12 @@ pub struct Oidc {
     issuer: Arc<str>,
     configured: Arc<BTreeMap<String, OidcClient>>,
     cache: Arc<RwLock<ClientCache>>,
+    /// Access tokens whose signature was checked, with their claims.
+    verified: Arc<RwLock<HashMap<String, tokens::AccessClaims>>>,
 }
+
+/// Access tokens remembered as verified, at most (then the memory starts afresh).
+const VERIFIED_TOKENS: usize = 10_000;
 
 impl Oidc {
     /// The provider with the configured clients; makes the signing keys their ID tokens need.
@@ -109,6 +114,7 @@ impl Oidc {
             issuer: accounts.issuer().into(),
             configured: Arc::new(configured),
             cache: Default::default(),
+            verified: Default::default(),
         };
         let stored = ports::read(this.ctx.store.as_ref(), |tx| Ok::<_, VerifyError>(tx.oidc_clients()?)).await?;
         let mut algs: Vec<_> = this.configured.values().chain(&stored).map(|c| c.id_token_alg).collect();

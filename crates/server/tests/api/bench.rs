@@ -43,3 +43,24 @@ fn the_bench_tool_runs_every_scenario_and_reports_json() {
     assert!(v["idle_rss_mib"].as_f64().unwrap() > 1.0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("[pair]"), "progress is shown while it runs");
 }
+
+#[test]
+fn the_openid_scenarios_run_and_report_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("bench.json");
+    let mut cmd = std::process::Command::new(bench_binary());
+    cmd.args(["--duration", "1", "--connections", "4", "--json", report.to_str().unwrap()])
+        .args(["--scenarios", "userinfo,oidc-refresh,oidc-authorize"])
+        .args(["--server", env!("CARGO_BIN_EXE_phonegate")])
+        .env_remove("PHONEGATE_CONFIG");
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let names: Vec<&str> = v["scenarios"].as_array().unwrap().iter().map(|s| s["scenario"].as_str().unwrap()).collect();
+    assert_eq!(names, ["baseline", "userinfo", "oidc-refresh", "oidc-authorize"]);
+    for s in v["scenarios"].as_array().unwrap() {
+        let name = s["scenario"].as_str().unwrap();
+        assert!(s["operations"].as_u64().unwrap() > 0, "{name}: {s}");
+        assert_eq!(s["errors"], 0, "{name}: {s}");
+    }
+}

@@ -268,3 +268,77 @@ async fn a_service_changed_or_deleted_on_one_instance_is_seen_by_the_other() {
     assert_eq!(v["status"], "canceled", "its pending verification was canceled with it: {v}");
     eventually(|| async { (pair.call(1, M::GET, &path, None).await.status() == 404).then_some(()) }).await;
 }
+
+/// OpenID across instances: a code made on A and exchanged on both at once gives tokens once
+/// (and the loser's attempt ends that grant); a refresh token spent on both at once likewise; a
+/// client made by the admin API on A authenticates on B.
+#[tokio::test]
+async fn openid_codes_and_refresh_tokens_are_spent_once_across_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("oidc.toml");
+    std::fs::write(
+        &config,
+        "public_url = \"https://id.example\"\n[oidc_clients.app]\nclient_secret = \"app-secret-0123456789\"\n\
+         redirect_uris = [\"https://app.example/cb\"]\nfirst_party = true\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let config: &'static str = Box::leak(config.into_boxed_str());
+    let pair = Pair::start_with(&[("PHONEGATE_CONFIG", config)]).await;
+    let anon = |i: usize, path: &str, body: Value| pair.client.post(format!("{}{path}", pair.base(i))).json(&body).send();
+    let phone = fresh_number();
+    let flow: Value = anon(0, "/api/auth/signup", json!({ "username": "openid", "phone": phone })).await.unwrap().json().await.unwrap();
+    let code = eventually(|| async {
+        pair.outbox(1, &phone).await.first().map(|m| m["body"].as_str().unwrap().rsplit(' ').next().unwrap().to_string())
+    })
+    .await;
+    let r = anon(1, "/api/auth/verify", json!({ "flow_id": flow["flow_id"], "code": code, "session": "cookie" })).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let authorize = format!(
+        "{}/oauth2/authorize?client_id=app&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code&scope=openid%20offline_access",
+        pair.a.base
+    );
+    let r = no_redirects.get(&authorize).header("cookie", &cookie).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let code = to.split("code=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let token = |i: usize, form: Vec<(&'static str, String)>| {
+        pair.client.post(format!("{}/oauth2/token", pair.base(i))).basic_auth("app", Some("app-secret-0123456789")).form(&form).send()
+    };
+    let exchange = |i: usize| {
+        let form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.clone()),
+            ("redirect_uri", "https://app.example/cb".into()),
+        ];
+        token(i, form)
+    };
+    let answers = join_all((0..2).map(exchange)).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.as_ref().unwrap().status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    // The winner's grant ended with the second use: its refresh token no longer works anywhere.
+    let mut winner = None;
+    for r in answers {
+        let r = r.unwrap();
+        if r.status() == 200 {
+            winner = Some(r.json::<Value>().await.unwrap());
+        }
+    }
+    let refresh = winner.unwrap()["refresh_token"].as_str().unwrap().to_string();
+    let r = token(1, vec![("grant_type", "refresh_token".to_string()), ("refresh_token", refresh)]).await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A fresh code, one exchange; its refresh token spent on both at once: one success.
+    let r = no_redirects.get(&authorize).header("cookie", &cookie).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_string();
+    let code = to.split("code=").nth(1).unwrap().split('&').next().unwrap().to_string();
+    let form = vec![("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", "https://app.example/cb")];
+    let r = pair.client.post(format!("{}/oauth2/token", pair.b.base)).basic_auth("app", Some("app-secret-0123456789")).form(&form);
+    let t: Value = r.send().await.unwrap().json().await.unwrap();
+    let refresh = t["refresh_token"].as_str().unwrap().to_string();
+    let answers =
+        join_all((0..2).map(|i| token(i, vec![("grant_type", "refresh_token".to_string()), ("refresh_token", refresh.clone())]))).await;
+    let ok = answers.iter().filter(|r| r.as_ref().unwrap().status() == 200).count();
+    assert_eq!(ok, 1, "one of two parallel refreshes of one token");
+}
