@@ -89,7 +89,7 @@ impl KeyRing {
                 let key = match k.alg {
                     JwtAlgorithm::EdDSA => Some(Signer::Jwt(EncodingKey::from_ed_der(&der))),
                     JwtAlgorithm::ES256 => Some(Signer::Jwt(EncodingKey::from_ec_der(&der))),
-                    JwtAlgorithm::RS256 => ring::signature::RsaKeyPair::from_pkcs8(&der).ok().map(Signer::Rsa),
+                    JwtAlgorithm::RS256 => ring::signature::RsaKeyPair::from_pkcs8(&der).ok().map(|k| Signer::Rsa(Box::new(k))),
                 };
                 if let Some(key) = key {
                     signers.insert(k.alg, (k.kid.clone(), key));
@@ -192,7 +192,7 @@ impl KeyRing {
 /// signature is most of an ID token's cost.
 enum Signer {
     Jwt(EncodingKey),
-    Rsa(ring::signature::RsaKeyPair),
+    Rsa(Box<ring::signature::RsaKeyPair>),
 }
 
 #[cfg(test)]
