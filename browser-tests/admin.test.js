@@ -122,11 +122,30 @@ describe('admin console', { concurrency: 1 }, () => {
         assert.equal(await chart.locator('g.legend').count(), 2);
     });
 
+    it('apps: an admin adds an OpenID client, sees its secret once, and deletes it', T, async (t) => {
+        const admin = await signedInAdmin(t);
+        await admin.goto('console', '/admin');
+        await open(admin, 'Apps (OpenID)', '/admin/apps');
+        await admin.submit('add app', { name: 'Wiki', redirect_uris: 'https://wiki.example/cb' });
+        const secret = (await admin.page.locator('#client-secret').innerText()).trim();
+        assert.match(secret, /^cs_[A-Za-z0-9_-]{43}$/);
+        assert.match(await admin.text(), /shown only this once/);
+        const id = (await admin.page.locator('#client-id').innerText()).trim();
+        // The list shows the client, never its secret again.
+        await admin.goto('apps again', '/admin/apps');
+        const row = admin.page.locator(`tr[data-client="${id}"]`);
+        assert.equal(await row.count(), 1);
+        assert.ok(!(await admin.text()).includes(secret));
+        await admin.navigate('delete app', () => row.getByRole('button', { name: 'Delete' }).click());
+        assert.equal(await admin.page.locator(`tr[data-client="${id}"]`).count(), 0);
+        assert.match(await admin.text(), /The app was deleted/);
+    });
+
     it('german: a German browser gets the console in German', T, async (t) => {
         const admin = await signedInAdmin(t, { locale: 'de-DE' });
         await admin.goto('console', '/admin');
         const nav = admin.page.getByRole('navigation', { name: 'Verwaltung' });
-        assert.deepEqual((await nav.getByRole('link').allInnerTexts()).map((s) => s.trim()), ['Mitglieder', 'Einladungen', 'Protokoll', 'Übersicht']);
+        assert.deepEqual((await nav.getByRole('link').allInnerTexts()).map((s) => s.trim()), ['Mitglieder', 'Einladungen', 'Apps (OpenID)', 'Protokoll', 'Übersicht']);
         assert.match(await admin.text(), /Zuletzt aktiv/);
         await open(admin, 'Einladungen', '/admin/invites');
         assert.match(await admin.text(), /Nummer einladen[\s\S]*Einladungscode/);
