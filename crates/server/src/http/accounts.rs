@@ -481,6 +481,8 @@ async fn jwks(State(s): State<AppState>) -> Result<Response, ApiError> {
     let keys = keys.into_iter().filter_map(|k| serde_json::from_value(k).ok()).collect();
     let mut response = Json(JwkSet { keys }).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    // Public keys: any origin may read them (a browser app checking an ID token).
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     Ok(response)
 }
 

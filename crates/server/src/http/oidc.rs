@@ -23,13 +23,24 @@ use std::collections::HashMap;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+/// The machine endpoints. A browser app (a public client) calls them from its own origin: they
+/// answer any origin, without credentials (none of them reads a cookie), as does the JWKS.
 pub fn routes() -> Router<AppState> {
+    use tower_http::cors::{Any, CorsLayer};
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(3600));
+    // The preflight is answered by the CORS layer; the route only has to exist for OPTIONS.
+    let preflight = || async { StatusCode::NO_CONTENT };
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/oauth2/token", post(token))
-        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
-        .route("/oauth2/revoke", post(revoke))
-        .route("/oauth2/introspect", post(introspect))
+        .route("/.well-known/openid-configuration", get(discovery).options(preflight))
+        .route("/oauth2/token", post(token).options(preflight))
+        .route("/oauth2/userinfo", get(userinfo).post(userinfo).options(preflight))
+        .route("/oauth2/revoke", post(revoke).options(preflight))
+        .route("/oauth2/introspect", post(introspect).options(preflight))
+        .layer(cors)
 }
 
 /// The admin API's clients, and the signed-in person's apps (in the OpenAPI document).

@@ -161,6 +161,21 @@ async fn a_relying_party_signs_a_person_in_by_phone_and_out_again() {
     assert_eq!(d["token_endpoint"], format!("{ISSUER}/oauth2/token"));
     assert_eq!(d["code_challenge_methods_supported"], serde_json::json!(["S256"]));
     assert!(d["id_token_signing_alg_values_supported"].as_array().unwrap().contains(&"RS256".into()));
+    // A browser app may call the token endpoint from its own origin (no cookies involved).
+    let r = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/oauth2/token"))
+        .header("origin", "http://127.0.0.1:3000")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.headers().get("access-control-allow-credentials").is_none());
+    let r = app.client.get(app.url("/.well-known/jwks.json")).send().await.unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
 
     let phone = fresh_number();
     let (verifier, challenge) = pkce();
@@ -176,6 +191,11 @@ async fn a_relying_party_signs_a_person_in_by_phone_and_out_again() {
     assert_eq!((id["phone_number"].as_str(), id["phone_number_verified"].as_bool()), (Some(phone.as_str()), Some(true)));
     assert_eq!((id["nonce"].as_str(), id["amr"].clone(), id["acr"].as_str()), (Some("n-1"), serde_json::json!(["sms"]), Some("1")));
     assert!(id["auth_time"].as_i64().is_some() && id.get("email").is_none());
+
+    // Counted per client.
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"phonegate_oidc_tokens_total{client="rp",outcome="authorization_code"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"phonegate_oidc_authorizations_total{client="rp",outcome="code"} 1"#), "{metrics}");
 
     // Userinfo releases the same claims.
     let access = t["access_token"].as_str().unwrap();
