@@ -51,6 +51,10 @@ pub struct AuthRequest {
     pub request_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ui_locales: Option<String>,
+    /// An ID token naming who the client expects: a browser signed in as someone else counts
+    /// as not signed in (`prompt=none` answers `login_required`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_hint: Option<String>,
 }
 
 /// A request waiting for a login or a consent, as carried by the pages (sealed): the request and
@@ -178,9 +182,15 @@ impl Oidc {
         if prompts.contains(&"login") && login_after.is_none() {
             login_after = Some(now.timestamp());
         }
-        let signed_in = match browser {
-            Some(p) => self.signed_in(p, &v.client).await.map_err(|e| NoRedirect(e.into()))?,
+        let hinted = match r.id_token_hint.as_deref() {
+            Some(hint) => self.hinted_user(hint).await.map_err(|e| NoRedirect(e.into()))?,
             None => None,
+        };
+        let signed_in = match browser {
+            Some(p) if hinted.as_ref().is_none_or(|sub| *sub == p.user_id) => {
+                self.signed_in(p, &v.client).await.map_err(|e| NoRedirect(e.into()))?
+            }
+            _ => None,
         };
         // A login asked for (prompt=login, max_age run out, none yet) must come after the
         // request; otherwise the browser's login will do if max_age allows.
@@ -194,7 +204,9 @@ impl Oidc {
                 return Ok(Authorized::Redirect(self.error_uri(&v, &OAuthError::new("login_required", "the user is not signed in"))));
             }
             // The login to come counts; one from before this request would not (max_age, prompt).
-            let pending = PendingRequest { login_after: Some(pending.login_after.unwrap_or(now.timestamp())), ..pending };
+            // Whoever signs in now is who the client gets: the hint has done its part.
+            let mut pending = PendingRequest { login_after: Some(pending.login_after.unwrap_or(now.timestamp())), ..pending };
+            pending.request.id_token_hint = None;
             return Ok(Authorized::Login { login_hint: login_hint(r.login_hint.as_deref()), pending: Box::new(pending) });
         };
         if !v.client.require_roles.is_empty() && !v.client.require_roles.iter().any(|role| user.roles.contains(role)) {
@@ -246,6 +258,23 @@ impl Oidc {
         let prompt: Vec<&str> = pending.request.prompt.as_deref().unwrap_or_default().split(' ').filter(|p| *p != "consent").collect();
         pending.request.prompt = Some(prompt.join(" ")).filter(|p| !p.trim().is_empty());
         self.authorize(caller, pending, Some(browser)).await
+    }
+
+    /// The person an `id_token_hint` names (one of our ID tokens, expired or not); a hint that
+    /// is none names nobody and is ignored.
+    async fn hinted_user(&self, hint: &str) -> Result<Option<String>, VerifyError> {
+        #[derive(Deserialize)]
+        struct Hint {
+            sub: String,
+            #[allow(dead_code)]
+            auth_time: i64,
+        }
+        if hint.len() > 8192 {
+            return Ok(None);
+        }
+        let ring = self.accounts.ring_for(hint).await?;
+        let algs = crate::model::jwt_key::JwtAlgorithm::ALL;
+        Ok(ring.verify_as::<Hint>(hint, &algs, &self.issuer, None, Some("JWT")).map(|h| h.sub))
     }
 
     /// The browser session's login, its user and their consent for the client.

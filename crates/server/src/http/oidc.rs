@@ -101,9 +101,7 @@ fn client_auth(headers: &HeaderMap, f: &mut HashMap<String, String>) -> Result<C
         let raw = base64::engine::general_purpose::STANDARD.decode(b).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;
         let (u, p) = raw.split_once(':').ok_or_else(bad)?;
-        let decode =
-            |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.to_string()).unwrap_or_default();
-        let (u, p) = (decode(u), decode(p));
+        let (u, p) = (form_decode(u), form_decode(p));
         if secret.is_some() || id.as_deref().is_some_and(|i| i != u) {
             return Err(OAuthError::new("invalid_request", "client credentials both in the header and the body"));
         }
@@ -111,6 +109,27 @@ fn client_auth(headers: &HeaderMap, f: &mut HashMap<String, String>) -> Result<C
     }
     let id = id.ok_or_else(|| OAuthError::new("invalid_client", "client authentication is required"))?;
     Ok(ClientAuth { client_id: id, secret: secret.map(SecretString::from), basic: false })
+}
+
+/// A Basic credential's part, form-urlencoded as RFC 6749 2.3.1 asks: `+` a space, `%XX` a
+/// byte, anything else (`&` and `=` too) itself.
+fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'+', _) => out.push(b' '),
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (c, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn discovery(State(s): State<AppState>) -> Response {
@@ -442,4 +461,13 @@ async fn apps(State(s): State<AppState>, me: SignedIn) -> Result<Json<AppList>, 
 async fn revoke_app(State(s): State<AppState>, me: SignedIn, Path(client_id): Path<String>) -> Result<StatusCode, ApiError> {
     s.oidc.revoke_app(&me.caller, &me.principal, &client_id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        assert_eq!(super::form_decode("a%2Bb+c%26d&e=f%"), "a+b c&d&e=f%");
+        assert_eq!(super::form_decode("plain-secret_0123"), "plain-secret_0123");
+    }
 }

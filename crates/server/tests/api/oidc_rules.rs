@@ -77,7 +77,7 @@ async fn a_client_may_require_a_role_and_a_first_party_grant_is_listed_and_revoc
 #[tokio::test]
 async fn prompt_and_max_age_ask_for_a_new_login_and_consent_is_remembered() {
     let app = app().await;
-    let (_, challenge) = pkce();
+    let (verifier, challenge) = pkce();
     let (b, _) = member(&app, "prompter").await;
     let url = |extra: &str| app.url(&authorize_url("rp", RP, "openid phone", Some(&challenge), extra));
     // The login was a second ago: prompt=login wants one after the request.
@@ -98,6 +98,15 @@ async fn prompt_and_max_age_ask_for_a_new_login_and_consent_is_remembered() {
     // More scope than consented: asked again, and prompt=none says so.
     let wider = app.url(&authorize_url("rp", RP, "openid phone profile", Some(&challenge), "&prompt=none"));
     assert_eq!(query(&location(&b.get(wider).send().await.unwrap()), "error").as_deref(), Some("consent_required"));
+
+    // An id_token_hint naming this person changes nothing; naming another, the browser's
+    // session does not count for the request.
+    let back = location(&b.get(url("")).send().await.unwrap());
+    let hint = exchange(&app, ("rp", SECRET), RP, &back, &verifier).await["id_token"].as_str().unwrap().to_string();
+    assert!(query(&location(&b.get(url(&format!("&prompt=none&id_token_hint={hint}"))).send().await.unwrap()), "code").is_some());
+    let (someone_else, _) = member(&app, "other").await;
+    let r = someone_else.get(url(&format!("&prompt=none&id_token_hint={hint}"))).send().await.unwrap();
+    assert_eq!(query(&location(&r), "error").as_deref(), Some("login_required"));
 }
 
 #[tokio::test]
