@@ -183,7 +183,8 @@ impl Oidc {
             login_after = Some(now.timestamp());
         }
         let hinted = match r.id_token_hint.as_deref() {
-            Some(hint) => self.hinted_user(hint).await.map_err(|e| NoRedirect(e.into()))?,
+            // A hint that is no ID token of ours names nobody and is ignored.
+            Some(hint) => self.id_token_hint(hint).await.map_err(|e| NoRedirect(e.into()))?.map(|h| h.sub),
             None => None,
         };
         let signed_in = match browser {
@@ -258,23 +259,6 @@ impl Oidc {
         let prompt: Vec<&str> = pending.request.prompt.as_deref().unwrap_or_default().split(' ').filter(|p| *p != "consent").collect();
         pending.request.prompt = Some(prompt.join(" ")).filter(|p| !p.trim().is_empty());
         self.authorize(caller, pending, Some(browser)).await
-    }
-
-    /// The person an `id_token_hint` names (one of our ID tokens, expired or not); a hint that
-    /// is none names nobody and is ignored.
-    async fn hinted_user(&self, hint: &str) -> Result<Option<String>, VerifyError> {
-        #[derive(Deserialize)]
-        struct Hint {
-            sub: String,
-            #[allow(dead_code)]
-            auth_time: i64,
-        }
-        if hint.len() > 8192 {
-            return Ok(None);
-        }
-        let ring = self.accounts.ring_for(hint).await?;
-        let algs = crate::model::jwt_key::JwtAlgorithm::ALL;
-        Ok(ring.verify_as::<Hint>(hint, &algs, &self.issuer, None, Some("JWT")).map(|h| h.sub))
     }
 
     /// The browser session's login, its user and their consent for the client.

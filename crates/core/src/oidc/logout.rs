@@ -7,7 +7,6 @@ use super::{OAuthError, Oidc};
 use crate::accounts::Principal;
 use crate::caller::Caller;
 use crate::error::VerifyError;
-use crate::model::jwt_key::JwtAlgorithm;
 use serde::Deserialize;
 
 /// The parameters of `GET/POST /oauth2/logout`.
@@ -29,15 +28,6 @@ pub enum LogoutOutcome {
     Confirm,
 }
 
-/// What an ID token (and no access token) carries: `auth_time` is required.
-#[derive(Deserialize)]
-struct HintClaims {
-    sub: String,
-    aud: String,
-    #[allow(dead_code)]
-    auth_time: i64,
-}
-
 impl Oidc {
     /// `GET/POST /oauth2/logout`. `confirmed`: the person pressed "Sign out" on phonegate's own
     /// page (the caller checked its CSRF token).
@@ -52,14 +42,8 @@ impl Oidc {
         let bad = |d: &str| OAuthError::new("invalid_request", d);
         // The hint may have expired (that is how a logout usually comes): its signature and
         // issuer still say who it was for.
-        let hint: Option<HintClaims> = match req.id_token_hint.as_deref() {
-            Some(t) if t.len() <= 8192 => {
-                let ring = self.accounts.ring_for(t).await?;
-                let claims: Option<HintClaims> = ring.verify_as(t, &JwtAlgorithm::ALL, &self.issuer, None, Some("JWT"));
-                let claims = claims.filter(|c| c.aud != self.accounts.settings().jwt_audience);
-                Some(claims.ok_or_else(|| bad("id_token_hint is not a valid ID token of this issuer"))?)
-            }
-            Some(_) => return Err(bad("id_token_hint is too long")),
+        let hint = match req.id_token_hint.as_deref() {
+            Some(t) => Some(self.id_token_hint(t).await?.ok_or_else(|| bad("id_token_hint is not a valid ID token of this issuer"))?),
             None => None,
         };
         let client_id = match (&hint, req.client_id.as_deref()) {

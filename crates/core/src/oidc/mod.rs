@@ -180,6 +180,29 @@ impl Oidc {
     }
 }
 
+/// Who an `id_token_hint` names: one of our ID tokens (`typ: JWT` with `auth_time`; an access
+/// token is none), expired or not, for a client (not the accounts API's audience).
+#[derive(serde::Deserialize)]
+pub(crate) struct Hinted {
+    pub sub: String,
+    pub aud: String,
+    #[allow(dead_code)]
+    auth_time: i64,
+}
+
+impl Oidc {
+    /// The person and client an `id_token_hint` names; `None` for anything else.
+    pub(crate) async fn id_token_hint(&self, hint: &str) -> Result<Option<Hinted>, VerifyError> {
+        if hint.len() > 8192 {
+            return Ok(None);
+        }
+        let ring = self.accounts.ring_for(hint).await?;
+        let algs = crate::model::jwt_key::JwtAlgorithm::ALL;
+        let hinted: Option<Hinted> = ring.verify_as(hint, &algs, &self.issuer, None, Some("JWT"));
+        Ok(hinted.filter(|h| h.aud != self.accounts.settings().jwt_audience))
+    }
+}
+
 /// The digest a client secret is kept as.
 pub fn secret_digest(secret: &str) -> Vec<u8> {
     crate::model::session::digest(secret)
