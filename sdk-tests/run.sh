@@ -29,8 +29,22 @@ export PHONEGATE_DATABASE_URL="sqlite://$work/sdk.db"
 key=$("$bin" keys create --name sdk-tests --json)
 export SDK_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$key")
 export SDK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$key")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export SDK_BASE="https://127.0.0.1:$port"
+# Free ports: the server's, and one per language for its Verify v2 application's status URL,
+# where that language's tests listen for the callbacks.
+read -r port SDK_V2_NODE_CALLBACK_PORT SDK_V2_PY_CALLBACK_PORT < <(python3 -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
+export SDK_BASE="https://127.0.0.1:$port" SDK_V2_NODE_CALLBACK_PORT SDK_V2_PY_CALLBACK_PORT
+# Vonage Verify v2: an application per language, each on a key of its own (whose id and secret
+# are its Basic credentials; the keys are made once the server runs, below). Both take the public half of one RSA key pair (the tests sign their
+# JWTs with the private half) and one secret that signs their callbacks.
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$work/app.key" 2>/dev/null
+openssl pkey -in "$work/app.key" -pubout -out "$work/app.pub"
+export SDK_V2_PRIVATE_KEY="$work/app.key"
+export SDK_V2_SIGNATURE_SECRET=$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')
 # The OpenID Connect tests' clients (a confidential, a public and a resource server's per
 # language; nothing listens at their redirect URIs: the tests' scripted browser stops there), and
 # test numbers with a fixed code for the users they sign in. Refresh tokens without a reuse
@@ -99,6 +113,20 @@ PY
 bank=$("$bin" keys create --name bank --scope service --service bank --json)
 export SDK_BANK_KEY_ID=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$bank")
 export SDK_BANK_SECRET=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])' <<<"$bank")
+# The applications' keys use the bank service too: Vonage's custom `code` needs custom codes.
+field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+v2_app() {
+    "$bin" keys create --name "$1" --scope service --service bank --vonage-application-public-key "$work/app.pub" \
+        --vonage-status-url "http://127.0.0.1:$2/vonage/status" --vonage-signature-secret "$SDK_V2_SIGNATURE_SECRET" --json
+}
+node_app=$(v2_app sdk-v2-node "$SDK_V2_NODE_CALLBACK_PORT")
+export SDK_V2_NODE_APP_ID=$(field application_id <<<"$node_app")
+export SDK_V2_NODE_KEY_ID=$(field id <<<"$node_app")
+export SDK_V2_NODE_KEY_SECRET=$(field secret <<<"$node_app")
+py_app=$(v2_app sdk-v2-py "$SDK_V2_PY_CALLBACK_PORT")
+export SDK_V2_PY_APP_ID=$(field application_id <<<"$py_app")
+export SDK_V2_PY_KEY_ID=$(field id <<<"$py_app")
+export SDK_V2_PY_KEY_SECRET=$(field secret <<<"$py_app")
 
 passed=0
 failed=0

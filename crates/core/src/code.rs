@@ -43,6 +43,13 @@ impl Code {
         is_plausible(digits).then(|| Self(digits.to_string()))
     }
 
+    /// A code the app chose with letters too (Vonage Verify v2's `code`): 4 to 10 ASCII letters
+    /// and digits, checked as typed.
+    pub fn custom_alphanumeric(text: &str) -> Option<Self> {
+        let ok = (MIN_LENGTH as usize..=MAX_LENGTH as usize).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric());
+        ok.then(|| Self(text.to_string()))
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -51,7 +58,9 @@ impl Code {
 /// True when `input` could be a code of `len` digits; anything else is refused before it costs
 /// an attempt.
 pub fn is_well_formed(input: &str, len: u8) -> bool {
-    input.len() == len as usize && input.bytes().all(|b| b.is_ascii_digit())
+    // Letters too: a custom code may have them (`Code::custom_alphanumeric`); a generated one
+    // has digits only, so a letter never matches it.
+    input.len() == len as usize && input.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// Whether `input` could be a code of some verification (4 to 10 digits). Only this is checked

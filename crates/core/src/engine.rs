@@ -104,6 +104,11 @@ pub struct StartOptions {
     /// send budget is its own (`budget::Guesser`), and strangers' resends of the pending code do
     /// not use up its sends.
     pub recognised: bool,
+    /// SMS texts by locale that take the place of the service's own templates for this
+    /// verification (a Vonage template named by the start).
+    pub templates: Option<std::collections::BTreeMap<String, String>>,
+    /// `custom_code` may have letters too (Vonage Verify v2's `code`); it is checked as typed.
+    pub letters_in_code: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -103,6 +103,12 @@ pub enum VerifyError {
     RedirectClientNotFound,
     #[error("no such OpenID client, or no access of it to take back")]
     OidcClientNotFound,
+    #[error("no such active API key")]
+    ApiKeyNotFound,
+    #[error("no such template or template fragment")]
+    TemplateNotFound,
+    #[error("a template of that name, or a fragment for that channel and locale, exists already")]
+    TemplateConflict,
     #[error("{0}")]
     RedirectTokenInvalid(&'static str),
     #[error("the session token was used already: start the login again")]
@@ -209,7 +215,9 @@ impl VerifyError {
             | Self::InviteNotFound
             | Self::CheckLinkNotFound
             | Self::RedirectClientNotFound
-            | Self::OidcClientNotFound => K::NotFound,
+            | Self::OidcClientNotFound
+            | Self::ApiKeyNotFound
+            | Self::TemplateNotFound => K::NotFound,
             Self::ServiceNameTaken
             | Self::ServiceReserved
             | Self::NotPending(_)
@@ -221,7 +229,8 @@ impl VerifyError {
             | Self::LastAdmin
             | Self::InviteNotPending
             | Self::NoNextStep
-            | Self::NoSilentCheck => K::Conflict,
+            | Self::NoSilentCheck
+            | Self::TemplateConflict => K::Conflict,
             Self::CodeExpired | Self::CheckLinkUsed | Self::CheckLinkExpired | Self::RedirectTokenUsed => K::Gone,
             Self::MaxSendsReached | Self::OverBudget { .. } | Self::CodeLocked | Self::ResendTooSoon { .. } => K::TooManyRequests,
             Self::DeliveryFailed { .. } => K::Upstream,
@@ -293,6 +302,9 @@ impl VerifyError {
             Self::NoSilentCheck => "no_silent_check",
             Self::RedirectClientNotFound => "integration_not_found",
             Self::OidcClientNotFound => "oidc_client_not_found",
+            Self::ApiKeyNotFound => "api_key_not_found",
+            Self::TemplateNotFound => "template_not_found",
+            Self::TemplateConflict => "template_conflict",
             Self::RedirectTokenInvalid(_) => "session_token_invalid",
             Self::RedirectTokenUsed => "session_token_used",
             Self::ReturnUrlNotAllowed => "return_url_not_allowed",

@@ -22,9 +22,11 @@ pub mod silent;
 pub(crate) mod spans;
 pub mod startup;
 pub mod traffic;
+pub mod vonage;
 
 // The model's modules, at the short paths the adapters name them by.
 pub use model::oidc as oidc_model;
+pub use model::vonage as vonage_model;
 pub use model::{email, ids, locales, message, phone, psd2, recipient, service, test_numbers, verification, workflow};
 
 pub use caller::{Caller, Scope};

@@ -34,6 +34,7 @@ use crate::model::session::Session;
 use crate::model::silent::SilentCheck;
 use crate::model::user::User;
 use crate::model::verification::{Channel, Status, Verification};
+use crate::model::vonage::{TemplateFragment, VonageApp, VonageCallback, VonageTemplate};
 use crate::spans::{UnitTrace, unit_name};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -59,6 +60,7 @@ pub trait ReadTx:
     + AccountReads
     + SilentReads
     + OidcReads
+    + VonageReads
 {
 }
 impl<T> ReadTx for T where
@@ -72,6 +74,7 @@ impl<T> ReadTx for T where
         + AccountReads
         + SilentReads
         + OidcReads
+        + VonageReads
 {
 }
 
@@ -93,6 +96,7 @@ pub trait Tx:
     + SilentWrites
     + OnceWrites
     + OidcWrites
+    + VonageWrites
 {
 }
 impl<T> Tx for T where
@@ -110,6 +114,7 @@ impl<T> Tx for T where
         + SilentWrites
         + OnceWrites
         + OidcWrites
+        + VonageWrites
 {
 }
 
@@ -344,6 +349,53 @@ pub trait OidcWrites {
     /// Deletes the consent and every grant (session, refresh tokens) of the user for the
     /// client; false when there was neither.
     fn revoke_client_access(&mut self, user_id: &str, client_id: &str) -> StoreResult<bool>;
+}
+
+/// The Vonage Verify v2 drop-in's applications, status callbacks and templates.
+pub trait VonageReads {
+    fn vonage_app(&mut self, id: &str) -> StoreResult<Option<VonageApp>>;
+    fn vonage_app_of_key(&mut self, key_id: &str) -> StoreResult<Option<VonageApp>>;
+    /// A service's templates, oldest first.
+    fn vonage_templates(&mut self, service_id: &str) -> StoreResult<Vec<VonageTemplate>>;
+    fn vonage_template(&mut self, service_id: &str, id: &str) -> StoreResult<Option<VonageTemplate>>;
+    /// A template's fragments, oldest first.
+    fn template_fragments(&mut self, template_id: &str) -> StoreResult<Vec<TemplateFragment>>;
+}
+
+pub trait VonageWrites {
+    /// Inserts the key's application, or replaces its key, webhook and secret (keeping its id).
+    fn put_vonage_app(&mut self, app: &VonageApp) -> StoreResult<()>;
+    /// Queues a callback, due at `due_at`.
+    fn insert_vonage_callback(&mut self, c: &VonageCallback, due_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Claims up to `limit` undelivered callbacks that can go at `now` (an event when due, a
+    /// summary once its verification has ended), leasing them until `lease_until`.
+    fn claim_vonage_callbacks(
+        &mut self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        token: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<VonageCallback>>;
+    /// Records a delivery attempt by the claim holder (as `finish_account_event`).
+    fn finish_vonage_callback(
+        &mut self,
+        id: &str,
+        token: &str,
+        attempts: u32,
+        due_at: DateTime<Utc>,
+        done_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+    /// False when the service already has a template of that name.
+    fn insert_vonage_template(&mut self, t: &VonageTemplate) -> StoreResult<bool>;
+    /// Name and default flag; false when the name is taken or the template is gone.
+    fn update_vonage_template(&mut self, t: &VonageTemplate) -> StoreResult<bool>;
+    /// Leaves no other default template in the service.
+    fn clear_default_template(&mut self, service_id: &str, except: &str) -> StoreResult<()>;
+    fn delete_vonage_template(&mut self, service_id: &str, id: &str) -> StoreResult<bool>;
+    /// False when the template already has a fragment for that channel and locale.
+    fn insert_template_fragment(&mut self, f: &TemplateFragment) -> StoreResult<bool>;
+    fn update_template_fragment(&mut self, f: &TemplateFragment) -> StoreResult<bool>;
+    fn delete_template_fragment(&mut self, template_id: &str, id: &str) -> StoreResult<bool>;
 }
 
 pub trait AuditReads {

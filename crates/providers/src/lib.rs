@@ -15,6 +15,7 @@ mod smtp;
 mod testing;
 pub mod twilio;
 mod vonage;
+pub mod vonage_status;
 mod webhook;
 mod whatsapp_cloud;
 

@@ -61,12 +61,15 @@ impl App {
         let oidc = Arc::new(
             phonegate_core::oidc::Oidc::new(&core, &accounts, oidc_clients).await.context("cannot set up the OpenID Connect provider")?,
         );
+        let sink: Arc<dyn phonegate_core::vonage::CallbackSink> = Arc::new(phonegate_providers::vonage_status::StatusWebhook::default());
+        let vonage = Arc::new(phonegate_core::vonage::VonageV2::new(&core, Some(sink)));
         let secure_cookies = tls.is_some() || config.public_url.as_deref().is_some_and(|u| u.starts_with("https://"));
         let state = AppState {
             secure_cookies,
             accounts,
             oidc,
             integrations,
+            vonage,
             core: Arc::new(core),
             keys,
             metrics,
@@ -92,11 +95,13 @@ impl App {
         let sweeper = tokio::spawn(sweep_expired(self.state.clone(), self.config.retention.sweep_interval, retention));
         let sender = tokio::spawn(send_queued(self.state.clone(), self.config.delivery.dispatch_interval));
         let steps = tokio::spawn(start_due_steps(self.state.clone(), self.config.delivery.dispatch_interval));
+        let callbacks = tokio::spawn(deliver_callbacks(self.state.clone(), self.config.delivery.dispatch_interval));
         let router = http::router(self.state, &self.config);
         let result = crate::listen::serve(self.listener, self.tls, router, self.config.connections.clone(), shutdown).await;
         sweeper.abort();
         sender.abort();
         steps.abort();
+        callbacks.abort();
         result
     }
 }
@@ -177,6 +182,25 @@ async fn start_due_steps(state: AppState, every: Duration) {
                 Err(e) => tracing::warn!(error = %e, "starting workflow steps failed"),
             }
             break;
+        }
+    }
+}
+
+/// The status-callback worker (Vonage Verify v2 applications): delivers the callbacks that can go,
+/// at every round and at once when a request may have ended.
+async fn deliver_callbacks(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let wake = state.vonage.woken();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = wake.notified() => {}
+        }
+        match state.vonage.deliver_callbacks(50).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(delivered = n, "delivered status callbacks"),
+            Err(e) => tracing::warn!(error = %e, "delivering status callbacks failed"),
         }
     }
 }

@@ -160,6 +160,17 @@ pub enum KeysCommand {
         /// A service (name or id) a `service` key may use; repeat for several.
         #[arg(long = "service")]
         services: Vec<String>,
+        /// Give the key a Vonage application: the file with its RSA public key (PEM). Requests
+        /// with a JWT signed by the application's private key then authenticate as this key
+        /// (Vonage Verify v2); the application id is printed.
+        #[arg(long, value_name = "FILE")]
+        vonage_application_public_key: Option<PathBuf>,
+        /// Where the application's status callbacks go (Vonage Verify v2 `summary` and `event`).
+        #[arg(long, value_name = "URL", requires = "vonage_application_public_key")]
+        vonage_status_url: Option<String>,
+        /// The secret (32+ characters) the application's callbacks are signed with (HS256).
+        #[arg(long, value_name = "SECRET", requires = "vonage_application_public_key")]
+        vonage_signature_secret: Option<String>,
         /// Print {"id":…,"secret":…} as JSON.
         #[arg(long)]
         json: bool,

@@ -61,23 +61,66 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn keys_create(config: &Config, name: &str, scope: KeyScopeArg, services: Vec<String>, json: bool) -> anyhow::Result<()> {
+/// A new key's Vonage application (`--vonage-application-public-key` and its companions).
+pub struct VonageAppArgs {
+    pub public_key: Option<std::path::PathBuf>,
+    pub status_url: Option<String>,
+    pub signature_secret: Option<String>,
+}
+
+pub async fn keys_create(
+    config: &Config,
+    name: &str,
+    scope: KeyScopeArg,
+    services: Vec<String>,
+    app: VonageAppArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let scope = match scope {
         KeyScopeArg::Admin if !services.is_empty() => bail!("--service goes with --scope service (an admin key sees every service)"),
         KeyScopeArg::Admin => KeyScope::Admin,
         KeyScopeArg::Service => KeyScope::Services(services),
     };
+    // The application's key file is read before the key is made.
+    let new_app = match &app.public_key {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(phonegate_core::vonage::NewApp {
+                public_key: pem,
+                status_url: app.status_url.clone(),
+                signature_secret: app.signature_secret.clone().map(secrecy::SecretString::from),
+            })
+        }
+    };
     let (core, _) = open(config).await?;
     let (key, secret) = core.api_keys.create(&cli(), name, scope).await?;
+    let application_id = match new_app {
+        None => None,
+        Some(new) => match phonegate_core::vonage::VonageV2::new(&core, None).set_app(&cli(), &key.id, new).await {
+            Ok(a) => Some(a.id),
+            Err(e) => {
+                core.api_keys.revoke(&cli(), &key.id).await?;
+                bail!("the Vonage application was refused ({e}); the key was not kept");
+            }
+        },
+    };
     // The one place the secret is shown.
     let secret = secret.expose_secret();
     if json {
-        println!("{}", serde_json::json!({ "id": key.id, "name": key.name, "scope": key.scope.as_str(), "secret": secret }));
+        let mut out = serde_json::json!({ "id": key.id, "name": key.name, "scope": key.scope.as_str(), "secret": secret });
+        if let Some(id) = &application_id {
+            out["application_id"] = id.clone().into();
+        }
+        println!("{out}");
     } else {
         println!(
             "id:     {}\nsecret: {secret}\n\nThe secret is shown only now. Use it as `Authorization: Bearer SECRET`\nor as HTTP Basic credentials `id:secret`.",
             key.id
         );
+        if let Some(id) = application_id {
+            println!("\napplication_id: {id}\nSign Vonage Verify v2 JWTs with the application's private key and this id.");
+        }
     }
     Ok(())
 }

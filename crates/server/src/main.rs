@@ -49,7 +49,22 @@ async fn main() -> ExitCode {
         Command::Restore { file } => maintenance::restore(&config, &file),
         Command::Config { command: ConfigCommand::Check { file } } => maintenance::config_check(&file),
         Command::Keys { command } => match command {
-            KeysCommand::Create { name, scope, services, json } => commands::keys_create(&config, &name, scope, services, json).await,
+            KeysCommand::Create {
+                name,
+                scope,
+                services,
+                vonage_application_public_key,
+                vonage_status_url,
+                vonage_signature_secret,
+                json,
+            } => {
+                let app = commands::VonageAppArgs {
+                    public_key: vonage_application_public_key,
+                    status_url: vonage_status_url,
+                    signature_secret: vonage_signature_secret,
+                };
+                commands::keys_create(&config, &name, scope, services, app, json).await
+            }
             KeysCommand::List { json } => commands::keys_list(&config, json).await,
             KeysCommand::Revoke { id } => commands::keys_revoke(&config, &id).await,
         },

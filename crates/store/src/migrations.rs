@@ -28,6 +28,7 @@ pub(crate) const SQLITE: &[(i64, &str)] = &[
     (19, include_str!("../migrations/sqlite/0019_verified_email.sql")),
     (20, include_str!("../migrations/sqlite/0020_channel_options.sql")),
     (21, include_str!("../migrations/sqlite/0021_oidc.sql")),
+    (22, include_str!("../migrations/sqlite/0022_vonage_v2.sql")),
 ];
 
 /// Brings a SQLite database up to date, each migration in its own transaction. Several processes

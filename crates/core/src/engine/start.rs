@@ -159,6 +159,10 @@ impl Verifier {
         let custom = match &opts.custom_code {
             None => None,
             Some(_) if !service.custom_codes => return Err(VerifyError::CustomCodeNotEnabled),
+            Some(c) if opts.letters_in_code => Some(
+                Code::custom_alphanumeric(c)
+                    .ok_or_else(|| VerifyError::invalid(Field::CustomCode, "must be 4 to 10 letters and digits"))?,
+            ),
             Some(c) => Some(Code::custom(c).ok_or_else(|| VerifyError::invalid(Field::CustomCode, "must be 4 to 10 digits"))?),
         };
         // A test number's fixed code wins over one the app brings.
@@ -206,7 +210,11 @@ impl Verifier {
             failed_at: None,
             failure_reason: None,
             test,
-            texts: Some(crate::model::verification::StartTexts::of(&service)),
+            texts: Some({
+                let mut texts = crate::model::verification::StartTexts::of(&service);
+                texts.templates.extend(opts.templates.clone().unwrap_or_default());
+                texts
+            }),
             manual_steps: opts.manual_steps,
             key_id: caller.key_id.clone(),
             version: 0,

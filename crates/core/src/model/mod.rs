@@ -27,4 +27,5 @@ pub mod silent;
 pub mod test_numbers;
 pub mod user;
 pub mod verification;
+pub mod vonage;
 pub mod workflow;

@@ -50,6 +50,8 @@ pub struct AppState {
     pub oidc: Arc<phonegate_core::oidc::Oidc>,
     /// The signed-redirect steps (Auth0 and configured clients).
     pub integrations: Arc<phonegate_core::integrations::Integrations>,
+    /// The Vonage Verify v2 drop-in's applications, status callbacks and templates.
+    pub vonage: Arc<phonegate_core::vonage::VonageV2>,
     /// The core's services (verifications, delivery, keys, audit, catalog…).
     pub core: Arc<Core>,
     pub keys: Arc<KeyCache>,
@@ -115,6 +117,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(call_webhooks::routes())
         .merge(compat::twilio::routes())
         .merge(compat::vonage::routes())
+        .merge(compat::vonage2::routes())
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(config.http.max_body_bytes))

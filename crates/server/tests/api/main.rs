@@ -26,6 +26,7 @@ mod client_ip;
 mod compat_twilio;
 mod compat_twilio_channels;
 mod compat_vonage;
+mod compat_vonage_v2;
 mod compat_vonage_workflows;
 mod concurrency;
 mod connections;

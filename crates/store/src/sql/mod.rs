@@ -11,6 +11,7 @@ mod oidc;
 mod silent;
 mod users;
 mod verifications;
+mod vonage;
 
 use chrono::{DateTime, Utc};
 use dialect::Sql;

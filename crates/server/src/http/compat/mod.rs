@@ -2,6 +2,7 @@
 //! translate requests and responses only; every decision is the core's.
 pub mod twilio;
 pub mod vonage;
+pub mod vonage2;
 
 use axum::http::{HeaderMap, Uri, header};
 

@@ -247,6 +247,8 @@ async fn start_inner(
         silent_return: None,
         rehearse: false,
         recognised: false,
+        templates: None,
+        letters_in_code: false,
         manual_steps: false,
         email_from: None,
         send_digits: None,

@@ -1,0 +1,52 @@
+//! The Vonage Verify v2 drop-in's own concerns (the adapter in the server translates the wire
+//! format and calls the engine for the verifications themselves): applications, whose RS256 JWTs
+//! authenticate as their API key (`apps.rs`); the status callbacks owed to them, queued and
+//! delivered with retries (`callbacks.rs`); and templates with their fragments (`templates.rs`).
+mod apps;
+mod callbacks;
+mod templates;
+
+pub use apps::NewApp;
+pub use callbacks::{CallbackSink, Watch};
+pub use templates::{FragmentChange, TemplateChange, TemplateTexts};
+
+use crate::audit::Audit;
+use crate::catalog::Catalog;
+use crate::context::Context;
+use std::sync::Arc;
+
+/// Applications, callbacks and templates. Cheap to clone.
+#[derive(Clone)]
+pub struct VonageV2 {
+    ctx: Context,
+    audit: Audit,
+    catalog: Catalog,
+    sink: Option<Arc<dyn CallbackSink>>,
+    /// Parsed public keys by application id, with the PEM they were parsed from.
+    parsed: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, jsonwebtoken::DecodingKey)>>>,
+    /// Woken when a request may have ended (a check, a cancel): the callback worker looks at once.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl VonageV2 {
+    pub fn new(core: &crate::Core, sink: Option<Arc<dyn CallbackSink>>) -> Self {
+        Self {
+            ctx: core.ctx.clone(),
+            audit: core.audit.clone(),
+            catalog: core.catalog.clone(),
+            sink,
+            parsed: Default::default(),
+            wake: Default::default(),
+        }
+    }
+
+    /// Tells the callback worker a request may have ended.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// What the callback worker waits on between its rounds.
+    pub fn woken(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+}

@@ -1,0 +1,224 @@
+//! Templates: named sets of SMS texts of a service, each text (a fragment) for one locale, with
+//! Vonage's placeholders `${code}`, `${brand}`, `${time-limit}` and `${time-limit-unit}`. A start
+//! naming a template writes its messages from it; without one, from the service's own templates.
+//! Only `sms` fragments are taken: phonegate's calls and e-mails speak its own texts.
+use super::VonageV2;
+use crate::caller::Caller;
+use crate::error::{Field, VerifyError};
+use crate::model::ids::{is_uuid, new_uuid};
+use crate::model::service::{MAX_TEMPLATE_LEN, is_unsafe, normalize_locale};
+use crate::model::vonage::{TemplateFragment, VonageTemplate};
+use crate::ports;
+use std::collections::BTreeMap;
+
+/// A template's new name and default flag (`None`: unchanged).
+#[derive(Clone, Debug, Default)]
+pub struct TemplateChange {
+    pub name: Option<String>,
+    pub is_default: Option<bool>,
+}
+
+/// A fragment's channel, locale and text (channel and locale only when it is made).
+#[derive(Clone, Debug, Default)]
+pub struct FragmentChange {
+    pub channel: Option<String>,
+    pub locale: Option<String>,
+    pub text: Option<String>,
+}
+
+/// SMS texts by phonegate locale, in phonegate's placeholders, for a start.
+pub type TemplateTexts = BTreeMap<String, String>;
+
+fn check_name(name: &str) -> Result<String, VerifyError> {
+    let ok = !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    ok.then(|| name.to_string()).ok_or_else(|| VerifyError::invalid(Field::Name, "must be 1 to 64 of A-Z, a-z, 0-9, _ and -"))
+}
+
+fn check_text(text: &str) -> Result<String, VerifyError> {
+    let ok = text.contains("${code}") && text.chars().count() <= MAX_TEMPLATE_LEN && !text.chars().any(is_unsafe);
+    ok.then(|| text.to_string()).ok_or_else(|| {
+        VerifyError::invalid(
+            Field::Templates,
+            format!("a text must contain ${{code}}, be at most {MAX_TEMPLATE_LEN} characters and hold no control characters"),
+        )
+    })
+}
+
+/// A fragment's text in phonegate's placeholders, for a code that lives `ttl_secs`.
+fn render(text: &str, ttl_secs: i64) -> String {
+    let (n, unit) = if ttl_secs % 3600 == 0 && ttl_secs >= 3600 {
+        (ttl_secs / 3600, if ttl_secs == 3600 { "hour" } else { "hours" })
+    } else if ttl_secs >= 60 {
+        (ttl_secs / 60, if ttl_secs / 60 == 1 { "minute" } else { "minutes" })
+    } else {
+        (ttl_secs, "seconds")
+    };
+    text.replace("${code}", "{code}")
+        .replace("${brand}", "{service}")
+        .replace("${time-limit-unit}", unit)
+        .replace("${time-limit}", &n.to_string())
+}
+
+impl VonageV2 {
+    async fn service_id(&self, caller: &Caller) -> Result<String, VerifyError> {
+        Ok(self.catalog.service(caller, None).await?.id)
+    }
+
+    /// The templates of the caller's service, oldest first.
+    pub async fn templates(&self, caller: &Caller) -> Result<Vec<VonageTemplate>, VerifyError> {
+        let service = self.service_id(caller).await?;
+        ports::read(self.ctx.store.as_ref(), move |tx| Ok(tx.vonage_templates(&service)?)).await
+    }
+
+    pub async fn template(&self, caller: &Caller, id: &str) -> Result<VonageTemplate, VerifyError> {
+        let (service, id) = (self.service_id(caller).await?, id.to_ascii_lowercase());
+        if !is_uuid(&id) {
+            return Err(VerifyError::TemplateNotFound);
+        }
+        ports::read(self.ctx.store.as_ref(), move |tx| tx.vonage_template(&service, &id)?.ok_or(VerifyError::TemplateNotFound)).await
+    }
+
+    pub async fn create_template(&self, caller: &Caller, name: &str, is_default: bool) -> Result<VonageTemplate, VerifyError> {
+        let t = VonageTemplate {
+            id: new_uuid(),
+            service_id: self.service_id(caller).await?,
+            name: check_name(name)?,
+            is_default,
+            created_at: self.ctx.now(),
+        };
+        let t2 = t.clone();
+        ports::write(self.ctx.store.as_ref(), move |tx| {
+            if !tx.insert_vonage_template(&t2)? {
+                return Err(VerifyError::TemplateConflict);
+            }
+            if t2.is_default {
+                tx.clear_default_template(&t2.service_id, &t2.id)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(t)
+    }
+
+    pub async fn update_template(&self, caller: &Caller, id: &str, change: TemplateChange) -> Result<VonageTemplate, VerifyError> {
+        let mut t = self.template(caller, id).await?;
+        if let Some(name) = &change.name {
+            t.name = check_name(name)?;
+        }
+        if let Some(d) = change.is_default {
+            t.is_default = d;
+        }
+        let t2 = t.clone();
+        ports::write(self.ctx.store.as_ref(), move |tx| {
+            if !tx.update_vonage_template(&t2)? {
+                return Err(match tx.vonage_template(&t2.service_id, &t2.id)? {
+                    Some(_) => VerifyError::TemplateConflict,
+                    None => VerifyError::TemplateNotFound,
+                });
+            }
+            if t2.is_default {
+                tx.clear_default_template(&t2.service_id, &t2.id)?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(t)
+    }
+
+    pub async fn delete_template(&self, caller: &Caller, id: &str) -> Result<(), VerifyError> {
+        let t = self.template(caller, id).await?;
+        // As at Vonage, only a template without fragments can go.
+        let deleted = ports::write(self.ctx.store.as_ref(), move |tx| {
+            if !tx.template_fragments(&t.id)?.is_empty() {
+                return Err(VerifyError::TemplateConflict);
+            }
+            Ok(tx.delete_vonage_template(&t.service_id, &t.id)?)
+        })
+        .await?;
+        deleted.then_some(()).ok_or(VerifyError::TemplateNotFound)
+    }
+
+    /// A template's fragments, oldest first.
+    pub async fn fragments(&self, caller: &Caller, template_id: &str) -> Result<Vec<TemplateFragment>, VerifyError> {
+        let t = self.template(caller, template_id).await?;
+        ports::read(self.ctx.store.as_ref(), move |tx| Ok(tx.template_fragments(&t.id)?)).await
+    }
+
+    pub async fn fragment(&self, caller: &Caller, template_id: &str, id: &str) -> Result<TemplateFragment, VerifyError> {
+        let id = id.to_ascii_lowercase();
+        self.fragments(caller, template_id).await?.into_iter().find(|f| f.id == id).ok_or(VerifyError::TemplateNotFound)
+    }
+
+    pub async fn create_fragment(&self, caller: &Caller, template_id: &str, new: FragmentChange) -> Result<TemplateFragment, VerifyError> {
+        let t = self.template(caller, template_id).await?;
+        let channel = new.channel.unwrap_or_default();
+        if channel != "sms" {
+            return Err(VerifyError::invalid(
+                Field::Channel,
+                "phonegate takes sms fragments only: its calls and e-mails speak its own texts",
+            ));
+        }
+        let locale = new.locale.unwrap_or_default();
+        normalize_locale(&locale).map_err(|_| VerifyError::invalid(Field::Locale, "must be a locale like en-us"))?;
+        let now = self.ctx.now();
+        let f = TemplateFragment {
+            id: new_uuid(),
+            template_id: t.id,
+            channel,
+            locale: locale.to_ascii_lowercase(),
+            text: check_text(new.text.as_deref().unwrap_or_default())?,
+            created_at: now,
+            updated_at: now,
+        };
+        let f2 = f.clone();
+        let made = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_template_fragment(&f2)?)).await?;
+        made.then_some(f).ok_or(VerifyError::TemplateConflict)
+    }
+
+    pub async fn update_fragment(&self, caller: &Caller, template_id: &str, id: &str, text: &str) -> Result<TemplateFragment, VerifyError> {
+        let mut f = self.fragment(caller, template_id, id).await?;
+        f.text = check_text(text)?;
+        f.updated_at = self.ctx.now();
+        let f2 = f.clone();
+        let done = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.update_template_fragment(&f2)?)).await?;
+        done.then_some(f).ok_or(VerifyError::TemplateNotFound)
+    }
+
+    pub async fn delete_fragment(&self, caller: &Caller, template_id: &str, id: &str) -> Result<(), VerifyError> {
+        let f = self.fragment(caller, template_id, id).await?;
+        let done =
+            ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_template_fragment(&f.template_id, &f.id)?))
+                .await?;
+        done.then_some(()).ok_or(VerifyError::TemplateNotFound)
+    }
+
+    /// The SMS texts a start uses: the named template's, else the service's default template's
+    /// (`None`: the service's own templates), for a code that lives `ttl_secs`.
+    pub async fn texts_for(&self, caller: &Caller, template_id: Option<&str>, ttl_secs: i64) -> Result<Option<TemplateTexts>, VerifyError> {
+        let template = match template_id {
+            Some(id) => Some(self.template(caller, id).await?),
+            None => self.templates(caller).await?.into_iter().find(|t| t.is_default),
+        };
+        let Some(t) = template else { return Ok(None) };
+        let fragments = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.template_fragments(&t.id)?)).await?;
+        let texts: TemplateTexts = fragments
+            .iter()
+            .filter(|f| f.channel == "sms")
+            .filter_map(|f| Some((normalize_locale(&f.locale).ok()?, render(&f.text, ttl_secs))))
+            .collect();
+        Ok((!texts.is_empty()).then_some(texts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vonage_placeholders_become_phonegate_ones() {
+        assert_eq!(render("${brand}: ${code}, valid ${time-limit} ${time-limit-unit}", 300), "{service}: {code}, valid 5 minutes");
+        assert_eq!(render("${code} ${time-limit} ${time-limit-unit}", 3600), "{code} 1 hour");
+        assert!(check_text("no code here").is_err());
+        assert!(check_text("code ${code}").is_ok());
+    }
+}
