@@ -4,6 +4,7 @@
 //! delivered with retries (`callbacks.rs`); and templates with their fragments (`templates.rs`).
 mod apps;
 mod callbacks;
+mod silent;
 mod templates;
 
 pub use apps::NewApp;

@@ -214,6 +214,11 @@ async fn callback(
     let caller = end_user(&parts);
     match s.core.verifier.silent_callback(&caller, &provider, &query).await {
         Ok(outcome) => {
+            // A Vonage Verify v2 request's device gets Vonage's answer.
+            if let Some(path) = outcome.check.return_path.as_deref().filter(|p| p.starts_with(super::compat::vonage2::SILENT_RETURN)) {
+                let matched = outcome.check.state == CheckState::Matched;
+                return super::compat::vonage2::silent_answer(&s, path, &outcome.check.verification_id, matched, outcome.code_sent);
+            }
             if let Some(path) = outcome.check.return_path.as_deref().filter(|p| p.starts_with('/') && !p.starts_with("//")) {
                 let sep = if path.contains('?') { '&' } else { '?' };
                 let result = match &outcome.proof {

@@ -104,8 +104,13 @@ async fn next_workflow_cancel_and_a_custom_code() {
     assert_eq!(code.len(), 6);
     let next = v2(&app, reqwest::Method::POST, &format!("/v2/verify/{rid}/next_workflow"), None).await;
     assert_eq!(next.status(), 200);
-    let channels: Vec<Value> = app.outbox(&to).await.iter().map(|m| m["channel"].clone()).collect();
-    assert_eq!(channels, vec![json!("voice"), json!("sms")], "newest first: the call followed the text");
+    let mut channels = eventually(|| async {
+        let channels: Vec<String> = app.outbox(&to).await.iter().map(|m| m["channel"].as_str().unwrap().to_string()).collect();
+        (channels.len() == 2).then_some(channels)
+    })
+    .await;
+    channels.sort();
+    assert_eq!(channels, ["sms", "voice"], "the call followed the text");
     // No step left; the hyphenated path some SDK versions send answers the same.
     let none = problem(v2(&app, reqwest::Method::POST, &format!("/v2/verify/{rid}/next-workflow"), None).await, 409).await;
     assert!(none["type"].as_str().unwrap().ends_with("#no-events"), "{none}");
@@ -371,4 +376,57 @@ async fn templates_and_fragments_pick_a_requests_text() {
     assert_eq!(v2(&app, reqwest::Method::DELETE, &format!("{frags}/{fid}"), None).await.status(), 204);
     assert_eq!(v2(&app, reqwest::Method::DELETE, &format!("/v2/verify/templates/{tid}"), None).await.status(), 204);
     problem(v2(&app, reqwest::Method::GET, &format!("/v2/verify/templates/{tid}"), None).await, 404).await;
+}
+
+/// The device's way from `check_url` to its last answer, through the simulator (`outcome`).
+async fn device_follows(app: &TestApp, check_url: &str, outcome: &str) -> Response {
+    let device = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let operator = device.get(check_url).send().await.unwrap().headers()["location"].to_str().unwrap().to_string();
+    let r = device.get(app.url(&format!("{operator}?sim={outcome}"))).send().await.unwrap();
+    let callback = r.headers()["location"].to_str().unwrap().to_string();
+    device.get(app.url(&callback)).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn silent_auth_hands_the_device_a_code_that_completes_the_request_once() {
+    let app = TestApp::spawn_with(|c| c.silent.simulator = true).await;
+    let to = fresh_number();
+    let n = to.trim_start_matches('+');
+    let workflow = json!([{ "channel": "silent_auth", "to": n }, { "channel": "sms", "to": n }]);
+    let r: Value = start(&app, json!({ "brand": "Acme", "workflow": workflow })).await.json().await.unwrap();
+    let rid = r["request_id"].as_str().unwrap().to_string();
+    let check_url = r["check_url"].as_str().unwrap().to_string();
+    assert!(check_url.starts_with(&format!("{}/silent/", app.base)), "{check_url}");
+    // While the device has not come back, a code is refused without counting: 409.
+    let path = format!("/v2/verify/{rid}");
+    let waiting = problem(v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": "1234" }))).await, 409).await;
+    assert!(waiting["type"].as_str().unwrap().ends_with("#no-code"), "{waiting}");
+
+    let answer = device_follows(&app, &check_url, "match").await;
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.unwrap();
+    assert_eq!(answer["request_id"], rid.as_str());
+    let code = answer["code"].as_str().unwrap().to_string();
+    assert!(app.outbox(&to).await.is_empty(), "no SMS once the operator confirmed the number");
+    problem(v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": wrong(&code) }))).await, 404).await;
+    let ok = v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": code }))).await;
+    assert_eq!(ok.json::<Value>().await.unwrap(), json!({ "request_id": rid, "status": "completed" }));
+    problem(v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": code }))).await, 404).await;
+
+    // With a redirect_url the device lands there with the answer in the fragment; a mismatch
+    // says why, and the workflow's SMS goes out.
+    let to = fresh_number();
+    let n = to.trim_start_matches('+');
+    let workflow =
+        json!([{ "channel": "silent_auth", "to": n, "redirect_url": "https://app.example/done" }, { "channel": "sms", "to": n }]);
+    let r: Value = start(&app, json!({ "brand": "Acme", "workflow": workflow })).await.json().await.unwrap();
+    let landed = device_follows(&app, r["check_url"].as_str().unwrap(), "mismatch").await;
+    assert_eq!(landed.status(), 302);
+    let location = landed.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("https://app.example/done#error_description="), "{location}");
+    eventually(|| async { (!app.outbox(&to).await.is_empty()).then_some(()) }).await;
+    let code = app.code_for(&to).await;
+    let ok =
+        v2(&app, reqwest::Method::POST, &format!("/v2/verify/{}", r["request_id"].as_str().unwrap()), Some(json!({ "code": code }))).await;
+    assert_eq!(ok.status(), 200);
 }

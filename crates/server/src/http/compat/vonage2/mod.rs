@@ -84,7 +84,13 @@ fn int(m: &Map<String, Value>, name: &str, range: std::ops::RangeInclusive<i64>)
 struct Item {
     channel: String,
     to: String,
+    /// silent_auth's `redirect_url`.
+    redirect_url: Option<String>,
 }
+
+/// Where a v2 request's silent check sends the device back to (phonegate's own path, with the
+/// app's `redirect_url` when it gave one): the silent callback then answers as Vonage does.
+pub const SILENT_RETURN: &str = "/v2/verify/silent-auth";
 
 /// The request's workflow: its items, the code steps for the engine, and whether silent
 /// authentication comes first.
@@ -117,7 +123,8 @@ fn workflow(m: &Map<String, Value>, timeout: u32) -> Result<(Vec<Item>, Option<W
         {
             return Err(Problem::invalid(&format!("{name}.redirect_url"), "is an absolute URL, for silent_auth only"));
         }
-        parsed.push(Item { channel: channel.to_string(), to: to.to_string() });
+        let redirect_url = text(o, "redirect_url")?.map(str::to_string);
+        parsed.push(Item { channel: channel.to_string(), to: to.to_string(), redirect_url });
     }
     // One verification goes to one recipient: every channel names the same number (or address).
     let first_to = normalized(&parsed[0].to);
@@ -199,6 +206,10 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         custom_code: custom_code.map(str::to_string),
         letters_in_code: true,
         templates,
+        silent_return: silent_first.then(|| match &first.redirect_url {
+            Some(url) => format!("{SILENT_RETURN}?{}", serde_urlencoded::to_string([("redirect_url", url)]).unwrap_or_default()),
+            None => SILENT_RETURN.to_string(),
+        }),
         ..Default::default()
     };
     let req = StartRequest { service: None, to, channel, locale: locale.map(str::to_string), options };
@@ -255,6 +266,15 @@ async fn check(
     if before.status == Status::Pending && silent && silent_waiting(&s, &caller, &id).await {
         return Err(Problem::from_error(VerifyError::NoSilentCheck, Some(&rid)));
     }
+    // Approved by the operator: the code the device was handed completes it, once.
+    if before.status == Status::Approved && silent {
+        let redeemed = s.vonage.redeem_silent_code(&caller, &id, code).await.map_err(|e| Problem::from_error(e, Some(&rid)))?;
+        s.vonage.wake();
+        return match redeemed {
+            true => Ok(Json(json!({ "request_id": rid, "status": "completed" })).into_response()),
+            false => Err(Problem::not_found(&rid)),
+        };
+    }
     let started = std::time::Instant::now();
     let result = s.core.verifier.check_any(&caller, &id, code).await;
     s.metrics.observe_check(started.elapsed().as_secs_f64());
@@ -280,6 +300,46 @@ async fn check(
 /// Whether a silent check still waits for the device (no code has gone out yet).
 async fn silent_waiting(s: &AppState, caller: &Caller, id: &str) -> bool {
     s.core.verifier.messages_for(caller, id).await.is_ok_and(|m| m.is_empty())
+}
+
+/// What the device gets at the end of a v2 request's silent check (`return_path` is the check's,
+/// starting with `SILENT_RETURN`): after a match `{request_id, code}`, as JSON or in the
+/// `redirect_url`'s fragment; else why not.
+pub fn silent_answer(s: &AppState, return_path: &str, verification_id: &str, matched: bool, code_sent: bool) -> Response {
+    let redirect = return_path
+        .split_once('?')
+        .and_then(|(_, q)| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|q| q.into_iter().find(|(k, _)| k == "redirect_url").map(|(_, v)| v));
+    let rid = request_id(verification_id);
+    let fragment = match matched {
+        true => serde_urlencoded::to_string([("request_id", rid.as_str()), ("code", &s.vonage.silent_code(verification_id))]),
+        false if code_sent => serde_urlencoded::to_string([(
+            "error_description",
+            "The silent auth verification cannot be completed. A code was sent instead.",
+        )]),
+        false => serde_urlencoded::to_string([("error_description", "The silent auth verification cannot be completed.")]),
+    }
+    .unwrap_or_default();
+    if let Some(url) = redirect {
+        let mut r = StatusCode::FOUND.into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&format!("{}#{fragment}", url.split('#').next().unwrap_or_default())) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        r.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+        return r;
+    }
+    if matched {
+        let mut r = Json(json!({ "request_id": rid, "code": s.vonage.silent_code(verification_id) })).into_response();
+        r.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+        return r;
+    }
+    Problem::new(
+        StatusCode::PRECONDITION_FAILED,
+        "verify#precondition-failed",
+        "Silent authentication failed",
+        "The silent auth verification cannot be completed.",
+    )
+    .into_response()
 }
 
 fn gone() -> Problem {
