@@ -250,7 +250,7 @@ async fn application_jwts_authenticate_once_within_their_lifetime() {
 }
 
 /// A local status webhook that keeps what it receives.
-async fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+pub async fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
     let got: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let kept = got.clone();
     let router = axum::Router::new().route(
@@ -328,7 +328,7 @@ async fn templates_and_fragments_pick_a_requests_text() {
     let t: Value = t.json().await.unwrap();
     let tid = t["template_id"].as_str().unwrap().to_string();
     assert_eq!(t["is_default"], false);
-    assert_eq!(t["_links"]["fragments"]["href"], format!("/v2/verify/templates/{tid}/template_fragments"));
+    assert_eq!(t["_links"]["fragments"]["href"], app.url(&format!("/v2/verify/templates/{tid}/template_fragments")));
     problem(post("/v2/verify/templates".into(), json!({ "name": "login" })).await, 409).await;
     problem(post("/v2/verify/templates".into(), json!({ "name": "no spaces" })).await, 422).await;
     for i in 0..3 {

@@ -360,7 +360,8 @@ async fn next(
     let caller = caller(&s, &meta, &headers).await?;
     let id = named(&rid)?;
     match s.core.verifier.next(&caller, &id).await {
-        Ok(_) => Ok(Json(json!({})).into_response()),
+        // Vonage documents no body for it.
+        Ok(_) => Ok(StatusCode::OK.into_response()),
         Err(VerifyError::NotPending(_)) => Err(Problem::not_found(&rid)),
         Err(e) => Err(Problem::from_error(e, Some(&rid))),
     }

@@ -34,19 +34,24 @@ fn href(path: String) -> Value {
     json!({ "href": path })
 }
 
-fn template_json(t: &VonageTemplate) -> Value {
+/// The absolute URL of this server's `/v2/verify/templates` (links are absolute, as at Vonage).
+fn base(s: &AppState, headers: &HeaderMap, uri: &Uri) -> String {
+    format!("{}{BASE}", crate::http::compat::base_url(s.webhooks.public_url.as_deref(), s.webhooks.tls, headers, uri))
+}
+
+fn template_json(base: &str, t: &VonageTemplate) -> Value {
     json!({
         "template_id": t.id,
         "name": t.name,
         "is_default": t.is_default,
         "_links": {
-            "self": href(format!("{BASE}/{}", t.id)),
-            "fragments": href(format!("{BASE}/{}/template_fragments", t.id)),
+            "self": href(format!("{base}/{}", t.id)),
+            "fragments": href(format!("{base}/{}/template_fragments", t.id)),
         },
     })
 }
 
-fn fragment_json(f: &TemplateFragment) -> Value {
+fn fragment_json(base: &str, f: &TemplateFragment) -> Value {
     json!({
         "template_fragment_id": f.id,
         "channel": f.channel,
@@ -55,8 +60,8 @@ fn fragment_json(f: &TemplateFragment) -> Value {
         "date_created": f.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "date_updated": f.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "_links": {
-            "self": href(format!("{BASE}/{}/template_fragments/{}", f.template_id, f.id)),
-            "template": href(format!("{BASE}/{}", f.template_id)),
+            "self": href(format!("{base}/{}/template_fragments/{}", f.template_id, f.id)),
+            "template": href(format!("{base}/{}", f.template_id)),
         },
     })
 }
@@ -117,10 +122,12 @@ async fn list(
     Extension(meta): Extension<RequestMeta>,
     Query(q): Q,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
     let all = s.vonage.templates(&caller).await.map_err(failed)?;
-    Ok(Json(page(&q, BASE, "templates", all.iter().map(template_json).collect())?).into_response())
+    let base = base(&s, &headers, &uri);
+    Ok(Json(page(&q, &base, "templates", all.iter().map(|t| template_json(&base, t)).collect())?).into_response())
 }
 
 fn is_default(m: &serde_json::Map<String, Value>) -> Result<Option<bool>, Problem> {
@@ -135,13 +142,14 @@ async fn create(
     State(s): State<AppState>,
     Extension(meta): Extension<RequestMeta>,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
     let m = json_body(&headers, &body)?;
     let name = text(&m, "name")?.ok_or_else(|| Problem::invalid("name", "is required"))?;
     let t = s.vonage.create_template(&caller, name, is_default(&m)?.unwrap_or(false)).await.map_err(failed)?;
-    Ok((StatusCode::CREATED, Json(template_json(&t))).into_response())
+    Ok((StatusCode::CREATED, Json(template_json(&base(&s, &headers, &uri), &t))).into_response())
 }
 
 async fn one(
@@ -149,9 +157,11 @@ async fn one(
     Extension(meta): Extension<RequestMeta>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
-    Ok(Json(template_json(&s.vonage.template(&caller, &id).await.map_err(failed)?)).into_response())
+    let t = s.vonage.template(&caller, &id).await.map_err(failed)?;
+    Ok(Json(template_json(&base(&s, &headers, &uri), &t)).into_response())
 }
 
 async fn update(
@@ -159,12 +169,14 @@ async fn update(
     Extension(meta): Extension<RequestMeta>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
     let m = json_body(&headers, &body)?;
     let change = TemplateChange { name: text(&m, "name")?.map(str::to_string), is_default: is_default(&m)? };
-    Ok(Json(template_json(&s.vonage.update_template(&caller, &id, change).await.map_err(failed)?)).into_response())
+    let t = s.vonage.update_template(&caller, &id, change).await.map_err(failed)?;
+    Ok(Json(template_json(&base(&s, &headers, &uri), &t)).into_response())
 }
 
 async fn remove(
@@ -188,7 +200,9 @@ async fn list_fragments(
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
     let all = s.vonage.fragments(&caller, &id).await.map_err(failed)?;
-    Ok(Json(page(&q, uri.path(), "template_fragments", all.iter().map(fragment_json).collect())?).into_response())
+    let base = base(&s, &headers, &uri);
+    let path = format!("{base}/{}/template_fragments", id.to_ascii_lowercase());
+    Ok(Json(page(&q, &path, "template_fragments", all.iter().map(|f| fragment_json(&base, f)).collect())?).into_response())
 }
 
 async fn create_fragment(
@@ -196,6 +210,7 @@ async fn create_fragment(
     Extension(meta): Extension<RequestMeta>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
@@ -209,7 +224,7 @@ async fn create_fragment(
         text: text(&m, "text")?.map(str::to_string),
     };
     let f = s.vonage.create_fragment(&caller, &id, new).await.map_err(failed)?;
-    Ok((StatusCode::CREATED, Json(fragment_json(&f))).into_response())
+    Ok((StatusCode::CREATED, Json(fragment_json(&base(&s, &headers, &uri), &f))).into_response())
 }
 
 async fn one_fragment(
@@ -217,9 +232,11 @@ async fn one_fragment(
     Extension(meta): Extension<RequestMeta>,
     Path((id, fragment)): Path<(String, String)>,
     headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
-    Ok(Json(fragment_json(&s.vonage.fragment(&caller, &id, &fragment).await.map_err(failed)?)).into_response())
+    let f = s.vonage.fragment(&caller, &id, &fragment).await.map_err(failed)?;
+    Ok(Json(fragment_json(&base(&s, &headers, &uri), &f)).into_response())
 }
 
 async fn update_fragment(
@@ -227,12 +244,14 @@ async fn update_fragment(
     Extension(meta): Extension<RequestMeta>,
     Path((id, fragment)): Path<(String, String)>,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
     let m = json_body(&headers, &body)?;
     let new_text = text(&m, "text")?.ok_or_else(|| Problem::invalid("text", "is required"))?;
-    Ok(Json(fragment_json(&s.vonage.update_fragment(&caller, &id, &fragment, new_text).await.map_err(failed)?)).into_response())
+    let f = s.vonage.update_fragment(&caller, &id, &fragment, new_text).await.map_err(failed)?;
+    Ok(Json(fragment_json(&base(&s, &headers, &uri), &f)).into_response())
 }
 
 async fn remove_fragment(
