@@ -29,6 +29,7 @@ pub enum AuditKind {
     // Keys, services and signing keys.
     KeyCreated,
     KeyRevoked,
+    VonageApplicationSet,
     ServiceCreated,
     ServiceUpdated,
     ServiceDeleted,
@@ -86,6 +87,7 @@ impl AuditKind {
             Self::IntegrationTokenRefused => "integration_token_refused",
             Self::KeyCreated => "key_created",
             Self::KeyRevoked => "key_revoked",
+            Self::VonageApplicationSet => "vonage_application_set",
             Self::ServiceCreated => "service_created",
             Self::ServiceUpdated => "service_updated",
             Self::ServiceDeleted => "service_deleted",

@@ -90,7 +90,7 @@ impl VonageV2 {
         if let Ok(mut parsed) = self.parsed.lock() {
             parsed.remove(&app.id);
         }
-        self.audit.record_once(caller, crate::audit::AuditKind::KeyCreated, Some(key_id), "vonage application set").await;
+        self.audit.record(caller, crate::audit::AuditKind::VonageApplicationSet, Some(key_id), &app.id).await;
         Ok(app)
     }
 

@@ -11,6 +11,7 @@ mod docs;
 mod error;
 mod extract;
 mod headers;
+mod keys;
 mod me_email;
 mod me_password;
 mod oidc;
@@ -93,6 +94,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(verifications::routes())
         .merge(services::routes())
+        .merge(keys::routes())
         .merge(outbox::routes())
         .merge(ops::routes())
         .merge(audit::routes())

@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 /// Every operation the document describes: exactly these, each exercised below.
 const OPERATIONS: &[(&str, &str)] = &[
+    ("put", "/api/keys/{id}/vonage-application"),
+    ("get", "/api/keys/{id}/vonage-application"),
     ("get", "/api/admin/oidc/clients"),
     ("post", "/api/admin/oidc/clients"),
     ("post", "/api/admin/oidc/clients/{client_id}/secret"),
@@ -270,6 +272,21 @@ async fn every_documented_response_matches_what_the_server_sends() {
     let audit = api.call("get", "/api/audit", get("/api/audit?kind=key_created&limit=5"), 200).await;
     assert!(audit["events"].as_array().is_some_and(|e| !e.is_empty()), "{audit}");
     api.call("get", "/api/audit", get("/api/audit?limit=many"), 400).await;
+    // A key's Vonage application: set by an admin key, read back, refused to others.
+    let keys_path = format!("/api/keys/{}/vonage-application", app.key_id);
+    let application = json!({ "public_key": crate::vonage_channels::PUBLIC_KEY, "status_url": "https://app.example/status" });
+    let put = |path: &str, body: Value| client.put(url(path)).bearer_auth(&app.secret).json(&body);
+    let path = "/api/keys/{id}/vonage-application";
+    let set = api.call("put", path, put(&keys_path, application.clone()), 200).await;
+    assert_eq!(set["signed_callbacks"], false);
+    let read = api.call("get", path, get(&keys_path), 200).await;
+    assert_eq!(read["application_id"], set["application_id"]);
+    api.call("put", path, put(&keys_path, json!({ "public_key": "not a key" })), 400).await;
+    api.call("put", path, put("/api/keys/SK0123456789abcdef0123456789abcdef/vonage-application", application.clone()), 404).await;
+    api.call("get", path, get("/api/keys/SK0123456789abcdef0123456789abcdef/vonage-application"), 404).await;
+    let shop_put = client.put(url(&keys_path)).bearer_auth(shop_secret.expose_secret()).json(&application);
+    api.call("put", path, shop_put, 403).await;
+    api.call("get", path, as_shop(&keys_path), 403).await;
     api.call("get", "/api/services/{id}", get(&format!("/api/services/{service_id}")), 200).await;
     api.call("get", "/api/services/{id}", get("/api/services/Shop"), 200).await;
     api.call("get", "/api/services/{id}", get("/api/services/VA0123456789abcdef0123456789abcdef"), 404).await;

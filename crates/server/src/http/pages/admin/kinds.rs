@@ -3,7 +3,7 @@
 //! key's scope) is shown as recorded.
 
 /// Every kind: its name, in English, in German.
-pub const KINDS: [(&str, &str, &str); 48] = [
+pub const KINDS: [(&str, &str, &str); 49] = [
     ("budget_exceeded", "Budget exceeded", "Budget überschritten"),
     ("checks_locked", "Too many wrong codes", "Zu viele falsche Codes"),
     ("prefix_throttled", "Prefix throttled", "Vorwahl gedrosselt"),
@@ -13,6 +13,7 @@ pub const KINDS: [(&str, &str, &str); 48] = [
     ("integration_token_refused", "Sign-in link refused", "Anmeldelink abgelehnt"),
     ("key_created", "API key created", "API-Schlüssel erstellt"),
     ("key_revoked", "API key revoked", "API-Schlüssel widerrufen"),
+    ("vonage_application_set", "Vonage application set", "Vonage-Anwendung gesetzt"),
     ("service_created", "Service created", "Dienst angelegt"),
     ("service_updated", "Service changed", "Dienst geändert"),
     ("service_deleted", "Service deleted", "Dienst gelöscht"),
@@ -136,6 +137,7 @@ mod tests {
             IntegrationTokenRefused,
             KeyCreated,
             KeyRevoked,
+            VonageApplicationSet,
             ServiceCreated,
             ServiceUpdated,
             ServiceDeleted,
@@ -187,6 +189,7 @@ mod tests {
             | IntegrationTokenRefused
             | KeyCreated
             | KeyRevoked
+            | VonageApplicationSet
             | ServiceCreated
             | ServiceUpdated
             | ServiceDeleted
