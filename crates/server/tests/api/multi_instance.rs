@@ -342,3 +342,77 @@ async fn openid_codes_and_refresh_tokens_are_spent_once_across_instances() {
     let ok = answers.iter().filter(|r| r.as_ref().unwrap().status() == 200).count();
     assert_eq!(ok, 1, "one of two parallel refreshes of one token");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vonage_v2_applications_and_callbacks_work_across_instances() {
+    let pair = Pair::start().await;
+    let (status_url, got) = crate::compat_vonage_v2::receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let public_key = dir.path().join("app.pub");
+    std::fs::write(&public_key, crate::vonage_channels::PUBLIC_KEY).unwrap();
+    let (url, file) = (pair.database_url.clone(), public_key.to_str().unwrap().to_string());
+    let made = tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_phonegate"))
+            .args(["keys", "create", "--name", "v2", "--json", "--vonage-application-public-key", &file])
+            .args(["--vonage-status-url", &status_url, "--vonage-signature-secret", "a-signature-secret-of-32-characters!!"])
+            .env("PHONEGATE_DATABASE_URL", &url)
+            .envs(phonegate_store::testing::secret_file(&url).map(|f| ("PHONEGATE_SECRET_FILE", f)))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    let app_id = made["application_id"].as_str().unwrap().to_string();
+    let now = chrono::Utc::now().timestamp();
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(crate::vonage_channels::PRIVATE_KEY.as_bytes()).unwrap();
+    let jwt = |jti: String| {
+        let claims = json!({ "application_id": app_id, "iat": now, "jti": jti });
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key).unwrap()
+    };
+    // One JWT presented at both instances at once: it authenticates once.
+    let token = jwt("shared".into());
+    let to = fresh_number();
+    let n = to.trim_start_matches('+').to_string();
+    let body = json!({ "brand": "Acme", "workflow": [{ "channel": "sms", "to": n }] });
+    let both =
+        join_all((0..2).map(|i| pair.client.post(format!("{}/v2/verify", pair.base(i))).bearer_auth(&token).json(&body).send())).await;
+    let mut statuses: Vec<u16> = both.iter().map(|r| r.as_ref().unwrap().status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [202, 401], "a jti is taken once across instances");
+
+    // Requests started at one instance, checked at the other: each summary arrives once.
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        let to = fresh_number();
+        let body =
+            json!({ "brand": "Acme", "workflow": [{ "channel": "sms", "to": to.trim_start_matches('+') }], "client_ref": format!("r{i}") });
+        let r = pair.client.post(format!("{}/v2/verify", pair.base(i))).bearer_auth(jwt(format!("s{i}"))).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 202);
+        let rid = r.json::<Value>().await.unwrap()["request_id"].as_str().unwrap().to_string();
+        let code = eventually(|| async {
+            pair.outbox(i + 1, &to).await.first().map(|m| m["body"].as_str().unwrap().rsplit(' ').next().unwrap().to_string())
+        })
+        .await;
+        let r = pair
+            .client
+            .post(format!("{}/v2/verify/{rid}", pair.base(i + 1)))
+            .bearer_auth(jwt(format!("c{i}")))
+            .json(&json!({ "code": code }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        ids.push(rid);
+    }
+    // The first request (the shared JWT's) is still pending: its summary waits.
+    let done = "SELECT COUNT(*) FROM vonage_callbacks WHERE done_at IS NOT NULL";
+    eventually(|| async { (query_i64(&pair.database_url, done).await == 6).then_some(()) }).await;
+    let bodies: Vec<Value> = got.lock().unwrap().iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
+    let mut received: Vec<String> = bodies.iter().map(|b| b["request_id"].as_str().unwrap().to_string()).collect();
+    received.sort();
+    ids.sort();
+    assert_eq!(received, ids, "each summary once, whichever instance sent it");
+    assert!(bodies.iter().all(|b| b["status"] == "completed"));
+}
