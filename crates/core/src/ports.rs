@@ -355,6 +355,8 @@ pub trait OidcWrites {
 pub trait VonageReads {
     fn vonage_app(&mut self, id: &str) -> StoreResult<Option<VonageApp>>;
     fn vonage_app_of_key(&mut self, key_id: &str) -> StoreResult<Option<VonageApp>>;
+    /// The summary callback owed for a verification, not yet delivered.
+    fn pending_summary(&mut self, verification_id: &str) -> StoreResult<Option<VonageCallback>>;
     /// A service's templates, oldest first.
     fn vonage_templates(&mut self, service_id: &str) -> StoreResult<Vec<VonageTemplate>>;
     fn vonage_template(&mut self, service_id: &str, id: &str) -> StoreResult<Option<VonageTemplate>>;
@@ -367,6 +369,8 @@ pub trait VonageWrites {
     fn put_vonage_app(&mut self, app: &VonageApp) -> StoreResult<()>;
     /// Queues a callback, due at `due_at`.
     fn insert_vonage_callback(&mut self, c: &VonageCallback, due_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Changes an undelivered callback's payload and makes it due at `due_at`.
+    fn update_vonage_callback(&mut self, id: &str, payload: &str, due_at: DateTime<Utc>) -> StoreResult<()>;
     /// Claims up to `limit` undelivered callbacks that can go at `now` (an event when due, a
     /// summary once its verification has ended), leasing them until `lease_until`.
     fn claim_vonage_callbacks(

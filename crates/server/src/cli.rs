@@ -168,8 +168,9 @@ pub enum KeysCommand {
         /// Where the application's status callbacks go (Vonage Verify v2 `summary` and `event`).
         #[arg(long, value_name = "URL", requires = "vonage_application_public_key")]
         vonage_status_url: Option<String>,
-        /// The secret (32+ characters) the application's callbacks are signed with (HS256).
-        #[arg(long, value_name = "SECRET", requires = "vonage_application_public_key")]
+        /// The secret (32+ characters) the application's callbacks are signed with (HS256); also
+        /// read from PHONEGATE_VONAGE_SIGNATURE_SECRET, which keeps it out of the process list.
+        #[arg(long, value_name = "SECRET", env = "PHONEGATE_VONAGE_SIGNATURE_SECRET", hide_env_values = true)]
         vonage_signature_secret: Option<String>,
         /// Print {"id":…,"secret":…} as JSON.
         #[arg(long)]

@@ -101,7 +101,7 @@ pub async fn keys_create(
             Ok(a) => Some(a.id),
             Err(e) => {
                 core.api_keys.revoke(&cli(), &key.id).await?;
-                bail!("the Vonage application was refused ({e}); the key was not kept");
+                bail!("the Vonage application was refused ({e}); the key {} was revoked", key.id);
             }
         },
     };

@@ -44,15 +44,40 @@ fn invalid(field: Field, message: &str) -> VerifyError {
     VerifyError::invalid(field, message)
 }
 
+/// Whether `url` may receive a status callback or a device: an absolute `https` URL, or `http`
+/// to a loopback or private-network host (a backend next to phonegate).
+pub fn is_callback_url(url: &str) -> bool {
+    if url.len() > 2000 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return false;
+    }
+    let (rest, plain) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(r), _) => (r, false),
+        (None, Some(r)) => (r, true),
+        _ => return false,
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    if host.is_empty() {
+        return false;
+    }
+    if !plain {
+        return true;
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+            std::net::IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        })
+}
+
 fn check_status_url(url: &str) -> Result<(), VerifyError> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(r)
-            if !r.is_empty() && !r.starts_with('/') && url.len() <= 2000 && !url.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            Ok(())
-        }
-        _ => Err(invalid(Field::Url, "the status URL must be an absolute http or https URL")),
+    match is_callback_url(url) {
+        true => Ok(()),
+        false => Err(invalid(Field::Url, "the status URL must be https (http only to this machine or a private network)")),
     }
 }
 
@@ -61,10 +86,18 @@ impl VonageV2 {
     /// its public key, status webhook and signature secret. Admins only.
     pub async fn set_app(&self, caller: &Caller, key_id: &str, new: NewApp) -> Result<VonageApp, VerifyError> {
         caller.require_admin()?;
-        jsonwebtoken::DecodingKey::from_rsa_pem(new.public_key.as_bytes())
-            .map_err(|_| invalid(Field::PublicKey, "must be an RSA public key in PEM"))?;
+        // The public half only: a private key would be stored and shown.
+        let pem = new.public_key.trim();
+        let public = pem.starts_with("-----BEGIN PUBLIC KEY-----") || pem.starts_with("-----BEGIN RSA PUBLIC KEY-----");
+        if !public || pem.contains("PRIVATE") || jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+            return Err(invalid(Field::PublicKey, "must be the application's RSA public key in PEM (BEGIN PUBLIC KEY)"));
+        }
         if let Some(url) = &new.status_url {
             check_status_url(url)?;
+            // Unsigned callbacks could be forged by anyone who finds the URL.
+            if new.signature_secret.is_none() {
+                return Err(invalid(Field::Secret, "a status URL needs a signature secret to sign its callbacks"));
+            }
         }
         if new.signature_secret.as_ref().is_some_and(|s| s.expose_secret().chars().count() < 32) {
             return Err(invalid(Field::Secret, "the signature secret must have at least 32 characters"));
@@ -161,10 +194,11 @@ fn unverified_claims(token: &str) -> Option<Claims> {
 
 /// When a token stops being accepted; `None` when it is not valid now.
 fn lifetime(c: &Claims, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let now_s = now.timestamp();
-    let exp = c.exp.unwrap_or(c.iat + DEFAULT_LIFETIME);
-    let ok = c.iat <= now_s + SKEW && exp > now_s && exp > c.iat && exp - c.iat <= MAX_LIFETIME;
-    ok.then(|| now + Duration::seconds(exp - now_s + SKEW))
+    // In i128: no claim value can overflow the arithmetic.
+    let (now_s, iat) = (i128::from(now.timestamp()), i128::from(c.iat));
+    let exp = c.exp.map_or(iat + i128::from(DEFAULT_LIFETIME), i128::from);
+    let ok = iat <= now_s + i128::from(SKEW) && exp > now_s && exp > iat && exp - iat <= i128::from(MAX_LIFETIME);
+    ok.then(|| now + Duration::seconds((exp - now_s) as i64 + SKEW))
 }
 
 #[cfg(test)]
@@ -185,6 +219,19 @@ mod tests {
         assert!(lifetime(&claims(t, Some(t - 1)), now).is_none(), "expired");
         assert!(lifetime(&claims(t + 120, Some(t + 600)), now).is_none(), "issued in the future");
         assert!(lifetime(&claims(t, Some(t + MAX_LIFETIME + 1)), now).is_none(), "longer than a day");
+        assert!(lifetime(&claims(i64::MIN, Some(t + 3600)), now).is_none(), "no overflow");
+        assert!(lifetime(&claims(t, Some(i64::MAX)), now).is_none());
+        assert!(lifetime(&claims(i64::MAX, None), now).is_none());
+    }
+
+    #[test]
+    fn callbacks_and_devices_go_to_https_or_a_private_http_host() {
+        for ok in ["https://app.example/s", "http://127.0.0.1:8080/s", "http://localhost/x", "http://10.1.2.3/x", "http://[::1]:9/x"] {
+            assert!(is_callback_url(ok), "{ok}");
+        }
+        for bad in ["http://app.example/s", "ftp://x", "https://", "http://8.8.8.8/", "javascript:alert(1)", "https://a b"] {
+            assert!(!is_callback_url(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -32,10 +32,15 @@ pub struct Watch {
     pub channel_timeout: u32,
     /// The workflow's channels as the request named them (`silent_auth`, `sms`…).
     pub channels: Vec<String>,
+    /// The app checked the code a matched silent check's device was handed.
+    #[serde(default)]
+    pub redeemed: bool,
 }
 
-/// Deliveries given up after this many attempts (about two days of pauses).
+/// Deliveries given up after this many attempts (pauses of 30 s doubling to 6 h: about 14.5 hours).
 const MAX_ATTEMPTS: u32 = 12;
+/// A claim's lease: far longer than a round (the sink's timeout, with every callback sent at once).
+const LEASE_SECS: i64 = 120;
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -80,64 +85,104 @@ impl VonageV2 {
         ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_vonage_callback(&c, now)?)).await
     }
 
-    /// Delivers up to `batch` callbacks that can go now; returns how many were delivered.
+    /// Delivers up to `batch` callbacks that can go now, all at once (each within the sink's
+    /// timeout, far inside the claim's lease, so no other instance takes one meanwhile); returns
+    /// how many were delivered.
     pub async fn deliver_callbacks(&self, batch: u32) -> Result<usize, VerifyError> {
         let Some(sink) = self.sink.clone() else { return Ok(0) };
         let (now, token) = (self.ctx.now(), new_id("LT"));
-        let lease_until = now + chrono::Duration::seconds(60);
+        let lease_until = now + chrono::Duration::seconds(LEASE_SECS);
         let t = token.clone();
         let due = ports::write(self.ctx.store.as_ref(), move |tx| {
             Ok::<_, VerifyError>(tx.claim_vonage_callbacks(now, lease_until, &t, batch)?)
         })
         .await?;
-        let mut delivered = 0;
-        for c in due {
+        let rounds = due.into_iter().map(|c| {
+            let (this, sink, token) = (self.clone(), sink.clone(), token.clone());
             let span = tracing::debug_span!(parent: None, "vonage.deliver_callback", callback = %c.id, kind = c.kind.as_str(), attempt = c.attempts + 1);
-            let result = self.deliver_one(sink.as_ref(), &c).instrument(span.clone()).await;
-            let attempts = c.attempts + 1;
-            let (done, due_at) = match &result {
-                Ok(()) => (true, now),
-                Err(e) => {
-                    tracing::warn!(callback = %c.id, attempts, error = %e, "status callback not delivered");
-                    let pause = 30i64 << (attempts - 1).min(10);
-                    (attempts >= MAX_ATTEMPTS, now + chrono::Duration::seconds(pause.min(6 * 3600)))
-                }
-            };
-            delivered += usize::from(result.is_ok());
-            let (id, t, finished) = (c.id.clone(), token.clone(), self.ctx.now());
-            ports::write(self.ctx.store.as_ref(), move |tx| {
-                Ok::<_, VerifyError>(tx.finish_vonage_callback(&id, &t, attempts, due_at, done.then_some(finished))?)
-            })
-            .instrument(span)
-            .await?;
+            tokio::spawn(async move { this.deliver_and_record(sink.as_ref(), &c, &token, now).await }.instrument(span))
+        });
+        let mut delivered = 0;
+        for round in rounds.collect::<Vec<_>>() {
+            match round.await {
+                Ok(Ok(true)) => delivered += 1,
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "a status callback's attempt could not be recorded"),
+                Err(e) => tracing::warn!(error = %e, "a status callback's delivery stopped"),
+            }
         }
         Ok(delivered)
     }
 
-    async fn deliver_one(&self, sink: &dyn CallbackSink, c: &VonageCallback) -> Result<(), String> {
+    /// One claimed callback: sent (or held back), and the attempt recorded by the claim holder.
+    async fn deliver_and_record(
+        &self,
+        sink: &dyn CallbackSink,
+        c: &VonageCallback,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, VerifyError> {
+        let result = self.deliver_one(sink, c).await;
+        let (attempts, done, due_at) = match &result {
+            Ok(Sent::Yes) => (c.attempts + 1, true, now),
+            // Not to be told yet: due again then, no attempt spent.
+            Ok(Sent::Later(at)) => (c.attempts, false, *at),
+            Err(e) => {
+                let attempts = c.attempts + 1;
+                tracing::warn!(callback = %c.id, attempts, error = %e, "status callback not delivered");
+                // 30 s, 1 min, 2 min… capped at 6 h; given up after MAX_ATTEMPTS.
+                let pause = 30i64 << (attempts - 1).min(10);
+                (attempts, attempts >= MAX_ATTEMPTS, now + chrono::Duration::seconds(pause.min(6 * 3600)))
+            }
+        };
+        let (id, t, finished) = (c.id.clone(), token.to_string(), self.ctx.now());
+        ports::write(self.ctx.store.as_ref(), move |tx| {
+            Ok::<_, VerifyError>(tx.finish_vonage_callback(&id, &t, attempts, due_at, done.then_some(finished))?)
+        })
+        .await?;
+        Ok(matches!(result, Ok(Sent::Yes)))
+    }
+
+    async fn deliver_one(&self, sink: &dyn CallbackSink, c: &VonageCallback) -> Result<Sent, String> {
         let (app_id, vid) = (c.app_id.clone(), c.verification_id.clone());
         let found = ports::read(self.ctx.store.as_ref(), move |tx| {
             let app = tx.vonage_app(&app_id)?;
             let v = tx.verification(&vid)?;
             let messages = tx.messages_for_verification(&vid)?;
-            Ok::<_, VerifyError>((app, v, messages))
+            let silent = tx.silent_check_of(&vid)?;
+            Ok::<_, VerifyError>((app, v, messages, silent))
         })
         .await
         .map_err(|e| format!("reading the callback's verification failed: {e}"))?;
-        let (Some(app), v, messages) = found else { return Ok(()) };
-        let Some(url) = app.status_url.clone() else { return Ok(()) };
+        let (Some(app), v, messages, silent) = found else { return Ok(Sent::Yes) };
+        let Some(url) = app.status_url.clone() else { return Ok(Sent::Yes) };
+        let now = self.ctx.now();
         let body = match (c.kind, v) {
             (CallbackKind::Event, _) => c.payload.clone(),
             (CallbackKind::Summary, Some(v)) => {
                 let watch: Watch = serde_json::from_str(&c.payload).unwrap_or_default();
-                summary(&v, &messages, &watch, self.ctx.now()).to_string()
+                // Matched by the operator, the request completes when the app checks the code
+                // its device was handed (`silent.rs`): until then, or its end, nothing to tell.
+                let matched = silent.is_some_and(|s| s.state == crate::silent::CheckState::Matched);
+                let unredeemed = matched && v.status == Status::Approved && !watch.redeemed;
+                if unredeemed && now < v.expires_at {
+                    return Ok(Sent::Later(v.expires_at));
+                }
+                summary(&v, &messages, &watch, unredeemed, now).to_string()
             }
             // Its verification was deleted (retention): nothing to tell.
-            (CallbackKind::Summary, None) => return Ok(()),
+            (CallbackKind::Summary, None) => return Ok(Sent::Yes),
         };
         let secret = app.signature_secret_sealed.as_deref().and_then(|s| self.ctx.keys.open_text(&app.id, s)).map(SecretString::from);
-        sink.deliver(&url, &app.id, secret.as_ref(), &body).await
+        sink.deliver(&url, &app.id, secret.as_ref(), &body).await.map(|()| Sent::Yes)
     }
+}
+
+/// What became of a claimed callback.
+enum Sent {
+    Yes,
+    /// Held back until then.
+    Later(DateTime<Utc>),
 }
 
 /// Vonage's status of an ended verification.
@@ -153,8 +198,9 @@ fn final_status(status: Status) -> &'static str {
 }
 
 /// The `summary` body: the request's outcome and each workflow step's.
-pub(crate) fn summary(v: &Verification, messages: &[Message], watch: &Watch, now: DateTime<Utc>) -> Value {
-    let status = v.status_at(now);
+/// `unredeemed`: approved by the operator, but the app never checked the code: it expired.
+pub(crate) fn summary(v: &Verification, messages: &[Message], watch: &Watch, unredeemed: bool, now: DateTime<Utc>) -> Value {
+    let status = if unredeemed { Status::Expired } else { v.status_at(now) };
     let finalized = if status == Status::Pending { None } else { Some(v.status_changed_at().min(v.expires_at).max(v.created_at)) };
     let silent_first = watch.channels.first().is_some_and(|c| c == "silent_auth");
     let mut workflow = Vec::new();

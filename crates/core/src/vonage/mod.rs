@@ -7,7 +7,7 @@ mod callbacks;
 mod silent;
 mod templates;
 
-pub use apps::NewApp;
+pub use apps::{NewApp, is_callback_url};
 pub use callbacks::{CallbackSink, Watch};
 pub use templates::{FragmentChange, TemplateChange, TemplateTexts};
 

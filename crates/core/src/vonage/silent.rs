@@ -18,18 +18,32 @@ impl VonageV2 {
         mac.iter().take(10).map(|b| char::from(b'0' + b % 10)).collect()
     }
 
-    /// Whether `code` is the silent code of a request its silent check approved, checked for the
-    /// first time. Any other answer (not approved that way, another code, a second time) is false.
+    /// Whether `code` is the silent code of a request its silent check approved. One attempt,
+    /// as at Vonage: the first code presented for such a request spends it, right or wrong, and
+    /// only before the request's end. A right one lets its summary callback go (as completed).
     pub async fn redeem_silent_code(&self, caller: &Caller, verification_id: &str, code: &str) -> Result<bool, VerifyError> {
-        let (c, id) = (caller.clone(), verification_id.to_string());
-        let v = ports::read(self.ctx.store.as_ref(), move |tx| crate::engine::visible(&c, tx.verification(&id)?)).await?;
-        let silent = matches!(v.channel, Channel::Silent | Channel::Auto);
-        let expected = self.silent_code(&v.id);
-        if v.status != Status::Approved || !silent || !bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
-            return Ok(false);
-        }
-        let digest = Sha256::digest(format!("vonage-silent-code\n{}", v.id).as_bytes()).to_vec();
-        let until = v.expires_at.max(self.ctx.now()) + chrono::Duration::days(1);
-        ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.use_once(&digest, until)?)).await
+        let (c, id, now) = (caller.clone(), verification_id.to_string(), self.ctx.now());
+        let expected = self.silent_code(verification_id);
+        let right = bool::from(expected.as_bytes().ct_eq(code.as_bytes()));
+        let redeemed = ports::write(self.ctx.store.as_ref(), move |tx| {
+            let v = crate::engine::visible(&c, tx.verification(&id)?)?;
+            let silent = matches!(v.channel, Channel::Silent | Channel::Auto);
+            if v.status != Status::Approved || !silent || now >= v.expires_at {
+                return Ok::<_, VerifyError>(false);
+            }
+            let digest = Sha256::digest(format!("vonage-silent-code\n{}", v.id).as_bytes()).to_vec();
+            if !tx.use_once(&digest, v.expires_at + chrono::Duration::days(1))? || !right {
+                return Ok(false);
+            }
+            if let Some(summary) = tx.pending_summary(&v.id)? {
+                let mut watch: super::Watch = serde_json::from_str(&summary.payload).unwrap_or_default();
+                watch.redeemed = true;
+                tx.update_vonage_callback(&summary.id, &serde_json::to_string(&watch).unwrap_or_default(), now)?;
+            }
+            Ok(true)
+        })
+        .await?;
+        self.wake();
+        Ok(redeemed)
     }
 }

@@ -1,7 +1,8 @@
 //! Templates: named sets of SMS texts of a service, each text (a fragment) for one locale, with
 //! Vonage's placeholders `${code}`, `${brand}`, `${time-limit}` and `${time-limit-unit}`. A start
 //! naming a template writes its messages from it; without one, from the service's own templates.
-//! Only `sms` fragments are taken: phonegate's calls and e-mails speak its own texts.
+//! Only `sms` fragments are taken (an e-mail step's text part is written from them too):
+//! phonegate's calls speak their own texts.
 use super::VonageV2;
 use crate::caller::Caller;
 use crate::error::{Field, VerifyError};
@@ -35,7 +36,12 @@ fn check_name(name: &str) -> Result<String, VerifyError> {
 }
 
 fn check_text(text: &str) -> Result<String, VerifyError> {
-    let ok = text.contains("${code}") && text.chars().count() <= MAX_TEMPLATE_LEN && !text.chars().any(is_unsafe);
+    // Counted as sent: a brand of up to 18 characters, a code of up to 10, a lifetime's words.
+    let sent = text.chars().count()
+        + 18 * text.matches("${brand}").count()
+        + 10 * text.matches("${code}").count()
+        + 10 * text.matches("${time-limit").count();
+    let ok = text.contains("${code}") && sent <= MAX_TEMPLATE_LEN && !text.chars().any(is_unsafe);
     ok.then(|| text.to_string()).ok_or_else(|| {
         VerifyError::invalid(
             Field::Templates,

@@ -408,9 +408,19 @@ async fn silent_auth_hands_the_device_a_code_that_completes_the_request_once() {
     assert_eq!(answer["request_id"], rid.as_str());
     let code = answer["code"].as_str().unwrap().to_string();
     assert!(app.outbox(&to).await.is_empty(), "no SMS once the operator confirmed the number");
-    problem(v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": wrong(&code) }))).await, 404).await;
     let ok = v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": code }))).await;
     assert_eq!(ok.json::<Value>().await.unwrap(), json!({ "request_id": rid, "status": "completed" }));
+    problem(v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": code }))).await, 404).await;
+
+    // One attempt, as at Vonage: a wrong code spends it, and the right one is refused after.
+    let to = fresh_number();
+    let n = to.trim_start_matches('+');
+    let workflow = json!([{ "channel": "silent_auth", "to": n }]);
+    let r: Value = start(&app, json!({ "brand": "Acme", "workflow": workflow })).await.json().await.unwrap();
+    let answer: Value = device_follows(&app, r["check_url"].as_str().unwrap(), "match").await.json().await.unwrap();
+    let path = format!("/v2/verify/{}", r["request_id"].as_str().unwrap());
+    let code = answer["code"].as_str().unwrap();
+    problem(v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": wrong(code) }))).await, 404).await;
     problem(v2(&app, reqwest::Method::POST, &path, Some(json!({ "code": code }))).await, 404).await;
 
     // With a redirect_url the device lands there with the answer in the fragment; a mismatch
@@ -429,4 +439,77 @@ async fn silent_auth_hands_the_device_a_code_that_completes_the_request_once() {
     let ok =
         v2(&app, reqwest::Method::POST, &format!("/v2/verify/{}", r["request_id"].as_str().unwrap()), Some(json!({ "code": code }))).await;
     assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn budgets_hold_for_v2_requests_and_an_address_takes_email() {
+    let app = TestApp::spawn_with(|c| c.budgets.sends_per_key = vec!["2/1h".parse().unwrap()]).await;
+    let address = "someone@example.com";
+    let workflow = json!([{ "channel": "email", "to": address }]);
+    assert_eq!(start(&app, json!({ "brand": "Acme", "workflow": workflow })).await.status(), 202);
+    let mail = app.outbox(address).await;
+    assert_eq!(mail[0]["channel"], "email", "{mail:?}");
+    assert_eq!(start(&app, json!({ "brand": "Acme", "workflow": sms(&fresh_number()) })).await.status(), 202);
+    // The key's third code within the hour: refused as Vonage refuses a throttled request.
+    let to = fresh_number();
+    let p = problem(start(&app, json!({ "brand": "Acme", "workflow": sms(&to) })).await, 429).await;
+    assert_eq!(p["title"], "Rate Limit Hit");
+    assert!(app.outbox(&to).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_silent_match_is_completed_only_when_the_app_checks_the_devices_code() {
+    let app = TestApp::spawn_with(|c| c.silent.simulator = true).await;
+    let (url, got) = receiver().await;
+    let (app_id, _) = application(&app, Some(url)).await;
+    let now = app.clock_now_unix();
+    let summaries = |rid: String| {
+        let got = got.clone();
+        async move {
+            let all: Vec<Value> = got.lock().unwrap().iter().map(|(_, b)| serde_json::from_str(b).unwrap()).collect();
+            all.into_iter().find(|b| b["request_id"] == rid.as_str() && b["type"] == "summary")
+        }
+    };
+    let mut rids = Vec::new();
+    for (i, redeem) in [true, false].into_iter().enumerate() {
+        let n = fresh_number().trim_start_matches('+').to_string();
+        let body = json!({ "brand": "Acme", "workflow": [{ "channel": "silent_auth", "to": n }] });
+        let r = app
+            .client
+            .post(app.url("/v2/verify"))
+            .bearer_auth(jwt(&app_id, PRIVATE_KEY, now, None, &format!("s{i}")))
+            .json(&body)
+            .send()
+            .await;
+        let r: Value = r.unwrap().json().await.unwrap();
+        let rid = r["request_id"].as_str().unwrap().to_string();
+        let answer: Value = device_follows(&app, r["check_url"].as_str().unwrap(), "match").await.json().await.unwrap();
+        // The silent_auth event came at the start; the summary waits for the app's check.
+        eventually(|| {
+            let got = got.clone();
+            let rid = rid.clone();
+            async move { got.lock().unwrap().iter().any(|(_, b)| b.contains(&rid) && b.contains("action_pending")).then_some(()) }
+        })
+        .await;
+        if redeem {
+            let check = app
+                .client
+                .post(app.url(&format!("/v2/verify/{rid}")))
+                .bearer_auth(jwt(&app_id, PRIVATE_KEY, now, None, &format!("c{i}")))
+                .json(&json!({ "code": answer["code"] }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(check.status(), 200);
+            let summary = eventually(|| summaries(rid.clone())).await;
+            assert_eq!(summary["status"], "completed");
+            assert_eq!(summary["workflow"][0]["channel"], "silent_auth");
+        }
+        rids.push(rid);
+    }
+    // The unchecked one is held until its request's end, then told as expired.
+    assert!(summaries(rids[1].clone()).await.is_none(), "held while the app may still check the code");
+    app.advance(chrono::Duration::seconds(400));
+    let summary = eventually(|| summaries(rids[1].clone())).await;
+    assert_eq!(summary["status"], "expired");
 }

@@ -274,14 +274,23 @@ async fn every_documented_response_matches_what_the_server_sends() {
     api.call("get", "/api/audit", get("/api/audit?limit=many"), 400).await;
     // A key's Vonage application: set by an admin key, read back, refused to others.
     let keys_path = format!("/api/keys/{}/vonage-application", app.key_id);
-    let application = json!({ "public_key": crate::vonage_channels::PUBLIC_KEY, "status_url": "https://app.example/status" });
+    let application = json!({
+        "public_key": crate::vonage_channels::PUBLIC_KEY,
+        "status_url": "https://app.example/status",
+        "signature_secret": "a-signature-secret-of-32-characters!!",
+    });
     let put = |path: &str, body: Value| client.put(url(path)).bearer_auth(&app.secret).json(&body);
     let path = "/api/keys/{id}/vonage-application";
     let set = api.call("put", path, put(&keys_path, application.clone()), 200).await;
-    assert_eq!(set["signed_callbacks"], false);
+    assert_eq!(set["signed_callbacks"], true);
     let read = api.call("get", path, get(&keys_path), 200).await;
     assert_eq!(read["application_id"], set["application_id"]);
     api.call("put", path, put(&keys_path, json!({ "public_key": "not a key" })), 400).await;
+    // The private half is refused (it would be stored and shown), as is an unsigned status URL.
+    let private = json!({ "public_key": crate::vonage_channels::PRIVATE_KEY });
+    api.call("put", path, put(&keys_path, private), 400).await;
+    let unsigned = json!({ "public_key": crate::vonage_channels::PUBLIC_KEY, "status_url": "https://app.example/status" });
+    api.call("put", path, put(&keys_path, unsigned), 400).await;
     api.call("put", path, put("/api/keys/SK0123456789abcdef0123456789abcdef/vonage-application", application.clone()), 404).await;
     api.call("get", path, get("/api/keys/SK0123456789abcdef0123456789abcdef/vonage-application"), 404).await;
     let shop_put = client.put(url(&keys_path)).bearer_auth(shop_secret.expose_secret()).json(&application);

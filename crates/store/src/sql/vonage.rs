@@ -27,8 +27,16 @@ static CLAIM_CALLBACKS: Sql = Sql::new(
      AND (v.status <> 'pending' OR v.expires_at <= $3))) ORDER BY c.due_at LIMIT $4 FOR UPDATE SKIP LOCKED) \
      AND done_at IS NULL RETURNING id, app_id, verification_id, kind, payload, created_at, attempts",
 );
-static FINISH_CALLBACK: Sql =
-    Sql::new("UPDATE vonage_callbacks SET attempts = $3, due_at = $4, done_at = $5, lease_token = NULL WHERE id = $1 AND lease_token = $2");
+/// A delivered (or given up) callback keeps no payload: an event's may name a device link.
+static FINISH_CALLBACK: Sql = Sql::new(
+    "UPDATE vonage_callbacks SET attempts = $3, due_at = $4, done_at = $5, lease_token = NULL, \
+     payload = CASE WHEN $5 IS NULL THEN payload ELSE '' END WHERE id = $1 AND lease_token = $2",
+);
+static PENDING_SUMMARY: Sql = Sql::new(
+    "SELECT id, app_id, verification_id, kind, payload, created_at, attempts FROM vonage_callbacks \
+     WHERE verification_id = $1 AND kind = 'summary' AND done_at IS NULL FOR UPDATE",
+);
+static UPDATE_CALLBACK: Sql = Sql::new("UPDATE vonage_callbacks SET payload = $2, due_at = $3 WHERE id = $1 AND done_at IS NULL");
 
 static TEMPLATES: Sql =
     Sql::new("SELECT id, service_id, name, is_default, created_at FROM vonage_templates WHERE service_id = $1 ORDER BY created_at, id");
@@ -89,7 +97,24 @@ fn fragment(mut r: Row) -> StoreResult<TemplateFragment> {
     })
 }
 
+fn callback(mut r: Row) -> StoreResult<VonageCallback> {
+    let kind = r.text(3)?;
+    Ok(VonageCallback {
+        id: r.text(0)?,
+        app_id: r.text(1)?,
+        verification_id: r.text(2)?,
+        kind: CallbackKind::parse(&kind).ok_or_else(|| StoreError::Other(format!("unknown callback kind `{kind}`")))?,
+        payload: r.text(4)?,
+        created_at: r.ts(5)?,
+        attempts: r.int(6)? as u32,
+    })
+}
+
 impl<D: Db> VonageReads for Repo<D> {
+    fn pending_summary(&mut self, verification_id: &str) -> StoreResult<Option<VonageCallback>> {
+        self.row(&PENDING_SUMMARY, args![verification_id])?.map(callback).transpose()
+    }
+
     fn vonage_app(&mut self, id: &str) -> StoreResult<Option<VonageApp>> {
         self.row(&APP, args![id])?.map(app).transpose()
     }
@@ -122,6 +147,10 @@ impl<D: Db> VonageWrites for Repo<D> {
         self.exec(&INSERT_CALLBACK, args).map(|_| ())
     }
 
+    fn update_vonage_callback(&mut self, id: &str, payload: &str, due_at: DateTime<Utc>) -> StoreResult<()> {
+        self.exec(&UPDATE_CALLBACK, args![id, payload, due_at]).map(|_| ())
+    }
+
     fn claim_vonage_callbacks(
         &mut self,
         now: DateTime<Utc>,
@@ -129,21 +158,7 @@ impl<D: Db> VonageWrites for Repo<D> {
         token: &str,
         limit: u32,
     ) -> StoreResult<Vec<VonageCallback>> {
-        self.rows(&CLAIM_CALLBACKS, args![token, lease_until, now, limit])?
-            .into_iter()
-            .map(|mut r| {
-                let kind = r.text(3)?;
-                Ok(VonageCallback {
-                    id: r.text(0)?,
-                    app_id: r.text(1)?,
-                    verification_id: r.text(2)?,
-                    kind: CallbackKind::parse(&kind).ok_or_else(|| StoreError::Other(format!("unknown callback kind `{kind}`")))?,
-                    payload: r.text(4)?,
-                    created_at: r.ts(5)?,
-                    attempts: r.int(6)? as u32,
-                })
-            })
-            .collect()
+        self.rows(&CLAIM_CALLBACKS, args![token, lease_until, now, limit])?.into_iter().map(callback).collect()
     }
 
     fn finish_vonage_callback(

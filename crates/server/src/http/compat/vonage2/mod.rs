@@ -119,9 +119,12 @@ fn workflow(m: &Map<String, Value>, timeout: u32) -> Result<(Vec<Item>, Option<W
             _ => return Err(Problem::invalid(&format!("{name}.channel"), "must be sms, voice, whatsapp, email or silent_auth")),
         }
         if let Some(url) = text(o, "redirect_url")?
-            && (channel != "silent_auth" || !(url.starts_with("https://") || url.starts_with("http://")))
+            && (channel != "silent_auth" || !phonegate_core::vonage::is_callback_url(url))
         {
-            return Err(Problem::invalid(&format!("{name}.redirect_url"), "is an absolute URL, for silent_auth only"));
+            return Err(Problem::invalid(
+                &format!("{name}.redirect_url"),
+                "is an https URL (http only to this machine or a private network), for silent_auth only",
+            ));
         }
         let redirect_url = text(o, "redirect_url")?.map(str::to_string);
         parsed.push(Item { channel: channel.to_string(), to: to.to_string(), redirect_url });
@@ -224,6 +227,7 @@ async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &Head
         client_ref: client_ref.map(str::to_string),
         channel_timeout: timeout,
         channels: items.iter().map(|i| i.channel.clone()).collect(),
+        redeemed: false,
     };
     if let Err(e) = s.vonage.watch(&caller, &v.id, &watch).await {
         tracing::warn!(error = %e, "the status callback of a started request could not be queued");
