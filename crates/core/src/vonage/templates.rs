@@ -1,6 +1,9 @@
 //! Templates: named sets of SMS texts of a service, each text (a fragment) for one locale, with
 //! Vonage's placeholders `${code}`, `${brand}`, `${time-limit}` and `${time-limit-unit}`. A start
 //! naming a template writes its messages from it; without one, from the service's own templates.
+//! The service's default template is mapped onto those: its fragments are written into the
+//! service's templates (one per locale, the time limit as the service's code lifetime), so every
+//! API (native, Twilio, Vonage v1 and v2) sends the same texts.
 //! Only `sms` fragments are taken (an e-mail step's text part is written from them too):
 //! phonegate's calls speak their own texts.
 use super::VonageV2;
@@ -85,6 +88,12 @@ impl VonageV2 {
     }
 
     pub async fn create_template(&self, caller: &Caller, name: &str, is_default: bool) -> Result<VonageTemplate, VerifyError> {
+        let t = self.insert_template(caller, name, is_default).await?;
+        self.sync_default(&t, None).await?;
+        Ok(t)
+    }
+
+    async fn insert_template(&self, caller: &Caller, name: &str, is_default: bool) -> Result<VonageTemplate, VerifyError> {
         let t = VonageTemplate {
             id: new_uuid(),
             service_id: self.service_id(caller).await?,
@@ -104,6 +113,32 @@ impl VonageV2 {
         })
         .await?;
         Ok(t)
+    }
+
+    /// Writes the default template's fragments into its service's templates (and takes the text
+    /// of `removed`, a locale whose fragment went, out of them).
+    async fn sync_default(&self, t: &VonageTemplate, removed: Option<&str>) -> Result<(), VerifyError> {
+        if !t.is_default {
+            return Ok(());
+        }
+        let id = t.id.clone();
+        let fragments = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.template_fragments(&id)?)).await?;
+        let system = Caller::system("vonage-default-template");
+        let service = self.catalog.service(&system, Some(&t.service_id)).await?;
+        let mut texts = service.templates.clone();
+        if let Some(locale) = removed.and_then(|l| normalize_locale(l).ok()) {
+            texts.remove(&locale);
+        }
+        for f in fragments.iter().filter(|f| f.channel == "sms") {
+            if let Ok(locale) = normalize_locale(&f.locale) {
+                texts.insert(locale, render(&f.text, service.code_ttl_secs));
+            }
+        }
+        if texts != service.templates {
+            let changes = crate::catalog::ServiceChanges { templates: Some(texts), ..Default::default() };
+            self.catalog.update_service(&system, &service.id, changes).await?;
+        }
+        Ok(())
     }
 
     pub async fn update_template(&self, caller: &Caller, id: &str, change: TemplateChange) -> Result<VonageTemplate, VerifyError> {
@@ -128,6 +163,7 @@ impl VonageV2 {
             Ok(())
         })
         .await?;
+        self.sync_default(&t, None).await?;
         Ok(t)
     }
 
@@ -169,7 +205,7 @@ impl VonageV2 {
         let now = self.ctx.now();
         let f = TemplateFragment {
             id: new_uuid(),
-            template_id: t.id,
+            template_id: t.id.clone(),
             channel,
             locale: locale.to_ascii_lowercase(),
             text: check_text(new.text.as_deref().unwrap_or_default())?,
@@ -178,7 +214,11 @@ impl VonageV2 {
         };
         let f2 = f.clone();
         let made = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.insert_template_fragment(&f2)?)).await?;
-        made.then_some(f).ok_or(VerifyError::TemplateConflict)
+        if !made {
+            return Err(VerifyError::TemplateConflict);
+        }
+        self.sync_default(&t, None).await?;
+        Ok(f)
     }
 
     pub async fn update_fragment(&self, caller: &Caller, template_id: &str, id: &str, text: &str) -> Result<TemplateFragment, VerifyError> {
@@ -187,25 +227,28 @@ impl VonageV2 {
         f.updated_at = self.ctx.now();
         let f2 = f.clone();
         let done = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.update_template_fragment(&f2)?)).await?;
-        done.then_some(f).ok_or(VerifyError::TemplateNotFound)
+        if !done {
+            return Err(VerifyError::TemplateNotFound);
+        }
+        self.sync_default(&self.template(caller, template_id).await?, None).await?;
+        Ok(f)
     }
 
     pub async fn delete_fragment(&self, caller: &Caller, template_id: &str, id: &str) -> Result<(), VerifyError> {
         let f = self.fragment(caller, template_id, id).await?;
-        let done =
-            ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_template_fragment(&f.template_id, &f.id)?))
-                .await?;
-        done.then_some(()).ok_or(VerifyError::TemplateNotFound)
+        let (tid, fid) = (f.template_id.clone(), f.id.clone());
+        let done = ports::write(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.delete_template_fragment(&tid, &fid)?)).await?;
+        if !done {
+            return Err(VerifyError::TemplateNotFound);
+        }
+        self.sync_default(&self.template(caller, template_id).await?, Some(&f.locale)).await
     }
 
-    /// The SMS texts a start uses: the named template's, else the service's default template's
-    /// (`None`: the service's own templates), for a code that lives `ttl_secs`.
+    /// The SMS texts a start naming `template_id` uses, for a code that lives `ttl_secs` (`None`:
+    /// the service's own templates, which hold its default template's texts).
     pub async fn texts_for(&self, caller: &Caller, template_id: Option<&str>, ttl_secs: i64) -> Result<Option<TemplateTexts>, VerifyError> {
-        let template = match template_id {
-            Some(id) => Some(self.template(caller, id).await?),
-            None => self.templates(caller).await?.into_iter().find(|t| t.is_default),
-        };
-        let Some(t) = template else { return Ok(None) };
+        let Some(id) = template_id else { return Ok(None) };
+        let t = self.template(caller, id).await?;
         let fragments = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.template_fragments(&t.id)?)).await?;
         let texts: TemplateTexts = fragments
             .iter()

@@ -372,8 +372,19 @@ async fn templates_and_fragments_pick_a_requests_text() {
     assert_eq!(start(&app, json!({ "brand": "Acme", "workflow": sms(&to), "locale": "en-us" })).await.status(), 202);
     let text = app.outbox(&to).await[0]["body"].as_str().unwrap().to_string();
     assert!(text.strip_prefix("Code ").is_some_and(|c| c.len() == 4), "{text}");
+    // The default template's texts are the service's: the native API sends them too.
+    let native = fresh_number();
+    let r = app.post("/api/verifications", json!({ "to": native, "channel": "sms", "locale": "en-us" })).await;
+    assert_eq!(r.status(), 201);
+    let text = app.outbox(&native).await[0]["body"].as_str().unwrap().to_string();
+    assert!(text.strip_prefix("Code ").is_some_and(|c| c.len() == 6), "{text}");
     problem(v2(&app, reqwest::Method::DELETE, &format!("/v2/verify/templates/{tid}"), None).await, 409).await;
     assert_eq!(v2(&app, reqwest::Method::DELETE, &format!("{frags}/{fid}"), None).await.status(), 204);
+    // Its fragment gone, the service's text for that language is the built-in one again.
+    let native = fresh_number();
+    app.post("/api/verifications", json!({ "to": native, "channel": "sms", "locale": "en-us" })).await;
+    let text = app.outbox(&native).await[0]["body"].as_str().unwrap().to_string();
+    assert!(!text.starts_with("Code "), "{text}");
     assert_eq!(v2(&app, reqwest::Method::DELETE, &format!("/v2/verify/templates/{tid}"), None).await.status(), 204);
     problem(v2(&app, reqwest::Method::GET, &format!("/v2/verify/templates/{tid}"), None).await, 404).await;
 }
