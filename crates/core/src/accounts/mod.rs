@@ -556,8 +556,10 @@ impl Accounts {
         // one family never wait on each other.
         // An OpenID client's spent token gets no second answer: it is always a reuse.
         let reuse = chrono::Duration::seconds(if client.is_some() { 0 } else { self.settings.refresh_reuse_secs });
+        // Without an interval a spent token is always a reuse, even when this unit's clock reading
+        // (taken before it waited for the token's row) is earlier than the spend it waited for.
         let next = match spent {
-            Some(spent_at) if now - spent_at < reuse => tx.refresh_token(&next_hash)?,
+            Some(spent_at) if reuse > chrono::Duration::zero() && now - spent_at < reuse => tx.refresh_token(&next_hash)?,
             _ => None,
         };
         // An app's token refreshes only at the accounts API, an OpenID grant's only for its client.
