@@ -17,13 +17,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Every scenario `--scenarios` accepts (`baseline` runs first whether it is named or not).
-const SCENARIOS: [&str; 15] = [
+const SCENARIOS: [&str; 16] = [
     "baseline",
     "start",
     "status",
     "check",
     "pair",
     "compat",
+    "vonage2",
     "silent",
     "me_bearer",
     "me_cookie",
@@ -44,14 +45,15 @@ struct Args {
     /// Concurrent connections.
     #[arg(long, default_value_t = 64)]
     connections: usize,
-    /// Scenarios to run, in order (baseline always runs first); besides the default ones:
+    /// Scenarios to run, in order (baseline always runs first; vonage2 is the pair through Vonage
+    /// Verify v2, JSON with Basic auth); besides the default ones:
     /// silent (an auto verification approved through the simulator's operator),
     /// me_bearer, me_cookie, refresh, password_login (the accounts API), backup (the start load
     /// while `phonegate backup` copies the SQLite database back to back: compare its p99 and max
     /// with start's), userinfo, oidc-refresh, oidc-authorize (OpenID Connect: a bearer access
     /// token at userinfo; refresh-token rotation; a signed-in browser's authorization and the
     /// code exchange).
-    #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
+    #[arg(long, value_delimiter = ',', default_value = "start,status,check,pair,compat,vonage2", value_parser = clap::builder::PossibleValuesParser::new(SCENARIOS))]
     scenarios: Vec<String>,
     /// A PostgreSQL database to create a fresh schema in (default: a new SQLite file).
     #[arg(long)]
@@ -152,6 +154,7 @@ async fn main() -> anyhow::Result<()> {
             }
             "backup" => anyhow::bail!("the backup scenario measures SQLite (PostgreSQL is backed up with pg_dump)"),
             "compat" => load::run("compat", n, duration, pid, move |_| scenarios::compat(c.clone())).await,
+            "vonage2" => load::run("vonage2", n, duration, pid, move |_| scenarios::vonage2(c.clone())).await,
             "silent" => load::run("silent", n, duration, pid, move |_| scenarios::silent(c.clone())).await,
             name if accounts::NAMES.contains(&name) => match accounts::scenario(name, &ctx, n, duration, pid).await {
                 Ok((stats, report)) => {

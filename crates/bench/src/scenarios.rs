@@ -167,6 +167,27 @@ pub async fn compat(ctx: Arc<Ctx>) -> Sample {
     Sample { micros: (started + t2.elapsed()).as_micros() as u64, ok, requests: 2 }
 }
 
+/// The same journey through Vonage Verify v2: JSON with Basic auth, a `request_id` to check.
+pub async fn vonage2(ctx: Arc<Ctx>) -> Sample {
+    let to = ctx.fresh_number();
+    let t = Instant::now();
+    let body = json!({ "brand": "Bench", "workflow": [{ "channel": "sms", "to": to.trim_start_matches('+') }] });
+    let r = ctx.client.post(format!("{}/v2/verify", ctx.base)).basic_auth(&ctx.key_id, Some(&ctx.secret)).json(&body).send().await;
+    let Some(rid) = json_of(r, 202).await.and_then(|v| v["request_id"].as_str().map(str::to_string)) else { return sample(t, false, 1) };
+    let started = t.elapsed();
+    let Some(code) = code(&ctx, &to).await else { return Sample { micros: started.as_micros() as u64, ok: false, requests: 1 } };
+    let t2 = Instant::now();
+    let r = ctx
+        .client
+        .post(format!("{}/v2/verify/{rid}", ctx.base))
+        .basic_auth(&ctx.key_id, Some(&ctx.secret))
+        .json(&json!({ "code": code }))
+        .send()
+        .await;
+    let ok = json_of(r, 200).await.is_some_and(|v| v["status"] == "completed");
+    Sample { micros: (started + t2.elapsed()).as_micros() as u64, ok, requests: 2 }
+}
+
 /// Creates the Twilio service the compat scenario uses.
 pub async fn twilio_service(ctx: &Ctx) -> anyhow::Result<String> {
     let r = ctx

@@ -30,7 +30,7 @@ fn the_bench_tool_runs_every_scenario_and_reports_json() {
     let table = String::from_utf8_lossy(&out.stdout);
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let names: Vec<&str> = v["scenarios"].as_array().unwrap().iter().map(|s| s["scenario"].as_str().unwrap()).collect();
-    assert_eq!(names, ["baseline", "start", "status", "check", "pair", "compat"]);
+    assert_eq!(names, ["baseline", "start", "status", "check", "pair", "compat", "vonage2"]);
     for s in v["scenarios"].as_array().unwrap() {
         let name = s["scenario"].as_str().unwrap();
         assert!(s["operations"].as_u64().unwrap() > 0, "{name}: {s}");
