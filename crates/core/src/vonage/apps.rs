@@ -123,6 +123,9 @@ impl VonageV2 {
         if let Ok(mut parsed) = self.parsed.lock() {
             parsed.remove(&app.id);
         }
+        if let Ok(mut apps) = self.apps_of_keys.lock() {
+            apps.remove(&app.key_id);
+        }
         self.audit.record(caller, crate::audit::AuditKind::VonageApplicationSet, Some(key_id), &app.id).await;
         Ok(app)
     }

@@ -39,6 +39,8 @@ pub struct Watch {
 
 /// Deliveries given up after this many attempts (pauses of 30 s doubling to 6 h: about 14.5 hours).
 const MAX_ATTEMPTS: u32 = 12;
+/// How long a key's application is read from memory.
+const APP_CACHE: std::time::Duration = std::time::Duration::from_secs(2);
 /// A claim's lease: far longer than a round (the sink's timeout, with every callback sent at once).
 const LEASE_SECS: i64 = 120;
 
@@ -48,9 +50,26 @@ fn time(t: DateTime<Utc>) -> String {
 
 impl VonageV2 {
     /// The application of the caller's key, when it has a status URL.
+    /// Read through a short-lived cache: a start costs no read for it, and a change made at
+    /// another instance applies there within `APP_CACHE` (at once here).
     async fn notified_app(&self, caller: &Caller) -> Result<Option<VonageApp>, VerifyError> {
         let Some(key) = caller.key_id.clone() else { return Ok(None) };
-        let app = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.vonage_app_of_key(&key)?)).await?;
+        let cached =
+            self.apps_of_keys.lock().ok().and_then(|m| m.get(&key).filter(|(_, at)| at.elapsed() < APP_CACHE).map(|(a, _)| a.clone()));
+        let app = match cached {
+            Some(app) => app,
+            None => {
+                let k = key.clone();
+                let app = ports::read(self.ctx.store.as_ref(), move |tx| Ok::<_, VerifyError>(tx.vonage_app_of_key(&k)?)).await?;
+                if let Ok(mut m) = self.apps_of_keys.lock() {
+                    if m.len() > 10_000 {
+                        m.clear();
+                    }
+                    m.insert(key, (app.clone(), std::time::Instant::now()));
+                }
+                app
+            }
+        };
         Ok(app.filter(|a| a.status_url.is_some()))
     }
 

@@ -16,6 +16,9 @@ use crate::catalog::Catalog;
 use crate::context::Context;
 use std::sync::Arc;
 
+/// A key's application (or none) and when it was read.
+type KnownApp = (Option<crate::model::vonage::VonageApp>, std::time::Instant);
+
 /// Applications, callbacks and templates. Cheap to clone.
 #[derive(Clone)]
 pub struct VonageV2 {
@@ -25,6 +28,8 @@ pub struct VonageV2 {
     sink: Option<Arc<dyn CallbackSink>>,
     /// Parsed public keys by application id, with the PEM they were parsed from.
     parsed: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, jsonwebtoken::DecodingKey)>>>,
+    /// Each key's application as last read, and when: a start reads it from here for 2 s.
+    apps_of_keys: Arc<std::sync::Mutex<std::collections::HashMap<String, KnownApp>>>,
     /// Woken when a request may have ended (a check, a cancel): the callback worker looks at once.
     wake: Arc<tokio::sync::Notify>,
 }
@@ -37,6 +42,7 @@ impl VonageV2 {
             catalog: core.catalog.clone(),
             sink,
             parsed: Default::default(),
+            apps_of_keys: Default::default(),
             wake: Default::default(),
         }
     }
