@@ -314,6 +314,12 @@ async fn the_application_receives_a_signed_summary() {
     assert_eq!(claims["payload_hash"], hex::encode(Sha256::digest(body.as_bytes())));
     assert_eq!(claims["application_id"], app_id.as_str());
     assert!(!body.contains(&code), "a callback never carries the code");
+    // Delivered, it keeps no payload, and retention removes it with the verifications.
+    let kept = "SELECT COUNT(*) FROM vonage_callbacks WHERE done_at IS NOT NULL AND payload = ''";
+    eventually(|| async { (app.query_i64(kept).await == 1).then_some(()) }).await;
+    app.advance(chrono::Duration::days(31));
+    app.state.core.verifier.purge_old(chrono::Duration::days(30), 100).await.unwrap();
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM vonage_callbacks").await, 0);
 }
 
 #[tokio::test]

@@ -25,6 +25,8 @@ CREATE TABLE vonage_callbacks (
     done_at         BIGINT
 );
 CREATE INDEX vonage_callbacks_due ON vonage_callbacks (due_at) WHERE done_at IS NULL;
+-- Retention removes the delivered ones.
+CREATE INDEX vonage_callbacks_done ON vonage_callbacks (done_at) WHERE done_at IS NOT NULL;
 
 -- Vonage templates: named sets of texts per channel and locale, owned by a service; a start
 -- naming one writes its messages from them. The service's default texts stay its own templates.

@@ -256,7 +256,13 @@ impl<D: Db> VerificationWrites for Repo<D> {
         self.exec(&PURGE_SILENT, args![cutoff, limit])?;
         self.exec(&PURGE_MESSAGES, args![cutoff, limit])?;
         let deleted = self.exec(&PURGE_VERIFICATIONS, args![cutoff, limit])?;
-        for sql in [&PURGE_INBOUND, &PURGE_HELD_RECEIPTS, &super::budgets::PURGE_COUNTERS, &super::silent::PURGE_USED_TOKENS] {
+        for sql in [
+            &PURGE_INBOUND,
+            &PURGE_HELD_RECEIPTS,
+            &super::budgets::PURGE_COUNTERS,
+            &super::silent::PURGE_USED_TOKENS,
+            &super::vonage::PURGE_CALLBACKS,
+        ] {
             self.exec(sql, args![cutoff, limit])?;
         }
         Ok(deleted)

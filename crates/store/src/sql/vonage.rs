@@ -32,6 +32,10 @@ static FINISH_CALLBACK: Sql = Sql::new(
     "UPDATE vonage_callbacks SET attempts = $3, due_at = $4, done_at = $5, lease_token = NULL, \
      payload = CASE WHEN $5 IS NULL THEN payload ELSE '' END WHERE id = $1 AND lease_token = $2",
 );
+/// Delivered (or given up) callbacks older than the retention cutoff go with the verifications.
+pub(super) static PURGE_CALLBACKS: Sql = Sql::new(
+    "DELETE FROM vonage_callbacks WHERE id IN (SELECT id FROM vonage_callbacks WHERE done_at IS NOT NULL AND done_at < $1 LIMIT $2)",
+);
 static PENDING_SUMMARY: Sql = Sql::new(
     "SELECT id, app_id, verification_id, kind, payload, created_at, attempts FROM vonage_callbacks \
      WHERE verification_id = $1 AND kind = 'summary' AND done_at IS NULL FOR UPDATE",
