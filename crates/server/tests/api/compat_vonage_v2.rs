@@ -466,7 +466,12 @@ async fn budgets_hold_for_v2_requests_and_an_address_takes_email() {
     assert_eq!(start(&app, json!({ "brand": "Acme", "workflow": workflow })).await.status(), 202);
     let mail = app.outbox(address).await;
     assert_eq!(mail[0]["channel"], "email", "{mail:?}");
-    assert_eq!(start(&app, json!({ "brand": "Acme", "workflow": sms(&fresh_number()) })).await.status(), 202);
+    // WhatsApp first, then a call, to one number.
+    let to = fresh_number();
+    let n = to.trim_start_matches('+');
+    let workflow = json!([{ "channel": "whatsapp", "to": n, "from": "447700900000" }, { "channel": "voice", "to": n }]);
+    assert_eq!(start(&app, json!({ "brand": "Acme", "workflow": workflow })).await.status(), 202);
+    assert_eq!(app.outbox(&to).await[0]["channel"], "whatsapp");
     // The key's third code within the hour: refused as Vonage refuses a throttled request.
     let to = fresh_number();
     let p = problem(start(&app, json!({ "brand": "Acme", "workflow": sms(&to) })).await, 429).await;
