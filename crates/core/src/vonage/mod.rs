@@ -25,6 +25,7 @@ pub struct VonageV2 {
     ctx: Context,
     audit: Audit,
     catalog: Catalog,
+    verifier: crate::Verifier,
     sink: Option<Arc<dyn CallbackSink>>,
     /// Parsed public keys by application id, with the PEM they were parsed from.
     parsed: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, jsonwebtoken::DecodingKey)>>>,
@@ -40,6 +41,7 @@ impl VonageV2 {
             ctx: core.ctx.clone(),
             audit: core.audit.clone(),
             catalog: core.catalog.clone(),
+            verifier: core.verifier.clone(),
             sink,
             parsed: Default::default(),
             apps_of_keys: Default::default(),

@@ -55,9 +55,6 @@ static UPDATE_TEMPLATE: Sql = Sql::new(
      AND NOT EXISTS (SELECT 1 FROM vonage_templates o WHERE o.service_id = $1 AND o.name = $3 AND o.id <> $2)",
 );
 static CLEAR_DEFAULT: Sql = Sql::new("UPDATE vonage_templates SET is_default = 0 WHERE service_id = $1 AND id <> $2 AND is_default = 1");
-static DELETE_FRAGMENTS_OF: Sql = Sql::new(
-    "DELETE FROM vonage_template_fragments WHERE template_id IN (SELECT id FROM vonage_templates WHERE service_id = $1 AND id = $2)",
-);
 static DELETE_TEMPLATE: Sql = Sql::new("DELETE FROM vonage_templates WHERE service_id = $1 AND id = $2");
 static FRAGMENTS: Sql = Sql::new(
     "SELECT id, template_id, channel, locale, text, created_at, updated_at FROM vonage_template_fragments \
@@ -189,7 +186,6 @@ impl<D: Db> VonageWrites for Repo<D> {
     }
 
     fn delete_vonage_template(&mut self, service_id: &str, id: &str) -> StoreResult<bool> {
-        self.exec(&DELETE_FRAGMENTS_OF, args![service_id, id])?;
         Ok(self.exec(&DELETE_TEMPLATE, args![service_id, id])? == 1)
     }
 

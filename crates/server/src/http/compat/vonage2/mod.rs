@@ -50,8 +50,7 @@ pub(crate) async fn caller(s: &AppState, meta: &RequestMeta, headers: &HeaderMap
     key.map(|k| Caller::key(&k, meta.ip, meta.request_id.clone())).ok_or_else(Problem::unauthorized)
 }
 
-fn json_body(headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Problem> {
-    let _ = headers;
+fn json_body(body: &[u8]) -> Result<Map<String, Value>, Problem> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -164,7 +163,7 @@ async fn start(State(s): State<AppState>, Extension(meta): Extension<RequestMeta
 
 async fn start_inner(s: &AppState, meta: &RequestMeta, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Response, Problem> {
     let caller = caller(s, meta, headers).await?;
-    let m = json_body(headers, body)?;
+    let m = json_body(body)?;
     let brand = text(&m, "brand")?.ok_or_else(|| Problem::invalid("brand", "is required"))?;
     if brand.trim().is_empty() || brand.chars().count() > 18 || brand.contains(['\\', '/', '{', '}', ':', '$']) {
         return Err(Problem::invalid("brand", "must be 1 to 18 characters, without \\ / { } : or $"));
@@ -258,31 +257,15 @@ async fn check(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
-    let m = json_body(&headers, &body)?;
+    let m = json_body(&body)?;
     let code = text(&m, "code")?.ok_or_else(|| Problem::invalid("code", "is required"))?;
     if code.is_empty() || code.chars().count() > 10 {
         return Err(Problem::invalid("code", "must be 1 to 10 characters"));
     }
     let id = named(&rid)?;
-    // A silent check waiting for the device takes no code (and none is counted).
-    let before = s.core.verifier.get(&caller, &id).await.map_err(|e| Problem::from_error(e, Some(&rid)))?;
-    let silent = matches!(before.channel, Channel::Silent | Channel::Auto);
-    if before.status == Status::Pending && silent && silent_waiting(&s, &caller, &id).await {
-        return Err(Problem::from_error(VerifyError::NoSilentCheck, Some(&rid)));
-    }
-    // Approved by the operator: the code the device was handed completes it, once.
-    if before.status == Status::Approved && silent {
-        let redeemed = s.vonage.redeem_silent_code(&caller, &id, code).await.map_err(|e| Problem::from_error(e, Some(&rid)))?;
-        s.vonage.wake();
-        return match redeemed {
-            true => Ok(Json(json!({ "request_id": rid, "status": "completed" })).into_response()),
-            false => Err(Problem::not_found(&rid)),
-        };
-    }
     let started = std::time::Instant::now();
-    let result = s.core.verifier.check_any(&caller, &id, code).await;
+    let result = s.vonage.check(&caller, &id, code).await;
     s.metrics.observe_check(started.elapsed().as_secs_f64());
-    s.vonage.wake();
     let (v, outcome) = match result {
         Err(VerifyError::NotPending(Status::MaxAttemptsReached)) => return Err(gone()),
         Err(VerifyError::NotPending(_) | VerifyError::VerificationNotFound) => return Err(Problem::not_found(&rid)),
@@ -299,11 +282,6 @@ async fn check(
         CheckOutcome::LockedOut => Err(gone()),
         CheckOutcome::NotPending(_) => Err(Problem::not_found(&rid)),
     }
-}
-
-/// Whether a silent check still waits for the device (no code has gone out yet).
-async fn silent_waiting(s: &AppState, caller: &Caller, id: &str) -> bool {
-    s.core.verifier.messages_for(caller, id).await.is_ok_and(|m| m.is_empty())
 }
 
 /// What the device gets at the end of a v2 request's silent check (`return_path` is the check's,

@@ -146,7 +146,7 @@ async fn create(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
-    let m = json_body(&headers, &body)?;
+    let m = json_body(&body)?;
     let name = text(&m, "name")?.ok_or_else(|| Problem::invalid("name", "is required"))?;
     let t = s.vonage.create_template(&caller, name, is_default(&m)?.unwrap_or(false)).await.map_err(failed)?;
     Ok((StatusCode::CREATED, Json(template_json(&base(&s, &headers, &uri), &t))).into_response())
@@ -173,7 +173,7 @@ async fn update(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
-    let m = json_body(&headers, &body)?;
+    let m = json_body(&body)?;
     let change = TemplateChange { name: text(&m, "name")?.map(str::to_string), is_default: is_default(&m)? };
     let t = s.vonage.update_template(&caller, &id, change).await.map_err(failed)?;
     Ok(Json(template_json(&base(&s, &headers, &uri), &t)).into_response())
@@ -214,7 +214,7 @@ async fn create_fragment(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
-    let m = json_body(&headers, &body)?;
+    let m = json_body(&body)?;
     for name in ["channel", "locale", "text"] {
         text(&m, name)?.ok_or_else(|| Problem::invalid(name, "is required"))?;
     }
@@ -248,7 +248,7 @@ async fn update_fragment(
     body: Bytes,
 ) -> Result<Response, Problem> {
     let caller = caller(&s, &meta, &headers).await?;
-    let m = json_body(&headers, &body)?;
+    let m = json_body(&body)?;
     let new_text = text(&m, "text")?.ok_or_else(|| Problem::invalid("text", "is required"))?;
     let f = s.vonage.update_fragment(&caller, &id, &fragment, new_text).await.map_err(failed)?;
     Ok(Json(fragment_json(&base(&s, &headers, &uri), &f)).into_response())
